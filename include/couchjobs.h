@@ -1,0 +1,591 @@
+/**
+ * @file couchjobs.h
+ * @brief couchjobs: durable background jobs, after Apache CouchDB RFC 007.
+ *
+ * @mainpage couchjobs
+ *
+ * couchjobs hands units of work ("jobs") from the programs that create them
+ * to the programs that run them ("processors"), and lets anyone watch them.
+ *
+ * @section model The model
+ *
+ * A job is named by a type and an id and carries one JSON object of data.
+ * It is in one of three states:
+ *
+ *          +------------>+
+ *          |             |
+ *          |             v
+ *  -->[PENDING]     [RUNNING]--->[FINISHED]
+ *          ^             |           |
+ *          |             v           |
+ *          +-------------+<----------+
+ *
+ *  - cj_add() makes it pending (optionally scheduled for later).
+ *  - cj_accept() hands a pending job to exactly one processor, with a fresh
+ *    lock, and makes it running.
+ *  - The processor calls cj_update() at least once per type timeout, and
+ *    cj_finish() when done. The job is then finished, or pending again if it
+ *    was resubmitted meanwhile.
+ *  - If a processor stops calling cj_update(), the activity monitor makes the
+ *    job pending again; the stale processor's next cj_update()/cj_finish()
+ *    returns #CJ_HALT and writes nothing.
+ *  - cj_subscribe() and cj_wait() deliver a job's state changes, made by any
+ *    process using the store.
+ *
+ * Every call that takes a @c cj_tx can run inside the caller's transaction,
+ * so a processor's own writes (cj_tx_put()) commit atomically with its
+ * cj_update()/cj_finish(). A processor MUST call cj_update() or cj_finish()
+ * in every write transaction it performs for a job: that is what makes the
+ * transaction fail (#CJ_HALT) when the job is no longer the processor's.
+ *
+ * @section engines Engines
+ *
+ * cj_open() chooses a storage engine from its URL:
+ *  - a plain path, or @c lmdb:PATH: the embedded engine. The store is a
+ *    directory; any number of processes on one machine may use it at once.
+ *  - @c postgresql://... or @c postgres://...: a PostgreSQL server (when the
+ *    library was built with it), for processors on many machines.
+ *
+ * @section start Getting started
+ *
+ *  1. cj_open() the store.
+ *  2. cj_set_type_timeout() once per job type.
+ *  3. Creators: cj_add(), cj_remove(), cj_get_job_state(), cj_list_jobs().
+ *  4. Processors: cj_accept(), then cj_update() periodically, then
+ *     cj_finish(); free the handle with cj_job_free().
+ *  5. Observers: cj_subscribe(), cj_wait(), cj_unsubscribe().
+ *  6. cj_close().
+ *
+ * @section caveats Caveats
+ *
+ *  - On the embedded engine a write transaction (cj_tx_begin()) holds the
+ *    store's single writer lock until it commits or aborts: keep it short.
+ *    It must be committed or aborted by the thread that began it.
+ *  - A thread that holds an open @c cj_tx on a store must pass it to every
+ *    call it makes on that store; a call with a NULL @c tx (which would need
+ *    a transaction of its own) returns #CJ_INVALID instead of deadlocking.
+ *  - A @c cj_db must not be used in a child after fork(); open a new one.
+ *  - The activity monitor judges staleness by the store's commit order, not
+ *    by clocks; cj_update() must still be called at least once per type
+ *    timeout, measured on the processor's own clock.
+ *
+ * @section conventions Conventions
+ *
+ *  - Every call returns #CJ_OK (0) or a negative @c CJ_* code. cj_strerror()
+ *    names a code; cj_last_error() gives a one-line detail of the last
+ *    failure on the calling thread.
+ *  - Strings are NUL-terminated UTF-8. Job data is the text of one JSON
+ *    object.
+ *  - Strings and arrays the library hands out are freed with cj_free();
+ *    structs it fills have their own @c _clear() call.
+ *  - A failed constructor (cj_open(), cj_tx_begin(), cj_accept(),
+ *    cj_subscribe(), cj_job_resume()) sets its out-pointer to NULL and leaves
+ *    nothing to free. Every free/clear/close call accepts NULL.
+ */
+#ifndef COUCHJOBS_H
+#define COUCHJOBS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** @defgroup version Version
+ * @{ */
+#define CJ_VERSION_MAJOR 0
+#define CJ_VERSION_MINOR 1
+#define CJ_VERSION_PATCH 0
+/** @brief The library's version as "MAJOR.MINOR.PATCH". Never fails. */
+const char *cj_version(void);
+/** @} */
+
+/** @defgroup codes Codes
+ *
+ * Every call returns #CJ_OK or one of these negative codes. The numbers are
+ * fixed: codes are only ever added at the end, never renumbered.
+ * @{ */
+#define CJ_CODE_MAP(XX)                                                        \
+	XX(NOT_FOUND, -1, "CJ_NOT_FOUND: no such job, type timeout or key")        \
+	XX(HALT, -2, "CJ_HALT: stop running this job; it is no longer yours")      \
+	XX(NO_TYPE_TIMEOUT, -3, "CJ_NO_TYPE_TIMEOUT: the job type has no timeout") \
+	XX(JSON, -4, "CJ_JSON: job data is not one valid JSON object")             \
+	XX(INVALID, -5, "CJ_INVALID: invalid argument")                           \
+	XX(TOO_LARGE, -6, "CJ_TOO_LARGE: data, key or value over the limit")       \
+	XX(TIMEOUT, -7, "CJ_TIMEOUT: nothing arrived in time")                     \
+	XX(CONFLICT, -8, "CJ_CONFLICT: transaction conflict; retry it")            \
+	XX(STORE, -9, "CJ_STORE: the storage engine failed")                       \
+	XX(NOMEM, -10, "CJ_NOMEM: out of memory")
+
+/** @brief Result codes. */
+typedef enum cj_code {
+	CJ_OK = 0, /**< success */
+#define CJ__CODE_ENUM(name, value, msg) CJ_##name = (value),
+	CJ_CODE_MAP(CJ__CODE_ENUM)
+#undef CJ__CODE_ENUM
+} cj_code;
+
+/**
+ * @brief The message for a code, starting with its name
+ * ("CJ_HALT: ..."). Unknown codes give "CJ_?: unknown code".
+ * The string is static. Never fails.
+ */
+const char *cj_strerror(int rc);
+
+/** @brief The bare name of a code ("CJ_HALT"), or "CJ_?". Static. */
+const char *cj_err_name(int rc);
+
+/**
+ * @brief A one-line detail of the last failure on the calling thread, such
+ * as the engine's own message or the name of the bad argument.
+ *
+ * Valid until the next failing call on this thread. Never NULL; empty when
+ * no call has failed on this thread.
+ */
+const char *cj_last_error(void);
+/** @} */
+
+/** @defgroup states States
+ * @{ */
+/** @brief A job's state. Zero is never a state (see cj_wait()). */
+typedef enum cj_state {
+	CJ_PENDING = 1,  /**< waiting to be accepted */
+	CJ_RUNNING = 2,  /**< held by a processor */
+	CJ_FINISHED = 3, /**< done; kept until removed */
+	CJ_REMOVED = 4   /**< in events only: the job no longer exists */
+} cj_state;
+
+/** @brief "pending", "running", "finished", "removed", or "unknown". */
+const char *cj_state_name(int state);
+
+/** @brief Parses a name given by cj_state_name(). @return #CJ_OK, #CJ_INVALID. */
+int cj_state_parse(const char *name, cj_state *state);
+/** @} */
+
+/** @defgroup memory Memory
+ * @{ */
+/** @brief Frees a string or array the library handed out. NULL is ignored. */
+void cj_free(void *p);
+/** @} */
+
+/** @defgroup store Opening a store
+ * @{ */
+
+/** @brief An open job store. Thread-safe; one per process is enough. */
+typedef struct cj_db cj_db;
+/** @brief A transaction on a store; used by one thread at a time. */
+typedef struct cj_tx cj_tx;
+/** @brief A running job as held by the processor that accepted it. */
+typedef struct cj_job cj_job;
+/** @brief A subscription to one job's state changes. */
+typedef struct cj_sub cj_sub;
+
+/** @brief How commits reach the disk. */
+typedef enum cj_sync_mode {
+	/** Default: every commit is on stable storage before the call returns
+	 * #CJ_OK; it survives a crash of the process and of the machine. */
+	CJ_SYNC_FULL = 0,
+	/** Commits are flushed by the operating system when it chooses: they
+	 * survive a crash of the process, but the last few seconds of commits
+	 * may be lost if the machine crashes. Much faster. */
+	CJ_SYNC_RELAXED = 1
+} cj_sync_mode;
+
+/**
+ * @brief Options of cj_open(). All-zero means the defaults; start from
+ * #CJ_OPTIONS_INIT so that fields added later keep their defaults.
+ */
+typedef struct cj_options {
+	cj_sync_mode sync;    /**< #CJ_SYNC_FULL (default) or #CJ_SYNC_RELAXED */
+	int no_monitor;       /**< non-zero: this handle runs no activity monitor */
+	size_t max_data_size; /**< limit of one job's data in bytes; 0: 1 MiB */
+	unsigned file_mode;   /**< mode of files the store creates; 0: 0600 */
+	size_t map_size;      /**< embedded engine: initial map size in bytes;
+	                           0: a default. The map grows as needed. */
+} cj_options;
+
+/** @brief Initialiser of #cj_options with every default. */
+#define CJ_OPTIONS_INIT {CJ_SYNC_FULL, 0, 0, 0, 0}
+
+/** @brief The largest value #cj_options.max_data_size may take (256 MiB). */
+#define CJ_MAX_DATA_LIMIT ((size_t)256 << 20)
+
+/**
+ * @brief Opens (and on first use creates) a job store.
+ *
+ * @param[in] url  a directory path or @c lmdb:PATH for the embedded engine
+ *                 (the directory is created if missing, its parent must
+ *                 exist); @c postgresql://... or @c postgres://... for the
+ *                 PostgreSQL engine.
+ * @param[in] opts options, or NULL for the defaults.
+ * @param[out] db  the handle, or NULL on failure.
+ *
+ * Unless @c opts->no_monitor is set, the handle runs the activity monitor in
+ * a background thread for every type that has a timeout.
+ *
+ * @return
+ *  - #CJ_OK
+ *  - #CJ_INVALID: NULL argument, empty or unknown URL scheme, bad option
+ *  - #CJ_STORE: the store cannot be opened or created, is not a couchjobs
+ *    store, or has a format version this library does not know
+ *  - #CJ_NOMEM
+ */
+int cj_open(const char *url, const cj_options *opts, cj_db **db);
+
+/**
+ * @brief Closes a store: stops its background threads and frees the handle.
+ *
+ * Every transaction, subscription and blocked call on the handle must have
+ * ended first. Jobs held by this process stay running (they come back after
+ * their type timeout). NULL is ignored.
+ */
+void cj_close(cj_db *db);
+
+/** @brief The engine's name ("lmdb", "postgresql"). Static; never fails. */
+const char *cj_db_engine(const cj_db *db);
+/** @} */
+
+/** @defgroup tx Transactions and the caller's own data
+ *
+ * A transaction groups calls so they commit together or not at all. The
+ * caller's own keys and values (cj_tx_put()) live in the same store in a
+ * space of their own, separate from the jobs.
+ * @{ */
+
+/**
+ * @brief Begins a write transaction.
+ * @note On the embedded engine it holds the store's writer lock, across
+ *       processes, until commit or abort, and must end on the thread that
+ *       began it.
+ * @return #CJ_OK, #CJ_INVALID (NULL argument, or this thread already holds
+ *         a transaction on @p db), #CJ_STORE, #CJ_NOMEM. On failure @c *tx is
+ *         NULL.
+ */
+int cj_tx_begin(cj_db *db, cj_tx **tx);
+
+/**
+ * @brief Commits and frees @p tx, whatever it returns.
+ *
+ * A transaction in which cj_update(), cj_finish() or cj_resubmit() returned
+ * #CJ_HALT cannot commit: it is aborted and #CJ_HALT is returned, so a
+ * stale processor's writes never land.
+ *
+ * @return #CJ_OK; #CJ_HALT (see above; nothing written); #CJ_CONFLICT
+ *         (nothing written; run the transaction again); #CJ_STORE (the
+ *         engine failed; nothing written); #CJ_INVALID (NULL @p tx).
+ */
+int cj_tx_commit(cj_tx *tx);
+
+/** @brief Aborts and frees @p tx: nothing it wrote lands. NULL is ignored. */
+void cj_tx_abort(cj_tx *tx);
+
+/**
+ * @brief Runs @p fn in a transaction and commits it, retrying on conflict.
+ *
+ * Begins a transaction, calls @p fn, and commits. If @p fn returns
+ * non-zero the transaction is aborted and that value is returned, except
+ * #CJ_CONFLICT, which (like a conflict at commit) runs everything again.
+ * @p fn must not commit or abort @p tx itself, and may run more than once.
+ *
+ * @return #CJ_OK, @p fn's non-zero return, or a cj_tx_begin()/cj_tx_commit()
+ *         code (#CJ_CONFLICT only after many retries).
+ */
+int cj_transact(cj_db *db, int (*fn)(cj_tx *tx, void *arg), void *arg);
+
+/** @brief The largest key of cj_tx_put() in bytes. */
+#define CJ_MAX_KEY 1024
+
+/**
+ * @brief Writes the caller's own @p key = @p val in @p tx.
+ * @return #CJ_OK; #CJ_INVALID (NULL tx or key, klen 0, NULL val with vlen
+ *         > 0); #CJ_TOO_LARGE (klen over #CJ_MAX_KEY or vlen over the
+ *         store's data limit); #CJ_STORE; #CJ_NOMEM.
+ */
+int cj_tx_put(cj_tx *tx, const void *key, size_t klen, const void *val, size_t vlen);
+
+/**
+ * @brief Reads the caller's own @p key in @p tx (seeing the transaction's
+ * own writes).
+ * @param[out] val a copy of the value, freed with cj_free(); NUL-terminated
+ *             for convenience (the terminator is not counted in @p vlen).
+ * @return #CJ_OK, #CJ_NOT_FOUND, #CJ_INVALID, #CJ_TOO_LARGE, #CJ_STORE,
+ *         #CJ_NOMEM.
+ */
+int cj_tx_get(cj_tx *tx, const void *key, size_t klen, void **val, size_t *vlen);
+
+/** @brief Deletes the caller's own @p key in @p tx.
+ * @return #CJ_OK, #CJ_NOT_FOUND, #CJ_INVALID, #CJ_TOO_LARGE, #CJ_STORE. */
+int cj_tx_del(cj_tx *tx, const void *key, size_t klen);
+/** @} */
+
+/** @defgroup types Job types
+ *
+ * A type is 1 to #CJ_MAX_TYPE bytes. Jobs of a type can only be added once
+ * the type has a timeout: the longest a processor may go without calling
+ * cj_update() before its job is taken back.
+ * @{ */
+#define CJ_MAX_TYPE 255  /**< longest type in bytes */
+#define CJ_MAX_ID 1024   /**< longest job id in bytes */
+/** @brief The longest type timeout, in seconds (one year). */
+#define CJ_MAX_TYPE_TIMEOUT ((int64_t)366 * 24 * 3600)
+
+/**
+ * @brief Sets the activity timeout of @p type, in seconds (1 to
+ * #CJ_MAX_TYPE_TIMEOUT).
+ * @return #CJ_OK, #CJ_INVALID, #CJ_STORE, #CJ_NOMEM.
+ */
+int cj_set_type_timeout(cj_db *db, const char *type, int64_t seconds);
+
+/** @brief Reads the timeout of @p type.
+ * @return #CJ_OK, #CJ_NOT_FOUND (never set, or cleared), #CJ_INVALID,
+ *         #CJ_STORE. */
+int cj_get_type_timeout(cj_db *db, const char *type, int64_t *seconds);
+
+/** @brief Clears the timeout of @p type. Its existing jobs stay; new ones
+ * cannot be added, and its running jobs are no longer monitored.
+ * @return #CJ_OK, #CJ_NOT_FOUND, #CJ_INVALID, #CJ_STORE. */
+int cj_clear_type_timeout(cj_db *db, const char *type);
+
+/**
+ * @brief Lists the types that have a timeout, in byte order.
+ * @param[out] types an array of @p count strings: cj_free() each, then the
+ *             array. NULL when @p count is 0.
+ * @return #CJ_OK, #CJ_INVALID, #CJ_STORE, #CJ_NOMEM.
+ */
+int cj_get_types(cj_db *db, cj_tx *tx, char ***types, size_t *count);
+/** @} */
+
+/** @defgroup creation Job creation
+ * @{ */
+
+/** @brief What is known of a job, filled by cj_get_job() and cj_list_jobs().
+ * Released with cj_job_info_clear(). */
+typedef struct cj_job_info {
+	char *type;         /**< the job's type */
+	char *id;           /**< the job's id */
+	char *data;         /**< its JSON data */
+	cj_state state;     /**< #CJ_PENDING, #CJ_RUNNING or #CJ_FINISHED */
+	int64_t sched_time; /**< seconds since the epoch; 0: not scheduled */
+	int resubmit;       /**< running and flagged for resubmission */
+} cj_job_info;
+
+/** @brief Frees the strings of @p info and zeroes it. NULL is ignored. */
+void cj_job_info_clear(cj_job_info *info);
+
+/**
+ * @brief Adds a job, or re-enqueues an existing one.
+ *
+ * @param[in] data a JSON object, or NULL for "{}".
+ * @param[in] sched_time seconds since the epoch before which the job is not
+ *            handed out by a default cj_accept(); 0 (or any time not in the
+ *            future) means "now". Negative is #CJ_INVALID.
+ *
+ * On an existing job:
+ *  - pending: its scheduled time and data are replaced (nothing is written
+ *    when neither changes);
+ *  - running: it is flagged for resubmission with the new scheduled time,
+ *    its data is NOT replaced, and it becomes pending when its processor
+ *    finishes it;
+ *  - finished: it is pending again, with the new data and scheduled time.
+ *
+ * @return #CJ_OK; #CJ_NO_TYPE_TIMEOUT; #CJ_INVALID (NULL db, bad type or
+ *         id, negative time); #CJ_JSON; #CJ_TOO_LARGE; #CJ_STORE;
+ *         #CJ_CONFLICT (only with a caller's @p tx); #CJ_NOMEM.
+ */
+int cj_add(cj_db *db, cj_tx *tx, const char *type, const char *id,
+           const char *data, int64_t sched_time);
+
+/**
+ * @brief Deletes a job, whatever its state. Its processor gets #CJ_HALT on
+ * its next update/finish; subscribers get a #CJ_REMOVED event.
+ * @return #CJ_OK, #CJ_NOT_FOUND, #CJ_INVALID, #CJ_STORE, #CJ_CONFLICT.
+ */
+int cj_remove(cj_db *db, cj_tx *tx, const char *type, const char *id);
+
+/** @brief Reads a job's state.
+ * @return #CJ_OK, #CJ_NOT_FOUND, #CJ_INVALID, #CJ_STORE. */
+int cj_get_job_state(cj_db *db, cj_tx *tx, const char *type, const char *id,
+                     cj_state *state);
+
+/** @brief Reads a job's data; @c *data is freed with cj_free().
+ * @return #CJ_OK, #CJ_NOT_FOUND, #CJ_INVALID, #CJ_STORE, #CJ_NOMEM. */
+int cj_get_job_data(cj_db *db, cj_tx *tx, const char *type, const char *id,
+                    char **data);
+
+/** @brief Reads everything about a job into @p info (release it with
+ * cj_job_info_clear()). On failure @p info is zeroed.
+ * @return #CJ_OK, #CJ_NOT_FOUND, #CJ_INVALID, #CJ_STORE, #CJ_NOMEM. */
+int cj_get_job(cj_db *db, cj_tx *tx, const char *type, const char *id,
+               cj_job_info *info);
+
+/**
+ * @brief Calls @p cb for every job of @p type (NULL: of every type), in
+ * (type, id) byte order, from one consistent snapshot.
+ *
+ * @p info is valid only during the call. A non-zero return from @p cb stops
+ * the listing and is returned. @p cb must not call into @p db with a NULL
+ * transaction.
+ * @return #CJ_OK, @p cb's non-zero return, #CJ_INVALID, #CJ_STORE, #CJ_NOMEM.
+ */
+int cj_list_jobs(cj_db *db, cj_tx *tx, const char *type,
+                 int (*cb)(const cj_job_info *info, void *arg), void *arg);
+/** @} */
+
+/** @defgroup processing Job processing
+ * @{ */
+
+/** @brief #cj_accept_opts.max_sched_time: the current time at each attempt. */
+#define CJ_SCHED_NOW INT64_MIN
+/** @brief #cj_accept_opts.max_sched_time: accept regardless of schedule. */
+#define CJ_SCHED_ANY INT64_MAX
+/** @brief cj_resubmit(): keep the scheduled time. */
+#define CJ_SCHED_KEEP (-1)
+
+/** @brief Options of cj_accept(); start from #CJ_ACCEPT_OPTS_INIT. */
+typedef struct cj_accept_opts {
+	/** accept only jobs scheduled at or before this time (seconds since
+	 * the epoch); #CJ_SCHED_NOW (default) or #CJ_SCHED_ANY */
+	int64_t max_sched_time;
+	/** non-zero: only jobs added with no scheduled time are candidates,
+	 * picked near a random id rather than at the head of the queue (for
+	 * random-looking ids; spreads concurrent acceptors apart) */
+	int no_schedule;
+	/** milliseconds to wait when nothing is available: -1 forever
+	 * (default), 0 do not wait */
+	int64_t timeout_ms;
+} cj_accept_opts;
+
+/** @brief Initialiser of #cj_accept_opts with every default. */
+#define CJ_ACCEPT_OPTS_INIT {CJ_SCHED_NOW, 0, -1}
+
+/**
+ * @brief Takes a pending job of @p type and makes it running, held by the
+ * caller with a fresh lock.
+ *
+ * Each pending job is handed to exactly one caller. When none is
+ * available it waits, without polling, until one is added or falls due (in
+ * any process using the store), or until @p opts->timeout_ms passes.
+ *
+ * @param[out] job  the handle, freed with cj_job_free(); NULL on failure.
+ * @param[out] data the job's data (cj_free()), or NULL if not wanted.
+ * @return #CJ_OK; #CJ_NOT_FOUND (nothing became available in time);
+ *         #CJ_INVALID (bad type, @c no_schedule with an explicit
+ *         @c max_sched_time, timeout below -1, or this thread holds a
+ *         transaction on @p db); #CJ_STORE; #CJ_NOMEM.
+ */
+int cj_accept(cj_db *db, const char *type, const cj_accept_opts *opts,
+              cj_job **job, char **data);
+
+/**
+ * @brief Tells the store the job is alive; optionally replaces its data.
+ *
+ * Must be called at least once per type timeout. Refreshes
+ * cj_is_resubmitted().
+ * @return #CJ_OK; #CJ_HALT (the job was removed or is no longer held with
+ *         this lock: stop running it; nothing was written, and a caller's
+ *         @p tx can no longer commit); #CJ_JSON; #CJ_TOO_LARGE; #CJ_INVALID;
+ *         #CJ_STORE; #CJ_CONFLICT; #CJ_NOMEM.
+ */
+int cj_update(cj_db *db, cj_tx *tx, cj_job *job, const char *data);
+
+/**
+ * @brief Ends the run: the job becomes finished, or pending again if it
+ * was flagged for resubmission. @p data (NULL: keep) is its final data.
+ * @p job stays allocated (free it with cj_job_free()) but is spent.
+ * @return as cj_update().
+ */
+int cj_finish(cj_db *db, cj_tx *tx, cj_job *job, const char *data);
+
+/**
+ * @brief Asks for the job to run again, according to its current state:
+ *  - running: flagged for resubmission (data not replaced; scheduled time
+ *    replaced unless #CJ_SCHED_KEEP); pending again when finished;
+ *  - finished: pending again, with @p data (NULL: keep);
+ *  - pending: scheduled time and data replaced.
+ * @return #CJ_OK; #CJ_NOT_FOUND (the job no longer exists); #CJ_JSON;
+ *         #CJ_TOO_LARGE; #CJ_INVALID; #CJ_STORE; #CJ_CONFLICT; #CJ_NOMEM.
+ */
+int cj_resubmit(cj_db *db, cj_tx *tx, cj_job *job, int64_t sched_time,
+                const char *data);
+
+/** @brief Non-zero if the job was flagged for resubmission, as of the last
+ * cj_accept(), cj_update() or cj_resubmit() on this handle. */
+int cj_is_resubmitted(const cj_job *job);
+
+/** @brief The job's type; valid until cj_job_free(). */
+const char *cj_job_type(const cj_job *job);
+/** @brief The job's id; valid until cj_job_free(). */
+const char *cj_job_id(const cj_job *job);
+/** @brief The job's lock (a UUID, 36 characters); valid until cj_job_free(). */
+const char *cj_job_lock(const cj_job *job);
+
+/**
+ * @brief Rebuilds a processor's handle from the three strings, so that a
+ * job accepted in one process can be updated or finished by another that
+ * holds the lock. Nothing is read from the store.
+ * @return #CJ_OK, #CJ_INVALID (bad type, id, or a lock that is not a UUID),
+ *         #CJ_NOMEM. On failure @c *job is NULL.
+ */
+int cj_job_resume(const char *type, const char *id, const char *lock, cj_job **job);
+
+/** @brief Frees a job handle (the job itself is unaffected). NULL is ignored. */
+void cj_job_free(cj_job *job);
+/** @} */
+
+/** @defgroup subs Subscriptions
+ * @{ */
+
+/** @brief A state change of a subscribed job; release with cj_event_clear(). */
+typedef struct cj_event {
+	cj_sub *sub;    /**< the subscription it came from */
+	char *type;     /**< the job's type */
+	char *id;       /**< the job's id */
+	cj_state state; /**< its new state, or #CJ_REMOVED */
+	char *data;     /**< its data then; NULL for #CJ_REMOVED */
+} cj_event;
+
+/** @brief Frees the strings of @p ev and zeroes it. NULL is ignored. */
+void cj_event_clear(cj_event *ev);
+
+/**
+ * @brief Subscribes to a job's state changes.
+ *
+ * @param[out] sub   the subscription, or NULL when the job is finished (it
+ *                   will not change again unless re-added).
+ * @param[out] state the job's current state (may be NULL).
+ * @param[out] data  its current data (cj_free()), or NULL if not wanted.
+ * @return #CJ_OK (also for a finished job, with @c *sub NULL);
+ *         #CJ_NOT_FOUND; #CJ_INVALID; #CJ_STORE; #CJ_NOMEM.
+ */
+int cj_subscribe(cj_db *db, const char *type, const char *id, cj_sub **sub,
+                 cj_state *state, char **data);
+
+/** @brief Ends and frees a subscription, dropping its undelivered events.
+ * NULL is ignored. No cj_wait() on it may be running.
+ * @return #CJ_OK. */
+int cj_unsubscribe(cj_sub *sub);
+
+/**
+ * @brief Waits for the next event of any of @p subs (all of one @c cj_db).
+ *
+ * With @p only_state non-zero, events in other states for these
+ * subscriptions are consumed and skipped. Each cj_update() of a running job
+ * gives a running event; changes may coalesce when a job changes several
+ * times before this process sees it, but the last state is always
+ * delivered. After a finished or removed event a subscription delivers
+ * nothing more.
+ *
+ * @param[in] timeout_ms -1 forever, 0 do not wait.
+ * @param[out] ev the event; release with cj_event_clear().
+ * @return #CJ_OK; #CJ_TIMEOUT; #CJ_INVALID (no subscriptions, a NULL one,
+ *         subscriptions of different stores, a bad state); #CJ_NOMEM.
+ */
+int cj_wait(cj_sub *const *subs, size_t n, int only_state, int64_t timeout_ms,
+            cj_event *ev);
+/** @} */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* COUCHJOBS_H */

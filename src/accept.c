@@ -1,0 +1,207 @@
+/* cj_accept: hand one pending job to one processor. */
+#include <string.h>
+#include <sys/random.h>
+
+#include "cj_int.h"
+
+struct accept_arg {
+	const char *type;
+	int64_t max_sched; /* INT64_MAX: any */
+	int no_schedule;
+	int want_data;
+	/* results */
+	cj_job *job;
+	char *data;
+	int64_t next_due; /* earliest later sched time, or -1 */
+};
+
+static int first_key(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                     void *arg) {
+	(void)v, (void)vl;
+	cj_buf *out = arg;
+	cj__buf_reset(out);
+	cj__buf_add(out, k, kl);
+	return 1;
+}
+
+/* Copies the first key in [lo, hi) to out: 1 found, 0 none, or a code. */
+static int scan_first(cj_tx *tx, const cj_buf *lo, const cj_buf *hi, cj_buf *out) {
+	if (lo->oom || hi->oom) return cj__fail(CJ_NOMEM, "out of memory");
+	int rc = tx->db->eng->scan(tx->etx, CJ_SPACE_JOBS, lo->p, lo->len, hi->p, hi->len,
+	                           first_key, out);
+	if (rc == 1) return out->oom ? cj__fail(CJ_NOMEM, "out of memory") : 1;
+	return rc;
+}
+
+/* The pending key to take, in found: 1, 0 if none is due, or a code. */
+static int find_candidate(cj_tx *tx, struct accept_arg *a, cj_buf *found) {
+	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
+	int rc;
+	cj__key_pending_prefix(&lo, a->type);
+	cj__key_pending_prefix(&hi, a->type);
+	if (a->no_schedule) {
+		/* jobs with sched 0, starting near a random id */
+		uint8_t r[8];
+		char start[17];
+		if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) memset(r, 0x55, sizeof r);
+		for (int i = 0; i < 8; i++) {
+			start[2 * i] = "0123456789abcdef"[r[i] >> 4];
+			start[2 * i + 1] = "0123456789abcdef"[r[i] & 15];
+		}
+		start[16] = 0;
+		cj__tup_int(&lo, 0);
+		cj__tup_int(&hi, 0);
+		cj__tup_str(&lo, start, 16);
+		cj__tup_range_end(&hi);
+		rc = scan_first(tx, &lo, &hi, found);
+		if (rc == 0) {
+			/* wrap around: from the first unscheduled job up to start */
+			hi.len = lo.len;
+			memcpy(hi.p, lo.p, lo.len);
+			cj__key_pending_prefix(&lo, a->type);
+			cj__tup_int(&lo, 0);
+			rc = scan_first(tx, &lo, &hi, found);
+		}
+		a->next_due = -1;
+	} else {
+		if (a->max_sched == INT64_MAX) {
+			cj__tup_range_end(&hi);
+		} else {
+			cj__tup_int(&hi, a->max_sched + 1);
+		}
+		rc = scan_first(tx, &lo, &hi, found);
+		a->next_due = -1;
+		if (rc == 0 && a->max_sched != INT64_MAX) {
+			/* nothing due: when is the next one? */
+			cj_buf end = CJ_BUF_INIT, next = CJ_BUF_INIT;
+			cj__key_pending_prefix(&end, a->type);
+			cj__tup_range_end(&end);
+			int n = scan_first(tx, &hi, &end, &next);
+			if (n == 1) {
+				cj_tup_reader r;
+				cj_tup_item it;
+				cj__tup_reader_init(&r, next.p, next.len);
+				for (int i = 0; i < 4; i++) cj__tup_next(&r, &it);
+				if (it.kind == CJ_TUP_INT) a->next_due = it.i;
+			} else if (n < 0) {
+				rc = n;
+			}
+			cj__buf_free(&end);
+			cj__buf_free(&next);
+		}
+	}
+	cj__buf_free(&lo);
+	cj__buf_free(&hi);
+	return rc;
+}
+
+static int accept_fn(cj_tx *tx, void *arg) {
+	struct accept_arg *a = arg;
+	cj_buf found = CJ_BUF_INIT, copy = CJ_BUF_INIT;
+	char *id = NULL;
+	int rc = find_candidate(tx, a, &found);
+	if (rc == 0) {
+		rc = CJ_NOT_FOUND;
+		goto out;
+	}
+	if (rc < 0) goto out;
+	if (!(id = cj__key_string_at(found.p, found.len, 4))) {
+		rc = cj__fail(CJ_STORE, "corrupt pending key");
+		goto out;
+	}
+	if ((rc = cj__del(tx, &found))) goto out;
+	cj_jv jv;
+	rc = cj__job_read(tx, a->type, id, &copy, &jv);
+	if (rc == CJ_NOT_FOUND) rc = cj__fail(CJ_STORE, "corrupt store: pending job without data");
+	if (rc) goto out;
+
+	cj_job *job = cj__calloc(1, sizeof *job);
+	if (!job) {
+		rc = cj__fail(CJ_NOMEM, "out of memory");
+		goto out;
+	}
+	a->job = job;
+	if (!(job->type = cj__strdup(a->type))) {
+		rc = cj__fail(CJ_NOMEM, "out of memory");
+		goto out;
+	}
+	job->id = id;
+	id = NULL;
+	if ((rc = cj__uuid_new(job->lock))) goto out;
+	cj__uuid_format(job->lock, job->lock_str);
+
+	uint8_t vs[CJ_VS_LEN];
+	cj__tx_vs(tx, vs);
+	jv.has_lock = 1;
+	memcpy(jv.lock, job->lock, CJ_UUID_LEN);
+	jv.has_seq = 1;
+	memcpy(jv.seq, vs, CJ_VS_LEN);
+	jv.resubmit = 0;
+	job->resubmit = 0;
+	if ((rc = cj__job_write(tx, a->type, job->id, &jv, NULL, 0))) goto out;
+	cj_buf v = CJ_BUF_INIT;
+	cj__tup_str(&v, job->id, strlen(job->id));
+	cj__key_activity(&tx->kbuf, a->type, vs);
+	rc = cj__put(tx, &tx->kbuf, &v);
+	cj__buf_free(&v);
+	if (rc || (rc = cj__touch_activity(tx, a->type, vs))) goto out;
+	if (a->want_data && !(a->data = cj__jv_data(&jv)))
+		rc = cj__fail(CJ_NOMEM, "out of memory");
+out:
+	if (rc) {
+		cj_job_free(a->job);
+		a->job = NULL;
+		cj_free(a->data);
+		a->data = NULL;
+	}
+	cj_free(id);
+	cj__buf_free(&found);
+	cj__buf_free(&copy);
+	return rc;
+}
+
+int cj_accept(cj_db *db, const char *type, const cj_accept_opts *opts, cj_job **job,
+              char **data) {
+	cj_accept_opts defaults = CJ_ACCEPT_OPTS_INIT;
+	if (job) *job = NULL;
+	if (data) *data = NULL;
+	if (!db || !job) return cj__fail(CJ_INVALID, "NULL argument");
+	int rc = cj__check_type(type);
+	if (rc) return rc;
+	if (!opts) opts = &defaults;
+	if (opts->no_schedule && opts->max_sched_time != CJ_SCHED_NOW)
+		return cj__fail(CJ_INVALID, "no_schedule with an explicit max_sched_time");
+	if (opts->timeout_ms < -1)
+		return cj__fail(CJ_INVALID, "timeout_ms %lld below -1", (long long)opts->timeout_ms);
+	if (opts->max_sched_time != CJ_SCHED_NOW && opts->max_sched_time != CJ_SCHED_ANY &&
+	    opts->max_sched_time < 0)
+		return cj__fail(CJ_INVALID, "negative max_sched_time");
+	if (cj__tx_held(db))
+		return cj__fail(CJ_INVALID, "this thread holds an open transaction on this store");
+
+	char chan[CJ_CHAN_MAX];
+	cj__chan_pending(chan, sizeof chan, type);
+	int64_t deadline = opts->timeout_ms < 0 ? -1 : cj__mono_ms() + opts->timeout_ms;
+	struct accept_arg a = {type, 0, opts->no_schedule, data != NULL, NULL, NULL, -1};
+	for (;;) {
+		uint64_t token = db->eng->watch(db->edb, chan);
+		int64_t now_ms = cj__epoch_ms();
+		a.max_sched = opts->max_sched_time == CJ_SCHED_NOW ? now_ms / 1000
+		                                                   : opts->max_sched_time;
+		rc = cj__run(db, NULL, 1, accept_fn, &a);
+		if (rc == CJ_OK) {
+			*job = a.job;
+			if (data) *data = a.data;
+			return CJ_OK;
+		}
+		if (rc != CJ_NOT_FOUND) return rc;
+		int64_t wake_at = deadline;
+		if (a.next_due >= 0 && opts->max_sched_time == CJ_SCHED_NOW) {
+			int64_t due = cj__mono_ms() + (a.next_due * 1000 - now_ms);
+			if (wake_at < 0 || due < wake_at) wake_at = due;
+		}
+		if (deadline >= 0 && cj__mono_ms() >= deadline)
+			return cj__fail(CJ_NOT_FOUND, "no job of type \"%.60s\" available", type);
+		db->eng->wait(db->edb, chan, token, wake_at);
+	}
+}

@@ -1,0 +1,128 @@
+/* Opening and closing a store. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cj_int.h"
+
+#define CJ_DEFAULT_MAX_DATA ((size_t)1 << 20)
+
+static int check_options(const cj_options *o) {
+	if (o->sync != CJ_SYNC_FULL && o->sync != CJ_SYNC_RELAXED)
+		return cj__fail(CJ_INVALID, "unknown sync mode %d", (int)o->sync);
+	if (o->max_data_size > CJ_MAX_DATA_LIMIT)
+		return cj__fail(CJ_INVALID, "max_data_size over %zu bytes", CJ_MAX_DATA_LIMIT);
+	if (o->file_mode & ~0777u)
+		return cj__fail(CJ_INVALID, "file_mode %o has bits beyond 0777", o->file_mode);
+	return CJ_OK;
+}
+
+struct format_arg {
+	int64_t version;
+	int found;
+};
+
+static int read_format(cj_tx *tx, void *arg) {
+	struct format_arg *a = arg;
+	cj_buf k = CJ_BUF_INIT;
+	const uint8_t *v;
+	size_t vl;
+	cj__key_meta(&k, "format");
+	int rc = cj__get(tx, &k, &v, &vl);
+	cj__buf_free(&k);
+	if (rc == CJ_NOT_FOUND) return CJ_OK;
+	if (rc) return rc;
+	a->found = 1;
+	return cj__val_int(v, vl, &a->version);
+}
+
+/* A store without a format key must be new: nothing in its jobs space. */
+static int stop_at_first(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                         void *arg) {
+	(void)k, (void)kl, (void)v, (void)vl, (void)arg;
+	return 1;
+}
+
+static int write_format(cj_tx *tx, void *arg) {
+	struct format_arg *a = arg;
+	int rc = read_format(tx, a);
+	if (rc || a->found) return rc;
+	cj_buf k = CJ_BUF_INIT, v = CJ_BUF_INIT;
+	cj__buf_add(&k, "", 0);
+	cj__tup_str(&k, "couch_jobs", 10);
+	rc = cj__scan_prefix(tx, &k, stop_at_first, NULL);
+	if (rc == 1) {
+		rc = cj__fail(CJ_STORE, "not a couchjobs store: jobs without a format version");
+	} else if (rc == CJ_OK) {
+		cj__key_meta(&k, "format");
+		cj__tup_int(&v, CJ_FORMAT_VERSION);
+		rc = cj__put(tx, &k, &v);
+		a->found = 1;
+		a->version = CJ_FORMAT_VERSION;
+	}
+	cj__buf_free(&k);
+	cj__buf_free(&v);
+	return rc;
+}
+
+/* Format bump procedure: raise CJ_FORMAT_VERSION, convert older formats
+ * here (in one write transaction), and describe the change in
+ * doc/format.md. */
+static int check_format(cj_db *db) {
+	struct format_arg a = {0, 0};
+	int rc = cj__run(db, NULL, 0, read_format, &a);
+	if (rc == CJ_OK && !a.found) rc = cj__run(db, NULL, 1, write_format, &a);
+	if (rc) return rc;
+	if (a.version != CJ_FORMAT_VERSION)
+		return cj__fail(CJ_STORE, "unknown store format version %lld (this library "
+		                "knows %d)", (long long)a.version, CJ_FORMAT_VERSION);
+	return CJ_OK;
+}
+
+int cj_open(const char *url, const cj_options *opts, cj_db **out) {
+	cj_options defaults = CJ_OPTIONS_INIT;
+	if (!out) return cj__fail(CJ_INVALID, "db out-pointer is NULL");
+	*out = NULL;
+	if (!url || !*url) return cj__fail(CJ_INVALID, "store URL is NULL or empty");
+	if (!opts) opts = &defaults;
+	int rc = check_options(opts);
+	if (rc) return rc;
+	const struct cj_engine *eng = cj__engine_for(url);
+	if (!eng) return cj__fail(CJ_INVALID, "unknown store URL scheme: %.80s", url);
+
+	cj_db *db = cj__calloc(1, sizeof *db);
+	if (!db) return cj__fail(CJ_NOMEM, "out of memory");
+	db->eng = eng;
+	db->opts = *opts;
+	db->max_data = opts->max_data_size ? opts->max_data_size : CJ_DEFAULT_MAX_DATA;
+	pthread_mutex_init(&db->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&db->cond, &ca);
+	pthread_condattr_destroy(&ca);
+
+	if ((rc = eng->open(url, opts, &db->edb))) goto out_free;
+	if ((rc = check_format(db))) goto out_free;
+	if (!opts->no_monitor && (rc = cj__monitor_start(db))) goto out_free;
+	*out = db;
+	return CJ_OK;
+out_free:
+	cj_close(db);
+	return rc;
+}
+
+void cj_close(cj_db *db) {
+	if (!db) return;
+	cj__notifier_stop(db);
+	cj__monitor_stop(db);
+	if (db->edb) db->eng->close(db->edb);
+	pthread_cond_destroy(&db->cond);
+	pthread_mutex_destroy(&db->mu);
+	cj_free(db);
+}
+
+const char *cj_db_engine(const cj_db *db) { return db ? db->eng->name : "none"; }
+
+void cj__chan_pending(char *out, size_t cap, const char *type) {
+	snprintf(out, cap, "p:%s", type);
+}

@@ -1,0 +1,41 @@
+/* The table of engines built into the library; cj_open() picks from it.
+ * This is the only place that knows which engines exist. */
+#include <string.h>
+
+#include "cj_int.h"
+
+#ifdef HAVE_LMDB
+extern const struct cj_engine cj__engine_lmdb;
+#endif
+#ifdef HAVE_LIBPQ
+extern const struct cj_engine cj__engine_pg;
+#endif
+
+const struct cj_engine *const cj__engines[] = {
+#ifdef HAVE_LMDB
+	&cj__engine_lmdb,
+#endif
+#ifdef HAVE_LIBPQ
+	&cj__engine_pg,
+#endif
+	NULL};
+
+/* A URL with a scheme ("word:") the table does not know is refused rather
+ * than taken for a path; a path holding ':' can be given as lmdb:PATH. */
+static int has_scheme(const char *url) {
+	const char *c = strchr(url, ':');
+	if (!c || c == url) return 0;
+	for (const char *p = url; p < c; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.'))
+			return 0;
+	return 1;
+}
+
+const struct cj_engine *cj__engine_for(const char *url) {
+	for (size_t i = 0; cj__engines[i]; i++)
+		for (const char *const *s = cj__engines[i]->schemes; *s; s++)
+			if (strncmp(url, *s, strlen(*s)) == 0) return cj__engines[i];
+	if (!has_scheme(url)) return cj__engines[0];
+	return NULL;
+}

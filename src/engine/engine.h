@@ -1,0 +1,107 @@
+/*
+ * The storage engine interface.
+ *
+ * An engine is an ordered key-value store with transactions, plus a way to
+ * wake waiters in other processes when a commit changes something they wait
+ * for. Everything RFC 007 says lives in the core, on top of these ops; an
+ * engine knows nothing of jobs.
+ *
+ * Each engine file exports one `const struct cj_engine`; engine.c lists
+ * them, and cj_open() picks one by URL scheme.
+ *
+ * Rules every engine keeps:
+ *  - Ops return CJ_OK or a CJ_* code, never a native one; native text goes
+ *    to cj_last_error() through cj__fail().
+ *  - Keys are compared as bytes (memcmp, shorter first), except that an
+ *    engine may order keys longer than 450 bytes that share their first
+ *    450 bytes among themselves as it likes. Keys are 1 to
+ *    CJ_ENGINE_MAX_KEY bytes. Scan bounds are at most 450 bytes.
+ *  - A write transaction sees its own writes. Read transactions see one
+ *    consistent snapshot.
+ *  - commit_version(): in a write transaction, the number its commit will carry,
+ *    greater than that of every transaction committed before it; in a read
+ *    transaction, the number of the last commit it sees. Numbers start at 1.
+ *  - notify() marks a channel; the mark takes effect when, and only if, the
+ *    transaction commits. A commit that marked channel C makes every
+ *    wait(C, token) with a token taken before the commit return.
+ *  - A transient failure that is cured by running the transaction again
+ *    (serialization failure, the store had to grow) is CJ_CONFLICT.
+ */
+#ifndef CJ_ENGINE_H
+#define CJ_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "couchjobs.h"
+
+#define CJ_ENGINE_VERSION 1
+#define CJ_ENGINE_MAX_KEY 4096
+
+typedef struct cj_edb cj_edb; /* an engine's open store */
+typedef struct cj_etx cj_etx; /* an engine's transaction */
+
+/* The key spaces of a store. */
+enum cj_space {
+	CJ_SPACE_JOBS = 0, /* the RFC's ("couch_jobs", ...) keys */
+	CJ_SPACE_USER = 1, /* the caller's own keys (cj_tx_put) */
+	CJ_SPACE_COUNT
+};
+
+/* Called for each key of a scan; k and v are valid only until the call
+ * uses the transaction. The call may read (get) from the transaction; it
+ * may write to it too, but then the scan may or may not see the writes.
+ * Non-zero stops the scan and is returned by scan(). */
+typedef int (*cj_scan_fn)(const uint8_t *k, size_t kl, const uint8_t *v,
+                          size_t vl, void *arg);
+
+/* supports bits */
+#define CJ_ENGINE_CROSS_PROCESS_WAKE 0x1u /* wait() sees other processes */
+
+struct cj_engine {
+	const char *name;
+	const char *const *schemes; /* URL prefixes it takes, NULL-terminated */
+	int version;                /* CJ_ENGINE_VERSION it was written to */
+	unsigned supports;
+
+	/* url is the whole URL as given to cj_open(). */
+	int (*open)(const char *url, const cj_options *opts, cj_edb **out);
+	void (*close)(cj_edb *edb);
+
+	int (*begin)(cj_edb *edb, int write, cj_etx **out);
+	int (*commit)(cj_etx *tx); /* frees tx whatever it returns */
+	void (*abort)(cj_etx *tx); /* frees tx */
+	uint64_t (*commit_version)(cj_etx *tx);
+
+	/* *v is valid until the next op on tx. CJ_NOT_FOUND if absent. */
+	int (*get)(cj_etx *tx, int space, const void *k, size_t kl,
+	           const uint8_t **v, size_t *vl);
+	int (*put)(cj_etx *tx, int space, const void *k, size_t kl,
+	           const void *v, size_t vl);
+	/* CJ_NOT_FOUND if absent. */
+	int (*del)(cj_etx *tx, int space, const void *k, size_t kl);
+	/* Keys in [lo, hi), ascending. */
+	int (*scan)(cj_etx *tx, int space, const void *lo, size_t ll,
+	            const void *hi, size_t hl, cj_scan_fn fn, void *arg);
+
+	/* Channels are short strings chosen by the core. */
+	int (*notify)(cj_etx *tx, const char *chan);
+	/* A token for chan; a later wait() returns once chan was notified
+	 * after this call. */
+	uint64_t (*watch)(cj_edb *edb, const char *chan);
+	/* Sleeps until chan is notified after token was taken, wake() is
+	 * called on chan, or deadline_ms (CLOCK_MONOTONIC milliseconds;
+	 * -1: none) passes. CJ_OK or CJ_TIMEOUT; may return CJ_OK spuriously. */
+	int (*wait)(cj_edb *edb, const char *chan, uint64_t token,
+	            int64_t deadline_ms);
+	/* Wakes this process's waiters on chan (others may wake too). */
+	void (*wake)(cj_edb *edb, const char *chan);
+};
+
+/* NULL-terminated, in order of preference; the first takes plain paths. */
+extern const struct cj_engine *const cj__engines[];
+
+/* Finds the engine for url, or NULL. */
+const struct cj_engine *cj__engine_for(const char *url);
+
+#endif

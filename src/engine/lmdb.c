@@ -1,0 +1,506 @@
+/*
+ * The embedded engine, on LMDB.
+ *
+ * A store is a directory:
+ *   data.mdb, lock.mdb  the LMDB environment
+ *   wake                wake words shared by the processes (os/os.h)
+ *
+ * Named databases in the environment:
+ *   "jobs"       the jobs space (keys as in cj_int.h)
+ *   "user"       the caller's own keys
+ *   "cj_engine"  this engine's bookkeeping:
+ *                  "layout" = u32 BE, LME_LAYOUT
+ *                  "commit" = u64 BE, the number of the last write commit
+ *
+ * LMDB allows one writer at a time across processes, so transactions never
+ * conflict; commit numbers are the "commit" counter plus one, written in the
+ * commit itself, so they grow with commit order.
+ *
+ * Keys longer than LME_SHORT bytes (LMDB takes at most 511) are stored under
+ * their first LME_SHORT bytes followed by an 8-byte hash of the whole key,
+ * and the value is prefixed with the whole key (u32 BE length, bytes), which
+ * is compared on every read. Short keys sort as they are; a long key sorts
+ * among others by its first LME_SHORT bytes, so ranges bounded by prefixes
+ * up to LME_SHORT bytes are exact.
+ *
+ * The map grows: a write that finds it full fails with CJ_CONFLICT, and the
+ * abort that follows doubles the map under the resize lock (every
+ * transaction of the process holds it shared), so the retry fits.
+ *
+ * Layout bump procedure: raise LME_LAYOUT, teach lme_open() to convert or
+ * refuse the older layout, and note it in doc/format.md.
+ */
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cj_int.h"
+#include "os/os.h"
+
+#define LME_LAYOUT 1
+#define LME_SHORT 500
+#define LME_LONG (LME_SHORT + 8)
+#define LME_DEFAULT_MAP ((size_t)1 << 30)
+#define LME_MAX_READERS 1024
+
+struct cj_edb {
+	MDB_env *env;
+	MDB_dbi dbi[CJ_SPACE_COUNT];
+	MDB_dbi meta;
+	pthread_rwlock_t resize; /* shared by transactions, exclusive to grow */
+	cj_wakemap *wake;
+	char *path;
+};
+
+struct cj_etx {
+	cj_edb *db;
+	MDB_txn *txn;
+	int write;
+	int dirty;
+	int grow; /* the map was full: grow it when this transaction ends */
+	uint64_t version;
+	uint8_t notify[CJ_WAKE_WORDS / 8];
+	cj_buf kb; /* physical key */
+	cj_buf vb; /* physical value of a long key */
+};
+
+static int lme_err(int rc, const char *what) {
+	switch (rc) {
+	case MDB_NOTFOUND: return CJ_NOT_FOUND;
+	case ENOMEM: return cj__fail(CJ_NOMEM, "lmdb %s: %s", what, mdb_strerror(rc));
+	default: return cj__fail(CJ_STORE, "lmdb %s: %s", what, mdb_strerror(rc));
+	}
+}
+
+static unsigned lme_chan_word(const char *chan) {
+	uint32_t h = 2166136261u;
+	for (const unsigned char *p = (const unsigned char *)chan; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return 1 + h % (CJ_WAKE_WORDS - 1);
+}
+
+static uint64_t lme_hash(const uint8_t *p, size_t n) {
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+		h ^= h >> 29;
+	}
+	h ^= h >> 32;
+	h *= 0xd6e8feb86659fd93ull;
+	h ^= h >> 32;
+	return h;
+}
+
+static void be64(uint8_t *o, uint64_t v) {
+	for (int i = 7; i >= 0; i--, v >>= 8) o[i] = (uint8_t)v;
+}
+
+static uint64_t rd64(const uint8_t *p) {
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++) v = v << 8 | p[i];
+	return v;
+}
+
+/* The physical key of k. */
+static MDB_val lme_key(cj_etx *tx, const void *k, size_t kl) {
+	MDB_val key = {kl, (void *)k};
+	if (kl <= LME_SHORT) return key;
+	uint8_t h[8];
+	be64(h, lme_hash(k, kl));
+	cj__buf_reset(&tx->kb);
+	cj__buf_add(&tx->kb, k, LME_SHORT);
+	cj__buf_add(&tx->kb, h, 8);
+	key.mv_size = tx->kb.len;
+	key.mv_data = tx->kb.p;
+	return key;
+}
+
+/* Splits the stored value of a long key into its whole key and value.
+ * 0 on success, -1 if corrupt. */
+static int lme_unwrap(const MDB_val *v, const uint8_t **k, size_t *kl,
+                      const uint8_t **val, size_t *vl) {
+	const uint8_t *p = v->mv_data;
+	if (v->mv_size < 4) return -1;
+	size_t n = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+	if (n > v->mv_size - 4) return -1;
+	*k = p + 4;
+	*kl = n;
+	*val = p + 4 + n;
+	*vl = v->mv_size - 4 - n;
+	return 0;
+}
+
+static int lme_meta_get(MDB_txn *txn, MDB_dbi meta, const char *name, MDB_val *v) {
+	MDB_val k = {strlen(name), (void *)name};
+	return mdb_get(txn, meta, &k, v);
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+static int lme_mkdir(const char *path, mode_t fmode) {
+	struct stat st;
+	if (stat(path, &st) == 0) {
+		if (!S_ISDIR(st.st_mode))
+			return cj__fail(CJ_STORE, "%s: not a directory", path);
+		return CJ_OK;
+	}
+	/* a directory readable by whoever may read the files */
+	mode_t dmode = fmode | ((fmode & 0444) >> 2);
+	if (mkdir(path, dmode) != 0 && errno != EEXIST)
+		return cj__fail(CJ_STORE, "%s: cannot create the store directory: %s", path,
+		                strerror(errno));
+	return CJ_OK;
+}
+
+/* Opens the named databases, creating them in a new environment; refuses
+ * an environment that is not a couchjobs store. */
+static int lme_init(cj_edb *db) {
+	static const char *const names[CJ_SPACE_COUNT] = {"jobs", "user"};
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+	if (rc) return lme_err(rc, "begin");
+	rc = mdb_dbi_open(txn, "cj_engine", 0, &db->meta);
+	if (rc == MDB_NOTFOUND) {
+		MDB_dbi main;
+		MDB_stat st;
+		if ((rc = mdb_dbi_open(txn, NULL, 0, &main)) ||
+		    (rc = mdb_stat(txn, main, &st)))
+			goto out_lmdb;
+		if (st.ms_entries != 0) {
+			mdb_txn_abort(txn);
+			return cj__fail(CJ_STORE, "%s: not a couchjobs store (an LMDB "
+			                "environment of something else)", db->path);
+		}
+		uint8_t layout[4] = {0, 0, 0, LME_LAYOUT}, zero[8] = {0};
+		MDB_val lk = {6, "layout"}, lv = {4, layout};
+		MDB_val ck = {6, "commit"}, cv = {8, zero};
+		if ((rc = mdb_dbi_open(txn, "cj_engine", MDB_CREATE, &db->meta)) ||
+		    (rc = mdb_put(txn, db->meta, &lk, &lv, 0)) ||
+		    (rc = mdb_put(txn, db->meta, &ck, &cv, 0)))
+			goto out_lmdb;
+	} else if (rc) {
+		goto out_lmdb;
+	} else {
+		MDB_val v;
+		rc = lme_meta_get(txn, db->meta, "layout", &v);
+		const uint8_t *p = v.mv_data;
+		if (rc || v.mv_size != 4 || p[0] || p[1] || p[2] || p[3] != LME_LAYOUT) {
+			mdb_txn_abort(txn);
+			return cj__fail(CJ_STORE, "%s: unknown store layout version %u (this "
+			                "library knows %d)", db->path,
+			                rc || v.mv_size != 4 ? 0u : (unsigned)p[3], LME_LAYOUT);
+		}
+	}
+	for (int i = 0; i < CJ_SPACE_COUNT; i++)
+		if ((rc = mdb_dbi_open(txn, names[i], MDB_CREATE, &db->dbi[i])))
+			goto out_lmdb;
+	if ((rc = mdb_txn_commit(txn))) return lme_err(rc, "commit");
+	return CJ_OK;
+out_lmdb:
+	mdb_txn_abort(txn);
+	return lme_err(rc, "open");
+}
+
+static void lme_close(cj_edb *db) {
+	if (!db) return;
+	if (db->env) mdb_env_close(db->env);
+	cj__os_wakemap_close(db->wake);
+	pthread_rwlock_destroy(&db->resize);
+	free(db->path);
+	free(db);
+}
+
+static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
+	*out = NULL;
+	const char *path = strncmp(url, "lmdb:", 5) == 0 ? url + 5 : url;
+	if (!*path) return cj__fail(CJ_INVALID, "empty store path");
+	mode_t mode = o->file_mode ? (mode_t)o->file_mode : 0600;
+	int rc = lme_mkdir(path, mode);
+	if (rc) return rc;
+
+	cj_edb *db = cj__calloc(1, sizeof *db);
+	if (!db) return cj__fail(CJ_NOMEM, "out of memory");
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&db->resize, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	if (!(db->path = cj__strdup(path))) {
+		rc = cj__fail(CJ_NOMEM, "out of memory");
+		goto out_close;
+	}
+	if ((rc = mdb_env_create(&db->env))) {
+		rc = lme_err(rc, "env_create");
+		goto out_close;
+	}
+	unsigned flags = MDB_NOTLS;
+	if (o->sync == CJ_SYNC_RELAXED) flags |= MDB_NOSYNC;
+	if ((rc = mdb_env_set_maxdbs(db->env, 4)) ||
+	    (rc = mdb_env_set_maxreaders(db->env, LME_MAX_READERS)) ||
+	    (rc = mdb_env_set_mapsize(db->env, o->map_size ? o->map_size : LME_DEFAULT_MAP))) {
+		rc = lme_err(rc, "setup");
+		goto out_close;
+	}
+	if ((rc = mdb_env_open(db->env, path, flags, mode))) {
+		if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH)
+			rc = cj__fail(CJ_STORE, "%s: not a couchjobs store (%s)", path,
+			              mdb_strerror(rc));
+		else
+			rc = cj__fail(CJ_STORE, "%s: %s", path, mdb_strerror(rc));
+		goto out_close;
+	}
+	int dead;
+	mdb_reader_check(db->env, &dead); /* free slots of killed readers */
+	if ((rc = lme_init(db))) goto out_close;
+	char wpath[4096];
+	snprintf(wpath, sizeof wpath, "%s/wake", path);
+	if ((rc = cj__os_wakemap_open(wpath, mode, &db->wake))) goto out_close;
+	*out = db;
+	return CJ_OK;
+out_close:
+	lme_close(db);
+	return rc;
+}
+
+/* ---- transactions -------------------------------------------------------- */
+
+static void lme_grow(cj_edb *db) {
+	MDB_envinfo info;
+	pthread_rwlock_wrlock(&db->resize);
+	if (mdb_env_info(db->env, &info) == 0)
+		mdb_env_set_mapsize(db->env, info.me_mapsize * 2);
+	pthread_rwlock_unlock(&db->resize);
+}
+
+static void lme_end(cj_etx *tx) {
+	cj_edb *db = tx->db;
+	int grow = tx->grow;
+	pthread_rwlock_unlock(&db->resize);
+	cj__buf_free(&tx->kb);
+	cj__buf_free(&tx->vb);
+	free(tx);
+	if (grow) lme_grow(db);
+}
+
+static int lme_begin(cj_edb *db, int write, cj_etx **out) {
+	*out = NULL;
+	cj_etx *tx = cj__calloc(1, sizeof *tx);
+	if (!tx) return cj__fail(CJ_NOMEM, "out of memory");
+	tx->db = db;
+	tx->write = write;
+	int rc;
+	for (;;) {
+		pthread_rwlock_rdlock(&db->resize);
+		rc = mdb_txn_begin(db->env, NULL, write ? 0 : MDB_RDONLY, &tx->txn);
+		if (rc != MDB_MAP_RESIZED) break;
+		/* another process grew the map: adopt its size */
+		pthread_rwlock_unlock(&db->resize);
+		pthread_rwlock_wrlock(&db->resize);
+		mdb_env_set_mapsize(db->env, 0);
+		pthread_rwlock_unlock(&db->resize);
+	}
+	if (rc) {
+		pthread_rwlock_unlock(&db->resize);
+		free(tx);
+		return lme_err(rc, "begin");
+	}
+	MDB_val v;
+	rc = lme_meta_get(tx->txn, db->meta, "commit", &v);
+	if (rc || v.mv_size != 8) {
+		mdb_txn_abort(tx->txn);
+		lme_end(tx);
+		return cj__fail(CJ_STORE, "corrupt store: no commit counter");
+	}
+	tx->version = rd64(v.mv_data) + (write ? 1 : 0);
+	*out = tx;
+	return CJ_OK;
+}
+
+static void lme_abort(cj_etx *tx) {
+	if (!tx) return;
+	mdb_txn_abort(tx->txn);
+	lme_end(tx);
+}
+
+static int lme_commit(cj_etx *tx) {
+	if (!tx->write || !tx->dirty) {
+		mdb_txn_abort(tx->txn);
+		lme_end(tx);
+		return CJ_OK;
+	}
+	uint8_t num[8];
+	be64(num, tx->version);
+	MDB_val k = {6, "commit"}, v = {8, num};
+	int rc = mdb_put(tx->txn, tx->db->meta, &k, &v, 0);
+	if (rc == 0) {
+		rc = mdb_txn_commit(tx->txn);
+	} else {
+		mdb_txn_abort(tx->txn);
+	}
+	if (rc == MDB_MAP_FULL) {
+		tx->grow = 1;
+		lme_end(tx);
+		return cj__fail(CJ_CONFLICT, "the store was full and grows: run again");
+	}
+	if (rc) {
+		lme_end(tx);
+		return lme_err(rc, "commit");
+	}
+	for (unsigned i = 0; i < CJ_WAKE_WORDS; i++)
+		if (tx->notify[i / 8] & (1u << (i % 8))) cj__os_word_bump(tx->db->wake, i);
+	lme_end(tx);
+	return CJ_OK;
+}
+
+static uint64_t lme_version(cj_etx *tx) { return tx->version; }
+
+/* ---- data ---------------------------------------------------------------- */
+
+static int lme_write_err(cj_etx *tx, int rc, const char *what) {
+	if (rc == MDB_MAP_FULL) {
+		tx->grow = 1;
+		return cj__fail(CJ_CONFLICT, "the store was full and grows: run again");
+	}
+	if (rc == MDB_TXN_FULL)
+		return cj__fail(CJ_TOO_LARGE, "lmdb %s: transaction too large", what);
+	return lme_err(rc, what);
+}
+
+static int lme_get(cj_etx *tx, int space, const void *k, size_t kl,
+                   const uint8_t **v, size_t *vl) {
+	MDB_val key = lme_key(tx, k, kl), val;
+	int rc = mdb_get(tx->txn, tx->db->dbi[space], &key, &val);
+	if (rc) return lme_err(rc, "get");
+	if (kl > LME_SHORT) {
+		const uint8_t *sk;
+		size_t skl;
+		if (lme_unwrap(&val, &sk, &skl, v, vl))
+			return cj__fail(CJ_STORE, "corrupt long key");
+		if (skl != kl || memcmp(sk, k, kl) != 0) return CJ_NOT_FOUND;
+		return CJ_OK;
+	}
+	*v = val.mv_data;
+	*vl = val.mv_size;
+	return CJ_OK;
+}
+
+static int lme_put(cj_etx *tx, int space, const void *k, size_t kl, const void *v,
+                   size_t vl) {
+	MDB_val key = lme_key(tx, k, kl), val = {vl, (void *)v};
+	if (kl > LME_SHORT) {
+		MDB_val old;
+		int rc = mdb_get(tx->txn, tx->db->dbi[space], &key, &old);
+		if (rc == 0) {
+			const uint8_t *sk, *sv;
+			size_t skl, svl;
+			if (lme_unwrap(&old, &sk, &skl, &sv, &svl) || skl != kl ||
+			    memcmp(sk, k, kl) != 0)
+				return cj__fail(CJ_STORE, "long key hash collision");
+		}
+		uint8_t len[4] = {(uint8_t)(kl >> 24), (uint8_t)(kl >> 16), (uint8_t)(kl >> 8),
+		                  (uint8_t)kl};
+		cj__buf_reset(&tx->vb);
+		cj__buf_add(&tx->vb, len, 4);
+		cj__buf_add(&tx->vb, k, kl);
+		cj__buf_add(&tx->vb, v, vl);
+		if (tx->vb.oom) return cj__fail(CJ_NOMEM, "out of memory");
+		val.mv_size = tx->vb.len;
+		val.mv_data = tx->vb.p;
+	}
+	int rc = mdb_put(tx->txn, tx->db->dbi[space], &key, &val, 0);
+	if (rc) return lme_write_err(tx, rc, "put");
+	tx->dirty = 1;
+	return CJ_OK;
+}
+
+static int lme_del(cj_etx *tx, int space, const void *k, size_t kl) {
+	if (kl > LME_SHORT) {
+		const uint8_t *v;
+		size_t vl;
+		int rc = lme_get(tx, space, k, kl, &v, &vl);
+		if (rc) return rc;
+	}
+	MDB_val key = lme_key(tx, k, kl);
+	int rc = mdb_del(tx->txn, tx->db->dbi[space], &key, NULL);
+	if (rc) return rc == MDB_NOTFOUND ? CJ_NOT_FOUND : lme_write_err(tx, rc, "del");
+	tx->dirty = 1;
+	return CJ_OK;
+}
+
+static int lme_scan(cj_etx *tx, int space, const void *lo, size_t ll, const void *hi,
+                    size_t hl, cj_scan_fn fn, void *arg) {
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(tx->txn, tx->db->dbi[space], &c);
+	if (rc) return lme_err(rc, "cursor");
+	/* bounds are short (prefixes), so they are their own physical keys */
+	MDB_val key = {ll < LME_SHORT ? ll : LME_SHORT, (void *)lo}, val;
+	size_t hn = hl < LME_SHORT ? hl : LME_SHORT;
+	rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+	int out = CJ_OK;
+	while (rc == 0) {
+		size_t n = key.mv_size < hn ? key.mv_size : hn;
+		int cmp = memcmp(key.mv_data, hi, n);
+		if (cmp > 0 || (cmp == 0 && key.mv_size >= hn)) break;
+		const uint8_t *k = key.mv_data, *v = val.mv_data;
+		size_t kl = key.mv_size, vl = val.mv_size;
+		if (kl == LME_LONG && lme_unwrap(&val, &k, &kl, &v, &vl)) {
+			out = cj__fail(CJ_STORE, "corrupt long key");
+			break;
+		}
+		if ((out = fn(k, kl, v, vl, arg)) != 0) break;
+		rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (out) return out;
+	if (rc && rc != MDB_NOTFOUND) return lme_err(rc, "scan");
+	return CJ_OK;
+}
+
+/* ---- wakeups ------------------------------------------------------------- */
+
+static int lme_notify(cj_etx *tx, const char *chan) {
+	unsigned w = lme_chan_word(chan);
+	tx->notify[w / 8] |= (uint8_t)(1u << (w % 8));
+	return CJ_OK;
+}
+
+static uint64_t lme_watch(cj_edb *db, const char *chan) {
+	return cj__os_word_load(db->wake, lme_chan_word(chan));
+}
+
+static int lme_wait(cj_edb *db, const char *chan, uint64_t token, int64_t deadline_ms) {
+	return cj__os_word_wait(db->wake, lme_chan_word(chan), (uint32_t)token, deadline_ms);
+}
+
+static void lme_wake(cj_edb *db, const char *chan) {
+	/* a bump, not a bare wake: a waiter about to sleep sees it too */
+	cj__os_word_bump(db->wake, lme_chan_word(chan));
+}
+
+static const char *const lme_schemes[] = {"lmdb:", NULL};
+
+const struct cj_engine cj__engine_lmdb = {
+	.name = "lmdb",
+	.schemes = lme_schemes,
+	.version = CJ_ENGINE_VERSION,
+	.supports = CJ_ENGINE_CROSS_PROCESS_WAKE,
+	.open = lme_open,
+	.close = lme_close,
+	.begin = lme_begin,
+	.commit = lme_commit,
+	.abort = lme_abort,
+	.commit_version = lme_version,
+	.get = lme_get,
+	.put = lme_put,
+	.del = lme_del,
+	.scan = lme_scan,
+	.notify = lme_notify,
+	.watch = lme_watch,
+	.wait = lme_wait,
+	.wake = lme_wake,
+};

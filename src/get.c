@@ -1,0 +1,139 @@
+/* Reading jobs: state, data, everything, and listing. */
+#include <string.h>
+
+#include "cj_int.h"
+
+void cj_job_info_clear(cj_job_info *info) {
+	if (!info) return;
+	cj_free(info->type);
+	cj_free(info->id);
+	cj_free(info->data);
+	memset(info, 0, sizeof *info);
+}
+
+struct get_arg {
+	const char *type, *id;
+	cj_state state;
+	int want_data;
+	char *data;
+	int64_t sched;
+	int resubmit;
+};
+
+static int get_fn(cj_tx *tx, void *arg) {
+	struct get_arg *a = arg;
+	cj_buf copy = CJ_BUF_INIT;
+	cj_jv jv;
+	int rc = cj__job_read(tx, a->type, a->id, &copy, &jv);
+	if (rc == CJ_NOT_FOUND) rc = cj__fail(CJ_NOT_FOUND, "no such job");
+	if (rc || (rc = cj__job_state(tx, a->type, a->id, &jv, &a->state))) goto out;
+	a->sched = jv.sched;
+	a->resubmit = jv.resubmit;
+	cj_free(a->data);
+	a->data = NULL;
+	if (a->want_data && !(a->data = cj__jv_data(&jv)))
+		rc = cj__fail(CJ_NOMEM, "out of memory");
+out:
+	cj__buf_free(&copy);
+	return rc;
+}
+
+static int get_job(cj_db *db, cj_tx *tx, struct get_arg *a) {
+	if (!db) return cj__fail(CJ_INVALID, "db is NULL");
+	int rc;
+	if ((rc = cj__check_type(a->type)) || (rc = cj__check_id(a->id))) return rc;
+	rc = cj__run(db, tx, 0, get_fn, a);
+	if (rc) {
+		cj_free(a->data);
+		a->data = NULL;
+	}
+	return rc;
+}
+
+int cj_get_job_state(cj_db *db, cj_tx *tx, const char *type, const char *id,
+                     cj_state *state) {
+	if (!state) return cj__fail(CJ_INVALID, "state is NULL");
+	struct get_arg a = {type, id, 0, 0, NULL, 0, 0};
+	int rc = get_job(db, tx, &a);
+	if (rc == CJ_OK) *state = a.state;
+	return rc;
+}
+
+int cj_get_job_data(cj_db *db, cj_tx *tx, const char *type, const char *id,
+                    char **data) {
+	if (!data) return cj__fail(CJ_INVALID, "data is NULL");
+	*data = NULL;
+	struct get_arg a = {type, id, 0, 1, NULL, 0, 0};
+	int rc = get_job(db, tx, &a);
+	if (rc == CJ_OK) *data = a.data;
+	return rc;
+}
+
+int cj_get_job(cj_db *db, cj_tx *tx, const char *type, const char *id,
+               cj_job_info *info) {
+	if (!info) return cj__fail(CJ_INVALID, "info is NULL");
+	memset(info, 0, sizeof *info);
+	struct get_arg a = {type, id, 0, 1, NULL, 0, 0};
+	int rc = get_job(db, tx, &a);
+	if (rc) return rc;
+	info->type = cj__strdup(type);
+	info->id = cj__strdup(id);
+	info->data = a.data;
+	info->state = a.state;
+	info->sched_time = a.sched;
+	info->resubmit = a.resubmit;
+	if (!info->type || !info->id) {
+		cj_job_info_clear(info);
+		return cj__fail(CJ_NOMEM, "out of memory");
+	}
+	return CJ_OK;
+}
+
+struct list_arg {
+	cj_tx *tx;
+	const char *type;
+	int (*cb)(const cj_job_info *, void *);
+	void *cb_arg;
+};
+
+static int list_one(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg) {
+	struct list_arg *a = arg;
+	cj_job_info info;
+	cj_jv jv;
+	memset(&info, 0, sizeof info);
+	int rc = cj__jv_decode(v, vl, &jv);
+	if (rc) return rc;
+	info.type = cj__key_string_at(k, kl, 2);
+	info.id = cj__key_string_at(k, kl, 3);
+	info.data = cj__jv_data(&jv);
+	if (!info.type || !info.id || !info.data) {
+		rc = cj__fail(CJ_NOMEM, "out of memory or corrupt key");
+		goto out;
+	}
+	info.sched_time = jv.sched;
+	info.resubmit = jv.resubmit;
+	if ((rc = cj__job_state(a->tx, info.type, info.id, &jv, &info.state))) goto out;
+	rc = a->cb(&info, a->cb_arg);
+out:
+	cj_job_info_clear(&info);
+	return rc;
+}
+
+static int list_fn(cj_tx *tx, void *arg) {
+	struct list_arg *a = arg;
+	cj_buf prefix = CJ_BUF_INIT;
+	cj__key_data_prefix(&prefix, a->type);
+	a->tx = tx;
+	int rc = cj__scan_prefix(tx, &prefix, list_one, a);
+	cj__buf_free(&prefix);
+	return rc;
+}
+
+int cj_list_jobs(cj_db *db, cj_tx *tx, const char *type,
+                 int (*cb)(const cj_job_info *info, void *arg), void *arg) {
+	if (!db || !cb) return cj__fail(CJ_INVALID, "NULL argument");
+	int rc;
+	if (type && (rc = cj__check_type(type))) return rc;
+	struct list_arg a = {NULL, type, cb, arg};
+	return cj__run(db, tx, 0, list_fn, &a);
+}

@@ -1,0 +1,264 @@
+/*
+ * The activity monitor: a thread of each cj_db opened with monitors on.
+ *
+ * For each type with a timeout T it checks every T seconds (by this
+ * process's monotonic clock). At each check it notes the store's commit
+ * number; at the next check, a running job whose last accept/update
+ * committed at or before the noted number has not been updated for at least
+ * T, and is made pending again. So a job comes back between T and 2T after
+ * its processor stopped, and no clock is compared across processes: only
+ * the store's commit order (the versionstamps) is. Re-enqueueing checks the
+ * job's sequence in the same transaction, so any number of monitors, in any
+ * processes, can run at once.
+ */
+#include <stdatomic.h>
+#include <string.h>
+
+#include "cj_int.h"
+
+#define CJ_MONITOR_BATCH 500
+
+struct mtype {
+	char *type;
+	int64_t timeout_ms;
+	int has_base;
+	uint64_t base;   /* commit number noted at the last check */
+	int64_t next_ms; /* when to check next (monotonic) */
+};
+
+struct cj_monitor {
+	cj_db *db;
+	pthread_t thread;
+	atomic_int stop;
+	struct mtype *t;
+	size_t n;
+};
+
+/* ---- re-enqueueing ------------------------------------------------------ */
+
+struct stale_arg {
+	const char *type;
+	uint64_t max_version;
+	int count;
+	int full;
+};
+
+struct collect_arg {
+	cj_buf keys; /* (u32 len, key)... */
+	int n;
+};
+
+static int collect_key(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                       void *arg) {
+	(void)v, (void)vl;
+	struct collect_arg *c = arg;
+	if (c->n == CJ_MONITOR_BATCH) return 1;
+	uint8_t l[4] = {(uint8_t)(kl >> 24), (uint8_t)(kl >> 16), (uint8_t)(kl >> 8),
+	                (uint8_t)kl};
+	cj__buf_add(&c->keys, l, 4);
+	cj__buf_add(&c->keys, k, kl);
+	c->n++;
+	return c->keys.oom ? cj__fail(CJ_NOMEM, "out of memory") : 0;
+}
+
+/* One activity key (type, seq) = id: re-enqueue the job if it is still
+ * running under that sequence; drop a stray entry otherwise. */
+static int reenqueue_one(cj_tx *tx, const char *type, const uint8_t *k, size_t kl) {
+	cj_tup_reader r;
+	cj_tup_item it;
+	uint8_t seq[CJ_VS_LEN];
+	cj__tup_reader_init(&r, k, kl);
+	for (int i = 0; i < 4; i++)
+		if (cj__tup_next(&r, &it) != 1) return cj__fail(CJ_STORE, "corrupt activity key");
+	if (it.kind != CJ_TUP_VS) return cj__fail(CJ_STORE, "corrupt activity key");
+	memcpy(seq, it.raw, CJ_VS_LEN);
+
+	const uint8_t *v;
+	size_t vl;
+	cj_buf key = CJ_BUF_INIT, copy = CJ_BUF_INIT;
+	char *id = NULL;
+	cj__buf_add(&key, k, kl);
+	int rc = cj__get(tx, &key, &v, &vl);
+	if (rc) goto out;
+	cj__tup_reader_init(&r, v, vl);
+	if (cj__tup_next(&r, &it) != 1 || it.kind != CJ_TUP_STRING) {
+		rc = cj__fail(CJ_STORE, "corrupt activity value");
+		goto out;
+	}
+	if (!(id = cj__malloc(it.len + 1))) {
+		rc = cj__fail(CJ_NOMEM, "out of memory");
+		goto out;
+	}
+	cj__tup_copy(&it, id);
+	id[it.len] = 0;
+	if ((rc = cj__del(tx, &key))) goto out;
+	cj_jv jv;
+	rc = cj__job_read(tx, type, id, &copy, &jv);
+	if (rc == CJ_NOT_FOUND) {
+		rc = CJ_OK; /* stray entry of a removed job */
+		goto out;
+	}
+	if (rc) goto out;
+	if (!jv.has_lock || !jv.has_seq || memcmp(jv.seq, seq, CJ_VS_LEN) != 0) goto out;
+	rc = cj__job_enqueue(tx, type, id, jv.sched, &jv, NULL, 0);
+	if (rc == CJ_OK) rc = 1;
+out:
+	cj_free(id);
+	cj__buf_free(&key);
+	cj__buf_free(&copy);
+	return rc;
+}
+
+static int stale_fn(cj_tx *tx, void *arg) {
+	struct stale_arg *a = arg;
+	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
+	struct collect_arg c = {CJ_BUF_INIT, 0};
+	uint8_t limit[CJ_VS_LEN] = {0};
+	uint64_t v = a->max_version + 1;
+	for (int i = 7; i >= 0; i--, v >>= 8) limit[i] = (uint8_t)v;
+	cj__key_activity_prefix(&lo, a->type);
+	cj__key_activity(&hi, a->type, limit);
+	a->count = 0;
+	int rc = lo.oom || hi.oom ? cj__fail(CJ_NOMEM, "out of memory")
+	                          : tx->db->eng->scan(tx->etx, CJ_SPACE_JOBS, lo.p, lo.len,
+	                                              hi.p, hi.len, collect_key, &c);
+	a->full = rc == 1;
+	if (rc == 1) rc = CJ_OK;
+	const uint8_t *p = c.keys.p, *end = p + c.keys.len;
+	while (rc == CJ_OK && p < end) {
+		size_t kl = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+		int n = reenqueue_one(tx, a->type, p + 4, kl);
+		if (n < 0) rc = n;
+		else a->count += n;
+		p += 4 + kl;
+	}
+	cj__buf_free(&lo);
+	cj__buf_free(&hi);
+	cj__buf_free(&c.keys);
+	return rc;
+}
+
+int cj__reenqueue_stale(cj_db *db, const char *type, uint64_t max_version) {
+	struct stale_arg a = {type, max_version, 0, 0};
+	int total = 0;
+	do {
+		int rc = cj__run(db, NULL, 1, stale_fn, &a);
+		if (rc) return rc;
+		total += a.count;
+	} while (a.full);
+	return total;
+}
+
+/* ---- the thread --------------------------------------------------------- */
+
+struct scan_types {
+	struct cj_monitor *m;
+	struct mtype *t;
+	size_t n;
+	uint64_t version;
+};
+
+static int read_types(cj_tx *tx, void *arg) {
+	struct scan_types *s = arg;
+	char **types = NULL;
+	size_t n = 0;
+	int rc = cj_get_types(tx->db, tx, &types, &n);
+	if (rc) return rc;
+	s->t = cj__calloc(n ? n : 1, sizeof *s->t);
+	if (!s->t) rc = cj__fail(CJ_NOMEM, "out of memory");
+	for (size_t i = 0; rc == CJ_OK && i < n; i++) {
+		int64_t secs;
+		int r = cj__type_timeout_tx(tx, types[i], &secs);
+		if (r == CJ_NO_TYPE_TIMEOUT) continue;
+		if (r) {
+			rc = r;
+			break;
+		}
+		s->t[s->n].type = types[i];
+		types[i] = NULL;
+		s->t[s->n].timeout_ms = secs * 1000;
+		s->n++;
+	}
+	for (size_t i = 0; i < n; i++) cj_free(types[i]);
+	cj_free(types);
+	s->version = tx->db->eng->commit_version(tx->etx);
+	return rc;
+}
+
+static void free_types(struct mtype *t, size_t n) {
+	for (size_t i = 0; i < n; i++) cj_free(t[i].type);
+	cj_free(t);
+}
+
+/* Replaces the type list, keeping the state of types whose timeout is
+ * unchanged. */
+static void merge_types(struct cj_monitor *m, struct scan_types *s, int64_t now) {
+	for (size_t i = 0; i < s->n; i++) {
+		struct mtype *nt = &s->t[i];
+		nt->next_ms = now;
+		for (size_t j = 0; j < m->n; j++)
+			if (strcmp(m->t[j].type, nt->type) == 0 &&
+			    m->t[j].timeout_ms == nt->timeout_ms) {
+				nt->has_base = m->t[j].has_base;
+				nt->base = m->t[j].base;
+				nt->next_ms = m->t[j].next_ms;
+			}
+	}
+	free_types(m->t, m->n);
+	m->t = s->t;
+	m->n = s->n;
+}
+
+static void *monitor_main(void *arg) {
+	struct cj_monitor *m = arg;
+	cj_db *db = m->db;
+	while (!atomic_load(&m->stop)) {
+		uint64_t token = db->eng->watch(db->edb, CJ_CHAN_TYPES);
+		struct scan_types s = {m, NULL, 0, 0};
+		int rc = cj__run(db, NULL, 0, read_types, &s);
+		int64_t now = cj__mono_ms(), wake = -1;
+		if (rc) {
+			free_types(s.t, s.n);
+			wake = now + 1000; /* the store failed: try again soon */
+		} else {
+			merge_types(m, &s, now);
+		}
+		for (size_t i = 0; i < m->n && !atomic_load(&m->stop); i++) {
+			struct mtype *t = &m->t[i];
+			if (!rc && t->next_ms <= now) {
+				if (t->has_base) cj__reenqueue_stale(db, t->type, t->base);
+				t->has_base = 1;
+				t->base = s.version;
+				t->next_ms = now + t->timeout_ms;
+			}
+			if (wake < 0 || t->next_ms < wake) wake = t->next_ms;
+		}
+		if (atomic_load(&m->stop)) break;
+		db->eng->wait(db->edb, CJ_CHAN_TYPES, token, wake);
+	}
+	return NULL;
+}
+
+int cj__monitor_start(cj_db *db) {
+	struct cj_monitor *m = cj__calloc(1, sizeof *m);
+	if (!m) return cj__fail(CJ_NOMEM, "out of memory");
+	m->db = db;
+	atomic_init(&m->stop, 0);
+	if (pthread_create(&m->thread, NULL, monitor_main, m) != 0) {
+		cj_free(m);
+		return cj__fail(CJ_NOMEM, "cannot start the activity monitor thread");
+	}
+	db->monitor = m;
+	return CJ_OK;
+}
+
+void cj__monitor_stop(cj_db *db) {
+	struct cj_monitor *m = db->monitor;
+	if (!m) return;
+	atomic_store(&m->stop, 1);
+	db->eng->wake(db->edb, CJ_CHAN_TYPES);
+	pthread_join(m->thread, NULL);
+	free_types(m->t, m->n);
+	cj_free(m);
+	db->monitor = NULL;
+}

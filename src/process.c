@@ -1,0 +1,156 @@
+/* Running jobs: cj_update, cj_finish, cj_resubmit, and job handles. */
+#include <string.h>
+
+#include "cj_int.h"
+
+int cj_is_resubmitted(const cj_job *job) { return job ? job->resubmit : 0; }
+const char *cj_job_type(const cj_job *job) { return job ? job->type : NULL; }
+const char *cj_job_id(const cj_job *job) { return job ? job->id : NULL; }
+const char *cj_job_lock(const cj_job *job) { return job ? job->lock_str : NULL; }
+
+void cj_job_free(cj_job *job) {
+	if (!job) return;
+	cj_free(job->type);
+	cj_free(job->id);
+	cj_free(job);
+}
+
+int cj_job_resume(const char *type, const char *id, const char *lock, cj_job **job) {
+	if (!job) return cj__fail(CJ_INVALID, "job out-pointer is NULL");
+	*job = NULL;
+	int rc;
+	if ((rc = cj__check_type(type)) || (rc = cj__check_id(id))) return rc;
+	cj_job *j = cj__calloc(1, sizeof *j);
+	if (!j) return cj__fail(CJ_NOMEM, "out of memory");
+	if (!lock || cj__uuid_parse(lock, j->lock) != 0) {
+		cj_free(j);
+		return cj__fail(CJ_INVALID, "lock is not a UUID");
+	}
+	cj__uuid_format(j->lock, j->lock_str);
+	j->type = cj__strdup(type);
+	j->id = cj__strdup(id);
+	if (!j->type || !j->id) {
+		cj_job_free(j);
+		return cj__fail(CJ_NOMEM, "out of memory");
+	}
+	*job = j;
+	return CJ_OK;
+}
+
+struct run_arg {
+	cj_job *job;
+	const char *data;
+	size_t dlen;
+	int finish;
+	int64_t sched;
+};
+
+/* Reads the job and checks that job still holds it. */
+static int read_held(cj_tx *tx, cj_job *job, cj_buf *copy, cj_jv *jv) {
+	int rc = cj__job_read(tx, job->type, job->id, copy, jv);
+	if (rc == CJ_NOT_FOUND)
+		return cj__fail(CJ_HALT, "job %.60s was removed", job->id);
+	if (rc) return rc;
+	if (!jv->has_lock || memcmp(jv->lock, job->lock, CJ_UUID_LEN) != 0)
+		return cj__fail(CJ_HALT, "job %.60s is no longer held with lock %s", job->id,
+		                job->lock_str);
+	return CJ_OK;
+}
+
+static int update_fn(cj_tx *tx, void *arg) {
+	struct run_arg *a = arg;
+	cj_job *job = a->job;
+	cj_buf copy = CJ_BUF_INIT;
+	cj_jv jv;
+	uint8_t vs[CJ_VS_LEN];
+	int rc = read_held(tx, job, &copy, &jv);
+	if (rc) goto out;
+	cj__key_activity(&tx->kbuf, job->type, jv.seq);
+	if ((rc = cj__del(tx, &tx->kbuf)) && rc != CJ_NOT_FOUND) goto out;
+	cj__tx_vs(tx, vs);
+	if (a->finish) {
+		if (jv.resubmit) {
+			rc = cj__job_enqueue(tx, job->type, job->id, jv.sched, &jv, a->data, a->dlen);
+			goto out;
+		}
+		jv.has_seq = jv.has_lock = 0;
+	} else {
+		jv.has_seq = 1;
+		memcpy(jv.seq, vs, CJ_VS_LEN);
+		cj_buf v = CJ_BUF_INIT;
+		cj__tup_str(&v, job->id, strlen(job->id));
+		cj__key_activity(&tx->kbuf, job->type, vs);
+		rc = cj__put(tx, &tx->kbuf, &v);
+		cj__buf_free(&v);
+		if (rc) goto out;
+	}
+	if ((rc = cj__job_write(tx, job->type, job->id, &jv, a->data, a->dlen))) goto out;
+	rc = cj__touch_activity(tx, job->type, vs);
+	if (rc == CJ_OK && !a->finish) job->resubmit = jv.resubmit;
+out:
+	cj__buf_free(&copy);
+	return rc;
+}
+
+static int check_job(cj_db *db, cj_job *job) {
+	if (!db) return cj__fail(CJ_INVALID, "db is NULL");
+	if (!job) return cj__fail(CJ_INVALID, "job is NULL");
+	return CJ_OK;
+}
+
+int cj_update(cj_db *db, cj_tx *tx, cj_job *job, const char *data) {
+	struct run_arg a = {job, data, 0, 0, 0};
+	int rc;
+	if ((rc = check_job(db, job)) || (rc = cj__check_data(db, &a.data, &a.dlen, 1)))
+		return rc;
+	a.data = data; /* NULL keeps */
+	return cj__run(db, tx, 1, update_fn, &a);
+}
+
+int cj_finish(cj_db *db, cj_tx *tx, cj_job *job, const char *data) {
+	struct run_arg a = {job, data, 0, 1, 0};
+	int rc;
+	if ((rc = check_job(db, job)) || (rc = cj__check_data(db, &a.data, &a.dlen, 1)))
+		return rc;
+	a.data = data;
+	return cj__run(db, tx, 1, update_fn, &a);
+}
+
+static int resubmit_fn(cj_tx *tx, void *arg) {
+	struct run_arg *a = arg;
+	cj_job *job = a->job;
+	cj_buf copy = CJ_BUF_INIT;
+	cj_jv jv;
+	cj_state state;
+	int rc = cj__job_read(tx, job->type, job->id, &copy, &jv);
+	if (rc == CJ_NOT_FOUND) rc = cj__fail(CJ_NOT_FOUND, "no such job");
+	if (rc || (rc = cj__job_state(tx, job->type, job->id, &jv, &state))) goto out;
+	int64_t sched = a->sched == CJ_SCHED_KEEP ? jv.sched : a->sched;
+	if (state == CJ_RUNNING) {
+		uint8_t vs[CJ_VS_LEN];
+		cj__tx_vs(tx, vs);
+		jv.resubmit = 1;
+		jv.sched = sched;
+		if (!(rc = cj__job_write(tx, job->type, job->id, &jv, NULL, 0)))
+			rc = cj__touch_activity(tx, job->type, vs);
+		if (rc == CJ_OK && memcmp(jv.lock, job->lock, CJ_UUID_LEN) == 0)
+			job->resubmit = 1;
+	} else {
+		if (!(rc = cj__job_unindex(tx, job->type, job->id, &jv)))
+			rc = cj__job_enqueue(tx, job->type, job->id, sched, &jv, a->data, a->dlen);
+	}
+out:
+	cj__buf_free(&copy);
+	return rc;
+}
+
+int cj_resubmit(cj_db *db, cj_tx *tx, cj_job *job, int64_t sched_time, const char *data) {
+	struct run_arg a = {job, data, 0, 0, sched_time};
+	int rc;
+	if ((rc = check_job(db, job)) || (rc = cj__check_data(db, &a.data, &a.dlen, 1)))
+		return rc;
+	a.data = data;
+	if (sched_time < 0 && sched_time != CJ_SCHED_KEEP)
+		return cj__fail(CJ_INVALID, "negative scheduled time %lld", (long long)sched_time);
+	return cj__run(db, tx, 1, resubmit_fn, &a);
+}

@@ -1,0 +1,235 @@
+/* Transactions: the caller's (cj_tx_*), the library's own (cj__run), and
+ * the caller's own key space. */
+#include <sched.h>
+#include <string.h>
+#include <time.h>
+
+#include "cj_int.h"
+
+#define CJ_MAX_RETRIES 200
+
+/* The transactions this thread holds open, to refuse calls that would need
+ * a second one on the same store (a self-deadlock on the embedded engine). */
+static _Thread_local cj_tx *tls_open;
+
+int cj__tx_held(const cj_db *db) {
+	for (cj_tx *t = tls_open; t; t = t->tls_next)
+		if (t->db == db) return 1;
+	return 0;
+}
+
+static void tls_remove(cj_tx *tx) {
+	for (cj_tx **p = &tls_open; *p; p = &(*p)->tls_next)
+		if (*p == tx) {
+			*p = tx->tls_next;
+			return;
+		}
+}
+
+static int tx_new(cj_db *db, int write, cj_tx **out) {
+	*out = NULL;
+	if (cj__tx_held(db))
+		return cj__fail(CJ_INVALID, "this thread holds an open transaction on this "
+		                "store: pass it to the call");
+	cj_tx *tx = cj__calloc(1, sizeof *tx);
+	if (!tx) return cj__fail(CJ_NOMEM, "out of memory");
+	int rc = db->eng->begin(db->edb, write, &tx->etx);
+	if (rc) {
+		cj_free(tx);
+		return rc;
+	}
+	tx->db = db;
+	tx->write = write;
+	tx->tls_next = tls_open;
+	tls_open = tx;
+	*out = tx;
+	return CJ_OK;
+}
+
+static void tx_free(cj_tx *tx) {
+	tls_remove(tx);
+	cj__buf_free(&tx->kbuf);
+	cj__buf_free(&tx->vbuf);
+	cj_free(tx);
+}
+
+static void tx_abort(cj_tx *tx) {
+	tx->db->eng->abort(tx->etx);
+	tx_free(tx);
+}
+
+static int tx_commit(cj_tx *tx) {
+	if (tx->halted) {
+		tx_abort(tx);
+		return cj__fail(CJ_HALT, "a job in this transaction is no longer held by "
+		                "this processor: nothing was written");
+	}
+	int rc = tx->db->eng->commit(tx->etx);
+	tx_free(tx);
+	return rc;
+}
+
+int cj_tx_begin(cj_db *db, cj_tx **tx) {
+	if (!tx) return cj__fail(CJ_INVALID, "tx out-pointer is NULL");
+	*tx = NULL;
+	if (!db) return cj__fail(CJ_INVALID, "db is NULL");
+	return tx_new(db, 1, tx);
+}
+
+int cj_tx_commit(cj_tx *tx) {
+	if (!tx) return cj__fail(CJ_INVALID, "tx is NULL");
+	return tx_commit(tx);
+}
+
+void cj_tx_abort(cj_tx *tx) {
+	if (tx) tx_abort(tx);
+}
+
+static void backoff(int attempt) {
+	if (attempt < 3) {
+		sched_yield();
+		return;
+	}
+	struct timespec ts = {0, (long)(attempt < 20 ? attempt : 20) * 500000L};
+	nanosleep(&ts, NULL);
+}
+
+static int run_own(cj_db *db, int write, int (*fn)(cj_tx *, void *), void *arg) {
+	for (int attempt = 0;; attempt++) {
+		cj_tx *tx;
+		int rc = tx_new(db, write, &tx);
+		if (rc) return rc;
+		rc = fn(tx, arg);
+		if (rc == CJ_OK) rc = tx_commit(tx);
+		else tx_abort(tx);
+		if (rc != CJ_CONFLICT || attempt >= CJ_MAX_RETRIES) return rc;
+		backoff(attempt);
+	}
+}
+
+int cj_transact(cj_db *db, int (*fn)(cj_tx *tx, void *arg), void *arg) {
+	if (!db || !fn) return cj__fail(CJ_INVALID, "NULL argument");
+	return run_own(db, 1, fn, arg);
+}
+
+int cj__run(cj_db *db, cj_tx *tx, int write, int (*fn)(cj_tx *tx, void *arg),
+            void *arg) {
+	if (!tx) return run_own(db, write, fn, arg);
+	if (tx->db != db) return cj__fail(CJ_INVALID, "tx belongs to another store");
+	int rc = fn(tx, arg);
+	if (rc == CJ_HALT) tx->halted = 1;
+	return rc;
+}
+
+void cj__tx_vs(cj_tx *tx, uint8_t out[CJ_VS_LEN]) {
+	uint64_t v = tx->db->eng->commit_version(tx->etx);
+	for (int i = 7; i >= 0; i--, v >>= 8) out[i] = (uint8_t)v;
+	out[8] = (uint8_t)(tx->vs_order >> 8);
+	out[9] = (uint8_t)tx->vs_order;
+	out[10] = out[11] = 0;
+	tx->vs_order++;
+}
+
+/* ---- jobs space --------------------------------------------------------- */
+
+static int oom(const cj_buf *b) {
+	return b->oom ? cj__fail(CJ_NOMEM, "out of memory") : CJ_OK;
+}
+
+int cj__get(cj_tx *tx, const cj_buf *k, const uint8_t **v, size_t *vl) {
+	if (oom(k)) return CJ_NOMEM;
+	return tx->db->eng->get(tx->etx, CJ_SPACE_JOBS, k->p, k->len, v, vl);
+}
+
+int cj__put(cj_tx *tx, const cj_buf *k, const cj_buf *v) {
+	if (oom(k) || oom(v)) return CJ_NOMEM;
+	return tx->db->eng->put(tx->etx, CJ_SPACE_JOBS, k->p, k->len, v->p, v->len);
+}
+
+int cj__del(cj_tx *tx, const cj_buf *k) {
+	if (oom(k)) return CJ_NOMEM;
+	return tx->db->eng->del(tx->etx, CJ_SPACE_JOBS, k->p, k->len);
+}
+
+int cj__scan_prefix(cj_tx *tx, const cj_buf *prefix, cj_scan_fn fn, void *arg) {
+	cj_buf hi = CJ_BUF_INIT;
+	cj__buf_add(&hi, prefix->p, prefix->len);
+	cj__tup_range_end(&hi);
+	int rc = oom(prefix) ? CJ_NOMEM : oom(&hi);
+	if (!rc)
+		rc = tx->db->eng->scan(tx->etx, CJ_SPACE_JOBS, prefix->p, prefix->len, hi.p,
+		                       hi.len, fn, arg);
+	cj__buf_free(&hi);
+	return rc;
+}
+
+int cj__notify(cj_tx *tx, const char *chan) {
+	return tx->db->eng->notify(tx->etx, chan);
+}
+
+static int put_vs(cj_tx *tx, cj_buf *k, const uint8_t vs[CJ_VS_LEN]) {
+	cj_buf v = CJ_BUF_INIT;
+	cj__tup_vs(&v, vs);
+	int rc = cj__put(tx, k, &v);
+	cj__buf_free(&v);
+	return rc;
+}
+
+int cj__touch_activity(cj_tx *tx, const char *type, const uint8_t vs[CJ_VS_LEN]) {
+	cj__key_watch_activity(&tx->kbuf, type);
+	int rc = put_vs(tx, &tx->kbuf, vs);
+	return rc ? rc : cj__notify(tx, CJ_CHAN_ACTIVITY);
+}
+
+int cj__touch_pending(cj_tx *tx, const char *type, const uint8_t vs[CJ_VS_LEN]) {
+	char chan[CJ_CHAN_MAX];
+	cj__key_watch_pending(&tx->kbuf, type);
+	int rc = put_vs(tx, &tx->kbuf, vs);
+	if (rc) return rc;
+	cj__chan_pending(chan, sizeof chan, type);
+	return cj__notify(tx, chan);
+}
+
+/* ---- the caller's own keys ------------------------------------------------ */
+
+static int check_user_key(cj_tx *tx, const void *key, size_t klen) {
+	if (!tx) return cj__fail(CJ_INVALID, "tx is NULL");
+	if (!key || klen == 0) return cj__fail(CJ_INVALID, "key is NULL or empty");
+	if (klen > CJ_MAX_KEY)
+		return cj__fail(CJ_TOO_LARGE, "key of %zu bytes is over %d", klen, CJ_MAX_KEY);
+	return CJ_OK;
+}
+
+int cj_tx_put(cj_tx *tx, const void *key, size_t klen, const void *val, size_t vlen) {
+	int rc = check_user_key(tx, key, klen);
+	if (rc) return rc;
+	if (!val && vlen) return cj__fail(CJ_INVALID, "val is NULL");
+	if (vlen > tx->db->max_data)
+		return cj__fail(CJ_TOO_LARGE, "value of %zu bytes is over the limit of %zu",
+		                vlen, tx->db->max_data);
+	return tx->db->eng->put(tx->etx, CJ_SPACE_USER, key, klen, val ? val : "", vlen);
+}
+
+int cj_tx_get(cj_tx *tx, const void *key, size_t klen, void **val, size_t *vlen) {
+	if (val) *val = NULL;
+	int rc = check_user_key(tx, key, klen);
+	if (rc) return rc;
+	if (!val || !vlen) return cj__fail(CJ_INVALID, "val or vlen is NULL");
+	const uint8_t *v;
+	size_t n;
+	rc = tx->db->eng->get(tx->etx, CJ_SPACE_USER, key, klen, &v, &n);
+	if (rc) return rc;
+	char *copy = cj__malloc(n + 1);
+	if (!copy) return cj__fail(CJ_NOMEM, "out of memory");
+	memcpy(copy, v, n);
+	copy[n] = 0;
+	*val = copy;
+	*vlen = n;
+	return CJ_OK;
+}
+
+int cj_tx_del(cj_tx *tx, const void *key, size_t klen) {
+	int rc = check_user_key(tx, key, klen);
+	if (rc) return rc;
+	return tx->db->eng->del(tx->etx, CJ_SPACE_USER, key, klen);
+}

@@ -203,10 +203,13 @@ typedef struct cj_options {
 	unsigned file_mode;   /**< mode of files the store creates; 0: 0600 */
 	size_t map_size;      /**< embedded engine: initial map size in bytes;
 	                           0: a default. The map grows as needed. */
+	const char *schema;   /**< PostgreSQL engine: the schema holding the
+	                           store; NULL: "couch_jobs" (a @c schema=NAME
+	                           parameter of the URL takes precedence) */
 } cj_options;
 
 /** @brief Initialiser of #cj_options with every default. */
-#define CJ_OPTIONS_INIT {CJ_SYNC_FULL, 0, 0, 0, 0}
+#define CJ_OPTIONS_INIT {CJ_SYNC_FULL, 0, 0, 0, 0, NULL}
 
 /** @brief The largest value #cj_options.max_data_size may take (256 MiB). */
 #define CJ_MAX_DATA_LIMIT ((size_t)256 << 20)
@@ -292,6 +295,15 @@ void cj_tx_abort(cj_tx *tx);
  *         code (#CJ_CONFLICT only after many retries).
  */
 int cj_transact(cj_db *db, int (*fn)(cj_tx *tx, void *arg), void *arg);
+
+/**
+ * @brief The engine's own handle of @p tx, so the caller's own statements
+ * can run in the same transaction: an @c MDB_txn* on the embedded engine
+ * (use it with read calls only), a @c PGconn* on PostgreSQL (the connection
+ * is inside the transaction; run statements on it, never COMMIT or
+ * ROLLBACK). Valid until @p tx ends. NULL if @p tx is NULL.
+ */
+void *cj_tx_native(cj_tx *tx);
 
 /** @brief The largest key of cj_tx_put() in bytes. */
 #define CJ_MAX_KEY 1024

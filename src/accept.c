@@ -160,6 +160,14 @@ out:
 	return rc;
 }
 
+/* A read-only look first: idle acceptors never take the writer's turn. */
+static int probe_fn(cj_tx *tx, void *arg) {
+	cj_buf found = CJ_BUF_INIT;
+	int rc = find_candidate(tx, arg, &found);
+	cj__buf_free(&found);
+	return rc == 1 ? CJ_OK : rc == 0 ? CJ_NOT_FOUND : rc;
+}
+
 int cj_accept(cj_db *db, const char *type, const cj_accept_opts *opts, cj_job **job,
               char **data) {
 	cj_accept_opts defaults = CJ_ACCEPT_OPTS_INIT;
@@ -188,7 +196,8 @@ int cj_accept(cj_db *db, const char *type, const cj_accept_opts *opts, cj_job **
 		int64_t now_ms = cj__epoch_ms();
 		a.max_sched = opts->max_sched_time == CJ_SCHED_NOW ? now_ms / 1000
 		                                                   : opts->max_sched_time;
-		rc = cj__run(db, NULL, 1, accept_fn, &a);
+		rc = cj__run(db, NULL, 0, probe_fn, &a);
+		if (rc == CJ_OK) rc = cj__run(db, NULL, 1, accept_fn, &a);
 		if (rc == CJ_OK) {
 			*job = a.job;
 			if (data) *data = a.data;

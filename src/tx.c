@@ -85,6 +85,10 @@ void cj_tx_abort(cj_tx *tx) {
 	if (tx) tx_abort(tx);
 }
 
+void *cj_tx_native(cj_tx *tx) {
+	return tx ? tx->db->eng->native(tx->etx) : NULL;
+}
+
 static void backoff(int attempt) {
 	if (attempt < 3) {
 		sched_yield();

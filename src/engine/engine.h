@@ -72,6 +72,8 @@ struct cj_engine {
 	int (*commit)(cj_etx *tx); /* frees tx whatever it returns */
 	void (*abort)(cj_etx *tx); /* frees tx */
 	uint64_t (*commit_version)(cj_etx *tx);
+	/* The native handle behind tx (cj_tx_native). */
+	void *(*native)(cj_etx *tx);
 
 	/* *v is valid until the next op on tx. CJ_NOT_FOUND if absent. */
 	int (*get)(cj_etx *tx, int space, const void *k, size_t kl,

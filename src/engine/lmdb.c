@@ -359,6 +359,8 @@ static int lme_commit(cj_etx *tx) {
 
 static uint64_t lme_version(cj_etx *tx) { return tx->version; }
 
+static void *lme_native(cj_etx *tx) { return tx->txn; }
+
 /* ---- data ---------------------------------------------------------------- */
 
 static int lme_write_err(cj_etx *tx, int rc, const char *what) {
@@ -495,6 +497,7 @@ const struct cj_engine cj__engine_lmdb = {
 	.commit = lme_commit,
 	.abort = lme_abort,
 	.commit_version = lme_version,
+	.native = lme_native,
 	.get = lme_get,
 	.put = lme_put,
 	.del = lme_del,

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Installs what couchjobs needs to build and test, from Debian's packages.
+# Installs nothing when everything is already there. Needs root (or sudo).
+set -eu
+
+PKGS="build-essential cmake pkg-config liblmdb-dev libjansson-dev clang"
+if [ "${1:-}" = "--test" ]; then
+	PKGS="$PKGS lmdb-utils"
+fi
+
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+	command -v sudo >/dev/null 2>&1 || {
+		echo "deps: need root to install:$missing" >&2
+		exit 1
+	}
+	SUDO=sudo
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

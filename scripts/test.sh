@@ -1,0 +1,42 @@
+#!/bin/sh
+# Installs what is needed, builds, and runs every test.
+#
+#   scripts/test.sh            everything: gcc with ASan+UBSan (all tests),
+#                              then a clang -Werror build of everything
+#   scripts/test.sh --quick    one plain gcc build, all tests
+#
+# Build trees: build-test (sanitizers), build-clang.
+set -eu
+cd "$(dirname "$0")/.."
+sh scripts/deps.sh --test
+
+jobs=$(nproc 2>/dev/null || echo 2)
+mode=${1:-full}
+
+if [ "$mode" = "--quick" ]; then
+	cmake -S . -B build-quick -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake --build build-quick -j"$jobs"
+	cd build-quick && ctest --output-on-failure -j2
+	exit $?
+fi
+
+echo "== gcc, -Werror, ASan + UBSan: build and run every test"
+CC=gcc cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DCJ_SANITIZE=ON >/dev/null
+cmake --build build-test -j"$jobs"
+
+echo "== clang, -Werror: build everything"
+CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build-clang -j"$jobs"
+
+echo "== the README's library example compiles and runs"
+cc -std=c11 -Wall -Wextra -Werror -Iinclude examples/quickstart.c \
+	build-clang/libcouchjobs.a -llmdb -ljansson -lpthread -o build-clang/quickstart
+(tmp=$(mktemp -d) && cd "$tmp" && "$OLDPWD/build-clang/quickstart" && cd / && rm -rf "$tmp")
+
+echo "== tests (ASan + UBSan)"
+# leaks fail the run; a slow machine gets more time
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
+export CJ_TEST_TIMEOUT_MULTIPLIER="${CJ_TEST_TIMEOUT_MULTIPLIER:-2}"
+cd build-test
+ctest --output-on-failure -j2

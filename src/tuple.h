@@ -96,7 +96,7 @@ void cj__tup_copy(const cj_tup_item *it, void *dst);
 int cj__tup_eq(const cj_tup_item *it, const void *p, size_t n);
 
 /* Appends a key that sorts after every key starting with b's current
- * contents and before any other greater key (FDB's strinc is not needed:
+ * contents (which must be whole elements) and before any other greater key (FDB's strinc is not needed:
  * tuple encodings never contain a bare 0xFF byte after a complete element,
  * so appending 0xFF bounds a prefix range). */
 void cj__tup_range_end(cj_buf *b);

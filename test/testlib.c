@@ -1,5 +1,7 @@
 /* The test framework's runner and helpers; see testlib.h. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "testlib.h"
 
 #include <errno.h>
@@ -169,7 +171,7 @@ int t_sh(char **out, char **err, const char *fmt, ...) {
 	if (n < 0 || (size_t)n >= sizeof cmd)
 		t_fail(__FILE__, __LINE__, "t_sh: command too long");
 	/* stdout through a pipe, stderr to a file read afterwards */
-	char epath[PATH_MAX];
+	char epath[PATH_MAX + 64];
 	static int seq;
 	snprintf(epath, sizeof epath, "%s/.stderr.%d.%d", t_scratch, (int)getpid(), seq++);
 	int po[2];

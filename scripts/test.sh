@@ -28,6 +28,9 @@ echo "== clang, -Werror: build everything"
 CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-clang -j"$jobs"
 
+echo "== house rules"
+sh scripts/check-source.sh build-clang
+
 echo "== the README's library example compiles and runs"
 cc -std=c11 -Wall -Wextra -Werror -Iinclude examples/quickstart.c \
 	build-clang/libcouchjobs.a -llmdb -ljansson -lpthread -o build-clang/quickstart

@@ -206,7 +206,9 @@ int cj_accept(cj_db *db, const char *type, const cj_accept_opts *opts, cj_job **
 		if (rc != CJ_NOT_FOUND) return rc;
 		int64_t wake_at = deadline;
 		if (a.next_due >= 0 && opts->max_sched_time == CJ_SCHED_NOW) {
-			int64_t due = cj__mono_ms() + (a.next_due * 1000 - now_ms);
+			/* a little after the second starts, so that clocks read with a
+			 * coarse time() agree the job is due */
+			int64_t due = cj__mono_ms() + (a.next_due * 1000 - now_ms) + 10;
 			if (wake_at < 0 || due < wake_at) wake_at = due;
 		}
 		if (deadline >= 0 && cj__mono_ms() >= deadline)

@@ -1,0 +1,37 @@
+#!/bin/sh
+# Checks the house rules that a compiler does not (CONTRIBUTING.md):
+#  - every global symbol of the library starts with cj_ (public) or cj__
+#    (internal);
+#  - engine feature macros (HAVE_LMDB, HAVE_LIBPQ) appear only in
+#    src/engine/engine.c;
+#  - front ends and tests (other than the tuple codec's) use only the
+#    public header.
+# Usage: scripts/check-source.sh BUILD_DIR
+set -eu
+cd "$(dirname "$0")/.."
+build=${1:-build}
+fail=0
+
+bad=$(nm -g --defined-only "$build/libcouchjobs.a" 2>/dev/null |
+	awk 'NF == 3 && $2 ~ /[TDBR]/ {print $3}' | grep -v '^cj_' || true)
+if [ -n "$bad" ]; then
+	echo "check-source: global symbols without the cj_ prefix:" $bad
+	fail=1
+fi
+
+macros=$(grep -ln 'HAVE_LMDB\|HAVE_LIBPQ' src/*.c src/*.h src/os/*.c src/engine/*.h \
+	src/engine/lmdb.c 2>/dev/null || true)
+if [ -n "$macros" ]; then
+	echo "check-source: engine macros outside src/engine/engine.c:" $macros
+	fail=1
+fi
+
+private=$(grep -ln '"cj_int.h"\|engine/engine.h' tools/*.c tools/*.h bench/*.c \
+	test/test_conf_*.c test/test_xproc.c test/test_stress.c test/test_cli.c 2>/dev/null || true)
+if [ -n "$private" ]; then
+	echo "check-source: front ends or tests including private headers:" $private
+	fail=1
+fi
+
+[ $fail = 0 ] && echo "check-source: ok"
+exit $fail

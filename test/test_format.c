@@ -1,0 +1,263 @@
+/*
+ * White-box tests of the embedded store's on-disk format (doc/format.md):
+ * the RFC 007 key layout in FoundationDB tuple encoding, version guards,
+ * and long keys. They read and write the LMDB environment directly.
+ */
+#include <lmdb.h>
+#include <sys/stat.h>
+
+#include "testlib.h"
+#include "tuple.h"
+
+#define SKIP_UNLESS_LMDB()                                                  \
+	do {                                                                    \
+		if (!t_is_lmdb()) {                                                 \
+			printf("  skipped: embedded engine only\n");                    \
+			return;                                                         \
+		}                                                                   \
+	} while (0)
+
+static char path[4096];
+
+static const char *store_path(void) {
+	snprintf(path, sizeof path, "%s/store", t_dir());
+	return path;
+}
+
+/* Opens the store's LMDB environment and a write transaction on `name`. */
+static MDB_env *env_open(const char *name, MDB_txn **txn, MDB_dbi *dbi) {
+	MDB_env *env;
+	CHECK(mdb_env_create(&env) == 0);
+	CHECK(mdb_env_set_maxdbs(env, 8) == 0);
+	CHECK(mdb_env_set_mapsize(env, (size_t)1 << 30) == 0);
+	CHECK(mdb_env_open(env, store_path(), MDB_NOTLS, 0600) == 0);
+	CHECK(mdb_txn_begin(env, NULL, 0, txn) == 0);
+	CHECK(mdb_dbi_open(*txn, name, name ? 0 : MDB_CREATE, dbi) == 0);
+	return env;
+}
+
+static void env_close(MDB_env *env, MDB_txn *txn) {
+	CHECK(mdb_txn_commit(txn) == 0);
+	mdb_env_close(env);
+}
+
+static void make_store(void) {
+	cj_db *db = t_open();
+	CHECK_OK(cj_set_type_timeout(db, "t", 30));
+	cj_close(db);
+}
+
+static int has_key(MDB_txn *txn, MDB_dbi dbi, const cj_buf *k) {
+	MDB_val key = {k->len, k->p}, v;
+	return mdb_get(txn, dbi, &key, &v) == 0;
+}
+
+static void key(cj_buf *b, const char *sub) {
+	cj__buf_reset(b);
+	cj__tup_str(b, "couch_jobs", 10);
+	cj__tup_str(b, sub, strlen(sub));
+}
+
+TEST(rfc_key_layout) {
+	SKIP_UNLESS_LMDB();
+	cj_db *db = t_open();
+	CHECK_OK(cj_set_type_timeout(db, "t", 30));
+	CHECK_OK(cj_add(db, NULL, "t", "pend", "{\"a\":1}", 0));
+	CHECK_OK(cj_add(db, NULL, "t", "run", NULL, 0));
+	CHECK_OK(cj_add(db, NULL, "t", "later", NULL, 4000000000));
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 0;
+	cj_job *job;
+	CHECK_OK(cj_accept(db, "t", &o, &job, NULL)); /* takes "pend" (id order) */
+	CHECK_STR(cj_job_id(job), "pend");
+	cj_close(db);
+
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_env *env = env_open("jobs", &txn, &dbi);
+	cj_buf b = CJ_BUF_INIT;
+	key(&b, "data");
+	cj__tup_str(&b, "t", 1);
+	cj__tup_str(&b, "run", 3);
+	CHECK(has_key(txn, dbi, &b));
+	key(&b, "pending");
+	cj__tup_str(&b, "t", 1);
+	cj__tup_int(&b, 0);
+	cj__tup_str(&b, "run", 3);
+	CHECK(has_key(txn, dbi, &b));
+	key(&b, "pending");
+	cj__tup_str(&b, "t", 1);
+	cj__tup_int(&b, 4000000000);
+	cj__tup_str(&b, "later", 5);
+	CHECK(has_key(txn, dbi, &b));
+	key(&b, "pending"); /* the accepted job left the queue */
+	cj__tup_str(&b, "t", 1);
+	cj__tup_int(&b, 0);
+	cj__tup_str(&b, "pend", 4);
+	CHECK(!has_key(txn, dbi, &b));
+	key(&b, "activity_timeout");
+	cj__tup_str(&b, "t", 1);
+	CHECK(has_key(txn, dbi, &b));
+	key(&b, "watches_pending");
+	cj__tup_str(&b, "t", 1);
+	CHECK(has_key(txn, dbi, &b));
+	key(&b, "watches_activity");
+	cj__tup_str(&b, "t", 1);
+	CHECK(has_key(txn, dbi, &b));
+
+	/* the running job's value: (Sequence vs, JobLock uuid, 0, false, data),
+	 * and its activity entry is keyed by that sequence */
+	key(&b, "data");
+	cj__tup_str(&b, "t", 1);
+	cj__tup_str(&b, "pend", 4);
+	MDB_val k = {b.len, b.p}, v;
+	CHECK(mdb_get(txn, dbi, &k, &v) == 0);
+	cj_tup_reader r;
+	cj_tup_item it;
+	cj__tup_reader_init(&r, v.mv_data, v.mv_size);
+	CHECK(cj__tup_next(&r, &it) == 1 && it.kind == CJ_TUP_VS);
+	uint8_t seq[CJ_VS_LEN];
+	memcpy(seq, it.raw, CJ_VS_LEN);
+	CHECK(cj__tup_next(&r, &it) == 1 && it.kind == CJ_TUP_UUID);
+	CHECK(cj__tup_next(&r, &it) == 1 && it.kind == CJ_TUP_INT && it.i == 0);
+	CHECK(cj__tup_next(&r, &it) == 1 && it.kind == CJ_TUP_FALSE);
+	CHECK(cj__tup_next(&r, &it) == 1 && it.kind == CJ_TUP_BYTES);
+	CHECK(cj__tup_eq(&it, "{\"a\":1}", 7));
+	CHECK(cj__tup_next(&r, &it) == 0);
+	key(&b, "activity");
+	cj__tup_str(&b, "t", 1);
+	cj__tup_vs(&b, seq);
+	k.mv_size = b.len;
+	k.mv_data = b.p;
+	CHECK(mdb_get(txn, dbi, &k, &v) == 0);
+	cj__tup_reader_init(&r, v.mv_data, v.mv_size);
+	CHECK(cj__tup_next(&r, &it) == 1 && it.kind == CJ_TUP_STRING);
+	CHECK(cj__tup_eq(&it, "pend", 4));
+	cj__buf_free(&b);
+	env_close(env, txn);
+	cj_job_free(job);
+}
+
+TEST(unknown_layout_version) {
+	SKIP_UNLESS_LMDB();
+	make_store();
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_env *env = env_open("cj_engine", &txn, &dbi);
+	uint8_t v99[4] = {0, 0, 0, 99};
+	MDB_val k = {6, "layout"}, v = {4, v99};
+	CHECK(mdb_put(txn, dbi, &k, &v, 0) == 0);
+	env_close(env, txn);
+	cj_db *db = NULL;
+	CHECK_RC(cj_open(t_url(), NULL, &db), CJ_STORE);
+	CHECK(db == NULL);
+	CHECK(strstr(cj_last_error(), "layout version 99") != NULL);
+}
+
+TEST(unknown_format_version) {
+	SKIP_UNLESS_LMDB();
+	make_store();
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_env *env = env_open("jobs", &txn, &dbi);
+	cj_buf kb = CJ_BUF_INIT, vb = CJ_BUF_INIT;
+	key(&kb, "meta");
+	cj__tup_str(&kb, "format", 6);
+	cj__tup_int(&vb, 7);
+	MDB_val k = {kb.len, kb.p}, v = {vb.len, vb.p};
+	CHECK(mdb_put(txn, dbi, &k, &v, 0) == 0);
+	env_close(env, txn);
+	cj__buf_free(&kb);
+	cj__buf_free(&vb);
+	cj_db *db = NULL;
+	CHECK_RC(cj_open(t_url(), NULL, &db), CJ_STORE);
+	CHECK(strstr(cj_last_error(), "format version 7") != NULL);
+}
+
+TEST(foreign_lmdb_environment) {
+	SKIP_UNLESS_LMDB();
+	CHECK(mkdir(store_path(), 0700) == 0);
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_env *env = env_open(NULL, &txn, &dbi);
+	MDB_val k = {5, "hello"}, v = {5, "world"};
+	CHECK(mdb_put(txn, dbi, &k, &v, 0) == 0);
+	env_close(env, txn);
+	cj_db *db = NULL;
+	CHECK_RC(cj_open(t_url(), NULL, &db), CJ_STORE);
+	CHECK(strstr(cj_last_error(), "not a couchjobs store") != NULL);
+	/* and it was left alone */
+	env = env_open(NULL, &txn, &dbi);
+	MDB_stat st;
+	CHECK(mdb_stat(txn, dbi, &st) == 0);
+	CHECK_INT(st.ms_entries, 1);
+	env_close(env, txn);
+}
+
+static int count_cb(const cj_job_info *info, void *arg) {
+	(void)info;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* Ids up to the 1024-byte limit, many sharing a long prefix, go through
+ * the whole life cycle, while no LMDB key exceeds its 511-byte limit. */
+TEST(long_ids) {
+	SKIP_UNLESS_LMDB();
+	cj_db *db = t_open();
+	CHECK_OK(cj_set_type_timeout(db, "t", 30));
+	char id[CJ_MAX_ID + 1];
+	memset(id, 'x', CJ_MAX_ID);
+	id[CJ_MAX_ID] = 0;
+	for (int i = 0; i < 40; i++) {
+		snprintf(id + CJ_MAX_ID - 4, 5, "%04d", i);
+		CHECK_OK(cj_add(db, NULL, "t", id, "{\"i\":1}", 0));
+	}
+	int n = 0;
+	CHECK_OK(cj_list_jobs(db, NULL, "t", count_cb, &n));
+	CHECK_INT(n, 40);
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 0;
+	for (int i = 0; i < 40; i++) {
+		cj_job *job;
+		CHECK_OK(cj_accept(db, "t", &o, &job, NULL));
+		CHECK_INT(strlen(cj_job_id(job)), CJ_MAX_ID);
+		CHECK_OK(cj_update(db, NULL, job, "{\"i\":2}"));
+		CHECK_OK(cj_finish(db, NULL, job, NULL));
+		cj_state st;
+		CHECK_OK(cj_get_job_state(db, NULL, "t", cj_job_id(job), &st));
+		CHECK_INT(st, CJ_FINISHED);
+		cj_job_free(job);
+	}
+	cj_job *none = NULL;
+	CHECK_RC(cj_accept(db, "t", &o, &none, NULL), CJ_NOT_FOUND);
+	snprintf(id + CJ_MAX_ID - 4, 5, "%04d", 7);
+	char *data;
+	CHECK_OK(cj_get_job_data(db, NULL, "t", id, &data));
+	CHECK_STR(data, "{\"i\":2}");
+	cj_free(data);
+	CHECK_OK(cj_remove(db, NULL, "t", id));
+	CHECK_RC(cj_remove(db, NULL, "t", id), CJ_NOT_FOUND);
+	n = 0;
+	CHECK_OK(cj_list_jobs(db, NULL, "t", count_cb, &n));
+	CHECK_INT(n, 39);
+	cj_close(db);
+
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_env *env = env_open("jobs", &txn, &dbi);
+	MDB_cursor *c;
+	MDB_val k, v;
+	CHECK(mdb_cursor_open(txn, dbi, &c) == 0);
+	size_t longest = 0;
+	while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
+		if (k.mv_size > longest) longest = k.mv_size;
+	mdb_cursor_close(c);
+	env_close(env, txn);
+	CHECK(longest <= 511);
+	CHECK(longest > 500); /* long keys were really stored the long way */
+}
+
+TEST_MAIN(ENTRY(rfc_key_layout), ENTRY(unknown_layout_version),
+          ENTRY(unknown_format_version), ENTRY(foreign_lmdb_environment),
+          ENTRY(long_ids))

@@ -56,8 +56,8 @@ static int find_candidate(cj_tx *tx, struct accept_arg *a, cj_buf *found) {
 		rc = scan_first(tx, &lo, &hi, found);
 		if (rc == 0) {
 			/* wrap around: from the first unscheduled job up to start */
-			hi.len = lo.len;
-			memcpy(hi.p, lo.p, lo.len);
+			cj__buf_reset(&hi);
+			cj__buf_add(&hi, lo.p, lo.len);
 			cj__key_pending_prefix(&lo, a->type);
 			cj__tup_int(&lo, 0);
 			rc = scan_first(tx, &lo, &hi, found);

@@ -124,13 +124,15 @@ static int stale_fn(cj_tx *tx, void *arg) {
 	                                              hi.p, hi.len, collect_key, &c);
 	a->full = rc == 1;
 	if (rc == 1) rc = CJ_OK;
-	const uint8_t *p = c.keys.p, *end = p + c.keys.len;
-	while (rc == CJ_OK && p < end) {
-		size_t kl = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
-		int n = reenqueue_one(tx, a->type, p + 4, kl);
+	const uint8_t *p = c.keys.p;
+	size_t off = 0;
+	while (rc == CJ_OK && off < c.keys.len) {
+		const uint8_t *q = p + off;
+		size_t kl = (size_t)q[0] << 24 | (size_t)q[1] << 16 | (size_t)q[2] << 8 | q[3];
+		int n = reenqueue_one(tx, a->type, q + 4, kl);
 		if (n < 0) rc = n;
 		else a->count += n;
-		p += 4 + kl;
+		off += 4 + kl;
 	}
 	cj__buf_free(&lo);
 	cj__buf_free(&hi);

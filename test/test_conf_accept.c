@@ -1,0 +1,790 @@
+/*
+ * Conformance: cj_accept (spec/api.md "Job processing API", accept part):
+ * exactly-once handout, locks, data, timeouts, wakeups from threads and
+ * processes, scheduled jobs, max_sched_time, no_schedule and the order of
+ * handout.
+ *
+ * Public API only; the store comes from t_open() / t_url().
+ */
+#include "testlib.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void sleep_ms(int64_t ms) {
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+	}
+}
+
+static char *json_squeeze(const char *s) {
+	size_t n = strlen(s), j = 0;
+	char *o = malloc(n + 1);
+	CHECK(o != NULL);
+	int in = 0, esc = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (in) {
+			o[j++] = c;
+			if (esc) esc = 0;
+			else if (c == '\\') esc = 1;
+			else if (c == '"') in = 0;
+		} else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+			o[j++] = c;
+			if (c == '"') in = 1;
+		}
+	}
+	o[j] = 0;
+	return o;
+}
+
+/* Two JSON texts equal but for whitespace outside strings. */
+static int json_same(const char *a, const char *b) {
+	if (!a || !b) return 0;
+	char *x = json_squeeze(a), *y = json_squeeze(b);
+	int same = strcmp(x, y) == 0;
+	free(x);
+	free(y);
+	return same;
+}
+
+#define CHECK_JSON(a, b)                                                    \
+	do {                                                                    \
+		const char *j_a_ = (a), *j_b_ = (b);                                \
+		if (!json_same(j_a_, j_b_))                                         \
+			t_fail(__FILE__, __LINE__, "%s = %s, want %s", #a,              \
+			       j_a_ ? j_a_ : "(null)", j_b_ ? j_b_ : "(null)");         \
+	} while (0)
+
+static int is_uuid(const char *s) {
+	if (!s || strlen(s) != 36) return 0;
+	for (int i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-') return 0;
+		} else if (!isxdigit((unsigned char)s[i])) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static cj_db *open_typed(const char *type) {
+	cj_db *db = t_open();
+	CHECK_OK(cj_set_type_timeout(db, type, 60));
+	return db;
+}
+
+/* accept with options; CJ_OK expected; returns the job */
+static cj_job *take_opts(cj_db *db, const char *type, int64_t max_sched,
+                         int no_schedule) {
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.max_sched_time = max_sched;
+	o.no_schedule = no_schedule;
+	o.timeout_ms = 5000;
+	cj_job *job = NULL;
+	CHECK_OK(cj_accept(db, type, &o, &job, NULL));
+	CHECK(job != NULL);
+	return job;
+}
+
+static cj_job *take(cj_db *db, const char *type) {
+	return take_opts(db, type, CJ_SCHED_NOW, 0);
+}
+
+/* accept with timeout 0 must find nothing */
+static void check_empty(cj_db *db, const char *type, int64_t max_sched, int no_schedule) {
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.max_sched_time = max_sched;
+	o.no_schedule = no_schedule;
+	o.timeout_ms = 0;
+	cj_job *job = NULL;
+	CHECK_RC(cj_accept(db, type, &o, &job, NULL), CJ_NOT_FOUND);
+	CHECK(job == NULL);
+}
+
+static cj_state state_of(cj_db *db, const char *type, const char *id) {
+	cj_state st = 0;
+	CHECK_OK(cj_get_job_state(db, NULL, type, id, &st));
+	return st;
+}
+
+/* ---- basic handout -------------------------------------------------------- */
+
+/* accept returns the job's data, its type/id, a UUID lock, and makes it
+ * running; data may be NULL when not wanted. */
+TEST(accept_basic) {
+	cj_db *db = open_typed("t");
+	CHECK_OK(cj_add(db, NULL, "t", "j1", "{\"work\":\"x\"}", 0));
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 5000;
+	cj_job *job = NULL;
+	char *data = NULL;
+	CHECK_OK(cj_accept(db, "t", &o, &job, &data));
+	CHECK(job != NULL);
+	CHECK_JSON(data, "{\"work\":\"x\"}");
+	cj_free(data);
+	CHECK_STR(cj_job_type(job), "t");
+	CHECK_STR(cj_job_id(job), "j1");
+	CHECK(is_uuid(cj_job_lock(job)));
+	CHECK(!cj_is_resubmitted(job));
+	CHECK_INT(state_of(db, "t", "j1"), CJ_RUNNING);
+	cj_job_free(job);
+
+	/* NULL opts are the defaults; NULL data is allowed */
+	CHECK_OK(cj_add(db, NULL, "t", "j2", NULL, 0));
+	job = NULL;
+	CHECK_OK(cj_accept(db, "t", NULL, &job, NULL));
+	CHECK_STR(cj_job_id(job), "j2");
+	cj_job_free(job);
+	cj_close(db);
+}
+
+/* An acceptor of one type is never handed a job of another type. */
+TEST(accept_only_its_type) {
+	cj_db *db = t_open();
+	CHECK_OK(cj_set_type_timeout(db, "a", 60));
+	CHECK_OK(cj_set_type_timeout(db, "b", 60));
+	CHECK_OK(cj_add(db, NULL, "a", "x", NULL, 0));
+	check_empty(db, "b", CJ_SCHED_ANY, 0);
+	check_empty(db, "nosuchtype", CJ_SCHED_ANY, 0);
+	cj_job *job = take(db, "a");
+	CHECK_STR(cj_job_type(job), "a");
+	cj_job_free(job);
+	check_empty(db, "a", CJ_SCHED_ANY, 0);
+	/* a type that is a prefix of another is still another type */
+	CHECK_OK(cj_set_type_timeout(db, "ab", 60));
+	CHECK_OK(cj_add(db, NULL, "ab", "x", NULL, 0));
+	check_empty(db, "a", CJ_SCHED_ANY, 0);
+	check_empty(db, "a", CJ_SCHED_NOW, 1);
+	cj_state st = 0;
+	CHECK_RC(cj_get_job_state(db, NULL, "ab", "", &st), CJ_INVALID);
+	CHECK_RC(cj_get_job_state(db, NULL, "ab", "x1", &st), CJ_NOT_FOUND);
+	job = take(db, "ab");
+	CHECK_STR(cj_job_type(job), "ab");
+	cj_job_free(job);
+	cj_close(db);
+}
+
+struct herd {
+	cj_db *db;
+	int rc[3];
+	atomic_int idx;
+};
+
+static void *herd_run(void *p) {
+	struct herd *h = p;
+	int i = atomic_fetch_add(&h->idx, 1);
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 3000;
+	cj_job *job = NULL;
+	h->rc[i] = cj_accept(h->db, "t", &o, &job, NULL);
+	cj_job_free(job);
+	return NULL;
+}
+
+/* Three accepts waiting, one job added: exactly one gets it, the others
+ * go on waiting and time out. */
+TEST(accept_one_job_many_waiters) {
+	cj_db *db = open_typed("t");
+	struct herd h;
+	h.db = db;
+	for (int i = 0; i < 3; i++) h.rc[i] = -100;
+	atomic_init(&h.idx, 0);
+	pthread_t th[3];
+	for (int i = 0; i < 3; i++) CHECK(pthread_create(&th[i], NULL, herd_run, &h) == 0);
+	sleep_ms(400);
+	CHECK_OK(cj_add(db, NULL, "t", "only", NULL, 0));
+	for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+	int ok = 0, nf = 0;
+	for (int i = 0; i < 3; i++) {
+		if (h.rc[i] == CJ_OK) ok++;
+		else if (h.rc[i] == CJ_NOT_FOUND) nf++;
+	}
+	CHECK_INT(ok, 1);
+	CHECK_INT(nf, 2);
+	CHECK_INT(state_of(db, "t", "only"), CJ_RUNNING);
+	cj_close(db);
+}
+
+/* A job handed out is not handed out again while running, even after the
+ * handle is freed; finished jobs are not handed out. */
+TEST(accept_not_twice) {
+	cj_db *db = open_typed("t");
+	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
+	cj_job *job = take(db, "t");
+	cj_job_free(job);
+	check_empty(db, "t", CJ_SCHED_ANY, 0);
+	check_empty(db, "t", CJ_SCHED_NOW, 1);
+	CHECK_INT(state_of(db, "t", "j"), CJ_RUNNING);
+	cj_close(db);
+	db = t_open();
+	CHECK_OK(cj_add(db, NULL, "t", "k", NULL, 0));
+	job = take(db, "t");
+	CHECK_STR(cj_job_id(job), "k");
+	CHECK_OK(cj_finish(db, NULL, job, NULL));
+	cj_job_free(job);
+	check_empty(db, "t", CJ_SCHED_ANY, 0);
+	cj_close(db);
+}
+
+/* Every accept gives a fresh lock: two jobs, and the same job run twice. */
+TEST(accept_fresh_lock) {
+	cj_db *db = open_typed("t");
+	CHECK_OK(cj_add(db, NULL, "t", "a", NULL, 0));
+	CHECK_OK(cj_add(db, NULL, "t", "b", NULL, 0));
+	cj_job *ja = take(db, "t"), *jb = take(db, "t");
+	CHECK(is_uuid(cj_job_lock(ja)) && is_uuid(cj_job_lock(jb)));
+	CHECK(strcmp(cj_job_lock(ja), cj_job_lock(jb)) != 0);
+	char first[64];
+	snprintf(first, sizeof first, "%s", cj_job_lock(ja));
+	CHECK_OK(cj_finish(db, NULL, ja, NULL));
+	cj_job_free(ja);
+	CHECK_OK(cj_add(db, NULL, "t", "a", NULL, 0));
+	ja = take(db, "t");
+	CHECK_STR(cj_job_id(ja), "a");
+	CHECK(is_uuid(cj_job_lock(ja)));
+	CHECK(strcmp(cj_job_lock(ja), first) != 0);
+	CHECK(strcmp(cj_job_lock(ja), cj_job_lock(jb)) != 0);
+	cj_job_free(ja);
+	cj_job_free(jb);
+	cj_close(db);
+}
+
+/* ---- exactly once under concurrency -------------------------------------- */
+
+#define EO_JOBS 240
+#define EO_THREADS 3
+#define EO_CHILDREN 2
+
+/* Takes jobs until none is left, writing "id\n" for each to fd. Returns 0,
+ * or a small number naming what went wrong. */
+static int eo_drain(cj_db *db, int fd) {
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 0;
+	for (;;) {
+		cj_job *job = NULL;
+		char *data = NULL;
+		int rc = cj_accept(db, "t", &o, &job, &data);
+		if (rc == CJ_NOT_FOUND) return 0;
+		if (rc != CJ_OK) return 10;
+		char want[64], line[64];
+		snprintf(want, sizeof want, "{\"n\":\"%s\"}", cj_job_id(job));
+		int ok = json_same(data, want);
+		cj_free(data);
+		if (!ok) return 11;
+		int len = snprintf(line, sizeof line, "%s\n", cj_job_id(job));
+		if (write(fd, line, (size_t)len) != len) return 12;
+		rc = cj_finish(db, NULL, job, NULL);
+		cj_job_free(job);
+		if (rc != CJ_OK) return 13;
+	}
+}
+
+struct eo_ctx {
+	t_gate go;
+	int pipefd[2];
+	cj_db *db;
+	int rc[EO_THREADS];
+};
+
+static int eo_child(void *arg) {
+	struct eo_ctx *c = arg;
+	close(c->pipefd[0]);
+	if (t_gate_wait(&c->go, 60000) != 0) return 2;
+	cj_db *db = NULL;
+	if (cj_open(t_url(), NULL, &db) != CJ_OK) return 3;
+	int rc = eo_drain(db, c->pipefd[1]);
+	cj_close(db);
+	return rc;
+}
+
+struct eo_thread_arg {
+	struct eo_ctx *c;
+	int i;
+};
+
+static void *eo_thread(void *arg) {
+	struct eo_thread_arg *a = arg;
+	a->c->rc[a->i] = eo_drain(a->c->db, a->c->pipefd[1]);
+	return NULL;
+}
+
+/* Several threads and several processes accept at once: every job is
+ * handed out exactly once, with its own data. */
+TEST(accept_exactly_once) {
+	struct eo_ctx c;
+	memset(&c, 0, sizeof c);
+	t_gate_init(&c.go);
+	CHECK(pipe(c.pipefd) == 0);
+	/* children first, before this process opens a handle */
+	int pids[EO_CHILDREN];
+	for (int i = 0; i < EO_CHILDREN; i++) pids[i] = t_spawn(eo_child, &c);
+
+	c.db = open_typed("t");
+	cj_tx *tx = NULL;
+	CHECK_OK(cj_tx_begin(c.db, &tx));
+	for (int i = 0; i < EO_JOBS; i++) {
+		char id[16], data[64];
+		snprintf(id, sizeof id, "j%03d", i);
+		snprintf(data, sizeof data, "{\"n\":\"%s\"}", id);
+		CHECK_OK(cj_add(c.db, tx, "t", id, data, 0));
+	}
+	CHECK_OK(cj_tx_commit(tx));
+
+	for (int i = 0; i < EO_CHILDREN; i++) t_gate_open(&c.go);
+	pthread_t th[EO_THREADS];
+	struct eo_thread_arg ta[EO_THREADS];
+	for (int i = 0; i < EO_THREADS; i++) {
+		ta[i].c = &c;
+		ta[i].i = i;
+		CHECK(pthread_create(&th[i], NULL, eo_thread, &ta[i]) == 0);
+	}
+	for (int i = 0; i < EO_THREADS; i++) pthread_join(th[i], NULL);
+	for (int i = 0; i < EO_THREADS; i++) CHECK_INT(c.rc[i], 0);
+	for (int i = 0; i < EO_CHILDREN; i++) CHECK_INT(t_join(pids[i], 60000), 0);
+	/* an engine may skip rows others hold; take what is left */
+	CHECK_INT(eo_drain(c.db, c.pipefd[1]), 0);
+	close(c.pipefd[1]);
+
+	static char buf[EO_JOBS * 8 + 1];
+	size_t len = 0;
+	for (;;) {
+		ssize_t n = read(c.pipefd[0], buf + len, sizeof buf - 1 - len);
+		if (n < 0 && errno == EINTR) continue;
+		if (n <= 0) break;
+		len += (size_t)n;
+	}
+	buf[len] = 0;
+	close(c.pipefd[0]);
+	int seen[EO_JOBS] = {0};
+	size_t total = 0;
+	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+		int n = -1;
+		CHECK(sscanf(line, "j%d", &n) == 1);
+		CHECK(n >= 0 && n < EO_JOBS);
+		seen[n]++;
+		total++;
+	}
+	CHECK_INT(total, EO_JOBS);
+	for (int i = 0; i < EO_JOBS; i++) CHECK_INT(seen[i], 1);
+	for (int i = 0; i < EO_JOBS; i += 37) {
+		char id[16];
+		snprintf(id, sizeof id, "j%03d", i);
+		CHECK_INT(state_of(c.db, "t", id), CJ_FINISHED);
+	}
+	t_gate_close(&c.go);
+	cj_close(c.db);
+}
+
+/* ---- timeouts --------------------------------------------------------------- */
+
+/* timeout 0 on an empty queue: CJ_NOT_FOUND at once, out-pointers NULL. */
+TEST(accept_timeout_zero) {
+	cj_db *db = open_typed("t");
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 0;
+	cj_job *job = (cj_job *)&o; /* not NULL, to see it cleared */
+	char *data = (char *)&o;
+	int64_t t0 = t_now_ms();
+	CHECK_RC(cj_accept(db, "t", &o, &job, &data), CJ_NOT_FOUND);
+	CHECK(t_now_ms() - t0 < 3000);
+	CHECK(job == NULL);
+	CHECK(data == NULL);
+	/* also on a type that has no timeout at all */
+	CHECK_RC(cj_accept(db, "other", &o, &job, NULL), CJ_NOT_FOUND);
+	cj_close(db);
+}
+
+/* timeout N: CJ_NOT_FOUND, not before about N has passed. */
+TEST(accept_timeout_n) {
+	cj_db *db = open_typed("t");
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 800;
+	cj_job *job = NULL;
+	int64_t t0 = t_now_ms();
+	CHECK_RC(cj_accept(db, "t", &o, &job, NULL), CJ_NOT_FOUND);
+	int64_t took = t_now_ms() - t0;
+	CHECK(job == NULL);
+	if (took < 750) t_fail(__FILE__, __LINE__, "returned after %lld ms", (long long)took);
+	CHECK(took < 20000);
+	/* a job scheduled in the future does not end the wait early */
+	CHECK_OK(cj_add(db, NULL, "t", "later", NULL, t_epoch() + 3600));
+	t0 = t_now_ms();
+	CHECK_RC(cj_accept(db, "t", &o, &job, NULL), CJ_NOT_FOUND);
+	took = t_now_ms() - t0;
+	if (took < 750) t_fail(__FILE__, __LINE__, "returned after %lld ms", (long long)took);
+	cj_close(db);
+}
+
+/* A timeout below -1 is CJ_INVALID. */
+TEST(accept_bad_timeout) {
+	cj_db *db = open_typed("t");
+	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = -2;
+	cj_job *job = (cj_job *)&o;
+	CHECK_RC(cj_accept(db, "t", &o, &job, NULL), CJ_INVALID);
+	CHECK(job == NULL);
+	CHECK_INT(state_of(db, "t", "j"), CJ_PENDING);
+	cj_close(db);
+}
+
+static int64_t cpu_ms(void) {
+	struct rusage ru;
+	CHECK(getrusage(RUSAGE_SELF, &ru) == 0);
+	return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}
+
+/* A waiting accept does not spin: two seconds of waiting cost far less
+ * than two seconds of CPU (the bound, half of it, only catches a busy
+ * loop). */
+TEST(accept_wait_does_not_spin) {
+	cj_db *db = open_typed("t");
+	CHECK_OK(cj_add(db, NULL, "t", "later", NULL, t_epoch() + 3600));
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 2000;
+	cj_job *job = NULL;
+	int64_t c0 = cpu_ms();
+	CHECK_RC(cj_accept(db, "t", &o, &job, NULL), CJ_NOT_FOUND);
+	int64_t used = cpu_ms() - c0;
+	if (used > 1000) t_fail(__FILE__, __LINE__, "waiting 2 s used %lld ms of CPU", (long long)used);
+	cj_close(db);
+}
+
+/* ---- wakeups ---------------------------------------------------------------- */
+
+struct waiter {
+	cj_db *db;
+	const char *type;
+	cj_accept_opts o;
+	int rc;
+	char id[64];
+	int64_t done_ms;
+};
+
+static void *waiter_run(void *arg) {
+	struct waiter *w = arg;
+	cj_job *job = NULL;
+	w->rc = cj_accept(w->db, w->type, &w->o, &job, NULL);
+	if (w->rc == CJ_OK) snprintf(w->id, sizeof w->id, "%s", cj_job_id(job));
+	w->done_ms = t_now_ms();
+	cj_job_free(job);
+	return NULL;
+}
+
+/* A blocked accept wakes when another thread adds a job of its type (and
+ * not for a job of another type). */
+TEST(accept_woken_by_thread) {
+	cj_db *db = open_typed("t");
+	CHECK_OK(cj_set_type_timeout(db, "u", 60));
+	struct waiter w = {db, "t", CJ_ACCEPT_OPTS_INIT, -100, "", 0};
+	w.o.timeout_ms = 20000;
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, waiter_run, &w) == 0);
+	sleep_ms(400);
+	CHECK_OK(cj_add(db, NULL, "u", "wrong", NULL, 0));
+	sleep_ms(200);
+	int64_t t0 = t_now_ms();
+	CHECK_OK(cj_add(db, NULL, "t", "right", NULL, 0));
+	pthread_join(th, NULL);
+	CHECK_RC(w.rc, CJ_OK);
+	CHECK_STR(w.id, "right");
+	CHECK(w.done_ms - t0 < 10000);
+	CHECK_INT(state_of(db, "u", "wrong"), CJ_PENDING);
+	cj_close(db);
+}
+
+/* A blocked no_schedule accept wakes on an add too. */
+TEST(accept_no_schedule_woken_by_thread) {
+	cj_db *db = open_typed("t");
+	struct waiter w = {db, "t", CJ_ACCEPT_OPTS_INIT, -100, "", 0};
+	w.o.timeout_ms = 20000;
+	w.o.no_schedule = 1;
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, waiter_run, &w) == 0);
+	sleep_ms(400);
+	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
+	pthread_join(th, NULL);
+	CHECK_RC(w.rc, CJ_OK);
+	CHECK_STR(w.id, "j");
+	cj_close(db);
+}
+
+static t_gate proc_gate;
+
+static int adder_child(void *arg) {
+	(void)arg;
+	if (t_gate_wait(&proc_gate, 60000) != 0) return 2;
+	struct timespec ts = {0, 500 * 1000000L};
+	nanosleep(&ts, NULL);
+	cj_db *db = NULL;
+	if (cj_open(t_url(), NULL, &db) != CJ_OK) return 3;
+	int rc = cj_add(db, NULL, "t", "from-child", "{\"by\":\"child\"}", 0);
+	cj_close(db);
+	return rc == CJ_OK ? 0 : 4;
+}
+
+/* A blocked accept wakes when another process adds a job. */
+TEST(accept_woken_by_process) {
+	t_gate_init(&proc_gate);
+	int pid = t_spawn(adder_child, NULL);
+	cj_db *db = open_typed("t");
+	t_gate_open(&proc_gate);
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 20000;
+	cj_job *job = NULL;
+	char *data = NULL;
+	CHECK_OK(cj_accept(db, "t", &o, &job, &data));
+	CHECK_STR(cj_job_id(job), "from-child");
+	CHECK_JSON(data, "{\"by\":\"child\"}");
+	cj_free(data);
+	cj_job_free(job);
+	CHECK_INT(t_join(pid, 30000), 0);
+	t_gate_close(&proc_gate);
+	cj_close(db);
+}
+
+/* ---- scheduled jobs ---------------------------------------------------------- */
+
+/* A job scheduled in the future is not handed out by a default accept;
+ * CJ_SCHED_ANY takes it; a time in the past counts as now. */
+TEST(accept_sched_not_early) {
+	cj_db *db = open_typed("t");
+	int64_t when = t_epoch() + 3600;
+	CHECK_OK(cj_add(db, NULL, "t", "future", NULL, when));
+	check_empty(db, "t", CJ_SCHED_NOW, 0);
+	CHECK_INT(state_of(db, "t", "future"), CJ_PENDING);
+	cj_job *job = take_opts(db, "t", CJ_SCHED_ANY, 0);
+	CHECK_STR(cj_job_id(job), "future");
+	cj_job_free(job);
+	/* the past is now */
+	CHECK_OK(cj_add(db, NULL, "t", "past", NULL, 1000));
+	job = take(db, "t");
+	CHECK_STR(cj_job_id(job), "past");
+	cj_job_free(job);
+	cj_close(db);
+}
+
+/* A waiting accept wakes when the earliest scheduled job falls due, and
+ * not before. */
+TEST(accept_wakes_when_due) {
+	cj_db *db = open_typed("t");
+	int64_t t0 = t_now_ms();
+	int64_t when = t_epoch() + 2;
+	CHECK_OK(cj_add(db, NULL, "t", "late", NULL, when + 3600));
+	CHECK_OK(cj_add(db, NULL, "t", "soon", NULL, when));
+	check_empty(db, "t", CJ_SCHED_NOW, 0);
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 15000;
+	cj_job *job = NULL;
+	CHECK_OK(cj_accept(db, "t", &o, &job, NULL));
+	int64_t took = t_now_ms() - t0;
+	CHECK_STR(cj_job_id(job), "soon");
+	if (took < 900) t_fail(__FILE__, __LINE__, "handed out after %lld ms", (long long)took);
+	CHECK(t_epoch() >= when);
+	cj_job_free(job);
+	CHECK_INT(state_of(db, "t", "late"), CJ_PENDING);
+	cj_close(db);
+}
+
+/* An accept already waiting on an empty queue learns of a job scheduled
+ * by another thread, and takes it when it falls due. */
+TEST(accept_waiting_sees_new_schedule) {
+	cj_db *db = open_typed("t");
+	struct waiter w = {db, "t", CJ_ACCEPT_OPTS_INIT, -100, "", 0};
+	w.o.timeout_ms = 20000;
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, waiter_run, &w) == 0);
+	sleep_ms(400);
+	int64_t t0 = t_now_ms();
+	int64_t when = t_epoch() + 2;
+	CHECK_OK(cj_add(db, NULL, "t", "s", NULL, when));
+	pthread_join(th, NULL);
+	CHECK_RC(w.rc, CJ_OK);
+	CHECK_STR(w.id, "s");
+	if (w.done_ms - t0 < 900)
+		t_fail(__FILE__, __LINE__, "handed out after %lld ms", (long long)(w.done_ms - t0));
+	cj_close(db);
+}
+
+/* An explicit max_sched_time: jobs scheduled at or before it are taken,
+ * later ones are not. */
+TEST(accept_max_sched_time) {
+	cj_db *db = open_typed("t");
+	int64_t T = t_epoch() + 10000;
+	CHECK_OK(cj_add(db, NULL, "t", "after", NULL, T + 1));
+	CHECK_OK(cj_add(db, NULL, "t", "at", NULL, T));
+	CHECK_OK(cj_add(db, NULL, "t", "before", NULL, T - 500));
+	CHECK_OK(cj_add(db, NULL, "t", "now", NULL, 0));
+	const char *want[] = {"now", "before", "at"};
+	for (int i = 0; i < 3; i++) {
+		cj_job *job = take_opts(db, "t", T, 0);
+		CHECK_STR(cj_job_id(job), want[i]);
+		cj_job_free(job);
+	}
+	check_empty(db, "t", T, 0);
+	check_empty(db, "t", CJ_SCHED_NOW, 0);
+	CHECK_INT(state_of(db, "t", "after"), CJ_PENDING);
+	cj_job *job = take_opts(db, "t", CJ_SCHED_ANY, 0);
+	CHECK_STR(cj_job_id(job), "after");
+	cj_job_free(job);
+	cj_close(db);
+}
+
+/* Jobs are handed out in (scheduled time, id) byte order. */
+TEST(accept_order) {
+	cj_db *db = open_typed("t");
+	int64_t T = t_epoch() + 10000;
+	struct {
+		const char *id;
+		int64_t when;
+	} in[] = {{"z", 0}, {"a", T + 100}, {"m", T + 50}, {"b", 0}, {"B", 0},
+	          {"c", T + 100}, {"a10", 0}, {"a9", 0}, {"\xc3\xa9", 0}};
+	const char *want[] = {"B", "a10", "a9", "b", "z", "\xc3\xa9", "m", "a", "c"};
+	for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
+		CHECK_OK(cj_add(db, NULL, "t", in[i].id, NULL, in[i].when));
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		cj_job *job = take_opts(db, "t", CJ_SCHED_ANY, 0);
+		CHECK_STR(cj_job_id(job), want[i]);
+		cj_job_free(job);
+	}
+	check_empty(db, "t", CJ_SCHED_ANY, 0);
+	cj_close(db);
+}
+
+/* Rescheduling a pending job moves it in the order. */
+TEST(accept_order_after_reschedule) {
+	cj_db *db = open_typed("t");
+	int64_t T = t_epoch() + 10000;
+	CHECK_OK(cj_add(db, NULL, "t", "a", NULL, T + 10));
+	CHECK_OK(cj_add(db, NULL, "t", "b", NULL, T + 20));
+	CHECK_OK(cj_add(db, NULL, "t", "a", NULL, T + 30)); /* now after b */
+	cj_job *job = take_opts(db, "t", CJ_SCHED_ANY, 0);
+	CHECK_STR(cj_job_id(job), "b");
+	cj_job_free(job);
+	job = take_opts(db, "t", CJ_SCHED_ANY, 0);
+	CHECK_STR(cj_job_id(job), "a");
+	cj_job_free(job);
+	cj_close(db);
+}
+
+/* no_schedule: only jobs added with sched_time 0 are candidates, whatever
+ * the scheduled jobs' times; re-adding moves a job in or out. */
+TEST(accept_no_schedule) {
+	cj_db *db = open_typed("t");
+	CHECK_OK(cj_add(db, NULL, "t", "u1", NULL, 0));
+	CHECK_OK(cj_add(db, NULL, "t", "u2", NULL, 0));
+	CHECK_OK(cj_add(db, NULL, "t", "due", NULL, 1000));
+	CHECK_OK(cj_add(db, NULL, "t", "future", NULL, t_epoch() + 3600));
+	/* u3 starts unscheduled, then gets a time; s1 the other way round */
+	CHECK_OK(cj_add(db, NULL, "t", "u3", NULL, 0));
+	CHECK_OK(cj_add(db, NULL, "t", "u3", NULL, t_epoch() + 3600));
+	CHECK_OK(cj_add(db, NULL, "t", "s1", NULL, t_epoch() + 3600));
+	CHECK_OK(cj_add(db, NULL, "t", "s1", NULL, 0));
+	int got_u1 = 0, got_u2 = 0, got_s1 = 0;
+	for (int i = 0; i < 3; i++) {
+		cj_job *job = take_opts(db, "t", CJ_SCHED_NOW, 1);
+		const char *id = cj_job_id(job);
+		if (strcmp(id, "u1") == 0) got_u1++;
+		else if (strcmp(id, "u2") == 0) got_u2++;
+		else if (strcmp(id, "s1") == 0) got_s1++;
+		else t_fail(__FILE__, __LINE__, "no_schedule accept took %s", id);
+		cj_job_free(job);
+	}
+	CHECK(got_u1 == 1 && got_u2 == 1 && got_s1 == 1);
+	check_empty(db, "t", CJ_SCHED_NOW, 1);
+	CHECK_INT(state_of(db, "t", "due"), CJ_PENDING);
+	CHECK_INT(state_of(db, "t", "future"), CJ_PENDING);
+	CHECK_INT(state_of(db, "t", "u3"), CJ_PENDING);
+	/* a default accept does take the due one */
+	cj_job *job = take(db, "t");
+	CHECK_STR(cj_job_id(job), "due");
+	cj_job_free(job);
+	cj_close(db);
+}
+
+/* no_schedule finds a job wherever its id falls, whatever random point the
+ * search starts from: one job with the lowest, then the highest possible
+ * id, each taken many times over. */
+TEST(accept_no_schedule_finds_any) {
+	cj_db *db = open_typed("t");
+	const char *ids[] = {"\x01", "\xf4\x8f\xbf\xbf" /* U+10FFFF */, "m"};
+	for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++) {
+		for (int i = 0; i < 25; i++) {
+			CHECK_OK(cj_add(db, NULL, "t", ids[k], NULL, 0));
+			cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+			o.no_schedule = 1;
+			o.timeout_ms = 0;
+			cj_job *job = NULL;
+			CHECK_OK(cj_accept(db, "t", &o, &job, NULL));
+			CHECK_STR(cj_job_id(job), ids[k]);
+			CHECK_OK(cj_finish(db, NULL, job, NULL));
+			cj_job_free(job);
+		}
+	}
+	/* many jobs: every one is taken exactly once */
+	for (int i = 0; i < 60; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "%08x", (unsigned)(i * 2654435761u));
+		CHECK_OK(cj_add(db, NULL, "t", id, NULL, 0));
+	}
+	int taken = 0;
+	for (;;) {
+		cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+		o.no_schedule = 1;
+		o.timeout_ms = 0;
+		cj_job *job = NULL;
+		int rc = cj_accept(db, "t", &o, &job, NULL);
+		if (rc == CJ_NOT_FOUND) break;
+		CHECK_OK(rc);
+		taken++;
+		cj_job_free(job);
+	}
+	CHECK_INT(taken, 60);
+	cj_close(db);
+}
+
+/* no_schedule with an explicit max_sched_time is CJ_INVALID. */
+TEST(accept_no_schedule_invalid) {
+	cj_db *db = open_typed("t");
+	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.no_schedule = 1;
+	o.max_sched_time = t_epoch();
+	o.timeout_ms = 0;
+	cj_job *job = (cj_job *)&o;
+	char *data = (char *)&o;
+	CHECK_RC(cj_accept(db, "t", &o, &job, &data), CJ_INVALID);
+	CHECK(job == NULL);
+	CHECK(data == NULL);
+	o.max_sched_time = 0;
+	CHECK_RC(cj_accept(db, "t", &o, &job, NULL), CJ_INVALID);
+	o.max_sched_time = CJ_SCHED_ANY; /* explicit too: only the default goes */
+	CHECK_RC(cj_accept(db, "t", &o, &job, NULL), CJ_INVALID);
+	CHECK_INT(state_of(db, "t", "j"), CJ_PENDING);
+	/* the defaults with no_schedule are fine */
+	o.max_sched_time = CJ_SCHED_NOW;
+	CHECK_OK(cj_accept(db, "t", &o, &job, NULL));
+	cj_job_free(job);
+	cj_close(db);
+}
+
+TEST_MAIN(ENTRY(accept_basic), ENTRY(accept_only_its_type), ENTRY(accept_not_twice),
+          ENTRY(accept_fresh_lock), ENTRY(accept_exactly_once),
+          ENTRY(accept_timeout_zero), ENTRY(accept_timeout_n),
+          ENTRY(accept_bad_timeout), ENTRY(accept_wait_does_not_spin),
+          ENTRY(accept_woken_by_thread), ENTRY(accept_one_job_many_waiters),
+          ENTRY(accept_no_schedule_woken_by_thread), ENTRY(accept_woken_by_process),
+          ENTRY(accept_sched_not_early), ENTRY(accept_wakes_when_due),
+          ENTRY(accept_waiting_sees_new_schedule), ENTRY(accept_max_sched_time),
+          ENTRY(accept_order), ENTRY(accept_order_after_reschedule),
+          ENTRY(accept_no_schedule), ENTRY(accept_no_schedule_finds_any),
+          ENTRY(accept_no_schedule_invalid))

@@ -63,7 +63,9 @@ struct cj_etx {
 	int dirty;
 	int grow; /* the map was full: grow it when this transaction ends */
 	uint64_t version;
-	uint8_t notify[CJ_WAKE_WORDS / 8];
+	uint8_t notify[CJ_WAKE_WORDS / 8]; /* words marked by notify() */
+	uint16_t marked[CJ_WAKE_WORDS];    /* the same, as a list */
+	unsigned nmarked;
 	cj_buf kb; /* physical key */
 	cj_buf vb; /* physical value of a long key */
 };
@@ -351,8 +353,7 @@ static int lme_commit(cj_etx *tx) {
 		lme_end(tx);
 		return lme_err(rc, "commit");
 	}
-	for (unsigned i = 0; i < CJ_WAKE_WORDS; i++)
-		if (tx->notify[i / 8] & (1u << (i % 8))) cj__os_word_bump(tx->db->wake, i);
+	for (unsigned i = 0; i < tx->nmarked; i++) cj__os_word_bump(tx->db->wake, tx->marked[i]);
 	lme_end(tx);
 	return CJ_OK;
 }
@@ -467,7 +468,10 @@ static int lme_scan(cj_etx *tx, int space, const void *lo, size_t ll, const void
 
 static int lme_notify(cj_etx *tx, const char *chan) {
 	unsigned w = lme_chan_word(chan);
-	tx->notify[w / 8] |= (uint8_t)(1u << (w % 8));
+	if (!(tx->notify[w / 8] & (1u << (w % 8)))) {
+		tx->notify[w / 8] |= (uint8_t)(1u << (w % 8));
+		tx->marked[tx->nmarked++] = (uint16_t)w;
+	}
 	return CJ_OK;
 }
 

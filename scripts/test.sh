@@ -3,11 +3,13 @@
 #
 #   scripts/test.sh            everything: clang with ASan+UBSan (all tests),
 #                              and a gcc -O2 -Werror build of everything
-#   scripts/test.sh --quick    one plain gcc build, all tests
+#   scripts/test.sh --quick    one plain gcc build, all tests on the
+#                              embedded engine only
 #
 # Build trees: build-test (sanitizers), build-gcc.
 set -eu
 cd "$(dirname "$0")/.."
+root=$(pwd)
 sh scripts/deps.sh --test
 
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -16,7 +18,7 @@ mode=${1:-full}
 if [ "$mode" = "--quick" ]; then
 	cmake -S . -B build-quick -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	cmake --build build-quick -j"$jobs"
-	cd build-quick && ctest --output-on-failure -j2
+	(cd build-quick && ctest --output-on-failure -j2)
 	exit $?
 fi
 
@@ -33,13 +35,21 @@ sh scripts/check-source.sh build-gcc
 
 echo "== the README's library example compiles and runs"
 cc -std=c11 -Wall -Wextra -Werror -Iinclude examples/quickstart.c \
-	build-gcc/libcouchjobs.a -llmdb -ljansson -lpthread -o build-gcc/quickstart
+	build-gcc/libcouchjobs.a -llmdb -ljansson -lpq -lpthread -o build-gcc/quickstart
 (tmp=$(mktemp -d) && cd "$tmp" && "$OLDPWD/build-gcc/quickstart" && cd / && rm -rf "$tmp")
 
-echo "== tests (ASan + UBSan)"
+echo "== tests on the embedded engine (ASan + UBSan)"
 # leaks fail the run; a slow machine gets more time
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 export CJ_TEST_TIMEOUT_MULTIPLIER="${CJ_TEST_TIMEOUT_MULTIPLIER:-2}"
-cd build-test
-ctest --output-on-failure -j2
+(cd build-test && ctest --output-on-failure -j2)
+
+echo "== the same tests on PostgreSQL (ASan + UBSan), on a private server"
+pgdir=$(mktemp -d "${TMPDIR:-/tmp}/cjpg.XXXXXX")
+chmod 755 "$pgdir"
+trap 'sh "$root/scripts/pg.sh" stop "$pgdir" >/dev/null 2>&1 || true; rm -rf "$pgdir"' EXIT INT TERM
+sh scripts/pg.sh start "$pgdir"
+CJ_TEST_URL=$(sh scripts/pg.sh url "$pgdir")
+export CJ_TEST_URL
+(cd build-test && ctest --output-on-failure -j2)

@@ -33,7 +33,22 @@ const char *t_url(void) {
 		snprintf(t_store_url, sizeof t_store_url, "lmdb:%s/store", t_scratch);
 		return t_store_url;
 	}
-	return u;
+	/* A server store: a fresh schema per case, named after the case's
+	 * process group and scratch directory, which the processes it forks
+	 * share, so they all compute the same name. */
+	uint32_t h = 2166136261u;
+	for (const char *p = t_scratch; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+	static char url[8192];
+	static int url_pgid;
+	static uint32_t url_h;
+	int pgid = (int)getpgid(0);
+	if (!url[0] || url_pgid != pgid || url_h != h) {
+		snprintf(url, sizeof url, "%s%sschema=cjt_%d_%08x", u,
+		         strchr(u, '?') ? "&" : "?", pgid, (unsigned)h);
+		url_pgid = pgid;
+		url_h = h;
+	}
+	return url;
 }
 
 cj_db *t_open_opts(const cj_options *o) {

@@ -14,7 +14,8 @@
  *
  * The store under test comes from CJ_TEST_URL: unset or "lmdb" means a fresh
  * embedded store in the case's scratch directory (t_url()); any other value
- * is used as given, e.g. a PostgreSQL URL.
+ * is a server's URL (PostgreSQL), to which t_url() adds a fresh
+ * "schema=..." per case, shared by the processes the case forks.
  */
 #ifndef CJ_TESTLIB_H
 #define CJ_TESTLIB_H

@@ -1,0 +1,603 @@
+/*
+ * The PostgreSQL engine's own behaviour, beyond the conformance suite:
+ * the caller's SQL in the library's transactions (cj_tx_native), schema
+ * versions, several stores in one database, a server restart under a
+ * blocked cj_accept, and several processor processes draining a queue.
+ *
+ * Runs when CJ_TEST_URL is a PostgreSQL URL (see scripts/pg.sh); skips
+ * otherwise. The restart case starts a private server of its own with
+ * scripts/pg.sh (found next to this file, or at CJ_PG_SH), so it never
+ * disturbs the server other tests use.
+ */
+#include "testlib.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef HAVE_LIBPQ
+#include <libpq-fe.h>
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void msleep(int64_t ms) {
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+	}
+}
+
+static int is_pg(const char *u) {
+	return u && (strncmp(u, "postgresql://", 13) == 0 || strncmp(u, "postgres://", 11) == 0);
+}
+
+/* url without its schema= parameter (a new string), and that schema (into
+ * schema, when not NULL). */
+static char *split_url(const char *url, char *schema, size_t cap) {
+	char *u = strdup(url);
+	CHECK(u != NULL);
+	if (schema && cap) schema[0] = 0;
+	char *q = strchr(u, '?');
+	if (!q) return u;
+	char *out = q, *p = q + 1;
+	int first = 1;
+	while (*p) {
+		size_t n = strcspn(p, "&");
+		if (strncmp(p, "schema=", 7) == 0) {
+			if (schema) snprintf(schema, cap, "%.*s", (int)(n - 7), p + 7);
+		} else if (n) {
+			*out++ = first ? '?' : '&';
+			memmove(out, p, n);
+			out += n;
+			first = 0;
+		}
+		p += n;
+		if (*p == '&') p++;
+	}
+	*out = 0;
+	return u;
+}
+
+/* The URL of schema name on the server under test. */
+static char *url_with_schema(const char *name) {
+	char *base = split_url(t_url(), NULL, 0);
+	size_t n = strlen(base) + strlen(name) + 16;
+	char *u = malloc(n);
+	CHECK(u != NULL);
+	snprintf(u, n, "%s%sschema=%s", base, strchr(base, '?') ? "&" : "?", name);
+	free(base);
+	return u;
+}
+
+/* The case's schema name. */
+static const char *case_schema(void) {
+	static char s[128];
+	free(split_url(t_url(), s, sizeof s));
+	CHECK(s[0] != 0);
+	return s;
+}
+
+/* A plain libpq connection to the server under test. */
+static PGconn *sql_connect(void) {
+	char *u = split_url(t_url(), NULL, 0);
+	PGconn *pg = PQconnectdb(u);
+	free(u);
+	if (PQstatus(pg) != CONNECTION_OK)
+		t_fail(__FILE__, __LINE__, "connect: %s", PQerrorMessage(pg));
+	return pg;
+}
+
+/* Runs sql; fails the case unless it succeeds. */
+static void sql_ok(PGconn *pg, const char *sql) {
+	PGresult *r = PQexec(pg, sql);
+	ExecStatusType st = PQresultStatus(r);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+		t_fail(__FILE__, __LINE__, "%s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+}
+
+/* The integer that a one-value query returns. */
+static long long sql_int(PGconn *pg, const char *sql) {
+	PGresult *r = PQexec(pg, sql);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+		t_fail(__FILE__, __LINE__, "%s: %s", sql, PQresultErrorMessage(r));
+	long long v = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return v;
+}
+
+static cj_job *take(cj_db *db, const char *type, const char *want_id) {
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 5000;
+	cj_job *job = NULL;
+	CHECK_OK(cj_accept(db, type, &o, &job, NULL));
+	if (want_id) CHECK_STR(cj_job_id(job), want_id);
+	return job;
+}
+
+static cj_state state_of(cj_db *db, const char *type, const char *id) {
+	cj_state st = 0;
+	CHECK_OK(cj_get_job_state(db, NULL, type, id, &st));
+	return st;
+}
+
+/* ---- the caller's SQL in the library's transaction -------------------------- */
+
+TEST(native_sql_commits_with_finish) {
+	cj_db *db = t_open();
+	CHECK_STR(cj_db_engine(db), "postgresql");
+	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	CHECK_OK(cj_add(db, NULL, "t", "a", "{\"n\":1}", 0));
+	CHECK_OK(cj_add(db, NULL, "t", "b", "{\"n\":2}", 0));
+
+	PGconn *pg = sql_connect();
+	char sql[512];
+	snprintf(sql, sizeof sql, "CREATE TABLE \"%s\".results (id text, v int)", case_schema());
+	sql_ok(pg, sql);
+
+	/* committed together */
+	cj_job *job = take(db, "t", "a");
+	cj_tx *tx = NULL;
+	CHECK_OK(cj_tx_begin(db, &tx));
+	PGconn *native = cj_tx_native(tx);
+	CHECK(native != NULL);
+	CHECK_INT(PQtransactionStatus(native), PQTRANS_INTRANS);
+	snprintf(sql, sizeof sql, "INSERT INTO \"%s\".results VALUES ('a', 1)", case_schema());
+	sql_ok(native, sql);
+	CHECK_OK(cj_finish(db, tx, job, "{\"n\":10}"));
+	/* not visible outside before the commit */
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM \"%s\".results", case_schema());
+	CHECK_INT(sql_int(pg, sql), 0);
+	CHECK_OK(cj_tx_commit(tx));
+	CHECK_INT(sql_int(pg, sql), 1);
+	CHECK_INT(state_of(db, "t", "a"), CJ_FINISHED);
+	cj_job_free(job);
+
+	/* rolled back together */
+	job = take(db, "t", "b");
+	CHECK_OK(cj_tx_begin(db, &tx));
+	snprintf(sql, sizeof sql, "INSERT INTO \"%s\".results VALUES ('b', 2)", case_schema());
+	sql_ok(cj_tx_native(tx), sql);
+	CHECK_OK(cj_finish(db, tx, job, "{\"n\":20}"));
+	cj_tx_abort(tx);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM \"%s\".results", case_schema());
+	CHECK_INT(sql_int(pg, sql), 1);
+	CHECK_INT(state_of(db, "t", "b"), CJ_RUNNING);
+
+	/* a failed statement of the caller fails the commit: nothing lands */
+	CHECK_OK(cj_tx_begin(db, &tx));
+	CHECK_OK(cj_update(db, tx, job, "{\"n\":30}"));
+	PGresult *r = PQexec(cj_tx_native(tx), "SELECT 1/0");
+	CHECK_INT(PQresultStatus(r), PGRES_FATAL_ERROR);
+	PQclear(r);
+	CHECK_RC(cj_tx_commit(tx), CJ_STORE);
+	char *data = NULL;
+	CHECK_OK(cj_get_job_data(db, NULL, "t", "b", &data));
+	CHECK(strstr(data, "30") == NULL);
+	cj_free(data);
+
+	/* the handle goes on working */
+	CHECK_OK(cj_finish(db, NULL, job, NULL));
+	CHECK_INT(state_of(db, "t", "b"), CJ_FINISHED);
+	cj_job_free(job);
+	PQfinish(pg);
+	cj_close(db);
+}
+
+/* ---- schema versions and names ------------------------------------------------- */
+
+TEST(schema_version_checked) {
+	cj_db *db = t_open();
+	cj_close(db);
+	PGconn *pg = sql_connect();
+	char sql[512];
+	snprintf(sql, sizeof sql,
+	         "UPDATE \"%s\".meta SET value = 999 WHERE name = 'schema_version'",
+	         case_schema());
+	sql_ok(pg, sql);
+	db = NULL;
+	CHECK_RC(cj_open(t_url(), NULL, &db), CJ_STORE);
+	CHECK(db == NULL);
+	CHECK(strstr(cj_last_error(), "999") != NULL);
+	snprintf(sql, sizeof sql,
+	         "UPDATE \"%s\".meta SET value = 1 WHERE name = 'schema_version'", case_schema());
+	sql_ok(pg, sql);
+	db = t_open();
+	cj_close(db);
+
+	/* a schema holding something else is not taken over */
+	char other[160], *u;
+	snprintf(other, sizeof other, "%s_x", case_schema());
+	snprintf(sql, sizeof sql, "CREATE SCHEMA \"%s\"; CREATE TABLE \"%s\".kv (a int)",
+	         other, other);
+	sql_ok(pg, sql);
+	u = url_with_schema(other);
+	CHECK_RC(cj_open(u, NULL, &db), CJ_STORE);
+	CHECK(db == NULL);
+	free(u);
+
+	/* bad names */
+	u = url_with_schema("no-dash");
+	CHECK_RC(cj_open(u, NULL, &db), CJ_INVALID);
+	free(u);
+	u = url_with_schema("a%2");
+	CHECK_RC(cj_open(u, NULL, &db), CJ_INVALID);
+	free(u);
+
+	/* cj_options.schema, when the URL names none; the URL wins */
+	char *base = split_url(t_url(), NULL, 0);
+	char oname[160];
+	snprintf(oname, sizeof oname, "%s_o", case_schema());
+	cj_options o = CJ_OPTIONS_INIT;
+	o.schema = oname;
+	o.no_monitor = 1;
+	CHECK_OK(cj_open(base, &o, &db));
+	CHECK_OK(cj_set_type_timeout(db, "only_o", 5));
+	cj_close(db);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM \"%s\".kv", oname);
+	CHECK(sql_int(pg, sql) > 0);
+	o.schema = "not_this_one";
+	CHECK_OK(cj_open(t_url(), &o, &db));
+	int64_t secs;
+	CHECK_RC(cj_get_type_timeout(db, "only_o", &secs), CJ_NOT_FOUND);
+	cj_close(db);
+	snprintf(sql, sizeof sql,
+	         "SELECT count(*) FROM pg_namespace WHERE nspname = 'not_this_one'");
+	CHECK_INT(sql_int(pg, sql), 0);
+	free(base);
+	PQfinish(pg);
+}
+
+TEST(two_schemas_are_two_stores) {
+	char a[160], b[160];
+	snprintf(a, sizeof a, "%s_a", case_schema());
+	snprintf(b, sizeof b, "%s_b", case_schema());
+	char *ua = url_with_schema(a), *ub = url_with_schema(b);
+	cj_db *da = NULL, *db = NULL;
+	CHECK_OK(cj_open(ua, NULL, &da));
+	CHECK_OK(cj_open(ub, NULL, &db));
+	CHECK_OK(cj_set_type_timeout(da, "t", 60));
+	int64_t secs;
+	CHECK_RC(cj_get_type_timeout(db, "t", &secs), CJ_NOT_FOUND);
+	CHECK_RC(cj_add(db, NULL, "t", "j", NULL, 0), CJ_NO_TYPE_TIMEOUT);
+	CHECK_OK(cj_set_type_timeout(db, "t", 30));
+	CHECK_OK(cj_add(da, NULL, "t", "j", "{\"in\":\"a\"}", 0));
+	cj_state st;
+	CHECK_RC(cj_get_job_state(db, NULL, "t", "j", &st), CJ_NOT_FOUND);
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 0;
+	cj_job *job = NULL;
+	CHECK_RC(cj_accept(db, "t", &o, &job, NULL), CJ_NOT_FOUND);
+	CHECK_OK(cj_add(db, NULL, "t", "j", "{\"in\":\"b\"}", 0));
+	char *data = NULL;
+	job = take(db, "t", "j");
+	CHECK_OK(cj_get_job_data(da, NULL, "t", "j", &data));
+	CHECK(strstr(data, "\"a\"") != NULL);
+	cj_free(data);
+	CHECK_INT(state_of(da, "t", "j"), CJ_PENDING);
+	CHECK_INT(state_of(db, "t", "j"), CJ_RUNNING);
+	CHECK_OK(cj_finish(db, NULL, job, NULL));
+	cj_job_free(job);
+	/* each store's own keys */
+	cj_tx *tx;
+	CHECK_OK(cj_tx_begin(da, &tx));
+	CHECK_OK(cj_tx_put(tx, "k", 1, "va", 2));
+	CHECK_OK(cj_tx_commit(tx));
+	CHECK_OK(cj_tx_begin(db, &tx));
+	void *v = NULL;
+	size_t vl = 0;
+	CHECK_RC(cj_tx_get(tx, "k", 1, &v, &vl), CJ_NOT_FOUND);
+	cj_tx_abort(tx);
+	cj_close(da);
+	cj_close(db);
+	free(ua);
+	free(ub);
+}
+
+TEST(unreachable_server_fails_fast) {
+	char *u = strdup("postgresql:///cjtest?host=/nonexistent-cj-dir&port=1&schema=x");
+	cj_db *db = NULL;
+	int64_t t0 = t_now_ms();
+	CHECK_RC(cj_open(u, NULL, &db), CJ_STORE);
+	CHECK(t_now_ms() - t0 < 5000);
+	CHECK(db == NULL);
+	CHECK(strstr(cj_last_error(), "postgresql") != NULL);
+	free(u);
+}
+
+/* ---- a server restart ------------------------------------------------------- */
+
+static char pg_script[4096];
+
+static int find_script(void) {
+	const char *e = getenv("CJ_PG_SH");
+	if (e && *e) {
+		snprintf(pg_script, sizeof pg_script, "%s", e);
+	} else {
+		/* __FILE__ is this file's path as the build gave it */
+		snprintf(pg_script, sizeof pg_script, "%s", __FILE__);
+		char *slash = strrchr(pg_script, '/');
+		if (!slash) return -1;
+		*slash = 0;
+		slash = strrchr(pg_script, '/');
+		if (!slash) return -1;
+		snprintf(slash, sizeof pg_script - (size_t)(slash - pg_script), "/scripts/pg.sh");
+	}
+	return access(pg_script, R_OK) == 0 ? 0 : -1;
+}
+
+struct restart_arg {
+	const char *url;
+	t_gate go;    /* the parent holds the job "before" */
+	t_gate ready; /* the child is about to block */
+};
+
+/* A processor blocked in cj_accept across the restart: 0 when it got the
+ * job added after the restart. */
+static int blocked_acceptor(void *p) {
+	struct restart_arg *a = p;
+	cj_db *db = NULL;
+	if (t_gate_wait(&a->go, 30000) != 0) return 7;
+	if (cj_open(a->url, NULL, &db) != CJ_OK) return 2;
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 60000;
+	cj_job *job = NULL;
+	/* the listener connects on the first wait: be sure it is there */
+	o.timeout_ms = 200;
+	int rc0 = cj_accept(db, "t", &o, &job, NULL);
+	if (rc0 != CJ_NOT_FOUND) {
+		fprintf(stderr, "first accept: %s\n", cj_err_name(rc0));
+		return 3;
+	}
+	o.timeout_ms = 60000;
+	t_gate_open(&a->ready);
+	int rc = cj_accept(db, "t", &o, &job, NULL);
+	if (rc != CJ_OK) {
+		fprintf(stderr, "blocked acceptor: %s (%s)\n", cj_err_name(rc), cj_last_error());
+		return 4;
+	}
+	rc = strcmp(cj_job_id(job), "after") == 0 ? 0 : 5;
+	if (cj_finish(db, NULL, job, NULL) != CJ_OK) rc = 6;
+	cj_job_free(job);
+	cj_close(db);
+	return rc;
+}
+
+struct restart_ctx {
+	char dir[4096];
+	char url[8192];
+};
+
+static int restart_body(void *p) {
+	struct restart_ctx *c = p;
+	/* fork before this process has threads of its own */
+	struct restart_arg a = {c->url, {{-1, -1}}, {{-1, -1}}};
+	t_gate_init(&a.go);
+	t_gate_init(&a.ready);
+	int pid = t_spawn(blocked_acceptor, &a);
+
+	cj_db *db = NULL;
+	CHECK_OK(cj_open(c->url, NULL, &db));
+	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	CHECK_OK(cj_add(db, NULL, "t", "before", NULL, 0));
+	cj_job *held = take(db, "t", "before");
+	t_gate_open(&a.go);
+	CHECK(t_gate_wait(&a.ready, 30000) == 0);
+	msleep(300); /* it sleeps in cj_accept by now */
+
+	CHECK_INT(t_sh(NULL, NULL, "sh '%s' stop '%s'", pg_script, c->dir), 0);
+
+	/* calls during the outage fail, and fast */
+	int64_t t0 = t_now_ms();
+	CHECK_RC(cj_add(db, NULL, "t", "during", NULL, 0), CJ_STORE);
+	cj_state st;
+	CHECK_RC(cj_get_job_state(db, NULL, "t", "before", &st), CJ_STORE);
+	CHECK_RC(cj_update(db, NULL, held, NULL), CJ_STORE);
+	CHECK(t_now_ms() - t0 < 10000);
+	printf("  calls during the outage failed in %lld ms (%s)\n",
+	       (long long)(t_now_ms() - t0), cj_last_error());
+	msleep(500);
+
+	CHECK_INT(t_sh(NULL, NULL, "sh '%s' start '%s'", pg_script, c->dir), 0);
+
+	/* the same handle works again */
+	CHECK_OK(cj_update(db, NULL, held, "{\"after\":true}"));
+	CHECK_INT(state_of(db, "t", "before"), CJ_RUNNING);
+	CHECK_OK(cj_finish(db, NULL, held, NULL));
+	cj_job_free(held);
+	int64_t t1 = t_now_ms();
+	CHECK_OK(cj_add(db, NULL, "t", "after", NULL, 0));
+	int st_child = t_join(pid, 30000);
+	CHECK_INT(st_child, 0);
+	printf("  the acceptor blocked across the restart got its job %lld ms after "
+	       "cj_add\n", (long long)(t_now_ms() - t1));
+	CHECK_INT(state_of(db, "t", "after"), CJ_FINISHED);
+	t_gate_close(&a.go);
+	t_gate_close(&a.ready);
+	cj_close(db);
+	return 0;
+}
+
+TEST(server_restart) {
+	if (find_script() != 0) {
+		printf("  skipped: scripts/pg.sh not found (set CJ_PG_SH)\n");
+		return;
+	}
+	/* a private server in the scratch directory, which its user must reach */
+	struct restart_ctx *c = calloc(1, sizeof *c);
+	CHECK(c != NULL);
+	CHECK(chmod(t_dir(), 0755) == 0);
+	snprintf(c->dir, sizeof c->dir, "%s/pg", t_dir());
+	char *err = NULL;
+	if (t_sh(NULL, &err, "sh '%s' start '%s'", pg_script, c->dir) != 0)
+		t_fail(__FILE__, __LINE__, "pg.sh start: %s", err);
+	free(err);
+	char *out = NULL;
+	CHECK_INT(t_sh(&out, NULL, "sh '%s' url '%s'", pg_script, c->dir), 0);
+	out[strcspn(out, "\n")] = 0;
+	snprintf(c->url, sizeof c->url, "%s&schema=restart", out);
+	free(out);
+
+	int pid = t_spawn(restart_body, c);
+	int st = t_join(pid, 90000);
+	CHECK_INT(t_sh(NULL, NULL, "sh '%s' stop '%s'", pg_script, c->dir), 0);
+	CHECK_INT(st, 0);
+	free(c);
+}
+
+/* ---- a killed writer ---------------------------------------------------------- */
+
+static int killed_writer(void *p) {
+	t_gate *held = p;
+	cj_db *db = NULL;
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	if (cj_open(t_url(), &o, &db) != CJ_OK) return 2;
+	cj_tx *tx = NULL;
+	if (cj_tx_begin(db, &tx) != CJ_OK) return 3;
+	if (cj_add(db, tx, "t", "lost", NULL, 0) != CJ_OK) return 4;
+	t_gate_open(held);
+	for (;;) msleep(1000); /* killed here, holding the writers' turn */
+}
+
+/* A processor killed inside a write transaction neither commits it nor
+ * keeps the other writers waiting: the server ends its session. */
+TEST(killed_writer_releases_its_turn) {
+	cj_db *db = t_open();
+	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	cj_close(db); /* fork with no threads of the library running */
+	t_gate held;
+	t_gate_init(&held);
+	int pid = t_spawn(killed_writer, &held);
+	CHECK(t_gate_wait(&held, 30000) == 0);
+	kill(pid, SIGKILL);
+	CHECK_INT(t_join(pid, 10000), 128 + SIGKILL);
+	db = t_open();
+	int64_t t0 = t_now_ms();
+	CHECK_OK(cj_add(db, NULL, "t", "next", NULL, 0));
+	printf("  the next writer went on after %lld ms\n", (long long)(t_now_ms() - t0));
+	CHECK(t_now_ms() - t0 < 10000);
+	cj_state st;
+	CHECK_RC(cj_get_job_state(db, NULL, "t", "lost", &st), CJ_NOT_FOUND);
+	CHECK_INT(state_of(db, "t", "next"), CJ_PENDING);
+	t_gate_close(&held);
+	cj_close(db);
+}
+
+/* ---- several processor processes ------------------------------------------- */
+
+#define DRAIN_JOBS 2000
+#define DRAIN_PROCS 4
+
+static int drain_child(void *p) {
+	int n = *(int *)p;
+	cj_options o = CJ_OPTIONS_INIT;
+	o.sync = CJ_SYNC_RELAXED;
+	cj_db *db = NULL;
+	if (cj_open(t_url(), &o, &db) != CJ_OK) return 2;
+	char path[4200];
+	snprintf(path, sizeof path, "%s/done.%d", t_dir(), n);
+	FILE *f = fopen(path, "w");
+	if (!f) return 3;
+	cj_accept_opts ao = CJ_ACCEPT_OPTS_INIT;
+	ao.timeout_ms = 0;
+	ao.no_schedule = n % 2; /* both ways of picking */
+	int rc;
+	for (;;) {
+		cj_job *job = NULL;
+		rc = cj_accept(db, "d", &ao, &job, NULL);
+		if (rc == CJ_NOT_FOUND) {
+			rc = CJ_OK;
+			break;
+		}
+		if (rc) break;
+		rc = cj_finish(db, NULL, job, "{\"done\":true}");
+		if (rc == CJ_OK) fprintf(f, "%s\n", cj_job_id(job));
+		cj_job_free(job);
+		if (rc) break;
+	}
+	fclose(f);
+	cj_close(db);
+	if (rc) fprintf(stderr, "drain %d: %s (%s)\n", n, cj_err_name(rc), cj_last_error());
+	return rc ? 4 : 0;
+}
+
+TEST(processes_drain_exactly_once) {
+	cj_options o = CJ_OPTIONS_INIT;
+	o.sync = CJ_SYNC_RELAXED;
+	o.no_monitor = 1;
+	cj_db *db = t_open_opts(&o);
+	CHECK_OK(cj_set_type_timeout(db, "d", 60));
+	for (int i = 0; i < DRAIN_JOBS; i += 100) {
+		cj_tx *tx;
+		CHECK_OK(cj_tx_begin(db, &tx));
+		for (int j = i; j < i + 100; j++) {
+			char id[16];
+			snprintf(id, sizeof id, "j%05d", j);
+			CHECK_OK(cj_add(db, tx, "d", id, NULL, 0));
+		}
+		CHECK_OK(cj_tx_commit(tx));
+	}
+	cj_close(db); /* fork with no threads of the library running */
+	int64_t t0 = t_now_ms();
+	int pids[DRAIN_PROCS], ns[DRAIN_PROCS];
+	for (int i = 0; i < DRAIN_PROCS; i++) {
+		ns[i] = i;
+		pids[i] = t_spawn(drain_child, &ns[i]);
+	}
+	for (int i = 0; i < DRAIN_PROCS; i++) CHECK_INT(t_join(pids[i], 100000), 0);
+	printf("  %d processes finished %d jobs in %lld ms\n", DRAIN_PROCS, DRAIN_JOBS,
+	       (long long)(t_now_ms() - t0));
+
+	static unsigned char seen[DRAIN_JOBS];
+	int total = 0;
+	for (int i = 0; i < DRAIN_PROCS; i++) {
+		char path[4200], line[64];
+		snprintf(path, sizeof path, "%s/done.%d", t_dir(), i);
+		FILE *f = fopen(path, "r");
+		CHECK(f != NULL);
+		int mine = 0;
+		while (fgets(line, sizeof line, f)) {
+			int k = atoi(line + 1);
+			CHECK(k >= 0 && k < DRAIN_JOBS);
+			if (seen[k]) t_fail(__FILE__, __LINE__, "job %s finished twice", line);
+			seen[k] = 1;
+			total++;
+			mine++;
+		}
+		fclose(f);
+		printf("  process %d finished %d\n", i, mine);
+	}
+	CHECK_INT(total, DRAIN_JOBS);
+	db = t_open_opts(&o);
+	for (int i = 0; i < DRAIN_JOBS; i += 97) {
+		char id[16];
+		snprintf(id, sizeof id, "j%05d", i);
+		CHECK_INT(state_of(db, "d", id), CJ_FINISHED);
+	}
+	cj_close(db);
+}
+
+int main(int argc, char **argv) {
+	if (!is_pg(getenv("CJ_TEST_URL"))) {
+		printf("test_pg: skipped: CJ_TEST_URL is not a PostgreSQL URL\n");
+		return 0;
+	}
+	static const struct t_entry entries[] = {
+		ENTRY(native_sql_commits_with_finish), ENTRY(schema_version_checked),
+		ENTRY(two_schemas_are_two_stores),     ENTRY(unreachable_server_fails_fast),
+		ENTRY(server_restart),                 ENTRY(killed_writer_releases_its_turn),
+		ENTRY(processes_drain_exactly_once),
+	};
+	return t_main(argc, argv, entries, sizeof entries / sizeof entries[0]);
+}
+
+#else /* no libpq */
+
+int main(void) {
+	printf("test_pg: skipped: built without the PostgreSQL engine\n");
+	return 0;
+}
+
+#endif

@@ -6,114 +6,12 @@
  *
  * Public API only; the store comes from t_open() / t_url().
  */
-#include "testlib.h"
+#include "testutil.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
-
-/* ---- helpers ------------------------------------------------------------ */
-
-static void sleep_ms(int64_t ms) {
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-	}
-}
-
-static char *json_squeeze(const char *s) {
-	size_t n = strlen(s), j = 0;
-	char *o = malloc(n + 1);
-	CHECK(o != NULL);
-	int in = 0, esc = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (in) {
-			o[j++] = c;
-			if (esc) esc = 0;
-			else if (c == '\\') esc = 1;
-			else if (c == '"') in = 0;
-		} else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
-			o[j++] = c;
-			if (c == '"') in = 1;
-		}
-	}
-	o[j] = 0;
-	return o;
-}
-
-/* Two JSON texts equal but for whitespace outside strings. */
-static int json_same(const char *a, const char *b) {
-	if (!a || !b) return 0;
-	char *x = json_squeeze(a), *y = json_squeeze(b);
-	int same = strcmp(x, y) == 0;
-	free(x);
-	free(y);
-	return same;
-}
-
-#define CHECK_JSON(a, b)                                                    \
-	do {                                                                    \
-		const char *j_a_ = (a), *j_b_ = (b);                                \
-		if (!json_same(j_a_, j_b_))                                         \
-			t_fail(__FILE__, __LINE__, "%s = %s, want %s", #a,              \
-			       j_a_ ? j_a_ : "(null)", j_b_ ? j_b_ : "(null)");         \
-	} while (0)
-
-static int is_uuid(const char *s) {
-	if (!s || strlen(s) != 36) return 0;
-	for (int i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-') return 0;
-		} else if (!isxdigit((unsigned char)s[i])) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
-static cj_db *open_typed(const char *type) {
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, type, 60));
-	return db;
-}
-
-/* accept with options; CJ_OK expected; returns the job */
-static cj_job *take_opts(cj_db *db, const char *type, int64_t max_sched,
-                         int no_schedule) {
-	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-	o.max_sched_time = max_sched;
-	o.no_schedule = no_schedule;
-	o.timeout_ms = 5000;
-	cj_job *job = NULL;
-	CHECK_OK(cj_accept(db, type, &o, &job, NULL));
-	CHECK(job != NULL);
-	return job;
-}
-
-static cj_job *take(cj_db *db, const char *type) {
-	return take_opts(db, type, CJ_SCHED_NOW, 0);
-}
-
-/* accept with timeout 0 must find nothing */
-static void check_empty(cj_db *db, const char *type, int64_t max_sched, int no_schedule) {
-	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-	o.max_sched_time = max_sched;
-	o.no_schedule = no_schedule;
-	o.timeout_ms = 0;
-	cj_job *job = NULL;
-	CHECK_RC(cj_accept(db, type, &o, &job, NULL), CJ_NOT_FOUND);
-	CHECK(job == NULL);
-}
-
-static cj_state state_of(cj_db *db, const char *type, const char *id) {
-	cj_state st = 0;
-	CHECK_OK(cj_get_job_state(db, NULL, type, id, &st));
-	return st;
-}
 
 /* ---- basic handout -------------------------------------------------------- */
 
@@ -148,8 +46,7 @@ TEST(accept_basic) {
 
 /* An acceptor of one type is never handed a job of another type. */
 TEST(accept_only_its_type) {
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, "a", 60));
+	cj_db *db = open_typed("a");
 	CHECK_OK(cj_set_type_timeout(db, "b", 60));
 	CHECK_OK(cj_add(db, NULL, "a", "x", NULL, 0));
 	check_empty(db, "b", CJ_SCHED_ANY, 0);
@@ -436,13 +333,6 @@ TEST(accept_bad_timeout) {
 	cj_close(db);
 }
 
-static int64_t cpu_ms(void) {
-	struct rusage ru;
-	CHECK(getrusage(RUSAGE_SELF, &ru) == 0);
-	return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
-	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
-}
-
 /* A waiting accept does not spin: two seconds of waiting cost far less
  * than two seconds of CPU (the bound, half of it, only catches a busy
  * loop). */
@@ -523,8 +413,7 @@ static t_gate proc_gate;
 static int adder_child(void *arg) {
 	(void)arg;
 	if (t_gate_wait(&proc_gate, 60000) != 0) return 2;
-	struct timespec ts = {0, 500 * 1000000L};
-	nanosleep(&ts, NULL);
+	sleep_ms(500);
 	cj_db *db = NULL;
 	if (cj_open(t_url(), NULL, &db) != CJ_OK) return 3;
 	int rc = cj_add(db, NULL, "t", "from-child", "{\"by\":\"child\"}", 0);

@@ -5,81 +5,11 @@
  *
  * Public API only; the store comes from t_open().
  */
-#include "testlib.h"
+#include "testutil.h"
 
 #include <pthread.h>
 
 /* ---- helpers ------------------------------------------------------------ */
-
-/* A copy of a JSON text without the whitespace outside strings, so that
- * texts differing only in layout compare equal. */
-static char *json_squeeze(const char *s) {
-	size_t n = strlen(s), j = 0;
-	char *o = malloc(n + 1);
-	CHECK(o != NULL);
-	int in = 0, esc = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (in) {
-			o[j++] = c;
-			if (esc) esc = 0;
-			else if (c == '\\') esc = 1;
-			else if (c == '"') in = 0;
-		} else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
-			o[j++] = c;
-			if (c == '"') in = 1;
-		}
-	}
-	o[j] = 0;
-	return o;
-}
-
-static int json_same(const char *a, const char *b) {
-	if (!a || !b) return 0;
-	char *x = json_squeeze(a), *y = json_squeeze(b);
-	int same = strcmp(x, y) == 0;
-	free(x);
-	free(y);
-	return same;
-}
-
-#define CHECK_JSON(a, b)                                                    \
-	do {                                                                    \
-		const char *j_a_ = (a), *j_b_ = (b);                                \
-		if (!json_same(j_a_, j_b_))                                         \
-			t_fail(__FILE__, __LINE__, "%s = %s, want %s", #a,              \
-			       j_a_ ? j_a_ : "(null)", j_b_ ? j_b_ : "(null)");         \
-	} while (0)
-
-static cj_db *open_typed(const char *type) {
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, type, 60));
-	return db;
-}
-
-static cj_state state_of(cj_db *db, const char *type, const char *id) {
-	cj_state st = 0;
-	CHECK_OK(cj_get_job_state(db, NULL, type, id, &st));
-	return st;
-}
-
-/* cj_get_job_data, checked and freed */
-static void check_data(cj_db *db, const char *type, const char *id, const char *want) {
-	char *d = NULL;
-	CHECK_OK(cj_get_job_data(db, NULL, type, id, &d));
-	CHECK_JSON(d, want);
-	cj_free(d);
-}
-
-static cj_job *take(cj_db *db, const char *type, int64_t max_sched, char **data) {
-	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-	o.max_sched_time = max_sched;
-	o.timeout_ms = 5000;
-	cj_job *job = NULL;
-	CHECK_OK(cj_accept(db, type, &o, &job, data));
-	CHECK(job != NULL);
-	return job;
-}
 
 struct listed {
 	size_t n;
@@ -128,7 +58,7 @@ TEST(add_data_null_is_empty_object) {
 	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
 	check_data(db, "t", "j", "{}");
 	char *d = NULL;
-	cj_job *job = take(db, "t", CJ_SCHED_NOW, &d);
+	cj_job *job = take_data(db, "t", &d);
 	CHECK_JSON(d, "{}");
 	cj_free(d);
 	cj_job_free(job);
@@ -219,7 +149,7 @@ TEST(add_pending_replaces) {
 	CHECK_INT(info.sched_time, 0);
 	cj_job_info_clear(&info);
 	char *d = NULL;
-	cj_job *job = take(db, "t", CJ_SCHED_NOW, &d);
+	cj_job *job = take_data(db, "t", &d);
 	CHECK_STR(cj_job_id(job), "j");
 	CHECK_JSON(d, "{\"v\":4}");
 	cj_free(d);
@@ -234,17 +164,15 @@ TEST(add_pending_unchanged_writes_nothing) {
 	cj_db *db = open_typed("t");
 	int64_t when = 1000; /* in the past: due at once */
 	CHECK_OK(cj_add(db, NULL, "t", "j", "{\"v\":1}", when));
-	cj_sub *sub = NULL;
 	cj_state st = 0;
-	CHECK_OK(cj_subscribe(db, "t", "j", &sub, &st, NULL));
-	CHECK(sub != NULL);
+	cj_sub *sub = sub_on_st(db, "t", "j", &st);
 	CHECK_INT(st, CJ_PENDING);
 	CHECK_OK(cj_add(db, NULL, "t", "j", "{\"v\":1}", when));
 	CHECK_OK(cj_add(db, NULL, "t", "j", "{\"v\":1}", when));
 	cj_event ev = {0};
 	CHECK_RC(cj_wait(&sub, 1, 0, 1500, &ev), CJ_TIMEOUT);
 	/* control: a real change is delivered */
-	cj_job *job = take(db, "t", CJ_SCHED_NOW, NULL);
+	cj_job *job = take(db, "t");
 	CHECK_OK(cj_wait(&sub, 1, 0, 5000, &ev));
 	CHECK_INT(ev.state, CJ_RUNNING);
 	CHECK_JSON(ev.data, "{\"v\":1}");
@@ -289,13 +217,8 @@ static int same_file(const char *path, const char *before, size_t blen) {
  * unchanged add on a pending job leaves the store's data file byte for
  * byte as it was, so nothing was written; a changing add does not. */
 TEST(lmdb_add_unchanged_leaves_file) {
-	if (!t_is_lmdb()) {
-		fprintf(stderr, "  (embedded engine only: nothing to check)\n");
-		return;
-	}
-	cj_options o = CJ_OPTIONS_INIT;
-	o.no_monitor = 1; /* no background writer */
-	cj_db *db = t_open_opts(&o);
+	SKIP_UNLESS_LMDB();
+	cj_db *db = open_nomon(); /* no background writer */
 	CHECK_OK(cj_set_type_timeout(db, "t", 60));
 	CHECK_OK(cj_add(db, NULL, "t", "j", "{\"v\":1}", 1000));
 	CHECK_OK(cj_add(db, NULL, "t", "k", NULL, 0));
@@ -320,7 +243,7 @@ TEST(lmdb_add_unchanged_leaves_file) {
 TEST(add_running_flags_resubmit) {
 	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", "j", "{\"v\":1}", 0));
-	cj_job *job = take(db, "t", CJ_SCHED_NOW, NULL);
+	cj_job *job = take(db, "t");
 	int64_t when = t_epoch() + 3600;
 	CHECK_OK(cj_add(db, NULL, "t", "j", "{\"v\":2}", when));
 	cj_job_info info = {0};
@@ -342,10 +265,8 @@ TEST(add_running_flags_resubmit) {
 	CHECK_JSON(info.data, "{\"v\":1}");
 	cj_job_info_clear(&info);
 	/* scheduled an hour ahead: not handed out by a default accept */
-	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-	o.timeout_ms = 0;
-	CHECK_RC(cj_accept(db, "t", &o, &job, NULL), CJ_NOT_FOUND);
-	job = take(db, "t", CJ_SCHED_ANY, NULL);
+	check_empty(db, "t", CJ_SCHED_NOW, 0);
+	job = take_any(db, "t");
 	CHECK_STR(cj_job_id(job), "j");
 	cj_job_free(job);
 	cj_close(db);
@@ -355,7 +276,7 @@ TEST(add_running_flags_resubmit) {
 TEST(add_finished_reenqueues) {
 	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", "j", "{\"v\":1}", 0));
-	cj_job *job = take(db, "t", CJ_SCHED_NOW, NULL);
+	cj_job *job = take(db, "t");
 	CHECK_OK(cj_finish(db, NULL, job, "{\"result\":1}"));
 	cj_job_free(job);
 	CHECK_INT(state_of(db, "t", "j"), CJ_FINISHED);
@@ -363,7 +284,7 @@ TEST(add_finished_reenqueues) {
 	CHECK_OK(cj_add(db, NULL, "t", "j", "{\"v\":2}", 0));
 	CHECK_INT(state_of(db, "t", "j"), CJ_PENDING);
 	char *d = NULL;
-	job = take(db, "t", CJ_SCHED_NOW, &d);
+	job = take_data(db, "t", &d);
 	CHECK_JSON(d, "{\"v\":2}");
 	cj_free(d);
 	CHECK_OK(cj_finish(db, NULL, job, NULL));
@@ -391,18 +312,14 @@ TEST(remove_each_state) {
 	CHECK_RC(cj_get_job_state(db, NULL, "t", "p", &st), CJ_NOT_FOUND);
 	CHECK_RC(cj_remove(db, NULL, "t", "p"), CJ_NOT_FOUND);
 	/* a removed pending job is not handed out */
-	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-	o.timeout_ms = 0;
-	cj_job *job = NULL;
-	CHECK_RC(cj_accept(db, "t", &o, &job, NULL), CJ_NOT_FOUND);
+	check_empty(db, "t", CJ_SCHED_NOW, 0);
 	/* scheduled pending */
 	CHECK_OK(cj_add(db, NULL, "t", "s", NULL, t_epoch() + 3600));
 	CHECK_OK(cj_remove(db, NULL, "t", "s"));
-	o.max_sched_time = CJ_SCHED_ANY;
-	CHECK_RC(cj_accept(db, "t", &o, &job, NULL), CJ_NOT_FOUND);
+	check_empty(db, "t", CJ_SCHED_ANY, 0);
 	/* running: the processor is halted, nothing it writes lands */
 	CHECK_OK(cj_add(db, NULL, "t", "r", NULL, 0));
-	job = take(db, "t", CJ_SCHED_NOW, NULL);
+	cj_job *job = take(db, "t");
 	CHECK_OK(cj_remove(db, NULL, "t", "r"));
 	CHECK_RC(cj_get_job_state(db, NULL, "t", "r", &st), CJ_NOT_FOUND);
 	CHECK_RC(cj_update(db, NULL, job, "{\"late\":1}"), CJ_HALT);
@@ -411,7 +328,7 @@ TEST(remove_each_state) {
 	cj_job_free(job);
 	/* finished */
 	CHECK_OK(cj_add(db, NULL, "t", "f", NULL, 0));
-	job = take(db, "t", CJ_SCHED_NOW, NULL);
+	job = take(db, "t");
 	CHECK_OK(cj_finish(db, NULL, job, NULL));
 	cj_job_free(job);
 	CHECK_OK(cj_remove(db, NULL, "t", "f"));
@@ -420,9 +337,7 @@ TEST(remove_each_state) {
 	CHECK_OK(cj_add(db, NULL, "t", "f", "{\"again\":true}", 0));
 	CHECK_INT(state_of(db, "t", "f"), CJ_PENDING);
 	check_data(db, "t", "f", "{\"again\":true}");
-	struct listed l = {0};
-	CHECK_OK(cj_list_jobs(db, NULL, NULL, list_cb, &l));
-	CHECK_INT(l.n, 1);
+	CHECK_INT(count_jobs(db, NULL), 1);
 	cj_close(db);
 }
 
@@ -466,10 +381,10 @@ TEST(list_jobs_order_and_fields) {
 	CHECK_INT(l.n, 0);
 
 	/* states and the resubmit flag as listed */
-	cj_job *job = take(db, "ta", CJ_SCHED_NOW, NULL); /* ta/B */
+	cj_job *job = take(db, "ta"); /* ta/B */
 	CHECK_STR(cj_job_id(job), "B");
 	CHECK_OK(cj_add(db, NULL, "ta", "B", NULL, 0)); /* flag it */
-	cj_job *job2 = take(db, "ta", CJ_SCHED_NOW, NULL); /* ta/a */
+	cj_job *job2 = take(db, "ta"); /* ta/a */
 	CHECK_STR(cj_job_id(job2), "a");
 	CHECK_OK(cj_finish(db, NULL, job2, NULL));
 	memset(&l, 0, sizeof l);
@@ -566,9 +481,7 @@ TEST(list_jobs_snapshot) {
 	CHECK(c.started);
 	pthread_join(c.th, NULL);
 	CHECK_RC(c.writer_rc, CJ_OK);
-	struct listed l = {0};
-	CHECK_OK(cj_list_jobs(db, NULL, "t", list_cb, &l));
-	CHECK_INT(l.n, 29);
+	CHECK_INT(count_jobs(db, "t"), 29);
 	t_gate_close(&c.added);
 	cj_close(db);
 }
@@ -579,7 +492,7 @@ TEST(add_state_walk) {
 	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
 	CHECK_INT(state_of(db, "t", "j"), CJ_PENDING);
-	cj_job *job = take(db, "t", CJ_SCHED_NOW, NULL);
+	cj_job *job = take(db, "t");
 	CHECK_INT(state_of(db, "t", "j"), CJ_RUNNING);
 	CHECK_OK(cj_finish(db, NULL, job, NULL));
 	cj_job_free(job);

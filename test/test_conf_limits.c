@@ -8,7 +8,7 @@
  *
  * Public API only; the store comes from t_open() / t_url().
  */
-#include "testlib.h"
+#include "testutil.h"
 
 #include <dirent.h>
 
@@ -109,29 +109,6 @@ static char *object_of_size(size_t len) {
 	return s;
 }
 
-static cj_job *take(cj_db *db, const char *type) {
-	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-	o.max_sched_time = CJ_SCHED_ANY;
-	o.timeout_ms = 5000;
-	cj_job *job = NULL;
-	CHECK_OK(cj_accept(db, type, &o, &job, NULL));
-	return job;
-}
-
-static int noop_cb(const cj_job_info *i, void *arg) {
-	(void)i;
-	(void)arg;
-	return 0;
-}
-
-static size_t njobs;
-static int count_cb(const cj_job_info *i, void *arg) {
-	(void)i;
-	(void)arg;
-	njobs++;
-	return 0;
-}
-
 /* ---- type and id lengths ---------------------------------------------------- */
 
 /* A 255-byte type works everywhere. */
@@ -152,13 +129,9 @@ TEST(limits_type_255_ok) {
 	CHECK_OK(cj_get_job(db, NULL, t255, "j", &info));
 	CHECK_STR(info.type, t255);
 	cj_job_info_clear(&info);
-	njobs = 0;
-	CHECK_OK(cj_list_jobs(db, NULL, t255, count_cb, NULL));
-	CHECK_INT(njobs, 1);
-	cj_sub *sub = NULL;
-	CHECK_OK(cj_subscribe(db, t255, "j", &sub, NULL, NULL));
-	CHECK(sub != NULL);
-	cj_job *job = take(db, t255);
+	CHECK_INT(count_jobs(db, t255), 1);
+	cj_sub *sub = sub_on(db, t255, "j");
+	cj_job *job = take_any(db, t255);
 	CHECK_STR(cj_job_type(job), t255);
 	cj_job *r = NULL;
 	CHECK_OK(cj_job_resume(t255, "j", cj_job_lock(job), &r));
@@ -175,8 +148,7 @@ TEST(limits_type_255_ok) {
 	CHECK_OK(cj_get_types(db, NULL, &types, &n));
 	CHECK_INT(n, 1);
 	CHECK_STR(types[0], t255);
-	cj_free(types[0]);
-	cj_free(types);
+	free_types(types, n);
 	CHECK_OK(cj_clear_type_timeout(db, t255));
 	cj_job_free(job);
 	cj_job_free(r);
@@ -187,8 +159,7 @@ TEST(limits_type_255_ok) {
  * nothing. */
 TEST(limits_type_bad) {
 	make_names();
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
 	const char *bad[] = {t256, "", NULL};
 	for (size_t i = 0; i < 3; i++) {
@@ -232,8 +203,7 @@ TEST(limits_type_bad) {
 /* A 1024-byte id works everywhere. */
 TEST(limits_id_1024_ok) {
 	make_names();
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", i1024, "{\"v\":1}", 0));
 	cj_state st = 0;
 	CHECK_OK(cj_get_job_state(db, NULL, "t", i1024, &st));
@@ -245,9 +215,8 @@ TEST(limits_id_1024_ok) {
 	CHECK_OK(cj_get_job(db, NULL, "t", i1024, &info));
 	CHECK_STR(info.id, i1024);
 	cj_job_info_clear(&info);
-	cj_sub *sub = NULL;
-	CHECK_OK(cj_subscribe(db, "t", i1024, &sub, NULL, NULL));
-	cj_job *job = take(db, "t");
+	cj_sub *sub = sub_on(db, "t", i1024);
+	cj_job *job = take_any(db, "t");
 	CHECK_STR(cj_job_id(job), i1024);
 	cj_event ev = {0};
 	CHECK_OK(cj_wait(&sub, 1, CJ_RUNNING, 5000, &ev));
@@ -268,8 +237,7 @@ TEST(limits_id_1024_ok) {
  * nothing. */
 TEST(limits_id_bad) {
 	make_names();
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
 	const char *bad[] = {i1025, "", NULL};
 	for (size_t i = 0; i < 3; i++) {
@@ -329,8 +297,7 @@ TEST(limits_null_db) {
 }
 
 TEST(limits_null_outputs) {
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
 	char **types = NULL;
 	size_t n = 0;
@@ -343,9 +310,7 @@ TEST(limits_null_outputs) {
 	REJECT(db, cj_list_jobs(db, NULL, NULL, NULL, NULL), CJ_INVALID);
 	REJECT(db, cj_subscribe(db, "t", "j", NULL, NULL, NULL), CJ_INVALID);
 	REJECT(db, cj_accept(db, "t", NULL, NULL, NULL), CJ_INVALID);
-	cj_state st = 0;
-	CHECK_OK(cj_get_job_state(db, NULL, "t", "j", &st));
-	CHECK_INT(st, CJ_PENDING); /* the refused accept took nothing */
+	CHECK_INT(state_of(db, "t", "j"), CJ_PENDING); /* the refused accept took nothing */
 	/* NULL job handles */
 	REJECT(db, cj_update(db, NULL, NULL, NULL), CJ_INVALID);
 	REJECT(db, cj_finish(db, NULL, NULL, NULL), CJ_INVALID);
@@ -372,12 +337,11 @@ static const char *const not_objects[] = {
 /* Data that is not one JSON object is CJ_JSON in add, update, finish and
  * resubmit, and writes nothing. */
 TEST(limits_json_refused) {
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", "run", "{\"v\":0}", 0));
-	cj_job *job = take(db, "t");
+	cj_job *job = take_any(db, "t");
 	CHECK_OK(cj_add(db, NULL, "t", "done", "{\"v\":0}", 0));
-	cj_job *fin = take(db, "t");
+	cj_job *fin = take_any(db, "t");
 	CHECK_OK(cj_finish(db, NULL, fin, NULL));
 	for (size_t i = 0; i < sizeof not_objects / sizeof not_objects[0]; i++) {
 		const char *bad = not_objects[i];
@@ -407,8 +371,7 @@ TEST(limits_json_refused) {
 
 /* One JSON object in any valid form is accepted and reads back. */
 TEST(limits_json_accepted) {
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	cj_db *db = open_typed("t");
 	const char *good[] = {
 		"{}", " {} ", "\n{\"a\" : 1}\n", "{\"a\":{\"b\":{\"c\":[1,{\"d\":[]}]}}}",
 		"{\"s\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}", "{\"e\":\"\\u00e9\\n\\\"\"}",
@@ -443,7 +406,7 @@ TEST(limits_data_size_option) {
 	CHECK_OK(cj_add(db, NULL, "t", "a", fits, 0));
 	REJECT(db, cj_add(db, NULL, "t", "b", over, 0), CJ_TOO_LARGE);
 	REJECT(db, cj_add(db, NULL, "t", "a", over, 0), CJ_TOO_LARGE);
-	cj_job *job = take(db, "t");
+	cj_job *job = take_any(db, "t");
 	CHECK_OK(cj_update(db, NULL, job, fits));
 	REJECT(db, cj_update(db, NULL, job, over), CJ_TOO_LARGE);
 	REJECT(db, cj_finish(db, NULL, job, over), CJ_TOO_LARGE);
@@ -462,8 +425,7 @@ TEST(limits_data_size_option) {
 
 /* The default limit is 1 MiB. */
 TEST(limits_data_size_default) {
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	cj_db *db = open_typed("t");
 	char *fits = object_of_size((size_t)1 << 20), *over = object_of_size(((size_t)1 << 20) + 1);
 	CHECK_OK(cj_add(db, NULL, "t", "a", fits, 0));
 	REJECT(db, cj_add(db, NULL, "t", "b", over, 0), CJ_TOO_LARGE);
@@ -494,8 +456,7 @@ TEST(limits_data_size_bounds) {
 /* Adding to a type that has no timeout is CJ_NO_TYPE_TIMEOUT and writes
  * nothing. */
 TEST(limits_no_type_timeout) {
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
 	REJECT(db, cj_add(db, NULL, "unknown", "j", NULL, 0), CJ_NO_TYPE_TIMEOUT);
 	REJECT(db, cj_add(db, NULL, "unknown", "j", "{\"a\":1}", t_epoch() + 100),
@@ -508,13 +469,12 @@ TEST(limits_no_type_timeout) {
 /* A negative scheduled time is CJ_INVALID (CJ_SCHED_KEEP aside, for
  * resubmit) and writes nothing. */
 TEST(limits_negative_sched) {
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", "j", "{\"v\":0}", 0));
 	REJECT(db, cj_add(db, NULL, "t", "n", NULL, -1), CJ_INVALID);
 	REJECT(db, cj_add(db, NULL, "t", "j", "{\"v\":1}", -1), CJ_INVALID);
 	REJECT(db, cj_add(db, NULL, "t", "n", NULL, INT64_MIN), CJ_INVALID);
-	cj_job *job = take(db, "t");
+	cj_job *job = take_any(db, "t");
 	CHECK_OK(cj_finish(db, NULL, job, NULL));
 	REJECT(db, cj_resubmit(db, NULL, job, -2, NULL), CJ_INVALID);
 	REJECT(db, cj_resubmit(db, NULL, job, INT64_MIN, NULL), CJ_INVALID);
@@ -526,8 +486,7 @@ TEST(limits_negative_sched) {
 /* Timeouts of 0, negative, or over CJ_MAX_TYPE_TIMEOUT seconds are
  * CJ_INVALID and write nothing. */
 TEST(limits_bad_type_timeout) {
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	cj_db *db = open_typed("t");
 	REJECT(db, cj_set_type_timeout(db, "t", 0), CJ_INVALID);
 	REJECT(db, cj_set_type_timeout(db, "t", -5), CJ_INVALID);
 	REJECT(db, cj_set_type_timeout(db, "t", CJ_MAX_TYPE_TIMEOUT + 1), CJ_INVALID);

@@ -6,7 +6,7 @@
  *
  * Public API only; the store comes from t_open().
  */
-#include "testlib.h"
+#include "testutil.h"
 
 #include <pthread.h>
 
@@ -188,8 +188,7 @@ TEST(misc_null_accepted) {
 	cj_event_clear(&ev);
 	cj_event_clear(&ev);
 	/* info strings freed and the struct zeroed */
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
 	CHECK_OK(cj_get_job(db, NULL, "t", "j", &info));
 	cj_job_info_clear(&info);
@@ -208,8 +207,7 @@ TEST(misc_failed_constructors) {
 	cj_tx *tx = (cj_tx *)&sentinel;
 	CHECK_RC(cj_tx_begin(NULL, &tx), CJ_INVALID);
 	CHECK(tx == NULL);
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	cj_db *db = open_typed("t");
 	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
 	o.timeout_ms = 0;
 	cj_job *job = (cj_job *)&sentinel;

@@ -6,83 +6,14 @@
  * subscription rather than polling. Public API only; the store comes from
  * t_open() / t_url().
  */
-#include "testlib.h"
+#include "testutil.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <unistd.h>
-#include <time.h>
 
 /* ---- helpers ------------------------------------------------------------ */
 
 #define REQUEUE_BOUND_MS 10000
-
-static void sleep_ms(int64_t ms) {
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-	}
-}
-
-static char *json_squeeze(const char *s) {
-	size_t n = strlen(s), j = 0;
-	char *o = malloc(n + 1);
-	CHECK(o != NULL);
-	int in = 0, esc = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (in) {
-			o[j++] = c;
-			if (esc) esc = 0;
-			else if (c == '\\') esc = 1;
-			else if (c == '"') in = 0;
-		} else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
-			o[j++] = c;
-			if (c == '"') in = 1;
-		}
-	}
-	o[j] = 0;
-	return o;
-}
-
-/* Two JSON texts equal but for whitespace outside strings. */
-static int json_same(const char *a, const char *b) {
-	if (!a || !b) return 0;
-	char *x = json_squeeze(a), *y = json_squeeze(b);
-	int same = strcmp(x, y) == 0;
-	free(x);
-	free(y);
-	return same;
-}
-
-#define CHECK_JSON(a, b)                                                    \
-	do {                                                                    \
-		const char *j_a_ = (a), *j_b_ = (b);                                \
-		if (!json_same(j_a_, j_b_))                                         \
-			t_fail(__FILE__, __LINE__, "%s = %s, want %s", #a,              \
-			       j_a_ ? j_a_ : "(null)", j_b_ ? j_b_ : "(null)");         \
-	} while (0)
-
-static cj_job *take(cj_db *db, const char *type, const char *want_id) {
-	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-	o.timeout_ms = 5000;
-	cj_job *job = NULL;
-	CHECK_OK(cj_accept(db, type, &o, &job, NULL));
-	if (want_id) CHECK_STR(cj_job_id(job), want_id);
-	return job;
-}
-
-static cj_state state_of(cj_db *db, const char *type, const char *id) {
-	cj_state st = 0;
-	CHECK_OK(cj_get_job_state(db, NULL, type, id, &st));
-	return st;
-}
-
-static cj_sub *sub_on(cj_db *db, const char *type, const char *id, cj_state *st) {
-	cj_sub *sub = NULL;
-	CHECK_OK(cj_subscribe(db, type, id, &sub, st, NULL));
-	CHECK(sub != NULL);
-	return sub;
-}
 
 /* Waits for a pending event on sub; fails after the bound. Returns the
  * time it took. */
@@ -109,12 +40,12 @@ TEST(monitor_requeues_stale) {
 	CHECK_OK(cj_set_type_timeout(db, "slow", 60));
 	CHECK_OK(cj_add(db, NULL, "t", "j", "{\"v\":0}", 0));
 	CHECK_OK(cj_add(db, NULL, "slow", "s", NULL, 0));
-	cj_job *slow = take(db, "slow", "s");
-	cj_job *old = take(db, "t", "j");
+	cj_job *slow = take_id(db, "slow", "s");
+	cj_job *old = take_id(db, "t", "j");
 	CHECK_OK(cj_update(db, NULL, old, "{\"v\":1}"));
 	int64_t t_update = t_now_ms();
 	cj_state st = 0;
-	cj_sub *sub = sub_on(db, "t", "j", &st);
+	cj_sub *sub = sub_on_st(db, "t", "j", &st);
 	if (st == CJ_RUNNING) wait_pending(sub, REQUEUE_BOUND_MS);
 	else CHECK_INT(st, CJ_PENDING);
 	int64_t took = t_now_ms() - t_update;
@@ -127,15 +58,12 @@ TEST(monitor_requeues_stale) {
 	CHECK_RC(cj_update(db, NULL, old, "{\"v\":2}"), CJ_HALT);
 	CHECK_RC(cj_finish(db, NULL, old, "{\"v\":3}"), CJ_HALT);
 	CHECK_INT(state_of(db, "t", "j"), CJ_PENDING);
-	char *d = NULL;
-	CHECK_OK(cj_get_job_data(db, NULL, "t", "j", &d));
-	CHECK_JSON(d, "{\"v\":1}");
-	cj_free(d);
+	check_data(db, "t", "j", "{\"v\":1}");
 	/* the long-timeout type was not touched */
 	CHECK_INT(state_of(db, "slow", "s"), CJ_RUNNING);
 	CHECK_OK(cj_update(db, NULL, slow, NULL));
 	/* run again, with a fresh lock; the old handle stays stale */
-	cj_job *again = take(db, "t", "j");
+	cj_job *again = take_id(db, "t", "j");
 	CHECK(strcmp(cj_job_lock(again), cj_job_lock(old)) != 0);
 	CHECK_RC(cj_update(db, NULL, old, NULL), CJ_HALT);
 	CHECK_OK(cj_update(db, NULL, again, "{\"v\":4}"));
@@ -154,9 +82,9 @@ TEST(monitor_update_keeps_alive) {
 	cj_db *db = t_open();
 	CHECK_OK(cj_set_type_timeout(db, "t", 1));
 	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
-	cj_job *job = take(db, "t", "j");
+	cj_job *job = take_id(db, "t", "j");
 	cj_state st = 0;
-	cj_sub *sub = sub_on(db, "t", "j", &st);
+	cj_sub *sub = sub_on_st(db, "t", "j", &st);
 	CHECK_INT(st, CJ_RUNNING);
 	int64_t end = t_now_ms() + 4000;
 	int i = 0;
@@ -192,10 +120,10 @@ TEST(monitor_two_handles) {
 	CHECK_OK(cj_set_type_timeout(db1, "t", 1));
 	CHECK_OK(cj_add(db1, NULL, "t", "alive", NULL, 0));
 	CHECK_OK(cj_add(db1, NULL, "t", "stale", NULL, 0));
-	cj_job *alive = take(db1, "t", "alive");
-	cj_job *stale = take(db1, "t", "stale");
+	cj_job *alive = take_id(db1, "t", "alive");
+	cj_job *stale = take_id(db1, "t", "stale");
 	cj_state st = 0;
-	cj_sub *sub = sub_on(db2, "t", "stale", &st);
+	cj_sub *sub = sub_on_st(db2, "t", "stale", &st);
 	int64_t end = t_now_ms() + REQUEUE_BOUND_MS;
 	int requeued = st == CJ_PENDING;
 	while (!requeued) {
@@ -212,7 +140,7 @@ TEST(monitor_two_handles) {
 	}
 	CHECK_OK(cj_unsubscribe(sub));
 	CHECK_RC(cj_update(db1, NULL, stale, NULL), CJ_HALT);
-	cj_job *rerun = take(db2, "t", "stale");
+	cj_job *rerun = take_id(db2, "t", "stale");
 	CHECK(strcmp(cj_job_lock(rerun), cj_job_lock(stale)) != 0);
 	CHECK_RC(cj_finish(db1, NULL, stale, "{\"stale\":true}"), CJ_HALT);
 	/* both kept alive for 3 s under both monitors */
@@ -241,13 +169,13 @@ TEST(monitor_timeout_lowered) {
 	CHECK_OK(cj_set_type_timeout(db, "t", 3600));
 	CHECK_OK(cj_add(db, NULL, "t", "a", NULL, 0));
 	CHECK_OK(cj_add(db, NULL, "t", "b", "{\"v\":0}", 0));
-	cj_job *a = take(db, "t", "a");
-	cj_job *b = take(db, "t", "b");
+	cj_job *a = take_id(db, "t", "a");
+	cj_job *b = take_id(db, "t", "b");
 	int64_t when = t_epoch() + 3600;
 	CHECK_OK(cj_add(db, NULL, "t", "b", "{\"v\":1}", when)); /* flag b */
 	cj_state st = 0;
-	cj_sub *sa = sub_on(db, "t", "a", &st);
-	cj_sub *sb = sub_on(db, "t", "b", &st);
+	cj_sub *sa = sub_on_st(db, "t", "a", &st);
+	cj_sub *sb = sub_on_st(db, "t", "b", &st);
 	CHECK_OK(cj_set_type_timeout(db, "t", 1));
 	wait_pending(sa, REQUEUE_BOUND_MS);
 	wait_pending(sb, REQUEUE_BOUND_MS);
@@ -275,9 +203,9 @@ TEST(monitor_no_monitor_handle) {
 	cj_db *db = t_open_opts(&o);
 	CHECK_OK(cj_set_type_timeout(db, "t", 1));
 	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
-	cj_job *job = take(db, "t", "j");
+	cj_job *job = take_id(db, "t", "j");
 	cj_state st = 0;
-	cj_sub *sub = sub_on(db, "t", "j", &st);
+	cj_sub *sub = sub_on_st(db, "t", "j", &st);
 	CHECK_INT(st, CJ_RUNNING);
 	cj_event ev = {0};
 	/* more than two timeouts plus one second */
@@ -298,10 +226,10 @@ TEST(monitor_cleared_type) {
 	cj_db *db = t_open();
 	CHECK_OK(cj_set_type_timeout(db, "t", 1));
 	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
-	cj_job *job = take(db, "t", "j");
+	cj_job *job = take_id(db, "t", "j");
 	CHECK_OK(cj_clear_type_timeout(db, "t"));
 	cj_state st = 0;
-	cj_sub *sub = sub_on(db, "t", "j", &st);
+	cj_sub *sub = sub_on_st(db, "t", "j", &st);
 	CHECK_INT(st, CJ_RUNNING);
 	cj_event ev = {0};
 	CHECK_RC(cj_wait(&sub, 1, CJ_PENDING, 4500, &ev), CJ_TIMEOUT);
@@ -335,10 +263,10 @@ TEST(monitor_dead_process) {
 	CHECK_INT(t_join(pid, 30000), 128 + SIGKILL);
 	cj_db *db = t_open();
 	cj_state st = 0;
-	cj_sub *sub = sub_on(db, "t", "j", &st);
+	cj_sub *sub = sub_on_st(db, "t", "j", &st);
 	if (st == CJ_RUNNING) wait_pending(sub, REQUEUE_BOUND_MS);
 	else CHECK_INT(st, CJ_PENDING);
-	cj_job *job = take(db, "t", "j");
+	cj_job *job = take_id(db, "t", "j");
 	CHECK_OK(cj_finish(db, NULL, job, NULL));
 	CHECK_OK(cj_unsubscribe(sub));
 	cj_job_free(job);

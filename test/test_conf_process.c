@@ -5,99 +5,16 @@
  *
  * Public API only; the store comes from t_open() / t_url().
  */
-#include "testlib.h"
+#include "testutil.h"
 
-#include <ctype.h>
 #include <unistd.h>
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static char *json_squeeze(const char *s) {
-	size_t n = strlen(s), j = 0;
-	char *o = malloc(n + 1);
-	CHECK(o != NULL);
-	int in = 0, esc = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (in) {
-			o[j++] = c;
-			if (esc) esc = 0;
-			else if (c == '\\') esc = 1;
-			else if (c == '"') in = 0;
-		} else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
-			o[j++] = c;
-			if (c == '"') in = 1;
-		}
-	}
-	o[j] = 0;
-	return o;
-}
-
-/* Two JSON texts equal but for whitespace outside strings. */
-static int json_same(const char *a, const char *b) {
-	if (!a || !b) return 0;
-	char *x = json_squeeze(a), *y = json_squeeze(b);
-	int same = strcmp(x, y) == 0;
-	free(x);
-	free(y);
-	return same;
-}
-
-#define CHECK_JSON(a, b)                                                    \
-	do {                                                                    \
-		const char *j_a_ = (a), *j_b_ = (b);                                \
-		if (!json_same(j_a_, j_b_))                                         \
-			t_fail(__FILE__, __LINE__, "%s = %s, want %s", #a,              \
-			       j_a_ ? j_a_ : "(null)", j_b_ ? j_b_ : "(null)");         \
-	} while (0)
-
-static int is_uuid(const char *s) {
-	if (!s || strlen(s) != 36) return 0;
-	for (int i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-') return 0;
-		} else if (!isxdigit((unsigned char)s[i])) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
-static cj_db *open_typed(const char *type) {
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, type, 60));
-	return db;
-}
-
-static cj_job *take_any(cj_db *db, const char *type) {
-	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-	o.max_sched_time = CJ_SCHED_ANY;
-	o.timeout_ms = 5000;
-	cj_job *job = NULL;
-	CHECK_OK(cj_accept(db, type, &o, &job, NULL));
-	CHECK(job != NULL);
-	return job;
-}
-
 /* adds type/id with data and accepts it */
 static cj_job *add_take(cj_db *db, const char *type, const char *id, const char *data) {
 	CHECK_OK(cj_add(db, NULL, type, id, data, 0));
-	cj_job *job = take_any(db, type);
-	CHECK_STR(cj_job_id(job), id);
-	return job;
-}
-
-static cj_state state_of(cj_db *db, const char *type, const char *id) {
-	cj_state st = 0;
-	CHECK_OK(cj_get_job_state(db, NULL, type, id, &st));
-	return st;
-}
-
-static void check_data(cj_db *db, const char *type, const char *id, const char *want) {
-	char *d = NULL;
-	CHECK_OK(cj_get_job_data(db, NULL, type, id, &d));
-	CHECK_JSON(d, want);
-	cj_free(d);
+	return take_any_id(db, type, id);
 }
 
 static void get_info(cj_db *db, const char *type, const char *id, cj_job_info *info) {

@@ -3,11 +3,11 @@
  *
  * The store_* cases hold for every engine. The lmdb_* cases are about the
  * embedded engine only (its URL forms, directory and files); on any other
- * engine they return at once and say so on stderr.
+ * engine they return at once and say so.
  *
  * Public API only.
  */
-#include "testlib.h"
+#include "testutil.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -17,67 +17,6 @@
 #include <unistd.h>
 
 /* ---- helpers ------------------------------------------------------------ */
-
-#define EMBEDDED_ONLY()                                                      \
-	do {                                                                     \
-		if (!t_is_lmdb()) {                                                  \
-			fprintf(stderr, "  (embedded engine only: nothing to check)\n"); \
-			return;                                                          \
-		}                                                                    \
-	} while (0)
-
-static char *json_squeeze(const char *s) {
-	size_t n = strlen(s), j = 0;
-	char *o = malloc(n + 1);
-	CHECK(o != NULL);
-	int in = 0, esc = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (in) {
-			o[j++] = c;
-			if (esc) esc = 0;
-			else if (c == '\\') esc = 1;
-			else if (c == '"') in = 0;
-		} else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
-			o[j++] = c;
-			if (c == '"') in = 1;
-		}
-	}
-	o[j] = 0;
-	return o;
-}
-
-/* Two JSON texts equal but for whitespace outside strings. */
-static int json_same(const char *a, const char *b) {
-	if (!a || !b) return 0;
-	char *x = json_squeeze(a), *y = json_squeeze(b);
-	int same = strcmp(x, y) == 0;
-	free(x);
-	free(y);
-	return same;
-}
-
-static void check_data(cj_db *db, const char *type, const char *id, const char *want) {
-	char *d = NULL;
-	CHECK_OK(cj_get_job_data(db, NULL, type, id, &d));
-	if (!json_same(d, want))
-		t_fail(__FILE__, __LINE__, "data of %s = %s, want %s", id, d ? d : "(null)", want);
-	cj_free(d);
-}
-
-static cj_state state_of(cj_db *db, const char *type, const char *id) {
-	cj_state st = 0;
-	CHECK_OK(cj_get_job_state(db, NULL, type, id, &st));
-	return st;
-}
-
-static cj_job *take(cj_db *db, const char *type) {
-	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-	o.timeout_ms = 5000;
-	cj_job *job = NULL;
-	CHECK_OK(cj_accept(db, type, &o, &job, NULL));
-	return job;
-}
 
 static int exists(const char *path) {
 	struct stat st;
@@ -96,8 +35,7 @@ static const char *store_path(void) {
  * in each state with their data, schedule and flag, the caller's keys; a
  * job still running can be finished by its processor afterwards. */
 TEST(store_reopen_persists) {
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	cj_db *db = open_typed("t");
 	int64_t when = t_epoch() + 3600;
 	CHECK_OK(cj_add(db, NULL, "t", "fin", "{\"v\":\"f\"}", 0));
 	cj_job *job = take(db, "t");
@@ -212,7 +150,7 @@ TEST(store_survives_process_kill) {
 
 /* A missing parent directory: CJ_STORE, and nothing is created. */
 TEST(lmdb_missing_parent) {
-	EMBEDDED_ONLY();
+	SKIP_UNLESS_LMDB();
 	char url[8400], parent[4200];
 	snprintf(parent, sizeof parent, "%s/no-such-dir", t_dir());
 	snprintf(url, sizeof url, "lmdb:%s/store", parent);
@@ -226,7 +164,7 @@ TEST(lmdb_missing_parent) {
 /* The directory is created when missing (its parent exists), under both
  * URL forms, which name the same store. */
 TEST(lmdb_url_forms) {
-	EMBEDDED_ONLY();
+	SKIP_UNLESS_LMDB();
 	const char *path = store_path();
 	CHECK(!exists(path));
 	cj_db *db = NULL;
@@ -245,7 +183,7 @@ TEST(lmdb_url_forms) {
 
 /* A directory whose data.mdb is garbage: CJ_STORE. */
 TEST(lmdb_garbage_store) {
-	EMBEDDED_ONLY();
+	SKIP_UNLESS_LMDB();
 	const char *path = store_path();
 	CHECK(mkdir(path, 0700) == 0);
 	char file[4200];
@@ -264,7 +202,7 @@ TEST(lmdb_garbage_store) {
 
 /* A URL naming a regular file: CJ_STORE. */
 TEST(lmdb_path_is_a_file) {
-	EMBEDDED_ONLY();
+	SKIP_UNLESS_LMDB();
 	const char *path = store_path();
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	CHECK(fd >= 0);
@@ -299,10 +237,9 @@ static void check_modes(const char *dir, unsigned want) {
 /* Store files are created 0600 by default (whatever the umask allows), or
  * with cj_options.file_mode. */
 TEST(lmdb_file_modes) {
-	EMBEDDED_ONLY();
+	SKIP_UNLESS_LMDB();
 	umask(0);
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	cj_db *db = open_typed("t");
 	cj_close(db);
 	check_modes(store_path(), 0600);
 
@@ -340,7 +277,7 @@ static int big_tx_fn(cj_tx *tx, void *arg) {
 /* A store opened with a 1 MiB map takes 20 MiB of jobs and 8 MiB in one
  * transaction of the caller's: the map grows. */
 TEST(lmdb_map_grows) {
-	EMBEDDED_ONLY();
+	SKIP_UNLESS_LMDB();
 	cj_options o = CJ_OPTIONS_INIT;
 	o.map_size = 1 << 20;
 	o.sync = CJ_SYNC_RELAXED;

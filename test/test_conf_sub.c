@@ -6,82 +6,11 @@
  *
  * Public API only; the store comes from t_open() / t_url().
  */
-#include "testlib.h"
+#include "testutil.h"
 
-#include <errno.h>
 #include <pthread.h>
-#include <sys/resource.h>
-#include <time.h>
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static void sleep_ms(int64_t ms) {
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-	}
-}
-
-static char *json_squeeze(const char *s) {
-	size_t n = strlen(s), j = 0;
-	char *o = malloc(n + 1);
-	CHECK(o != NULL);
-	int in = 0, esc = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (in) {
-			o[j++] = c;
-			if (esc) esc = 0;
-			else if (c == '\\') esc = 1;
-			else if (c == '"') in = 0;
-		} else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
-			o[j++] = c;
-			if (c == '"') in = 1;
-		}
-	}
-	o[j] = 0;
-	return o;
-}
-
-/* Two JSON texts equal but for whitespace outside strings. */
-static int json_same(const char *a, const char *b) {
-	if (!a || !b) return 0;
-	char *x = json_squeeze(a), *y = json_squeeze(b);
-	int same = strcmp(x, y) == 0;
-	free(x);
-	free(y);
-	return same;
-}
-
-#define CHECK_JSON(a, b)                                                    \
-	do {                                                                    \
-		const char *j_a_ = (a), *j_b_ = (b);                                \
-		if (!json_same(j_a_, j_b_))                                         \
-			t_fail(__FILE__, __LINE__, "%s = %s, want %s", #a,              \
-			       j_a_ ? j_a_ : "(null)", j_b_ ? j_b_ : "(null)");         \
-	} while (0)
-
-static cj_db *open_typed(const char *type) {
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, type, 60));
-	return db;
-}
-
-static cj_job *take(cj_db *db, const char *type, const char *want_id) {
-	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-	o.max_sched_time = CJ_SCHED_ANY;
-	o.timeout_ms = 5000;
-	cj_job *job = NULL;
-	CHECK_OK(cj_accept(db, type, &o, &job, NULL));
-	if (want_id) CHECK_STR(cj_job_id(job), want_id);
-	return job;
-}
-
-static cj_sub *sub_on(cj_db *db, const char *type, const char *id) {
-	cj_sub *sub = NULL;
-	CHECK_OK(cj_subscribe(db, type, id, &sub, NULL, NULL));
-	CHECK(sub != NULL);
-	return sub;
-}
 
 /* The next event of sub: its state and data (NULL: expect NULL data). */
 #define EXPECT_EVENT(s_arg, st_arg, d_arg)                                         \
@@ -122,7 +51,7 @@ TEST(sub_current_state) {
 	CHECK_JSON(d, "{\"v\":1}");
 	cj_free(d);
 	CHECK_OK(cj_unsubscribe(sub));
-	cj_job *job = take(db, "t", "j");
+	cj_job *job = take_any_id(db, "t", "j");
 	CHECK_OK(cj_update(db, NULL, job, "{\"v\":2}"));
 	d = NULL;
 	CHECK_OK(cj_subscribe(db, "t", "j", &sub, &st, &d));
@@ -142,7 +71,7 @@ TEST(sub_current_state) {
 TEST(sub_finished_job) {
 	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
-	cj_job *job = take(db, "t", "j");
+	cj_job *job = take_any_id(db, "t", "j");
 	CHECK_OK(cj_finish(db, NULL, job, "{\"out\":1}"));
 	cj_job_free(job);
 	cj_sub *sub = (cj_sub *)db;
@@ -185,7 +114,7 @@ TEST(sub_lifecycle_events) {
 	CHECK_OK(cj_add(db, NULL, "t", "other", NULL, t_epoch() + 3600));
 	cj_sub *live = sub_on(db, "t", "other");
 	cj_sub *sub = sub_on(db, "t", "j");
-	cj_job *job = take(db, "t", "j");
+	cj_job *job = take_any_id(db, "t", "j");
 	cj_event ev = {0};
 	CHECK_OK(cj_wait(&sub, 1, 0, 5000, &ev));
 	CHECK(ev.sub == sub);
@@ -203,7 +132,7 @@ TEST(sub_lifecycle_events) {
 	EXPECT_NONE(sub, 300);
 	CHECK_OK(cj_add(db, NULL, "t", "j", "{\"v\":3}", 0));
 	cj_job_free(job);
-	job = take(db, "t", "j");
+	job = take_any_id(db, "t", "j");
 	CHECK_OK(cj_update(db, NULL, job, "{\"v\":4}"));
 	EXPECT_NONE(sub, 1000);
 	cj_sub *both[2] = {sub, live};
@@ -219,7 +148,7 @@ TEST(sub_lifecycle_events) {
 TEST(sub_each_update_event) {
 	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", "j", "{\"i\":-1}", 0));
-	cj_job *job = take(db, "t", "j");
+	cj_job *job = take_any_id(db, "t", "j");
 	cj_sub *sub = sub_on(db, "t", "j");
 	for (int i = 0; i < 6; i++) {
 		char d[32];
@@ -252,14 +181,14 @@ TEST(sub_removed_event) {
 	CHECK_STR(ev.id, "p");
 	cj_event_clear(&ev);
 	CHECK_OK(cj_add(db, NULL, "t", "p", NULL, 0));
-	cj_job *pj = take(db, "t", "p");
+	cj_job *pj = take_any_id(db, "t", "p");
 	EXPECT_NONE(sub, 1000);
 	CHECK_OK(cj_unsubscribe(sub));
 	CHECK_OK(cj_remove(db, NULL, "t", "p"));
 	cj_job_free(pj);
 
 	CHECK_OK(cj_add(db, NULL, "t", "r", NULL, 0));
-	cj_job *job = take(db, "t", "r");
+	cj_job *job = take_any_id(db, "t", "r");
 	sub = sub_on(db, "t", "r");
 	CHECK_OK(cj_remove(db, NULL, "t", "r"));
 	EXPECT_EVENT(sub, CJ_REMOVED, NULL);
@@ -275,7 +204,7 @@ TEST(sub_removed_event) {
 TEST(sub_resubmitted_finish_is_pending) {
 	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", "j", "{\"v\":0}", 0));
-	cj_job *job = take(db, "t", "j");
+	cj_job *job = take_any_id(db, "t", "j");
 	cj_sub *sub = sub_on(db, "t", "j");
 	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
 	CHECK_OK(cj_finish(db, NULL, job, "{\"v\":1}"));
@@ -285,7 +214,7 @@ TEST(sub_resubmitted_finish_is_pending) {
 	CHECK_INT(ev.state, CJ_PENDING);
 	CHECK_JSON(ev.data, "{\"v\":1}");
 	cj_event_clear(&ev);
-	job = take(db, "t", "j");
+	job = take_any_id(db, "t", "j");
 	EXPECT_EVENT(sub, CJ_RUNNING, "{\"v\":1}");
 	CHECK_OK(cj_finish(db, NULL, job, NULL));
 	EXPECT_EVENT(sub, CJ_FINISHED, "{\"v\":1}");
@@ -299,7 +228,7 @@ TEST(sub_only_state) {
 	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", "a", NULL, 0));
 	cj_sub *sub = sub_on(db, "t", "a");
-	cj_job *job = take(db, "t", "a");
+	cj_job *job = take_any_id(db, "t", "a");
 	CHECK_OK(cj_update(db, NULL, job, "{\"v\":1}"));
 	CHECK_OK(cj_update(db, NULL, job, "{\"v\":2}"));
 	CHECK_OK(cj_finish(db, NULL, job, "{\"v\":3}"));
@@ -315,7 +244,7 @@ TEST(sub_only_state) {
 	/* waiting for a state that never comes: the others are consumed */
 	CHECK_OK(cj_add(db, NULL, "t", "b", NULL, 0));
 	sub = sub_on(db, "t", "b");
-	job = take(db, "t", "b");
+	job = take_any_id(db, "t", "b");
 	CHECK_OK(cj_update(db, NULL, job, NULL));
 	CHECK_RC(cj_wait(&sub, 1, CJ_PENDING, 1500, &ev), CJ_TIMEOUT);
 	EXPECT_NONE(sub, 0);
@@ -344,7 +273,7 @@ TEST(sub_wait_timeout) {
 	if (took < 550) t_fail(__FILE__, __LINE__, "returned after %lld ms", (long long)took);
 	CHECK(took < 20000);
 	/* an event already there is returned with timeout 0 */
-	cj_job *job = take(db, "t", "j");
+	cj_job *job = take_any_id(db, "t", "j");
 	sleep_ms(200);
 	int rc = CJ_TIMEOUT;
 	for (int i = 0; i < 50 && rc == CJ_TIMEOUT; i++) {
@@ -357,13 +286,6 @@ TEST(sub_wait_timeout) {
 	CHECK_OK(cj_unsubscribe(sub));
 	cj_job_free(job);
 	cj_close(db);
-}
-
-static int64_t cpu_ms(void) {
-	struct rusage ru;
-	CHECK(getrusage(RUSAGE_SELF, &ru) == 0);
-	return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
-	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
 }
 
 /* A waiting cj_wait does not spin (the bound only catches a busy loop). */
@@ -425,7 +347,7 @@ TEST(sub_other_handle) {
 	cj_db *db2 = t_open();
 	CHECK_OK(cj_add(db1, NULL, "t", "j", "{\"v\":0}", 0));
 	cj_sub *sub = sub_on(db2, "t", "j");
-	cj_job *job = take(db1, "t", "j");
+	cj_job *job = take_any_id(db1, "t", "j");
 	EXPECT_EVENT(sub, CJ_RUNNING, "{\"v\":0}");
 	CHECK_OK(cj_update(db1, NULL, job, "{\"v\":1}"));
 	EXPECT_EVENT(sub, CJ_RUNNING, "{\"v\":1}");
@@ -443,7 +365,7 @@ TEST(sub_unsubscribe_drops) {
 	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
 	cj_sub *s1 = sub_on(db, "t", "j"), *s2 = sub_on(db, "t", "j");
-	cj_job *job = take(db, "t", "j");
+	cj_job *job = take_any_id(db, "t", "j");
 	CHECK_OK(cj_update(db, NULL, job, "{\"v\":1}"));
 	sleep_ms(200);
 	CHECK_OK(cj_unsubscribe(s1)); /* with events waiting */
@@ -473,7 +395,7 @@ TEST(sub_no_stale_state) {
 	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
 	cj_sub *sub = sub_on(db, "t", "j");
-	cj_job *job = take(db, "t", "j");
+	cj_job *job = take_any_id(db, "t", "j");
 	for (int i = 0; i < 40; i++) {
 		char d[32];
 		snprintf(d, sizeof d, "{\"i\":%d}", i);
@@ -521,7 +443,7 @@ TEST(sub_woken_by_thread) {
 	CHECK(pthread_create(&th, NULL, sub_waiter_run, &w) == 0);
 	sleep_ms(400);
 	int64_t t0 = t_now_ms();
-	cj_job *job = take(db, "t", "j");
+	cj_job *job = take_any_id(db, "t", "j");
 	pthread_join(th, NULL);
 	CHECK_RC(w.rc, CJ_OK);
 	CHECK_INT(w.state, CJ_RUNNING);
@@ -542,12 +464,11 @@ static int child_processor(void *arg) {
 	o.timeout_ms = 10000;
 	cj_job *job = NULL;
 	int rc = 0;
-	struct timespec ts = {0, 300 * 1000000L};
 	if (cj_accept(db, "t", &o, &job, NULL) != CJ_OK) rc = 4;
 	else {
-		nanosleep(&ts, NULL);
+		sleep_ms(300);
 		if (cj_update(db, NULL, job, "{\"step\":1}") != CJ_OK) rc = 5;
-		nanosleep(&ts, NULL);
+		sleep_ms(300);
 		if (!rc && cj_finish(db, NULL, job, "{\"step\":2}") != CJ_OK) rc = 6;
 	}
 	cj_job_free(job);

@@ -6,128 +6,10 @@
  *
  * Public API only; the store comes from t_open().
  */
-#include "testlib.h"
+#include "testutil.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <time.h>
-
-/* ---- helpers ------------------------------------------------------------ */
-
-static void sleep_ms(int64_t ms) {
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-	}
-}
-
-static char *json_squeeze(const char *s) {
-	size_t n = strlen(s), j = 0;
-	char *o = malloc(n + 1);
-	CHECK(o != NULL);
-	int in = 0, esc = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (in) {
-			o[j++] = c;
-			if (esc) esc = 0;
-			else if (c == '\\') esc = 1;
-			else if (c == '"') in = 0;
-		} else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
-			o[j++] = c;
-			if (c == '"') in = 1;
-		}
-	}
-	o[j] = 0;
-	return o;
-}
-
-/* Two JSON texts equal but for whitespace outside strings. */
-static int json_same(const char *a, const char *b) {
-	if (!a || !b) return 0;
-	char *x = json_squeeze(a), *y = json_squeeze(b);
-	int same = strcmp(x, y) == 0;
-	free(x);
-	free(y);
-	return same;
-}
-
-#define CHECK_JSON(a, b)                                                    \
-	do {                                                                    \
-		const char *j_a_ = (a), *j_b_ = (b);                                \
-		if (!json_same(j_a_, j_b_))                                         \
-			t_fail(__FILE__, __LINE__, "%s = %s, want %s", #a,              \
-			       j_a_ ? j_a_ : "(null)", j_b_ ? j_b_ : "(null)");         \
-	} while (0)
-
-static cj_db *open_typed(const char *type) {
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, type, 60));
-	return db;
-}
-
-static cj_job *take(cj_db *db, const char *type) {
-	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-	o.max_sched_time = CJ_SCHED_ANY;
-	o.timeout_ms = 5000;
-	cj_job *job = NULL;
-	CHECK_OK(cj_accept(db, type, &o, &job, NULL));
-	return job;
-}
-
-static cj_state state_of(cj_db *db, const char *type, const char *id) {
-	cj_state st = 0;
-	CHECK_OK(cj_get_job_state(db, NULL, type, id, &st));
-	return st;
-}
-
-static void check_data(cj_db *db, const char *type, const char *id, const char *want) {
-	char *d = NULL;
-	CHECK_OK(cj_get_job_data(db, NULL, type, id, &d));
-	CHECK_JSON(d, want);
-	cj_free(d);
-}
-
-/* Reads key (a C string) in a transaction of its own; returns a copy or
- * NULL when absent. */
-static char *kv_read(cj_db *db, const char *key) {
-	cj_tx *tx = NULL;
-	CHECK_OK(cj_tx_begin(db, &tx));
-	void *v = NULL;
-	size_t vl = 0;
-	int rc = cj_tx_get(tx, key, strlen(key), &v, &vl);
-	cj_tx_abort(tx);
-	if (rc == CJ_NOT_FOUND) return NULL;
-	CHECK_OK(rc);
-	char *copy = malloc(vl + 1);
-	CHECK(copy != NULL);
-	memcpy(copy, v, vl);
-	copy[vl] = 0;
-	cj_free(v);
-	return copy;
-}
-
-static void check_kv(cj_db *db, const char *key, const char *want) {
-	char *got = kv_read(db, key);
-	if (want == NULL) {
-		if (got) t_fail(__FILE__, __LINE__, "key %s = \"%s\", want absent", key, got);
-	} else {
-		CHECK_STR(got, want);
-	}
-	free(got);
-}
-
-static int put_str(cj_tx *tx, const char *k, const char *v) {
-	return cj_tx_put(tx, k, strlen(k), v, strlen(v));
-}
-
-static size_t njobs;
-static int count_cb(const cj_job_info *i, void *arg) {
-	(void)i;
-	(void)arg;
-	njobs++;
-	return 0;
-}
 
 /* ---- the caller's key-value space ------------------------------------------ */
 
@@ -226,9 +108,7 @@ TEST(tx_abort_discards) {
 	CHECK_RC(cj_get_job_state(db, NULL, "t", "new", &st), CJ_NOT_FOUND);
 	CHECK_RC(cj_get_job_state(db, NULL, "t", "new2", &st), CJ_NOT_FOUND);
 	check_data(db, "t", "old", "{\"v\":0}");
-	njobs = 0;
-	CHECK_OK(cj_list_jobs(db, NULL, NULL, count_cb, NULL));
-	CHECK_INT(njobs, 1);
+	CHECK_INT(count_jobs(db, NULL), 1);
 	cj_close(db);
 }
 
@@ -251,9 +131,7 @@ TEST(tx_jobs_read_your_writes) {
 	CHECK_OK(cj_get_job(db, tx, "t", "a", &info));
 	CHECK_STR(info.id, "a");
 	cj_job_info_clear(&info);
-	njobs = 0;
-	CHECK_OK(cj_list_jobs(db, tx, "t", count_cb, NULL));
-	CHECK_INT(njobs, 2);
+	CHECK_INT(count_jobs_tx(db, tx, "t"), 2);
 	CHECK_OK(cj_remove(db, tx, "t", "b"));
 	CHECK_RC(cj_get_job_state(db, tx, "t", "b", &st), CJ_NOT_FOUND);
 	CHECK_RC(cj_remove(db, tx, "t", "b"), CJ_NOT_FOUND);
@@ -262,8 +140,7 @@ TEST(tx_jobs_read_your_writes) {
 	CHECK_OK(cj_get_types(db, tx, &types, &n));
 	CHECK_INT(n, 1);
 	CHECK_STR(types[0], "t");
-	cj_free(types[0]);
-	cj_free(types);
+	free_types(types, n);
 	CHECK_OK(cj_tx_commit(tx));
 	CHECK_INT(state_of(db, "t", "a"), CJ_PENDING);
 	CHECK_RC(cj_get_job_state(db, NULL, "t", "b", &st), CJ_NOT_FOUND);
@@ -283,15 +160,12 @@ TEST(tx_user_space_separate) {
 	}
 	CHECK_OK(put_str(tx, "t", "{}"));
 	CHECK_OK(cj_tx_commit(tx));
-	njobs = 0;
-	CHECK_OK(cj_list_jobs(db, NULL, NULL, count_cb, NULL));
-	CHECK_INT(njobs, 1);
+	CHECK_INT(count_jobs(db, NULL), 1);
 	char **types = NULL;
 	size_t n = 0;
 	CHECK_OK(cj_get_types(db, NULL, &types, &n));
 	CHECK_INT(n, 1);
-	cj_free(types[0]);
-	cj_free(types);
+	free_types(types, n);
 	/* and removing the job does not touch them */
 	CHECK_OK(cj_remove(db, NULL, "t", "j"));
 	check_kv(db, "t", "{}");
@@ -432,7 +306,7 @@ TEST(transact_concurrent_counter) {
 TEST(tx_job_calls_commit_together) {
 	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", "j", "{\"v\":0}", 0));
-	cj_job *job = take(db, "t");
+	cj_job *job = take_any(db, "t");
 	cj_tx *tx = NULL;
 	CHECK_OK(cj_tx_begin(db, &tx));
 	CHECK_OK(put_str(tx, "progress", "50"));
@@ -463,7 +337,7 @@ TEST(tx_job_calls_commit_together) {
 TEST(tx_job_calls_abort_together) {
 	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", "j", "{\"v\":0}", 0));
-	cj_job *job = take(db, "t");
+	cj_job *job = take_any(db, "t");
 	cj_tx *tx = NULL;
 	CHECK_OK(cj_tx_begin(db, &tx));
 	CHECK_OK(cj_update(db, tx, job, "{\"v\":1}"));
@@ -491,7 +365,7 @@ TEST(tx_halt_cannot_commit) {
 	cj_db *db = open_typed("t");
 	/* removed job, update */
 	CHECK_OK(cj_add(db, NULL, "t", "j", "{\"v\":0}", 0));
-	cj_job *job = take(db, "t");
+	cj_job *job = take_any(db, "t");
 	CHECK_OK(cj_remove(db, NULL, "t", "j"));
 	cj_tx *tx = NULL;
 	CHECK_OK(cj_tx_begin(db, &tx));
@@ -509,10 +383,10 @@ TEST(tx_halt_cannot_commit) {
 
 	/* stale lock (re-added and accepted again), finish */
 	CHECK_OK(cj_add(db, NULL, "t", "k", "{\"v\":0}", 0));
-	cj_job *a = take(db, "t");
+	cj_job *a = take_any(db, "t");
 	CHECK_OK(cj_remove(db, NULL, "t", "k"));
 	CHECK_OK(cj_add(db, NULL, "t", "k", "{\"v\":10}", 0));
-	cj_job *b = take(db, "t");
+	cj_job *b = take_any(db, "t");
 	CHECK_OK(cj_tx_begin(db, &tx));
 	CHECK_OK(put_str(tx, "stale", "1"));
 	CHECK_RC(cj_finish(db, tx, a, "{\"v\":2}"), CJ_HALT);
@@ -551,7 +425,7 @@ static int halt_fn(cj_tx *tx, void *p) {
 TEST(transact_halt_cannot_commit) {
 	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
-	struct halt_tr h = {db, take(db, "t"), 0};
+	struct halt_tr h = {db, take_any(db, "t"), 0};
 	CHECK_OK(cj_remove(db, NULL, "t", "j"));
 	CHECK_RC(cj_transact(db, halt_fn, &h), CJ_HALT);
 	CHECK_RC(h.update_rc, CJ_HALT);
@@ -562,18 +436,12 @@ TEST(transact_halt_cannot_commit) {
 
 /* ---- the NULL-tx rule --------------------------------------------------------- */
 
-static int noop_cb(const cj_job_info *i, void *arg) {
-	(void)i;
-	(void)arg;
-	return 0;
-}
-
 /* A thread holding an open transaction that makes a call needing a
  * transaction of its own gets CJ_INVALID, not a deadlock. */
 TEST(tx_null_tx_call_invalid) {
 	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
-	cj_job *job = take(db, "t");
+	cj_job *job = take_any(db, "t");
 	CHECK_OK(cj_add(db, NULL, "t", "p", NULL, 0));
 	cj_tx *tx = NULL;
 	CHECK_OK(cj_tx_begin(db, &tx));
@@ -678,10 +546,9 @@ TEST(tx_add_visible_on_commit) {
 TEST(tx_abort_no_event) {
 	cj_db *db = open_typed("t");
 	CHECK_OK(cj_add(db, NULL, "t", "j", "{\"v\":0}", 0));
-	cj_job *job = take(db, "t");
-	cj_sub *sub = NULL;
+	cj_job *job = take_any(db, "t");
 	cj_state st = 0;
-	CHECK_OK(cj_subscribe(db, "t", "j", &sub, &st, NULL));
+	cj_sub *sub = sub_on_st(db, "t", "j", &st);
 	CHECK_INT(st, CJ_RUNNING);
 	cj_tx *tx = NULL;
 	CHECK_OK(cj_tx_begin(db, &tx));

@@ -4,26 +4,7 @@
  * Public API only; the store comes from t_open() so the same cases run on
  * every engine.
  */
-#include "testlib.h"
-
-static size_t count_cb_calls;
-static int count_cb(const cj_job_info *info, void *arg) {
-	(void)info;
-	(void)arg;
-	count_cb_calls++;
-	return 0;
-}
-
-static size_t count_jobs(cj_db *db, const char *type) {
-	count_cb_calls = 0;
-	CHECK_OK(cj_list_jobs(db, NULL, type, count_cb, NULL));
-	return count_cb_calls;
-}
-
-static void free_types(char **types, size_t n) {
-	for (size_t i = 0; i < n; i++) cj_free(types[i]);
-	cj_free(types);
-}
+#include "testutil.h"
 
 /* set, then get gives the value; setting again overwrites it. */
 TEST(types_set_get) {

@@ -7,95 +7,12 @@
  * Every child opens its own cj_db after the fork; the parent never holds an
  * open handle while it forks.
  */
-#include "testlib.h"
+#include "testutil.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <poll.h>
 #include <signal.h>
-#include <time.h>
 #include <unistd.h>
-
-#define SKIP_UNLESS_LMDB()                                                  \
-	do {                                                                    \
-		if (!t_is_lmdb()) {                                                 \
-			note("  skipped: embedded engine only\n");                      \
-			return;                                                         \
-		}                                                                   \
-	} while (0)
-
-/* Prints a line of measurements at once, so that it survives a failure
- * that follows (t_fail() ends the process without flushing stdout). */
-static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void note(const char *fmt, ...) {
-	va_list ap;
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	fflush(stdout);
-}
-
-static void msleep(int64_t ms) {
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-	}
-}
-
-static int json_same(const char *a, const char *b) {
-	if (!a || !b) return 0;
-	for (;;) {
-		while (*a == ' ' || *a == '\t' || *a == '\n' || *a == '\r') a++;
-		while (*b == ' ' || *b == '\t' || *b == '\n' || *b == '\r') b++;
-		if (*a != *b) return 0;
-		if (!*a) return 1;
-		a++;
-		b++;
-	}
-}
-
-#define CHECK_JSON(a, b)                                                    \
-	do {                                                                    \
-		const char *j_a_ = (a), *j_b_ = (b);                                \
-		if (!json_same(j_a_, j_b_))                                         \
-			t_fail(__FILE__, __LINE__, "%s = %s, want %s", #a,              \
-			       j_a_ ? j_a_ : "(null)", j_b_);                           \
-	} while (0)
-
-static cj_db *open_nomon(void) {
-	cj_options o = CJ_OPTIONS_INIT;
-	o.no_monitor = 1;
-	return t_open_opts(&o);
-}
-
-static void setup_type(const char *type, int64_t timeout_s) {
-	cj_db *db = open_nomon();
-	CHECK_OK(cj_set_type_timeout(db, type, timeout_s));
-	cj_close(db);
-}
-
-static void check_exit(int pid, int64_t timeout_ms, int want) {
-	int st = t_join(pid, timeout_ms);
-	if (st != want)
-		t_fail(__FILE__, __LINE__, "process %d ended with %d, want %d", pid, st, want);
-}
-
-static _Noreturn void stall_forever(void) {
-	for (int i = 0; i < 600; i++) msleep(100);
-	fprintf(stderr, "stalled process was never killed\n");
-	_exit(98);
-}
-
-static int count_cb(const cj_job_info *info, void *arg) {
-	(void)info;
-	++*(size_t *)arg;
-	return 0;
-}
-
-static size_t count_jobs(cj_db *db, const char *type) {
-	size_t n = 0;
-	CHECK_OK(cj_list_jobs(db, NULL, type, count_cb, &n));
-	return n;
-}
 
 /* ---- kill9_keeps_acknowledged ---------------------------------------------- */
 
@@ -212,10 +129,7 @@ static void kill9_adder(cj_sync_mode sync) {
 	note("  %zu jobs in the store, %zu acknowledged\n", count_jobs(db, "dur"),
 	     total_acked);
 	CHECK_OK(cj_add(db, NULL, "dur", "after", NULL, 0));
-	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-	o.timeout_ms = 0;
-	cj_job *job = NULL;
-	CHECK_OK(cj_accept(db, "dur", &o, &job, NULL));
+	cj_job *job = take_wait(db, "dur", 0, NULL);
 	CHECK_OK(cj_finish(db, NULL, job, NULL));
 	cj_job_free(job);
 	cj_close(db);
@@ -343,11 +257,8 @@ TEST(kill9_in_open_tx) {
 	/* what landed: the writers' jobs and keys, none of the holders' */
 	cj_db *db = open_nomon();
 	CHECK_INT(count_jobs(db, "dur"), 2);
-	cj_state st = 0;
-	CHECK_OK(cj_get_job_state(db, NULL, "dur", "w1", &st));
-	CHECK_INT(st, CJ_PENDING);
-	CHECK_OK(cj_get_job_state(db, NULL, "dur", "w2", &st));
-	CHECK_INT(st, CJ_PENDING);
+	CHECK_INT(state_of(db, "dur", "w1"), CJ_PENDING);
+	CHECK_INT(state_of(db, "dur", "w2"), CJ_PENDING);
 	cj_tx *tx = NULL;
 	CHECK_OK(cj_tx_begin(db, &tx));
 	void *v = NULL;
@@ -371,10 +282,7 @@ struct proc_arg {
 static int doomed_processor(void *p) {
 	struct proc_arg *a = p;
 	cj_db *db = open_nomon();
-	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-	o.timeout_ms = 10000;
-	cj_job *job = NULL;
-	CHECK_OK(cj_accept(db, "rp", &o, &job, NULL));
+	cj_job *job = take_wait(db, "rp", 10000, NULL);
 	CHECK_OK(cj_update(db, NULL, job, "{\"progress\":1}"));
 	t_gate_open(&a->working);
 	stall_forever();
@@ -383,9 +291,7 @@ static int doomed_processor(void *p) {
 TEST(reopen_after_kill_of_processor) {
 	SKIP_UNLESS_LMDB();
 	setup_type("rp", 1);
-	cj_db *db = open_nomon();
-	CHECK_OK(cj_add(db, NULL, "rp", "j1", "{\"progress\":0}", 0));
-	cj_close(db);
+	add_job("rp", "j1", "{\"progress\":0}");
 
 	struct proc_arg a;
 	t_gate_init(&a.working);
@@ -396,21 +302,15 @@ TEST(reopen_after_kill_of_processor) {
 	t_gate_close(&a.working);
 
 	/* reopened without monitors: still running, with its last update */
-	db = open_nomon();
-	cj_job_info info = {0};
-	CHECK_OK(cj_get_job(db, NULL, "rp", "j1", &info));
-	CHECK_INT(info.state, CJ_RUNNING);
-	CHECK_JSON(info.data, "{\"progress\":1}");
-	cj_job_info_clear(&info);
+	cj_db *db = open_nomon();
+	check_job_is(db, "rp", "j1", CJ_RUNNING, "{\"progress\":1}");
 	cj_close(db);
 
 	/* with monitors: pending again within two timeouts and a second */
 	db = t_open();
 	int64_t t0 = t_now_ms();
-	cj_sub *sub = NULL;
 	cj_state st = 0;
-	CHECK_OK(cj_subscribe(db, "rp", "j1", &sub, &st, NULL));
-	CHECK(sub != NULL);
+	cj_sub *sub = sub_on_st(db, "rp", "j1", &st);
 	if (st != CJ_PENDING) {
 		CHECK_INT(st, CJ_RUNNING);
 		cj_event ev = {0};
@@ -423,11 +323,8 @@ TEST(reopen_after_kill_of_processor) {
 	note("  pending again %lld ms after reopening\n", (long long)(t_now_ms() - t0));
 	CHECK_OK(cj_unsubscribe(sub));
 
-	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-	o.timeout_ms = 5000;
-	cj_job *job = NULL;
 	char *data = NULL;
-	CHECK_OK(cj_accept(db, "rp", &o, &job, &data));
+	cj_job *job = take_wait(db, "rp", 5000, &data);
 	CHECK_JSON(data, "{\"progress\":1}");
 	CHECK_OK(cj_finish(db, NULL, job, "{\"progress\":2}"));
 	cj_job_free(job);
@@ -435,10 +332,7 @@ TEST(reopen_after_kill_of_processor) {
 	cj_close(db);
 
 	db = open_nomon();
-	CHECK_OK(cj_get_job(db, NULL, "rp", "j1", &info));
-	CHECK_INT(info.state, CJ_FINISHED);
-	CHECK_JSON(info.data, "{\"progress\":2}");
-	cj_job_info_clear(&info);
+	check_job_is(db, "rp", "j1", CJ_FINISHED, "{\"progress\":2}");
 	cj_close(db);
 }
 
@@ -464,21 +358,15 @@ static int add_batch(cj_tx *tx, void *p) {
 
 static void run_all(cj_db *db, int want) {
 	for (int i = 0; i < want; i++) {
-		cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-		o.timeout_ms = 5000;
-		cj_job *job = NULL;
 		char *data = NULL;
-		CHECK_OK(cj_accept(db, "rx", &o, &job, &data));
+		cj_job *job = take_wait(db, "rx", 5000, &data);
 		CHECK_JSON(data, "{\"n\":0}");
 		CHECK_OK(cj_update(db, NULL, job, "{\"n\":1}"));
 		CHECK_OK(cj_finish(db, NULL, job, "{\"n\":2}"));
 		cj_job_free(job);
 		cj_free(data);
 	}
-	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-	o.timeout_ms = 0;
-	cj_job *job = NULL;
-	CHECK_RC(cj_accept(db, "rx", &o, &job, NULL), CJ_NOT_FOUND);
+	check_empty(db, "rx", CJ_SCHED_NOW, 0);
 }
 
 static int finished_cb(const cj_job_info *info, void *arg) {

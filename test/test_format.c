@@ -6,16 +6,8 @@
 #include <lmdb.h>
 #include <sys/stat.h>
 
-#include "testlib.h"
+#include "testutil.h"
 #include "tuple.h"
-
-#define SKIP_UNLESS_LMDB()                                                  \
-	do {                                                                    \
-		if (!t_is_lmdb()) {                                                 \
-			printf("  skipped: embedded engine only\n");                    \
-			return;                                                         \
-		}                                                                   \
-	} while (0)
 
 static char path[4096];
 
@@ -194,12 +186,6 @@ TEST(foreign_lmdb_environment) {
 	env_close(env, txn);
 }
 
-static int count_cb(const cj_job_info *info, void *arg) {
-	(void)info;
-	(*(int *)arg)++;
-	return 0;
-}
-
 /* Ids up to the 1024-byte limit, many sharing a long prefix, go through
  * the whole life cycle, while no LMDB key exceeds its 511-byte limit. */
 TEST(long_ids) {
@@ -213,9 +199,7 @@ TEST(long_ids) {
 		snprintf(id + CJ_MAX_ID - 4, 5, "%04d", i);
 		CHECK_OK(cj_add(db, NULL, "t", id, "{\"i\":1}", 0));
 	}
-	int n = 0;
-	CHECK_OK(cj_list_jobs(db, NULL, "t", count_cb, &n));
-	CHECK_INT(n, 40);
+	CHECK_INT(count_jobs(db, "t"), 40);
 	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
 	o.timeout_ms = 0;
 	for (int i = 0; i < 40; i++) {
@@ -224,13 +208,10 @@ TEST(long_ids) {
 		CHECK_INT(strlen(cj_job_id(job)), CJ_MAX_ID);
 		CHECK_OK(cj_update(db, NULL, job, "{\"i\":2}"));
 		CHECK_OK(cj_finish(db, NULL, job, NULL));
-		cj_state st;
-		CHECK_OK(cj_get_job_state(db, NULL, "t", cj_job_id(job), &st));
-		CHECK_INT(st, CJ_FINISHED);
+		CHECK_INT(state_of(db, "t", cj_job_id(job)), CJ_FINISHED);
 		cj_job_free(job);
 	}
-	cj_job *none = NULL;
-	CHECK_RC(cj_accept(db, "t", &o, &none, NULL), CJ_NOT_FOUND);
+	check_empty(db, "t", CJ_SCHED_NOW, 0);
 	snprintf(id + CJ_MAX_ID - 4, 5, "%04d", 7);
 	char *data;
 	CHECK_OK(cj_get_job_data(db, NULL, "t", id, &data));
@@ -238,9 +219,7 @@ TEST(long_ids) {
 	cj_free(data);
 	CHECK_OK(cj_remove(db, NULL, "t", id));
 	CHECK_RC(cj_remove(db, NULL, "t", id), CJ_NOT_FOUND);
-	n = 0;
-	CHECK_OK(cj_list_jobs(db, NULL, "t", count_cb, &n));
-	CHECK_INT(n, 39);
+	CHECK_INT(count_jobs(db, "t"), 39);
 	cj_close(db);
 
 	MDB_txn *txn;

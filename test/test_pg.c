@@ -9,24 +9,16 @@
  * scripts/pg.sh (found next to this file, or at CJ_PG_SH), so it never
  * disturbs the server other tests use.
  */
-#include "testlib.h"
+#include "testutil.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #ifdef HAVE_LIBPQ
 #include <libpq-fe.h>
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static void msleep(int64_t ms) {
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-	}
-}
 
 static int is_pg(const char *u) {
 	return u && (strncmp(u, "postgresql://", 13) == 0 || strncmp(u, "postgres://", 11) == 0);
@@ -107,21 +99,6 @@ static long long sql_int(PGconn *pg, const char *sql) {
 	return v;
 }
 
-static cj_job *take(cj_db *db, const char *type, const char *want_id) {
-	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-	o.timeout_ms = 5000;
-	cj_job *job = NULL;
-	CHECK_OK(cj_accept(db, type, &o, &job, NULL));
-	if (want_id) CHECK_STR(cj_job_id(job), want_id);
-	return job;
-}
-
-static cj_state state_of(cj_db *db, const char *type, const char *id) {
-	cj_state st = 0;
-	CHECK_OK(cj_get_job_state(db, NULL, type, id, &st));
-	return st;
-}
-
 /* ---- the caller's SQL in the library's transaction -------------------------- */
 
 TEST(native_sql_commits_with_finish) {
@@ -137,7 +114,7 @@ TEST(native_sql_commits_with_finish) {
 	sql_ok(pg, sql);
 
 	/* committed together */
-	cj_job *job = take(db, "t", "a");
+	cj_job *job = take_id(db, "t", "a");
 	cj_tx *tx = NULL;
 	CHECK_OK(cj_tx_begin(db, &tx));
 	PGconn *native = cj_tx_native(tx);
@@ -155,7 +132,7 @@ TEST(native_sql_commits_with_finish) {
 	cj_job_free(job);
 
 	/* rolled back together */
-	job = take(db, "t", "b");
+	job = take_id(db, "t", "b");
 	CHECK_OK(cj_tx_begin(db, &tx));
 	snprintf(sql, sizeof sql, "INSERT INTO \"%s\".results VALUES ('b', 2)", case_schema());
 	sql_ok(cj_tx_native(tx), sql);
@@ -271,7 +248,7 @@ TEST(two_schemas_are_two_stores) {
 	CHECK_RC(cj_accept(db, "t", &o, &job, NULL), CJ_NOT_FOUND);
 	CHECK_OK(cj_add(db, NULL, "t", "j", "{\"in\":\"b\"}", 0));
 	char *data = NULL;
-	job = take(db, "t", "j");
+	job = take_id(db, "t", "j");
 	CHECK_OK(cj_get_job_data(da, NULL, "t", "j", &data));
 	CHECK(strstr(data, "\"a\"") != NULL);
 	cj_free(data);
@@ -381,10 +358,10 @@ static int restart_body(void *p) {
 	CHECK_OK(cj_open(c->url, NULL, &db));
 	CHECK_OK(cj_set_type_timeout(db, "t", 60));
 	CHECK_OK(cj_add(db, NULL, "t", "before", NULL, 0));
-	cj_job *held = take(db, "t", "before");
+	cj_job *held = take_id(db, "t", "before");
 	t_gate_open(&a.go);
 	CHECK(t_gate_wait(&a.ready, 30000) == 0);
-	msleep(300); /* it sleeps in cj_accept by now */
+	sleep_ms(300); /* it sleeps in cj_accept by now */
 
 	CHECK_INT(t_sh(NULL, NULL, "sh '%s' stop '%s'", pg_script, c->dir), 0);
 
@@ -397,7 +374,7 @@ static int restart_body(void *p) {
 	CHECK(t_now_ms() - t0 < 10000);
 	printf("  calls during the outage failed in %lld ms (%s)\n",
 	       (long long)(t_now_ms() - t0), cj_last_error());
-	msleep(500);
+	sleep_ms(500);
 
 	CHECK_INT(t_sh(NULL, NULL, "sh '%s' start '%s'", pg_script, c->dir), 0);
 
@@ -458,14 +435,13 @@ static int killed_writer(void *p) {
 	if (cj_tx_begin(db, &tx) != CJ_OK) return 3;
 	if (cj_add(db, tx, "t", "lost", NULL, 0) != CJ_OK) return 4;
 	t_gate_open(held);
-	for (;;) msleep(1000); /* killed here, holding the writers' turn */
+	for (;;) sleep_ms(1000); /* killed here, holding the writers' turn */
 }
 
 /* A processor killed inside a write transaction neither commits it nor
  * keeps the other writers waiting: the server ends its session. */
 TEST(killed_writer_releases_its_turn) {
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	cj_db *db = open_typed("t");
 	cj_close(db); /* fork with no threads of the library running */
 	t_gate held;
 	t_gate_init(&held);

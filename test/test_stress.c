@@ -13,12 +13,10 @@
  * the load. CJ_STRESS_UNSAFE=1 makes the steps skip cj_update(), as a
  * broken processor would: the test must then fail, which shows that it can.
  */
-#include "testlib.h"
+#include "testutil.h"
 
 #include <errno.h>
 #include <stdarg.h>
-#include <time.h>
-#include <unistd.h>
 
 #define NPROC 4
 #define TYPE "stress"
@@ -32,35 +30,6 @@
 static int njobs = DEFAULT_JOBS;
 static int stall_permille = DEFAULT_STALL_PERMILLE;
 static int unsafe_steps;
-
-/* Prints a line of measurements at once, so that it survives a failure
- * that follows (t_fail() ends the process without flushing stdout). */
-static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void note(const char *fmt, ...) {
-	va_list ap;
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	fflush(stdout);
-}
-
-static void msleep(int64_t ms) {
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-	}
-}
-
-static int json_same(const char *a, const char *b) {
-	if (!a || !b) return 0;
-	for (;;) {
-		while (*a == ' ' || *a == '\t' || *a == '\n' || *a == '\r') a++;
-		while (*b == ' ' || *b == '\t' || *b == '\n' || *b == '\r') b++;
-		if (*a != *b) return 0;
-		if (!*a) return 1;
-		a++;
-		b++;
-	}
-}
 
 static void job_id(char *buf, size_t len, int i) { snprintf(buf, len, "job-%05d", i); }
 
@@ -99,10 +68,6 @@ static int get_key(cj_tx *tx, const char *key, char *buf, size_t len) {
 	return CJ_OK;
 }
 
-static int put_key(cj_tx *tx, const char *key, const char *val) {
-	return cj_tx_put(tx, key, strlen(key), val, strlen(val));
-}
-
 /* One step: cj_update() (or cj_finish()), then, in the same transaction,
  * the per-job owner check, counter and (finishing) done mark. */
 static int step_fn(cj_tx *tx, void *p) {
@@ -131,18 +96,18 @@ static int step_fn(cj_tx *tx, void *p) {
 		snprintf(a->other, sizeof a->other, "%s", rc == CJ_OK ? val : "(none)");
 	}
 	snprintf(val, sizeof val, "%s %d", lock, a->n);
-	if ((rc = put_key(tx, key, val)) != CJ_OK) return rc;
+	if ((rc = put_str(tx, key, val)) != CJ_OK) return rc;
 
 	snprintf(key, sizeof key, "seq/%s", id);
 	rc = get_key(tx, key, val, sizeof val);
 	if (rc != CJ_OK && rc != CJ_NOT_FOUND) return rc;
 	a->seq = (rc == CJ_OK ? strtoll(val, NULL, 10) : 0) + 1;
 	snprintf(val, sizeof val, "%lld", (long long)a->seq);
-	if ((rc = put_key(tx, key, val)) != CJ_OK) return rc;
+	if ((rc = put_str(tx, key, val)) != CJ_OK) return rc;
 
 	if (a->finishing) {
 		snprintf(key, sizeof key, "done/%s", id);
-		if ((rc = put_key(tx, key, lock)) != CJ_OK) return rc;
+		if ((rc = put_str(tx, key, lock)) != CJ_OK) return rc;
 	}
 	return 0;
 }
@@ -193,7 +158,7 @@ static int processor(void *p) {
 			if (rnd(&rs) % 1000 < (uint64_t)stall_permille) {
 				int64_t ms = STALL_MIN_MS + (int64_t)(rnd(&rs) % STALL_SPAN_MS);
 				logf_(log, "STALL %s %s %lld\n", id, lock, (long long)ms);
-				msleep(ms);
+				sleep_ms(ms);
 			}
 			a.n = n;
 			a.finishing = n == nsteps + 1;

@@ -7,34 +7,12 @@
  * Every child opens its own cj_db after the fork; the parent never holds an
  * open handle while it forks.
  */
-#include "testlib.h"
+#include "testutil.h"
 
-#include <errno.h>
-#include <stdarg.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <time.h>
-#include <unistd.h>
 
 /* ---- helpers ------------------------------------------------------------- */
-
-/* Prints a line of measurements at once, so that it survives a failure
- * that follows (t_fail() ends the process without flushing stdout). */
-static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void note(const char *fmt, ...) {
-	va_list ap;
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	fflush(stdout);
-}
-
-static void msleep(int64_t ms) {
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-	}
-}
 
 /* CLOCK_MONOTONIC in nanoseconds: one clock for every process on the host. */
 static int64_t mono_ns(void) {
@@ -47,116 +25,6 @@ static int64_t real_ms(void) {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* CPU time (user + system, every thread) of this process, microseconds. */
-static int64_t cpu_us(void) {
-	struct rusage ru;
-	if (getrusage(RUSAGE_SELF, &ru) != 0) t_fail(__FILE__, __LINE__, "getrusage");
-	return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
-	       ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
-}
-
-/* A pipe carrying fixed-size messages between processes; create before
- * forking. Messages up to PIPE_BUF bytes are written atomically. */
-typedef struct chan {
-	int fd[2];
-} chan;
-
-static void chan_init(chan *c) {
-	if (pipe(c->fd) != 0) t_fail(__FILE__, __LINE__, "pipe: %s", strerror(errno));
-}
-
-static void chan_close(chan *c) {
-	close(c->fd[0]);
-	close(c->fd[1]);
-}
-
-static void chan_send(chan *c, const void *buf, size_t len) {
-	if (write(c->fd[1], buf, len) != (ssize_t)len)
-		t_fail(__FILE__, __LINE__, "chan write: %s", strerror(errno));
-}
-
-/* Receives exactly len bytes; fails the case after timeout_ms. */
-static void chan_recv(chan *c, void *buf, size_t len, int64_t timeout_ms) {
-	size_t got = 0;
-	int64_t end = t_now_ms() + timeout_ms;
-	while (got < len) {
-		int64_t left = end - t_now_ms();
-		if (left <= 0) t_fail(__FILE__, __LINE__, "chan: nothing within %lld ms",
-		                      (long long)timeout_ms);
-		struct pollfd p = {c->fd[0], POLLIN, 0};
-		int n = poll(&p, 1, (int)left);
-		if (n < 0 && errno != EINTR) t_fail(__FILE__, __LINE__, "poll: %s", strerror(errno));
-		if (n <= 0) continue;
-		ssize_t r = read(c->fd[0], (char *)buf + got, len - got);
-		if (r < 0 && errno == EINTR) continue;
-		if (r <= 0) t_fail(__FILE__, __LINE__, "chan read: %s", r ? strerror(errno) : "EOF");
-		got += (size_t)r;
-	}
-}
-
-static void chan_put(chan *c, int64_t v) { chan_send(c, &v, sizeof v); }
-
-static int64_t chan_get(chan *c, int64_t timeout_ms) {
-	int64_t v;
-	chan_recv(c, &v, sizeof v, timeout_ms);
-	return v;
-}
-
-/* Job data compared as text, ignoring white space (the test's own JSON
- * has none inside its strings). */
-static int json_same(const char *a, const char *b) {
-	if (!a || !b) return 0;
-	for (;;) {
-		while (*a == ' ' || *a == '\t' || *a == '\n' || *a == '\r') a++;
-		while (*b == ' ' || *b == '\t' || *b == '\n' || *b == '\r') b++;
-		if (*a != *b) return 0;
-		if (!*a) return 1;
-		a++;
-		b++;
-	}
-}
-
-#define CHECK_JSON(a, b)                                                    \
-	do {                                                                    \
-		const char *j_a_ = (a), *j_b_ = (b);                                \
-		if (!json_same(j_a_, j_b_))                                         \
-			t_fail(__FILE__, __LINE__, "%s = %s, want %s", #a,              \
-			       j_a_ ? j_a_ : "(null)", j_b_);                           \
-	} while (0)
-
-static cj_db *open_nomon(void) {
-	cj_options o = CJ_OPTIONS_INIT;
-	o.no_monitor = 1;
-	return t_open_opts(&o);
-}
-
-/* Sets a type timeout through a handle that is closed again, so that the
- * parent holds nothing open when it forks. */
-static void setup_type(const char *type, int64_t timeout_s) {
-	cj_db *db = open_nomon();
-	CHECK_OK(cj_set_type_timeout(db, type, timeout_s));
-	cj_close(db);
-}
-
-static void add_job(const char *type, const char *id, const char *data) {
-	cj_db *db = open_nomon();
-	CHECK_OK(cj_add(db, NULL, type, id, data, 0));
-	cj_close(db);
-}
-
-static void check_exit(int pid, int64_t timeout_ms, int want) {
-	int st = t_join(pid, timeout_ms);
-	if (st != want)
-		t_fail(__FILE__, __LINE__, "process %d ended with %d, want %d", pid, st, want);
-}
-
-/* Sleeps until killed (bounded, so that a lost process ends by itself). */
-static _Noreturn void stall_forever(void) {
-	for (int i = 0; i < 600; i++) msleep(100);
-	fprintf(stderr, "stalled process was never killed\n");
-	_exit(98);
 }
 
 /* ---- accept_woken_by_other_process ---------------------------------------- */
@@ -202,7 +70,7 @@ TEST(accept_woken_by_other_process) {
 	int64_t worst = INT64_MIN;
 	for (int i = 0; i < WAKE_ROUNDS; i++) {
 		int64_t blocking = chan_get(&a.to_parent, 30000);
-		msleep(300); /* the acceptor is waiting by now */
+		sleep_ms(300); /* the acceptor is waiting by now */
 		char id[32], data[64];
 		snprintf(id, sizeof id, "w%d", i);
 		snprintf(data, sizeof data, "{\"round\":%d}", i);
@@ -231,7 +99,7 @@ TEST(accept_woken_by_other_process) {
 static int idle_child(void *p) {
 	(void)p;
 	cj_db *db = t_open(); /* with monitors: their thread counts too */
-	msleep(200);          /* let start-up work settle */
+	sleep_ms(200);       /* let start-up work settle */
 
 	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
 	o.timeout_ms = 2000;
@@ -245,10 +113,8 @@ static int idle_child(void *p) {
 	CHECK(t1 - t0 >= 1900);
 	CHECK(c1 - c0 < 100000);
 
-	cj_sub *sub = NULL;
 	cj_state st = 0;
-	CHECK_OK(cj_subscribe(db, "idle-watch", "watched", &sub, &st, NULL));
-	CHECK(sub != NULL);
+	cj_sub *sub = sub_on_st(db, "idle-watch", "watched", &st);
 	CHECK_INT(st, CJ_PENDING);
 	cj_event ev = {0};
 	c0 = cpu_us();
@@ -286,11 +152,8 @@ struct victim_arg {
 static int victim(void *p) {
 	struct victim_arg *a = p;
 	cj_db *db = open_nomon();
-	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-	o.timeout_ms = 10000;
-	cj_job *job = NULL;
 	char *data = NULL;
-	CHECK_OK(cj_accept(db, a->type, &o, &job, &data));
+	cj_job *job = take_wait(db, a->type, 10000, &data);
 	CHECK_STR(cj_job_id(job), "j1");
 	CHECK_JSON(data, "{\"v\":0}");
 	char lock[37] = {0};
@@ -316,9 +179,7 @@ static void run_victim(const char *type, char lock[37]) {
 
 	/* no monitor has run anywhere yet: the dead processor still holds it */
 	cj_db *db = open_nomon();
-	cj_state st = 0;
-	CHECK_OK(cj_get_job_state(db, NULL, type, "j1", &st));
-	CHECK_INT(st, CJ_RUNNING);
+	CHECK_INT(state_of(db, type, "j1"), CJ_RUNNING);
 	cj_close(db);
 }
 
@@ -331,22 +192,15 @@ static void check_taken_over(const char *type, const char *old_lock) {
 	CHECK_RC(cj_update(db, NULL, old, "{\"by\":\"old\"}"), CJ_HALT);
 	CHECK_RC(cj_finish(db, NULL, old, "{\"by\":\"old\"}"), CJ_HALT);
 	cj_job_free(old);
-	cj_job_info info = {0};
-	CHECK_OK(cj_get_job(db, NULL, type, "j1", &info));
-	CHECK_INT(info.state, CJ_FINISHED);
-	CHECK_JSON(info.data, "{\"by\":\"new\"}");
-	cj_job_info_clear(&info);
+	check_job_is(db, type, "j1", CJ_FINISHED, "{\"by\":\"new\"}");
 	cj_close(db);
 }
 
 /* Accepts j1 (waiting up to 15 s), checks it is a new run, finishes it. */
 static int64_t take_over(cj_db *db, const char *type, const char *old_lock) {
-	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-	o.timeout_ms = 15000;
-	cj_job *job = NULL;
 	char *data = NULL;
 	int64_t t0 = t_now_ms();
-	CHECK_OK(cj_accept(db, type, &o, &job, &data));
+	cj_job *job = take_wait(db, type, 15000, &data);
 	int64_t waited = t_now_ms() - t0;
 	CHECK_STR(cj_job_id(job), "j1");
 	CHECK_JSON(data, "{\"v\":0}");
@@ -390,7 +244,7 @@ TEST(monitor_in_other_process_wakes_acceptor) {
 	run_victim("km", lock);
 
 	int pid = t_spawn(monitorless_taker, lock);
-	msleep(300); /* the taker is blocked in cj_accept */
+	sleep_ms(300); /* the taker is blocked in cj_accept */
 	cj_db *db = t_open(); /* the only handle with monitors */
 	check_exit(pid, 30000, 0);
 	cj_close(db);
@@ -418,33 +272,17 @@ struct put_update_arg {
 
 static int put_update_fn(cj_tx *tx, void *p) {
 	struct put_update_arg *a = p;
-	int rc = cj_tx_put(tx, a->key, strlen(a->key), a->val, strlen(a->val));
+	int rc = put_str(tx, a->key, a->val);
 	if (rc != CJ_OK) return rc;
 	a->upd_rc = a->finish ? cj_finish(a->db, tx, a->job, a->data)
 	                      : cj_update(a->db, tx, a->job, a->data);
 	return a->ignore_halt ? 0 : a->upd_rc;
 }
 
-/* Reads key in a transaction of its own; returns the code, *val if found. */
-static int read_key(cj_db *db, const char *key, char **val) {
-	cj_tx *tx = NULL;
-	CHECK_OK(cj_tx_begin(db, &tx));
-	void *v = NULL;
-	size_t len = 0;
-	int rc = cj_tx_get(tx, key, strlen(key), &v, &len);
-	cj_tx_abort(tx);
-	if (val) *val = rc == CJ_OK ? v : NULL;
-	else cj_free(v);
-	return rc;
-}
-
 static int stale_p1(void *p) {
 	struct stale_arg *a = p;
 	cj_db *db = t_open();
-	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-	o.timeout_ms = 10000;
-	cj_job *job = NULL;
-	CHECK_OK(cj_accept(db, "stale", &o, &job, NULL));
+	cj_job *job = take_wait(db, "stale", 10000, NULL);
 	t_gate_open(&a->p1_accepted);
 	/* stall without updating until P2 holds the job */
 	CHECK_INT(t_gate_wait(&a->p2_running, 30000), 0);
@@ -463,16 +301,11 @@ static int stale_p1(void *p) {
 	CHECK_RC(cj_finish(db, tx, job, "{\"by\":\"p1\"}"), CJ_HALT);
 	CHECK_RC(cj_tx_commit(tx), CJ_HALT);
 
-	CHECK_RC(read_key(db, "p1-result", NULL), CJ_NOT_FOUND);
-	CHECK_RC(read_key(db, "p1-ignored", NULL), CJ_NOT_FOUND);
-	CHECK_RC(read_key(db, "p1-explicit", NULL), CJ_NOT_FOUND);
-	char *val = NULL;
-	CHECK_OK(read_key(db, "p2-step", &val));
-	CHECK_STR(val, "p2");
-	cj_free(val);
-	cj_state st = 0;
-	CHECK_OK(cj_get_job_state(db, NULL, "stale", "j1", &st));
-	CHECK_INT(st, CJ_RUNNING); /* P2's, untouched by P1 */
+	check_kv(db, "p1-result", NULL);
+	check_kv(db, "p1-ignored", NULL);
+	check_kv(db, "p1-explicit", NULL);
+	check_kv(db, "p2-step", "p2");
+	CHECK_INT(state_of(db, "stale", "j1"), CJ_RUNNING); /* P2's, untouched by P1 */
 	t_gate_open(&a->p1_done);
 	cj_job_free(job);
 	cj_close(db);
@@ -483,10 +316,8 @@ static int stale_p2(void *p) {
 	struct stale_arg *a = p;
 	cj_db *db = t_open();
 	CHECK_INT(t_gate_wait(&a->p1_accepted, 20000), 0);
-	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-	o.timeout_ms = 15000; /* until a monitor takes the job back from P1 */
-	cj_job *job = NULL;
-	CHECK_OK(cj_accept(db, "stale", &o, &job, NULL));
+	/* waits until a monitor takes the job back from P1 */
+	cj_job *job = take_wait(db, "stale", 15000, NULL);
 	CHECK_STR(cj_job_id(job), "j1");
 	struct put_update_arg u = {db, job, "p2-step", "p2", "{\"by\":\"p2\",\"step\":1}", 0, 0, 0};
 	CHECK_OK(cj_transact(db, put_update_fn, &u));
@@ -516,21 +347,12 @@ TEST(stale_processor_halt_in_transact) {
 	check_exit(p2, 60000, 0);
 
 	cj_db *db = open_nomon();
-	CHECK_RC(read_key(db, "p1-result", NULL), CJ_NOT_FOUND);
-	CHECK_RC(read_key(db, "p1-ignored", NULL), CJ_NOT_FOUND);
-	CHECK_RC(read_key(db, "p1-explicit", NULL), CJ_NOT_FOUND);
-	char *val = NULL;
-	CHECK_OK(read_key(db, "p2-step", &val));
-	CHECK_STR(val, "p2");
-	cj_free(val);
-	CHECK_OK(read_key(db, "p2-final", &val));
-	CHECK_STR(val, "p2");
-	cj_free(val);
-	cj_job_info info = {0};
-	CHECK_OK(cj_get_job(db, NULL, "stale", "j1", &info));
-	CHECK_INT(info.state, CJ_FINISHED);
-	CHECK_JSON(info.data, "{\"by\":\"p2\"}");
-	cj_job_info_clear(&info);
+	check_kv(db, "p1-result", NULL);
+	check_kv(db, "p1-ignored", NULL);
+	check_kv(db, "p1-explicit", NULL);
+	check_kv(db, "p2-step", "p2");
+	check_kv(db, "p2-final", "p2");
+	check_job_is(db, "stale", "j1", CJ_FINISHED, "{\"by\":\"p2\"}");
 	cj_close(db);
 	t_gate_close(&a.p1_accepted);
 	t_gate_close(&a.p2_running);
@@ -587,8 +409,7 @@ static int ev_subscriber(void *p) {
 	CHECK_INT(st, CJ_PENDING);
 	CHECK_JSON(data, "{\"step\":0}");
 	cj_free(data);
-	CHECK_OK(cj_subscribe(db, "ev2", "j2", &s2, &st, NULL));
-	CHECK(s2 != NULL);
+	s2 = sub_on_st(db, "ev2", "j2", &st);
 	CHECK_INT(st, CJ_PENDING);
 	t_gate_open(&a->subscribed);
 
@@ -616,10 +437,7 @@ static int ev_worker(void *p) {
 	struct ev_arg *a = p;
 	cj_db *db = t_open();
 	CHECK_INT(t_gate_wait(&a->subscribed, 20000), 0);
-	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
-	o.timeout_ms = 10000;
-	cj_job *job = NULL;
-	CHECK_OK(cj_accept(db, "ev", &o, &job, NULL));
+	cj_job *job = take_wait(db, "ev", 10000, NULL);
 	CHECK_OK(cj_update(db, NULL, job, "{\"step\":1}"));
 	CHECK_INT(t_gate_wait(&a->saw_step1, 20000), 0);
 	CHECK_OK(cj_update(db, NULL, job, "{\"step\":2}"));
@@ -627,7 +445,7 @@ static int ev_worker(void *p) {
 	CHECK_OK(cj_finish(db, NULL, job, "{\"result\":\"done\"}"));
 	cj_job_free(job);
 
-	CHECK_OK(cj_accept(db, "ev2", &o, &job, NULL));
+	job = take_wait(db, "ev2", 10000, NULL);
 	CHECK_STR(cj_job_id(job), "j2");
 	CHECK_INT(t_gate_wait(&a->saw_finished, 20000), 0);
 	CHECK_OK(cj_remove(db, NULL, "ev2", "j2"));
@@ -694,15 +512,13 @@ TEST(scheduled_job_wakes_waiter) {
 	chan_init(&a.sched);
 	int pid = t_spawn(sched_acceptor, &a);
 	chan_get(&a.ready, 20000);
-	msleep(300); /* the acceptor is waiting by now */
+	sleep_ms(300); /* the acceptor is waiting by now */
 	cj_db *db = t_open();
 	int64_t sched = t_epoch() + 2;
 	CHECK_OK(cj_add(db, NULL, "sched", "later", NULL, sched));
 	chan_put(&a.sched, sched);
 	check_exit(pid, 30000, 0);
-	cj_state st = 0;
-	CHECK_OK(cj_get_job_state(db, NULL, "sched", "later", &st));
-	CHECK_INT(st, CJ_FINISHED);
+	CHECK_INT(state_of(db, "sched", "later"), CJ_FINISHED);
 	cj_close(db);
 	chan_close(&a.ready);
 	chan_close(&a.sched);

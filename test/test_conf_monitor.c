@@ -273,7 +273,39 @@ TEST(monitor_dead_process) {
 	cj_close(db);
 }
 
+/* Many stale jobs at once: the monitor takes them back in several
+ * transactions (it batches), and every one of them comes back. */
+TEST(monitor_many_stale_jobs) {
+	enum { N = 1300 }; /* more than two of the monitor's batches */
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	o.sync = CJ_SYNC_RELAXED;
+	cj_db *db = t_open_opts(&o);
+	CHECK_OK(cj_set_type_timeout(db, "t", 1));
+	char id[32];
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof id, "job-%05d", i);
+		CHECK_OK(cj_add(db, NULL, "t", id, NULL, 0));
+	}
+	cj_job *held[N];
+	for (int i = 0; i < N; i++) held[i] = take(db, "t");
+	check_empty(db, "t", CJ_SCHED_NOW, 0);
+
+	/* a handle with monitors on takes them all back */
+	cj_db *mon = t_open();
+	for (int i = 0; i < N; i++) cj_job_free(take_wait(db, "t", 30000, NULL));
+	check_empty(db, "t", CJ_SCHED_NOW, 0);
+	/* and each old run is told to halt */
+	for (int i = 0; i < N; i++) {
+		CHECK_RC(cj_update(db, NULL, held[i], NULL), CJ_HALT);
+		cj_job_free(held[i]);
+	}
+	cj_close(mon);
+	cj_close(db);
+}
+
 TEST_MAIN(ENTRY(monitor_requeues_stale), ENTRY(monitor_update_keeps_alive),
           ENTRY(monitor_two_handles), ENTRY(monitor_timeout_lowered),
           ENTRY(monitor_no_monitor_handle),
-          ENTRY(monitor_cleared_type), ENTRY(monitor_dead_process))
+          ENTRY(monitor_cleared_type), ENTRY(monitor_dead_process),
+          ENTRY(monitor_many_stale_jobs))

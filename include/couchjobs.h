@@ -64,6 +64,9 @@
  *  - A thread that holds an open @c cj_tx on a store must pass it to every
  *    call it makes on that store; a call with a NULL @c tx (which would need
  *    a transaction of its own) returns #CJ_INVALID instead of deadlocking.
+ *  - On the embedded engine a write that finds the store's map full fails
+ *    with #CJ_CONFLICT and the map grows: run the transaction again
+ *    (cj_transact() and calls without a @c tx do so themselves).
  *  - A @c cj_db must not be used in a child after fork(); open a new one.
  *  - The activity monitor judges staleness by the store's commit order, not
  *    by clocks; cj_update() must still be called at least once per type
@@ -270,8 +273,8 @@ int cj_tx_begin(cj_db *db, cj_tx **tx);
 /**
  * @brief Commits and frees @p tx, whatever it returns.
  *
- * A transaction in which cj_update(), cj_finish() or cj_resubmit() returned
- * #CJ_HALT cannot commit: it is aborted and #CJ_HALT is returned, so a
+ * A transaction in which cj_update() or cj_finish() returned #CJ_HALT
+ * cannot commit: it is aborted and #CJ_HALT is returned, so a
  * stale processor's writes never land.
  *
  * @return #CJ_OK; #CJ_HALT (see above; nothing written); #CJ_CONFLICT
@@ -415,7 +418,8 @@ int cj_add(cj_db *db, cj_tx *tx, const char *type, const char *id,
  */
 int cj_remove(cj_db *db, cj_tx *tx, const char *type, const char *id);
 
-/** @brief Reads a job's state.
+/** @brief Reads a job's state. A pending job whose data or scheduled time
+ * changed is still pending: subscribers get no event for that.
  * @return #CJ_OK, #CJ_NOT_FOUND, #CJ_INVALID, #CJ_STORE. */
 int cj_get_job_state(cj_db *db, cj_tx *tx, const char *type, const char *id,
                      cj_state *state);
@@ -475,16 +479,19 @@ typedef struct cj_accept_opts {
  * @brief Takes a pending job of @p type and makes it running, held by the
  * caller with a fresh lock.
  *
- * Each pending job is handed to exactly one caller. When none is
- * available it waits, without polling, until one is added or falls due (in
- * any process using the store), or until @p opts->timeout_ms passes.
+ * Each pending job is handed to exactly one caller. Jobs are handed out in
+ * the order of the RFC's pending queue: by scheduled time, then by id (byte
+ * order), not in the order they were added. When none is available it
+ * waits, without polling, until one is added or falls due (in any process
+ * using the store), or until @p opts->timeout_ms passes.
  *
  * @param[out] job  the handle, freed with cj_job_free(); NULL on failure.
  * @param[out] data the job's data (cj_free()), or NULL if not wanted.
  * @return #CJ_OK; #CJ_NOT_FOUND (nothing became available in time);
  *         #CJ_INVALID (bad type, @c no_schedule with an explicit
- *         @c max_sched_time, timeout below -1, or this thread holds a
- *         transaction on @p db); #CJ_STORE; #CJ_NOMEM.
+ *         @c max_sched_time (#CJ_SCHED_ANY included), a negative
+ *         @c max_sched_time other than #CJ_SCHED_NOW, timeout below -1, or
+ *         this thread holds a transaction on @p db); #CJ_STORE; #CJ_NOMEM.
  */
 int cj_accept(cj_db *db, const char *type, const cj_accept_opts *opts,
               cj_job **job, char **data);
@@ -515,6 +522,8 @@ int cj_finish(cj_db *db, cj_tx *tx, cj_job *job, const char *data);
  *    replaced unless #CJ_SCHED_KEEP); pending again when finished;
  *  - finished: pending again, with @p data (NULL: keep);
  *  - pending: scheduled time and data replaced.
+ * The lock is not checked: any holder of a handle to the job may ask for
+ * another run; only cj_update() and cj_finish() are fenced.
  * @return #CJ_OK; #CJ_NOT_FOUND (the job no longer exists); #CJ_JSON;
  *         #CJ_TOO_LARGE; #CJ_INVALID; #CJ_STORE; #CJ_CONFLICT; #CJ_NOMEM.
  */
@@ -590,8 +599,10 @@ int cj_unsubscribe(cj_sub *sub);
  *
  * @param[in] timeout_ms -1 forever, 0 do not wait.
  * @param[out] ev the event; release with cj_event_clear().
- * @return #CJ_OK; #CJ_TIMEOUT; #CJ_INVALID (no subscriptions, a NULL one,
- *         subscriptions of different stores, a bad state); #CJ_NOMEM.
+ * @return #CJ_OK; #CJ_TIMEOUT (nothing in time, or at once when every one
+ *         of @p subs has ended and has nothing left to deliver);
+ *         #CJ_INVALID (no subscriptions, a NULL one, subscriptions of
+ *         different stores, a bad state, a timeout below -1); #CJ_NOMEM.
  */
 int cj_wait(cj_sub *const *subs, size_t n, int only_state, int64_t timeout_ms,
             cj_event *ev);

@@ -4,6 +4,8 @@
 
 #include "cj_int.h"
 
+#define CJ_ACCEPT_RELOOK_MS 10
+
 struct accept_arg {
 	const char *type;
 	int64_t max_sched; /* INT64_MAX: any */
@@ -33,8 +35,24 @@ static int scan_first(cj_tx *tx, const cj_buf *lo, const cj_buf *hi, cj_buf *out
 	return rc;
 }
 
-/* The pending key to take, in found: 1, 0 if none is due, or a code. */
-static int find_candidate(cj_tx *tx, struct accept_arg *a, cj_buf *found) {
+/* In accept_fn: the first key in [lo, hi) that no concurrent acceptor holds,
+ * now held by this transaction, on an engine that can claim keys (engine.h);
+ * else the first key (the engine's writers take turns). 1, 0 or a code. */
+static int take_first(cj_tx *tx, const cj_buf *lo, const cj_buf *hi, cj_buf *out) {
+	if (!tx->db->eng->claim_first) return scan_first(tx, lo, hi, out);
+	if (lo->oom || hi->oom) return cj__fail(CJ_NOMEM, "out of memory");
+	cj__buf_reset(out);
+	int rc = tx->db->eng->claim_first(tx->etx, CJ_SPACE_JOBS, lo->p, lo->len, hi->p,
+	                                  hi->len, out);
+	if (rc == 1 && out->oom) return cj__fail(CJ_NOMEM, "out of memory");
+	return rc;
+}
+
+/* The pending key to take, in found: 1, 0 if none is due, or a code.
+ * first: scan_first (a look) or take_first (to take it). */
+static int find_candidate(cj_tx *tx, struct accept_arg *a, cj_buf *found,
+                          int (*first)(cj_tx *, const cj_buf *, const cj_buf *,
+                                       cj_buf *)) {
 	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
 	int rc;
 	cj__key_pending_prefix(&lo, a->type);
@@ -53,14 +71,14 @@ static int find_candidate(cj_tx *tx, struct accept_arg *a, cj_buf *found) {
 		cj__tup_int(&hi, 0);
 		cj__tup_str(&lo, start, 16);
 		cj__tup_range_end(&hi);
-		rc = scan_first(tx, &lo, &hi, found);
+		rc = first(tx, &lo, &hi, found);
 		if (rc == 0) {
 			/* wrap around: from the first unscheduled job up to start */
 			cj__buf_reset(&hi);
 			cj__buf_add(&hi, lo.p, lo.len);
 			cj__key_pending_prefix(&lo, a->type);
 			cj__tup_int(&lo, 0);
-			rc = scan_first(tx, &lo, &hi, found);
+			rc = first(tx, &lo, &hi, found);
 		}
 		a->next_due = -1;
 	} else {
@@ -69,7 +87,7 @@ static int find_candidate(cj_tx *tx, struct accept_arg *a, cj_buf *found) {
 		} else {
 			cj__tup_int(&hi, a->max_sched + 1);
 		}
-		rc = scan_first(tx, &lo, &hi, found);
+		rc = first(tx, &lo, &hi, found);
 		a->next_due = -1;
 		if (rc == 0 && a->max_sched != INT64_MAX) {
 			/* nothing due: when is the next one? */
@@ -95,11 +113,26 @@ static int find_candidate(cj_tx *tx, struct accept_arg *a, cj_buf *found) {
 	return rc;
 }
 
+/* Holds the job's data key without waiting: 1 held, 0 held by another
+ * transaction (or missing), or a code. The other writers of a job take its
+ * data key first and its pending key after; an acceptor takes them the
+ * other way round, so it must not wait here. */
+static int claim_data(cj_tx *tx, const char *type, const char *id, cj_buf *scratch) {
+	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
+	cj__key_data(&lo, type, id);
+	cj__buf_add(&hi, lo.p, lo.len);
+	cj__buf_add(&hi, "", 1);
+	int rc = take_first(tx, &lo, &hi, scratch);
+	cj__buf_free(&lo);
+	cj__buf_free(&hi);
+	return rc;
+}
+
 static int accept_fn(cj_tx *tx, void *arg) {
 	struct accept_arg *a = arg;
 	cj_buf found = CJ_BUF_INIT, copy = CJ_BUF_INIT;
 	char *id = NULL;
-	int rc = find_candidate(tx, a, &found);
+	int rc = find_candidate(tx, a, &found, take_first);
 	if (rc == 0) {
 		rc = CJ_NOT_FOUND;
 		goto out;
@@ -107,6 +140,12 @@ static int accept_fn(cj_tx *tx, void *arg) {
 	if (rc < 0) goto out;
 	if (!(id = cj__key_string_at(found.p, found.len, 4))) {
 		rc = cj__fail(CJ_STORE, "corrupt pending key");
+		goto out;
+	}
+	if (tx->db->eng->claim_first && (rc = claim_data(tx, a->type, id, &copy)) != 1) {
+		/* another transaction holds the job (an add, a resubmit, a remove):
+		 * never wait for it while holding its pending key */
+		if (rc == 0) rc = cj__fail(CJ_CONFLICT, "job %.60s is busy", id);
 		goto out;
 	}
 	if ((rc = cj__del(tx, &found))) goto out;
@@ -163,7 +202,7 @@ out:
 /* A read-only look first: idle acceptors never take the writer's turn. */
 static int probe_fn(cj_tx *tx, void *arg) {
 	cj_buf found = CJ_BUF_INIT;
-	int rc = find_candidate(tx, arg, &found);
+	int rc = find_candidate(tx, arg, &found, scan_first);
 	cj__buf_free(&found);
 	return rc == 1 ? CJ_OK : rc == 0 ? CJ_NOT_FOUND : rc;
 }
@@ -197,6 +236,7 @@ int cj_accept(cj_db *db, const char *type, const cj_accept_opts *opts, cj_job **
 		a.max_sched = opts->max_sched_time == CJ_SCHED_NOW ? now_ms / 1000
 		                                                   : opts->max_sched_time;
 		rc = cj__run(db, NULL, 0, probe_fn, &a);
+		int seen = rc == CJ_OK;
 		if (rc == CJ_OK) rc = cj__run(db, NULL, 1, accept_fn, &a);
 		if (rc == CJ_OK) {
 			*job = a.job;
@@ -210,6 +250,13 @@ int cj_accept(cj_db *db, const char *type, const cj_accept_opts *opts, cj_job **
 			 * coarse time() agree the job is due */
 			int64_t due = cj__mono_ms() + (a.next_due * 1000 - now_ms) + 10;
 			if (wake_at < 0 || due < wake_at) wake_at = due;
+		}
+		if (seen) {
+			/* the look found a job that the accept did not get: another
+			 * acceptor took it, or holds it and may yet give it back
+			 * without a commit that would wake us: look again soon */
+			int64_t soon = cj__mono_ms() + CJ_ACCEPT_RELOOK_MS;
+			if (wake_at < 0 || soon < wake_at) wake_at = soon;
 		}
 		if (deadline >= 0 && cj__mono_ms() >= deadline)
 			return cj__fail(CJ_NOT_FOUND, "no job of type \"%.60s\" available", type);

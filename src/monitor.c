@@ -7,9 +7,18 @@
  * committed at or before the noted number has not been updated for at least
  * T, and is made pending again. So a job comes back between T and 2T after
  * its processor stopped, and no clock is compared across processes: only
- * the store's commit order (the versionstamps) is. Re-enqueueing checks the
- * job's sequence in the same transaction, so any number of monitors, in any
- * processes, can run at once.
+ * the store's commit numbers (the versionstamps) are. Re-enqueueing checks
+ * the job's sequence in the same transaction, so any number of monitors, in
+ * any processes, can run at once.
+ *
+ * An engine may hand commit numbers out in the order transactions ask for
+ * them rather than in commit order (engine.h). The check stays right: the
+ * number noted is >= every number handed out before it was read, so an
+ * accept/update whose number is <= the noted one asked for it before the
+ * note was taken, a full T before the check; its processor has reported
+ * nothing since (a later report would carry a newer sequence). One that
+ * asked later carries a greater number and waits for a later check. Its
+ * commit may come after the note: then the check that follows sees it.
  */
 #include <stdatomic.h>
 #include <string.h>
@@ -44,26 +53,40 @@ struct stale_arg {
 };
 
 struct collect_arg {
-	cj_buf keys; /* (u32 len, key)... */
+	cj_buf keys; /* (u32 len, key, u32 len, value)... */
 	int n;
 };
 
+static void add_len(cj_buf *b, size_t n) {
+	uint8_t l[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8),
+	                (uint8_t)n};
+	cj__buf_add(b, l, 4);
+}
+
+static size_t get_len(const uint8_t *q) {
+	return (size_t)q[0] << 24 | (size_t)q[1] << 16 | (size_t)q[2] << 8 | q[3];
+}
+
 static int collect_key(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
                        void *arg) {
-	(void)v, (void)vl;
 	struct collect_arg *c = arg;
 	if (c->n == CJ_MONITOR_BATCH) return 1;
-	uint8_t l[4] = {(uint8_t)(kl >> 24), (uint8_t)(kl >> 16), (uint8_t)(kl >> 8),
-	                (uint8_t)kl};
-	cj__buf_add(&c->keys, l, 4);
+	add_len(&c->keys, kl);
 	cj__buf_add(&c->keys, k, kl);
+	add_len(&c->keys, vl);
+	cj__buf_add(&c->keys, v, vl);
 	c->n++;
 	return c->keys.oom ? cj__fail(CJ_NOMEM, "out of memory") : 0;
 }
 
-/* One activity key (type, seq) = id: re-enqueue the job if it is still
- * running under that sequence; drop a stray entry otherwise. */
-static int reenqueue_one(cj_tx *tx, const char *type, const uint8_t *k, size_t kl) {
+/* One activity key (type, seq) = id, as the scan saw it: re-enqueue the
+ * job if it is still running under that sequence; drop a stray entry
+ * otherwise. The job's data key is read (and so, on an engine with row
+ * locks, held) before the activity key is touched: the order in which
+ * processors take them, so that the two never wait for each other. The
+ * scan held nothing: the data value read here decides. */
+static int reenqueue_one(cj_tx *tx, const char *type, const uint8_t *k, size_t kl,
+                         const uint8_t *v, size_t vl) {
 	cj_tup_reader r;
 	cj_tup_item it;
 	uint8_t seq[CJ_VS_LEN];
@@ -73,13 +96,10 @@ static int reenqueue_one(cj_tx *tx, const char *type, const uint8_t *k, size_t k
 	if (it.kind != CJ_TUP_VS) return cj__fail(CJ_STORE, "corrupt activity key");
 	memcpy(seq, it.raw, CJ_VS_LEN);
 
-	const uint8_t *v;
-	size_t vl;
 	cj_buf key = CJ_BUF_INIT, copy = CJ_BUF_INIT;
 	char *id = NULL;
+	int rc;
 	cj__buf_add(&key, k, kl);
-	int rc = cj__get(tx, &key, &v, &vl);
-	if (rc) goto out;
 	cj__tup_reader_init(&r, v, vl);
 	if (cj__tup_next(&r, &it) != 1 || it.kind != CJ_TUP_STRING) {
 		rc = cj__fail(CJ_STORE, "corrupt activity value");
@@ -91,15 +111,17 @@ static int reenqueue_one(cj_tx *tx, const char *type, const uint8_t *k, size_t k
 	}
 	cj__tup_copy(&it, id);
 	id[it.len] = 0;
-	if ((rc = cj__del(tx, &key))) goto out;
 	cj_jv jv;
+	int stale = 0;
 	rc = cj__job_read(tx, type, id, &copy, &jv);
-	if (rc == CJ_NOT_FOUND) {
-		rc = CJ_OK; /* stray entry of a removed job */
+	if (rc == CJ_OK)
+		stale = jv.has_lock && jv.has_seq && memcmp(jv.seq, seq, CJ_VS_LEN) == 0;
+	else if (rc != CJ_NOT_FOUND) /* not found: a stray entry of a removed job */
 		goto out;
-	}
-	if (rc) goto out;
-	if (!jv.has_lock || !jv.has_seq || memcmp(jv.seq, seq, CJ_VS_LEN) != 0) goto out;
+	/* a stray entry may be gone already: whoever moved the job on took it */
+	if ((rc = cj__del(tx, &key)) && rc != CJ_NOT_FOUND) goto out;
+	rc = CJ_OK;
+	if (!stale) goto out;
 	rc = cj__job_enqueue(tx, type, id, jv.sched, &jv, NULL, 0);
 	if (rc == CJ_OK) rc = 1;
 out:
@@ -128,11 +150,12 @@ static int stale_fn(cj_tx *tx, void *arg) {
 	size_t off = 0;
 	while (rc == CJ_OK && off < c.keys.len) {
 		const uint8_t *q = p + off;
-		size_t kl = (size_t)q[0] << 24 | (size_t)q[1] << 16 | (size_t)q[2] << 8 | q[3];
-		int n = reenqueue_one(tx, a->type, q + 4, kl);
+		size_t kl = get_len(q);
+		size_t vl = get_len(q + 4 + kl);
+		int n = reenqueue_one(tx, a->type, q + 4, kl, q + 8 + kl, vl);
 		if (n < 0) rc = n;
 		else a->count += n;
-		off += 4 + kl;
+		off += 8 + kl + vl;
 	}
 	cj__buf_free(&lo);
 	cj__buf_free(&hi);

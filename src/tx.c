@@ -179,17 +179,29 @@ static int put_vs(cj_tx *tx, cj_buf *k, const uint8_t vs[CJ_VS_LEN]) {
 	return rc;
 }
 
+/* The watch keys are written by every change of a type and read by nobody
+ * in this library (waiters use channels): an engine that would make them a
+ * point where all writers of a type take turns leaves them out. */
+static int watch_keys(const cj_tx *tx) {
+	return !(tx->db->eng->supports & CJ_ENGINE_NO_WATCH_KEYS);
+}
+
 int cj__touch_activity(cj_tx *tx, const char *type, const uint8_t vs[CJ_VS_LEN]) {
-	cj__key_watch_activity(&tx->kbuf, type);
-	int rc = put_vs(tx, &tx->kbuf, vs);
+	int rc = CJ_OK;
+	if (watch_keys(tx)) {
+		cj__key_watch_activity(&tx->kbuf, type);
+		rc = put_vs(tx, &tx->kbuf, vs);
+	}
 	return rc ? rc : cj__notify(tx, CJ_CHAN_ACTIVITY);
 }
 
 int cj__touch_pending(cj_tx *tx, const char *type, const uint8_t vs[CJ_VS_LEN]) {
 	char chan[CJ_CHAN_MAX];
-	cj__key_watch_pending(&tx->kbuf, type);
-	int rc = put_vs(tx, &tx->kbuf, vs);
-	if (rc) return rc;
+	if (watch_keys(tx)) {
+		cj__key_watch_pending(&tx->kbuf, type);
+		int rc = put_vs(tx, &tx->kbuf, vs);
+		if (rc) return rc;
+	}
 	cj__chan_pending(chan, sizeof chan, type);
 	return cj__notify(tx, chan);
 }

@@ -3,16 +3,41 @@
 
 #include "cj_int.h"
 
+struct timeout_read {
+	int found;
+	int64_t seconds;
+};
+
+static int timeout_value(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                         void *arg) {
+	(void)k, (void)kl;
+	struct timeout_read *t = arg;
+	int rc = cj__val_int(v, vl, &t->seconds);
+	if (rc) return rc;
+	t->found = 1;
+	return 1;
+}
+
+/* Read through a scan of the one key, which holds nothing in a write
+ * transaction (engine.h): every cj_add of a type reads its timeout, and
+ * holding the key would make them take turns. Acting on a value that a
+ * concurrent set or clear replaces is the same as having committed first. */
 int cj__type_timeout_tx(cj_tx *tx, const char *type, int64_t *seconds) {
-	cj_buf k = CJ_BUF_INIT;
-	const uint8_t *v;
-	size_t vl;
-	cj__key_timeout(&k, type);
-	int rc = cj__get(tx, &k, &v, &vl);
-	cj__buf_free(&k);
-	if (rc == CJ_NOT_FOUND)
+	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
+	struct timeout_read t = {0, 0};
+	cj__key_timeout(&lo, type);
+	cj__buf_add(&hi, lo.p, lo.len);
+	cj__buf_add(&hi, "", 1); /* the key and nothing after it */
+	int rc = lo.oom || hi.oom ? cj__fail(CJ_NOMEM, "out of memory")
+	                          : tx->db->eng->scan(tx->etx, CJ_SPACE_JOBS, lo.p, lo.len,
+	                                              hi.p, hi.len, timeout_value, &t);
+	cj__buf_free(&lo);
+	cj__buf_free(&hi);
+	if (rc < 0) return rc;
+	if (!t.found)
 		return cj__fail(CJ_NO_TYPE_TIMEOUT, "type \"%.60s\" has no timeout", type);
-	return rc ? rc : cj__val_int(v, vl, seconds);
+	*seconds = t.seconds;
+	return CJ_OK;
 }
 
 struct timeout_arg {

@@ -18,9 +18,18 @@
  *    CJ_ENGINE_MAX_KEY bytes. Scan bounds are at most 450 bytes.
  *  - A write transaction sees its own writes. Read transactions see one
  *    consistent snapshot.
- *  - commit_version(): in a write transaction, the number its commit will carry,
- *    greater than that of every transaction committed before it; in a read
- *    transaction, the number of the last commit it sees. Numbers start at 1.
+ *  - What get() returns in a write transaction holds until it ends: no
+ *    other write transaction changes that key meanwhile, and two write
+ *    transactions that both find a key absent take turns (an engine with
+ *    row locks locks the row, and the absent key by other means). scan()
+ *    in a write transaction need not lock anything: what the core acts on
+ *    it reads again with get() (or claims with claim_first()).
+ *  - commit_version(): in a write transaction, the number of its commit,
+ *    unique, and increasing in the order the numbers were handed out (an
+ *    engine may hand it out at the first call rather than at commit: then
+ *    a transaction that took its number earlier may commit later); in a
+ *    read transaction, a number >= every number handed out before the
+ *    transaction began. Numbers start at 1.
  *  - notify() marks a channel; the mark takes effect when, and only if, the
  *    transaction commits. A commit that marked channel C makes every
  *    wait(C, token) with a token taken before the commit return.
@@ -40,6 +49,7 @@
 
 typedef struct cj_edb cj_edb; /* an engine's open store */
 typedef struct cj_etx cj_etx; /* an engine's transaction */
+struct cj_buf;                 /* tuple.h */
 
 /* The key spaces of a store. */
 enum cj_space {
@@ -57,6 +67,11 @@ typedef int (*cj_scan_fn)(const uint8_t *k, size_t kl, const uint8_t *v,
 
 /* supports bits */
 #define CJ_ENGINE_CROSS_PROCESS_WAKE 0x1u /* wait() sees other processes */
+/* The core does not write the RFC's watches_pending / watches_activity keys
+ * (it notifies their channels all the same). They are written by every
+ * change of a type and read by nobody here: on an engine with row locks
+ * they would make all writers of a type take turns. */
+#define CJ_ENGINE_NO_WATCH_KEYS 0x2u
 
 struct cj_engine {
 	const char *name;
@@ -85,6 +100,14 @@ struct cj_engine {
 	/* Keys in [lo, hi), ascending. */
 	int (*scan)(cj_etx *tx, int space, const void *lo, size_t ll,
 	            const void *hi, size_t hl, cj_scan_fn fn, void *arg);
+
+	/* Optional (NULL: not supported). Write transactions only. The first
+	 * key in [lo, hi) that no other transaction holds, now held by this one
+	 * until it ends, copied to key_out: 1; 0 if there is none; or a code.
+	 * Keys other transactions hold are skipped, not waited for. The bounds
+	 * may be up to CJ_ENGINE_MAX_KEY + 1 bytes. */
+	int (*claim_first)(cj_etx *tx, int space, const void *lo, size_t ll,
+	                   const void *hi, size_t hl, struct cj_buf *key_out);
 
 	/* Channels are short strings chosen by the core. */
 	int (*notify)(cj_etx *tx, const char *chan);

@@ -8,7 +8,7 @@
  *          space 1: the caller's own keys (cj_tx_put)
  *   meta (name text PRIMARY KEY, value bigint NOT NULL)
  *          'schema_version' = PGE_SCHEMA_VERSION
- *          'commit'         = the number of the last write commit
+ *   commit_seq: a sequence handing out commit numbers
  *
  * The first open creates the schema and both tables in one transaction,
  * under an advisory lock so concurrent first opens take turns. Opening a
@@ -23,18 +23,33 @@
  * timeout (a vanished server fails calls within about a minute), and
  * fallback_application_name=couchjobs.
  *
- * Transactions: a write transaction is BEGIN (READ COMMITTED) followed by
- *   UPDATE meta SET value = value + 1 WHERE name = 'commit' RETURNING value
- * The row lock makes writers take turns, so they never conflict, and the
- * returned value is the transaction's commit number: greater than that of
- * every earlier commit, since the previous holder of the lock committed
- * (or rolled back) before it. A write transaction that wrote nothing rolls
- * back, leaving the counter as it was. A read transaction is BEGIN
- * ISOLATION LEVEL REPEATABLE READ READ ONLY; its first statement reads the
- * counter, which is thus the number of the last commit its snapshot sees.
- * SQLSTATE 40001 and 40P01 (possible only through the caller's own
- * statements) are CJ_CONFLICT, 54000 (a key too long for the index) is
- * CJ_TOO_LARGE, anything else CJ_STORE with the server's message.
+ * Transactions: a write transaction is BEGIN ISOLATION LEVEL READ
+ * COMMITTED, and writers of different rows never wait for each other (no
+ * row is written by every transaction). What the core acts on is held as
+ * engine.h asks:
+ *  - get() is SELECT ... FOR UPDATE: it waits for a concurrent writer of
+ *    the row and then returns the row as that one committed it (a locking
+ *    read in READ COMMITTED sees the latest version of the row). When it
+ *    finds nothing, it takes a transaction-scoped advisory lock on a hash
+ *    of the key and looks again: two transactions finding one key absent
+ *    (two cj_add of one new job) take turns, and the second sees the row
+ *    the first inserted.
+ *  - scan() locks nothing; the core reads again with get() what it acts on.
+ *  - claim_first() is SELECT ... ORDER BY k LIMIT 1 FOR UPDATE SKIP LOCKED:
+ *    concurrent acceptors of a type each take a different pending key
+ *    without waiting for one another.
+ * Waits that close a cycle end in a deadlock error (40P01), which is
+ * CJ_CONFLICT: the core runs the transaction again.
+ * The commit number is nextval('commit_seq'), taken at the first
+ * commit_version() call: numbers increase in the order transactions ask
+ * for them, not in commit order (engine.h allows it; monitor.c says why
+ * the activity monitor stays right). A write transaction that wrote
+ * nothing rolls back. A read transaction is BEGIN ISOLATION LEVEL
+ * REPEATABLE READ READ ONLY; its first statement reads the sequence's last
+ * value: >= every number handed out before it.
+ * SQLSTATE 40001, 40P01 and 55P03 are CJ_CONFLICT, 54000 (a key too long
+ * for the index) is CJ_TOO_LARGE, anything else CJ_STORE with the server's
+ * message.
  *
  * Connections: a pool per store (a free list under a mutex), grown on
  * demand. A connection found broken is closed, and so are the idle ones
@@ -74,7 +89,7 @@
 
 #include "cj_int.h"
 
-#define PGE_SCHEMA_VERSION 1
+#define PGE_SCHEMA_VERSION 2
 #define PGE_DEFAULT_SCHEMA "couch_jobs"
 #define PGE_MAX_SCHEMA 59 /* "cj_" + schema is a channel name: 63 bytes */
 #define PGE_WORDS 1024
@@ -85,11 +100,18 @@
 #define PGE_SCAN_MAX_ROWS 256
 #define PGE_SCAN_BATCH_BYTES ((size_t)4 << 20)
 #define PGE_LOCK_CLASS 0x636a /* advisory lock class of schema creation */
+#define PGE_KEY_LOCK_CLASS 0x636b /* advisory lock class of absent keys */
 
 /* SQL that turns schema version i+1 into version i+2, run in one
  * transaction; "%1$s" stands for the quoted schema name. */
 static const char *const pge_migrations[PGE_SCHEMA_VERSION] = {
 	NULL, /* version 1 is the first */
+	/* 2: commit numbers from a sequence instead of the row meta.commit,
+	 * which every write transaction had to lock */
+	"CREATE SEQUENCE IF NOT EXISTS %1$s.commit_seq AS bigint; "
+	"SELECT setval('%1$s.commit_seq', value + 1, false) FROM %1$s.meta "
+	"WHERE name = 'commit'; "
+	"DELETE FROM %1$s.meta WHERE name = 'commit'",
 };
 
 struct pge_conn {
@@ -108,6 +130,7 @@ struct cj_edb {
 	int relaxed;
 
 	char *sql_begin_w, *sql_begin_r, *sql_prepare, *sql_listen;
+	uint32_t key_hash; /* seed of absent-key lock hashes: the schema's */
 
 	pthread_mutex_t mu; /* guards the pool */
 	struct pge_conn *idle;
@@ -131,7 +154,8 @@ struct cj_etx {
 	struct pge_conn *c;
 	int write;
 	int dirty; /* something to commit */
-	uint64_t version;
+	int failed; /* a code: taking the commit number failed */
+	uint64_t version; /* 0: not taken yet (write transactions) */
 	PGresult *res; /* of the last get */
 	int nwords;
 	uint8_t notify[PGE_WORDS / 8];
@@ -219,7 +243,8 @@ static int pge_fail(cj_edb *db, struct pge_conn *c, const PGresult *res,
 	else if (!*line)
 		snprintf(line, sizeof line, "no result (out of memory?)");
 	int rc = CJ_STORE;
-	if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0))
+	if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+	              strcmp(state, "55P03") == 0))
 		rc = CJ_CONFLICT;
 	else if (state && strcmp(state, "54000") == 0)
 		rc = CJ_TOO_LARGE;
@@ -441,17 +466,25 @@ out_free:
 
 static int pge_build_sql(cj_edb *db) {
 	const char *s = db->qschema;
-	db->sql_begin_w = pge_printf(
-		"BEGIN ISOLATION LEVEL READ COMMITTED; "
-		"UPDATE %s.meta SET value = value + 1 WHERE name = 'commit' RETURNING value",
+	db->sql_begin_w = pge_printf("BEGIN ISOLATION LEVEL READ COMMITTED");
+	/* before the first nextval, last_value is the start and not handed out */
+	db->sql_begin_r = pge_printf(
+		"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
+		"SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END "
+		"FROM %s.commit_seq",
 		s);
-	db->sql_begin_r = pge_printf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
-	                             "SELECT value FROM %s.meta WHERE name = 'commit'",
-	                             s);
 	db->sql_prepare = pge_printf(
 		"%s"
 		"PREPARE cj_get (smallint, bytea) AS "
 		"SELECT v FROM %s.kv WHERE space = $1 AND k = $2; "
+		"PREPARE cj_get_w (smallint, bytea) AS "
+		"SELECT v FROM %s.kv WHERE space = $1 AND k = $2 FOR UPDATE; "
+		"PREPARE cj_lock_key (integer) AS "
+		"SELECT pg_advisory_xact_lock(%d, $1); "
+		"PREPARE cj_claim (smallint, bytea, bytea) AS "
+		"SELECT k FROM %s.kv WHERE space = $1 AND k >= $2 AND k < $3 "
+		"ORDER BY k LIMIT 1 FOR UPDATE SKIP LOCKED; "
+		"PREPARE cj_nextval AS SELECT nextval('%s.commit_seq'); "
 		"PREPARE cj_put (smallint, bytea, bytea) AS "
 		"INSERT INTO %s.kv (space, k, v) VALUES ($1, $2, $3) "
 		"ON CONFLICT (space, k) DO UPDATE SET v = EXCLUDED.v; "
@@ -463,7 +496,8 @@ static int pge_build_sql(cj_edb *db) {
 		"PREPARE cj_scan_after (smallint, bytea, bytea, bigint) AS "
 		"SELECT k, v FROM %s.kv WHERE space = $1 AND k > $2 AND k < $3 "
 		"ORDER BY k LIMIT $4",
-		db->relaxed ? "SET synchronous_commit TO off; " : "", s, s, s, s, s);
+		db->relaxed ? "SET synchronous_commit TO off; " : "", s, s, PGE_KEY_LOCK_CLASS, s,
+		s, s, s, s, s);
 	db->sql_listen = pge_printf("LISTEN \"%s\"", db->chan);
 	if (!db->sql_begin_w || !db->sql_begin_r || !db->sql_prepare || !db->sql_listen)
 		return cj__fail(CJ_NOMEM, "out of memory");
@@ -535,11 +569,10 @@ static int pge_create(cj_edb *db, struct pge_conn *c) {
 		sql = pge_printf(
 			"CREATE TABLE %s.kv (space smallint NOT NULL, k bytea NOT NULL, "
 			"v bytea NOT NULL, PRIMARY KEY (space, k)); "
-			"CREATE TABLE %s.meta (name text PRIMARY KEY, value bigint NOT NULL) "
-			"WITH (fillfactor = 50); "
-			"INSERT INTO %s.meta (name, value) VALUES ('schema_version', %d), "
-			"('commit', 0)",
-			s, s, s, PGE_SCHEMA_VERSION);
+			"CREATE TABLE %s.meta (name text PRIMARY KEY, value bigint NOT NULL); "
+			"CREATE SEQUENCE %s.commit_seq AS bigint; "
+			"INSERT INTO %s.meta (name, value) VALUES ('schema_version', %d)",
+			s, s, s, s, PGE_SCHEMA_VERSION);
 		if (!sql) {
 			rc = cj__fail(CJ_NOMEM, "out of memory");
 			goto out_rollback;
@@ -657,6 +690,9 @@ static int pge_open(const char *url, const cj_options *o, cj_edb **out) {
 	if (rc) goto out_close;
 	db->qschema = pge_printf("\"%s\"", db->schema);
 	db->chan = pge_printf("cj_%s", db->schema);
+	db->key_hash = 2166136261u;
+	for (const char *p = db->schema; *p; p++)
+		db->key_hash = (db->key_hash ^ (uint8_t)*p) * 16777619u;
 	if (!db->qschema || !db->chan) {
 		rc = cj__fail(CJ_NOMEM, "out of memory");
 		goto out_close;
@@ -720,7 +756,12 @@ static int pge_begin(cj_edb *db, int write, cj_etx **out) {
 		int fresh;
 		if ((rc = pge_take(db, &tx->c, &fresh))) break;
 		PGresult *r = PQexec(tx->c->pg, sql);
-		if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+		if (r && write && PQresultStatus(r) == PGRES_COMMAND_OK) {
+			PQclear(r);
+			*out = tx;
+			return CJ_OK;
+		}
+		if (r && !write && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
 			tx->version = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
 			PQclear(r);
 			*out = tx;
@@ -728,7 +769,7 @@ static int pge_begin(cj_edb *db, int write, cj_etx **out) {
 		}
 		int broken = PQstatus(tx->c->pg) != CONNECTION_OK;
 		if (r && PQresultStatus(r) == PGRES_TUPLES_OK)
-			rc = cj__fail(CJ_STORE, "schema %s: corrupt store: no commit counter",
+			rc = cj__fail(CJ_STORE, "schema %s: corrupt store: no commit sequence",
 			              db->schema);
 		else
 			rc = pge_fail(db, tx->c, r, "begin");
@@ -768,6 +809,11 @@ static void pge_bump_words(cj_edb *db, const uint8_t *bits) {
 static int pge_commit(cj_etx *tx) {
 	cj_edb *db = tx->db;
 	pge_clear(tx);
+	if (tx->failed) {
+		int rc = tx->failed;
+		pge_abort(tx);
+		return rc;
+	}
 	if (!tx->write || !tx->dirty) {
 		pge_abort(tx);
 		return CJ_OK;
@@ -809,7 +855,20 @@ static int pge_commit(cj_etx *tx) {
 	return rc;
 }
 
-static uint64_t pge_version(cj_etx *tx) { return tx->version; }
+/* In a write transaction the number is taken at the first call, from the
+ * sequence, which no transaction holds: numbers are unique and increase in
+ * the order they were taken. A failure fails the commit. */
+static uint64_t pge_version(cj_etx *tx) {
+	if (tx->version || !tx->write || tx->failed) return tx->version;
+	pge_clear(tx);
+	PGresult *r = PQexecPrepared(tx->c->pg, "cj_nextval", 0, NULL, NULL, NULL, 0);
+	if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		tx->version = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+	else
+		tx->failed = pge_fail(tx->db, tx->c, r, "commit number");
+	PQclear(r);
+	return tx->version;
+}
 
 static void *pge_native(cj_etx *tx) {
 	tx->dirty = 1; /* the caller's statements are committed too */
@@ -818,12 +877,37 @@ static void *pge_native(cj_etx *tx) {
 
 /* ---- data -------------------------------------------------------------------- */
 
+/* Locks the absence of a key (write transactions): an advisory lock on a
+ * hash of the key, held until the transaction ends. */
+static int pge_lock_absent(cj_etx *tx, int space, const void *k, size_t kl) {
+	uint32_t h = tx->db->key_hash;
+	h = (h ^ (uint32_t)space) * 16777619u;
+	for (size_t i = 0; i < kl; i++) h = (h ^ ((const uint8_t *)k)[i]) * 16777619u;
+	char num[16];
+	snprintf(num, sizeof num, "%" PRId32, (int32_t)h);
+	const char *vals[1] = {num};
+	PGresult *r = PQexecPrepared(tx->c->pg, "cj_lock_key", 1, vals, NULL, NULL, 0);
+	int rc = CJ_OK;
+	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) rc = pge_fail(tx->db, tx->c, r, "get");
+	PQclear(r);
+	return rc;
+}
+
 static int pge_get(cj_etx *tx, int space, const void *k, size_t kl,
                    const uint8_t **v, size_t *vl) {
 	pge_clear(tx);
 	const char *vals[2] = {pge_space[space], k};
 	int lens[2] = {0, (int)kl}, fmts[2] = {0, 1};
-	PGresult *r = PQexecPrepared(tx->c->pg, "cj_get", 2, vals, lens, fmts, 1);
+	const char *stmt = tx->write ? "cj_get_w" : "cj_get";
+	PGresult *r = PQexecPrepared(tx->c->pg, stmt, 2, vals, lens, fmts, 1);
+	if (r && tx->write && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0) {
+		/* absent: take turns with other transactions that find it absent,
+		 * then look again (a new statement sees what they committed) */
+		PQclear(r);
+		int rc = pge_lock_absent(tx, space, k, kl);
+		if (rc) return rc;
+		r = PQexecPrepared(tx->c->pg, stmt, 2, vals, lens, fmts, 1);
+	}
 	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
 		int rc = pge_fail(tx->db, tx->c, r, "get");
 		PQclear(r);
@@ -865,6 +949,24 @@ static int pge_del(cj_etx *tx, int space, const void *k, size_t kl) {
 	} else {
 		tx->dirty = 1;
 		if (strcmp(PQcmdTuples(r), "0") == 0) rc = CJ_NOT_FOUND;
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int pge_claim_first(cj_etx *tx, int space, const void *lo, size_t ll,
+                           const void *hi, size_t hl, cj_buf *key_out) {
+	pge_clear(tx);
+	const char *vals[3] = {pge_space[space], lo ? lo : "", hi ? hi : ""};
+	int lens[3] = {0, (int)ll, (int)hl}, fmts[3] = {0, 1, 1};
+	PGresult *r = PQexecPrepared(tx->c->pg, "cj_claim", 3, vals, lens, fmts, 1);
+	int rc = 0;
+	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+		rc = pge_fail(tx->db, tx->c, r, "claim");
+	} else if (PQntuples(r) == 1) {
+		cj__buf_reset(key_out);
+		cj__buf_add(key_out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+		rc = 1;
 	}
 	PQclear(r);
 	return rc;
@@ -1135,7 +1237,7 @@ const struct cj_engine cj__engine_pg = {
 	.name = "postgresql",
 	.schemes = pge_schemes,
 	.version = CJ_ENGINE_VERSION,
-	.supports = CJ_ENGINE_CROSS_PROCESS_WAKE,
+	.supports = CJ_ENGINE_CROSS_PROCESS_WAKE | CJ_ENGINE_NO_WATCH_KEYS,
 	.open = pge_open,
 	.close = pge_close,
 	.begin = pge_begin,
@@ -1147,6 +1249,7 @@ const struct cj_engine cj__engine_pg = {
 	.put = pge_put,
 	.del = pge_del,
 	.scan = pge_scan,
+	.claim_first = pge_claim_first,
 	.notify = pge_notify,
 	.watch = pge_watch,
 	.wait = pge_wait,

@@ -20,7 +20,7 @@ if [ -n "$bad" ]; then
 fi
 
 macros=$(grep -ln 'HAVE_LMDB\|HAVE_LIBPQ' src/*.c src/*.h src/os/*.c src/engine/*.h \
-	src/engine/lmdb.c src/engine/pg.c 2>/dev/null || true)
+	src/engine/lmdb.c src/engine/pg*.c src/engine/pg_int.h 2>/dev/null || true)
 if [ -n "$macros" ]; then
 	echo "check-source: engine macros outside src/engine/engine.c:" $macros
 	fail=1

@@ -1,0 +1,190 @@
+/*
+ * pg_int.h: the PostgreSQL engine's private header.
+ *
+ *   pg.c         the engine: open/close, transactions, data ops, notify
+ *   pg_conn.c    connections: the pool, errors, statements
+ *   pg_url.c     the URL and its schema= parameter
+ *   pg_schema.c  creating, versioning and migrating the schema
+ *   pg_listen.c  the listener thread and wake words (watch/wait/wake)
+ *
+ * The design, in full:
+ *
+ * A store is a schema (default "couch_jobs") in a PostgreSQL database:
+ *
+ *   kv   (space smallint, k bytea, v bytea NOT NULL, PRIMARY KEY (space, k))
+ *          space 0: the jobs space (keys as in cj_int.h)
+ *          space 1: the caller's own keys (cj_tx_put)
+ *   meta (name text PRIMARY KEY, value bigint NOT NULL)
+ *          'schema_version' = PGE_SCHEMA_VERSION
+ *   commit_seq: a sequence handing out commit numbers
+ *
+ * The first open creates the schema and both tables in one transaction,
+ * under an advisory lock so concurrent first opens take turns. Opening a
+ * store of an older schema_version migrates it (pge_migrations); a newer
+ * one is refused.
+ *
+ * URL: a libpq connection URI (postgresql://... or postgres://...). A
+ * query parameter schema=NAME (letters, digits, underscore; at most
+ * PGE_MAX_SCHEMA bytes) names the schema and is removed before the URI
+ * goes to libpq; else cj_options.schema; else "couch_jobs". Defaults that
+ * the URI may override: connect_timeout=10, TCP keepalives and user
+ * timeout (a vanished server fails calls within about a minute), and
+ * fallback_application_name=couchjobs.
+ *
+ * Transactions: a write transaction is BEGIN ISOLATION LEVEL READ
+ * COMMITTED, and writers of different rows never wait for each other (no
+ * row is written by every transaction). What the core acts on is held as
+ * engine.h asks:
+ *  - get() is SELECT ... FOR UPDATE: it waits for a concurrent writer of
+ *    the row and then returns the row as that one committed it (a locking
+ *    read in READ COMMITTED sees the latest version of the row). When it
+ *    finds nothing, it takes a transaction-scoped advisory lock on a hash
+ *    of the key and looks again: two transactions finding one key absent
+ *    (two cj_add of one new job) take turns, and the second sees the row
+ *    the first inserted.
+ *  - scan() locks nothing; the core reads again with get() what it acts on.
+ *  - claim_first() is SELECT ... ORDER BY k LIMIT 1 FOR UPDATE SKIP LOCKED:
+ *    concurrent acceptors of a type each take a different pending key
+ *    without waiting for one another.
+ * Waits that close a cycle end in a deadlock error (40P01), which is
+ * CJ_CONFLICT: the core runs the transaction again.
+ * The commit number is nextval('commit_seq'), taken at the first
+ * commit_version() call: numbers increase in the order transactions ask
+ * for them, not in commit order (engine.h allows it; monitor.c says why
+ * the activity monitor stays right). A write transaction that wrote
+ * nothing rolls back. A read transaction is BEGIN ISOLATION LEVEL
+ * REPEATABLE READ READ ONLY; its first statement reads the sequence's last
+ * value: >= every number handed out before it.
+ * SQLSTATE 40001, 40P01 and 55P03 are CJ_CONFLICT, 54000 (a key too long
+ * for the index) is CJ_TOO_LARGE, anything else CJ_STORE with the server's
+ * message.
+ *
+ * Connections: a pool per store (a free list under a mutex), grown on
+ * demand. A connection found broken is closed, and so are the idle ones
+ * (a server restart breaks them all); the next call connects anew. Every
+ * connection prepares the statements of the ops once.
+ *
+ * Wakeups: a channel is hashed to one of PGE_WORDS wake words (as on the
+ * embedded engine). A commit that marked words sends, just before COMMIT,
+ *   SELECT pg_notify('cj_<schema>', '<word>,<word>,...')
+ * which PostgreSQL delivers only if the transaction commits. Each store
+ * handle runs one listener thread (started by the first watch()) with its
+ * own connection doing LISTEN "cj_<schema>"; it sleeps in poll() on the
+ * connection and a stop pipe, and bumps the in-process counter of each word
+ * it receives. Waiters sleep on a condition variable while their word's
+ * counter holds their token. When the listener's connection is lost it
+ * reconnects with backoff (PGE_BACKOFF_MIN to PGE_BACKOFF_MAX ms) and, once
+ * it listens again, bumps every word, since notifications may have been
+ * missed meanwhile: waiters then look at the store again. The first LISTEN
+ * bumps every word too, which covers tokens taken before it. A commit also
+ * bumps its words in this process at once.
+ *
+ * Schema bump procedure: raise PGE_SCHEMA_VERSION, add the SQL that turns
+ * the previous version into the new one to pge_migrations, and describe it
+ * in doc/postgresql.md.
+ */
+#ifndef CJ_PG_INT_H
+#define CJ_PG_INT_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cj_int.h"
+
+#define PGE_SCHEMA_VERSION 2
+#define PGE_DEFAULT_SCHEMA "couch_jobs"
+#define PGE_MAX_SCHEMA 59 /* "cj_" + schema is a channel name: 63 bytes */
+#define PGE_WORDS 1024
+#define PGE_POOL_IDLE 16     /* idle connections kept */
+#define PGE_BACKOFF_MIN 100  /* listener reconnect delay, ms */
+#define PGE_BACKOFF_MAX 2000
+#define PGE_LISTEN_CONNECT_MS 15000
+#define PGE_SCAN_MAX_ROWS 256
+#define PGE_SCAN_BATCH_BYTES ((size_t)4 << 20)
+#define PGE_LOCK_CLASS 0x636a /* advisory lock class of schema creation */
+#define PGE_KEY_LOCK_CLASS 0x636b /* advisory lock class of absent keys */
+
+struct pge_conn {
+	PGconn *pg;
+	struct pge_conn *next; /* in the idle list */
+};
+
+struct cj_edb {
+	/* connection parameters for PQconnectdbParams (expand_dbname) */
+	const char *kw[10]; /* NULL-terminated */
+	const char *val[10];
+	char *uri; /* the URL without schema= */
+	char *schema;
+	char *qschema; /* "schema", quoted */
+	char *chan;    /* cj_<schema> */
+	int relaxed;
+
+	char *sql_begin_w, *sql_begin_r, *sql_prepare, *sql_listen;
+	uint32_t key_hash; /* seed of absent-key lock hashes: the schema's */
+
+	pthread_mutex_t mu; /* guards the pool */
+	struct pge_conn *idle;
+	size_t nidle;
+
+	pthread_mutex_t wmu; /* guards what follows */
+	pthread_cond_t wcond;
+	uint64_t words[PGE_WORDS];
+	int listener_started;
+	int listener_failed;
+	pthread_t listener;
+	/* the listener's connection, kept here too so that a forked child's
+	 * leak check finds it reachable */
+	PGconn *lconn;
+	int stopfd[2];
+	atomic_int stop;
+};
+
+struct cj_etx {
+	cj_edb *db;
+	struct pge_conn *c;
+	int write;
+	int dirty; /* something to commit */
+	int failed; /* a code: taking the commit number failed */
+	uint64_t version; /* 0: not taken yet (write transactions) */
+	PGresult *res; /* of the last get */
+	int nwords;
+	uint8_t notify[PGE_WORDS / 8];
+};
+
+/* pg_conn.c */
+unsigned cj__pg_chan_word(const char *chan);
+void cj__pg_close_conn(struct pge_conn *c);
+int cj__pg_connect(cj_edb *db, struct pge_conn **out);
+int cj__pg_exec(cj_edb *db, struct pge_conn *c, const char *sql, ExecStatusType want, const char *what, PGresult **out);
+int cj__pg_fail(cj_edb *db, struct pge_conn *c, const PGresult *res, const char *what);
+void cj__pg_give(cj_edb *db, struct pge_conn *c);
+void cj__pg_pool_flush(cj_edb *db);
+int cj__pg_prepare(cj_edb *db, struct pge_conn *c);
+char *cj__pg_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cj__pg_quiet(void *arg, const char *msg);
+int cj__pg_take(cj_edb *db, struct pge_conn **out, int *fresh);
+
+/* pg_url.c */
+int cj__pg_parse_url(cj_edb *db, const char *url, const cj_options *o);
+
+/* pg_schema.c */
+int cj__pg_build_sql(cj_edb *db);
+int cj__pg_init(cj_edb *db, struct pge_conn *c);
+
+/* pg_listen.c */
+void cj__pg_bump_words(cj_edb *db, const uint8_t *bits);
+void cj__pg_listener_stop(cj_edb *db);
+int cj__pg_wait(cj_edb *db, const char *chan, uint64_t token, int64_t deadline_ms);
+void cj__pg_wake(cj_edb *db, const char *chan);
+uint64_t cj__pg_watch(cj_edb *db, const char *chan);
+
+#endif

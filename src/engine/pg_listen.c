@@ -1,0 +1,204 @@
+/* The PostgreSQL engine's wakeups: a listener thread per store turns
+ * notifications into wake words; waiters sleep on a condition variable. */
+#include "engine/pg_int.h"
+
+void cj__pg_bump_words(cj_edb *db, const uint8_t *bits) {
+	pthread_mutex_lock(&db->wmu);
+	for (unsigned i = 0; i < PGE_WORDS; i++)
+		if (bits[i / 8] & (1u << (i % 8))) db->words[i]++;
+	pthread_cond_broadcast(&db->wcond);
+	pthread_mutex_unlock(&db->wmu);
+}
+
+static int pge_poll(cj_edb *db, int fd, short events, int64_t deadline) {
+	for (;;) {
+		if (atomic_load(&db->stop)) return -1;
+		struct pollfd p[2] = {{db->stopfd[0], POLLIN, 0}, {fd, events, 0}};
+		int ms = -1;
+		if (deadline >= 0) {
+			int64_t left = deadline - cj__mono_ms();
+			if (left <= 0) return 0;
+			ms = left > 60000 ? 60000 : (int)left;
+		}
+		int n = poll(p, fd >= 0 ? 2 : 1, ms);
+		if (n < 0 && errno != EINTR) return -1;
+		if (n <= 0) continue;
+		if (p[0].revents) return -1;
+		if (p[1].revents) return 1;
+	}
+}
+
+/* Connects and LISTENs without blocking the stop pipe; NULL on failure. */
+static PGconn *pge_listen_connect(cj_edb *db) {
+	PGconn *pg = PQconnectStartParams(db->kw, db->val, 1);
+	if (!pg) return NULL;
+	pthread_mutex_lock(&db->wmu);
+	db->lconn = pg;
+	pthread_mutex_unlock(&db->wmu);
+	int64_t end = cj__mono_ms() + PGE_LISTEN_CONNECT_MS;
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	if (PQstatus(pg) == CONNECTION_BAD) goto out_finish;
+	while (st != PGRES_POLLING_OK) {
+		if (st == PGRES_POLLING_FAILED) goto out_finish;
+		short ev = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+		if (pge_poll(db, PQsocket(pg), ev, end) != 1) goto out_finish;
+		st = PQconnectPoll(pg);
+	}
+	PQsetNoticeProcessor(pg, cj__pg_quiet, NULL);
+	if (!PQsendQuery(pg, db->sql_listen)) goto out_finish;
+	for (;;) {
+		int f;
+		while ((f = PQflush(pg)) == 1)
+			if (pge_poll(db, PQsocket(pg), POLLOUT, end) != 1) goto out_finish;
+		if (f < 0) goto out_finish;
+		if (!PQisBusy(pg)) break;
+		if (pge_poll(db, PQsocket(pg), POLLIN, end) != 1) goto out_finish;
+		if (!PQconsumeInput(pg)) goto out_finish;
+	}
+	int ok = 1;
+	PGresult *r;
+	while ((r = PQgetResult(pg))) {
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) ok = 0;
+		PQclear(r);
+	}
+	if (!ok) goto out_finish;
+	return pg;
+out_finish:
+	pthread_mutex_lock(&db->wmu);
+	db->lconn = NULL;
+	pthread_mutex_unlock(&db->wmu);
+	PQfinish(pg);
+	return NULL;
+}
+
+/* Bumps the words named by a payload "w,w,...". */
+static void pge_payload(cj_edb *db, const char *s) {
+	while (*s) {
+		char *end;
+		unsigned long w = strtoul(s, &end, 10);
+		if (end == s) break;
+		if (w < PGE_WORDS) db->words[w]++;
+		s = *end == ',' ? end + 1 : end;
+	}
+}
+
+/* Delivers notifications until the connection fails or stop. */
+static void pge_listen_loop(cj_edb *db, PGconn *pg) {
+	for (;;) {
+		PGnotify *n;
+		int got = 0;
+		pthread_mutex_lock(&db->wmu);
+		while ((n = PQnotifies(pg))) {
+			pge_payload(db, n->extra);
+			PQfreemem(n);
+			got = 1;
+		}
+		if (got) pthread_cond_broadcast(&db->wcond);
+		pthread_mutex_unlock(&db->wmu);
+		if (pge_poll(db, PQsocket(pg), POLLIN, -1) != 1) return;
+		if (!PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK) return;
+	}
+}
+
+static void *pge_listener_main(void *arg) {
+	cj_edb *db = arg;
+	int delay = PGE_BACKOFF_MIN;
+	while (!atomic_load(&db->stop)) {
+		PGconn *pg = pge_listen_connect(db);
+		if (pg) {
+			/* notifications may have been missed until now */
+			pthread_mutex_lock(&db->wmu);
+			for (unsigned i = 0; i < PGE_WORDS; i++) db->words[i]++;
+			pthread_cond_broadcast(&db->wcond);
+			pthread_mutex_unlock(&db->wmu);
+			delay = PGE_BACKOFF_MIN;
+			pge_listen_loop(db, pg);
+			pthread_mutex_lock(&db->wmu);
+			db->lconn = NULL;
+			pthread_mutex_unlock(&db->wmu);
+			PQfinish(pg);
+		}
+		if (pge_poll(db, -1, 0, cj__mono_ms() + delay) < 0) break;
+		delay = delay * 2 > PGE_BACKOFF_MAX ? PGE_BACKOFF_MAX : delay * 2;
+	}
+	return NULL;
+}
+
+/* Starts the listener if it is not running; db->wmu held. */
+static void pge_listener_start(cj_edb *db) {
+	if (db->listener_started || db->listener_failed) return;
+	if (pipe(db->stopfd) != 0) {
+		db->stopfd[0] = db->stopfd[1] = -1;
+		db->listener_failed = 1;
+		return;
+	}
+	fcntl(db->stopfd[0], F_SETFD, FD_CLOEXEC);
+	fcntl(db->stopfd[1], F_SETFD, FD_CLOEXEC);
+	if (pthread_create(&db->listener, NULL, pge_listener_main, db) != 0) {
+		close(db->stopfd[0]);
+		close(db->stopfd[1]);
+		db->stopfd[0] = db->stopfd[1] = -1;
+		db->listener_failed = 1;
+		return;
+	}
+	db->listener_started = 1;
+}
+
+void cj__pg_listener_stop(cj_edb *db) {
+	pthread_mutex_lock(&db->wmu);
+	int started = db->listener_started;
+	db->listener_started = 0;
+	pthread_mutex_unlock(&db->wmu);
+	if (!started) return;
+	atomic_store(&db->stop, 1);
+	char ch = 1;
+	while (write(db->stopfd[1], &ch, 1) < 0 && errno == EINTR) {
+	}
+	pthread_join(db->listener, NULL);
+	close(db->stopfd[0]);
+	close(db->stopfd[1]);
+	db->stopfd[0] = db->stopfd[1] = -1;
+}
+
+uint64_t cj__pg_watch(cj_edb *db, const char *chan) {
+	unsigned w = cj__pg_chan_word(chan);
+	pthread_mutex_lock(&db->wmu);
+	pge_listener_start(db);
+	uint64_t v = db->words[w];
+	pthread_mutex_unlock(&db->wmu);
+	return v;
+}
+
+int cj__pg_wait(cj_edb *db, const char *chan, uint64_t token, int64_t deadline_ms) {
+	unsigned w = cj__pg_chan_word(chan);
+	int rc = CJ_OK;
+	pthread_mutex_lock(&db->wmu);
+	/* without a listener, other processes' commits go unseen: look again
+	 * every second */
+	if (db->listener_failed) {
+		int64_t soon = cj__mono_ms() + 1000;
+		if (deadline_ms < 0 || deadline_ms > soon) deadline_ms = soon;
+	}
+	while (db->words[w] == token) {
+		if (deadline_ms < 0) {
+			pthread_cond_wait(&db->wcond, &db->wmu);
+			continue;
+		}
+		struct timespec ts = {(time_t)(deadline_ms / 1000),
+		                      (long)(deadline_ms % 1000) * 1000000L};
+		if (pthread_cond_timedwait(&db->wcond, &db->wmu, &ts) == ETIMEDOUT) {
+			if (db->words[w] == token) rc = CJ_TIMEOUT;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&db->wmu);
+	return rc;
+}
+
+void cj__pg_wake(cj_edb *db, const char *chan) {
+	unsigned w = cj__pg_chan_word(chan);
+	pthread_mutex_lock(&db->wmu);
+	db->words[w]++;
+	pthread_cond_broadcast(&db->wcond);
+	pthread_mutex_unlock(&db->wmu);
+}

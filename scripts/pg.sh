@@ -7,7 +7,10 @@
 #   scripts/pg.sh url DIR     print the URL of its "cjtest" database
 #
 # DIR holds the cluster (DIR/data), the log (DIR/log) and the socket
-# (DIR/.s.PGSQL.PORT). Nothing listens on the network. As root, the server
+# (DIR/.s.PGSQL.PORT). Nothing listens on the network, unless CJ_PG_TCP=1
+# at start: then the server also listens on 127.0.0.1:PORT and `url` gives
+# a TCP URL (clients then connect as processors on other machines would).
+# As root, the server
 # runs as the user "postgres" and DIR is given to it; the directories above
 # DIR must be searchable by that user (/tmp is fine).
 #
@@ -90,10 +93,12 @@ start)
 			cat "$dir/initdb.log" >&2
 			exit 1
 		}
+		listen=""
+		[ "${CJ_PG_TCP:-0}" = 1 ] && listen=127.0.0.1
 		cat >>"$dir/data/postgresql.conf" <<EOF
 
 # scripts/pg.sh: a private server for tests
-listen_addresses = ''
+listen_addresses = '$listen'
 unix_socket_directories = '$dir'
 port = $port
 fsync = on
@@ -127,7 +132,11 @@ stop)
 	;;
 url)
 	dir=$(abs_dir "$dir")
-	echo "postgresql:///cjtest?host=$dir&port=$port&user=postgres"
+	if grep -q "^listen_addresses = '127.0.0.1'" "$dir/data/postgresql.conf" 2>/dev/null; then
+		echo "postgresql://postgres@127.0.0.1:$port/cjtest"
+	else
+		echo "postgresql:///cjtest?host=$dir&port=$port&user=postgres"
+	fi
 	;;
 *)
 	usage

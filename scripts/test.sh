@@ -45,11 +45,11 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 export CJ_TEST_TIMEOUT_MULTIPLIER="${CJ_TEST_TIMEOUT_MULTIPLIER:-2}"
 (cd build-test && ctest --output-on-failure -j2)
 
-echo "== the same tests on PostgreSQL (ASan + UBSan), on a private server"
+echo "== the same tests on PostgreSQL (ASan + UBSan), on a private server over TCP"
 pgdir=$(mktemp -d "${TMPDIR:-/tmp}/cjpg.XXXXXX")
 chmod 755 "$pgdir"
 trap 'sh "$root/scripts/pg.sh" stop "$pgdir" >/dev/null 2>&1 || true; rm -rf "$pgdir"' EXIT INT TERM
-sh scripts/pg.sh start "$pgdir"
+CJ_PG_TCP=1 sh scripts/pg.sh start "$pgdir"
 CJ_TEST_URL=$(sh scripts/pg.sh url "$pgdir")
 export CJ_TEST_URL
 (cd build-test && ctest --output-on-failure -j2)

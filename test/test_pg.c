@@ -461,6 +461,186 @@ TEST(killed_writer_releases_its_turn) {
 	cj_close(db);
 }
 
+/* ---- a server restart in the middle of a run ------------------------------- */
+
+#define RUN_JOBS 600
+#define RUN_PROCS 3
+
+struct run_arg {
+	const char *url;
+	int n;
+};
+
+static int finished_cb(const cj_job_info *info, void *arg) {
+	if (info->state == CJ_FINISHED) (*(int *)arg)++;
+	return 0;
+}
+
+static int count_finished(cj_db *db) {
+	int n = 0;
+	return cj_list_jobs(db, NULL, "r", finished_cb, &n) == CJ_OK ? n : -1;
+}
+
+struct finish_step {
+	cj_db *db;
+	cj_job *job;
+};
+
+/* cj_finish and, in the same transaction, runs/<id> += 1: the count of
+ * committed finishes of the job */
+static int finish_counted(cj_tx *tx, void *p) {
+	struct finish_step *f = p;
+	int rc = cj_finish(f->db, tx, f->job, "{\"done\":true}");
+	if (rc) return rc;
+	char key[64];
+	snprintf(key, sizeof key, "runs/%s", cj_job_id(f->job));
+	void *v = NULL;
+	size_t vl = 0;
+	int n = 0;
+	rc = cj_tx_get(tx, key, strlen(key), &v, &vl);
+	if (rc == CJ_OK) n = atoi(v);
+	else if (rc != CJ_NOT_FOUND) return rc;
+	cj_free(v);
+	char val[16];
+	snprintf(val, sizeof val, "%d", n + 1);
+	return cj_tx_put(tx, key, strlen(key), val, strlen(val));
+}
+
+/* A processor that rides out the restart: a call that fails with CJ_STORE
+ * is tried again a little later. It stops when every job is finished. */
+static int run_processor(void *p) {
+	struct run_arg *a = p;
+	cj_db *db = NULL;
+	if (cj_open(a->url, NULL, &db) != CJ_OK) return 2;
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 1000;
+	o.no_schedule = a->n % 2;
+	int64_t end = t_now_ms() + 120000;
+	int rc = 0;
+	while (t_now_ms() < end) {
+		cj_job *job = NULL;
+		rc = cj_accept(db, "r", &o, &job, NULL);
+		if (rc == CJ_STORE) {
+			sleep_ms(50);
+			continue;
+		}
+		if (rc == CJ_NOT_FOUND) {
+			rc = 0;
+			int done = count_finished(db);
+			if (done == RUN_JOBS) break;
+			if (done < 0) sleep_ms(50);
+			continue;
+		}
+		if (rc) break;
+		struct finish_step f = {db, job};
+		do {
+			/* a commit whose answer was lost may have landed: the retry
+			 * then gets CJ_HALT and its count does not land twice */
+			rc = cj_transact(db, finish_counted, &f);
+			if (rc == CJ_STORE) sleep_ms(50);
+		} while (rc == CJ_STORE && t_now_ms() < end);
+		cj_job_free(job);
+		if (rc && rc != CJ_HALT) break;
+		rc = 0;
+	}
+	if (rc) fprintf(stderr, "processor %d: %s (%s)\n", a->n, cj_err_name(rc), cj_last_error());
+	cj_close(db);
+	return rc ? 3 : t_now_ms() < end ? 0 : 4;
+}
+
+static int restart_run_body(void *p) {
+	struct restart_ctx *c = p;
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	cj_db *db = NULL;
+	CHECK_OK(cj_open(c->url, &o, &db));
+	/* a short timeout: an accept whose commit landed but whose answer was
+	 * lost in the restart comes back through the processors' monitors */
+	CHECK_OK(cj_set_type_timeout(db, "r", 2));
+	cj_tx *tx;
+	CHECK_OK(cj_tx_begin(db, &tx));
+	for (int i = 0; i < RUN_JOBS; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "r%04d", i);
+		CHECK_OK(cj_add(db, tx, "r", id, NULL, 0));
+	}
+	CHECK_OK(cj_tx_commit(tx));
+	cj_close(db);
+
+	struct run_arg args[RUN_PROCS];
+	int pids[RUN_PROCS];
+	for (int i = 0; i < RUN_PROCS; i++) {
+		args[i].url = c->url;
+		args[i].n = i;
+		pids[i] = t_spawn(run_processor, &args[i]);
+	}
+	/* restart once a fair part of the run is done */
+	CHECK_OK(cj_open(c->url, &o, &db));
+	int64_t t0 = t_now_ms();
+	int done;
+	while ((done = count_finished(db)) < RUN_JOBS / 4) {
+		CHECK(done >= 0);
+		CHECK(t_now_ms() - t0 < 60000);
+		sleep_ms(20);
+	}
+	cj_close(db);
+	CHECK_INT(t_sh(NULL, NULL, "sh '%s' stop '%s'", pg_script, c->dir), 0);
+	sleep_ms(300);
+	CHECK_INT(t_sh(NULL, NULL, "sh '%s' start '%s'", pg_script, c->dir), 0);
+	printf("  restarted the server after %d of %d jobs\n", done, RUN_JOBS);
+
+	for (int i = 0; i < RUN_PROCS; i++) CHECK_INT(t_join(pids[i], 150000), 0);
+
+	/* every job finished, and its finish committed exactly once */
+	CHECK_OK(cj_open(c->url, &o, &db));
+	CHECK_INT(count_finished(db), RUN_JOBS);
+	CHECK_OK(cj_tx_begin(db, &tx));
+	for (int i = 0; i < RUN_JOBS; i++) {
+		char key[64];
+		snprintf(key, sizeof key, "runs/r%04d", i);
+		void *v = NULL;
+		size_t vl = 0;
+		CHECK_OK(cj_tx_get(tx, key, strlen(key), &v, &vl));
+		if (atoi(v) != 1)
+			t_fail(__FILE__, __LINE__, "job r%04d finished %s times", i, (char *)v);
+		cj_free(v);
+	}
+	cj_tx_abort(tx);
+	cj_close(db);
+	printf("  all %d jobs finished exactly once, in %lld ms\n", RUN_JOBS,
+	       (long long)(t_now_ms() - t0));
+	return 0;
+}
+
+/* The server is stopped and started while three processors drain a queue:
+ * the run completes, no process hangs, and every job is finished exactly
+ * once. */
+TEST(server_restart_mid_run) {
+	if (find_script() != 0) {
+		printf("  skipped: scripts/pg.sh not found (set CJ_PG_SH)\n");
+		return;
+	}
+	struct restart_ctx *c = calloc(1, sizeof *c);
+	CHECK(c != NULL);
+	CHECK(chmod(t_dir(), 0755) == 0);
+	snprintf(c->dir, sizeof c->dir, "%s/pg", t_dir());
+	char *err = NULL;
+	if (t_sh(NULL, &err, "sh '%s' start '%s'", pg_script, c->dir) != 0)
+		t_fail(__FILE__, __LINE__, "pg.sh start: %s", err);
+	free(err);
+	char *out = NULL;
+	CHECK_INT(t_sh(&out, NULL, "sh '%s' url '%s'", pg_script, c->dir), 0);
+	out[strcspn(out, "\n")] = 0;
+	snprintf(c->url, sizeof c->url, "%s&schema=restart_run", out);
+	free(out);
+
+	int pid = t_spawn(restart_run_body, c);
+	int st = t_join(pid, 200000);
+	CHECK_INT(t_sh(NULL, NULL, "sh '%s' stop '%s'", pg_script, c->dir), 0);
+	CHECK_INT(st, 0);
+	free(c);
+}
+
 /* ---- several processor processes ------------------------------------------- */
 
 #define DRAIN_JOBS 2000
@@ -563,7 +743,8 @@ int main(int argc, char **argv) {
 	static const struct t_entry entries[] = {
 		ENTRY(native_sql_commits_with_finish), ENTRY(schema_version_checked),
 		ENTRY(two_schemas_are_two_stores),     ENTRY(unreachable_server_fails_fast),
-		ENTRY(server_restart),                 ENTRY(killed_writer_releases_its_turn),
+		ENTRY(server_restart),                 ENTRY(server_restart_mid_run),
+		ENTRY(killed_writer_releases_its_turn),
 		ENTRY(processes_drain_exactly_once),
 	};
 	return t_main(argc, argv, entries, sizeof entries / sizeof entries[0]);

@@ -1,5 +1,10 @@
 /*
- * cj_bench: micro-benchmark of the embedded (LMDB) engine.
+ * cj_bench: micro-benchmark of couchjobs, on either engine.
+ *
+ * Without --url it measures the embedded (LMDB) engine, with stores in a
+ * temporary directory (--dir). With --url postgresql://... it measures the
+ * PostgreSQL engine: every store is a fresh schema of that database, named
+ * by appending schema=NAME to the URL, and dropped when its section ends.
  *
  * Sections (pick with --sections, comma-separated):
  *   add      adds/s from one producer: one cj_add per transaction, and 100
@@ -7,16 +12,17 @@
  *   drain    accept+finish cycles/s with 1 and 4 processor processes
  *            draining jobs added beforehand
  *   latency  add-to-accept wake latency across processes
- *   scale    cost of one accept+finish cycle with 10k, 100k and 1M jobs
- *            pending in the store
+ *   scale    cost of one accept+finish cycle with 10k pending jobs and
+ *            with a bigger store (--big)
  *
  * Every figure is measured with sync=full (the default, CJ_SYNC_FULL) and
- * sync=relaxed (CJ_SYNC_RELAXED) and says which; store fills are always
- * relaxed, and one row times the disk's own flush, without couchjobs.
- * Stores live in a temporary directory (--dir) and are deleted when their
- * section ends.
+ * sync=relaxed (CJ_SYNC_RELAXED) and says which, and names its engine;
+ * store fills are always relaxed, and one row times the disk's own flush,
+ * without couchjobs.
  *
- * Only the public API (couchjobs.h) is used. Run it through bench/run.sh.
+ * Only the public API (couchjobs.h) is used; on PostgreSQL, libpq serves
+ * for the benchmark's own housekeeping (server settings, dropping schemas,
+ * table sizes, WAL volume, lock waits). Run it through bench/run.sh.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -26,6 +32,7 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,27 +47,52 @@
 
 #include "couchjobs.h"
 
+#ifdef HAVE_LIBPQ
+#include <libpq-fe.h>
+#endif
+
 #define TYPE "bench"
 #define TYPE_TIMEOUT 3600 /* seconds: the monitor never takes a job back */
 #define MAX_ROWS 64
 #define MAX_PROCS 16
+#define MAX_LIVE 4 /* stores in use at once */
 
 /* ---- configuration ------------------------------------------------------ */
 
 static struct {
 	int quick;
 	int sec_add, sec_drain, sec_latency, sec_scale;
-	char dir[PATH_MAX]; /* parent of this run's stores */
+	char dir[PATH_MAX]; /* parent of this run's stores, and the disk row's file */
 	int own_dir;        /* dir was created here: remove it at the end */
 	long samples;       /* latency samples per sync mode */
 	long big;           /* largest scale size */
+	int big_given;      /* by --big */
 	long cycles;        /* measured cycles per scale store */
+	const char *tsv;    /* also write the rows here */
+	/* PostgreSQL: --url as given, and the same without schema= for the
+	 * benchmark's own connection */
+	int pg;
+	const char *url;
+	char *admin_url;
+	char live[MAX_LIVE][64]; /* schemas of the stores in use, dropped at exit */
+	const char *engine; /* "lmdb" or "postgresql", as cj_db_engine() says */
+#ifdef HAVE_LIBPQ
+	PGconn *wal_conn; /* kept open while the scale section reads the WAL position */
+#endif
 } cfg;
 
 static const cj_sync_mode modes[2] = {CJ_SYNC_FULL, CJ_SYNC_RELAXED};
 
 static const char *mode_name(cj_sync_mode m) {
 	return m == CJ_SYNC_FULL ? "full" : "relaxed";
+}
+
+/* A count for this engine: PostgreSQL does fewer operations per second, so
+ * its sections run fewer of them to take about as long. --quick: 1/50th. */
+static long count_for(long lmdb, long pg) {
+	long n = cfg.pg ? pg : lmdb;
+	if (cfg.quick) n /= 50;
+	return n > 0 ? n : 1;
 }
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -159,12 +191,85 @@ static void *xcalloc(size_t n, size_t sz) {
 	return p;
 }
 
+/* ---- PostgreSQL housekeeping (libpq, outside couchjobs) ------------------ */
+
+#ifdef HAVE_LIBPQ
+static void pq_quiet(void *arg, const char *msg) {
+	(void)arg, (void)msg; /* NOTICEs such as "schema ... does not exist, skipping" */
+}
+
+/* The benchmark's own connection to the server of --url. */
+static PGconn *admin_open(void) {
+	PGconn *c = PQconnectdb(cfg.admin_url);
+	if (!c || PQstatus(c) != CONNECTION_OK)
+		die("cannot connect to the server of --url: %s",
+		    c ? PQerrorMessage(c) : "out of memory");
+	PQsetNoticeProcessor(c, pq_quiet, NULL);
+	return c;
+}
+
+/* Runs sql and copies the first column of its first row to out ("" if
+ * none). 0: done, -1: it failed (the message is in out when quiet, else
+ * the run dies). */
+static int pq_value(PGconn *c, const char *sql, char *out, size_t cap, int quiet) {
+	PGresult *r = PQexec(c, sql);
+	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	int rc = 0;
+	out[0] = 0;
+	if (st == PGRES_TUPLES_OK) {
+		if (PQntuples(r) > 0 && PQnfields(r) > 0)
+			snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
+	} else if (st != PGRES_COMMAND_OK) {
+		char msg[256];
+		snprintf(msg, sizeof msg, "%s", PQerrorMessage(c));
+		msg[strcspn(msg, "\n")] = 0;
+		if (!quiet) die("%s: %s", sql, msg);
+		snprintf(out, cap, "%s", msg);
+		rc = -1;
+	}
+	PQclear(r);
+	return rc;
+}
+
+static long long pq_ll(PGconn *c, const char *sql) {
+	char v[64];
+	pq_value(c, sql, v, sizeof v, 0);
+	return atoll(v);
+}
+#endif
+
+/* The URL of --url without its schema= parameters, for libpq. */
+static char *strip_schema(const char *url) {
+	size_t n = strlen(url);
+	char *out = xcalloc(n + 1, 1);
+	const char *q = strchr(url, '?');
+	memcpy(out, url, q ? (size_t)(q - url) : n);
+	if (!q) return out;
+	char *o = out + (q - url);
+	int first = 1;
+	for (const char *p = q + 1; *p;) {
+		size_t len = strcspn(p, "&");
+		if (len > 0 && strncmp(p, "schema=", 7) != 0) {
+			*o++ = first ? '?' : '&';
+			memcpy(o, p, len);
+			o += len;
+			first = 0;
+		}
+		p += len;
+		if (*p == '&') p++;
+	}
+	*o = 0;
+	return out;
+}
+
 /* ---- stores ------------------------------------------------------------- */
 
-static void store_path(char *out, size_t cap, const char *name) {
-	int n = snprintf(out, cap, "%s/%s", cfg.dir, name);
-	if (n < 0 || (size_t)n >= cap) die("store path too long");
-}
+/* A store's location: a directory under --dir, or --url with a schema of
+ * this run's own. */
+struct store {
+	char loc[PATH_MAX + 128];
+	char schema[64]; /* PostgreSQL */
+};
 
 static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f) {
 	(void)st, (void)f;
@@ -179,28 +284,91 @@ static void rm_tree(const char *path) {
 	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static cj_db *open_store(const char *path, cj_sync_mode mode) {
+static void drop_schema(const char *schema) {
+#ifdef HAVE_LIBPQ
+	char sql[160], out[256];
+	PGconn *c = admin_open();
+	snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS \"%s\" CASCADE", schema);
+	if (pq_value(c, sql, out, sizeof out, 1) != 0)
+		fprintf(stderr, "cj_bench: drop schema %s: %s\n", schema, out);
+	PQfinish(c);
+#else
+	(void)schema;
+#endif
+}
+
+static cj_db *open_store(const struct store *s, cj_sync_mode mode) {
 	cj_options o = CJ_OPTIONS_INIT;
 	cj_db *db;
 	o.sync = mode;
-	check(cj_open(path, &o, &db), "cj_open");
+	check(cj_open(s->loc, &o, &db), "cj_open");
 	return db;
 }
 
-/* A fresh store with the bench type's timeout set. */
-static void new_store(const char *path) {
-	rm_tree(path);
-	cj_db *db = open_store(path, CJ_SYNC_RELAXED);
+/* A fresh store with the bench type's timeout set: a new directory, or a
+ * new schema named after this process, a counter and the section. Its
+ * PostgreSQL sessions carry the schema's name as application_name, so that
+ * pg_stat_activity tells them apart. */
+static void new_store(struct store *s, const char *name) {
+	static int seq;
+	int n;
+	memset(s, 0, sizeof *s);
+	if (cfg.pg) {
+		snprintf(s->schema, sizeof s->schema, "cjbench_%d_%d_%s", (int)getpid(), ++seq, name);
+		n = snprintf(s->loc, sizeof s->loc, "%s%sschema=%s&application_name=%s", cfg.url,
+		             !strchr(cfg.url, '?') ? "?"
+		             : strchr("?&", cfg.url[strlen(cfg.url) - 1]) ? ""
+		                                                         : "&",
+		             s->schema, s->schema);
+		drop_schema(s->schema);
+		int slot = 0;
+		while (slot < MAX_LIVE && cfg.live[slot][0]) slot++;
+		if (slot == MAX_LIVE) die("too many stores at once");
+		snprintf(cfg.live[slot], sizeof cfg.live[slot], "%s", s->schema);
+	} else {
+		n = snprintf(s->loc, sizeof s->loc, "%s/%s", cfg.dir, name);
+	}
+	if (n < 0 || (size_t)n >= sizeof s->loc) die("store location too long");
+	if (!cfg.pg) rm_tree(s->loc);
+	cj_db *db = open_store(s, CJ_SYNC_RELAXED);
+	const char *e = cj_db_engine(db);
+	if (strcmp(e, cfg.engine) != 0) die("%s: engine %s, expected %s", s->loc, e, cfg.engine);
 	check(cj_set_type_timeout(db, TYPE, TYPE_TIMEOUT), "cj_set_type_timeout");
 	cj_close(db);
 }
 
-static double file_mib(const char *dir, const char *name) {
-	char p[PATH_MAX + 64];
+static void drop_store(struct store *s) {
+	if (cfg.pg) {
+		drop_schema(s->schema);
+		for (int i = 0; i < MAX_LIVE; i++)
+			if (strcmp(cfg.live[i], s->schema) == 0) cfg.live[i][0] = 0;
+	} else {
+		rm_tree(s->loc);
+	}
+}
+
+/* What the store takes on disk, described ("data.mdb 3 MiB"). */
+static void store_size(const struct store *s, char *out, size_t cap) {
+	if (cfg.pg) {
+#ifdef HAVE_LIBPQ
+		char sql[160];
+		PGconn *c = admin_open();
+		snprintf(sql, sizeof sql, "SELECT pg_total_relation_size('\"%s\".kv')", s->schema);
+		snprintf(out, cap, "table kv with its index %.0f MiB",
+		         (double)pq_ll(c, sql) / (1024.0 * 1024.0));
+		PQfinish(c);
+#else
+		snprintf(out, cap, "size unknown");
+#endif
+		return;
+	}
+	char p[PATH_MAX + 160];
 	struct stat st;
-	snprintf(p, sizeof p, "%s/%s", dir, name);
-	if (stat(p, &st) != 0) return 0;
-	return (double)st.st_blocks * 512.0 / (1024.0 * 1024.0);
+	double mib = 0;
+	int n = snprintf(p, sizeof p, "%s/data.mdb", s->loc);
+	if (n > 0 && (size_t)n < sizeof p && stat(p, &st) == 0)
+		mib = (double)st.st_blocks * 512.0 / (1024.0 * 1024.0);
+	snprintf(out, cap, "data.mdb %.0f MiB", mib);
 }
 
 struct fill_arg {
@@ -221,10 +389,18 @@ static int fill_fn(cj_tx *tx, void *arg) {
 	return CJ_OK;
 }
 
+/* How many cj_add a fill puts in one transaction. On PostgreSQL each new
+ * job holds an advisory lock until its transaction ends, and the server's
+ * lock table has room for some thousands (max_locks_per_transaction times
+ * max_connections): 1000 per transaction stays well clear of it. */
+static long fill_batch(long lmdb) {
+	return cfg.pg && lmdb > 1000 ? 1000 : lmdb;
+}
+
 /* Adds n pending jobs (ids prefix000000000...) in transactions of batch
  * adds, with relaxed sync. Returns the elapsed seconds. */
-static double fill_store(const char *path, const char *prefix, long n, long batch) {
-	cj_db *db = open_store(path, CJ_SYNC_RELAXED);
+static double fill_store(const struct store *s, const char *prefix, long n, long batch) {
+	cj_db *db = open_store(s, CJ_SYNC_RELAXED);
 	int64_t t0 = now_ns(), last = t0;
 	for (long i = 0; i < n; i += batch) {
 		struct fill_arg a = {db, prefix, i, i + batch < n ? i + batch : n};
@@ -242,56 +418,77 @@ static double fill_store(const char *path, const char *prefix, long n, long batc
 
 /* ---- results ------------------------------------------------------------ */
 
+/* A row of the table. label names the figure the same way on both
+ * engines (what may add engine-specific sizes): bench/run.sh joins the
+ * two engines' rows on section, label and sync. */
 struct row {
 	char section[16];
+	char label[80];
 	char what[80];
 	char sync[16];
 	char value[40];
-	char note[112];
+	char note[160];
 };
 
 static struct row rows[MAX_ROWS];
 static int nrows;
 
-static void add_row(const char *section, const char *what, const char *sync,
-                    const char *value, const char *notefmt, ...) {
+/* what NULL: the label says it all. */
+static void add_row(const char *section, const char *label, const char *what,
+                    const char *sync, const char *value, const char *notefmt, ...)
+	__attribute__((format(printf, 6, 7)));
+static void add_row(const char *section, const char *label, const char *what,
+                    const char *sync, const char *value, const char *notefmt, ...) {
 	if (nrows == MAX_ROWS) die("too many result rows");
 	struct row *r = &rows[nrows++];
 	va_list ap;
 	snprintf(r->section, sizeof r->section, "%s", section);
-	snprintf(r->what, sizeof r->what, "%s", what);
+	snprintf(r->label, sizeof r->label, "%s", label);
+	snprintf(r->what, sizeof r->what, "%s", what ? what : label);
 	snprintf(r->sync, sizeof r->sync, "%s", sync);
 	snprintf(r->value, sizeof r->value, "%s", value);
 	va_start(ap, notefmt);
 	vsnprintf(r->note, sizeof r->note, notefmt, ap);
 	va_end(ap);
-	fprintf(stderr, "  => %s | %s | sync=%s | %s | %s\n", r->section, r->what, r->sync,
-	        r->value, r->note);
+	fprintf(stderr, "  => %s | %s | %s | sync=%s | %s | %s\n", cfg.engine, r->section,
+	        r->what, r->sync, r->value, r->note);
 }
 
 static void print_table(void) {
-	int w[5] = {7, 4, 4, 5, 5};
+	enum { NCOL = 6 };
+	int w[NCOL] = {6, 7, 4, 4, 5, 5};
 	for (int i = 0; i < nrows; i++) {
-		const char *f[5] = {rows[i].section, rows[i].what, rows[i].sync, rows[i].value,
-		                    rows[i].note};
-		for (int j = 0; j < 5; j++) {
+		const char *f[NCOL] = {cfg.engine,    rows[i].section, rows[i].what,
+		                       rows[i].sync,  rows[i].value,   rows[i].note};
+		for (int j = 0; j < NCOL; j++) {
 			int l = (int)strlen(f[j]);
 			if (l > w[j]) w[j] = l;
 		}
 	}
-	printf("| %-*s | %-*s | %-*s | %*s | %-*s |\n", w[0], "section", w[1], "what", w[2],
-	       "sync", w[3], "value", w[4], "notes");
+	printf("| %-*s | %-*s | %-*s | %-*s | %*s | %-*s |\n", w[0], "engine", w[1], "section",
+	       w[2], "what", w[3], "sync", w[4], "value", w[5], "notes");
 	printf("|");
-	for (int j = 0; j < 5; j++) {
-		putchar(j == 3 ? '-' : ':');
+	for (int j = 0; j < NCOL; j++) {
+		putchar(j == 4 ? '-' : ':');
 		for (int k = 0; k < w[j]; k++) putchar('-');
-		putchar(j == 3 ? ':' : '-');
+		putchar(j == 4 ? ':' : '-');
 		putchar('|');
 	}
 	printf("\n");
 	for (int i = 0; i < nrows; i++)
-		printf("| %-*s | %-*s | %-*s | %*s | %-*s |\n", w[0], rows[i].section, w[1],
-		       rows[i].what, w[2], rows[i].sync, w[3], rows[i].value, w[4], rows[i].note);
+		printf("| %-*s | %-*s | %-*s | %-*s | %*s | %-*s |\n", w[0], cfg.engine, w[1],
+		       rows[i].section, w[2], rows[i].what, w[3], rows[i].sync, w[4], rows[i].value,
+		       w[5], rows[i].note);
+}
+
+/* engine, section, label, sync, value, what, notes: one row a line. */
+static void write_tsv(const char *path) {
+	FILE *f = fopen(path, "w");
+	if (!f) die("%s: %s", path, strerror(errno));
+	for (int i = 0; i < nrows; i++)
+		fprintf(f, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cfg.engine, rows[i].section,
+		        rows[i].label, rows[i].sync, rows[i].value, rows[i].what, rows[i].note);
+	if (fclose(f) != 0) die("%s: %s", path, strerror(errno));
 }
 
 static void fmt_rate(char *out, size_t cap, double v, const char *unit) {
@@ -355,6 +552,64 @@ static void print_load(const char *when) {
 	if (f) fclose(f);
 }
 
+#ifdef HAVE_LIBPQ
+/* What synchronous_commit the engine's own sessions run with in mode: asked
+ * inside a transaction of a handle opened that way (cj_tx_native). */
+static void engine_sync_setting(const struct store *s, cj_sync_mode mode, char *out,
+                                size_t cap) {
+	cj_db *db = open_store(s, mode);
+	cj_tx *tx;
+	check(cj_tx_begin(db, &tx), "cj_tx_begin");
+	PGconn *c = cj_tx_native(tx);
+	if (!c) die("cj_tx_native gave no connection");
+	pq_value(c, "SHOW synchronous_commit", out, cap, 0);
+	cj_tx_abort(tx);
+	cj_close(db);
+}
+
+static void print_server(void) {
+	PGconn *c = admin_open();
+	char ver[64], fsync_s[32], sc[32], wsm[32], fpw[32], sb[32], ddir[PATH_MAX], fs[PATH_MAX + 700];
+	pq_value(c, "SHOW server_version", ver, sizeof ver, 0);
+	pq_value(c, "SHOW fsync", fsync_s, sizeof fsync_s, 0);
+	pq_value(c, "SHOW synchronous_commit", sc, sizeof sc, 0);
+	pq_value(c, "SHOW wal_sync_method", wsm, sizeof wsm, 0);
+	pq_value(c, "SHOW full_page_writes", fpw, sizeof fpw, 0);
+	pq_value(c, "SHOW shared_buffers", sb, sizeof sb, 0);
+	int have_dir = pq_value(c, "SHOW data_directory", ddir, sizeof ddir, 1) == 0;
+	const char *host = PQhost(c);
+	printf("server:     PostgreSQL %s, host %s, port %s, database %s\n", ver,
+	       host && *host ? host : "(default)", PQport(c), PQdb(c));
+	printf("server set: fsync=%s synchronous_commit=%s wal_sync_method=%s "
+	       "full_page_writes=%s shared_buffers=%s\n",
+	       fsync_s, sc, wsm, fpw, sb);
+	if (have_dir) {
+		fs_of(ddir, fs, sizeof fs);
+		printf("server dir: %s\n", ddir);
+		printf("filesystem: %s%s\n", fs,
+		       strcmp(fs, "unknown") == 0 ? " (not on this machine, or not readable)" : "");
+	}
+	PQfinish(c);
+
+	struct store s;
+	char full[32], relaxed[32];
+	new_store(&s, "settings");
+	engine_sync_setting(&s, CJ_SYNC_FULL, full, sizeof full);
+	engine_sync_setting(&s, CJ_SYNC_RELAXED, relaxed, sizeof relaxed);
+	drop_store(&s);
+	printf("sync=full:    CJ_SYNC_FULL: the engine's sessions keep the server's setting:\n"
+	       "              synchronous_commit=%s (COMMIT returns once its WAL is flushed,\n"
+	       "              fsync=%s)\n",
+	       full, fsync_s);
+	printf("sync=relaxed: cj_options.sync = CJ_SYNC_RELAXED: the engine sets\n"
+	       "              synchronous_commit=%s on its sessions (COMMIT returns before\n"
+	       "              its WAL is flushed; a server crash may lose the last moments)\n",
+	       relaxed);
+	printf("stores:     one fresh schema per section: --url with schema=cjbench_PID_N_NAME\n"
+	       "            (and application_name=the same, to find its sessions)\n");
+}
+#endif
+
 static void print_machine(void) {
 	char cpu[256], fs[PATH_MAX + 700];
 	struct utsname u;
@@ -363,14 +618,24 @@ static void print_machine(void) {
 	long online = sysconf(_SC_NPROCESSORS_ONLN);
 	double mem = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE) /
 	             (1024.0 * 1024.0 * 1024.0);
-	printf("couchjobs %s micro-benchmark, embedded (LMDB) engine\n", cj_version());
+	printf("couchjobs %s micro-benchmark, %s engine\n", cj_version(),
+	       cfg.pg ? "PostgreSQL (postgresql)" : "embedded (lmdb)");
 	printf("cpu:        %s\n", cpu);
 	printf("cores:      %ld online\n", online);
 	printf("memory:     %.1f GiB\n", mem);
 	if (uname(&u) == 0) printf("kernel:     %s %s %s\n", u.sysname, u.release, u.machine);
 	print_load("at start");
-	printf("store dir:  %s\n", cfg.dir);
+	printf("bench dir:  %s (%s)\n", cfg.dir, cfg.pg ? "the disk row's file" : "the stores");
 	printf("filesystem: %s\n", fs);
+	if (cfg.pg) {
+#ifdef HAVE_LIBPQ
+		print_server();
+#endif
+	} else {
+		printf("sync=full:    CJ_SYNC_FULL: every commit is flushed (fdatasync) before it returns\n");
+		printf("sync=relaxed: cj_options.sync = CJ_SYNC_RELAXED: no flush at commit; the\n"
+		       "              kernel writes the pages back when it chooses\n");
+	}
 	printf("mode:       %s\n", cfg.quick ? "--quick (small N: a smoke run, not a measurement)"
 	                                     : "full run");
 	printf("\n");
@@ -399,9 +664,9 @@ static int batch_fn(cj_tx *tx, void *arg) {
 /* The disk alone, for scale: one 4 KiB write made durable, as a commit
  * must do at least once. */
 static void disk_flush(void) {
-	char path[PATH_MAX], v[40], page[4096];
+	char path[PATH_MAX + 16], v[40], page[4096];
 	long n = cfg.quick ? 50 : 1000;
-	store_path(path, sizeof path, "flush");
+	snprintf(path, sizeof path, "%s/flush", cfg.dir);
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) die("%s: %s", path, strerror(errno));
 	int64_t *t = xcalloc((size_t)n, sizeof *t), sum = 0;
@@ -418,24 +683,50 @@ static void disk_flush(void) {
 	unlink(path);
 	qsort(t, (size_t)n, sizeof *t, cmp_i64);
 	snprintf(v, sizeof v, "%.0f us", (double)quantile(t, n, 0.5) / 1e3);
-	add_row("disk", "4 KiB pwrite + fdatasync, no couchjobs (median)", "fdatasync", v,
-	        "%ld flushes; mean %.0f us, p99 %.0f us", n, (double)sum / (double)n / 1e3,
+	add_row("disk", "4 KiB pwrite + fdatasync, no couchjobs (median)", NULL, "fdatasync", v,
+	        "%ld flushes in the bench dir; mean %.0f us, p99 %.0f us", n,
+	        (double)sum / (double)n / 1e3, (double)quantile(t, n, 0.99) / 1e3);
+	free(t);
+}
+
+/* PostgreSQL: the server alone, for scale: one trivial statement's round
+ * trip, as every statement of the engine pays at least once. */
+static void pg_round_trip(void) {
+#ifdef HAVE_LIBPQ
+	char v[40];
+	long n = cfg.quick ? 200 : 5000;
+	PGconn *c = admin_open();
+	int64_t *t = xcalloc((size_t)n, sizeof *t), sum = 0;
+	for (long i = 0; i < n; i++) {
+		int64_t t0 = now_ns();
+		PGresult *r = PQexec(c, "SELECT 1");
+		t[i] = now_ns() - t0;
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) die("SELECT 1: %s", PQerrorMessage(c));
+		PQclear(r);
+		sum += t[i];
+	}
+	PQfinish(c);
+	qsort(t, (size_t)n, sizeof *t, cmp_i64);
+	snprintf(v, sizeof v, "%.0f us", (double)quantile(t, n, 0.5) / 1e3);
+	add_row("server", "round trip of SELECT 1, no couchjobs (median)", NULL, "-", v,
+	        "%ld round trips; mean %.0f us, p99 %.0f us", n, (double)sum / (double)n / 1e3,
 	        (double)quantile(t, n, 0.99) / 1e3);
 	free(t);
+#endif
 }
 
 static void section_add(void) {
 	fprintf(stderr, "[add] one producer\n");
 	disk_flush();
+	if (cfg.pg) pg_round_trip();
 	for (int m = 0; m < 2; m++) {
 		cj_sync_mode mode = modes[m];
-		char path[PATH_MAX], v[40];
-		store_path(path, sizeof path, "add");
-		new_store(path);
-		cj_db *db = open_store(path, mode);
+		char v[40];
+		struct store s;
+		new_store(&s, "add");
+		cj_db *db = open_store(&s, mode);
 
-		long n1 = mode == CJ_SYNC_FULL ? 10000 : 200000;
-		if (cfg.quick) n1 /= 50;
+		long n1 = mode == CJ_SYNC_FULL ? count_for(10000, 5000) : count_for(200000, 20000);
 		char id[32], data[48];
 		int64_t t0 = now_ns();
 		for (long i = 0; i < n1; i++) {
@@ -443,25 +734,24 @@ static void section_add(void) {
 			snprintf(data, sizeof data, "{\"i\":%ld}", i);
 			check(cj_add(db, NULL, TYPE, id, data, 0), "cj_add");
 		}
-		double s = (double)(now_ns() - t0) / 1e9;
-		fmt_rate(v, sizeof v, (double)n1 / s, "adds/s");
-		add_row("add", "adds/s, 1 cj_add per transaction", mode_name(mode), v,
-		        "%ld adds in %.2f s; %.0f us per commit", n1, s, s * 1e6 / (double)n1);
+		double sec = (double)(now_ns() - t0) / 1e9;
+		fmt_rate(v, sizeof v, (double)n1 / sec, "adds/s");
+		add_row("add", "adds/s, 1 cj_add per transaction", NULL, mode_name(mode), v,
+		        "%ld adds in %.2f s; %.0f us per commit", n1, sec, sec * 1e6 / (double)n1);
 
-		long batches = mode == CJ_SYNC_FULL ? 2000 : 5000;
-		if (cfg.quick) batches /= 50;
+		long batches = mode == CJ_SYNC_FULL ? count_for(2000, 500) : count_for(5000, 500);
 		t0 = now_ns();
 		for (long b = 0; b < batches; b++) {
 			struct batch_arg a = {db, b * 100, 100};
 			check(cj_transact(db, batch_fn, &a), "cj_transact");
 		}
-		s = (double)(now_ns() - t0) / 1e9;
-		fmt_rate(v, sizeof v, (double)(batches * 100) / s, "adds/s");
-		add_row("add", "adds/s, 100 cj_add per cj_transact batch", mode_name(mode), v,
-		        "%ld adds in %.2f s; %.0f us per commit", batches * 100, s,
-		        s * 1e6 / (double)batches);
+		sec = (double)(now_ns() - t0) / 1e9;
+		fmt_rate(v, sizeof v, (double)(batches * 100) / sec, "adds/s");
+		add_row("add", "adds/s, 100 cj_add per cj_transact batch", NULL, mode_name(mode), v,
+		        "%ld adds in %.2f s; %.0f us per commit", batches * 100, sec,
+		        sec * 1e6 / (double)batches);
 		cj_close(db);
-		rm_tree(path);
+		drop_store(&s);
 	}
 }
 
@@ -472,9 +762,9 @@ struct drain_result {
 	int64_t end_ns;
 };
 
-static void drain_child(const char *path, cj_sync_mode mode, int ready_w, int go_r,
+static void drain_child(const struct store *s, cj_sync_mode mode, int ready_w, int go_r,
                         int res_w) {
-	cj_db *db = open_store(path, mode);
+	cj_db *db = open_store(s, mode);
 	char b = 'r';
 	write_all(ready_w, &b, 1);
 	if (!read_all(go_r, &b, 1)) _exit(2);
@@ -498,11 +788,37 @@ static void drain_child(const char *path, cj_sync_mode mode, int ready_w, int go
 	_exit(0);
 }
 
+/* PostgreSQL: what the store's sessions were doing while every processor
+ * was draining, sampled from pg_stat_activity. */
+struct lock_samples {
+	long n;            /* samples */
+	long busy;         /* sessions inside a statement or transaction, summed */
+	long lock_waiting; /* of them, waiting for a lock, summed */
+};
+
+#ifdef HAVE_LIBPQ
+static void sample_locks(PGconn *c, const char *schema, struct lock_samples *ls) {
+	char sql[512], v[64];
+	/* the store's sessions carry its schema as application_name */
+	snprintf(sql, sizeof sql,
+	         "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock') || ' ' || count(*) "
+	         "FROM pg_stat_activity WHERE application_name = '%s' AND state <> 'idle'",
+	         schema);
+	pq_value(c, sql, v, sizeof v, 0);
+	long w = 0, b = 0;
+	if (sscanf(v, "%ld %ld", &w, &b) == 2) {
+		ls->n++;
+		ls->busy += b;
+		ls->lock_waiting += w;
+	}
+}
+#endif
+
 static void drain_once(cj_sync_mode mode, int procs, long njobs) {
-	char path[PATH_MAX], v[40];
-	store_path(path, sizeof path, "drain");
-	new_store(path);
-	fill_store(path, "d", njobs, 1000);
+	char v[40];
+	struct store s;
+	new_store(&s, "drain");
+	fill_store(&s, "d", njobs, fill_batch(1000));
 
 	int ready[2], go[2], res[2];
 	pid_t pids[MAX_PROCS];
@@ -518,7 +834,7 @@ static void drain_once(cj_sync_mode mode, int procs, long njobs) {
 			close(ready[0]);
 			close(go[1]);
 			close(res[0]);
-			drain_child(path, mode, ready[1], go[0], res[1]);
+			drain_child(&s, mode, ready[1], go[0], res[1]);
 		}
 	}
 	close(ready[1]);
@@ -528,10 +844,28 @@ static void drain_once(cj_sync_mode mode, int procs, long njobs) {
 		char b;
 		if (!read_all(ready[0], &b, 1)) die("drain: a processor died while opening");
 	}
+	struct lock_samples ls = {0, 0, 0};
+#ifdef HAVE_LIBPQ
+	PGconn *ac = cfg.pg && procs > 1 ? admin_open() : NULL;
+#endif
 	char gobuf[MAX_PROCS];
 	memset(gobuf, 'g', sizeof gobuf);
 	int64_t t0 = now_ns();
 	write_all(go[1], gobuf, (size_t)procs);
+#ifdef HAVE_LIBPQ
+	/* until the first processor is done: every 20 ms, a look at the store's
+	 * sessions */
+	if (ac) {
+		for (;;) {
+			struct pollfd pf = {res[0], POLLIN, 0};
+			int pr = poll(&pf, 1, 20);
+			if (pr < 0 && errno == EINTR) continue;
+			if (pr != 0) break;
+			sample_locks(ac, s.schema, &ls);
+		}
+		PQfinish(ac);
+	}
+#endif
 	long total = 0, minc = -1, maxc = 0;
 	int64_t end = t0;
 	for (int p = 0; p < procs; p++) {
@@ -551,17 +885,21 @@ static void drain_once(cj_sync_mode mode, int procs, long njobs) {
 	close(go[1]);
 	close(res[0]);
 	if (total != njobs) die("drain: %ld jobs finished, expected %ld", total, njobs);
-	double s = (double)(end - t0) / 1e9;
-	char what[80];
+	double sec = (double)(end - t0) / 1e9;
+	char what[80], locks[112] = "";
 	snprintf(what, sizeof what, "accept+finish cycles/s, %d processor process%s", procs,
 	         procs > 1 ? "es" : "");
-	fmt_rate(v, sizeof v, (double)njobs / s, "cycles/s");
+	if (ls.n > 0)
+		snprintf(locks, sizeof locks, "; %ld looks: %.1f sessions busy, %.1f of them waiting on a lock",
+		         ls.n,
+		         (double)ls.busy / (double)ls.n, (double)ls.lock_waiting / (double)ls.n);
+	fmt_rate(v, sizeof v, (double)njobs / sec, "cycles/s");
 	if (procs > 1)
-		add_row("drain", what, mode_name(mode), v,
-		        "%ld jobs in %.2f s; %ld..%ld per process", njobs, s, minc, maxc);
+		add_row("drain", what, NULL, mode_name(mode), v,
+		        "%ld jobs in %.2f s; %ld..%ld per process%s", njobs, sec, minc, maxc, locks);
 	else
-		add_row("drain", what, mode_name(mode), v, "%ld jobs in %.2f s", njobs, s);
-	rm_tree(path);
+		add_row("drain", what, NULL, mode_name(mode), v, "%ld jobs in %.2f s", njobs, sec);
+	drop_store(&s);
 }
 
 static void section_drain(void) {
@@ -569,8 +907,8 @@ static void section_drain(void) {
 	static const int procs[2] = {1, 4};
 	for (int m = 0; m < 2; m++)
 		for (int p = 0; p < 2; p++) {
-			long n = modes[m] == CJ_SYNC_FULL ? 5000 : 200000;
-			if (cfg.quick) n /= 50;
+			long n = modes[m] == CJ_SYNC_FULL ? count_for(5000, 5000)
+			                                  : count_for(200000, 20000);
 			drain_once(modes[m], procs[p], n);
 		}
 }
@@ -624,8 +962,8 @@ struct lat_msg {
 	int64_t lat_ns; /* the previous sample, or -1 */
 };
 
-static void latency_child(const char *path, cj_sync_mode mode, int res_w) {
-	cj_db *db = open_store(path, mode);
+static void latency_child(const struct store *s, cj_sync_mode mode, int res_w) {
+	cj_db *db = open_store(s, mode);
 	struct lat_msg m = {-1};
 	for (;;) {
 		write_all(res_w, &m, sizeof m);
@@ -648,9 +986,9 @@ static void latency_child(const char *path, cj_sync_mode mode, int res_w) {
 }
 
 static void latency_once(cj_sync_mode mode, long samples) {
-	char path[PATH_MAX], v[40], id[32], data[96];
-	store_path(path, sizeof path, "latency");
-	new_store(path);
+	char v[40], id[32], data[96];
+	struct store s;
+	new_store(&s, "latency");
 	int res[2];
 	make_pipe(res);
 	fflush(NULL);
@@ -659,10 +997,10 @@ static void latency_once(cj_sync_mode mode, long samples) {
 	if (pid == 0) {
 		child_setup();
 		close(res[0]);
-		latency_child(path, mode, res[1]);
+		latency_child(&s, mode, res[1]);
 	}
 	close(res[1]);
-	cj_db *db = open_store(path, mode);
+	cj_db *db = open_store(&s, mode);
 	struct sample *smp = xcalloc((size_t)samples, sizeof *smp);
 	int64_t *adds = xcalloc((size_t)samples, sizeof *adds);
 	long unconfirmed = 0;
@@ -687,7 +1025,7 @@ static void latency_once(cj_sync_mode mode, long samples) {
 		die("latency: the acceptor failed");
 	close(res[0]);
 	cj_close(db);
-	rm_tree(path);
+	drop_store(&s);
 
 	qsort(smp, (size_t)samples, sizeof *smp, cmp_sample);
 	qsort(adds, (size_t)samples, sizeof *adds, cmp_i64);
@@ -701,15 +1039,16 @@ static void latency_once(cj_sync_mode mode, long samples) {
 	char w[96];
 	snprintf(w, sizeof w, "%s, p50", what);
 	snprintf(v, sizeof v, "%.0f us", (double)p50->lat_ns / 1e3);
-	add_row("latency", w, mode_name(mode), v, "%ld samples%s; the cj_add call alone: p50 %.0f us",
-	        samples, blocked, (double)adds[quantile_rank(samples, 0.50)] / 1e3);
+	add_row("latency", w, NULL, mode_name(mode), v,
+	        "%ld samples%s; the cj_add call alone: p50 %.0f us", samples, blocked,
+	        (double)adds[quantile_rank(samples, 0.50)] / 1e3);
 	snprintf(w, sizeof w, "%s, p99", what);
 	snprintf(v, sizeof v, "%.0f us", (double)p99->lat_ns / 1e3);
-	add_row("latency", w, mode_name(mode), v, "the cj_add call alone: p99 %.0f us",
+	add_row("latency", w, NULL, mode_name(mode), v, "the cj_add call alone: p99 %.0f us",
 	        (double)adds[quantile_rank(samples, 0.99)] / 1e3);
 	snprintf(w, sizeof w, "%s, max", what);
 	snprintf(v, sizeof v, "%.0f us", (double)max->lat_ns / 1e3);
-	add_row("latency", w, mode_name(mode), v, "that sample: cj_add returned after %.0f us",
+	add_row("latency", w, NULL, mode_name(mode), v, "that sample: cj_add returned after %.0f us",
 	        (double)max->add_ns / 1e3);
 	free(smp);
 	free(adds);
@@ -727,8 +1066,20 @@ struct cycle_stats {
 	double kib; /* written per cycle, or < 0 if unknown */
 };
 
-/* Bytes this process has written so far (write and pwrite calls), or -1. */
+/* Bytes written so far: on the embedded engine, by this process (write and
+ * pwrite calls); on PostgreSQL, into the server's WAL. -1 if unknown. */
 static long long written_bytes(void) {
+	if (cfg.pg) {
+#ifdef HAVE_LIBPQ
+		PGconn *c = cfg.wal_conn ? cfg.wal_conn : admin_open();
+		long long v =
+			pq_ll(c, "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint");
+		if (c != cfg.wal_conn) PQfinish(c);
+		return v;
+#else
+		return -1;
+#endif
+	}
 	FILE *f = fopen("/proc/self/io", "r");
 	if (!f) return -1;
 	char line[128];
@@ -739,84 +1090,155 @@ static long long written_bytes(void) {
 	return v;
 }
 
-/* Times n accept+finish cycles, one by one, after warm cycles. */
-static struct cycle_stats time_cycles(cj_db *db, long warm, long n) {
+/* One accept+finish cycle, timed. */
+static int64_t one_cycle(cj_db *db) {
 	cj_accept_opts ao = CJ_ACCEPT_OPTS_INIT;
 	ao.timeout_ms = 0;
-	int64_t *t = xcalloc((size_t)n, sizeof *t), sum = 0;
-	long long w0 = 0;
-	for (long i = -warm; i < n; i++) {
-		if (i == 0) w0 = written_bytes();
-		cj_job *job;
-		char *data;
-		int64_t t0 = now_ns();
-		check(cj_accept(db, TYPE, &ao, &job, &data), "scale: cj_accept");
-		check(cj_finish(db, NULL, job, NULL), "scale: cj_finish");
-		int64_t d = now_ns() - t0;
-		cj_job_free(job);
-		cj_free(data);
-		if (i >= 0) {
-			t[i] = d;
-			sum += d;
+	cj_job *job;
+	char *data;
+	int64_t t0 = now_ns();
+	check(cj_accept(db, TYPE, &ao, &job, &data), "scale: cj_accept");
+	check(cj_finish(db, NULL, job, NULL), "scale: cj_finish");
+	int64_t d = now_ns() - t0;
+	cj_job_free(job);
+	cj_free(data);
+	return d;
+}
+
+/* A store of the scale section and its timed cycles in one sync mode. */
+struct scale_store {
+	struct store s;
+	long size; /* jobs kept pending */
+	cj_db *db;
+	int64_t *t; /* cycle times */
+	long nt;
+	int64_t sum;
+	long long wrote; /* bytes written during the timed cycles, or < 0 */
+};
+
+#define SCALE_BLOCKS 10
+
+/* Times cfg.cycles cycles on every store in mode, interleaved: each store
+ * in turn runs a block of cycles, SCALE_BLOCKS times over, so that other
+ * load on the machine weighs on every store alike. */
+static void time_stores(struct scale_store *st, int nst, cj_sync_mode mode, long warm,
+                        struct cycle_stats *out) {
+	long cycles = cfg.cycles;
+	for (int i = 0; i < nst; i++) {
+		st[i].db = open_store(&st[i].s, mode);
+		st[i].t = xcalloc((size_t)cycles, sizeof *st[i].t);
+		st[i].nt = 0;
+		st[i].sum = 0;
+		st[i].wrote = 0;
+		for (long w = 0; w < warm; w++) one_cycle(st[i].db);
+	}
+	for (int b = 0; b < SCALE_BLOCKS; b++) {
+		long upto = cycles * (b + 1) / SCALE_BLOCKS;
+		for (int i = 0; i < nst; i++) {
+			long long w0 = written_bytes();
+			while (st[i].nt < upto) {
+				int64_t d = one_cycle(st[i].db);
+				st[i].t[st[i].nt++] = d;
+				st[i].sum += d;
+			}
+			long long w1 = written_bytes();
+			if (w0 < 0 || w1 < w0 || st[i].wrote < 0) st[i].wrote = -1;
+			else st[i].wrote += w1 - w0;
 		}
 	}
-	long long w1 = written_bytes();
-	qsort(t, (size_t)n, sizeof *t, cmp_i64);
-	struct cycle_stats s = {(double)sum / (double)n / 1e3, (double)quantile(t, n, 0.5) / 1e3,
-	                        (double)quantile(t, n, 0.99) / 1e3,
-	                        w0 >= 0 && w1 >= w0 ? (double)(w1 - w0) / 1024.0 / (double)n : -1};
-	free(t);
-	return s;
+	for (int i = 0; i < nst; i++) {
+		cj_close(st[i].db);
+		st[i].db = NULL;
+		long n = st[i].nt;
+		qsort(st[i].t, (size_t)n, sizeof *st[i].t, cmp_i64);
+		out[i].mean_us = (double)st[i].sum / (double)n / 1e3;
+		out[i].p50_us = (double)quantile(st[i].t, n, 0.5) / 1e3;
+		out[i].p99_us = (double)quantile(st[i].t, n, 0.99) / 1e3;
+		out[i].kib = st[i].wrote >= 0 ? (double)st[i].wrote / 1024.0 / (double)n : -1;
+		free(st[i].t);
+		st[i].t = NULL;
+	}
 }
 
 static void section_scale(void) {
 	fprintf(stderr, "[scale] accept+finish cost against the number of pending jobs\n");
+	/* 10k, the big store, and on the embedded engine 100k between them */
+	struct scale_store st[3];
 	long sizes[3] = {10000, 100000, cfg.big};
 	int nsizes = 3;
-	if (cfg.big <= 100000) {
+	if (cfg.pg || cfg.big <= 100000) {
 		sizes[1] = cfg.big;
 		nsizes = 2;
 	}
 	if (cfg.big <= 10000) nsizes = 1;
 	long warm = cfg.quick ? 20 : 200, cycles = cfg.cycles;
-	struct cycle_stats st[3][2];
-	for (int s = 0; s < nsizes; s++) {
-		char path[PATH_MAX], v[40], what[80];
-		store_path(path, sizeof path, "scale");
-		new_store(path);
-		/* enough that `sizes[s]` jobs stay pending through every cycle */
-		long extra = 2 * (warm + cycles);
-		long fill = sizes[s] + extra;
-		progress("filling %ld jobs, 10000 adds per transaction, sync=relaxed", fill);
-		double secs = fill_store(path, "j", fill, 10000);
+	struct cycle_stats cs[2][3];
+	const char *wrote = cfg.pg ? "KiB of WAL/cycle" : "KiB written/cycle";
+	for (int sz = 0; sz < nsizes; sz++) {
+		char v[40], what[80], label[80], size[96], name[32];
+		int big = sz == nsizes - 1 && nsizes > 1;
+		memset(&st[sz], 0, sizeof st[sz]);
+		st[sz].size = sizes[sz];
+		snprintf(name, sizeof name, "scale%d", sz);
+		new_store(&st[sz].s, name);
+		/* enough that `sizes[sz]` jobs stay pending through every cycle */
+		long fill = sizes[sz] + 2 * (warm + cycles);
+		long batch = fill_batch(10000);
+		progress("filling %ld jobs, %ld adds per transaction, sync=relaxed", fill, batch);
+		double secs = fill_store(&st[sz].s, "j", fill, batch);
+		store_size(&st[sz].s, size, sizeof size);
 		fmt_rate(v, sizeof v, (double)fill / secs, "adds/s");
-		snprintf(what, sizeof what, "fill %ld jobs, 10000 cj_add per cj_transact", fill);
-		add_row("scale", what, "relaxed", v, "%.1f s; data.mdb %.0f MiB", secs,
-		        file_mib(path, "data.mdb"));
-		/* each run takes its jobs from the head of the queue, and
-		 * at least sizes[s] stay pending behind them */
-		for (int k = 0; k < 2; k++) {
-			int m = 1 - k; /* relaxed first: the fill left its pages dirty */
-			cj_sync_mode mode = modes[m];
-			cj_db *db = open_store(path, mode);
-			st[s][m] = time_cycles(db, warm, cycles);
-			cj_close(db);
-			snprintf(what, sizeof what, "accept+finish, %ld jobs pending (median)", sizes[s]);
-			snprintf(v, sizeof v, "%.1f us/cycle", st[s][m].p50_us);
-			add_row("scale", what, mode_name(mode), v,
-			        "%ld cycles; mean %.1f us, p99 %.1f us; %.0f KiB written/cycle", cycles,
-			        st[s][m].mean_us, st[s][m].p99_us, st[s][m].kib);
+		snprintf(what, sizeof what, "fill %ld jobs, %ld cj_add per cj_transact", fill, batch);
+		if (big)
+			snprintf(label, sizeof label, "fill the big store, adds/s");
+		else
+			snprintf(label, sizeof label, "fill the %ldk store, adds/s", sizes[sz] / 1000);
+		add_row("scale", label, what, "relaxed", v, "%.1f s; %s", secs, size);
+		if (big) {
+			snprintf(v, sizeof v, "%ld jobs", sizes[sz]);
+			add_row("scale", "the big store: jobs pending", NULL, "-", v, "%s",
+			        cfg.big_given ? "set with --big" : "this engine's default (--big)");
 		}
-		rm_tree(path);
 	}
+	/* each run takes its jobs from the head of the queue, and at least
+	 * sizes[sz] stay pending behind them */
+	for (int k = 0; k < 2; k++) {
+		int m = 1 - k; /* relaxed first: the fill left its pages dirty */
+		cj_sync_mode mode = modes[m];
+		progress("%ld timed cycles per store, sync=%s, the stores taking turns", cycles,
+		         mode_name(mode));
+#ifdef HAVE_LIBPQ
+		if (cfg.pg) cfg.wal_conn = admin_open();
+#endif
+		time_stores(st, nsizes, mode, warm, cs[m]);
+#ifdef HAVE_LIBPQ
+		if (cfg.wal_conn) PQfinish(cfg.wal_conn);
+		cfg.wal_conn = NULL;
+#endif
+		for (int sz = 0; sz < nsizes; sz++) {
+			char v[40], what[80], label[80];
+			int big = sz == nsizes - 1 && nsizes > 1;
+			snprintf(what, sizeof what, "accept+finish, %ld jobs pending (median)", sizes[sz]);
+			if (big)
+				snprintf(label, sizeof label, "accept+finish, the big store (median)");
+			else
+				snprintf(label, sizeof label, "%s", what);
+			snprintf(v, sizeof v, "%.1f us/cycle", cs[m][sz].p50_us);
+			add_row("scale", label, what, mode_name(mode), v,
+			        "%ld cycles; mean %.1f us, p99 %.1f us; %.1f %s", cycles, cs[m][sz].mean_us,
+			        cs[m][sz].p99_us, cs[m][sz].kib, wrote);
+		}
+	}
+	for (int sz = 0; sz < nsizes; sz++) drop_store(&st[sz].s);
 	if (nsizes > 1) {
 		for (int m = 0; m < 2; m++) {
 			char what[80], v[40];
 			snprintf(what, sizeof what, "cost ratio, %ld vs %ld jobs pending", sizes[nsizes - 1],
 			         sizes[0]);
-			snprintf(v, sizeof v, "x%.2f", st[nsizes - 1][m].p50_us / st[0][m].p50_us);
-			add_row("scale", what, mode_name(modes[m]), v, "of the medians; of the means x%.2f",
-			        st[nsizes - 1][m].mean_us / st[0][m].mean_us);
+			snprintf(v, sizeof v, "x%.2f", cs[m][nsizes - 1].p50_us / cs[m][0].p50_us);
+			add_row("scale", "cost ratio, the big store vs 10000 jobs pending", what,
+			        mode_name(modes[m]), v, "of the medians; of the means x%.2f",
+			        cs[m][nsizes - 1].mean_us / cs[m][0].mean_us);
 		}
 	}
 }
@@ -825,17 +1247,25 @@ static void section_scale(void) {
 
 static void usage(FILE *f) {
 	fprintf(f,
-	        "usage: cj_bench [--quick] [--sections LIST] [--dir DIR] [--samples N]\n"
-	        "                [--big N] [--cycles N]\n"
+	        "usage: cj_bench [--url URL] [--quick] [--sections LIST] [--dir DIR]\n"
+	        "                [--samples N] [--big N] [--cycles N] [--tsv FILE]\n"
+	        "  --url URL        benchmark the PostgreSQL engine at URL (postgresql://...):\n"
+	        "                   each store is a fresh schema, URL plus schema=NAME,\n"
+	        "                   dropped afterwards. Without it: the embedded engine\n"
 	        "  --quick          small N everywhere: a fast smoke run\n"
 	        "  --sections LIST  comma-separated subset of add,drain,latency,scale\n"
 	        "                   (default: all)\n"
-	        "  --dir DIR        where the temporary stores go (default: a new\n"
-	        "                   directory under $TMPDIR or /var/tmp, removed at the end)\n"
+	        "  --dir DIR        where the temporary stores (embedded engine) and the disk\n"
+	        "                   row's file go (default: a new directory under $TMPDIR or\n"
+	        "                   /var/tmp, removed at the end)\n"
 	        "  --samples N      latency samples per sync mode (default 1000)\n"
-	        "  --big N          largest store of the scale section (default 1000000)\n"
+	        "  --big N          largest store of the scale section (default 1000000 on\n"
+	        "                   the embedded engine, 200000 on PostgreSQL; --quick:\n"
+	        "                   50000 and 20000)\n"
 	        "  --cycles N       measured accept+finish cycles per scale store and sync mode\n"
-	        "                   (default 5000)\n");
+	        "                   (default 5000 on the embedded engine, 2000 on PostgreSQL)\n"
+	        "  --tsv FILE       also write the rows to FILE, tab-separated: engine,\n"
+	        "                   section, label, sync, value, what, notes\n");
 }
 
 static long parse_long(const char *s, const char *opt) {
@@ -866,7 +1296,15 @@ static pid_t main_pid;
 /* At exit of the main process only: a processor that fails leaves the
  * stores to the main process. */
 static void cleanup(void) {
-	if (getpid() == main_pid && cfg.own_dir && cfg.dir[0]) rm_tree(cfg.dir);
+	if (getpid() != main_pid) return;
+	for (int i = 0; cfg.pg && i < MAX_LIVE; i++) {
+		if (!cfg.live[i][0]) continue;
+		char schema[64];
+		snprintf(schema, sizeof schema, "%s", cfg.live[i]);
+		cfg.live[i][0] = 0;
+		drop_schema(schema);
+	}
+	if (cfg.own_dir && cfg.dir[0]) rm_tree(cfg.dir);
 }
 
 int main(int argc, char **argv) {
@@ -881,6 +1319,8 @@ int main(int argc, char **argv) {
 			return 0;
 		} else if (next && strcmp(a, "--sections") == 0) sections = argv[++i];
 		else if (next && strcmp(a, "--dir") == 0) dir = argv[++i];
+		else if (next && strcmp(a, "--url") == 0) cfg.url = argv[++i];
+		else if (next && strcmp(a, "--tsv") == 0) cfg.tsv = argv[++i];
 		else if (next && strcmp(a, "--samples") == 0) samples = parse_long(argv[++i], a);
 		else if (next && strcmp(a, "--big") == 0) big = parse_long(argv[++i], a);
 		else if (next && strcmp(a, "--cycles") == 0) cycles = parse_long(argv[++i], a);
@@ -890,9 +1330,22 @@ int main(int argc, char **argv) {
 		}
 	}
 	parse_sections(sections);
+	if (cfg.url) {
+		if (strncmp(cfg.url, "postgresql://", 13) != 0 && strncmp(cfg.url, "postgres://", 11) != 0)
+			die("--url: not a postgresql:// or postgres:// URL");
+#ifndef HAVE_LIBPQ
+		die("--url: this build has no PostgreSQL engine (libpq was not found)");
+#endif
+		cfg.pg = 1;
+		cfg.admin_url = strip_schema(cfg.url);
+		cfg.engine = "postgresql";
+	} else {
+		cfg.engine = "lmdb";
+	}
 	cfg.samples = samples ? samples : cfg.quick ? 50 : 1000;
-	cfg.big = big ? big : cfg.quick ? 50000 : 1000000;
-	cfg.cycles = cycles ? cycles : cfg.quick ? 200 : 5000;
+	cfg.big_given = big > 0;
+	cfg.big = big ? big : cfg.quick ? (cfg.pg ? 20000 : 50000) : (cfg.pg ? 200000 : 1000000);
+	cfg.cycles = cycles ? cycles : cfg.quick ? 200 : cfg.pg ? 2000 : 5000;
 
 	/* a directory of our own for this run's stores */
 	const char *parent = dir ? dir : getenv("TMPDIR");
@@ -913,5 +1366,7 @@ int main(int argc, char **argv) {
 	print_load("at end");
 	printf("\n");
 	print_table();
+	if (cfg.tsv) write_tsv(cfg.tsv);
+	free(cfg.admin_url);
 	return 0;
 }

@@ -396,12 +396,15 @@ static int restart_body(void *p) {
 	return 0;
 }
 
-TEST(server_restart) {
+/* Runs body(ctx) in a child process against a private server started in
+ * the case's scratch directory (which the server's user must reach), with
+ * the given schema; stops the server afterwards. */
+static void with_private_server(int (*body)(void *), const char *schema,
+                                int64_t timeout_ms) {
 	if (find_script() != 0) {
 		printf("  skipped: scripts/pg.sh not found (set CJ_PG_SH)\n");
 		return;
 	}
-	/* a private server in the scratch directory, which its user must reach */
 	struct restart_ctx *c = calloc(1, sizeof *c);
 	CHECK(c != NULL);
 	CHECK(chmod(t_dir(), 0755) == 0);
@@ -413,15 +416,17 @@ TEST(server_restart) {
 	char *out = NULL;
 	CHECK_INT(t_sh(&out, NULL, "sh '%s' url '%s'", pg_script, c->dir), 0);
 	out[strcspn(out, "\n")] = 0;
-	snprintf(c->url, sizeof c->url, "%s&schema=restart", out);
+	snprintf(c->url, sizeof c->url, "%s&schema=%s", out, schema);
 	free(out);
 
-	int pid = t_spawn(restart_body, c);
-	int st = t_join(pid, 90000);
+	int pid = t_spawn(body, c);
+	int st = t_join(pid, timeout_ms);
 	CHECK_INT(t_sh(NULL, NULL, "sh '%s' stop '%s'", pg_script, c->dir), 0);
 	CHECK_INT(st, 0);
 	free(c);
 }
+
+TEST(server_restart) { with_private_server(restart_body, "restart", 90000); }
 
 /* ---- a killed writer ---------------------------------------------------------- */
 
@@ -616,29 +621,7 @@ static int restart_run_body(void *p) {
  * the run completes, no process hangs, and every job is finished exactly
  * once. */
 TEST(server_restart_mid_run) {
-	if (find_script() != 0) {
-		printf("  skipped: scripts/pg.sh not found (set CJ_PG_SH)\n");
-		return;
-	}
-	struct restart_ctx *c = calloc(1, sizeof *c);
-	CHECK(c != NULL);
-	CHECK(chmod(t_dir(), 0755) == 0);
-	snprintf(c->dir, sizeof c->dir, "%s/pg", t_dir());
-	char *err = NULL;
-	if (t_sh(NULL, &err, "sh '%s' start '%s'", pg_script, c->dir) != 0)
-		t_fail(__FILE__, __LINE__, "pg.sh start: %s", err);
-	free(err);
-	char *out = NULL;
-	CHECK_INT(t_sh(&out, NULL, "sh '%s' url '%s'", pg_script, c->dir), 0);
-	out[strcspn(out, "\n")] = 0;
-	snprintf(c->url, sizeof c->url, "%s&schema=restart_run", out);
-	free(out);
-
-	int pid = t_spawn(restart_run_body, c);
-	int st = t_join(pid, 200000);
-	CHECK_INT(t_sh(NULL, NULL, "sh '%s' stop '%s'", pg_script, c->dir), 0);
-	CHECK_INT(st, 0);
-	free(c);
+	with_private_server(restart_run_body, "restart_run", 200000);
 }
 
 /* ---- several processor processes ------------------------------------------- */

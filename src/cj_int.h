@@ -4,6 +4,7 @@
  *   error.c    codes, cj_strerror, the thread-local detail (cj__fail)
  *   alloc.c    allocation wrappers, cj_free
  *   clock.c    monotonic and wall clocks
+ *   chan.c     channel names and wake words
  *   tuple.c    FoundationDB tuple encoding (tuple.h)
  *   keys.c     the RFC 007 key layout and value encodings
  *   json.c     validation of job data
@@ -156,12 +157,24 @@ struct cj_db {
 	cj_notifier *notifier;
 };
 
-/* Channels (engine.h) the core notifies and waits on. */
+/* ---- chan.c: channels (engine.h) the core notifies and waits on ------------ */
+
 #define CJ_CHAN_TYPES "types"       /* a type timeout was set or cleared */
 #define CJ_CHAN_ACTIVITY "activity" /* any job changed state or data */
 /* pending channel of a type: "p:" + type */
 void cj__chan_pending(char *out, size_t cap, const char *type);
 #define CJ_CHAN_MAX (CJ_MAX_TYPE + 3)
+
+/* Engines map channels to CJ_CHAN_WORDS wake words (word 0 unused); a
+ * transaction collects the words it marked in a cj_wordset, each once. */
+#define CJ_CHAN_WORDS 1024
+unsigned cj__chan_word(const char *chan); /* 1 .. CJ_CHAN_WORDS - 1 */
+typedef struct cj_wordset {
+	uint8_t bits[CJ_CHAN_WORDS / 8];
+	uint16_t list[CJ_CHAN_WORDS]; /* the marked words, in marking order */
+	unsigned n;
+} cj_wordset;
+void cj__wordset_add(cj_wordset *s, unsigned word);
 
 /* ---- tx.c --------------------------------------------------------------- */
 

@@ -122,7 +122,3 @@ void cj_close(cj_db *db) {
 }
 
 const char *cj_db_engine(const cj_db *db) { return db ? db->eng->name : "none"; }
-
-void cj__chan_pending(char *out, size_t cap, const char *type) {
-	snprintf(out, cap, "p:%s", type);
-}

@@ -63,9 +63,7 @@ struct cj_etx {
 	int dirty;
 	int grow; /* the map was full: grow it when this transaction ends */
 	uint64_t version;
-	uint8_t notify[CJ_WAKE_WORDS / 8]; /* words marked by notify() */
-	uint16_t marked[CJ_WAKE_WORDS];    /* the same, as a list */
-	unsigned nmarked;
+	cj_wordset notify; /* words marked by notify() */
 	cj_buf kb; /* physical key */
 	cj_buf vb; /* physical value of a long key */
 };
@@ -78,12 +76,7 @@ static int lme_err(int rc, const char *what) {
 	}
 }
 
-static unsigned lme_chan_word(const char *chan) {
-	uint32_t h = 2166136261u;
-	for (const unsigned char *p = (const unsigned char *)chan; *p; p++)
-		h = (h ^ *p) * 16777619u;
-	return 1 + h % (CJ_WAKE_WORDS - 1);
-}
+_Static_assert(CJ_CHAN_WORDS <= CJ_WAKE_WORDS, "a wake word for every channel word");
 
 static uint64_t lme_hash(const uint8_t *p, size_t n) {
 	uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
@@ -353,7 +346,8 @@ static int lme_commit(cj_etx *tx) {
 		lme_end(tx);
 		return lme_err(rc, "commit");
 	}
-	for (unsigned i = 0; i < tx->nmarked; i++) cj__os_word_bump(tx->db->wake, tx->marked[i]);
+	for (unsigned i = 0; i < tx->notify.n; i++)
+		cj__os_word_bump(tx->db->wake, tx->notify.list[i]);
 	lme_end(tx);
 	return CJ_OK;
 }
@@ -467,25 +461,21 @@ static int lme_scan(cj_etx *tx, int space, const void *lo, size_t ll, const void
 /* ---- wakeups ------------------------------------------------------------- */
 
 static int lme_notify(cj_etx *tx, const char *chan) {
-	unsigned w = lme_chan_word(chan);
-	if (!(tx->notify[w / 8] & (1u << (w % 8)))) {
-		tx->notify[w / 8] |= (uint8_t)(1u << (w % 8));
-		tx->marked[tx->nmarked++] = (uint16_t)w;
-	}
+	cj__wordset_add(&tx->notify, cj__chan_word(chan));
 	return CJ_OK;
 }
 
 static uint64_t lme_watch(cj_edb *db, const char *chan) {
-	return cj__os_word_load(db->wake, lme_chan_word(chan));
+	return cj__os_word_load(db->wake, cj__chan_word(chan));
 }
 
 static int lme_wait(cj_edb *db, const char *chan, uint64_t token, int64_t deadline_ms) {
-	return cj__os_word_wait(db->wake, lme_chan_word(chan), (uint32_t)token, deadline_ms);
+	return cj__os_word_wait(db->wake, cj__chan_word(chan), (uint32_t)token, deadline_ms);
 }
 
 static void lme_wake(cj_edb *db, const char *chan) {
 	/* a bump, not a bare wake: a waiter about to sleep sees it too */
-	cj__os_word_bump(db->wake, lme_chan_word(chan));
+	cj__os_word_bump(db->wake, cj__chan_word(chan));
 }
 
 static const char *const lme_schemes[] = {"lmdb:", NULL};

@@ -165,18 +165,16 @@ static int pge_commit(cj_etx *tx) {
 		return CJ_OK;
 	}
 	cj_buf sql = CJ_BUF_INIT;
-	if (tx->nwords) {
+	if (tx->notify.n) {
 		char num[16];
-		int first = 1;
 		cj__buf_add(&sql, "SELECT pg_notify('", 18);
 		cj__buf_add(&sql, db->chan, strlen(db->chan));
 		cj__buf_add(&sql, "', '", 4);
-		for (unsigned i = 0; i < PGE_WORDS; i++)
-			if (tx->notify[i / 8] & (1u << (i % 8))) {
-				int n = snprintf(num, sizeof num, "%s%u", first ? "" : ",", i);
-				cj__buf_add(&sql, num, (size_t)n);
-				first = 0;
-			}
+		for (unsigned i = 0; i < tx->notify.n; i++) {
+			int n = snprintf(num, sizeof num, "%s%u", i ? "," : "",
+			                 (unsigned)tx->notify.list[i]);
+			cj__buf_add(&sql, num, (size_t)n);
+		}
 		cj__buf_add(&sql, "'); ", 4);
 	}
 	cj__buf_add(&sql, "COMMIT", 7);
@@ -196,7 +194,7 @@ static int pge_commit(cj_etx *tx) {
 		              "statement in it failed) and was rolled back");
 	}
 	PQclear(r);
-	if (rc == CJ_OK && tx->nwords) cj__pg_bump_words(db, tx->notify);
+	if (rc == CJ_OK && tx->notify.n) cj__pg_bump_words(db, &tx->notify);
 	pge_abort(tx); /* rolls back what a failed commit left open; frees tx */
 	return rc;
 }
@@ -372,11 +370,7 @@ static int pge_scan(cj_etx *tx, int space, const void *lo, size_t ll, const void
 /* ---- wakeups ------------------------------------------------------------------ */
 
 static int pge_notify(cj_etx *tx, const char *chan) {
-	unsigned w = cj__pg_chan_word(chan);
-	if (!(tx->notify[w / 8] & (1u << (w % 8)))) {
-		tx->notify[w / 8] |= (uint8_t)(1u << (w % 8));
-		tx->nwords++;
-	}
+	cj__wordset_add(&tx->notify, cj__chan_word(chan));
 	tx->dirty = 1;
 	return CJ_OK;
 }

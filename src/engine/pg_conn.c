@@ -3,13 +3,6 @@
 
 /* ---- small helpers -------------------------------------------------------- */
 
-unsigned cj__pg_chan_word(const char *chan) {
-	uint32_t h = 2166136261u;
-	for (const unsigned char *p = (const unsigned char *)chan; *p; p++)
-		h = (h ^ *p) * 16777619u;
-	return 1 + h % (PGE_WORDS - 1);
-}
-
 /* A libpq message on one line: newlines and tabs become spaces, and the
  * ends are trimmed. */
 static void pge_line(const char *msg, char *out, size_t cap) {

@@ -103,7 +103,7 @@
 #define PGE_SCHEMA_VERSION 2
 #define PGE_DEFAULT_SCHEMA "couch_jobs"
 #define PGE_MAX_SCHEMA 59 /* "cj_" + schema is a channel name: 63 bytes */
-#define PGE_WORDS 1024
+#define PGE_WORDS CJ_CHAN_WORDS
 #define PGE_POOL_IDLE 16     /* idle connections kept */
 #define PGE_BACKOFF_MIN 100  /* listener reconnect delay, ms */
 #define PGE_BACKOFF_MAX 2000
@@ -156,12 +156,10 @@ struct cj_etx {
 	int failed; /* a code: taking the commit number failed */
 	uint64_t version; /* 0: not taken yet (write transactions) */
 	PGresult *res; /* of the last get */
-	int nwords;
-	uint8_t notify[PGE_WORDS / 8];
+	cj_wordset notify; /* words marked by notify() */
 };
 
 /* pg_conn.c */
-unsigned cj__pg_chan_word(const char *chan);
 void cj__pg_close_conn(struct pge_conn *c);
 int cj__pg_connect(cj_edb *db, struct pge_conn **out);
 int cj__pg_exec(cj_edb *db, struct pge_conn *c, const char *sql, ExecStatusType want, const char *what, PGresult **out);
@@ -181,7 +179,7 @@ int cj__pg_build_sql(cj_edb *db);
 int cj__pg_init(cj_edb *db, struct pge_conn *c);
 
 /* pg_listen.c */
-void cj__pg_bump_words(cj_edb *db, const uint8_t *bits);
+void cj__pg_bump_words(cj_edb *db, const cj_wordset *s);
 void cj__pg_listener_stop(cj_edb *db);
 int cj__pg_wait(cj_edb *db, const char *chan, uint64_t token, int64_t deadline_ms);
 void cj__pg_wake(cj_edb *db, const char *chan);

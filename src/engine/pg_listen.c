@@ -2,10 +2,9 @@
  * notifications into wake words; waiters sleep on a condition variable. */
 #include "engine/pg_int.h"
 
-void cj__pg_bump_words(cj_edb *db, const uint8_t *bits) {
+void cj__pg_bump_words(cj_edb *db, const cj_wordset *s) {
 	pthread_mutex_lock(&db->wmu);
-	for (unsigned i = 0; i < PGE_WORDS; i++)
-		if (bits[i / 8] & (1u << (i % 8))) db->words[i]++;
+	for (unsigned i = 0; i < s->n; i++) db->words[s->list[i]]++;
 	pthread_cond_broadcast(&db->wcond);
 	pthread_mutex_unlock(&db->wmu);
 }
@@ -161,7 +160,7 @@ void cj__pg_listener_stop(cj_edb *db) {
 }
 
 uint64_t cj__pg_watch(cj_edb *db, const char *chan) {
-	unsigned w = cj__pg_chan_word(chan);
+	unsigned w = cj__chan_word(chan);
 	pthread_mutex_lock(&db->wmu);
 	pge_listener_start(db);
 	uint64_t v = db->words[w];
@@ -170,7 +169,7 @@ uint64_t cj__pg_watch(cj_edb *db, const char *chan) {
 }
 
 int cj__pg_wait(cj_edb *db, const char *chan, uint64_t token, int64_t deadline_ms) {
-	unsigned w = cj__pg_chan_word(chan);
+	unsigned w = cj__chan_word(chan);
 	int rc = CJ_OK;
 	pthread_mutex_lock(&db->wmu);
 	/* without a listener, other processes' commits go unseen: look again
@@ -196,7 +195,7 @@ int cj__pg_wait(cj_edb *db, const char *chan, uint64_t token, int64_t deadline_m
 }
 
 void cj__pg_wake(cj_edb *db, const char *chan) {
-	unsigned w = cj__pg_chan_word(chan);
+	unsigned w = cj__chan_word(chan);
 	pthread_mutex_lock(&db->wmu);
 	db->words[w]++;
 	pthread_cond_broadcast(&db->wcond);

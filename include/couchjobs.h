@@ -496,6 +496,34 @@ typedef struct cj_accept_opts {
 int cj_accept(cj_db *db, const char *type, const cj_accept_opts *opts,
               cj_job **job, char **data);
 
+/** @brief The most jobs one cj_accept_many() takes. */
+#define CJ_ACCEPT_MAX 4096
+
+/**
+ * @brief cj_accept() for up to @p max jobs at once: takes the first pending
+ * jobs of @p type, in queue order, in one transaction (one commit, so one
+ * disk flush in the default sync mode, for the whole batch).
+ *
+ * Waits as cj_accept() does until at least one job is available, then
+ * takes as many as are available, up to @p max, without waiting for more.
+ * Each job gets its own lock and is updated and finished on its own, or
+ * several in one transaction: cj_tx_begin(), cj_finish() for each with the
+ * transaction, cj_tx_commit(). If cj_finish() returns #CJ_HALT for one of
+ * them, that transaction cannot commit: abort it and finish the others
+ * again (the halted job belongs to someone else now).
+ *
+ * @param max   1 to #CJ_ACCEPT_MAX.
+ * @param[out] jobs  an array of @p max handles; the first @c *n are set
+ *              (free each with cj_job_free()), the rest NULL.
+ * @param[out] data  NULL, or an array of @p max; the first @c *n are the
+ *              jobs' data (free each with cj_free()), the rest NULL.
+ * @param[out] n     the number of jobs taken (0 on failure).
+ * @return as cj_accept(); #CJ_INVALID also for @p max out of range or a
+ *         NULL @p jobs or @p n.
+ */
+int cj_accept_many(cj_db *db, const char *type, const cj_accept_opts *opts, size_t max,
+                   cj_job **jobs, char **data, size_t *n);
+
 /**
  * @brief Tells the store the job is alive; optionally replaces its data.
  *

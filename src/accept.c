@@ -1,4 +1,4 @@
-/* cj_accept: hand one pending job to one processor. */
+/* cj_accept, cj_accept_many: hand pending jobs to one processor. */
 #include <string.h>
 #include <sys/random.h>
 
@@ -10,11 +10,13 @@ struct accept_arg {
 	const char *type;
 	int64_t max_sched; /* INT64_MAX: any */
 	int no_schedule;
-	int want_data;
+	size_t max;        /* jobs to take at most */
+	cj_job **jobs;     /* [max] */
+	char **data;       /* [max], or NULL: not wanted */
 	/* results */
-	cj_job *job;
-	char *data;
-	int64_t next_due; /* earliest later sched time, or -1 */
+	size_t n;          /* jobs taken */
+	int busy;          /* the last candidate was held by another transaction */
+	int64_t next_due;  /* earliest later sched time, or -1 */
 };
 
 static int first_key(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
@@ -128,10 +130,13 @@ static int claim_data(cj_tx *tx, const char *type, const char *id, cj_buf *scrat
 	return rc;
 }
 
-static int accept_fn(cj_tx *tx, void *arg) {
-	struct accept_arg *a = arg;
+/* Takes one pending job in tx into a->jobs[a->n]: CJ_OK, CJ_NOT_FOUND (none
+ * due), CJ_CONFLICT (the candidate is busy) or a code. On success the
+ * activity key is written with vs; the caller touches the type once. */
+static int accept_one(cj_tx *tx, struct accept_arg *a, uint8_t vs[CJ_VS_LEN]) {
 	cj_buf found = CJ_BUF_INIT, copy = CJ_BUF_INIT;
 	char *id = NULL;
+	cj_job *job = NULL;
 	int rc = find_candidate(tx, a, &found, take_first);
 	if (rc == 0) {
 		rc = CJ_NOT_FOUND;
@@ -145,7 +150,10 @@ static int accept_fn(cj_tx *tx, void *arg) {
 	if (tx->db->eng->claim_first && (rc = claim_data(tx, a->type, id, &copy)) != 1) {
 		/* another transaction holds the job (an add, a resubmit, a remove):
 		 * never wait for it while holding its pending key */
-		if (rc == 0) rc = cj__fail(CJ_CONFLICT, "job %.60s is busy", id);
+		if (rc == 0) {
+			a->busy = 1;
+			rc = cj__fail(CJ_CONFLICT, "job %.60s is busy", id);
+		}
 		goto out;
 	}
 	if ((rc = cj__del(tx, &found))) goto out;
@@ -154,13 +162,7 @@ static int accept_fn(cj_tx *tx, void *arg) {
 	if (rc == CJ_NOT_FOUND) rc = cj__fail(CJ_STORE, "corrupt store: pending job without data");
 	if (rc) goto out;
 
-	cj_job *job = cj__calloc(1, sizeof *job);
-	if (!job) {
-		rc = cj__fail(CJ_NOMEM, "out of memory");
-		goto out;
-	}
-	a->job = job;
-	if (!(job->type = cj__strdup(a->type))) {
+	if (!(job = cj__calloc(1, sizeof *job)) || !(job->type = cj__strdup(a->type))) {
 		rc = cj__fail(CJ_NOMEM, "out of memory");
 		goto out;
 	}
@@ -169,7 +171,6 @@ static int accept_fn(cj_tx *tx, void *arg) {
 	if ((rc = cj__uuid_new(job->lock))) goto out;
 	cj__uuid_format(job->lock, job->lock_str);
 
-	uint8_t vs[CJ_VS_LEN];
 	cj__tx_vs(tx, vs);
 	jv.has_lock = 1;
 	memcpy(jv.lock, job->lock, CJ_UUID_LEN);
@@ -183,19 +184,49 @@ static int accept_fn(cj_tx *tx, void *arg) {
 	cj__key_activity(&tx->kbuf, a->type, vs);
 	rc = cj__put(tx, &tx->kbuf, &v);
 	cj__buf_free(&v);
-	if (rc || (rc = cj__touch_activity(tx, a->type, vs))) goto out;
-	if (a->want_data && !(a->data = cj__jv_data(&jv)))
+	if (rc) goto out;
+	if (a->data && !(a->data[a->n] = cj__jv_data(&jv))) {
 		rc = cj__fail(CJ_NOMEM, "out of memory");
-out:
-	if (rc) {
-		cj_job_free(a->job);
-		a->job = NULL;
-		cj_free(a->data);
-		a->data = NULL;
+		goto out;
 	}
+	a->jobs[a->n++] = job;
+	job = NULL;
+out:
+	cj_job_free(job);
 	cj_free(id);
 	cj__buf_free(&found);
 	cj__buf_free(&copy);
+	return rc;
+}
+
+static void accept_undo(struct accept_arg *a) {
+	for (size_t i = 0; i < a->n; i++) {
+		cj_job_free(a->jobs[i]);
+		a->jobs[i] = NULL;
+		if (a->data) {
+			cj_free(a->data[i]);
+			a->data[i] = NULL;
+		}
+	}
+	a->n = 0;
+}
+
+/* Up to a->max jobs in one transaction (run again from scratch on a retry). */
+static int accept_fn(cj_tx *tx, void *arg) {
+	struct accept_arg *a = arg;
+	uint8_t vs[CJ_VS_LEN];
+	int rc = CJ_OK;
+	accept_undo(a);
+	while (a->n < a->max) {
+		a->busy = 0;
+		rc = accept_one(tx, a, vs);
+		if (rc == CJ_OK) continue;
+		/* none left, or a later candidate is busy: the batch ends there */
+		if (a->n > 0 && (rc == CJ_NOT_FOUND || a->busy)) rc = CJ_OK;
+		break;
+	}
+	if (rc == CJ_OK) rc = cj__touch_activity(tx, a->type, vs);
+	if (rc) accept_undo(a);
 	return rc;
 }
 
@@ -207,15 +238,7 @@ static int probe_fn(cj_tx *tx, void *arg) {
 	return rc == 1 ? CJ_OK : rc == 0 ? CJ_NOT_FOUND : rc;
 }
 
-int cj_accept(cj_db *db, const char *type, const cj_accept_opts *opts, cj_job **job,
-              char **data) {
-	cj_accept_opts defaults = CJ_ACCEPT_OPTS_INIT;
-	if (job) *job = NULL;
-	if (data) *data = NULL;
-	if (!db || !job) return cj__fail(CJ_INVALID, "NULL argument");
-	int rc = cj__check_type(type);
-	if (rc) return rc;
-	if (!opts) opts = &defaults;
+static int check_opts(const cj_accept_opts *opts) {
 	if (opts->no_schedule && opts->max_sched_time != CJ_SCHED_NOW)
 		return cj__fail(CJ_INVALID, "no_schedule with an explicit max_sched_time");
 	if (opts->timeout_ms < -1)
@@ -223,32 +246,29 @@ int cj_accept(cj_db *db, const char *type, const cj_accept_opts *opts, cj_job **
 	if (opts->max_sched_time != CJ_SCHED_NOW && opts->max_sched_time != CJ_SCHED_ANY &&
 	    opts->max_sched_time < 0)
 		return cj__fail(CJ_INVALID, "negative max_sched_time");
-	if (cj__tx_held(db))
-		return cj__fail(CJ_INVALID, "this thread holds an open transaction on this store");
+	return CJ_OK;
+}
 
+/* Waits until a takes at least one job, or the timeout passes. */
+static int accept_wait(cj_db *db, const cj_accept_opts *opts, struct accept_arg *a) {
 	char chan[CJ_CHAN_MAX];
-	cj__chan_pending(chan, sizeof chan, type);
+	cj__chan_pending(chan, sizeof chan, a->type);
 	int64_t deadline = opts->timeout_ms < 0 ? -1 : cj__mono_ms() + opts->timeout_ms;
-	struct accept_arg a = {type, 0, opts->no_schedule, data != NULL, NULL, NULL, -1};
 	for (;;) {
 		uint64_t token = db->eng->watch(db->edb, chan);
 		int64_t now_ms = cj__epoch_ms();
-		a.max_sched = opts->max_sched_time == CJ_SCHED_NOW ? now_ms / 1000
-		                                                   : opts->max_sched_time;
-		rc = cj__run(db, NULL, 0, probe_fn, &a);
+		a->max_sched = opts->max_sched_time == CJ_SCHED_NOW ? now_ms / 1000
+		                                                    : opts->max_sched_time;
+		int rc = cj__run(db, NULL, 0, probe_fn, a);
 		int seen = rc == CJ_OK;
-		if (rc == CJ_OK) rc = cj__run(db, NULL, 1, accept_fn, &a);
-		if (rc == CJ_OK) {
-			*job = a.job;
-			if (data) *data = a.data;
-			return CJ_OK;
-		}
+		if (rc == CJ_OK) rc = cj__run(db, NULL, 1, accept_fn, a);
+		if (rc == CJ_OK) return CJ_OK;
 		if (rc != CJ_NOT_FOUND) return rc;
 		int64_t wake_at = deadline;
-		if (a.next_due >= 0 && opts->max_sched_time == CJ_SCHED_NOW) {
+		if (a->next_due >= 0 && opts->max_sched_time == CJ_SCHED_NOW) {
 			/* a little after the second starts, so that clocks read with a
 			 * coarse time() agree the job is due */
-			int64_t due = cj__mono_ms() + (a.next_due * 1000 - now_ms) + 10;
+			int64_t due = cj__mono_ms() + (a->next_due * 1000 - now_ms) + 10;
 			if (wake_at < 0 || due < wake_at) wake_at = due;
 		}
 		if (seen) {
@@ -259,7 +279,39 @@ int cj_accept(cj_db *db, const char *type, const cj_accept_opts *opts, cj_job **
 			if (wake_at < 0 || soon < wake_at) wake_at = soon;
 		}
 		if (deadline >= 0 && cj__mono_ms() >= deadline)
-			return cj__fail(CJ_NOT_FOUND, "no job of type \"%.60s\" available", type);
+			return cj__fail(CJ_NOT_FOUND, "no job of type \"%.60s\" available", a->type);
 		db->eng->wait(db->edb, chan, token, wake_at);
 	}
+}
+
+int cj_accept(cj_db *db, const char *type, const cj_accept_opts *opts, cj_job **job,
+              char **data) {
+	size_t n;
+	if (job) *job = NULL;
+	if (data) *data = NULL;
+	if (!job) return cj__fail(CJ_INVALID, "NULL argument");
+	return cj_accept_many(db, type, opts, 1, job, data, &n);
+}
+
+int cj_accept_many(cj_db *db, const char *type, const cj_accept_opts *opts, size_t max,
+                   cj_job **jobs, char **data, size_t *n) {
+	cj_accept_opts defaults = CJ_ACCEPT_OPTS_INIT;
+	if (n) *n = 0;
+	if (!db || !jobs || !n) return cj__fail(CJ_INVALID, "NULL argument");
+	if (max < 1 || max > CJ_ACCEPT_MAX)
+		return cj__fail(CJ_INVALID, "max %zu is not within 1..%d", max, CJ_ACCEPT_MAX);
+	for (size_t i = 0; i < max; i++) {
+		jobs[i] = NULL;
+		if (data) data[i] = NULL;
+	}
+	int rc = cj__check_type(type);
+	if (rc) return rc;
+	if (!opts) opts = &defaults;
+	if ((rc = check_opts(opts))) return rc;
+	if (cj__tx_held(db))
+		return cj__fail(CJ_INVALID, "this thread holds an open transaction on this store");
+	struct accept_arg a = {type, 0, opts->no_schedule, max, jobs, data, 0, 0, -1};
+	if ((rc = accept_wait(db, opts, &a))) return rc;
+	*n = a.n;
+	return CJ_OK;
 }

@@ -263,6 +263,7 @@ static int accept_wait(cj_db *db, const cj_accept_opts *opts, struct accept_arg 
 		int seen = rc == CJ_OK;
 		if (rc == CJ_OK) rc = cj__run(db, NULL, 1, accept_fn, a);
 		if (rc == CJ_OK) return CJ_OK;
+		accept_undo(a); /* taken, but the commit failed: nothing was taken */
 		if (rc != CJ_NOT_FOUND) return rc;
 		int64_t wake_at = deadline;
 		if (a->next_due >= 0 && opts->max_sched_time == CJ_SCHED_NOW) {

@@ -8,6 +8,8 @@
 #define CLAIM_WAIT_MS 100            /* a processor's claim waits this long at most */
 #define STALL_NS (60 * (int64_t)1000000000) /* no progress for this long fails the run */
 #define MIXED_CHECK (32L << 20)      /* job numbers the mixed workload can check */
+#define MIXED_BACKLOG 10000L         /* mixed: the producer pauses at this many pending */
+#define BACKLOG_PAUSE_US 200         /* mixed: how long it pauses before looking again */
 
 /* ---- enqueue: one producer, as fast as it can -------------------------- */
 
@@ -105,6 +107,12 @@ void cmp_workload_drain(struct cmp_run *r) {
 
 /* ---- mixed: 1 producer and 2 processors at once ------------------------- */
 
+/* The producer of every system keeps at most MIXED_BACKLOG jobs waiting
+ * (enqueued and not yet claimed): enough that a processor never finds the
+ * queue empty, bounded so that the window measures a steady state (what
+ * goes in comes out) rather than a producer filling a queue faster than
+ * it is drained. */
+
 static void mixed_producer(int idx, void *arg) {
 	struct cmp_run *r = arg;
 	struct cmp_new jobs[CMP_BATCH];
@@ -114,6 +122,10 @@ static void mixed_producer(int idx, void *arg) {
 	void *h = r->be->open(&r->conf);
 	cmp_start(r->sh);
 	while (!atomic_load(&r->sh->stop)) {
+		if (atomic_load(&r->sh->enqueued) - atomic_load(&r->sh->claimed) >= MIXED_BACKLOG) {
+			cmp_sleep_us(BACKLOG_PAUSE_US);
+			continue;
+		}
 		if (seq + (long)b > r->sh->done_cap) cmp_die("more than %ld jobs enqueued", r->sh->done_cap);
 		for (size_t i = 0; i < b; i++) cmp_job_new(&jobs[i], 1, seq++, 0);
 		r->be->enqueue(h, jobs, b);

@@ -3,29 +3,44 @@
  * before its enqueue call), and the processor takes the clock again as
  * claim returns. Between jobs the producer waits for the previous one to
  * be completed, then 3 ms more, so that the processor is idle, waiting,
- * when each job arrives. */
+ * when each job arrives. Before the first job the producer waits IDLE_US:
+ * the processor's CPU time over that wait (user + system, getrusage) is
+ * what an idle processor costs. */
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include "run.h"
 #include "util.h"
 
 #define WARM 20              /* samples not counted */
 #define GAP_US 3000          /* idle time before each job */
+#define IDLE_US 1000000      /* the wait before the first job */
 #define CLAIM_WAIT_MS 1000
 #define STALL_NS (30 * (int64_t)1000000000)
+
+static int64_t cpu_ns(void) {
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+	       ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+}
 
 static void latency_processor(int idx, void *arg) {
 	struct cmp_run *r = arg;
 	struct cmp_job jobs[CMP_BATCH];
 	long total = r->samples + WARM, got = 0;
 	void *h = r->be->open(&r->conf);
-	int64_t progress = cmp_start(r->sh);
+	int64_t progress = cmp_start(r->sh), cpu0 = cpu_ns();
 	while (got < total) {
 		size_t k = cmp_claim(r, h, RUN_BATCH(r), CLAIM_WAIT_MS, jobs);
 		int64_t now = cmp_now_ns();
 		if (k == 0) {
 			if (now - progress > STALL_NS) cmp_die("no job for 30 s (%ld of %ld)", got, total);
 			continue;
+		}
+		if (got == 0) { /* the idle wait ended with this claim */
+			atomic_store(&r->sh->idle_cpu_ns, cpu_ns() - cpu0);
+			atomic_store(&r->sh->idle_wall_ns, now - progress);
 		}
 		progress = now;
 		for (size_t i = 0; i < k; i++, got++)
@@ -45,6 +60,7 @@ static void latency_producer(int idx, void *arg) {
 	(void)idx;
 	void *h = r->be->open(&r->conf);
 	cmp_start(r->sh);
+	cmp_sleep_us(IDLE_US);
 	for (long i = 0; i < total; i++) {
 		int64_t t0 = cmp_now_ns();
 		while (atomic_load(&r->sh->completed) < i) {
@@ -88,6 +104,11 @@ void cmp_workload_latency(struct cmp_run *r) {
 	           "us; %ld samples (after %d not counted); mean %.0f us, max %.0f us", n, WARM,
 	           sum / (double)n / 1e3, (double)s[n - 1] / 1e3);
 	cmp_result(r, "latency_p99", (double)quantile(s, n, 0.99) / 1e3, "us");
+	double idle_cpu = (double)atomic_load(&r->sh->idle_cpu_ns);
+	double idle_wall = (double)atomic_load(&r->sh->idle_wall_ns);
+	cmp_result(r, "idle_cpu", idle_wall > 0 ? 100 * idle_cpu / idle_wall : 0,
+	           "%% of a core: %.2f ms of CPU while waiting %.2f s for the first job",
+	           idle_cpu / 1e6, idle_wall / 1e9);
 	cmp_shared_free(r->sh);
 	r->be->teardown(&r->conf);
 }

@@ -20,6 +20,7 @@ struct cmp_shared {
 	atomic_llong t_first; /* earliest worker start after the barrier (ns) */
 	atomic_llong t_last;  /* latest completion (ns) */
 	atomic_long nsamples;
+	atomic_llong idle_cpu_ns, idle_wall_ns; /* latency: the processor waiting */
 	long samples_cap;
 	int64_t *samples;
 	long done_cap;        /* job numbers 0..done_cap-1 are checked */

@@ -8,6 +8,12 @@
 #   bench/compare.sh --quick          a smoke run with small N, a 3 s mixed
 #                                     window and scale at 10k and 100k only
 #                                     (about 2 minutes; not a measurement)
+#   bench/compare.sh --smoke          a few hundred jobs per system and
+#                                     workload, nothing written (under a
+#                                     minute; the test command runs it so the
+#                                     harness never rots)
+#   bench/compare.sh --prog PATH      use this cj_compare binary instead of
+#                                     building one
 #   bench/compare.sh --no-write       print the table, leave BENCHMARKS.md alone
 #   bench/compare.sh --only LIST      systems, comma-separated: cj-lmdb,
 #                                     cj-lmdb-batch, cj-pg, cj-pg-batch,
@@ -72,13 +78,15 @@ die() {
 }
 
 usage() {
-	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 # ---- options -----------------------------------------------------------------
 
 quick=0
+smoke=0
 write=1
+prog_given=""
 only_given=0
 workloads_given=0
 systems=$ALL_SYSTEMS
@@ -86,6 +94,16 @@ workloads=$ALL_WORKLOADS
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) quick=1 ;;
+	--smoke)
+		smoke=1
+		write=0
+		;;
+	--prog)
+		[ $# -ge 2 ] || die "--prog needs a path"
+		[ -x "$2" ] || die "--prog: $2 is not an executable file"
+		prog_given=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+		shift
+		;;
 	--no-write) write=0 ;;
 	--only | --workloads)
 		[ $# -ge 2 ] || die "$1 needs a comma-separated list"
@@ -131,7 +149,16 @@ has() { # has WORD LIST
 
 # ---- sizes -------------------------------------------------------------------
 
-if [ "$quick" = 1 ]; then
+if [ "$smoke" = 1 ]; then
+	ENQ_SECONDS=0.2
+	DRAIN_JOBS=300
+	WARMUP=0.2
+	WINDOW=0.5
+	SAMPLES=20
+	SCALE_SIZES="1000 2000"
+	SCALE_SIZES_CJPG="1000"
+	SCALE_DRAIN=300
+elif [ "$quick" = 1 ]; then
 	ENQ_SECONDS=1
 	DRAIN_JOBS=500
 	WARMUP=0.5
@@ -150,6 +177,10 @@ else
 	SCALE_SIZES_CJPG="10000 100000"
 	SCALE_DRAIN=20000
 fi
+
+# the embedded batched column drains that many times more in the scale
+# workload, so that its timed part lasts about as long as the others'
+SCALE_BATCH_TIMES=8
 
 # ---- installs and build ------------------------------------------------------
 
@@ -191,15 +222,19 @@ if [ -n "$missing" ]; then
 		die "apt-get install$missing failed"
 fi
 
-mkdir -p "$build"
-log="$build/compare-build.log"
-if [ ! -f "$build/CMakeCache.txt" ]; then
-	cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >"$log" 2>&1 ||
-		{ cat "$log" >&2; die "cmake failed"; }
+if [ -n "$prog_given" ]; then
+	prog=$prog_given
+else
+	mkdir -p "$build"
+	log="$build/compare-build.log"
+	if [ ! -f "$build/CMakeCache.txt" ]; then
+		cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >"$log" 2>&1 ||
+			{ cat "$log" >&2; die "cmake failed"; }
+	fi
+	cmake --build "$build" --target cj_compare -j2 >"$log" 2>&1 ||
+		{ tail -n 30 "$log" >&2; die "the build failed"; }
+	rm -f "$log"
 fi
-cmake --build "$build" --target cj_compare -j2 >"$log" 2>&1 ||
-	{ tail -n 30 "$log" >&2; die "the build failed"; }
-rm -f "$log"
 [ -x "$prog" ] || die "no $prog (the build has no libpq? apt-get install libpq-dev)"
 
 # ---- scratch directory and cleanup -------------------------------------------
@@ -351,8 +386,10 @@ if has scale "$workloads"; then
 	for s in $systems; do
 		sizes=$SCALE_SIZES
 		case $s in cj-pg*) sizes=$SCALE_SIZES_CJPG ;; esac
+		drain=$SCALE_DRAIN
+		case $s in cj-lmdb-batch) drain=$((SCALE_DRAIN * SCALE_BATCH_TIMES)) ;; esac
 		for p in $sizes; do
-			run "$s" relaxed scale --size $p --scale-drain $SCALE_DRAIN
+			run "$s" relaxed scale --size $p --scale-drain $drain
 		done
 		phase "scale, $s"
 	done
@@ -365,7 +402,8 @@ load_end=$(cut -d ' ' -f 1-3 /proc/loadavg)
 
 # Columns in this order; the ratio is best couchjobs embedded / best peer.
 make_table() {
-	awk -F '\t' -v sizes="$SCALE_SIZES" -v cjpg_sizes="$SCALE_SIZES_CJPG" -v drain="$SCALE_DRAIN" '
+	awk -F '\t' -v sizes="$SCALE_SIZES" -v cjpg_sizes="$SCALE_SIZES_CJPG" -v drain="$SCALE_DRAIN" \
+		-v times="$SCALE_BATCH_TIMES" '
 	{ v[$1 FS $2 FS $3] = $4 }
 	function has(s, m, k) { return (s FS m FS k) in v }
 	# a scale size the PostgreSQL engine skips (footnote 1)
@@ -373,10 +411,7 @@ make_table() {
 		return c ~ /^cj-pg/ && k ~ /^scale_/ && index(" " cjpg_sizes " ", " " substr(k, 7) " ") == 0
 	}
 	function val(s, m, k) { return v[s FS m FS k] }
-	function fmt(x, unit) {
-		if (unit == "x") return sprintf("x%.2f", x)
-		return sprintf("%.0f", x)
-	}
+	function fmt(x, dec) { return sprintf("%." (dec + 0) "f", x) }
 	# best of a list: max for rates, min for latencies
 	function best(list, m, k, lower,   n, a, i, b, s) {
 		n = split(list, a, " "); b = ""; bname = ""
@@ -387,17 +422,18 @@ make_table() {
 		}
 		return b
 	}
-	function row(label, m, k, lower,   i, c, line, cj, peer, pn) {
+	function row(label, m, k, lower, dec,   i, c, line, cj, peer, pn) {
 		line = "| " label " | " m " |"
 		any = 0
 		for (i = 1; i <= ncol; i++) {
 			c = col[i]
-			if (has(c, m, k)) { line = line " " fmt(val(c, m, k), "") " |"; any = 1 }
+			if (has(c, m, k)) { line = line " " fmt(val(c, m, k), dec) " |"; any = 1 }
 			else line = line " " (unmeasured(c, k) ? "-" footnote : "-") " |"
 		}
 		cj = best("cj-lmdb cj-lmdb-batch", m, k, lower)
 		peer = best("beanstalkd redis pgqueue", m, k, lower); pn = bname
-		if (cj != "" && peer != "" && peer > 0) line = line sprintf(" x%.2f (%s) |", cj / peer, pn)
+		if (k == "idle_cpu") line = line " - |" # fractions of a millisecond: no ratio
+		else if (cj != "" && peer != "" && peer > 0) line = line sprintf(" x%.2f (%s) |", cj / peer, pn)
 		else line = line " - |"
 		if (any) print line
 	}
@@ -433,13 +469,14 @@ make_table() {
 			row("mixed, jobs enqueued/s (same run)", m, "mixed_enqueue", 0)
 			row("latency p50, us (enqueue to claim)", m, "latency_p50", 1)
 			row("latency p99, us (enqueue to claim)", m, "latency_p99", 1)
+			row("idle processor, % of a core (1 s waiting in claim)", m, "idle_cpu", 1, 2)
 		}
 		n = split(sizes " " cjpg_sizes, sz, " ")
 		for (i = 1; i <= n; i++) if (!(sz[i] in seen)) { seen[sz[i]] = 1; order[++no] = sz[i] + 0 }
 		# sizes in increasing order
 		for (i = 1; i <= no; i++) for (j = i + 1; j <= no; j++) if (order[j] < order[i]) { t = order[i]; order[i] = order[j]; order[j] = t }
 		for (i = 1; i <= no; i++)
-			row("scale, jobs/s draining " human(drain) " with " human(order[i]) " pending", "relaxed", "scale_" order[i], 0)
+			row("scale, jobs/s draining " human(drain) " (embedded batched: " human(drain * times) ") with " human(order[i]) " pending", "relaxed", "scale_" order[i], 0)
 		for (i = 1; i <= no; i++)
 			if (order[i] != 10000)
 				costrow("scale, per-job cost at " human(order[i]) " vs 10k pending", order[i])
@@ -462,6 +499,7 @@ v_cj=$("$prog" --version)
 when=$(date -u '+%Y-%m-%d %H:%M UTC')
 kind="full run"
 [ "$quick" = 1 ] && kind="--quick run (small N: a smoke run, not a measurement)"
+[ "$smoke" = 1 ] && kind="--smoke run (a few hundred jobs: not a measurement)"
 [ "$only_given" = 0 ] || kind="$kind, only:$systems"
 [ "$workloads_given" = 0 ] || kind="$kind, workloads:$workloads"
 
@@ -545,17 +583,24 @@ beanstalkd and Redis).
   \`sync\`, and for PostgreSQL \`VACUUM ANALYZE\` and \`CHECKPOINT\`),
   then 1 or 4 processor processes claim and complete until all are done:
   jobs / (last completion - first start).
-- *mixed*: 1 producer (unthrottled) and 2 processors at once; $WARMUP s of
-  warm-up, then completions (and enqueues) over a $WINDOW s window.
+- *mixed*: 1 producer and 2 processors at once; $WARMUP s of warm-up, then
+  completions (and enqueues) over a $WINDOW s window. The producer goes
+  as fast as it can but pauses (0.2 ms at a time) while 10,000 jobs are
+  waiting unclaimed, the same rule for every system, so that the window
+  is a steady state (what goes in comes out) and not a producer filling
+  a queue faster than it is drained.
 - *latency*: one processor waits in claim; the producer adds one job at a
   time carrying CLOCK_MONOTONIC, taken just before its enqueue call, and
   waits for its completion and 3 ms more before the next. Latency is the
   processor's clock when claim returns minus that stamp, so it includes
   the enqueue's own commit; $SAMPLES samples after 20 not counted.
-- *scale* (relaxed only): P jobs pending plus the $SCALE_DRAIN timed and
-  200 warm-up ones, preloaded; one processor claims and completes the
-  200, then the $SCALE_DRAIN timed, from the head of the queue (at least P
-  stay pending). The cost rows are the per-job time at P over that at
+  Before the first job the processor waits 1 s in claim; its CPU time
+  over that wait (user + system, all its threads) is the *idle* row.
+- *scale* (relaxed only): P jobs pending plus the $SCALE_DRAIN timed
+  ($((SCALE_DRAIN * SCALE_BATCH_TIMES)) for the embedded batched column,
+  whose drains are that much faster) and 200 warm-up ones, preloaded; one
+  processor claims and completes the 200, then the timed ones, from the
+  head of the queue (at least P stay pending). The cost rows are the per-job time at P over that at
   10k pending (x1.00: no growth).
 
 The ratio column divides the better of the two embedded couchjobs

@@ -2,7 +2,10 @@
 # Installs what is needed, builds, and runs every test.
 #
 #   scripts/test.sh            everything: clang with ASan+UBSan (all tests),
-#                              and a gcc -O2 -Werror build of everything
+#                              a gcc -O2 -Werror build of everything, and a
+#                              smoke run of the speed comparison
+#                              (bench/compare.sh --smoke: installs beanstalkd
+#                              and redis-server, under a minute)
 #   scripts/test.sh --quick    one plain gcc build, all tests on the
 #                              embedded engine only
 #
@@ -53,3 +56,12 @@ CJ_PG_TCP=1 sh scripts/pg.sh start "$pgdir"
 CJ_TEST_URL=$(sh scripts/pg.sh url "$pgdir")
 export CJ_TEST_URL
 (cd build-test && ctest --output-on-failure -j2)
+
+echo "== smoke run of the speed comparison (a few hundred jobs per system; not a measurement)"
+smoke_log=build-gcc/compare-smoke.log
+if ! sh bench/compare.sh --smoke --prog build-gcc/cj_compare 2>"$smoke_log"; then
+	tail -n 40 "$smoke_log"
+	echo "test.sh: the comparison's smoke run failed (log: $smoke_log)" >&2
+	exit 1
+fi
+echo "== all tests passed"

@@ -7,9 +7,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <lmdb.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#ifdef HAVE_LIBPQ
+#include <libpq-fe.h>
+#endif
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -736,6 +741,9 @@ static const char job_script[] =
 	"  echo '{\"done\":true}' ;;\n"
 	"long*) exec sleep 30 ;;\n"
 	"slow) sleep 3.5; echo '{\"slept\":true}' ;;\n"
+	"batch*) echo started > \"here.$CJ_JOB_ID\"; i=0\n"
+	"  while [ ! -e go ]; do i=$((i+1)); [ $i -gt 1200 ] && exit 9; sleep 0.05; done\n"
+	"  echo '{\"batched\":true}' ;;\n"
 	"pair*) touch \"here.$CJ_JOB_ID\"; i=0\n"
 	"  while [ ! -e here.pair1 ] || [ ! -e here.pair2 ]; do\n"
 	"    i=$((i+1)); [ $i -gt 300 ] && exit 9; sleep 0.05; done\n"
@@ -835,6 +843,131 @@ TEST(work_parallel_and_idle_exit) {
 	d = job_data("w", "pair2");
 	CHECK_STR(d, "{\"together\":true}");
 	free(d);
+}
+
+/* Appends a string element of the tuple encoding (doc/format.md; the
+ * strings here hold no NUL byte). */
+static size_t tup_str(char *k, size_t at, const char *s) {
+	k[at++] = 0x02;
+	memcpy(k + at, s, strlen(s));
+	at += strlen(s);
+	k[at++] = 0x00;
+	return at;
+}
+
+/* The Sequence of a job's data record, read through cj_tx_native() as
+ * doc/format.md lays it out: the versionstamp of the transaction that last
+ * accepted (or updated) the running job. 0 and vs[12] set, or -1 when the
+ * record has none. */
+static int job_sequence(cj_db *db, const char *type, const char *id, uint8_t vs[12]) {
+	char key[512];
+	size_t klen = tup_str(key, 0, "couch_jobs");
+	klen = tup_str(key, klen, "data");
+	klen = tup_str(key, klen, type);
+	klen = tup_str(key, klen, id);
+	uint8_t val[13];
+	size_t vlen = 0;
+	cj_tx *tx;
+	CHECK_OK(cj_tx_begin(db, &tx));
+	if (!strcmp(cj_db_engine(db), "lmdb")) {
+		MDB_txn *txn = cj_tx_native(tx);
+		MDB_dbi dbi;
+		CHECK(mdb_dbi_open(txn, "jobs", 0, &dbi) == 0);
+		MDB_val k = {klen, key}, v;
+		CHECK(mdb_get(txn, dbi, &k, &v) == 0);
+		vlen = v.mv_size < sizeof val ? v.mv_size : sizeof val;
+		memcpy(val, v.mv_data, vlen);
+	} else {
+#ifdef HAVE_LIBPQ
+		/* the schema of the store under test: its URL's schema=NAME */
+		const char *sc = strstr(t_url(), "schema=");
+		CHECK(sc != NULL);
+		sc += 7;
+		char sql[512];
+		snprintf(sql, sizeof sql, "SELECT v FROM \"%.*s\".kv WHERE space = 0 AND k = $1",
+		         (int)strcspn(sc, "&"), sc);
+		const char *params[1] = {key};
+		int lens[1] = {(int)klen}, fmts[1] = {1};
+		PGresult *r = PQexecParams(cj_tx_native(tx), sql, 1, NULL, params, lens, fmts, 1);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+			t_fail(__FILE__, __LINE__, "%s: %s", sql, PQresultErrorMessage(r));
+		vlen = (size_t)PQgetlength(r, 0, 0) < sizeof val ? (size_t)PQgetlength(r, 0, 0)
+		                                                 : sizeof val;
+		memcpy(val, PQgetvalue(r, 0, 0), vlen);
+		PQclear(r);
+#else
+		t_fail(__FILE__, __LINE__, "engine %s", cj_db_engine(db));
+#endif
+	}
+	cj_tx_abort(tx);
+	if (vlen < 13 || val[0] != 0x33) return -1;
+	memcpy(vs, val + 1, 12);
+	return 0;
+}
+
+TEST(work_batch_accept) {
+	write_file("job.sh", job_script);
+	/* a long type timeout: no update replaces the Sequence of the accept */
+	ok("timeout w 3600");
+	static const char *const ids[] = {"batch1", "batch2", "batch3", "batch4"};
+	for (int i = 0; i < 4; i++) {
+		char args[64];
+		snprintf(args, sizeof args, "add w %s", ids[i]);
+		ok(args);
+	}
+	struct bg b = {{NULL, "work", "w", "-j", "4", "--max-jobs", "4", "--timeout-exit",
+	                "60000", "--", "sh", "job.sh", NULL},
+	               "work.out", "work.err"};
+	int wpid = start_bg(&b);
+	/* the four commands run at once (each waits for "go") */
+	for (int i = 0; i < 4; i++) {
+		char path[64];
+		snprintf(path, sizeof path, "here.%s", ids[i]);
+		free(wait_file(path, 1, 20000));
+	}
+	/* and were accepted in one transaction: their Sequences carry the same
+	 * commit number (the first 8 bytes), each with an order of its own */
+	cj_db *db = test_db();
+	uint8_t vs[4][12];
+	for (int i = 0; i < 4; i++) {
+		check_state("w", ids[i], "running");
+		if (job_sequence(db, "w", ids[i], vs[i]) != 0)
+			t_fail(__FILE__, __LINE__, "%s: no versionstamp", ids[i]);
+	}
+	cj_close(db);
+	write_file("go", ""); /* before any failure: the commands end then */
+	for (int i = 1; i < 4; i++) {
+		if (memcmp(vs[i], vs[0], 8) != 0)
+			t_fail(__FILE__, __LINE__, "%s and %s were accepted by different "
+			       "transactions", ids[0], ids[i]);
+		for (int j = 0; j < i; j++) CHECK(memcmp(vs[i] + 8, vs[j] + 8, 2) != 0);
+	}
+	CHECK_INT(t_join(wpid, 60000), 0);
+	char *err = slurp("work.err");
+	for (int i = 0; i < 4; i++) {
+		char want[64];
+		snprintf(want, sizeof want, "w %s: finished (exit status 0)", ids[i]);
+		if (!strstr(err, want)) t_fail(__FILE__, __LINE__, "no \"%s\" in: %s", want, err);
+		char *d = job_data("w", ids[i]);
+		CHECK_STR(d, "{\"batched\":true}");
+		free(d);
+	}
+	free(err);
+
+	/* the batch is capped by the jobs left under --max-jobs: 2 of 3 */
+	ok("add w more1");
+	ok("add w more2");
+	ok("add w more3");
+	char *out;
+	int rc = CJ(&out, &err, "'%s' work w -j 4 --max-jobs 2 --timeout-exit 60000 -- sh job.sh",
+	            cj());
+	if (rc != 0) t_fail(__FILE__, __LINE__, "work: exit %d: %s", rc, err);
+	CHECK(strstr(err, "w more3") == NULL);
+	free(out);
+	free(err);
+	check_state("w", "more1", "finished");
+	check_state("w", "more2", "finished");
+	check_state("w", "more3", "pending");
 }
 
 TEST(work_large_data) {
@@ -978,5 +1111,6 @@ TEST(work_sigterm_hands_back) {
 TEST_MAIN(ENTRY(help), ENTRY(timeout_and_types), ENTRY(add_get_list_rm_stats),
           ENTRY(schedule), ENTRY(accept_update_finish), ENTRY(watch),
           ENTRY(bad_input), ENTRY(work_results), ENTRY(work_parallel_and_idle_exit),
+          ENTRY(work_batch_accept),
           ENTRY(work_large_data), ENTRY(work_keeps_job_alive), ENTRY(work_job_removed),
           ENTRY(work_sigterm_hands_back))

@@ -2,13 +2,17 @@
  * cjobs work: a ready-made job processor that runs a command per job.
  *
  * Design: the main thread owns the signals (SIGINT/SIGTERM are blocked in
- * every thread and taken with sigtimedwait()); N slot threads each loop on
- * cj_accept() with a bounded timeout and run one job at a time. Running a
- * job means: spawn the command in its own process group with pipes on its
- * stdin and stdout, then poll the pipes, a pidfd for the command's exit, and
- * a pipe from a small watcher thread that follows the job's subscription
- * (so a removal is noticed at once), calling cj_update() at least every
- * third of the type's timeout.
+ * every thread and taken with sigtimedwait()). One acceptor thread waits
+ * until at least one of the N slots is idle, then takes as many jobs as
+ * there are idle slots (fewer when --max-jobs has fewer left) with one
+ * cj_accept_many() call, so one transaction, with a bounded timeout, and
+ * queues them under a mutex; N slot threads take them from the queue and
+ * run one job at a time. A job still queued when a stop signal comes is
+ * handed back without being started. Running a job means: spawn the command
+ * in its own process group with pipes on its stdin and stdout, then poll the
+ * pipes, a pidfd for the command's exit, and a pipe from a small watcher
+ * thread that follows the job's subscription (so a removal is noticed at
+ * once), calling cj_update() at least every third of the type's timeout.
  */
 #include "cli.h"
 
@@ -47,7 +51,14 @@ const struct cli_opt cli_work_opts[] = {
 #define NO_TIMEOUT_UPDATE_MS 5000 /* interval when the type has no timeout */
 #define KILL_GRACE_MS 2000     /* SIGTERM to SIGKILL */
 #define TAIL_BYTES 4096        /* output kept for output_tail */
-#define MAX_SLOTS 1024
+#define MAX_SLOTS 1024         /* one cj_accept_many() fills them all */
+_Static_assert(MAX_SLOTS <= CJ_ACCEPT_MAX, "-j above what one accept may take");
+
+/* A job taken by the acceptor, waiting for a slot thread. */
+struct queued_job {
+	cj_job *job;
+	char *data;
+};
 
 struct worker {
 	struct cli *c;
@@ -65,9 +76,19 @@ struct worker {
 	atomic_int draining;    /* no new jobs (max-jobs, idle exit) */
 	atomic_llong tickets;   /* jobs taken, for --max-jobs */
 	atomic_llong last_busy; /* last time a job arrived or ended */
-	atomic_int running;     /* jobs in progress */
-	atomic_int alive;       /* slot threads still looping */
+	atomic_int running;     /* jobs taken and not done (queued or run) */
+	atomic_int alive;       /* threads (acceptor and slots) still looping */
 	atomic_int failed;      /* a fatal store error: exit 1 */
+
+	pthread_mutex_t mu;     /* guards the queue and accept_done; running
+	                           only drops under it */
+	pthread_cond_t slot_free; /* to the acceptor: a job is done, or a stop */
+	pthread_cond_t queued;  /* to the slots: a job is queued, or the end */
+	struct queued_job *queue; /* ring of nslots entries */
+	int qhead, qlen;
+	int accept_done;        /* the acceptor ended: nothing more is queued */
+	cj_job **jobs;          /* the acceptor's cj_accept_many() arrays */
+	char **data;
 };
 
 /* ---- output capture ------------------------------------------------------ */
@@ -572,24 +593,65 @@ static void run_job(struct worker *w, cj_job *job, const char *data) {
 	free(r.out.buf);
 }
 
-/* ---- the slots ---------------------------------------------------------- */
+/* ---- the slots ----------------------------------------------------------
+ *
+ * One acceptor thread takes jobs for the idle slots, as many as there are
+ * idle slots in one cj_accept_many() call, and queues them; the slot threads
+ * take them from the queue and run them. w->running counts the jobs taken
+ * and not yet done (queued or running): the acceptor takes jobs only while
+ * it is below the number of slots, so a queued job always has a free slot
+ * waiting for it and is started at once.
+ */
 
-static int take_ticket(struct worker *w) {
-	if (!w->max_jobs) return 1;
+/* Takes up to `want` tickets for --max-jobs; returns how many (0: the
+ * tickets are used up). */
+static int take_tickets(struct worker *w, int want) {
+	if (!w->max_jobs) return want;
 	long long t = atomic_load(&w->tickets);
-	while (t < w->max_jobs)
-		if (atomic_compare_exchange_weak(&w->tickets, &t, t + 1)) return 1;
-	return 0;
+	for (;;) {
+		long long k = w->max_jobs - t;
+		if (k <= 0) return 0;
+		if (k > want) k = want;
+		if (atomic_compare_exchange_weak(&w->tickets, &t, t + k)) return (int)k;
+	}
 }
 
-static void give_back_ticket(struct worker *w) {
-	if (w->max_jobs) atomic_fetch_sub(&w->tickets, 1);
+static void give_back_tickets(struct worker *w, int k) {
+	if (w->max_jobs && k > 0) atomic_fetch_sub(&w->tickets, k);
 }
 
-static void *slot_main(void *arg) {
+/* Stops taking jobs; running commands get the grace period. */
+static void begin_stop(struct worker *w) {
+	if (!atomic_exchange(&w->stopping, 1))
+		atomic_store(&w->deadline, cli_now_ms() + w->grace_ms);
+	pthread_mutex_lock(&w->mu);
+	pthread_cond_broadcast(&w->slot_free);
+	pthread_cond_broadcast(&w->queued);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* The acceptor is done: the slots run (or hand back) what is queued, then
+ * end. */
+static void end_accepting(struct worker *w) {
+	pthread_mutex_lock(&w->mu);
+	w->accept_done = 1;
+	pthread_cond_broadcast(&w->queued);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void *accept_main(void *arg) {
 	struct worker *w = arg;
-	while (!atomic_load(&w->stopping) && !atomic_load(&w->draining)) {
-		if (!take_ticket(w)) {
+	for (;;) {
+		/* wait for an idle slot */
+		pthread_mutex_lock(&w->mu);
+		while (!atomic_load(&w->stopping) && atomic_load(&w->running) >= w->nslots)
+			pthread_cond_wait(&w->slot_free, &w->mu);
+		int idle = w->nslots - atomic_load(&w->running);
+		pthread_mutex_unlock(&w->mu);
+		if (atomic_load(&w->stopping) || atomic_load(&w->draining)) break;
+
+		int k = take_tickets(w, idle);
+		if (!k) {
 			atomic_store(&w->draining, 1);
 			break;
 		}
@@ -597,7 +659,7 @@ static void *slot_main(void *arg) {
 		if (w->idle_exit_ms >= 0) {
 			int64_t left = atomic_load(&w->last_busy) + w->idle_exit_ms - cli_now_ms();
 			if (left <= 0 && atomic_load(&w->running) == 0) {
-				give_back_ticket(w);
+				give_back_tickets(w, k);
 				atomic_store(&w->draining, 1);
 				break;
 			}
@@ -605,30 +667,66 @@ static void *slot_main(void *arg) {
 		}
 		cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
 		o.timeout_ms = wait;
-		cj_job *job = NULL;
-		char *data = NULL;
-		int rc = cj_accept(w->c->db, w->type, &o, &job, &data);
+		size_t n = 0;
+		int rc = cj_accept_many(w->c->db, w->type, &o, (size_t)k, w->jobs, w->data, &n);
 		if (rc == CJ_NOT_FOUND) {
-			give_back_ticket(w);
+			give_back_tickets(w, k);
 			continue;
 		}
 		if (rc != CJ_OK) {
-			give_back_ticket(w);
+			give_back_tickets(w, k);
 			cli_fail(w->c, rc, "cannot accept a job");
 			atomic_store(&w->failed, 1);
 			/* stop everything, giving running commands the grace period */
-			if (!atomic_exchange(&w->stopping, 1))
-				atomic_store(&w->deadline, cli_now_ms() + w->grace_ms);
+			begin_stop(w);
 			break;
 		}
-		atomic_fetch_add(&w->running, 1);
+		give_back_tickets(w, k - (int)n);
+		/* queue them; the slot threads run them, or hand them back when a
+		 * stop came meanwhile */
+		pthread_mutex_lock(&w->mu);
+		for (size_t i = 0; i < n; i++) {
+			struct queued_job *q = &w->queue[(w->qhead + w->qlen) % w->nslots];
+			q->job = w->jobs[i];
+			q->data = w->data[i];
+			w->jobs[i] = NULL;
+			w->data[i] = NULL;
+			w->qlen++;
+		}
+		atomic_fetch_add(&w->running, (int)n);
 		atomic_store(&w->last_busy, cli_now_ms());
-		run_job(w, job, data ? data : "{}");
-		cj_free(data);
-		cj_job_free(job);
+		if (n == 1)
+			pthread_cond_signal(&w->queued);
+		else
+			pthread_cond_broadcast(&w->queued);
+		pthread_mutex_unlock(&w->mu);
+	}
+	end_accepting(w);
+	atomic_fetch_sub(&w->alive, 1);
+	return NULL;
+}
+
+static void *slot_main(void *arg) {
+	struct worker *w = arg;
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (!w->qlen && !w->accept_done) pthread_cond_wait(&w->queued, &w->mu);
+		if (!w->qlen) break; /* nothing queued, nothing to come */
+		struct queued_job q = w->queue[w->qhead];
+		w->qhead = (w->qhead + 1) % w->nslots;
+		w->qlen--;
+		pthread_mutex_unlock(&w->mu);
+
+		run_job(w, q.job, q.data ? q.data : "{}");
+		cj_free(q.data);
+		cj_job_free(q.job);
+
+		pthread_mutex_lock(&w->mu);
 		atomic_store(&w->last_busy, cli_now_ms());
 		atomic_fetch_sub(&w->running, 1);
+		pthread_cond_signal(&w->slot_free);
 	}
+	pthread_mutex_unlock(&w->mu);
 	atomic_fetch_sub(&w->alive, 1);
 	return NULL;
 }
@@ -676,6 +774,9 @@ int cmd_work(struct cli *c, const struct cli_args *a) {
 		cli_msg(c, "out of memory");
 		return CLI_EXIT_STORE;
 	}
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->slot_free, NULL);
+	pthread_cond_init(&w->queued, NULL);
 	w->c = c;
 	w->type = a->pos[0];
 	w->argv = a->rest;
@@ -715,8 +816,11 @@ int cmd_work(struct cli *c, const struct cli_args *a) {
 	size_t n = 0;
 	for (char **e = environ; e && *e; e++) n++;
 	w->env_base = malloc((n + 1) * sizeof *w->env_base);
-	threads = calloc((size_t)w->nslots, sizeof *threads);
-	if (!w->env_base || !threads) {
+	threads = calloc((size_t)w->nslots + 1, sizeof *threads);
+	w->queue = calloc((size_t)w->nslots, sizeof *w->queue);
+	w->jobs = calloc((size_t)w->nslots, sizeof *w->jobs);
+	w->data = calloc((size_t)w->nslots, sizeof *w->data);
+	if (!w->env_base || !threads || !w->queue || !w->jobs || !w->data) {
 		cli_msg(c, "out of memory");
 		rc = CLI_EXIT_STORE;
 		goto out;
@@ -738,14 +842,16 @@ int cmd_work(struct cli *c, const struct cli_args *a) {
 
 	atomic_store(&w->last_busy, cli_now_ms());
 	atomic_store(&w->deadline, INT64_MAX);
-	atomic_store(&w->alive, w->nslots);
-	for (int i = 0; i < w->nslots; i++) {
-		if (pthread_create(&threads[i], NULL, slot_main, w) != 0) {
+	/* the slots first, then the acceptor that feeds them */
+	for (int i = 0; i <= w->nslots; i++) {
+		atomic_fetch_add(&w->alive, 1);
+		if (pthread_create(&threads[i], NULL, i < w->nslots ? slot_main : accept_main,
+		                   w) != 0) {
 			cli_msg(c, "cannot start a thread: %s", strerror(errno));
-			atomic_fetch_sub(&w->alive, w->nslots - i);
+			atomic_fetch_sub(&w->alive, 1);
 			atomic_store(&w->failed, 1);
-			if (!atomic_exchange(&w->stopping, 1))
-				atomic_store(&w->deadline, cli_now_ms() + w->grace_ms);
+			begin_stop(w);
+			end_accepting(w); /* no acceptor: the slots end */
 			break;
 		}
 		nthreads++;
@@ -755,8 +861,8 @@ int cmd_work(struct cli *c, const struct cli_args *a) {
 		struct timespec ts = {0, POLL_CAP_MS * 1000000L};
 		int sig = sigtimedwait(&set, NULL, &ts);
 		if (sig != SIGINT && sig != SIGTERM) continue;
-		if (!atomic_exchange(&w->stopping, 1)) {
-			atomic_store(&w->deadline, cli_now_ms() + w->grace_ms);
+		if (!atomic_load(&w->stopping)) {
+			begin_stop(w);
 			int nr = atomic_load(&w->running);
 			cli_msg(c, "stopping: taking no more jobs; %d running command%s "
 			        "get%s %lld ms to end", nr, nr == 1 ? "" : "s",
@@ -772,6 +878,12 @@ int cmd_work(struct cli *c, const struct cli_args *a) {
 out:
 	free(threads);
 	free(w->env_base);
+	free(w->queue);
+	free(w->jobs);
+	free(w->data);
+	pthread_cond_destroy(&w->queued);
+	pthread_cond_destroy(&w->slot_free);
+	pthread_mutex_destroy(&w->mu);
 	free(w);
 	return rc;
 }

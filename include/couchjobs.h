@@ -187,7 +187,12 @@ typedef struct cj_sub cj_sub;
 /** @brief How commits reach the disk. */
 typedef enum cj_sync_mode {
 	/** Default: every commit is on stable storage before the call returns
-	 * #CJ_OK; it survives a crash of the process and of the machine. */
+	 * #CJ_OK; it survives a crash of the process and of the machine. Other
+	 * processes may see a commit a moment before it is on disk (they are
+	 * woken at once); whatever they commit after it reaches the disk only
+	 * together with it or after it. If the final flush fails the call
+	 * returns #CJ_STORE although the commit may be visible: treat the
+	 * outcome as unknown. */
 	CJ_SYNC_FULL = 0,
 	/** Commits are flushed by the operating system when it chooses: they
 	 * survive a crash of the process, but the last few seconds of commits

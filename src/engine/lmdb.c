@@ -16,6 +16,17 @@
  * conflict; commit numbers are the "commit" counter plus one, written in the
  * commit itself, so they grow with commit order.
  *
+ * Durability (CJ_SYNC_FULL): the environment is opened with MDB_NOMETASYNC,
+ * so a commit flushes its data pages once under LMDB's writer lock and
+ * writes its meta page without a flush; lme_commit() then flushes the file
+ * (mdb_env_sync) after the writer lock is released and before it returns.
+ * A commit is therefore on disk when it is acknowledged, as with LMDB's
+ * default of two flushes in the lock, but the second flush no longer holds
+ * up the next writer, and concurrent flushes of several committers can be
+ * served by one journal commit of the file system. Integrity does not
+ * depend on the second flush: LMDB only ever writes a meta page after the
+ * pages it points to were flushed.
+ *
  * Keys longer than LME_SHORT bytes (LMDB takes at most 511) are stored under
  * their first LME_SHORT bytes followed by an 8-byte hash of the whole key,
  * and the value is prefixed with the whole key (u32 BE length, bytes), which
@@ -52,6 +63,7 @@ struct cj_edb {
 	MDB_dbi dbi[CJ_SPACE_COUNT];
 	MDB_dbi meta;
 	pthread_rwlock_t resize; /* shared by transactions, exclusive to grow */
+	int sync_after;          /* CJ_SYNC_FULL: flush after each commit */
 	cj_wakemap *wake;
 	char *path;
 };
@@ -74,6 +86,14 @@ static int lme_err(int rc, const char *what) {
 	case ENOMEM: return cj__fail(CJ_NOMEM, "lmdb %s: %s", what, mdb_strerror(rc));
 	default: return cj__fail(CJ_STORE, "lmdb %s: %s", what, mdb_strerror(rc));
 	}
+}
+
+/* Makes the last commit durable (see the top of this file); a no-op when
+ * syncing is relaxed. */
+static int lme_flush(cj_edb *db) {
+	if (!db->sync_after) return CJ_OK;
+	int rc = mdb_env_sync(db->env, 1);
+	return rc ? lme_err(rc, "sync") : CJ_OK;
 }
 
 _Static_assert(CJ_CHAN_WORDS <= CJ_WAKE_WORDS, "a wake word for every channel word");
@@ -195,7 +215,7 @@ static int lme_init(cj_edb *db) {
 		if ((rc = mdb_dbi_open(txn, names[i], MDB_CREATE, &db->dbi[i])))
 			goto out_lmdb;
 	if ((rc = mdb_txn_commit(txn))) return lme_err(rc, "commit");
-	return CJ_OK;
+	return lme_flush(db);
 out_lmdb:
 	mdb_txn_abort(txn);
 	return lme_err(rc, "open");
@@ -234,7 +254,12 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 		goto out_close;
 	}
 	unsigned flags = MDB_NOTLS;
-	if (o->sync == CJ_SYNC_RELAXED) flags |= MDB_NOSYNC;
+	if (o->sync == CJ_SYNC_RELAXED) {
+		flags |= MDB_NOSYNC;
+	} else {
+		flags |= MDB_NOMETASYNC;
+		db->sync_after = 1;
+	}
 	if ((rc = mdb_env_set_maxdbs(db->env, 4)) ||
 	    (rc = mdb_env_set_maxreaders(db->env, LME_MAX_READERS)) ||
 	    (rc = mdb_env_set_mapsize(db->env, o->map_size ? o->map_size : LME_DEFAULT_MAP))) {
@@ -346,10 +371,12 @@ static int lme_commit(cj_etx *tx) {
 		lme_end(tx);
 		return lme_err(rc, "commit");
 	}
+	/* wake the waiters first: what they do next does not wait for the flush */
 	for (unsigned i = 0; i < tx->notify.n; i++)
 		cj__os_word_bump(tx->db->wake, tx->notify.list[i]);
+	rc = lme_flush(tx->db);
 	lme_end(tx);
-	return CJ_OK;
+	return rc;
 }
 
 static uint64_t lme_version(cj_etx *tx) { return tx->version; }

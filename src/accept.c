@@ -1,6 +1,5 @@
 /* cj_accept, cj_accept_many: hand pending jobs to one processor. */
 #include <string.h>
-#include <sys/random.h>
 
 #include "cj_int.h"
 
@@ -63,7 +62,7 @@ static int find_candidate(cj_tx *tx, struct accept_arg *a, cj_buf *found,
 		/* jobs with sched 0, starting near a random id */
 		uint8_t r[8];
 		char start[17];
-		if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) memset(r, 0x55, sizeof r);
+		if (cj__random(r, sizeof r) != CJ_OK) memset(r, 0x55, sizeof r);
 		for (int i = 0; i < 8; i++) {
 			start[2 * i] = "0123456789abcdef"[r[i] >> 4];
 			start[2 * i + 1] = "0123456789abcdef"[r[i] & 15];

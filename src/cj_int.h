@@ -9,7 +9,7 @@
  *   keys.c     the RFC 007 key layout and value encodings
  *   json.c     validation of job data
  *   check.c    argument checks shared by every call
- *   uuid.c     job locks
+ *   uuid.c     job locks (random UUIDs; pooled randomness)
  *   db.c       cj_open / cj_close, options
  *   tx.c       transactions, cj_transact, the caller's own keys
  *   types.c    type timeouts
@@ -57,6 +57,9 @@ int64_t cj__epoch_ms(void); /* CLOCK_REALTIME, milliseconds */
 /* ---- uuid.c ------------------------------------------------------------- */
 
 #define CJ_LOCK_STRLEN 36
+/* len random bytes from the kernel's generator (pooled per thread, safe
+ * across fork); CJ_STORE if it fails. */
+int cj__random(void *out, size_t len);
 int cj__uuid_new(uint8_t out[CJ_UUID_LEN]);
 void cj__uuid_format(const uint8_t u[CJ_UUID_LEN], char out[CJ_LOCK_STRLEN + 1]);
 int cj__uuid_parse(const char *s, uint8_t out[CJ_UUID_LEN]); /* 0 or -1 */

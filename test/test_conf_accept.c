@@ -154,6 +154,55 @@ TEST(accept_fresh_lock) {
 	cj_close(db);
 }
 
+/* A process forked after this one made locks makes locks of its own, not the
+ * ones this process makes next (lock randomness is pooled per thread). */
+struct fork_lock_ctx {
+	chan locks;
+};
+
+static int fork_lock_child(void *arg) {
+	struct fork_lock_ctx *c = arg;
+	cj_db *db = NULL;
+	if (cj_open(t_url(), NULL, &db) != CJ_OK) return 3;
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 0;
+	cj_job *job = NULL;
+	if (cj_accept(db, "t", &o, &job, NULL) != CJ_OK) return 4;
+	char lock[40];
+	snprintf(lock, sizeof lock, "%s", cj_job_lock(job));
+	chan_send(&c->locks, lock, sizeof lock);
+	cj_job_free(job);
+	cj_close(db);
+	return 0;
+}
+
+TEST(accept_fresh_lock_after_fork) {
+	struct fork_lock_ctx c;
+	chan_init(&c.locks);
+	cj_db *db = open_typed("t");
+	for (int i = 0; i < 3; i++) {
+		char id[8];
+		snprintf(id, sizeof id, "j%d", i);
+		CHECK_OK(cj_add(db, NULL, "t", id, NULL, 0));
+	}
+	cj_job *first = take(db, "t"); /* this thread now holds lock randomness */
+	cj_job_free(first);
+	cj_close(db); /* no handle open across the fork */
+
+	int pid = t_spawn(fork_lock_child, &c);
+	char theirs[40];
+	chan_recv(&c.locks, theirs, sizeof theirs, 60000);
+	CHECK_INT(t_join(pid, 60000), 0);
+
+	db = t_open();
+	cj_job *mine = take(db, "t");
+	CHECK(is_uuid(theirs) && is_uuid(cj_job_lock(mine)));
+	CHECK(strcmp(theirs, cj_job_lock(mine)) != 0);
+	cj_job_free(mine);
+	cj_close(db);
+	chan_close(&c.locks);
+}
+
 /* ---- exactly once under concurrency -------------------------------------- */
 
 #define EO_JOBS 240
@@ -250,27 +299,7 @@ TEST(accept_exactly_once) {
 	CHECK_INT(eo_drain(c.db, c.pipefd[1]), 0);
 	close(c.pipefd[1]);
 
-	static char buf[EO_JOBS * 8 + 1];
-	size_t len = 0;
-	for (;;) {
-		ssize_t n = read(c.pipefd[0], buf + len, sizeof buf - 1 - len);
-		if (n < 0 && errno == EINTR) continue;
-		if (n <= 0) break;
-		len += (size_t)n;
-	}
-	buf[len] = 0;
-	close(c.pipefd[0]);
-	int seen[EO_JOBS] = {0};
-	size_t total = 0;
-	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-		int n = -1;
-		CHECK(sscanf(line, "j%d", &n) == 1);
-		CHECK(n >= 0 && n < EO_JOBS);
-		seen[n]++;
-		total++;
-	}
-	CHECK_INT(total, EO_JOBS);
-	for (int i = 0; i < EO_JOBS; i++) CHECK_INT(seen[i], 1);
+	check_each_once(c.pipefd[0], EO_JOBS);
 	for (int i = 0; i < EO_JOBS; i += 37) {
 		char id[16];
 		snprintf(id, sizeof id, "j%03d", i);
@@ -667,7 +696,8 @@ TEST(accept_no_schedule_invalid) {
 }
 
 TEST_MAIN(ENTRY(accept_basic), ENTRY(accept_only_its_type), ENTRY(accept_not_twice),
-          ENTRY(accept_fresh_lock), ENTRY(accept_exactly_once),
+          ENTRY(accept_fresh_lock), ENTRY(accept_fresh_lock_after_fork),
+          ENTRY(accept_exactly_once),
           ENTRY(accept_timeout_zero), ENTRY(accept_timeout_n),
           ENTRY(accept_bad_timeout), ENTRY(accept_wait_does_not_spin),
           ENTRY(accept_woken_by_thread), ENTRY(accept_one_job_many_waiters),

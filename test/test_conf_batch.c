@@ -265,27 +265,7 @@ TEST(accept_many_exactly_once) {
 	CHECK_INT(xo_drain(db, c.pipefd[1], 16), 0);
 	close(c.pipefd[1]);
 
-	static char buf[XO_JOBS * 8 + 1];
-	size_t len = 0;
-	for (;;) {
-		ssize_t r = read(c.pipefd[0], buf + len, sizeof buf - 1 - len);
-		if (r < 0 && errno == EINTR) continue;
-		if (r <= 0) break;
-		len += (size_t)r;
-	}
-	buf[len] = 0;
-	close(c.pipefd[0]);
-	int seen[XO_JOBS] = {0};
-	size_t total = 0;
-	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-		int k = -1;
-		CHECK(sscanf(line, "j%d", &k) == 1);
-		CHECK(k >= 0 && k < XO_JOBS);
-		seen[k]++;
-		total++;
-	}
-	CHECK_INT(total, XO_JOBS);
-	for (int i = 0; i < XO_JOBS; i++) CHECK_INT(seen[i], 1);
+	check_each_once(c.pipefd[0], XO_JOBS);
 	for (int i = 0; i < XO_JOBS; i += 29) {
 		char id[16];
 		snprintf(id, sizeof id, "j%03d", i);

@@ -267,6 +267,35 @@ void tu_check_exit(const char *file, int line, int pid, int64_t timeout_ms, int 
 	if (st != want) t_fail(file, line, "process %d ended with %d, want %d", pid, st, want);
 }
 
+void tu_check_each_once(const char *file, int line, int fd, int n) {
+	size_t cap = (size_t)n * 16 + 64, len = 0;
+	char *buf = malloc(cap + 1);
+	int *seen = calloc((size_t)n + 1, sizeof *seen);
+	if (!buf || !seen) t_fail(file, line, "out of memory");
+	for (;;) {
+		if (len == cap) t_fail(file, line, "more ids than %d jobs can make", n);
+		ssize_t r = read(fd, buf + len, cap - len);
+		if (r < 0 && errno == EINTR) continue;
+		if (r < 0) t_fail(file, line, "read: %s", strerror(errno));
+		if (r == 0) break;
+		len += (size_t)r;
+	}
+	buf[len] = 0;
+	close(fd);
+	int total = 0;
+	char *save = NULL;
+	for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		int k = -1;
+		if (sscanf(l, "j%d", &k) != 1 || k < 0 || k >= n)
+			t_fail(file, line, "unexpected id '%s'", l);
+		if (seen[k]++) t_fail(file, line, "job %s taken twice", l);
+		total++;
+	}
+	if (total != n) t_fail(file, line, "%d of %d jobs taken", total, n);
+	free(seen);
+	free(buf);
+}
+
 _Noreturn void stall_forever(void) {
 	for (int i = 0; i < 600; i++) sleep_ms(100);
 	fprintf(stderr, "stalled process was never killed\n");

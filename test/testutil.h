@@ -166,6 +166,11 @@ void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 	tu_check_exit(__FILE__, __LINE__, (pid), (timeout_ms), (want))
 void tu_check_exit(const char *file, int line, int pid, int64_t timeout_ms, int want);
 
+/* Reads "j<k>" lines up to end of file from fd (then closes it): each k of
+ * 0..n-1 must appear exactly once. */
+#define check_each_once(fd, n) tu_check_each_once(__FILE__, __LINE__, (fd), (n))
+void tu_check_each_once(const char *file, int line, int fd, int n);
+
 /* Sleeps until killed; bounded (a minute), so that a lost process ends by
  * itself, with exit code 98. */
 _Noreturn void stall_forever(void);

@@ -21,7 +21,9 @@ task="$top/examples/demo-task.sh"
 pids=""
 cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null || true; done
-	[ -s "$DEMO_DIR/big-report.started" ] && kill "$(cat "$DEMO_DIR/big-report.started")" 2>/dev/null
+	if [ -s "$DEMO_DIR/big-report.started" ]; then
+		kill "$(cat "$DEMO_DIR/big-report.started")" 2>/dev/null || true
+	fi
 	rm -rf "$DEMO_DIR"
 }
 trap cleanup EXIT INT TERM

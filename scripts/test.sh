@@ -41,6 +41,18 @@ cc -std=c11 -Wall -Wextra -Werror -Iinclude examples/quickstart.c \
 	build-gcc/libcouchjobs.a -llmdb -ljansson -lpq -lpthread -o build-gcc/quickstart
 (tmp=$(mktemp -d) && cd "$tmp" && "$OLDPWD/build-gcc/quickstart" && cd / && rm -rf "$tmp")
 
+echo "== the README's demo runs and ends well"
+sh scripts/demo.sh >build-gcc/demo.log 2>&1 || {
+	tail -n 30 build-gcc/demo.log
+	echo "test.sh: scripts/demo.sh failed (log: build-gcc/demo.log)" >&2
+	exit 1
+}
+grep -q "demo         0         0       301       301" build-gcc/demo.log || {
+	tail -n 30 build-gcc/demo.log
+	echo "test.sh: the demo did not finish its 301 jobs" >&2
+	exit 1
+}
+
 echo "== tests on the embedded engine (ASan + UBSan)"
 # leaks fail the run; a slow machine gets more time
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}"

@@ -155,7 +155,8 @@ static int accept_one(cj_tx *tx, struct accept_arg *a, uint8_t vs[CJ_VS_LEN]) {
 		}
 		goto out;
 	}
-	if ((rc = cj__del(tx, &found))) goto out;
+	/* found is held by this transaction since the look above: it is there */
+	if ((rc = cj__del_blind(tx, &found))) goto out;
 	cj_jv jv;
 	rc = cj__job_read(tx, a->type, id, &copy, &jv);
 	if (rc == CJ_NOT_FOUND) rc = cj__fail(CJ_STORE, "corrupt store: pending job without data");

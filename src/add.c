@@ -44,15 +44,12 @@ int cj__job_enqueue(cj_tx *tx, const char *type, const char *id, int64_t sched,
 }
 
 int cj__job_unindex(cj_tx *tx, const char *type, const char *id, const cj_jv *jv) {
-	int rc;
 	if (jv->has_lock && jv->has_seq) {
 		cj__key_activity(&tx->kbuf, type, jv->seq);
-		rc = cj__del(tx, &tx->kbuf);
 	} else {
 		cj__key_pending(&tx->kbuf, type, jv->sched, id);
-		rc = cj__del(tx, &tx->kbuf);
 	}
-	return rc == CJ_NOT_FOUND ? CJ_OK : rc; /* finished jobs have neither */
+	return cj__del_blind(tx, &tx->kbuf); /* finished jobs have neither */
 }
 
 int cj__job_state(cj_tx *tx, const char *type, const char *id, const cj_jv *jv,

@@ -206,6 +206,8 @@ void cj__tx_vs(cj_tx *tx, uint8_t out[CJ_VS_LEN]);
 int cj__get(cj_tx *tx, const cj_buf *k, const uint8_t **v, size_t *vl);
 int cj__put(cj_tx *tx, const cj_buf *k, const cj_buf *v);
 int cj__del(cj_tx *tx, const cj_buf *k);
+/* Deletes k whether or not it is there (engines may defer it). */
+int cj__del_blind(cj_tx *tx, const cj_buf *k);
 int cj__scan_prefix(cj_tx *tx, const cj_buf *prefix, cj_scan_fn fn, void *arg);
 int cj__notify(cj_tx *tx, const char *chan);
 /* Marks a job of type changed: bumps watches_activity, notifies watchers. */

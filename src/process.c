@@ -66,7 +66,7 @@ static int update_fn(cj_tx *tx, void *arg) {
 	int rc = read_held(tx, job, &copy, &jv);
 	if (rc) goto out;
 	cj__key_activity(&tx->kbuf, job->type, jv.seq);
-	if ((rc = cj__del(tx, &tx->kbuf)) && rc != CJ_NOT_FOUND) goto out;
+	if ((rc = cj__del_blind(tx, &tx->kbuf))) goto out;
 	cj__tx_vs(tx, vs);
 	if (a->finish) {
 		if (jv.resubmit) {

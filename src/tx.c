@@ -155,6 +155,14 @@ int cj__del(cj_tx *tx, const cj_buf *k) {
 	return tx->db->eng->del(tx->etx, CJ_SPACE_JOBS, k->p, k->len);
 }
 
+int cj__del_blind(cj_tx *tx, const cj_buf *k) {
+	if (oom(k)) return CJ_NOMEM;
+	const struct cj_engine *e = tx->db->eng;
+	if (e->del_blind) return e->del_blind(tx->etx, CJ_SPACE_JOBS, k->p, k->len);
+	int rc = e->del(tx->etx, CJ_SPACE_JOBS, k->p, k->len);
+	return rc == CJ_NOT_FOUND ? CJ_OK : rc;
+}
+
 int cj__scan_prefix(cj_tx *tx, const cj_buf *prefix, cj_scan_fn fn, void *arg) {
 	cj_buf hi = CJ_BUF_INIT;
 	cj__buf_add(&hi, prefix->p, prefix->len);

@@ -108,6 +108,10 @@ struct cj_engine {
 	 * may be up to CJ_ENGINE_MAX_KEY + 1 bytes. */
 	int (*claim_first)(cj_etx *tx, int space, const void *lo, size_t ll,
 	                   const void *hi, size_t hl, struct cj_buf *key_out);
+	/* Optional (NULL: the core calls del). Deletes k if it is there,
+	 * without telling whether it was; the engine may defer the work, and
+	 * a failure then comes from a later op on tx or from the commit. */
+	int (*del_blind)(cj_etx *tx, int space, const void *k, size_t kl);
 
 	/* Channels are short strings chosen by the core. */
 	int (*notify)(cj_etx *tx, const char *chan);

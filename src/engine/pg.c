@@ -145,6 +145,7 @@ static int pge_begin(cj_edb *db, int write, cj_etx **out) {
 static void pge_abort(cj_etx *tx) {
 	if (!tx) return;
 	pge_clear(tx);
+	cj__pg_flush(tx); /* what it says no longer matters */
 	if (PQtransactionStatus(tx->c->pg) != PQTRANS_IDLE) {
 		PGresult *r = PQexec(tx->c->pg, "ROLLBACK");
 		PQclear(r);
@@ -164,29 +165,33 @@ static int pge_commit(cj_etx *tx) {
 		pge_abort(tx);
 		return CJ_OK;
 	}
-	cj_buf sql = CJ_BUF_INIT;
+	/* the notification, the queued writes and COMMIT: one round trip */
+	int rc = CJ_OK;
 	if (tx->notify.n) {
+		cj_buf words = CJ_BUF_INIT;
 		char num[16];
-		cj__buf_add(&sql, "SELECT pg_notify('", 18);
-		cj__buf_add(&sql, db->chan, strlen(db->chan));
-		cj__buf_add(&sql, "', '", 4);
 		for (unsigned i = 0; i < tx->notify.n; i++) {
 			int n = snprintf(num, sizeof num, "%s%u", i ? "," : "",
 			                 (unsigned)tx->notify.list[i]);
-			cj__buf_add(&sql, num, (size_t)n);
+			cj__buf_add(&words, num, (size_t)n);
 		}
-		cj__buf_add(&sql, "'); ", 4);
+		cj__buf_add(&words, "", 1);
+		if (words.oom) {
+			rc = cj__fail(CJ_NOMEM, "out of memory");
+		} else {
+			const char *vals[2] = {db->chan, (const char *)words.p};
+			rc = cj__pg_queue(tx, NULL, "SELECT pg_notify($1, $2)", 2, vals, NULL, NULL);
+		}
+		cj__buf_free(&words);
+		if (rc) {
+			pge_abort(tx);
+			return rc;
+		}
 	}
-	cj__buf_add(&sql, "COMMIT", 7);
-	if (sql.oom) {
-		cj__buf_free(&sql);
-		pge_abort(tx);
-		return cj__fail(CJ_NOMEM, "out of memory");
-	}
-	PGresult *r = PQexec(tx->c->pg, (const char *)sql.p);
-	cj__buf_free(&sql);
-	int rc = CJ_OK;
-	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+	PGresult *r = NULL;
+	if ((rc = cj__pg_run(tx, NULL, "COMMIT", 0, NULL, NULL, NULL, 0, &r))) {
+		/* a queued write failed: the transaction was rolled back */
+	} else if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
 		rc = cj__pg_fail(db, tx->c, r, "commit");
 	} else if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {
 		/* COMMIT of a failed transaction says ROLLBACK */
@@ -205,8 +210,11 @@ static int pge_commit(cj_etx *tx) {
 static uint64_t pge_version(cj_etx *tx) {
 	if (tx->version || !tx->write || tx->failed) return tx->version;
 	pge_clear(tx);
-	PGresult *r = PQexecPrepared(tx->c->pg, "cj_nextval", 0, NULL, NULL, NULL, 0);
-	if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+	PGresult *r = NULL;
+	int rc = cj__pg_run(tx, "cj_nextval", NULL, 0, NULL, NULL, NULL, 0, &r);
+	if (rc)
+		tx->failed = rc;
+	else if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
 		tx->version = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
 	else
 		tx->failed = cj__pg_fail(tx->db, tx->c, r, "commit number");
@@ -216,13 +224,18 @@ static uint64_t pge_version(cj_etx *tx) {
 
 static void *pge_native(cj_etx *tx) {
 	tx->dirty = 1; /* the caller's statements are committed too */
+	/* the caller runs statements of its own: no answer may be pending */
+	int rc = cj__pg_flush(tx);
+	if (rc && !tx->failed) tx->failed = rc;
 	return tx->c->pg;
 }
 
 /* ---- data -------------------------------------------------------------------- */
 
 /* Locks the absence of a key (write transactions): an advisory lock on a
- * hash of the key, held until the transaction ends. */
+ * hash of the key, held until the transaction ends. Queued: it travels with
+ * the read that follows it, a statement of its own, so that the read's
+ * snapshot is taken once the lock is held. */
 static int pge_lock_absent(cj_etx *tx, int space, const void *k, size_t kl) {
 	uint32_t h = tx->db->key_hash;
 	h = (h ^ (uint32_t)space) * 16777619u;
@@ -230,11 +243,7 @@ static int pge_lock_absent(cj_etx *tx, int space, const void *k, size_t kl) {
 	char num[16];
 	snprintf(num, sizeof num, "%" PRId32, (int32_t)h);
 	const char *vals[1] = {num};
-	PGresult *r = PQexecPrepared(tx->c->pg, "cj_lock_key", 1, vals, NULL, NULL, 0);
-	int rc = CJ_OK;
-	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) rc = cj__pg_fail(tx->db, tx->c, r, "get");
-	PQclear(r);
-	return rc;
+	return cj__pg_queue(tx, "cj_lock_key", NULL, 1, vals, NULL, NULL);
 }
 
 static int pge_get(cj_etx *tx, int space, const void *k, size_t kl,
@@ -243,17 +252,18 @@ static int pge_get(cj_etx *tx, int space, const void *k, size_t kl,
 	const char *vals[2] = {pge_space[space], k};
 	int lens[2] = {0, (int)kl}, fmts[2] = {0, 1};
 	const char *stmt = tx->write ? "cj_get_w" : "cj_get";
-	PGresult *r = PQexecPrepared(tx->c->pg, stmt, 2, vals, lens, fmts, 1);
+	PGresult *r = NULL;
+	int rc = cj__pg_run(tx, stmt, NULL, 2, vals, lens, fmts, 1, &r);
+	if (rc) return rc;
 	if (r && tx->write && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0) {
 		/* absent: take turns with other transactions that find it absent,
 		 * then look again (a new statement sees what they committed) */
 		PQclear(r);
-		int rc = pge_lock_absent(tx, space, k, kl);
-		if (rc) return rc;
-		r = PQexecPrepared(tx->c->pg, stmt, 2, vals, lens, fmts, 1);
+		if ((rc = pge_lock_absent(tx, space, k, kl))) return rc;
+		if ((rc = cj__pg_run(tx, stmt, NULL, 2, vals, lens, fmts, 1, &r))) return rc;
 	}
 	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
-		int rc = cj__pg_fail(tx->db, tx->c, r, "get");
+		rc = cj__pg_fail(tx->db, tx->c, r, "get");
 		PQclear(r);
 		return rc;
 	}
@@ -274,11 +284,9 @@ static int pge_put(cj_etx *tx, int space, const void *k, size_t kl, const void *
 	/* a NULL parameter is SQL NULL: an empty value needs a pointer */
 	const char *vals[3] = {pge_space[space], k, v ? (const char *)v : ""};
 	int lens[3] = {0, (int)kl, (int)vl}, fmts[3] = {0, 1, 1};
-	PGresult *r = PQexecPrepared(tx->c->pg, "cj_put", 3, vals, lens, fmts, 1);
-	int rc = CJ_OK;
-	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) rc = cj__pg_fail(tx->db, tx->c, r, "put");
-	else tx->dirty = 1;
-	PQclear(r);
+	/* answered with the next statement that needs an answer (pg_pipe.c) */
+	int rc = cj__pg_queue(tx, "cj_put", NULL, 3, vals, lens, fmts);
+	if (rc == CJ_OK) tx->dirty = 1;
 	return rc;
 }
 
@@ -286,9 +294,11 @@ static int pge_del(cj_etx *tx, int space, const void *k, size_t kl) {
 	pge_clear(tx);
 	const char *vals[2] = {pge_space[space], k};
 	int lens[2] = {0, (int)kl}, fmts[2] = {0, 1};
-	PGresult *r = PQexecPrepared(tx->c->pg, "cj_del", 2, vals, lens, fmts, 1);
-	int rc = CJ_OK;
-	if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+	PGresult *r = NULL;
+	int rc = cj__pg_run(tx, "cj_del", NULL, 2, vals, lens, fmts, 1, &r);
+	if (rc) {
+		/* a queued write failed */
+	} else if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
 		rc = cj__pg_fail(tx->db, tx->c, r, "del");
 	} else {
 		tx->dirty = 1;
@@ -298,14 +308,26 @@ static int pge_del(cj_etx *tx, int space, const void *k, size_t kl) {
 	return rc;
 }
 
+/* Queued (pg_pipe.c): nobody waits for its row count. */
+static int pge_del_blind(cj_etx *tx, int space, const void *k, size_t kl) {
+	pge_clear(tx);
+	const char *vals[2] = {pge_space[space], k};
+	int lens[2] = {0, (int)kl}, fmts[2] = {0, 1};
+	int rc = cj__pg_queue(tx, "cj_del", NULL, 2, vals, lens, fmts);
+	if (rc == CJ_OK) tx->dirty = 1;
+	return rc;
+}
+
 static int pge_claim_first(cj_etx *tx, int space, const void *lo, size_t ll,
                            const void *hi, size_t hl, cj_buf *key_out) {
 	pge_clear(tx);
 	const char *vals[3] = {pge_space[space], lo ? lo : "", hi ? hi : ""};
 	int lens[3] = {0, (int)ll, (int)hl}, fmts[3] = {0, 1, 1};
-	PGresult *r = PQexecPrepared(tx->c->pg, "cj_claim", 3, vals, lens, fmts, 1);
-	int rc = 0;
-	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+	PGresult *r = NULL;
+	int rc = cj__pg_run(tx, "cj_claim", NULL, 3, vals, lens, fmts, 1, &r);
+	if (rc) {
+		/* a queued write failed */
+	} else if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
 		rc = cj__pg_fail(tx->db, tx->c, r, "claim");
 	} else if (PQntuples(r) == 1) {
 		cj__buf_reset(key_out);
@@ -336,8 +358,10 @@ static int pge_scan(cj_etx *tx, int space, const void *lo, size_t ll, const void
 			rc = cj__fail(CJ_NOMEM, "out of memory");
 			break;
 		}
-		PGresult *r = PQexecPrepared(tx->c->pg, after ? "cj_scan_after" : "cj_scan", 4,
-		                             vals, lens, fmts, 1);
+		PGresult *r = NULL;
+		if ((rc = cj__pg_run(tx, after ? "cj_scan_after" : "cj_scan", NULL, 4, vals, lens,
+		                     fmts, 1, &r)))
+			break;
 		if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
 			rc = cj__pg_fail(tx->db, tx->c, r, "scan");
 			PQclear(r);
@@ -397,6 +421,7 @@ const struct cj_engine cj__engine_pg = {
 	.del = pge_del,
 	.scan = pge_scan,
 	.claim_first = pge_claim_first,
+	.del_blind = pge_del_blind,
 	.notify = pge_notify,
 	.watch = cj__pg_watch,
 	.wait = cj__pg_wait,

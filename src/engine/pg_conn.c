@@ -179,7 +179,11 @@ int cj__pg_take(cj_edb *db, struct pge_conn **out, int *fresh) {
  * healthy. */
 void cj__pg_give(cj_edb *db, struct pge_conn *c) {
 	if (!c) return;
-	if (PQstatus(c->pg) != CONNECTION_OK ||
+	int piped = 0;
+#ifdef LIBPQ_HAS_PIPELINING
+	piped = PQpipelineStatus(c->pg) != PQ_PIPELINE_OFF; /* answers left unread */
+#endif
+	if (piped || PQstatus(c->pg) != CONNECTION_OK ||
 	    PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
 		cj__pg_close_conn(c);
 		return;

@@ -6,6 +6,8 @@
  *   pg_url.c     the URL and its schema= parameter
  *   pg_schema.c  creating, versioning and migrating the schema
  *   pg_listen.c  the listener thread and wake words (watch/wait/wake)
+ *   pg_pipe.c    queued writes: sent without waiting, answered with the
+ *                next statement that needs an answer (libpq pipeline mode)
  *
  * The design, in full:
  *
@@ -48,6 +50,9 @@
  *    without waiting for one another.
  * Waits that close a cycle end in a deadlock error (40P01), which is
  * CJ_CONFLICT: the core runs the transaction again.
+ * put(), del_blind() and the advisory lock before a re-read are queued
+ * (pg_pipe.c): sent without waiting, answered with the next statement
+ * that needs an answer, in the same round trip.
  * The commit number is nextval('commit_seq'), taken at the first
  * commit_version() call: numbers increase in the order transactions ask
  * for them, not in commit order (engine.h allows it; monitor.c says why
@@ -109,6 +114,7 @@
 #define PGE_BACKOFF_MAX 2000
 #define PGE_LISTEN_CONNECT_MS 15000
 #define PGE_SCAN_MAX_ROWS 256
+#define PGE_QUEUE_MAX 256 /* queued writes before their answers are read */
 #define PGE_SCAN_BATCH_BYTES ((size_t)4 << 20)
 #define PGE_LOCK_CLASS 0x636a /* advisory lock class of schema creation */
 #define PGE_KEY_LOCK_CLASS 0x636b /* advisory lock class of absent keys */
@@ -157,6 +163,7 @@ struct cj_etx {
 	uint64_t version; /* 0: not taken yet (write transactions) */
 	PGresult *res; /* of the last get */
 	cj_wordset notify; /* words marked by notify() */
+	int queued; /* writes sent whose answers were not read (pg_pipe.c) */
 };
 
 /* pg_conn.c */
@@ -170,6 +177,20 @@ int cj__pg_prepare(cj_edb *db, struct pge_conn *c);
 char *cj__pg_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cj__pg_quiet(void *arg, const char *msg);
 int cj__pg_take(cj_edb *db, struct pge_conn **out, int *fresh);
+
+/* pg_pipe.c */
+/* Sends a write (prepared statement name, or sql) without waiting for its
+ * answer; CJ_OK, or the code of an earlier queued write or of the send. */
+int cj__pg_queue(cj_etx *tx, const char *name, const char *sql, int n,
+                 const char *const *vals, const int *lens, const int *fmts);
+/* Runs a statement that needs its answer, in one round trip with the
+ * queued writes: CJ_OK with *res its result (to check as usual), or the
+ * code of a queued write that failed (*res NULL). */
+int cj__pg_run(cj_etx *tx, const char *name, const char *sql, int n,
+               const char *const *vals, const int *lens, const int *fmts, int rfmt,
+               PGresult **res);
+/* Reads the answers of the queued writes: CJ_OK or the first failure. */
+int cj__pg_flush(cj_etx *tx);
 
 /* pg_url.c */
 int cj__pg_parse_url(cj_edb *db, const char *url, const cj_options *o);

@@ -106,26 +106,35 @@ static void send_out(struct rd *r) {
 	r->o.len = 0;
 }
 
+/* MULTI, two commands, EXEC, in one write; the two commands' integer
+ * replies go to out. */
+static void multi2(struct rd *r, int n1, const char *const *c1, int n2, const char *const *c2,
+                   long long out[2]) {
+	static const char *const multi[] = {"MULTI"}, *const exec[] = {"EXEC"};
+	command(&r->o, 1, multi);
+	command(&r->o, n1, c1);
+	command(&r->o, n2, c2);
+	command(&r->o, 1, exec);
+	send_out(r);
+	expect_status(r, "OK", "MULTI");
+	expect_status(r, "QUEUED", c1[0]);
+	expect_status(r, "QUEUED", c2[0]);
+	if (expect(r, '*', "EXEC") != 2) cmp_die("redis EXEC: not 2 replies");
+	out[0] = expect(r, ':', c1[0]);
+	out[1] = expect(r, ':', c2[0]);
+}
+
 static void rd_enqueue(void *h, const struct cmp_new *jobs, size_t n) {
 	struct rd *r = h;
 	char key[CMP_ID_MAX + 8];
 	for (size_t i = 0; i < n; i++) { /* n is 1: one request in flight */
 		snprintf(key, sizeof key, "job:%s", jobs[i].id);
-		const char *multi[] = {"MULTI"};
 		const char *hset[] = {"HSET", key, "data", jobs[i].data};
 		const char *lpush[] = {"LPUSH", "queue", jobs[i].id};
-		const char *exec[] = {"EXEC"};
-		command(&r->o, 1, multi);
-		command(&r->o, 4, hset);
-		command(&r->o, 3, lpush);
-		command(&r->o, 1, exec);
-		send_out(r);
-		expect_status(r, "OK", "MULTI");
-		expect_status(r, "QUEUED", "HSET");
-		expect_status(r, "QUEUED", "LPUSH");
-		if (expect(r, '*', "EXEC") != 2) cmp_die("redis EXEC: not 2 replies");
-		if (expect(r, ':', "HSET") != 1) cmp_die("redis HSET %s: the job existed", key);
-		if (expect(r, ':', "LPUSH") < 1) cmp_die("redis LPUSH: empty list");
+		long long v[2];
+		multi2(r, 4, hset, 3, lpush, v);
+		if (v[0] != 1) cmp_die("redis HSET %s: the job existed", key);
+		if (v[1] < 1) cmp_die("redis LPUSH: empty list");
 	}
 }
 
@@ -167,21 +176,12 @@ static size_t rd_complete(void *h, struct cmp_job *jobs, size_t n) {
 	char key[CMP_ID_MAX + 8];
 	for (size_t i = 0; i < n; i++) { /* n is 1 */
 		snprintf(key, sizeof key, "job:%s", jobs[i].id);
-		const char *multi[] = {"MULTI"};
 		const char *lrem[] = {"LREM", "processing", "1", jobs[i].id};
 		const char *del[] = {"DEL", key};
-		const char *exec[] = {"EXEC"};
-		command(&r->o, 1, multi);
-		command(&r->o, 4, lrem);
-		command(&r->o, 2, del);
-		command(&r->o, 1, exec);
-		send_out(r);
-		expect_status(r, "OK", "MULTI");
-		expect_status(r, "QUEUED", "LREM");
-		expect_status(r, "QUEUED", "DEL");
-		if (expect(r, '*', "EXEC") != 2) cmp_die("redis EXEC: not 2 replies");
-		if (expect(r, ':', "LREM") != 1) cmp_die("redis LREM %s: not in processing", jobs[i].id);
-		if (expect(r, ':', "DEL") != 1) cmp_die("redis DEL %s: no such key", key);
+		long long v[2];
+		multi2(r, 4, lrem, 2, del, v);
+		if (v[0] != 1) cmp_die("redis LREM %s: not in processing", jobs[i].id);
+		if (v[1] != 1) cmp_die("redis DEL %s: no such key", key);
 		jobs[i].ok = 1;
 		free(jobs[i].data);
 		jobs[i].data = NULL;

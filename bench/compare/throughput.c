@@ -11,20 +11,26 @@
 #define MIXED_BACKLOG 10000L         /* mixed: the producer pauses at this many pending */
 #define BACKLOG_PAUSE_US 200         /* mixed: how long it pauses before looking again */
 
+/* One enqueue call of the run's batch of new jobs, numbered from *seq on;
+ * counted in enqueued. */
+static void produce(struct cmp_run *r, void *h, long *seq) {
+	struct cmp_new jobs[CMP_BATCH];
+	size_t b = RUN_BATCH(r);
+	for (size_t i = 0; i < b; i++) cmp_job_new(&jobs[i], 1, (*seq)++, 0);
+	r->be->enqueue(h, jobs, b);
+	atomic_fetch_add(&r->sh->enqueued, (long)b);
+}
+
 /* ---- enqueue: one producer, as fast as it can -------------------------- */
 
 static void enqueue_worker(int idx, void *arg) {
 	struct cmp_run *r = arg;
-	struct cmp_new jobs[CMP_BATCH];
-	size_t b = RUN_BATCH(r);
 	long seq = 0;
 	(void)idx;
 	void *h = r->be->open(&r->conf);
 	int64_t end = cmp_start(r->sh) + (int64_t)(r->seconds * 1e9), t;
 	do {
-		for (size_t i = 0; i < b; i++) cmp_job_new(&jobs[i], 1, seq++, 0);
-		r->be->enqueue(h, jobs, b);
-		atomic_fetch_add(&r->sh->enqueued, (long)b);
+		produce(r, h, &seq);
 		t = cmp_now_ns();
 	} while (t < end);
 	cmp_mark_last(r->sh, t);
@@ -115,8 +121,6 @@ void cmp_workload_drain(struct cmp_run *r) {
 
 static void mixed_producer(int idx, void *arg) {
 	struct cmp_run *r = arg;
-	struct cmp_new jobs[CMP_BATCH];
-	size_t b = RUN_BATCH(r);
 	long seq = 0;
 	(void)idx;
 	void *h = r->be->open(&r->conf);
@@ -126,10 +130,9 @@ static void mixed_producer(int idx, void *arg) {
 			cmp_sleep_us(BACKLOG_PAUSE_US);
 			continue;
 		}
-		if (seq + (long)b > r->sh->done_cap) cmp_die("more than %ld jobs enqueued", r->sh->done_cap);
-		for (size_t i = 0; i < b; i++) cmp_job_new(&jobs[i], 1, seq++, 0);
-		r->be->enqueue(h, jobs, b);
-		atomic_fetch_add(&r->sh->enqueued, (long)b);
+		if (seq + (long)RUN_BATCH(r) > r->sh->done_cap)
+			cmp_die("more than %ld jobs enqueued", r->sh->done_cap);
+		produce(r, h, &seq);
 	}
 	r->be->close(h);
 }

@@ -120,7 +120,6 @@ static int reenqueue_one(cj_tx *tx, const char *type, const uint8_t *k, size_t k
 		goto out;
 	/* a stray entry may be gone already: whoever moved the job on took it */
 	if ((rc = cj__del_blind(tx, &key))) goto out;
-	rc = CJ_OK;
 	if (!stale) goto out;
 	rc = cj__job_enqueue(tx, type, id, jv.sched, &jv, NULL, 0);
 	if (rc == CJ_OK) rc = 1;

@@ -16,6 +16,15 @@
  */
 #include "engine/pg_int.h"
 
+/* Runs one statement and waits for its result: a prepared one by name, or
+ * sql. */
+static PGresult *pge_exec_now(cj_etx *tx, const char *name, const char *sql, int n,
+                              const char *const *vals, const int *lens, const int *fmts,
+                              int rfmt) {
+	return name ? PQexecPrepared(tx->c->pg, name, n, vals, lens, fmts, rfmt)
+	            : PQexecParams(tx->c->pg, sql, n, NULL, vals, lens, fmts, rfmt);
+}
+
 #ifdef LIBPQ_HAS_PIPELINING
 
 /* Sends one statement into the pipeline: a prepared one by name, or sql
@@ -99,8 +108,7 @@ int cj__pg_run(cj_etx *tx, const char *name, const char *sql, int n,
 		}
 		return pge_collect(tx, res);
 	}
-	*res = name ? PQexecPrepared(tx->c->pg, name, n, vals, lens, fmts, rfmt)
-	            : PQexecParams(tx->c->pg, sql, n, NULL, vals, lens, fmts, rfmt);
+	*res = pge_exec_now(tx, name, sql, n, vals, lens, fmts, rfmt);
 	return CJ_OK;
 }
 
@@ -112,8 +120,7 @@ int cj__pg_flush(cj_etx *tx) {
 
 int cj__pg_queue(cj_etx *tx, const char *name, const char *sql, int n,
                  const char *const *vals, const int *lens, const int *fmts) {
-	PGresult *r = name ? PQexecPrepared(tx->c->pg, name, n, vals, lens, fmts, 1)
-	                   : PQexecParams(tx->c->pg, sql, n, NULL, vals, lens, fmts, 1);
+	PGresult *r = pge_exec_now(tx, name, sql, n, vals, lens, fmts, 1);
 	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK
 	             ? CJ_OK
@@ -125,8 +132,7 @@ int cj__pg_queue(cj_etx *tx, const char *name, const char *sql, int n,
 int cj__pg_run(cj_etx *tx, const char *name, const char *sql, int n,
                const char *const *vals, const int *lens, const int *fmts, int rfmt,
                PGresult **res) {
-	*res = name ? PQexecPrepared(tx->c->pg, name, n, vals, lens, fmts, rfmt)
-	            : PQexecParams(tx->c->pg, sql, n, NULL, vals, lens, fmts, rfmt);
+	*res = pge_exec_now(tx, name, sql, n, vals, lens, fmts, rfmt);
 	return CJ_OK;
 }
 

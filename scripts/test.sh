@@ -2,14 +2,16 @@
 # Installs what is needed, builds, and runs every test.
 #
 #   scripts/test.sh            everything: clang with ASan+UBSan (all tests),
-#                              a gcc -O2 -Werror build of everything, and a
+#                              a gcc -O2 -Werror build of everything, every
+#                              build type with gcc and clang
+#                              (scripts/build-matrix.sh), and a
 #                              smoke run of the speed comparison
 #                              (bench/compare.sh --smoke: installs beanstalkd
 #                              and redis-server, under a minute)
 #   scripts/test.sh --quick    one plain gcc build, all tests on the
 #                              embedded engine only
 #
-# Build trees: build-test (sanitizers), build-gcc.
+# Build trees: build-test (sanitizers), build-gcc, build-matrix/*.
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -19,19 +21,22 @@ jobs=$(nproc 2>/dev/null || echo 2)
 mode=${1:-full}
 
 if [ "$mode" = "--quick" ]; then
-	cmake -S . -B build-quick -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake -S . -B build-quick -DCMAKE_BUILD_TYPE=Debug -DCJ_WERROR=ON >/dev/null
 	cmake --build build-quick -j"$jobs"
 	(cd build-quick && ctest --output-on-failure -j2)
 	exit $?
 fi
 
 echo "== clang, -Werror, ASan + UBSan: build (the tests run below)"
-CC=clang cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DCJ_SANITIZE=ON >/dev/null
+CC=clang cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DCJ_SANITIZE=ON -DCJ_WERROR=ON >/dev/null
 cmake --build build-test -j"$jobs"
 
 echo "== gcc, -Werror, optimised: build everything"
-CC=gcc cmake -S . -B build-gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+CC=gcc cmake -S . -B build-gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCJ_WERROR=ON >/dev/null
 cmake --build build-gcc -j"$jobs"
+
+echo "== every build type (Debug, Release, RelWithDebInfo, MinSizeRel) with gcc and clang, -Werror"
+sh scripts/build-matrix.sh build-matrix
 
 echo "== house rules"
 sh scripts/check-source.sh build-gcc

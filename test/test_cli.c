@@ -43,6 +43,21 @@ static char *ok_out(const char *args) {
 
 static void ok(const char *args) { free(ok_out(args)); }
 
+/* Reads the row of type in the table `cjobs stats` printed: 1 if found. */
+static int stats_row(const char *table, const char *type, long long *pending,
+                     long long *running, long long *finished, long long *total) {
+	char name[300];
+	for (const char *line = table; line && *line;) {
+		if (sscanf(line, "%299s %lld %lld %lld %lld", name, pending, running, finished,
+		           total) == 5 &&
+		    strcmp(name, type) == 0)
+			return 1;
+		line = strchr(line, '\n');
+		if (line) line++;
+	}
+	return 0;
+}
+
 /* Runs a cjobs command that must fail with `want`, print nothing on stdout
  * and exactly one line on stderr. */
 static void fails(int want, const char *args) {
@@ -377,15 +392,11 @@ TEST(add_get_list_rm_stats) {
 	      strstr(o, "TOTAL"));
 	CHECK_INT(count_lines(o), 4); /* header, idle, t, t2 */
 	long long pe, ru, fi, to;
-	char name[32];
-	p = strstr(o, "\nt ");
-	CHECK(p && sscanf(p + 1, "%31s %lld %lld %lld %lld", name, &pe, &ru, &fi, &to) == 5);
+	CHECK(stats_row(o, "t", &pe, &ru, &fi, &to));
 	CHECK(pe == 1 && ru == 1 && fi == 0 && to == 2);
-	p = strstr(o, "\nt2 ");
-	CHECK(p && sscanf(p + 1, "%31s %lld %lld %lld %lld", name, &pe, &ru, &fi, &to) == 5);
+	CHECK(stats_row(o, "t2", &pe, &ru, &fi, &to));
 	CHECK(pe == 0 && ru == 0 && fi == 1 && to == 1);
-	p = strstr(o, "\nidle ");
-	CHECK(p && sscanf(p + 1, "%31s %lld %lld %lld %lld", name, &pe, &ru, &fi, &to) == 5);
+	CHECK(stats_row(o, "idle", &pe, &ru, &fi, &to));
 	CHECK(to == 0);
 	free(o);
 	o = ok_out("stats --json");

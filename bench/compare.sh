@@ -29,7 +29,8 @@
 #     ports (11300, 6379, 5432) where the init system lets them; this script
 #     neither uses nor touches those. Its own servers listen on 127.0.0.1
 #     only, on ports of their own: beanstalkd 11391, Redis 63791, PostgreSQL
-#     54339 (it fails if one of these is taken).
+#     54339 (it fails if one of these is taken; CJ_COMPARE_BS_PORT,
+#     CJ_COMPARE_RD_PORT and CJ_COMPARE_PG_PORT choose others).
 #  2. Builds a Release build of the library and bench/compare/ (the
 #     program cj_compare) in build-compare/.
 #  3. Makes a scratch directory under $CJ_BENCH_DIR (default /var/tmp),
@@ -65,9 +66,9 @@ root=$(dirname "$here")
 build="$root/build-compare"
 prog="$build/cj_compare"
 
-BS_PORT=11391
-RD_PORT=63791
-PG_PORT=54339
+BS_PORT=${CJ_COMPARE_BS_PORT:-11391}
+RD_PORT=${CJ_COMPARE_RD_PORT:-63791}
+PG_PORT=${CJ_COMPARE_PG_PORT:-54339}
 
 ALL_SYSTEMS="cj-lmdb cj-lmdb-batch cj-pg cj-pg-batch beanstalkd redis pgqueue"
 ALL_WORKLOADS="enqueue drain mixed latency scale"

@@ -1,15 +1,14 @@
 /*
  * FoundationDB tuple-layer encoding: the subset described in tuple.h.
  */
-#include "tuple.h"
-
-#include <stdlib.h>
 #include <string.h>
+
+#include "cj_int.h"
 
 /* ---- growable buffer ---------------------------------------------------- */
 
 void cj__buf_free(cj_buf *b) {
-	free(b->p);
+	cj_free(b->p);
 	b->p = NULL;
 	b->len = 0;
 	b->cap = 0;
@@ -38,7 +37,7 @@ static int buf_reserve(cj_buf *b, size_t n) {
 		}
 		cap *= 2;
 	}
-	uint8_t *p = realloc(b->p, cap);
+	uint8_t *p = cj__realloc(b->p, cap);
 	if (!p) {
 		b->oom = 1;
 		return -1;

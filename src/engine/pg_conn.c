@@ -43,7 +43,7 @@ void cj__pg_quiet(void *arg, const char *msg) {
 void cj__pg_close_conn(struct pge_conn *c) {
 	if (!c) return;
 	PQfinish(c->pg);
-	free(c);
+	cj_free(c);
 }
 
 /* Closes every idle connection (after one was found broken). */
@@ -108,7 +108,7 @@ int cj__pg_connect(cj_edb *db, struct pge_conn **out) {
 	if (!c) return cj__fail(CJ_NOMEM, "out of memory");
 	c->pg = PQconnectdbParams(db->kw, db->val, 1);
 	if (!c->pg) {
-		free(c);
+		cj_free(c);
 		return cj__fail(CJ_NOMEM, "out of memory");
 	}
 	if (PQstatus(c->pg) != CONNECTION_OK) {

@@ -62,7 +62,7 @@ static int pge_read_version(cj_edb *db, struct pge_conn *c, int64_t *v) {
 	                       db->qschema);
 	if (!sql) return cj__fail(CJ_NOMEM, "out of memory");
 	PGresult *r = PQexec(c->pg, sql);
-	free(sql);
+	cj_free(sql);
 	int rc = CJ_OK;
 	if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
 		if (PQntuples(r) != 1)
@@ -87,7 +87,7 @@ static int pge_lock_schema(cj_edb *db, struct pge_conn *c) {
 	                       PGE_LOCK_CLASS, db->schema);
 	if (!sql) return cj__fail(CJ_NOMEM, "out of memory");
 	int rc = cj__pg_exec(db, c, sql, PGRES_TUPLES_OK, "open", NULL);
-	free(sql);
+	cj_free(sql);
 	return rc;
 }
 
@@ -116,7 +116,7 @@ static int pge_create(cj_edb *db, struct pge_conn *c) {
 		goto out_rollback;
 	}
 	if (!has_meta) {
-		free(sql);
+		cj_free(sql);
 		sql = cj__pg_printf(
 			"CREATE TABLE %s.kv (space smallint NOT NULL, k bytea NOT NULL, "
 			"v bytea NOT NULL, PRIMARY KEY (space, k)); "
@@ -137,7 +137,7 @@ out_rollback:
 		PQclear(rb);
 	}
 	PQclear(r);
-	free(sql);
+	cj_free(sql);
 	return rc;
 }
 
@@ -161,7 +161,7 @@ static int pge_migrate(cj_edb *db, struct pge_conn *c) {
 			goto out_rollback;
 		}
 		rc = cj__pg_exec(db, c, sql, PGRES_COMMAND_OK, "migrate", NULL);
-		free(sql);
+		cj_free(sql);
 		if (rc) goto out_rollback;
 	}
 	char *sql = cj__pg_printf("UPDATE %s.meta SET value = %d WHERE name = 'schema_version'",
@@ -171,7 +171,7 @@ static int pge_migrate(cj_edb *db, struct pge_conn *c) {
 		goto out_rollback;
 	}
 	rc = cj__pg_exec(db, c, sql, PGRES_COMMAND_OK, "migrate", NULL);
-	free(sql);
+	cj_free(sql);
 	if (rc == CJ_OK) rc = cj__pg_exec(db, c, "COMMIT", PGRES_COMMAND_OK, "migrate", NULL);
 out_rollback:
 	if (rc && PQtransactionStatus(c->pg) != PQTRANS_IDLE) {

@@ -25,7 +25,7 @@ static char *pge_unescape(const char *s, size_t n, int *bad) {
 		int hi = i + 2 < n ? pge_hex(s[i + 1]) : -1;
 		int lo = i + 2 < n ? pge_hex(s[i + 2]) : -1;
 		if (hi < 0 || lo < 0) {
-			free(o);
+			cj_free(o);
 			*bad = 1;
 			return NULL;
 		}
@@ -60,7 +60,7 @@ int cj__pg_parse_url(cj_edb *db, const char *url, const cj_options *o) {
 			size_t n = strcspn(p, "&");
 			if (n >= 7 && strncmp(p, "schema=", 7) == 0) {
 				int bad;
-				free(schema);
+				cj_free(schema);
 				schema = pge_unescape(p + 7, n - 7, &bad);
 				if (!schema) {
 					rc = bad ? cj__fail(CJ_INVALID, "bad escape in the schema= parameter")
@@ -94,7 +94,7 @@ int cj__pg_parse_url(cj_edb *db, const char *url, const cj_options *o) {
 	db->uri = (char *)u.p;
 	u.p = NULL;
 out_free:
-	free(schema);
+	cj_free(schema);
 	cj__buf_free(&u);
 	return rc;
 }

@@ -18,46 +18,14 @@ struct accept_arg {
 	int64_t next_due;  /* earliest later sched time, or -1 */
 };
 
-static int first_key(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
-                     void *arg) {
-	(void)v, (void)vl;
-	cj_buf *out = arg;
-	cj__buf_reset(out);
-	cj__buf_add(out, k, kl);
-	return 1;
-}
-
-/* Copies the first key in [lo, hi) to out: 1 found, 0 none, or a code. */
-static int scan_first(cj_tx *tx, const cj_buf *lo, const cj_buf *hi, cj_buf *out) {
-	if (lo->oom || hi->oom) return cj__fail(CJ_NOMEM, "out of memory");
-	int rc = tx->db->eng->scan(tx->etx, CJ_SPACE_JOBS, lo->p, lo->len, hi->p, hi->len,
-	                           first_key, out);
-	if (rc == 1) return out->oom ? cj__fail(CJ_NOMEM, "out of memory") : 1;
-	return rc;
-}
-
-/* In accept_fn: the first key in [lo, hi) that no concurrent acceptor holds,
- * now held by this transaction, on an engine that can claim keys (engine.h);
- * else the first key (the engine's writers take turns). 1, 0 or a code. */
-static int take_first(cj_tx *tx, const cj_buf *lo, const cj_buf *hi, cj_buf *out) {
-	if (!tx->db->eng->claim_first) return scan_first(tx, lo, hi, out);
-	if (lo->oom || hi->oom) return cj__fail(CJ_NOMEM, "out of memory");
-	cj__buf_reset(out);
-	int rc = tx->db->eng->claim_first(tx->etx, CJ_SPACE_JOBS, lo->p, lo->len, hi->p,
-	                                  hi->len, out);
-	if (rc == 1 && out->oom) return cj__fail(CJ_NOMEM, "out of memory");
-	return rc;
-}
-
 /* The pending key to take, in found: 1, 0 if none is due, or a code.
- * first: scan_first (a look) or take_first (to take it). */
+ * first: cj__scan_first (a look) or cj__claim_first (to take it). */
 static int find_candidate(cj_tx *tx, struct accept_arg *a, cj_buf *found,
                           int (*first)(cj_tx *, const cj_buf *, const cj_buf *,
                                        cj_buf *)) {
 	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
 	int rc;
-	cj__key_pending_prefix(&lo, a->type);
-	cj__key_pending_prefix(&hi, a->type);
+	a->next_due = -1;
 	if (a->no_schedule) {
 		/* jobs with sched 0, starting near a random id */
 		uint8_t r[8];
@@ -68,43 +36,34 @@ static int find_candidate(cj_tx *tx, struct accept_arg *a, cj_buf *found,
 			start[2 * i + 1] = "0123456789abcdef"[r[i] & 15];
 		}
 		start[16] = 0;
-		cj__tup_int(&lo, 0);
-		cj__tup_int(&hi, 0);
-		cj__tup_str(&lo, start, 16);
+		cj__key_pending(&lo, a->type, 0, start);
+		cj__key_pending_at(&hi, a->type, 0);
 		cj__tup_range_end(&hi);
 		rc = first(tx, &lo, &hi, found);
 		if (rc == 0) {
 			/* wrap around: from the first unscheduled job up to start */
 			cj__buf_reset(&hi);
 			cj__buf_add(&hi, lo.p, lo.len);
-			cj__key_pending_prefix(&lo, a->type);
-			cj__tup_int(&lo, 0);
+			cj__key_pending_at(&lo, a->type, 0);
 			rc = first(tx, &lo, &hi, found);
 		}
-		a->next_due = -1;
 	} else {
+		cj__key_pending_prefix(&lo, a->type);
 		if (a->max_sched == INT64_MAX) {
+			cj__key_pending_prefix(&hi, a->type);
 			cj__tup_range_end(&hi);
 		} else {
-			cj__tup_int(&hi, a->max_sched + 1);
+			cj__key_pending_at(&hi, a->type, a->max_sched + 1);
 		}
 		rc = first(tx, &lo, &hi, found);
-		a->next_due = -1;
 		if (rc == 0 && a->max_sched != INT64_MAX) {
 			/* nothing due: when is the next one? */
 			cj_buf end = CJ_BUF_INIT, next = CJ_BUF_INIT;
 			cj__key_pending_prefix(&end, a->type);
 			cj__tup_range_end(&end);
-			int n = scan_first(tx, &hi, &end, &next);
-			if (n == 1) {
-				cj_tup_reader r;
-				cj_tup_item it;
-				cj__tup_reader_init(&r, next.p, next.len);
-				for (int i = 0; i < 4; i++) cj__tup_next(&r, &it);
-				if (it.kind == CJ_TUP_INT) a->next_due = it.i;
-			} else if (n < 0) {
-				rc = n;
-			}
+			int n = cj__scan_first(tx, &hi, &end, &next);
+			if (n == 1) n = cj__key_pending_parse(next.p, next.len, &a->next_due, NULL);
+			if (n < 0) rc = n;
 			cj__buf_free(&end);
 			cj__buf_free(&next);
 		}
@@ -114,19 +73,24 @@ static int find_candidate(cj_tx *tx, struct accept_arg *a, cj_buf *found,
 	return rc;
 }
 
+static int stop_at_key(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                       void *arg) {
+	(void)k, (void)kl, (void)v, (void)vl, (void)arg;
+	return 1;
+}
+
 /* Holds the job's data key without waiting: 1 held, 0 held by another
- * transaction (or missing), or a code. The other writers of a job take its
- * data key first and its pending key after; an acceptor takes them the
- * other way round, so it must not wait here. */
-static int claim_data(cj_tx *tx, const char *type, const char *id, cj_buf *scratch) {
-	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
-	cj__key_data(&lo, type, id);
-	cj__buf_add(&hi, lo.p, lo.len);
-	cj__buf_add(&hi, "", 1);
-	int rc = take_first(tx, &lo, &hi, scratch);
-	cj__buf_free(&lo);
-	cj__buf_free(&hi);
-	return rc;
+ * transaction, or a code. The other writers of a job take its data key
+ * first and its pending key after; an acceptor takes them the other way
+ * round, so it must not wait here. */
+static int claim_data(cj_tx *tx, const char *type, const char *id) {
+	cj__key_data(&tx->kbuf, type, id);
+	int rc = cj__claim_key(tx, &tx->kbuf);
+	if (rc != 0) return rc;
+	/* held by another, or missing: a look, which holds nothing, tells */
+	rc = cj__scan_key(tx, &tx->kbuf, stop_at_key, NULL);
+	if (rc == 0) return cj__fail(CJ_STORE, "corrupt store: pending job without data");
+	return rc == 1 ? 0 : rc;
 }
 
 /* Takes one pending job in tx into a->jobs[a->n]: CJ_OK, CJ_NOT_FOUND (none
@@ -136,17 +100,13 @@ static int accept_one(cj_tx *tx, struct accept_arg *a, uint8_t vs[CJ_VS_LEN]) {
 	cj_buf found = CJ_BUF_INIT, copy = CJ_BUF_INIT;
 	char *id = NULL;
 	cj_job *job = NULL;
-	int rc = find_candidate(tx, a, &found, take_first);
+	int rc = find_candidate(tx, a, &found, cj__claim_first);
 	if (rc == 0) {
 		rc = CJ_NOT_FOUND;
 		goto out;
 	}
-	if (rc < 0) goto out;
-	if (!(id = cj__key_string_at(found.p, found.len, 4))) {
-		rc = cj__fail(CJ_STORE, "corrupt pending key");
-		goto out;
-	}
-	if (tx->db->eng->claim_first && (rc = claim_data(tx, a->type, id, &copy)) != 1) {
+	if (rc < 0 || (rc = cj__key_pending_parse(found.p, found.len, NULL, &id))) goto out;
+	if ((rc = claim_data(tx, a->type, id)) != 1) {
 		/* another transaction holds the job (an add, a resubmit, a remove):
 		 * never wait for it while holding its pending key */
 		if (rc == 0) {
@@ -155,7 +115,7 @@ static int accept_one(cj_tx *tx, struct accept_arg *a, uint8_t vs[CJ_VS_LEN]) {
 		}
 		goto out;
 	}
-	/* found is held by this transaction since the look above: it is there */
+	/* found is held by this transaction since the claim above: it is there */
 	if ((rc = cj__del_blind(tx, &found))) goto out;
 	cj_jv jv;
 	rc = cj__job_read(tx, a->type, id, &copy, &jv);
@@ -168,23 +128,17 @@ static int accept_one(cj_tx *tx, struct accept_arg *a, uint8_t vs[CJ_VS_LEN]) {
 	}
 	job->id = id;
 	id = NULL;
-	if ((rc = cj__uuid_new(job->lock))) goto out;
+	if ((rc = cj__uuid_new(job->lock)) || (rc = cj__tx_vs(tx, vs))) goto out;
 	cj__uuid_format(job->lock, job->lock_str);
-
-	cj__tx_vs(tx, vs);
 	jv.has_lock = 1;
 	memcpy(jv.lock, job->lock, CJ_UUID_LEN);
 	jv.has_seq = 1;
 	memcpy(jv.seq, vs, CJ_VS_LEN);
 	jv.resubmit = 0;
 	job->resubmit = 0;
-	if ((rc = cj__job_write(tx, a->type, job->id, &jv, NULL, 0))) goto out;
-	cj_buf v = CJ_BUF_INIT;
-	cj__tup_str(&v, job->id, strlen(job->id));
-	cj__key_activity(&tx->kbuf, a->type, vs);
-	rc = cj__put(tx, &tx->kbuf, &v);
-	cj__buf_free(&v);
-	if (rc) goto out;
+	if ((rc = cj__job_write(tx, a->type, job->id, &jv, NULL, 0)) ||
+	    (rc = cj__job_activity_put(tx, a->type, job->id, vs)))
+		goto out;
 	if (a->data && !(a->data[a->n] = cj__jv_data(&jv))) {
 		rc = cj__fail(CJ_NOMEM, "out of memory");
 		goto out;
@@ -233,7 +187,7 @@ static int accept_fn(cj_tx *tx, void *arg) {
 /* A read-only look first: idle acceptors never take the writer's turn. */
 static int probe_fn(cj_tx *tx, void *arg) {
 	cj_buf found = CJ_BUF_INIT;
-	int rc = find_candidate(tx, arg, &found, scan_first);
+	int rc = find_candidate(tx, arg, &found, cj__scan_first);
 	cj__buf_free(&found);
 	return rc == 1 ? CJ_OK : rc == 0 ? CJ_NOT_FOUND : rc;
 }
@@ -255,7 +209,7 @@ static int accept_wait(cj_db *db, const cj_accept_opts *opts, struct accept_arg 
 	cj__chan_pending(chan, sizeof chan, a->type);
 	int64_t deadline = opts->timeout_ms < 0 ? -1 : cj__mono_ms() + opts->timeout_ms;
 	for (;;) {
-		uint64_t token = db->eng->watch(db->edb, chan);
+		uint64_t token = cj__watch(db, chan);
 		int64_t now_ms = cj__epoch_ms();
 		a->max_sched = opts->max_sched_time == CJ_SCHED_NOW ? now_ms / 1000
 		                                                    : opts->max_sched_time;
@@ -281,7 +235,7 @@ static int accept_wait(cj_db *db, const cj_accept_opts *opts, struct accept_arg 
 		}
 		if (deadline >= 0 && cj__mono_ms() >= deadline)
 			return cj__fail(CJ_NOT_FOUND, "no job of type \"%.60s\" available", a->type);
-		db->eng->wait(db->edb, chan, token, wake_at);
+		cj__wait(db, chan, token, wake_at);
 	}
 }
 

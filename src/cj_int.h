@@ -4,16 +4,20 @@
  *   error.c    codes, cj_strerror, the thread-local detail (cj__fail)
  *   alloc.c    allocation wrappers, cj_free
  *   clock.c    monotonic and wall clocks
- *   chan.c     channel names and wake words
+ *   chan.c     channel names, wake words, and waiting on channels
  *   tuple.c    FoundationDB tuple encoding (tuple.h)
- *   keys.c     the RFC 007 key layout and value encodings
+ *   keys.c     the RFC 007 key layout and value encodings: building and
+ *              parsing every key (no other file knows a key's positions)
  *   json.c     validation of job data
  *   check.c    argument checks shared by every call
  *   uuid.c     job locks (random UUIDs; pooled randomness)
  *   db.c       cj_open / cj_close, options
- *   tx.c       transactions, cj_transact, the caller's own keys
+ *   tx.c       transactions, cj_transact, the caller's own keys, and the
+ *              engine's data ops (chan.c has its wake ops): the core calls
+ *              the engine nowhere else but db.c's open and close
  *   types.c    type timeouts
- *   add.c      cj_add, cj_remove, and the shared enqueue step
+ *   job.c      the job record: loading, writing, enqueueing, indexes
+ *   add.c      cj_add, cj_remove
  *   get.c      reading jobs: state, data, info, listing
  *   accept.c   cj_accept
  *   process.c  cj_update, cj_finish, cj_resubmit, job handles
@@ -100,10 +104,14 @@ int cj__json_check_object(const char *s, size_t n);
 
 #define CJ_FORMAT_VERSION 1
 
+/* ("couch_jobs"): what every key of the jobs space starts with. */
+void cj__key_root(cj_buf *b);
 void cj__key_data(cj_buf *b, const char *type, const char *id);
 void cj__key_data_prefix(cj_buf *b, const char *type /* NULL: all */);
 void cj__key_pending(cj_buf *b, const char *type, int64_t sched, const char *id);
 void cj__key_pending_prefix(cj_buf *b, const char *type);
+/* ("couch_jobs", "pending", type, sched): the pending keys at sched. */
+void cj__key_pending_at(cj_buf *b, const char *type, int64_t sched);
 void cj__key_watch_pending(cj_buf *b, const char *type);
 void cj__key_watch_activity(cj_buf *b, const char *type);
 void cj__key_timeout(cj_buf *b, const char *type);
@@ -132,10 +140,21 @@ int cj__jv_decode(const uint8_t *v, size_t vl, cj_jv *jv); /* CJ_OK / CJ_STORE *
 /* The job data of jv as a new string (cj_free). */
 char *cj__jv_data(const cj_jv *jv);
 
-/* Decodes a key (type, ...) after the "couch_jobs" and subspace elements:
- * skips `skip` elements, then copies the next string element into a new
- * string. NULL on malformed keys or no memory. */
-char *cj__key_string_at(const uint8_t *k, size_t kl, int index);
+/* Parsing keys of the jobs space. Each returns CJ_OK, CJ_STORE ("corrupt
+ * <subspace> key") if k is not a whole key of that subspace with elements
+ * of the right kinds, or CJ_NOMEM; strings are new (cj_free), and NULL on
+ * failure. Outputs that are NULL are not wanted. */
+int cj__key_data_parse(const uint8_t *k, size_t kl, char **type, char **id);
+int cj__key_pending_parse(const uint8_t *k, size_t kl, int64_t *sched, char **id);
+int cj__key_timeout_parse(const uint8_t *k, size_t kl, char **type);
+int cj__key_activity_parse(const uint8_t *k, size_t kl, uint8_t seq[CJ_VS_LEN]);
+
+/* A versionstamp: commit number (big-endian), order within the commit. */
+void cj__vs_make(uint8_t out[CJ_VS_LEN], uint64_t version, uint16_t order);
+/* An activity entry's value, (JobId): build / parse (as the parsers above,
+ * "corrupt activity value"). */
+void cj__val_id(cj_buf *b, const char *id);
+int cj__val_id_parse(const uint8_t *v, size_t vl, char **id);
 
 /* Decodes a one-element tuple value holding an int / a versionstamp. */
 int cj__val_int(const uint8_t *v, size_t vl, int64_t *out);
@@ -179,6 +198,11 @@ typedef struct cj_wordset {
 } cj_wordset;
 void cj__wordset_add(cj_wordset *s, unsigned word);
 
+/* The engine's wake ops (engine.h's watch, wait, wake) on db. */
+uint64_t cj__watch(cj_db *db, const char *chan);
+int cj__wait(cj_db *db, const char *chan, uint64_t token, int64_t deadline_ms);
+void cj__wake(cj_db *db, const char *chan);
+
 /* ---- tx.c --------------------------------------------------------------- */
 
 struct cj_tx {
@@ -199,16 +223,31 @@ struct cj_tx {
 int cj__run(cj_db *db, cj_tx *tx, int write, int (*fn)(cj_tx *tx, void *arg),
             void *arg);
 
-/* A fresh versionstamp of tx's commit (write transactions only). */
-void cj__tx_vs(cj_tx *tx, uint8_t out[CJ_VS_LEN]);
+/* The engine's commit number of tx (engine.h): CJ_OK or a code. */
+int cj__tx_version(cj_tx *tx, uint64_t *out);
+/* A fresh versionstamp of tx's commit (write transactions only): CJ_OK or
+ * a code (the engine may do I/O to number the commit). */
+int cj__tx_vs(cj_tx *tx, uint8_t out[CJ_VS_LEN]);
 
-/* Engine ops on the jobs space, through the tx's scratch key buffer. */
+/* Engine ops on the jobs space. A key or bound whose buffer ran out of
+ * memory gives CJ_NOMEM. */
 int cj__get(cj_tx *tx, const cj_buf *k, const uint8_t **v, size_t *vl);
 int cj__put(cj_tx *tx, const cj_buf *k, const cj_buf *v);
 int cj__del(cj_tx *tx, const cj_buf *k);
 /* Deletes k whether or not it is there (engines may defer it). */
 int cj__del_blind(cj_tx *tx, const cj_buf *k);
+/* Keys in [lo, hi) / under prefix / just k, ascending; engine.h's scan(). */
+int cj__scan(cj_tx *tx, const cj_buf *lo, const cj_buf *hi, cj_scan_fn fn, void *arg);
 int cj__scan_prefix(cj_tx *tx, const cj_buf *prefix, cj_scan_fn fn, void *arg);
+int cj__scan_key(cj_tx *tx, const cj_buf *k, cj_scan_fn fn, void *arg);
+/* Copies the first key in [lo, hi) to out: 1, 0 if none, or a code.
+ * scan_first holds nothing; claim_first holds the key (engine.h's
+ * claim_first: keys other transactions hold are skipped). */
+int cj__scan_first(cj_tx *tx, const cj_buf *lo, const cj_buf *hi, cj_buf *out);
+int cj__claim_first(cj_tx *tx, const cj_buf *lo, const cj_buf *hi, cj_buf *out);
+/* Holds key k without waiting: 1 held, 0 absent or held by another
+ * transaction, or a code. */
+int cj__claim_key(cj_tx *tx, const cj_buf *k);
 int cj__notify(cj_tx *tx, const char *chan);
 /* Marks a job of type changed: bumps watches_activity, notifies watchers. */
 int cj__touch_activity(cj_tx *tx, const char *type, const uint8_t vs[CJ_VS_LEN]);
@@ -223,12 +262,16 @@ int cj__tx_held(const cj_db *db);
 /* CJ_OK with the timeout, CJ_NO_TYPE_TIMEOUT if none, or an engine code. */
 int cj__type_timeout_tx(cj_tx *tx, const char *type, int64_t *seconds);
 
-/* ---- add.c -------------------------------------------------------------- */
+/* ---- job.c -------------------------------------------------------------- */
 
 /* Reads the job's data value into copy and decodes it into jv (which
- * points into copy). CJ_NOT_FOUND if missing. */
+ * points into copy). CJ_NOT_FOUND (without a detail) if missing. */
 int cj__job_read(cj_tx *tx, const char *type, const char *id, cj_buf *copy,
                  cj_jv *jv);
+/* cj__job_read, then the job's state (when state is not NULL): CJ_OK;
+ * CJ_NOT_FOUND with the detail "no such job"; or a code. */
+int cj__job_load(cj_tx *tx, const char *type, const char *id, cj_buf *copy,
+                 cj_jv *jv, cj_state *state);
 /* Writes the job's data value: jv's fields with data (NULL: jv's data). */
 int cj__job_write(cj_tx *tx, const char *type, const char *id, const cj_jv *jv,
                   const char *data, size_t dlen);
@@ -237,6 +280,9 @@ int cj__job_write(cj_tx *tx, const char *type, const char *id, const cj_jv *jv,
  * pending and no activity entry when called. */
 int cj__job_enqueue(cj_tx *tx, const char *type, const char *id, int64_t sched,
                     const cj_jv *old, const char *data, size_t dlen);
+/* Writes the job's activity entry under the sequence vs. */
+int cj__job_activity_put(cj_tx *tx, const char *type, const char *id,
+                         const uint8_t vs[CJ_VS_LEN]);
 /* Deletes the job's pending or activity entry, whichever it has. */
 int cj__job_unindex(cj_tx *tx, const char *type, const char *id, const cj_jv *jv);
 /* The state of a job from its data value (one more read for pending). */

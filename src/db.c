@@ -47,8 +47,7 @@ static int write_format(cj_tx *tx, void *arg) {
 	int rc = read_format(tx, a);
 	if (rc || a->found) return rc;
 	cj_buf k = CJ_BUF_INIT, v = CJ_BUF_INIT;
-	cj__buf_add(&k, "", 0);
-	cj__tup_str(&k, "couch_jobs", 10);
+	cj__key_root(&k);
 	rc = cj__scan_prefix(tx, &k, stop_at_first, NULL);
 	if (rc == 1) {
 		rc = cj__fail(CJ_STORE, "not a couchjobs store: jobs without a format version");
@@ -78,6 +77,20 @@ static int check_format(cj_db *db) {
 	return CJ_OK;
 }
 
+/* The handle's mutex and condition variable (on the monotonic clock). */
+static int sync_init(cj_db *db) {
+	pthread_condattr_t ca;
+	if (pthread_condattr_init(&ca) != 0)
+		return cj__fail(CJ_NOMEM, "cannot create a condition variable");
+	int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (rc == 0 && (rc = pthread_cond_init(&db->cond, &ca)) == 0 &&
+	    (rc = pthread_mutex_init(&db->mu, NULL)) != 0)
+		pthread_cond_destroy(&db->cond);
+	pthread_condattr_destroy(&ca);
+	return rc ? cj__fail(CJ_NOMEM, "cannot create the handle's mutex and condition "
+	                     "variable") : CJ_OK;
+}
+
 int cj_open(const char *url, const cj_options *opts, cj_db **out) {
 	cj_options defaults = CJ_OPTIONS_INIT;
 	if (!out) return cj__fail(CJ_INVALID, "db out-pointer is NULL");
@@ -86,22 +99,15 @@ int cj_open(const char *url, const cj_options *opts, cj_db **out) {
 	if (!opts) opts = &defaults;
 	int rc = check_options(opts);
 	if (rc) return rc;
-	const struct cj_engine *eng = cj__engine_for(url);
-	if (!eng) return cj__fail(CJ_INVALID, "unknown store URL scheme: %.80s", url);
-
 	cj_db *db = cj__calloc(1, sizeof *db);
 	if (!db) return cj__fail(CJ_NOMEM, "out of memory");
-	db->eng = eng;
 	db->opts = *opts;
 	db->max_data = opts->max_data_size ? opts->max_data_size : CJ_DEFAULT_MAX_DATA;
-	pthread_mutex_init(&db->mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&db->cond, &ca);
-	pthread_condattr_destroy(&ca);
-
-	if ((rc = eng->open(url, opts, &db->edb))) goto out_free;
+	if ((rc = sync_init(db))) {
+		cj_free(db);
+		return rc;
+	}
+	if ((rc = cj__engine_open(url, opts, &db->eng, &db->edb))) goto out_free;
 	if ((rc = check_format(db))) goto out_free;
 	if (!opts->no_monitor && (rc = cj__monitor_start(db))) goto out_free;
 	*out = db;
@@ -115,7 +121,7 @@ void cj_close(cj_db *db) {
 	if (!db) return;
 	cj__notifier_stop(db);
 	cj__monitor_stop(db);
-	if (db->edb) db->eng->close(db->edb);
+	cj__engine_close(db->eng, db->edb);
 	pthread_cond_destroy(&db->cond);
 	pthread_mutex_destroy(&db->mu);
 	cj_free(db);

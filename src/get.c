@@ -24,9 +24,8 @@ static int get_fn(cj_tx *tx, void *arg) {
 	struct get_arg *a = arg;
 	cj_buf copy = CJ_BUF_INIT;
 	cj_jv jv;
-	int rc = cj__job_read(tx, a->type, a->id, &copy, &jv);
-	if (rc == CJ_NOT_FOUND) rc = cj__fail(CJ_NOT_FOUND, "no such job");
-	if (rc || (rc = cj__job_state(tx, a->type, a->id, &jv, &a->state))) goto out;
+	int rc = cj__job_load(tx, a->type, a->id, &copy, &jv, &a->state);
+	if (rc) goto out;
 	a->sched = jv.sched;
 	a->resubmit = jv.resubmit;
 	cj_free(a->data);
@@ -102,12 +101,9 @@ static int list_one(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, vo
 	cj_jv jv;
 	memset(&info, 0, sizeof info);
 	int rc = cj__jv_decode(v, vl, &jv);
-	if (rc) return rc;
-	info.type = cj__key_string_at(k, kl, 2);
-	info.id = cj__key_string_at(k, kl, 3);
-	info.data = cj__jv_data(&jv);
-	if (!info.type || !info.id || !info.data) {
-		rc = cj__fail(CJ_NOMEM, "out of memory or corrupt key");
+	if (rc || (rc = cj__key_data_parse(k, kl, &info.type, &info.id))) return rc;
+	if (!(info.data = cj__jv_data(&jv))) {
+		rc = cj__fail(CJ_NOMEM, "out of memory");
 		goto out;
 	}
 	info.sched_time = jv.sched;

@@ -1,4 +1,5 @@
-/* The RFC 007 key layout and value encodings (see cj_int.h). */
+/* The RFC 007 key layout and value encodings (see cj_int.h): building and
+ * parsing both live here, so no other file knows where a key keeps what. */
 #include <string.h>
 
 #include "cj_int.h"
@@ -10,6 +11,11 @@ static void prefix(cj_buf *b, const char *sub) {
 }
 
 static void str(cj_buf *b, const char *s) { cj__tup_str(b, s, strlen(s)); }
+
+void cj__key_root(cj_buf *b) {
+	cj__buf_reset(b);
+	cj__tup_str(b, "couch_jobs", 10);
+}
 
 void cj__key_data(cj_buf *b, const char *type, const char *id) {
 	prefix(b, "data");
@@ -32,6 +38,11 @@ void cj__key_pending(cj_buf *b, const char *type, int64_t sched, const char *id)
 void cj__key_pending_prefix(cj_buf *b, const char *type) {
 	prefix(b, "pending");
 	str(b, type);
+}
+
+void cj__key_pending_at(cj_buf *b, const char *type, int64_t sched) {
+	cj__key_pending_prefix(b, type);
+	cj__tup_int(b, sched);
 }
 
 void cj__key_watch_pending(cj_buf *b, const char *type) {
@@ -115,18 +126,102 @@ char *cj__jv_data(const cj_jv *jv) {
 	return s;
 }
 
-char *cj__key_string_at(const uint8_t *k, size_t kl, int index) {
+/* ---- parsing keys ---------------------------------------------------------- */
+
+/* Reads key k of subspace sub into its n elements after ("couch_jobs",
+ * sub): CJ_OK, or CJ_STORE naming what (a "corrupt <what> key"). */
+static int key_parse(const uint8_t *k, size_t kl, const char *sub, const char *what,
+                     cj_tup_item *items, int n) {
 	cj_tup_reader r;
 	cj_tup_item it;
 	cj__tup_reader_init(&r, k, kl);
-	for (int i = 0; i <= index; i++)
-		if (cj__tup_next(&r, &it) != 1) return NULL;
-	if (it.kind != CJ_TUP_STRING) return NULL;
-	char *s = cj__malloc(it.len + 1);
-	if (!s) return NULL;
-	cj__tup_copy(&it, s);
-	s[it.len] = 0;
-	return s;
+	if (cj__tup_next(&r, &it) != 1 || it.kind != CJ_TUP_STRING ||
+	    !cj__tup_eq(&it, "couch_jobs", 10) || cj__tup_next(&r, &it) != 1 ||
+	    it.kind != CJ_TUP_STRING || !cj__tup_eq(&it, sub, strlen(sub)))
+		goto bad;
+	for (int i = 0; i < n; i++)
+		if (cj__tup_next(&r, &items[i]) != 1) goto bad;
+	if (cj__tup_next(&r, &it) != 0) goto bad;
+	return CJ_OK;
+bad:
+	return cj__fail(CJ_STORE, "corrupt %s key", what);
+}
+
+/* A string element as a new string (cj_free): CJ_OK, CJ_STORE if it is not
+ * a string, or CJ_NOMEM. */
+static int item_string(const cj_tup_item *it, const char *what, char **out) {
+	*out = NULL;
+	if (it->kind != CJ_TUP_STRING) return cj__fail(CJ_STORE, "corrupt %s", what);
+	char *s = cj__malloc(it->len + 1);
+	if (!s) return cj__fail(CJ_NOMEM, "out of memory");
+	cj__tup_copy(it, s);
+	s[it->len] = 0;
+	*out = s;
+	return CJ_OK;
+}
+
+int cj__key_data_parse(const uint8_t *k, size_t kl, char **type, char **id) {
+	cj_tup_item it[2];
+	*type = *id = NULL;
+	int rc = key_parse(k, kl, "data", "data", it, 2);
+	if (rc || (rc = item_string(&it[0], "data key", type)) ||
+	    (rc = item_string(&it[1], "data key", id))) {
+		cj_free(*type);
+		*type = NULL;
+	}
+	return rc;
+}
+
+int cj__key_pending_parse(const uint8_t *k, size_t kl, int64_t *sched, char **id) {
+	cj_tup_item it[3];
+	if (id) *id = NULL;
+	int rc = key_parse(k, kl, "pending", "pending", it, 3);
+	if (rc) return rc;
+	if (it[0].kind != CJ_TUP_STRING || it[1].kind != CJ_TUP_INT)
+		return cj__fail(CJ_STORE, "corrupt pending key");
+	if (sched) *sched = it[1].i;
+	return id ? item_string(&it[2], "pending key", id) : CJ_OK;
+}
+
+int cj__key_timeout_parse(const uint8_t *k, size_t kl, char **type) {
+	cj_tup_item it;
+	*type = NULL;
+	int rc = key_parse(k, kl, "activity_timeout", "activity_timeout", &it, 1);
+	return rc ? rc : item_string(&it, "activity_timeout key", type);
+}
+
+int cj__key_activity_parse(const uint8_t *k, size_t kl, uint8_t seq[CJ_VS_LEN]) {
+	cj_tup_item it[2];
+	int rc = key_parse(k, kl, "activity", "activity", it, 2);
+	if (rc) return rc;
+	if (it[0].kind != CJ_TUP_STRING || it[1].kind != CJ_TUP_VS)
+		return cj__fail(CJ_STORE, "corrupt activity key");
+	memcpy(seq, it[1].raw, CJ_VS_LEN);
+	return CJ_OK;
+}
+
+/* ---- values ------------------------------------------------------------------ */
+
+void cj__vs_make(uint8_t out[CJ_VS_LEN], uint64_t version, uint16_t order) {
+	for (int i = 7; i >= 0; i--, version >>= 8) out[i] = (uint8_t)version;
+	out[8] = (uint8_t)(order >> 8);
+	out[9] = (uint8_t)order;
+	out[10] = out[11] = 0;
+}
+
+void cj__val_id(cj_buf *b, const char *id) {
+	cj__buf_reset(b);
+	str(b, id);
+}
+
+int cj__val_id_parse(const uint8_t *v, size_t vl, char **id) {
+	cj_tup_reader r;
+	cj_tup_item it, end;
+	*id = NULL;
+	cj__tup_reader_init(&r, v, vl);
+	if (cj__tup_next(&r, &it) != 1 || cj__tup_next(&r, &end) != 0)
+		return cj__fail(CJ_STORE, "corrupt activity value");
+	return item_string(&it, "activity value", id);
 }
 
 int cj__val_int(const uint8_t *v, size_t vl, int64_t *out) {

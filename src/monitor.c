@@ -26,6 +26,7 @@
 #include "cj_int.h"
 
 #define CJ_MONITOR_BATCH 500
+#define CJ_MONITOR_RETRY_MS 1000 /* after a failure of the store */
 
 struct mtype {
 	char *type;
@@ -81,36 +82,19 @@ static int collect_key(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
 
 /* One activity key (type, seq) = id, as the scan saw it: re-enqueue the
  * job if it is still running under that sequence; drop a stray entry
- * otherwise. The job's data key is read (and so, on an engine with row
- * locks, held) before the activity key is touched: the order in which
- * processors take them, so that the two never wait for each other. The
- * scan held nothing: the data value read here decides. */
+ * otherwise. The job's data key is read before the activity key is
+ * touched: the order in which processors take them (engine.h: get holds
+ * the key), so that the two never wait for each other. The scan held
+ * nothing: the data value read here decides. */
 static int reenqueue_one(cj_tx *tx, const char *type, const uint8_t *k, size_t kl,
                          const uint8_t *v, size_t vl) {
-	cj_tup_reader r;
-	cj_tup_item it;
 	uint8_t seq[CJ_VS_LEN];
-	cj__tup_reader_init(&r, k, kl);
-	for (int i = 0; i < 4; i++)
-		if (cj__tup_next(&r, &it) != 1) return cj__fail(CJ_STORE, "corrupt activity key");
-	if (it.kind != CJ_TUP_VS) return cj__fail(CJ_STORE, "corrupt activity key");
-	memcpy(seq, it.raw, CJ_VS_LEN);
-
 	cj_buf key = CJ_BUF_INIT, copy = CJ_BUF_INIT;
 	char *id = NULL;
 	int rc;
+	if ((rc = cj__key_activity_parse(k, kl, seq)) || (rc = cj__val_id_parse(v, vl, &id)))
+		goto out;
 	cj__buf_add(&key, k, kl);
-	cj__tup_reader_init(&r, v, vl);
-	if (cj__tup_next(&r, &it) != 1 || it.kind != CJ_TUP_STRING) {
-		rc = cj__fail(CJ_STORE, "corrupt activity value");
-		goto out;
-	}
-	if (!(id = cj__malloc(it.len + 1))) {
-		rc = cj__fail(CJ_NOMEM, "out of memory");
-		goto out;
-	}
-	cj__tup_copy(&it, id);
-	id[it.len] = 0;
 	cj_jv jv;
 	int stale = 0;
 	rc = cj__job_read(tx, type, id, &copy, &jv);
@@ -134,15 +118,12 @@ static int stale_fn(cj_tx *tx, void *arg) {
 	struct stale_arg *a = arg;
 	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
 	struct collect_arg c = {CJ_BUF_INIT, 0};
-	uint8_t limit[CJ_VS_LEN] = {0};
-	uint64_t v = a->max_version + 1;
-	for (int i = 7; i >= 0; i--, v >>= 8) limit[i] = (uint8_t)v;
+	uint8_t limit[CJ_VS_LEN];
+	cj__vs_make(limit, a->max_version + 1, 0);
 	cj__key_activity_prefix(&lo, a->type);
 	cj__key_activity(&hi, a->type, limit);
 	a->count = 0;
-	int rc = lo.oom || hi.oom ? cj__fail(CJ_NOMEM, "out of memory")
-	                          : tx->db->eng->scan(tx->etx, CJ_SPACE_JOBS, lo.p, lo.len,
-	                                              hi.p, hi.len, collect_key, &c);
+	int rc = cj__scan(tx, &lo, &hi, collect_key, &c);
 	a->full = rc == 1;
 	if (rc == 1) rc = CJ_OK;
 	const uint8_t *p = c.keys.p;
@@ -205,8 +186,7 @@ static int read_types(cj_tx *tx, void *arg) {
 	}
 	for (size_t i = 0; i < n; i++) cj_free(types[i]);
 	cj_free(types);
-	s->version = tx->db->eng->commit_version(tx->etx);
-	return rc;
+	return rc ? rc : cj__tx_version(tx, &s->version);
 }
 
 static void free_types(struct mtype *t, size_t n) {
@@ -237,28 +217,33 @@ static void *monitor_main(void *arg) {
 	struct cj_monitor *m = arg;
 	cj_db *db = m->db;
 	while (!atomic_load(&m->stop)) {
-		uint64_t token = db->eng->watch(db->edb, CJ_CHAN_TYPES);
+		uint64_t token = cj__watch(db, CJ_CHAN_TYPES);
 		struct scan_types s = {m, NULL, 0, 0};
 		int rc = cj__run(db, NULL, 0, read_types, &s);
 		int64_t now = cj__mono_ms(), wake = -1;
 		if (rc) {
 			free_types(s.t, s.n);
-			wake = now + 1000; /* the store failed: try again soon */
+			wake = now + CJ_MONITOR_RETRY_MS; /* the store failed: try again soon */
 		} else {
 			merge_types(m, &s, now);
 		}
 		for (size_t i = 0; i < m->n && !atomic_load(&m->stop); i++) {
 			struct mtype *t = &m->t[i];
 			if (!rc && t->next_ms <= now) {
-				if (t->has_base) cj__reenqueue_stale(db, t->type, t->base);
-				t->has_base = 1;
-				t->base = s.version;
-				t->next_ms = now + t->timeout_ms;
+				if (t->has_base && cj__reenqueue_stale(db, t->type, t->base) < 0) {
+					/* the store failed: the same check again soon (what
+					 * was stale at base still is) */
+					t->next_ms = now + CJ_MONITOR_RETRY_MS;
+				} else {
+					t->has_base = 1;
+					t->base = s.version;
+					t->next_ms = now + t->timeout_ms;
+				}
 			}
 			if (wake < 0 || t->next_ms < wake) wake = t->next_ms;
 		}
 		if (atomic_load(&m->stop)) break;
-		db->eng->wait(db->edb, CJ_CHAN_TYPES, token, wake);
+		cj__wait(db, CJ_CHAN_TYPES, token, wake);
 	}
 	return NULL;
 }
@@ -280,7 +265,7 @@ void cj__monitor_stop(cj_db *db) {
 	struct cj_monitor *m = db->monitor;
 	if (!m) return;
 	atomic_store(&m->stop, 1);
-	db->eng->wake(db->edb, CJ_CHAN_TYPES);
+	cj__wake(db, CJ_CHAN_TYPES);
 	pthread_join(m->thread, NULL);
 	free_types(m->t, m->n);
 	cj_free(m);

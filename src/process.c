@@ -66,8 +66,7 @@ static int update_fn(cj_tx *tx, void *arg) {
 	int rc = read_held(tx, job, &copy, &jv);
 	if (rc) goto out;
 	cj__key_activity(&tx->kbuf, job->type, jv.seq);
-	if ((rc = cj__del_blind(tx, &tx->kbuf))) goto out;
-	cj__tx_vs(tx, vs);
+	if ((rc = cj__del_blind(tx, &tx->kbuf)) || (rc = cj__tx_vs(tx, vs))) goto out;
 	if (a->finish) {
 		if (jv.resubmit) {
 			rc = cj__job_enqueue(tx, job->type, job->id, jv.sched, &jv, a->data, a->dlen);
@@ -77,12 +76,7 @@ static int update_fn(cj_tx *tx, void *arg) {
 	} else {
 		jv.has_seq = 1;
 		memcpy(jv.seq, vs, CJ_VS_LEN);
-		cj_buf v = CJ_BUF_INIT;
-		cj__tup_str(&v, job->id, strlen(job->id));
-		cj__key_activity(&tx->kbuf, job->type, vs);
-		rc = cj__put(tx, &tx->kbuf, &v);
-		cj__buf_free(&v);
-		if (rc) goto out;
+		if ((rc = cj__job_activity_put(tx, job->type, job->id, vs))) goto out;
 	}
 	if ((rc = cj__job_write(tx, job->type, job->id, &jv, a->data, a->dlen))) goto out;
 	rc = cj__touch_activity(tx, job->type, vs);
@@ -122,16 +116,15 @@ static int resubmit_fn(cj_tx *tx, void *arg) {
 	cj_buf copy = CJ_BUF_INIT;
 	cj_jv jv;
 	cj_state state;
-	int rc = cj__job_read(tx, job->type, job->id, &copy, &jv);
-	if (rc == CJ_NOT_FOUND) rc = cj__fail(CJ_NOT_FOUND, "no such job");
-	if (rc || (rc = cj__job_state(tx, job->type, job->id, &jv, &state))) goto out;
+	int rc = cj__job_load(tx, job->type, job->id, &copy, &jv, &state);
+	if (rc) goto out;
 	int64_t sched = a->sched == CJ_SCHED_KEEP ? jv.sched : a->sched;
 	if (state == CJ_RUNNING) {
 		uint8_t vs[CJ_VS_LEN];
-		cj__tx_vs(tx, vs);
 		jv.resubmit = 1;
 		jv.sched = sched;
-		if (!(rc = cj__job_write(tx, job->type, job->id, &jv, NULL, 0)))
+		if (!(rc = cj__tx_vs(tx, vs)) &&
+		    !(rc = cj__job_write(tx, job->type, job->id, &jv, NULL, 0)))
 			rc = cj__touch_activity(tx, job->type, vs);
 		if (rc == CJ_OK && memcmp(jv.lock, job->lock, CJ_UUID_LEN) == 0)
 			job->resubmit = 1;

@@ -65,14 +65,14 @@ static int look(cj_tx *tx, struct look_arg *a) {
 	cj_jv jv;
 	cj_free(a->data);
 	a->data = NULL;
-	int rc = cj__job_read(tx, a->type, a->id, &copy, &jv);
+	int rc = cj__job_load(tx, a->type, a->id, &copy, &jv, &a->state);
 	if (rc == CJ_NOT_FOUND) {
 		a->state = CJ_REMOVED;
 		a->has_seq = 0;
 		rc = CJ_OK;
 		goto out;
 	}
-	if (rc || (rc = cj__job_state(tx, a->type, a->id, &jv, &a->state))) goto out;
+	if (rc) goto out;
 	a->has_seq = jv.has_seq;
 	memcpy(a->seq, jv.seq, CJ_VS_LEN);
 	if (a->want_data && !(a->data = cj__jv_data(&jv))) rc = cj__fail(CJ_NOMEM, "out of memory");
@@ -168,13 +168,13 @@ static void *notifier_main(void *arg) {
 			pthread_cond_wait(&n->wake, &db->mu);
 			continue;
 		}
-		uint64_t token = db->eng->watch(db->edb, CJ_CHAN_ACTIVITY);
+		uint64_t token = cj__watch(db, CJ_CHAN_ACTIVITY);
 		struct pass_arg p = {db, 0};
 		int rc = cj__run(db, NULL, 0, pass_fn, &p);
 		if (p.delivered) pthread_cond_broadcast(&db->cond);
 		pthread_mutex_unlock(&db->mu);
 		/* on a store failure, look again in a while */
-		db->eng->wait(db->edb, CJ_CHAN_ACTIVITY, token, rc ? cj__mono_ms() + 500 : -1);
+		cj__wait(db, CJ_CHAN_ACTIVITY, token, rc ? cj__mono_ms() + 500 : -1);
 		pthread_mutex_lock(&db->mu);
 	}
 	pthread_mutex_unlock(&db->mu);
@@ -186,7 +186,10 @@ static int notifier_start(cj_db *db) {
 	if (db->notifier) return CJ_OK;
 	cj_notifier *n = cj__calloc(1, sizeof *n);
 	if (!n) return cj__fail(CJ_NOMEM, "out of memory");
-	pthread_cond_init(&n->wake, NULL);
+	if (pthread_cond_init(&n->wake, NULL) != 0) {
+		cj_free(n);
+		return cj__fail(CJ_NOMEM, "cannot create the notifier's condition variable");
+	}
 	db->notifier = n;
 	if (pthread_create(&n->thread, NULL, notifier_main, db) != 0) {
 		pthread_cond_destroy(&n->wake);
@@ -219,7 +222,7 @@ void cj__notifier_stop(cj_db *db) {
 	n->stop = 1;
 	pthread_cond_signal(&n->wake);
 	pthread_mutex_unlock(&db->mu);
-	db->eng->wake(db->edb, CJ_CHAN_ACTIVITY);
+	cj__wake(db, CJ_CHAN_ACTIVITY);
 	pthread_join(n->thread, NULL);
 	while (n->subs) { /* subscriptions left open are freed with the db */
 		cj_sub *s = n->subs;
@@ -275,7 +278,7 @@ int cj_subscribe(cj_db *db, const char *type, const char *id, cj_sub **sub,
 		goto out_free;
 	}
 	/* the notifier may be asleep with an older token: make it look now */
-	db->eng->wake(db->edb, CJ_CHAN_ACTIVITY);
+	cj__wake(db, CJ_CHAN_ACTIVITY);
 	*sub = s;
 	if (data) *data = a.data;
 	else cj_free(a.data);

@@ -1,5 +1,6 @@
-/* Transactions: the caller's (cj_tx_*), the library's own (cj__run), and
- * the caller's own key space. */
+/* Transactions: the caller's (cj_tx_*), the library's own (cj__run), the
+ * caller's own key space, and the core's one way to the engine's data ops
+ * (every engine call of a transaction is made here). */
 #include <sched.h>
 #include <string.h>
 #include <time.h>
@@ -125,13 +126,17 @@ int cj__run(cj_db *db, cj_tx *tx, int write, int (*fn)(cj_tx *tx, void *arg),
 	return rc;
 }
 
-void cj__tx_vs(cj_tx *tx, uint8_t out[CJ_VS_LEN]) {
-	uint64_t v = tx->db->eng->commit_version(tx->etx);
-	for (int i = 7; i >= 0; i--, v >>= 8) out[i] = (uint8_t)v;
-	out[8] = (uint8_t)(tx->vs_order >> 8);
-	out[9] = (uint8_t)tx->vs_order;
-	out[10] = out[11] = 0;
-	tx->vs_order++;
+int cj__tx_version(cj_tx *tx, uint64_t *out) {
+	*out = 0;
+	return tx->db->eng->commit_version(tx->etx, out);
+}
+
+int cj__tx_vs(cj_tx *tx, uint8_t out[CJ_VS_LEN]) {
+	uint64_t v;
+	int rc = cj__tx_version(tx, &v);
+	if (rc) return rc;
+	cj__vs_make(out, v, tx->vs_order++);
+	return CJ_OK;
 }
 
 /* ---- jobs space --------------------------------------------------------- */
@@ -163,15 +168,66 @@ int cj__del_blind(cj_tx *tx, const cj_buf *k) {
 	return rc == CJ_NOT_FOUND ? CJ_OK : rc;
 }
 
+int cj__scan(cj_tx *tx, const cj_buf *lo, const cj_buf *hi, cj_scan_fn fn, void *arg) {
+	if (oom(lo) || oom(hi)) return CJ_NOMEM;
+	return tx->db->eng->scan(tx->etx, CJ_SPACE_JOBS, lo->p, lo->len, hi->p, hi->len, fn,
+	                         arg);
+}
+
+/* The bound just above k: [k, end) holds k and nothing else. */
+static void key_end(cj_buf *end, const cj_buf *k) {
+	cj__buf_reset(end);
+	cj__buf_add(end, k->p, k->len);
+	cj__buf_add(end, "", 1);
+}
+
+int cj__scan_key(cj_tx *tx, const cj_buf *k, cj_scan_fn fn, void *arg) {
+	cj_buf hi = CJ_BUF_INIT;
+	key_end(&hi, k);
+	int rc = cj__scan(tx, k, &hi, fn, arg);
+	cj__buf_free(&hi);
+	return rc;
+}
+
 int cj__scan_prefix(cj_tx *tx, const cj_buf *prefix, cj_scan_fn fn, void *arg) {
 	cj_buf hi = CJ_BUF_INIT;
 	cj__buf_add(&hi, prefix->p, prefix->len);
 	cj__tup_range_end(&hi);
-	int rc = oom(prefix) ? CJ_NOMEM : oom(&hi);
-	if (!rc)
-		rc = tx->db->eng->scan(tx->etx, CJ_SPACE_JOBS, prefix->p, prefix->len, hi.p,
-		                       hi.len, fn, arg);
+	int rc = cj__scan(tx, prefix, &hi, fn, arg);
 	cj__buf_free(&hi);
+	return rc;
+}
+
+static int first_key(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                     void *arg) {
+	(void)v, (void)vl;
+	cj_buf *out = arg;
+	cj__buf_reset(out);
+	cj__buf_add(out, k, kl);
+	return 1;
+}
+
+int cj__scan_first(cj_tx *tx, const cj_buf *lo, const cj_buf *hi, cj_buf *out) {
+	int rc = cj__scan(tx, lo, hi, first_key, out);
+	if (rc == 1 && oom(out)) return CJ_NOMEM;
+	return rc;
+}
+
+int cj__claim_first(cj_tx *tx, const cj_buf *lo, const cj_buf *hi, cj_buf *out) {
+	if (oom(lo) || oom(hi)) return CJ_NOMEM;
+	cj__buf_reset(out);
+	int rc = tx->db->eng->claim_first(tx->etx, CJ_SPACE_JOBS, lo->p, lo->len, hi->p,
+	                                  hi->len, out);
+	if (rc == 1 && oom(out)) return CJ_NOMEM;
+	return rc;
+}
+
+int cj__claim_key(cj_tx *tx, const cj_buf *k) {
+	cj_buf hi = CJ_BUF_INIT, out = CJ_BUF_INIT;
+	key_end(&hi, k);
+	int rc = cj__claim_first(tx, k, &hi, &out);
+	cj__buf_free(&hi);
+	cj__buf_free(&out);
 	return rc;
 }
 
@@ -187,9 +243,7 @@ static int put_vs(cj_tx *tx, cj_buf *k, const uint8_t vs[CJ_VS_LEN]) {
 	return rc;
 }
 
-/* The watch keys are written by every change of a type and read by nobody
- * in this library (waiters use channels): an engine that would make them a
- * point where all writers of a type take turns leaves them out. */
+/* The watch keys, unless the engine asks to leave them out (engine.h). */
 static int watch_keys(const cj_tx *tx) {
 	return !(tx->db->eng->supports & CJ_ENGINE_NO_WATCH_KEYS);
 }

@@ -23,16 +23,9 @@ static int timeout_value(const uint8_t *k, size_t kl, const uint8_t *v, size_t v
  * holding the key would make them take turns. Acting on a value that a
  * concurrent set or clear replaces is the same as having committed first. */
 int cj__type_timeout_tx(cj_tx *tx, const char *type, int64_t *seconds) {
-	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
 	struct timeout_read t = {0, 0};
-	cj__key_timeout(&lo, type);
-	cj__buf_add(&hi, lo.p, lo.len);
-	cj__buf_add(&hi, "", 1); /* the key and nothing after it */
-	int rc = lo.oom || hi.oom ? cj__fail(CJ_NOMEM, "out of memory")
-	                          : tx->db->eng->scan(tx->etx, CJ_SPACE_JOBS, lo.p, lo.len,
-	                                              hi.p, hi.len, timeout_value, &t);
-	cj__buf_free(&lo);
-	cj__buf_free(&hi);
+	cj__key_timeout(&tx->kbuf, type);
+	int rc = cj__scan_key(tx, &tx->kbuf, timeout_value, &t);
 	if (rc < 0) return rc;
 	if (!t.found)
 		return cj__fail(CJ_NO_TYPE_TIMEOUT, "type \"%.60s\" has no timeout", type);
@@ -120,10 +113,9 @@ static int collect_type(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl
 		a->v = nv;
 		a->cap = cap;
 	}
-	char *t = cj__key_string_at(k, kl, 2);
-	if (!t) return cj__fail(CJ_STORE, "corrupt type key");
-	a->v[a->n++] = t;
-	return CJ_OK;
+	int rc = cj__key_timeout_parse(k, kl, &a->v[a->n]);
+	if (rc == CJ_OK) a->n++;
+	return rc;
 }
 
 static void types_free(struct types_arg *a) {

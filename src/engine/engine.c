@@ -1,5 +1,6 @@
-/* The table of engines built into the library; cj_open() picks from it.
- * This is the only place that knows which engines exist. */
+/* The table of engines built into the library, and opening and closing a
+ * store through the one cj_open() picks. This is the only place that knows
+ * which engines exist. */
 #include <string.h>
 
 #include "cj_int.h"
@@ -32,10 +33,29 @@ static int has_scheme(const char *url) {
 	return 1;
 }
 
-const struct cj_engine *cj__engine_for(const char *url) {
+static const struct cj_engine *engine_for(const char *url) {
 	for (size_t i = 0; cj__engines[i]; i++)
 		for (const char *const *s = cj__engines[i]->schemes; *s; s++)
 			if (strncmp(url, *s, strlen(*s)) == 0) return cj__engines[i];
 	if (!has_scheme(url)) return cj__engines[0];
 	return NULL;
+}
+
+int cj__engine_open(const char *url, const cj_options *opts,
+                    const struct cj_engine **eng, cj_edb **edb) {
+	*eng = NULL;
+	*edb = NULL;
+	const struct cj_engine *e = engine_for(url);
+	if (!e) return cj__fail(CJ_INVALID, "unknown store URL scheme: %.80s", url);
+	if (e->version != CJ_ENGINE_VERSION)
+		return cj__fail(CJ_INVALID, "engine %s was written to engine interface "
+		                "version %d; this library has version %d", e->name, e->version,
+		                CJ_ENGINE_VERSION);
+	int rc = e->open(url, opts, edb);
+	if (rc == CJ_OK) *eng = e;
+	return rc;
+}
+
+void cj__engine_close(const struct cj_engine *eng, cj_edb *edb) {
+	if (eng && edb) eng->close(edb);
 }

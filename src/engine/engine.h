@@ -9,33 +9,44 @@
  * Each engine file exports one `const struct cj_engine`; engine.c lists
  * them, and cj_open() picks one by URL scheme.
  *
- * Rules every engine keeps:
+ * What every engine guarantees (the core relies on nothing else):
  *  - Ops return CJ_OK or a CJ_* code, never a native one; native text goes
- *    to cj_last_error() through cj__fail().
+ *    to cj_last_error() through cj__fail(). Memory the engine allocates
+ *    comes from cj__malloc() and friends and goes back through cj_free()
+ *    (cj_int.h), so that the library's allocation failures can be tested.
  *  - Keys are compared as bytes (memcmp, shorter first), except that an
  *    engine may order keys longer than 450 bytes that share their first
  *    450 bytes among themselves as it likes. Keys are 1 to
  *    CJ_ENGINE_MAX_KEY bytes. Scan bounds are at most 450 bytes.
  *  - A write transaction sees its own writes. Read transactions see one
  *    consistent snapshot.
- *  - What get() returns in a write transaction holds until it ends: no
- *    other write transaction changes that key meanwhile, and two write
- *    transactions that both find a key absent take turns (an engine with
- *    row locks locks the row, and the absent key by other means). scan()
- *    in a write transaction need not lock anything: what the core acts on
- *    it reads again with get() (or claims with claim_first()).
+ *  - Write transactions are isolated key by key: what get() returns in a
+ *    write transaction holds until it ends (no other write transaction
+ *    changes that key meanwhile), and two write transactions that both
+ *    find a key absent take turns. scan() in a write transaction need not
+ *    hold anything: what the core acts on it reads again with get(), or
+ *    takes with claim_first(). An engine whose writers take turns (one
+ *    writer at a time) keeps all of this by construction.
+ *  - claim_first() holds what it returns as get() does, but never waits:
+ *    a key another write transaction holds is skipped. (Under one writer
+ *    at a time nothing is ever held by another: it is the first key.)
  *  - commit_version(): in a write transaction, the number of its commit,
  *    unique, and increasing in the order the numbers were handed out (an
  *    engine may hand it out at the first call rather than at commit: then
  *    a transaction that took its number earlier may commit later); in a
  *    read transaction, a number >= every number handed out before the
- *    transaction began. Numbers start at 1.
+ *    transaction began. Numbers start at 1. It may do I/O and fail; the
+ *    core then abandons the transaction.
  *  - notify() marks a channel; the mark takes effect when, and only if, the
- *    transaction commits. A commit that marked channel C makes every
- *    wait(C, token) with a token taken before the commit return.
+ *    transaction commits. A commit that marked channel C, in any process
+ *    on any host sharing the store, makes every wait(C, token) with a token
+ *    taken before the commit return.
  *  - A transient failure that is cured by running the transaction again
- *    (serialization failure, the store had to grow) is CJ_CONFLICT.
- */
+ *    (serialization failure, the store had to grow) is CJ_CONFLICT; one
+ *    that running again cannot cure (the store cannot grow) is CJ_STORE.
+ *  - `version` is CJ_ENGINE_VERSION as the engine was written to it:
+ *    cj_open() refuses an engine written to another version of this file.
+  */
 #ifndef CJ_ENGINE_H
 #define CJ_ENGINE_H
 
@@ -44,7 +55,7 @@
 
 #include "couchjobs.h"
 
-#define CJ_ENGINE_VERSION 1
+#define CJ_ENGINE_VERSION 2
 #define CJ_ENGINE_MAX_KEY 4096
 
 typedef struct cj_edb cj_edb; /* an engine's open store */
@@ -65,12 +76,13 @@ enum cj_space {
 typedef int (*cj_scan_fn)(const uint8_t *k, size_t kl, const uint8_t *v,
                           size_t vl, void *arg);
 
-/* supports bits */
-#define CJ_ENGINE_CROSS_PROCESS_WAKE 0x1u /* wait() sees other processes */
-/* The core does not write the RFC's watches_pending / watches_activity keys
- * (it notifies their channels all the same). They are written by every
- * change of a type and read by nobody here: on an engine with row locks
- * they would make all writers of a type take turns. */
+/* supports bits (0x1, once "wakes other processes", is not reused: every
+ * engine must, see above) */
+/* The engine asks the core to leave out the RFC's watches_pending /
+ * watches_activity keys (their channels are notified all the same). They
+ * are written by every change of a type and read by nobody in this
+ * library; an engine whose writers run side by side sets this so that the
+ * writers of a type do not take turns on them. */
 #define CJ_ENGINE_NO_WATCH_KEYS 0x2u
 
 struct cj_engine {
@@ -86,7 +98,8 @@ struct cj_engine {
 	int (*begin)(cj_edb *edb, int write, cj_etx **out);
 	int (*commit)(cj_etx *tx); /* frees tx whatever it returns */
 	void (*abort)(cj_etx *tx); /* frees tx */
-	uint64_t (*commit_version)(cj_etx *tx);
+	/* *out: the number described above. CJ_OK or a code. */
+	int (*commit_version)(cj_etx *tx, uint64_t *out);
 	/* The native handle behind tx (cj_tx_native). */
 	void *(*native)(cj_etx *tx);
 
@@ -101,11 +114,11 @@ struct cj_engine {
 	int (*scan)(cj_etx *tx, int space, const void *lo, size_t ll,
 	            const void *hi, size_t hl, cj_scan_fn fn, void *arg);
 
-	/* Optional (NULL: not supported). Write transactions only. The first
-	 * key in [lo, hi) that no other transaction holds, now held by this one
-	 * until it ends, copied to key_out: 1; 0 if there is none; or a code.
-	 * Keys other transactions hold are skipped, not waited for. The bounds
-	 * may be up to CJ_ENGINE_MAX_KEY + 1 bytes. */
+	/* Write transactions only. The first key in [lo, hi) that no other
+	 * transaction holds, now held by this one until it ends, copied to
+	 * key_out (reset first): 1; 0 if there is none; or a code. Keys other
+	 * transactions hold are skipped, not waited for. The bounds may be up
+	 * to CJ_ENGINE_MAX_KEY + 1 bytes. */
 	int (*claim_first)(cj_etx *tx, int space, const void *lo, size_t ll,
 	                   const void *hi, size_t hl, struct cj_buf *key_out);
 	/* Optional (NULL: the core calls del). Deletes k if it is there,
@@ -130,7 +143,12 @@ struct cj_engine {
 /* NULL-terminated, in order of preference; the first takes plain paths. */
 extern const struct cj_engine *const cj__engines[];
 
-/* Finds the engine for url, or NULL. */
-const struct cj_engine *cj__engine_for(const char *url);
+/* Opens the store at url with the engine its scheme names (engine.c):
+ * CJ_OK with *eng and *edb; CJ_INVALID for an unknown scheme or an engine
+ * written to another CJ_ENGINE_VERSION; or the engine's code. */
+int cj__engine_open(const char *url, const cj_options *opts,
+                    const struct cj_engine **eng, cj_edb **edb);
+/* Closes what cj__engine_open opened (either may be NULL). */
+void cj__engine_close(const struct cj_engine *eng, cj_edb *edb);
 
 #endif

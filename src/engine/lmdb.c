@@ -36,13 +36,20 @@
  *
  * The map grows: a write that finds it full fails with CJ_CONFLICT, and the
  * abort that follows doubles the map under the resize lock (every
- * transaction of the process holds it shared), so the retry fits.
+ * transaction of the process holds it shared), so the retry fits. A map
+ * that cannot grow makes the next write transaction try again and, failing,
+ * give CJ_STORE. A transaction that finds that another process grew the map
+ * adopts its size first (lme_txn_begin), the first one of an open too.
+ *
+ * claim_first() is the first key: writers take turns, so no other write
+ * transaction holds anything.
  *
  * Layout bump procedure: raise LME_LAYOUT, teach lme_open() to convert or
  * refuse the older layout, and note it in doc/format.md.
  */
 #include <errno.h>
 #include <lmdb.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,12 +64,15 @@
 #define LME_LONG (LME_SHORT + 8)
 #define LME_DEFAULT_MAP ((size_t)1 << 30)
 #define LME_MAX_READERS 1024
+#define LME_RESIZE_TRIES 100 /* adoptions of another process's map size */
 
 struct cj_edb {
 	MDB_env *env;
 	MDB_dbi dbi[CJ_SPACE_COUNT];
 	MDB_dbi meta;
 	pthread_rwlock_t resize; /* shared by transactions, exclusive to grow */
+	int has_resize;          /* resize was initialised */
+	atomic_int grow_err;     /* the last growth failed with this (0: none) */
 	int sync_after;          /* CJ_SYNC_FULL: flush after each commit */
 	cj_wakemap *wake;
 	char *path;
@@ -155,6 +165,24 @@ static int lme_meta_get(MDB_txn *txn, MDB_dbi meta, const char *name, MDB_val *v
 	return mdb_get(txn, meta, &k, v);
 }
 
+/* Begins an LMDB transaction holding db->resize shared: 0 (lock held) or
+ * an LMDB code (lock released). A map another process grew is adopted, a
+ * bounded number of times. */
+static int lme_txn_begin(cj_edb *db, unsigned flags, MDB_txn **txn) {
+	for (int tries = 0;; tries++) {
+		pthread_rwlock_rdlock(&db->resize);
+		int rc = mdb_txn_begin(db->env, NULL, flags, txn);
+		if (rc == 0) return 0;
+		pthread_rwlock_unlock(&db->resize);
+		if (rc != MDB_MAP_RESIZED || tries == LME_RESIZE_TRIES) return rc;
+		/* another process grew the map: adopt its size */
+		pthread_rwlock_wrlock(&db->resize);
+		rc = mdb_env_set_mapsize(db->env, 0);
+		pthread_rwlock_unlock(&db->resize);
+		if (rc) return rc;
+	}
+}
+
 /* ---- open / close ------------------------------------------------------- */
 
 static int lme_mkdir(const char *path, mode_t fmode) {
@@ -177,8 +205,9 @@ static int lme_mkdir(const char *path, mode_t fmode) {
 static int lme_init(cj_edb *db) {
 	static const char *const names[CJ_SPACE_COUNT] = {"jobs", "user"};
 	MDB_txn *txn;
-	int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+	int rc = lme_txn_begin(db, 0, &txn);
 	if (rc) return lme_err(rc, "begin");
+	pthread_rwlock_unlock(&db->resize); /* nobody else has db yet */
 	rc = mdb_dbi_open(txn, "cj_engine", 0, &db->meta);
 	if (rc == MDB_NOTFOUND) {
 		MDB_dbi main;
@@ -225,9 +254,9 @@ static void lme_close(cj_edb *db) {
 	if (!db) return;
 	if (db->env) mdb_env_close(db->env);
 	cj__os_wakemap_close(db->wake);
-	pthread_rwlock_destroy(&db->resize);
-	free(db->path);
-	free(db);
+	if (db->has_resize) pthread_rwlock_destroy(&db->resize);
+	cj_free(db->path);
+	cj_free(db);
 }
 
 static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
@@ -241,10 +270,16 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 	cj_edb *db = cj__calloc(1, sizeof *db);
 	if (!db) return cj__fail(CJ_NOMEM, "out of memory");
 	pthread_rwlockattr_t ra;
-	pthread_rwlockattr_init(&ra);
-	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&db->resize, &ra);
-	pthread_rwlockattr_destroy(&ra);
+	if (pthread_rwlockattr_init(&ra) == 0) {
+		pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		db->has_resize = pthread_rwlock_init(&db->resize, &ra) == 0;
+		pthread_rwlockattr_destroy(&ra);
+	}
+	atomic_init(&db->grow_err, 0);
+	if (!db->has_resize) {
+		rc = cj__fail(CJ_NOMEM, "cannot create the store's resize lock");
+		goto out_close;
+	}
 	if (!(db->path = cj__strdup(path))) {
 		rc = cj__fail(CJ_NOMEM, "out of memory");
 		goto out_close;
@@ -289,11 +324,15 @@ out_close:
 
 /* ---- transactions -------------------------------------------------------- */
 
+/* Doubles the map; a failure is kept in grow_err for the next writer. */
 static void lme_grow(cj_edb *db) {
 	MDB_envinfo info;
 	pthread_rwlock_wrlock(&db->resize);
-	if (mdb_env_info(db->env, &info) == 0)
-		mdb_env_set_mapsize(db->env, info.me_mapsize * 2);
+	int rc = mdb_env_info(db->env, &info);
+	if (rc == 0)
+		rc = info.me_mapsize > SIZE_MAX / 2 ? ENOMEM
+		                                    : mdb_env_set_mapsize(db->env, info.me_mapsize * 2);
+	atomic_store(&db->grow_err, rc);
 	pthread_rwlock_unlock(&db->resize);
 }
 
@@ -303,30 +342,26 @@ static void lme_end(cj_etx *tx) {
 	pthread_rwlock_unlock(&db->resize);
 	cj__buf_free(&tx->kb);
 	cj__buf_free(&tx->vb);
-	free(tx);
+	cj_free(tx);
 	if (grow) lme_grow(db);
 }
 
 static int lme_begin(cj_edb *db, int write, cj_etx **out) {
 	*out = NULL;
+	if (write && atomic_load(&db->grow_err)) {
+		lme_grow(db); /* the last growth failed: once more */
+		int e = atomic_load(&db->grow_err);
+		if (e)
+			return cj__fail(CJ_STORE, "%s: the store is full and its map cannot grow: %s",
+			                db->path, mdb_strerror(e));
+	}
 	cj_etx *tx = cj__calloc(1, sizeof *tx);
 	if (!tx) return cj__fail(CJ_NOMEM, "out of memory");
 	tx->db = db;
 	tx->write = write;
-	int rc;
-	for (;;) {
-		pthread_rwlock_rdlock(&db->resize);
-		rc = mdb_txn_begin(db->env, NULL, write ? 0 : MDB_RDONLY, &tx->txn);
-		if (rc != MDB_MAP_RESIZED) break;
-		/* another process grew the map: adopt its size */
-		pthread_rwlock_unlock(&db->resize);
-		pthread_rwlock_wrlock(&db->resize);
-		mdb_env_set_mapsize(db->env, 0);
-		pthread_rwlock_unlock(&db->resize);
-	}
+	int rc = lme_txn_begin(db, write ? 0 : MDB_RDONLY, &tx->txn);
 	if (rc) {
-		pthread_rwlock_unlock(&db->resize);
-		free(tx);
+		cj_free(tx);
 		return lme_err(rc, "begin");
 	}
 	MDB_val v;
@@ -379,7 +414,10 @@ static int lme_commit(cj_etx *tx) {
 	return rc;
 }
 
-static uint64_t lme_version(cj_etx *tx) { return tx->version; }
+static int lme_version(cj_etx *tx, uint64_t *out) {
+	*out = tx->version;
+	return CJ_OK;
+}
 
 static void *lme_native(cj_etx *tx) { return tx->txn; }
 
@@ -485,6 +523,49 @@ static int lme_scan(cj_etx *tx, int space, const void *lo, size_t ll, const void
 	return CJ_OK;
 }
 
+static int lme_cmp(const uint8_t *a, size_t al, const void *b, size_t bl) {
+	int c = memcmp(a, b, al < bl ? al : bl);
+	return c ? c : (al > bl) - (al < bl);
+}
+
+/* The first key in [lo, hi): no other write transaction holds anything (top
+ * of file). Unlike a scan's, the bounds may be long keys themselves, so the
+ * walk compares whole keys, from lo's physical prefix on, until the keys'
+ * first LME_SHORT bytes pass hi. */
+static int lme_claim_first(cj_etx *tx, int space, const void *lo, size_t ll,
+                           const void *hi, size_t hl, cj_buf *key_out) {
+	cj__buf_reset(key_out);
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(tx->txn, tx->db->dbi[space], &c);
+	if (rc) return lme_err(rc, "cursor");
+	MDB_val key = {ll < LME_SHORT ? ll : LME_SHORT, (void *)lo}, val;
+	int out = 0;
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		size_t pn = key.mv_size < LME_SHORT ? key.mv_size : LME_SHORT;
+		if (memcmp(key.mv_data, hi, pn < hl ? pn : hl) > 0) break;
+		const uint8_t *k = key.mv_data, *v;
+		size_t kl = key.mv_size, vl;
+		if (kl == LME_LONG && lme_unwrap(&val, &k, &kl, &v, &vl)) {
+			out = cj__fail(CJ_STORE, "corrupt long key");
+			break;
+		}
+		if (lme_cmp(k, kl, hi, hl) >= 0) {
+			if (kl <= LME_SHORT) break; /* short keys sort as they are */
+			continue;
+		}
+		if (lme_cmp(k, kl, lo, ll) >= 0) {
+			cj__buf_add(key_out, k, kl);
+			out = 1;
+			break;
+		}
+	}
+	mdb_cursor_close(c);
+	if (out) return out;
+	if (rc && rc != MDB_NOTFOUND) return lme_err(rc, "claim");
+	return 0;
+}
+
 /* ---- wakeups ------------------------------------------------------------- */
 
 static int lme_notify(cj_etx *tx, const char *chan) {
@@ -511,7 +592,7 @@ const struct cj_engine cj__engine_lmdb = {
 	.name = "lmdb",
 	.schemes = lme_schemes,
 	.version = CJ_ENGINE_VERSION,
-	.supports = CJ_ENGINE_CROSS_PROCESS_WAKE,
+	.supports = 0,
 	.open = lme_open,
 	.close = lme_close,
 	.begin = lme_begin,
@@ -523,6 +604,7 @@ const struct cj_engine cj__engine_lmdb = {
 	.put = lme_put,
 	.del = lme_del,
 	.scan = lme_scan,
+	.claim_first = lme_claim_first,
 	.notify = lme_notify,
 	.watch = lme_watch,
 	.wait = lme_wait,

@@ -8,33 +8,45 @@ static void pge_close(cj_edb *db) {
 	if (!db) return;
 	cj__pg_listener_stop(db);
 	cj__pg_pool_flush(db);
-	free(db->uri);
-	free(db->schema);
-	free(db->qschema);
-	free(db->chan);
-	free(db->sql_begin_w);
-	free(db->sql_begin_r);
-	free(db->sql_prepare);
-	free(db->sql_listen);
+	cj_free(db->uri);
+	cj_free(db->schema);
+	cj_free(db->qschema);
+	cj_free(db->chan);
+	cj_free(db->sql_begin_w);
+	cj_free(db->sql_begin_r);
+	cj_free(db->sql_prepare);
+	cj_free(db->sql_listen);
 	pthread_mutex_destroy(&db->mu);
 	pthread_mutex_destroy(&db->wmu);
 	pthread_cond_destroy(&db->wcond);
-	free(db);
+	cj_free(db);
 }
 
 static int pge_open(const char *url, const cj_options *o, cj_edb **out) {
 	*out = NULL;
 	cj_edb *db = cj__calloc(1, sizeof *db);
 	if (!db) return cj__fail(CJ_NOMEM, "out of memory");
-	pthread_mutex_init(&db->mu, NULL);
-	pthread_mutex_init(&db->wmu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&db->wcond, &ca);
-	pthread_condattr_destroy(&ca);
+	if (pthread_mutex_init(&db->mu, NULL) != 0) {
+		cj_free(db);
+		return cj__fail(CJ_NOMEM, "cannot create a mutex");
+	}
 	atomic_init(&db->stop, 0);
 	db->stopfd[0] = db->stopfd[1] = -1;
+	pthread_condattr_t ca;
+	int ok = pthread_mutex_init(&db->wmu, NULL) == 0;
+	if (ok && !(ok = pthread_condattr_init(&ca) == 0)) pthread_mutex_destroy(&db->wmu);
+	if (ok) {
+		ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+		     pthread_cond_init(&db->wcond, &ca) == 0;
+		pthread_condattr_destroy(&ca);
+		if (!ok) pthread_mutex_destroy(&db->wmu);
+	}
+	if (!ok) {
+		pthread_mutex_destroy(&db->mu);
+		cj_free(db);
+		return cj__fail(CJ_NOMEM, "cannot create the listener's mutex and condition "
+		                "variable");
+	}
 	db->relaxed = o->sync == CJ_SYNC_RELAXED;
 
 	struct pge_conn *c = NULL;
@@ -95,7 +107,7 @@ static void pge_clear(cj_etx *tx) {
 static void pge_end(cj_etx *tx) {
 	pge_clear(tx);
 	cj__pg_give(tx->db, tx->c);
-	free(tx);
+	cj_free(tx);
 }
 
 static int pge_begin(cj_edb *db, int write, cj_etx **out) {
@@ -138,7 +150,7 @@ static int pge_begin(cj_edb *db, int write, cj_etx **out) {
 		 * done yet, so a new connection may try again */
 		if (!(broken && !fresh && attempt == 0)) break;
 	}
-	free(tx);
+	cj_free(tx);
 	return rc;
 }
 
@@ -206,9 +218,11 @@ static int pge_commit(cj_etx *tx) {
 
 /* In a write transaction the number is taken at the first call, from the
  * sequence, which no transaction holds: numbers are unique and increase in
- * the order they were taken. A failure fails the commit. */
-static uint64_t pge_version(cj_etx *tx) {
-	if (tx->version || !tx->write || tx->failed) return tx->version;
+ * the order they were taken. A failure fails the commit too. */
+static int pge_version(cj_etx *tx, uint64_t *out) {
+	*out = tx->version;
+	if (tx->failed) return tx->failed;
+	if (tx->version || !tx->write) return CJ_OK;
 	pge_clear(tx);
 	PGresult *r = NULL;
 	int rc = cj__pg_run(tx, "cj_nextval", NULL, 0, NULL, NULL, NULL, 0, &r);
@@ -219,7 +233,8 @@ static uint64_t pge_version(cj_etx *tx) {
 	else
 		tx->failed = cj__pg_fail(tx->db, tx->c, r, "commit number");
 	PQclear(r);
-	return tx->version;
+	*out = tx->version;
+	return tx->failed;
 }
 
 static void *pge_native(cj_etx *tx) {
@@ -408,7 +423,7 @@ const struct cj_engine cj__engine_pg = {
 	.name = "postgresql",
 	.schemes = pge_schemes,
 	.version = CJ_ENGINE_VERSION,
-	.supports = CJ_ENGINE_CROSS_PROCESS_WAKE | CJ_ENGINE_NO_WATCH_KEYS,
+	.supports = CJ_ENGINE_NO_WATCH_KEYS,
 	.open = pge_open,
 	.close = pge_close,
 	.begin = pge_begin,

@@ -1,0 +1,85 @@
+/* The job record: a job's data value and its index entries (pending,
+ * activity), the steps every call that changes a job shares. */
+#include <string.h>
+
+#include "cj_int.h"
+
+int cj__job_read(cj_tx *tx, const char *type, const char *id, cj_buf *copy,
+                 cj_jv *jv) {
+	const uint8_t *v;
+	size_t vl;
+	cj__key_data(&tx->kbuf, type, id);
+	int rc = cj__get(tx, &tx->kbuf, &v, &vl);
+	if (rc) return rc;
+	cj__buf_reset(copy);
+	cj__buf_add(copy, v, vl);
+	if (copy->oom) return cj__fail(CJ_NOMEM, "out of memory");
+	return cj__jv_decode(copy->p, copy->len, jv);
+}
+
+int cj__job_load(cj_tx *tx, const char *type, const char *id, cj_buf *copy,
+                 cj_jv *jv, cj_state *state) {
+	int rc = cj__job_read(tx, type, id, copy, jv);
+	if (rc == CJ_NOT_FOUND) return cj__fail(CJ_NOT_FOUND, "no such job");
+	if (rc || !state) return rc;
+	return cj__job_state(tx, type, id, jv, state);
+}
+
+int cj__job_write(cj_tx *tx, const char *type, const char *id, const cj_jv *jv,
+                  const char *data, size_t dlen) {
+	cj__key_data(&tx->kbuf, type, id);
+	cj__jv_encode(&tx->vbuf, jv, data, dlen);
+	return cj__put(tx, &tx->kbuf, &tx->vbuf);
+}
+
+int cj__job_enqueue(cj_tx *tx, const char *type, const char *id, int64_t sched,
+                    const cj_jv *old, const char *data, size_t dlen) {
+	cj_jv jv;
+	memset(&jv, 0, sizeof jv);
+	jv.sched = sched;
+	if (old) {
+		jv.data_enc = old->data_enc;
+		jv.data_enclen = old->data_enclen;
+	}
+	uint8_t vs[CJ_VS_LEN];
+	int rc;
+	if ((rc = cj__tx_vs(tx, vs)) || (rc = cj__job_write(tx, type, id, &jv, data, dlen)))
+		return rc;
+	cj_buf empty = CJ_BUF_INIT;
+	cj__key_pending(&tx->kbuf, type, sched, id);
+	if ((rc = cj__put(tx, &tx->kbuf, &empty))) return rc;
+	if ((rc = cj__touch_pending(tx, type, vs))) return rc;
+	return cj__touch_activity(tx, type, vs);
+}
+
+int cj__job_activity_put(cj_tx *tx, const char *type, const char *id,
+                         const uint8_t vs[CJ_VS_LEN]) {
+	cj__key_activity(&tx->kbuf, type, vs);
+	cj__val_id(&tx->vbuf, id);
+	return cj__put(tx, &tx->kbuf, &tx->vbuf);
+}
+
+int cj__job_unindex(cj_tx *tx, const char *type, const char *id, const cj_jv *jv) {
+	if (jv->has_lock && jv->has_seq) {
+		cj__key_activity(&tx->kbuf, type, jv->seq);
+	} else {
+		cj__key_pending(&tx->kbuf, type, jv->sched, id);
+	}
+	return cj__del_blind(tx, &tx->kbuf); /* finished jobs have neither */
+}
+
+int cj__job_state(cj_tx *tx, const char *type, const char *id, const cj_jv *jv,
+                  cj_state *state) {
+	if (jv->has_lock) {
+		*state = CJ_RUNNING;
+		return CJ_OK;
+	}
+	const uint8_t *v;
+	size_t vl;
+	cj__key_pending(&tx->kbuf, type, jv->sched, id);
+	int rc = cj__get(tx, &tx->kbuf, &v, &vl);
+	if (rc == CJ_OK) *state = CJ_PENDING;
+	else if (rc == CJ_NOT_FOUND) *state = CJ_FINISHED;
+	else return rc;
+	return CJ_OK;
+}

@@ -13,7 +13,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -318,7 +320,77 @@ TEST(lmdb_map_grows) {
 	cj_close(db);
 }
 
+/* ---- lmdb_open_while_map_grows -------------------------------------------- */
+
+#define GROW_ADDERS 4
+#define GROW_JOBS 48
+#define GROW_ROUNDS 6
+
+static char grow_url[PATH_MAX + 32];
+
+static cj_options grow_opts(void) {
+	cj_options o = CJ_OPTIONS_INIT;
+	o.map_size = 64 * 1024;
+	o.sync = CJ_SYNC_RELAXED;
+	o.no_monitor = 1;
+	return o;
+}
+
+static int grow_adder(void *arg) {
+	int n = (int)(intptr_t)arg;
+	cj_options o = grow_opts();
+	cj_db *db = NULL;
+	CHECK_OK(cj_open(grow_url, &o, &db));
+	char *d = big_object(8 * 1024, n);
+	for (int i = 0; i < GROW_JOBS; i++) {
+		char id[32];
+		snprintf(id, sizeof id, "a%d-%d", n, i);
+		CHECK_OK(cj_add(db, NULL, "t", id, d, 0));
+	}
+	free(d);
+	cj_close(db);
+	return 0;
+}
+
+/* Opens made while other processes grow the map (from 64 KiB, so it grows
+ * again and again) all succeed: the first transaction of an open adopts a
+ * size that another process set since the environment was opened. */
+TEST(lmdb_open_while_map_grows) {
+	SKIP_UNLESS_LMDB();
+	int opens = 0;
+	for (int r = 0; r < GROW_ROUNDS; r++) {
+		snprintf(grow_url, sizeof grow_url, "lmdb:%s/grow%d", t_dir(), r);
+		cj_options o = grow_opts();
+		cj_db *db = NULL;
+		CHECK_OK(cj_open(grow_url, &o, &db));
+		CHECK_OK(cj_set_type_timeout(db, "t", 60));
+		cj_close(db);
+		int pid[GROW_ADDERS];
+		for (int i = 0; i < GROW_ADDERS; i++)
+			pid[i] = t_spawn(grow_adder, (void *)(intptr_t)i);
+		for (int live = GROW_ADDERS; live > 0;) {
+			CHECK_OK(cj_open(grow_url, &o, &db));
+			cj_close(db);
+			opens++;
+			live = 0;
+			for (int i = 0; i < GROW_ADDERS; i++) {
+				if (pid[i] < 0) continue;
+				int st;
+				pid_t w = waitpid(pid[i], &st, WNOHANG);
+				if (w == 0) {
+					live++;
+				} else {
+					CHECK(w == pid[i] && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+					pid[i] = -1;
+				}
+			}
+		}
+	}
+	note("  %d opens while the map grew\n", opens);
+}
+
 TEST_MAIN(ENTRY(store_reopen_persists), ENTRY(store_two_handles), ENTRY(store_other_process),
           ENTRY(store_survives_process_kill),
           ENTRY(lmdb_missing_parent), ENTRY(lmdb_url_forms), ENTRY(lmdb_garbage_store),
-          ENTRY(lmdb_path_is_a_file), ENTRY(lmdb_file_modes), ENTRY(lmdb_map_grows))
+          ENTRY(lmdb_path_is_a_file), ENTRY(lmdb_file_modes), ENTRY(lmdb_map_grows),
+          ENTRY(lmdb_open_while_map_grows))

@@ -237,6 +237,63 @@ TEST(long_ids) {
 	CHECK(longest > 500); /* long keys were really stored the long way */
 }
 
+static int count_job(const cj_job_info *info, void *arg) {
+	(void)info;
+	++*(int *)arg;
+	return 0;
+}
+
+/* Keys that do not decode are reported as a corrupt store, naming the key,
+ * never as a lack of memory: a data key whose id is not a string, and a
+ * pending key after the due ones that is not a pending key at all. */
+TEST(corrupt_keys) {
+	SKIP_UNLESS_LMDB();
+	cj_db *db = t_open();
+	CHECK_OK(cj_set_type_timeout(db, "t", 30));
+	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
+	cj_close(db);
+
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_env *env = env_open("jobs", &txn, &dbi);
+	cj_buf kb = CJ_BUF_INIT, bad = CJ_BUF_INIT;
+	key(&kb, "data");
+	cj__tup_str(&kb, "t", 1);
+	cj__tup_str(&kb, "j", 1);
+	MDB_val k = {kb.len, kb.p}, v;
+	CHECK(mdb_get(txn, dbi, &k, &v) == 0);
+	key(&bad, "data");
+	cj__tup_str(&bad, "t", 1);
+	cj__tup_int(&bad, 5); /* an id that is not a string */
+	MDB_val bk = {bad.len, bad.p};
+	CHECK(mdb_put(txn, dbi, &bk, &v, 0) == 0);
+	key(&bad, "pending");
+	cj__tup_str(&bad, "t", 1);
+	cj__buf_add(&bad, "\xfe", 1); /* no scheduled time, no id */
+	MDB_val pk = {bad.len, bad.p}, empty = {0, ""};
+	CHECK(mdb_put(txn, dbi, &pk, &empty, 0) == 0);
+	key(&kb, "pending");
+	cj__tup_str(&kb, "t", 1);
+	cj__tup_int(&kb, 0);
+	cj__tup_str(&kb, "j", 1);
+	MDB_val jk = {kb.len, kb.p};
+	CHECK(mdb_del(txn, dbi, &jk, NULL) == 0); /* nothing is due */
+	env_close(env, txn);
+	cj__buf_free(&kb);
+	cj__buf_free(&bad);
+
+	db = t_open();
+	int n = 0;
+	CHECK_RC(cj_list_jobs(db, NULL, "t", count_job, &n), CJ_STORE);
+	CHECK(strstr(cj_last_error(), "corrupt data key") != NULL);
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 0;
+	cj_job *job = NULL;
+	CHECK_RC(cj_accept(db, "t", &o, &job, NULL), CJ_STORE);
+	CHECK(strstr(cj_last_error(), "corrupt pending key") != NULL);
+	cj_close(db);
+}
+
 TEST_MAIN(ENTRY(rfc_key_layout), ENTRY(unknown_layout_version),
           ENTRY(unknown_format_version), ENTRY(foreign_lmdb_environment),
-          ENTRY(long_ids))
+          ENTRY(long_ids), ENTRY(corrupt_keys))

@@ -4,17 +4,16 @@
 
 #include "cj_int.h"
 
-static void prefix(cj_buf *b, const char *sub) {
+void cj__key_root(cj_buf *b) {
 	cj__buf_reset(b);
 	cj__tup_str(b, "couch_jobs", 10);
-	cj__tup_str(b, sub, strlen(sub));
 }
 
 static void str(cj_buf *b, const char *s) { cj__tup_str(b, s, strlen(s)); }
 
-void cj__key_root(cj_buf *b) {
-	cj__buf_reset(b);
-	cj__tup_str(b, "couch_jobs", 10);
+static void prefix(cj_buf *b, const char *sub) {
+	cj__key_root(b);
+	str(b, sub);
 }
 
 void cj__key_data(cj_buf *b, const char *type, const char *id) {

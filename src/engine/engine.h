@@ -17,7 +17,8 @@
  *  - Keys are compared as bytes (memcmp, shorter first), except that an
  *    engine may order keys longer than 450 bytes that share their first
  *    450 bytes among themselves as it likes. Keys are 1 to
- *    CJ_ENGINE_MAX_KEY bytes. Scan bounds are at most 450 bytes.
+ *    CJ_ENGINE_MAX_KEY bytes; scan and claim bounds up to
+ *    CJ_ENGINE_MAX_KEY + 1 bytes.
  *  - A write transaction sees its own writes. Read transactions see one
  *    consistent snapshot.
  *  - Write transactions are isolated key by key: what get() returns in a
@@ -110,15 +111,14 @@ struct cj_engine {
 	           const void *v, size_t vl);
 	/* CJ_NOT_FOUND if absent. */
 	int (*del)(cj_etx *tx, int space, const void *k, size_t kl);
-	/* Keys in [lo, hi), ascending. */
+	/* Keys in [lo, hi), ascending (bounds: see the top of the file). */
 	int (*scan)(cj_etx *tx, int space, const void *lo, size_t ll,
 	            const void *hi, size_t hl, cj_scan_fn fn, void *arg);
 
 	/* Write transactions only. The first key in [lo, hi) that no other
 	 * transaction holds, now held by this one until it ends, copied to
 	 * key_out (reset first): 1; 0 if there is none; or a code. Keys other
-	 * transactions hold are skipped, not waited for. The bounds may be up
-	 * to CJ_ENGINE_MAX_KEY + 1 bytes. */
+	 * transactions hold are skipped, not waited for. */
 	int (*claim_first)(cj_etx *tx, int space, const void *lo, size_t ll,
 	                   const void *hi, size_t hl, struct cj_buf *key_out);
 	/* Optional (NULL: the core calls del). Deletes k if it is there,

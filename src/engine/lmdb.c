@@ -31,8 +31,8 @@
  * their first LME_SHORT bytes followed by an 8-byte hash of the whole key,
  * and the value is prefixed with the whole key (u32 BE length, bytes), which
  * is compared on every read. Short keys sort as they are; a long key sorts
- * among others by its first LME_SHORT bytes, so ranges bounded by prefixes
- * up to LME_SHORT bytes are exact.
+ * among others by its first LME_SHORT bytes; scans compare whole keys with
+ * their bounds, so every range is exact.
  *
  * The map grows: a write that finds it full fails with CJ_CONFLICT, and the
  * abort that follows doubles the map under the resize lock (every
@@ -494,28 +494,39 @@ static int lme_del(cj_etx *tx, int space, const void *k, size_t kl) {
 	return CJ_OK;
 }
 
+static int lme_cmp(const uint8_t *a, size_t al, const void *b, size_t bl) {
+	int c = memcmp(a, b, al < bl ? al : bl);
+	return c ? c : (al > bl) - (al < bl);
+}
+
+/* Keys in [lo, hi), compared whole. The bounds may be long keys: the walk
+ * starts at lo's physical prefix and goes on until the keys' first
+ * LME_SHORT bytes pass hi; long keys that share those bytes sort by hash,
+ * so each is compared, not just the first past hi. */
 static int lme_scan(cj_etx *tx, int space, const void *lo, size_t ll, const void *hi,
                     size_t hl, cj_scan_fn fn, void *arg) {
 	MDB_cursor *c;
 	int rc = mdb_cursor_open(tx->txn, tx->db->dbi[space], &c);
 	if (rc) return lme_err(rc, "cursor");
-	/* bounds are short (prefixes), so they are their own physical keys */
 	MDB_val key = {ll < LME_SHORT ? ll : LME_SHORT, (void *)lo}, val;
-	size_t hn = hl < LME_SHORT ? hl : LME_SHORT;
-	rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
 	int out = CJ_OK;
-	while (rc == 0) {
-		size_t n = key.mv_size < hn ? key.mv_size : hn;
-		int cmp = memcmp(key.mv_data, hi, n);
-		if (cmp > 0 || (cmp == 0 && key.mv_size >= hn)) break;
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		size_t pn = key.mv_size < LME_SHORT ? key.mv_size : LME_SHORT;
+		if (memcmp(key.mv_data, hi, pn < hl ? pn : hl) > 0) break;
 		const uint8_t *k = key.mv_data, *v = val.mv_data;
 		size_t kl = key.mv_size, vl = val.mv_size;
 		if (kl == LME_LONG && lme_unwrap(&val, &k, &kl, &v, &vl)) {
 			out = cj__fail(CJ_STORE, "corrupt long key");
 			break;
 		}
+		if (lme_cmp(k, kl, hi, hl) >= 0) {
+			/* every later key is past hi too, unless both are long */
+			if (kl <= LME_SHORT || hl <= LME_SHORT) break;
+			continue;
+		}
+		if (lme_cmp(k, kl, lo, ll) < 0) continue;
 		if ((out = fn(k, kl, v, vl, arg)) != 0) break;
-		rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
 	}
 	mdb_cursor_close(c);
 	if (out) return out;
@@ -523,47 +534,18 @@ static int lme_scan(cj_etx *tx, int space, const void *lo, size_t ll, const void
 	return CJ_OK;
 }
 
-static int lme_cmp(const uint8_t *a, size_t al, const void *b, size_t bl) {
-	int c = memcmp(a, b, al < bl ? al : bl);
-	return c ? c : (al > bl) - (al < bl);
+static int lme_first_key(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                         void *arg) {
+	(void)v, (void)vl;
+	cj__buf_add(arg, k, kl);
+	return 1;
 }
 
-/* The first key in [lo, hi): no other write transaction holds anything (top
- * of file). Unlike a scan's, the bounds may be long keys themselves, so the
- * walk compares whole keys, from lo's physical prefix on, until the keys'
- * first LME_SHORT bytes pass hi. */
+/* The first key: no other write transaction holds anything (top of file). */
 static int lme_claim_first(cj_etx *tx, int space, const void *lo, size_t ll,
                            const void *hi, size_t hl, cj_buf *key_out) {
 	cj__buf_reset(key_out);
-	MDB_cursor *c;
-	int rc = mdb_cursor_open(tx->txn, tx->db->dbi[space], &c);
-	if (rc) return lme_err(rc, "cursor");
-	MDB_val key = {ll < LME_SHORT ? ll : LME_SHORT, (void *)lo}, val;
-	int out = 0;
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		size_t pn = key.mv_size < LME_SHORT ? key.mv_size : LME_SHORT;
-		if (memcmp(key.mv_data, hi, pn < hl ? pn : hl) > 0) break;
-		const uint8_t *k = key.mv_data, *v;
-		size_t kl = key.mv_size, vl;
-		if (kl == LME_LONG && lme_unwrap(&val, &k, &kl, &v, &vl)) {
-			out = cj__fail(CJ_STORE, "corrupt long key");
-			break;
-		}
-		if (lme_cmp(k, kl, hi, hl) >= 0) {
-			if (kl <= LME_SHORT) break; /* short keys sort as they are */
-			continue;
-		}
-		if (lme_cmp(k, kl, lo, ll) >= 0) {
-			cj__buf_add(key_out, k, kl);
-			out = 1;
-			break;
-		}
-	}
-	mdb_cursor_close(c);
-	if (out) return out;
-	if (rc && rc != MDB_NOTFOUND) return lme_err(rc, "claim");
-	return 0;
+	return lme_scan(tx, space, lo, ll, hi, hl, lme_first_key, key_out);
 }
 
 /* ---- wakeups ------------------------------------------------------------- */

@@ -253,6 +253,21 @@ int cj_open(const char *url, const cj_options *opts, cj_db **db);
  */
 void cj_close(cj_db *db);
 
+/**
+ * @brief Copies @p url into @p out with its secrets hidden, for messages and
+ * logs: the password of a @c scheme://user:password\@host URL and the value
+ * of every @c password=... query parameter become @c ***. Other URLs (a
+ * path) are copied as they are. The library's own messages (cj_last_error())
+ * never contain a store URL's password.
+ *
+ * @param cap the size of @p out; the result is always NUL-terminated when
+ *            @p cap > 0, and cut short (but still redacted) if it is too
+ *            small.
+ * @return #CJ_OK; #CJ_TOO_LARGE (cut short); #CJ_INVALID (NULL @p url or
+ *         @p out, or @p cap 0). Thread-safe.
+ */
+int cj_url_redact(const char *url, char *out, size_t cap);
+
 /** @brief The engine's name ("lmdb", "postgresql"). Static; never fails. */
 const char *cj_db_engine(const cj_db *db);
 /** @} */
@@ -341,7 +356,9 @@ int cj_tx_del(cj_tx *tx, const void *key, size_t klen);
 
 /** @defgroup types Job types
  *
- * A type is 1 to #CJ_MAX_TYPE bytes. Jobs of a type can only be added once
+ * A type is 1 to #CJ_MAX_TYPE bytes of valid UTF-8 (no overlong forms,
+ * surrogates or code points over U+10FFFF), and so is a job id (1 to
+ * #CJ_MAX_ID bytes); anything else is #CJ_INVALID. Jobs of a type can only be added once
  * the type has a timeout: the longest a processor may go without calling
  * cj_update() before its job is taken back.
  * @{ */
@@ -379,6 +396,14 @@ int cj_get_types(cj_db *db, cj_tx *tx, char ***types, size_t *count);
 /** @defgroup creation Job creation
  * @{ */
 
+/**
+ * @brief The latest scheduled time accepted (seconds since the epoch):
+ * 9999-12-31T23:59:59Z. A later one (a time in milliseconds or nanoseconds
+ * given by mistake) is #CJ_INVALID. Every time computation of the library
+ * saturates instead of overflowing, whatever the store holds.
+ */
+#define CJ_MAX_SCHED_TIME ((int64_t)253402300799)
+
 /** @brief What is known of a job, filled by cj_get_job() and cj_list_jobs().
  * Released with cj_job_info_clear(). */
 typedef struct cj_job_info {
@@ -399,7 +424,8 @@ void cj_job_info_clear(cj_job_info *info);
  * @param[in] data a JSON object, or NULL for "{}".
  * @param[in] sched_time seconds since the epoch before which the job is not
  *            handed out by a default cj_accept(); 0 (or any time not in the
- *            future) means "now". Negative is #CJ_INVALID.
+ *            future) means "now". Negative, or after #CJ_MAX_SCHED_TIME,
+ *            is #CJ_INVALID.
  *
  * On an existing job:
  *  - pending: its scheduled time and data are replaced (nothing is written
@@ -410,7 +436,8 @@ void cj_job_info_clear(cj_job_info *info);
  *  - finished: it is pending again, with the new data and scheduled time.
  *
  * @return #CJ_OK; #CJ_NO_TYPE_TIMEOUT; #CJ_INVALID (NULL db, bad type or
- *         id, negative time); #CJ_JSON; #CJ_TOO_LARGE; #CJ_STORE;
+ *         id (not valid UTF-8 included), time negative or after
+ *         #CJ_MAX_SCHED_TIME); #CJ_JSON; #CJ_TOO_LARGE; #CJ_STORE;
  *         #CJ_CONFLICT (only with a caller's @p tx); #CJ_NOMEM.
  */
 int cj_add(cj_db *db, cj_tx *tx, const char *type, const char *id,
@@ -473,7 +500,8 @@ typedef struct cj_accept_opts {
 	 * random-looking ids; spreads concurrent acceptors apart) */
 	int no_schedule;
 	/** milliseconds to wait when nothing is available: -1 forever
-	 * (default), 0 do not wait */
+	 * (default), 0 do not wait; any larger value up to INT64_MAX is a
+	 * deadline (saturating: a huge one waits as long as it says) */
 	int64_t timeout_ms;
 } cj_accept_opts;
 
@@ -555,6 +583,8 @@ int cj_finish(cj_db *db, cj_tx *tx, cj_job *job, const char *data);
  *    replaced unless #CJ_SCHED_KEEP); pending again when finished;
  *  - finished: pending again, with @p data (NULL: keep);
  *  - pending: scheduled time and data replaced.
+ * @p sched_time is seconds since the epoch (0 to #CJ_MAX_SCHED_TIME) or
+ * #CJ_SCHED_KEEP.
  * The lock is not checked: any holder of a handle to the job may ask for
  * another run; only cj_update() and cj_finish() are fenced.
  * @return #CJ_OK; #CJ_NOT_FOUND (the job no longer exists); #CJ_JSON;

@@ -207,7 +207,7 @@ static int check_opts(const cj_accept_opts *opts) {
 static int accept_wait(cj_db *db, const cj_accept_opts *opts, struct accept_arg *a) {
 	char chan[CJ_CHAN_MAX];
 	cj__chan_pending(chan, sizeof chan, a->type);
-	int64_t deadline = opts->timeout_ms < 0 ? -1 : cj__mono_ms() + opts->timeout_ms;
+	int64_t deadline = cj__deadline_ms(opts->timeout_ms);
 	for (;;) {
 		uint64_t token = cj__watch(db, chan);
 		int64_t now_ms = cj__epoch_ms();
@@ -223,14 +223,15 @@ static int accept_wait(cj_db *db, const cj_accept_opts *opts, struct accept_arg 
 		if (a->next_due >= 0 && opts->max_sched_time == CJ_SCHED_NOW) {
 			/* a little after the second starts, so that clocks read with a
 			 * coarse time() agree the job is due */
-			int64_t due = cj__mono_ms() + (a->next_due * 1000 - now_ms) + 10;
+			int64_t wait = cj__add_sat(cj__mul_sat(a->next_due, 1000), 10 - now_ms);
+			int64_t due = cj__add_sat(cj__mono_ms(), wait);
 			if (wake_at < 0 || due < wake_at) wake_at = due;
 		}
 		if (seen) {
 			/* the look found a job that the accept did not get: another
 			 * acceptor took it, or holds it and may yet give it back
 			 * without a commit that would wake us: look again soon */
-			int64_t soon = cj__mono_ms() + CJ_ACCEPT_RELOOK_MS;
+			int64_t soon = cj__add_sat(cj__mono_ms(), CJ_ACCEPT_RELOOK_MS);
 			if (wake_at < 0 || soon < wake_at) wake_at = soon;
 		}
 		if (deadline >= 0 && cj__mono_ms() >= deadline)

@@ -54,10 +54,9 @@ int cj_add(cj_db *db, cj_tx *tx, const char *type, const char *id, const char *d
 	struct add_arg a = {type, id, data, 0, sched_time};
 	int rc;
 	if ((rc = cj__check_type(type)) || (rc = cj__check_id(id)) ||
-	    (rc = cj__check_data(db, &a.data, &a.dlen, 1)))
+	    (rc = cj__check_data(db, &a.data, &a.dlen, 1)) ||
+	    (rc = cj__check_sched(sched_time, 0)))
 		return rc;
-	if (sched_time < 0)
-		return cj__fail(CJ_INVALID, "negative scheduled time %lld", (long long)sched_time);
 	return cj__run(db, tx, 1, add_fn, &a);
 }
 

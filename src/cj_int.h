@@ -10,6 +10,7 @@
  *              parsing every key (no other file knows a key's positions)
  *   json.c     validation of job data
  *   check.c    argument checks shared by every call
+ *   url.c      store URLs shown without their secrets
  *   uuid.c     job locks (random UUIDs; pooled randomness)
  *   db.c       cj_open / cj_close, options
  *   tx.c       transactions, cj_transact, the caller's own keys, and the
@@ -57,6 +58,25 @@ char *cj__strndup(const char *s, size_t n);
 
 int64_t cj__mono_ms(void);  /* CLOCK_MONOTONIC, milliseconds */
 int64_t cj__epoch_ms(void); /* CLOCK_REALTIME, milliseconds */
+/* a + b and a * b, clamped to [INT64_MIN, INT64_MAX] instead of wrapping:
+ * every time computation goes through these. */
+int64_t cj__add_sat(int64_t a, int64_t b);
+int64_t cj__mul_sat(int64_t a, int64_t b);
+/* The monotonic deadline timeout_ms from now; -1 (none) when negative. */
+int64_t cj__deadline_ms(int64_t timeout_ms);
+/* The longest one sleep lasts: a wait with a later deadline (or none)
+ * wakes after this and looks again, so that no clock arithmetic of the
+ * kernel or the C library ever sees a time near overflow. */
+#define CJ_SLEEP_MAX_MS ((int64_t)3600 * 1000)
+/* Background threads retry a failing store after a delay that doubles
+ * from CJ_RETRY_MIN_MS up to CJ_RETRY_MAX_MS, so that a store that stays
+ * down costs (almost) no CPU. cj__backoff() returns the monotonic time of
+ * the next try and doubles *delay_ms (start it at CJ_RETRY_MIN_MS). */
+#define CJ_RETRY_MIN_MS 250
+#define CJ_RETRY_MAX_MS 30000
+int64_t cj__backoff(int64_t *delay_ms);
+/* deadline_ms brought within CJ_SLEEP_MAX_MS from now; -1 (none) stays. */
+int64_t cj__sleep_until(int64_t deadline_ms);
 
 /* ---- uuid.c ------------------------------------------------------------- */
 
@@ -72,9 +92,18 @@ int cj__uuid_parse(const char *s, uint8_t out[CJ_UUID_LEN]); /* 0 or -1 */
 
 int cj__check_type(const char *type);
 int cj__check_id(const char *id);
+/* A scheduled time: 0 to CJ_MAX_SCHED_TIME, or also CJ_SCHED_KEEP. */
+int cj__check_sched(int64_t t, int allow_keep);
 /* Validates data (NULL allowed when allow_null) against db's limit; sets
  * *len to its length ("{}" when NULL). */
 int cj__check_data(const cj_db *db, const char **data, size_t *len, int allow_null);
+
+/* ---- url.c -------------------------------------------------------------- */
+
+/* Replaces in msg (cap bytes, NUL-terminated) every secret of url (the
+ * password of its userinfo, password=... parameters; as written and
+ * percent-decoded) with "***": for messages of libraries that saw url. */
+void cj__url_scrub(const char *url, char *msg, size_t cap);
 
 /* ---- json.c ------------------------------------------------------------- */
 

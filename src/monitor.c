@@ -181,7 +181,7 @@ static int read_types(cj_tx *tx, void *arg) {
 		}
 		s->t[s->n].type = types[i];
 		types[i] = NULL;
-		s->t[s->n].timeout_ms = secs * 1000;
+		s->t[s->n].timeout_ms = cj__mul_sat(secs, 1000);
 		s->n++;
 	}
 	for (size_t i = 0; i < n; i++) cj_free(types[i]);
@@ -216,15 +216,19 @@ static void merge_types(struct cj_monitor *m, struct scan_types *s, int64_t now)
 static void *monitor_main(void *arg) {
 	struct cj_monitor *m = arg;
 	cj_db *db = m->db;
+	int64_t retry = CJ_RETRY_MIN_MS;
 	while (!atomic_load(&m->stop)) {
 		uint64_t token = cj__watch(db, CJ_CHAN_TYPES);
 		struct scan_types s = {m, NULL, 0, 0};
 		int rc = cj__run(db, NULL, 0, read_types, &s);
 		int64_t now = cj__mono_ms(), wake = -1;
 		if (rc) {
+			/* the store failed: try again later, and less often while it
+			 * stays down; the checks that fell due wait for it */
 			free_types(s.t, s.n);
-			wake = now + CJ_MONITOR_RETRY_MS; /* the store failed: try again soon */
+			wake = cj__backoff(&retry);
 		} else {
+			retry = CJ_RETRY_MIN_MS;
 			merge_types(m, &s, now);
 		}
 		for (size_t i = 0; i < m->n && !atomic_load(&m->stop); i++) {
@@ -233,14 +237,14 @@ static void *monitor_main(void *arg) {
 				if (t->has_base && cj__reenqueue_stale(db, t->type, t->base) < 0) {
 					/* the store failed: the same check again soon (what
 					 * was stale at base still is) */
-					t->next_ms = now + CJ_MONITOR_RETRY_MS;
+					t->next_ms = cj__add_sat(now, CJ_MONITOR_RETRY_MS);
 				} else {
 					t->has_base = 1;
 					t->base = s.version;
-					t->next_ms = now + t->timeout_ms;
+					t->next_ms = cj__add_sat(now, t->timeout_ms);
 				}
 			}
-			if (wake < 0 || t->next_ms < wake) wake = t->next_ms;
+			if (!rc && (wake < 0 || t->next_ms < wake)) wake = t->next_ms;
 		}
 		if (atomic_load(&m->stop)) break;
 		cj__wait(db, CJ_CHAN_TYPES, token, wake);

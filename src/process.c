@@ -143,7 +143,6 @@ int cj_resubmit(cj_db *db, cj_tx *tx, cj_job *job, int64_t sched_time, const cha
 	if ((rc = check_job(db, job)) || (rc = cj__check_data(db, &a.data, &a.dlen, 1)))
 		return rc;
 	a.data = data;
-	if (sched_time < 0 && sched_time != CJ_SCHED_KEEP)
-		return cj__fail(CJ_INVALID, "negative scheduled time %lld", (long long)sched_time);
+	if ((rc = cj__check_sched(sched_time, 1))) return rc;
 	return cj__run(db, tx, 1, resubmit_fn, &a);
 }

@@ -162,6 +162,7 @@ static int has_live(const cj_notifier *n) {
 static void *notifier_main(void *arg) {
 	cj_db *db = arg;
 	cj_notifier *n = db->notifier;
+	int64_t retry = CJ_RETRY_MIN_MS;
 	pthread_mutex_lock(&db->mu);
 	while (!n->stop) {
 		if (!has_live(n)) {
@@ -173,8 +174,10 @@ static void *notifier_main(void *arg) {
 		int rc = cj__run(db, NULL, 0, pass_fn, &p);
 		if (p.delivered) pthread_cond_broadcast(&db->cond);
 		pthread_mutex_unlock(&db->mu);
-		/* on a store failure, look again in a while */
-		cj__wait(db, CJ_CHAN_ACTIVITY, token, rc ? cj__mono_ms() + 500 : -1);
+		/* on a store failure, look again in a while, less often while it
+		 * stays down (an engine that reconnects wakes every channel) */
+		if (!rc) retry = CJ_RETRY_MIN_MS;
+		cj__wait(db, CJ_CHAN_ACTIVITY, token, rc ? cj__backoff(&retry) : -1);
 		pthread_mutex_lock(&db->mu);
 	}
 	pthread_mutex_unlock(&db->mu);
@@ -339,16 +342,7 @@ int cj_wait(cj_sub *const *subs, size_t n, int only_state, int64_t timeout_ms,
 			return cj__fail(CJ_INVALID, "subscriptions of different stores");
 	}
 	cj_db *db = subs[0]->db;
-	struct timespec until;
-	if (timeout_ms > 0) {
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += timeout_ms / 1000;
-		until.tv_nsec += (timeout_ms % 1000) * 1000000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
-	}
+	int64_t deadline = cj__deadline_ms(timeout_ms);
 	static _Atomic unsigned rotor;
 	size_t start = n > 1 ? (size_t)(rotor++ % n) : 0;
 	int rc = CJ_TIMEOUT;
@@ -364,9 +358,13 @@ int cj_wait(cj_sub *const *subs, size_t n, int only_state, int64_t timeout_ms,
 			if (!s->ended) live = 1;
 		}
 		if (!live || timeout_ms == 0) break;
-		int w = timeout_ms < 0 ? pthread_cond_wait(&db->cond, &db->mu)
-		                       : pthread_cond_timedwait(&db->cond, &db->mu, &until);
-		if (w == ETIMEDOUT) {
+		/* a deadline past the longest sleep: wake then and wait again */
+		int64_t until_ms = cj__sleep_until(deadline);
+		struct timespec until = {(time_t)(until_ms / 1000),
+		                         (long)(until_ms % 1000) * 1000000L};
+		int w = until_ms < 0 ? pthread_cond_wait(&db->cond, &db->mu)
+		                     : pthread_cond_timedwait(&db->cond, &db->mu, &until);
+		if (w == ETIMEDOUT && until_ms == deadline) {
 			/* one last look */
 			for (size_t j = 0; j < n; j++)
 				if (take(subs[(start + j) % n], only_state, ev)) {

@@ -174,8 +174,9 @@ int cli_open(struct cli *c, int monitor) {
 	o.no_monitor = !monitor;
 	int rc = cj_open(c->url, &o, &c->db);
 	if (rc != CJ_OK) {
-		char what[512];
-		snprintf(what, sizeof what, "cannot open store '%s'", c->url);
+		char shown[400], what[512];
+		cj_url_redact(c->url, shown, sizeof shown);
+		snprintf(what, sizeof what, "cannot open store '%s'", shown);
 		int ex = cli_fail(c, rc, what);
 		return ex == CLI_EXIT_USAGE ? CLI_EXIT_USAGE : CLI_EXIT_STORE;
 	}

@@ -84,9 +84,10 @@ int cli_parse_sched(struct cli *c, const char *at, const char *in,
 	if (at && in) return cli_usage(c, "--at and --in cannot be used together");
 	if (at) {
 		int64_t v;
-		if (cli_parse_int(at, &v) != 0)
+		if (cli_parse_int(at, &v) != 0 || v > CJ_MAX_SCHED_TIME)
 			return cli_usage(c, "invalid --at time '%s' (want seconds since "
-			                 "the epoch)", at);
+			                 "the epoch, at most %lld)", at,
+			                 (long long)CJ_MAX_SCHED_TIME);
 		*sched = v;
 		return 0;
 	}
@@ -98,6 +99,9 @@ int cli_parse_sched(struct cli *c, const char *at, const char *in,
 			return cli_usage(c, "invalid --in duration '%s' (e.g. 90, 90s, "
 			                 "5m, 2h, 1d)", in);
 		*sched = cli_epoch() + (ms + 999) / 1000;
+		if (*sched > CJ_MAX_SCHED_TIME)
+			return cli_usage(c, "invalid --in duration '%s': it ends after the "
+			                 "latest time a job may be scheduled (the year 9999)", in);
 		return 0;
 	}
 	*sched = dflt;

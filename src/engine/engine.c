@@ -46,7 +46,11 @@ int cj__engine_open(const char *url, const cj_options *opts,
 	*eng = NULL;
 	*edb = NULL;
 	const struct cj_engine *e = engine_for(url);
-	if (!e) return cj__fail(CJ_INVALID, "unknown store URL scheme: %.80s", url);
+	if (!e) {
+		char shown[128];
+		cj_url_redact(url, shown, sizeof shown);
+		return cj__fail(CJ_INVALID, "unknown store URL scheme: %s", shown);
+	}
 	if (e->version != CJ_ENGINE_VERSION)
 		return cj__fail(CJ_INVALID, "engine %s was written to engine interface "
 		                "version %d; this library has version %d", e->name, e->version,

@@ -4,8 +4,8 @@
 /* ---- small helpers -------------------------------------------------------- */
 
 /* A libpq message on one line: newlines and tabs become spaces, and the
- * ends are trimmed. */
-static void pge_line(const char *msg, char *out, size_t cap) {
+ * ends are trimmed; the URL's secrets, which libpq may quote, are hidden. */
+static void pge_line(const cj_edb *db, const char *msg, char *out, size_t cap) {
 	size_t n = 0;
 	int space = 0;
 	if (!msg) msg = "";
@@ -19,6 +19,7 @@ static void pge_line(const char *msg, char *out, size_t cap) {
 		out[n++] = *p;
 	}
 	out[n] = 0;
+	cj__url_scrub(db->uri, out, cap);
 }
 
 char *cj__pg_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -67,7 +68,7 @@ int cj__pg_fail(cj_edb *db, struct pge_conn *c, const PGresult *res,
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	const char *msg = res ? PQresultErrorMessage(res) : "";
 	if (!msg || !*msg) msg = PQerrorMessage(c->pg);
-	pge_line(msg, line, sizeof line);
+	pge_line(db, msg, line, sizeof line);
 	if (!*line && res)
 		snprintf(line, sizeof line, "unexpected result %s",
 		         PQresStatus(PQresultStatus(res)));
@@ -113,7 +114,7 @@ int cj__pg_connect(cj_edb *db, struct pge_conn **out) {
 	}
 	if (PQstatus(c->pg) != CONNECTION_OK) {
 		char line[512];
-		pge_line(PQerrorMessage(c->pg), line, sizeof line);
+		pge_line(db, PQerrorMessage(c->pg), line, sizeof line);
 		cj__pg_close_conn(c);
 		return cj__fail(CJ_STORE, "postgresql connect: %s", line);
 	}

@@ -175,18 +175,19 @@ int cj__pg_wait(cj_edb *db, const char *chan, uint64_t token, int64_t deadline_m
 	/* without a listener, other processes' commits go unseen: look again
 	 * every second */
 	if (db->listener_failed) {
-		int64_t soon = cj__mono_ms() + 1000;
+		int64_t soon = cj__add_sat(cj__mono_ms(), 1000);
 		if (deadline_ms < 0 || deadline_ms > soon) deadline_ms = soon;
 	}
+	/* a deadline past the longest sleep ends in a spurious wake */
+	int64_t until = cj__sleep_until(deadline_ms);
 	while (db->words[w] == token) {
-		if (deadline_ms < 0) {
+		if (until < 0) {
 			pthread_cond_wait(&db->wcond, &db->wmu);
 			continue;
 		}
-		struct timespec ts = {(time_t)(deadline_ms / 1000),
-		                      (long)(deadline_ms % 1000) * 1000000L};
+		struct timespec ts = {(time_t)(until / 1000), (long)(until % 1000) * 1000000L};
 		if (pthread_cond_timedwait(&db->wcond, &db->wmu, &ts) == ETIMEDOUT) {
-			if (db->words[w] == token) rc = CJ_TIMEOUT;
+			if (db->words[w] == token && until == deadline_ms) rc = CJ_TIMEOUT;
 			break;
 		}
 	}

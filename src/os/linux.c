@@ -73,14 +73,16 @@ void cj__os_word_wake(cj_wakemap *m, unsigned idx) {
 int cj__os_word_wait(cj_wakemap *m, unsigned idx, uint32_t seen, int64_t deadline_ms) {
 	_Atomic uint32_t *w = &m->words[idx % CJ_WAKE_WORDS];
 	struct timespec ts, *tsp = NULL;
-	if (deadline_ms >= 0) {
-		int64_t left = deadline_ms - cj__mono_ms();
-		if (left <= 0) return CJ_TIMEOUT;
+	int64_t until = cj__sleep_until(deadline_ms);
+	if (until >= 0) {
+		int64_t left = until - cj__mono_ms();
+		if (left <= 0) return until == deadline_ms ? CJ_TIMEOUT : CJ_OK;
 		ts.tv_sec = left / 1000;
 		ts.tv_nsec = (left % 1000) * 1000000;
 		tsp = &ts;
 	}
 	if (futex(w, FUTEX_WAIT, seen, tsp) == 0) return CJ_OK;
-	if (errno == ETIMEDOUT) return CJ_TIMEOUT;
+	/* a deadline past the longest sleep: a spurious wake, to look again */
+	if (errno == ETIMEDOUT) return until == deadline_ms ? CJ_TIMEOUT : CJ_OK;
 	return CJ_OK; /* EAGAIN: it changed; EINTR: look again */
 }

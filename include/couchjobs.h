@@ -214,10 +214,13 @@ typedef struct cj_options {
 	const char *schema;   /**< PostgreSQL engine: the schema holding the
 	                           store; NULL: "couch_jobs" (a @c schema=NAME
 	                           parameter of the URL takes precedence) */
+	int shared;           /**< embedded engine: non-zero accepts a store
+	                           directory that other users may write (see
+	                           cj_open()); 0 refuses it */
 } cj_options;
 
 /** @brief Initialiser of #cj_options with every default. */
-#define CJ_OPTIONS_INIT {CJ_SYNC_FULL, 0, 0, 0, 0, NULL}
+#define CJ_OPTIONS_INIT {CJ_SYNC_FULL, 0, 0, 0, 0, NULL, 0}
 
 /** @brief The largest value #cj_options.max_data_size may take (256 MiB). */
 #define CJ_MAX_DATA_LIMIT ((size_t)256 << 20)
@@ -234,6 +237,28 @@ typedef struct cj_options {
  *
  * Unless @c opts->no_monitor is set, the handle runs the activity monitor in
  * a background thread for every type that has a timeout.
+ *
+ * Embedded engine, safety: the store's files are never opened through a
+ * symbolic link, nor when they have other hard links. A store directory
+ * owned by another user than the caller (root excepted), or writable by
+ * its group or by others, is refused with #CJ_STORE: whoever can write it
+ * could plant a link to a file of the caller's. Group write is accepted
+ * when @c opts->file_mode grants it too (a store shared by a group), and
+ * anything when @c opts->shared is set.
+ *
+ * Embedded engine, read-only use: when the caller may read the store's
+ * files but not write them (their mode, a read-only file system), the
+ * store opens read-only: every read works, every write (cj_tx_begin(),
+ * cj_add(), cj_accept(), ...) fails with #CJ_STORE saying why, no activity
+ * monitor runs, and waits (cj_wait()) see other processes' changes within
+ * about a second. A new store cannot be created read-only.
+ *
+ * Embedded engine, full disk: a write that finds the disk full fails with
+ * #CJ_STORE ("no space left on device") and changes nothing; commits made
+ * before stay. The store keeps a reserve of disk space (the file
+ * @c reserve in its directory) that a transaction removing more keys than
+ * it writes (cj_remove()) may spend, so that a full store can be emptied;
+ * it is put back once space returns.
  *
  * @return
  *  - #CJ_OK

@@ -109,7 +109,9 @@ int cj_open(const char *url, const cj_options *opts, cj_db **out) {
 	}
 	if ((rc = cj__engine_open(url, opts, &db->eng, &db->edb))) goto out_free;
 	if ((rc = check_format(db))) goto out_free;
-	if (!opts->no_monitor && (rc = cj__monitor_start(db))) goto out_free;
+	if (!opts->no_monitor && !cj__engine_readonly(db->eng, db->edb) &&
+	    (rc = cj__monitor_start(db)))
+		goto out_free;
 	*out = db;
 	return CJ_OK;
 out_free:

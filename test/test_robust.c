@@ -17,6 +17,8 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -205,5 +207,271 @@ TEST(open_hides_password) {
 	}
 }
 
+/* ---- the embedded engine's files ------------------------------------------- */
+
+static void write_text(const char *path, const char *text) {
+	FILE *f = fopen(path, "w");
+	CHECK(f != NULL);
+	fputs(text, f);
+	CHECK(fclose(f) == 0);
+}
+
+static char *read_text(const char *path) {
+	static char buf[256];
+	FILE *f = fopen(path, "r");
+	CHECK(f != NULL);
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	return buf;
+}
+
+/* A store file planted as a symlink (or a hard link) to another file is
+ * refused before anything opens it, and the other file is unchanged:
+ * for a new store, and for one that exists. */
+TEST(lmdb_links_refused) {
+	SKIP_UNLESS_LMDB();
+	static const char *const files[] = {"data.mdb", "lock.mdb", "wake"};
+	char victim[4200], store[4200], lpath[4300];
+	snprintf(victim, sizeof victim, "%s/victim", t_dir());
+	for (int existing = 0; existing < 2; existing++)
+		for (size_t i = 0; i < 3; i++)
+			for (int hard = 0; hard < 2; hard++) {
+				write_text(victim, "precious");
+				snprintf(store, sizeof store, "%s/s%d%zu%d", t_dir(), existing, i, hard);
+				cj_db *db = NULL;
+				if (existing) {
+					CHECK_OK(cj_open(store, NULL, &db));
+					cj_close(db);
+				} else {
+					CHECK(mkdir(store, 0700) == 0);
+				}
+				snprintf(lpath, sizeof lpath, "%s/%s", store, files[i]);
+				unlink(lpath);
+				CHECK((hard ? link(victim, lpath) : symlink(victim, lpath)) == 0);
+				CHECK_RC(cj_open(store, NULL, &db), CJ_STORE);
+				CHECK(db == NULL);
+				CHECK(strstr(cj_last_error(), files[i]) != NULL);
+				CHECK(strstr(cj_last_error(), hard ? "hard link" : "symbolic link"));
+				CHECK_STR(read_text(victim), "precious");
+				unlink(lpath);
+			}
+}
+
+/* A store directory that another user may write, or that belongs to
+ * another user, is refused unless the store is opened as shared (or the
+ * file mode shares it with the group); so does the CLI, unless
+ * CJOBS_SHARED_STORE=1. */
+TEST(lmdb_shared_directory) {
+	SKIP_UNLESS_LMDB();
+	char store[4200];
+	snprintf(store, sizeof store, "%s/s", t_dir());
+	cj_db *db = NULL;
+	CHECK_OK(cj_open(store, NULL, &db));
+	cj_close(db);
+	cj_options shared = CJ_OPTIONS_INIT;
+	shared.shared = 1;
+	cj_options group = CJ_OPTIONS_INIT;
+	group.file_mode = 0660;
+	static const mode_t modes[] = {0777, 0770, 0703, 01777};
+	for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+		CHECK(chmod(store, modes[i]) == 0);
+		CHECK_RC(cj_open(store, NULL, &db), CJ_STORE);
+		CHECK(strstr(cj_last_error(), "writable by") != NULL);
+		CHECK_RC(cj_open(store, &group, &db), modes[i] == 0770 ? CJ_OK : CJ_STORE);
+		cj_close(db);
+		CHECK_OK(cj_open(store, &shared, &db));
+		cj_close(db);
+	}
+	char *err = NULL;
+	CHECK_INT(t_sh(NULL, &err, "'%s' --db '%s' types", cj(), store), 1);
+	CHECK(strstr(err, "writable by") != NULL);
+	free(err);
+	CHECK_INT(t_sh(NULL, NULL, "CJOBS_SHARED_STORE=1 '%s' --db '%s' types", cj(), store), 0);
+	CHECK(chmod(store, 0700) == 0);
+	CHECK(chown(store, 65534, 65534) == 0);
+	CHECK_RC(cj_open(store, NULL, &db), CJ_STORE);
+	CHECK(strstr(cj_last_error(), "another user") != NULL);
+	CHECK_OK(cj_open(store, &shared, &db));
+	cj_close(db);
+}
+
+/* A store whose files this user may read but not write opens read-only:
+ * reads work, writes fail with CJ_STORE saying why (the CLI as a user who
+ * only has read access). */
+TEST(lmdb_read_only) {
+	SKIP_UNLESS_LMDB();
+	if (geteuid() != 0) {
+		note("  skipped: needs root (to run the CLI as another user)\n");
+		return;
+	}
+	CHECK(chmod(t_dir(), 0755) == 0);
+	char store[4200];
+	snprintf(store, sizeof store, "%s/s", t_dir());
+	cj_options o = CJ_OPTIONS_INIT;
+	o.file_mode = 0644;
+	cj_db *db = NULL;
+	CHECK_OK(cj_open(store, &o, &db));
+	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	CHECK_OK(cj_add(db, NULL, "t", "j", "{\"v\":1}", 0));
+	cj_close(db);
+	char *out = NULL, *err = NULL;
+	const char *as = "runuser -u nobody --";
+	CHECK_INT(t_sh(&out, &err, "%s '%s' --db '%s' list", as, cj(), store), 0);
+	CHECK(strstr(out, "\"j\"") != NULL);
+	free(out);
+	free(err);
+	CHECK_INT(t_sh(&out, &err, "%s '%s' --db '%s' get t j", as, cj(), store), 0);
+	free(out);
+	free(err);
+	CHECK_INT(t_sh(&out, &err, "%s '%s' --db '%s' add t k", as, cj(), store), 1);
+	CHECK(strstr(err, "read-only") != NULL);
+	free(out);
+	free(err);
+	CHECK_INT(t_sh(&out, &err, "%s '%s' --db '%s' rm t j", as, cj(), store), 1);
+	free(out);
+	free(err);
+	db = t_open_opts(&o);
+	(void)db;
+	cj_close(db);
+}
+
+/* ---- a full file system ----------------------------------------------------------- */
+
+#define FULL_FS_BYTES (8 << 20)
+
+/* Fills the file system of dir: writes a file until ENOSPC. */
+static void fill_up(const char *dir) {
+	char path[4300];
+	snprintf(path, sizeof path, "%s/filler", dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	CHECK(fd >= 0);
+	static char block[4096];
+	while (write(fd, block, sizeof block) > 0) {
+	}
+	CHECK(errno == ENOSPC);
+	while (write(fd, block, 1) > 0) {
+	}
+	close(fd);
+}
+
+/* Removals made while a reader holds its snapshot (each needs a few
+ * pages of its own). */
+#define PINNED_REMOVALS 20
+
+struct pin {
+	cj_db *db;
+	t_gate in, out;
+};
+
+static int pin_cb(const cj_job_info *info, void *arg) {
+	(void)info;
+	struct pin *p = arg;
+	t_gate_open(&p->in);
+	t_gate_wait(&p->out, 60000);
+	return 1;
+}
+
+/* Lists jobs, stopping in the middle (snapshot held) until told. */
+static void *pin_snapshot(void *arg) {
+	struct pin *p = arg;
+	cj_list_jobs(p->db, NULL, "t", pin_cb, p);
+	return NULL;
+}
+
+/* The last error mentions a full disk. */
+#define CHECK_FULL()                                                        \
+	do {                                                                    \
+		if (!strstr(cj_last_error(), "no space left on device"))            \
+			t_fail(__FILE__, __LINE__, "not a full disk: %s", cj_last_error()); \
+	} while (0)
+
+/* In a mount namespace of its own, on a small tmpfs: 0 passed, 77 no
+ * mount possible, else a failure. */
+static int full_fs_body(void *arg) {
+	(void)arg;
+	char dir[4200], store[4300], fresh[4300];
+	snprintf(dir, sizeof dir, "%s/fs", t_dir());
+	CHECK(mkdir(dir, 0700) == 0);
+	char opts[64];
+	snprintf(opts, sizeof opts, "size=%d,mode=0700", FULL_FS_BYTES);
+	if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+	    mount("tmpfs", dir, "tmpfs", 0, opts) != 0)
+		return 77;
+	snprintf(store, sizeof store, "%s/s", dir);
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	cj_db *db = NULL;
+	CHECK_OK(cj_open(store, &o, &db));
+	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	static char data[8200];
+	memset(data, 'x', sizeof data);
+	memcpy(data, "{\"x\":\"", 6);
+	strcpy(data + sizeof data - 3, "\"}");
+	int n = 0, rc;
+	char id[32];
+	for (int round = 0; round < 2; round++) {
+		/* round 1: the last few blocks filled too, what fits in pages the
+		 * store freed before still fits */
+		if (round == 1) fill_up(dir);
+		for (;;) {
+			snprintf(id, sizeof id, "j%d", n);
+			if ((rc = cj_add(db, NULL, "t", id, data, 0)) != CJ_OK) break;
+			n++;
+			CHECK(n < FULL_FS_BYTES / 4096);
+		}
+		CHECK_RC(rc, CJ_STORE);
+		CHECK_FULL();
+	}
+	note("  %d jobs filled the disk\n", n);
+	CHECK(n > 100);
+	cj_db *other = NULL; /* a new store on the full disk fails cleanly */
+	snprintf(fresh, sizeof fresh, "%s/new", dir);
+	CHECK_RC(cj_open(fresh, &o, &other), CJ_STORE);
+	CHECK_FULL();
+	cj_close(db);
+
+	/* everything committed is there; the store can be emptied */
+	CHECK_OK(cj_open(store, &o, &db));
+	CHECK_INT(count_jobs(db, "t"), n);
+	fill_up(dir); /* not a block left */
+	/* a reader holds its snapshot: the pages removals free cannot be used
+	 * again before it ends, so they need blocks the disk does not have */
+	struct pin p = {db, {{-1, -1}}, {{-1, -1}}};
+	t_gate_init(&p.in);
+	t_gate_init(&p.out);
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, pin_snapshot, &p) == 0);
+	CHECK(t_gate_wait(&p.in, 30000) == 0);
+	for (int i = 0; i < PINNED_REMOVALS; i++) {
+		snprintf(id, sizeof id, "j%d", i);
+		CHECK_OK(cj_remove(db, NULL, "t", id));
+	}
+	t_gate_open(&p.out);
+	pthread_join(th, NULL);
+	for (int i = PINNED_REMOVALS; i < n; i++) {
+		snprintf(id, sizeof id, "j%d", i);
+		CHECK_OK(cj_remove(db, NULL, "t", id));
+	}
+	CHECK_INT(count_jobs(db, "t"), 0);
+	cj_close(db);
+	return 0;
+}
+
+/* On a full file system writes fail with CJ_STORE ("no space left on
+ * device") and nothing else: the process lives on, what was committed
+ * stays, the store can be emptied, a new store fails to open. */
+TEST(lmdb_full_disk) {
+	SKIP_UNLESS_LMDB();
+	int st = t_join(t_spawn(full_fs_body, NULL), 120000);
+	if (st == 77) {
+		note("  skipped: cannot mount a tmpfs in a private mount namespace (needs root)\n");
+		return;
+	}
+	CHECK_INT(st, 0);
+}
+
 TEST_MAIN(ENTRY(sched_time_limit), ENTRY(cli_sched_time_limit), ENTRY(huge_timeouts),
-          ENTRY(utf8_types_and_ids), ENTRY(url_redact), ENTRY(open_hides_password))
+          ENTRY(utf8_types_and_ids), ENTRY(url_redact), ENTRY(open_hides_password),
+          ENTRY(lmdb_links_refused), ENTRY(lmdb_shared_directory), ENTRY(lmdb_read_only),
+          ENTRY(lmdb_full_disk))

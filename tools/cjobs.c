@@ -172,6 +172,8 @@ int cli_fail(struct cli *c, int rc, const char *what) {
 int cli_open(struct cli *c, int monitor) {
 	cj_options o = CJ_OPTIONS_INIT;
 	o.no_monitor = !monitor;
+	const char *shared = getenv("CJOBS_SHARED_STORE");
+	o.shared = shared && strcmp(shared, "1") == 0;
 	int rc = cj_open(c->url, &o, &c->db);
 	if (rc != CJ_OK) {
 		char shown[400], what[512];
@@ -211,6 +213,11 @@ static void print_main_help(FILE *f) {
 	        "                 else the directory " CLI_DEFAULT_DB ")\n"
 	        "  -h, --help     show help\n"
 	        "  -V, --version  show the version\n"
+	        "\n"
+	        "environment:\n"
+	        "  CJOBS_DB            the store, when --db is not given\n"
+	        "  CJOBS_SHARED_STORE  1: accept a store directory that other users may\n"
+	        "                      write (else refused: they could plant links)\n"
 	        "\n"
 	        "%s"
 	        "\n"

@@ -63,3 +63,7 @@ int cj__engine_open(const char *url, const cj_options *opts,
 void cj__engine_close(const struct cj_engine *eng, cj_edb *edb) {
 	if (eng && edb) eng->close(edb);
 }
+
+int cj__engine_readonly(const struct cj_engine *eng, cj_edb *edb) {
+	return eng->readonly && eng->readonly(edb) ? 1 : 0;
+}

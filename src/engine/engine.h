@@ -138,6 +138,11 @@ struct cj_engine {
 	            int64_t deadline_ms);
 	/* Wakes this process's waiters on chan (others may wake too). */
 	void (*wake)(cj_edb *edb, const char *chan);
+
+	/* Optional (NULL: never). Non-zero when the store could only be opened
+	 * for reading: every write transaction fails, and the core runs no
+	 * activity monitor. */
+	int (*readonly)(cj_edb *edb);
 };
 
 /* NULL-terminated, in order of preference; the first takes plain paths. */
@@ -150,5 +155,7 @@ int cj__engine_open(const char *url, const cj_options *opts,
                     const struct cj_engine **eng, cj_edb **edb);
 /* Closes what cj__engine_open opened (either may be NULL). */
 void cj__engine_close(const struct cj_engine *eng, cj_edb *edb);
+/* 1 when the engine opened edb read-only (its readonly op), else 0. */
+int cj__engine_readonly(const struct cj_engine *eng, cj_edb *edb);
 
 #endif

@@ -4,6 +4,24 @@
  * A store is a directory:
  *   data.mdb, lock.mdb  the LMDB environment
  *   wake                wake words shared by the processes (os/os.h)
+ *   reserve             LME_RESERVE bytes of disk kept for a full disk
+ *
+ * Files: LMDB opens data.mdb and lock.mdb by path itself, following
+ * symlinks; so lme_open() first checks the directory (os.h: nobody else
+ * may write it) and then opens every file without following a symlink,
+ * creating it if missing. Once checked, nobody else can replace them.
+ * lock.mdb and wake are mapped and written through their mappings: they
+ * get their blocks for real when checked, so that a full disk can never
+ * make such a write fail (with SIGBUS). If a file can only be read, the
+ * store opens read-only (MDB_RDONLY; MDB_NOLOCK if lock.mdb cannot be
+ * written): reads work, write transactions fail at begin.
+ *
+ * A full disk: LMDB writes data.mdb with pwrite(), so a commit that needs
+ * more blocks fails with ENOSPC (CJ_STORE, nothing written). A commit
+ * that removes more keys than it writes (emptying a full store) then
+ * truncates the reserve file and runs again (CJ_CONFLICT) in the space it
+ * freed. The reserve is made again when this process next opens the store
+ * or commits, at most every LME_RESERVE_RETRY_MS, when space allows.
  *
  * Named databases in the environment:
  *   "jobs"       the jobs space (keys as in cj_int.h)
@@ -48,12 +66,14 @@
  * refuse the older layout, and note it in doc/format.md.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "cj_int.h"
@@ -65,6 +85,10 @@
 #define LME_DEFAULT_MAP ((size_t)1 << 30)
 #define LME_MAX_READERS 1024
 #define LME_RESIZE_TRIES 100 /* adoptions of another process's map size */
+/* at least LMDB's lock file for LME_MAX_READERS (64 bytes a reader) */
+#define LME_LOCK_BYTES ((size_t)(LME_MAX_READERS + 64) * 64)
+#define LME_RESERVE ((size_t)1 << 20)
+#define LME_RESERVE_RETRY_MS 10000
 
 struct cj_edb {
 	MDB_env *env;
@@ -76,6 +100,11 @@ struct cj_edb {
 	int sync_after;          /* CJ_SYNC_FULL: flush after each commit */
 	cj_wakemap *wake;
 	char *path;
+	int dirfd;              /* the store directory, checked */
+	mode_t mode;            /* of files created */
+	int readonly;           /* a file could only be opened for reading */
+	_Atomic int64_t reserve_retry; /* 0: the reserve is there; else when to
+	                                  make it again (monotonic ms) */
 };
 
 struct cj_etx {
@@ -84,6 +113,7 @@ struct cj_etx {
 	int write;
 	int dirty;
 	int grow; /* the map was full: grow it when this transaction ends */
+	long puts, dels; /* keys written and deleted */
 	uint64_t version;
 	cj_wordset notify; /* words marked by notify() */
 	cj_buf kb; /* physical key */
@@ -94,7 +124,9 @@ static int lme_err(int rc, const char *what) {
 	switch (rc) {
 	case MDB_NOTFOUND: return CJ_NOT_FOUND;
 	case ENOMEM: return cj__fail(CJ_NOMEM, "lmdb %s: %s", what, mdb_strerror(rc));
-	default: return cj__fail(CJ_STORE, "lmdb %s: %s", what, mdb_strerror(rc));
+	default:
+		return cj__fail(CJ_STORE, "lmdb %s: %s", what,
+		                rc > 0 ? cj__os_strerror(rc) : mdb_strerror(rc));
 	}
 }
 
@@ -200,16 +232,28 @@ static int lme_mkdir(const char *path, mode_t fmode) {
 	return CJ_OK;
 }
 
+static const char *lme_readonly_why(const cj_edb *db) {
+	static const char *const why[] = {"", "data.mdb is read-only for this user",
+	                                  "lock.mdb is read-only for this user",
+	                                  "the wake file is read-only for this user"};
+	return why[db->readonly];
+}
+
 /* Opens the named databases, creating them in a new environment; refuses
  * an environment that is not a couchjobs store. */
 static int lme_init(cj_edb *db) {
 	static const char *const names[CJ_SPACE_COUNT] = {"jobs", "user"};
 	MDB_txn *txn;
-	int rc = lme_txn_begin(db, 0, &txn);
+	unsigned create = db->readonly ? 0 : MDB_CREATE;
+	int rc = lme_txn_begin(db, db->readonly ? MDB_RDONLY : 0, &txn);
 	if (rc) return lme_err(rc, "begin");
 	pthread_rwlock_unlock(&db->resize); /* nobody else has db yet */
 	rc = mdb_dbi_open(txn, "cj_engine", 0, &db->meta);
-	if (rc == MDB_NOTFOUND) {
+	if (rc == MDB_NOTFOUND && db->readonly) {
+		mdb_txn_abort(txn);
+		return cj__fail(CJ_STORE, "%s: a new store cannot be created: %s", db->path,
+		                lme_readonly_why(db));
+	} else if (rc == MDB_NOTFOUND) {
 		MDB_dbi main;
 		MDB_stat st;
 		if ((rc = mdb_dbi_open(txn, NULL, 0, &main)) ||
@@ -241,18 +285,73 @@ static int lme_init(cj_edb *db) {
 		}
 	}
 	for (int i = 0; i < CJ_SPACE_COUNT; i++)
-		if ((rc = mdb_dbi_open(txn, names[i], MDB_CREATE, &db->dbi[i])))
+		if ((rc = mdb_dbi_open(txn, names[i], create, &db->dbi[i])))
 			goto out_lmdb;
 	if ((rc = mdb_txn_commit(txn))) return lme_err(rc, "commit");
-	return lme_flush(db);
+	return db->readonly ? CJ_OK : lme_flush(db);
 out_lmdb:
 	mdb_txn_abort(txn);
 	return lme_err(rc, "open");
 }
 
+/* Makes the reserve file hold LME_RESERVE bytes, if the disk has room. */
+static void lme_reserve_make(cj_edb *db) {
+	int ro, fd;
+	if (cj__os_store_file(db->dirfd, db->path, "reserve", db->mode, LME_RESERVE, &ro,
+	                      &fd) == CJ_OK) {
+		close(fd);
+		if (!ro) {
+			atomic_store(&db->reserve_retry, 0);
+			return;
+		}
+	}
+	/* no room yet (a partly allocated reserve is kept) */
+	atomic_store(&db->reserve_retry, cj__add_sat(cj__mono_ms(), LME_RESERVE_RETRY_MS));
+}
+
+/* rc, or ENOSPC for an EIO that was one: LMDB reports a short write (the
+ * disk filled up in the middle of it) as EIO; after one the disk has
+ * (almost) no room left. */
+static int lme_space_err(cj_edb *db, int rc) {
+	struct statvfs sv;
+	if (rc != EIO || fstatvfs(db->dirfd, &sv) != 0) return rc;
+	uint64_t avail = geteuid() == 0 ? sv.f_bfree : sv.f_bavail;
+	return avail * sv.f_frsize < LME_RESERVE ? ENOSPC : rc;
+}
+
+/* Releases the reserve's blocks: 1 if it held any, else 0. */
+static int lme_reserve_release(cj_edb *db) {
+	int fd = openat(db->dirfd, "reserve", O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) return 0;
+	struct stat st;
+	int held = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+	           st.st_blocks > 0 && ftruncate(fd, 0) == 0;
+	close(fd);
+	if (held) atomic_store(&db->reserve_retry, cj__add_sat(cj__mono_ms(), LME_RESERVE_RETRY_MS));
+	return held;
+}
+
+/* Checks the store directory and creates or checks the files LMDB opens by
+ * path (see the top of this file); opens the wake file into *wfd. */
+static int lme_files(cj_edb *db, int shared, int *wfd) {
+	const char *path = db->path;
+	int rc, ro_data, ro_lock, ro_wake;
+	if ((rc = cj__os_store_dir(path, shared, db->mode & 0022, &db->dirfd)) ||
+	    (rc = cj__os_store_file(db->dirfd, path, "data.mdb", db->mode, 0, &ro_data, NULL)) ||
+	    (rc = cj__os_store_file(db->dirfd, path, "lock.mdb", db->mode, LME_LOCK_BYTES,
+	                            &ro_lock, NULL)) ||
+	    (rc = cj__os_store_file(db->dirfd, path, "wake", db->mode, CJ_WAKE_BYTES, &ro_wake,
+	                            wfd)))
+		return rc;
+	db->readonly = ro_lock ? 2 : ro_data ? 1 : ro_wake ? 3 : 0;
+	if (!db->readonly) lme_reserve_make(db);
+	return CJ_OK;
+}
+
 static void lme_close(cj_edb *db) {
 	if (!db) return;
 	if (db->env) mdb_env_close(db->env);
+	if (db->dirfd >= 0) close(db->dirfd);
 	cj__os_wakemap_close(db->wake);
 	if (db->has_resize) pthread_rwlock_destroy(&db->resize);
 	cj_free(db->path);
@@ -269,6 +368,9 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 
 	cj_edb *db = cj__calloc(1, sizeof *db);
 	if (!db) return cj__fail(CJ_NOMEM, "out of memory");
+	db->dirfd = -1;
+	db->mode = mode;
+	int wfd = -1;
 	pthread_rwlockattr_t ra;
 	if (pthread_rwlockattr_init(&ra) == 0) {
 		pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -284,12 +386,15 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 		rc = cj__fail(CJ_NOMEM, "out of memory");
 		goto out_close;
 	}
+	if ((rc = lme_files(db, o->shared, &wfd))) goto out_close;
 	if ((rc = mdb_env_create(&db->env))) {
 		rc = lme_err(rc, "env_create");
 		goto out_close;
 	}
 	unsigned flags = MDB_NOTLS;
-	if (o->sync == CJ_SYNC_RELAXED) {
+	if (db->readonly) {
+		flags |= MDB_RDONLY | (db->readonly == 2 ? MDB_NOLOCK : 0);
+	} else if (o->sync == CJ_SYNC_RELAXED) {
 		flags |= MDB_NOSYNC;
 	} else {
 		flags |= MDB_NOMETASYNC;
@@ -314,10 +419,12 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 	if ((rc = lme_init(db))) goto out_close;
 	char wpath[4096];
 	snprintf(wpath, sizeof wpath, "%s/wake", path);
-	if ((rc = cj__os_wakemap_open(wpath, mode, &db->wake))) goto out_close;
+	if ((rc = cj__os_wakemap_open(wfd, wpath, db->readonly != 0, &db->wake))) goto out_close;
+	close(wfd);
 	*out = db;
 	return CJ_OK;
 out_close:
+	if (wfd >= 0) close(wfd);
 	lme_close(db);
 	return rc;
 }
@@ -348,6 +455,9 @@ static void lme_end(cj_etx *tx) {
 
 static int lme_begin(cj_edb *db, int write, cj_etx **out) {
 	*out = NULL;
+	if (write && db->readonly)
+		return cj__fail(CJ_STORE, "%s: the store is open read-only (%s): no writes",
+		                db->path, lme_readonly_why(db));
 	if (write && atomic_load(&db->grow_err)) {
 		lme_grow(db); /* the last growth failed: once more */
 		int e = atomic_load(&db->grow_err);
@@ -402,10 +512,18 @@ static int lme_commit(cj_etx *tx) {
 		lme_end(tx);
 		return cj__fail(CJ_CONFLICT, "the store was full and grows: run again");
 	}
+	rc = lme_space_err(tx->db, rc);
+	if (rc == ENOSPC && tx->dels > tx->puts && lme_reserve_release(tx->db)) {
+		lme_end(tx);
+		return cj__fail(CJ_CONFLICT, "the disk is full: the store's reserve was "
+		                "released for a removal; run again");
+	}
 	if (rc) {
 		lme_end(tx);
 		return lme_err(rc, "commit");
 	}
+	int64_t retry = atomic_load(&tx->db->reserve_retry);
+	if (retry && cj__mono_ms() >= retry) lme_reserve_make(tx->db);
 	/* wake the waiters first: what they do next does not wait for the flush */
 	for (unsigned i = 0; i < tx->notify.n; i++)
 		cj__os_word_bump(tx->db->wake, tx->notify.list[i]);
@@ -430,7 +548,7 @@ static int lme_write_err(cj_etx *tx, int rc, const char *what) {
 	}
 	if (rc == MDB_TXN_FULL)
 		return cj__fail(CJ_TOO_LARGE, "lmdb %s: transaction too large", what);
-	return lme_err(rc, what);
+	return lme_err(lme_space_err(tx->db, rc), what);
 }
 
 static int lme_get(cj_etx *tx, int space, const void *k, size_t kl,
@@ -477,6 +595,7 @@ static int lme_put(cj_etx *tx, int space, const void *k, size_t kl, const void *
 	int rc = mdb_put(tx->txn, tx->db->dbi[space], &key, &val, 0);
 	if (rc) return lme_write_err(tx, rc, "put");
 	tx->dirty = 1;
+	tx->puts++;
 	return CJ_OK;
 }
 
@@ -491,6 +610,7 @@ static int lme_del(cj_etx *tx, int space, const void *k, size_t kl) {
 	int rc = mdb_del(tx->txn, tx->db->dbi[space], &key, NULL);
 	if (rc) return rc == MDB_NOTFOUND ? CJ_NOT_FOUND : lme_write_err(tx, rc, "del");
 	tx->dirty = 1;
+	tx->dels++;
 	return CJ_OK;
 }
 
@@ -568,6 +688,8 @@ static void lme_wake(cj_edb *db, const char *chan) {
 	cj__os_word_bump(db->wake, cj__chan_word(chan));
 }
 
+static int lme_readonly(cj_edb *db) { return db->readonly != 0; }
+
 static const char *const lme_schemes[] = {"lmdb:", NULL};
 
 const struct cj_engine cj__engine_lmdb = {
@@ -591,4 +713,5 @@ const struct cj_engine cj__engine_lmdb = {
 	.watch = lme_watch,
 	.wait = lme_wait,
 	.wake = lme_wake,
+	.readonly = lme_readonly,
 };

@@ -1,5 +1,6 @@
-/* Wake words on Linux: futexes on a MAP_SHARED file mapping, which the
- * kernel keys by (inode, offset), so they work across processes. */
+/* The operating system layer on Linux: the store's directory and files,
+ * and wake words: futexes on a MAP_SHARED file mapping, which the kernel
+ * keys by (inode, offset), so they work across processes. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,22 +16,105 @@
 #include "cj_int.h"
 #include "os/os.h"
 
+/* A read-only map's waits look again this often (see os.h). */
+#define CJ_RO_RELOOK_MS 1000
+
 struct cj_wakemap {
 	_Atomic uint32_t *words;
 	size_t size;
+	int readonly;
 };
 
-int cj__os_wakemap_open(const char *path, mode_t mode, cj_wakemap **out) {
-	*out = NULL;
-	size_t size = CJ_WAKE_WORDS * sizeof(uint32_t);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, mode);
-	if (fd < 0) return cj__fail(CJ_STORE, "%s: %s", path, strerror(errno));
+const char *cj__os_strerror(int e) {
+	return e == ENOSPC ? "no space left on device" : strerror(e);
+}
+
+int cj__os_store_dir(const char *path, int shared, mode_t share_bits, int *dirfd) {
+	*dirfd = -1;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) return cj__fail(CJ_STORE, "%s: %s", path, cj__os_strerror(errno));
 	struct stat st;
-	if (fstat(fd, &st) != 0) goto out_errno;
-	if ((size_t)st.st_size < size && ftruncate(fd, (off_t)size) != 0) goto out_errno;
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED) goto out_errno;
-	close(fd);
+	if (fstat(fd, &st) != 0) {
+		int e = errno;
+		close(fd);
+		return cj__fail(CJ_STORE, "%s: %s", path, cj__os_strerror(e));
+	}
+	uid_t me = geteuid();
+	if (shared) {
+		*dirfd = fd;
+		return CJ_OK;
+	}
+	if (st.st_uid != me && st.st_uid != 0) {
+		close(fd);
+		return cj__fail(CJ_STORE, "%s: the store directory belongs to another user "
+		                "(uid %u; this is uid %u), who could plant files in it; open it "
+		                "as a shared store if that is intended", path,
+		                (unsigned)st.st_uid, (unsigned)me);
+	}
+	mode_t loose = st.st_mode & 0022 & ~share_bits;
+	if (loose) {
+		close(fd);
+		return cj__fail(CJ_STORE, "%s: the store directory is writable by %s (mode "
+		                "%03o), who could plant files in it; chmod go-w it, or open it "
+		                "as a shared store if that is intended", path,
+		                loose & 0002 ? "every user" : "its group",
+		                (unsigned)(st.st_mode & 07777));
+	}
+	*dirfd = fd;
+	return CJ_OK;
+}
+
+int cj__os_store_file(int dirfd, const char *path, const char *name, mode_t mode,
+                      size_t alloc, int *readonly, int *fdp) {
+	int flags = O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+	*readonly = 0;
+	if (fdp) *fdp = -1;
+	int fd = openat(dirfd, name, flags | O_RDWR | O_CREAT, mode);
+	if (fd < 0 && (errno == EACCES || errno == EROFS || errno == EPERM)) {
+		int e = errno;
+		fd = openat(dirfd, name, flags | O_RDONLY);
+		if (fd >= 0) *readonly = 1;
+		else errno = e;
+	}
+	if (fd < 0) {
+		if (errno == ELOOP)
+			return cj__fail(CJ_STORE, "%s/%s is a symbolic link: refused (a store's "
+			                "files are never followed elsewhere)", path, name);
+		return cj__fail(CJ_STORE, "%s/%s: %s", path, name, cj__os_strerror(errno));
+	}
+	struct stat st;
+	int rc = CJ_OK;
+	if (fstat(fd, &st) != 0) {
+		rc = cj__fail(CJ_STORE, "%s/%s: %s", path, name, cj__os_strerror(errno));
+	} else if (!S_ISREG(st.st_mode)) {
+		rc = cj__fail(CJ_STORE, "%s/%s is not a regular file: refused", path, name);
+	} else if (st.st_nlink > 1) {
+		rc = cj__fail(CJ_STORE, "%s/%s has %lu hard links: refused (it may be another "
+		              "file of someone else)", path, name, (unsigned long)st.st_nlink);
+	} else if (!*readonly && alloc > 0) {
+		/* blocks for real, not a sparse file: a write through a mapping
+		 * that finds the disk full would kill the process (SIGBUS) */
+		int e = posix_fallocate(fd, 0, (off_t)alloc);
+		if (e) rc = cj__fail(CJ_STORE, "%s/%s: %s", path, name, cj__os_strerror(e));
+	}
+	if (rc == CJ_OK) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	if (rc || !fdp) close(fd);
+	else *fdp = fd;
+	return rc;
+}
+
+int cj__os_wakemap_open(int fd, const char *path, int readonly, cj_wakemap **out) {
+	*out = NULL;
+	size_t size = CJ_WAKE_BYTES;
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return cj__fail(CJ_STORE, "%s: %s", path, cj__os_strerror(errno));
+	if ((size_t)st.st_size < size)
+		return cj__fail(CJ_STORE, "%s: %lld bytes, too short for the wake words (and "
+		                "read-only)", path, (long long)st.st_size);
+	void *p = mmap(NULL, size, readonly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED,
+	               fd, 0);
+	if (p == MAP_FAILED) return cj__fail(CJ_STORE, "%s: %s", path, cj__os_strerror(errno));
 	cj_wakemap *m = cj__malloc(sizeof *m);
 	if (!m) {
 		munmap(p, size);
@@ -38,12 +122,9 @@ int cj__os_wakemap_open(const char *path, mode_t mode, cj_wakemap **out) {
 	}
 	m->words = p;
 	m->size = size;
+	m->readonly = readonly;
 	*out = m;
 	return CJ_OK;
-out_errno:;
-	int e = errno;
-	close(fd);
-	return cj__fail(CJ_STORE, "%s: %s", path, strerror(e));
 }
 
 void cj__os_wakemap_close(cj_wakemap *m) {
@@ -62,7 +143,7 @@ uint32_t cj__os_word_load(cj_wakemap *m, unsigned idx) {
 
 void cj__os_word_bump(cj_wakemap *m, unsigned idx) {
 	_Atomic uint32_t *w = &m->words[idx % CJ_WAKE_WORDS];
-	atomic_fetch_add(w, 1);
+	if (!m->readonly) atomic_fetch_add(w, 1);
 	futex(w, FUTEX_WAKE, INT_MAX, NULL);
 }
 
@@ -74,6 +155,10 @@ int cj__os_word_wait(cj_wakemap *m, unsigned idx, uint32_t seen, int64_t deadlin
 	_Atomic uint32_t *w = &m->words[idx % CJ_WAKE_WORDS];
 	struct timespec ts, *tsp = NULL;
 	int64_t until = cj__sleep_until(deadline_ms);
+	if (m->readonly) {
+		int64_t soon = cj__add_sat(cj__mono_ms(), CJ_RO_RELOOK_MS);
+		if (until < 0 || until > soon) until = soon;
+	}
 	if (until >= 0) {
 		int64_t left = until - cj__mono_ms();
 		if (left <= 0) return until == deadline_ms ? CJ_TIMEOUT : CJ_OK;

@@ -17,9 +17,42 @@ typedef struct cj_wakemap cj_wakemap;
 
 #define CJ_WAKE_WORDS 1024
 
-/* Maps (creating with mode if missing) the file at path holding
- * CJ_WAKE_WORDS words. CJ_OK or CJ_STORE. */
-int cj__os_wakemap_open(const char *path, mode_t mode, cj_wakemap **out);
+/* ---- the store's directory and files --------------------------------------
+ *
+ * A store directory must not let anyone but its user (and root) plant files
+ * in it: it is refused when it is owned by another user, or when its group
+ * or others may write it beyond what share_bits (of 0022) allow. Then no
+ * one else can swap a file checked here for a symlink before it is used,
+ * and the files themselves are checked for being regular files with one
+ * link, opened without following a symlink. */
+
+/* Opens the directory path and checks it as above (nothing when shared):
+ * CJ_OK with *dirfd, or CJ_STORE naming what is wrong. */
+int cj__os_store_dir(const char *path, int shared, mode_t share_bits, int *dirfd);
+
+/* Opens (creating with mode) the file name of the store directory dirfd
+ * (named path in messages), refusing a symlink, anything but a regular
+ * file, and a file with other hard links. Writable when it can be:
+ * *readonly says it could only be opened read-only. When writable and
+ * alloc > 0, its first alloc bytes get blocks for real now (a later write
+ * through a mapping can then not fail for want of space). CJ_OK with *fd
+ * (close it) when fd is not NULL; CJ_STORE ("no space left on device",
+ * the symlink, ...) or CJ_NOMEM. */
+int cj__os_store_file(int dirfd, const char *path, const char *name, mode_t mode,
+                      size_t alloc, int *readonly, int *fd);
+
+/* The text of errno value e for a message; ENOSPC is "no space left on
+ * device". */
+const char *cj__os_strerror(int e);
+
+/* Maps the file fd (from cj__os_store_file, allocated for CJ_WAKE_WORDS
+ * words unless readonly) holding the wake words; fd stays the caller's.
+ * A read-only map wakes this process's waiters without changing the words,
+ * and its waits look again at least every second (another process's wake
+ * may come between a waiter's look and its sleep). CJ_OK, CJ_STORE or
+ * CJ_NOMEM. */
+#define CJ_WAKE_BYTES (CJ_WAKE_WORDS * sizeof(uint32_t))
+int cj__os_wakemap_open(int fd, const char *path, int readonly, cj_wakemap **out);
 void cj__os_wakemap_close(cj_wakemap *m);
 
 uint32_t cj__os_word_load(cj_wakemap *m, unsigned idx);

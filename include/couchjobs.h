@@ -44,7 +44,12 @@
  *  - a plain path, or @c lmdb:PATH: the embedded engine. The store is a
  *    directory; any number of processes on one machine may use it at once.
  *  - @c postgresql://... or @c postgres://...: a PostgreSQL server (when the
- *    library was built with it), for processors on many machines.
+ *    library was built with it), for processors on many machines. Besides
+ *    libpq's own parameters the URL takes @c schema=NAME (see
+ *    #cj_options.schema) and @c deadline_ms=N: no call waits for the
+ *    server longer than N milliseconds (default 30000, at most a day);
+ *    past it the call fails with #CJ_STORE and its connection is dropped,
+ *    so a server that stops answering cannot block a caller.
  *
  * @section start Getting started
  *

@@ -285,25 +285,6 @@ TEST(unreachable_server_fails_fast) {
 
 /* ---- a server restart ------------------------------------------------------- */
 
-static char pg_script[4096];
-
-static int find_script(void) {
-	const char *e = getenv("CJ_PG_SH");
-	if (e && *e) {
-		snprintf(pg_script, sizeof pg_script, "%s", e);
-	} else {
-		/* __FILE__ is this file's path as the build gave it */
-		snprintf(pg_script, sizeof pg_script, "%s", __FILE__);
-		char *slash = strrchr(pg_script, '/');
-		if (!slash) return -1;
-		*slash = 0;
-		slash = strrchr(pg_script, '/');
-		if (!slash) return -1;
-		snprintf(slash, sizeof pg_script - (size_t)(slash - pg_script), "/scripts/pg.sh");
-	}
-	return access(pg_script, R_OK) == 0 ? 0 : -1;
-}
-
 struct restart_arg {
 	const char *url;
 	t_gate go;    /* the parent holds the job "before" */
@@ -363,7 +344,7 @@ static int restart_body(void *p) {
 	CHECK(t_gate_wait(&a.ready, 30000) == 0);
 	sleep_ms(300); /* it sleeps in cj_accept by now */
 
-	CHECK_INT(t_sh(NULL, NULL, "sh '%s' stop '%s'", pg_script, c->dir), 0);
+	CHECK_INT(t_sh(NULL, NULL, "sh '%s' stop '%s'", pg_script(), c->dir), 0);
 
 	/* calls during the outage fail, and fast */
 	int64_t t0 = t_now_ms();
@@ -376,7 +357,7 @@ static int restart_body(void *p) {
 	       (long long)(t_now_ms() - t0), cj_last_error());
 	sleep_ms(500);
 
-	CHECK_INT(t_sh(NULL, NULL, "sh '%s' start '%s'", pg_script, c->dir), 0);
+	CHECK_INT(t_sh(NULL, NULL, "sh '%s' start '%s'", pg_script(), c->dir), 0);
 
 	/* the same handle works again */
 	CHECK_OK(cj_update(db, NULL, held, "{\"after\":true}"));
@@ -401,7 +382,7 @@ static int restart_body(void *p) {
  * the given schema; stops the server afterwards. */
 static void with_private_server(int (*body)(void *), const char *schema,
                                 int64_t timeout_ms) {
-	if (find_script() != 0) {
+	if (!pg_script()) {
 		printf("  skipped: scripts/pg.sh not found (set CJ_PG_SH)\n");
 		return;
 	}
@@ -410,18 +391,18 @@ static void with_private_server(int (*body)(void *), const char *schema,
 	CHECK(chmod(t_dir(), 0755) == 0);
 	snprintf(c->dir, sizeof c->dir, "%s/pg", t_dir());
 	char *err = NULL;
-	if (t_sh(NULL, &err, "sh '%s' start '%s'", pg_script, c->dir) != 0)
+	if (t_sh(NULL, &err, "sh '%s' start '%s'", pg_script(), c->dir) != 0)
 		t_fail(__FILE__, __LINE__, "pg.sh start: %s", err);
 	free(err);
 	char *out = NULL;
-	CHECK_INT(t_sh(&out, NULL, "sh '%s' url '%s'", pg_script, c->dir), 0);
+	CHECK_INT(t_sh(&out, NULL, "sh '%s' url '%s'", pg_script(), c->dir), 0);
 	out[strcspn(out, "\n")] = 0;
 	snprintf(c->url, sizeof c->url, "%s&schema=%s", out, schema);
 	free(out);
 
 	int pid = t_spawn(body, c);
 	int st = t_join(pid, timeout_ms);
-	CHECK_INT(t_sh(NULL, NULL, "sh '%s' stop '%s'", pg_script, c->dir), 0);
+	CHECK_INT(t_sh(NULL, NULL, "sh '%s' stop '%s'", pg_script(), c->dir), 0);
 	CHECK_INT(st, 0);
 	free(c);
 }
@@ -589,9 +570,9 @@ static int restart_run_body(void *p) {
 		sleep_ms(20);
 	}
 	cj_close(db);
-	CHECK_INT(t_sh(NULL, NULL, "sh '%s' stop '%s'", pg_script, c->dir), 0);
+	CHECK_INT(t_sh(NULL, NULL, "sh '%s' stop '%s'", pg_script(), c->dir), 0);
 	sleep_ms(300);
-	CHECK_INT(t_sh(NULL, NULL, "sh '%s' start '%s'", pg_script, c->dir), 0);
+	CHECK_INT(t_sh(NULL, NULL, "sh '%s' start '%s'", pg_script(), c->dir), 0);
 	printf("  restarted the server after %d of %d jobs\n", done, RUN_JOBS);
 
 	for (int i = 0; i < RUN_PROCS; i++) CHECK_INT(t_join(pids[i], 150000), 0);

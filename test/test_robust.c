@@ -471,7 +471,137 @@ TEST(lmdb_full_disk) {
 	CHECK_INT(st, 0);
 }
 
+/* ---- a PostgreSQL server that stops answering, or is down -------------------------- */
+
+/* Waits for pid without failing the case (so that the caller can clean up
+ * first): its exit status, 128+signal, or -1 (killed after timeout_ms). */
+static int join_quietly(int pid, int64_t timeout_ms) {
+	int64_t end = t_now_ms() + timeout_ms;
+	int st;
+	while (waitpid(pid, &st, WNOHANG) == 0) {
+		if (t_now_ms() > end) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			return -1;
+		}
+		sleep_ms(20);
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Runs body(url) in a child against a private server, stopping the server
+ * after (whatever the child did to it). */
+static void with_server(int (*body)(void *), const char *params, int64_t timeout_ms) {
+	char url[4400], base[4096];
+	if (pg_private_start(base, sizeof base) != 0) {
+		note("  skipped: scripts/pg.sh not found (set CJ_PG_SH)\n");
+		return;
+	}
+	snprintf(url, sizeof url, "%s&%s", base, params);
+	int st = join_quietly(t_spawn(body, url), timeout_ms);
+	pg_private_stop();
+	CHECK_INT(st, 0);
+}
+
+#define SKIP_UNLESS_PG()                                                    \
+	do {                                                                    \
+		if (t_is_lmdb()) {                                                  \
+			note("  skipped: PostgreSQL engine only\n");                    \
+			return;                                                         \
+		}                                                                   \
+	} while (0)
+
+#define DEADLINE_MS 1500
+
+static int deadline_body(void *arg) {
+	const char *url = arg;
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	cj_db *db = NULL, *other = NULL;
+	CHECK_OK(cj_open(url, &o, &db));
+	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	CHECK_OK(cj_add(db, NULL, "t", "a", NULL, 0));
+	pg_private_signal(SIGSTOP);
+	/* a statement on a pooled connection, and a new connection */
+	int64_t t0 = t_now_ms();
+	CHECK_RC(cj_add(db, NULL, "t", "b", NULL, 0), CJ_STORE);
+	CHECK(strstr(cj_last_error(), "no answer") != NULL);
+	int64_t took = t_now_ms() - t0;
+	t0 = t_now_ms();
+	CHECK_RC(cj_open(url, &o, &other), CJ_STORE);
+	CHECK(strstr(cj_last_error(), "no answer") != NULL);
+	int64_t took_open = t_now_ms() - t0;
+	note("  with the server stopped: a call failed after %lld ms, an open after %lld ms "
+	     "(deadline %d ms)\n", (long long)took, (long long)took_open, DEADLINE_MS);
+	CHECK(took >= DEADLINE_MS && took < 20000);
+	CHECK(took_open >= DEADLINE_MS && took_open < 20000);
+	/* once it answers again, so does the store */
+	pg_private_signal(SIGCONT);
+	CHECK_OK(cj_add(db, NULL, "t", "b", NULL, 0));
+	CHECK_INT(state_of(db, "t", "a"), CJ_PENDING);
+	cj_close(db);
+	return 0;
+}
+
+/* A server that stops answering (SIGSTOP) fails a call with CJ_STORE
+ * after deadline_ms, on an open connection and when connecting; the
+ * store works again once the server does. */
+TEST(pg_deadline) {
+	SKIP_UNLESS_PG();
+	char params[64];
+	snprintf(params, sizeof params, "schema=dl&deadline_ms=%d", DEADLINE_MS);
+	with_server(deadline_body, params, 90000);
+}
+
+struct idle_arg {
+	const char *url;
+	t_gate ready;
+};
+
+/* An idle process: monitor on, a type, a subscription; then nothing. */
+static int idle_body(void *arg) {
+	struct idle_arg *a = arg;
+	cj_db *db = NULL;
+	CHECK_OK(cj_open(a->url, NULL, &db));
+	CHECK_OK(cj_set_type_timeout(db, "t", 1));
+	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
+	cj_sub *sub = sub_on(db, "t", "j");
+	(void)sub;
+	t_gate_open(&a->ready);
+	stall_forever();
+}
+
+#define IDLE_MEASURE_MS 5000
+
+/* With the server down, an idle process with an open handle (monitor,
+ * notifier, listener) uses (almost) no CPU: its threads back off. */
+TEST(pg_idle_when_server_down) {
+	SKIP_UNLESS_PG();
+	char base[4096], url[4200];
+	if (pg_private_start(base, sizeof base) != 0) {
+		note("  skipped: scripts/pg.sh not found (set CJ_PG_SH)\n");
+		return;
+	}
+	snprintf(url, sizeof url, "%s&schema=idle", base);
+	struct idle_arg a = {url, {{-1, -1}}};
+	t_gate_init(&a.ready);
+	int pid = t_spawn(idle_body, &a);
+	int ready = t_gate_wait(&a.ready, 60000);
+	pg_private_stop();
+	sleep_ms(1000);
+	int64_t c0 = proc_cpu_ms(pid);
+	sleep_ms(IDLE_MEASURE_MS);
+	int64_t c1 = proc_cpu_ms(pid);
+	kill(pid, SIGKILL);
+	join_quietly(pid, 10000);
+	CHECK(ready == 0);
+	CHECK(c0 >= 0 && c1 >= 0);
+	note("  idle with the server down: %lld ms of CPU in %d ms\n", (long long)(c1 - c0),
+	     IDLE_MEASURE_MS);
+	CHECK(c1 - c0 < IDLE_MEASURE_MS / 20); /* under 5% of a core */
+}
+
 TEST_MAIN(ENTRY(sched_time_limit), ENTRY(cli_sched_time_limit), ENTRY(huge_timeouts),
           ENTRY(utf8_types_and_ids), ENTRY(url_redact), ENTRY(open_hides_password),
           ENTRY(lmdb_links_refused), ENTRY(lmdb_shared_directory), ENTRY(lmdb_read_only),
-          ENTRY(lmdb_full_disk))
+          ENTRY(lmdb_full_disk), ENTRY(pg_deadline), ENTRY(pg_idle_when_server_down))

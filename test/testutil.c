@@ -5,10 +5,13 @@
 #include "testutil.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -343,4 +346,107 @@ int64_t tu_chan_get(const char *file, int line, chan *c, int64_t timeout_ms) {
 	int64_t v;
 	tu_chan_recv(file, line, c, &v, sizeof v, timeout_ms);
 	return v;
+}
+
+/* ---- a private PostgreSQL server ------------------------------------------------- */
+
+static char pg_sh[4096];
+
+const char *pg_script(void) {
+	const char *e = getenv("CJ_PG_SH");
+	if (e && *e) {
+		snprintf(pg_sh, sizeof pg_sh, "%s", e);
+	} else {
+		/* __FILE__ is this file's path as the build gave it: test/.. */
+		snprintf(pg_sh, sizeof pg_sh, "%s", __FILE__);
+		for (int i = 0; i < 2; i++) {
+			char *slash = strrchr(pg_sh, '/');
+			if (!slash) return NULL;
+			*slash = 0;
+		}
+		size_t n = strlen(pg_sh);
+		snprintf(pg_sh + n, sizeof pg_sh - n, "/scripts/pg.sh");
+	}
+	return access(pg_sh, R_OK) == 0 ? pg_sh : NULL;
+}
+
+static void pg_dir(char *out, size_t cap) { snprintf(out, cap, "%s/pg", t_dir()); }
+
+int tu_pg_private_start(const char *file, int line, char *url, size_t cap) {
+	const char *sh = pg_script();
+	if (!sh) return -1;
+	char dir[4200], *err = NULL, *out = NULL;
+	pg_dir(dir, sizeof dir);
+	if (chmod(t_dir(), 0755) != 0) t_fail(file, line, "chmod: %s", strerror(errno));
+	if (t_sh(NULL, &err, "sh '%s' start '%s'", sh, dir) != 0)
+		t_fail(file, line, "pg.sh start: %s", err);
+	free(err);
+	if (t_sh(&out, NULL, "sh '%s' url '%s'", sh, dir) != 0) t_fail(file, line, "pg.sh url");
+	out[strcspn(out, "\n")] = 0;
+	snprintf(url, cap, "%s", out);
+	free(out);
+	return 0;
+}
+
+void pg_private_stop(void) {
+	char dir[4200];
+	pg_dir(dir, sizeof dir);
+	pg_private_signal(SIGCONT); /* a stopped server cannot shut down */
+	t_sh(NULL, NULL, "sh '%s' stop '%s'", pg_sh, dir);
+}
+
+/* The PID in the first line of the server's postmaster.pid, or -1. */
+static int postmaster_pid(void) {
+	char path[4300];
+	pg_dir(path, sizeof path);
+	strcat(path, "/data/postmaster.pid");
+	FILE *f = fopen(path, "r");
+	int pid = -1;
+	if (f) {
+		if (fscanf(f, "%d", &pid) != 1) pid = -1;
+		fclose(f);
+	}
+	return pid;
+}
+
+void pg_private_signal(int sig) {
+	int pm = postmaster_pid();
+	if (pm <= 0) return;
+	kill(pm, sig);
+	/* and its children, the backends, by their parent PID */
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		if (!isdigit((unsigned char)e->d_name[0])) continue;
+		char path[300], buf[512];
+		snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f) continue;
+		size_t n = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		buf[n] = 0;
+		char *rp = strrchr(buf, ')');
+		int ppid;
+		if (rp && sscanf(rp + 2, "%*c %d", &ppid) == 1 && ppid == pm)
+			kill(atoi(e->d_name), sig);
+	}
+	if (d) closedir(d);
+}
+
+int64_t proc_cpu_ms(int pid) {
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f) return -1;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *rp = strrchr(buf, ')');
+	unsigned long long ut, st;
+	/* after the name: state ppid pgrp session tty tpgid flags minflt
+	 * cminflt majflt cmajflt utime stime */
+	if (!rp || sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+	                  &st) != 2)
+		return -1;
+	return (int64_t)(ut + st) * 1000 / sysconf(_SC_CLK_TCK);
 }

@@ -171,6 +171,24 @@ void tu_check_exit(const char *file, int line, int pid, int64_t timeout_ms, int 
 #define check_each_once(fd, n) tu_check_each_once(__FILE__, __LINE__, (fd), (n))
 void tu_check_each_once(const char *file, int line, int fd, int n);
 
+/* CPU time (user + system) of process pid so far, from /proc; -1 if it
+ * cannot be read. */
+int64_t proc_cpu_ms(int pid);
+
+/* ---- a private PostgreSQL server ----------------------------------------------- */
+
+/* scripts/pg.sh (or $CJ_PG_SH), or NULL when it cannot be found. */
+const char *pg_script(void);
+/* Starts a private server (scripts/pg.sh) in t_dir()/pg and puts its URL
+ * (without schema=) in url: 0, or -1 when pg.sh is not found (the case
+ * should skip). Stop it with pg_private_stop() before the case ends. */
+#define pg_private_start(url, cap) tu_pg_private_start(__FILE__, __LINE__, (url), (cap))
+int tu_pg_private_start(const char *file, int line, char *url, size_t cap);
+void pg_private_stop(void);
+/* Sends sig to the private server's processes (by PID): SIGSTOP makes it
+ * stop answering without closing anything. */
+void pg_private_signal(int sig);
+
 /* Sleeps until killed; bounded (a minute), so that a lost process ends by
  * itself, with exit code 98. */
 _Noreturn void stall_forever(void);

@@ -121,7 +121,7 @@ static int pge_begin(cj_edb *db, int write, cj_etx **out) {
 	for (int attempt = 0;; attempt++) {
 		int fresh;
 		if ((rc = cj__pg_take(db, &tx->c, &fresh))) break;
-		PGresult *r = PQexec(tx->c->pg, sql);
+		PGresult *r = cj__pg_sql(db, tx->c, sql);
 		if (r && write && PQresultStatus(r) == PGRES_COMMAND_OK) {
 			PQclear(r);
 			*out = tx;
@@ -141,7 +141,7 @@ static int pge_begin(cj_edb *db, int write, cj_etx **out) {
 			rc = cj__pg_fail(db, tx->c, r, "begin");
 		PQclear(r);
 		if (PQtransactionStatus(tx->c->pg) == PQTRANS_INERROR) {
-			r = PQexec(tx->c->pg, "ROLLBACK");
+			r = cj__pg_sql(db, tx->c, "ROLLBACK");
 			PQclear(r);
 		}
 		cj__pg_give(db, tx->c);
@@ -159,7 +159,7 @@ static void pge_abort(cj_etx *tx) {
 	pge_clear(tx);
 	cj__pg_flush(tx); /* what it says no longer matters */
 	if (PQtransactionStatus(tx->c->pg) != PQTRANS_IDLE) {
-		PGresult *r = PQexec(tx->c->pg, "ROLLBACK");
+		PGresult *r = cj__pg_sql(tx->db, tx->c, "ROLLBACK");
 		PQclear(r);
 	}
 	pge_end(tx);

@@ -1,4 +1,6 @@
 /* The PostgreSQL engine's connections: the pool, errors, statements. */
+#include <sys/socket.h>
+
 #include "engine/pg_int.h"
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -74,6 +76,12 @@ int cj__pg_fail(cj_edb *db, struct pge_conn *c, const PGresult *res,
 		         PQresStatus(PQresultStatus(res)));
 	else if (!*line)
 		snprintf(line, sizeof line, "no result (out of memory?)");
+	if (c->expired) {
+		cj__pg_pool_flush(db); /* the server may not answer them either */
+		return cj__fail(CJ_STORE, "postgresql %s: no answer from the server within %lld "
+		                "ms (deadline_ms): the connection was dropped", what,
+		                (long long)db->deadline_ms);
+	}
 	int rc = CJ_STORE;
 	if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
 	              strcmp(state, "55P03") == 0))
@@ -90,7 +98,7 @@ int cj__pg_fail(cj_edb *db, struct pge_conn *c, const PGresult *res,
 /* Runs sql (no parameters) on c and checks its status. */
 int cj__pg_exec(cj_edb *db, struct pge_conn *c, const char *sql,
                     ExecStatusType want, const char *what, PGresult **out) {
-	PGresult *r = PQexec(c->pg, sql);
+	PGresult *r = cj__pg_sql(db, c, sql);
 	if (!r || PQresultStatus(r) != want) {
 		int rc = cj__pg_fail(db, c, r, what);
 		PQclear(r);
@@ -101,16 +109,84 @@ int cj__pg_exec(cj_edb *db, struct pge_conn *c, const char *sql,
 	return CJ_OK;
 }
 
+/* ---- deadlines (pg_int.h) --------------------------------------------------- */
+
+/* Polls fd for events until deadline (monotonic ms): 1 ready, 0 the
+ * deadline passed, -1 failed. */
+static int pge_wait_fd(int fd, short events, int64_t deadline) {
+	for (;;) {
+		int64_t left = deadline - cj__mono_ms();
+		if (left <= 0) return 0;
+		struct pollfd p = {fd, events, 0};
+		int n = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+		if (n > 0) return 1;
+		if (n < 0 && errno != EINTR) return -1;
+	}
+}
+
+int cj__pg_await(cj_edb *db, struct pge_conn *c) {
+	PGconn *pg = c->pg;
+	int fd = PQsocket(pg);
+	if (c->expired || fd < 0) return -1;
+	int64_t deadline = cj__add_sat(cj__mono_ms(), db->deadline_ms);
+	for (;;) {
+		int f = PQflush(pg); /* 0 all sent, 1 more to send, -1 failed */
+		if (f < 0) return -1;
+		if (f == 0 && !PQisBusy(pg)) return 0;
+		int w = pge_wait_fd(fd, f ? POLLIN | POLLOUT : POLLIN, deadline);
+		if (w == 0) {
+			/* whatever libpq does with it next fails at once */
+			shutdown(fd, SHUT_RDWR);
+			c->expired = 1;
+		}
+		if (w <= 0 || !PQconsumeInput(pg)) return -1;
+	}
+}
+
+PGresult *cj__pg_call(cj_edb *db, struct pge_conn *c, const char *name, const char *sql,
+                      int n, const char *const *vals, const int *lens, const int *fmts,
+                      int rfmt) {
+	PGconn *pg = c->pg;
+	int ok = name     ? PQsendQueryPrepared(pg, name, n, vals, lens, fmts, rfmt)
+	         : n >= 0 ? PQsendQueryParams(pg, sql, n, NULL, vals, lens, fmts, rfmt)
+	                  : PQsendQuery(pg, sql);
+	if (!ok) return NULL;
+	PGresult *last = NULL, *r;
+	for (;;) {
+		if (cj__pg_await(db, c) != 0) {
+			PQclear(last);
+			return NULL;
+		}
+		if (!(r = PQgetResult(pg))) break;
+		PQclear(last);
+		last = r;
+	}
+	return last;
+}
+
 /* ---- connections ---------------------------------------------------------- */
 
 int cj__pg_connect(cj_edb *db, struct pge_conn **out) {
 	*out = NULL;
 	struct pge_conn *c = cj__calloc(1, sizeof *c);
 	if (!c) return cj__fail(CJ_NOMEM, "out of memory");
-	c->pg = PQconnectdbParams(db->kw, db->val, 1);
+	c->pg = PQconnectStartParams(db->kw, db->val, 1);
 	if (!c->pg) {
 		cj_free(c);
 		return cj__fail(CJ_NOMEM, "out of memory");
+	}
+	int64_t deadline = cj__add_sat(cj__mono_ms(), db->deadline_ms);
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	while (PQstatus(c->pg) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
+	       st != PGRES_POLLING_FAILED) {
+		int w = pge_wait_fd(PQsocket(c->pg), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+		                    deadline);
+		if (w == 0) {
+			cj__pg_close_conn(c);
+			return cj__fail(CJ_STORE, "postgresql connect: no answer from the server "
+			                "within %lld ms (deadline_ms)", (long long)db->deadline_ms);
+		}
+		st = w < 0 ? PGRES_POLLING_FAILED : PQconnectPoll(c->pg);
 	}
 	if (PQstatus(c->pg) != CONNECTION_OK) {
 		char line[512];
@@ -119,6 +195,7 @@ int cj__pg_connect(cj_edb *db, struct pge_conn **out) {
 		return cj__fail(CJ_STORE, "postgresql connect: %s", line);
 	}
 	PQsetNoticeProcessor(c->pg, cj__pg_quiet, NULL);
+	PQsetnonblocking(c->pg, 1); /* sends never block: see cj__pg_await */
 	*out = c;
 	return CJ_OK;
 }

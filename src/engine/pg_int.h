@@ -28,7 +28,18 @@
  * URL: a libpq connection URI (postgresql://... or postgres://...). A
  * query parameter schema=NAME (letters, digits, underscore; at most
  * PGE_MAX_SCHEMA bytes) names the schema and is removed before the URI
- * goes to libpq; else cj_options.schema; else "couch_jobs". Defaults that
+ * goes to libpq; else cj_options.schema; else "couch_jobs". So is
+ * deadline_ms=N (1 to PGE_DEADLINE_MAX_MS; default PGE_DEADLINE_MS).
+ *
+ * Deadlines: no call waits for the server longer than deadline_ms. Every
+ * statement is sent without blocking (the connection is non-blocking) and
+ * its answer awaited in poll() up to the deadline (cj__pg_call,
+ * cj__pg_await); connecting is polled the same way. When the deadline
+ * passes, the connection's socket is shut down, so that whatever libpq
+ * does with it next fails at once; the call fails with CJ_STORE, the
+ * transaction ends, and the connection is closed instead of pooled. A
+ * server that stops answering (stopped, hung, cut off) thus costs a call
+ * at most deadline_ms, on a Unix socket as over TCP. Defaults that
  * the URI may override: connect_timeout=10, TCP keepalives and user
  * timeout (a vanished server fails calls within about a minute), and
  * fallback_application_name=couchjobs.
@@ -118,17 +129,21 @@
 #define PGE_SCAN_BATCH_BYTES ((size_t)4 << 20)
 #define PGE_LOCK_CLASS 0x636a /* advisory lock class of schema creation */
 #define PGE_KEY_LOCK_CLASS 0x636b /* advisory lock class of absent keys */
+#define PGE_DEADLINE_MS 30000 /* default of deadline_ms= */
+#define PGE_DEADLINE_MAX_MS ((int64_t)24 * 3600 * 1000)
 
 struct pge_conn {
 	PGconn *pg;
 	struct pge_conn *next; /* in the idle list */
+	int expired; /* a call found no answer in time: the socket was shut */
 };
 
 struct cj_edb {
 	/* connection parameters for PQconnectdbParams (expand_dbname) */
 	const char *kw[10]; /* NULL-terminated */
 	const char *val[10];
-	char *uri; /* the URL without schema= */
+	char *uri; /* the URL without schema= and deadline_ms= */
+	int64_t deadline_ms; /* the longest one call waits for the server */
 	char *schema;
 	char *qschema; /* "schema", quoted */
 	char *chan;    /* cj_<schema> */
@@ -167,6 +182,18 @@ struct cj_etx {
 };
 
 /* pg_conn.c */
+/* Runs a statement (a prepared one by name, sql with n parameters, or,
+ * with n < 0, sql in the simple protocol, which may hold several) and
+ * returns its last result as PQexec() does, within the store's deadline:
+ * NULL when none came in time (c->expired) or on no memory. */
+PGresult *cj__pg_call(cj_edb *db, struct pge_conn *c, const char *name, const char *sql,
+                      int n, const char *const *vals, const int *lens, const int *fmts,
+                      int rfmt);
+#define cj__pg_sql(db, c, sql) cj__pg_call((db), (c), NULL, (sql), -1, NULL, NULL, NULL, 0)
+/* Sends what libpq holds and waits until a result can be read from c
+ * without blocking: 0; or -1 when the deadline passed (c->expired) or the
+ * connection failed. */
+int cj__pg_await(cj_edb *db, struct pge_conn *c);
 void cj__pg_close_conn(struct pge_conn *c);
 int cj__pg_connect(cj_edb *db, struct pge_conn **out);
 int cj__pg_exec(cj_edb *db, struct pge_conn *c, const char *sql, ExecStatusType want, const char *what, PGresult **out);

@@ -16,13 +16,12 @@
  */
 #include "engine/pg_int.h"
 
-/* Runs one statement and waits for its result: a prepared one by name, or
- * sql. */
+/* Runs one statement and waits for its result (within the deadline): a
+ * prepared one by name, or sql. */
 static PGresult *pge_exec_now(cj_etx *tx, const char *name, const char *sql, int n,
                               const char *const *vals, const int *lens, const int *fmts,
                               int rfmt) {
-	return name ? PQexecPrepared(tx->c->pg, name, n, vals, lens, fmts, rfmt)
-	            : PQexecParams(tx->c->pg, sql, n, NULL, vals, lens, fmts, rfmt);
+	return cj__pg_call(tx->db, tx->c, name, sql, n, vals, lens, fmts, rfmt);
 }
 
 #ifdef LIBPQ_HAS_PIPELINING
@@ -48,6 +47,10 @@ static int pge_collect(cj_etx *tx, PGresult **res) {
 	int rc = CJ_OK, idx = 0, last = tx->queued + (res ? 1 : 0);
 	if (!PQpipelineSync(pg)) rc = cj__pg_fail(tx->db, tx->c, NULL, "sync");
 	while (rc == CJ_OK || PQstatus(pg) == CONNECTION_OK) {
+		if (cj__pg_await(tx->db, tx->c) != 0) {
+			if (rc == CJ_OK) rc = cj__pg_fail(tx->db, tx->c, NULL, "write");
+			break;
+		}
 		PGresult *r = PQgetResult(pg);
 		if (!r) {
 			/* the end of one statement's results */

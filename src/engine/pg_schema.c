@@ -61,7 +61,7 @@ static int pge_read_version(cj_edb *db, struct pge_conn *c, int64_t *v) {
 	char *sql = cj__pg_printf("SELECT value FROM %s.meta WHERE name = 'schema_version'",
 	                       db->qschema);
 	if (!sql) return cj__fail(CJ_NOMEM, "out of memory");
-	PGresult *r = PQexec(c->pg, sql);
+	PGresult *r = cj__pg_sql(db, c, sql);
 	cj_free(sql);
 	int rc = CJ_OK;
 	if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
@@ -133,7 +133,7 @@ static int pge_create(cj_edb *db, struct pge_conn *c) {
 	rc = cj__pg_exec(db, c, "COMMIT", PGRES_COMMAND_OK, "create", NULL);
 out_rollback:
 	if (rc && PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
-		PGresult *rb = PQexec(c->pg, "ROLLBACK");
+		PGresult *rb = cj__pg_sql(db, c, "ROLLBACK");
 		PQclear(rb);
 	}
 	PQclear(r);
@@ -175,7 +175,7 @@ static int pge_migrate(cj_edb *db, struct pge_conn *c) {
 	if (rc == CJ_OK) rc = cj__pg_exec(db, c, "COMMIT", PGRES_COMMAND_OK, "migrate", NULL);
 out_rollback:
 	if (rc && PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
-		PGresult *rb = PQexec(c->pg, "ROLLBACK");
+		PGresult *rb = cj__pg_sql(db, c, "ROLLBACK");
 		PQclear(rb);
 	}
 	return rc;

@@ -1,4 +1,5 @@
-/* The PostgreSQL engine's URL: a libpq URI plus schema=NAME. */
+/* The PostgreSQL engine's URL: a libpq URI plus schema=NAME and
+ * deadline_ms=N. */
 #include "engine/pg_int.h"
 
 /* ---- the URL --------------------------------------------------------------- */
@@ -46,12 +47,28 @@ static int pge_valid_schema(const char *s) {
 	return 1;
 }
 
-/* Splits url into the URI for libpq (db->uri) and the schema name. */
+/* Parses s[0..n), decimal digits, into 1 .. PGE_DEADLINE_MAX_MS: 0 or -1. */
+static int pge_parse_ms(const char *s, size_t n, int64_t *ms) {
+	int64_t v = 0;
+	if (n == 0) return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9') return -1;
+		v = v * 10 + (s[i] - '0');
+		if (v > PGE_DEADLINE_MAX_MS) return -1;
+	}
+	if (v < 1) return -1;
+	*ms = v;
+	return 0;
+}
+
+/* Splits url into the URI for libpq (db->uri), the schema name and the
+ * deadline. */
 int cj__pg_parse_url(cj_edb *db, const char *url, const cj_options *o) {
 	const char *q = strchr(url, '?');
 	char *schema = NULL;
 	cj_buf u = CJ_BUF_INIT;
 	int rc = CJ_OK;
+	db->deadline_ms = PGE_DEADLINE_MS;
 	cj__buf_add(&u, url, q ? (size_t)(q - url) : strlen(url));
 	if (q) {
 		const char *p = q + 1;
@@ -65,6 +82,12 @@ int cj__pg_parse_url(cj_edb *db, const char *url, const cj_options *o) {
 				if (!schema) {
 					rc = bad ? cj__fail(CJ_INVALID, "bad escape in the schema= parameter")
 					         : cj__fail(CJ_NOMEM, "out of memory");
+					goto out_free;
+				}
+			} else if (n >= 12 && strncmp(p, "deadline_ms=", 12) == 0) {
+				if (pge_parse_ms(p + 12, n - 12, &db->deadline_ms) != 0) {
+					rc = cj__fail(CJ_INVALID, "bad deadline_ms= parameter: want 1 to "
+					              "%lld milliseconds", (long long)PGE_DEADLINE_MAX_MS);
 					goto out_free;
 				}
 			} else if (n > 0) {

@@ -26,53 +26,54 @@ static int is_password_param(const char *p, size_t n) {
 	return n > 9 && strncasecmp(p, "password=", 9) == 0;
 }
 
-int cj_url_redact(const char *url, char *out, size_t cap) {
-	if (!url || !out || cap == 0) return cj__fail(CJ_INVALID, "NULL argument or no room");
-	size_t len = 0, lost = 0;
-	out[0] = 0;
+/* The secrets of url, in order: the password of its userinfo
+ * (scheme://user:password@host) and the value of each password=...
+ * query parameter. Fills in at most max; returns how many there are. */
+#define CJ_URL_SECRETS 16
+struct span {
+	const char *p;
+	size_t n;
+};
+
+static size_t secrets(const char *url, struct span *out, size_t max) {
+	size_t k = 0;
 	const char *p = url;
 	const char *scheme_end = strstr(url, "://");
 	if (scheme_end && (size_t)(scheme_end - url) == strcspn(url, ":/?#@")) {
-		/* scheme://[user[:password]@]host...: the authority ends at the
-		 * first '/', '?' or '#'; its userinfo, at its last '@' */
-		const char *auth = scheme_end + 3;
+		/* the authority ends at the first '/', '?' or '#'; its userinfo,
+		 * at its last '@' */
+		const char *auth = scheme_end + 3, *at = NULL;
 		size_t alen = strcspn(auth, "/?#");
-		const char *at = NULL;
 		for (const char *q = auth; q < auth + alen; q++)
 			if (*q == '@') at = q;
-		put(out, cap, &len, url, (size_t)(auth - url), &lost);
-		if (at) {
-			const char *colon = memchr(auth, ':', (size_t)(at - auth));
-			if (colon) {
-				put(out, cap, &len, auth, (size_t)(colon + 1 - auth), &lost);
-				put(out, cap, &len, CJ_REDACTED, strlen(CJ_REDACTED), &lost);
-				put(out, cap, &len, at, (size_t)(auth + alen - at), &lost);
-			} else {
-				put(out, cap, &len, auth, alen, &lost);
-			}
-		} else {
-			put(out, cap, &len, auth, alen, &lost);
-		}
+		const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+		if (colon && k++ < max) out[k - 1] = (struct span){colon + 1, (size_t)(at - colon - 1)};
 		p = auth + alen;
 	}
-	/* the rest, with the value of every password=... parameter hidden */
 	const char *q = strchr(p, '?');
-	if (!q) {
-		put(out, cap, &len, p, strlen(p), &lost);
-	} else {
-		put(out, cap, &len, p, (size_t)(q + 1 - p), &lost);
-		for (p = q + 1; *p;) {
-			size_t n = strcspn(p, "&");
-			if (is_password_param(p, n)) {
-				put(out, cap, &len, p, 9, &lost);
-				put(out, cap, &len, CJ_REDACTED, strlen(CJ_REDACTED), &lost);
-			} else {
-				put(out, cap, &len, p, n, &lost);
-			}
-			p += n;
-			if (*p == '&') put(out, cap, &len, p++, 1, &lost);
-		}
+	for (p = q ? q + 1 : ""; *p;) {
+		size_t n = strcspn(p, "&");
+		if (is_password_param(p, n) && k++ < max) out[k - 1] = (struct span){p + 9, n - 9};
+		p += n;
+		if (*p == '&') p++;
 	}
+	return k;
+}
+
+int cj_url_redact(const char *url, char *out, size_t cap) {
+	if (!url || !out || cap == 0) return cj__fail(CJ_INVALID, "NULL argument or no room");
+	struct span sec[CJ_URL_SECRETS];
+	size_t k = secrets(url, sec, CJ_URL_SECRETS), len = 0, lost = 0;
+	const char *p = url;
+	out[0] = 0;
+	for (size_t i = 0; i < k && i < CJ_URL_SECRETS; i++) {
+		put(out, cap, &len, p, (size_t)(sec[i].p - p), &lost);
+		put(out, cap, &len, CJ_REDACTED, strlen(CJ_REDACTED), &lost);
+		p = sec[i].p + sec[i].n;
+	}
+	/* more secrets than counted: hide all that follows */
+	put(out, cap, &len, k > CJ_URL_SECRETS ? CJ_REDACTED : p,
+	    k > CJ_URL_SECRETS ? strlen(CJ_REDACTED) : strlen(p), &lost);
 	if (lost)
 		return cj__fail(CJ_TOO_LARGE, "the redacted URL needs %zu bytes", len + lost + 1);
 	return CJ_OK;
@@ -95,12 +96,17 @@ static void scrub_one(char *msg, size_t cap, const char *s, size_t n) {
 	snprintf(msg, cap, "%s", tmp);
 }
 
-/* Hides the secret s[0..n) of a URL in msg, as written and percent-decoded. */
+/* Hides the secret s[0..n) of a URL in msg, as written and percent-decoded
+ * (without memory for the decoded form, the whole message). */
 static void scrub_secret(char *msg, size_t cap, const char *s, size_t n) {
-	char dec[256];
+	char *dec = cj__malloc(n + 1);
 	size_t j = 0;
-	scrub_one(msg, cap, s, n < sizeof dec ? n : sizeof dec - 1);
-	for (size_t i = 0; i < n && j + 1 < sizeof dec; i++) {
+	if (!dec) {
+		snprintf(msg, cap, "(message hidden: out of memory)");
+		return;
+	}
+	scrub_one(msg, cap, s, n);
+	for (size_t i = 0; i < n; i++) {
 		unsigned v;
 		if (s[i] == '%' && i + 2 < n && sscanf(s + i + 1, "%2x", &v) == 1) {
 			dec[j++] = (char)v;
@@ -110,25 +116,16 @@ static void scrub_secret(char *msg, size_t cap, const char *s, size_t n) {
 		}
 	}
 	scrub_one(msg, cap, dec, j);
+	cj_free(dec);
 }
 
 void cj__url_scrub(const char *url, char *msg, size_t cap) {
 	if (!url) return;
-	const char *scheme_end = strstr(url, "://"), *p = url;
-	if (scheme_end && (size_t)(scheme_end - url) == strcspn(url, ":/?#@")) {
-		const char *auth = scheme_end + 3, *at = NULL;
-		size_t alen = strcspn(auth, "/?#");
-		for (const char *q = auth; q < auth + alen; q++)
-			if (*q == '@') at = q;
-		const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-		if (colon) scrub_secret(msg, cap, colon + 1, (size_t)(at - colon - 1));
-		p = auth + alen;
+	struct span sec[CJ_URL_SECRETS];
+	size_t k = secrets(url, sec, CJ_URL_SECRETS);
+	if (k > CJ_URL_SECRETS) {
+		snprintf(msg, cap, "(message hidden: it may quote the store URL's secrets)");
+		return;
 	}
-	const char *q = strchr(p, '?');
-	for (p = q ? q + 1 : ""; *p;) {
-		size_t n = strcspn(p, "&");
-		if (is_password_param(p, n)) scrub_secret(msg, cap, p + 9, n - 9);
-		p += n;
-		if (*p == '&') p++;
-	}
+	for (size_t i = 0; i < k; i++) scrub_secret(msg, cap, sec[i].p, sec[i].n);
 }

@@ -177,6 +177,12 @@ TEST(url_redact) {
 	/* too small: cut short, still redacted */
 	CHECK_RC(cj_url_redact("postgresql://u:SECRET@host/db", out, 20), CJ_TOO_LARGE);
 	CHECK_STR(out, "postgresql://u:***@");
+	/* any number of password parameters */
+	char many[1024] = "postgresql://h/db?", big[1024];
+	for (int i = 0; i < 40; i++) strcat(many, "password=SECRET&");
+	CHECK_OK(cj_url_redact(many, big, sizeof big));
+	CHECK(strstr(big, "SECRET") == NULL);
+	CHECK(strncmp(big, "postgresql://h/db?password=***&", 31) == 0);
 	CHECK_RC(cj_url_redact(NULL, out, sizeof out), CJ_INVALID);
 	CHECK_RC(cj_url_redact("x", NULL, 4), CJ_INVALID);
 	CHECK_RC(cj_url_redact("x", out, 0), CJ_INVALID);

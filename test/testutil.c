@@ -450,3 +450,54 @@ int64_t proc_cpu_ms(int pid) {
 		return -1;
 	return (int64_t)(ut + st) * 1000 / sysconf(_SC_CLK_TCK);
 }
+/* ---- the store's invariants ------------------------------------------------------- */
+
+struct store_walk {
+	cj_db *db;
+	cj_tx *tx;
+	store_counts n;
+	char bad[512]; /* the first inconsistency */
+};
+
+static int walk_job(const cj_job_info *info, void *arg) {
+	struct store_walk *w = arg;
+	cj_job_info again = {0};
+	int rc = cj_get_job(w->db, w->tx, info->type, info->id, &again);
+	if (rc != CJ_OK)
+		snprintf(w->bad, sizeof w->bad, "job %s/%s is listed but reads as %s (%s)",
+		         info->type, info->id, cj_err_name(rc), cj_last_error());
+	else if (again.state != info->state)
+		snprintf(w->bad, sizeof w->bad, "job %s/%s is listed %s but reads %s", info->type,
+		         info->id, cj_state_name(info->state), cj_state_name(again.state));
+	else if (!info->data || info->data[0] != '{')
+		snprintf(w->bad, sizeof w->bad, "job %s/%s has data that is not an object: %s",
+		         info->type, info->id, info->data ? info->data : "(null)");
+	cj_job_info_clear(&again);
+	if (w->bad[0]) return 1;
+	switch (info->state) {
+	case CJ_PENDING: w->n.pending++; break;
+	case CJ_RUNNING: w->n.running++; break;
+	case CJ_FINISHED: w->n.finished++; break;
+	default:
+		snprintf(w->bad, sizeof w->bad, "job %s/%s is listed in state %d", info->type,
+		         info->id, (int)info->state);
+		return 1;
+	}
+	w->n.total++;
+	return 0;
+}
+
+void tu_check_store(const char *file, int line, const char *url, store_counts *counts) {
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	cj_db *db = NULL;
+	ok_at(file, line, cj_open(url, &o, &db), "cj_open(%s)", url);
+	struct store_walk w = {db, NULL, {0, 0, 0, 0}, ""};
+	ok_at(file, line, cj_tx_begin(db, &w.tx), "cj_tx_begin");
+	int rc = cj_list_jobs(db, w.tx, NULL, walk_job, &w);
+	cj_tx_abort(w.tx);
+	cj_close(db);
+	if (w.bad[0]) t_fail(file, line, "inconsistent store: %s", w.bad);
+	ok_at(file, line, rc, "cj_list_jobs");
+	if (counts) *counts = w.n;
+}

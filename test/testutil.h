@@ -215,4 +215,18 @@ void tu_chan_recv(const char *file, int line, chan *c, void *buf, size_t len,
 void tu_chan_put(const char *file, int line, chan *c, int64_t v);
 int64_t tu_chan_get(const char *file, int line, chan *c, int64_t timeout_ms);
 
+/* ---- the store's invariants ------------------------------------------------------- */
+
+/* How many jobs of each state a store holds. */
+typedef struct store_counts {
+	size_t pending, running, finished, total;
+} store_counts;
+
+/* Opens url (no monitors) and checks that the store is consistent: every job
+ * listed reads back, in the same snapshot, in the state it was listed in,
+ * with JSON object data. Every stress, chaos and fault test ends with it.
+ * Stores the counts in *counts when not NULL. */
+#define check_store(url, counts) tu_check_store(__FILE__, __LINE__, (url), (counts))
+void tu_check_store(const char *file, int line, const char *url, store_counts *counts);
+
 #endif

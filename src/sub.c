@@ -91,23 +91,23 @@ static int changed(const cj_sub *s, const struct look_arg *a) {
 	return a->has_seq && memcmp(s->seq, a->seq, CJ_VS_LEN) != 0;
 }
 
-static void queue_event(cj_sub *s, cj_state state, char *data) {
+/* Queues an event, taking data. CJ_NOMEM, leaving data to the caller, when
+ * there is no memory for it and no queued event to fold it into: the
+ * caller must then look at the job again later, or the event is lost. */
+static int queue_event(cj_sub *s, cj_state state, char *data) {
 	if (s->tail && s->queued >= CJ_QUEUE_COALESCE && s->tail->state == state) {
 		cj_free(s->tail->data);
 		s->tail->data = data;
-		return;
+		return CJ_OK;
 	}
 	struct ev_node *e = cj__calloc(1, sizeof *e);
 	if (!e) {
+		if (!s->tail) return cj__fail(CJ_NOMEM, "out of memory");
 		/* no memory for a new event: fold it into the last one */
-		if (s->tail) {
-			cj_free(s->tail->data);
-			s->tail->data = data;
-			s->tail->state = state;
-		} else {
-			cj_free(data);
-		}
-		return;
+		cj_free(s->tail->data);
+		s->tail->data = data;
+		s->tail->state = state;
+		return CJ_OK;
 	}
 	e->state = state;
 	e->data = data;
@@ -115,6 +115,7 @@ static void queue_event(cj_sub *s, cj_state state, char *data) {
 	else s->head = e;
 	s->tail = e;
 	s->queued++;
+	return CJ_OK;
 }
 
 struct pass_arg {
@@ -139,14 +140,19 @@ static int pass_fn(cj_tx *tx, void *arg) {
 			cj_free(a.data);
 			continue;
 		}
-		s->last = a.state;
-		s->has_seq = a.has_seq;
-		memcpy(s->seq, a.seq, CJ_VS_LEN);
 		if (a.state == CJ_REMOVED) {
 			cj_free(a.data);
 			a.data = NULL;
 		}
-		queue_event(s, a.state, a.data);
+		/* what was delivered moves on only once the event is queued, so a
+		 * failed pass is retried */
+		if ((rc = queue_event(s, a.state, a.data))) {
+			cj_free(a.data);
+			return rc;
+		}
+		s->last = a.state;
+		s->has_seq = a.has_seq;
+		memcpy(s->seq, a.seq, CJ_VS_LEN);
 		if (a.state == CJ_FINISHED || a.state == CJ_REMOVED) s->ended = 1;
 		p->delivered = 1;
 	}
@@ -305,15 +311,22 @@ int cj_unsubscribe(cj_sub *sub) {
 	return CJ_OK;
 }
 
-/* Takes the next event of s matching only_state; db->mu held.
- * 1 if ev was filled. */
+/* Takes the next event of s matching only_state; db->mu held. CJ_OK if ev
+ * was filled, CJ_NOT_FOUND if there is none, CJ_NOMEM (the event stays
+ * queued for the next call). */
 static int take(cj_sub *s, int only_state, cj_event *ev) {
 	while (s->head) {
 		struct ev_node *e = s->head;
+		int skip = only_state && (int)e->state != only_state;
+		char *type = NULL, *id = NULL;
+		if (!skip && (!(type = cj__strdup(s->type)) || !(id = cj__strdup(s->id)))) {
+			cj_free(type);
+			return CJ_NOMEM;
+		}
 		s->head = e->next;
 		if (!s->head) s->tail = NULL;
 		s->queued--;
-		if (only_state && (int)e->state != only_state) {
+		if (skip) {
 			cj_free(e->data);
 			cj_free(e);
 			continue;
@@ -321,12 +334,12 @@ static int take(cj_sub *s, int only_state, cj_event *ev) {
 		ev->sub = s;
 		ev->state = e->state;
 		ev->data = e->data;
-		ev->type = cj__strdup(s->type);
-		ev->id = cj__strdup(s->id);
+		ev->type = type;
+		ev->id = id;
 		cj_free(e);
-		return 1;
+		return CJ_OK;
 	}
-	return 0;
+	return CJ_NOT_FOUND;
 }
 
 int cj_wait(cj_sub *const *subs, size_t n, int only_state, int64_t timeout_ms,
@@ -345,14 +358,14 @@ int cj_wait(cj_sub *const *subs, size_t n, int only_state, int64_t timeout_ms,
 	int64_t deadline = cj__deadline_ms(timeout_ms);
 	static _Atomic unsigned rotor;
 	size_t start = n > 1 ? (size_t)(rotor++ % n) : 0;
-	int rc = CJ_TIMEOUT;
+	int rc = CJ_TIMEOUT, t;
 	pthread_mutex_lock(&db->mu);
 	for (;;) {
 		int live = 0;
 		for (size_t j = 0; j < n; j++) {
 			cj_sub *s = subs[(start + j) % n];
-			if (take(s, only_state, ev)) {
-				rc = (ev->type && ev->id) ? CJ_OK : CJ_NOMEM;
+			if ((t = take(s, only_state, ev)) != CJ_NOT_FOUND) {
+				rc = t;
 				goto out;
 			}
 			if (!s->ended) live = 1;
@@ -367,8 +380,8 @@ int cj_wait(cj_sub *const *subs, size_t n, int only_state, int64_t timeout_ms,
 		if (w == ETIMEDOUT && until_ms == deadline) {
 			/* one last look */
 			for (size_t j = 0; j < n; j++)
-				if (take(subs[(start + j) % n], only_state, ev)) {
-					rc = (ev->type && ev->id) ? CJ_OK : CJ_NOMEM;
+				if ((t = take(subs[(start + j) % n], only_state, ev)) != CJ_NOT_FOUND) {
+					rc = t;
 					goto out;
 				}
 			break;

@@ -406,12 +406,12 @@ int cj_set_type_timeout(cj_db *db, const char *type, int64_t seconds);
 
 /** @brief Reads the timeout of @p type.
  * @return #CJ_OK, #CJ_NOT_FOUND (never set, or cleared), #CJ_INVALID,
- *         #CJ_STORE. */
+ *         #CJ_STORE, #CJ_NOMEM. */
 int cj_get_type_timeout(cj_db *db, const char *type, int64_t *seconds);
 
 /** @brief Clears the timeout of @p type. Its existing jobs stay; new ones
  * cannot be added, and its running jobs are no longer monitored.
- * @return #CJ_OK, #CJ_NOT_FOUND, #CJ_INVALID, #CJ_STORE. */
+ * @return #CJ_OK, #CJ_NOT_FOUND, #CJ_INVALID, #CJ_STORE, #CJ_NOMEM. */
 int cj_clear_type_timeout(cj_db *db, const char *type);
 
 /**
@@ -476,13 +476,14 @@ int cj_add(cj_db *db, cj_tx *tx, const char *type, const char *id,
 /**
  * @brief Deletes a job, whatever its state. Its processor gets #CJ_HALT on
  * its next update/finish; subscribers get a #CJ_REMOVED event.
- * @return #CJ_OK, #CJ_NOT_FOUND, #CJ_INVALID, #CJ_STORE, #CJ_CONFLICT.
+ * @return #CJ_OK, #CJ_NOT_FOUND, #CJ_INVALID, #CJ_STORE, #CJ_CONFLICT,
+ *         #CJ_NOMEM.
  */
 int cj_remove(cj_db *db, cj_tx *tx, const char *type, const char *id);
 
 /** @brief Reads a job's state. A pending job whose data or scheduled time
  * changed is still pending: subscribers get no event for that.
- * @return #CJ_OK, #CJ_NOT_FOUND, #CJ_INVALID, #CJ_STORE. */
+ * @return #CJ_OK, #CJ_NOT_FOUND, #CJ_INVALID, #CJ_STORE, #CJ_NOMEM. */
 int cj_get_job_state(cj_db *db, cj_tx *tx, const char *type, const char *id,
                      cj_state *state);
 

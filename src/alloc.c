@@ -4,11 +4,21 @@
 
 #include "cj_int.h"
 
-void *cj__malloc(size_t n) { return malloc(n ? n : 1); }
+/* The fault-injection switch (fault.c): compiled in CJ_FAULTS builds only,
+ * so a release build has no check to make. */
+#ifdef CJ_FAULT_INJECTION
+#define ALLOC_FAILS() cj__fault_alloc_due()
+#else
+#define ALLOC_FAILS() 0
+#endif
 
-void *cj__calloc(size_t n, size_t size) { return calloc(n ? n : 1, size ? size : 1); }
+void *cj__malloc(size_t n) { return ALLOC_FAILS() ? NULL : malloc(n ? n : 1); }
 
-void *cj__realloc(void *p, size_t n) { return realloc(p, n ? n : 1); }
+void *cj__calloc(size_t n, size_t size) {
+	return ALLOC_FAILS() ? NULL : calloc(n ? n : 1, size ? size : 1);
+}
+
+void *cj__realloc(void *p, size_t n) { return ALLOC_FAILS() ? NULL : realloc(p, n ? n : 1); }
 
 char *cj__strndup(const char *s, size_t n) {
 	char *d = cj__malloc(n + 1);

@@ -3,6 +3,7 @@
  *
  *   error.c    codes, cj_strerror, the thread-local detail (cj__fail)
  *   alloc.c    allocation wrappers, cj_free
+ *   fault.c    fault injection (CJ_FAULTS builds only; engine/faulty.c)
  *   clock.c    monotonic and wall clocks
  *   chan.c     channel names, wake words, and waiting on channels
  *   tuple.c    FoundationDB tuple encoding (tuple.h)
@@ -53,6 +54,33 @@ void *cj__calloc(size_t n, size_t size);
 void *cj__realloc(void *p, size_t n);
 char *cj__strdup(const char *s);
 char *cj__strndup(const char *s, size_t n);
+
+/* ---- fault.c: fault injection (CJ_FAULTS builds only) ----------------------
+ *
+ * A switch makes the nth allocation (cj__malloc and friends) or the nth
+ * operation of the faulty engine (URL "faulty:" + a real store's URL) from
+ * now fail: that one only, or with persistent every one from it on. n = 0
+ * disarms. The switches are process-wide, shared by every thread. */
+
+enum cj_fault_kind {
+	CJ_FAULT_IO = 1,   /* the operation fails with CJ_STORE, doing nothing */
+	CJ_FAULT_CONFLICT, /* it fails with CJ_CONFLICT, doing nothing (inside
+	                      transactions only) */
+	CJ_FAULT_LOST      /* the connection is lost: CJ_STORE, and so every later
+	                      operation of the transaction; a commit lands but
+	                      reports CJ_STORE */
+};
+
+void cj__fault_alloc(long n, int persistent);
+void cj__fault_engine(long n, int kind, int persistent);
+/* Events failed since the switch was armed. */
+long cj__fault_alloc_hits(void);
+long cj__fault_engine_hits(void);
+/* For alloc.c: counts an allocation; 1 when it must fail. */
+int cj__fault_alloc_due(void);
+/* For engine/faulty.c: counts an operation (in_tx: inside a transaction);
+ * 0, or the cj_fault_kind it must fail with. */
+int cj__fault_engine_due(int in_tx);
 
 /* ---- clock.c ------------------------------------------------------------ */
 

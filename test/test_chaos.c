@@ -289,17 +289,17 @@ static int final_data_cb(const cj_job_info *info, void *arg) {
 
 static void prove(struct chaos *c) {
 	/* the store: every job finished, by one of its runs */
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	cj_db *db = NULL;
+	CHECK_OK(cj_open(c->url, &o, &db));
 	store_counts n;
-	check_store(c->url, &n);
+	check_store(db, NULL, &n);
 	CHECK_INT(n.total, c->jobs);
 	CHECK_INT(n.finished, c->jobs);
 	struct jobinfo *ji = calloc((size_t)c->jobs, sizeof *ji);
 	CHECK(ji != NULL);
 	for (int i = 0; i < c->jobs; i++) ji[i].finished_by = -1;
-	cj_options o = CJ_OPTIONS_INIT;
-	o.no_monitor = 1;
-	cj_db *db = NULL;
-	CHECK_OK(cj_open(c->url, &o, &db));
 	CHECK_OK(cj_list_jobs(db, NULL, TYPE, final_data_cb, ji));
 	cj_close(db);
 

@@ -487,16 +487,12 @@ static int walk_job(const cj_job_info *info, void *arg) {
 	return 0;
 }
 
-void tu_check_store(const char *file, int line, const char *url, store_counts *counts) {
-	cj_options o = CJ_OPTIONS_INIT;
-	o.no_monitor = 1;
-	cj_db *db = NULL;
-	ok_at(file, line, cj_open(url, &o, &db), "cj_open(%s)", url);
+void tu_check_store(const char *file, int line, cj_db *db, const char *type,
+                    store_counts *counts) {
 	struct store_walk w = {db, NULL, {0, 0, 0, 0}, ""};
 	ok_at(file, line, cj_tx_begin(db, &w.tx), "cj_tx_begin");
-	int rc = cj_list_jobs(db, w.tx, NULL, walk_job, &w);
+	int rc = cj_list_jobs(db, w.tx, type, walk_job, &w);
 	cj_tx_abort(w.tx);
-	cj_close(db);
 	if (w.bad[0]) t_fail(file, line, "inconsistent store: %s", w.bad);
 	ok_at(file, line, rc, "cj_list_jobs");
 	if (counts) *counts = w.n;

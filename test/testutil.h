@@ -222,11 +222,13 @@ typedef struct store_counts {
 	size_t pending, running, finished, total;
 } store_counts;
 
-/* Opens url (no monitors) and checks that the store is consistent: every job
- * listed reads back, in the same snapshot, in the state it was listed in,
- * with JSON object data. Every stress, chaos and fault test ends with it.
- * Stores the counts in *counts when not NULL. */
-#define check_store(url, counts) tu_check_store(__FILE__, __LINE__, (url), (counts))
-void tu_check_store(const char *file, int line, const char *url, store_counts *counts);
+/* Checks that the store of db is consistent: every job (of type; NULL: of
+ * every type) listed reads back, in the same snapshot, in the state it was
+ * listed in, with JSON object data. Every stress, chaos and fault test ends
+ * with it. Stores the counts in *counts when not NULL. */
+#define check_store(db, type, counts)                                       \
+	tu_check_store(__FILE__, __LINE__, (db), (type), (counts))
+void tu_check_store(const char *file, int line, cj_db *db, const char *type,
+                    store_counts *counts);
 
 #endif

@@ -11,6 +11,9 @@ extern const struct cj_engine cj__engine_lmdb;
 #ifdef HAVE_LIBPQ
 extern const struct cj_engine cj__engine_pg;
 #endif
+#ifdef CJ_FAULT_INJECTION
+extern const struct cj_engine cj__engine_faulty; /* tests only (fault.c) */
+#endif
 
 const struct cj_engine *const cj__engines[] = {
 #ifdef HAVE_LMDB
@@ -18,6 +21,9 @@ const struct cj_engine *const cj__engines[] = {
 #endif
 #ifdef HAVE_LIBPQ
 	&cj__engine_pg,
+#endif
+#ifdef CJ_FAULT_INJECTION
+	&cj__engine_faulty,
 #endif
 	NULL};
 

@@ -1,0 +1,584 @@
+/*
+ * Fault injection, as SQLite does it: each scenario (conformance-style
+ * calls through the public API on a "faulty:" store) runs again and again
+ * with the Nth allocation failing (once, then from N on), and with the Nth
+ * engine operation failing (an I/O error once and from N on, a lost
+ * connection, a conflict), for N = 1, 2, ... until a run meets no fault.
+ * After every run:
+ *  - the failing call returned a code its documentation in couchjobs.h
+ *    lists, and the one the fault stands for (CJ_NOMEM, CJ_STORE,
+ *    CJ_CONFLICT), never a misleading one;
+ *  - the store, reopened without faults, is consistent (check_store), and
+ *    what the scenario was told had landed did land, atomically;
+ * and at the end of the case ASan finds no leak.
+ *
+ * White-box: the switches are the library's internal cj__fault_* calls
+ * (src/fault.c), built only with CJ_FAULTS (sanitizer builds).
+ * CJ_FAULT_SCENARIO=NAME runs one scenario only. On PostgreSQL, where each
+ * run costs connections, the default sweeps single allocation faults only;
+ * CJ_FAULT_FULL=1 sweeps every mode there too (a few minutes).
+ */
+#include "cj_int.h"
+#include "testutil.h"
+
+#include <errno.h>
+
+/* ---- the documented codes, from the header ----------------------------------- */
+
+static char *header_text;
+
+static void load_header(void) {
+	if (header_text) return;
+	char path[4096];
+	snprintf(path, sizeof path, "%s", __FILE__);
+	char *slash = strrchr(path, '/');
+	CHECK(slash != NULL);
+	*slash = 0;
+	slash = strrchr(path, '/');
+	CHECK(slash != NULL);
+	snprintf(slash, sizeof path - (size_t)(slash - path), "/include/couchjobs.h");
+	FILE *f = fopen(path, "r");
+	if (!f) t_fail(__FILE__, __LINE__, "cannot read %s: %s", path, strerror(errno));
+	size_t cap = 1 << 17;
+	header_text = calloc(1, cap);
+	CHECK(header_text != NULL);
+	size_t n = fread(header_text, 1, cap - 1, f);
+	CHECK(n > 0 && n < cap - 1);
+	fclose(f);
+}
+
+/* The codes the documentation of call fn lists after @return, as a bit set
+ * (bit -code), with those of the calls it refers to ("as cj_update()"). */
+static unsigned doc_codes(const char *fn, int depth) {
+	load_header();
+	char decl[128];
+	snprintf(decl, sizeof decl, "\nint %s(", fn);
+	const char *d = strstr(header_text, decl);
+	if (!d) t_fail(__FILE__, __LINE__, "no declaration of %s in couchjobs.h", fn);
+	const char *c = d;
+	while (c > header_text && strncmp(c, "/**", 3) != 0) c--;
+	const char *end = strstr(c, "*/");
+	const char *ret = strstr(c, "@return");
+	if (!end || !ret || ret > end)
+		t_fail(__FILE__, __LINE__, "%s has no @return in couchjobs.h", fn);
+	unsigned set = 0;
+	for (const char *p = ret; p < end; p++) {
+		if (strncmp(p, "#CJ_", 4) == 0) {
+			for (int code = -1; code >= -30; code--) {
+				const char *name = cj_err_name(code);
+				size_t nl = strlen(name);
+				if (strncmp(p + 1, name, nl) == 0 &&
+				    !(p[1 + nl] == '_' || (p[1 + nl] >= 'A' && p[1 + nl] <= 'Z')))
+					set |= 1u << -code;
+			}
+		} else if (depth < 2 && strncmp(p, "cj_", 3) == 0 && (p == ret || p[-1] != '_')) {
+			char other[64];
+			size_t k = 0;
+			while (k < sizeof other - 1 && (p[k] == '_' || (p[k] >= 'a' && p[k] <= 'z')))
+				other[k] = p[k], k++;
+			other[k] = 0;
+			if (p[k] == '(' && strcmp(other, fn) != 0) set |= doc_codes(other, depth + 1);
+		}
+	}
+	return set;
+}
+
+/* ---- a run ---------------------------------------------------------------------- */
+
+enum mode { ALLOC, IO, LOST, CONFLICT };
+static const char *const mode_names[] = {"allocation", "I/O error", "lost connection",
+                                         "conflict"};
+
+struct run {
+	const char *url;   /* the real store */
+	char furl[8300];   /* "faulty:" + url */
+	cj_options opts;   /* of the faulty handles */
+	cj_db *real;       /* on a server: the handle open_real() hands out */
+	char type[32];     /* this run's own type */
+	enum mode mode;
+	int persistent;
+	long n;
+	/* the first call that failed */
+	const char *failed; /* its text, NULL when every call returned CJ_OK */
+	int rc;
+	int line;
+	unsigned acked;     /* steps that returned CJ_OK (bits, per scenario) */
+};
+
+/* The code a fault of this run's mode stands for. */
+static int fault_code(const struct run *r) {
+	switch (r->mode) {
+	case ALLOC: return CJ_NOMEM;
+	case CONFLICT: return CJ_CONFLICT;
+	default: return CJ_STORE;
+	}
+}
+
+/* Runs call; a code other than want ends the scenario (goto out) after
+ * noting which call failed, and how. STEP: want CJ_OK. */
+#define STEP(r, call) STEP_RC(r, call, CJ_OK)
+#define STEP_RC(r, call, want) STEP_AS(r, #call, call, want)
+/* STEP_RC for a code code_ that the call (its text text_) returned */
+#define STEP_AS(r, text_, code_, want)                                      \
+	do {                                                                    \
+		int s_rc_ = (code_);                                                \
+		if (s_rc_ != (want)) {                                              \
+			(r)->failed = (text_);                                          \
+			(r)->rc = s_rc_;                                                \
+			(r)->line = __LINE__;                                           \
+			goto out;                                                       \
+		}                                                                   \
+	} while (0)
+/* STEP, and marks bit when it returned CJ_OK. */
+#define ACK(r, bit, call)                                                   \
+	do {                                                                    \
+		STEP(r, call);                                                      \
+		(r)->acked |= 1u << (bit);                                          \
+	} while (0)
+
+/* The failing call's code is one its documentation lists and the one the
+ * fault stands for. */
+static void check_code(const struct run *r) {
+	if (!r->failed) return;
+	char fn[64];
+	size_t k = strcspn(r->failed, "(");
+	CHECK(k < sizeof fn);
+	memcpy(fn, r->failed, k);
+	fn[k] = 0;
+	unsigned doc = doc_codes(fn, 0);
+	int want = fault_code(r);
+	/* a subscriber may miss its event only while every read fails */
+	int timeout_ok = r->persistent && strcmp(fn, "cj_wait") == 0 && r->rc == CJ_TIMEOUT;
+	if (r->rc == want && (doc & (1u << -r->rc))) return;
+	if (timeout_ok) return;
+	t_fail(__FILE__, __LINE__,
+	       "%s fault %ld%s: line %d: %s = %s (%s), want %s%s", mode_names[r->mode], r->n,
+	       r->persistent ? " on" : "", r->line, r->failed, cj_err_name(r->rc),
+	       cj_last_error(), cj_err_name(want),
+	       (doc & (1u << -want)) ? "" : ", which its documentation does not list");
+}
+
+/* A handle on the real store, without faults. On the embedded engine it is
+ * opened anew each time (a reopened store is what is checked, and a process
+ * must not have the same LMDB store open twice at once); on a server one
+ * handle serves the whole case, as each of its reads asks the server. */
+static cj_db *open_real(struct run *r) {
+	if (r->real) return r->real;
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	o.sync = CJ_SYNC_RELAXED;
+	cj_db *db = NULL;
+	CHECK_OK(cj_open(r->url, &o, &db));
+	if (!t_is_lmdb()) r->real = db;
+	return db;
+}
+
+static void close_real(struct run *r, cj_db *db) {
+	if (db != r->real) cj_close(db);
+}
+
+static cj_state state_or_missing(cj_db *db, const char *type, const char *id) {
+	cj_state st;
+	int rc = cj_get_job_state(db, NULL, type, id, &st);
+	if (rc == CJ_NOT_FOUND) return CJ_REMOVED;
+	CHECK_OK(rc);
+	return st;
+}
+
+#define ACKED(r, bit) (((r)->acked >> (bit)) & 1u)
+
+/* ---- scenarios ---------------------------------------------------------------------
+ *
+ * setup() prepares the run's type without faults, run() makes the calls on a
+ * faulty handle of its own, post() checks what landed on a real handle. */
+
+struct scenario {
+	const char *name;
+	void (*setup)(struct run *r, cj_db *db);
+	void (*run)(struct run *r);
+	void (*post)(struct run *r, cj_db *db);
+};
+
+static void setup_timeout(struct run *r, cj_db *db) {
+	CHECK_OK(cj_set_type_timeout(db, r->type, 60));
+}
+
+static void setup_two_jobs(struct run *r, cj_db *db) {
+	setup_timeout(r, db);
+	CHECK_OK(cj_add(db, NULL, r->type, "a", "{\"n\":1}", 0));
+	CHECK_OK(cj_add(db, NULL, r->type, "b", "{\"n\":2}", 0));
+}
+
+/* open, type timeouts, add, read, list */
+static void add_run(struct run *r) {
+	cj_db *db = NULL;
+	char *data = NULL, **types = NULL;
+	size_t ntypes = 0;
+	cj_job_info info = {0};
+	STEP(r, cj_open(r->furl, &r->opts, &db));
+	ACK(r, 0, cj_set_type_timeout(db, r->type, 30));
+	int64_t secs = 0;
+	STEP(r, cj_get_type_timeout(db, r->type, &secs));
+	CHECK_INT(secs, 30);
+	ACK(r, 1, cj_add(db, NULL, r->type, "a", "{\"x\":1}", 0));
+	ACK(r, 2, cj_add(db, NULL, r->type, "later", NULL, t_epoch() + 3600));
+	ACK(r, 3, cj_add(db, NULL, r->type, "a", "{\"x\":2}", 0)); /* replaces */
+	cj_state st;
+	STEP(r, cj_get_job_state(db, NULL, r->type, "a", &st));
+	CHECK_INT(st, CJ_PENDING);
+	STEP(r, cj_get_job_data(db, NULL, r->type, "a", &data));
+	CHECK_JSON(data, "{\"x\":2}");
+	STEP(r, cj_get_job(db, NULL, r->type, "later", &info));
+	CHECK_INT(info.state, CJ_PENDING);
+	STEP(r, cj_list_jobs(db, NULL, r->type, noop_cb, NULL));
+	STEP(r, cj_get_types(db, NULL, &types, &ntypes));
+	CHECK(ntypes >= 1);
+out:
+	free_types(types, ntypes);
+	cj_job_info_clear(&info);
+	cj_free(data);
+	cj_close(db);
+}
+
+static void add_post(struct run *r, cj_db *db) {
+	int64_t secs = 0;
+	if (ACKED(r, 0)) {
+		CHECK_OK(cj_get_type_timeout(db, r->type, &secs));
+		CHECK_INT(secs, 30);
+	}
+	if (ACKED(r, 3)) check_data(db, r->type, "a", "{\"x\":2}");
+	else if (ACKED(r, 1)) CHECK_INT(state_of(db, r->type, "a"), CJ_PENDING);
+	if (ACKED(r, 2)) CHECK_INT(state_of(db, r->type, "later"), CJ_PENDING);
+}
+
+/* accept, update, finish */
+static void process_run(struct run *r) {
+	cj_db *db = NULL;
+	cj_job *job = NULL;
+	char *data = NULL;
+	STEP(r, cj_open(r->furl, &r->opts, &db));
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 0;
+	ACK(r, 0, cj_accept(db, r->type, &o, &job, &data));
+	CHECK_STR(cj_job_id(job), "a");
+	CHECK_JSON(data, "{\"n\":1}");
+	ACK(r, 1, cj_update(db, NULL, job, "{\"n\":1,\"progress\":50}"));
+	ACK(r, 2, cj_finish(db, NULL, job, "{\"n\":1,\"done\":true}"));
+out:
+	cj_free(data);
+	cj_job_free(job);
+	cj_close(db);
+}
+
+static void process_post(struct run *r, cj_db *db) {
+	cj_state st = state_of(db, r->type, "a");
+	if (ACKED(r, 2)) {
+		check_job_is(db, r->type, "a", CJ_FINISHED, "{\"n\":1,\"done\":true}");
+	} else if (ACKED(r, 1) && st == CJ_RUNNING) {
+		check_data(db, r->type, "a", "{\"n\":1,\"progress\":50}");
+	} else if (ACKED(r, 0)) {
+		CHECK(st != CJ_PENDING);
+	}
+	CHECK_INT(state_of(db, r->type, "b"), CJ_PENDING);
+}
+
+/* accept several, finish them in one caller's transaction; resubmit */
+static void batch_run(struct run *r) {
+	cj_db *db = NULL;
+	cj_job *jobs[2] = {NULL, NULL};
+	size_t n = 0;
+	cj_tx *tx = NULL;
+	STEP(r, cj_open(r->furl, &r->opts, &db));
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 0;
+	ACK(r, 0, cj_accept_many(db, r->type, &o, 2, jobs, NULL, &n));
+	CHECK_INT(n, 2);
+	ACK(r, 1, cj_resubmit(db, NULL, jobs[1], CJ_SCHED_KEEP, NULL));
+	STEP(r, cj_tx_begin(db, &tx));
+	STEP(r, cj_finish(db, tx, jobs[0], "{\"batch\":1}"));
+	STEP(r, cj_finish(db, tx, jobs[1], "{\"batch\":2}"));
+	cj_tx *t = tx;
+	tx = NULL;
+	ACK(r, 2, cj_tx_commit(t));
+out:
+	cj_tx_abort(tx);
+	cj_job_free(jobs[0]);
+	cj_job_free(jobs[1]);
+	cj_close(db);
+}
+
+static void batch_post(struct run *r, cj_db *db) {
+	cj_state a = state_of(db, r->type, "a"), b = state_of(db, r->type, "b");
+	/* the accept and the two finishes landed together or not at all: both
+	 * pending, both running, or a finished and b (resubmitted) pending */
+	CHECK((a == CJ_PENDING && b == CJ_PENDING) || (a == CJ_RUNNING && b == CJ_RUNNING) ||
+	      (a == CJ_FINISHED && b == CJ_PENDING));
+	if (ACKED(r, 2)) {
+		check_job_is(db, r->type, "a", CJ_FINISHED, "{\"batch\":1}");
+		/* resubmitted while running: pending again, its data kept */
+		CHECK_INT(b, CJ_PENDING);
+	}
+}
+
+/* remove: a pending job, a running one (its processor is halted) */
+static void remove_run(struct run *r) {
+	cj_db *db = NULL;
+	cj_job *job = NULL;
+	STEP(r, cj_open(r->furl, &r->opts, &db));
+	ACK(r, 0, cj_remove(db, NULL, r->type, "b"));
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 0;
+	ACK(r, 1, cj_accept(db, r->type, &o, &job, NULL));
+	ACK(r, 2, cj_remove(db, NULL, r->type, "a"));
+	STEP_RC(r, cj_update(db, NULL, job, NULL), CJ_HALT);
+	STEP_RC(r, cj_remove(db, NULL, r->type, "a"), CJ_NOT_FOUND);
+out:
+	cj_job_free(job);
+	cj_close(db);
+}
+
+static void remove_post(struct run *r, cj_db *db) {
+	if (ACKED(r, 0)) CHECK_INT(state_or_missing(db, r->type, "b"), CJ_REMOVED);
+	if (ACKED(r, 2)) CHECK_INT(state_or_missing(db, r->type, "a"), CJ_REMOVED);
+}
+
+/* subscribe, and wait for the finish another handle makes */
+static void sub_run(struct run *r) {
+	cj_db *db = NULL;
+	cj_sub *sub = NULL;
+	cj_job *job = NULL;
+	cj_event ev = {0};
+	STEP(r, cj_open(r->furl, &r->opts, &db));
+	cj_state st;
+	ACK(r, 0, cj_subscribe(db, r->type, "a", &sub, &st, NULL));
+	CHECK_INT(st, CJ_PENDING);
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 0;
+	STEP(r, cj_accept(db, r->type, &o, &job, NULL));
+	ACK(r, 1, cj_finish(db, NULL, job, "{\"sub\":true}"));
+	/* while every read fails, the event cannot come: a short wait */
+	int rc = cj_wait(&sub, 1, CJ_FINISHED, r->persistent ? 200 : 2000, &ev);
+	if (rc != CJ_OK && !r->persistent) {
+		/* a single fault loses no event: the next wait delivers it */
+		char why[256];
+		snprintf(why, sizeof why, "%s (%s)", cj_err_name(rc), cj_last_error());
+		if (cj_wait(&sub, 1, CJ_FINISHED, 5000, &ev) != CJ_OK)
+			t_fail(__FILE__, __LINE__, "%s fault %ld: cj_wait = %s, and the finished event "
+			       "never came", mode_names[r->mode], r->n, why);
+	}
+	STEP_AS(r, "cj_wait(&sub, ...)", rc, CJ_OK);
+	CHECK_INT(ev.state, CJ_FINISHED);
+	CHECK_JSON(ev.data, "{\"sub\":true}");
+out:
+	cj_event_clear(&ev);
+	cj_unsubscribe(sub);
+	cj_job_free(job);
+	cj_close(db);
+}
+
+static void sub_post(struct run *r, cj_db *db) {
+	if (ACKED(r, 1)) check_job_is(db, r->type, "a", CJ_FINISHED, "{\"sub\":true}");
+}
+
+/* type timeouts: set, read, clear; a type without one takes no jobs */
+static void types_run(struct run *r) {
+	cj_db *db = NULL;
+	STEP(r, cj_open(r->furl, &r->opts, &db));
+	ACK(r, 0, cj_set_type_timeout(db, r->type, 5));
+	ACK(r, 1, cj_clear_type_timeout(db, r->type));
+	STEP_RC(r, cj_add(db, NULL, r->type, "c", NULL, 0), CJ_NO_TYPE_TIMEOUT);
+	ACK(r, 2, cj_set_type_timeout(db, r->type, 7));
+out:
+	cj_close(db);
+}
+
+static void types_post(struct run *r, cj_db *db) {
+	int64_t s = 0;
+	int rc = cj_get_type_timeout(db, r->type, &s);
+	if (ACKED(r, 2)) {
+		CHECK_OK(rc);
+		CHECK_INT(s, 7);
+	} else if (ACKED(r, 1)) {
+		CHECK(rc == CJ_NOT_FOUND || (rc == CJ_OK && s == 7));
+	}
+}
+
+/* cj_transact with the caller's keys and a job: all or nothing */
+struct tx_arg {
+	cj_db *db;
+	const char *type;
+};
+
+static int tx_fn(cj_tx *tx, void *p) {
+	struct tx_arg *a = p;
+	int rc = cj_tx_put(tx, "k1", 2, "v1", 2);
+	if (!rc) rc = cj_tx_put(tx, "gone", 4, "x", 1);
+	if (!rc) rc = cj_tx_del(tx, "gone", 4);
+	if (!rc) rc = cj_add(a->db, tx, a->type, "t", "{\"tx\":1}", 0);
+	void *v = NULL;
+	size_t vl = 0;
+	if (!rc) rc = cj_tx_get(tx, "k1", 2, &v, &vl);
+	if (!rc && (vl != 2 || memcmp(v, "v1", 2) != 0)) rc = CJ_INVALID;
+	cj_free(v);
+	return rc;
+}
+
+static void tx_run(struct run *r) {
+	cj_db *db = NULL;
+	STEP(r, cj_open(r->furl, &r->opts, &db));
+	struct tx_arg a = {db, r->type};
+	ACK(r, 0, cj_transact(db, tx_fn, &a));
+out:
+	cj_close(db);
+}
+
+static void tx_post(struct run *r, cj_db *db) {
+	cj_tx *tx = NULL;
+	CHECK_OK(cj_tx_begin(db, &tx));
+	void *v = NULL;
+	size_t vl = 0;
+	int key = cj_tx_get(tx, "k1", 2, &v, &vl);
+	cj_free(v);
+	cj_state st;
+	int job = cj_get_job_state(db, tx, r->type, "t", &st);
+	int gone = cj_tx_get(tx, "gone", 4, &v, &vl);
+	cj_free(v);
+	cj_tx_abort(tx);
+	CHECK(key == CJ_OK || key == CJ_NOT_FOUND);
+	CHECK(job == CJ_OK || job == CJ_NOT_FOUND);
+	CHECK_INT(gone, CJ_NOT_FOUND);
+	CHECK_INT(key, job); /* together or not at all */
+	if (ACKED(r, 0)) CHECK_INT(key, CJ_OK);
+	/* the caller's key is shared by every run of the scenario: clear it */
+	CHECK_OK(cj_tx_begin(db, &tx));
+	int rc = cj_tx_del(tx, "k1", 2);
+	CHECK(rc == CJ_OK || rc == CJ_NOT_FOUND);
+	CHECK_OK(cj_tx_commit(tx));
+}
+
+static const struct scenario scenarios[] = {
+	{"add", NULL, add_run, add_post},
+	{"process", setup_two_jobs, process_run, process_post},
+	{"batch", setup_two_jobs, batch_run, batch_post},
+	{"remove", setup_two_jobs, remove_run, remove_post},
+	{"subscribe", setup_two_jobs, sub_run, sub_post},
+	{"types", NULL, types_run, types_post},
+	{"transact", setup_timeout, tx_run, tx_post},
+};
+
+/* ---- the loop ------------------------------------------------------------------ */
+
+static void arm(const struct run *r) {
+	if (r->mode == ALLOC) cj__fault_alloc(r->n, r->persistent);
+	else cj__fault_engine(r->n, (int)(r->mode == IO ? CJ_FAULT_IO : r->mode == LOST
+	                                                               ? CJ_FAULT_LOST
+	                                                               : CJ_FAULT_CONFLICT),
+	                      r->persistent);
+}
+
+static long disarm(const struct run *r) {
+	long hits = r->mode == ALLOC ? cj__fault_alloc_hits() : cj__fault_engine_hits();
+	cj__fault_alloc(0, 0);
+	cj__fault_engine(0, 0, 0);
+	return hits;
+}
+
+struct ids {
+	char id[8][16];
+	int n;
+};
+
+static int collect_id(const cj_job_info *info, void *arg) {
+	struct ids *ids = arg;
+	if (ids->n == 8 || strlen(info->id) >= sizeof ids->id[0]) return CJ_INVALID;
+	strcpy(ids->id[ids->n++], info->id);
+	return 0;
+}
+
+/* Runs scenario s with fault n of the given mode; returns 1 if the fault was
+ * met (a next n is worth trying). */
+static int run_once(const struct scenario *s, struct run *r, int *seq) {
+	snprintf(r->type, sizeof r->type, "%s%d", s->name, (*seq)++);
+	r->failed = NULL;
+	r->rc = CJ_OK;
+	r->acked = 0;
+	if (s->setup) {
+		cj_db *db = open_real(r);
+		s->setup(r, db);
+		close_real(r, db);
+	}
+	arm(r);
+	s->run(r);
+	long hits = disarm(r);
+	check_code(r);
+	if (!hits && r->failed)
+		t_fail(__FILE__, __LINE__, "%s: without a fault: line %d: %s = %s (%s)", s->name,
+		       r->line, r->failed, cj_err_name(r->rc), cj_last_error());
+	/* the store, reopened without faults, is consistent and holds what was
+	 * acknowledged */
+	cj_db *db = open_real(r);
+	check_store(db, r->type, NULL);
+	s->post(r, db);
+	/* leave nothing behind, so that every run starts from the same store */
+	struct ids ids = {.n = 0};
+	CHECK_OK(cj_list_jobs(db, NULL, r->type, collect_id, &ids));
+	for (int i = 0; i < ids.n; i++) CHECK_OK(cj_remove(db, NULL, r->type, ids.id[i]));
+	int rc = cj_clear_type_timeout(db, r->type);
+	CHECK(rc == CJ_OK || rc == CJ_NOT_FOUND);
+	close_real(r, db);
+	return hits > 0;
+}
+
+static void run_all(const char *url) {
+	struct run r;
+	memset(&r, 0, sizeof r);
+	r.url = url;
+	snprintf(r.furl, sizeof r.furl, "faulty:%s", url);
+	r.opts = (cj_options)CJ_OPTIONS_INIT;
+	r.opts.no_monitor = 1;
+	r.opts.sync = CJ_SYNC_RELAXED;
+	static const struct {
+		enum mode mode;
+		int persistent;
+		int server; /* run on a server store by default too */
+	} modes[] = {{ALLOC, 0, 1}, {ALLOC, 1, 0}, {IO, 0, 0},
+	             {IO, 1, 0},    {LOST, 0, 0},  {CONFLICT, 0, 0}};
+	/* a run on a server costs connections: by default it sweeps only what
+	 * reaches its engine's own code, allocations (engine faults are made at
+	 * the engine's boundary, so they test the core, as on the embedded one) */
+	const char *full = getenv("CJ_FAULT_FULL");
+	int all_modes = t_is_lmdb() || (full && *full && strcmp(full, "0") != 0);
+	int seq = 0;
+	long runs = 0;
+	const char *only = getenv("CJ_FAULT_SCENARIO");
+	for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
+		const struct scenario *s = &scenarios[i];
+		if (only && *only && strcmp(only, s->name) != 0) continue;
+		char line[512];
+		int64_t t0 = t_now_ms();
+		int len = snprintf(line, sizeof line, "  %-10s", s->name);
+		for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+			if (!all_modes && !modes[m].server) continue;
+			r.mode = modes[m].mode;
+			r.persistent = modes[m].persistent;
+			for (r.n = 1;; r.n++) {
+				runs++;
+				if (!run_once(s, &r, &seq)) break;
+			}
+			len += snprintf(line + len, sizeof line - (size_t)len, " %s%s %ld",
+			                mode_names[r.mode], r.persistent ? " (on)" : "", r.n - 1);
+		}
+		note("%s (%lld ms)\n", line, (long long)(t_now_ms() - t0));
+	}
+	note("  %ld runs; every failing call returned its fault's code, and the store "
+	     "stayed consistent\n", runs);
+	/* the whole store, once more */
+	cj_db *db = open_real(&r);
+	check_store(db, NULL, NULL);
+	cj_close(db);
+	r.real = NULL;
+}
+
+TEST(faults) { run_all(t_url()); }
+
+TEST_MAIN(ENTRY(faults))

@@ -35,7 +35,7 @@ extern char **environ;
 #define TIMEOUT_S 2      /* the type timeout: a stopped worker's jobs come back */
 #define WORKERS 4        /* live workers at any time */
 #define SLOTS "2"        /* jobs at once per worker */
-#define BASE_JOBS 1500   /* times CJ_CHAOS_SCALE */
+#define BASE_JOBS 1000   /* times CJ_CHAOS_SCALE */
 #define ADD_BATCH 250    /* jobs per transaction while adding */
 #define MAX_STARTS 4096  /* worker processes over a run */
 #define CHAOS_BOUND_MS 150000 /* the chaos phase ends within this (times the scale) */

@@ -433,6 +433,7 @@ TEST(mutual_exclusion_under_stress) {
 	CHECK_OK(cj_list_jobs(db, NULL, TYPE, store_cb, &s));
 	CHECK_INT(s.seen, njobs);
 	check_keys(db, &s);
+	check_store(db, NULL, NULL);
 	cj_close(db);
 	free(recs);
 	free(accepts);

@@ -329,7 +329,8 @@ int cj_tx_begin(cj_db *db, cj_tx **tx);
  *
  * @return #CJ_OK; #CJ_HALT (see above; nothing written); #CJ_CONFLICT
  *         (nothing written; run the transaction again); #CJ_STORE (the
- *         engine failed; nothing written); #CJ_INVALID (NULL @p tx).
+ *         engine failed; nothing written); #CJ_NOMEM (nothing written);
+ *         #CJ_INVALID (NULL @p tx).
  */
 int cj_tx_commit(cj_tx *tx);
 

@@ -231,6 +231,7 @@ struct jobinfo {
 	char lock[40]; /* of the finishing run, from the job's data */
 	int worker;
 	int finished_by; /* the worker that logged "finished"; -1: none */
+	int recorded;    /* the finishing run is in the command's records */
 };
 
 static int job_index(const char *id) {
@@ -327,9 +328,9 @@ static void prove(struct chaos *c) {
 		if (strcmp(r.lock, ji[r.job].lock) != 0) {
 			q->stale_runs++;
 			stale++;
-		} else if (r.worker != ji[r.job].worker) {
-			t_fail(__FILE__, __LINE__, "job c%05d: lock %s handed to workers %d and %d",
-			       r.job, r.lock, r.worker, ji[r.job].worker);
+		} else if (r.worker != ji[r.job].worker || ji[r.job].recorded++) {
+			t_fail(__FILE__, __LINE__, "job c%05d: lock %s handed out twice (workers %d "
+			       "and %d)", r.job, r.lock, r.worker, ji[r.job].worker);
 		}
 	}
 	free(runs);
@@ -375,6 +376,9 @@ static void prove(struct chaos *c) {
 
 	for (int j = 0; j < c->jobs; j++) {
 		int fin = ji[j].worker;
+		if (!ji[j].recorded)
+			t_fail(__FILE__, __LINE__, "job c%05d finished with the output of a run (lock "
+			       "%s) that never started", j, ji[j].lock);
 		if (ji[j].finished_by >= 0 && ji[j].finished_by != fin)
 			t_fail(__FILE__, __LINE__, "job c%05d holds the output of worker %d's run, but "
 			       "worker %d logged its finish", j, fin, ji[j].finished_by);
@@ -394,9 +398,8 @@ static void prove(struct chaos *c) {
 			t_fail(__FILE__, __LINE__, "worker %d ran job c%05d %d time(s) with a lock that "
 			       "was not the last, but logged %d halt(s)", q->worker, q->job,
 			       q->stale_runs, q->halted);
-		if (q->halted > q->stale_runs)
-			t_fail(__FILE__, __LINE__, "worker %d logged %d halt(s) of job c%05d for %d "
-			       "stale run(s)", q->worker, q->halted, q->job, q->stale_runs);
+		/* (more halts than stale runs is fine: a command stopped at once may
+		 * not have recorded its run) */
 	}
 	note("  %d jobs, %d runs (%d stale), %d finish lines, %d halted; %d worker "
 	     "starts, %d killed, %d stopped (%d past the timeout), %d server restarts, %d "

@@ -124,7 +124,8 @@ const char *cj_version(void);
 	XX(TIMEOUT, -7, "CJ_TIMEOUT: nothing arrived in time")                     \
 	XX(CONFLICT, -8, "CJ_CONFLICT: transaction conflict; retry it")            \
 	XX(STORE, -9, "CJ_STORE: the storage engine failed")                       \
-	XX(NOMEM, -10, "CJ_NOMEM: out of memory")
+	XX(NOMEM, -10, "CJ_NOMEM: out of memory")                                 \
+	XX(CANCELED, -11, "CJ_CANCELED: the wait was cancelled (cj_cancel_fire)")
 
 /** @brief Result codes. */
 typedef enum cj_code {
@@ -300,6 +301,32 @@ int cj_url_redact(const char *url, char *out, size_t cap);
 
 /** @brief The engine's name ("lmdb", "postgresql"). Static; never fails. */
 const char *cj_db_engine(const cj_db *db);
+/** @} */
+
+/** @defgroup checks Checking arguments without a store
+ *
+ * The checks every call makes of its arguments, for front ends that want
+ * to judge input before (or without) opening a store. Each returns what the
+ * calls themselves would return for the same argument, with the same
+ * cj_last_error() detail. Thread-safe; they touch no store.
+ * @{ */
+
+/** @brief Is @p type a valid job type (1 to #CJ_MAX_TYPE bytes of UTF-8)?
+ * @return #CJ_OK, #CJ_INVALID (NULL, empty, too long, not UTF-8). */
+int cj_type_check(const char *type);
+
+/** @brief Is @p id a valid job id (1 to #CJ_MAX_ID bytes of UTF-8)?
+ * @return #CJ_OK, #CJ_INVALID (NULL, empty, too long, not UTF-8). */
+int cj_id_check(const char *id);
+
+/**
+ * @brief Is @p data valid job data for a store whose
+ * #cj_options.max_data_size is @p limit (0: the default, 1 MiB)?
+ * @return #CJ_OK; #CJ_INVALID (NULL @p data, @p limit over
+ *         #CJ_MAX_DATA_LIMIT); #CJ_TOO_LARGE (longer than the limit);
+ *         #CJ_JSON (not exactly one JSON object).
+ */
+int cj_data_check(const char *data, size_t limit);
 /** @} */
 
 /** @defgroup tx Transactions and the caller's own data
@@ -512,6 +539,40 @@ int cj_list_jobs(cj_db *db, cj_tx *tx, const char *type,
                  int (*cb)(const cj_job_info *info, void *arg), void *arg);
 /** @} */
 
+/** @defgroup cancel Cancelling waits
+ *
+ * A cancellation lets one thread end the waits of others: a cj_accept()
+ * whose #cj_accept_opts.cancel is fired, or a cj_wait() on a subscription
+ * tied to it with cj_sub_set_cancel(), returns #CJ_CANCELED at once. Firing
+ * is sticky: every later call that uses the cancellation returns
+ * #CJ_CANCELED at once too, without doing anything. One cancellation may
+ * serve any number of calls, threads and stores.
+ * @{ */
+
+/** @brief A cancellation. Thread-safe. */
+typedef struct cj_cancel cj_cancel;
+
+/** @brief Makes a cancellation, not fired.
+ * @param[out] c the new cancellation (cj_cancel_free()); NULL on failure.
+ * @return #CJ_OK, #CJ_INVALID (NULL @p c), #CJ_NOMEM. */
+int cj_cancel_new(cj_cancel **c);
+
+/**
+ * @brief Fires @p c: every call blocked on it returns #CJ_CANCELED
+ * promptly, and every later one at once. Idempotent; callable from any
+ * thread, but not from a signal handler (it takes a mutex: let a thread
+ * read a signalfd or a self-pipe and fire). NULL is ignored. Never fails.
+ */
+void cj_cancel_fire(cj_cancel *c);
+
+/** @brief Non-zero once @p c was fired (0 for NULL). Never fails. */
+int cj_cancel_fired(const cj_cancel *c);
+
+/** @brief Frees @p c. No call may be using it, and no subscription may
+ * still be tied to it (cj_sub_set_cancel()). NULL is ignored. */
+void cj_cancel_free(cj_cancel *c);
+/** @} */
+
 /** @defgroup processing Job processing
  * @{ */
 
@@ -535,10 +596,13 @@ typedef struct cj_accept_opts {
 	 * (default), 0 do not wait; any larger value up to INT64_MAX is a
 	 * deadline (saturating: a huge one waits as long as it says) */
 	int64_t timeout_ms;
+	/** NULL (default), or a cancellation that, once fired, makes the call
+	 * return #CJ_CANCELED, taking no job */
+	cj_cancel *cancel;
 } cj_accept_opts;
 
 /** @brief Initialiser of #cj_accept_opts with every default. */
-#define CJ_ACCEPT_OPTS_INIT {CJ_SCHED_NOW, 0, -1}
+#define CJ_ACCEPT_OPTS_INIT {CJ_SCHED_NOW, 0, -1, NULL}
 
 /**
  * @brief Takes a pending job of @p type and makes it running, held by the
@@ -553,6 +617,8 @@ typedef struct cj_accept_opts {
  * @param[out] job  the handle, freed with cj_job_free(); NULL on failure.
  * @param[out] data the job's data (cj_free()), or NULL if not wanted.
  * @return #CJ_OK; #CJ_NOT_FOUND (nothing became available in time);
+ *         #CJ_CANCELED (@p opts->cancel was fired, before or during the
+ *         call: no job was taken);
  *         #CJ_INVALID (bad type, @c no_schedule with an explicit
  *         @c max_sched_time (#CJ_SCHED_ANY included), a negative
  *         @c max_sched_time other than #CJ_SCHED_NOW, timeout below -1, or
@@ -683,6 +749,15 @@ int cj_subscribe(cj_db *db, const char *type, const char *id, cj_sub **sub,
 int cj_unsubscribe(cj_sub *sub);
 
 /**
+ * @brief Ties @p sub to the cancellation @p c (NULL: unties it): once @p c
+ * is fired, a cj_wait() over @p sub returns #CJ_CANCELED, at once if it
+ * was fired before. @p c must outlive the tie (until cj_unsubscribe(), or
+ * a cj_sub_set_cancel() with another). Not while a cj_wait() on @p sub runs.
+ * @return #CJ_OK, #CJ_INVALID (NULL @p sub).
+ */
+int cj_sub_set_cancel(cj_sub *sub, cj_cancel *c);
+
+/**
  * @brief Waits for the next event of any of @p subs (all of one @c cj_db).
  *
  * With @p only_state non-zero, events in other states for these
@@ -696,6 +771,8 @@ int cj_unsubscribe(cj_sub *sub);
  * @param[out] ev the event; release with cj_event_clear().
  * @return #CJ_OK; #CJ_TIMEOUT (nothing in time, or at once when every one
  *         of @p subs has ended and has nothing left to deliver);
+ *         #CJ_CANCELED (the cancellation of one of @p subs was fired; see
+ *         cj_sub_set_cancel(); no event is taken);
  *         #CJ_INVALID (no subscriptions, a NULL one, subscriptions of
  *         different stores, a bad state, a timeout below -1); #CJ_NOMEM.
  */

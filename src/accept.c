@@ -203,13 +203,25 @@ static int check_opts(const cj_accept_opts *opts) {
 	return CJ_OK;
 }
 
+/* A fired cancellation wakes the acceptor: a bump of its channel. */
+struct accept_poke_arg {
+	cj_db *db;
+	const char *chan;
+};
+
+static void accept_poke(void *arg) {
+	struct accept_poke_arg *p = arg;
+	cj__wake(p->db, p->chan);
+}
+
 /* Waits until a takes at least one job, or the timeout passes. */
-static int accept_wait(cj_db *db, const cj_accept_opts *opts, struct accept_arg *a) {
-	char chan[CJ_CHAN_MAX];
-	cj__chan_pending(chan, sizeof chan, a->type);
+static int accept_loop(cj_db *db, const cj_accept_opts *opts, struct accept_arg *a,
+                       const char *chan) {
 	int64_t deadline = cj__deadline_ms(opts->timeout_ms);
 	for (;;) {
 		uint64_t token = cj__watch(db, chan);
+		if (cj_cancel_fired(opts->cancel))
+			return cj__fail(CJ_CANCELED, "the accept was cancelled");
 		int64_t now_ms = cj__epoch_ms();
 		a->max_sched = opts->max_sched_time == CJ_SCHED_NOW ? now_ms / 1000
 		                                                    : opts->max_sched_time;
@@ -238,6 +250,18 @@ static int accept_wait(cj_db *db, const cj_accept_opts *opts, struct accept_arg 
 			return cj__fail(CJ_NOT_FOUND, "no job of type \"%.60s\" available", a->type);
 		cj__wait(db, chan, token, wake_at);
 	}
+}
+
+static int accept_wait(cj_db *db, const cj_accept_opts *opts, struct accept_arg *a) {
+	char chan[CJ_CHAN_MAX];
+	cj__chan_pending(chan, sizeof chan, a->type);
+	if (!opts->cancel) return accept_loop(db, opts, a, chan);
+	struct accept_poke_arg pa = {db, chan};
+	cj_cancel_hook hook = {NULL, NULL, accept_poke, &pa};
+	cj__cancel_hook(opts->cancel, &hook);
+	int rc = accept_loop(db, opts, a, chan);
+	cj__cancel_unhook(opts->cancel, &hook);
+	return rc;
 }
 
 int cj_accept(cj_db *db, const char *type, const cj_accept_opts *opts, cj_job **job,

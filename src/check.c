@@ -69,6 +69,15 @@ int cj__check_sched(int64_t t, int allow_keep) {
 	return CJ_OK;
 }
 
+/* data (not NULL) against limit; sets *len. */
+static int check_data_limit(const char *data, size_t limit, size_t *len) {
+	size_t n = strnlen(data, limit + 1);
+	if (n > limit)
+		return cj__fail(CJ_TOO_LARGE, "job data is over the limit of %zu bytes", limit);
+	*len = n;
+	return cj__json_check_object(data, n);
+}
+
 int cj__check_data(const cj_db *db, const char **data, size_t *len, int allow_null) {
 	if (!*data) {
 		if (!allow_null) return cj__fail(CJ_INVALID, "data is NULL");
@@ -76,10 +85,23 @@ int cj__check_data(const cj_db *db, const char **data, size_t *len, int allow_nu
 		*len = 2;
 		return CJ_OK;
 	}
-	size_t n = strnlen(*data, db->max_data + 1);
-	if (n > db->max_data)
-		return cj__fail(CJ_TOO_LARGE, "job data is over the limit of %zu bytes",
-		                db->max_data);
-	*len = n;
-	return cj__json_check_object(*data, n);
+	return check_data_limit(*data, db->max_data, len);
+}
+
+/* ---- the public checks: the same judgement, without a store --------------- */
+
+int cj_type_check(const char *type) {
+	return cj__check_type(type);
+}
+
+int cj_id_check(const char *id) {
+	return cj__check_id(id);
+}
+
+int cj_data_check(const char *data, size_t limit) {
+	size_t len;
+	if (!data) return cj__fail(CJ_INVALID, "data is NULL");
+	if (limit > CJ_MAX_DATA_LIMIT)
+		return cj__fail(CJ_INVALID, "limit over %zu bytes", CJ_MAX_DATA_LIMIT);
+	return check_data_limit(data, limit ? limit : CJ_DEFAULT_MAX_DATA, &len);
 }

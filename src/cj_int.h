@@ -25,6 +25,7 @@
  *   process.c  cj_update, cj_finish, cj_resubmit, job handles
  *   monitor.c  the activity monitor thread
  *   sub.c      subscriptions, cj_wait, the notifier thread
+ *   cancel.c   cancellations of waits (cj_cancel_*)
  *   engine/    storage engines (engine.h)
  *   os/        the operating system layer (os.h)
  */
@@ -117,6 +118,9 @@ void cj__uuid_format(const uint8_t u[CJ_UUID_LEN], char out[CJ_LOCK_STRLEN + 1])
 int cj__uuid_parse(const char *s, uint8_t out[CJ_UUID_LEN]); /* 0 or -1 */
 
 /* ---- check.c ------------------------------------------------------------ */
+
+/* The data limit of a store opened without max_data_size (1 MiB). */
+#define CJ_DEFAULT_MAX_DATA ((size_t)1 << 20)
 
 int cj__check_type(const char *type);
 int cj__check_id(const char *id);
@@ -367,5 +371,19 @@ int cj__reenqueue_stale(cj_db *db, const char *type, uint64_t max_version);
 /* ---- sub.c -------------------------------------------------------------- */
 
 void cj__notifier_stop(cj_db *db);
+
+/* ---- cancel.c ------------------------------------------------------------ */
+
+/* A wait hooked on a cancellation: cj_cancel_fire() calls poke(arg) (with
+ * the cancellation's mutex held: poke must not hook or unhook) after
+ * setting the flag. A wait hooks, then checks cj_cancel_fired() before
+ * each sleep, and unhooks before it returns. */
+typedef struct cj_cancel_hook {
+	struct cj_cancel_hook *next, *prev;
+	void (*poke)(void *arg);
+	void *arg;
+} cj_cancel_hook;
+void cj__cancel_hook(cj_cancel *c, cj_cancel_hook *h);
+void cj__cancel_unhook(cj_cancel *c, cj_cancel_hook *h);
 
 #endif

@@ -4,8 +4,6 @@
 
 #include "cj_int.h"
 
-#define CJ_DEFAULT_MAX_DATA ((size_t)1 << 20)
-
 static int check_options(const cj_options *o) {
 	if (o->sync != CJ_SYNC_FULL && o->sync != CJ_SYNC_RELAXED)
 		return cj__fail(CJ_INVALID, "unknown sync mode %d", (int)o->sync);

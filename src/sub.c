@@ -32,6 +32,8 @@ struct cj_sub {
 	uint8_t seq[CJ_VS_LEN];
 	struct ev_node *head, *tail;
 	size_t queued;
+	cj_cancel *cancel;    /* cj_sub_set_cancel(), or NULL */
+	cj_cancel_hook hook;  /* on cancel */
 };
 
 struct cj_notifier {
@@ -210,6 +212,7 @@ static int notifier_start(cj_db *db) {
 }
 
 static void sub_free(cj_sub *s) {
+	if (s->cancel) cj__cancel_unhook(s->cancel, &s->hook);
 	while (s->head) {
 		struct ev_node *e = s->head;
 		s->head = e->next;
@@ -311,6 +314,25 @@ int cj_unsubscribe(cj_sub *sub) {
 	return CJ_OK;
 }
 
+/* A fired cancellation wakes cj_wait(). */
+static void sub_poke(void *arg) {
+	cj_db *db = arg;
+	pthread_mutex_lock(&db->mu);
+	pthread_cond_broadcast(&db->cond);
+	pthread_mutex_unlock(&db->mu);
+}
+
+int cj_sub_set_cancel(cj_sub *sub, cj_cancel *c) {
+	if (!sub) return cj__fail(CJ_INVALID, "NULL subscription");
+	if (sub->cancel) cj__cancel_unhook(sub->cancel, &sub->hook);
+	sub->hook = (cj_cancel_hook){NULL, NULL, sub_poke, sub->db};
+	if (c) cj__cancel_hook(c, &sub->hook);
+	pthread_mutex_lock(&sub->db->mu);
+	sub->cancel = c;
+	pthread_mutex_unlock(&sub->db->mu);
+	return CJ_OK;
+}
+
 /* Takes the next event of s matching only_state; db->mu held. CJ_OK if ev
  * was filled, CJ_NOT_FOUND if there is none, CJ_NOMEM (the event stays
  * queued for the next call). */
@@ -362,6 +384,11 @@ int cj_wait(cj_sub *const *subs, size_t n, int only_state, int64_t timeout_ms,
 	pthread_mutex_lock(&db->mu);
 	for (;;) {
 		int live = 0;
+		for (size_t j = 0; j < n; j++)
+			if (cj_cancel_fired(subs[j]->cancel)) {
+				rc = CJ_CANCELED;
+				goto out;
+			}
 		for (size_t j = 0; j < n; j++) {
 			cj_sub *s = subs[(start + j) % n];
 			if ((t = take(s, only_state, ev)) != CJ_NOT_FOUND) {
@@ -394,5 +421,6 @@ out:
 		return cj__fail(CJ_NOMEM, "out of memory");
 	}
 	if (rc == CJ_TIMEOUT) return cj__fail(CJ_TIMEOUT, "no event in time");
+	if (rc == CJ_CANCELED) return cj__fail(CJ_CANCELED, "the wait was cancelled");
 	return rc;
 }

@@ -534,10 +534,65 @@ TEST(limits_open_bad) {
 	CHECK_INT(dir_entries(t_dir()), before);
 }
 
+/* The store-free checks (cj_type_check, cj_id_check, cj_data_check) give
+ * the code and the detail the calls give for the same argument. */
+#define SAME_JUDGEMENT(check, call)                                         \
+	do {                                                                    \
+		int rc_call_ = (call);                                              \
+		char detail_[600];                                                  \
+		snprintf(detail_, sizeof detail_, "%s", cj_last_error());           \
+		int rc_check_ = (check);                                            \
+		CHECK_RC(rc_check_, rc_call_);                                      \
+		if (rc_call_ != CJ_OK) CHECK_STR(cj_last_error(), detail_);         \
+	} while (0)
+
+TEST(limits_public_checks) {
+	make_names();
+	cj_options o = CJ_OPTIONS_INIT;
+	o.max_data_size = 64;
+	cj_db *db = t_open_opts(&o);
+	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
+	cj_state st;
+	int64_t secs;
+	const char *bad_types[] = {t256, "", NULL};
+	for (size_t i = 0; i < sizeof bad_types / sizeof bad_types[0]; i++)
+		SAME_JUDGEMENT(cj_type_check(bad_types[i]), cj_get_type_timeout(db, bad_types[i], &secs));
+	CHECK_OK(cj_type_check(t255));
+	CHECK_OK(cj_type_check("t"));
+	const char *bad_ids[] = {i1025, "", NULL};
+	for (size_t i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; i++)
+		SAME_JUDGEMENT(cj_id_check(bad_ids[i]), cj_get_job_state(db, NULL, "t", bad_ids[i], &st));
+	CHECK_OK(cj_id_check(i1024));
+	CHECK_OK(cj_id_check("j"));
+	for (size_t i = 0; i < sizeof not_objects / sizeof not_objects[0]; i++)
+		SAME_JUDGEMENT(cj_data_check(not_objects[i], 64), cj_add(db, NULL, "t", "j", not_objects[i], 0));
+	/* integers beyond 64 bits are valid JSON, for both */
+	const char *big = "{\"n\":123456789012345678901234567890}";
+	CHECK_OK(cj_add(db, NULL, "t", "j", big, 0));
+	CHECK_OK(cj_data_check(big, 0));
+	/* the limit: 64 bytes pass, 65 do not; 0 is the default 1 MiB */
+	char *at = object_of_size(64), *over = object_of_size(65);
+	SAME_JUDGEMENT(cj_data_check(at, 64), cj_add(db, NULL, "t", "j", at, 0));
+	SAME_JUDGEMENT(cj_data_check(over, 64), cj_add(db, NULL, "t", "j", over, 0));
+	CHECK_RC(cj_data_check(over, 0), CJ_OK);
+	char *mib = object_of_size((size_t)1 << 20), *mib1 = object_of_size(((size_t)1 << 20) + 1);
+	CHECK_OK(cj_data_check(mib, 0));
+	CHECK_RC(cj_data_check(mib1, 0), CJ_TOO_LARGE);
+	CHECK_RC(cj_data_check(NULL, 0), CJ_INVALID);
+	CHECK_RC(cj_data_check("{}", CJ_MAX_DATA_LIMIT + 1), CJ_INVALID);
+	CHECK_OK(cj_data_check("{}", CJ_MAX_DATA_LIMIT));
+	free(at);
+	free(over);
+	free(mib);
+	free(mib1);
+	cj_close(db);
+}
+
 TEST_MAIN(ENTRY(limits_type_255_ok), ENTRY(limits_type_bad), ENTRY(limits_id_1024_ok),
           ENTRY(limits_id_bad), ENTRY(limits_null_db), ENTRY(limits_null_outputs),
           ENTRY(limits_json_refused), ENTRY(limits_json_accepted),
           ENTRY(limits_data_size_option), ENTRY(limits_data_size_default),
           ENTRY(limits_data_size_bounds), ENTRY(limits_no_type_timeout),
           ENTRY(limits_negative_sched), ENTRY(limits_bad_type_timeout),
-          ENTRY(limits_open_bad))
+          ENTRY(limits_open_bad), ENTRY(limits_public_checks))

@@ -213,7 +213,8 @@ typedef enum cj_sync_mode {
 typedef struct cj_options {
 	cj_sync_mode sync;    /**< #CJ_SYNC_FULL (default) or #CJ_SYNC_RELAXED */
 	int no_monitor;       /**< non-zero: this handle runs no activity monitor */
-	size_t max_data_size; /**< limit of one job's data in bytes; 0: 1 MiB */
+	size_t max_data_size; /**< limit of one job's data in bytes; 0:
+	                           #CJ_DEFAULT_DATA_LIMIT */
 	unsigned file_mode;   /**< mode of files the store creates; 0: 0600 */
 	size_t map_size;      /**< embedded engine: initial map size in bytes;
 	                           0: a default. The map grows as needed. */
@@ -227,6 +228,10 @@ typedef struct cj_options {
 
 /** @brief Initialiser of #cj_options with every default. */
 #define CJ_OPTIONS_INIT {CJ_SYNC_FULL, 0, 0, 0, 0, NULL, 0}
+
+/** @brief The data limit of a store opened without #cj_options.max_data_size
+ * (1 MiB). */
+#define CJ_DEFAULT_DATA_LIMIT ((size_t)1 << 20)
 
 /** @brief The largest value #cj_options.max_data_size may take (256 MiB). */
 #define CJ_MAX_DATA_LIMIT ((size_t)256 << 20)
@@ -321,7 +326,7 @@ int cj_id_check(const char *id);
 
 /**
  * @brief Is @p data valid job data for a store whose
- * #cj_options.max_data_size is @p limit (0: the default, 1 MiB)?
+ * #cj_options.max_data_size is @p limit (0: #CJ_DEFAULT_DATA_LIMIT)?
  * @return #CJ_OK; #CJ_INVALID (NULL @p data, @p limit over
  *         #CJ_MAX_DATA_LIMIT); #CJ_TOO_LARGE (longer than the limit);
  *         #CJ_JSON (not exactly one JSON object).

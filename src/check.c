@@ -103,5 +103,5 @@ int cj_data_check(const char *data, size_t limit) {
 	if (!data) return cj__fail(CJ_INVALID, "data is NULL");
 	if (limit > CJ_MAX_DATA_LIMIT)
 		return cj__fail(CJ_INVALID, "limit over %zu bytes", CJ_MAX_DATA_LIMIT);
-	return check_data_limit(data, limit ? limit : CJ_DEFAULT_MAX_DATA, &len);
+	return check_data_limit(data, limit ? limit : CJ_DEFAULT_DATA_LIMIT, &len);
 }

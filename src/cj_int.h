@@ -119,9 +119,6 @@ int cj__uuid_parse(const char *s, uint8_t out[CJ_UUID_LEN]); /* 0 or -1 */
 
 /* ---- check.c ------------------------------------------------------------ */
 
-/* The data limit of a store opened without max_data_size (1 MiB). */
-#define CJ_DEFAULT_MAX_DATA ((size_t)1 << 20)
-
 int cj__check_type(const char *type);
 int cj__check_id(const char *id);
 /* A scheduled time: 0 to CJ_MAX_SCHED_TIME, or also CJ_SCHED_KEEP. */

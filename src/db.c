@@ -100,7 +100,7 @@ int cj_open(const char *url, const cj_options *opts, cj_db **out) {
 	cj_db *db = cj__calloc(1, sizeof *db);
 	if (!db) return cj__fail(CJ_NOMEM, "out of memory");
 	db->opts = *opts;
-	db->max_data = opts->max_data_size ? opts->max_data_size : CJ_DEFAULT_MAX_DATA;
+	db->max_data = opts->max_data_size ? opts->max_data_size : CJ_DEFAULT_DATA_LIMIT;
 	if ((rc = sync_init(db))) {
 		cj_free(db);
 		return rc;

@@ -24,8 +24,6 @@ enum {
 
 /* The store used when neither --db nor CJOBS_DB is given. */
 #define CLI_DEFAULT_DB "./couchjobs.db"
-/* The data limit of a store opened with default options (1 MiB). */
-#define CLI_DATA_LIMIT ((size_t)1 << 20)
 
 /* One option of a command. */
 struct cli_opt {
@@ -112,19 +110,16 @@ int cli_parse_duration_ms(const char *s, int64_t plain_unit_ms, int64_t *ms);
 int cli_parse_sched(struct cli *c, const char *at, const char *in,
                     int64_t dflt, int64_t *sched);
 
-/* Checks a type / id argument; 0 or a usage exit code after
- * reporting. */
-int cli_check_type(struct cli *c, const char *type);
-int cli_check_id(struct cli *c, const char *id);
+/* The verdict of a library check of an argument (cj_type_check(),
+ * cj_id_check(), cj_data_check()): 0 for CJ_OK, else a usage exit code
+ * after reporting the library's detail as one line. */
+int cli_judged(struct cli *c, int rc);
 
 /* Resolves a JSON argument: "-" reads standard input into *owned (freed by
  * the caller with free()); anything else is used as it is. Then checks it
- * with cli_check_json(). 0 or an exit code after reporting. */
+ * with cj_data_check() against the default data limit. 0 or an exit code
+ * after reporting. */
 int cli_data_arg(struct cli *c, const char *arg, char **owned, const char **data);
-
-/* Checks that `text` is one JSON object; 0 or a usage exit code after
- * reporting "invalid JSON data: ...". */
-int cli_check_json(struct cli *c, const char *text);
 
 /* Writes `s` (len bytes) as a JSON string literal, with invalid UTF-8 and
  * NUL bytes replaced by U+FFFD, to `f`. */

@@ -23,7 +23,7 @@ int cmd_accept(struct cli *c, const struct cli_args *a) {
 	const char *type = a->pos[0];
 	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
 	int rc;
-	if ((rc = cli_check_type(c, type))) return rc;
+	if ((rc = cli_judged(c, cj_type_check(type)))) return rc;
 	if (a->set[ACCEPT_TIMEOUT]) {
 		int64_t ms;
 		if (cli_parse_duration_ms(a->val[ACCEPT_TIMEOUT], 1, &ms) != 0)
@@ -63,7 +63,7 @@ static int resume(struct cli *c, const struct cli_args *a, cj_job **job,
 	int rc;
 	*data = NULL;
 	*owned = NULL;
-	if ((rc = cli_check_type(c, type)) || (rc = cli_check_id(c, id))) return rc;
+	if ((rc = cli_judged(c, cj_type_check(type))) || (rc = cli_judged(c, cj_id_check(id)))) return rc;
 	if (cj_job_resume(type, id, lock, job) != CJ_OK)
 		return cli_usage(c, "invalid lock '%s' (want the UUID printed by "
 		                 "cjobs accept)", lock);
@@ -166,7 +166,7 @@ static void print_event(const char *type, const char *id, int state, const char 
 int cmd_watch(struct cli *c, const struct cli_args *a) {
 	const char *type = a->pos[0], *id = a->pos[1];
 	int rc;
-	if ((rc = cli_check_type(c, type)) || (rc = cli_check_id(c, id))) return rc;
+	if ((rc = cli_judged(c, cj_type_check(type))) || (rc = cli_judged(c, cj_id_check(id)))) return rc;
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);

@@ -14,7 +14,7 @@ int cmd_timeout(struct cli *c, const struct cli_args *a) {
 	int clear = a->set[TIMEOUT_CLEAR];
 	int64_t ms = 0;
 	int rc;
-	if ((rc = cli_check_type(c, type))) return rc;
+	if ((rc = cli_judged(c, cj_type_check(type)))) return rc;
 	if (secs && clear) return cli_usage(c, "give SECONDS or --clear, not both");
 	if (secs) {
 		if (cli_parse_duration_ms(secs, 1000, &ms) != 0 || ms % 1000 != 0 ||

@@ -2,7 +2,6 @@
 #include "cli.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -108,44 +107,14 @@ int cli_parse_sched(struct cli *c, const char *at, const char *in,
 	return 0;
 }
 
-int cli_check_type(struct cli *c, const char *type) {
-	size_t n = strlen(type);
-	if (n == 0) return cli_usage(c, "empty job type");
-	if (n > CJ_MAX_TYPE)
-		return cli_usage(c, "job type is %zu bytes, over the limit of %d",
-		                 n, CJ_MAX_TYPE);
-	return 0;
-}
-
-int cli_check_id(struct cli *c, const char *id) {
-	size_t n = strlen(id);
-	if (n == 0) return cli_usage(c, "empty job id");
-	if (n > CJ_MAX_ID)
-		return cli_usage(c, "job id is %zu bytes, over the limit of %d",
-		                 n, CJ_MAX_ID);
-	return 0;
-}
-
-int cli_check_json(struct cli *c, const char *text) {
-	json_error_t err;
-	json_t *v = json_loads(text, JSON_ALLOW_NUL, &err);
-	if (!v) {
-		/* a number too big for jansson may still be fine for the store:
-		 * let the store judge it */
-		if (json_error_code(&err) == json_error_numeric_overflow) return 0;
-		return cli_usage(c, "invalid JSON data: %s (at byte %d)", err.text,
-		                 err.position);
-	}
-	int obj = json_is_object(v);
-	json_decref(v);
-	if (!obj) return cli_usage(c, "invalid JSON data: not a JSON object");
-	return 0;
+int cli_judged(struct cli *c, int rc) {
+	return rc ? cli_usage(c, "%s", cj_last_error()) : 0;
 }
 
 int cli_data_arg(struct cli *c, const char *arg, char **owned, const char **data) {
 	*owned = NULL;
 	*data = arg;
-	if (strcmp(arg, "-") != 0) return cli_check_json(c, arg);
+	if (strcmp(arg, "-") != 0) return cli_judged(c, cj_data_check(arg, 0));
 	size_t len = 0, cap = 0;
 	char *buf = NULL;
 	for (;;) {
@@ -176,11 +145,11 @@ int cli_data_arg(struct cli *c, const char *arg, char **owned, const char **data
 	buf[len] = 0;
 	if (strlen(buf) != len) {
 		free(buf);
-		return cli_usage(c, "invalid JSON data: a NUL byte on standard input");
+		return cli_usage(c, "job data on standard input holds a NUL byte");
 	}
 	*owned = buf;
 	*data = buf;
-	return cli_check_json(c, buf);
+	return cli_judged(c, cj_data_check(buf, 0));
 }
 
 /* ---- JSON string output ------------------------------------------------ */

@@ -1,0 +1,363 @@
+/* cjobs work: one job. The command runs in its own process group; its run
+ * loop polls the command's pipes, a pidfd for its exit and the slot's
+ * eventfd (the watcher's news and the stop state), and wakes on a timer
+ * only for work that is due: the heartbeat, the end of the grace period,
+ * the kill. When the command ends its result is the job's final data; a
+ * finish that fails for a while (the store restarting) is retried with
+ * backoff, for as long as the lock may still be ours: the store says
+ * CJ_HALT once it is not. */
+#include "work.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MIN_UPDATE_MS 200         /* floor of the update interval */
+#define NO_TIMEOUT_UPDATE_MS 5000 /* interval when the type has no timeout */
+#define UPDATE_RETRY_MS 1000      /* next update after a failed one, at most */
+#define KILL_GRACE_MS 2000        /* SIGTERM to SIGKILL */
+#define NO_PIDFD_POLL_MS 50       /* without a pidfd the child is polled */
+
+enum outcome { RAN, HALTED, HANDED_BACK };
+
+struct run {
+	struct worker *w;
+	cj_job *job;
+	int wake_fd;         /* the slot's eventfd */
+	atomic_int changed;  /* the watcher saw the job leave running */
+	pid_t pid;
+	int status;          /* waitpid() status, when RAN */
+	int spawn_err;       /* errno of a failed spawn */
+	struct capture out;
+	struct watcher wt;   /* stopped once the job is settled: the finish
+	                        event then ends it at once */
+};
+
+static void logj(struct worker *w, const cj_job *job, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void logj(struct worker *w, const cj_job *job, const char *fmt, ...) {
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	cli_msg(w->c, "%s %s: %s", cj_job_type(job), cj_job_id(job), buf);
+}
+
+int transient(int rc) {
+	return rc == CJ_STORE || rc == CJ_CONFLICT || rc == CJ_NOMEM || rc == CJ_TIMEOUT;
+}
+
+int64_t backoff_next(int64_t prev_ms) {
+	if (prev_ms < RETRY_FIRST_MS) return RETRY_FIRST_MS;
+	return prev_ms >= RETRY_CAP_MS / 2 ? RETRY_CAP_MS : prev_ms * 2;
+}
+
+void poke_slots(struct worker *w) {
+	for (int i = 0; i < w->nslots; i++) eventfd_write(w->slot_wake[i], 1);
+}
+
+/* The poll() timeout until `at`, folded into t (-1: none yet). */
+static int64_t sooner(int64_t t, int64_t at, int64_t now) {
+	int64_t d = at > now ? at - now : 0;
+	return t < 0 || d < t ? d : t;
+}
+
+/* Reads what is available on *fd into the capture; closes it at EOF. */
+static void read_out(struct run *r, int *fd) {
+	char chunk[65536];
+	for (;;) {
+		ssize_t n = read(*fd, chunk, sizeof chunk);
+		if (n > 0) {
+			capture_add(&r->out, chunk, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0 && errno == EAGAIN) return;
+		close(*fd); /* EOF or error */
+		*fd = -1;
+		return;
+	}
+}
+
+/* Writes what the command's standard input takes of data and a newline;
+ * closes it when all is written or the command does not read it. */
+static void write_in(int *fd, const char *data, size_t dlen, size_t *dpos) {
+	while (*fd >= 0) {
+		const char *src = *dpos < dlen ? data + *dpos : "\n";
+		size_t len = *dpos < dlen ? dlen - *dpos : 1;
+		ssize_t k = write(*fd, src, len);
+		if (k < 0 && errno == EINTR) continue;
+		if (k < 0 && errno == EAGAIN) return;
+		if (k >= 0) *dpos += (size_t)k;
+		if (k < 0 || *dpos > dlen) { /* EPIPE, or the newline is out */
+			close(*fd);
+			*fd = -1;
+		}
+	}
+}
+
+static int64_t update_interval(struct worker *w) {
+	int64_t s;
+	if (cj_get_type_timeout(w->c->db, w->type, &s) != CJ_OK) return NO_TIMEOUT_UPDATE_MS;
+	int64_t ms = s * 1000 / 3;
+	return ms < MIN_UPDATE_MS ? MIN_UPDATE_MS : ms;
+}
+
+/* Runs the command for r->job until it exits; returns how it ended. */
+static enum outcome run_command(struct run *r, const char *data) {
+	struct worker *w = r->w;
+	int in_fd = -1, out_fd = -1;
+	r->spawn_err = spawn_command(w, r->job, &r->pid, &in_fd, &out_fd);
+	if (r->spawn_err) return RAN;
+
+	int pidfd = -1;
+#ifdef SYS_pidfd_open
+	pidfd = (int)syscall(SYS_pidfd_open, r->pid, 0);
+#endif
+	watcher_start(w, r->job, r->wake_fd, &r->changed, &r->wt);
+
+	size_t dlen = strlen(data), dpos = 0;
+	int64_t interval = update_interval(w);
+	int64_t next_update = cli_now_ms() + interval;
+	int kill_phase = 0; /* 1: SIGTERM sent, 2: SIGKILL sent */
+	int64_t kill_at = 0;
+	enum outcome oc = RAN;
+	int exited = 0;
+
+	while (!exited) {
+		int64_t now = cli_now_ms();
+		/* what to do now */
+		int stopping = atomic_load(&w->stopping);
+		int64_t deadline = atomic_load(&w->deadline);
+		if (oc == RAN && stopping && !kill_phase && now >= deadline) {
+			oc = HANDED_BACK;
+			logj(w, r->job, "still running at the end of the grace period; "
+			     "stopping the command");
+		}
+		if (oc == RAN && now >= next_update) {
+			int rc = cj_update(w->c->db, NULL, r->job, NULL);
+			if (rc == CJ_HALT) {
+				oc = HALTED;
+			} else if (rc != CJ_OK) {
+				logj(w, r->job, "update failed: %s (%s); retrying", cj_strerror(rc),
+				     cj_last_error());
+				next_update = now + (interval < UPDATE_RETRY_MS ? interval : UPDATE_RETRY_MS);
+			} else {
+				next_update = now + interval;
+			}
+		}
+		if (oc != RAN && !kill_phase) {
+			kill(-r->pid, SIGTERM);
+			kill_phase = 1;
+			kill_at = now + KILL_GRACE_MS;
+		}
+		if (kill_phase == 1 && now >= kill_at) {
+			kill(-r->pid, SIGKILL);
+			kill_phase = 2;
+		}
+
+		/* wait for something; a timer only for what falls due */
+		int64_t t = -1;
+		if (oc == RAN) t = sooner(t, next_update, now);
+		if (oc == RAN && stopping) t = sooner(t, deadline, now);
+		if (kill_phase == 1) t = sooner(t, kill_at, now);
+		if (pidfd < 0) t = sooner(t, now + NO_PIDFD_POLL_MS, now);
+		if (t > INT_MAX) t = INT_MAX;
+
+		struct pollfd p[4];
+		int np = 0, iin = -1, iout = -1, ipid = -1, iwake;
+		if (in_fd >= 0) { iin = np; p[np++] = (struct pollfd){in_fd, POLLOUT, 0}; }
+		if (out_fd >= 0) { iout = np; p[np++] = (struct pollfd){out_fd, POLLIN, 0}; }
+		if (pidfd >= 0) { ipid = np; p[np++] = (struct pollfd){pidfd, POLLIN, 0}; }
+		iwake = np;
+		p[np++] = (struct pollfd){r->wake_fd, POLLIN, 0};
+		if (poll(p, (nfds_t)np, (int)t) <= 0) /* timeout or EINTR */
+			for (int i = 0; i < np; i++) p[i].revents = 0;
+
+		if (iin >= 0 && p[iin].revents) write_in(&in_fd, data, dlen, &dpos);
+		if (iout >= 0 && p[iout].revents) read_out(r, &out_fd);
+		if (p[iwake].revents) {
+			eventfd_t v;
+			eventfd_read(r->wake_fd, &v);
+			if (atomic_exchange(&r->changed, 0))
+				next_update = cli_now_ms(); /* make sure: ask the store now */
+		}
+		if (ipid >= 0 && p[ipid].revents) exited = 1;
+		if (pidfd < 0) {
+			/* no pidfd: poll the child (it is then reaped here) */
+			pid_t q = waitpid(r->pid, &r->status, WNOHANG);
+			if (q == r->pid) exited = 2;
+		}
+	}
+
+	/* what the command wrote before it ended is in the pipe */
+	if (out_fd >= 0) read_out(r, &out_fd);
+	if (out_fd >= 0) close(out_fd);
+	if (in_fd >= 0) close(in_fd);
+	if (kill_phase && exited != 2)
+		kill(-r->pid, SIGKILL); /* whatever it left in its group */
+	if (exited != 2)
+		while (waitpid(r->pid, &r->status, 0) < 0 && errno == EINTR) {}
+	if (pidfd >= 0) close(pidfd);
+	return oc;
+}
+
+/* The final data of a job whose command ended: its output when that is a
+ * JSON object and `use_output`, else a summary. malloc'd; NULL: no memory. */
+static char *result_of(const struct run *r, int use_output) {
+	char *j = use_output ? capture_json(&r->out) : NULL;
+	if (j) return j;
+	const char *tail;
+	size_t tlen;
+	char *jt;
+	if (r->spawn_err) {
+		char msg[512];
+		snprintf(msg, sizeof msg, "cjobs: cannot run '%s': %s", r->w->argv[0],
+		         strerror(r->spawn_err));
+		jt = cli_jstr(msg, strlen(msg));
+	} else {
+		capture_tail(&r->out, &tail, &tlen);
+		jt = cli_jstr(tail, tlen);
+	}
+	if (!jt) return NULL;
+	size_t n = strlen(jt) + 64;
+	char *s = malloc(n);
+	if (s) {
+		if (r->spawn_err)
+			snprintf(s, n, "{\"exit_status\":127,\"output_tail\":%s}", jt);
+		else if (WIFSIGNALED(r->status))
+			snprintf(s, n, "{\"signal\":%d,\"output_tail\":%s}", WTERMSIG(r->status), jt);
+		else
+			snprintf(s, n, "{\"exit_status\":%d,\"output_tail\":%s}",
+			         WEXITSTATUS(r->status), jt);
+	}
+	free(jt);
+	return s;
+}
+
+static void describe_status(const struct run *r, char *buf, size_t n) {
+	if (r->spawn_err)
+		snprintf(buf, n, "could not start: %s", strerror(r->spawn_err));
+	else if (WIFSIGNALED(r->status))
+		snprintf(buf, n, "killed by signal %d", WTERMSIG(r->status));
+	else
+		snprintf(buf, n, "exit status %d", WEXITSTATUS(r->status));
+}
+
+/* Before the next try of a failed store call: waits `ms`, or less when a
+ * stop pokes the slot. 0 to try again, -1 to give up (stopping, and the
+ * grace period is over). */
+static int retry_wait(struct run *r, int64_t ms) {
+	struct worker *w = r->w;
+	int64_t end = cli_now_ms() + ms;
+	for (;;) {
+		int64_t now = cli_now_ms();
+		if (atomic_load(&w->stopping) && now >= atomic_load(&w->deadline)) return -1;
+		if (now >= end) return 0;
+		int64_t t = sooner(-1, end, now);
+		if (atomic_load(&w->stopping)) t = sooner(t, atomic_load(&w->deadline), now);
+		struct pollfd p = {r->wake_fd, POLLIN, 0};
+		if (poll(&p, 1, (int)t) > 0) {
+			eventfd_t v;
+			eventfd_read(r->wake_fd, &v);
+		}
+	}
+}
+
+/* One attempt: the output as the result, or the summary when the store
+ * refuses the output. */
+static int finish_once(struct run *r) {
+	int rc = CJ_NOMEM;
+	for (int use_output = 1; use_output >= 0; use_output--) {
+		char *res = result_of(r, use_output);
+		if (!res) break;
+		rc = cj_finish(r->w->c->db, NULL, r->job, res);
+		free(res);
+		if (rc != CJ_JSON && rc != CJ_TOO_LARGE) break;
+	}
+	return rc;
+}
+
+static void finish_job(struct run *r) {
+	struct worker *w = r->w;
+	char st[128];
+	describe_status(r, st, sizeof st);
+	int rc, tries = 0;
+	for (int64_t wait = 0;; tries++) {
+		rc = finish_once(r);
+		if (!transient(rc)) break;
+		wait = backoff_next(wait);
+		logj(w, r->job, "cannot finish (%s) yet: %s (%s); retrying in %lld ms", st,
+		     cj_strerror(rc), cj_last_error(), (long long)wait);
+		if (retry_wait(r, wait) != 0) break;
+	}
+	if (rc == CJ_OK)
+		logj(w, r->job, "finished (%s)", st);
+	else if (rc == CJ_HALT)
+		logj(w, r->job, "halted after the command ended (%s): the job was "
+		     "removed or taken back%s; not finished by this call", st,
+		     tries ? ", or an earlier try whose answer was lost did finish it" : "");
+	else
+		logj(w, r->job, "cannot finish (%s): %s (%s); the job runs again after "
+		     "its timeout", st, cj_strerror(rc), cj_last_error());
+}
+
+static int hand_back_tx(cj_tx *tx, void *arg) {
+	struct run *r = arg;
+	int rc = cj_resubmit(r->w->c->db, tx, r->job, CJ_SCHED_KEEP, NULL);
+	if (rc == CJ_OK) rc = cj_finish(r->w->c->db, tx, r->job, NULL);
+	return rc;
+}
+
+/* Makes the job pending again at once (retrying within the grace period). */
+static void hand_back(struct run *r) {
+	int rc;
+	for (int64_t wait = 0;;) {
+		rc = cj_transact(r->w->c->db, hand_back_tx, r);
+		if (!transient(rc)) break;
+		wait = backoff_next(wait);
+		if (retry_wait(r, wait) != 0) break;
+	}
+	if (rc == CJ_OK)
+		logj(r->w, r->job, "handed back (pending again)");
+	else if (rc == CJ_HALT || rc == CJ_NOT_FOUND)
+		logj(r->w, r->job, "not handed back: the job was removed or taken back");
+	else
+		logj(r->w, r->job, "cannot hand back: %s (%s); the job runs again after its "
+		     "timeout", cj_strerror(rc), cj_last_error());
+}
+
+void run_job(struct worker *w, int slot, cj_job *job, const char *data) {
+	struct run r;
+	memset(&r, 0, sizeof r);
+	r.w = w;
+	r.job = job;
+	r.wake_fd = w->slot_wake[slot];
+	atomic_init(&r.changed, 0);
+	r.out.limit = CJ_DEFAULT_DATA_LIMIT; /* the store cli_open() opens */
+	if (atomic_load(&w->stopping)) {
+		hand_back(&r);
+		return;
+	}
+	logj(w, job, "accepted");
+	switch (run_command(&r, data)) {
+	case RAN: finish_job(&r); break;
+	case HALTED:
+		logj(w, job, "halted: the job was removed or taken back; command stopped");
+		break;
+	case HANDED_BACK: hand_back(&r); break;
+	}
+	watcher_stop(&r.wt);
+	free(r.out.buf);
+}

@@ -2,8 +2,9 @@
  * The cjobs command-line tool, run as a real program: its subcommands, their
  * output and exit codes, argument checking, and the `work` processor.
  */
-#include "testlib.h"
+#include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -1119,9 +1120,89 @@ TEST(work_sigterm_hands_back) {
 	cj_close(db);
 }
 
+/* Context switches (voluntary and not) of every thread of pid so far. */
+static long long ctx_switches(int pid) {
+	char path[96];
+	snprintf(path, sizeof path, "/proc/%d/task", pid);
+	DIR *d = opendir(path);
+	CHECK(d != NULL);
+	long long sum = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.') continue;
+		char sp[160], line[256];
+		snprintf(sp, sizeof sp, "/proc/%d/task/%s/status", pid, e->d_name);
+		FILE *f = fopen(sp, "r");
+		if (!f) continue; /* a thread that just ended */
+		while (fgets(line, sizeof line, f)) {
+			long long v;
+			if (sscanf(line, "voluntary_ctxt_switches: %lld", &v) == 1 ||
+			    sscanf(line, "nonvoluntary_ctxt_switches: %lld", &v) == 1)
+				sum += v;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return sum;
+}
+
+/* How often pid wakes while idle: waits (up to a minute) until it has not
+ * run for a whole second, then counts its wakeups over `ms`. */
+static long long idle_wakeups(int pid, int64_t ms) {
+	int64_t end = t_now_ms() + 60000;
+	long long before = ctx_switches(pid);
+	for (;;) {
+		sleep_ms(1000);
+		long long now = ctx_switches(pid);
+		if (now == before) break;
+		before = now;
+		if (t_now_ms() > end) t_fail(__FILE__, __LINE__, "process %d never idle", pid);
+	}
+	sleep_ms(ms);
+	return ctx_switches(pid) - before;
+}
+
+/* An idle `cjobs work -j 8` and an idle `cjobs watch` sleep until
+ * something happens: no thread of theirs wakes while nothing does. (The
+ * activity monitor of the worker's store wakes once per type timeout: an
+ * hour here.) Both still react at once afterwards. */
+TEST(work_and_watch_idle_wake_for_nothing) {
+	ok("timeout idle 3600");
+	ok("add idle watched");
+	struct bg b = {{NULL, "work", "idle", "-j", "8", "--", "cat", NULL},
+	               "work.out", "work.err"};
+	int wpid = start_bg(&b);
+	struct bg bw = {{NULL, "watch", "idle", "watched", NULL}, "watch.out", "watch.err"};
+	/* the worker takes the watched job: let it run first, then watch */
+	cj_db *db = test_db();
+	CHECK_INT(wait_state(db, "idle", "watched", CJ_FINISHED, 20000), 0);
+	ok("add idle watched2");
+	CHECK_INT(wait_state(db, "idle", "watched2", CJ_FINISHED, 20000), 0);
+	bw.argv[3] = "watched3";
+	ok("add idle watched3 --in 1d"); /* pending, and stays so */
+	int spid = start_bg(&bw);
+	free(wait_file("watch.out", 1, 20000));
+	long long ww = idle_wakeups(wpid, 3000), sw = idle_wakeups(spid, 3000);
+	note("  idle over 3 s: cjobs work -j 8 woke %lld times, cjobs watch %lld times\n",
+	     ww, sw);
+	CHECK(ww <= 2);
+	CHECK(sw <= 2);
+	/* and both are awake to events */
+	ok("add idle after '{\"x\":1}'");
+	CHECK_INT(wait_state(db, "idle", "after", CJ_FINISHED, 20000), 0);
+	ok("rm idle watched3");
+	CHECK_INT(t_join(spid, 20000), 0);
+	kill(wpid, SIGTERM);
+	CHECK_INT(t_join(wpid, 20000), 0);
+	char *out = slurp("watch.out");
+	CHECK(strstr(out, "\"removed\"") != NULL);
+	free(out);
+	cj_close(db);
+}
+
 TEST_MAIN(ENTRY(help), ENTRY(timeout_and_types), ENTRY(add_get_list_rm_stats),
           ENTRY(schedule), ENTRY(accept_update_finish), ENTRY(watch),
           ENTRY(bad_input), ENTRY(work_results), ENTRY(work_parallel_and_idle_exit),
           ENTRY(work_batch_accept),
           ENTRY(work_large_data), ENTRY(work_keeps_job_alive), ENTRY(work_job_removed),
-          ENTRY(work_sigterm_hands_back))
+          ENTRY(work_sigterm_hands_back), ENTRY(work_and_watch_idle_wake_for_nothing))

@@ -2,6 +2,7 @@
  * watch. */
 #include "cli.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,11 +146,44 @@ int cmd_resubmit(struct cli *c, const struct cli_args *a) {
 
 /* ---- watch ------------------------------------------------------------- */
 
-static volatile sig_atomic_t watch_stop;
+/* SIGINT and SIGTERM, blocked in every thread, are taken by a thread of
+ * their own that fires the cancellation tied to the subscription: the wait
+ * sleeps until an event or a signal, on no timer. */
+struct stop_thread {
+	sigset_t set;
+	cj_cancel *cancel;
+	pthread_t thread;
+	int started;
+};
 
-static void on_stop_signal(int sig) {
-	(void)sig;
-	watch_stop = 1;
+static void *stop_main(void *arg) {
+	struct stop_thread *st = arg;
+	int sig;
+	sigwait(&st->set, &sig);
+	cj_cancel_fire(st->cancel);
+	return NULL;
+}
+
+/* Blocks the signals (before the library starts threads, which inherit
+ * the mask) and starts the thread. 0, or -1 when out of memory. */
+static int stop_thread_start(struct stop_thread *st) {
+	memset(st, 0, sizeof *st);
+	sigemptyset(&st->set);
+	sigaddset(&st->set, SIGINT);
+	sigaddset(&st->set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &st->set, NULL);
+	if (cj_cancel_new(&st->cancel) != CJ_OK) return -1;
+	if (pthread_create(&st->thread, NULL, stop_main, st) != 0) return -1;
+	st->started = 1;
+	return 0;
+}
+
+static void stop_thread_end(struct stop_thread *st) {
+	if (st->started) {
+		pthread_kill(st->thread, SIGTERM); /* taken by its sigwait() */
+		pthread_join(st->thread, NULL);
+	}
+	cj_cancel_free(st->cancel);
 }
 
 static void print_event(const char *type, const char *id, int state, const char *data) {
@@ -168,33 +202,37 @@ int cmd_watch(struct cli *c, const struct cli_args *a) {
 	int rc;
 	if ((rc = cli_judged(c, cj_type_check(type))) || (rc = cli_judged(c, cj_id_check(id)))) return rc;
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_stop_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-
-	if ((rc = cli_open(c, 0))) return rc;
+	struct stop_thread st;
+	if (stop_thread_start(&st) != 0) {
+		stop_thread_end(&st);
+		cli_msg(c, "out of memory");
+		return CLI_EXIT_STORE;
+	}
+	if ((rc = cli_open(c, 0))) {
+		stop_thread_end(&st);
+		return rc;
+	}
 	cj_sub *sub = NULL;
 	cj_state state;
 	char *data = NULL;
 	rc = cj_subscribe(c->db, type, id, &sub, &state, &data);
-	if (rc == CJ_NOT_FOUND) {
+	if (rc != CJ_OK) {
+		stop_thread_end(&st);
+		if (rc != CJ_NOT_FOUND) return cli_fail(c, rc, "cannot subscribe");
 		cli_msg(c, "no such job: type '%s', id '%s'", type, id);
 		return CLI_EXIT_NOT_FOUND;
 	}
-	if (rc != CJ_OK) return cli_fail(c, rc, "cannot subscribe");
 	print_event(type, id, (int)state, data);
+	if (sub) cj_sub_set_cancel(sub, st.cancel);
 
 	int last = (int)state, ex = CLI_EXIT_OK;
 	char *last_data = data ? strdup(data) : NULL; /* malloc'd copy */
 	cj_free(data);
-	while (sub && last != CJ_FINISHED && last != CJ_REMOVED && !watch_stop) {
+	while (sub && last != CJ_FINISHED && last != CJ_REMOVED) {
 		cj_event ev;
 		memset(&ev, 0, sizeof ev);
-		rc = cj_wait(&sub, 1, 0, 250, &ev);
-		if (rc == CJ_TIMEOUT) continue;
+		rc = cj_wait(&sub, 1, 0, -1, &ev);
+		if (rc == CJ_CANCELED) break; /* SIGINT or SIGTERM */
 		if (rc != CJ_OK) {
 			ex = cli_fail(c, rc, "cannot wait for changes");
 			break;
@@ -210,5 +248,6 @@ int cmd_watch(struct cli *c, const struct cli_args *a) {
 	}
 	free(last_data);
 	cj_unsubscribe(sub);
+	stop_thread_end(&st);
 	return ex;
 }

@@ -11,6 +11,7 @@
  */
 #include "testutil.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -462,10 +463,12 @@ static int finished_cb(const cj_job_info *info, void *arg) {
 	return 0;
 }
 
-static int count_finished(cj_db *db) {
+static int count_finished_of(cj_db *db, const char *type) {
 	int n = 0;
-	return cj_list_jobs(db, NULL, "r", finished_cb, &n) == CJ_OK ? n : -1;
+	return cj_list_jobs(db, NULL, type, finished_cb, &n) == CJ_OK ? n : -1;
 }
+
+static int count_finished(cj_db *db) { return count_finished_of(db, "r"); }
 
 struct finish_step {
 	cj_db *db;
@@ -605,6 +608,128 @@ TEST(server_restart_mid_run) {
 	with_private_server(restart_run_body, "restart_run", 200000);
 }
 
+/* ---- cjobs work across server restarts ------------------------------------------ */
+
+#define WORK_JOBS 90
+#define WORK_PROCS 3
+#define WORK_RESTARTS 3
+
+struct work_proc {
+	const char *url;
+	int n;
+};
+
+/* `cjobs work` with the URL in CJOBS_DB, its stderr in work.N.err. */
+static int work_exec(void *p) {
+	struct work_proc *w = p;
+	char err[4200];
+	snprintf(err, sizeof err, "%s/work.%d.err", t_dir(), w->n);
+	int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fe < 0) return 126;
+	dup2(fe, 2);
+	close(fe);
+	setenv("CJOBS_DB", w->url, 1);
+	execl(t_bin("cjobs"), "cjobs", "work", "w", "-j", "2", "--", "sh", "job.sh",
+	      (char *)NULL);
+	return 127;
+}
+
+static int work_restart_body(void *p) {
+	struct restart_ctx *c = p;
+	CHECK(chdir(t_dir()) == 0);
+	/* each run of the command appends its job's id to runs.log */
+	FILE *f = fopen("job.sh", "w");
+	CHECK(f != NULL);
+	fputs("cat >/dev/null; echo \"$CJ_JOB_ID\" >> runs.log; sleep 0.3; "
+	      "echo '{\"ok\":1}'\n", f);
+	CHECK(fclose(f) == 0);
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	cj_db *db = NULL;
+	CHECK_OK(cj_open(c->url, &o, &db));
+	/* a heartbeat every 3 s: outages of a second or two never take a job
+	 * back from a live worker */
+	CHECK_OK(cj_set_type_timeout(db, "w", 10));
+	cj_tx *tx;
+	CHECK_OK(cj_tx_begin(db, &tx));
+	for (int i = 0; i < WORK_JOBS; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "w%03d", i);
+		CHECK_OK(cj_add(db, tx, "w", id, NULL, 0));
+	}
+	CHECK_OK(cj_tx_commit(tx));
+	cj_close(db);
+
+	struct work_proc procs[WORK_PROCS];
+	int pids[WORK_PROCS];
+	for (int i = 0; i < WORK_PROCS; i++) {
+		procs[i] = (struct work_proc){c->url, i};
+		pids[i] = t_spawn(work_exec, &procs[i]);
+	}
+	int64_t t0 = t_now_ms();
+	for (int r = 0; r < WORK_RESTARTS; r++) {
+		/* restart after 1/4, 2/4, 3/4 of the jobs, while commands run */
+		int want = WORK_JOBS * (r + 1) / (WORK_RESTARTS + 1), done;
+		for (;;) {
+			CHECK_OK(cj_open(c->url, &o, &db));
+			done = count_finished_of(db, "w");
+			cj_close(db);
+			CHECK(done >= 0);
+			if (done >= want) break;
+			CHECK(t_now_ms() - t0 < 90000);
+			sleep_ms(100);
+		}
+		CHECK_INT(t_sh(NULL, NULL, "sh '%s' stop '%s'", pg_script(), c->dir), 0);
+		sleep_ms(500 + 500 * r);
+		CHECK_INT(t_sh(NULL, NULL, "sh '%s' start '%s'", pg_script(), c->dir), 0);
+		printf("  restart %d after %d of %d jobs\n", r + 1, done, WORK_JOBS);
+	}
+	/* every job finishes, and every worker is still there */
+	for (;;) {
+		CHECK_OK(cj_open(c->url, &o, &db));
+		int done = count_finished_of(db, "w");
+		cj_close(db);
+		if (done == WORK_JOBS) break;
+		CHECK(t_now_ms() - t0 < 150000);
+		for (int i = 0; i < WORK_PROCS; i++) CHECK(kill(pids[i], 0) == 0);
+		sleep_ms(100);
+	}
+	for (int i = 0; i < WORK_PROCS; i++) {
+		char st[64];
+		snprintf(st, sizeof st, "/proc/%d/stat", pids[i]);
+		char *out = NULL;
+		CHECK_INT(t_sh(&out, NULL, "cut -d' ' -f3 %s", st), 0);
+		if (out[0] == 'Z') {
+			char *err = NULL;
+			t_sh(&err, NULL, "cat work.%d.err", i);
+			t_fail(__FILE__, __LINE__, "worker %d exited during the run:\n%s", i, err);
+		}
+		free(out);
+		kill(pids[i], SIGTERM);
+	}
+	for (int i = 0; i < WORK_PROCS; i++) CHECK_INT(t_join(pids[i], 30000), 0);
+	/* each command ran once: every id once in runs.log */
+	char *runs = NULL;
+	CHECK_INT(t_sh(&runs, NULL, "sort runs.log | uniq -c | awk '$1 != 1' | head -5; "
+	                            "sort -u runs.log | wc -l"), 0);
+	char want[32];
+	snprintf(want, sizeof want, "%d\n", WORK_JOBS);
+	if (strcmp(runs, want) != 0)
+		t_fail(__FILE__, __LINE__, "commands that did not run exactly once, then the "
+		       "number of jobs run:\n%s", runs);
+	free(runs);
+	printf("  %d jobs, %d restarts: every worker stayed, every job ran and finished "
+	       "once, in %lld ms\n", WORK_JOBS, WORK_RESTARTS, (long long)(t_now_ms() - t0));
+	return 0;
+}
+
+/* `cjobs work` rides out server restarts: three workers keep running across
+ * three restarts, retry their accepts and the finishes of the commands that
+ * ended during an outage, and every job's command runs exactly once. */
+TEST(work_rides_out_restarts) {
+	with_private_server(work_restart_body, "work_restart", 200000);
+}
+
 /* ---- several processor processes ------------------------------------------- */
 
 #define DRAIN_JOBS 2000
@@ -709,7 +834,7 @@ int main(int argc, char **argv) {
 		ENTRY(two_schemas_are_two_stores),     ENTRY(unreachable_server_fails_fast),
 		ENTRY(server_restart),                 ENTRY(server_restart_mid_run),
 		ENTRY(killed_writer_releases_its_turn),
-		ENTRY(processes_drain_exactly_once),
+		ENTRY(processes_drain_exactly_once),   ENTRY(work_rides_out_restarts),
 	};
 	return t_main(argc, argv, entries, sizeof entries / sizeof entries[0]);
 }

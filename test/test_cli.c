@@ -60,18 +60,20 @@ static int stats_row(const char *table, const char *type, long long *pending,
 }
 
 /* Runs a cjobs command that must fail with `want`, print nothing on stdout
- * and exactly one line on stderr. */
-static void fails(int want, const char *args) {
+ * and exactly one line on stderr, which holds `says` (when not NULL). */
+static void fails_saying(int want, const char *args, const char *says) {
 	char *out, *err;
 	int rc = t_sh(&out, &err, "'%s' %s", cj(), args);
 	if (rc != want || out[0] || count_lines(err) != 1 || strncmp(err, "cjobs: ", 7) != 0 ||
-	    err[strlen(err) - 1] != '\n')
+	    err[strlen(err) - 1] != '\n' || (says && !strstr(err, says)))
 		t_fail(__FILE__, __LINE__,
-		       "cjobs %.200s: exit %d (want %d), stdout \"%s\", stderr \"%s\"",
-		       args, rc, want, out, err);
+		       "cjobs %.200s: exit %d (want %d), stdout \"%s\", stderr \"%s\"%s%s",
+		       args, rc, want, out, err, says ? ", want it to say " : "", says ? says : "");
 	free(out);
 	free(err);
 }
+
+static void fails(int want, const char *args) { fails_saying(want, args, NULL); }
 
 /* Parses one JSON object (the whole of `s`, or its first line). */
 static json_t *jparse(const char *s) {
@@ -641,7 +643,10 @@ static void bad_commands(void) {
 	fails(2, "add t i '{\"a\":'");             /* bad JSON */
 	fails(2, "add t i '{\"a\":1} x'");          /* trailing garbage */
 	fails(2, "add t i '{\"a\":1}{}'");
-	fails(2, "add t i '[1,2]'");               /* not an object */
+	fails_saying(2, "add t i '[1,2]'", "job data is not a JSON object");
+	/* a negative number is a bad value, not an unknown option */
+	fails_saying(2, "timeout t -5", "invalid timeout '-5'");
+	fails_saying(2, "add '' i", "type is empty");
 	fails(2, "add t i '\"s\"'");
 	fails(2, "add t i ''");
 	fails(2, "add t i \"$(printf '{\"a\":\"\\377\"}')\""); /* bad UTF-8 */

@@ -6,6 +6,7 @@
  */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -285,7 +286,8 @@ static int parse_args(struct cli *c, int argc, char **argv, struct cli_args *a) 
 			only_pos = 1;
 			continue;
 		}
-		if (!only_pos && arg[0] == '-' && arg[1]) {
+		/* "-5" is a (bad) number for the command to judge, not an option */
+		if (!only_pos && arg[0] == '-' && arg[1] && !isdigit((unsigned char)arg[1])) {
 			if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) return -1;
 			const char *val;
 			if (strncmp(arg, "--db", 4) == 0 && (arg[4] == 0 || arg[4] == '=')) {

@@ -6,19 +6,34 @@
 /* ---- small helpers -------------------------------------------------------- */
 
 /* A libpq message on one line: newlines and tabs become spaces, and the
- * ends are trimmed; the URL's secrets, which libpq may quote, are hidden. */
+ * ends are trimmed; the URL's secrets, which libpq may quote, are hidden.
+ * A line that repeats the one before it is dropped (libpq says the same
+ * sentence once per attempt, as when it tries with SSL and then without). */
 static void pge_line(const cj_edb *db, const char *msg, char *out, size_t cap) {
 	size_t n = 0;
 	int space = 0;
+	const char *prev = NULL;
+	size_t prev_len = 0;
 	if (!msg) msg = "";
-	for (const char *p = msg; *p && n + 1 < cap; p++) {
-		if (*p == '\n' || *p == '\t' || *p == '\r' || *p == ' ') {
+	while (*msg) {
+		size_t len = strcspn(msg, "\n");
+		int repeat = prev && len == prev_len && memcmp(msg, prev, len) == 0;
+		if (len && !repeat) {
+			for (const char *p = msg; p < msg + len && n + 1 < cap; p++) {
+				if (*p == '\t' || *p == '\r' || *p == ' ') {
+					space = n > 0;
+					continue;
+				}
+				if (space && n + 2 < cap) out[n++] = ' ';
+				space = 0;
+				out[n++] = *p;
+			}
 			space = n > 0;
-			continue;
+			prev = msg;
+			prev_len = len;
 		}
-		if (space && n + 2 < cap) out[n++] = ' ';
-		space = 0;
-		out[n++] = *p;
+		msg += len;
+		if (*msg) msg++;
 	}
 	out[n] = 0;
 	cj__url_scrub(db->uri, out, cap);

@@ -1205,9 +1205,28 @@ TEST(work_and_watch_idle_wake_for_nothing) {
 	cj_close(db);
 }
 
+/* The test programs list their cases (and this one lists itself). */
+TEST(test_programs_list_cases) {
+	char *out = NULL;
+	CHECK_INT(t_sh(&out, NULL, "'%s' --list", t_bin("test_conf_misc")), 0);
+	CHECK(strncmp(out, "misc_code_names\n", 16) == 0);
+	CHECK(strstr(out, "\nmisc_threads_share_handle\n") != NULL);
+	free(out);
+	CHECK_INT(t_sh(&out, NULL, "'%s' --list", t_bin("test_cli")), 0);
+	CHECK(strstr(out, "\ntest_programs_list_cases\n") != NULL);
+	CHECK_INT(count_lines(out), 16);
+	free(out);
+	char *err = NULL;
+	CHECK_INT(t_sh(&out, &err, "'%s' no_such_case", t_bin("test_conf_misc")), 2);
+	CHECK(strstr(err, "--list") != NULL);
+	free(out);
+	free(err);
+}
+
 TEST_MAIN(ENTRY(help), ENTRY(timeout_and_types), ENTRY(add_get_list_rm_stats),
           ENTRY(schedule), ENTRY(accept_update_finish), ENTRY(watch),
           ENTRY(bad_input), ENTRY(work_results), ENTRY(work_parallel_and_idle_exit),
           ENTRY(work_batch_accept),
           ENTRY(work_large_data), ENTRY(work_keeps_job_alive), ENTRY(work_job_removed),
-          ENTRY(work_sigterm_hands_back), ENTRY(work_and_watch_idle_wake_for_nothing))
+          ENTRY(work_sigterm_hands_back), ENTRY(work_and_watch_idle_wake_for_nothing),
+          ENTRY(test_programs_list_cases))

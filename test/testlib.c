@@ -300,6 +300,14 @@ int t_main(int argc, char **argv, const struct t_entry *e, size_t n) {
 		if (slash) *slash = 0;
 		snprintf(t_bindir, sizeof t_bindir, "%s", self);
 	}
+	if (argc == 2 && (strcmp(argv[1], "--list") == 0 || strcmp(argv[1], "--help") == 0)) {
+		if (strcmp(argv[1], "--help") == 0)
+			printf("usage: %s [--list | CASE...]: runs every case, or the cases "
+			       "named; --list prints their names\n", argv[0]);
+		else
+			for (size_t i = 0; i < n; i++) printf("%s\n", e[i].name);
+		return 0;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	size_t failed = 0, ran = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -313,7 +321,7 @@ int t_main(int argc, char **argv, const struct t_entry *e, size_t n) {
 		failed += (size_t)t_run_case(&e[i]);
 	}
 	if (argc > 1 && ran == 0) {
-		fprintf(stderr, "no case named %s\n", argv[1]);
+		fprintf(stderr, "no case named %s (--list prints them)\n", argv[1]);
 		return 2;
 	}
 	printf("%zu passed, %zu failed\n", ran - failed, failed);

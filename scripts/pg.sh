@@ -52,10 +52,11 @@ find_bin() {
 	echo "$best"
 }
 
-# Runs a command as the server's user.
+# Runs a command as the server's user (from /, which it can enter: the
+# caller's directory may be closed to it; every path given is absolute).
 as_pg() {
 	if [ "$(id -u)" = 0 ]; then
-		runuser -u postgres -- "$@"
+		(cd / && runuser -u postgres -- "$@")
 	else
 		"$@"
 	fi

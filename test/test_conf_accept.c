@@ -1,5 +1,5 @@
 /*
- * Conformance: cj_accept (spec/api.md "Job processing API", accept part):
+ * Conformance: cj_accept (include/couchjobs.h "Job processing"):
  * exactly-once handout, locks, data, timeouts, wakeups from threads and
  * processes, scheduled jobs, max_sched_time, no_schedule and the order of
  * handout.

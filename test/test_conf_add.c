@@ -1,5 +1,5 @@
 /*
- * Conformance: the job creation API (spec/api.md "Job creation API"):
+ * Conformance: the job creation API (include/couchjobs.h "Job creation"):
  * cj_add on new and existing jobs in every state, cj_remove, the readers
  * and cj_list_jobs.
  *

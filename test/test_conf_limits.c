@@ -1,5 +1,6 @@
 /*
- * Conformance: limits and bad input (spec/api.md "Limits", "Codes"): both
+ * Conformance: limits and bad input (include/couchjobs.h, each call's
+ * limits, "Codes"): both
  * sides of every length limit, NULL and empty arguments, job data that is
  * not one JSON object, the data size limit, unknown types, negative times,
  * bad timeouts and bad URLs. Every refused call is shown to have written

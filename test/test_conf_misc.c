@@ -1,5 +1,5 @@
 /*
- * Conformance: conventions (spec/api.md "Handles and conventions", "Codes",
+ * Conformance: conventions (include/couchjobs.h "Conventions", "Codes",
  * "States"): code names and messages, state names, cj_last_error, NULL
  * accepted by every free/clear/close call, failed constructors leaving
  * NULL, the version, and one handle shared by several threads.

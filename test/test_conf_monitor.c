@@ -1,5 +1,6 @@
 /*
- * Conformance: the activity monitor (spec/api.md "Activity monitor").
+ * Conformance: the activity monitor (include/couchjobs.h "The model",
+ * cj_update()).
  *
  * Types use a 1 s timeout. A stale job must be pending again within two
  * timeouts plus one second; the cases allow 10 s, waiting on a

@@ -1,5 +1,5 @@
 /*
- * Conformance: running a job (spec/api.md "Job processing API"): cj_update,
+ * Conformance: running a job (include/couchjobs.h "Job processing"): cj_update,
  * cj_finish, cj_resubmit, cj_is_resubmitted, CJ_HALT for removed jobs and
  * stale locks, cj_job_resume and the job accessors.
  *

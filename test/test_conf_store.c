@@ -1,5 +1,5 @@
 /*
- * Conformance: opening stores (spec/api.md "Opening a store").
+ * Conformance: opening stores (include/couchjobs.h "Opening a store").
  *
  * The store_* cases hold for every engine. The lmdb_* cases are about the
  * embedded engine only (its URL forms, directory and files); on any other

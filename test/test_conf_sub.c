@@ -1,5 +1,5 @@
 /*
- * Conformance: subscriptions (spec/api.md "Subscriptions"): cj_subscribe's
+ * Conformance: subscriptions (include/couchjobs.h "Subscriptions"): cj_subscribe's
  * answer, events for every change, only_state, timeouts, several
  * subscriptions, unsubscribe, and changes made by other threads and
  * processes.

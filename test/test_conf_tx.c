@@ -1,5 +1,5 @@
 /*
- * Conformance: transactions and the caller's own data (spec/api.md
+ * Conformance: transactions and the caller's own data (include/couchjobs.h
  * "Transactions and the caller's own data"): cj_tx_put/get/del,
  * read-your-writes, abort, cj_transact and its retries, job calls inside a
  * caller's transaction, CJ_HALT at commit, and the NULL-tx rule.

@@ -1,5 +1,5 @@
 /*
- * Conformance: job types and their timeouts (spec/api.md "Job types").
+ * Conformance: job types and their timeouts (include/couchjobs.h "Job types").
  *
  * Public API only; the store comes from t_open() so the same cases run on
  * every engine.

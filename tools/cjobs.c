@@ -54,11 +54,12 @@ static const struct cli_cmd commands[] = {
 	 cli_stats_opts, 0,
 	 "Prints a table with one row per type (every type that has a timeout or\n"
 	 "jobs): pending, running, finished and total."},
-	{"accept", cmd_accept, 1, 1, "TYPE [--timeout MS] [--any-time]",
+	{"accept", cmd_accept, 1, 1, "TYPE [--timeout MS] [--any-time] [--lock-only]",
 	 "take a pending job and print it with its lock",
 	 cli_accept_opts, 0,
 	 "Makes one pending job of TYPE running, held by the returned lock, and\n"
-	 "prints {\"type\",\"id\",\"lock\",\"data\"}. Waits for a job to arrive (for\n"
+	 "prints {\"type\",\"id\",\"lock\",\"data\"} (--lock-only: the lock alone, as\n"
+	 "in lock=$(cjobs accept TYPE --lock-only)). Waits for a job to arrive (for\n"
 	 "ever unless --timeout is given); exit 3 when none arrived in time.\n"
 	 "The holder must run `cjobs update` within the type's timeout, and\n"
 	 "`cjobs finish` when done."},

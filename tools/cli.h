@@ -160,7 +160,8 @@ extern const struct cli_opt cli_add_opts[];     /* ADD_AT, ADD_IN */
 extern const struct cli_opt cli_list_opts[];    /* LIST_STATE */
 extern const struct cli_opt cli_stats_opts[];   /* STATS_JSON */
 extern const struct cli_opt cli_timeout_opts[]; /* TIMEOUT_CLEAR */
-extern const struct cli_opt cli_accept_opts[];  /* ACCEPT_TIMEOUT, ACCEPT_ANY */
+extern const struct cli_opt cli_accept_opts[];  /* ACCEPT_TIMEOUT, ACCEPT_ANY,
+                                                   ACCEPT_LOCK_ONLY */
 extern const struct cli_opt cli_resubmit_opts[];/* RESUB_AT, RESUB_IN */
 extern const struct cli_opt cli_work_opts[];    /* WORK_* */
 
@@ -168,7 +169,7 @@ enum { ADD_AT, ADD_IN };
 enum { LIST_STATE };
 enum { STATS_JSON };
 enum { TIMEOUT_CLEAR };
-enum { ACCEPT_TIMEOUT, ACCEPT_ANY };
+enum { ACCEPT_TIMEOUT, ACCEPT_ANY, ACCEPT_LOCK_ONLY };
 enum { RESUB_AT, RESUB_IN };
 enum { WORK_JOBS, WORK_GRACE, WORK_MAX_JOBS, WORK_TIMEOUT_EXIT };
 

@@ -11,6 +11,7 @@ const struct cli_opt cli_accept_opts[] = {
 	{"--timeout", NULL, "MS", "wait at most MS milliseconds (or 5s, 1m, ...); "
 	                          "0: do not wait"},
 	{"--any-time", NULL, NULL, "also take jobs scheduled in the future"},
+	{"--lock-only", NULL, NULL, "print only the lock, for a shell variable"},
 	{NULL, NULL, NULL, NULL},
 };
 
@@ -42,6 +43,12 @@ int cmd_accept(struct cli *c, const struct cli_args *a) {
 		return CLI_EXIT_NOT_FOUND;
 	}
 	if (rc != CJ_OK) return cli_fail(c, rc, "cannot accept a job");
+	if (a->set[ACCEPT_LOCK_ONLY]) {
+		printf("%s\n", cj_job_lock(job));
+		cj_free(data);
+		cj_job_free(job);
+		return CLI_EXIT_OK;
+	}
 	fputs("{\"type\":", stdout);
 	cli_put_jstr(stdout, cj_job_type(job), strlen(cj_job_type(job)));
 	fputs(",\"id\":", stdout);

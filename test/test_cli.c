@@ -1135,7 +1135,7 @@ static long long ctx_switches(int pid) {
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		if (e->d_name[0] == '.') continue;
-		char sp[160], line[256];
+		char sp[320], line[256];
 		snprintf(sp, sizeof sp, "/proc/%d/task/%s/status", pid, e->d_name);
 		FILE *f = fopen(sp, "r");
 		if (!f) continue; /* a thread that just ended */

@@ -2,8 +2,10 @@
 # couchjobs side by side with beanstalkd, Redis and a plain PostgreSQL
 # SKIP LOCKED queue: the one command.
 #
-#   bench/compare.sh                  the full run (about 25 minutes here;
-#                                     ~10 GB of disk at its peak), then
+#   bench/compare.sh                  the full run (about 20 minutes on a
+#                                     2-core VM: the run in BENCHMARKS.md
+#                                     took 17 min 16 s; ~10 GB of disk at
+#                                     its peak), then
 #                                     writes the table into BENCHMARKS.md
 #   bench/compare.sh --quick          a smoke run with small N, a 3 s mixed
 #                                     window and scale at 10k and 100k only
@@ -79,7 +81,7 @@ die() {
 }
 
 usage() {
-	sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 # ---- options -----------------------------------------------------------------
@@ -538,9 +540,11 @@ servers:    on this machine, clients over TCP on 127.0.0.1; PostgreSQL as
 
 $table
 
-¹ Not measured: filling a store of a million jobs or more through the
+¹ In the two couchjobs pg engine columns, the 1M and 10M rows: not
+measured, because filling a store of a million jobs or more through the
 PostgreSQL engine (its own \`cj_add\`, ~3.5k jobs/s) would take from 5
-minutes to an hour per store.
+minutes to an hour per store. A plain "-" marks a row a system was not
+run at (the 100k row is measured for the pg engine only).
 
 **The systems.** A job is a JSON object of about 50 bytes
 (\`{"n":123,"t":0,"pad":"xxx..."}\`) with an id \`p<proc>-<seq>\`.

@@ -537,24 +537,33 @@ static int run_processor(void *p) {
 	return rc ? 3 : t_now_ms() < end ? 0 : 4;
 }
 
+/* Sets type's timeout and adds n jobs, "<type>0000" on, in one
+ * transaction, through a handle of its own. */
+static void fill_queue(const char *url, const char *type, int64_t timeout_s, int n) {
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	cj_db *db = NULL;
+	CHECK_OK(cj_open(url, &o, &db));
+	CHECK_OK(cj_set_type_timeout(db, type, timeout_s));
+	cj_tx *tx;
+	CHECK_OK(cj_tx_begin(db, &tx));
+	for (int i = 0; i < n; i++) {
+		char id[300];
+		snprintf(id, sizeof id, "%s%04d", type, i);
+		CHECK_OK(cj_add(db, tx, type, id, NULL, 0));
+	}
+	CHECK_OK(cj_tx_commit(tx));
+	cj_close(db);
+}
+
 static int restart_run_body(void *p) {
 	struct restart_ctx *c = p;
 	cj_options o = CJ_OPTIONS_INIT;
 	o.no_monitor = 1;
 	cj_db *db = NULL;
-	CHECK_OK(cj_open(c->url, &o, &db));
 	/* a short timeout: an accept whose commit landed but whose answer was
 	 * lost in the restart comes back through the processors' monitors */
-	CHECK_OK(cj_set_type_timeout(db, "r", 2));
-	cj_tx *tx;
-	CHECK_OK(cj_tx_begin(db, &tx));
-	for (int i = 0; i < RUN_JOBS; i++) {
-		char id[16];
-		snprintf(id, sizeof id, "r%04d", i);
-		CHECK_OK(cj_add(db, tx, "r", id, NULL, 0));
-	}
-	CHECK_OK(cj_tx_commit(tx));
-	cj_close(db);
+	fill_queue(c->url, "r", 2, RUN_JOBS);
 
 	struct run_arg args[RUN_PROCS];
 	int pids[RUN_PROCS];
@@ -583,6 +592,7 @@ static int restart_run_body(void *p) {
 	/* every job finished, and its finish committed exactly once */
 	CHECK_OK(cj_open(c->url, &o, &db));
 	CHECK_INT(count_finished(db), RUN_JOBS);
+	cj_tx *tx;
 	CHECK_OK(cj_tx_begin(db, &tx));
 	for (int i = 0; i < RUN_JOBS; i++) {
 		char key[64];
@@ -646,19 +656,9 @@ static int work_restart_body(void *p) {
 	cj_options o = CJ_OPTIONS_INIT;
 	o.no_monitor = 1;
 	cj_db *db = NULL;
-	CHECK_OK(cj_open(c->url, &o, &db));
 	/* a heartbeat every 3 s: outages of a second or two never take a job
 	 * back from a live worker */
-	CHECK_OK(cj_set_type_timeout(db, "w", 10));
-	cj_tx *tx;
-	CHECK_OK(cj_tx_begin(db, &tx));
-	for (int i = 0; i < WORK_JOBS; i++) {
-		char id[16];
-		snprintf(id, sizeof id, "w%03d", i);
-		CHECK_OK(cj_add(db, tx, "w", id, NULL, 0));
-	}
-	CHECK_OK(cj_tx_commit(tx));
-	cj_close(db);
+	fill_queue(c->url, "w", 10, WORK_JOBS);
 
 	struct work_proc procs[WORK_PROCS];
 	int pids[WORK_PROCS];

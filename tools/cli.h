@@ -114,6 +114,8 @@ int cli_parse_sched(struct cli *c, const char *at, const char *in,
  * cj_id_check(), cj_data_check()): 0 for CJ_OK, else a usage exit code
  * after reporting the library's detail as one line. */
 int cli_judged(struct cli *c, int rc);
+/* cli_judged() of a job's type, then of its id. */
+int cli_judge_job(struct cli *c, const char *type, const char *id);
 
 /* Resolves a JSON argument: "-" reads standard input into *owned (freed by
  * the caller with free()); anything else is used as it is. Then checks it

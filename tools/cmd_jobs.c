@@ -53,7 +53,7 @@ int cmd_add(struct cli *c, const struct cli_args *a) {
 	char *owned = NULL;
 	int64_t sched;
 	int rc;
-	if ((rc = cli_judged(c, cj_type_check(type))) || (rc = cli_judged(c, cj_id_check(id))) ||
+	if ((rc = cli_judge_job(c, type, id)) ||
 	    (rc = cli_parse_sched(c, a->val[ADD_AT], a->val[ADD_IN], 0, &sched)))
 		return rc;
 	if (a->npos > 2 && (rc = cli_data_arg(c, a->pos[2], &owned, &data))) {
@@ -71,7 +71,7 @@ int cmd_add(struct cli *c, const struct cli_args *a) {
 int cmd_get(struct cli *c, const struct cli_args *a) {
 	const char *type = a->pos[0], *id = a->pos[1];
 	int rc;
-	if ((rc = cli_judged(c, cj_type_check(type))) || (rc = cli_judged(c, cj_id_check(id)))) return rc;
+	if ((rc = cli_judge_job(c, type, id))) return rc;
 	if ((rc = cli_open(c, 0))) return rc;
 	cj_job_info info = {0};
 	rc = cj_get_job(c->db, NULL, type, id, &info);
@@ -112,7 +112,7 @@ int cmd_list(struct cli *c, const struct cli_args *a) {
 int cmd_rm(struct cli *c, const struct cli_args *a) {
 	const char *type = a->pos[0], *id = a->pos[1];
 	int rc;
-	if ((rc = cli_judged(c, cj_type_check(type))) || (rc = cli_judged(c, cj_id_check(id)))) return rc;
+	if ((rc = cli_judge_job(c, type, id))) return rc;
 	if ((rc = cli_open(c, 0))) return rc;
 	rc = cj_remove(c->db, NULL, type, id);
 	if (rc != CJ_OK) return job_fail(c, rc, type, id);

@@ -71,7 +71,7 @@ static int resume(struct cli *c, const struct cli_args *a, cj_job **job,
 	int rc;
 	*data = NULL;
 	*owned = NULL;
-	if ((rc = cli_judged(c, cj_type_check(type))) || (rc = cli_judged(c, cj_id_check(id)))) return rc;
+	if ((rc = cli_judge_job(c, type, id))) return rc;
 	if (cj_job_resume(type, id, lock, job) != CJ_OK)
 		return cli_usage(c, "invalid lock '%s' (want the UUID printed by "
 		                 "cjobs accept)", lock);
@@ -207,7 +207,7 @@ static void print_event(const char *type, const char *id, int state, const char 
 int cmd_watch(struct cli *c, const struct cli_args *a) {
 	const char *type = a->pos[0], *id = a->pos[1];
 	int rc;
-	if ((rc = cli_judged(c, cj_type_check(type))) || (rc = cli_judged(c, cj_id_check(id)))) return rc;
+	if ((rc = cli_judge_job(c, type, id))) return rc;
 
 	struct stop_thread st;
 	if (stop_thread_start(&st) != 0) {

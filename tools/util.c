@@ -111,6 +111,11 @@ int cli_judged(struct cli *c, int rc) {
 	return rc ? cli_usage(c, "%s", cj_last_error()) : 0;
 }
 
+int cli_judge_job(struct cli *c, const char *type, const char *id) {
+	int rc = cli_judged(c, cj_type_check(type));
+	return rc ? rc : cli_judged(c, cj_id_check(id));
+}
+
 int cli_data_arg(struct cli *c, const char *arg, char **owned, const char **data) {
 	*owned = NULL;
 	*data = arg;

@@ -108,6 +108,8 @@ static const struct cli_cmd commands[] = {
 	 "SIGINT or SIGTERM: take no more jobs, let running commands end within\n"
 	 "the grace period, then kill them and hand their jobs back (pending at\n"
 	 "once); exit 0. A second signal ends the grace period at once.\n"
+	 "While the store fails (a server restarting), accepts and the finishes of\n"
+	 "commands that ended are retried, 100 ms apart at first, up to 5 s.\n"
 	 "One line per job is logged on standard error; standard output is\n"
 	 "not used. CJOBS_DB is set to the store for the command, so it may\n"
 	 "run `cjobs update \"$CJ_JOB_TYPE\" \"$CJ_JOB_ID\" \"$CJ_JOB_LOCK\" JSON`\n"

@@ -316,12 +316,15 @@ const char *cj_db_engine(const cj_db *db);
  * cj_last_error() detail. Thread-safe; they touch no store.
  * @{ */
 
-/** @brief Is @p type a valid job type (1 to #CJ_MAX_TYPE bytes of UTF-8)?
- * @return #CJ_OK, #CJ_INVALID (NULL, empty, too long, not UTF-8). */
+/** @brief Is @p type a job type every call accepts (1 to #CJ_MAX_TYPE
+ * bytes)?
+ * @return #CJ_OK, #CJ_INVALID (NULL, empty, too long: whatever the calls
+ *         refuse). */
 int cj_type_check(const char *type);
 
-/** @brief Is @p id a valid job id (1 to #CJ_MAX_ID bytes of UTF-8)?
- * @return #CJ_OK, #CJ_INVALID (NULL, empty, too long, not UTF-8). */
+/** @brief Is @p id a job id every call accepts (1 to #CJ_MAX_ID bytes)?
+ * @return #CJ_OK, #CJ_INVALID (NULL, empty, too long: whatever the calls
+ *         refuse). */
 int cj_id_check(const char *id);
 
 /**

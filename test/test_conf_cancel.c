@@ -91,7 +91,8 @@ TEST(cancel_blocked_accept) {
 }
 
 /* A cancellation that is not fired changes nothing: the accept is woken by
- * an add as usual; one cancellation serves two stores. */
+ * an add (through another handle) as usual; one cancellation serves both
+ * handles. */
 TEST(cancel_unfired_changes_nothing) {
 	cj_db *db = open_typed("t");
 	cj_db *db2 = t_open();

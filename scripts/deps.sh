@@ -3,9 +3,9 @@
 # Installs nothing when everything is already there. Needs root (or sudo).
 set -eu
 
-PKGS="build-essential cmake pkg-config liblmdb-dev libjansson-dev libpq-dev"
+PKGS="build-essential cmake pkg-config liblmdb-dev libjansson-dev libpq-dev libmicrohttpd-dev"
 if [ "${1:-}" = "--test" ]; then
-	PKGS="$PKGS clang libclang-rt-14-dev postgresql"
+	PKGS="$PKGS clang libclang-rt-14-dev postgresql curl python3"
 fi
 
 missing=""

@@ -155,6 +155,7 @@ int cmd_finish(struct cli *c, const struct cli_args *a);
 int cmd_resubmit(struct cli *c, const struct cli_args *a);
 int cmd_watch(struct cli *c, const struct cli_args *a);
 int cmd_work(struct cli *c, const struct cli_args *a);
+int cmd_serve(struct cli *c, const struct cli_args *a);
 
 /* Option tables; the index of an option in its table is its index in
  * cli_args.val / cli_args.set. */
@@ -166,6 +167,7 @@ extern const struct cli_opt cli_accept_opts[];  /* ACCEPT_TIMEOUT, ACCEPT_ANY,
                                                    ACCEPT_LOCK_ONLY */
 extern const struct cli_opt cli_resubmit_opts[];/* RESUB_AT, RESUB_IN */
 extern const struct cli_opt cli_work_opts[];    /* WORK_* */
+extern const struct cli_opt cli_serve_opts[];   /* SERVE_* */
 
 enum { ADD_AT, ADD_IN };
 enum { LIST_STATE };
@@ -174,5 +176,6 @@ enum { TIMEOUT_CLEAR };
 enum { ACCEPT_TIMEOUT, ACCEPT_ANY, ACCEPT_LOCK_ONLY };
 enum { RESUB_AT, RESUB_IN };
 enum { WORK_JOBS, WORK_GRACE, WORK_MAX_JOBS, WORK_TIMEOUT_EXIT };
+enum { SERVE_LISTEN, SERVE_TOKEN_FILE };
 
 #endif

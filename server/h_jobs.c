@@ -1,0 +1,207 @@
+/*
+ * /v1/jobs: add (PUT), get, remove, and a paged listing with filters.
+ */
+#include "server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+json_t *srv_data_json(const char *text) {
+	json_t *v = text ? json_loads(text, 0, NULL) : NULL;
+	return v ? v : json_object();
+}
+
+json_t *srv_job_json(const cj_job_info *info) {
+	return json_pack("{s:s,s:s,s:s,s:I,s:b,s:o}", "type", info->type, "id", info->id,
+	                 "state", cj_state_name((int)info->state), "sched_time",
+	                 (json_int_t)info->sched_time, "resubmit", info->resubmit, "data",
+	                 srv_data_json(info->data));
+}
+
+int srv_body_data(struct srv_req *r, json_t *body, char **data) {
+	*data = NULL;
+	json_t *d = json_object_get(body, "data");
+	if (!d || json_is_null(d)) return 0;
+	if (!json_is_object(d)) {
+		srv_reply_err(r, 400, "CJ_JSON", CJ_JSON, "\"data\" must be a JSON object");
+		return -1;
+	}
+	*data = json_dumps(d, JSON_COMPACT);
+	if (!*data) {
+		srv_reply_cj(r, CJ_NOMEM);
+		return -1;
+	}
+	return 0;
+}
+
+int srv_body_sched(struct srv_req *r, json_t *body, int64_t dflt, int64_t *sched) {
+	json_t *t = json_object_get(body, "sched_time");
+	*sched = dflt;
+	if (!t || json_is_null(t)) return 0;
+	if (!json_is_integer(t) || json_integer_value(t) < 0) {
+		srv_reply_err(r, 400, "CJ_INVALID", CJ_INVALID,
+		              "\"sched_time\" must be seconds since the epoch (an integer >= 0)");
+		return -1;
+	}
+	*sched = (int64_t)json_integer_value(t);
+	return 0;
+}
+
+void srv_h_job_put(struct srv_req *r) {
+	json_t *body = srv_body_json(r);
+	char *data = NULL;
+	int64_t sched;
+	if (!body) return;
+	if (srv_body_data(r, body, &data) == 0 && srv_body_sched(r, body, 0, &sched) == 0) {
+		int rc = cj_add(r->srv->db, NULL, r->param[0], r->param[1], data, sched);
+		if (rc == CJ_OK) {
+			atomic_fetch_add(&r->srv->m.added, 1);
+			srv_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
+		} else {
+			srv_reply_cj(r, rc);
+		}
+	}
+	free(data);
+	json_decref(body);
+}
+
+void srv_h_job_get(struct srv_req *r) {
+	cj_job_info info = {0};
+	int rc = cj_get_job(r->srv->db, NULL, r->param[0], r->param[1], &info);
+	if (rc != CJ_OK) {
+		srv_reply_cj(r, rc);
+		return;
+	}
+	srv_reply_json(r, 200, srv_job_json(&info));
+	cj_job_info_clear(&info);
+}
+
+void srv_h_job_delete(struct srv_req *r) {
+	int rc = cj_remove(r->srv->db, NULL, r->param[0], r->param[1]);
+	if (rc != CJ_OK) {
+		srv_reply_cj(r, rc);
+		return;
+	}
+	atomic_fetch_add(&r->srv->m.removed, 1);
+	srv_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
+}
+
+/* ---- the listing -------------------------------------------------------- */
+
+/* A cursor is the hex of "TYPE\0ID" of the last job of the previous page. */
+static char *cursor_make(const char *type, const char *id) {
+	size_t tl = strlen(type), il = strlen(id);
+	char *c = malloc((tl + 1 + il) * 2 + 1);
+	if (!c) return NULL;
+	const unsigned char *parts[2] = {(const unsigned char *)type, (const unsigned char *)id};
+	size_t lens[2] = {tl + 1, il}, o = 0;
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; i < lens[k]; i++) o += (size_t)sprintf(c + o, "%02x", parts[k][i]);
+	return c;
+}
+
+/* Decodes a cursor into its type and id (malloc'd, in one block at *type).
+ * 0, or -1 when it is not a cursor. */
+static int cursor_parse(const char *c, char **type, const char **id) {
+	size_t n = strlen(c);
+	if (n == 0 || n % 2 || n > (CJ_MAX_TYPE + 1 + CJ_MAX_ID) * 2) return -1;
+	char *b = malloc(n / 2 + 1);
+	if (!b) return -1;
+	for (size_t i = 0; i < n / 2; i++) {
+		unsigned v;
+		if (sscanf(c + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdef", c[2 * i]) ||
+		    !strchr("0123456789abcdef", c[2 * i + 1])) {
+			free(b);
+			return -1;
+		}
+		b[i] = (char)v;
+	}
+	b[n / 2] = 0;
+	size_t tl = strlen(b);
+	if (tl == 0 || tl >= n / 2) {
+		free(b);
+		return -1;
+	}
+	*type = b;
+	*id = b + tl + 1;
+	return 0;
+}
+
+struct page {
+	const char *after_type, *after_id; /* NULL: from the start */
+	int state;                         /* 0: any */
+	size_t limit, n;
+	json_t *jobs;
+	char *next;
+};
+
+static int page_cb(const cj_job_info *info, void *arg) {
+	struct page *p = arg;
+	if (p->after_type) {
+		int c = strcmp(info->type, p->after_type);
+		if (c < 0 || (c == 0 && strcmp(info->id, p->after_id) <= 0)) return 0;
+	}
+	if (p->state && (int)info->state != p->state) return 0;
+	if (p->n == p->limit) return 1; /* one more exists: the page has a next */
+	json_t *j = srv_job_json(info);
+	if (!j || json_array_append_new(p->jobs, j)) return CJ_NOMEM;
+	p->n++;
+	free(p->next);
+	p->next = cursor_make(info->type, info->id);
+	return p->next ? 0 : CJ_NOMEM;
+}
+
+void srv_h_jobs_list(struct srv_req *r) {
+	char *type = srv_query(r, "type"), *state = srv_query(r, "state");
+	char *limit = srv_query(r, "limit"), *cursor = srv_query(r, "cursor");
+	char *ctype = NULL;
+	struct page p = {.limit = SRV_PAGE_DEFAULT};
+	if (state) {
+		cj_state st;
+		if (cj_state_parse(state, &st) != CJ_OK || st == CJ_REMOVED) {
+			srv_reply_err(r, 400, "CJ_INVALID", CJ_INVALID,
+			              "state must be pending, running or finished");
+			goto out_free;
+		}
+		p.state = (int)st;
+	}
+	if (limit) {
+		char *end;
+		long v = strtol(limit, &end, 10);
+		if (*end || end == limit || v < 1 || v > SRV_PAGE_MAX) {
+			srv_reply_err(r, 400, "CJ_INVALID", CJ_INVALID, "limit must be 1 to %d",
+			              SRV_PAGE_MAX);
+			goto out_free;
+		}
+		p.limit = (size_t)v;
+	}
+	if (cursor) {
+		if (cursor_parse(cursor, &ctype, &p.after_id) != 0) {
+			srv_reply_err(r, 400, "CJ_INVALID", CJ_INVALID, "bad cursor");
+			goto out_free;
+		}
+		p.after_type = ctype;
+	}
+	if (type && !*type) {
+		srv_reply_err(r, 400, "CJ_INVALID", CJ_INVALID, "empty type");
+		goto out_free;
+	}
+	p.jobs = json_array();
+	int rc = p.jobs ? cj_list_jobs(r->srv->db, NULL, type, page_cb, &p) : CJ_NOMEM;
+	if (rc < 0) {
+		json_decref(p.jobs);
+		srv_reply_cj(r, rc);
+		goto out_free;
+	}
+	/* rc 1: the listing stopped at a job past the page */
+	json_t *next = rc == 1 && p.next ? json_string(p.next) : json_null();
+	srv_reply_json(r, 200, json_pack("{s:o,s:o}", "jobs", p.jobs, "next", next));
+out_free:
+	free(p.next);
+	free(ctype);
+	free(type);
+	free(state);
+	free(limit);
+	free(cursor);
+}

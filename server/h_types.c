@@ -1,0 +1,125 @@
+/*
+ * /v1/types: a type's activity timeout (get, set, clear) and the list of
+ * types with their jobs counted per state.
+ *
+ * The counts come from one scan of the jobs (O(jobs) per call): the store
+ * keeps no counters yet.
+ */
+#include "server.h"
+
+#include <string.h>
+
+void srv_h_type_get(struct srv_req *r) {
+	int64_t s;
+	int rc = cj_get_type_timeout(r->srv->db, r->param[0], &s);
+	if (rc != CJ_OK) {
+		srv_reply_cj(r, rc);
+		return;
+	}
+	srv_reply_json(r, 200, json_pack("{s:s,s:I}", "type", r->param[0], "timeout",
+	                                 (json_int_t)s));
+}
+
+void srv_h_type_put(struct srv_req *r) {
+	json_t *body = srv_body_json(r);
+	if (!body) return;
+	json_t *t = json_object_get(body, "timeout");
+	if (!json_is_integer(t) || json_integer_value(t) < 1 ||
+	    json_integer_value(t) > CJ_MAX_TYPE_TIMEOUT) {
+		srv_reply_err(r, 400, "CJ_INVALID", CJ_INVALID,
+		              "\"timeout\" must be whole seconds from 1 to %lld",
+		              (long long)CJ_MAX_TYPE_TIMEOUT);
+	} else {
+		int64_t s = (int64_t)json_integer_value(t);
+		int rc = cj_set_type_timeout(r->srv->db, r->param[0], s);
+		if (rc == CJ_OK)
+			srv_reply_json(r, 200, json_pack("{s:s,s:I}", "type", r->param[0],
+			                                 "timeout", (json_int_t)s));
+		else
+			srv_reply_cj(r, rc);
+	}
+	json_decref(body);
+}
+
+void srv_h_type_delete(struct srv_req *r) {
+	int rc = cj_clear_type_timeout(r->srv->db, r->param[0]);
+	if (rc != CJ_OK) {
+		srv_reply_cj(r, rc);
+		return;
+	}
+	srv_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
+}
+
+/* ---- counts per type and state ------------------------------------------ */
+
+struct counts {
+	json_t *types; /* type -> {"type","timeout","counts":{...}} */
+	int64_t now;
+};
+
+static json_t *type_entry(json_t *types, const char *type) {
+	json_t *e = json_object_get(types, type);
+	if (e) return e;
+	e = json_pack("{s:s,s:n,s:{s:i,s:i,s:i,s:i}}", "type", type, "timeout", "counts",
+	              "pending", 0, "scheduled", 0, "running", 0, "finished", 0);
+	if (!e || json_object_set_new(types, type, e)) return NULL;
+	return e;
+}
+
+static void bump(json_t *counts, const char *key) {
+	json_t *v = json_object_get(counts, key);
+	json_integer_set(v, json_integer_value(v) + 1);
+}
+
+/* Pending jobs due later are counted as "scheduled", not "pending". */
+static int count_cb(const cj_job_info *info, void *arg) {
+	struct counts *c = arg;
+	json_t *e = type_entry(c->types, info->type);
+	if (!e) return CJ_NOMEM;
+	json_t *counts = json_object_get(e, "counts");
+	if (info->state == CJ_PENDING && info->sched_time > c->now)
+		bump(counts, "scheduled");
+	else
+		bump(counts, cj_state_name((int)info->state));
+	return 0;
+}
+
+int srv_count_types(struct srv *s, json_t **out) {
+	struct counts c = {json_object(), srv_epoch()};
+	char **types = NULL;
+	size_t n = 0;
+	*out = NULL;
+	if (!c.types) return CJ_NOMEM;
+	int rc = cj_get_types(s->db, NULL, &types, &n);
+	for (size_t i = 0; i < n; i++) {
+		int64_t t;
+		json_t *e = rc == CJ_OK ? type_entry(c.types, types[i]) : NULL;
+		if (rc == CJ_OK && !e) rc = CJ_NOMEM;
+		if (e && cj_get_type_timeout(s->db, types[i], &t) == CJ_OK)
+			json_object_set_new(e, "timeout", json_integer((json_int_t)t));
+		cj_free(types[i]);
+	}
+	cj_free(types);
+	if (rc == CJ_OK) rc = cj_list_jobs(s->db, NULL, NULL, count_cb, &c);
+	if (rc != CJ_OK) {
+		json_decref(c.types);
+		return rc;
+	}
+	*out = c.types;
+	return CJ_OK;
+}
+
+void srv_h_types_list(struct srv_req *r) {
+	json_t *types;
+	int rc = srv_count_types(r->srv, &types);
+	if (rc != CJ_OK) {
+		srv_reply_cj(r, rc);
+		return;
+	}
+	json_t *arr = json_array();
+	const char *k;
+	json_t *v;
+	json_object_foreach(types, k, v) json_array_append(arr, v);
+	json_decref(types);
+	srv_reply_json(r, 200, json_pack("{s:o}", "types", arr));
+}

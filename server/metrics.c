@@ -1,0 +1,182 @@
+/*
+ * GET /metrics in Prometheus' text format (version 0.0.4): jobs per type and
+ * state from one scan of the store, counters of what this server did, and
+ * histograms of the accept long poll's wait and of run times it saw.
+ */
+#include "server.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Accept times by lock, to measure run time from accept to finish. A fixed
+ * table, so memory is bounded: a job whose slot was taken by another is not
+ * measured. */
+#define RUNS_SLOTS 4096
+struct srv_runs {
+	pthread_mutex_t mu;
+	struct {
+		char lock[40];
+		int64_t ms;
+	} slot[RUNS_SLOTS];
+};
+
+static const double wait_bounds[SRV_HIST_BUCKETS - 1] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                         0.25,  0.5,   1,    5,     30};
+static const double run_bounds[SRV_HIST_BUCKETS - 1] = {0.005, 0.01, 0.05, 0.1, 0.5, 1,
+                                                        5,     10,   60,   300, 3600};
+
+int srv_metrics_init(struct srv *s) {
+	s->m.accept_wait.bounds = wait_bounds;
+	s->m.run_time.bounds = run_bounds;
+	s->runs = calloc(1, sizeof *s->runs);
+	if (!s->runs) return -1;
+	pthread_mutex_init(&s->runs->mu, NULL);
+	return 0;
+}
+
+void srv_metrics_free(struct srv *s) {
+	if (!s->runs) return;
+	pthread_mutex_destroy(&s->runs->mu);
+	free(s->runs);
+	s->runs = NULL;
+}
+
+void srv_hist_observe(struct srv_hist *h, int64_t us) {
+	if (us < 0) us = 0;
+	double v = (double)us / 1e6;
+	int i = 0;
+	while (i < SRV_HIST_BUCKETS - 1 && v > h->bounds[i]) i++;
+	atomic_fetch_add(&h->count[i], 1);
+	atomic_fetch_add(&h->sum_us, (uint64_t)us);
+}
+
+static size_t lock_slot(const char *lock) {
+	uint32_t h = 2166136261u;
+	for (const unsigned char *p = (const unsigned char *)lock; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h % RUNS_SLOTS;
+}
+
+void srv_run_started(struct srv *s, const char *lock) {
+	size_t i = lock_slot(lock);
+	pthread_mutex_lock(&s->runs->mu);
+	snprintf(s->runs->slot[i].lock, sizeof s->runs->slot[i].lock, "%s", lock);
+	s->runs->slot[i].ms = srv_now_ms();
+	pthread_mutex_unlock(&s->runs->mu);
+}
+
+void srv_run_ended(struct srv *s, const char *lock) {
+	size_t i = lock_slot(lock);
+	int64_t start = -1;
+	pthread_mutex_lock(&s->runs->mu);
+	if (strcmp(s->runs->slot[i].lock, lock) == 0) {
+		start = s->runs->slot[i].ms;
+		s->runs->slot[i].lock[0] = 0;
+	}
+	pthread_mutex_unlock(&s->runs->mu);
+	if (start >= 0) srv_hist_observe(&s->m.run_time, (srv_now_ms() - start) * 1000);
+}
+
+/* ---- the text format ---------------------------------------------------- */
+
+/* Writes a label value with \\, \" and \n escaped. */
+static void label(FILE *f, const char *v) {
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			fprintf(f, "\\%c", *v);
+		else if (*v == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*v, f);
+	}
+}
+
+static void counter(FILE *f, const char *name, const char *help, _Atomic uint64_t *v) {
+	fprintf(f, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
+	        (unsigned long long)atomic_load(v));
+}
+
+static void hist(FILE *f, const char *name, const char *help, struct srv_hist *h) {
+	fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	uint64_t cum = 0;
+	for (int i = 0; i < SRV_HIST_BUCKETS; i++) {
+		cum += atomic_load(&h->count[i]);
+		if (i < SRV_HIST_BUCKETS - 1)
+			fprintf(f, "%s_bucket{le=\"%g\"} %llu\n", name, h->bounds[i],
+			        (unsigned long long)cum);
+		else
+			fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+	}
+	fprintf(f, "%s_sum %.6f\n%s_count %llu\n", name, (double)atomic_load(&h->sum_us) / 1e6,
+	        name, (unsigned long long)cum);
+}
+
+static void jobs_gauge(FILE *f, json_t *types) {
+	static const char *states[] = {"pending", "scheduled", "running", "finished"};
+	fputs("# HELP couchjobs_jobs Jobs in the store by type and state (pending: due now; "
+	      "scheduled: pending, due later).\n# TYPE couchjobs_jobs gauge\n", f);
+	const char *type;
+	json_t *e;
+	json_object_foreach(types, type, e) {
+		json_t *c = json_object_get(e, "counts");
+		for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
+			fputs("couchjobs_jobs{type=\"", f);
+			label(f, type);
+			fprintf(f, "\",state=\"%s\"} %lld\n", states[i],
+			        (long long)json_integer_value(json_object_get(c, states[i])));
+		}
+	}
+	fputs("# HELP couchjobs_type_timeout_seconds The activity timeout of a type.\n"
+	      "# TYPE couchjobs_type_timeout_seconds gauge\n", f);
+	json_object_foreach(types, type, e) {
+		json_t *t = json_object_get(e, "timeout");
+		if (!json_is_integer(t)) continue;
+		fputs("couchjobs_type_timeout_seconds{type=\"", f);
+		label(f, type);
+		fprintf(f, "\"} %lld\n", (long long)json_integer_value(t));
+	}
+}
+
+void srv_h_metrics(struct srv_req *r) {
+	struct srv *s = r->srv;
+	struct srv_metrics *m = &s->m;
+	json_t *types;
+	int rc = srv_count_types(s, &types);
+	if (rc != CJ_OK) {
+		srv_reply_cj(r, rc);
+		return;
+	}
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (!f) {
+		json_decref(types);
+		srv_reply_cj(r, CJ_NOMEM);
+		return;
+	}
+	jobs_gauge(f, types);
+	json_decref(types);
+	counter(f, "couchjobs_server_jobs_added_total", "Jobs added or re-enqueued through this server.", &m->added);
+	counter(f, "couchjobs_server_jobs_removed_total", "Jobs removed through this server.", &m->removed);
+	counter(f, "couchjobs_server_jobs_accepted_total", "Jobs handed out by accept.", &m->accepted);
+	counter(f, "couchjobs_server_accept_empty_total", "Accept long polls that ended with no job.", &m->accept_empty);
+	counter(f, "couchjobs_server_jobs_updated_total", "Successful updates.", &m->updated);
+	counter(f, "couchjobs_server_jobs_finished_total", "Successful finishes.", &m->finished);
+	counter(f, "couchjobs_server_jobs_resubmitted_total", "Successful resubmits.", &m->resubmitted);
+	counter(f, "couchjobs_server_jobs_halted_total", "Updates and finishes refused with CJ_HALT (409).", &m->halted);
+	fputs("# HELP couchjobs_server_http_responses_total HTTP answers by status class.\n"
+	      "# TYPE couchjobs_server_http_responses_total counter\n", f);
+	for (int i = 1; i <= 5; i++)
+		fprintf(f, "couchjobs_server_http_responses_total{class=\"%dxx\"} %llu\n", i,
+		        (unsigned long long)atomic_load(&m->http[i]));
+	hist(f, "couchjobs_server_accept_wait_seconds", "How long successful accepts waited for a job.", &m->accept_wait);
+	hist(f, "couchjobs_server_job_run_seconds", "Accept to finish of jobs run through this server.", &m->run_time);
+	if (fclose(f) != 0) {
+		free(text);
+		srv_reply_cj(r, CJ_NOMEM);
+		return;
+	}
+	srv_reply_text(r, 200, text, "text/plain; version=0.0.4; charset=utf-8");
+}

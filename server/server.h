@@ -1,0 +1,236 @@
+/*
+ * The couchjobs HTTP server (`cjobs serve`): a front end over the public
+ * <couchjobs.h>, with libmicrohttpd for HTTP and jansson for JSON.
+ *
+ * Map of the files:
+ *   server.c    the daemon: start, limits, signals, graceful stop
+ *   http.c      one request: auth, body, routing, replies
+ *   routes.c    the routing table {method, pattern, handler}
+ *   auth.c      the token file, constant-time compare, loopback check
+ *   status.c    CJ_* code -> HTTP status and error bodies
+ *   h_jobs.c    /v1/jobs: add, get, remove, list
+ *   h_types.c   /v1/types: timeouts, counts per state
+ *   h_proc.c    accept (long poll), update, finish, resubmit
+ *   h_events.c  a job's state changes as Server-Sent Events
+ *   metrics.c   /metrics in Prometheus' text format
+ *
+ * Internal names start with srv_; everything else is static.
+ */
+#ifndef CJ_SERVER_H
+#define CJ_SERVER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <couchjobs.h>
+#include <jansson.h>
+#include <microhttpd.h>
+
+/* ---- limits ------------------------------------------------------------- */
+
+/* Job data limit of the store as the server opens it (the library default). */
+#define SRV_DATA_LIMIT ((size_t)1 << 20)
+/* A request body: the data limit plus room for the JSON around it. */
+#define SRV_BODY_LIMIT (SRV_DATA_LIMIT + ((size_t)64 << 10))
+/* Memory for one connection's request line and headers (and I/O buffer). */
+#define SRV_HEADER_LIMIT ((size_t)32 << 10)
+/* Open connections; beyond it new ones are refused by the kernel queue. */
+#define SRV_MAX_CONNECTIONS 1000
+/* Seconds a connection may stay idle before it is closed. */
+#define SRV_IDLE_TIMEOUT 30
+/* Concurrent long polls (accept) and event streams. */
+#define SRV_MAX_WAITERS 500
+/* Longest accept long poll, and the default one, in milliseconds. */
+#define SRV_MAX_POLL_MS 60000
+#define SRV_DEFAULT_POLL_MS 30000
+/* How often waiting requests look at the stop flag, in milliseconds. */
+#define SRV_STOP_SLICE_MS 500
+/* Jobs in one page of a listing: default and most. */
+#define SRV_PAGE_DEFAULT 100
+#define SRV_PAGE_MAX 1000
+
+/* ---- the server --------------------------------------------------------- */
+
+struct srv_config {
+	const char *listen;     /* "HOST:PORT" or "[V6]:PORT"; NULL: 127.0.0.1:8075 */
+	const char *token_file; /* NULL: no token, loopback clients only */
+	const char *url;        /* the store */
+};
+
+/* Opens the store and runs the server until SIGTERM or SIGINT, then stops
+ * gracefully. Prints "listening on http://HOST:PORT" on standard output
+ * once it serves. Returns 0; 2 (bad option) or 1 (it could not start)
+ * after printing one line on standard error. */
+int srv_run(const struct srv_config *cfg);
+
+/* Histogram with fixed upper bounds in seconds. */
+#define SRV_HIST_BUCKETS 12
+struct srv_hist {
+	const double *bounds; /* SRV_HIST_BUCKETS - 1 finite bounds, ascending */
+	_Atomic uint64_t count[SRV_HIST_BUCKETS]; /* the last one is +Inf */
+	_Atomic uint64_t sum_us;
+};
+
+/* What this server did, for /metrics. */
+struct srv_metrics {
+	_Atomic uint64_t added, removed, accepted, accept_empty, updated, finished,
+		resubmitted, halted;
+	_Atomic uint64_t http[6]; /* answers by status class: 1xx..5xx at [1..5] */
+	struct srv_hist accept_wait; /* seconds a successful accept waited */
+	struct srv_hist run_time;    /* accept to finish through this server */
+};
+
+struct srv_runs; /* accept times of jobs, by lock (metrics.c) */
+
+/* The state shared by every request. */
+struct srv {
+	cj_db *db;
+	char *token; /* NULL: none */
+	size_t token_len;
+	atomic_int stopping;  /* set on SIGTERM: waiting requests answer now */
+	atomic_int active;    /* requests being handled */
+	atomic_int waiters;   /* long polls and event streams */
+	struct srv_metrics m;
+	struct srv_runs *runs;
+};
+
+/* ---- one request (http.c) ---------------------------------------------- */
+
+#define SRV_MAX_PARAMS 2
+
+struct srv_req {
+	struct srv *srv;
+	struct MHD_Connection *conn;
+	const char *method;
+	char *param[SRV_MAX_PARAMS]; /* path parameters, decoded */
+	char *body;                  /* the request body, NUL-terminated */
+	size_t body_len;
+	int status;                  /* the answer, set by srv_reply*() */
+	struct MHD_Response *resp;
+};
+
+/* Parses the body as a JSON object; an empty body is an empty object. On
+ * failure replies 400 and returns NULL. */
+json_t *srv_body_json(struct srv_req *r);
+
+/* The decoded value of query argument `name` (malloc'd), or NULL. */
+char *srv_query(struct srv_req *r, const char *name);
+
+/* A request header, or NULL. */
+const char *srv_header(struct srv_req *r, const char *name);
+
+/* Replies `status` with the compact text of `body` (stolen; NULL: none). */
+void srv_reply_json(struct srv_req *r, int status, json_t *body);
+
+/* Replies `status` with an error body {"error":NAME,"code":N,"message":...}. */
+void srv_reply_err(struct srv_req *r, int status, const char *name, int code,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Replies with the status and error body of a failed library call. */
+void srv_reply_cj(struct srv_req *r, int rc);
+
+/* Replies `status` with `text` (malloc'd, taken over) of `ctype`. */
+void srv_reply_text(struct srv_req *r, int status, char *text, const char *ctype);
+
+/* Decodes %XX escapes (and '+' as a space when asked); malloc'd; NULL when
+ * out of memory or the text decodes to a NUL byte. */
+char *srv_unescape(const char *s, int plus_is_space);
+
+/* Replies with a response built by the handler (taken over). */
+void srv_reply_resp(struct srv_req *r, int status, struct MHD_Response *resp);
+
+/* Milliseconds on the monotonic clock; seconds since the epoch. */
+int64_t srv_now_ms(void);
+int64_t srv_epoch(void);
+
+/* libmicrohttpd's callbacks (http.c), installed by server.c; `cls` is the
+ * struct srv. */
+enum MHD_Result srv_on_request(void *cls, struct MHD_Connection *c, const char *url,
+                               const char *method, const char *version,
+                               const char *upload, size_t *upload_size, void **con_cls);
+void srv_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe);
+size_t srv_keep_escaped(void *cls, struct MHD_Connection *c, char *s);
+
+/* ---- routing (routes.c) ------------------------------------------------- */
+
+typedef void (*srv_handler)(struct srv_req *r);
+
+struct srv_route {
+	const char *method;
+	const char *pattern; /* "/v1/jobs/{}/{}": {} matches one segment */
+	srv_handler handler;
+};
+
+/* Finds the route of `method` `path` and fills r->param. Returns the
+ * handler; NULL with *status 404 (no such path) or 405 (not this method)
+ * or 400 (a bad segment). */
+srv_handler srv_route_find(struct srv_req *r, const char *path, int *status);
+
+/* ---- auth (auth.c) ------------------------------------------------------ */
+
+/* Reads the token file (no symlinks). 0, or -1 after printing a line. */
+int srv_token_load(struct srv *s, const char *path);
+
+/* Whether the request may be served: 0 yes; else the status to answer
+ * (401 bad or missing token, 403 not loopback without a token). */
+int srv_auth_check(struct srv_req *r);
+
+/* ---- codes (status.c) --------------------------------------------------- */
+
+/* The HTTP status of a CJ_* code. */
+int srv_status_of(int rc);
+
+/* ---- handlers ----------------------------------------------------------- */
+
+void srv_h_job_put(struct srv_req *r);
+void srv_h_job_get(struct srv_req *r);
+void srv_h_job_delete(struct srv_req *r);
+void srv_h_jobs_list(struct srv_req *r);
+void srv_h_types_list(struct srv_req *r);
+void srv_h_type_get(struct srv_req *r);
+void srv_h_type_put(struct srv_req *r);
+void srv_h_type_delete(struct srv_req *r);
+void srv_h_accept(struct srv_req *r);
+void srv_h_update(struct srv_req *r);
+void srv_h_finish(struct srv_req *r);
+void srv_h_resubmit(struct srv_req *r);
+void srv_h_events(struct srv_req *r);
+void srv_h_metrics(struct srv_req *r);
+
+/* Counts the jobs of every type per state: an object type ->
+ * {"type","timeout" (or null),"counts":{"pending","scheduled","running",
+ * "finished"}}. One scan of the jobs. A CJ_* code. */
+int srv_count_types(struct srv *s, json_t **out);
+
+/* Takes one of the SRV_MAX_WAITERS slots of long polls and event streams:
+ * 0, or -1 after replying 503. srv_waiter_leave() gives it back. */
+int srv_waiter_enter(struct srv_req *r);
+void srv_waiter_leave(struct srv_req *r);
+
+/* Builds the JSON object of a job as GET /v1/jobs/{type}/{id} answers it. */
+json_t *srv_job_json(const cj_job_info *info);
+
+/* Reads "data" of a request body (absent or null: *data NULL) as compact
+ * text (malloc'd). 0, or -1 after replying 400. */
+int srv_body_data(struct srv_req *r, json_t *body, char **data);
+
+/* Reads "sched_time" of a request body (absent or null: `dflt`). 0, or -1
+ * after replying 400. */
+int srv_body_sched(struct srv_req *r, json_t *body, int64_t dflt, int64_t *sched);
+
+/* Parses job data text from the store into JSON (an empty object if it
+ * cannot be parsed, which the store does not allow). */
+json_t *srv_data_json(const char *text);
+
+/* ---- metrics (metrics.c) ------------------------------------------------ */
+
+int srv_metrics_init(struct srv *s);
+void srv_metrics_free(struct srv *s);
+void srv_hist_observe(struct srv_hist *h, int64_t us);
+/* Remembers when the job with `lock` was accepted / observes its run time. */
+void srv_run_started(struct srv *s, const char *lock);
+void srv_run_ended(struct srv *s, const char *lock);
+
+#endif

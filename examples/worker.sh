@@ -1,0 +1,53 @@
+#!/bin/sh
+# A couchjobs worker over the HTTP API (`cjobs serve`) in POSIX shell with
+# curl. Takes jobs of TYPE, reports progress, and finishes each one; a job
+# whose data holds "fail":true is finished with {"error":...} in its data
+# (the library has no failed state yet).
+#
+#   sh examples/worker.sh URL TYPE [--idle-exit]
+#   (token: $CJ_TOKEN)
+#
+# It reads the id and lock from accept's answer with sed, which relies on
+# the answer's key order (type, id, lock, ...) and on ids without '"' or
+# '\'; ids are put into URLs as they are, so use URL-safe ids.
+set -u
+url=$1
+type=$2
+idle_exit=${3:-}
+auth=""
+[ -n "${CJ_TOKEN:-}" ] && auth="Authorization: Bearer $CJ_TOKEN"
+
+call() { # METHOD PATH BODY -> prints the body, then the status on a line
+	curl -sS -X "$1" -H "Content-Type: application/json" ${auth:+-H "$auth"} \
+		--data-binary "$3" -w '\n%{http_code}' "$url$2"
+}
+
+stop=0
+trap 'stop=1' TERM INT
+done=0
+while [ $stop = 0 ]; do
+	out=$(call POST "/v1/types/$type/accept" '{"timeout_ms":5000}') || exit 1
+	status=$(printf '%s\n' "$out" | tail -n 1)
+	job=$(printf '%s\n' "$out" | sed '$d')
+	if [ "$status" = 204 ]; then
+		[ "$idle_exit" = --idle-exit ] && break
+		continue
+	fi
+	[ "$status" = 200 ] || { echo "worker.sh: accept: $status $job" >&2; exit 1; }
+	id=$(printf '%s' "$job" | sed -n 's/^{"type":"[^"]*","id":"\([^"]*\)".*/\1/p')
+	lock=$(printf '%s' "$job" | sed -n 's/^{"type":"[^"]*","id":"[^"]*","lock":"\([^"]*\)".*/\1/p')
+	out=$(call POST "/v1/jobs/$type/$id/update" "{\"lock\":\"$lock\",\"data\":{\"progress\":\"started\"}}")
+	[ "$(printf '%s\n' "$out" | tail -n 1)" = 409 ] && continue # halted: not ours now
+	case $job in
+	*'"fail":true'*) final='{"error":"asked to fail"}' ;;
+	*) final='{"result":"done"}' ;;
+	esac
+	out=$(call POST "/v1/jobs/$type/$id/finish" "{\"lock\":\"$lock\",\"data\":$final}")
+	status=$(printf '%s\n' "$out" | tail -n 1)
+	case $status in
+	200) done=$((done + 1)) ;;
+	409) ;;
+	*) echo "worker.sh: finish: $out" >&2; exit 1 ;;
+	esac
+done
+echo "worker.sh: finished $done jobs" >&2

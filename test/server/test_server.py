@@ -1,0 +1,719 @@
+#!/usr/bin/env python3
+"""`cjobs serve` over real sockets: every route with good and bad input,
+the status map, auth, job events across processes, graceful stop, abuse,
+/metrics, the OpenAPI document and the curl examples of doc/http-api.md,
+and the example workers.
+
+    test_server.py CJOBS [CASE...]
+"""
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+from srvtest import ROOT, Fail, Server, bound, check, eq, run, store_url, wait_for
+
+LOCK0 = "00000000-0000-4000-8000-000000000000"
+
+
+def fresh(cjobs, scratch, **kw):
+    s = Server(cjobs, store_url(scratch), **kw)
+    return s
+
+
+def q(s):
+    return urllib.parse.quote(s, safe="")
+
+
+# ---- jobs --------------------------------------------------------------------
+
+def case_jobs(cjobs, scratch):
+    s = fresh(cjobs, scratch)
+    s.ok("PUT", "/v1/types/t", {"timeout": 30})
+    eq(s.ok("PUT", "/v1/jobs/t/a", {"data": {"x": 1}}), {"ok": True}, "add")
+    job = s.ok("GET", "/v1/jobs/t/a")
+    eq(job, {"type": "t", "id": "a", "state": "pending", "sched_time": 0,
+             "resubmit": False, "data": {"x": 1}}, "get")
+    # no data: an empty object; a scheduled time
+    s.ok("PUT", "/v1/jobs/t/b", {"sched_time": 4102444800})
+    eq(s.ok("GET", "/v1/jobs/t/b")["sched_time"], 4102444800, "sched_time")
+    # an id that needs escaping: "/" and a space stay inside the segment
+    odd = "a/b c?d%"
+    s.ok("PUT", "/v1/jobs/t/" + q(odd), {"data": {"odd": True}})
+    eq(s.ok("GET", "/v1/jobs/t/" + q(odd))["id"], odd, "escaped id")
+    # another process sees it: the store is the same
+    check('"id":"a/b c?d%"' in s.cli("get", "t", odd), "the CLI sees the job")
+    # listing: filters and paging
+    st, b, _ = s.req("PUT", "/v1/jobs/u/00", {})
+    eq(st, 422, "a type without a timeout is CJ_NO_TYPE_TIMEOUT")
+    eq(b["error"], "CJ_NO_TYPE_TIMEOUT", "error name")
+    s.ok("PUT", "/v1/types/u", {"timeout": 30})
+    for i in range(25):
+        s.ok("PUT", "/v1/jobs/u/%02d" % i, {"data": {"i": i}})
+    seen, cursor, pages = [], None, 0
+    while True:
+        path = "/v1/jobs?type=u&limit=10" + ("&cursor=" + cursor if cursor else "")
+        b = s.ok("GET", path)
+        seen += [j["id"] for j in b["jobs"]]
+        pages += 1
+        cursor = b["next"]
+        if not cursor:
+            break
+    eq(seen, ["%02d" % i for i in range(25)], "paged ids")
+    eq(pages, 3, "pages")
+    b = s.ok("GET", "/v1/jobs?state=pending&limit=1000")
+    eq(len(b["jobs"]), 28, "every pending job")
+    eq(b["next"], None, "one page")
+    eq(s.ok("GET", "/v1/jobs?state=running")["jobs"], [], "no running job")
+    # remove
+    s.ok("DELETE", "/v1/jobs/t/a")
+    eq(s.req("GET", "/v1/jobs/t/a")[0], 404, "removed")
+    eq(s.req("DELETE", "/v1/jobs/t/a")[0], 404, "removed twice")
+    # bad input
+    bad = [
+        ("PUT", "/v1/jobs/t/x", '{"data":', 400, "CJ_JSON"),
+        ("PUT", "/v1/jobs/t/x", '[1]', 400, "CJ_JSON"),
+        ("PUT", "/v1/jobs/t/x", '{"data":[1]}', 400, "CJ_JSON"),
+        ("PUT", "/v1/jobs/t/x", '{"data":{},"data":{}}', 400, "CJ_JSON"),
+        ("PUT", "/v1/jobs/t/x", '{"sched_time":-1}', 400, "CJ_INVALID"),
+        ("PUT", "/v1/jobs/t/x", '{"sched_time":"soon"}', 400, "CJ_INVALID"),
+        ("PUT", "/v1/jobs/t/" + "i" * 1025, '{}', 400, "CJ_INVALID"),
+        ("PUT", "/v1/jobs/" + "t" * 256 + "/x", '{}', 400, "CJ_INVALID"),
+        ("PUT", "/v1/jobs/t/a%00b", '{}', 400, "CJ_INVALID"),
+        ("GET", "/v1/jobs?state=done", None, 400, "CJ_INVALID"),
+        ("GET", "/v1/jobs?limit=0", None, 400, "CJ_INVALID"),
+        ("GET", "/v1/jobs?limit=1001", None, 400, "CJ_INVALID"),
+        ("GET", "/v1/jobs?cursor=zz", None, 400, "CJ_INVALID"),
+        ("GET", "/v1/jobs/t/nope", None, 404, "CJ_NOT_FOUND"),
+        ("POST", "/v1/jobs/t/a", '{}', 405, "method_not_allowed"),
+        ("GET", "/v1/nothing", None, 404, "no_route"),
+        ("GET", "/v1/jobs/t//x", None, 404, "no_route"),
+    ]
+    for method, path, raw, status, name in bad:
+        st, b, _ = s.req(method, path, raw=raw)
+        eq((st, b.get("error") if isinstance(b, dict) else b), (status, name),
+           "%s %s %r" % (method, path[:60], raw))
+    eq(s.req("GET", "/v1/jobs/t/x")[0], 404, "nothing was added by bad input")
+    s.stop()
+
+
+# ---- types -------------------------------------------------------------------
+
+def case_types(cjobs, scratch):
+    s = fresh(cjobs, scratch)
+    eq(s.req("GET", "/v1/types/t")[0], 404, "no timeout yet")
+    eq(s.ok("PUT", "/v1/types/t", {"timeout": 30}), {"type": "t", "timeout": 30}, "set")
+    eq(s.ok("GET", "/v1/types/t"), {"type": "t", "timeout": 30}, "get")
+    for body in ({}, {"timeout": 0}, {"timeout": "30"}, {"timeout": 366 * 86400 + 1}):
+        st, b, _ = s.req("PUT", "/v1/types/t", body)
+        eq((st, b["error"]), (400, "CJ_INVALID"), "bad timeout %r" % body)
+    eq(s.ok("GET", "/v1/types/t")["timeout"], 30, "unchanged by bad input")
+    s.ok("PUT", "/v1/jobs/t/p1", {})
+    s.ok("PUT", "/v1/jobs/t/p2", {})
+    s.ok("PUT", "/v1/jobs/t/later", {"sched_time": 4102444800})
+    s.ok("PUT", "/v1/jobs/t/run", {"sched_time": 1})
+    s.ok("POST", "/v1/types/t/accept", {"timeout_ms": 0, "max_sched_time": 1})
+    s.cli("add", "t", "fin")
+    out = json.loads(s.cli("accept", "t", "--timeout", "0"))
+    s.cli("finish", "t", out["id"], out["lock"])
+    types = s.ok("GET", "/v1/types")["types"]
+    eq(types, [{"type": "t", "timeout": 30,
+                "counts": {"pending": 2, "scheduled": 1, "running": 1, "finished": 1}}],
+       "counts")
+    s.ok("DELETE", "/v1/types/t")
+    eq(s.req("DELETE", "/v1/types/t")[0], 404, "cleared twice")
+    types = s.ok("GET", "/v1/types")["types"]
+    eq(types[0]["timeout"], None, "a type with jobs and no timeout is listed")
+    s.stop()
+
+
+# ---- processing --------------------------------------------------------------
+
+def case_process(cjobs, scratch):
+    s = fresh(cjobs, scratch)
+    s.ok("PUT", "/v1/types/t", {"timeout": 30})
+    # an empty long poll ends in time with 204
+    t0 = time.monotonic()
+    eq(s.req("POST", "/v1/types/t/accept", {"timeout_ms": 300})[0], 204, "nothing")
+    check(time.monotonic() - t0 >= 0.25, "the long poll waited")
+    # a long poll is woken by another process's add
+    res = {}
+    th = threading.Thread(target=lambda: res.update(
+        r=s.req("POST", "/v1/types/t/accept", {"timeout_ms": int(bound(30) * 1000)})))
+    th.start()
+    time.sleep(0.3)
+    s.cli("add", "t", "j1", '{"n":1}')
+    th.join(bound(60))
+    st, job, _ = res["r"]
+    eq(st, 200, "accept")
+    eq((job["type"], job["id"], job["data"], job["resubmit"]), ("t", "j1", {"n": 1}, False),
+       "accepted job")
+    check(re.fullmatch(r"[0-9a-f-]{36}", job["lock"]), "a lock: %r", job["lock"])
+    lock = job["lock"]
+    eq(s.ok("GET", "/v1/jobs/t/j1")["state"], "running", "running")
+    # update with the lock, then with a wrong one: 409 with a body to act on
+    eq(s.ok("POST", "/v1/jobs/t/j1/update", {"lock": lock, "data": {"p": 50}}),
+       {"ok": True, "resubmit": False}, "update")
+    eq(s.ok("GET", "/v1/jobs/t/j1")["data"], {"p": 50}, "updated data")
+    st, b, _ = s.req("POST", "/v1/jobs/t/j1/update", {"lock": LOCK0})
+    eq((st, b["error"], b["code"]), (409, "CJ_HALT", -2), "wrong lock")
+    check("stop" in b["action"], "the halt says what to do: %r", b)
+    st, b, _ = s.req("POST", "/v1/jobs/t/j1/finish", {"lock": LOCK0})
+    eq(st, 409, "finish with a wrong lock")
+    for body, name in (({}, "CJ_INVALID"), ({"lock": "nope"}, "CJ_INVALID"),
+                       ({"lock": lock, "data": 5}, "CJ_JSON")):
+        st, b, _ = s.req("POST", "/v1/jobs/t/j1/finish", body)
+        eq((st, b["error"]), (400, name), "bad finish %r" % body)
+    eq(s.ok("GET", "/v1/jobs/t/j1")["state"], "running", "still running")
+    # resubmit while running, then finish: pending again
+    eq(s.ok("POST", "/v1/jobs/t/j1/resubmit", {"lock": lock})["resubmit"], True, "flagged")
+    s.ok("POST", "/v1/jobs/t/j1/finish", {"lock": lock, "data": {"done": 1}})
+    eq(s.ok("GET", "/v1/jobs/t/j1")["state"], "pending", "resubmitted job is pending")
+    job = s.ok("POST", "/v1/types/t/accept", {"timeout_ms": 0})
+    s.ok("POST", "/v1/jobs/t/j1/finish", {"lock": job["lock"]})
+    eq(s.ok("GET", "/v1/jobs/t/j1")["state"], "finished", "finished")
+    st, b, _ = s.req("POST", "/v1/jobs/t/j1/finish", {"lock": job["lock"]})
+    eq(st, 409, "finish twice")
+    # a removed job halts its processor
+    s.ok("PUT", "/v1/jobs/t/j2", {})
+    job = s.ok("POST", "/v1/types/t/accept", {"timeout_ms": 0})
+    s.cli("rm", "t", "j2")
+    eq(s.req("POST", "/v1/jobs/t/j2/update", {"lock": job["lock"]})[0], 409, "removed")
+    # scheduled jobs and accept options
+    s.ok("PUT", "/v1/jobs/t/later", {"sched_time": 4102444800})
+    eq(s.req("POST", "/v1/types/t/accept", {"timeout_ms": 0})[0], 204, "not due")
+    eq(s.ok("POST", "/v1/types/t/accept", {"timeout_ms": 0, "max_sched_time": "any"})["id"],
+       "later", "any time")
+    for body in ({"timeout_ms": -1}, {"timeout_ms": 60001}, {"max_sched_time": "soon"},
+                 {"no_schedule": 1}, {"no_schedule": True, "max_sched_time": "any"}):
+        st, b, _ = s.req("POST", "/v1/types/t/accept", body)
+        eq((st, b["error"]), (400, "CJ_INVALID"), "bad accept %r" % body)
+    eq(s.req("POST", "/v1/types/" + "t" * 256 + "/accept", {"timeout_ms": 0})[0], 400,
+       "over-long type")
+    s.stop()
+
+
+# ---- the status map ----------------------------------------------------------
+
+def doc_status_map():
+    """The table of doc/http-api.md: CJ name -> HTTP status."""
+    with open(os.path.join(ROOT, "doc", "http-api.md")) as f:
+        text = f.read()
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r"^\| `(CJ_[A-Z_]+)` \| (\d{3}) \|", text, re.M)}
+
+
+def case_status_map(cjobs, scratch):
+    with open(os.path.join(ROOT, "include", "couchjobs.h")) as f:
+        codes = re.findall(r"XX\((\w+), -\d+,", f.read())
+    table = doc_status_map()
+    eq(sorted(table), sorted("CJ_" + c for c in codes), "every code is in the doc's map")
+    check(len(set(table.values())) >= 6, "codes map to distinct statuses")
+    s = fresh(cjobs, scratch)
+    s.ok("PUT", "/v1/types/t", {"timeout": 30})
+    s.ok("PUT", "/v1/jobs/t/a", {})
+    big = '{"data":{"s":"%s"}}' % ("x" * (1 << 20))
+    seen = {
+        "CJ_NOT_FOUND": s.req("GET", "/v1/jobs/t/none"),
+        "CJ_HALT": s.req("POST", "/v1/jobs/t/a/finish", {"lock": LOCK0}),
+        "CJ_NO_TYPE_TIMEOUT": s.req("PUT", "/v1/jobs/u/a", {}),
+        "CJ_JSON": s.req("PUT", "/v1/jobs/t/a", raw="{"),
+        "CJ_INVALID": s.req("PUT", "/v1/jobs/t/" + "i" * 1025, {}),
+        "CJ_TOO_LARGE": s.req("PUT", "/v1/jobs/t/a", raw=big),
+    }
+    for name, (st, b, _) in seen.items():
+        eq((st, b["error"]), (table[name], name), "status of " + name)
+    eq(s.ok("GET", "/v1/jobs/t/a")["data"], {}, "the oversized add changed nothing")
+    s.stop()
+
+
+# ---- auth --------------------------------------------------------------------
+
+def case_auth(cjobs, scratch):
+    tok = os.path.join(scratch, "token")
+    with open(tok, "w") as f:
+        f.write("s3cret-token\n")
+    s = fresh(cjobs, scratch, token_file=tok)
+    for hdr in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Bearer s3cret"},
+                {"Authorization": "Bearer s3cret-token-"}, {"Authorization": "s3cret-token"}):
+        st, b, h = s.req("GET", "/v1/types", headers=hdr)
+        eq(st, 401, "token %r" % hdr)
+        eq(h.get("WWW-Authenticate"), "Bearer", "challenge")
+        check("s3cret" not in json.dumps(b), "the token is not echoed")
+    eq(s.req("GET", "/metrics")[0], 401, "metrics need the token too")
+    eq(s.req("PUT", "/v1/types/t", {"timeout": 5}, headers={"Authorization": "Bearer x"})[0],
+       401, "a write without the token")
+    s.token = "s3cret-token"
+    eq(s.req("GET", "/v1/types/t")[0], 404, "the write did not happen")
+    s.ok("PUT", "/v1/types/t", {"timeout": 5})
+    s.ok("GET", "/metrics")
+    s.stop()
+    # refused token files: a symlink, an empty one, a missing one
+    link = os.path.join(scratch, "link")
+    os.symlink(tok, link)
+    empty = os.path.join(scratch, "empty")
+    open(empty, "w").close()
+    for bad in (link, empty, os.path.join(scratch, "missing")):
+        r = subprocess.run([cjobs, "--db", store_url(scratch), "serve", "--listen",
+                            "127.0.0.1:0", "--token-file", bad], capture_output=True,
+                           timeout=bound(60))
+        eq(r.returncode, 2, "token file %s" % bad)
+        eq(r.stderr.decode().count("\n"), 1, "one line: %r" % r.stderr)
+    for listen in ("nowhere", "127.0.0.1", "127.0.0.1:99999", "[::1:80", "localhost:80"):
+        r = subprocess.run([cjobs, "--db", store_url(scratch), "serve", "--listen", listen],
+                           capture_output=True, timeout=bound(60))
+        eq(r.returncode, 2, "--listen %s" % listen)
+
+
+# ---- events ------------------------------------------------------------------
+
+class Events:
+    """A Server-Sent Events client over one connection."""
+
+    def __init__(self, s, path, last_id=None):
+        self.c = s.conn(timeout=bound(30))
+        h = {"Accept": "text/event-stream"}
+        if last_id:
+            h["Last-Event-ID"] = last_id
+        if s.token:
+            h["Authorization"] = "Bearer " + s.token
+        self.c.request("GET", path, headers=h)
+        self.r = self.c.getresponse()
+        eq(self.r.status, 200, "events")
+        eq(self.r.getheader("Content-Type"), "text/event-stream", "content type")
+
+    def next(self):
+        """The next event as (id, data dict), or None at the end."""
+        ev = {}
+        while True:
+            line = self.r.readline()
+            if not line:
+                return None
+            line = line.decode().rstrip("\n")
+            if line == "":
+                if "data" in ev:
+                    return ev.get("id"), json.loads(ev["data"])
+                continue
+            if line.startswith(":"):
+                continue
+            k, _, v = line.partition(": ")
+            ev[k] = v
+
+    def close(self):
+        self.c.close()
+
+
+def case_events(cjobs, scratch):
+    s = fresh(cjobs, scratch)
+    s.ok("PUT", "/v1/types/t", {"timeout": 30})
+    s.ok("PUT", "/v1/jobs/t/j", {"data": {"v": 0}})
+    eq(s.req("GET", "/v1/jobs/t/none/events")[0], 404, "events of no job")
+    ev = Events(s, "/v1/jobs/t/j/events")
+    eid, d = ev.next()
+    eq(d, {"type": "t", "id": "j", "state": "pending", "data": {"v": 0}}, "current state")
+    # another process accepts and updates the job: its commits reach us
+    job = json.loads(s.cli("accept", "t", "--timeout", "0"))
+    eid, d = ev.next()
+    eq(d["state"], "running", "running, from another process")
+    s.cli("update", "t", "j", job["lock"], '{"v":1}')
+    while d["data"] != {"v": 1}:
+        eid, d = ev.next()
+    ev.close()
+    last = eid
+    # reconnect with the last id: no repeat of what was seen
+    ev = Events(s, "/v1/jobs/t/j/events", last_id=last)
+    s.cli("update", "t", "j", job["lock"], '{"v":2}')
+    eid, d = ev.next()
+    eq(d["data"], {"v": 2}, "the next change, not the one seen")
+    ev.close()
+    # changes made while disconnected: the latest state arrives first
+    s.cli("finish", "t", "j", job["lock"], '{"v":3}')
+    ev = Events(s, "/v1/jobs/t/j/events", last_id=eid)
+    eid, d = ev.next()
+    eq((d["state"], d["data"]), ("finished", {"v": 3}), "missed change delivered")
+    eq(ev.next(), None, "the stream ends after finished")
+    ev.close()
+    # removed: the event, then the end
+    s.ok("PUT", "/v1/jobs/t/k", {})
+    ev = Events(s, "/v1/jobs/t/k/events")
+    ev.next()
+    s.cli("rm", "t", "k")
+    eid, d = ev.next()
+    eq((d["state"], d["data"]), ("removed", None), "removed")
+    eq(ev.next(), None, "end after removed")
+    ev.close()
+    s.stop()
+
+
+# ---- graceful stop -----------------------------------------------------------
+
+def case_stop(cjobs, scratch):
+    s = fresh(cjobs, scratch)
+    s.ok("PUT", "/v1/types/t", {"timeout": 30})
+    s.ok("PUT", "/v1/jobs/t/j", {})
+    res = {}
+    poll = threading.Thread(target=lambda: res.update(
+        poll=s.req("POST", "/v1/types/u/accept", {"timeout_ms": 60000})))
+    poll.start()
+    ev = Events(s, "/v1/jobs/t/j/events")
+    ev.next()
+    wait_for(lambda: "couchjobs_server_http" in (s.req("GET", "/metrics")[1] or ""), 30,
+             "metrics")
+    time.sleep(0.3)  # the long poll is waiting in the server
+    t0 = time.monotonic()
+    s.stop()
+    poll.join(bound(30))
+    eq(res["poll"][0], 204, "the long poll was answered")
+    eq(ev.next(), None, "the event stream ended")
+    check(time.monotonic() - t0 < bound(15), "stopped in time")
+    ev.close()
+    # a new connection is refused once it stopped
+    try:
+        socket.create_connection((s.host, s.port), timeout=2).close()
+        raise Fail("still listening")
+    except OSError:
+        pass
+
+
+# ---- abuse -------------------------------------------------------------------
+
+def case_abuse(cjobs, scratch):
+    s = fresh(cjobs, scratch)
+    s.ok("PUT", "/v1/types/t", {"timeout": 30})
+    s.ok("PUT", "/v1/jobs/t/j", {})
+    base = s.rss_kb()
+    idle = [socket.create_connection((s.host, s.port)) for _ in range(200)]
+    # a slow client: one byte a second of headers
+    slow = socket.create_connection((s.host, s.port))
+    stop = threading.Event()
+
+    def trickle():
+        for ch in b"GET /v1/types HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
+            if stop.is_set():
+                return
+            try:
+                slow.send(bytes([ch]))
+            except OSError:
+                return
+            time.sleep(1)
+    th = threading.Thread(target=trickle)
+    th.start()
+    # a declared body over the limit is refused at once
+    c = socket.create_connection((s.host, s.port))
+    c.sendall(b"PUT /v1/jobs/t/big HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 100000000\r\n\r\n")
+    c.settimeout(bound(30))
+    head = c.recv(4096)
+    check(head.startswith(b"HTTP/1.1 413"), "413 for a declared oversized body: %r", head[:60])
+    c.close()
+    # a chunked body over the limit: read, dropped, refused
+    c = socket.create_connection((s.host, s.port))
+    c.sendall(b"PUT /v1/jobs/t/big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b"x" * 65536
+    try:
+        for _ in range(20):
+            c.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        c.sendall(b"0\r\n\r\n")
+        c.settimeout(bound(30))
+        head = c.recv(4096)
+        check(head.startswith(b"HTTP/1.1 413"), "413 for a chunked body: %r", head[:60])
+    except ConnectionError:
+        pass  # refused while sending: as good
+    c.close()
+    eq(s.req("GET", "/v1/jobs/t/big")[0], 404, "nothing was added")
+    # meanwhile others are served promptly, many times over
+    for i in range(50):
+        t0 = time.monotonic()
+        s.ok("GET", "/v1/jobs/t/j")
+        check(time.monotonic() - t0 < bound(5), "a request took %.1fs", time.monotonic() - t0)
+    grown = s.rss_kb() - base
+    check(grown < 256 * 1024, "memory grew by %d KiB", grown)
+    stop.set()
+    for c in idle:
+        c.close()
+    slow.close()
+    th.join(bound(30))
+    s.ok("GET", "/v1/types")
+    s.stop()
+
+
+# ---- metrics -----------------------------------------------------------------
+
+METRIC_LINE = re.compile(
+    r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
+    r'(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")*)?\})? '
+    r'(-?[0-9.eE+-]+|\+Inf|-Inf|NaN)$')
+
+
+def parse_metrics(text):
+    """A strict parser of Prometheus' text format 0.0.4: returns
+    {(name, frozenset(labels)): value} and checks HELP/TYPE and histograms."""
+    types, samples = {}, {}
+    check(text.endswith("\n"), "ends with a line break")
+    for line in text.split("\n")[:-1]:
+        if line.startswith("# HELP "):
+            continue
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            check(kind in ("counter", "gauge", "histogram"), "type %s", kind)
+            check(name not in types, "TYPE twice for %s", name)
+            types[name] = kind
+            continue
+        m = METRIC_LINE.match(line)
+        check(m, "not a sample line: %r", line)
+        name, labels = m.group(1), m.group(3) or ""
+        lab = frozenset(re.findall(r'([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"', labels))
+        family = re.sub(r"_(bucket|sum|count)$", "", name)
+        kind = types.get(name) or types.get(family)
+        check(kind, "sample before its TYPE: %s", name)
+        if kind == "counter":
+            check(name.endswith("_total"), "counter without _total: %s", name)
+        key = (name, lab)
+        check(key not in samples, "sample twice: %r", key)
+        samples[key] = float(m.group(4))
+    for name, kind in types.items():
+        if kind != "histogram":
+            continue
+        buckets = sorted(((float(dict(l)["le"]), v) for (n, l), v in samples.items()
+                          if n == name + "_bucket"))
+        check(buckets and buckets[-1][0] == float("inf"), "+Inf bucket of %s", name)
+        check(all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), "cumulative %s", name)
+        eq(samples[(name + "_count", frozenset())], buckets[-1][1], name + " count")
+    return samples
+
+
+def case_metrics(cjobs, scratch):
+    s = fresh(cjobs, scratch)
+    s.ok("PUT", "/v1/types/t", {"timeout": 30})
+    s.ok("PUT", "/v1/types/we\"ird\\type", {"timeout": 30})
+    for i in range(5):
+        s.ok("PUT", "/v1/jobs/t/%d" % i, {})
+    s.ok("PUT", "/v1/jobs/t/later", {"sched_time": 4102444800})
+    s.cli("add", "t", "cli")  # by another process: in the gauges, not the counters
+    for _ in range(3):
+        job = s.ok("POST", "/v1/types/t/accept", {"timeout_ms": 0})
+    s.ok("POST", "/v1/jobs/t/%s/finish" % job["id"], {"lock": job["lock"]})
+    s.req("POST", "/v1/jobs/t/0/finish", {"lock": LOCK0})
+    s.req("POST", "/v1/types/%s/accept" % q('we"ird\\type'), {"timeout_ms": 10})
+    st, text, h = s.req("GET", "/metrics")
+    eq(st, 200, "metrics")
+    check(h["Content-Type"].startswith("text/plain; version=0.0.4"), "content type")
+    m = parse_metrics(text)
+
+    def g(name, **labels):
+        return m[(name, frozenset(labels.items()))]
+    eq([g("couchjobs_jobs", type="t", state=st) for st in
+        ("pending", "scheduled", "running", "finished")], [3, 1, 2, 1], "gauges")
+    counts = s.ok("GET", "/v1/types")["types"][0]["counts"]
+    eq(g("couchjobs_jobs", type="t", state="running"), counts["running"], "as the store")
+    eq(g("couchjobs_jobs", type='we\\"ird\\\\type', state="pending"), 0, "escaped label")
+    eq(g("couchjobs_server_jobs_added_total"), 6, "added")
+    eq(g("couchjobs_server_jobs_accepted_total"), 3, "accepted")
+    eq(g("couchjobs_server_jobs_finished_total"), 1, "finished")
+    eq(g("couchjobs_server_jobs_halted_total"), 1, "halted")
+    eq(g("couchjobs_server_accept_empty_total"), 1, "empty polls")
+    eq(g("couchjobs_server_accept_wait_seconds_count"), 3, "wait histogram")
+    eq(g("couchjobs_server_job_run_seconds_count"), 1, "run histogram")
+    eq(g("couchjobs_type_timeout_seconds", type="t"), 30, "timeout gauge")
+    s.stop()
+
+
+# ---- the OpenAPI document ----------------------------------------------------
+
+def resolve(doc, schema):
+    while "$ref" in schema:
+        node = doc
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            node = node[part]
+        schema = node
+    return schema
+
+
+def validate(doc, schema, v, where):
+    """Checks `v` against the subset of JSON Schema the document uses."""
+    schema = resolve(doc, schema)
+    if "oneOf" in schema:
+        errs = []
+        for alt in schema["oneOf"]:
+            try:
+                validate(doc, alt, v, where)
+                return
+            except Fail as e:
+                errs.append(str(e))
+        raise Fail("%s: matches no alternative: %s" % (where, errs))
+    t = schema.get("type")
+    kinds = {"object": dict, "array": list, "string": str, "boolean": bool}
+    if schema.get("nullable") and v is None:
+        return
+    if t in kinds:
+        check(isinstance(v, kinds[t]), "%s: want %s, got %r", where, t, v)
+    elif t == "integer":
+        check(isinstance(v, int) and not isinstance(v, bool), "%s: want integer: %r", where, v)
+    if "enum" in schema:
+        check(v in schema["enum"], "%s: %r not in %r", where, v, schema["enum"])
+    if t == "object":
+        for k in schema.get("required", []):
+            check(k in v, "%s: missing %s in %r", where, k, v)
+        for k, sub in schema.get("properties", {}).items():
+            if k in v:
+                validate(doc, sub, v[k], where + "." + k)
+    if t == "array":
+        for i, item in enumerate(v):
+            validate(doc, schema.get("items", {}), item, "%s[%d]" % (where, i))
+
+
+def case_openapi(cjobs, scratch):
+    with open(os.path.join(ROOT, "doc", "openapi.json")) as f:
+        doc = json.load(f)
+    check(doc["openapi"].startswith("3."), "OpenAPI 3")
+    s = fresh(cjobs, scratch)
+    # good input for every operation, in an order that makes each one succeed
+    s.ok("PUT", "/v1/types/t", {"timeout": 30})
+    s.ok("PUT", "/v1/jobs/t/j", {"data": {"n": 1}})
+    state = {}
+
+    def lock():
+        return state["lock"]
+    calls = [
+        ("put", "/v1/types/{type}", {"type": "t"}, {"timeout": 30}),
+        ("get", "/v1/types/{type}", {"type": "t"}, None),
+        ("get", "/v1/types", {}, None),
+        ("put", "/v1/jobs/{type}/{id}", {"type": "t", "id": "k"}, {"data": {"n": 2}}),
+        ("get", "/v1/jobs/{type}/{id}", {"type": "t", "id": "k"}, None),
+        ("get", "/v1/jobs", {}, None),
+        ("post", "/v1/types/{type}/accept", {"type": "t"}, {"timeout_ms": 0}),
+        ("post", "/v1/jobs/{type}/{id}/update", {"type": "t", "id": "j"}, "lock"),
+        ("post", "/v1/jobs/{type}/{id}/resubmit", {"type": "t", "id": "j"}, "lock"),
+        ("post", "/v1/jobs/{type}/{id}/finish", {"type": "t", "id": "j"}, "lock"),
+        ("get", "/v1/jobs/{type}/{id}/events", {"type": "t", "id": "j"}, None),
+        ("get", "/metrics", {}, None),
+        ("delete", "/v1/jobs/{type}/{id}", {"type": "t", "id": "k"}, None),
+        ("delete", "/v1/types/{type}", {"type": "t"}, None),
+    ]
+    documented = {(m, p) for p, ops in doc["paths"].items() for m in ops
+                  if m in ("get", "put", "post", "delete")}
+    eq(documented, {(m, p) for m, p, _, _ in calls}, "documented operations are tested")
+    for method, tmpl, params, body in calls:
+        op = doc["paths"][tmpl][method]
+        path = tmpl
+        for k, v in params.items():
+            path = path.replace("{%s}" % k, q(v))
+        if body == "lock":
+            body = {"lock": lock()}
+        if tmpl.endswith("/events"):
+            ev = Events(s, path)  # the job is finished: one event, then the end
+            _, d = ev.next()
+            ev.close()
+            resp = op["responses"]["200"]["content"]["text/event-stream"]
+            validate(doc, resp["x-event-data"], d, "event")
+            continue
+        st, b, h = s.req(method.upper(), path, body)
+        check(str(st) in op["responses"], "%s %s: %d undocumented", method, tmpl, st)
+        eq(st, 200, "%s %s: %s" % (method, tmpl, b))
+        content = op["responses"]["200"].get("content", {})
+        ctype = h["Content-Type"].split(";")[0]
+        check(ctype in content, "%s %s: content type %s undocumented", method, tmpl, ctype)
+        if ctype == "application/json":
+            validate(doc, content[ctype]["schema"], b, "%s %s" % (method, tmpl))
+        if tmpl.endswith("/accept"):
+            state["lock"] = b["lock"]
+    # error answers have the documented shape and statuses
+    st, b, _ = s.req("GET", "/v1/jobs/t/none")
+    check("404" in doc["paths"]["/v1/jobs/{type}/{id}"]["get"]["responses"], "404 documented")
+    validate(doc, {"$ref": "#/components/schemas/Error"}, b, "error")
+    st, b, _ = s.req("POST", "/v1/types/t/accept", {"timeout_ms": 0})
+    check("204" in doc["paths"]["/v1/types/{type}/accept"]["post"]["responses"], "204")
+    s.stop()
+
+
+# ---- the curl examples of doc/http-api.md ------------------------------------
+
+def case_doc(cjobs, scratch):
+    """Runs every `$ curl ...` of the doc's examples in order, and compares
+    its output with the text below it (locks may differ)."""
+    with open(os.path.join(ROOT, "doc", "http-api.md")) as f:
+        text = f.read()
+    blocks = re.findall(r"```console\n(.*?)```", text, re.S)
+    check(len(blocks) >= 5, "examples found: %d", len(blocks))
+    s = fresh(cjobs, scratch)
+    env = dict(os.environ, CJ=s.url)
+    uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    n = 0
+    lock = None
+    for block in blocks:
+        lines = block.split("\n")
+        i = 0
+        while i < len(lines):
+            if not lines[i].startswith("$ "):
+                i += 1
+                continue
+            cmd = lines[i][2:]
+            i += 1
+            want = []
+            while i < len(lines) and not lines[i].startswith("$ "):
+                want.append(lines[i])
+                i += 1
+            want = "\n".join(want).strip()
+            if lock:
+                cmd = cmd.replace("$LOCK", lock)
+            r = subprocess.run(["sh", "-c", cmd], capture_output=True, env=env,
+                               timeout=bound(60))
+            got = r.stdout.decode().strip()
+            m = uuid.search(got)
+            if m and '"lock"' in got:
+                lock = m.group(0)
+            eq(uuid.sub("LOCK", got), uuid.sub("LOCK", want.replace("$LOCK", "LOCK")),
+               "doc example `%s`" % cmd)
+            n += 1
+    check(n >= 10, "ran %d examples", n)
+    s.stop()
+
+
+# ---- the example workers -----------------------------------------------------
+
+def case_examples(cjobs, scratch):
+    s = fresh(cjobs, scratch)
+    s.ok("PUT", "/v1/types/py", {"timeout": 30})
+    s.ok("PUT", "/v1/types/sh", {"timeout": 30})
+    n = 150
+    for i in range(n):
+        s.ok("PUT", "/v1/jobs/py/p%03d" % i, {"data": {"n": i, "fail": i % 10 == 0}})
+        s.ok("PUT", "/v1/jobs/sh/s%03d" % i, {"data": {"n": i, "fail": i % 10 == 0}})
+    ex = os.path.join(ROOT, "examples")
+    procs = [
+        subprocess.Popen([sys.executable, os.path.join(ex, "worker.py"), "--url", s.url,
+                          "--type", "py", "--idle-exit", "--poll-ms", "1000"],
+                         stderr=subprocess.PIPE),
+        subprocess.Popen(["sh", os.path.join(ex, "worker.sh"), s.url, "sh", "--idle-exit"],
+                         stderr=subprocess.PIPE),
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=bound(300))
+        eq(p.returncode, 0, "worker: %s" % err.decode())
+    jobs = []
+    cursor = None
+    while True:
+        b = s.ok("GET", "/v1/jobs?limit=1000" + ("&cursor=" + cursor if cursor else ""))
+        jobs += b["jobs"]
+        cursor = b["next"]
+        if not cursor:
+            break
+    eq(len(jobs), 2 * n, "every job")
+    for j in jobs:
+        eq(j["state"], "finished", "job %s" % j["id"])
+        failed = j["data"].get("error") is not None
+        eq(failed, int(j["id"][1:]) % 10 == 0, "failure of %s: %r" % (j["id"], j["data"]))
+    py = [j for j in jobs if j["type"] == "py" and "result" in j["data"]]
+    check(all(j["data"]["result"] == 2 * int(j["id"][1:]) for j in py), "python results")
+    s.stop()
+
+
+CASES = {name[5:]: fn for name, fn in sorted(globals().items()) if name.startswith("case_")}
+
+if __name__ == "__main__":
+    sys.exit(run(CASES))

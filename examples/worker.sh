@@ -5,7 +5,7 @@
 # (the library has no failed state yet).
 #
 #   sh examples/worker.sh URL TYPE [--idle-exit]
-#   (token: $CJ_TOKEN)
+#   (token: $CJ_TOKEN; the long poll's length: $CJ_POLL_MS, default 5000)
 #
 # It reads the id and lock from accept's answer with sed, which relies on
 # the answer's key order (type, id, lock, ...) and on ids without '"' or
@@ -17,37 +17,41 @@ idle_exit=${3:-}
 auth=""
 [ -n "${CJ_TOKEN:-}" ] && auth="Authorization: Bearer $CJ_TOKEN"
 
-call() { # METHOD PATH BODY -> prints the body, then the status on a line
-	curl -sS -X "$1" -H "Content-Type: application/json" ${auth:+-H "$auth"} \
-		--data-binary "$3" -w '\n%{http_code}' "$url$2"
+nl='
+'
+call() { # METHOD PATH BODY -> sets $body and $status
+	out=$(curl -sS -X "$1" -H "Content-Type: application/json" ${auth:+-H "$auth"} \
+		--data-binary "$3" -w '\n%{http_code}' "$url$2") || exit 1
+	status=${out##*"$nl"}
+	body=${out%"$nl"*}
 }
 
 stop=0
 trap 'stop=1' TERM INT
 done=0
 while [ $stop = 0 ]; do
-	out=$(call POST "/v1/types/$type/accept" '{"timeout_ms":5000}') || exit 1
-	status=$(printf '%s\n' "$out" | tail -n 1)
-	job=$(printf '%s\n' "$out" | sed '$d')
+	call POST "/v1/types/$type/accept" "{\"timeout_ms\":${CJ_POLL_MS:-5000}}"
+	job=$body
 	if [ "$status" = 204 ]; then
 		[ "$idle_exit" = --idle-exit ] && break
 		continue
 	fi
 	[ "$status" = 200 ] || { echo "worker.sh: accept: $status $job" >&2; exit 1; }
-	id=$(printf '%s' "$job" | sed -n 's/^{"type":"[^"]*","id":"\([^"]*\)".*/\1/p')
-	lock=$(printf '%s' "$job" | sed -n 's/^{"type":"[^"]*","id":"[^"]*","lock":"\([^"]*\)".*/\1/p')
-	out=$(call POST "/v1/jobs/$type/$id/update" "{\"lock\":\"$lock\",\"data\":{\"progress\":\"started\"}}")
-	[ "$(printf '%s\n' "$out" | tail -n 1)" = 409 ] && continue # halted: not ours now
+	idlock=$(printf '%s' "$job" |
+		sed -n 's/^{"type":"[^"]*","id":"\([^"]*\)","lock":"\([^"]*\)".*/\1 \2/p')
+	id=${idlock% *}
+	lock=${idlock#* }
+	call POST "/v1/jobs/$type/$id/update" "{\"lock\":\"$lock\",\"data\":{\"progress\":\"started\"}}"
+	[ "$status" = 409 ] && continue # halted: not ours now
 	case $job in
 	*'"fail":true'*) final='{"error":"asked to fail"}' ;;
 	*) final='{"result":"done"}' ;;
 	esac
-	out=$(call POST "/v1/jobs/$type/$id/finish" "{\"lock\":\"$lock\",\"data\":$final}")
-	status=$(printf '%s\n' "$out" | tail -n 1)
+	call POST "/v1/jobs/$type/$id/finish" "{\"lock\":\"$lock\",\"data\":$final}"
 	case $status in
 	200) done=$((done + 1)) ;;
 	409) ;;
-	*) echo "worker.sh: finish: $out" >&2; exit 1 ;;
+	*) echo "worker.sh: finish: $status $body" >&2; exit 1 ;;
 	esac
 done
 echo "worker.sh: finished $done jobs" >&2

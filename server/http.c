@@ -170,10 +170,13 @@ static void reply_text(struct srv_req *r, int status, char *text, const char *ct
 void srv_reply_json(struct srv_req *r, int status, json_t *body) {
 	char *text = NULL;
 	if (body) {
-		text = json_dumps(body, JSON_COMPACT);
+		/* one line, ending in a line break, as curl users like it */
+		char *j = json_dumps(body, JSON_COMPACT);
 		json_decref(body);
+		if (j && asprintf(&text, "%s\n", j) < 0) text = NULL;
+		free(j);
 		if (!text) {
-			reply_text(r, 503, NULL, "application/json");
+			reply_text(r, 507, NULL, "application/json");
 			return;
 		}
 	}

@@ -368,6 +368,7 @@ def case_stop(cjobs, scratch):
     t0 = time.monotonic()
     s.stop()
     poll.join(bound(30))
+    check("poll" in res, "the long poll was not answered when the server stopped")
     eq(res["poll"][0], 204, "the long poll was answered")
     eq(ev.next(), None, "the event stream ended")
     check(time.monotonic() - t0 < bound(15), "stopped in time")
@@ -432,7 +433,8 @@ def case_abuse(cjobs, scratch):
         s.ok("GET", "/v1/jobs/t/j")
         check(time.monotonic() - t0 < bound(5), "a request took %.1fs", time.monotonic() - t0)
     grown = s.rss_kb() - base
-    check(grown < 256 * 1024, "memory grew by %d KiB", grown)
+    print("  memory: %d KiB more with 200 idle connections and a slow client" % grown)
+    check(grown < 128 * 1024, "memory grew by %d KiB", grown)
     stop.set()
     for c in idle:
         c.close()

@@ -8,6 +8,7 @@
 #include "server.h"
 
 #include <string.h>
+#include <time.h>
 
 void srv_h_type_get(struct srv_req *r) {
 	int64_t s;
@@ -85,7 +86,7 @@ static int count_cb(const cj_job_info *info, void *arg) {
 }
 
 int srv_count_types(struct srv *s, json_t **out) {
-	struct counts c = {json_object(), srv_epoch()};
+	struct counts c = {json_object(), (int64_t)time(NULL)};
 	char **types = NULL;
 	size_t n = 0;
 	*out = NULL;

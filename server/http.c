@@ -17,12 +17,6 @@ int64_t srv_now_ms(void) {
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t srv_epoch(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec;
-}
-
 /* The state of a request across the calls libmicrohttpd makes for it. */
 struct conn_state {
 	struct srv_req r;

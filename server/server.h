@@ -140,9 +140,8 @@ char *srv_unescape(const char *s, int plus_is_space);
 /* Replies with a response built by the handler (taken over). */
 void srv_reply_resp(struct srv_req *r, int status, struct MHD_Response *resp);
 
-/* Milliseconds on the monotonic clock; seconds since the epoch. */
+/* Milliseconds on the monotonic clock. */
 int64_t srv_now_ms(void);
-int64_t srv_epoch(void);
 
 /* libmicrohttpd's callbacks (http.c), installed by server.c; `cls` is the
  * struct srv. */

@@ -46,6 +46,9 @@ def case_jobs(cjobs, scratch):
     odd = "a/b c?d%"
     s.ok("PUT", "/v1/jobs/t/" + q(odd), {"data": {"odd": True}})
     eq(s.ok("GET", "/v1/jobs/t/" + q(odd))["id"], odd, "escaped id")
+    # deep nesting within jansson's limit is fine
+    eq(s.req("PUT", "/v1/jobs/t/deep", raw='{"data":{"a":%s%s}}' % ("[" * 500, "]" * 500))[0],
+       200, "deep nesting")
     # another process sees it: the store is the same
     check('"id":"a/b c?d%"' in s.cli("get", "t", odd), "the CLI sees the job")
     # listing: filters and paging
@@ -67,7 +70,7 @@ def case_jobs(cjobs, scratch):
     eq(seen, ["%02d" % i for i in range(25)], "paged ids")
     eq(pages, 3, "pages")
     b = s.ok("GET", "/v1/jobs?state=pending&limit=1000")
-    eq(len(b["jobs"]), 28, "every pending job")
+    eq(len(b["jobs"]), 29, "every pending job")
     eq(b["next"], None, "one page")
     eq(s.ok("GET", "/v1/jobs?state=running")["jobs"], [], "no running job")
     # remove
@@ -85,6 +88,8 @@ def case_jobs(cjobs, scratch):
         ("PUT", "/v1/jobs/t/" + "i" * 1025, '{}', 400, "CJ_INVALID"),
         ("PUT", "/v1/jobs/" + "t" * 256 + "/x", '{}', 400, "CJ_INVALID"),
         ("PUT", "/v1/jobs/t/a%00b", '{}', 400, "CJ_INVALID"),
+        ("PUT", "/v1/jobs/t/x", '{"data":{"a":%s%s}}' % ("[" * 100000, "]" * 100000), 400,
+         "CJ_JSON"),
         ("GET", "/v1/jobs?state=done", None, 400, "CJ_INVALID"),
         ("GET", "/v1/jobs?limit=0", None, 400, "CJ_INVALID"),
         ("GET", "/v1/jobs?limit=1001", None, 400, "CJ_INVALID"),
@@ -184,6 +189,18 @@ def case_process(cjobs, scratch):
     job = s.ok("POST", "/v1/types/t/accept", {"timeout_ms": 0})
     s.cli("rm", "t", "j2")
     eq(s.req("POST", "/v1/jobs/t/j2/update", {"lock": job["lock"]})[0], 409, "removed")
+    # a client that gives up its long poll does not take a job with it
+    gone = socket.create_connection((s.host, s.port))
+    body = b'{"timeout_ms":30000}'
+    gone.sendall(b"POST /v1/types/g/accept HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                 % (len(body), body))
+    time.sleep(0.2)
+    gone.close()
+    s.ok("PUT", "/v1/types/g", {"timeout": 30})
+    time.sleep(0.1)
+    s.cli("add", "g", "left")
+    job = s.ok("POST", "/v1/types/g/accept", {"timeout_ms": int(bound(10) * 1000)})
+    eq(job["id"], "left", "the job the gone client would have taken")
     # scheduled jobs and accept options
     s.ok("PUT", "/v1/jobs/t/later", {"sched_time": 4102444800})
     eq(s.req("POST", "/v1/types/t/accept", {"timeout_ms": 0})[0], 204, "not due")

@@ -42,9 +42,11 @@ static enum MHD_Result queue(struct conn_state *cs) {
 	return ok;
 }
 
-static enum MHD_Result early(struct conn_state *cs, int status, const char *name,
+/* Answers before the body is read (or once it was dropped). `code` is the
+ * CJ_* code the answer stands for, 0 for the server's own refusals. */
+static enum MHD_Result early(struct conn_state *cs, int status, const char *name, int code,
                              const char *msg) {
-	srv_reply_err(&cs->r, status, name, 0, "%s", msg);
+	srv_reply_err(&cs->r, status, name, code, "%s", msg);
 	cs->early = 1;
 	return queue(cs);
 }
@@ -75,15 +77,15 @@ static enum MHD_Result first_call(struct srv *s, struct MHD_Connection *c,
 		cs->early = 1;
 		return queue(cs);
 	}
-	if (st) return early(cs, st, "forbidden", "only loopback clients are served");
+	if (st) return early(cs, st, "forbidden", 0, "only loopback clients are served");
 	cs->handler = srv_route_find(&cs->r, url, &st);
 	if (!cs->handler) {
-		if (st == 405) return early(cs, 405, "method_not_allowed", "method not allowed here");
-		if (st == 400) return early(cs, 400, "CJ_INVALID", "bad path segment");
-		return early(cs, 404, "no_route", "no such route");
+		if (st == 405) return early(cs, 405, "method_not_allowed", 0, "method not allowed here");
+		if (st == 400) return early(cs, 400, "CJ_INVALID", CJ_INVALID, "bad path segment");
+		return early(cs, 404, "no_route", 0, "no such route");
 	}
 	if (declared_too_large(c))
-		return early(cs, 413, "CJ_TOO_LARGE", "request body over the limit");
+		return early(cs, 413, "CJ_TOO_LARGE", CJ_TOO_LARGE, "request body over the limit");
 	return MHD_YES;
 }
 
@@ -118,7 +120,8 @@ enum MHD_Result srv_on_request(void *cls, struct MHD_Connection *c, const char *
 		cs->r.body[cs->r.body_len] = 0;
 		return MHD_YES;
 	}
-	if (cs->too_large) return early(cs, 413, "CJ_TOO_LARGE", "request body over the limit");
+	if (cs->too_large)
+		return early(cs, 413, "CJ_TOO_LARGE", CJ_TOO_LARGE, "request body over the limit");
 	cs->handler(&cs->r);
 	return queue(cs);
 }

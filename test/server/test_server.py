@@ -243,8 +243,10 @@ def case_status_map(cjobs, scratch):
         "CJ_INVALID": s.req("PUT", "/v1/jobs/t/" + "i" * 1025, {}),
         "CJ_TOO_LARGE": s.req("PUT", "/v1/jobs/t/a", raw=big),
     }
+    with open(os.path.join(ROOT, "include", "couchjobs.h")) as f:
+        numbers = {"CJ_" + n: -int(v) for n, v in re.findall(r"XX\((\w+), -(\d+),", f.read())}
     for name, (st, b, _) in seen.items():
-        eq((st, b["error"]), (table[name], name), "status of " + name)
+        eq((st, b["error"], b["code"]), (table[name], name, numbers[name]), "status of " + name)
     eq(s.ok("GET", "/v1/jobs/t/a")["data"], {}, "the oversized add changed nothing")
     s.stop()
 

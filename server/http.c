@@ -141,7 +141,6 @@ void srv_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	atomic_fetch_sub(&s->active, 1);
 }
 
-
 /* ---- replies ------------------------------------------------------------ */
 
 void srv_reply_resp(struct srv_req *r, int status, struct MHD_Response *resp) {
@@ -150,7 +149,7 @@ void srv_reply_resp(struct srv_req *r, int status, struct MHD_Response *resp) {
 	r->status = status;
 }
 
-static void reply_text(struct srv_req *r, int status, char *text, const char *ctype) {
+void srv_reply_text(struct srv_req *r, int status, char *text, const char *ctype) {
 	struct MHD_Response *resp = MHD_create_response_from_buffer(
 		text ? strlen(text) : 0, text ? text : (char *)"",
 		text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
@@ -173,15 +172,11 @@ void srv_reply_json(struct srv_req *r, int status, json_t *body) {
 		if (j && asprintf(&text, "%s\n", j) < 0) text = NULL;
 		free(j);
 		if (!text) {
-			reply_text(r, 507, NULL, "application/json");
+			srv_reply_text(r, 507, NULL, "application/json");
 			return;
 		}
 	}
-	reply_text(r, status, text, "application/json");
-}
-
-void srv_reply_text(struct srv_req *r, int status, char *text, const char *ctype) {
-	reply_text(r, status, text, ctype);
+	srv_reply_text(r, status, text, "application/json");
 }
 
 void srv_reply_err(struct srv_req *r, int status, const char *name, int code,

@@ -50,12 +50,11 @@ def store_url(scratch):
 class Server:
     """`cjobs serve` on port 0 of 127.0.0.1; the bound port is read back."""
 
-    def __init__(self, cjobs, db, token_file=None, extra=()):
+    def __init__(self, cjobs, db, token_file=None, listen="127.0.0.1:0"):
         self.cjobs, self.db = cjobs, db
-        args = [cjobs, "--db", db, "serve", "--listen", "127.0.0.1:0"]
+        args = [cjobs, "--db", db, "serve", "--listen", listen]
         if token_file:
             args += ["--token-file", token_file]
-        args += list(extra)
         self.err = tempfile.TemporaryFile()
         self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.err)
         r, _, _ = select.select([self.p.stdout], [], [], bound(60))
@@ -67,6 +66,7 @@ class Server:
         self.url = line.split()[-1]
         hostport = self.url[len("http://"):]
         self.host, port = hostport.rsplit(":", 1)
+        self.host = self.host.strip("[]")
         self.port = int(port)
         self.token = None
 

@@ -283,6 +283,11 @@ def case_auth(cjobs, scratch):
                            timeout=bound(60))
         eq(r.returncode, 2, "token file %s" % bad)
         eq(r.stderr.decode().count("\n"), 1, "one line: %r" % r.stderr)
+    # IPv6 loopback is loopback too
+    s = fresh(cjobs, scratch, listen="[::1]:0")
+    check(s.url.startswith("http://[::1]:"), "an IPv6 URL: %s", s.url)
+    eq(s.ok("GET", "/v1/types/t"), {"type": "t", "timeout": 5}, "over ::1")
+    s.stop()
     for listen in ("nowhere", "127.0.0.1", "127.0.0.1:99999", "[::1:80", "localhost:80"):
         r = subprocess.run([cjobs, "--db", store_url(scratch), "serve", "--listen", listen],
                            capture_output=True, timeout=bound(60))

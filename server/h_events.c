@@ -19,6 +19,7 @@
 
 struct sse {
 	struct srv *srv;
+	struct srv_req *req; /* for srv_client_gone(); valid while the stream is */
 	cj_sub *sub;
 	char *buf; /* text not yet sent */
 	size_t len, off;
@@ -73,6 +74,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
 		}
 		if (e->done || !e->sub || atomic_load(&e->srv->stopping))
 			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (srv_client_gone(e->req)) return MHD_CONTENT_READER_END_WITH_ERROR;
 		cj_event ev = {0};
 		int rc = cj_wait(&e->sub, 1, 0, SRV_STOP_SLICE_MS, &ev);
 		if (rc == CJ_OK) {
@@ -119,6 +121,7 @@ void srv_h_events(struct srv_req *r) {
 		return;
 	}
 	e->srv = s;
+	e->req = r;
 	e->sub = sub;
 	e->last_write_ms = srv_now_ms();
 	/* the current state first, unless the client saw exactly it last */

@@ -4,10 +4,8 @@
  */
 #include "server.h"
 
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 int srv_waiter_enter(struct srv_req *r) {
 	if (atomic_fetch_add(&r->srv->waiters, 1) >= SRV_MAX_WAITERS) {
@@ -55,19 +53,6 @@ static int accept_opts(struct srv_req *r, json_t *body, cj_accept_opts *o) {
 	return 0;
 }
 
-/* Whether the client closed its side of the connection (it gave up its long
- * poll): then nobody would receive a job accepted for it. */
-static int client_gone(struct srv_req *r) {
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-	if (!ci) return 0;
-	struct pollfd p = {ci->connect_fd, POLLIN | POLLRDHUP, 0};
-	if (poll(&p, 1, 0) <= 0) return 0;
-	if (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) return 1;
-	char c;
-	return (p.revents & POLLIN) && recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
-}
-
 /* Makes a job accepted for a client that left pending again, with its data
  * and scheduled time unchanged: flagged for another run, then finished. */
 static void hand_back(struct srv *s, cj_job *job) {
@@ -97,11 +82,11 @@ void srv_h_accept(struct srv_req *r) {
 		slice.timeout_ms = left < 0 ? 0 : left > SRV_STOP_SLICE_MS ? SRV_STOP_SLICE_MS : left;
 		rc = cj_accept(s->db, r->param[0], &slice, &job, &data);
 		if (rc != CJ_NOT_FOUND || left <= SRV_STOP_SLICE_MS || atomic_load(&s->stopping) ||
-		    client_gone(r))
+		    srv_client_gone(r))
 			break;
 	}
 	srv_waiter_leave(r);
-	if (rc == CJ_OK && client_gone(r)) {
+	if (rc == CJ_OK && srv_client_gone(r)) {
 		hand_back(s, job);
 		cj_free(data);
 		cj_job_free(job);

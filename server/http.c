@@ -5,10 +5,12 @@
 #include "server.h"
 
 #include <microhttpd.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 int64_t srv_now_ms(void) {
@@ -201,6 +203,17 @@ void srv_reply_cj(struct srv_req *r, int rc) {
 		                                "taken back, and is no longer held with this lock"));
 	if (rc == CJ_HALT) atomic_fetch_add(&r->srv->m.halted, 1);
 	srv_reply_json(r, srv_status_of(rc), b);
+}
+
+int srv_client_gone(struct srv_req *r) {
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!ci) return 0;
+	struct pollfd p = {ci->connect_fd, POLLIN | POLLRDHUP, 0};
+	if (poll(&p, 1, 0) <= 0) return 0;
+	if (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) return 1;
+	char c;
+	return (p.revents & POLLIN) && recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
 /* ---- request data ------------------------------------------------------- */

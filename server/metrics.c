@@ -171,6 +171,9 @@ void srv_h_metrics(struct srv_req *r) {
 	for (int i = 1; i <= 5; i++)
 		fprintf(f, "couchjobs_server_http_responses_total{class=\"%dxx\"} %llu\n", i,
 		        (unsigned long long)atomic_load(&m->http[i]));
+	fprintf(f, "# HELP couchjobs_server_waiting_requests Accept long polls and event streams "
+	        "open now.\n# TYPE couchjobs_server_waiting_requests gauge\n"
+	        "couchjobs_server_waiting_requests %d\n", atomic_load(&s->waiters));
 	hist(f, "couchjobs_server_accept_wait_seconds", "How long successful accepts waited for a job.", &m->accept_wait);
 	hist(f, "couchjobs_server_job_run_seconds", "Accept to finish of jobs run through this server.", &m->run_time);
 	if (fclose(f) != 0) {

@@ -117,6 +117,10 @@ json_t *srv_body_json(struct srv_req *r);
 /* The decoded value of query argument `name` (malloc'd), or NULL. */
 char *srv_query(struct srv_req *r, const char *name);
 
+/* Whether the client closed its side of the connection (it gave up a long
+ * poll or an event stream): nobody would read an answer. */
+int srv_client_gone(struct srv_req *r);
+
 /* A request header, or NULL. */
 const char *srv_header(struct srv_req *r, const char *name);
 

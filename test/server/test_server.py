@@ -362,6 +362,17 @@ def case_events(cjobs, scratch):
     eq((d["state"], d["data"]), ("finished", {"v": 3}), "missed change delivered")
     eq(ev.next(), None, "the stream ends after finished")
     ev.close()
+    # clients that leave free their place at once (not at the next ping)
+    s.ok("PUT", "/v1/jobs/t/w", {})
+    streams = [Events(s, "/v1/jobs/t/w/events") for _ in range(3)]
+
+    def waiting():
+        st, text, _ = s.req("GET", "/metrics")
+        return parse_metrics(text)[("couchjobs_server_waiting_requests", frozenset())]
+    eq(waiting(), 3, "three streams open")
+    for ev in streams:
+        ev.close()
+    wait_for(lambda: waiting() == 0, 5, "the streams to be let go")
     # removed: the event, then the end
     s.ok("PUT", "/v1/jobs/t/k", {})
     ev = Events(s, "/v1/jobs/t/k/events")

@@ -284,7 +284,7 @@ def case_auth(cjobs, scratch):
         eq(r.returncode, 2, "token file %s" % bad)
         eq(r.stderr.decode().count("\n"), 1, "one line: %r" % r.stderr)
     # IPv6 loopback is loopback too
-    s = fresh(cjobs, scratch, listen="[::1]:0")
+    s = Server(cjobs, s.db, listen="[::1]:0")
     check(s.url.startswith("http://[::1]:"), "an IPv6 URL: %s", s.url)
     eq(s.ok("GET", "/v1/types/t"), {"type": "t", "timeout": 5}, "over ::1")
     s.stop()

@@ -98,7 +98,7 @@ static void sse_free(void *cls) {
 	struct sse *e = cls;
 	cj_unsubscribe(e->sub);
 	free(e->buf);
-	atomic_fetch_sub(&e->srv->waiters, 1);
+	srv_waiter_leave(e->srv);
 	free(e);
 }
 

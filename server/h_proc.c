@@ -16,7 +16,7 @@ int srv_waiter_enter(struct srv_req *r) {
 	return 0;
 }
 
-void srv_waiter_leave(struct srv_req *r) { atomic_fetch_sub(&r->srv->waiters, 1); }
+void srv_waiter_leave(struct srv *s) { atomic_fetch_sub(&s->waiters, 1); }
 
 /* Reads the accept options of the body. 0, or -1 after replying 400. */
 static int accept_opts(struct srv_req *r, json_t *body, cj_accept_opts *o) {
@@ -85,7 +85,7 @@ void srv_h_accept(struct srv_req *r) {
 		    srv_client_gone(r))
 			break;
 	}
-	srv_waiter_leave(r);
+	srv_waiter_leave(s);
 	if (rc == CJ_OK && srv_client_gone(r)) {
 		hand_back(s, job);
 		cj_free(data);

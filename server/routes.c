@@ -8,7 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct srv_route routes[] = {
+struct route {
+	const char *method;
+	const char *pattern; /* "/v1/jobs/{}/{}": {} matches one segment */
+	srv_handler handler;
+};
+
+static const struct route routes[] = {
 	{"GET", "/v1/jobs", srv_h_jobs_list},
 	{"PUT", "/v1/jobs/{}/{}", srv_h_job_put},
 	{"GET", "/v1/jobs/{}/{}", srv_h_job_get},

@@ -124,7 +124,8 @@ int srv_client_gone(struct srv_req *r);
 /* A request header, or NULL. */
 const char *srv_header(struct srv_req *r, const char *name);
 
-/* Replies `status` with the compact text of `body` (stolen; NULL: none). */
+/* Replies `status` with the compact text of `body` and a line break
+ * (`body` is stolen; NULL: no body). */
 void srv_reply_json(struct srv_req *r, int status, json_t *body);
 
 /* Replies `status` with an error body {"error":NAME,"code":N,"message":...}. */
@@ -159,12 +160,6 @@ size_t srv_keep_escaped(void *cls, struct MHD_Connection *c, char *s);
 /* ---- routing (routes.c) ------------------------------------------------- */
 
 typedef void (*srv_handler)(struct srv_req *r);
-
-struct srv_route {
-	const char *method;
-	const char *pattern; /* "/v1/jobs/{}/{}": {} matches one segment */
-	srv_handler handler;
-};
 
 /* Finds the route of `method` `path` and fills r->param. Returns the
  * handler; NULL with *status 404 (no such path) or 405 (not this method)
@@ -210,7 +205,7 @@ int srv_count_types(struct srv *s, json_t **out);
 /* Takes one of the SRV_MAX_WAITERS slots of long polls and event streams:
  * 0, or -1 after replying 503. srv_waiter_leave() gives it back. */
 int srv_waiter_enter(struct srv_req *r);
-void srv_waiter_leave(struct srv_req *r);
+void srv_waiter_leave(struct srv *s);
 
 /* Builds the JSON object of a job as GET /v1/jobs/{type}/{id} answers it. */
 json_t *srv_job_json(const cj_job_info *info);

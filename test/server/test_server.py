@@ -462,6 +462,9 @@ def case_abuse(cjobs, scratch):
         pass  # refused while sending: as good
     c.close()
     eq(s.req("GET", "/v1/jobs/t/big")[0], 404, "nothing was added")
+    # over-long headers and URLs
+    eq(s.req("GET", "/v1/types", headers={"X-Big": "a" * 40000})[0], 431, "long header")
+    eq(s.req("GET", "/v1/jobs/t/" + "a" * 40000)[0], 414, "long URL")
     # meanwhile others are served promptly, many times over
     for i in range(50):
         t0 = time.monotonic()

@@ -306,6 +306,28 @@ int cj_url_redact(const char *url, char *out, size_t cap);
 
 /** @brief The engine's name ("lmdb", "postgresql"). Static; never fails. */
 const char *cj_db_engine(const cj_db *db);
+
+/** @brief Counters of one handle since cj_open(); fields may be added at the
+ *  end in later versions. */
+typedef struct cj_stats {
+	/** Reads of the store's job records and indexes (one per key looked up
+	 *  or range scanned) by every call and background thread of the handle. */
+	uint64_t store_reads;
+	/** Times the subscription notifier looked for changes (a commit that
+	 *  changed any job, in any process, makes it look). */
+	uint64_t notifier_passes;
+	/** Subscribed jobs the notifier read again from the store, because
+	 *  their job (or another job sharing its wake word) changed. */
+	uint64_t notifier_reads;
+} cj_stats;
+
+/**
+ * @brief Copies the handle's counters into @p *stats.
+ *
+ * Thread-safe; each counter is read on its own, not all at one instant.
+ * @return #CJ_OK, #CJ_INVALID (NULL argument).
+ */
+int cj_db_stats(const cj_db *db, cj_stats *stats);
 /** @} */
 
 /** @defgroup checks Checking arguments without a store

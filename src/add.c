@@ -72,7 +72,9 @@ static int remove_fn(cj_tx *tx, void *arg) {
 	int rc = cj__job_load(tx, a->type, a->id, &copy, &jv, NULL);
 	if (rc || (rc = cj__job_unindex(tx, a->type, a->id, &jv))) goto out;
 	cj__key_data(&tx->kbuf, a->type, a->id);
-	if ((rc = cj__del(tx, &tx->kbuf)) || (rc = cj__tx_vs(tx, vs))) goto out;
+	if ((rc = cj__del(tx, &tx->kbuf)) || (rc = cj__notify_job(tx, a->type, a->id)) ||
+	    (rc = cj__tx_vs(tx, vs)))
+		goto out;
 	rc = cj__touch_activity(tx, a->type, vs);
 out:
 	cj__buf_free(&copy);

@@ -1,6 +1,8 @@
 /* Channels: the names the core notifies and waits on, the wake words
- * engines map them to, and the engine's ops to wait on them. */
+ * engines map them and jobs to (cj_int.h), and the engine's ops to wait on
+ * them. */
 #include <stdio.h>
+#include <string.h>
 
 #include "cj_int.h"
 
@@ -8,17 +10,61 @@ void cj__chan_pending(char *out, size_t cap, const char *type) {
 	snprintf(out, cap, "p:%s", type);
 }
 
+/* FNV-1a over n bytes, continuing from h. */
+static uint32_t fnv(uint32_t h, const void *p, size_t n) {
+	for (const unsigned char *c = p; n--; c++) h = (h ^ *c) * 16777619u;
+	return h;
+}
+
+#define FNV_SEED 2166136261u
+
 unsigned cj__chan_word(const char *chan) {
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (const unsigned char *p = (const unsigned char *)chan; *p; p++)
-		h = (h ^ *p) * 16777619u;
-	return 1 + h % (CJ_CHAN_WORDS - 1);
+	return 1 + fnv(FNV_SEED, chan, strlen(chan)) % (CJ_CHAN_WORDS - 1);
+}
+
+unsigned cj__job_number(const char *type, const char *id) {
+	/* type and id with the NUL between them: no two pairs hash alike */
+	uint32_t h = fnv(FNV_SEED, type, strlen(type) + 1);
+	h = fnv(h, id, strlen(id));
+	return (h ^ h >> 16) % CJ_JOB_WORDS;
 }
 
 void cj__wordset_add(cj_wordset *s, unsigned w) {
 	if (s->bits[w / 8] & (1u << (w % 8))) return;
 	s->bits[w / 8] |= (uint8_t)(1u << (w % 8));
 	s->list[s->n++] = (uint16_t)w;
+}
+
+void cj__wordset_add_job(cj_wordset *s, unsigned job) {
+	cj__wordset_add(s, cj__chan_word(CJ_CHAN_ACTIVITY));
+	if (s->all_jobs) return;
+	for (unsigned i = 0; i < s->njobs; i++)
+		if (s->jobs[i] == job) return;
+	if (s->njobs == CJ_WORDSET_JOBS) {
+		s->all_jobs = 1;
+		return;
+	}
+	s->jobs[s->njobs++] = (uint16_t)job;
+}
+
+int cj__wordset_empty(const cj_wordset *s) { return s->n == 0; }
+
+void cj__wordset_each(const cj_wordset *s, void (*fn)(void *arg, unsigned word),
+                      void *arg) {
+	if (s->all_jobs) {
+		fn(arg, CJ_WORD_ALL);
+	} else if (s->njobs) {
+		uint8_t seen[CJ_JOB_GROUPS / 8] = {0};
+		for (unsigned i = 0; i < s->njobs; i++) fn(arg, CJ_WORD_JOB(s->jobs[i]));
+		for (unsigned i = 0; i < s->njobs; i++) {
+			unsigned g = s->jobs[i] / CJ_JOB_GROUP_SIZE;
+			if (seen[g / 8] & (1u << (g % 8))) continue;
+			seen[g / 8] |= (uint8_t)(1u << (g % 8));
+			fn(arg, CJ_WORD_GROUP(g));
+		}
+	}
+	if (s->all_jobs || s->njobs) fn(arg, CJ_WORD_NEW);
+	for (unsigned i = 0; i < s->n; i++) fn(arg, s->list[i]);
 }
 
 /* ---- waiting on channels: the engine's wake ops -------------------------- */
@@ -32,3 +78,7 @@ int cj__wait(cj_db *db, const char *chan, uint64_t token, int64_t deadline_ms) {
 }
 
 void cj__wake(cj_db *db, const char *chan) { db->eng->wake(db->edb, chan); }
+
+uint64_t cj__word(cj_db *db, unsigned w) { return db->eng->word(db->edb, w); }
+
+void cj__bump(cj_db *db, unsigned w) { db->eng->bump(db->edb, w); }

@@ -34,6 +34,7 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -235,31 +236,75 @@ struct cj_db {
 	pthread_cond_t cond; /* signalled when an event is queued */
 	cj_monitor *monitor;
 	cj_notifier *notifier;
+
+	/* cj_stats */
+	_Atomic uint64_t store_reads;
+	_Atomic uint64_t notifier_passes;
+	_Atomic uint64_t notifier_reads;
 };
 
 /* ---- chan.c: channels (engine.h) the core notifies and waits on ------------ */
 
 #define CJ_CHAN_TYPES "types"       /* a type timeout was set or cleared */
-#define CJ_CHAN_ACTIVITY "activity" /* any job changed state or data */
+#define CJ_CHAN_ACTIVITY "activity" /* a job changed (with its job word) */
 /* pending channel of a type: "p:" + type */
 void cj__chan_pending(char *out, size_t cap, const char *type);
 #define CJ_CHAN_MAX (CJ_MAX_TYPE + 3)
 
-/* Engines map channels to CJ_CHAN_WORDS wake words (word 0 unused); a
- * transaction collects the words it marked in a cj_wordset, each once. */
+/* Wake words. Engines map channels to CJ_CHAN_WORDS words (word 0 unused),
+ * and every job to one of CJ_JOB_WORDS job words past them:
+ *
+ *   1 .. 1023       channels (cj__chan_word; the layout of the first build)
+ *   CJ_WORD_NEW     bumped with "activity" by every commit that marks job
+ *                   words, so that a commit of a build that marks
+ *                   "activity" alone can be told apart (sub.c)
+ *   CJ_WORD_ALL     every job changed (a commit marked too many to list)
+ *   CJ_WORD_GROUP   one per CJ_JOB_GROUP_SIZE job words: bumped with any
+ *   CJ_WORD_JOB     the job's own word
+ *
+ * A commit bumps its words in the order cj__wordset_each gives: job words,
+ * their groups, ALL, NEW, then channels; so whoever sees a group, NEW or
+ * "activity" bumped sees the job words under it bumped too. A transaction
+ * collects the words it marked in a cj_wordset, each once. */
 #define CJ_CHAN_WORDS 1024
 unsigned cj__chan_word(const char *chan); /* 1 .. CJ_CHAN_WORDS - 1 */
+#define CJ_JOB_WORDS 65536
+#define CJ_JOB_GROUP_SIZE 256
+#define CJ_JOB_GROUPS (CJ_JOB_WORDS / CJ_JOB_GROUP_SIZE)
+#define CJ_WORD_NEW CJ_CHAN_WORDS
+#define CJ_WORD_ALL (CJ_CHAN_WORDS + 1)
+#define CJ_WORD_GROUP(g) (CJ_CHAN_WORDS + 2 + (unsigned)(g))
+#define CJ_WORD_JOB(j) (CJ_WORD_GROUP(CJ_JOB_GROUPS) + (unsigned)(j))
+#define CJ_WORDS CJ_WORD_JOB(CJ_JOB_WORDS) /* words in all */
+/* The job number of (type, id): 0 .. CJ_JOB_WORDS - 1. */
+unsigned cj__job_number(const char *type, const char *id);
+
+/* Job numbers a transaction lists before it marks CJ_WORD_ALL instead; it
+ * keeps the PostgreSQL engine's notification payload well under 8000 bytes. */
+#define CJ_WORDSET_JOBS 256
 typedef struct cj_wordset {
 	uint8_t bits[CJ_CHAN_WORDS / 8];
 	uint16_t list[CJ_CHAN_WORDS]; /* the marked words, in marking order */
 	unsigned n;
+	uint16_t jobs[CJ_WORDSET_JOBS]; /* job numbers marked */
+	unsigned njobs;
+	int all_jobs; /* more than CJ_WORDSET_JOBS were marked */
 } cj_wordset;
 void cj__wordset_add(cj_wordset *s, unsigned word);
+/* Marks a job number, and "activity" with it. */
+void cj__wordset_add_job(cj_wordset *s, unsigned job);
+/* 1 if nothing was marked. */
+int cj__wordset_empty(const cj_wordset *s);
+/* Calls fn with each word to bump, in the order commits bump them. */
+void cj__wordset_each(const cj_wordset *s, void (*fn)(void *arg, unsigned word),
+                      void *arg);
 
-/* The engine's wake ops (engine.h's watch, wait, wake) on db. */
+/* The engine's wake ops (engine.h's watch, wait, wake, word, bump) on db. */
 uint64_t cj__watch(cj_db *db, const char *chan);
 int cj__wait(cj_db *db, const char *chan, uint64_t token, int64_t deadline_ms);
 void cj__wake(cj_db *db, const char *chan);
+uint64_t cj__word(cj_db *db, unsigned w);
+void cj__bump(cj_db *db, unsigned w);
 
 /* ---- tx.c --------------------------------------------------------------- */
 
@@ -307,7 +352,11 @@ int cj__claim_first(cj_tx *tx, const cj_buf *lo, const cj_buf *hi, cj_buf *out);
  * transaction, or a code. */
 int cj__claim_key(cj_tx *tx, const cj_buf *k);
 int cj__notify(cj_tx *tx, const char *chan);
-/* Marks a job of type changed: bumps watches_activity, notifies watchers. */
+/* Marks the job's own word (and "activity"): every commit that changes a
+ * job's data value, or removes it, calls this. */
+int cj__notify_job(cj_tx *tx, const char *type, const char *id);
+/* Bumps the type's watches_activity key (the job itself is marked changed
+ * by cj__notify_job). */
 int cj__touch_activity(cj_tx *tx, const char *type, const uint8_t vs[CJ_VS_LEN]);
 /* Marks new pending work of type: bumps watches_pending, notifies. */
 int cj__touch_pending(cj_tx *tx, const char *type, const uint8_t vs[CJ_VS_LEN]);
@@ -330,7 +379,8 @@ int cj__job_read(cj_tx *tx, const char *type, const char *id, cj_buf *copy,
  * CJ_NOT_FOUND with the detail "no such job"; or a code. */
 int cj__job_load(cj_tx *tx, const char *type, const char *id, cj_buf *copy,
                  cj_jv *jv, cj_state *state);
-/* Writes the job's data value: jv's fields with data (NULL: jv's data). */
+/* Writes the job's data value: jv's fields with data (NULL: jv's data), and
+ * marks the job changed (cj__notify_job). */
 int cj__job_write(cj_tx *tx, const char *type, const char *id, const cj_jv *jv,
                   const char *data, size_t dlen);
 /* Makes the job pending at sched with data (NULL: old's data): writes its

@@ -128,3 +128,11 @@ void cj_close(cj_db *db) {
 }
 
 const char *cj_db_engine(const cj_db *db) { return db ? db->eng->name : "none"; }
+
+int cj_db_stats(const cj_db *db, cj_stats *stats) {
+	if (!db || !stats) return cj__fail(CJ_INVALID, "NULL argument");
+	stats->store_reads = atomic_load_explicit(&db->store_reads, memory_order_relaxed);
+	stats->notifier_passes = atomic_load_explicit(&db->notifier_passes, memory_order_relaxed);
+	stats->notifier_reads = atomic_load_explicit(&db->notifier_reads, memory_order_relaxed);
+	return CJ_OK;
+}

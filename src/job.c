@@ -29,7 +29,8 @@ int cj__job_write(cj_tx *tx, const char *type, const char *id, const cj_jv *jv,
                   const char *data, size_t dlen) {
 	cj__key_data(&tx->kbuf, type, id);
 	cj__jv_encode(&tx->vbuf, jv, data, dlen);
-	return cj__put(tx, &tx->kbuf, &tx->vbuf);
+	int rc = cj__put(tx, &tx->kbuf, &tx->vbuf);
+	return rc ? rc : cj__notify_job(tx, type, id);
 }
 
 int cj__job_enqueue(cj_tx *tx, const char *type, const char *id, int64_t sched,

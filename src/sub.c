@@ -2,11 +2,30 @@
  * Subscriptions and the notifier.
  *
  * The notifier is a thread of the cj_db, started by the first subscription.
- * Whenever a commit anywhere marks the activity channel (every change of a
- * job's state or data does), it reads each subscribed job and compares its
- * state and sequence with what it last delivered; a difference queues an
- * event. Reading the current state, rather than replaying changes, is what
- * lets events coalesce while never leaving a subscriber with a stale state.
+ * A commit that changes a job bumps the job's own wake word, the word of
+ * its group of job words, and the "activity" channel (cj_int.h). The
+ * notifier sleeps on "activity"; woken, it compares in memory the words of
+ * the groups that hold subscriptions with what it saw last, and within a
+ * group that changed, the job words of its subscriptions. Only a
+ * subscription whose job word changed is read again from the store: a
+ * commit that changes an unrelated job costs no read (unless the two jobs
+ * share a word, 1 in CJ_JOB_WORDS). Reading the current state, rather than
+ * replaying changes, is what lets events coalesce while never leaving a
+ * subscriber with a stale state.
+ *
+ * A word is loaded before its job is read, so that a commit the read missed
+ * changes the word again afterwards. The notifier reads without the
+ * handle's mutex: it pins what it reads, and cj_unsubscribe() of a pinned
+ * subscription leaves freeing it to the notifier. cj_subscribe() reads its
+ * job itself and loads the word before and after: if the word moved
+ * meanwhile, the subscription is marked stale and the notifier is kicked
+ * to read it again; otherwise no other subscription is looked at.
+ *
+ * A process of the first build marks "activity" alone when a job changes.
+ * Every commit of this build bumps CJ_WORD_NEW just before "activity", so
+ * "activity" - NEW grows only with commits of such a process (loaded in
+ * that order, a commit half done can only make it smaller for a moment);
+ * when it grows, the notifier reads every subscription again.
  */
 #include <errno.h>
 #include <string.h>
@@ -24,10 +43,16 @@ struct ev_node {
 
 struct cj_sub {
 	cj_db *db;
-	char *type, *id;
-	struct cj_sub *next; /* in the notifier's list */
-	int ended;           /* a finished or removed event was queued */
-	cj_state last;       /* last state seen */
+	char *type, *id; /* fixed: read without the mutex while pinned */
+	unsigned job;    /* cj__job_number */
+	/* in its group's list while live, in the notifier's ended list after */
+	struct cj_sub *prev, *next;
+	int pinned;    /* being read by the notifier without the mutex */
+	int gone;      /* unsubscribed while pinned: the notifier frees it */
+	int stale;     /* read it again on the next pass */
+	uint64_t word; /* its job word, loaded before it was last read */
+	int ended;     /* a finished or removed event was queued */
+	cj_state last; /* last state seen */
 	int has_seq;
 	uint8_t seq[CJ_VS_LEN];
 	struct ev_node *head, *tail;
@@ -36,20 +61,12 @@ struct cj_sub {
 	cj_cancel_hook hook;  /* on cancel */
 };
 
-struct cj_notifier {
-	pthread_t thread;
-	int stop;
-	pthread_cond_t wake; /* a subscription was added, or stop */
+/* Subscriptions whose jobs' words are in one group of job words. */
+struct sub_group {
 	cj_sub *subs;
+	uint64_t word; /* the group's word when last compared */
+	int dirty;     /* compare its subscriptions on the next pass */
 };
-
-void cj_event_clear(cj_event *ev) {
-	if (!ev) return;
-	cj_free(ev->type);
-	cj_free(ev->id);
-	cj_free(ev->data);
-	memset(ev, 0, sizeof *ev);
-}
 
 /* ---- reading a job's current state --------------------------------------- */
 
@@ -61,6 +78,32 @@ struct look_arg {
 	uint8_t seq[CJ_VS_LEN];
 	char *data;
 };
+
+struct cj_notifier {
+	pthread_t thread;
+	int stop;
+	pthread_cond_t wake; /* a subscription was added, or stop */
+	size_t live;         /* subscriptions in the groups */
+	int full;            /* the next pass reads every subscription */
+	uint64_t all;        /* CJ_WORD_ALL when last compared */
+	uint32_t legacy;     /* the largest "activity" - NEW seen */
+	struct sub_group groups[CJ_JOB_GROUPS];
+	cj_sub *ended;
+	/* what a pass reads; the notifier thread's own */
+	struct pin {
+		cj_sub *s;
+		struct look_arg a;
+	} *pins;
+	size_t npins, cap;
+};
+
+void cj_event_clear(cj_event *ev) {
+	if (!ev) return;
+	cj_free(ev->type);
+	cj_free(ev->id);
+	cj_free(ev->data);
+	memset(ev, 0, sizeof *ev);
+}
 
 static int look(cj_tx *tx, struct look_arg *a) {
 	cj_buf copy = CJ_BUF_INIT;
@@ -120,51 +163,173 @@ static int queue_event(cj_sub *s, cj_state state, char *data) {
 	return CJ_OK;
 }
 
-struct pass_arg {
-	cj_db *db;
-	int delivered;
-};
+/* ---- words ---------------------------------------------------------------- */
 
-/* One pass over every live subscription, in one read transaction, with the
- * db mutex held (so no subscription goes away meanwhile). */
-static int pass_fn(cj_tx *tx, void *arg) {
-	struct pass_arg *p = arg;
-	cj_notifier *n = p->db->notifier;
-	for (cj_sub *s = n->subs; s; s = s->next) {
-		if (s->ended) continue;
-		struct look_arg a = {s->type, s->id, 1, 0, 0, {0}, NULL};
-		int rc = look(tx, &a);
-		if (rc) {
-			cj_free(a.data);
-			return rc;
+static unsigned activity_word(void) { return cj__chan_word(CJ_CHAN_ACTIVITY); }
+
+/* "activity" - NEW (see the top of this file). */
+static uint32_t legacy_count(cj_db *db) {
+	uint32_t act = (uint32_t)cj__word(db, activity_word());
+	return act - (uint32_t)cj__word(db, CJ_WORD_NEW);
+}
+
+/* Wakes the notifier as a commit would, keeping "activity" - NEW. */
+static void kick(cj_db *db) {
+	cj__bump(db, CJ_WORD_NEW);
+	cj__bump(db, activity_word());
+}
+
+/* ---- the notifier's lists (db->mu held) ------------------------------------ */
+
+static struct sub_group *group_of(cj_notifier *n, const cj_sub *s) {
+	return &n->groups[s->job / CJ_JOB_GROUP_SIZE];
+}
+
+static cj_sub **list_of(cj_notifier *n, cj_sub *s) {
+	return s->ended ? &n->ended : &group_of(n, s)->subs;
+}
+
+static void list_add(cj_notifier *n, cj_sub *s) {
+	cj_sub **head = list_of(n, s);
+	s->prev = NULL;
+	s->next = *head;
+	if (*head) (*head)->prev = s;
+	*head = s;
+	if (!s->ended) n->live++;
+}
+
+static void list_remove(cj_notifier *n, cj_sub *s) {
+	if (s->prev) s->prev->next = s->next;
+	else *list_of(n, s) = s->next;
+	if (s->next) s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+	if (!s->ended) n->live--;
+}
+
+static void sub_free(cj_sub *s) {
+	if (s->cancel) cj__cancel_unhook(s->cancel, &s->hook);
+	while (s->head) {
+		struct ev_node *e = s->head;
+		s->head = e->next;
+		cj_free(e->data);
+		cj_free(e);
+	}
+	cj_free(s->type);
+	cj_free(s->id);
+	cj_free(s);
+}
+
+/* ---- the notifier --------------------------------------------------------- */
+
+static int pin(cj_notifier *n, cj_sub *s) {
+	if (n->npins == n->cap) {
+		size_t cap = n->cap ? n->cap * 2 : 64;
+		struct pin *p = cj__realloc(n->pins, cap * sizeof *p);
+		if (!p) return cj__fail(CJ_NOMEM, "out of memory");
+		n->pins = p;
+		n->cap = cap;
+	}
+	struct pin *p = &n->pins[n->npins++];
+	memset(p, 0, sizeof *p);
+	p->s = s;
+	p->a.type = s->type;
+	p->a.id = s->id;
+	p->a.want_data = 1;
+	s->pinned = 1;
+	return CJ_OK;
+}
+
+/* Pins the subscriptions whose jobs may have changed since they were last
+ * read; a token on "activity" was taken before. */
+static int collect(cj_db *db) {
+	cj_notifier *n = db->notifier;
+	int full = n->full;
+	n->full = 0;
+	uint64_t all = cj__word(db, CJ_WORD_ALL);
+	uint32_t legacy = legacy_count(db);
+	if (all != n->all) full = 1;
+	if ((int32_t)(legacy - n->legacy) > 0) {
+		full = 1;
+		n->legacy = legacy;
+	}
+	n->all = all;
+	int rc = CJ_OK;
+	for (unsigned g = 0; g < CJ_JOB_GROUPS; g++) {
+		struct sub_group *G = &n->groups[g];
+		if (!G->subs) continue;
+		uint64_t gw = cj__word(db, CJ_WORD_GROUP(g));
+		if (!full && !G->dirty && gw == G->word) continue;
+		G->word = gw;
+		G->dirty = 0;
+		for (cj_sub *s = G->subs; s; s = s->next) {
+			uint64_t w = cj__word(db, CJ_WORD_JOB(s->job));
+			if (!full && !s->stale && w == s->word) continue;
+			s->word = w;
+			s->stale = 0;
+			if (rc == CJ_OK) rc = pin(n, s);
+			if (rc) { /* look again at the next pass */
+				s->stale = 1;
+				G->dirty = 1;
+			}
 		}
-		if (!changed(s, &a)) {
-			cj_free(a.data);
-			continue;
-		}
-		if (a.state == CJ_REMOVED) {
-			cj_free(a.data);
-			a.data = NULL;
-		}
-		/* what was delivered moves on only once the event is queued, so a
-		 * failed pass is retried */
-		if ((rc = queue_event(s, a.state, a.data))) {
-			cj_free(a.data);
-			return rc;
-		}
-		s->last = a.state;
-		s->has_seq = a.has_seq;
-		memcpy(s->seq, a.seq, CJ_VS_LEN);
-		if (a.state == CJ_FINISHED || a.state == CJ_REMOVED) s->ended = 1;
-		p->delivered = 1;
+	}
+	return rc;
+}
+
+static int read_fn(cj_tx *tx, void *arg) {
+	cj_notifier *n = arg;
+	for (size_t i = 0; i < n->npins; i++) {
+		int rc = look(tx, &n->pins[i].a);
+		if (rc) return rc;
 	}
 	return CJ_OK;
 }
 
-static int has_live(const cj_notifier *n) {
-	for (const cj_sub *s = n->subs; s; s = s->next)
-		if (!s->ended) return 1;
-	return 0;
+/* Unpins what collect() pinned and queues the events of what changed (rc:
+ * how the read went). 1 if an event was queued; *again set if a job must be
+ * looked at again for want of memory. */
+static int deliver(cj_db *db, int rc, int *again) {
+	cj_notifier *n = db->notifier;
+	int delivered = 0;
+	for (size_t i = 0; i < n->npins; i++) {
+		cj_sub *s = n->pins[i].s;
+		struct look_arg *a = &n->pins[i].a;
+		s->pinned = 0;
+		if (s->gone || rc || !changed(s, a)) {
+			cj_free(a->data);
+			if (s->gone) {
+				sub_free(s);
+			} else if (rc) {
+				s->stale = 1;
+				group_of(n, s)->dirty = 1;
+			}
+			continue;
+		}
+		if (a->state == CJ_REMOVED) {
+			cj_free(a->data);
+			a->data = NULL;
+		}
+		/* what was delivered moves on only once the event is queued: with
+		 * no memory for it, the job is looked at again */
+		if (queue_event(s, a->state, a->data)) {
+			cj_free(a->data);
+			s->stale = 1;
+			group_of(n, s)->dirty = 1;
+			*again = 1;
+			continue;
+		}
+		s->last = a->state;
+		s->has_seq = a->has_seq;
+		memcpy(s->seq, a->seq, CJ_VS_LEN);
+		if (a->state == CJ_FINISHED || a->state == CJ_REMOVED) {
+			list_remove(n, s);
+			s->ended = 1;
+			list_add(n, s);
+		}
+		delivered = 1;
+	}
+	n->npins = 0;
+	return delivered;
 }
 
 static void *notifier_main(void *arg) {
@@ -173,14 +338,25 @@ static void *notifier_main(void *arg) {
 	int64_t retry = CJ_RETRY_MIN_MS;
 	pthread_mutex_lock(&db->mu);
 	while (!n->stop) {
-		if (!has_live(n)) {
+		if (!n->live) {
 			pthread_cond_wait(&n->wake, &db->mu);
 			continue;
 		}
 		uint64_t token = cj__watch(db, CJ_CHAN_ACTIVITY);
-		struct pass_arg p = {db, 0};
-		int rc = cj__run(db, NULL, 0, pass_fn, &p);
-		if (p.delivered) pthread_cond_broadcast(&db->cond);
+		atomic_fetch_add_explicit(&db->notifier_passes, 1, memory_order_relaxed);
+		int rc = collect(db);
+		if (n->npins) {
+			size_t npins = n->npins;
+			pthread_mutex_unlock(&db->mu);
+			atomic_fetch_add_explicit(&db->notifier_reads, npins, memory_order_relaxed);
+			int read = cj__run(db, NULL, 0, read_fn, n);
+			pthread_mutex_lock(&db->mu);
+			int again = 0;
+			if (deliver(db, read, &again)) pthread_cond_broadcast(&db->cond);
+			if (read) rc = read;
+			else if (again) rc = CJ_NOMEM;
+		}
+		if (n->stop) break;
 		pthread_mutex_unlock(&db->mu);
 		/* on a store failure, look again in a while, less often while it
 		 * stays down (an engine that reconnects wakes every channel) */
@@ -201,6 +377,10 @@ static int notifier_start(cj_db *db) {
 		cj_free(n);
 		return cj__fail(CJ_NOMEM, "cannot create the notifier's condition variable");
 	}
+	/* the first subscription was read before these were loaded */
+	n->full = 1;
+	n->all = cj__word(db, CJ_WORD_ALL);
+	n->legacy = legacy_count(db);
 	db->notifier = n;
 	if (pthread_create(&n->thread, NULL, notifier_main, db) != 0) {
 		pthread_cond_destroy(&n->wake);
@@ -211,17 +391,12 @@ static int notifier_start(cj_db *db) {
 	return CJ_OK;
 }
 
-static void sub_free(cj_sub *s) {
-	if (s->cancel) cj__cancel_unhook(s->cancel, &s->hook);
-	while (s->head) {
-		struct ev_node *e = s->head;
-		s->head = e->next;
-		cj_free(e->data);
-		cj_free(e);
+static void free_list(cj_sub *s) {
+	while (s) {
+		cj_sub *next = s->next;
+		sub_free(s);
+		s = next;
 	}
-	cj_free(s->type);
-	cj_free(s->id);
-	cj_free(s);
 }
 
 void cj__notifier_stop(cj_db *db) {
@@ -234,13 +409,12 @@ void cj__notifier_stop(cj_db *db) {
 	n->stop = 1;
 	pthread_cond_signal(&n->wake);
 	pthread_mutex_unlock(&db->mu);
-	cj__wake(db, CJ_CHAN_ACTIVITY);
+	kick(db);
 	pthread_join(n->thread, NULL);
-	while (n->subs) { /* subscriptions left open are freed with the db */
-		cj_sub *s = n->subs;
-		n->subs = s->next;
-		sub_free(s);
-	}
+	/* subscriptions left open are freed with the db */
+	for (unsigned g = 0; g < CJ_JOB_GROUPS; g++) free_list(n->groups[g].subs);
+	free_list(n->ended);
+	cj_free(n->pins);
 	pthread_cond_destroy(&n->wake);
 	cj_free(n);
 	db->notifier = NULL;
@@ -255,6 +429,10 @@ int cj_subscribe(cj_db *db, const char *type, const char *id, cj_sub **sub,
 	if (!db || !sub) return cj__fail(CJ_INVALID, "NULL argument");
 	int rc;
 	if ((rc = cj__check_type(type)) || (rc = cj__check_id(id))) return rc;
+	unsigned job = cj__job_number(type, id);
+	/* the words before the read: a change the read misses moves them */
+	uint64_t w0 = cj__word(db, CJ_WORD_JOB(job));
+	uint32_t legacy0 = legacy_count(db);
 	struct look_arg a = {type, id, data != NULL, 0, 0, {0}, NULL};
 	if ((rc = cj__run(db, NULL, 0, look_fn, &a))) goto out_free;
 	if (a.state == CJ_REMOVED) {
@@ -274,23 +452,34 @@ int cj_subscribe(cj_db *db, const char *type, const char *id, cj_sub **sub,
 		goto out_free;
 	}
 	s->db = db;
+	s->job = job;
 	s->last = a.state;
 	s->has_seq = a.has_seq;
 	memcpy(s->seq, a.seq, CJ_VS_LEN);
+	int moved = 0;
 	pthread_mutex_lock(&db->mu);
 	rc = notifier_start(db);
 	if (rc == CJ_OK) {
-		s->next = db->notifier->subs;
-		db->notifier->subs = s;
-		pthread_cond_signal(&db->notifier->wake);
+		cj_notifier *n = db->notifier;
+		struct sub_group *G = group_of(n, s);
+		/* a group's word is loaded before the job words it covers */
+		if (!G->subs) G->word = cj__word(db, CJ_WORD_GROUP(job / CJ_JOB_GROUP_SIZE));
+		s->word = cj__word(db, CJ_WORD_JOB(job));
+		if (s->word != w0 || legacy_count(db) != legacy0) {
+			/* the job may have changed since it was read */
+			s->stale = 1;
+			G->dirty = 1;
+			moved = 1;
+		}
+		list_add(n, s);
+		pthread_cond_signal(&n->wake);
 	}
 	pthread_mutex_unlock(&db->mu);
 	if (rc) {
 		sub_free(s);
 		goto out_free;
 	}
-	/* the notifier may be asleep with an older token: make it look now */
-	cj__wake(db, CJ_CHAN_ACTIVITY);
+	if (moved) kick(db);
 	*sub = s;
 	if (data) *data = a.data;
 	else cj_free(a.data);
@@ -303,14 +492,16 @@ out_free:
 int cj_unsubscribe(cj_sub *sub) {
 	if (!sub) return CJ_OK;
 	cj_db *db = sub->db;
+	/* the tie ends now, even when the notifier frees sub later: the caller
+	 * may free its cancellation as soon as this returns */
+	if (sub->cancel) cj__cancel_unhook(sub->cancel, &sub->hook);
 	pthread_mutex_lock(&db->mu);
-	for (cj_sub **p = &db->notifier->subs; *p; p = &(*p)->next)
-		if (*p == sub) {
-			*p = sub->next;
-			break;
-		}
+	sub->cancel = NULL;
+	list_remove(db->notifier, sub);
+	int pinned = sub->pinned;
+	sub->gone = 1;
 	pthread_mutex_unlock(&db->mu);
-	sub_free(sub);
+	if (!pinned) sub_free(sub);
 	return CJ_OK;
 }
 

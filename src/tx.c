@@ -145,8 +145,13 @@ static int oom(const cj_buf *b) {
 	return b->oom ? cj__fail(CJ_NOMEM, "out of memory") : CJ_OK;
 }
 
+static void count_read(cj_db *db) {
+	atomic_fetch_add_explicit(&db->store_reads, 1, memory_order_relaxed);
+}
+
 int cj__get(cj_tx *tx, const cj_buf *k, const uint8_t **v, size_t *vl) {
 	if (oom(k)) return CJ_NOMEM;
+	count_read(tx->db);
 	return tx->db->eng->get(tx->etx, CJ_SPACE_JOBS, k->p, k->len, v, vl);
 }
 
@@ -170,6 +175,7 @@ int cj__del_blind(cj_tx *tx, const cj_buf *k) {
 
 int cj__scan(cj_tx *tx, const cj_buf *lo, const cj_buf *hi, cj_scan_fn fn, void *arg) {
 	if (oom(lo) || oom(hi)) return CJ_NOMEM;
+	count_read(tx->db);
 	return tx->db->eng->scan(tx->etx, CJ_SPACE_JOBS, lo->p, lo->len, hi->p, hi->len, fn,
 	                         arg);
 }
@@ -215,6 +221,7 @@ int cj__scan_first(cj_tx *tx, const cj_buf *lo, const cj_buf *hi, cj_buf *out) {
 
 int cj__claim_first(cj_tx *tx, const cj_buf *lo, const cj_buf *hi, cj_buf *out) {
 	if (oom(lo) || oom(hi)) return CJ_NOMEM;
+	count_read(tx->db);
 	cj__buf_reset(out);
 	int rc = tx->db->eng->claim_first(tx->etx, CJ_SPACE_JOBS, lo->p, lo->len, hi->p,
 	                                  hi->len, out);
@@ -235,6 +242,10 @@ int cj__notify(cj_tx *tx, const char *chan) {
 	return tx->db->eng->notify(tx->etx, chan);
 }
 
+int cj__notify_job(cj_tx *tx, const char *type, const char *id) {
+	return tx->db->eng->notify_job(tx->etx, cj__job_number(type, id));
+}
+
 static int put_vs(cj_tx *tx, cj_buf *k, const uint8_t vs[CJ_VS_LEN]) {
 	cj_buf v = CJ_BUF_INIT;
 	cj__tup_vs(&v, vs);
@@ -249,12 +260,10 @@ static int watch_keys(const cj_tx *tx) {
 }
 
 int cj__touch_activity(cj_tx *tx, const char *type, const uint8_t vs[CJ_VS_LEN]) {
-	int rc = CJ_OK;
-	if (watch_keys(tx)) {
-		cj__key_watch_activity(&tx->kbuf, type);
-		rc = put_vs(tx, &tx->kbuf, vs);
-	}
-	return rc ? rc : cj__notify(tx, CJ_CHAN_ACTIVITY);
+	/* the "activity" channel is marked with the job (cj__notify_job) */
+	if (!watch_keys(tx)) return CJ_OK;
+	cj__key_watch_activity(&tx->kbuf, type);
+	return put_vs(tx, &tx->kbuf, vs);
 }
 
 int cj__touch_pending(cj_tx *tx, const char *type, const uint8_t vs[CJ_VS_LEN]) {

@@ -56,7 +56,7 @@
 
 #include "couchjobs.h"
 
-#define CJ_ENGINE_VERSION 2
+#define CJ_ENGINE_VERSION 3
 #define CJ_ENGINE_MAX_KEY 4096
 
 typedef struct cj_edb cj_edb; /* an engine's open store */
@@ -143,6 +143,18 @@ struct cj_engine {
 	 * for reading: every write transaction fails, and the core runs no
 	 * activity monitor. */
 	int (*readonly)(cj_edb *edb);
+
+	/* Job words (cj_int.h). Marks job number job like notify() marks a
+	 * channel: a commit bumps the job's word, its group's word, CJ_WORD_NEW
+	 * and "activity", in the order cj__wordset_each gives. */
+	int (*notify_job)(cj_etx *tx, unsigned job);
+	/* The value of wake word w (0 .. CJ_WORDS - 1) as this process sees it
+	 * now: a commit that marked it changes it before its waiters wake. Only
+	 * equality of two values means anything. */
+	uint64_t (*word)(cj_edb *edb, unsigned w);
+	/* Bumps wake word w as a commit would, waking its waiters in this
+	 * process (others may see the bump too). */
+	void (*bump)(cj_edb *edb, unsigned w);
 };
 
 /* NULL-terminated, in order of preference; the first takes plain paths. */

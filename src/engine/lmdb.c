@@ -3,7 +3,11 @@
  *
  * A store is a directory:
  *   data.mdb, lock.mdb  the LMDB environment
- *   wake                wake words shared by the processes (os/os.h)
+ *   wake                wake words shared by the processes (os/os.h): the
+ *                       CJ_WORDS words of cj_int.h, u32 each, in order.
+ *                       The first build's file held the 1024 channel words
+ *                       alone; it is grown in place, and a process of that
+ *                       build keeps using its first 1024 words as before.
  *   reserve             LME_RESERVE bytes of disk kept for a full disk
  *
  * Files: LMDB opens data.mdb and lock.mdb by path itself, following
@@ -137,8 +141,6 @@ static int lme_flush(cj_edb *db) {
 	int rc = mdb_env_sync(db->env, 1);
 	return rc ? lme_err(rc, "sync") : CJ_OK;
 }
-
-_Static_assert(CJ_CHAN_WORDS <= CJ_WAKE_WORDS, "a wake word for every channel word");
 
 static uint64_t lme_hash(const uint8_t *p, size_t n) {
 	uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
@@ -492,6 +494,15 @@ static void lme_abort(cj_etx *tx) {
 	lme_end(tx);
 }
 
+_Static_assert(CJ_WORDS == CJ_WAKE_WORDS, "the wake file holds every wake word");
+
+/* Nobody sleeps on job words (cj_int.h): they only count. */
+static void lme_bump_word(void *db, unsigned w) {
+	cj_wakemap *m = ((cj_edb *)db)->wake;
+	if (w < CJ_CHAN_WORDS) cj__os_word_bump(m, w);
+	else cj__os_word_add(m, w);
+}
+
 static int lme_commit(cj_etx *tx) {
 	if (!tx->write || !tx->dirty) {
 		mdb_txn_abort(tx->txn);
@@ -525,8 +536,7 @@ static int lme_commit(cj_etx *tx) {
 	int64_t retry = atomic_load(&tx->db->reserve_retry);
 	if (retry && cj__mono_ms() >= retry) lme_reserve_make(tx->db);
 	/* wake the waiters first: what they do next does not wait for the flush */
-	for (unsigned i = 0; i < tx->notify.n; i++)
-		cj__os_word_bump(tx->db->wake, tx->notify.list[i]);
+	cj__wordset_each(&tx->notify, lme_bump_word, tx->db);
 	rc = lme_flush(tx->db);
 	lme_end(tx);
 	return rc;
@@ -690,6 +700,15 @@ static void lme_wake(cj_edb *db, const char *chan) {
 
 static int lme_readonly(cj_edb *db) { return db->readonly != 0; }
 
+static int lme_notify_job(cj_etx *tx, unsigned job) {
+	cj__wordset_add_job(&tx->notify, job);
+	return CJ_OK;
+}
+
+static uint64_t lme_word(cj_edb *db, unsigned w) { return cj__os_word_load(db->wake, w); }
+
+static void lme_bump(cj_edb *db, unsigned w) { cj__os_word_bump(db->wake, w); }
+
 static const char *const lme_schemes[] = {"lmdb:", NULL};
 
 const struct cj_engine cj__engine_lmdb = {
@@ -714,4 +733,7 @@ const struct cj_engine cj__engine_lmdb = {
 	.wait = lme_wait,
 	.wake = lme_wake,
 	.readonly = lme_readonly,
+	.notify_job = lme_notify_job,
+	.word = lme_word,
+	.bump = lme_bump,
 };

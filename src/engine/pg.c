@@ -165,6 +165,14 @@ static void pge_abort(cj_etx *tx) {
 	pge_end(tx);
 }
 
+/* Appends word w to a payload "w,w,...". */
+static void pge_payload_word(void *arg, unsigned w) {
+	cj_buf *b = arg;
+	char num[16];
+	int n = snprintf(num, sizeof num, "%s%u", b->len ? "," : "", w);
+	cj__buf_add(b, num, (size_t)n);
+}
+
 static int pge_commit(cj_etx *tx) {
 	cj_edb *db = tx->db;
 	pge_clear(tx);
@@ -179,14 +187,10 @@ static int pge_commit(cj_etx *tx) {
 	}
 	/* the notification, the queued writes and COMMIT: one round trip */
 	int rc = CJ_OK;
-	if (tx->notify.n) {
+	int notify = !cj__wordset_empty(&tx->notify);
+	if (notify) {
 		cj_buf words = CJ_BUF_INIT;
-		char num[16];
-		for (unsigned i = 0; i < tx->notify.n; i++) {
-			int n = snprintf(num, sizeof num, "%s%u", i ? "," : "",
-			                 (unsigned)tx->notify.list[i]);
-			cj__buf_add(&words, num, (size_t)n);
-		}
+		cj__wordset_each(&tx->notify, pge_payload_word, &words);
 		cj__buf_add(&words, "", 1);
 		if (words.oom) {
 			rc = cj__fail(CJ_NOMEM, "out of memory");
@@ -211,7 +215,7 @@ static int pge_commit(cj_etx *tx) {
 		              "statement in it failed) and was rolled back");
 	}
 	PQclear(r);
-	if (rc == CJ_OK && tx->notify.n) cj__pg_bump_words(db, &tx->notify);
+	if (rc == CJ_OK && notify) cj__pg_bump_words(db, &tx->notify);
 	pge_abort(tx); /* rolls back what a failed commit left open; frees tx */
 	return rc;
 }
@@ -414,6 +418,12 @@ static int pge_notify(cj_etx *tx, const char *chan) {
 	return CJ_OK;
 }
 
+static int pge_notify_job(cj_etx *tx, unsigned job) {
+	cj__wordset_add_job(&tx->notify, job);
+	tx->dirty = 1;
+	return CJ_OK;
+}
+
 /* Sleeps until fd is ready for events, the deadline (monotonic ms, -1:
  * none) passes, or the listener is told to stop: 1 ready, 0 timed out,
  * -1 stop or error. */
@@ -438,6 +448,9 @@ const struct cj_engine cj__engine_pg = {
 	.claim_first = pge_claim_first,
 	.del_blind = pge_del_blind,
 	.notify = pge_notify,
+	.notify_job = pge_notify_job,
+	.word = cj__pg_word,
+	.bump = cj__pg_bump,
 	.watch = cj__pg_watch,
 	.wait = cj__pg_wait,
 	.wake = cj__pg_wake,

@@ -80,9 +80,12 @@
  * (a server restart breaks them all); the next call connects anew. Every
  * connection prepares the statements of the ops once.
  *
- * Wakeups: a channel is hashed to one of PGE_WORDS wake words (as on the
- * embedded engine). A commit that marked words sends, just before COMMIT,
+ * Wakeups: a channel is hashed to a wake word, and a job has words of its
+ * own (cj_int.h, as on the embedded engine). A commit that marked words
+ * sends, just before COMMIT,
  *   SELECT pg_notify('cj_<schema>', '<word>,<word>,...')
+ * (a listener of the first build, which knew the channel words alone,
+ * skips the words past them).
  * which PostgreSQL delivers only if the transaction commits. Each store
  * handle runs one listener thread (started by the first watch()) with its
  * own connection doing LISTEN "cj_<schema>"; it sleeps in poll() on the
@@ -119,7 +122,7 @@
 #define PGE_SCHEMA_VERSION 2
 #define PGE_DEFAULT_SCHEMA "couch_jobs"
 #define PGE_MAX_SCHEMA 59 /* "cj_" + schema is a channel name: 63 bytes */
-#define PGE_WORDS CJ_CHAN_WORDS
+#define PGE_WORDS CJ_WORDS
 #define PGE_POOL_IDLE 16     /* idle connections kept */
 #define PGE_BACKOFF_MIN 100  /* listener reconnect delay, ms */
 #define PGE_BACKOFF_MAX 2000
@@ -228,6 +231,8 @@ int cj__pg_init(cj_edb *db, struct pge_conn *c);
 
 /* pg_listen.c */
 void cj__pg_bump_words(cj_edb *db, const cj_wordset *s);
+void cj__pg_bump(cj_edb *db, unsigned w);
+uint64_t cj__pg_word(cj_edb *db, unsigned w);
 void cj__pg_listener_stop(cj_edb *db);
 int cj__pg_wait(cj_edb *db, const char *chan, uint64_t token, int64_t deadline_ms);
 void cj__pg_wake(cj_edb *db, const char *chan);

@@ -2,11 +2,27 @@
  * notifications into wake words; waiters sleep on a condition variable. */
 #include "engine/pg_int.h"
 
+static void pge_bump_locked(void *db, unsigned w) { ((cj_edb *)db)->words[w]++; }
+
 void cj__pg_bump_words(cj_edb *db, const cj_wordset *s) {
 	pthread_mutex_lock(&db->wmu);
-	for (unsigned i = 0; i < s->n; i++) db->words[s->list[i]]++;
+	cj__wordset_each(s, pge_bump_locked, db);
 	pthread_cond_broadcast(&db->wcond);
 	pthread_mutex_unlock(&db->wmu);
+}
+
+void cj__pg_bump(cj_edb *db, unsigned w) {
+	pthread_mutex_lock(&db->wmu);
+	db->words[w % PGE_WORDS]++;
+	pthread_cond_broadcast(&db->wcond);
+	pthread_mutex_unlock(&db->wmu);
+}
+
+uint64_t cj__pg_word(cj_edb *db, unsigned w) {
+	pthread_mutex_lock(&db->wmu);
+	uint64_t v = db->words[w % PGE_WORDS];
+	pthread_mutex_unlock(&db->wmu);
+	return v;
 }
 
 static int pge_poll(cj_edb *db, int fd, short events, int64_t deadline) {
@@ -195,10 +211,4 @@ int cj__pg_wait(cj_edb *db, const char *chan, uint64_t token, int64_t deadline_m
 	return rc;
 }
 
-void cj__pg_wake(cj_edb *db, const char *chan) {
-	unsigned w = cj__chan_word(chan);
-	pthread_mutex_lock(&db->wmu);
-	db->words[w]++;
-	pthread_cond_broadcast(&db->wcond);
-	pthread_mutex_unlock(&db->wmu);
-}
+void cj__pg_wake(cj_edb *db, const char *chan) { cj__pg_bump(db, cj__chan_word(chan)); }

@@ -147,6 +147,10 @@ void cj__os_word_bump(cj_wakemap *m, unsigned idx) {
 	futex(w, FUTEX_WAKE, INT_MAX, NULL);
 }
 
+void cj__os_word_add(cj_wakemap *m, unsigned idx) {
+	if (!m->readonly) atomic_fetch_add(&m->words[idx % CJ_WAKE_WORDS], 1);
+}
+
 void cj__os_word_wake(cj_wakemap *m, unsigned idx) {
 	futex(&m->words[idx % CJ_WAKE_WORDS], FUTEX_WAKE, INT_MAX, NULL);
 }

@@ -15,7 +15,7 @@
 
 typedef struct cj_wakemap cj_wakemap;
 
-#define CJ_WAKE_WORDS 1024
+#define CJ_WAKE_WORDS 66818 /* CJ_WORDS of cj_int.h: the layout is doc/format.md's */
 
 /* ---- the store's directory and files --------------------------------------
  *
@@ -58,6 +58,8 @@ void cj__os_wakemap_close(cj_wakemap *m);
 uint32_t cj__os_word_load(cj_wakemap *m, unsigned idx);
 /* Increments word idx and wakes all its sleepers, in every process. */
 void cj__os_word_bump(cj_wakemap *m, unsigned idx);
+/* Increments word idx without waking anyone (for words nobody sleeps on). */
+void cj__os_word_add(cj_wakemap *m, unsigned idx);
 /* Wakes all sleepers of word idx without changing it. */
 void cj__os_word_wake(cj_wakemap *m, unsigned idx);
 /* Sleeps while word idx == seen, until woken or deadline_ms

@@ -14,6 +14,10 @@
  *   latency  add-to-accept wake latency across processes
  *   scale    cost of one accept+finish cycle with 10k pending jobs and
  *            with a bigger store (--big)
+ *   subs     with 1,000 live subscriptions in one process, what a commit
+ *            of another process that changes an unrelated job costs the
+ *            subscribing process (its notifier's store reads and CPU), and
+ *            what a cj_subscribe costs
  *
  * Every figure is measured with sync=full (the default, CJ_SYNC_FULL) and
  * sync=relaxed (CJ_SYNC_RELAXED) and says which, and names its engine;
@@ -39,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -61,7 +66,7 @@
 
 static struct {
 	int quick;
-	int sec_add, sec_drain, sec_latency, sec_scale;
+	int sec_add, sec_drain, sec_latency, sec_scale, sec_subs;
 	char dir[PATH_MAX]; /* parent of this run's stores, and the disk row's file */
 	int own_dir;        /* dir was created here: remove it at the end */
 	long samples;       /* latency samples per sync mode */
@@ -1243,6 +1248,105 @@ static void section_scale(void) {
 	}
 }
 
+/* ---- section: subs ------------------------------------------------------- */
+
+#define SUBS_LIVE 1000
+
+static double cpu_s(void) {
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* Commits n adds of jobs nobody subscribes to, once told to start. */
+static void subs_child(const struct store *s, cj_sync_mode mode, long n, int go_r,
+                       int done_w) {
+	child_setup();
+	char ch;
+	if (!read_all(go_r, &ch, 1)) _exit(1);
+	cj_db *db = open_store(s, mode);
+	char id[64];
+	for (long i = 0; i < n; i++) {
+		snprintf(id, sizeof id, "unrelated-%ld", i);
+		check(cj_add(db, NULL, TYPE, id, NULL, 0), "subs: cj_add");
+	}
+	cj_close(db);
+	write_all(done_w, "x", 1);
+	_exit(0);
+}
+
+/* Waits for the event of a change to sub's job: the notifier has then
+ * looked at every commit before that change. */
+static void subs_settle(cj_db *db, cj_sub *sub, const char *id) {
+	cj_event ev;
+	check(cj_remove(db, NULL, TYPE, id), "subs: cj_remove");
+	check(cj_wait(&sub, 1, CJ_REMOVED, 60000, &ev), "subs: cj_wait");
+	cj_event_clear(&ev);
+}
+
+static void subs_once(cj_sync_mode mode, long n) {
+	struct store s;
+	new_store(&s, "subs");
+	fill_store(&s, "sub-", SUBS_LIVE + 2, SUBS_LIVE + 2);
+	int go[2], done[2];
+	make_pipe(go);
+	make_pipe(done);
+	pid_t pid = fork();
+	if (pid < 0) die("fork: %s", strerror(errno));
+	if (pid == 0) subs_child(&s, mode, n, go[0], done[1]);
+	close(go[0]);
+	close(done[1]);
+
+	cj_db *db = open_store(&s, mode);
+	cj_sub **subs = xcalloc(SUBS_LIVE + 2, sizeof *subs);
+	char id[64];
+	int64_t t0 = now_ns();
+	for (long i = 0; i < SUBS_LIVE + 2; i++) {
+		snprintf(id, sizeof id, "sub-%09ld", i);
+		check(cj_subscribe(db, TYPE, id, &subs[i], NULL, NULL), "subs: cj_subscribe");
+	}
+	double sub_us = (double)(now_ns() - t0) / 1e3 / (SUBS_LIVE + 2);
+	/* 1,000 stay live; the last two tell when the notifier has settled */
+	subs_settle(db, subs[SUBS_LIVE], "sub-000001000");
+	cj_stats a, b;
+	check(cj_db_stats(db, &a), "cj_db_stats");
+	double c0 = cpu_s();
+	int64_t w0 = now_ns();
+	write_all(go[1], "x", 1);
+	char ch;
+	if (!read_all(done[0], &ch, 1)) die("subs: the committing process failed");
+	double wall = (double)(now_ns() - w0) / 1e9;
+	subs_settle(db, subs[SUBS_LIVE + 1], "sub-000001001");
+	double cpu = cpu_s() - c0;
+	check(cj_db_stats(db, &b), "cj_db_stats");
+	int status;
+	waitpid(pid, &status, 0);
+	close(go[1]);
+	close(done[0]);
+	/* the two settling changes are subscribed: not counted against the n */
+	double reads = (double)(b.notifier_reads - a.notifier_reads) - 1;
+	char v[40];
+	snprintf(v, sizeof v, "%.3f", reads < 0 ? 0 : reads / (double)n);
+	add_row("subs", "notifier store reads per unrelated commit, 1000 live subs", NULL,
+	        mode_name(mode), v,
+	        "%ld commits of another process in %.2f s: %llu passes, %.0f reads, "
+	        "%.1f us CPU each", n, wall,
+	        (unsigned long long)(b.notifier_passes - a.notifier_passes), reads < 0 ? 0 : reads,
+	        cpu * 1e6 / (double)n);
+	snprintf(v, sizeof v, "%.0f us", sub_us);
+	add_row("subs", "cj_subscribe, up to 1000 live subs", NULL, mode_name(mode), v,
+	        "mean of %d", SUBS_LIVE + 2);
+	for (long i = 0; i < SUBS_LIVE + 2; i++) cj_unsubscribe(subs[i]);
+	free(subs);
+	cj_close(db);
+	drop_store(&s);
+}
+
+static void section_subs(void) {
+	for (int m = 0; m < 2; m++) subs_once(modes[m], count_for(2000, 500));
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 static void usage(FILE *f) {
@@ -1253,7 +1357,7 @@ static void usage(FILE *f) {
 	        "                   each store is a fresh schema, URL plus schema=NAME,\n"
 	        "                   dropped afterwards. Without it: the embedded engine\n"
 	        "  --quick          small N everywhere: a fast smoke run\n"
-	        "  --sections LIST  comma-separated subset of add,drain,latency,scale\n"
+	        "  --sections LIST  comma-separated subset of add,drain,latency,scale,subs\n"
 	        "                   (default: all)\n"
 	        "  --dir DIR        where the temporary stores (embedded engine) and the disk\n"
 	        "                   row's file go (default: a new directory under $TMPDIR or\n"
@@ -1279,15 +1383,16 @@ static long parse_long(const char *s, const char *opt) {
 static void parse_sections(const char *list) {
 	char buf[256];
 	snprintf(buf, sizeof buf, "%s", list);
-	cfg.sec_add = cfg.sec_drain = cfg.sec_latency = cfg.sec_scale = 0;
+	cfg.sec_add = cfg.sec_drain = cfg.sec_latency = cfg.sec_scale = cfg.sec_subs = 0;
 	for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (strcmp(tok, "add") == 0) cfg.sec_add = 1;
 		else if (strcmp(tok, "drain") == 0) cfg.sec_drain = 1;
 		else if (strcmp(tok, "latency") == 0) cfg.sec_latency = 1;
 		else if (strcmp(tok, "scale") == 0) cfg.sec_scale = 1;
+		else if (strcmp(tok, "subs") == 0) cfg.sec_subs = 1;
 		else if (strcmp(tok, "all") == 0)
-			cfg.sec_add = cfg.sec_drain = cfg.sec_latency = cfg.sec_scale = 1;
-		else die("unknown section \"%s\" (add, drain, latency, scale)", tok);
+			cfg.sec_add = cfg.sec_drain = cfg.sec_latency = cfg.sec_scale = cfg.sec_subs = 1;
+		else die("unknown section \"%s\" (add, drain, latency, scale, subs)", tok);
 	}
 }
 
@@ -1362,6 +1467,7 @@ int main(int argc, char **argv) {
 	if (cfg.sec_drain) section_drain();
 	if (cfg.sec_latency) section_latency();
 	if (cfg.sec_scale) section_scale();
+	if (cfg.sec_subs) section_subs();
 	printf("\n");
 	print_load("at end");
 	printf("\n");

@@ -763,6 +763,12 @@ void cj_event_clear(cj_event *ev);
 /**
  * @brief Subscribes to a job's state changes.
  *
+ * Costs one read of the job, however many subscriptions the handle has.
+ * The handle's notifier thread (started by the first subscription) then
+ * reads the job again only when a commit, in any process, changed it (or a
+ * job sharing its wake word, about 1 in 65,536); commits that change other
+ * jobs cost it a comparison in memory and no store read. Thread-safe.
+ *
  * @param[out] sub   the subscription, or NULL when the job is finished (it
  *                   will not change again unless re-added).
  * @param[out] state the job's current state (may be NULL).

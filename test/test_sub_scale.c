@@ -193,6 +193,53 @@ TEST(sub_unrelated_commit_no_reads) {
 	cj_close(db);
 }
 
+static int remove_range(cj_tx *tx, void *arg) {
+	struct range *r = arg;
+	char id[32];
+	for (int i = r->from; i < r->to; i++) {
+		job_id(id, sizeof id, i);
+		int rc = cj_remove(r->db, tx, "s", id);
+		if (rc) return rc;
+	}
+	return CJ_OK;
+}
+
+/* A transaction that changes more jobs than a commit lists words for
+ * still gives every subscriber its event. */
+TEST(sub_big_transaction) {
+	enum { N = 600 };
+	cj_db *db = open_typed("s");
+	add_jobs(db, N);
+	cj_sub **subs = calloc(N, sizeof *subs);
+	CHECK(subs != NULL);
+	char id[32];
+	for (int i = 0; i < N; i++) {
+		job_id(id, sizeof id, i);
+		subs[i] = sub_on(db, "s", id);
+	}
+	struct range r = {db, 0, N};
+	CHECK_OK(cj_transact(db, remove_range, &r));
+	char *seen = calloc(N, 1);
+	CHECK(seen != NULL);
+	for (int i = 0; i < N; i++) {
+		cj_event ev = {0};
+		CHECK_OK(cj_wait(subs, N, 0, 30000, &ev));
+		CHECK_INT(ev.state, CJ_REMOVED);
+		int k;
+		for (k = 0; k < N && subs[k] != ev.sub; k++) {
+		}
+		CHECK(k < N && !seen[k]);
+		seen[k] = 1;
+		job_id(id, sizeof id, k);
+		CHECK_STR(ev.id, id);
+		cj_event_clear(&ev);
+	}
+	free(seen);
+	for (int i = 0; i < N; i++) CHECK_OK(cj_unsubscribe(subs[i]));
+	free(subs);
+	cj_close(db);
+}
+
 struct churn {
 	cj_db *db;
 	volatile int stop;
@@ -247,4 +294,4 @@ TEST(sub_unsubscribe_while_reading) {
 }
 
 TEST_MAIN(ENTRY(sub_scale_flat), ENTRY(sub_unrelated_commit_no_reads),
-          ENTRY(sub_unsubscribe_while_reading))
+          ENTRY(sub_big_transaction), ENTRY(sub_unsubscribe_while_reading))

@@ -30,17 +30,20 @@ static double now_s(void) {
 
 static void job_id(char *out, size_t cap, int i) { snprintf(out, cap, "job-%05d", i); }
 
+/* Jobs from .. to-1, to add or to remove in one transaction. */
 struct range {
 	cj_db *db;
 	int from, to;
+	int remove;
 };
 
-static int add_range(cj_tx *tx, void *arg) {
+static int range_fn(cj_tx *tx, void *arg) {
 	struct range *r = arg;
 	char id[32];
 	for (int i = r->from; i < r->to; i++) {
 		job_id(id, sizeof id, i);
-		int rc = cj_add(r->db, tx, "s", id, NULL, 0);
+		int rc = r->remove ? cj_remove(r->db, tx, "s", id)
+		                   : cj_add(r->db, tx, "s", id, NULL, 0);
 		if (rc) return rc;
 	}
 	return CJ_OK;
@@ -48,9 +51,27 @@ static int add_range(cj_tx *tx, void *arg) {
 
 static void add_jobs(cj_db *db, int n) {
 	for (int i = 0; i < n; i += BATCH) {
-		struct range r = {db, i, i + BATCH < n ? i + BATCH : n};
-		CHECK_OK(cj_transact(db, add_range, &r));
+		struct range r = {db, i, i + BATCH < n ? i + BATCH : n, 0};
+		CHECK_OK(cj_transact(db, range_fn, &r));
 	}
+}
+
+/* Adds jobs 0 .. n-1 and subscribes to each: subs[i] is job i's. */
+static cj_sub **add_subscribed(cj_db *db, int n) {
+	add_jobs(db, n);
+	cj_sub **subs = calloc((size_t)n, sizeof *subs);
+	CHECK(subs != NULL);
+	char id[32];
+	for (int i = 0; i < n; i++) {
+		job_id(id, sizeof id, i);
+		subs[i] = sub_on(db, "s", id);
+	}
+	return subs;
+}
+
+static void unsubscribe_all(cj_sub **subs, int n) {
+	for (int i = 0; i < n; i++) CHECK_OK(cj_unsubscribe(subs[i]));
+	free(subs);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -126,8 +147,7 @@ TEST(sub_scale_flat) {
 	cj_event_clear(&ev);
 	CHECK_RC(cj_wait(subs, NSUB + 1, 0, 200, &ev), CJ_TIMEOUT);
 
-	for (int i = 0; i <= NSUB; i++) CHECK_OK(cj_unsubscribe(subs[i]));
-	free(subs);
+	unsubscribe_all(subs, NSUB + 1);
 	CHECK_OK(cj_finish(db, NULL, job, NULL));
 	cj_job_free(job);
 	cj_close(db);
@@ -157,14 +177,7 @@ TEST(sub_unrelated_commit_no_reads) {
 	t_gate_init(&go);
 	int pid = t_spawn(other_commits, &go); /* before this process opens */
 	cj_db *db = open_typed("s");
-	add_jobs(db, SLICE);
-	cj_sub **subs = calloc(SLICE, sizeof *subs);
-	CHECK(subs != NULL);
-	char id[32];
-	for (int i = 0; i < SLICE; i++) {
-		job_id(id, sizeof id, i);
-		subs[i] = sub_on(db, "s", id);
-	}
+	cj_sub **subs = add_subscribed(db, SLICE);
 	/* the notifier has settled once a change of a subscribed job arrived */
 	CHECK_OK(cj_remove(db, NULL, "s", "job-00000"));
 	cj_event ev = {0};
@@ -187,21 +200,9 @@ TEST(sub_unrelated_commit_no_reads) {
 	CHECK(after.notifier_passes > before.notifier_passes);
 	CHECK(reads >= 1); /* job-00001 */
 	CHECK(reads <= 20);
-	for (int i = 0; i < SLICE; i++) CHECK_OK(cj_unsubscribe(subs[i]));
-	free(subs);
+	unsubscribe_all(subs, SLICE);
 	t_gate_close(&go);
 	cj_close(db);
-}
-
-static int remove_range(cj_tx *tx, void *arg) {
-	struct range *r = arg;
-	char id[32];
-	for (int i = r->from; i < r->to; i++) {
-		job_id(id, sizeof id, i);
-		int rc = cj_remove(r->db, tx, "s", id);
-		if (rc) return rc;
-	}
-	return CJ_OK;
 }
 
 /* A transaction that changes more jobs than a commit lists words for
@@ -209,16 +210,10 @@ static int remove_range(cj_tx *tx, void *arg) {
 TEST(sub_big_transaction) {
 	enum { N = 600 };
 	cj_db *db = open_typed("s");
-	add_jobs(db, N);
-	cj_sub **subs = calloc(N, sizeof *subs);
-	CHECK(subs != NULL);
+	cj_sub **subs = add_subscribed(db, N);
 	char id[32];
-	for (int i = 0; i < N; i++) {
-		job_id(id, sizeof id, i);
-		subs[i] = sub_on(db, "s", id);
-	}
-	struct range r = {db, 0, N};
-	CHECK_OK(cj_transact(db, remove_range, &r));
+	struct range r = {db, 0, N, 1}; /* all in one transaction */
+	CHECK_OK(cj_transact(db, range_fn, &r));
 	char *seen = calloc(N, 1);
 	CHECK(seen != NULL);
 	for (int i = 0; i < N; i++) {
@@ -235,8 +230,7 @@ TEST(sub_big_transaction) {
 		cj_event_clear(&ev);
 	}
 	free(seen);
-	for (int i = 0; i < N; i++) CHECK_OK(cj_unsubscribe(subs[i]));
-	free(subs);
+	unsubscribe_all(subs, N);
 	cj_close(db);
 }
 

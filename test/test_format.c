@@ -1,10 +1,15 @@
 /*
  * White-box tests of the embedded store's on-disk format (doc/format.md):
  * the RFC 007 key layout in FoundationDB tuple encoding, version guards,
- * and long keys. They read and write the LMDB environment directly.
+ * long keys, and the wake file's layout. They read and write the LMDB
+ * environment and the wake file directly.
  */
+#include <fcntl.h>
 #include <lmdb.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "testutil.h"
 #include "tuple.h"
@@ -294,6 +299,116 @@ TEST(corrupt_keys) {
 	cj_close(db);
 }
 
+/* ---- the wake file ----------------------------------------------------------- */
+
+#define WAKE_CHAN_WORDS 1024
+#define WAKE_WORDS 66818 /* doc/format.md */
+
+static uint32_t fnv1a(uint32_t h, const void *p, size_t n) {
+	for (const unsigned char *c = p; n--; c++) h = (h ^ *c) * 16777619u;
+	return h;
+}
+
+static void wake_path(char *out, size_t cap) { snprintf(out, cap, "%s/wake", store_path()); }
+
+/* The store's wake words, mapped. */
+static uint32_t *wake_map(void) {
+	char p[4200];
+	wake_path(p, sizeof p);
+	int fd = open(p, O_RDWR | O_CLOEXEC);
+	CHECK(fd >= 0);
+	struct stat st;
+	CHECK(fstat(fd, &st) == 0);
+	CHECK(st.st_size == (off_t)WAKE_WORDS * 4);
+	void *m = mmap(NULL, (size_t)WAKE_WORDS * 4, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK(m != MAP_FAILED);
+	close(fd);
+	return m;
+}
+
+/* A wake file of the first build (1024 words) grows in place: the words it
+ * held keep their value, and the new words are allocated. */
+TEST(wake_file_grows_in_place) {
+	SKIP_UNLESS_LMDB();
+	cj_db *db = t_open();
+	cj_close(db);
+	char p[4200];
+	wake_path(p, sizeof p);
+	CHECK(truncate(p, WAKE_CHAN_WORDS * 4) == 0);
+	int fd = open(p, O_RDWR | O_CLOEXEC);
+	CHECK(fd >= 0);
+	uint32_t v = 0x5eed;
+	CHECK(pwrite(fd, &v, 4, 4 * 77) == 4);
+	close(fd);
+	db = t_open();
+	cj_close(db);
+	uint32_t *w = wake_map();
+	CHECK_INT(w[77], 0x5eed);
+	munmap(w, (size_t)WAKE_WORDS * 4);
+	struct stat st;
+	CHECK(stat(p, &st) == 0);
+	CHECK((off_t)st.st_blocks * 512 >= (off_t)WAKE_WORDS * 4); /* not sparse */
+}
+
+static int legacy_subscriber(void *arg) {
+	t_gate *ready = arg;
+	cj_db *db = t_open();
+	cj_sub *sub = sub_on(db, "t", "x");
+	/* let the notifier settle: its first pass done, asleep */
+	cj_stats st;
+	do {
+		CHECK_OK(cj_db_stats(db, &st));
+		sleep_ms(10);
+	} while (st.notifier_passes == 0);
+	sleep_ms(200);
+	t_gate_open(ready);
+	cj_event ev = {0};
+	int rc = cj_wait(&sub, 1, 0, 30000, &ev);
+	int ok = rc == CJ_OK && ev.state == CJ_REMOVED;
+	cj_event_clear(&ev);
+	CHECK_OK(cj_unsubscribe(sub));
+	cj_close(db);
+	return ok ? 0 : 1;
+}
+
+/* A commit of a first-build process bumps "activity" alone, not the job's
+ * words: a subscriber of this build still gets its event. Simulated by
+ * undoing, while the subscriber is stopped, every bump a commit of this
+ * build makes past the channel words. */
+TEST(wake_legacy_commit) {
+	SKIP_UNLESS_LMDB();
+	cj_db *db = t_open();
+	CHECK_OK(cj_set_type_timeout(db, "t", 30));
+	CHECK_OK(cj_add(db, NULL, "t", "x", NULL, 0));
+	cj_close(db);
+	t_gate ready;
+	t_gate_init(&ready);
+	int pid = t_spawn(legacy_subscriber, &ready);
+	CHECK(t_gate_wait(&ready, 30000) == 0);
+	CHECK(kill(pid, SIGSTOP) == 0);
+	uint32_t *w = wake_map();
+	size_t n = WAKE_WORDS - WAKE_CHAN_WORDS;
+	uint32_t *saved = malloc(n * 4);
+	CHECK(saved != NULL);
+	memcpy(saved, w + WAKE_CHAN_WORDS, n * 4);
+	uint32_t act = w[1 + fnv1a(2166136261u, "activity", 8) % (WAKE_CHAN_WORDS - 1)];
+	db = open_nomon();
+	CHECK_OK(cj_remove(db, NULL, "t", "x"));
+	cj_close(db);
+	/* the job's own word moved (type, NUL, id: FNV-1a folded to 16 bits) */
+	uint32_t h = fnv1a(fnv1a(2166136261u, "t", 2), "x", 1);
+	unsigned job = (h ^ h >> 16) % 65536;
+	CHECK(w[1282 + job] != saved[1282 + job - WAKE_CHAN_WORDS]);
+	CHECK(w[1 + fnv1a(2166136261u, "activity", 8) % (WAKE_CHAN_WORDS - 1)] != act);
+	memcpy(w + WAKE_CHAN_WORDS, saved, n * 4);
+	free(saved);
+	munmap(w, (size_t)WAKE_WORDS * 4);
+	CHECK(kill(pid, SIGCONT) == 0);
+	check_exit(pid, 60000, 0);
+	t_gate_close(&ready);
+}
+
 TEST_MAIN(ENTRY(rfc_key_layout), ENTRY(unknown_layout_version),
           ENTRY(unknown_format_version), ENTRY(foreign_lmdb_environment),
-          ENTRY(long_ids), ENTRY(corrupt_keys))
+          ENTRY(long_ids), ENTRY(corrupt_keys), ENTRY(wake_file_grows_in_place),
+          ENTRY(wake_legacy_commit))

@@ -207,6 +207,8 @@ int cj__pg_wait(cj_edb *db, const char *chan, uint64_t token, int64_t deadline_m
 			break;
 		}
 	}
+	/* nor which jobs they changed: any may have (CJ_WORD_ALL) */
+	if (db->listener_failed) db->words[CJ_WORD_ALL]++;
 	pthread_mutex_unlock(&db->wmu);
 	return rc;
 }

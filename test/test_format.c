@@ -377,10 +377,8 @@ static int legacy_subscriber(void *arg) {
  * build makes past the channel words. */
 TEST(wake_legacy_commit) {
 	SKIP_UNLESS_LMDB();
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, "t", 30));
-	CHECK_OK(cj_add(db, NULL, "t", "x", NULL, 0));
-	cj_close(db);
+	setup_type("t", 30);
+	add_job("t", "x", NULL);
 	t_gate ready;
 	t_gate_init(&ready);
 	int pid = t_spawn(legacy_subscriber, &ready);
@@ -391,15 +389,16 @@ TEST(wake_legacy_commit) {
 	uint32_t *saved = malloc(n * 4);
 	CHECK(saved != NULL);
 	memcpy(saved, w + WAKE_CHAN_WORDS, n * 4);
-	uint32_t act = w[1 + fnv1a(2166136261u, "activity", 8) % (WAKE_CHAN_WORDS - 1)];
-	db = open_nomon();
+	unsigned activity = 1 + fnv1a(2166136261u, "activity", 8) % (WAKE_CHAN_WORDS - 1);
+	uint32_t act = w[activity];
+	cj_db *db = open_nomon();
 	CHECK_OK(cj_remove(db, NULL, "t", "x"));
 	cj_close(db);
 	/* the job's own word moved (type, NUL, id: FNV-1a folded to 16 bits) */
 	uint32_t h = fnv1a(fnv1a(2166136261u, "t", 2), "x", 1);
 	unsigned job = (h ^ h >> 16) % 65536;
 	CHECK(w[1282 + job] != saved[1282 + job - WAKE_CHAN_WORDS]);
-	CHECK(w[1 + fnv1a(2166136261u, "activity", 8) % (WAKE_CHAN_WORDS - 1)] != act);
+	CHECK(w[activity] != act);
 	memcpy(w + WAKE_CHAN_WORDS, saved, n * 4);
 	free(saved);
 	munmap(w, (size_t)WAKE_WORDS * 4);

@@ -162,6 +162,15 @@ static int fty_wait(cj_edb *db, const char *chan, uint64_t token, int64_t deadli
 
 static void fty_wake(cj_edb *db, const char *chan) { db->inner->wake(db->edb, chan); }
 
+static int fty_notify_job(cj_etx *tx, unsigned job) {
+	int rc = fault(tx);
+	return rc ? rc : tx->inner->notify_job(tx->etx, job);
+}
+
+static uint64_t fty_word(cj_edb *db, unsigned w) { return db->inner->word(db->edb, w); }
+
+static void fty_bump(cj_edb *db, unsigned w) { db->inner->bump(db->edb, w); }
+
 static const char *const fty_schemes[] = {FAULTY_SCHEME, NULL};
 
 const struct cj_engine cj__engine_faulty = {
@@ -186,4 +195,7 @@ const struct cj_engine cj__engine_faulty = {
 	.watch = fty_watch,
 	.wait = fty_wait,
 	.wake = fty_wake,
+	.notify_job = fty_notify_job,
+	.word = fty_word,
+	.bump = fty_bump,
 };

@@ -816,6 +816,51 @@ int cj_wait(cj_sub *const *subs, size_t n, int only_state, int64_t timeout_ms,
             cj_event *ev);
 /** @} */
 
+/** @defgroup verify Checking a store
+ * @{ */
+
+/**
+ * @brief Called by cj_verify() with each problem found, as one line of
+ * text (no line break; type and id are quoted, with bytes outside printable
+ * ASCII written as \xNN). @p problem is valid only during the call. A
+ * non-zero return stops the check.
+ */
+typedef int (*cj_verify_fn)(const char *problem, void *arg);
+
+/**
+ * @brief Reads a whole store, from one consistent snapshot, and checks it
+ * against the invariants of its data model (doc/format.md):
+ *  - every key of the job space decodes, into a key the library writes;
+ *  - every value decodes: job values, type timeouts (1 to
+ *    #CJ_MAX_TYPE_TIMEOUT), the store's format version, watch stamps;
+ *  - every job's data is one valid JSON object, and its type and id are
+ *    valid;
+ *  - a job's indexes agree with it: a running job has a lock, a sequence
+ *    and exactly one activity entry, at that sequence, and no pending
+ *    entry; a job that is not running has no activity entry and at most
+ *    one pending entry, at its scheduled time; only a running job is
+ *    flagged for resubmission;
+ *  - every pending and activity entry belongs to a job in that state.
+ *
+ * The library never leaves a store that breaks one of these (each of its
+ * transactions keeps them, and is atomic); a problem means the store was
+ * damaged from outside (disk, file system, manual edits) or a bug. The
+ * caller's own keys (cj_tx_put()) are not checked. It only reads: nothing
+ * is repaired. It takes time and memory proportional to the store, and
+ * holds one read snapshot while it runs.
+ *
+ * @param report  called for each problem; NULL: only count them.
+ * @param[out] problems the number of problems found (may be NULL).
+ * @return #CJ_OK when the whole store was read (then @c *problems says
+ *         whether it is sound); @p report's non-zero return; #CJ_INVALID
+ *         (NULL @p db, or this thread holds a transaction on it);
+ *         #CJ_STORE (the engine could not read the store to its end, such
+ *         as a damaged page; @c *problems counts what was found before);
+ *         #CJ_NOMEM.
+ */
+int cj_verify(cj_db *db, cj_verify_fn report, void *arg, uint64_t *problems);
+/** @} */
+
 #ifdef __cplusplus
 }
 #endif

@@ -112,6 +112,8 @@ int cj__jv_decode(const uint8_t *v, size_t vl, cj_jv *jv) {
 		goto bad;
 	jv->data_enclen = (size_t)(r.p - jv->data_enc);
 	if (cj__tup_next(&r, &it) != 0) goto bad;
+	/* a lock and a sequence come together; times are never negative */
+	if (jv->has_lock != jv->has_seq || jv->sched < 0) goto bad;
 	return CJ_OK;
 bad:
 	return cj__fail(CJ_STORE, "corrupt job value");

@@ -91,6 +91,15 @@ static const struct cli_cmd commands[] = {
 	 "state, then one line per change (a change of state or of data), until\n"
 	 "the job is finished or removed (data null). Exit 3 when there is no\n"
 	 "such job. SIGINT or SIGTERM ends it with exit 0."},
+	{"check", cmd_check, 0, 0, "",
+	 "check the whole store for damage",
+	 NULL, 0,
+	 "Reads every key of the store from one snapshot and checks that it\n"
+	 "decodes, that every value is sound (job data is one JSON object) and\n"
+	 "that every job's indexes agree with its state. Prints one line per\n"
+	 "problem (type, id, what is wrong); exit 0 when there is none, 1 when\n"
+	 "there are problems or the store cannot be read to its end. Changes\n"
+	 "nothing."},
 	{"work", cmd_work, 1, 1,
 	 "TYPE [-j N] [--grace SECONDS] [--max-jobs N] [--timeout-exit MS] "
 	 "-- COMMAND [ARGS...]",

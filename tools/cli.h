@@ -149,6 +149,7 @@ int cmd_rm(struct cli *c, const struct cli_args *a);
 int cmd_stats(struct cli *c, const struct cli_args *a);
 int cmd_timeout(struct cli *c, const struct cli_args *a);
 int cmd_types(struct cli *c, const struct cli_args *a);
+int cmd_check(struct cli *c, const struct cli_args *a);
 int cmd_accept(struct cli *c, const struct cli_args *a);
 int cmd_update(struct cli *c, const struct cli_args *a);
 int cmd_finish(struct cli *c, const struct cli_args *a);

@@ -1,4 +1,4 @@
-/* cjobs: the job type commands: timeout, types. */
+/* cjobs: the store-wide commands: timeout, types, check. */
 #include "cli.h"
 
 #include <string.h>
@@ -69,4 +69,22 @@ int cmd_types(struct cli *c, const struct cli_args *a) {
 	}
 	cj_free(types);
 	return ex;
+}
+
+static int check_report(const char *problem, void *arg) {
+	(void)arg;
+	printf("%s\n", problem);
+	return 0;
+}
+
+int cmd_check(struct cli *c, const struct cli_args *a) {
+	(void)a;
+	int rc = cli_open(c, 0);
+	if (rc) return rc;
+	uint64_t n = 0;
+	rc = cj_verify(c->db, check_report, NULL, &n);
+	if (rc != CJ_OK) return cli_fail(c, rc, "cannot read the whole store");
+	if (n == 0) return CLI_EXIT_OK;
+	cli_msg(c, "%llu problem%s found", (unsigned long long)n, n == 1 ? "" : "s");
+	return CLI_EXIT_STORE;
 }

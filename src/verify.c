@@ -1,0 +1,319 @@
+/*
+ * cj_verify: the invariant checker.
+ *
+ * One read transaction scans the whole job space in key order. Each key is
+ * decoded and its value checked on its own; then the entries that index a
+ * job (pending, activity) and the job itself are checked against each other
+ * with point reads. Every index entry is checked from its own side (it must
+ * point at a job in its state, at its time or sequence), and every job from
+ * its side (it must have the entry its state asks for), which together make
+ * "exactly one".
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cj_int.h"
+
+#define VFY_MAX_ELEMS 6
+#define VFY_SHOW 80 /* bytes of a type, id or key shown in a line */
+
+struct vfy {
+	cj_tx *tx;
+	cj_verify_fn report;
+	void *arg;
+	uint64_t problems;
+	int stopped; /* report's non-zero return */
+	cj_buf key, val, copy, ikey;
+};
+
+/* Appends s[0..n) to out (of cap bytes) quoted, printable ASCII as is and
+ * every other byte as \xNN, at most VFY_SHOW bytes of s. */
+static void show(char *out, size_t cap, const void *s, size_t n) {
+	const uint8_t *p = s;
+	size_t o = strlen(out);
+	if (o + 2 >= cap) return;
+	out[o++] = '"';
+	for (size_t i = 0; i < n && i < VFY_SHOW && o + 6 < cap; i++) {
+		if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '"' && p[i] != '\\')
+			out[o++] = (char)p[i];
+		else
+			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", p[i]);
+	}
+	if (n > VFY_SHOW && o + 4 < cap) o += (size_t)snprintf(out + o, cap - o, "...");
+	if (o + 1 < cap) out[o++] = '"';
+	out[o] = 0;
+}
+
+/* Reports one problem: "type T id I: what", "type T: what" or "key K: what". */
+static void problem(struct vfy *v, const char *type, const char *id,
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void problem(struct vfy *v, const char *type, const char *id,
+                    const char *fmt, ...) {
+	char line[1024] = "";
+	v->problems++;
+	if (v->stopped || !v->report) return;
+	if (type) {
+		strcat(line, "type ");
+		show(line, sizeof line, type, strlen(type));
+		if (id) {
+			strcat(line, " id ");
+			show(line, sizeof line, id, strlen(id));
+		}
+	} else {
+		strcat(line, "key ");
+		show(line, sizeof line, v->key.p, v->key.len);
+	}
+	size_t o = strlen(line);
+	if (o + 3 < sizeof line) {
+		strcpy(line + o, ": ");
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(line + o + 2, sizeof line - o - 2, fmt, ap);
+		va_end(ap);
+	}
+	v->stopped = v->report(line, v->arg);
+}
+
+/* The decoded elements of a key. */
+struct vkey {
+	int n;
+	cj_tup_item e[VFY_MAX_ELEMS];
+	char type[CJ_MAX_TYPE + 1];
+	char id[CJ_MAX_ID + 1];
+};
+
+/* Copies a string element into out (of cap bytes): 0, or -1 if it is too
+ * long, empty or holds a NUL byte. */
+static int elem_str(const cj_tup_item *it, char *out, size_t cap) {
+	if (it->kind != CJ_TUP_STRING || it->len == 0 || it->len >= cap) return -1;
+	cj__tup_copy(it, out);
+	out[it->len] = 0;
+	return strlen(out) == it->len ? 0 : -1;
+}
+
+static void fmt_vs(char out[2 * CJ_VS_LEN + 1], const uint8_t vs[CJ_VS_LEN]) {
+	for (int i = 0; i < CJ_VS_LEN; i++)
+		snprintf(out + 2 * i, 3, "%02x", vs[i]);
+}
+
+/* Reads the job (type, id) into jv: CJ_OK, CJ_NOT_FOUND, 1 for a value
+ * that does not decode (reported where its own key is met), or a code. */
+static int read_job(struct vfy *v, const char *type, const char *id, cj_jv *jv) {
+	const uint8_t *val;
+	size_t vl;
+	cj__key_data(&v->ikey, type, id);
+	int rc = cj__get(v->tx, &v->ikey, &val, &vl);
+	if (rc) return rc;
+	cj__buf_reset(&v->copy);
+	cj__buf_add(&v->copy, val, vl);
+	if (v->copy.oom) return cj__fail(CJ_NOMEM, "out of memory");
+	return cj__jv_decode(v->copy.p, v->copy.len, jv) == CJ_OK ? CJ_OK : 1;
+}
+
+/* 1 if the key in v->ikey is there, 0 if not, or a code. */
+static int has_key(struct vfy *v) {
+	const uint8_t *val;
+	size_t vl;
+	int rc = cj__get(v->tx, &v->ikey, &val, &vl);
+	return rc == CJ_OK ? 1 : rc == CJ_NOT_FOUND ? 0 : rc;
+}
+
+static int check_data(struct vfy *v, struct vkey *k) {
+	const char *type = k->type, *id = k->id;
+	cj_jv jv;
+	if (cj__jv_decode(v->val.p, v->val.len, &jv) != CJ_OK) {
+		problem(v, type, id, "%s", cj_last_error());
+		return CJ_OK;
+	}
+	char *data = cj__jv_data(&jv);
+	if (!data) return cj__fail(CJ_NOMEM, "out of memory");
+	if (cj__json_check_object(data, jv.data_item.len) != CJ_OK)
+		problem(v, type, id, "%s", cj_last_error());
+	cj_free(data);
+	if (jv.resubmit && !jv.has_lock)
+		problem(v, type, id, "flagged for resubmission but not running");
+	int rc;
+	/* its pending entry, at its scheduled time */
+	cj__key_pending(&v->ikey, type, jv.sched, id);
+	if ((rc = has_key(v)) < 0) return rc;
+	int pending = rc;
+	if (pending && jv.has_lock) problem(v, type, id, "running, and has a pending entry");
+	if (!jv.has_lock) return CJ_OK;
+	/* its activity entry, at its sequence, naming it */
+	char vs[2 * CJ_VS_LEN + 1];
+	fmt_vs(vs, jv.seq);
+	cj__key_activity(&v->ikey, type, jv.seq);
+	const uint8_t *val;
+	size_t vl;
+	rc = cj__get(v->tx, &v->ikey, &val, &vl);
+	if (rc == CJ_NOT_FOUND) {
+		problem(v, type, id, "running, but has no activity entry at its sequence %s", vs);
+		return CJ_OK;
+	}
+	if (rc) return rc;
+	cj_tup_reader r;
+	cj_tup_item it;
+	cj__tup_reader_init(&r, val, vl);
+	if (cj__tup_next(&r, &it) != 1 || !cj__tup_eq(&it, id, strlen(id)) ||
+	    it.kind != CJ_TUP_STRING || cj__tup_next(&r, &it) != 0)
+		problem(v, type, id, "the activity entry at its sequence %s names another job", vs);
+	return CJ_OK;
+}
+
+static int check_pending(struct vfy *v, struct vkey *k) {
+	const char *type = k->type, *id = k->id;
+	int64_t sched = k->e[3].i;
+	if (v->val.len != 0) problem(v, type, id, "pending entry with a value");
+	cj_jv jv;
+	int rc = read_job(v, type, id, &jv);
+	if (rc == CJ_NOT_FOUND) {
+		problem(v, type, id, "pending entry at %lld of a job that does not exist",
+		        (long long)sched);
+		return CJ_OK;
+	}
+	if (rc == 1) return CJ_OK; /* reported at the job's own key */
+	if (rc) return rc;
+	if (jv.has_lock)
+		; /* reported at the job's key */
+	else if (jv.sched != sched)
+		problem(v, type, id, "pending entry at %lld, but the job is scheduled at %lld",
+		        (long long)sched, (long long)jv.sched);
+	return CJ_OK;
+}
+
+static int check_activity(struct vfy *v, struct vkey *k) {
+	const char *type = k->type;
+	char vs[2 * CJ_VS_LEN + 1];
+	fmt_vs(vs, k->e[3].raw);
+	cj_tup_reader r;
+	cj_tup_item it;
+	cj__tup_reader_init(&r, v->val.p, v->val.len);
+	if (cj__tup_next(&r, &it) != 1 || elem_str(&it, k->id, sizeof k->id) != 0 ||
+	    cj__tup_next(&r, &it) != 0) {
+		problem(v, type, NULL, "activity entry at %s: its value is not a job id", vs);
+		return CJ_OK;
+	}
+	const char *id = k->id;
+	cj_jv jv;
+	int rc = read_job(v, type, id, &jv);
+	if (rc == CJ_NOT_FOUND) {
+		problem(v, type, id, "activity entry at %s of a job that does not exist", vs);
+		return CJ_OK;
+	}
+	if (rc == 1) return CJ_OK;
+	if (rc) return rc;
+	if (!jv.has_lock)
+		problem(v, type, id, "activity entry at %s of a job that is not running", vs);
+	else if (memcmp(jv.seq, k->e[3].raw, CJ_VS_LEN) != 0)
+		problem(v, type, id, "activity entry at %s, but the job's sequence is another", vs);
+	return CJ_OK;
+}
+
+/* Checks a one-element value: an int in lo..hi or a versionstamp. */
+static void check_int_value(struct vfy *v, const char *type, const char *what,
+                            int64_t lo, int64_t hi) {
+	int64_t n;
+	if (cj__val_int(v->val.p, v->val.len, &n) != CJ_OK)
+		problem(v, type, NULL, "%s does not decode", what);
+	else if (n < lo || n > hi)
+		problem(v, type, NULL, "%s %lld is outside %lld..%lld", what, (long long)n,
+		        (long long)lo, (long long)hi);
+}
+
+/* One key and value of the job space (copied to v->key / v->val). */
+static int check_one(struct vfy *v) {
+	struct vkey k;
+	cj_tup_reader r;
+	char sub[24];
+	int got;
+	k.n = 0;
+	cj__tup_reader_init(&r, v->key.p, v->key.len);
+	while (k.n < VFY_MAX_ELEMS && (got = cj__tup_next(&r, &k.e[k.n])) == 1) k.n++;
+	if (k.n == VFY_MAX_ELEMS || got < 0) {
+		problem(v, NULL, NULL, "does not decode");
+		return CJ_OK;
+	}
+	if (k.n < 2 || !cj__tup_eq(&k.e[0], "couch_jobs", 10) ||
+	    k.e[0].kind != CJ_TUP_STRING || elem_str(&k.e[1], sub, sizeof sub) != 0) {
+		problem(v, NULL, NULL, "not a key of the job space");
+		return CJ_OK;
+	}
+	if (strcmp(sub, "meta") == 0) {
+		if (k.n != 3 || !cj__tup_eq(&k.e[2], "format", 6) || k.e[2].kind != CJ_TUP_STRING)
+			problem(v, NULL, NULL, "unknown meta key");
+		else
+			check_int_value(v, NULL, "format version", CJ_FORMAT_VERSION,
+			                CJ_FORMAT_VERSION);
+		return CJ_OK;
+	}
+	if (k.n < 3 || elem_str(&k.e[2], k.type, sizeof k.type) != 0) {
+		problem(v, NULL, NULL, "no valid type in a %s key", sub);
+		return CJ_OK;
+	}
+	if (strcmp(sub, "activity_timeout") == 0 && k.n == 3) {
+		check_int_value(v, k.type, "timeout", 1, CJ_MAX_TYPE_TIMEOUT);
+	} else if ((strcmp(sub, "watches_pending") == 0 ||
+	            strcmp(sub, "watches_activity") == 0) && k.n == 3) {
+		uint8_t vs[CJ_VS_LEN];
+		if (cj__val_vs(v->val.p, v->val.len, vs) != CJ_OK)
+			problem(v, k.type, NULL, "%s value does not decode", sub);
+	} else if (strcmp(sub, "data") == 0 && k.n == 4) {
+		if (elem_str(&k.e[3], k.id, sizeof k.id) != 0)
+			problem(v, k.type, NULL, "job key with an invalid id");
+		else
+			return check_data(v, &k);
+	} else if (strcmp(sub, "pending") == 0 && k.n == 5 && k.e[3].kind == CJ_TUP_INT) {
+		if (elem_str(&k.e[4], k.id, sizeof k.id) != 0 || k.e[3].i < 0)
+			problem(v, k.type, NULL, "pending key with an invalid id or time");
+		else
+			return check_pending(v, &k);
+	} else if (strcmp(sub, "activity") == 0 && k.n == 4 && k.e[3].kind == CJ_TUP_VS) {
+		return check_activity(v, &k);
+	} else {
+		problem(v, NULL, NULL, "unknown key");
+	}
+	return CJ_OK;
+}
+
+/* The scan's callback: copies the entry (the checks read from the
+ * transaction, which ends the scan's hold on k and val) and checks it. */
+static int verify_entry(const uint8_t *k, size_t kl, const uint8_t *val, size_t vl,
+                        void *arg) {
+	struct vfy *v = arg;
+	cj__buf_reset(&v->key);
+	cj__buf_reset(&v->val);
+	cj__buf_add(&v->key, k, kl);
+	cj__buf_add(&v->val, val, vl);
+	if (v->key.oom || v->val.oom) return cj__fail(CJ_NOMEM, "out of memory");
+	int rc = check_one(v);
+	if (rc == CJ_OK && v->stopped) rc = v->stopped;
+	return rc;
+}
+
+static int verify_fn(cj_tx *tx, void *arg) {
+	struct vfy *v = arg;
+	v->tx = tx;
+	v->problems = 0; /* a retry starts over */
+	v->stopped = 0;
+	/* every key (one of all 0xff bytes would be out of range) */
+	static const uint8_t lo[1] = {0x00};
+	uint8_t hi[32];
+	memset(hi, 0xff, sizeof hi);
+	return tx->db->eng->scan(tx->etx, CJ_SPACE_JOBS, lo, sizeof lo, hi, sizeof hi,
+	                         verify_entry, v);
+}
+
+int cj_verify(cj_db *db, cj_verify_fn report, void *arg, uint64_t *problems) {
+	if (problems) *problems = 0;
+	if (!db) return cj__fail(CJ_INVALID, "db is NULL");
+	struct vfy v = {NULL, report, arg, 0, 0, CJ_BUF_INIT, CJ_BUF_INIT, CJ_BUF_INIT,
+	                CJ_BUF_INIT};
+	int rc = cj__run(db, NULL, 0, verify_fn, &v);
+	cj__buf_free(&v.key);
+	cj__buf_free(&v.val);
+	cj__buf_free(&v.copy);
+	cj__buf_free(&v.ikey);
+	if (problems) *problems = v.problems;
+	return rc;
+}

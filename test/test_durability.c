@@ -426,6 +426,6 @@ TEST(relaxed_sync_works) {
 	cj_close(db);
 }
 
-TEST_MAIN(ENTRY(kill9_keeps_acknowledged), ENTRY(kill9_keeps_acknowledged_relaxed),
+TEST_MAIN_VERIFIED(ENTRY(kill9_keeps_acknowledged), ENTRY(kill9_keeps_acknowledged_relaxed),
           ENTRY(kill9_in_open_tx), ENTRY(reopen_after_kill_of_processor),
           ENTRY(relaxed_sync_works))

@@ -441,4 +441,4 @@ TEST(mutual_exclusion_under_stress) {
 	free(finisher);
 }
 
-TEST_MAIN(ENTRY(mutual_exclusion_under_stress))
+TEST_MAIN_VERIFIED(ENTRY(mutual_exclusion_under_stress))

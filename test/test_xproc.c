@@ -524,7 +524,7 @@ TEST(scheduled_job_wakes_waiter) {
 	chan_close(&a.sched);
 }
 
-TEST_MAIN(ENTRY(accept_woken_by_other_process), ENTRY(idle_accept_uses_no_cpu),
+TEST_MAIN_VERIFIED(ENTRY(accept_woken_by_other_process), ENTRY(idle_accept_uses_no_cpu),
           ENTRY(killed_processor_job_comes_back),
           ENTRY(monitor_in_other_process_wakes_acceptor),
           ENTRY(stale_processor_halt_in_transact), ENTRY(events_across_processes),

@@ -232,6 +232,30 @@ const char *t_bin(const char *name) {
 	return path;
 }
 
+int t_verify_after;
+
+static int t_report_problem(const char *problem, void *arg) {
+	(void)arg;
+	fprintf(stderr, "  store: %s\n", problem);
+	return 0;
+}
+
+void t_verify_store(const char *file, int line) {
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	cj_db *db = NULL;
+	int rc = cj_open(t_url(), &o, &db);
+	if (rc != CJ_OK)
+		t_fail(file, line, "checking the store: cj_open = %s (%s)", cj_err_name(rc),
+		       cj_last_error());
+	uint64_t n = 0;
+	rc = cj_verify(db, t_report_problem, NULL, &n);
+	cj_close(db);
+	if (rc != CJ_OK || n != 0)
+		t_fail(file, line, "checking the store: cj_verify = %s, %llu problems (%s)",
+		       cj_err_name(rc), (unsigned long long)n, rc ? cj_last_error() : "");
+}
+
 static int t_run_case(const struct t_entry *e) {
 	char tmpl[PATH_MAX];
 	const char *base = getenv("CJ_TEST_TMPDIR");
@@ -250,6 +274,7 @@ static int t_run_case(const struct t_entry *e) {
 		if (chdir(t_scratch) != 0) _exit(1);
 		setpgid(0, 0); /* the case and what it forks: one group */
 		e->fn();
+		if (t_verify_after) t_verify_store(__FILE__, __LINE__);
 		fflush(NULL);
 		exit(0);
 	}

@@ -42,7 +42,24 @@ struct t_entry {
 		              sizeof entries / sizeof entries[0]);                  \
 	}
 
+/* TEST_MAIN whose cases each end, when they pass, by checking the store
+ * under test against its invariants (CHECK_STORE): for the stress,
+ * durability, cross-process, chaos and fault tests. */
+#define TEST_MAIN_VERIFIED(...)                                             \
+	int main(int argc, char **argv) {                                       \
+		static const struct t_entry entries[] = {__VA_ARGS__};              \
+		t_verify_after = 1;                                                 \
+		return t_main(argc, argv, entries,                                  \
+		              sizeof entries / sizeof entries[0]);                  \
+	}
+extern int t_verify_after;
+
 int t_main(int argc, char **argv, const struct t_entry *e, size_t n);
+
+/* Opens the store under test (no monitor) and fails the case, listing the
+ * problems, unless cj_verify() finds it sound. */
+#define CHECK_STORE() t_verify_store(__FILE__, __LINE__)
+void t_verify_store(const char *file, int line);
 
 /* Reports a failure and ends the case. */
 _Noreturn void t_fail(const char *file, int line, const char *fmt, ...)

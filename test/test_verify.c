@@ -1,0 +1,359 @@
+/*
+ * The invariant checker (cj_verify, `cjobs check`), on both engines.
+ *
+ * White-box: each case damages a healthy store by writing raw keys and
+ * values of the job space through the engine, as disk damage or a bug
+ * would, and checks that cj_verify finds exactly that problem. It includes
+ * the library's private header for the engine and the key layout only;
+ * everything it checks goes through the public API and the real cjobs.
+ */
+#include "testutil.h"
+
+#include "cj_int.h"
+
+/* ---- damaging a store ----------------------------------------------------- */
+
+static void raw_put(cj_db *db, const cj_buf *k, const void *v, size_t vl) {
+	cj_tx *tx;
+	CHECK_OK(cj_tx_begin(db, &tx));
+	CHECK_OK(db->eng->put(tx->etx, CJ_SPACE_JOBS, k->p, k->len, v, vl));
+	CHECK_OK(cj_tx_commit(tx));
+}
+
+static void raw_del(cj_db *db, const cj_buf *k) {
+	cj_tx *tx;
+	CHECK_OK(cj_tx_begin(db, &tx));
+	CHECK_OK(db->eng->del(tx->etx, CJ_SPACE_JOBS, k->p, k->len));
+	CHECK_OK(cj_tx_commit(tx));
+}
+
+/* Reads a job's value, decoded into jv (pointing into copy). */
+static void raw_job(cj_db *db, const char *type, const char *id, cj_buf *copy,
+                    cj_jv *jv) {
+	cj_tx *tx;
+	cj_buf k = CJ_BUF_INIT;
+	const uint8_t *v;
+	size_t vl;
+	cj__key_data(&k, type, id);
+	CHECK_OK(cj_tx_begin(db, &tx));
+	CHECK_OK(db->eng->get(tx->etx, CJ_SPACE_JOBS, k.p, k.len, &v, &vl));
+	cj__buf_reset(copy);
+	cj__buf_add(copy, v, vl);
+	cj_tx_abort(tx);
+	CHECK_OK(cj__jv_decode(copy->p, copy->len, jv));
+	cj__buf_free(&k);
+}
+
+static void put_job(cj_db *db, const char *type, const char *id, const cj_jv *jv,
+                    const char *data) {
+	cj_buf k = CJ_BUF_INIT, v = CJ_BUF_INIT;
+	cj__key_data(&k, type, id);
+	cj__jv_encode(&v, jv, data, data ? strlen(data) : 0);
+	raw_put(db, &k, v.p, v.len);
+	cj__buf_free(&k);
+	cj__buf_free(&v);
+}
+
+/* ---- checking ------------------------------------------------------------- */
+
+struct lines {
+	char text[8192];
+	int n;
+};
+
+static int collect(const char *problem, void *arg) {
+	struct lines *l = arg;
+	CHECK(strchr(problem, '\n') == NULL);
+	size_t o = strlen(l->text);
+	snprintf(l->text + o, sizeof l->text - o, "%s\n", problem);
+	l->n++;
+	return 0;
+}
+
+/* cj_verify finds `want` problems, and the report holds `needle`. */
+#define CHECK_PROBLEMS(db, want, needle) check_problems(__LINE__, (db), (want), (needle))
+static void check_problems(int line, cj_db *db, int want, const char *needle) {
+	struct lines l = {"", 0};
+	uint64_t n = 99;
+	int rc = cj_verify(db, collect, &l, &n);
+	if (rc != CJ_OK || (int)n != want || l.n != want ||
+	    (needle && !strstr(l.text, needle)))
+		t_fail(__FILE__, line, "cj_verify = %s, %d problems, want %d with \"%s\":\n%s",
+		       cj_err_name(rc), (int)n, want, needle ? needle : "", l.text);
+}
+
+/* A store with a job in every state: pending "p" (scheduled), running "r"
+ * (resubmit-flagged "rr" too), finished "f", of type "t". */
+static cj_db *healthy(void) {
+	cj_db *db = open_nomon();
+	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	CHECK_OK(cj_set_type_timeout(db, "u", 60));
+	CHECK_OK(cj_add(db, NULL, "t", "r", "{\"n\":1}", 0));
+	CHECK_OK(cj_add(db, NULL, "t", "rr", NULL, 0));
+	CHECK_OK(cj_add(db, NULL, "t", "f", NULL, 0));
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 0;
+	cj_job *jobs[3];
+	size_t n;
+	CHECK_OK(cj_accept_many(db, "t", &o, 3, jobs, NULL, &n));
+	CHECK_INT(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(cj_job_id(jobs[i]), "f") == 0) CHECK_OK(cj_finish(db, NULL, jobs[i], NULL));
+		else CHECK_OK(cj_update(db, NULL, jobs[i], NULL));
+		cj_job_free(jobs[i]);
+	}
+	CHECK_OK(cj_add(db, NULL, "t", "rr", NULL, 0)); /* flags it */
+	CHECK_OK(cj_add(db, NULL, "t", "p", "{\"a\":[1,2]}", 4000000000));
+	CHECK_OK(cj_add(db, NULL, "u", "x\n\"y", NULL, 0));
+	CHECK_PROBLEMS(db, 0, NULL);
+	return db;
+}
+
+TEST(verify_healthy_store) {
+	cj_db *db = healthy();
+	uint64_t n = 7;
+	CHECK_OK(cj_verify(db, NULL, NULL, &n));
+	CHECK_INT(n, 0);
+	CHECK_OK(cj_verify(db, NULL, NULL, NULL));
+	CHECK_RC(cj_verify(NULL, NULL, NULL, &n), CJ_INVALID);
+	CHECK_INT(n, 0);
+	/* not inside a transaction of the same thread */
+	cj_tx *tx;
+	CHECK_OK(cj_tx_begin(db, &tx));
+	CHECK_RC(cj_verify(db, NULL, NULL, &n), CJ_INVALID);
+	cj_tx_abort(tx);
+	/* an empty store, and a busy one after the monitor ran */
+	cj_close(db);
+	CHECK_INT(t_sh(NULL, NULL, "%s check", t_bin("cjobs")), 0);
+}
+
+/* The report's non-zero return stops the check and is returned. */
+static int stop_first(const char *problem, void *arg) {
+	(void)problem;
+	++*(int *)arg;
+	return 42;
+}
+
+TEST(verify_report_stops) {
+	cj_db *db = healthy();
+	cj_buf k = CJ_BUF_INIT;
+	for (int i = 0; i < 3; i++) {
+		char name[8];
+		snprintf(name, sizeof name, "z%d", i);
+		cj__key_meta(&k, name);
+		raw_put(db, &k, "", 0);
+	}
+	CHECK_PROBLEMS(db, 3, "unknown meta key");
+	int calls = 0;
+	CHECK_RC(cj_verify(db, stop_first, &calls, NULL), 42);
+	CHECK_INT(calls, 1);
+	cj__buf_free(&k);
+	cj_close(db);
+}
+
+TEST(verify_bad_keys) {
+	cj_db *db = healthy();
+	cj_buf k = CJ_BUF_INIT;
+	/* a truncated string element */
+	static const uint8_t trunc[] = {0x02, 'c', 'o', 'u', 'c', 'h'};
+	cj__buf_add(&k, trunc, sizeof trunc);
+	raw_put(db, &k, "", 0);
+	CHECK_PROBLEMS(db, 1, "key \"\\x02couch\": does not decode");
+	raw_del(db, &k);
+	/* another root, an unknown subspace, a job key with too many parts */
+	cj__buf_reset(&k);
+	cj__tup_str(&k, "other", 5);
+	raw_put(db, &k, "", 0);
+	CHECK_PROBLEMS(db, 1, "not a key of the job space");
+	raw_del(db, &k);
+	cj__buf_reset(&k);
+	cj__tup_str(&k, "couch_jobs", 10);
+	cj__tup_str(&k, "jobs", 4);
+	cj__tup_str(&k, "t", 1);
+	raw_put(db, &k, "", 0);
+	CHECK_PROBLEMS(db, 1, "unknown key");
+	raw_del(db, &k);
+	cj__key_data(&k, "t", "q");
+	cj__tup_int(&k, 1);
+	raw_put(db, &k, "", 0);
+	CHECK_PROBLEMS(db, 1, "unknown key");
+	raw_del(db, &k);
+	/* an id with a NUL byte in it */
+	cj__key_data_prefix(&k, "t");
+	cj__tup_str(&k, "a\0b", 3);
+	raw_put(db, &k, "", 0);
+	CHECK_PROBLEMS(db, 1, "job key with an invalid id");
+	raw_del(db, &k);
+	CHECK_PROBLEMS(db, 0, NULL);
+	cj__buf_free(&k);
+	cj_close(db);
+}
+
+TEST(verify_bad_values) {
+	cj_db *db = healthy();
+	cj_buf k = CJ_BUF_INIT, v = CJ_BUF_INIT, copy = CJ_BUF_INIT;
+	cj_jv jv;
+	/* a job value that does not decode; its entries are not blamed */
+	raw_job(db, "t", "r", &copy, &jv);
+	cj__key_data(&k, "t", "r");
+	raw_put(db, &k, "\x15", 1);
+	CHECK_PROBLEMS(db, 1, "type \"t\" id \"r\": corrupt job value");
+	/* a lock without a sequence */
+	cj_jv bad = jv;
+	bad.has_seq = 0;
+	put_job(db, "t", "r", &bad, NULL);
+	CHECK_PROBLEMS(db, 1, "type \"t\" id \"r\": corrupt job value");
+	/* data that is not one JSON object */
+	put_job(db, "t", "r", &jv, "{\"n\":");
+	CHECK_PROBLEMS(db, 1, "type \"t\" id \"r\": corrupt job value: job data");
+	put_job(db, "t", "r", &jv, "[1]");
+	CHECK_PROBLEMS(db, 1, "not a JSON object");
+	put_job(db, "t", "r", &jv, NULL);
+	CHECK_PROBLEMS(db, 0, NULL);
+	/* a timeout out of range, or not a number */
+	cj__key_timeout(&k, "u");
+	cj__tup_int(&v, 0);
+	raw_put(db, &k, v.p, v.len);
+	CHECK_PROBLEMS(db, 1, "type \"u\": timeout 0 is outside");
+	raw_put(db, &k, "\x02x", 2);
+	CHECK_PROBLEMS(db, 1, "type \"u\": timeout does not decode");
+	cj__buf_reset(&v);
+	cj__tup_int(&v, 60);
+	raw_put(db, &k, v.p, v.len);
+	/* the format version */
+	cj__key_meta(&k, "format");
+	cj__buf_reset(&v);
+	cj__tup_int(&v, 7);
+	raw_put(db, &k, v.p, v.len);
+	CHECK_PROBLEMS(db, 1, "format version 7 is outside 1..1");
+	cj__buf_reset(&v);
+	cj__tup_int(&v, CJ_FORMAT_VERSION);
+	raw_put(db, &k, v.p, v.len);
+	CHECK_PROBLEMS(db, 0, NULL);
+	cj__buf_free(&k);
+	cj__buf_free(&v);
+	cj__buf_free(&copy);
+	cj_close(db);
+}
+
+TEST(verify_pending_index) {
+	cj_db *db = healthy();
+	cj_buf k = CJ_BUF_INIT, copy = CJ_BUF_INIT;
+	/* a pending entry at another time than the job's */
+	cj__key_pending(&k, "t", 4000000000, "p");
+	raw_del(db, &k);
+	cj__key_pending(&k, "t", 5, "p");
+	raw_put(db, &k, "", 0);
+	CHECK_PROBLEMS(db, 1, "type \"t\" id \"p\": pending entry at 5, but the job is "
+	                      "scheduled at 4000000000");
+	/* and a second one at the right time */
+	cj__key_pending(&k, "t", 4000000000, "p");
+	raw_put(db, &k, "", 0);
+	CHECK_PROBLEMS(db, 1, "pending entry at 5");
+	cj__key_pending(&k, "t", 5, "p");
+	raw_del(db, &k);
+	CHECK_PROBLEMS(db, 0, NULL);
+	/* a pending entry of a running job, of a job that does not exist */
+	cj__key_pending(&k, "t", 0, "r");
+	raw_put(db, &k, "", 0);
+	CHECK_PROBLEMS(db, 1, "type \"t\" id \"r\": running, and has a pending entry");
+	raw_del(db, &k);
+	cj__key_pending(&k, "t", 0, "ghost");
+	raw_put(db, &k, "", 0);
+	CHECK_PROBLEMS(db, 1, "id \"ghost\": pending entry at 0 of a job that does not exist");
+	raw_del(db, &k);
+	/* a pending entry with a value */
+	cj__key_pending(&k, "t", 4000000000, "p");
+	raw_put(db, &k, "x", 1);
+	CHECK_PROBLEMS(db, 1, "pending entry with a value");
+	raw_put(db, &k, "", 0);
+	/* a resubmit flag on a job that is not running */
+	cj_jv jv;
+	raw_job(db, "t", "f", &copy, &jv);
+	jv.resubmit = 1;
+	put_job(db, "t", "f", &jv, NULL);
+	CHECK_PROBLEMS(db, 1, "id \"f\": flagged for resubmission but not running");
+	jv.resubmit = 0;
+	put_job(db, "t", "f", &jv, NULL);
+	CHECK_PROBLEMS(db, 0, NULL);
+	cj__buf_free(&k);
+	cj__buf_free(&copy);
+	cj_close(db);
+}
+
+TEST(verify_activity_index) {
+	cj_db *db = healthy();
+	cj_buf k = CJ_BUF_INIT, v = CJ_BUF_INIT, copy = CJ_BUF_INIT;
+	cj_jv jv;
+	raw_job(db, "t", "r", &copy, &jv);
+	/* a running job without its activity entry */
+	cj__key_activity(&k, "t", jv.seq);
+	raw_del(db, &k);
+	CHECK_PROBLEMS(db, 1, "type \"t\" id \"r\": running, but has no activity entry");
+	/* the entry at its sequence names another job (which is running
+	 * under another sequence) */
+	cj__tup_str(&v, "rr", 2);
+	raw_put(db, &k, v.p, v.len);
+	CHECK_PROBLEMS(db, 2, "id \"r\": the activity entry at its sequence");
+	CHECK_PROBLEMS(db, 2, "id \"rr\": activity entry at");
+	/* an entry whose value is no id */
+	raw_put(db, &k, "\x15\x01", 2);
+	CHECK_PROBLEMS(db, 2, "its value is not a job id");
+	cj__buf_reset(&v);
+	cj__tup_str(&v, "r", 1);
+	raw_put(db, &k, v.p, v.len);
+	CHECK_PROBLEMS(db, 0, NULL);
+	/* entries of a finished job, of a pending one, of no job */
+	uint8_t seq[CJ_VS_LEN];
+	memset(seq, 0, sizeof seq);
+	seq[7] = 1;
+	cj__key_activity(&k, "t", seq);
+	cj__buf_reset(&v);
+	cj__tup_str(&v, "f", 1);
+	raw_put(db, &k, v.p, v.len);
+	CHECK_PROBLEMS(db, 1, "id \"f\": activity entry at 000000000000000100000000 of a "
+	                      "job that is not running");
+	cj__buf_reset(&v);
+	cj__tup_str(&v, "p", 1);
+	raw_put(db, &k, v.p, v.len);
+	CHECK_PROBLEMS(db, 1, "id \"p\": activity entry");
+	cj__buf_reset(&v);
+	cj__tup_str(&v, "gone", 4);
+	raw_put(db, &k, v.p, v.len);
+	CHECK_PROBLEMS(db, 1, "id \"gone\": activity entry at 000000000000000100000000 of "
+	                      "a job that does not exist");
+	raw_del(db, &k);
+	CHECK_PROBLEMS(db, 0, NULL);
+	cj__buf_free(&k);
+	cj__buf_free(&v);
+	cj__buf_free(&copy);
+	cj_close(db);
+}
+
+/* `cjobs check` prints the report and exits 1; 0 once the store is sound. */
+TEST(verify_cli_check) {
+	cj_db *db = healthy();
+	cj_buf k = CJ_BUF_INIT;
+	cj__key_pending(&k, "t", 0, "ghost");
+	raw_put(db, &k, "", 0);
+	cj_close(db);
+	char *out = NULL, *err = NULL;
+	CHECK_INT(t_sh(&out, &err, "%s check", t_bin("cjobs")), 1);
+	CHECK_STR(out, "type \"t\" id \"ghost\": pending entry at 0 of a job that does not "
+	               "exist\n");
+	CHECK_STR(err, "cjobs: check: 1 problem found\n");
+	free(out);
+	free(err);
+	CHECK_INT(t_sh(NULL, NULL, "%s check extra 2>/dev/null", t_bin("cjobs")), 2);
+	db = open_nomon();
+	raw_del(db, &k);
+	cj_close(db);
+	CHECK_INT(t_sh(&out, NULL, "%s check", t_bin("cjobs")), 0);
+	CHECK_STR(out, "");
+	free(out);
+	cj__buf_free(&k);
+}
+
+TEST_MAIN(ENTRY(verify_healthy_store), ENTRY(verify_report_stops), ENTRY(verify_bad_keys),
+          ENTRY(verify_bad_values), ENTRY(verify_pending_index),
+          ENTRY(verify_activity_index), ENTRY(verify_cli_check))

@@ -139,10 +139,7 @@ static int accept_one(cj_tx *tx, struct accept_arg *a, uint8_t vs[CJ_VS_LEN]) {
 	if ((rc = cj__job_write(tx, a->type, job->id, &jv, NULL, 0)) ||
 	    (rc = cj__job_activity_put(tx, a->type, job->id, vs)))
 		goto out;
-	if (a->data && !(a->data[a->n] = cj__jv_data(&jv))) {
-		rc = cj__fail(CJ_NOMEM, "out of memory");
-		goto out;
-	}
+	if (a->data && (rc = cj__jv_data(&jv, &a->data[a->n]))) goto out;
 	a->jobs[a->n++] = job;
 	job = NULL;
 out:

@@ -196,8 +196,9 @@ typedef struct cj_jv {
  * element (so kept data is not decoded and re-encoded). */
 void cj__jv_encode(cj_buf *b, const cj_jv *jv, const char *data, size_t dlen);
 int cj__jv_decode(const uint8_t *v, size_t vl, cj_jv *jv); /* CJ_OK / CJ_STORE */
-/* The job data of jv as a new string (cj_free). */
-char *cj__jv_data(const cj_jv *jv);
+/* The job data of jv as a new string in *out (cj_free), checked to be one
+ * JSON object: CJ_OK, CJ_STORE (damaged data) or CJ_NOMEM. */
+int cj__jv_data(const cj_jv *jv, char **out);
 
 /* Parsing keys of the jobs space. Each returns CJ_OK, CJ_STORE ("corrupt
  * <subspace> key") if k is not a whole key of that subspace with elements

@@ -30,8 +30,7 @@ static int get_fn(cj_tx *tx, void *arg) {
 	a->resubmit = jv.resubmit;
 	cj_free(a->data);
 	a->data = NULL;
-	if (a->want_data && !(a->data = cj__jv_data(&jv)))
-		rc = cj__fail(CJ_NOMEM, "out of memory");
+	if (a->want_data) rc = cj__jv_data(&jv, &a->data);
 out:
 	cj__buf_free(&copy);
 	return rc;
@@ -102,10 +101,7 @@ static int list_one(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, vo
 	memset(&info, 0, sizeof info);
 	int rc = cj__jv_decode(v, vl, &jv);
 	if (rc || (rc = cj__key_data_parse(k, kl, &info.type, &info.id))) return rc;
-	if (!(info.data = cj__jv_data(&jv))) {
-		rc = cj__fail(CJ_NOMEM, "out of memory");
-		goto out;
-	}
+	if ((rc = cj__jv_data(&jv, &info.data))) goto out;
 	info.sched_time = jv.sched;
 	info.resubmit = jv.resubmit;
 	if ((rc = cj__job_state(a->tx, info.type, info.id, &jv, &info.state))) goto out;

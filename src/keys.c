@@ -1,5 +1,6 @@
 /* The RFC 007 key layout and value encodings (see cj_int.h): building and
  * parsing both live here, so no other file knows where a key keeps what. */
+#include <stdio.h>
 #include <string.h>
 
 #include "cj_int.h"
@@ -119,12 +120,21 @@ bad:
 	return cj__fail(CJ_STORE, "corrupt job value");
 }
 
-char *cj__jv_data(const cj_jv *jv) {
+int cj__jv_data(const cj_jv *jv, char **out) {
 	char *s = cj__malloc(jv->data_item.len + 1);
-	if (!s) return NULL;
+	*out = NULL;
+	if (!s) return cj__fail(CJ_NOMEM, "out of memory");
 	cj__tup_copy(&jv->data_item, s);
 	s[jv->data_item.len] = 0;
-	return s;
+	/* what was stored was checked; what is read may have been damaged */
+	if (cj__json_check_object(s, jv->data_item.len) != CJ_OK) {
+		char why[160];
+		snprintf(why, sizeof why, "%s", cj_last_error());
+		cj_free(s);
+		return cj__fail(CJ_STORE, "corrupt job value: %s", why);
+	}
+	*out = s;
+	return CJ_OK;
 }
 
 /* ---- parsing keys ---------------------------------------------------------- */
@@ -149,10 +159,13 @@ bad:
 }
 
 /* A string element as a new string (cj_free): CJ_OK, CJ_STORE if it is not
- * a string, or CJ_NOMEM. */
-static int item_string(const cj_tup_item *it, const char *what, char **out) {
+ * a string of 1 to max bytes without NUL (a type or id the library would
+ * take), or CJ_NOMEM. */
+static int item_string(const cj_tup_item *it, const char *what, size_t max, char **out) {
 	*out = NULL;
-	if (it->kind != CJ_TUP_STRING) return cj__fail(CJ_STORE, "corrupt %s", what);
+	if (it->kind != CJ_TUP_STRING || it->len == 0 || it->len > max ||
+	    memchr(it->raw, 0, it->rawlen))
+		return cj__fail(CJ_STORE, "corrupt %s", what);
 	char *s = cj__malloc(it->len + 1);
 	if (!s) return cj__fail(CJ_NOMEM, "out of memory");
 	cj__tup_copy(it, s);
@@ -165,8 +178,8 @@ int cj__key_data_parse(const uint8_t *k, size_t kl, char **type, char **id) {
 	cj_tup_item it[2];
 	*type = *id = NULL;
 	int rc = key_parse(k, kl, "data", "data", it, 2);
-	if (rc || (rc = item_string(&it[0], "data key", type)) ||
-	    (rc = item_string(&it[1], "data key", id))) {
+	if (rc || (rc = item_string(&it[0], "data key", CJ_MAX_TYPE, type)) ||
+	    (rc = item_string(&it[1], "data key", CJ_MAX_ID, id))) {
 		cj_free(*type);
 		*type = NULL;
 	}
@@ -181,14 +194,14 @@ int cj__key_pending_parse(const uint8_t *k, size_t kl, int64_t *sched, char **id
 	if (it[0].kind != CJ_TUP_STRING || it[1].kind != CJ_TUP_INT)
 		return cj__fail(CJ_STORE, "corrupt pending key");
 	if (sched) *sched = it[1].i;
-	return id ? item_string(&it[2], "pending key", id) : CJ_OK;
+	return id ? item_string(&it[2], "pending key", CJ_MAX_ID, id) : CJ_OK;
 }
 
 int cj__key_timeout_parse(const uint8_t *k, size_t kl, char **type) {
 	cj_tup_item it;
 	*type = NULL;
 	int rc = key_parse(k, kl, "activity_timeout", "activity_timeout", &it, 1);
-	return rc ? rc : item_string(&it, "activity_timeout key", type);
+	return rc ? rc : item_string(&it, "activity_timeout key", CJ_MAX_TYPE, type);
 }
 
 int cj__key_activity_parse(const uint8_t *k, size_t kl, uint8_t seq[CJ_VS_LEN]) {
@@ -222,7 +235,7 @@ int cj__val_id_parse(const uint8_t *v, size_t vl, char **id) {
 	cj__tup_reader_init(&r, v, vl);
 	if (cj__tup_next(&r, &it) != 1 || cj__tup_next(&r, &end) != 0)
 		return cj__fail(CJ_STORE, "corrupt activity value");
-	return item_string(&it, "activity value", id);
+	return item_string(&it, "activity value", CJ_MAX_ID, id);
 }
 
 int cj__val_int(const uint8_t *v, size_t vl, int64_t *out) {

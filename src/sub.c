@@ -120,7 +120,7 @@ static int look(cj_tx *tx, struct look_arg *a) {
 	if (rc) goto out;
 	a->has_seq = jv.has_seq;
 	memcpy(a->seq, jv.seq, CJ_VS_LEN);
-	if (a->want_data && !(a->data = cj__jv_data(&jv))) rc = cj__fail(CJ_NOMEM, "out of memory");
+	if (a->want_data) rc = cj__jv_data(&jv, &a->data);
 out:
 	cj__buf_free(&copy);
 	return rc;

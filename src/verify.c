@@ -126,14 +126,13 @@ static int check_data(struct vfy *v, struct vkey *k) {
 		problem(v, type, id, "%s", cj_last_error());
 		return CJ_OK;
 	}
-	char *data = cj__jv_data(&jv);
-	if (!data) return cj__fail(CJ_NOMEM, "out of memory");
-	if (cj__json_check_object(data, jv.data_item.len) != CJ_OK)
-		problem(v, type, id, "%s", cj_last_error());
+	char *data;
+	int rc = cj__jv_data(&jv, &data);
+	if (rc == CJ_STORE) problem(v, type, id, "%s", cj_last_error());
+	else if (rc) return rc;
 	cj_free(data);
 	if (jv.resubmit && !jv.has_lock)
 		problem(v, type, id, "flagged for resubmission but not running");
-	int rc;
 	/* its pending entry, at its scheduled time */
 	cj__key_pending(&v->ikey, type, jv.sched, id);
 	if ((rc = has_key(v)) < 0) return rc;
@@ -297,11 +296,17 @@ static int verify_fn(cj_tx *tx, void *arg) {
 	v->problems = 0; /* a retry starts over */
 	v->stopped = 0;
 	/* every key (one of all 0xff bytes would be out of range) */
-	static const uint8_t lo[1] = {0x00};
-	uint8_t hi[32];
-	memset(hi, 0xff, sizeof hi);
-	return tx->db->eng->scan(tx->etx, CJ_SPACE_JOBS, lo, sizeof lo, hi, sizeof hi,
-	                         verify_entry, v);
+	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
+	static const uint8_t ff[32] = {
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	cj__buf_add(&lo, "", 1);
+	cj__buf_add(&hi, ff, sizeof ff);
+	int rc = cj__scan(tx, &lo, &hi, verify_entry, v);
+	cj__buf_free(&lo);
+	cj__buf_free(&hi);
+	return rc;
 }
 
 int cj_verify(cj_db *db, cj_verify_fn report, void *arg, uint64_t *problems) {

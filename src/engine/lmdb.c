@@ -109,6 +109,10 @@ struct cj_edb {
 	int readonly;           /* a file could only be opened for reading */
 	_Atomic int64_t reserve_retry; /* 0: the reserve is there; else when to
 	                                  make it again (monotonic ms) */
+	/* where data.mdb is mapped (map_end 0: not known), and its length as
+	 * last seen: see lme_in_file() */
+	_Atomic uintptr_t map_base, map_end;
+	_Atomic size_t file_len;
 };
 
 struct cj_etx {
@@ -211,6 +215,7 @@ static int lme_txn_begin(cj_edb *db, unsigned flags, MDB_txn **txn) {
 		if (rc != MDB_MAP_RESIZED || tries == LME_RESIZE_TRIES) return rc;
 		/* another process grew the map: adopt its size */
 		pthread_rwlock_wrlock(&db->resize);
+		atomic_store(&db->map_end, 0); /* it moves: lme_in_file() */
 		rc = mdb_env_set_mapsize(db->env, 0);
 		pthread_rwlock_unlock(&db->resize);
 		if (rc) return rc;
@@ -431,12 +436,54 @@ out_close:
 	return rc;
 }
 
+/* ---- damaged pages --------------------------------------------------------
+ *
+ * LMDB trusts its pages: a damaged one can hand out a key or value that
+ * runs past the end of data.mdb, and reading it would be SIGBUS. So every
+ * key and value read from the map is first checked to lie within the file.
+ * Where the map is is found at the start of a transaction when not known;
+ * it moves only when the map is resized, under the exclusive resize lock,
+ * which forgets it. Pointers outside the map are to pages that a write
+ * transaction copied (and this process wrote): they are not checked.
+ */
+
+static void lme_locate(cj_edb *db, const void *p) {
+	uintptr_t base, end;
+	int fd;
+	if (mdb_env_get_fd(db->env, &fd) != 0 || cj__os_file_mapping(fd, p, &base, &end) != 0)
+		return; /* not checked then */
+	atomic_store(&db->map_base, base);
+	atomic_store(&db->map_end, end);
+}
+
+static int lme_in_file(cj_edb *db, const void *p, size_t n) {
+	uintptr_t end = atomic_load_explicit(&db->map_end, memory_order_acquire);
+	uintptr_t base = atomic_load_explicit(&db->map_base, memory_order_relaxed);
+	uintptr_t a = (uintptr_t)p;
+	if (!end || a < base || a >= end) return CJ_OK;
+	if (n > end - a) goto bad;
+	size_t len = atomic_load_explicit(&db->file_len, memory_order_relaxed);
+	if (a - base + n <= len) return CJ_OK;
+	/* other processes' commits may have grown the file */
+	int fd;
+	struct stat st;
+	if (mdb_env_get_fd(db->env, &fd) == 0 && fstat(fd, &st) == 0 && st.st_size > 0) {
+		len = (size_t)st.st_size;
+		atomic_store_explicit(&db->file_len, len, memory_order_relaxed);
+		if (a - base + n <= len) return CJ_OK;
+	}
+bad:
+	return cj__fail(CJ_STORE, "damaged store: a key or value runs past the end of "
+	                "data.mdb (see cjobs check)");
+}
+
 /* ---- transactions -------------------------------------------------------- */
 
 /* Doubles the map; a failure is kept in grow_err for the next writer. */
 static void lme_grow(cj_edb *db) {
 	MDB_envinfo info;
 	pthread_rwlock_wrlock(&db->resize);
+	atomic_store(&db->map_end, 0); /* it moves: lme_in_file() */
 	int rc = mdb_env_info(db->env, &info);
 	if (rc == 0)
 		rc = info.me_mapsize > SIZE_MAX / 2 ? ENOMEM
@@ -483,6 +530,8 @@ static int lme_begin(cj_edb *db, int write, cj_etx **out) {
 		lme_end(tx);
 		return cj__fail(CJ_STORE, "corrupt store: no commit counter");
 	}
+	/* nothing is copied yet: v is in the map */
+	if (!atomic_load_explicit(&db->map_end, memory_order_relaxed)) lme_locate(db, v.mv_data);
 	tx->version = rd64(v.mv_data) + (write ? 1 : 0);
 	*out = tx;
 	return CJ_OK;
@@ -566,6 +615,7 @@ static int lme_get(cj_etx *tx, int space, const void *k, size_t kl,
 	MDB_val key = lme_key(tx, k, kl), val;
 	int rc = mdb_get(tx->txn, tx->db->dbi[space], &key, &val);
 	if (rc) return lme_err(rc, "get");
+	if ((rc = lme_in_file(tx->db, val.mv_data, val.mv_size))) return rc;
 	if (kl > LME_SHORT) {
 		const uint8_t *sk;
 		size_t skl;
@@ -585,6 +635,7 @@ static int lme_put(cj_etx *tx, int space, const void *k, size_t kl, const void *
 	if (kl > LME_SHORT) {
 		MDB_val old;
 		int rc = mdb_get(tx->txn, tx->db->dbi[space], &key, &old);
+		if (rc == 0 && (rc = lme_in_file(tx->db, old.mv_data, old.mv_size))) return rc;
 		if (rc == 0) {
 			const uint8_t *sk, *sv;
 			size_t skl, svl;
@@ -643,6 +694,9 @@ static int lme_scan(cj_etx *tx, int space, const void *lo, size_t ll, const void
 	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == 0;
 	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
 		size_t pn = key.mv_size < LME_SHORT ? key.mv_size : LME_SHORT;
+		if ((out = lme_in_file(tx->db, key.mv_data, key.mv_size)) ||
+		    (out = lme_in_file(tx->db, val.mv_data, val.mv_size)))
+			break;
 		if (memcmp(key.mv_data, hi, pn < hl ? pn : hl) > 0) break;
 		const uint8_t *k = key.mv_data, *v = val.mv_data;
 		size_t kl = key.mv_size, vl = val.mv_size;

@@ -6,7 +6,9 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -174,4 +176,29 @@ int cj__os_word_wait(cj_wakemap *m, unsigned idx, uint32_t seen, int64_t deadlin
 	/* a deadline past the longest sleep: a spurious wake, to look again */
 	if (errno == ETIMEDOUT) return until == deadline_ms ? CJ_TIMEOUT : CJ_OK;
 	return CJ_OK; /* EAGAIN: it changed; EINTR: look again */
+}
+
+int cj__os_file_mapping(int fd, const void *p, uintptr_t *base, uintptr_t *end) {
+	struct stat st;
+	if (fstat(fd, &st) != 0) return -1;
+	FILE *f = fopen("/proc/self/maps", "re");
+	if (!f) return -1;
+	uintptr_t a = (uintptr_t)p;
+	char line[512];
+	int found = -1;
+	while (found < 0 && fgets(line, sizeof line, f)) {
+		unsigned long lo, hi, off, ino;
+		unsigned maj, min;
+		if (sscanf(line, "%lx-%lx %*s %lx %x:%x %lu", &lo, &hi, &off, &maj, &min, &ino) != 6)
+			continue;
+		if (a < lo || a >= hi) continue;
+		if (makedev(maj, min) == st.st_dev && ino == st.st_ino && off <= lo) {
+			*base = lo - off;
+			*end = hi;
+			found = 0;
+		}
+		break;
+	}
+	fclose(f);
+	return found;
 }

@@ -67,4 +67,10 @@ void cj__os_word_wake(cj_wakemap *m, unsigned idx);
  * spuriously) or CJ_TIMEOUT. */
 int cj__os_word_wait(cj_wakemap *m, unsigned idx, uint32_t seen, int64_t deadline_ms);
 
+/* Finds where the file open as fd is mapped in this process, given an
+ * address p inside that mapping: *base is the address of the file's first
+ * byte, *end the end of the mapping. 0, or -1 if p is not in a mapping of
+ * that file (or the mappings cannot be read). */
+int cj__os_file_mapping(int fd, const void *p, uintptr_t *base, uintptr_t *end);
+
 #endif

@@ -1,8 +1,9 @@
 /*
  * cjobs: the command-line front end of couchjobs.
  *
- * main(), the global options, the command table that drives dispatch and
- * help, and the exit codes.
+ * The global options, the command table that drives dispatch and help,
+ * parsing the command line (cli_parse; main() is in main.c), and the exit
+ * codes.
  */
 #include "cli.h"
 
@@ -365,79 +366,71 @@ static int parse_args(struct cli *c, int argc, char **argv, struct cli_args *a) 
 	return 0;
 }
 
-static int finish_output(struct cli *c, int rc) {
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		cli_msg(c, "cannot write the output: %s", strerror(errno));
-		if (rc == CLI_EXIT_OK) rc = CLI_EXIT_STORE;
-	}
-	return rc;
-}
-
-int main(int argc, char **argv) {
-	struct cli c = {0};
-	const char *env = getenv("CJOBS_DB");
-	c.url = env && *env ? env : CLI_DEFAULT_DB;
-
+int cli_parse(struct cli *c, int argc, char **argv, struct cli_args *a) {
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		const char *arg = argv[i];
 		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
 			print_main_help(stdout);
-			return finish_output(&c, CLI_EXIT_OK);
+			return CLI_EXIT_OK;
 		}
 		if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0) {
 			printf("cjobs %s\n", cj_version());
-			return finish_output(&c, CLI_EXIT_OK);
+			return CLI_EXIT_OK;
 		}
 		if (strncmp(arg, "--db", 4) == 0 && (arg[4] == 0 || arg[4] == '=')) {
 			const char *val = arg[4] == '=' ? arg + 5 : i + 1 < argc ? argv[++i] : NULL;
-			if (!val || !*val) return cli_usage(&c, "option --db needs a value (URL)");
-			c.url = val;
+			if (!val || !*val) return cli_usage(c, "option --db needs a value (URL)");
+			c->url = val;
 			continue;
 		}
 		if (strcmp(arg, "--") == 0) {
 			i++;
 			break;
 		}
-		return cli_usage(&c, "unknown option '%s' (see cjobs --help)", arg);
+		return cli_usage(c, "unknown option '%s' (see cjobs --help)", arg);
 	}
-	if (i >= argc)
-		return cli_usage(&c, "missing command (see cjobs --help)");
+	if (i >= argc) return cli_usage(c, "missing command (see cjobs --help)");
 
 	const char *name = argv[i++];
 	if (strcmp(name, "help") == 0) {
 		if (i >= argc) {
 			print_main_help(stdout);
-			return finish_output(&c, CLI_EXIT_OK);
+			return CLI_EXIT_OK;
 		}
 		const struct cli_cmd *cmd = find_cmd(argv[i]);
 		if (!cmd)
-			return cli_usage(&c, "help: unknown command '%s' (see cjobs --help)",
-			                 argv[i]);
-		if (i + 1 < argc)
-			return cli_usage(&c, "help: unexpected argument '%s'", argv[i + 1]);
+			return cli_usage(c, "help: unknown command '%s' (see cjobs --help)", argv[i]);
+		if (i + 1 < argc) return cli_usage(c, "help: unexpected argument '%s'", argv[i + 1]);
 		print_cmd_help(stdout, cmd);
-		return finish_output(&c, CLI_EXIT_OK);
+		return CLI_EXIT_OK;
 	}
-	c.cmd = find_cmd(name);
-	if (!c.cmd)
-		return cli_usage(&c, "unknown command '%s' (see cjobs --help)", name);
+	c->cmd = find_cmd(name);
+	if (!c->cmd) return cli_usage(c, "unknown command '%s' (see cjobs --help)", name);
 
-	struct cli_args a = {0};
-	a.pos = calloc((size_t)(argc - i) + 1, sizeof *a.pos);
-	if (!a.pos) {
-		cli_msg(&c, "out of memory");
+	memset(a, 0, sizeof *a);
+	a->pos = calloc((size_t)(argc - i) + 1, sizeof *a->pos);
+	if (!a->pos) {
+		cli_msg(c, "out of memory");
 		return CLI_EXIT_STORE;
 	}
-	int rc = parse_args(&c, argc - i, argv + i, &a);
+	int rc = parse_args(c, argc - i, argv + i, a);
 	if (rc == -1) {
-		print_cmd_help(stdout, c.cmd);
-		rc = CLI_EXIT_OK;
-	} else if (rc == 0) {
-		rc = c.cmd->run(&c, &a);
+		print_cmd_help(stdout, c->cmd);
+		return CLI_EXIT_OK;
 	}
-	free(a.pos);
-	cj_close(c.db);
-	c.db = NULL;
-	return finish_output(&c, rc);
+	return rc == 0 ? CLI_RUN : rc;
+}
+
+void cli_args_free(struct cli_args *a) {
+	free(a->pos);
+	a->pos = NULL;
+}
+
+int cli_finish_output(struct cli *c, int rc) {
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		cli_msg(c, "cannot write the output: %s", strerror(errno));
+		if (rc == CLI_EXIT_OK) rc = CLI_EXIT_STORE;
+	}
+	return rc;
 }

@@ -74,6 +74,21 @@ struct cli {
 
 /* ---- cjobs.c ---------------------------------------------------------- */
 
+/* cli_parse()'s result when the command is to run. */
+#define CLI_RUN (-1)
+
+/* Parses the command line (argv[0] is the program) into c (c->url must
+ * hold the default store) and a, running nothing: CLI_RUN when c->cmd is
+ * to run with a (free a with cli_args_free() either way); otherwise help
+ * or the version was printed, or a usage error reported, and the result
+ * is the exit code. */
+int cli_parse(struct cli *c, int argc, char **argv, struct cli_args *a);
+void cli_args_free(struct cli_args *a);
+
+/* Flushes standard output; a failure is reported, and turns exit code rc
+ * 0 into 1. Returns the exit code. */
+int cli_finish_output(struct cli *c, int rc);
+
 /* Prints "cjobs: CMD: message" as one line on stderr and returns
  * CLI_EXIT_USAGE. */
 int cli_usage(struct cli *c, const char *fmt, ...)

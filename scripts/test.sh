@@ -7,11 +7,12 @@
 #                              (scripts/build-matrix.sh), and a
 #                              smoke run of the speed comparison
 #                              (bench/compare.sh --smoke: installs beanstalkd
-#                              and redis-server, under a minute)
+#                              and redis-server, under a minute), and a short
+#                              run of each fuzzer (scripts/fuzz.sh)
 #   scripts/test.sh --quick    one plain gcc build, all tests on the
 #                              embedded engine only
 #
-# Build trees: build-test (sanitizers), build-gcc, build-matrix/*.
+# Build trees: build-test (sanitizers), build-gcc, build-matrix/*, build-fuzz.
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -75,6 +76,9 @@ CJ_PG_TCP=1 sh scripts/pg.sh start "$pgdir"
 CJ_TEST_URL=$(sh scripts/pg.sh url "$pgdir")
 export CJ_TEST_URL
 (cd build-test && ctest --output-on-failure -j2)
+
+echo "== fuzzing: a short run of each libFuzzer harness (scripts/fuzz.sh)"
+sh scripts/fuzz.sh
 
 echo "== smoke run of the speed comparison (a few hundred jobs per system; not a measurement)"
 smoke_log=build-gcc/compare-smoke.log

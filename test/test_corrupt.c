@@ -119,7 +119,7 @@ TEST(corrupt_copies) {
 	int copies = s && *s ? atoi(s) : 15;
 	s = getenv("CJ_CORRUPT_SEED");
 	rng_state = (s && *s ? strtoull(s, NULL, 10) : 1) * 0x9e3779b97f4a7c15ull + 1;
-	char base[4096], path[4200];
+	char base[4096], path[4300];
 	snprintf(base, sizeof base, "%s/base", t_dir());
 	make_store(base);
 	snprintf(path, sizeof path, "%s/data.mdb", base);

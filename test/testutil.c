@@ -487,6 +487,12 @@ static int walk_job(const cj_job_info *info, void *arg) {
 	return 0;
 }
 
+static int store_problem(const char *problem, void *arg) {
+	(void)arg;
+	fprintf(stderr, "  store: %s\n", problem);
+	return 0;
+}
+
 void tu_check_store(const char *file, int line, cj_db *db, const char *type,
                     store_counts *counts) {
 	struct store_walk w = {db, NULL, {0, 0, 0, 0}, ""};
@@ -495,5 +501,12 @@ void tu_check_store(const char *file, int line, cj_db *db, const char *type,
 	cj_tx_abort(w.tx);
 	if (w.bad[0]) t_fail(file, line, "inconsistent store: %s", w.bad);
 	ok_at(file, line, rc, "cj_list_jobs");
+	/* and every invariant of the data model, as `cjobs check` checks it */
+	uint64_t problems = 0;
+	rc = cj_verify(db, store_problem, NULL, &problems);
+	ok_at(file, line, rc, "cj_verify");
+	if (problems)
+		t_fail(file, line, "inconsistent store: cj_verify found %llu problems",
+		       (unsigned long long)problems);
 	if (counts) *counts = w.n;
 }

@@ -224,8 +224,9 @@ typedef struct store_counts {
 
 /* Checks that the store of db is consistent: every job (of type; NULL: of
  * every type) listed reads back, in the same snapshot, in the state it was
- * listed in, with JSON object data. Every stress, chaos and fault test ends
- * with it. Stores the counts in *counts when not NULL. */
+ * listed in, with JSON object data, and cj_verify() finds no problem in
+ * the whole store. Every stress, chaos and fault test ends with it. Stores
+ * the counts in *counts when not NULL. */
 #define check_store(db, type, counts)                                       \
 	tu_check_store(__FILE__, __LINE__, (db), (type), (counts))
 void tu_check_store(const char *file, int line, cj_db *db, const char *type,

@@ -814,6 +814,104 @@ int cj_sub_set_cancel(cj_sub *sub, cj_cancel *c);
  */
 int cj_wait(cj_sub *const *subs, size_t n, int only_state, int64_t timeout_ms,
             cj_event *ev);
+
+/**
+ * @brief A file descriptor, for the caller's own event loop, that is
+ * readable while @p sub has events that cj_wait() has not yet taken.
+ *
+ * Poll it (poll(), epoll, libuv, ...) for @c POLLIN; when it is readable,
+ * take the events with cj_wait() and a timeout of 0 until it returns
+ * #CJ_TIMEOUT: the descriptor stays readable until the last one is taken.
+ * Never read, write or close it: it belongs to @p sub, made by the first
+ * call (later ones give the same) and closed by cj_unsubscribe(). It is
+ * set by the handle's notifier thread, so waiting on it costs what
+ * cj_wait() costs and no CPU while nothing happens. Thread-safe.
+ *
+ * @param[out] fd the descriptor; -1 on failure.
+ * @return #CJ_OK; #CJ_INVALID (NULL argument); #CJ_NOMEM (no memory, or
+ *         the process has no descriptor to spare).
+ */
+int cj_sub_fd(cj_sub *sub, int *fd);
+
+/** @brief Why a processor's job is no longer its own: see
+ *  cj_subscribe_lease() and cj_job_wait_lost(). */
+typedef enum cj_lost {
+	CJ_LOST_NONE = 0,       /**< still held with the processor's lock */
+	CJ_LOST_REMOVED = 1,    /**< the job was removed (cj_remove()) */
+	CJ_LOST_TAKEN_BACK = 2, /**< pending again: the activity monitor took
+	                             it back (its processor stopped calling
+	                             cj_update() in time), or it was resubmitted
+	                             and finished */
+	CJ_LOST_REACCEPTED = 3, /**< running under another lock: taken back,
+	                             or removed and added again, and accepted
+	                             by another processor since */
+	CJ_LOST_FINISHED = 4    /**< finished: by a holder of this lock (this
+	                             handle, or one rebuilt with
+	                             cj_job_resume()), or by another processor
+	                             after it was taken back */
+} cj_lost;
+
+/** @brief "held", "removed", "taken back", "accepted again", "finished",
+ * or "unknown". Static; never fails. */
+const char *cj_lost_name(int reason);
+
+/**
+ * @brief Subscribes a processor to the loss of its job: the subscription
+ * delivers one event, as soon as @p job is no longer held with its lock
+ * (removed, taken back, accepted again by another processor, finished),
+ * and ends.
+ *
+ * This is how a processor learns at once, from any process using the
+ * store, that it must stop, rather than at its next cj_update() (which
+ * would return #CJ_HALT). Wait for the event with cj_wait() (several jobs
+ * at once, a cancellation with cj_sub_set_cancel()) or poll cj_sub_fd()
+ * in an event loop; cj_sub_lost() says why. The event's state is the
+ * job's state when it was seen lost (#CJ_REMOVED, #CJ_PENDING, #CJ_RUNNING
+ * under another lock, #CJ_FINISHED); its data is NULL. The processor's own
+ * cj_update() calls deliver nothing. A job already lost when this is
+ * called gives a subscription with its event already queued.
+ *
+ * Costs one read of the job; afterwards, as for cj_subscribe(), the
+ * notifier reads it again only when a commit changed it (its processor's
+ * own cj_update() included), and commits that change other jobs cost no
+ * read. Free it with cj_unsubscribe(). Thread-safe.
+ *
+ * @param[out] sub the subscription; NULL on failure.
+ * @return #CJ_OK; #CJ_INVALID (NULL argument, or this thread holds a
+ *         transaction on @p db); #CJ_STORE; #CJ_NOMEM.
+ */
+int cj_subscribe_lease(cj_db *db, const cj_job *job, cj_sub **sub);
+
+/** @brief Why the job of a lease subscription (cj_subscribe_lease()) was
+ * lost: #CJ_LOST_NONE while it is held (and for NULL or a subscription of
+ * cj_subscribe()); set when its event is queued, and kept after it was
+ * taken. Thread-safe; never fails. */
+cj_lost cj_sub_lost(const cj_sub *sub);
+
+/**
+ * @brief Blocks until @p job is no longer held with its lock (removed,
+ * taken back, accepted again, finished: see #cj_lost), in any process
+ * using the store, or until the timeout or a cancellation.
+ *
+ * Sleeps without polling and wakes when the job is lost: a
+ * cj_subscribe_lease() for the length of the call, so it costs one read
+ * of the job, and commits that change other jobs wake it for no read.
+ * Returns at once with the reason when the job is lost already.
+ *
+ * @param timeout_ms -1 forever, 0 do not wait (one look), else a deadline
+ *                   in milliseconds.
+ * @param cancel NULL, or a cancellation that ends the wait (see
+ *               cj_cancel_fire()).
+ * @param[out] reason why the job was lost (may be NULL); #CJ_LOST_NONE
+ *               unless #CJ_OK.
+ * @return #CJ_OK (the job was lost); #CJ_TIMEOUT (still held at the
+ *         deadline); #CJ_CANCELED (@p cancel was fired, before or during
+ *         the call); #CJ_INVALID (NULL @p db or @p job, a timeout below
+ *         -1, or this thread holds a transaction on @p db); #CJ_STORE;
+ *         #CJ_NOMEM.
+ */
+int cj_job_wait_lost(cj_db *db, const cj_job *job, int64_t timeout_ms, cj_cancel *cancel,
+                     cj_lost *reason);
 /** @} */
 
 /** @defgroup verify Checking a store

@@ -24,7 +24,9 @@
  *   accept.c   cj_accept
  *   process.c  cj_update, cj_finish, cj_resubmit, job handles
  *   monitor.c  the activity monitor thread
- *   sub.c      subscriptions, cj_wait, the notifier thread
+ *   sub.c      subscriptions (lease subscriptions, their descriptors),
+ *              cj_wait, the notifier thread
+ *   lease.c    cj_job_wait_lost, the reasons a job is lost
  *   cancel.c   cancellations of waits (cj_cancel_*)
  *   engine/    storage engines (engine.h)
  *   os/        the operating system layer (os.h)

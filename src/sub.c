@@ -21,6 +21,12 @@
  * meanwhile, the subscription is marked stale and the notifier is kicked
  * to read it again; otherwise no other subscription is looked at.
  *
+ * A lease subscription (cj_subscribe_lease()) is read the same way, but
+ * compares the job's lock with its processor's instead of its state: it
+ * queues one event, when the job is no longer held with that lock, and
+ * ends. A subscription's descriptor (cj_sub_fd()) is set when its queue
+ * becomes non-empty and cleared when it is emptied, both under the mutex.
+ *
  * A process of the first build marks "activity" alone when a job changes.
  * Every commit of this build bumps CJ_WORD_NEW just before "activity", so
  * "activity" - NEW grows only with commits of such a process (loaded in
@@ -32,6 +38,7 @@
 #include <time.h>
 
 #include "cj_int.h"
+#include "os/os.h"
 
 #define CJ_QUEUE_COALESCE 16 /* a longer queue merges same-state events */
 
@@ -51,7 +58,8 @@ struct cj_sub {
 	int gone;      /* unsubscribed while pinned: the notifier frees it */
 	int stale;     /* read it again on the next pass */
 	uint64_t word; /* its job word, loaded before it was last read */
-	int ended;     /* a finished or removed event was queued */
+	int ended;     /* a finished or removed event (a lease subscription:
+	                  its one event) was queued */
 	cj_state last; /* last state seen */
 	int has_seq;
 	uint8_t seq[CJ_VS_LEN];
@@ -59,6 +67,10 @@ struct cj_sub {
 	size_t queued;
 	cj_cancel *cancel;    /* cj_sub_set_cancel(), or NULL */
 	cj_cancel_hook hook;  /* on cancel */
+	int fd;               /* cj_sub_fd()'s event, or -1 */
+	int lease;            /* a lease subscription, for lock: */
+	uint8_t lock[CJ_UUID_LEN];
+	cj_lost lost;         /* why the job was lost, once it was */
 };
 
 /* Subscriptions whose jobs' words are in one group of job words. */
@@ -76,6 +88,8 @@ struct look_arg {
 	cj_state state; /* CJ_REMOVED if missing */
 	int has_seq;
 	uint8_t seq[CJ_VS_LEN];
+	int has_lock;
+	uint8_t lock[CJ_UUID_LEN];
 	char *data;
 };
 
@@ -114,12 +128,15 @@ static int look(cj_tx *tx, struct look_arg *a) {
 	if (rc == CJ_NOT_FOUND) {
 		a->state = CJ_REMOVED;
 		a->has_seq = 0;
+		a->has_lock = 0;
 		rc = CJ_OK;
 		goto out;
 	}
 	if (rc) goto out;
 	a->has_seq = jv.has_seq;
 	memcpy(a->seq, jv.seq, CJ_VS_LEN);
+	a->has_lock = jv.has_lock;
+	memcpy(a->lock, jv.lock, CJ_UUID_LEN);
 	if (a->want_data) rc = cj__jv_data(&jv, &a->data);
 out:
 	cj__buf_free(&copy);
@@ -130,7 +147,23 @@ static int look_fn(cj_tx *tx, void *arg) { return look(tx, arg); }
 
 /* ---- the notifier --------------------------------------------------------- */
 
+/* Why a lease subscription's job, as read into a, is no longer held with
+ * its lock; CJ_LOST_NONE while it is. */
+static cj_lost lost_reason(const cj_sub *s, const struct look_arg *a) {
+	switch (a->state) {
+	case CJ_REMOVED: return CJ_LOST_REMOVED;
+	case CJ_FINISHED: return CJ_LOST_FINISHED;
+	case CJ_PENDING: return CJ_LOST_TAKEN_BACK;
+	default:
+		if (a->has_lock && memcmp(a->lock, s->lock, CJ_UUID_LEN) == 0) return CJ_LOST_NONE;
+		return CJ_LOST_REACCEPTED;
+	}
+}
+
+/* 1 if what a holds is news to s: a new state or sequence; for a lease
+ * subscription, the loss of its lock. */
 static int changed(const cj_sub *s, const struct look_arg *a) {
+	if (s->lease) return lost_reason(s, a) != CJ_LOST_NONE;
 	if (s->last != a->state) return 1;
 	if (s->has_seq != a->has_seq) return 1;
 	return a->has_seq && memcmp(s->seq, a->seq, CJ_VS_LEN) != 0;
@@ -158,6 +191,7 @@ static int queue_event(cj_sub *s, cj_state state, char *data) {
 	e->data = data;
 	if (s->tail) s->tail->next = e;
 	else s->head = e;
+	if (!s->tail && s->fd >= 0) cj__os_event_set(s->fd);
 	s->tail = e;
 	s->queued++;
 	return CJ_OK;
@@ -214,6 +248,7 @@ static void sub_free(cj_sub *s) {
 		cj_free(e->data);
 		cj_free(e);
 	}
+	cj__os_event_close(s->fd);
 	cj_free(s->type);
 	cj_free(s->id);
 	cj_free(s);
@@ -234,7 +269,7 @@ static int pin(cj_notifier *n, cj_sub *s) {
 	p->s = s;
 	p->a.type = s->type;
 	p->a.id = s->id;
-	p->a.want_data = 1;
+	p->a.want_data = !s->lease;
 	s->pinned = 1;
 	return CJ_OK;
 }
@@ -318,10 +353,11 @@ static int deliver(cj_db *db, int rc, int *again) {
 			*again = 1;
 			continue;
 		}
+		if (s->lease) s->lost = lost_reason(s, a);
 		s->last = a->state;
 		s->has_seq = a->has_seq;
 		memcpy(s->seq, a->seq, CJ_VS_LEN);
-		if (a->state == CJ_FINISHED || a->state == CJ_REMOVED) {
+		if (a->state == CJ_FINISHED || a->state == CJ_REMOVED || s->lease) {
 			list_remove(n, s);
 			s->ended = 1;
 			list_add(n, s);
@@ -422,30 +458,32 @@ void cj__notifier_stop(cj_db *db) {
 
 /* ---- the public calls ----------------------------------------------------- */
 
-int cj_subscribe(cj_db *db, const char *type, const char *id, cj_sub **sub,
-                 cj_state *state, char **data) {
-	if (sub) *sub = NULL;
-	if (data) *data = NULL;
-	if (!db || !sub) return cj__fail(CJ_INVALID, "NULL argument");
+/* cj_subscribe(), or with lock a lease subscription of the job held with
+ * it (cj_subscribe_lease()): one read of the job, then the subscription
+ * joins its group. A lease subscription is made whatever the job's state:
+ * when it is lost already, it starts with its one event queued. */
+static int sub_open(cj_db *db, const char *type, const char *id, const uint8_t *lock,
+                    cj_sub **sub, cj_state *state, char **data) {
 	int rc;
 	if ((rc = cj__check_type(type)) || (rc = cj__check_id(id))) return rc;
 	unsigned job = cj__job_number(type, id);
 	/* the words before the read: a change the read misses moves them */
 	uint64_t w0 = cj__word(db, CJ_WORD_JOB(job));
 	uint32_t legacy0 = legacy_count(db);
-	struct look_arg a = {type, id, data != NULL, 0, 0, {0}, NULL};
+	struct look_arg a = {type, id, data != NULL, 0, 0, {0}, 0, {0}, NULL};
 	if ((rc = cj__run(db, NULL, 0, look_fn, &a))) goto out_free;
-	if (a.state == CJ_REMOVED) {
+	if (a.state == CJ_REMOVED && !lock) {
 		rc = cj__fail(CJ_NOT_FOUND, "no such job");
 		goto out_free;
 	}
 	if (state) *state = a.state;
-	if (a.state == CJ_FINISHED) {
+	if (a.state == CJ_FINISHED && !lock) {
 		if (data) *data = a.data;
 		else cj_free(a.data);
 		return CJ_OK;
 	}
 	cj_sub *s = cj__calloc(1, sizeof *s);
+	if (s) s->fd = -1;
 	if (!s || !(s->type = cj__strdup(type)) || !(s->id = cj__strdup(id))) {
 		if (s) sub_free(s);
 		rc = cj__fail(CJ_NOMEM, "out of memory");
@@ -456,6 +494,16 @@ int cj_subscribe(cj_db *db, const char *type, const char *id, cj_sub **sub,
 	s->last = a.state;
 	s->has_seq = a.has_seq;
 	memcpy(s->seq, a.seq, CJ_VS_LEN);
+	if (lock) {
+		s->lease = 1;
+		memcpy(s->lock, lock, CJ_UUID_LEN);
+		s->lost = lost_reason(s, &a);
+		if (s->lost && (rc = queue_event(s, a.state, NULL))) {
+			sub_free(s);
+			goto out_free;
+		}
+		s->ended = s->lost != CJ_LOST_NONE;
+	}
 	int moved = 0;
 	pthread_mutex_lock(&db->mu);
 	rc = notifier_start(db);
@@ -465,7 +513,7 @@ int cj_subscribe(cj_db *db, const char *type, const char *id, cj_sub **sub,
 		/* a group's word is loaded before the job words it covers */
 		if (!G->subs) G->word = cj__word(db, CJ_WORD_GROUP(job / CJ_JOB_GROUP_SIZE));
 		s->word = cj__word(db, CJ_WORD_JOB(job));
-		if (s->word != w0 || legacy_count(db) != legacy0) {
+		if (!s->ended && (s->word != w0 || legacy_count(db) != legacy0)) {
 			/* the job may have changed since it was read */
 			s->stale = 1;
 			G->dirty = 1;
@@ -486,6 +534,40 @@ int cj_subscribe(cj_db *db, const char *type, const char *id, cj_sub **sub,
 	return CJ_OK;
 out_free:
 	cj_free(a.data);
+	return rc;
+}
+
+int cj_subscribe(cj_db *db, const char *type, const char *id, cj_sub **sub,
+                 cj_state *state, char **data) {
+	if (sub) *sub = NULL;
+	if (data) *data = NULL;
+	if (!db || !sub) return cj__fail(CJ_INVALID, "NULL argument");
+	return sub_open(db, type, id, NULL, sub, state, data);
+}
+
+int cj_subscribe_lease(cj_db *db, const cj_job *job, cj_sub **sub) {
+	if (sub) *sub = NULL;
+	if (!db || !job || !sub) return cj__fail(CJ_INVALID, "NULL argument");
+	return sub_open(db, job->type, job->id, job->lock, sub, NULL, NULL);
+}
+
+cj_lost cj_sub_lost(const cj_sub *sub) {
+	if (!sub) return CJ_LOST_NONE;
+	pthread_mutex_lock(&sub->db->mu);
+	cj_lost lost = sub->lost;
+	pthread_mutex_unlock(&sub->db->mu);
+	return lost;
+}
+
+int cj_sub_fd(cj_sub *sub, int *fd) {
+	if (fd) *fd = -1;
+	if (!sub || !fd) return cj__fail(CJ_INVALID, "NULL argument");
+	int rc = CJ_OK;
+	pthread_mutex_lock(&sub->db->mu);
+	if (sub->fd < 0 && (rc = cj__os_event_new(&sub->fd)) == CJ_OK && sub->head)
+		cj__os_event_set(sub->fd);
+	if (rc == CJ_OK) *fd = sub->fd;
+	pthread_mutex_unlock(&sub->db->mu);
 	return rc;
 }
 
@@ -537,7 +619,10 @@ static int take(cj_sub *s, int only_state, cj_event *ev) {
 			return CJ_NOMEM;
 		}
 		s->head = e->next;
-		if (!s->head) s->tail = NULL;
+		if (!s->head) {
+			s->tail = NULL;
+			if (s->fd >= 0) cj__os_event_clear(s->fd);
+		}
 		s->queued--;
 		if (skip) {
 			cj_free(e->data);

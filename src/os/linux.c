@@ -11,6 +11,7 @@
 #include <sys/sysmacros.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -176,6 +177,29 @@ int cj__os_word_wait(cj_wakemap *m, unsigned idx, uint32_t seen, int64_t deadlin
 	/* a deadline past the longest sleep: a spurious wake, to look again */
 	if (errno == ETIMEDOUT) return until == deadline_ms ? CJ_TIMEOUT : CJ_OK;
 	return CJ_OK; /* EAGAIN: it changed; EINTR: look again */
+}
+
+/* ---- events ----------------------------------------------------------------- */
+
+int cj__os_event_new(int *fd) {
+	*fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (*fd < 0) return cj__fail(CJ_NOMEM, "cannot make an eventfd: %s", cj__os_strerror(errno));
+	return CJ_OK;
+}
+
+void cj__os_event_set(int fd) {
+	/* the counter is readable while not zero; clear reads it back to zero */
+	uint64_t v = 1;
+	(void)!write(fd, &v, sizeof v);
+}
+
+void cj__os_event_clear(int fd) {
+	uint64_t v;
+	(void)!read(fd, &v, sizeof v); /* EAGAIN when already clear */
+}
+
+void cj__os_event_close(int fd) {
+	if (fd >= 0) close(fd);
 }
 
 int cj__os_file_mapping(int fd, const void *p, uintptr_t *base, uintptr_t *end) {

@@ -67,6 +67,20 @@ void cj__os_word_wake(cj_wakemap *m, unsigned idx);
  * spuriously) or CJ_TIMEOUT. */
 int cj__os_word_wait(cj_wakemap *m, unsigned idx, uint32_t seen, int64_t deadline_ms);
 
+/* ---- events: descriptors a caller's event loop can poll ---------------------
+ *
+ * An event is a file descriptor that is readable while the event is set
+ * (an eventfd on Linux). Setting a set event or clearing a clear one does
+ * nothing; the caller serialises set and clear (they are not atomic
+ * together). */
+
+/* CJ_OK with *fd (non-blocking, closed on exec), or CJ_NOMEM when the
+ * process or the system has no descriptor to spare. */
+int cj__os_event_new(int *fd);
+void cj__os_event_set(int fd);
+void cj__os_event_clear(int fd);
+void cj__os_event_close(int fd); /* -1 is ignored */
+
 /* Finds where the file open as fd is mapped in this process, given an
  * address p inside that mapping: *base is the address of the file's first
  * byte, *end the end of the mapping. 0, or -1 if p is not in a mapping of

@@ -5,7 +5,7 @@
  *   work_slots.c    the scheduler: one acceptor thread feeding N slots
  *   work_run.c      one job: the command's run loop, finish, hand back
  *   work_spawn.c    starting the command (environment, pipes, group)
- *   work_watch.c    the per-job watcher (the job's subscription)
+ *   work_watch.c    the per-job watcher (the job's lease subscription)
  *   work_capture.c  the command's output, kept for the job's result
  *
  * Nothing here wakes on a timer while idle: threads block on condition
@@ -93,19 +93,13 @@ char *capture_json(const struct capture *k);
 /* ---- work_watch.c --------------------------------------------------------- */
 
 struct watcher {
-	cj_sub *sub;
-	cj_cancel *cancel;  /* ends the watcher's cj_wait() */
-	int wake_fd;        /* the slot's eventfd, written when the job changes */
-	atomic_int *changed; /* set before wake_fd is written */
-	pthread_t thread;
-	int started;
+	cj_sub *sub; /* the job's lease subscription */
+	int fd;      /* its descriptor: readable once the job is lost; -1 */
 };
 
-/* Follows job's subscription from a thread of its own, setting *changed
- * and writing wake_fd when the job leaves the running state. Without a
- * watcher (no memory, the store failing) the heartbeat still tells. */
-void watcher_start(struct worker *w, cj_job *job, int wake_fd, atomic_int *changed,
-                   struct watcher *wt);
+/* Watches job's lease; without a watcher (no memory, the store failing)
+ * fd is -1 and the heartbeat still tells. */
+void watcher_start(struct worker *w, cj_job *job, struct watcher *wt);
 void watcher_stop(struct watcher *wt);
 
 /* ---- work_spawn.c --------------------------------------------------------- */

@@ -1,6 +1,7 @@
 /* cjobs work: one job. The command runs in its own process group; its run
- * loop polls the command's pipes, a pidfd for its exit and the slot's
- * eventfd (the watcher's news and the stop state), and wakes on a timer
+ * loop polls the command's pipes, a pidfd for its exit, the job's lease
+ * descriptor (readable once the job is lost) and the slot's eventfd (the
+ * stop state), and wakes on a timer
  * only for work that is due: the heartbeat, the end of the grace period,
  * the kill. When the command ends its result is the job's final data; a
  * finish that fails for a while (the store restarting) is retried with
@@ -33,13 +34,12 @@ struct run {
 	struct worker *w;
 	cj_job *job;
 	int wake_fd;         /* the slot's eventfd */
-	atomic_int changed;  /* the watcher saw the job leave running */
+	cj_lost lost;        /* why the job was lost, when the watcher saw it */
 	pid_t pid;
 	int status;          /* waitpid() status, when RAN */
 	int spawn_err;       /* errno of a failed spawn */
 	struct capture out;
-	struct watcher wt;   /* stopped once the job is settled: the finish
-	                        event then ends it at once */
+	struct watcher wt;   /* the job's lease, while the command runs */
 };
 
 static void logj(struct worker *w, const cj_job *job, const char *fmt, ...)
@@ -125,7 +125,7 @@ static enum outcome run_command(struct run *r, const char *data) {
 #ifdef SYS_pidfd_open
 	pidfd = (int)syscall(SYS_pidfd_open, r->pid, 0);
 #endif
-	watcher_start(w, r->job, r->wake_fd, &r->changed, &r->wt);
+	watcher_start(w, r->job, &r->wt);
 
 	size_t dlen = strlen(data), dpos = 0;
 	int64_t interval = update_interval(w);
@@ -175,11 +175,15 @@ static enum outcome run_command(struct run *r, const char *data) {
 		if (pidfd < 0) t = sooner(t, now + NO_PIDFD_POLL_MS, now);
 		if (t > INT_MAX) t = INT_MAX;
 
-		struct pollfd p[4];
-		int np = 0, iin = -1, iout = -1, ipid = -1, iwake;
+		struct pollfd p[5];
+		int np = 0, iin = -1, iout = -1, ipid = -1, ilease = -1, iwake;
 		if (in_fd >= 0) { iin = np; p[np++] = (struct pollfd){in_fd, POLLOUT, 0}; }
 		if (out_fd >= 0) { iout = np; p[np++] = (struct pollfd){out_fd, POLLIN, 0}; }
 		if (pidfd >= 0) { ipid = np; p[np++] = (struct pollfd){pidfd, POLLIN, 0}; }
+		if (oc == RAN && r->wt.fd >= 0) {
+			ilease = np;
+			p[np++] = (struct pollfd){r->wt.fd, POLLIN, 0};
+		}
 		iwake = np;
 		p[np++] = (struct pollfd){r->wake_fd, POLLIN, 0};
 		if (poll(p, (nfds_t)np, (int)t) <= 0) /* timeout or EINTR */
@@ -187,11 +191,13 @@ static enum outcome run_command(struct run *r, const char *data) {
 
 		if (iin >= 0 && p[iin].revents) write_in(&in_fd, data, dlen, &dpos);
 		if (iout >= 0 && p[iout].revents) read_out(r, &out_fd);
+		if (ilease >= 0 && p[ilease].revents) {
+			r->lost = cj_sub_lost(r->wt.sub);
+			if (r->lost != CJ_LOST_NONE) oc = HALTED; /* stopped on the next turn */
+		}
 		if (p[iwake].revents) {
 			eventfd_t v;
 			eventfd_read(r->wake_fd, &v);
-			if (atomic_exchange(&r->changed, 0))
-				next_update = cli_now_ms(); /* make sure: ask the store now */
 		}
 		if (ipid >= 0 && p[ipid].revents) exited = 1;
 		if (pidfd < 0) {
@@ -201,6 +207,7 @@ static enum outcome run_command(struct run *r, const char *data) {
 		}
 	}
 
+	watcher_stop(&r->wt);
 	/* what the command wrote before it ended is in the pipe */
 	if (out_fd >= 0) read_out(r, &out_fd);
 	if (out_fd >= 0) close(out_fd);
@@ -344,7 +351,6 @@ void run_job(struct worker *w, int slot, cj_job *job, const char *data) {
 	r.w = w;
 	r.job = job;
 	r.wake_fd = w->slot_wake[slot];
-	atomic_init(&r.changed, 0);
 	r.out.limit = CJ_DEFAULT_DATA_LIMIT; /* the store cli_open() opens */
 	if (atomic_load(&w->stopping)) {
 		hand_back(&r);
@@ -354,10 +360,10 @@ void run_job(struct worker *w, int slot, cj_job *job, const char *data) {
 	switch (run_command(&r, data)) {
 	case RAN: finish_job(&r); break;
 	case HALTED:
-		logj(w, job, "halted: the job was removed or taken back; command stopped");
+		logj(w, job, "halted: the job was %s; command stopped",
+		     r.lost != CJ_LOST_NONE ? cj_lost_name(r.lost) : "removed or taken back");
 		break;
 	case HANDED_BACK: hand_back(&r); break;
 	}
-	watcher_stop(&r.wt);
 	free(r.out.buf);
 }

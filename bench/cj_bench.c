@@ -66,7 +66,7 @@
 
 static struct {
 	int quick;
-	int sec_add, sec_drain, sec_latency, sec_scale, sec_subs;
+	int sec_add, sec_drain, sec_latency, sec_scale, sec_subs, sec_lost;
 	char dir[PATH_MAX]; /* parent of this run's stores, and the disk row's file */
 	int own_dir;        /* dir was created here: remove it at the end */
 	long samples;       /* latency samples per sync mode */
@@ -1064,6 +1064,106 @@ static void section_latency(void) {
 	for (int m = 0; m < 2; m++) latency_once(modes[m], cfg.samples);
 }
 
+/* ---- section: lost --------------------------------------------------------- */
+
+/* A processor in one process holds a job and polls its lease descriptor
+ * (cj_subscribe_lease(), cj_sub_fd()); another process removes the job.
+ * The latency runs from the cj_remove() call to the processor's poll()
+ * returning. */
+static void lost_child(const struct store *s, cj_sync_mode mode, int res_w) {
+	cj_db *db = open_store(s, mode);
+	for (;;) {
+		cj_accept_opts ao = CJ_ACCEPT_OPTS_INIT;
+		ao.max_sched_time = CJ_SCHED_ANY;
+		cj_job *job;
+		check(cj_accept(db, TYPE, &ao, &job, NULL), "lost: cj_accept");
+		int stop = strcmp(cj_job_id(job), "stop") == 0;
+		cj_sub *sub = NULL;
+		int fd = -1;
+		check(cj_subscribe_lease(db, job, &sub), "lost: cj_subscribe_lease");
+		check(cj_sub_fd(sub, &fd), "lost: cj_sub_fd");
+		int64_t t1 = -1;
+		write_all(res_w, &t1, sizeof t1); /* ready: held and watched */
+		if (!stop) {
+			struct pollfd p = {fd, POLLIN, 0};
+			while (poll(&p, 1, -1) != 1) {}
+			t1 = now_ns();
+			if (cj_sub_lost(sub) != CJ_LOST_REMOVED) die("lost: not removed");
+			write_all(res_w, &t1, sizeof t1);
+		}
+		cj_unsubscribe(sub);
+		cj_job_free(job);
+		if (stop) break;
+	}
+	cj_close(db);
+	_exit(0);
+}
+
+static void lost_once(cj_sync_mode mode, long samples) {
+	char v[40], id[32];
+	struct store s;
+	new_store(&s, "lost");
+	int res[2];
+	make_pipe(res);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		child_setup();
+		close(res[0]);
+		lost_child(&s, mode, res[1]);
+	}
+	close(res[1]);
+	cj_db *db = open_store(&s, mode);
+	int64_t *lat = xcalloc((size_t)samples, sizeof *lat);
+	int64_t *rm = xcalloc((size_t)samples, sizeof *rm);
+	int64_t t;
+	for (long i = 0; i <= samples; i++) {
+		if (i == samples) snprintf(id, sizeof id, "stop");
+		else snprintf(id, sizeof id, "x%09ld", i);
+		check(cj_add(db, NULL, TYPE, id, NULL, 0), "lost: cj_add");
+		if (!read_all(res[0], &t, sizeof t)) die("lost: the processor died");
+		if (i == samples) break;
+		sleep_us(1000); /* the processor asleep in poll() */
+		int64_t t0 = now_ns();
+		check(cj_remove(db, NULL, TYPE, id), "lost: cj_remove");
+		rm[i] = now_ns() - t0;
+		if (!read_all(res[0], &t, sizeof t)) die("lost: the processor died");
+		lat[i] = t - t0;
+	}
+	int st;
+	if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		die("lost: the processor failed");
+	close(res[0]);
+	cj_close(db);
+	drop_store(&s);
+
+	qsort(lat, (size_t)samples, sizeof *lat, cmp_i64);
+	qsort(rm, (size_t)samples, sizeof *rm, cmp_i64);
+	const char *what = "remove-to-notified latency across processes (lease fd)";
+	char w[96];
+	snprintf(w, sizeof w, "%s, p50", what);
+	snprintf(v, sizeof v, "%.0f us", (double)lat[quantile_rank(samples, 0.50)] / 1e3);
+	add_row("lost", w, NULL, mode_name(mode), v,
+	        "%ld samples; the cj_remove call alone: p50 %.0f us", samples,
+	        (double)rm[quantile_rank(samples, 0.50)] / 1e3);
+	snprintf(w, sizeof w, "%s, p99", what);
+	snprintf(v, sizeof v, "%.0f us", (double)lat[quantile_rank(samples, 0.99)] / 1e3);
+	add_row("lost", w, NULL, mode_name(mode), v, "the cj_remove call alone: p99 %.0f us",
+	        (double)rm[quantile_rank(samples, 0.99)] / 1e3);
+	snprintf(w, sizeof w, "%s, max", what);
+	snprintf(v, sizeof v, "%.0f us", (double)lat[samples - 1] / 1e3);
+	add_row("lost", w, NULL, mode_name(mode), v, "the slowest of %ld", samples);
+	free(lat);
+	free(rm);
+}
+
+static void section_lost(void) {
+	fprintf(stderr, "[lost] cj_remove in one process wakes the job's processor in another\n");
+	long n = cfg.samples / 5 > 0 ? cfg.samples / 5 : 1;
+	for (int m = 0; m < 2; m++) lost_once(modes[m], n);
+}
+
 /* ---- section: scale ------------------------------------------------------ */
 
 struct cycle_stats {
@@ -1357,12 +1457,14 @@ static void usage(FILE *f) {
 	        "                   each store is a fresh schema, URL plus schema=NAME,\n"
 	        "                   dropped afterwards. Without it: the embedded engine\n"
 	        "  --quick          small N everywhere: a fast smoke run\n"
-	        "  --sections LIST  comma-separated subset of add,drain,latency,scale,subs\n"
+	        "  --sections LIST  comma-separated subset of add,drain,latency,scale,subs,\n"
+	        "                   lost\n"
 	        "                   (default: all)\n"
 	        "  --dir DIR        where the temporary stores (embedded engine) and the disk\n"
 	        "                   row's file go (default: a new directory under $TMPDIR or\n"
 	        "                   /var/tmp, removed at the end)\n"
-	        "  --samples N      latency samples per sync mode (default 1000)\n"
+	        "  --samples N      latency samples per sync mode (default 1000; the lost\n"
+	        "                   section takes a fifth as many)\n"
 	        "  --big N          largest store of the scale section (default 1000000 on\n"
 	        "                   the embedded engine, 200000 on PostgreSQL; --quick:\n"
 	        "                   50000 and 20000)\n"
@@ -1384,15 +1486,18 @@ static void parse_sections(const char *list) {
 	char buf[256];
 	snprintf(buf, sizeof buf, "%s", list);
 	cfg.sec_add = cfg.sec_drain = cfg.sec_latency = cfg.sec_scale = cfg.sec_subs = 0;
+	cfg.sec_lost = 0;
 	for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (strcmp(tok, "add") == 0) cfg.sec_add = 1;
 		else if (strcmp(tok, "drain") == 0) cfg.sec_drain = 1;
 		else if (strcmp(tok, "latency") == 0) cfg.sec_latency = 1;
 		else if (strcmp(tok, "scale") == 0) cfg.sec_scale = 1;
 		else if (strcmp(tok, "subs") == 0) cfg.sec_subs = 1;
+		else if (strcmp(tok, "lost") == 0) cfg.sec_lost = 1;
 		else if (strcmp(tok, "all") == 0)
-			cfg.sec_add = cfg.sec_drain = cfg.sec_latency = cfg.sec_scale = cfg.sec_subs = 1;
-		else die("unknown section \"%s\" (add, drain, latency, scale, subs)", tok);
+			cfg.sec_add = cfg.sec_drain = cfg.sec_latency = cfg.sec_scale = cfg.sec_subs =
+				cfg.sec_lost = 1;
+		else die("unknown section \"%s\" (add, drain, latency, scale, subs, lost)", tok);
 	}
 }
 
@@ -1468,6 +1573,7 @@ int main(int argc, char **argv) {
 	if (cfg.sec_latency) section_latency();
 	if (cfg.sec_scale) section_scale();
 	if (cfg.sec_subs) section_subs();
+	if (cfg.sec_lost) section_lost();
 	printf("\n");
 	print_load("at end");
 	printf("\n");

@@ -8,7 +8,8 @@
 #   bench/run.sh --engine lmdb|pg|both
 #                                 which engine (default: both)
 #   bench/run.sh --sections add,latency
-#                                 only some sections (add, drain, latency, scale)
+#                                 only some sections (add, drain, latency, scale,
+#                                 subs, lost)
 #   bench/run.sh --url URL        PostgreSQL: use the server at URL instead of
 #                                 a private one (schemas cjbench_* are created
 #                                 in its database and dropped afterwards)
@@ -40,7 +41,7 @@ root=$(dirname "$here")
 build="$root/build-bench"
 
 usage() {
-	sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 engine=both

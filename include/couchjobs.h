@@ -31,6 +31,10 @@
  *    returns #CJ_HALT and writes nothing.
  *  - cj_subscribe() and cj_wait() deliver a job's state changes, made by any
  *    process using the store.
+ *  - A processor learns at once that its job is no longer its own (removed,
+ *    taken back, accepted by another) with cj_subscribe_lease(), whose
+ *    descriptor (cj_sub_fd()) its event loop can poll, or by blocking in
+ *    cj_job_wait_lost(), rather than at its next cj_update().
  *
  * Every call that takes a @c cj_tx can run inside the caller's transaction,
  * so a processor's own writes (cj_tx_put()) commit atomically with its

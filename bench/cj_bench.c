@@ -967,6 +967,25 @@ struct lat_msg {
 	int64_t lat_ns; /* the previous sample, or -1 */
 };
 
+/* Forks a process that runs child(s, mode, the write end of a pipe) and
+ * exits 0; res[0] is the pipe's read end (res[1] is closed). */
+static pid_t fork_child(const struct store *s, cj_sync_mode mode,
+                        void (*child)(const struct store *s, cj_sync_mode mode, int res_w),
+                        int res[2]) {
+	make_pipe(res);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		child_setup();
+		close(res[0]);
+		child(s, mode, res[1]);
+		_exit(0);
+	}
+	close(res[1]);
+	return pid;
+}
+
 static void latency_child(const struct store *s, cj_sync_mode mode, int res_w) {
 	cj_db *db = open_store(s, mode);
 	struct lat_msg m = {-1};
@@ -987,7 +1006,6 @@ static void latency_child(const struct store *s, cj_sync_mode mode, int res_w) {
 		m.lat_ns = t1 - t0;
 	}
 	cj_close(db);
-	_exit(0);
 }
 
 static void latency_once(cj_sync_mode mode, long samples) {
@@ -995,16 +1013,7 @@ static void latency_once(cj_sync_mode mode, long samples) {
 	struct store s;
 	new_store(&s, "latency");
 	int res[2];
-	make_pipe(res);
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid < 0) die("fork: %s", strerror(errno));
-	if (pid == 0) {
-		child_setup();
-		close(res[0]);
-		latency_child(&s, mode, res[1]);
-	}
-	close(res[1]);
+	pid_t pid = fork_child(&s, mode, latency_child, res);
 	cj_db *db = open_store(&s, mode);
 	struct sample *smp = xcalloc((size_t)samples, sizeof *smp);
 	int64_t *adds = xcalloc((size_t)samples, sizeof *adds);
@@ -1096,7 +1105,6 @@ static void lost_child(const struct store *s, cj_sync_mode mode, int res_w) {
 		if (stop) break;
 	}
 	cj_close(db);
-	_exit(0);
 }
 
 static void lost_once(cj_sync_mode mode, long samples) {
@@ -1104,16 +1112,7 @@ static void lost_once(cj_sync_mode mode, long samples) {
 	struct store s;
 	new_store(&s, "lost");
 	int res[2];
-	make_pipe(res);
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid < 0) die("fork: %s", strerror(errno));
-	if (pid == 0) {
-		child_setup();
-		close(res[0]);
-		lost_child(&s, mode, res[1]);
-	}
-	close(res[1]);
+	pid_t pid = fork_child(&s, mode, lost_child, res);
 	cj_db *db = open_store(&s, mode);
 	int64_t *lat = xcalloc((size_t)samples, sizeof *lat);
 	int64_t *rm = xcalloc((size_t)samples, sizeof *rm);

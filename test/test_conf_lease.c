@@ -244,9 +244,7 @@ static void lost_across_processes(enum how how, int wait, cj_lost want) {
 	chan_init(&a.ready);
 	chan_init(&a.done);
 	int pid = t_spawn(other_process, &a);
-	cj_options o = CJ_OPTIONS_INIT;
-	o.no_monitor = 1;
-	cj_db *db = t_open_opts(&o);
+	cj_db *db = open_nomon();
 	cj_job *job = take(db, "t");
 	cj_sub *sub = NULL;
 	int fd = -1;
@@ -306,9 +304,7 @@ TEST(lease_reaccepted_by_other_process) {
 	t_gate go;
 	t_gate_init(&go);
 	int pid = t_spawn(reaccept_process, &go);
-	cj_options o = CJ_OPTIONS_INIT;
-	o.no_monitor = 1;
-	cj_db *db = t_open_opts(&o);
+	cj_db *db = open_nomon();
 	cj_job *job = take(db, "t");
 	t_gate_open(&go);
 	cj_lost why = CJ_LOST_NONE;
@@ -327,9 +323,7 @@ TEST(lease_reaccepted_by_other_process) {
 static int unrelated_commits(void *p) {
 	t_gate *go = p;
 	CHECK(t_gate_wait(go, WAIT_MS) == 0);
-	cj_options o = CJ_OPTIONS_INIT;
-	o.no_monitor = 1;
-	cj_db *db = t_open_opts(&o);
+	cj_db *db = open_nomon();
 	char id[32];
 	for (int i = 0; i < 100; i++) {
 		snprintf(id, sizeof id, "other-%d", i);
@@ -348,9 +342,7 @@ TEST(lease_unrelated_jobs_do_not_wake) {
 	t_gate go;
 	t_gate_init(&go);
 	int pid = t_spawn(unrelated_commits, &go);
-	cj_options o = CJ_OPTIONS_INIT;
-	o.no_monitor = 1;
-	cj_db *db = t_open_opts(&o);
+	cj_db *db = open_nomon();
 	cj_job *job = take(db, "t");
 	cj_sub *sub = NULL;
 	CHECK_OK(cj_subscribe_lease(db, job, &sub));

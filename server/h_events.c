@@ -19,8 +19,8 @@
 
 struct sse {
 	struct srv *srv;
-	struct srv_req *req; /* for srv_client_gone(); valid while the stream is */
 	cj_sub *sub;
+	struct srv_wait *wait; /* its cancellation ends cj_wait() */
 	char *buf; /* text not yet sent */
 	size_t len, off;
 	int done;
@@ -72,22 +72,24 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
 			e->last_write_ms = srv_now_ms();
 			return (ssize_t)n;
 		}
-		if (e->done || !e->sub || atomic_load(&e->srv->stopping))
-			return MHD_CONTENT_READER_END_OF_STREAM;
-		if (srv_client_gone(e->req)) return MHD_CONTENT_READER_END_WITH_ERROR;
+		if (e->done || !e->sub) return MHD_CONTENT_READER_END_OF_STREAM;
+		/* one wait until the next event or ping; the cancellation ends it
+		 * when the client hangs up or the server stops */
+		int64_t left = PING_MS - (srv_now_ms() - e->last_write_ms);
 		cj_event ev = {0};
-		int rc = cj_wait(&e->sub, 1, 0, SRV_STOP_SLICE_MS, &ev);
+		int rc = cj_wait(&e->sub, 1, 0, left < 0 ? 0 : left, &ev);
 		if (rc == CJ_OK) {
 			rc = sse_event(e, ev.type, ev.id, (int)ev.state, ev.data);
 			cj_event_clear(&ev);
 			if (rc != 0) return MHD_CONTENT_READER_END_WITH_ERROR;
 		} else if (rc == CJ_TIMEOUT) {
-			if (srv_now_ms() - e->last_write_ms >= PING_MS) {
-				static const char ping[] = ": keep-alive\n\n";
-				memcpy(buf, ping, sizeof ping - 1 < max ? sizeof ping - 1 : max);
-				e->last_write_ms = srv_now_ms();
-				return (ssize_t)(sizeof ping - 1 < max ? sizeof ping - 1 : max);
-			}
+			static const char ping[] = ": keep-alive\n\n";
+			size_t n = sizeof ping - 1 < max ? sizeof ping - 1 : max;
+			memcpy(buf, ping, n);
+			e->last_write_ms = srv_now_ms();
+			return (ssize_t)n;
+		} else if (rc == CJ_CANCELED && !srv_wait_gone(e->wait, e->srv)) {
+			return MHD_CONTENT_READER_END_OF_STREAM; /* the server stops */
 		} else {
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		}
@@ -96,9 +98,9 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void sse_free(void *cls) {
 	struct sse *e = cls;
-	cj_unsubscribe(e->sub);
+	cj_unsubscribe(e->sub); /* first: it is tied to the wait's cancellation */
 	free(e->buf);
-	srv_waiter_leave(e->srv);
+	srv_waiter_leave(e->srv, e->wait);
 	free(e);
 }
 
@@ -113,7 +115,7 @@ void srv_h_events(struct srv_req *r) {
 		return;
 	}
 	struct sse *e = calloc(1, sizeof *e);
-	if (!e || srv_waiter_enter(r) != 0) {
+	if (!e || srv_waiter_enter(r, &e->wait) != 0) {
 		if (!e) srv_reply_cj(r, CJ_NOMEM);
 		free(e);
 		cj_unsubscribe(sub);
@@ -121,8 +123,8 @@ void srv_h_events(struct srv_req *r) {
 		return;
 	}
 	e->srv = s;
-	e->req = r;
 	e->sub = sub;
+	if (sub) cj_sub_set_cancel(sub, srv_wait_cancel(e->wait));
 	e->last_write_ms = srv_now_ms();
 	/* the current state first, unless the client saw exactly it last */
 	char eid[EVENT_ID_LEN];

@@ -7,17 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int srv_waiter_enter(struct srv_req *r) {
-	if (atomic_fetch_add(&r->srv->waiters, 1) >= SRV_MAX_WAITERS) {
-		atomic_fetch_sub(&r->srv->waiters, 1);
-		srv_reply_err(r, 503, "busy", 0, "too many long polls and event streams; retry");
-		return -1;
-	}
-	return 0;
-}
-
-void srv_waiter_leave(struct srv *s) { atomic_fetch_sub(&s->waiters, 1); }
-
 /* Reads the accept options of the body. 0, or -1 after replying 400. */
 static int accept_opts(struct srv_req *r, json_t *body, cj_accept_opts *o) {
 	*o = (cj_accept_opts)CJ_ACCEPT_OPTS_INIT;
@@ -65,34 +54,30 @@ void srv_h_accept(struct srv_req *r) {
 	cj_accept_opts o;
 	json_t *body = srv_body_json(r);
 	if (!body) return;
-	if (accept_opts(r, body, &o) != 0 || srv_waiter_enter(r) != 0) {
+	if (accept_opts(r, body, &o) != 0) {
 		json_decref(body);
 		return;
 	}
 	json_decref(body);
-	/* The wait is cut in slices so that a stopping server answers at once;
-	 * each slice blocks in the library without polling the store. */
-	int64_t start = srv_now_ms(), deadline = start + o.timeout_ms;
+	/* One wait in the library for the whole timeout: the cancellation ends
+	 * it at once when the client hangs up or the server stops. */
+	struct srv_wait *w;
+	if (srv_waiter_enter(r, &w) != 0) return;
+	o.cancel = srv_wait_cancel(w);
+	int64_t start = srv_now_ms();
 	cj_job *job = NULL;
 	char *data = NULL;
-	int rc;
-	for (;;) {
-		int64_t left = deadline - srv_now_ms();
-		cj_accept_opts slice = o;
-		slice.timeout_ms = left < 0 ? 0 : left > SRV_STOP_SLICE_MS ? SRV_STOP_SLICE_MS : left;
-		rc = cj_accept(s->db, r->param[0], &slice, &job, &data);
-		if (rc != CJ_NOT_FOUND || left <= SRV_STOP_SLICE_MS || atomic_load(&s->stopping) ||
-		    srv_client_gone(r))
-			break;
-	}
-	srv_waiter_leave(s);
-	if (rc == CJ_OK && srv_client_gone(r)) {
-		hand_back(s, job);
+	int rc = cj_accept(s->db, r->param[0], &o, &job, &data);
+	int gone = rc == CJ_CANCELED ? srv_wait_gone(w, s) : rc == CJ_OK && srv_client_gone(r);
+	srv_waiter_leave(s, w);
+	if (gone) {
+		if (job) hand_back(s, job);
 		cj_free(data);
 		cj_job_free(job);
 		srv_reply_err(r, 499, "client_gone", 0, "the client closed the connection");
 		return;
 	}
+	if (rc == CJ_CANCELED) rc = CJ_NOT_FOUND; /* the server stops: nothing came */
 	if (rc == CJ_NOT_FOUND) {
 		atomic_fetch_add(&s->m.accept_empty, 1);
 		srv_reply_resp(r, 204, MHD_create_response_from_buffer(0, (char *)"",

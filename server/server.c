@@ -91,6 +91,10 @@ int srv_run(const struct srv_config *cfg) {
 		fprintf(stderr, "cjobs: serve: out of memory\n");
 		goto out_db;
 	}
+	if (srv_waiters_init(&s) != 0) {
+		fprintf(stderr, "cjobs: serve: cannot start a thread\n");
+		goto out_metrics;
+	}
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 	                 MHD_USE_POLL | MHD_USE_ITC | (v6 ? MHD_USE_IPv6 : 0);
 	struct MHD_Daemon *d = MHD_start_daemon(
@@ -106,7 +110,7 @@ int srv_run(const struct srv_config *cfg) {
 	if (!d) {
 		fprintf(stderr, "cjobs: serve: cannot listen on %s (in use, or not an address "
 		        "of this machine)\n", listen);
-		goto out_metrics;
+		goto out_waiters;
 	}
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	char host[128];
@@ -120,13 +124,15 @@ int srv_run(const struct srv_config *cfg) {
 	fprintf(stderr, "cjobs: serve: stopping (signal %d)\n", sig);
 
 	/* Stop taking connections, answer the waiting, finish the rest. */
-	atomic_store(&s.stopping, 1);
+	srv_waiters_stop(&s);
 	MHD_socket lfd = MHD_quiesce_daemon(d);
 	if (lfd != MHD_INVALID_SOCKET) close(lfd);
 	for (int waited = 0; atomic_load(&s.active) > 0 && waited < STOP_GRACE_MS; waited += 20)
 		sleep_ms(20);
 	MHD_stop_daemon(d);
 	ret = 0;
+out_waiters:
+	srv_waiters_free(&s);
 out_metrics:
 	srv_metrics_free(&s);
 out_db:

@@ -12,6 +12,7 @@
  *   h_types.c   /v1/types: timeouts, counts per state
  *   h_proc.c    accept (long poll), update, finish, resubmit
  *   h_events.c  a job's state changes as Server-Sent Events
+ *   waiters.c   waiting requests: cancelled when the client leaves or on stop
  *   metrics.c   /metrics in Prometheus' text format
  *
  * Internal names start with srv_; everything else is static.
@@ -44,8 +45,6 @@
 /* Longest accept long poll, and the default one, in milliseconds. */
 #define SRV_MAX_POLL_MS 60000
 #define SRV_DEFAULT_POLL_MS 30000
-/* How often waiting requests look at the stop flag, in milliseconds. */
-#define SRV_STOP_SLICE_MS 500
 /* Jobs in one page of a listing: default and most. */
 #define SRV_PAGE_DEFAULT 100
 #define SRV_PAGE_MAX 1000
@@ -82,17 +81,18 @@ struct srv_metrics {
 };
 
 struct srv_runs; /* accept times of jobs, by lock (metrics.c) */
+struct srv_waiters; /* waiting requests (waiters.c) */
 
 /* The state shared by every request. */
 struct srv {
 	cj_db *db;
 	char *token; /* NULL: none */
 	size_t token_len;
-	atomic_int stopping;  /* set on SIGTERM: waiting requests answer now */
 	atomic_int active;    /* requests being handled */
 	atomic_int waiters;   /* long polls and event streams */
 	struct srv_metrics m;
 	struct srv_runs *runs;
+	struct srv_waiters *waiting;
 };
 
 /* ---- one request (http.c) ---------------------------------------------- */
@@ -202,10 +202,30 @@ void srv_h_metrics(struct srv_req *r);
  * "finished"}}. One scan of the jobs. A CJ_* code. */
 int srv_count_types(struct srv *s, json_t **out);
 
-/* Takes one of the SRV_MAX_WAITERS slots of long polls and event streams:
- * 0, or -1 after replying 503. srv_waiter_leave() gives it back. */
-int srv_waiter_enter(struct srv_req *r);
-void srv_waiter_leave(struct srv *s);
+/* ---- waiting requests (waiters.c) ------------------------------------- */
+
+/* One waiting request: a cancellation for its library wait, fired when its
+ * client hangs up or the server stops. */
+struct srv_wait;
+
+/* Starts / ends the thread that watches the clients of waiting requests.
+ * srv_waiters_init: 0, or -1 (out of resources). */
+int srv_waiters_init(struct srv *s);
+void srv_waiters_free(struct srv *s);
+/* The server stops: fires the cancellation of every waiting request, and
+ * of every one that starts waiting from now on. */
+void srv_waiters_stop(struct srv *s);
+
+/* Takes one of the SRV_MAX_WAITERS slots of long polls and event streams,
+ * with a cancellation of its own: 0, or -1 after replying 503 (or 507).
+ * srv_waiter_leave() gives it back (NULL is ignored). */
+int srv_waiter_enter(struct srv_req *r, struct srv_wait **w);
+void srv_waiter_leave(struct srv *s, struct srv_wait *w);
+/* The cancellation to hand to cj_accept() or cj_sub_set_cancel(). */
+cj_cancel *srv_wait_cancel(const struct srv_wait *w);
+/* Whether it was cancelled because its client hung up (else, once
+ * cancelled, because the server stops). */
+int srv_wait_gone(struct srv_wait *w, struct srv *s);
 
 /* Builds the JSON object of a job as GET /v1/jobs/{type}/{id} answers it. */
 json_t *srv_job_json(const cj_job_info *info);

@@ -416,6 +416,89 @@ def case_stop(cjobs, scratch):
         pass
 
 
+# ---- idle ---------------------------------------------------------------------
+
+def ctx_switches(pid):
+    """Context switches (voluntary and not) of every thread of pid so far."""
+    total = 0
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, t)) as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches:",
+                                        "nonvoluntary_ctxt_switches:")):
+                        total += int(line.split()[1])
+        except OSError:
+            pass  # a thread that just ended
+    return total
+
+
+def idle_wakeups(pid, seconds):
+    """Waits (up to a minute) until pid has not run for a whole second, then
+    counts its wakeups over `seconds`."""
+    end = time.monotonic() + bound(60)
+    before = ctx_switches(pid)
+    while True:
+        time.sleep(1)
+        now = ctx_switches(pid)
+        if now == before:
+            break
+        before = now
+        check(time.monotonic() < end, "the server never went idle")
+    time.sleep(seconds)
+    return ctx_switches(pid) - before
+
+
+def case_idle(cjobs, scratch):
+    """Open long polls and event streams sleep in the library until
+    something happens: the idle server wakes for nothing. A client that
+    hangs up frees its place at once, and a stop answers the long polls at
+    once."""
+    s = fresh(cjobs, scratch)
+    s.ok("PUT", "/v1/types/t", {"timeout": 3600})
+    s.ok("PUT", "/v1/jobs/t/j", {"sched_time": 4102444800})  # pending, not due
+    res = []
+
+    def poll():
+        res.append(s.req("POST", "/v1/types/u/accept", {"timeout_ms": 60000}))
+    polls = [threading.Thread(target=poll) for _ in range(4)]
+    for th in polls:
+        th.start()
+    streams = [Events(s, "/v1/jobs/t/j/events") for _ in range(4)]
+    for ev in streams:
+        ev.next()
+
+    def waiting():
+        st, text, _ = s.req("GET", "/metrics")
+        return parse_metrics(text)[("couchjobs_server_waiting_requests", frozenset())]
+    wait_for(lambda: waiting() == 8, 30, "four long polls and four streams")
+    n = idle_wakeups(s.p.pid, 3)
+    print("  idle over 3 s with 4 long polls and 4 event streams: %d wakeups" % n)
+    check(n <= 2, "the idle server woke %d times" % n)
+    # a long poll whose client hangs up is let go at once
+    c = s.conn()
+    c.request("POST", "/v1/types/u/accept", body=json.dumps({"timeout_ms": 60000}),
+              headers={"Content-Type": "application/json"})
+    wait_for(lambda: waiting() == 9, 30, "the ninth waiter")
+    c.close()
+    wait_for(lambda: waiting() == 8, 5, "the hung-up long poll to be let go")
+    # and the waits still end on an event: a job added reaches a long poll
+    s.ok("PUT", "/v1/types/u", {"timeout": 3600})
+    s.ok("PUT", "/v1/jobs/u/x", {})
+    wait_for(lambda: len(res) == 1, 10, "a long poll to take the job")
+    eq((res[0][0], res[0][1]["id"]), (200, "x"), "the long poll took the job")
+    t0 = time.monotonic()
+    s.stop()
+    for th in polls:
+        th.join(bound(30))
+    elapsed = time.monotonic() - t0
+    eq(sorted(r[0] for r in res), [200, 204, 204, 204], "the long polls were answered")
+    for ev in streams:
+        eq(ev.next(), None, "the event stream ended")
+        ev.close()
+    check(elapsed < bound(2), "stopped in %.1f s, not at once" % elapsed)
+
+
 # ---- abuse -------------------------------------------------------------------
 
 def case_abuse(cjobs, scratch):

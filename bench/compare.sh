@@ -19,8 +19,10 @@
 #   bench/compare.sh --no-write       print the table, leave BENCHMARKS.md alone
 #   bench/compare.sh --only LIST      systems, comma-separated: cj-lmdb,
 #                                     cj-lmdb-batch, cj-pg, cj-pg-batch,
-#                                     beanstalkd, redis, pgqueue; "couchjobs"
-#                                     stands for the four cj-* columns
+#                                     cj-http, beanstalkd, redis, pgqueue;
+#                                     "couchjobs" stands for the four
+#                                     library columns (cj-http: `cjobs
+#                                     serve` over HTTP)
 #   bench/compare.sh --workloads LIST enqueue, drain, mixed, latency, scale
 #   bench/compare.sh --help
 #
@@ -33,8 +35,8 @@
 #     only, on ports of their own: beanstalkd 11391, Redis 63791, PostgreSQL
 #     54339 (it fails if one of these is taken; CJ_COMPARE_BS_PORT,
 #     CJ_COMPARE_RD_PORT and CJ_COMPARE_PG_PORT choose others).
-#  2. Builds a Release build of the library and bench/compare/ (the
-#     program cj_compare) in build-compare/.
+#  2. Builds a Release build of the library, bench/compare/ (the
+#     program cj_compare) and cjobs (for cj-http) in build-compare/.
 #  3. Makes a scratch directory under $CJ_BENCH_DIR (default /var/tmp),
 #     which must be on the disk to measure (a tmpfs makes durable mode
 #     meaningless), and starts a private PostgreSQL server in it with
@@ -43,7 +45,9 @@
 #  4. Runs cj_compare once per system, durability mode and workload. For
 #     beanstalkd and Redis every run gets a freshly started server with an
 #     empty data directory; PostgreSQL-based runs get a fresh table or
-#     schema; embedded couchjobs stores a fresh directory.
+#     schema; embedded couchjobs stores a fresh directory, and cj-http a
+#     fresh store with its own `cjobs serve` (started and stopped by
+#     cj_compare, on a port the kernel picks).
 #  5. Stops everything it started (by PID, on exit, however it exits),
 #     removes the scratch directory, prints the table and, unless
 #     --no-write, writes it into BENCHMARKS.md between the markers
@@ -53,12 +57,14 @@
 # Durability modes, like with like:
 #   durable: beanstalkd -b DIR -f 0 (binlog fsynced before each reply);
 #            Redis --appendonly yes --appendfsync always; PostgreSQL
-#            synchronous_commit=on; couchjobs CJ_SYNC_FULL (the default).
+#            synchronous_commit=on; couchjobs CJ_SYNC_FULL (the default;
+#            `cjobs serve` answers a request once its commit is on disk).
 #   relaxed: beanstalkd without a binlog (memory only); Redis --appendonly
 #            yes --appendfsync everysec; PostgreSQL synchronous_commit=off;
-#            couchjobs CJ_SYNC_RELAXED.
+#            couchjobs CJ_SYNC_RELAXED (`cjobs serve --relaxed`).
 # The scale workload runs in relaxed mode only: durable flushes would hide
-# the growth it looks for.
+# the growth it looks for; not for cj-http (the store's growth is the
+# embedded column's).
 #
 # Progress goes to stderr, the table to stdout.
 set -eu
@@ -72,7 +78,7 @@ BS_PORT=${CJ_COMPARE_BS_PORT:-11391}
 RD_PORT=${CJ_COMPARE_RD_PORT:-63791}
 PG_PORT=${CJ_COMPARE_PG_PORT:-54339}
 
-ALL_SYSTEMS="cj-lmdb cj-lmdb-batch cj-pg cj-pg-batch beanstalkd redis pgqueue"
+ALL_SYSTEMS="cj-lmdb cj-lmdb-batch cj-pg cj-pg-batch cj-http beanstalkd redis pgqueue"
 ALL_WORKLOADS="enqueue drain mixed latency scale"
 
 die() {
@@ -117,7 +123,7 @@ while [ $# -gt 0 ]; do
 			for s in $list; do
 				case $s in
 				couchjobs) systems="$systems cj-lmdb cj-lmdb-batch cj-pg cj-pg-batch" ;;
-				cj-lmdb | cj-lmdb-batch | cj-pg | cj-pg-batch | beanstalkd | redis | pgqueue)
+				cj-lmdb | cj-lmdb-batch | cj-pg | cj-pg-batch | cj-http | beanstalkd | redis | pgqueue)
 					systems="$systems $s" ;;
 				*) die "--only: unknown system $s (one of: couchjobs $ALL_SYSTEMS)" ;;
 				esac
@@ -234,11 +240,16 @@ else
 		cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >"$log" 2>&1 ||
 			{ cat "$log" >&2; die "cmake failed"; }
 	fi
-	cmake --build "$build" --target cj_compare -j2 >"$log" 2>&1 ||
+	cmake --build "$build" --target cj_compare cjobs -j2 >"$log" 2>&1 ||
 		{ tail -n 30 "$log" >&2; die "the build failed"; }
 	rm -f "$log"
 fi
 [ -x "$prog" ] || die "no $prog (the build has no libpq? apt-get install libpq-dev)"
+# cj-http measures the cjobs built next to cj_compare
+cjobs_bin=$(dirname "$prog")/cjobs
+if has cj-http "$systems" && [ ! -x "$cjobs_bin" ]; then
+	die "cj-http needs $cjobs_bin (the build has no libmicrohttpd?)"
+fi
 
 # ---- scratch directory and cleanup -------------------------------------------
 
@@ -351,8 +362,10 @@ run() {
 	start_server "$s" "$m"
 	port=0
 	case $s in beanstalkd) port=$BS_PORT ;; redis) port=$RD_PORT ;; esac
+	cj=""
+	[ "$s" != cj-http ] || cj=$cjobs_bin
 	"$prog" --system "$s" --mode "$m" --workload "$w" --dir "$work/stores" \
-		${url:+--url "$url"} --port $port --tsv "$tsv" "$@" ||
+		${url:+--url "$url"} ${cj:+--cjobs "$cj"} --port $port --tsv "$tsv" "$@" ||
 		die "cj_compare failed: $s, $m, $w $* (see above)"
 	stop_server
 }
@@ -387,6 +400,7 @@ done
 
 if has scale "$workloads"; then
 	for s in $systems; do
+		[ "$s" != cj-http ] || continue
 		sizes=$SCALE_SIZES
 		case $s in cj-pg*) sizes=$SCALE_SIZES_CJPG ;; esac
 		drain=$SCALE_DRAIN
@@ -425,7 +439,7 @@ make_table() {
 		}
 		return b
 	}
-	function row(label, m, k, lower, dec,   i, c, line, cj, peer, pn) {
+	function row(label, m, k, lower, dec,   i, c, line, cj, peer, pn, ht) {
 		line = "| " label " | " m " |"
 		any = 0
 		for (i = 1; i <= ncol; i++) {
@@ -435,9 +449,14 @@ make_table() {
 		}
 		cj = best("cj-lmdb cj-lmdb-batch", m, k, lower)
 		peer = best("beanstalkd redis pgqueue", m, k, lower); pn = bname
-		if (k == "idle_cpu") line = line " - |" # fractions of a millisecond: no ratio
-		else if (cj != "" && peer != "" && peer > 0) line = line sprintf(" x%.2f (%s) |", cj / peer, pn)
-		else line = line " - |"
+		ht = best("cj-http", m, k, lower)
+		if (k == "idle_cpu") line = line " - | - |" # fractions of a millisecond: no ratio
+		else {
+			if (cj != "" && peer != "" && peer > 0) line = line sprintf(" x%.2f (%s) |", cj / peer, pn)
+			else line = line " - |"
+			if (ht != "" && peer != "" && peer > 0) line = line sprintf(" x%.2f (%s) |", ht / peer, pn)
+			else line = line " - |"
+		}
 		if (any) print line
 	}
 	function costrow(label, p,   i, c, line, r0, r1, any) {
@@ -450,7 +469,7 @@ make_table() {
 				line = line sprintf(" x%.2f |", r0 / r1); any = 1
 			} else line = line " " (unmeasured(c, "scale_" p) ? "-" footnote : "-") " |"
 		}
-		if (any) print line " - |"
+		if (any) print line " - | - |"
 	}
 	function human(p) {
 		if (p >= 1000000 && p % 1000000 == 0) return (p / 1000000) "M"
@@ -458,10 +477,10 @@ make_table() {
 		return p
 	}
 	END {
-		ncol = split("cj-lmdb cj-lmdb-batch cj-pg cj-pg-batch beanstalkd redis pgqueue", col, " ")
+		ncol = split("cj-lmdb cj-lmdb-batch cj-pg cj-pg-batch cj-http beanstalkd redis pgqueue", col, " ")
 		footnote = "¹"
-		print "| workload | mode | couchjobs embedded (1 per tx) | couchjobs embedded (batched, 64) | couchjobs pg engine (1 per tx) | couchjobs pg engine (batched, 64) | beanstalkd | redis | pg queue | best couchjobs embedded / best peer |"
-		print "|:--|:--|--:|--:|--:|--:|--:|--:|--:|:--|"
+		print "| workload | mode | couchjobs embedded (1 per tx) | couchjobs embedded (batched, 64) | couchjobs pg engine (1 per tx) | couchjobs pg engine (batched, 64) | couchjobs over HTTP (cjobs serve, 1 per request) | beanstalkd | redis | pg queue | best couchjobs embedded / best peer | couchjobs over HTTP / best peer |"
+		print "|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|:--|:--|"
 		nm = split("durable relaxed", modes, " ")
 		for (j = 1; j <= nm; j++) {
 			m = modes[j]
@@ -556,6 +575,12 @@ run at (the 100k row is measured for the pg engine only).
   job.
 - *couchjobs pg engine*: the same calls on the PostgreSQL engine, a fresh
   schema of the server below per run.
+- *couchjobs over HTTP*: \`cjobs serve\` (\`--relaxed\` in relaxed mode)
+  in front of an embedded store, one job per request on a keep-alive
+  HTTP/1.1 connection per process: \`PUT /v1/jobs/cmp/<id>\`, \`POST
+  /v1/types/cmp/accept\` (a long poll), \`POST .../finish\` with the
+  lock. Each request is its own transaction; the client is C on a plain
+  socket, as for beanstalkd and Redis.
 - *beanstalkd*: \`put\` / \`reserve-with-timeout\` / \`delete\`.
 - *redis*: enqueue \`MULTI, HSET job:<id> data <json>, LPUSH queue <id>,
   EXEC\`; claim \`BLMOVE queue processing RIGHT LEFT <timeout>\` then
@@ -608,9 +633,12 @@ beanstalkd and Redis).
   head of the queue (at least P stay pending). The cost rows are the per-job time at P over that at
   10k pending (x1.00: no growth).
 
-The ratio column divides the better of the two embedded couchjobs
+The first ratio column divides the better of the two embedded couchjobs
 columns by the best of beanstalkd, Redis and the pg queue (named) on that
-row: above 1 couchjobs is faster, for latencies below 1 it is quicker.
+row, the second the HTTP column by the same: above 1 couchjobs is faster,
+for latencies below 1 it is quicker. The idle row of the HTTP column is
+the client's CPU (it waits in a socket read); the server's own idle cost
+is 0 wakeups while long polls wait (test/server: case idle).
 EOF
 }
 

@@ -81,6 +81,7 @@ int srv_run(const struct srv_config *cfg) {
 	int ret = 1;
 	cj_options o = CJ_OPTIONS_INIT;
 	o.max_data_size = SRV_DATA_LIMIT;
+	if (cfg->relaxed) o.sync = CJ_SYNC_RELAXED;
 	int rc = cj_open(cfg->url, &o, &s.db);
 	if (rc != CJ_OK) {
 		fprintf(stderr, "cjobs: serve: cannot open the store: %s (%s)\n", cj_strerror(rc),

@@ -55,6 +55,7 @@ struct srv_config {
 	const char *listen;     /* "HOST:PORT" or "[V6]:PORT"; NULL: 127.0.0.1:8075 */
 	const char *token_file; /* NULL: no token, loopback clients only */
 	const char *url;        /* the store */
+	int relaxed;            /* open it with CJ_SYNC_RELAXED */
 };
 
 /* Opens the store and runs the server until SIGTERM or SIGINT, then stops

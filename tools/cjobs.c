@@ -124,7 +124,7 @@ static const struct cli_cmd commands[] = {
 	 "not used. CJOBS_DB is set to the store for the command, so it may\n"
 	 "run `cjobs update \"$CJ_JOB_TYPE\" \"$CJ_JOB_ID\" \"$CJ_JOB_LOCK\" JSON`\n"
 	 "to report progress."},
-	{"serve", cmd_serve, 0, 0, "[--listen ADDR:PORT] [--token-file FILE]",
+	{"serve", cmd_serve, 0, 0, "[--listen ADDR:PORT] [--token-file FILE] [--relaxed]",
 	 "serve the store over HTTP: a JSON API, job events, /metrics",
 	 cli_serve_opts, 0,
 	 "Serves the API of doc/http-api.md until SIGTERM or SIGINT, then stops\n"

@@ -27,7 +27,9 @@ struct cmp_conf {
 	int pg_engine;      /* couchjobs: the PostgreSQL engine, not LMDB */
 	const char *dir;    /* a scratch directory for embedded stores */
 	const char *url;    /* the PostgreSQL server (libpq URL) */
-	int port;           /* beanstalkd or Redis, on 127.0.0.1 */
+	int port;           /* beanstalkd or Redis, on 127.0.0.1; cj-http: set by
+	                       prepare */
+	const char *cjobs;  /* cj-http: the cjobs binary that serves */
 	char tag[64];       /* names this run's store or schema */
 	/* couchjobs: where this run's store is, set by prepare */
 	char store[PATH_MAX + 512];
@@ -64,5 +66,6 @@ extern const struct cmp_backend cmp_beanstalkd;
 extern const struct cmp_backend cmp_redis;
 extern const struct cmp_backend cmp_pgqueue;
 extern const struct cmp_backend cmp_couchjobs;
+extern const struct cmp_backend cmp_http;
 
 #endif

@@ -31,6 +31,7 @@ static const struct {
 	{"beanstalkd", &cmp_beanstalkd, 1, 0},
 	{"redis", &cmp_redis, 1, 0},
 	{"pgqueue", &cmp_pgqueue, 1, 0},
+	{"cj-http", &cmp_http, 1, 0},
 };
 #define NSYSTEMS (sizeof systems / sizeof systems[0])
 
@@ -57,12 +58,13 @@ static void usage(FILE *f) {
 	        "usage: cj_compare --system S --mode durable|relaxed --workload W [options]\n"
 	        "       cj_compare --ping beanstalkd|redis|tcp --port P\n"
 	        "       cj_compare --version\n"
-	        "systems:   cj-lmdb cj-lmdb-batch cj-pg cj-pg-batch beanstalkd redis pgqueue\n"
+	        "systems:   cj-lmdb cj-lmdb-batch cj-pg cj-pg-batch beanstalkd redis pgqueue cj-http\n"
 	        "workloads: enqueue drain mixed latency scale\n"
 	        "options:\n"
 	        "  --dir DIR         scratch directory for embedded stores\n"
 	        "  --url URL         the PostgreSQL server (pgqueue, cj-pg*)\n"
 	        "  --port P          beanstalkd or Redis on 127.0.0.1\n"
+	        "  --cjobs PATH      cj-http: the cjobs binary whose `serve` it measures\n"
 	        "  --tsv FILE        append results here (system, mode, key, value, note)\n"
 	        "  --seconds S       enqueue: how long the producer runs (default 5)\n"
 	        "  --jobs N          drain: jobs preloaded and drained (default 20000)\n"
@@ -115,7 +117,7 @@ static int ping(const char *what, int port) {
 enum {
 	O_SYSTEM = 256, O_MODE, O_WORKLOAD, O_DIR, O_URL, O_PORT, O_TSV, O_SECONDS, O_JOBS,
 	O_PROCS, O_WARMUP, O_WINDOW, O_SAMPLES, O_SIZE, O_SCALE_DRAIN, O_LIMIT, O_PING, O_VERSION,
-	O_HELP
+	O_HELP, O_CJOBS
 };
 
 int main(int argc, char **argv) {
@@ -129,7 +131,8 @@ int main(int argc, char **argv) {
 		{"samples", 1, 0, O_SAMPLES}, {"size", 1, 0, O_SIZE},
 		{"scale-drain", 1, 0, O_SCALE_DRAIN}, {"time-limit", 1, 0, O_LIMIT},
 		{"ping", 1, 0, O_PING},       {"version", 0, 0, O_VERSION},
-		{"help", 0, 0, O_HELP},       {0, 0, 0, 0},
+		{"help", 0, 0, O_HELP},       {"cjobs", 1, 0, O_CJOBS},
+		{0, 0, 0, 0},
 	};
 	struct cmp_run r;
 	const char *system = NULL, *mode = NULL, *workload = NULL, *ping_what = NULL;
@@ -164,6 +167,7 @@ int main(int argc, char **argv) {
 		case O_SCALE_DRAIN: r.scale_drain = num(optarg, "--scale-drain"); break;
 		case O_LIMIT: limit = num(optarg, "--time-limit"); break;
 		case O_PING: ping_what = optarg; break;
+		case O_CJOBS: r.conf.cjobs = optarg; break;
 		case O_VERSION: printf("%s\n", cj_version()); return 0;
 		case 'h':
 		case O_HELP: usage(stdout); return 0;
@@ -195,6 +199,7 @@ int main(int argc, char **argv) {
 	if (needs_url && !r.conf.url) cmp_die("%s needs --url", system);
 	if ((r.be == &cmp_beanstalkd || r.be == &cmp_redis) && r.conf.port <= 0)
 		cmp_die("%s needs --port", system);
+	if (r.be == &cmp_http && !r.conf.cjobs) cmp_die("%s needs --cjobs", system);
 	if (r.procs < 1 || r.procs > CMP_MAX_PROCS) cmp_die("--procs 1 to %d", CMP_MAX_PROCS);
 	if (r.jobs < 1 || r.samples < 1 || r.scale_drain < 1) cmp_die("counts must be positive");
 	snprintf(r.conf.tag, sizeof r.conf.tag, "%s_%d", workload, (int)getpid());

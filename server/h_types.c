@@ -3,7 +3,11 @@
  * types with their jobs counted per state.
  *
  * The counts come from one scan of the jobs (O(jobs) per call): the store
- * keeps no counters yet.
+ * keeps no counters yet. The same scan finds the oldest due time of each
+ * type's pending jobs: the job record holds a scheduled time but no add
+ * time, so the age of a pending job is known only when it was added with a
+ * time (it has waited since then); jobs added without one are counted in
+ * "pending_untimed" instead.
  */
 #include "server.h"
 
@@ -61,14 +65,15 @@ struct counts {
 static json_t *type_entry(json_t *types, const char *type) {
 	json_t *e = json_object_get(types, type);
 	if (e) return e;
-	e = json_pack("{s:s,s:n,s:{s:i,s:i,s:i,s:i}}", "type", type, "timeout", "counts",
-	              "pending", 0, "scheduled", 0, "running", 0, "finished", 0);
+	e = json_pack("{s:s,s:n,s:{s:i,s:i,s:i,s:i},s:n,s:n,s:i}", "type", type, "timeout",
+	              "counts", "pending", 0, "scheduled", 0, "running", 0, "finished", 0,
+	              "oldest_due", "oldest_pending_age", "pending_untimed", 0);
 	if (!e || json_object_set_new(types, type, e)) return NULL;
 	return e;
 }
 
-static void bump(json_t *counts, const char *key) {
-	json_t *v = json_object_get(counts, key);
+static void bump(json_t *obj, const char *key) {
+	json_t *v = json_object_get(obj, key);
 	json_integer_set(v, json_integer_value(v) + 1);
 }
 
@@ -78,10 +83,22 @@ static int count_cb(const cj_job_info *info, void *arg) {
 	json_t *e = type_entry(c->types, info->type);
 	if (!e) return CJ_NOMEM;
 	json_t *counts = json_object_get(e, "counts");
-	if (info->state == CJ_PENDING && info->sched_time > c->now)
+	if (info->state == CJ_PENDING && info->sched_time > c->now) {
 		bump(counts, "scheduled");
-	else
-		bump(counts, cj_state_name((int)info->state));
+		return 0;
+	}
+	bump(counts, cj_state_name((int)info->state));
+	if (info->state != CJ_PENDING) return 0;
+	if (info->sched_time == 0) {
+		bump(e, "pending_untimed");
+		return 0;
+	}
+	json_t *oldest = json_object_get(e, "oldest_due");
+	if (json_is_null(oldest) || info->sched_time < json_integer_value(oldest)) {
+		json_object_set_new(e, "oldest_due", json_integer((json_int_t)info->sched_time));
+		json_object_set_new(e, "oldest_pending_age",
+		                    json_integer((json_int_t)(c->now - info->sched_time)));
+	}
 	return 0;
 }
 

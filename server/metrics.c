@@ -128,6 +128,24 @@ static void jobs_gauge(FILE *f, json_t *types) {
 			        (long long)json_integer_value(json_object_get(c, states[i])));
 		}
 	}
+	fputs("# HELP couchjobs_oldest_pending_age_seconds How long the most overdue pending job "
+	      "has been due (jobs added with a scheduled time only: the store records no add "
+	      "time).\n# TYPE couchjobs_oldest_pending_age_seconds gauge\n", f);
+	json_object_foreach(types, type, e) {
+		json_t *age = json_object_get(e, "oldest_pending_age");
+		if (!json_is_integer(age)) continue;
+		fputs("couchjobs_oldest_pending_age_seconds{type=\"", f);
+		label(f, type);
+		fprintf(f, "\"} %lld\n", (long long)json_integer_value(age));
+	}
+	fputs("# HELP couchjobs_pending_untimed_jobs Pending jobs added without a scheduled time "
+	      "(their age is unknown).\n# TYPE couchjobs_pending_untimed_jobs gauge\n", f);
+	json_object_foreach(types, type, e) {
+		fputs("couchjobs_pending_untimed_jobs{type=\"", f);
+		label(f, type);
+		fprintf(f, "\"} %lld\n",
+		        (long long)json_integer_value(json_object_get(e, "pending_untimed")));
+	}
 	fputs("# HELP couchjobs_type_timeout_seconds The activity timeout of a type.\n"
 	      "# TYPE couchjobs_type_timeout_seconds gauge\n", f);
 	json_object_foreach(types, type, e) {

@@ -200,7 +200,8 @@ void srv_h_metrics(struct srv_req *r);
 
 /* Counts the jobs of every type per state: an object type ->
  * {"type","timeout" (or null),"counts":{"pending","scheduled","running",
- * "finished"}}. One scan of the jobs. A CJ_* code. */
+ * "finished"},"oldest_due","oldest_pending_age" (or null),
+ * "pending_untimed"}. One scan of the jobs. A CJ_* code. */
 int srv_count_types(struct srv *s, json_t **out);
 
 /* ---- waiting requests (waiters.c) ------------------------------------- */

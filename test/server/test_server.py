@@ -126,10 +126,19 @@ def case_types(cjobs, scratch):
     s.cli("add", "t", "fin")
     out = json.loads(s.cli("accept", "t", "--timeout", "0"))
     s.cli("finish", "t", out["id"], out["lock"])
+    t0 = int(time.time())
     types = s.ok("GET", "/v1/types")["types"]
+    age = types[0].pop("oldest_pending_age")
     eq(types, [{"type": "t", "timeout": 30,
-                "counts": {"pending": 2, "scheduled": 1, "running": 1, "finished": 1}}],
+                "counts": {"pending": 2, "scheduled": 1, "running": 1, "finished": 1},
+                "oldest_due": 1, "pending_untimed": 1}],
        "counts")
+    # p1 (no time) was accepted, p2 (no time) and run (due at 1) wait
+    check(t0 - 1 <= age <= int(time.time()) - 1, "oldest pending age %r", age)
+    s.ok("PUT", "/v1/jobs/t/run", {"sched_time": 4102444800})  # not due any more
+    t = s.ok("GET", "/v1/types")["types"][0]
+    eq((t["oldest_due"], t["oldest_pending_age"], t["counts"]["scheduled"]), (None, None, 2),
+       "no due job with a time")
     s.ok("DELETE", "/v1/types/t")
     eq(s.req("DELETE", "/v1/types/t")[0], 404, "cleared twice")
     types = s.ok("GET", "/v1/types")["types"]
@@ -643,6 +652,15 @@ def case_metrics(cjobs, scratch):
     eq(g("couchjobs_server_accept_wait_seconds_count"), 3, "wait histogram")
     eq(g("couchjobs_server_job_run_seconds_count"), 1, "run histogram")
     eq(g("couchjobs_type_timeout_seconds", type="t"), 30, "timeout gauge")
+    eq(g("couchjobs_pending_untimed_jobs", type="t"), 3, "untimed pending jobs")
+    check(("couchjobs_oldest_pending_age_seconds", frozenset({("type", "t")})) not in m,
+          "no age without a job added with a time")
+    s.ok("PUT", "/v1/jobs/t/old", {"sched_time": 1000})
+    t = s.ok("GET", "/v1/types")["types"][0]
+    m = parse_metrics(s.req("GET", "/metrics")[1])
+    age = g("couchjobs_oldest_pending_age_seconds", type="t")
+    check(t["oldest_pending_age"] <= age <= t["oldest_pending_age"] + 5,
+          "the age as the store has it: %r %r", age, t)
     s.stop()
 
 

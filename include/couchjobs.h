@@ -916,6 +916,32 @@ cj_lost cj_sub_lost(const cj_sub *sub);
  */
 int cj_job_wait_lost(cj_db *db, const cj_job *job, int64_t timeout_ms, cj_cancel *cancel,
                      cj_lost *reason);
+
+/**
+ * @brief Takes a token for cj_changes_wait(), for observers of more than one
+ * job (a type's jobs, a whole store) that read what they watch themselves:
+ * take the token, read, then wait with it; a commit that the read missed
+ * ends the wait. Thread-safe; costs no store read.
+ * @return #CJ_OK, #CJ_INVALID (NULL argument).
+ */
+int cj_changes_token(cj_db *db, uint64_t *token);
+
+/**
+ * @brief Waits until a commit that changed any job of the store (added,
+ * accepted, updated, finished, resubmitted, removed, taken back; in any
+ * process) lands after @p token was taken with cj_changes_token(), or
+ * @p timeout_ms passes, or @p cancel is fired. Tells nothing of which jobs
+ * changed; it does not poll: an idle store wakes it for nothing.
+ *
+ * @param timeout_ms -1 forever, 0 do not wait.
+ * @param cancel NULL, or a cancellation that ends the wait (see
+ *        @ref cancel).
+ * @return #CJ_OK (a change may have landed: take a new token, then read
+ *         again; rarely, the wait ends without a change); #CJ_TIMEOUT;
+ *         #CJ_CANCELED; #CJ_INVALID (NULL @p db, @p timeout_ms below -1).
+ *         Thread-safe.
+ */
+int cj_changes_wait(cj_db *db, uint64_t token, int64_t timeout_ms, cj_cancel *cancel);
 /** @} */
 
 /** @defgroup verify Checking a store

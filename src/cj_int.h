@@ -28,6 +28,7 @@
  *              cj_wait, the notifier thread
  *   lease.c    cj_job_wait_lost, the reasons a job is lost
  *   cancel.c   cancellations of waits (cj_cancel_*)
+ *   changes.c  waiting for a change of any job (cj_changes_*)
  *   engine/    storage engines (engine.h)
  *   os/        the operating system layer (os.h)
  */

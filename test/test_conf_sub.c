@@ -2,7 +2,7 @@
  * Conformance: subscriptions (include/couchjobs.h "Subscriptions"): cj_subscribe's
  * answer, events for every change, only_state, timeouts, several
  * subscriptions, unsubscribe, and changes made by other threads and
- * processes.
+ * processes; waiting for a change of any job (cj_changes_wait).
  *
  * Public API only; the store comes from t_open() / t_url().
  */
@@ -532,10 +532,97 @@ TEST(sub_wait_invalid) {
 	cj_close(db);
 }
 
+/* ---- cj_changes_token / cj_changes_wait ------------------------------------ */
+
+static int child_remove(void *arg) {
+	(void)arg;
+	if (t_gate_wait(&child_go, 60000) != 0) return 2;
+	cj_db *db = open_nomon();
+	sleep_ms(200); /* the parent is asleep in its wait by now, most likely */
+	int rc = cj_remove(db, NULL, "t", "j") == CJ_OK ? 0 : 4;
+	cj_close(db);
+	return rc;
+}
+
+/* A change of any job, by this process or another, ends a wait with a
+ * token taken before it; a change before the wait ends it at once; a quiet
+ * store lets it time out. */
+TEST(changes_wait) {
+	/* the child is forked before this process opens the store */
+	t_gate_init(&child_go);
+	int pid = t_spawn(child_remove, NULL);
+	cj_db *db = open_typed("t");
+	uint64_t tok;
+	/* a quiet store: the wait times out (on PostgreSQL the first watch
+	 * starts the listener, whose start may end one wait early) */
+	int rc = CJ_OK;
+	for (int i = 0; i < 3 && rc == CJ_OK; i++) {
+		CHECK_OK(cj_changes_token(db, &tok));
+		int64_t t0 = t_now_ms();
+		rc = cj_changes_wait(db, tok, 300, NULL);
+		if (rc == CJ_TIMEOUT) CHECK(t_now_ms() - t0 >= 290);
+	}
+	CHECK_RC(rc, CJ_TIMEOUT);
+	CHECK_RC(cj_changes_wait(db, tok, 0, NULL), CJ_TIMEOUT);
+	/* a commit after the token, before the wait */
+	CHECK_OK(cj_add(db, NULL, "t", "j", NULL, 0));
+	CHECK_OK(cj_changes_wait(db, tok, 0, NULL));
+	CHECK_OK(cj_changes_wait(db, tok, 5000, NULL));
+	/* another process's commit wakes a waiting thread */
+	CHECK_OK(cj_changes_token(db, &tok));
+	t_gate_open(&child_go);
+	CHECK_OK(cj_changes_wait(db, tok, 15000, NULL));
+	CHECK_INT(t_join(pid, 30000), 0);
+	t_gate_close(&child_go);
+	cj_state st;
+	CHECK_RC(cj_get_job_state(db, NULL, "t", "j", &st), CJ_NOT_FOUND);
+	cj_close(db);
+}
+
+struct fire_arg {
+	cj_cancel *c;
+	int delay_ms;
+};
+
+static void *fire_later(void *arg) {
+	struct fire_arg *f = arg;
+	sleep_ms(f->delay_ms);
+	cj_cancel_fire(f->c);
+	return NULL;
+}
+
+/* A cancellation ends the wait at once, fired before or during it; bad
+ * arguments are CJ_INVALID. */
+TEST(changes_wait_cancel_and_invalid) {
+	cj_db *db = open_typed("t");
+	uint64_t tok;
+	cj_cancel *c;
+	CHECK_OK(cj_cancel_new(&c));
+	CHECK_OK(cj_changes_token(db, &tok));
+	struct fire_arg f = {c, 200};
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, fire_later, &f) == 0);
+	int64_t t0 = t_now_ms();
+	int rc;
+	/* (on PostgreSQL the listener's start may end a wait early) */
+	while ((rc = cj_changes_wait(db, tok, -1, c)) == CJ_OK) CHECK_OK(cj_changes_token(db, &tok));
+	CHECK_RC(rc, CJ_CANCELED);
+	CHECK(t_now_ms() - t0 < 10000);
+	pthread_join(th, NULL);
+	CHECK_RC(cj_changes_wait(db, tok, -1, c), CJ_CANCELED); /* sticky */
+	cj_cancel_free(c);
+	CHECK_RC(cj_changes_token(NULL, &tok), CJ_INVALID);
+	CHECK_RC(cj_changes_token(db, NULL), CJ_INVALID);
+	CHECK_RC(cj_changes_wait(NULL, tok, 0, NULL), CJ_INVALID);
+	CHECK_RC(cj_changes_wait(db, tok, -2, NULL), CJ_INVALID);
+	cj_close(db);
+}
+
 TEST_MAIN(ENTRY(sub_current_state), ENTRY(sub_finished_job), ENTRY(sub_missing_job),
           ENTRY(sub_lifecycle_events), ENTRY(sub_each_update_event),
           ENTRY(sub_removed_event), ENTRY(sub_resubmitted_finish_is_pending),
           ENTRY(sub_only_state), ENTRY(sub_wait_timeout),
           ENTRY(sub_wait_does_not_spin), ENTRY(sub_several),
           ENTRY(sub_other_handle), ENTRY(sub_unsubscribe_drops), ENTRY(sub_no_stale_state),
-          ENTRY(sub_woken_by_thread), ENTRY(sub_other_process), ENTRY(sub_wait_invalid))
+          ENTRY(sub_woken_by_thread), ENTRY(sub_other_process), ENTRY(sub_wait_invalid),
+          ENTRY(changes_wait), ENTRY(changes_wait_cancel_and_invalid))

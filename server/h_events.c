@@ -1,12 +1,22 @@
 /*
- * GET /v1/jobs/{type}/{id}/events: a job's state changes as Server-Sent
- * Events, from cj_subscribe() and cj_wait().
+ * Server-Sent Events:
  *
- * The stream starts with the job's current state, then one event per
- * change, and ends after "finished" or "removed". Each event's id names
- * the state and a hash of the data: a client that reconnects with
- * Last-Event-ID gets the current state again unless it is the one it saw
- * last, so it never misses the latest state.
+ * GET /v1/jobs/{type}/{id}/events: a job's state changes, from
+ * cj_subscribe() and cj_wait(). The stream starts with the job's current
+ * state, then one event per change, and ends after "finished" or
+ * "removed". Each event's id names the state and a hash of the data: a
+ * client that reconnects with Last-Event-ID gets the current state again
+ * unless it is the one it saw last, so it never misses the latest state.
+ *
+ * GET /v1/types/{type}/events: the changes of a type's jobs, from its feed
+ * (feed.c). The stream starts with an "open" event, then one "job" event
+ * per change; ids are the feed's journal numbers, and a client that
+ * reconnects with Last-Event-ID gets every change journaled since, or a
+ * "reset" event when that cannot be told (it then lists the jobs again).
+ *
+ * Both wait in the library (or on the feed) until an event or the next
+ * keep-alive comment; the wait's cancellation ends them when the client
+ * hangs up or the server stops.
  */
 #include "server.h"
 
@@ -19,13 +29,30 @@
 
 struct sse {
 	struct srv *srv;
-	cj_sub *sub;
-	struct srv_wait *wait; /* its cancellation ends cj_wait() */
+	cj_sub *sub;            /* a job's stream */
+	struct srv_feed *feed;  /* a type's stream */
+	uint64_t cursor;        /* the type stream's next journal number */
+	struct srv_wait *wait;  /* its cancellation ends the wait */
 	char *buf; /* text not yet sent */
 	size_t len, off;
 	int done;
 	int64_t last_write_ms;
 };
+
+/* Queues one event (replacing what was sent); 0 or -1 when out of memory. */
+static int sse_queue(struct sse *e, const char *id, const char *event, const char *data) {
+	free(e->buf);
+	e->buf = NULL;
+	e->off = 0;
+	int n = asprintf(&e->buf, "id: %s\nevent: %s\ndata: %s\n\n", id, event, data);
+	if (n < 0) {
+		e->buf = NULL;
+		e->len = 0;
+		return -1;
+	}
+	e->len = (size_t)n;
+	return 0;
+}
 
 /* "STATE-HASH": the FNV-1a hash of the data. */
 static void event_id(char out[EVENT_ID_LEN], int state, const char *data) {
@@ -35,8 +62,8 @@ static void event_id(char out[EVENT_ID_LEN], int state, const char *data) {
 	snprintf(out, EVENT_ID_LEN, "%d-%016llx", state, (unsigned long long)h);
 }
 
-/* Queues one event; 0 or -1 when out of memory. */
-static int sse_event(struct sse *e, const char *type, const char *id, int state,
+/* Queues a job's state event; 0 or -1 when out of memory. */
+static int sse_state(struct sse *e, const char *type, const char *id, int state,
                      const char *data) {
 	char eid[EVENT_ID_LEN];
 	event_id(eid, state, data);
@@ -46,19 +73,68 @@ static int sse_event(struct sse *e, const char *type, const char *id, int state,
 	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (!text) return -1;
-	free(e->buf);
-	e->buf = NULL;
-	e->off = 0;
-	int n = asprintf(&e->buf, "id: %s\nevent: state\ndata: %s\n\n", eid, text);
+	int rc = sse_queue(e, eid, "state", text);
 	free(text);
-	if (n < 0) {
-		e->buf = NULL;
-		e->len = 0;
-		return -1;
-	}
-	e->len = (size_t)n;
 	if (state == CJ_FINISHED || state == CJ_REMOVED) e->done = 1;
-	return 0;
+	return rc;
+}
+
+/* Queues a type stream's "open" or "reset" event, with the id of the last
+ * journaled change (cursor - 1); 0 or -1. */
+static int sse_mark(struct sse *e, const char *event, const char *reason) {
+	char id[SRV_FEED_ID_LEN];
+	srv_feed_id(e->feed, e->cursor - 1, id);
+	json_t *j = reason ? json_pack("{s:s,s:s}", "type", srv_feed_type(e->feed), "reason", reason)
+	                   : json_pack("{s:s}", "type", srv_feed_type(e->feed));
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!text) return -1;
+	int rc = sse_queue(e, id, event, text);
+	free(text);
+	return rc;
+}
+
+#define RESET_BEHIND "changes were missed (the reconnect came too late, or from another " \
+                     "run of the server): list the jobs again"
+#define RESET_OVERFLOW "the type has too many jobs for a stream of its changes"
+
+/* Waits up to `ms` for the next event and queues it: 1 queued, 0 nothing
+ * in time, -1 the stream ends (cleanly: *clean), -2 an error. */
+static int next_event(struct sse *e, int64_t ms, int *clean) {
+	*clean = 0;
+	if (e->feed) {
+		char *text;
+		int rc = srv_feed_next(e->feed, &e->cursor, ms, srv_wait_cancel(e->wait), &text);
+		if (rc == 1) {
+			char id[SRV_FEED_ID_LEN];
+			srv_feed_id(e->feed, e->cursor - 1, id);
+			rc = sse_queue(e, id, "job", text);
+			free(text);
+			return rc == 0 ? 1 : -2;
+		}
+		if (rc == 0) return 0;
+		if (rc == SRV_FEED_RESET) {
+			e->cursor = srv_feed_resume_point(e->feed);
+			return sse_mark(e, "reset", RESET_BEHIND) == 0 ? 1 : -2;
+		}
+		if (rc == SRV_FEED_OVERFLOW) {
+			e->done = 1;
+			return sse_mark(e, "reset", RESET_OVERFLOW) == 0 ? 1 : -2;
+		}
+	} else {
+		cj_event ev = {0};
+		int rc = cj_wait(&e->sub, 1, 0, ms, &ev);
+		if (rc == CJ_OK) {
+			rc = sse_state(e, ev.type, ev.id, (int)ev.state, ev.data);
+			cj_event_clear(&ev);
+			return rc == 0 ? 1 : -2;
+		}
+		if (rc == CJ_TIMEOUT) return 0;
+		if (rc != CJ_CANCELED) return -2;
+	}
+	/* cancelled: the client hung up, or the server stops */
+	*clean = !srv_wait_gone(e->wait, e->srv);
+	return -1;
 }
 
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
@@ -72,70 +148,49 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
 			e->last_write_ms = srv_now_ms();
 			return (ssize_t)n;
 		}
-		if (e->done || !e->sub) return MHD_CONTENT_READER_END_OF_STREAM;
-		/* one wait until the next event or ping; the cancellation ends it
-		 * when the client hangs up or the server stops */
+		if (e->done || (!e->sub && !e->feed)) return MHD_CONTENT_READER_END_OF_STREAM;
 		int64_t left = PING_MS - (srv_now_ms() - e->last_write_ms);
-		cj_event ev = {0};
-		int rc = cj_wait(&e->sub, 1, 0, left < 0 ? 0 : left, &ev);
-		if (rc == CJ_OK) {
-			rc = sse_event(e, ev.type, ev.id, (int)ev.state, ev.data);
-			cj_event_clear(&ev);
-			if (rc != 0) return MHD_CONTENT_READER_END_WITH_ERROR;
-		} else if (rc == CJ_TIMEOUT) {
+		int clean;
+		int rc = next_event(e, left < 0 ? 0 : left, &clean);
+		if (rc == 0) {
 			static const char ping[] = ": keep-alive\n\n";
 			size_t n = sizeof ping - 1 < max ? sizeof ping - 1 : max;
 			memcpy(buf, ping, n);
 			e->last_write_ms = srv_now_ms();
 			return (ssize_t)n;
-		} else if (rc == CJ_CANCELED && !srv_wait_gone(e->wait, e->srv)) {
-			return MHD_CONTENT_READER_END_OF_STREAM; /* the server stops */
-		} else {
-			return MHD_CONTENT_READER_END_WITH_ERROR;
 		}
+		if (rc == -1 && clean) return MHD_CONTENT_READER_END_OF_STREAM;
+		if (rc < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
 	}
 }
 
 static void sse_free(void *cls) {
 	struct sse *e = cls;
 	cj_unsubscribe(e->sub); /* first: it is tied to the wait's cancellation */
+	srv_feed_leave(e->feed);
 	free(e->buf);
 	srv_waiter_leave(e->srv, e->wait);
 	free(e);
 }
 
-void srv_h_events(struct srv_req *r) {
-	struct srv *s = r->srv;
-	cj_sub *sub = NULL;
-	cj_state state;
-	char *data = NULL;
-	int rc = cj_subscribe(s->db, r->param[0], r->param[1], &sub, &state, &data);
-	if (rc != CJ_OK) {
-		srv_reply_cj(r, rc);
-		return;
-	}
+/* A stream for the request: 0, or -1 after replying. */
+static struct sse *sse_new(struct srv_req *r) {
 	struct sse *e = calloc(1, sizeof *e);
-	if (!e || srv_waiter_enter(r, &e->wait) != 0) {
-		if (!e) srv_reply_cj(r, CJ_NOMEM);
+	if (!e) {
+		srv_reply_cj(r, CJ_NOMEM);
+		return NULL;
+	}
+	if (srv_waiter_enter(r, &e->wait) != 0) {
 		free(e);
-		cj_unsubscribe(sub);
-		cj_free(data);
-		return;
+		return NULL;
 	}
-	e->srv = s;
-	e->sub = sub;
-	if (sub) cj_sub_set_cancel(sub, srv_wait_cancel(e->wait));
+	e->srv = r->srv;
 	e->last_write_ms = srv_now_ms();
-	/* the current state first, unless the client saw exactly it last */
-	char eid[EVENT_ID_LEN];
-	event_id(eid, (int)state, data);
-	const char *last = srv_header(r, "Last-Event-ID");
-	if (!last || strcmp(last, eid) != 0) {
-		rc = sse_event(e, r->param[0], r->param[1], (int)state, data);
-	} else if (state == CJ_FINISHED) {
-		e->done = 1;
-	}
-	cj_free(data);
+	return e;
+}
+
+/* Replies with the stream e (0 queued); on failure frees it. */
+static void sse_reply(struct srv_req *r, struct sse *e, int rc) {
 	struct MHD_Response *resp =
 		rc == 0 ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, e,
 		                                            sse_free)
@@ -148,4 +203,70 @@ void srv_h_events(struct srv_req *r) {
 	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	srv_reply_resp(r, 200, resp);
+}
+
+void srv_h_events(struct srv_req *r) {
+	struct srv *s = r->srv;
+	cj_sub *sub = NULL;
+	cj_state state;
+	char *data = NULL;
+	int rc = cj_subscribe(s->db, r->param[0], r->param[1], &sub, &state, &data);
+	if (rc != CJ_OK) {
+		srv_reply_cj(r, rc);
+		return;
+	}
+	struct sse *e = sse_new(r);
+	if (!e) {
+		cj_unsubscribe(sub);
+		cj_free(data);
+		return;
+	}
+	e->sub = sub;
+	if (sub) cj_sub_set_cancel(sub, srv_wait_cancel(e->wait));
+	/* the current state first, unless the client saw exactly it last */
+	char eid[EVENT_ID_LEN];
+	event_id(eid, (int)state, data);
+	const char *last = srv_header(r, "Last-Event-ID");
+	if (!last || strcmp(last, eid) != 0) {
+		rc = sse_state(e, r->param[0], r->param[1], (int)state, data);
+	} else if (state == CJ_FINISHED) {
+		e->done = 1;
+	}
+	cj_free(data);
+	sse_reply(r, e, rc);
+}
+
+void srv_h_type_events(struct srv_req *r) {
+	struct srv_feed *f;
+	int rc = srv_feed_join(r->srv, r->param[0], &f);
+	if (rc != CJ_OK) {
+		if (rc == CJ_TOO_LARGE)
+			srv_reply_err(r, 503, "busy", 0, "too many types streamed at once; retry");
+		else
+			srv_reply_cj(r, rc);
+		return;
+	}
+	struct sse *e = sse_new(r);
+	if (!e) {
+		srv_feed_leave(f);
+		return;
+	}
+	e->feed = f;
+	srv_wait_set_poke(e->wait, srv_feed_poke, f);
+	/* journaled changes after the client's last event, or from now on */
+	rc = srv_feed_start(f, srv_header(r, "Last-Event-ID"), srv_wait_cancel(e->wait),
+	                    &e->cursor);
+	if (rc == 0) {
+		rc = sse_mark(e, "open", NULL);
+	} else if (rc == SRV_FEED_RESET) {
+		e->cursor = srv_feed_resume_point(f);
+		rc = sse_mark(e, "reset", RESET_BEHIND);
+	} else if (rc == SRV_FEED_OVERFLOW) {
+		e->done = 1;
+		rc = sse_mark(e, "reset", RESET_OVERFLOW);
+	} else { /* the server stops, or the client left */
+		e->done = 1;
+		rc = 0;
+	}
+	sse_reply(r, e, rc);
 }

@@ -28,6 +28,7 @@ static const struct route routes[] = {
 	{"PUT", "/v1/types/{}", srv_h_type_put},
 	{"DELETE", "/v1/types/{}", srv_h_type_delete},
 	{"POST", "/v1/types/{}/accept", srv_h_accept},
+	{"GET", "/v1/types/{}/events", srv_h_type_events},
 	{"GET", "/metrics", srv_h_metrics},
 };
 

@@ -96,6 +96,10 @@ int srv_run(const struct srv_config *cfg) {
 		fprintf(stderr, "cjobs: serve: cannot start a thread\n");
 		goto out_metrics;
 	}
+	if (srv_feeds_init(&s) != 0) {
+		fprintf(stderr, "cjobs: serve: out of memory\n");
+		goto out_waiters;
+	}
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 	                 MHD_USE_POLL | MHD_USE_ITC | (v6 ? MHD_USE_IPv6 : 0);
 	struct MHD_Daemon *d = MHD_start_daemon(
@@ -111,7 +115,7 @@ int srv_run(const struct srv_config *cfg) {
 	if (!d) {
 		fprintf(stderr, "cjobs: serve: cannot listen on %s (in use, or not an address "
 		        "of this machine)\n", listen);
-		goto out_waiters;
+		goto out_feeds;
 	}
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	char host[128];
@@ -126,12 +130,15 @@ int srv_run(const struct srv_config *cfg) {
 
 	/* Stop taking connections, answer the waiting, finish the rest. */
 	srv_waiters_stop(&s);
+	srv_feeds_stop(&s);
 	MHD_socket lfd = MHD_quiesce_daemon(d);
 	if (lfd != MHD_INVALID_SOCKET) close(lfd);
 	for (int waited = 0; atomic_load(&s.active) > 0 && waited < STOP_GRACE_MS; waited += 20)
 		sleep_ms(20);
 	MHD_stop_daemon(d);
 	ret = 0;
+out_feeds:
+	srv_feeds_free(&s);
 out_waiters:
 	srv_waiters_free(&s);
 out_metrics:

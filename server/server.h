@@ -11,8 +11,9 @@
  *   h_jobs.c    /v1/jobs: add, get, remove, list
  *   h_types.c   /v1/types: timeouts, counts per state
  *   h_proc.c    accept (long poll), update, finish, resubmit
- *   h_events.c  a job's state changes as Server-Sent Events
+ *   h_events.c  a job's and a type's changes as Server-Sent Events
  *   waiters.c   waiting requests: cancelled when the client leaves or on stop
+ *   feed.c      a type's changes as a numbered journal, for its event streams
  *   metrics.c   /metrics in Prometheus' text format
  *
  * Internal names start with srv_; everything else is static.
@@ -45,6 +46,10 @@
 /* Longest accept long poll, and the default one, in milliseconds. */
 #define SRV_MAX_POLL_MS 60000
 #define SRV_DEFAULT_POLL_MS 30000
+/* Types whose changes are streamed (each has a feed: a thread, a snapshot
+ * of its jobs and a journal), and the most jobs a streamed type may have. */
+#define SRV_MAX_FEEDS 64
+#define SRV_FEED_MAX_JOBS 200000
 /* Jobs in one page of a listing: default and most. */
 #define SRV_PAGE_DEFAULT 100
 #define SRV_PAGE_MAX 1000
@@ -83,6 +88,7 @@ struct srv_metrics {
 
 struct srv_runs; /* accept times of jobs, by lock (metrics.c) */
 struct srv_waiters; /* waiting requests (waiters.c) */
+struct srv_feeds;   /* type feeds (feed.c) */
 
 /* The state shared by every request. */
 struct srv {
@@ -94,6 +100,7 @@ struct srv {
 	struct srv_metrics m;
 	struct srv_runs *runs;
 	struct srv_waiters *waiting;
+	struct srv_feeds *feeds;
 };
 
 /* ---- one request (http.c) ---------------------------------------------- */
@@ -196,6 +203,7 @@ void srv_h_update(struct srv_req *r);
 void srv_h_finish(struct srv_req *r);
 void srv_h_resubmit(struct srv_req *r);
 void srv_h_events(struct srv_req *r);
+void srv_h_type_events(struct srv_req *r);
 void srv_h_metrics(struct srv_req *r);
 
 /* Counts the jobs of every type per state: an object type ->
@@ -228,6 +236,54 @@ cj_cancel *srv_wait_cancel(const struct srv_wait *w);
 /* Whether it was cancelled because its client hung up (else, once
  * cancelled, because the server stops). */
 int srv_wait_gone(struct srv_wait *w, struct srv *s);
+/* Also calls poke(arg) whenever the cancellation is fired, for a wait that
+ * sleeps elsewhere than in the library (poke must not call into waiters). */
+void srv_wait_set_poke(struct srv_wait *w, void (*poke)(void *arg), void *arg);
+
+/* ---- type feeds (feed.c) ------------------------------------------------ */
+
+struct srv_feed;
+
+/* Start and stop the feeds of the server: srv_feeds_init 0 or -1; stop
+ * ends their threads' waits; free joins and frees them (after every
+ * stream ended). */
+int srv_feeds_init(struct srv *s);
+void srv_feeds_stop(struct srv *s);
+void srv_feeds_free(struct srv *s);
+
+/* Joins the feed of `type` as a client (made on first use; it lives as
+ * long as the server). CJ_OK; CJ_INVALID (a bad type); CJ_TOO_LARGE
+ * (SRV_MAX_FEEDS types streamed already); CJ_NOMEM. srv_feed_leave()
+ * (NULL is ignored). */
+int srv_feed_join(struct srv *s, const char *type, struct srv_feed **f);
+void srv_feed_leave(struct srv_feed *f);
+const char *srv_feed_type(const struct srv_feed *f);
+/* Wakes the feed's readers (a srv_wait poke). */
+void srv_feed_poke(void *feed);
+
+/* Results of srv_feed_start() and srv_feed_next() besides 0 and 1. */
+#define SRV_FEED_ENDED (-1)    /* cancelled or the server stops */
+#define SRV_FEED_RESET (-2)    /* changes were missed: list again */
+#define SRV_FEED_OVERFLOW (-3) /* the type has over SRV_FEED_MAX_JOBS jobs */
+
+/* An event id: "EPOCH-SEQ", EPOCH naming this feed of this server run. */
+#define SRV_FEED_ID_LEN 40
+void srv_feed_id(const struct srv_feed *f, uint64_t seq, char out[SRV_FEED_ID_LEN]);
+
+/* Where a client reads from: after the event id `last` (a Last-Event-ID),
+ * or, NULL, from the changes journaled after the feed caught up with the
+ * store (it waits for that, up to `c` being fired). 0 with *cursor;
+ * SRV_FEED_RESET (`last` cannot be resumed from: *cursor is from now on);
+ * SRV_FEED_OVERFLOW; SRV_FEED_ENDED. */
+int srv_feed_start(struct srv_feed *f, const char *last, cj_cancel *c, uint64_t *cursor);
+/* The journal number of the next change. */
+uint64_t srv_feed_resume_point(struct srv_feed *f);
+/* The change at *cursor (JSON text, malloc'd, in *text), waiting up to
+ * timeout_ms for it, or until `c` is fired: 1 (and *cursor advances);
+ * 0 nothing in time; SRV_FEED_RESET (the reader fell more than the ring
+ * behind); SRV_FEED_OVERFLOW; SRV_FEED_ENDED. */
+int srv_feed_next(struct srv_feed *f, uint64_t *cursor, int64_t timeout_ms, cj_cancel *c,
+                  char **text);
 
 /* Builds the JSON object of a job as GET /v1/jobs/{type}/{id} answers it. */
 json_t *srv_job_json(const cj_job_info *info);

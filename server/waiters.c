@@ -24,9 +24,12 @@
 
 struct srv_wait {
 	cj_cancel *cancel;
+	struct srv_waiters *owner;
 	int fd;      /* our duplicate of the client's socket; -1: none */
 	uint64_t id; /* the epoll key (a pointer could be stale there) */
 	int gone;    /* the client hung up */
+	void (*poke)(void *arg); /* srv_wait_set_poke() */
+	void *poke_arg;
 	struct srv_wait *prev, *next;
 };
 
@@ -39,6 +42,12 @@ struct srv_waiters {
 	pthread_t thread;
 };
 
+/* Fires w's cancellation (and its poke); ws->mu held. */
+static void fire(struct srv_wait *w) {
+	cj_cancel_fire(w->cancel);
+	if (w->poke) w->poke(w->poke_arg);
+}
+
 /* Fires the cancellation of the request registered under `id`, if it is
  * still there, and stops watching its socket. */
 static void hung_up(struct srv_waiters *ws, uint64_t id) {
@@ -47,7 +56,7 @@ static void hung_up(struct srv_waiters *ws, uint64_t id) {
 		if (w->id != id) continue;
 		w->gone = 1;
 		epoll_ctl(ws->ep, EPOLL_CTL_DEL, w->fd, NULL);
-		cj_cancel_fire(w->cancel);
+		fire(w);
 		break;
 	}
 	pthread_mutex_unlock(&ws->mu);
@@ -92,7 +101,7 @@ void srv_waiters_stop(struct srv *s) {
 	struct srv_waiters *ws = s->waiting;
 	pthread_mutex_lock(&ws->mu);
 	ws->stopping = 1;
-	for (struct srv_wait *w = ws->list; w; w = w->next) cj_cancel_fire(w->cancel);
+	for (struct srv_wait *w = ws->list; w; w = w->next) fire(w);
 	pthread_mutex_unlock(&ws->mu);
 }
 
@@ -125,6 +134,7 @@ int srv_waiter_enter(struct srv_req *r, struct srv_wait **out) {
 		return -1;
 	}
 	w->fd = -1;
+	w->owner = ws;
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (ci) w->fd = fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0);
@@ -143,6 +153,15 @@ int srv_waiter_enter(struct srv_req *r, struct srv_wait **out) {
 }
 
 cj_cancel *srv_wait_cancel(const struct srv_wait *w) { return w->cancel; }
+
+void srv_wait_set_poke(struct srv_wait *w, void (*poke)(void *arg), void *arg) {
+	struct srv_waiters *ws = w->owner;
+	pthread_mutex_lock(&ws->mu);
+	w->poke = poke;
+	w->poke_arg = arg;
+	if (cj_cancel_fired(w->cancel)) poke(arg);
+	pthread_mutex_unlock(&ws->mu);
+}
 
 int srv_wait_gone(struct srv_wait *w, struct srv *s) {
 	pthread_mutex_lock(&s->waiting->mu);

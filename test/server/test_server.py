@@ -330,6 +330,7 @@ class Events:
             line = line.decode().rstrip("\n")
             if line == "":
                 if "data" in ev:
+                    self.event = ev.get("event", "message")
                     return ev.get("id"), json.loads(ev["data"])
                 continue
             if line.startswith(":"):
@@ -391,6 +392,66 @@ def case_events(cjobs, scratch):
     eq((d["state"], d["data"]), ("removed", None), "removed")
     eq(ev.next(), None, "end after removed")
     ev.close()
+    s.stop()
+
+
+def case_type_events(cjobs, scratch):
+    """A type's changes, made by other processes, reach a client; one that
+    reconnects with its last event id misses nothing; one that cannot be
+    resumed is told to list again."""
+    s = fresh(cjobs, scratch)
+    s.ok("PUT", "/v1/types/t", {"timeout": 30})
+    s.ok("PUT", "/v1/types/other", {"timeout": 30})
+    s.ok("PUT", "/v1/jobs/t/j0", {"data": {"v": 0}})
+    eq(s.req("GET", "/v1/types/" + "t" * 256 + "/events")[0], 400, "a bad type")
+    ev = Events(s, "/v1/types/t/events")
+    eid, d = ev.next()
+    eq((ev.event, d), ("open", {"type": "t"}), "the stream opens")
+
+    def job_event():
+        eid, d = ev.next()
+        eq(ev.event, "job", "a job event")
+        return eid, (d["id"], d["change"], d["state"])
+    # another process adds, accepts, finishes, removes; another type is not seen
+    s.cli("add", "other", "x")
+    s.cli("add", "t", "j1", '{"v":1}')
+    eq(job_event()[1], ("j1", "added", "pending"), "added")
+    job = json.loads(s.cli("accept", "t", "--timeout", "0"))  # j0 comes first
+    eq(job_event()[1], ("j0", "accepted", "running"), "accepted")
+    s.cli("finish", "t", "j0", job["lock"])
+    eq(job_event()[1], ("j0", "finished", "finished"), "finished")
+    s.cli("rm", "t", "j1")
+    eid, got = job_event()
+    eq(got, ("j1", "removed", "removed"), "removed")
+    ev.close()
+    # changes while no client listens: a reconnect gets them all, in order
+    s.cli("add", "t", "j2")
+    s.cli("add", "t", "j3", "--in", "1h")
+    s.cli("add", "t", "j0")  # finished, added again
+    ev = Events(s, "/v1/types/t/events", last_id=eid)
+    eq(ev.next()[1], {"type": "t"}, "open")
+    got = sorted(job_event()[1] for _ in range(3))
+    eq(got, [("j0", "added", "pending"), ("j2", "added", "pending"),
+             ("j3", "added", "pending")], "the changes missed while away")
+    # a second client from the same point sees the same; a live change
+    # reaches both
+    ev2 = Events(s, "/v1/types/t/events", last_id=eid)
+    ev2.next()
+    eq(sorted(ev2.next()[1]["id"] for _ in range(3)), ["j0", "j2", "j3"], "the same for another")
+    s.cli("rm", "t", "j3")
+    eq(job_event()[1], ("j3", "removed", "removed"), "live, first client")
+    eq(ev2.next()[1]["id"], "j3", "live, second client")
+    ev2.close()
+    ev.close()
+    # an id of another run (or a made-up one): a reset, then live changes
+    for bad in ("000000000000-5", "nonsense"):
+        ev = Events(s, "/v1/types/t/events", last_id=bad)
+        eid, d = ev.next()
+        eq(ev.event, "reset", "reset for %r" % bad)
+        check("list" in d["reason"], "the reset says what to do: %r", d)
+        s.cli("add", "t", "after-" + bad)
+        eq(job_event()[1], ("after-" + bad, "added", "pending"), "live after the reset")
+        ev.close()
     s.stop()
 
 
@@ -473,7 +534,8 @@ def case_idle(cjobs, scratch):
     polls = [threading.Thread(target=poll) for _ in range(4)]
     for th in polls:
         th.start()
-    streams = [Events(s, "/v1/jobs/t/j/events") for _ in range(4)]
+    streams = [Events(s, "/v1/jobs/t/j/events") for _ in range(3)]
+    streams.append(Events(s, "/v1/types/t/events"))
     for ev in streams:
         ev.next()
 
@@ -482,7 +544,8 @@ def case_idle(cjobs, scratch):
         return parse_metrics(text)[("couchjobs_server_waiting_requests", frozenset())]
     wait_for(lambda: waiting() == 8, 30, "four long polls and four streams")
     n = idle_wakeups(s.p.pid, 3)
-    print("  idle over 3 s with 4 long polls and 4 event streams: %d wakeups" % n)
+    print("  idle over 3 s with 4 long polls and 4 event streams (one of a type): "
+          "%d wakeups" % n)
     check(n <= 2, "the idle server woke %d times" % n)
     # a long poll whose client hangs up is let go at once
     c = s.conn()

@@ -795,6 +795,7 @@ def case_openapi(cjobs, scratch):
         ("post", "/v1/jobs/{type}/{id}/resubmit", {"type": "t", "id": "j"}, "lock"),
         ("post", "/v1/jobs/{type}/{id}/finish", {"type": "t", "id": "j"}, "lock"),
         ("get", "/v1/jobs/{type}/{id}/events", {"type": "t", "id": "j"}, None),
+        ("get", "/v1/types/{type}/events", {"type": "t"}, None),
         ("get", "/metrics", {}, None),
         ("delete", "/v1/jobs/{type}/{id}", {"type": "t", "id": "k"}, None),
         ("delete", "/v1/types/{type}", {"type": "t"}, None),
@@ -809,6 +810,17 @@ def case_openapi(cjobs, scratch):
             path = path.replace("{%s}" % k, q(v))
         if body == "lock":
             body = {"lock": lock()}
+        if tmpl == "/v1/types/{type}/events":
+            events = op["responses"]["200"]["content"]["text/event-stream"]["x-events"]
+            ev = Events(s, path)
+            _, d = ev.next()
+            validate(doc, events[ev.event], d, ev.event)
+            s.ok("PUT", "/v1/jobs/t/typed", {})
+            _, d = ev.next()
+            validate(doc, events[ev.event], d, ev.event)
+            eq(ev.event, "job", "a job event")
+            ev.close()
+            continue
         if tmpl.endswith("/events"):
             ev = Events(s, path)  # the job is finished: one event, then the end
             _, d = ev.next()

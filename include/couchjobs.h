@@ -571,6 +571,22 @@ int cj_get_job(cj_db *db, cj_tx *tx, const char *type, const char *id,
  */
 int cj_list_jobs(cj_db *db, cj_tx *tx, const char *type,
                  int (*cb)(const cj_job_info *info, void *arg), void *arg);
+
+/**
+ * @brief cj_list_jobs() from a given place: the jobs of @p type (NULL: of
+ * every type) that come after (@p after_type, @p after_id) in (type, id)
+ * byte order, as the next page of a listing that ended there. The scan
+ * starts at that place (the job there need not exist any more): a page
+ * costs what it reads, however far into the store it is.
+ *
+ * @param after_type, after_id both NULL (from the start, as cj_list_jobs())
+ *        or both set.
+ * @return as cj_list_jobs(); #CJ_INVALID also for one of @p after_type and
+ *         @p after_id without the other, or either not a valid type or id.
+ */
+int cj_list_jobs_from(cj_db *db, cj_tx *tx, const char *type, const char *after_type,
+                      const char *after_id, int (*cb)(const cj_job_info *info, void *arg),
+                      void *arg);
 /** @} */
 
 /** @defgroup cancel Cancelling waits

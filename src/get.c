@@ -90,6 +90,7 @@ int cj_get_job(cj_db *db, cj_tx *tx, const char *type, const char *id,
 struct list_arg {
 	cj_tx *tx;
 	const char *type;
+	const char *after_type, *after_id; /* NULL: from the start */
 	int (*cb)(const cj_job_info *, void *);
 	void *cb_arg;
 };
@@ -111,21 +112,52 @@ out:
 	return rc;
 }
 
+/* Compares two keys as the engines order them (bytes, shorter first). */
+static int key_cmp(const cj_buf *a, const cj_buf *b) {
+	size_t n = a->len < b->len ? a->len : b->len;
+	int c = memcmp(a->p, b->p, n);
+	return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
 static int list_fn(cj_tx *tx, void *arg) {
 	struct list_arg *a = arg;
-	cj_buf prefix = CJ_BUF_INIT;
-	cj__key_data_prefix(&prefix, a->type);
+	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
+	cj__key_data_prefix(&lo, a->type);
+	cj__buf_add(&hi, lo.p, lo.len);
+	cj__tup_range_end(&hi);
+	if (a->after_type) {
+		/* just above the key of (after_type, after_id), if that is later */
+		cj_buf after = CJ_BUF_INIT;
+		cj__key_data(&after, a->after_type, a->after_id);
+		cj__buf_add(&after, "", 1);
+		if (key_cmp(&after, &lo) > 0) {
+			cj__buf_reset(&lo);
+			cj__buf_add(&lo, after.p, after.len);
+		}
+		cj__buf_free(&after);
+	}
 	a->tx = tx;
-	int rc = cj__scan_prefix(tx, &prefix, list_one, a);
-	cj__buf_free(&prefix);
+	int rc = key_cmp(&lo, &hi) < 0 ? cj__scan(tx, &lo, &hi, list_one, a) : CJ_OK;
+	cj__buf_free(&lo);
+	cj__buf_free(&hi);
 	return rc;
 }
 
 int cj_list_jobs(cj_db *db, cj_tx *tx, const char *type,
                  int (*cb)(const cj_job_info *info, void *arg), void *arg) {
+	return cj_list_jobs_from(db, tx, type, NULL, NULL, cb, arg);
+}
+
+int cj_list_jobs_from(cj_db *db, cj_tx *tx, const char *type, const char *after_type,
+                      const char *after_id, int (*cb)(const cj_job_info *info, void *arg),
+                      void *arg) {
 	if (!db || !cb) return cj__fail(CJ_INVALID, "NULL argument");
 	int rc;
 	if (type && (rc = cj__check_type(type))) return rc;
-	struct list_arg a = {NULL, type, cb, arg};
+	if (!after_type != !after_id)
+		return cj__fail(CJ_INVALID, "after_type and after_id go together");
+	if (after_type && ((rc = cj__check_type(after_type)) || (rc = cj__check_id(after_id))))
+		return rc;
+	struct list_arg a = {NULL, type, after_type, after_id, cb, arg};
 	return cj__run(db, tx, 0, list_fn, &a);
 }

@@ -1,7 +1,7 @@
 /*
  * Conformance: the job creation API (include/couchjobs.h "Job creation"):
  * cj_add on new and existing jobs in every state, cj_remove, the readers
- * and cj_list_jobs.
+ * and cj_list_jobs (and cj_list_jobs_from).
  *
  * Public API only; the store comes from t_open().
  */
@@ -398,6 +398,87 @@ TEST(list_jobs_order_and_fields) {
 	cj_close(db);
 }
 
+/* list_jobs_from: the jobs after a place in (type, id) order, with or
+ * without a type filter, whether or not a job is at that place; the jobs
+ * before it are not read (the callback sees only the ones after). */
+static void listed_from(cj_db *db, const char *type, const char *at, const char *ai,
+                        struct listed *l) {
+	memset(l, 0, sizeof *l);
+	CHECK_OK(cj_list_jobs_from(db, NULL, type, at, ai, list_cb, l));
+}
+
+TEST(list_jobs_from_place) {
+	cj_db *db = t_open();
+	CHECK_OK(cj_set_type_timeout(db, "tb", 60));
+	CHECK_OK(cj_set_type_timeout(db, "ta", 60));
+	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	const char *ids[] = {"b", "a10", "a9", "B", "\xc3\xa9", "a"};
+	for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+		CHECK_OK(cj_add(db, NULL, "tb", ids[i], NULL, 0));
+		CHECK_OK(cj_add(db, NULL, "ta", ids[i], NULL, 0));
+	}
+	CHECK_OK(cj_add(db, NULL, "t", "x", NULL, 0));
+	struct listed l;
+	/* every type, from the start and after a job */
+	listed_from(db, NULL, NULL, NULL, &l);
+	CHECK_INT(l.n, 13);
+	listed_from(db, NULL, "ta", "a10", &l);
+	CHECK_INT(l.n, 9);
+	CHECK_STR(l.line[0], "ta/a9/pending/0/0");
+	CHECK_STR(l.line[2], "ta/\xc3\xa9/pending/0/0");
+	CHECK_STR(l.line[3], "tb/B/pending/0/0");
+	/* an id that is a prefix of the next is not skipped with it */
+	listed_from(db, "ta", "ta", "a", &l);
+	CHECK_INT(l.n, 4);
+	CHECK_STR(l.line[0], "ta/a10/pending/0/0");
+	/* a place where no job is */
+	listed_from(db, "ta", "ta", "a5", &l);
+	CHECK_INT(l.n, 2 + 1);
+	CHECK_STR(l.line[0], "ta/a9/pending/0/0");
+	/* a type that is a prefix of others, as the place */
+	listed_from(db, NULL, "t", "x", &l);
+	CHECK_INT(l.n, 12);
+	CHECK_STR(l.line[0], "ta/B/pending/0/0");
+	/* the filter and the place: before the type, in it, after it */
+	listed_from(db, "tb", "ta", "\xc3\xa9", &l);
+	CHECK_INT(l.n, 6);
+	listed_from(db, "tb", "tb", "b", &l);
+	CHECK_INT(l.n, 1);
+	CHECK_STR(l.line[0], "tb/\xc3\xa9/pending/0/0");
+	listed_from(db, "tb", "tb", "\xc3\xa9", &l);
+	CHECK_INT(l.n, 0);
+	listed_from(db, "t", "ta", "a", &l);
+	CHECK_INT(l.n, 0);
+	/* pages of one job, each after the last one's job, visit every job once */
+	char at[64] = "", ai[64] = "";
+	size_t seen = 0;
+	for (;;) {
+		listed_from(db, NULL, *at ? at : NULL, *at ? ai : NULL, &l);
+		if (l.n == 0) break;
+		CHECK(++seen <= 13);
+		char *slash = strchr(l.line[0], '/'), *slash2 = strchr(slash + 1, '/');
+		snprintf(at, sizeof at, "%.*s", (int)(slash - l.line[0]), l.line[0]);
+		snprintf(ai, sizeof ai, "%.*s", (int)(slash2 - slash - 1), slash + 1);
+	}
+	CHECK_INT(seen, 13);
+	cj_close(db);
+}
+
+/* list_jobs_from: the place is both or neither of type and id, and valid. */
+TEST(list_jobs_from_invalid) {
+	cj_db *db = open_typed("t");
+	size_t calls = 0;
+	CHECK_RC(cj_list_jobs_from(db, NULL, NULL, "t", NULL, stop_cb, &calls), CJ_INVALID);
+	CHECK_RC(cj_list_jobs_from(db, NULL, NULL, NULL, "j", stop_cb, &calls), CJ_INVALID);
+	CHECK_RC(cj_list_jobs_from(db, NULL, NULL, "", "j", stop_cb, &calls), CJ_INVALID);
+	CHECK_RC(cj_list_jobs_from(db, NULL, NULL, "t", "", stop_cb, &calls), CJ_INVALID);
+	CHECK_RC(cj_list_jobs_from(db, NULL, "", "t", "j", stop_cb, &calls), CJ_INVALID);
+	CHECK_RC(cj_list_jobs_from(db, NULL, NULL, "t", "j", NULL, NULL), CJ_INVALID);
+	CHECK_RC(cj_list_jobs_from(NULL, NULL, NULL, "t", "j", stop_cb, &calls), CJ_INVALID);
+	CHECK_INT(calls, 0);
+	cj_close(db);
+}
+
 /* list_jobs: the data of each job is given; a non-zero return from the
  * callback stops the listing and is returned. */
 static int data_cb(const cj_job_info *i, void *arg) {
@@ -512,4 +593,5 @@ TEST_MAIN(ENTRY(add_new_pending), ENTRY(add_data_null_is_empty_object),
           ENTRY(add_running_flags_resubmit), ENTRY(add_finished_reenqueues),
           ENTRY(remove_each_state), ENTRY(list_jobs_order_and_fields),
           ENTRY(list_jobs_data_and_stop), ENTRY(list_jobs_snapshot),
+          ENTRY(list_jobs_from_place), ENTRY(list_jobs_from_invalid),
           ENTRY(add_state_walk))

@@ -131,18 +131,23 @@ static int cursor_parse(const char *c, char **type, const char **id) {
 struct page {
 	const char *after_type, *after_id; /* NULL: from the start */
 	int state;                         /* 0: any */
-	size_t limit, n;
+	size_t limit, n, scanned;
 	json_t *jobs;
 	char *next;
 };
 
+/* A page reads at most SRV_PAGE_SCAN_FACTOR * limit jobs: with a state
+ * filter that skips many, it ends early, short (even empty), with a cursor
+ * after the last job read. */
 static int page_cb(const cj_job_info *info, void *arg) {
 	struct page *p = arg;
-	if (p->after_type) {
-		int c = strcmp(info->type, p->after_type);
-		if (c < 0 || (c == 0 && strcmp(info->id, p->after_id) <= 0)) return 0;
+	if (p->state && (int)info->state != p->state) {
+		if (++p->scanned < p->limit * SRV_PAGE_SCAN_FACTOR) return 0;
+		free(p->next);
+		p->next = cursor_make(info->type, info->id);
+		return p->next ? 1 : CJ_NOMEM;
 	}
-	if (p->state && (int)info->state != p->state) return 0;
+	p->scanned++;
 	if (p->n == p->limit) return 1; /* one more exists: the page has a next */
 	json_t *j = srv_job_json(info);
 	if (!j || json_array_append_new(p->jobs, j)) return CJ_NOMEM;
@@ -188,13 +193,16 @@ void srv_h_jobs_list(struct srv_req *r) {
 		goto out_free;
 	}
 	p.jobs = json_array();
-	int rc = p.jobs ? cj_list_jobs(r->srv->db, NULL, type, page_cb, &p) : CJ_NOMEM;
+	/* the scan starts after the cursor: a page costs what it reads */
+	int rc = p.jobs ? cj_list_jobs_from(r->srv->db, NULL, type, p.after_type, p.after_id,
+	                                    page_cb, &p)
+	                : CJ_NOMEM;
 	if (rc < 0) {
 		json_decref(p.jobs);
 		srv_reply_cj(r, rc);
 		goto out_free;
 	}
-	/* rc 1: the listing stopped at a job past the page */
+	/* rc 1: the listing stopped at a job past the page, or at its bound */
 	json_t *next = rc == 1 && p.next ? json_string(p.next) : json_null();
 	srv_reply_json(r, 200, json_pack("{s:o,s:o}", "jobs", p.jobs, "next", next));
 out_free:

@@ -53,6 +53,8 @@
 /* Jobs in one page of a listing: default and most. */
 #define SRV_PAGE_DEFAULT 100
 #define SRV_PAGE_MAX 1000
+/* Jobs a page of a filtered listing reads at most, per job of its limit. */
+#define SRV_PAGE_SCAN_FACTOR 100
 
 /* ---- the server --------------------------------------------------------- */
 

@@ -73,6 +73,28 @@ def case_jobs(cjobs, scratch):
     eq(len(b["jobs"]), 29, "every pending job")
     eq(b["next"], None, "one page")
     eq(s.ok("GET", "/v1/jobs?state=running")["jobs"], [], "no running job")
+    # a page with a state filter reads at most 100 jobs per job of its limit:
+    # past the 25 pending jobs of u the only running one is still found,
+    # by following "next" through short pages
+    for i in range(25, 130):
+        s.ok("PUT", "/v1/jobs/u/%03d" % i, {})
+    s.ok("PUT", "/v1/jobs/v/run", {}, want=422)
+    s.ok("PUT", "/v1/types/v", {"timeout": 30})
+    s.ok("PUT", "/v1/jobs/v/run", {})
+    s.ok("POST", "/v1/types/v/accept", {"timeout_ms": 0})
+    found, cursor, pages = [], None, 0
+    while True:
+        b = s.ok("GET", "/v1/jobs?state=running&limit=1" + ("&cursor=" + cursor if cursor else ""))
+        found += [j["id"] for j in b["jobs"]]
+        pages += 1
+        cursor = b["next"]
+        if not cursor:
+            break
+    eq(found, ["run"], "the running job, found through short pages")
+    check(pages >= 2, "the first page stopped at its bound (%d pages)", pages)
+    # a cursor of a type and id the store refuses
+    for c in ("7400", "00" + "61" * 4):
+        eq(s.req("GET", "/v1/jobs?cursor=" + c)[0], 400, "cursor %s" % c)
     # remove
     s.ok("DELETE", "/v1/jobs/t/a")
     eq(s.req("GET", "/v1/jobs/t/a")[0], 404, "removed")

@@ -669,16 +669,30 @@ METRIC_LINE = re.compile(
 
 def parse_metrics(text):
     """A strict parser of Prometheus' text format 0.0.4: returns
-    {(name, frozenset(labels)): value} and checks HELP/TYPE and histograms."""
-    types, samples = {}, {}
+    {(name, frozenset(labels)): value} and checks HELP/TYPE and histograms.
+    (Not promtool: Debian has it only in the prometheus package, the whole
+    server, whose install starts a service listening on port 9090 of every
+    interface; too much for the test command.)"""
+    types, samples, helps = {}, {}, set()
     check(text.endswith("\n"), "ends with a line break")
     for line in text.split("\n")[:-1]:
         if line.startswith("# HELP "):
+            name = line.split(" ")[2]
+            check(name not in helps, "HELP twice for %s", name)
+            check(name not in types, "HELP after TYPE for %s", name)
+            helps.add(name)
             continue
         if line.startswith("# TYPE "):
             _, _, name, kind = line.split(" ")
             check(kind in ("counter", "gauge", "histogram"), "type %s", kind)
             check(name not in types, "TYPE twice for %s", name)
+            check(re.match(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$", name), "metric name %r", name)
+            check(name in helps, "TYPE without HELP for %s", name)
+            check(kind == "counter" or not name.endswith("_total"), "%s %s ends in _total",
+                  kind, name)
+            check(not any(k[0] == name or k[0].startswith(name + "_") and
+                          re.sub(r"_(bucket|sum|count)$", "", k[0]) == name for k in samples),
+                  "samples of %s before its TYPE", name)
             types[name] = kind
             continue
         m = METRIC_LINE.match(line)

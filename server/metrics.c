@@ -113,6 +113,22 @@ static void hist(FILE *f, const char *name, const char *help, struct srv_hist *h
 	        name, (unsigned long long)cum);
 }
 
+/* A gauge per type: the integer `key` of each type's entry (a type whose
+ * entry holds none there has no sample). */
+static void type_gauge(FILE *f, json_t *types, const char *name, const char *help,
+                       const char *key) {
+	fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+	const char *type;
+	json_t *e;
+	json_object_foreach(types, type, e) {
+		json_t *v = json_object_get(e, key);
+		if (!json_is_integer(v)) continue;
+		fprintf(f, "%s{type=\"", name);
+		label(f, type);
+		fprintf(f, "\"} %lld\n", (long long)json_integer_value(v));
+	}
+}
+
 static void jobs_gauge(FILE *f, json_t *types) {
 	static const char *states[] = {"pending", "scheduled", "running", "finished"};
 	fputs("# HELP couchjobs_jobs Jobs in the store by type and state (pending: due now; "
@@ -128,33 +144,15 @@ static void jobs_gauge(FILE *f, json_t *types) {
 			        (long long)json_integer_value(json_object_get(c, states[i])));
 		}
 	}
-	fputs("# HELP couchjobs_oldest_pending_age_seconds How long the most overdue pending job "
-	      "has been due (jobs added with a scheduled time only: the store records no add "
-	      "time).\n# TYPE couchjobs_oldest_pending_age_seconds gauge\n", f);
-	json_object_foreach(types, type, e) {
-		json_t *age = json_object_get(e, "oldest_pending_age");
-		if (!json_is_integer(age)) continue;
-		fputs("couchjobs_oldest_pending_age_seconds{type=\"", f);
-		label(f, type);
-		fprintf(f, "\"} %lld\n", (long long)json_integer_value(age));
-	}
-	fputs("# HELP couchjobs_pending_untimed_jobs Pending jobs added without a scheduled time "
-	      "(their age is unknown).\n# TYPE couchjobs_pending_untimed_jobs gauge\n", f);
-	json_object_foreach(types, type, e) {
-		fputs("couchjobs_pending_untimed_jobs{type=\"", f);
-		label(f, type);
-		fprintf(f, "\"} %lld\n",
-		        (long long)json_integer_value(json_object_get(e, "pending_untimed")));
-	}
-	fputs("# HELP couchjobs_type_timeout_seconds The activity timeout of a type.\n"
-	      "# TYPE couchjobs_type_timeout_seconds gauge\n", f);
-	json_object_foreach(types, type, e) {
-		json_t *t = json_object_get(e, "timeout");
-		if (!json_is_integer(t)) continue;
-		fputs("couchjobs_type_timeout_seconds{type=\"", f);
-		label(f, type);
-		fprintf(f, "\"} %lld\n", (long long)json_integer_value(t));
-	}
+	type_gauge(f, types, "couchjobs_oldest_pending_age_seconds",
+	           "How long the most overdue pending job has been due (jobs added with a "
+	           "scheduled time only: the store records no add time).",
+	           "oldest_pending_age");
+	type_gauge(f, types, "couchjobs_pending_untimed_jobs",
+	           "Pending jobs added without a scheduled time (their age is unknown).",
+	           "pending_untimed");
+	type_gauge(f, types, "couchjobs_type_timeout_seconds", "The activity timeout of a type.",
+	           "timeout");
 }
 
 void srv_h_metrics(struct srv_req *r) {

@@ -341,9 +341,9 @@ TEST(remove_each_state) {
 	cj_close(db);
 }
 
-/* list_jobs: (type, id) byte order; a type filter; state, sched and
- * resubmit of each job. */
-TEST(list_jobs_order_and_fields) {
+/* A store of 13 pending jobs: t/x (scheduled at 5000), and ta/ and tb/
+ * with ids B, a, a10, a9, b and e-acute. */
+static cj_db *listing_store(void) {
 	cj_db *db = t_open();
 	CHECK_OK(cj_set_type_timeout(db, "tb", 60));
 	CHECK_OK(cj_set_type_timeout(db, "ta", 60));
@@ -354,6 +354,13 @@ TEST(list_jobs_order_and_fields) {
 		CHECK_OK(cj_add(db, NULL, "ta", ids[i], NULL, 0));
 	}
 	CHECK_OK(cj_add(db, NULL, "t", "x", NULL, 5000));
+	return db;
+}
+
+/* list_jobs: (type, id) byte order; a type filter; state, sched and
+ * resubmit of each job. */
+TEST(list_jobs_order_and_fields) {
+	cj_db *db = listing_store();
 	struct listed l = {0};
 	CHECK_OK(cj_list_jobs(db, NULL, NULL, list_cb, &l));
 	CHECK_INT(l.n, 13);
@@ -408,16 +415,7 @@ static void listed_from(cj_db *db, const char *type, const char *at, const char 
 }
 
 TEST(list_jobs_from_place) {
-	cj_db *db = t_open();
-	CHECK_OK(cj_set_type_timeout(db, "tb", 60));
-	CHECK_OK(cj_set_type_timeout(db, "ta", 60));
-	CHECK_OK(cj_set_type_timeout(db, "t", 60));
-	const char *ids[] = {"b", "a10", "a9", "B", "\xc3\xa9", "a"};
-	for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
-		CHECK_OK(cj_add(db, NULL, "tb", ids[i], NULL, 0));
-		CHECK_OK(cj_add(db, NULL, "ta", ids[i], NULL, 0));
-	}
-	CHECK_OK(cj_add(db, NULL, "t", "x", NULL, 0));
+	cj_db *db = listing_store();
 	struct listed l;
 	/* every type, from the start and after a job */
 	listed_from(db, NULL, NULL, NULL, &l);

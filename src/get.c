@@ -115,7 +115,7 @@ out:
 /* Compares two keys as the engines order them (bytes, shorter first). */
 static int key_cmp(const cj_buf *a, const cj_buf *b) {
 	size_t n = a->len < b->len ? a->len : b->len;
-	int c = memcmp(a->p, b->p, n);
+	int c = n ? memcmp(a->p, b->p, n) : 0;
 	return c ? c : (a->len > b->len) - (a->len < b->len);
 }
 
@@ -137,7 +137,9 @@ static int list_fn(cj_tx *tx, void *arg) {
 		cj__buf_free(&after);
 	}
 	a->tx = tx;
-	int rc = key_cmp(&lo, &hi) < 0 ? cj__scan(tx, &lo, &hi, list_one, a) : CJ_OK;
+	/* (a bound that ran out of memory makes the scan say CJ_NOMEM) */
+	int rc = lo.oom || hi.oom || key_cmp(&lo, &hi) < 0 ? cj__scan(tx, &lo, &hi, list_one, a)
+	                                                   : CJ_OK;
 	cj__buf_free(&lo);
 	cj__buf_free(&hi);
 	return rc;

@@ -166,10 +166,13 @@ typedef enum cj_state {
 	CJ_PENDING = 1,  /**< waiting to be accepted */
 	CJ_RUNNING = 2,  /**< held by a processor */
 	CJ_FINISHED = 3, /**< done; kept until removed */
-	CJ_REMOVED = 4   /**< in events only: the job no longer exists */
+	CJ_REMOVED = 4,  /**< in events only: the job no longer exists */
+	CJ_DEAD = 5      /**< failed for good (its attempts used up): kept, never
+	                      handed out, until cj_retry() or cj_remove() */
 } cj_state;
 
-/** @brief "pending", "running", "finished", "removed", or "unknown". */
+/** @brief "pending", "running", "finished", "removed", "dead", or
+ * "unknown". */
 const char *cj_state_name(int state);
 
 /** @brief Parses a name given by cj_state_name(). @return #CJ_OK, #CJ_INVALID. */
@@ -502,9 +505,28 @@ typedef struct cj_job_info {
 	char *type;         /**< the job's type */
 	char *id;           /**< the job's id */
 	char *data;         /**< its JSON data */
-	cj_state state;     /**< #CJ_PENDING, #CJ_RUNNING or #CJ_FINISHED */
-	int64_t sched_time; /**< seconds since the epoch; 0: not scheduled */
+	cj_state state;     /**< #CJ_PENDING, #CJ_RUNNING, #CJ_FINISHED or
+	                         #CJ_DEAD */
+	int64_t sched_time; /**< seconds since the epoch; 0: not scheduled. For
+	                         a job waiting for its next attempt: when that
+	                         attempt may run */
 	int resubmit;       /**< running and flagged for resubmission */
+	/* fields below: since format 2 (zero for jobs of older stores until
+	 * they run again) */
+	int64_t attempt;    /**< acceptances since the job was last added (or
+	                         redriven with its attempts reset) */
+	uint64_t fence;     /**< the fencing token of its last acceptance (see
+	                         cj_job_fence()); 0: never accepted */
+	char *errors;       /**< JSON array of how its last attempts failed,
+	                         oldest first, at most #CJ_MAX_ERRORS: objects
+	                         {"attempt":N,"time":MS,"ended":"failed",
+	                         "error":{...}} or {...,"ended":"lost"} (its
+	                         lease expired); "[]" when none */
+	int64_t added_ms;   /**< when it was last made pending (added,
+	                         resubmitted, retried), ms since the epoch */
+	int64_t finished_ms;/**< when it finished or died, ms since the epoch;
+	                         0 while pending or running */
+	int has_policy;     /**< non-zero: the job has its own retry policy */
 } cj_job_info;
 
 /** @brief Frees the strings of @p info and zeroes it. NULL is ignored. */
@@ -763,6 +785,160 @@ int cj_job_resume(const char *type, const char *id, const char *lock, cj_job **j
 
 /** @brief Frees a job handle (the job itself is unaffected). NULL is ignored. */
 void cj_job_free(cj_job *job);
+
+/**
+ * @brief The fencing token of the acceptance this handle holds: a number
+ * that only ever grows for a job, across processes, restarts and even its
+ * removal and re-adding (it is the store's commit number of the accept, so
+ * jobs accepted together by one cj_accept_many() share it). Pass it to
+ * other systems a processor writes to, so that they refuse a stale
+ * processor's writes the way the lock makes the store refuse them.
+ * @return the token; 0 for NULL or a handle of cj_job_resume() (which
+ *         reads nothing: see cj_get_job()'s #cj_job_info.fence). Never fails.
+ */
+uint64_t cj_job_fence(const cj_job *job);
+/** @} */
+
+/** @defgroup failure Failed attempts, retries and dead jobs
+ *
+ * Each cj_accept() of a job starts an attempt. An attempt ends in one of
+ * three ways: the processor finishes it (cj_finish()), fails it (cj_fail(),
+ * with an error), or loses it: its lease expires because it stopped calling
+ * cj_update() (a crash, a hang), and the activity monitor takes the job
+ * back. A failed or lost attempt is recorded in the job (the last
+ * #CJ_MAX_ERRORS of them) and then, by the retry policy of the job or else
+ * of its type:
+ *  - the job waits for its next attempt: pending, scheduled after a
+ *    backoff;
+ *  - or, its attempts used up, it is dead (#CJ_DEAD): kept with its data
+ *    and errors, never handed out, until cj_retry() puts it back or
+ *    cj_remove() deletes it. Subscribers get a #CJ_DEAD event.
+ *
+ * Without any policy (the default) a lost attempt makes the job pending
+ * again at once, however often (as before failures were counted), and a
+ * failed one makes it dead at once: retries are asked for by a policy.
+ *
+ * Backoff: after attempt n (1, 2, ...) fails or is lost, the delay is
+ * d = min(backoff_max, backoff_min * multiplier^(n-1)) seconds, then
+ * jittered: #CJ_JITTER_NONE takes d; #CJ_JITTER_FULL a uniformly random
+ * whole number of seconds in [0, d]; #CJ_JITTER_EQUAL one in
+ * [d - floor(d/2), d]. The job is scheduled at now + the delay (a delay of
+ * 0 keeps its scheduled time). A job a cj_add() or cj_resubmit() flagged
+ * while it ran is new work: whatever ends its attempt, it becomes pending
+ * with its attempts reset, as cj_finish() makes it.
+ * @{ */
+
+/** @brief The most errors a job keeps (the oldest are dropped). */
+#define CJ_MAX_ERRORS 5
+/** @brief The longest error of cj_fail(), in bytes. */
+#define CJ_MAX_ERROR_SIZE 4096
+/** @brief The largest #cj_retry_policy.max_attempts. */
+#define CJ_MAX_ATTEMPTS 1000000
+/** @brief The largest #cj_retry_policy.multiplier. */
+#define CJ_MAX_MULTIPLIER 1000
+
+/** @brief How a backoff delay is randomised (see the group's text). */
+typedef enum cj_jitter {
+	CJ_JITTER_NONE = 0,  /**< exactly the delay */
+	CJ_JITTER_FULL = 1,  /**< uniform in [0, delay] */
+	CJ_JITTER_EQUAL = 2  /**< uniform in [delay - delay/2, delay] */
+} cj_jitter;
+
+/** @brief A retry policy; start from #CJ_RETRY_POLICY_INIT. */
+typedef struct cj_retry_policy {
+	/** attempts (failed or lost) after which the job is dead: 1 to
+	 * #CJ_MAX_ATTEMPTS; 0: never dead (retried for ever) */
+	int64_t max_attempts;
+	/** delay after the first attempt, seconds: 0 to #CJ_MAX_TYPE_TIMEOUT */
+	int64_t backoff_min;
+	/** the longest delay, seconds: backoff_min to #CJ_MAX_TYPE_TIMEOUT */
+	int64_t backoff_max;
+	/** growth of the delay per attempt: 1 to #CJ_MAX_MULTIPLIER */
+	int64_t multiplier;
+	/** a #cj_jitter */
+	int jitter;
+} cj_retry_policy;
+
+/** @brief 5 attempts; 10 s, 20 s, 40 s, 80 s apart (at most an hour), with
+ * equal jitter. */
+#define CJ_RETRY_POLICY_INIT {5, 10, 3600, 2, CJ_JITTER_EQUAL}
+
+/**
+ * @brief Sets the retry policy of @p type (kept in the store, like the
+ * activity timeout). It applies to every attempt of the type's jobs that
+ * ends from now on, except jobs with their own (cj_set_job_policy()).
+ * @return #CJ_OK; #CJ_INVALID (NULL argument, bad type, a field out of its
+ *         range); #CJ_STORE; #CJ_NOMEM.
+ */
+int cj_set_type_policy(cj_db *db, const char *type, const cj_retry_policy *policy);
+
+/** @brief Reads the retry policy of @p type.
+ * @return #CJ_OK, #CJ_NOT_FOUND (none set), #CJ_INVALID, #CJ_STORE,
+ *         #CJ_NOMEM. */
+int cj_get_type_policy(cj_db *db, const char *type, cj_retry_policy *policy);
+
+/** @brief Clears the retry policy of @p type: its jobs get the default.
+ * @return #CJ_OK, #CJ_NOT_FOUND, #CJ_INVALID, #CJ_STORE, #CJ_NOMEM. */
+int cj_clear_type_policy(cj_db *db, const char *type);
+
+/**
+ * @brief Gives one job its own retry policy, which overrides its type's
+ * (NULL @p policy: clears it). The job keeps it, whatever its state, until
+ * it is removed.
+ * @return #CJ_OK; #CJ_NOT_FOUND (no such job); #CJ_INVALID (as
+ *         cj_set_type_policy()); #CJ_STORE; #CJ_CONFLICT (only with a
+ *         caller's @p tx); #CJ_NOMEM.
+ */
+int cj_set_job_policy(cj_db *db, cj_tx *tx, const char *type, const char *id,
+                      const cj_retry_policy *policy);
+
+/** @brief Reads a job's own retry policy.
+ * @return #CJ_OK; #CJ_NOT_FOUND (no such job, or it has none of its own);
+ *         #CJ_INVALID; #CJ_STORE; #CJ_NOMEM. */
+int cj_get_job_policy(cj_db *db, cj_tx *tx, const char *type, const char *id,
+                      cj_retry_policy *policy);
+
+/**
+ * @brief Ends the attempt as failed, with @p error: the job waits for its
+ * next attempt or is dead, by its retry policy (see the group's text). It
+ * is fenced like cj_finish(): a processor that no longer holds the job gets
+ * #CJ_HALT and writes nothing, so an attempt ends exactly once.
+ * @p job stays allocated (free it with cj_job_free()) but is spent.
+ *
+ * @param error a JSON object saying what went wrong (at most
+ *              #CJ_MAX_ERROR_SIZE bytes), or NULL for "{}". It is kept in
+ *              the job's errors; its data is unchanged.
+ * @return #CJ_OK; #CJ_HALT (see cj_update()); #CJ_JSON (@p error is not one
+ *         JSON object); #CJ_TOO_LARGE; #CJ_INVALID (NULL @p db or @p job);
+ *         #CJ_STORE; #CJ_CONFLICT (only with a caller's @p tx); #CJ_NOMEM.
+ */
+int cj_fail(cj_db *db, cj_tx *tx, cj_job *job, const char *error);
+
+/**
+ * @brief Redrives a dead job: it is pending again, scheduled now, with its
+ * data and errors; its attempt count is kept when @p keep_attempts is
+ * non-zero (then a policy with max_attempts gives it one more attempt
+ * before it is dead again), else reset to 0. Subscribers get a pending
+ * event.
+ * @return #CJ_OK; #CJ_NOT_FOUND (no such job); #CJ_INVALID (bad argument,
+ *         or the job is not dead); #CJ_STORE; #CJ_CONFLICT (only with a
+ *         caller's @p tx); #CJ_NOMEM.
+ */
+int cj_retry(cj_db *db, cj_tx *tx, const char *type, const char *id, int keep_attempts);
+
+/** @brief The most jobs one transaction of cj_retry_type() redrives. */
+#define CJ_RETRY_BATCH 500
+
+/**
+ * @brief Redrives every dead job of @p type, as cj_retry() does, in
+ * transactions of at most #CJ_RETRY_BATCH jobs (so a huge backlog never
+ * makes one huge transaction); jobs that die meanwhile may be redriven too.
+ * @param[out] count the jobs redriven (may be NULL), also when a later
+ *             batch failed.
+ * @return #CJ_OK, #CJ_INVALID (bad argument, or this thread holds a
+ *         transaction on @p db), #CJ_STORE, #CJ_NOMEM.
+ */
+int cj_retry_type(cj_db *db, const char *type, int keep_attempts, uint64_t *count);
 /** @} */
 
 /** @defgroup subs Subscriptions

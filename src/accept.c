@@ -136,6 +136,15 @@ static int accept_one(cj_tx *tx, struct accept_arg *a, uint8_t vs[CJ_VS_LEN]) {
 	memcpy(jv.seq, vs, CJ_VS_LEN);
 	jv.resubmit = 0;
 	job->resubmit = 0;
+	/* the fencing token: the commit number of this acceptance. The job's
+	 * data key is held from before the number was taken, and its previous
+	 * acceptance committed before that: the number is larger */
+	uint64_t version = 0;
+	for (int i = 0; i < 8; i++) version = version << 8 | vs[i];
+	job->fence = version;
+	jv.fence = version > INT64_MAX ? INT64_MAX : (int64_t)version;
+	jv.attempt = cj__add_sat(jv.attempt, 1);
+	jv.finished_ms = 0;
 	if ((rc = cj__job_write(tx, a->type, job->id, &jv, NULL, 0)) ||
 	    (rc = cj__job_activity_put(tx, a->type, job->id, vs)))
 		goto out;

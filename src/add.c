@@ -19,7 +19,7 @@ static int add_fn(cj_tx *tx, void *arg) {
 	cj_state state;
 	rc = cj__job_load(tx, a->type, a->id, &copy, &jv, &state);
 	if (rc == CJ_NOT_FOUND) {
-		rc = cj__job_enqueue(tx, a->type, a->id, a->sched, NULL, a->data, a->dlen);
+		rc = cj__job_enqueue(tx, a->type, a->id, a->sched, NULL, a->data, a->dlen, 1);
 		goto out;
 	}
 	if (rc) goto out;
@@ -37,10 +37,10 @@ static int add_fn(cj_tx *tx, void *arg) {
 	case CJ_PENDING:
 		if (jv.sched == a->sched && cj__tup_eq(&jv.data_item, a->data, a->dlen)) break;
 		if (!(rc = cj__job_unindex(tx, a->type, a->id, &jv)))
-			rc = cj__job_enqueue(tx, a->type, a->id, a->sched, NULL, a->data, a->dlen);
+			rc = cj__job_enqueue(tx, a->type, a->id, a->sched, &jv, a->data, a->dlen, 1);
 		break;
-	default:
-		rc = cj__job_enqueue(tx, a->type, a->id, a->sched, NULL, a->data, a->dlen);
+	default: /* finished or dead: new work */
+		rc = cj__job_enqueue(tx, a->type, a->id, a->sched, &jv, a->data, a->dlen, 1);
 		break;
 	}
 out:

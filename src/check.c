@@ -69,11 +69,11 @@ int cj__check_sched(int64_t t, int allow_keep) {
 	return CJ_OK;
 }
 
-/* data (not NULL) against limit; sets *len. */
-static int check_data_limit(const char *data, size_t limit, size_t *len) {
+/* data (not NULL; what it is: "job data") against limit; sets *len. */
+static int check_data_limit(const char *what, const char *data, size_t limit, size_t *len) {
 	size_t n = strnlen(data, limit + 1);
 	if (n > limit)
-		return cj__fail(CJ_TOO_LARGE, "job data is over the limit of %zu bytes", limit);
+		return cj__fail(CJ_TOO_LARGE, "%s is over the limit of %zu bytes", what, limit);
 	*len = n;
 	return cj__json_check_object(data, n);
 }
@@ -85,7 +85,16 @@ int cj__check_data(const cj_db *db, const char **data, size_t *len, int allow_nu
 		*len = 2;
 		return CJ_OK;
 	}
-	return check_data_limit(*data, db->max_data, len);
+	return check_data_limit("job data", *data, db->max_data, len);
+}
+
+int cj__check_error(const char **error, size_t *len) {
+	if (!*error) {
+		*error = "{}";
+		*len = 2;
+		return CJ_OK;
+	}
+	return check_data_limit("the error", *error, CJ_MAX_ERROR_SIZE, len);
 }
 
 /* ---- the public checks: the same judgement, without a store --------------- */
@@ -103,5 +112,5 @@ int cj_data_check(const char *data, size_t limit) {
 	if (!data) return cj__fail(CJ_INVALID, "data is NULL");
 	if (limit > CJ_MAX_DATA_LIMIT)
 		return cj__fail(CJ_INVALID, "limit over %zu bytes", CJ_MAX_DATA_LIMIT);
-	return check_data_limit(data, limit ? limit : CJ_DEFAULT_DATA_LIMIT, &len);
+	return check_data_limit("job data", data, limit ? limit : CJ_DEFAULT_DATA_LIMIT, &len);
 }

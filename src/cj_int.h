@@ -130,6 +130,9 @@ int cj__check_sched(int64_t t, int allow_keep);
 /* Validates data (NULL allowed when allow_null) against db's limit; sets
  * *len to its length ("{}" when NULL). */
 int cj__check_data(const cj_db *db, const char **data, size_t *len, int allow_null);
+/* Validates an error of cj_fail (NULL: "{}"), one JSON object of at most
+ * CJ_MAX_ERROR_SIZE bytes; sets *len. */
+int cj__check_error(const char **error, size_t *len);
 
 /* ---- url.c -------------------------------------------------------------- */
 
@@ -147,24 +150,31 @@ int cj__json_check_object(const char *s, size_t n);
  *
  * Every key of the jobs space is a tuple starting with "couch_jobs":
  *   ("couch_jobs", "data", Type, JobId)
- *       = (Sequence, JobLock, ScheduledTime, Resubmit, JobData)
+ *       = (Sequence, JobLock, ScheduledTime, Resubmit, JobData,
+ *          Attempt, Fence, Dead, AddedMs, FinishedMs, Policy, Error...)
  *       Sequence: versionstamp of the last accept/update while running,
  *                 else null; JobLock: UUID while running, else null;
- *       ScheduledTime: int; Resubmit: bool; JobData: bytes (JSON text)
+ *       ScheduledTime: int; Resubmit: bool; JobData: bytes (JSON text);
+ *       Attempt, Fence: ints (cj_job_info); Dead: bool; AddedMs,
+ *       FinishedMs: ints; Policy: null or bytes (a policy value);
+ *       Error: 0 to CJ_MAX_ERRORS bytes, each one JSON object, oldest first.
+ *       A format-1 value ends after JobData (see cj__jv_decode).
  *   ("couch_jobs", "pending", Type, ScheduledTime, JobId) = ""
  *   ("couch_jobs", "watches_pending", Type)  = (versionstamp)
  *   ("couch_jobs", "watches_activity", Type) = (versionstamp)
  *   ("couch_jobs", "activity_timeout", Type) = (seconds)
  *   ("couch_jobs", "activity", Type, Sequence) = (JobId)
- * plus the store's own:
+ *   ("couch_jobs", "retry_policy", Type) = policy value
+ * where a policy value is (MaxAttempts, BackoffMin, BackoffMax, Multiplier,
+ * Jitter), all ints; plus the store's own:
  *   ("couch_jobs", "meta", "format") = (format version)
  *
  * A job is running iff its data value has a lock (and then it has an
- * activity entry under its Sequence); pending iff it has a pending entry;
- * finished otherwise.
+ * activity entry under its Sequence); dead iff Dead; pending iff it has a
+ * pending entry; finished otherwise.
  */
 
-#define CJ_FORMAT_VERSION 1
+#define CJ_FORMAT_VERSION 2
 
 /* ("couch_jobs"): what every key of the jobs space starts with. */
 void cj__key_root(cj_buf *b);
@@ -181,6 +191,7 @@ void cj__key_timeout_prefix(cj_buf *b);
 void cj__key_activity(cj_buf *b, const char *type, const uint8_t vs[CJ_VS_LEN]);
 void cj__key_activity_prefix(cj_buf *b, const char *type);
 void cj__key_meta(cj_buf *b, const char *name);
+void cj__key_policy(cj_buf *b, const char *type);
 
 /* A decoded data value. data points into the buffer it was decoded from. */
 typedef struct cj_jv {
@@ -193,12 +204,39 @@ typedef struct cj_jv {
 	cj_tup_item data_item;
 	const uint8_t *data_enc; /* the encoded data element */
 	size_t data_enclen;
+	int v1;          /* decoded from a format-1 value */
+	int64_t attempt;
+	int64_t fence;
+	int dead;
+	int64_t added_ms;
+	int64_t finished_ms;
+	int has_policy;
+	cj_retry_policy policy;
+	int nerr;        /* errors kept: their encoded elements, oldest first */
+	const uint8_t *err_enc[CJ_MAX_ERRORS];
+	size_t err_enclen[CJ_MAX_ERRORS];
+	const char *new_err; /* encoding: appended after them (the oldest is
+	                        dropped when CJ_MAX_ERRORS are kept), if set */
+	size_t new_errlen;
 } cj_jv;
 
-/* Encodes jv with data, or, when data is NULL, with jv's own encoded data
- * element (so kept data is not decoded and re-encoded). */
+/* Encodes jv (format 2) with data, or, when data is NULL, with jv's own
+ * encoded data element (so kept data is not decoded and re-encoded). */
 void cj__jv_encode(cj_buf *b, const cj_jv *jv, const char *data, size_t dlen);
-int cj__jv_decode(const uint8_t *v, size_t vl, cj_jv *jv); /* CJ_OK / CJ_STORE */
+/* The longest error entry kept: the processor's error and its wrapping. */
+#define CJ_ERR_ENTRY_MAX (CJ_MAX_ERROR_SIZE + 128)
+/* CJ_OK / CJ_STORE. A format-1 value (ending after JobData) decodes too,
+ * with v1 set and the later fields zero: a process of the previous build
+ * may still write them while a store is upgraded. */
+int cj__jv_decode(const uint8_t *v, size_t vl, cj_jv *jv);
+/* The job's errors as a JSON array text in *out (cj_free). */
+int cj__jv_errors(const cj_jv *jv, char **out);
+/* A policy value: encode into b (appending) / decode, checking ranges
+ * (CJ_STORE "corrupt retry policy"). */
+void cj__policy_encode(cj_buf *b, const cj_retry_policy *p);
+int cj__policy_decode(const uint8_t *v, size_t vl, cj_retry_policy *p);
+/* CJ_OK or CJ_INVALID naming the field out of range. */
+int cj__policy_check(const cj_retry_policy *p);
 /* The job data of jv as a new string in *out (cj_free), checked to be one
  * JSON object: CJ_OK, CJ_STORE (damaged data) or CJ_NOMEM. */
 int cj__jv_data(const cj_jv *jv, char **out);
@@ -389,9 +427,11 @@ int cj__job_write(cj_tx *tx, const char *type, const char *id, const cj_jv *jv,
                   const char *data, size_t dlen);
 /* Makes the job pending at sched with data (NULL: old's data): writes its
  * data value and pending entry and wakes acceptors. The job must have no
- * pending and no activity entry when called. */
+ * pending and no activity entry when called. old (NULL: a new job) gives
+ * the fields kept: fence, policy, and, unless new_work, its attempt count
+ * and errors (and an error to add, new_err). */
 int cj__job_enqueue(cj_tx *tx, const char *type, const char *id, int64_t sched,
-                    const cj_jv *old, const char *data, size_t dlen);
+                    const cj_jv *old, const char *data, size_t dlen, int new_work);
 /* Writes the job's activity entry under the sequence vs. */
 int cj__job_activity_put(cj_tx *tx, const char *type, const char *id,
                          const uint8_t vs[CJ_VS_LEN]);
@@ -409,7 +449,25 @@ struct cj_job {
 	uint8_t lock[CJ_UUID_LEN];
 	char lock_str[CJ_LOCK_STRLEN + 1];
 	int resubmit;
+	uint64_t fence;
 };
+
+/* Reads the job and checks that job still holds it: CJ_OK or CJ_HALT. */
+int cj__job_read_held(cj_tx *tx, cj_job *job, cj_buf *copy, cj_jv *jv);
+
+/* ---- fail.c: ends of attempts other than finishing ---------------------- */
+
+/* The policy that applies to the job (its own, else its type's): 1 with
+ * *p set, 0 if none, or a code. */
+int cj__policy_for(cj_tx *tx, const char *type, const cj_jv *jv, cj_retry_policy *p);
+/* policy.c: the delay in seconds after attempt (1, 2, ...) ended, with
+ * its jitter (couchjobs.h). */
+int64_t cj__policy_delay(const cj_retry_policy *p, int64_t attempt);
+/* Ends the running job's attempt as failed (error: a JSON object) or lost
+ * (error NULL): records it, then makes the job pending after its backoff,
+ * or dead. The caller has deleted its activity entry. */
+int cj__attempt_end(cj_tx *tx, const char *type, const char *id, cj_jv *jv,
+                    const char *error, size_t elen);
 
 /* ---- monitor.c ---------------------------------------------------------- */
 

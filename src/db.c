@@ -61,6 +61,106 @@ static int write_format(cj_tx *tx, void *arg) {
 	return rc;
 }
 
+/* ---- format 1 to 2 --------------------------------------------------------
+ *
+ * Format 2 appends fields to the job value (cj_int.h). Every job value is
+ * rewritten, and the format number with them, in one write transaction:
+ * either the whole store is converted or none of it. The transaction's size
+ * is the store's: on the embedded engine that needs free map space for one
+ * copy of the job values (the map grows and the transaction runs again if
+ * it is short); PostgreSQL has no limit on a transaction's size. Memory
+ * stays bounded: the values are rewritten CJ_CONVERT_BATCH at a time. */
+
+#define CJ_CONVERT_BATCH 1000
+
+struct convert_arg {
+	cj_buf kv;   /* (u32 len, key, u32 len, value)... */
+	int n;
+	cj_buf last; /* the last key collected */
+};
+
+static void put_len(cj_buf *b, size_t n) {
+	uint8_t l[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8),
+	                (uint8_t)n};
+	cj__buf_add(b, l, 4);
+}
+
+static size_t read_len(const uint8_t *q) {
+	return (size_t)q[0] << 24 | (size_t)q[1] << 16 | (size_t)q[2] << 8 | q[3];
+}
+
+static int collect_v1(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                      void *arg) {
+	struct convert_arg *c = arg;
+	if (c->n == CJ_CONVERT_BATCH) return 1;
+	put_len(&c->kv, kl);
+	cj__buf_add(&c->kv, k, kl);
+	put_len(&c->kv, vl);
+	cj__buf_add(&c->kv, v, vl);
+	cj__buf_reset(&c->last);
+	cj__buf_add(&c->last, k, kl);
+	c->n++;
+	return c->kv.oom || c->last.oom ? cj__fail(CJ_NOMEM, "out of memory") : 0;
+}
+
+/* Rewrites every job value in format 2, in tx. */
+static int convert_v1(cj_tx *tx) {
+	struct convert_arg c = {CJ_BUF_INIT, 0, CJ_BUF_INIT};
+	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT, k = CJ_BUF_INIT, v = CJ_BUF_INIT;
+	cj__key_data_prefix(&lo, NULL);
+	cj__key_data_prefix(&hi, NULL);
+	cj__tup_range_end(&hi);
+	int rc;
+	do {
+		cj__buf_reset(&c.kv);
+		c.n = 0;
+		rc = cj__scan(tx, &lo, &hi, collect_v1, &c);
+		int more = rc == 1;
+		if (rc < 0) break;
+		rc = CJ_OK;
+		for (size_t off = 0; rc == CJ_OK && off < c.kv.len;) {
+			const uint8_t *q = c.kv.p + off;
+			size_t kl = read_len(q), vl = read_len(q + 4 + kl);
+			cj_jv jv;
+			if ((rc = cj__jv_decode(q + 8 + kl, vl, &jv))) break;
+			if (jv.has_lock) jv.attempt = 1; /* its attempt runs */
+			cj__buf_reset(&k);
+			cj__buf_add(&k, q + 4, kl);
+			cj__jv_encode(&v, &jv, NULL, 0);
+			rc = cj__put(tx, &k, &v);
+			off += 8 + kl + vl;
+		}
+		/* on from just after the last key */
+		cj__buf_reset(&lo);
+		cj__buf_add(&lo, c.last.p, c.last.len);
+		cj__buf_add(&lo, "", 1);
+		if (rc == CJ_OK && lo.oom) rc = cj__fail(CJ_NOMEM, "out of memory");
+		if (rc == CJ_OK && !more) break;
+	} while (rc == CJ_OK);
+	cj__buf_free(&c.kv);
+	cj__buf_free(&c.last);
+	cj__buf_free(&lo);
+	cj__buf_free(&hi);
+	cj__buf_free(&k);
+	cj__buf_free(&v);
+	return rc;
+}
+
+static int upgrade_fn(cj_tx *tx, void *arg) {
+	struct format_arg *a = arg;
+	int rc = read_format(tx, a);
+	if (rc || a->version != 1) return rc; /* another process was first */
+	if ((rc = convert_v1(tx))) return rc;
+	cj_buf k = CJ_BUF_INIT, v = CJ_BUF_INIT;
+	cj__key_meta(&k, "format");
+	cj__tup_int(&v, CJ_FORMAT_VERSION);
+	rc = cj__put(tx, &k, &v);
+	cj__buf_free(&k);
+	cj__buf_free(&v);
+	if (rc == CJ_OK) a->version = CJ_FORMAT_VERSION;
+	return rc;
+}
+
 /* Format bump procedure: raise CJ_FORMAT_VERSION, convert older formats
  * here (in one write transaction), and describe the change in
  * doc/format.md. */
@@ -68,6 +168,13 @@ static int check_format(cj_db *db) {
 	struct format_arg a = {0, 0};
 	int rc = cj__run(db, NULL, 0, read_format, &a);
 	if (rc == CJ_OK && !a.found) rc = cj__run(db, NULL, 1, write_format, &a);
+	if (rc == CJ_OK && a.version == 1) {
+		if (cj__engine_readonly(db->eng, db->edb))
+			return cj__fail(CJ_STORE, "the store is in format 1 and read-only: open it "
+			                "once with write access to convert it to format %d",
+			                CJ_FORMAT_VERSION);
+		rc = cj__run(db, NULL, 1, upgrade_fn, &a);
+	}
 	if (rc) return rc;
 	if (a.version != CJ_FORMAT_VERSION)
 		return cj__fail(CJ_STORE, "unknown store format version %lld (this library "

@@ -51,12 +51,14 @@ const char *cj_state_name(int state) {
 	case CJ_RUNNING: return "running";
 	case CJ_FINISHED: return "finished";
 	case CJ_REMOVED: return "removed";
+	case CJ_DEAD: return "dead";
 	}
 	return "unknown";
 }
 
 int cj_state_parse(const char *name, cj_state *state) {
-	static const cj_state all[] = {CJ_PENDING, CJ_RUNNING, CJ_FINISHED, CJ_REMOVED};
+	static const cj_state all[] = {CJ_PENDING, CJ_RUNNING, CJ_FINISHED, CJ_REMOVED,
+	                               CJ_DEAD};
 	if (!name || !state) return cj__fail(CJ_INVALID, "NULL argument");
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		if (strcmp(name, cj_state_name(all[i])) == 0) {

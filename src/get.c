@@ -8,6 +8,7 @@ void cj_job_info_clear(cj_job_info *info) {
 	cj_free(info->type);
 	cj_free(info->id);
 	cj_free(info->data);
+	cj_free(info->errors);
 	memset(info, 0, sizeof *info);
 }
 
@@ -18,7 +19,19 @@ struct get_arg {
 	char *data;
 	int64_t sched;
 	int resubmit;
+	cj_job_info *info; /* cj_get_job: the rest of the record */
 };
+
+/* The fields of format 2 (errors replaced: a retry may fill it again). */
+static int info_fill(cj_job_info *info, const cj_jv *jv) {
+	info->attempt = jv->attempt;
+	info->fence = (uint64_t)jv->fence;
+	info->added_ms = jv->added_ms;
+	info->finished_ms = jv->finished_ms;
+	info->has_policy = jv->has_policy;
+	cj_free(info->errors);
+	return cj__jv_errors(jv, &info->errors);
+}
 
 static int get_fn(cj_tx *tx, void *arg) {
 	struct get_arg *a = arg;
@@ -31,6 +44,7 @@ static int get_fn(cj_tx *tx, void *arg) {
 	cj_free(a->data);
 	a->data = NULL;
 	if (a->want_data) rc = cj__jv_data(&jv, &a->data);
+	if (rc == CJ_OK && a->info) rc = info_fill(a->info, &jv);
 out:
 	cj__buf_free(&copy);
 	return rc;
@@ -51,7 +65,7 @@ static int get_job(cj_db *db, cj_tx *tx, struct get_arg *a) {
 int cj_get_job_state(cj_db *db, cj_tx *tx, const char *type, const char *id,
                      cj_state *state) {
 	if (!state) return cj__fail(CJ_INVALID, "state is NULL");
-	struct get_arg a = {type, id, 0, 0, NULL, 0, 0};
+	struct get_arg a = {type, id, 0, 0, NULL, 0, 0, NULL};
 	int rc = get_job(db, tx, &a);
 	if (rc == CJ_OK) *state = a.state;
 	return rc;
@@ -61,7 +75,7 @@ int cj_get_job_data(cj_db *db, cj_tx *tx, const char *type, const char *id,
                     char **data) {
 	if (!data) return cj__fail(CJ_INVALID, "data is NULL");
 	*data = NULL;
-	struct get_arg a = {type, id, 0, 1, NULL, 0, 0};
+	struct get_arg a = {type, id, 0, 1, NULL, 0, 0, NULL};
 	int rc = get_job(db, tx, &a);
 	if (rc == CJ_OK) *data = a.data;
 	return rc;
@@ -71,9 +85,12 @@ int cj_get_job(cj_db *db, cj_tx *tx, const char *type, const char *id,
                cj_job_info *info) {
 	if (!info) return cj__fail(CJ_INVALID, "info is NULL");
 	memset(info, 0, sizeof *info);
-	struct get_arg a = {type, id, 0, 1, NULL, 0, 0};
+	struct get_arg a = {type, id, 0, 1, NULL, 0, 0, info};
 	int rc = get_job(db, tx, &a);
-	if (rc) return rc;
+	if (rc) {
+		cj_job_info_clear(info);
+		return rc;
+	}
 	info->type = cj__strdup(type);
 	info->id = cj__strdup(id);
 	info->data = a.data;
@@ -105,6 +122,7 @@ static int list_one(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, vo
 	if ((rc = cj__jv_data(&jv, &info.data))) goto out;
 	info.sched_time = jv.sched;
 	info.resubmit = jv.resubmit;
+	if ((rc = info_fill(&info, &jv))) goto out;
 	if ((rc = cj__job_state(a->tx, info.type, info.id, &jv, &info.state))) goto out;
 	rc = a->cb(&info, a->cb_arg);
 out:

@@ -34,14 +34,21 @@ int cj__job_write(cj_tx *tx, const char *type, const char *id, const cj_jv *jv,
 }
 
 int cj__job_enqueue(cj_tx *tx, const char *type, const char *id, int64_t sched,
-                    const cj_jv *old, const char *data, size_t dlen) {
+                    const cj_jv *old, const char *data, size_t dlen, int new_work) {
 	cj_jv jv;
 	memset(&jv, 0, sizeof jv);
-	jv.sched = sched;
 	if (old) {
-		jv.data_enc = old->data_enc;
-		jv.data_enclen = old->data_enclen;
+		jv = *old;
+		jv.has_seq = jv.has_lock = jv.resubmit = jv.dead = 0;
+		if (new_work) {
+			jv.attempt = 0;
+			jv.nerr = 0;
+			jv.new_err = NULL;
+		}
 	}
+	jv.sched = sched;
+	jv.added_ms = cj__epoch_ms();
+	jv.finished_ms = 0;
 	uint8_t vs[CJ_VS_LEN];
 	int rc;
 	if ((rc = cj__tx_vs(tx, vs)) || (rc = cj__job_write(tx, type, id, &jv, data, dlen)))
@@ -61,6 +68,7 @@ int cj__job_activity_put(cj_tx *tx, const char *type, const char *id,
 }
 
 int cj__job_unindex(cj_tx *tx, const char *type, const char *id, const cj_jv *jv) {
+	if (jv->dead) return CJ_OK; /* dead jobs have neither */
 	if (jv->has_lock && jv->has_seq) {
 		cj__key_activity(&tx->kbuf, type, jv->seq);
 	} else {
@@ -71,8 +79,8 @@ int cj__job_unindex(cj_tx *tx, const char *type, const char *id, const cj_jv *jv
 
 int cj__job_state(cj_tx *tx, const char *type, const char *id, const cj_jv *jv,
                   cj_state *state) {
-	if (jv->has_lock) {
-		*state = CJ_RUNNING;
+	if (jv->has_lock || jv->dead) {
+		*state = jv->has_lock ? CJ_RUNNING : CJ_DEAD;
 		return CJ_OK;
 	}
 	const uint8_t *v;

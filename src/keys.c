@@ -78,6 +78,58 @@ void cj__key_meta(cj_buf *b, const char *name) {
 	str(b, name);
 }
 
+void cj__key_policy(cj_buf *b, const char *type) {
+	prefix(b, "retry_policy");
+	str(b, type);
+}
+
+void cj__policy_encode(cj_buf *b, const cj_retry_policy *p) {
+	cj__tup_int(b, p->max_attempts);
+	cj__tup_int(b, p->backoff_min);
+	cj__tup_int(b, p->backoff_max);
+	cj__tup_int(b, p->multiplier);
+	cj__tup_int(b, p->jitter);
+}
+
+int cj__policy_check(const cj_retry_policy *p) {
+	if (p->max_attempts < 0 || p->max_attempts > CJ_MAX_ATTEMPTS)
+		return cj__fail(CJ_INVALID, "max_attempts %lld is outside 0..%d",
+		                (long long)p->max_attempts, CJ_MAX_ATTEMPTS);
+	if (p->backoff_min < 0 || p->backoff_min > CJ_MAX_TYPE_TIMEOUT)
+		return cj__fail(CJ_INVALID, "backoff_min %lld s is outside 0..%lld",
+		                (long long)p->backoff_min, (long long)CJ_MAX_TYPE_TIMEOUT);
+	if (p->backoff_max < p->backoff_min || p->backoff_max > CJ_MAX_TYPE_TIMEOUT)
+		return cj__fail(CJ_INVALID, "backoff_max %lld s is outside backoff_min..%lld",
+		                (long long)p->backoff_max, (long long)CJ_MAX_TYPE_TIMEOUT);
+	if (p->multiplier < 1 || p->multiplier > CJ_MAX_MULTIPLIER)
+		return cj__fail(CJ_INVALID, "multiplier %lld is outside 1..%d",
+		                (long long)p->multiplier, CJ_MAX_MULTIPLIER);
+	if (p->jitter != CJ_JITTER_NONE && p->jitter != CJ_JITTER_FULL &&
+	    p->jitter != CJ_JITTER_EQUAL)
+		return cj__fail(CJ_INVALID, "unknown jitter %d", p->jitter);
+	return CJ_OK;
+}
+
+int cj__policy_decode(const uint8_t *v, size_t vl, cj_retry_policy *p) {
+	cj_tup_reader r;
+	cj_tup_item it[5], end;
+	cj__tup_reader_init(&r, v, vl);
+	for (int i = 0; i < 5; i++)
+		if (cj__tup_next(&r, &it[i]) != 1 || it[i].kind != CJ_TUP_INT) goto bad;
+	if (cj__tup_next(&r, &end) != 0 || it[4].i < 0 || it[4].i > CJ_JITTER_EQUAL) goto bad;
+	p->max_attempts = it[0].i;
+	p->backoff_min = it[1].i;
+	p->backoff_max = it[2].i;
+	p->multiplier = it[3].i;
+	p->jitter = (int)it[4].i;
+	if (cj__policy_check(p) == CJ_OK) return CJ_OK;
+bad:
+	return cj__fail(CJ_STORE, "corrupt retry policy");
+}
+
+/* An encoded bytes element (code, body, terminator) as it was read. */
+static void add_enc(cj_buf *b, const uint8_t *enc, size_t len) { cj__buf_add(b, enc, len); }
+
 void cj__jv_encode(cj_buf *b, const cj_jv *jv, const char *data, size_t dlen) {
 	cj__buf_reset(b);
 	if (jv->has_seq) cj__tup_vs(b, jv->seq); else cj__tup_null(b);
@@ -85,7 +137,25 @@ void cj__jv_encode(cj_buf *b, const cj_jv *jv, const char *data, size_t dlen) {
 	cj__tup_int(b, jv->sched);
 	cj__tup_bool(b, jv->resubmit);
 	if (data) cj__tup_bytes(b, data, dlen);
-	else cj__buf_add(b, jv->data_enc, jv->data_enclen);
+	else add_enc(b, jv->data_enc, jv->data_enclen);
+	cj__tup_int(b, jv->attempt);
+	cj__tup_int(b, jv->fence);
+	cj__tup_bool(b, jv->dead);
+	cj__tup_int(b, jv->added_ms);
+	cj__tup_int(b, jv->finished_ms);
+	if (jv->has_policy) {
+		cj_buf pb = CJ_BUF_INIT;
+		cj__policy_encode(&pb, &jv->policy);
+		if (pb.oom) b->oom = 1;
+		cj__tup_bytes(b, pb.p, pb.len);
+		cj__buf_free(&pb);
+	} else {
+		cj__tup_null(b);
+	}
+	/* the newest CJ_MAX_ERRORS errors, the new one included */
+	int first = jv->new_err && jv->nerr == CJ_MAX_ERRORS ? 1 : 0;
+	for (int i = first; i < jv->nerr; i++) add_enc(b, jv->err_enc[i], jv->err_enclen[i]);
+	if (jv->new_err) cj__tup_bytes(b, jv->new_err, jv->new_errlen);
 }
 
 int cj__jv_decode(const uint8_t *v, size_t vl, cj_jv *jv) {
@@ -112,9 +182,44 @@ int cj__jv_decode(const uint8_t *v, size_t vl, cj_jv *jv) {
 	if (cj__tup_next(&r, &jv->data_item) != 1 || jv->data_item.kind != CJ_TUP_BYTES)
 		goto bad;
 	jv->data_enclen = (size_t)(r.p - jv->data_enc);
-	if (cj__tup_next(&r, &it) != 0) goto bad;
-	/* a lock and a sequence come together; times are never negative */
-	if (jv->has_lock != jv->has_seq || jv->sched < 0) goto bad;
+	int got = cj__tup_next(&r, &it);
+	if (got == 0) {
+		jv->v1 = 1; /* format 1: the fields below are new */
+		goto check;
+	}
+	if (got != 1 || it.kind != CJ_TUP_INT || it.i < 0) goto bad;
+	jv->attempt = it.i;
+	if (cj__tup_next(&r, &it) != 1 || it.kind != CJ_TUP_INT || it.i < 0) goto bad;
+	jv->fence = it.i;
+	if (cj__tup_next(&r, &it) != 1) goto bad;
+	if (it.kind != CJ_TUP_TRUE && it.kind != CJ_TUP_FALSE) goto bad;
+	jv->dead = it.kind == CJ_TUP_TRUE;
+	if (cj__tup_next(&r, &it) != 1 || it.kind != CJ_TUP_INT || it.i < 0) goto bad;
+	jv->added_ms = it.i;
+	if (cj__tup_next(&r, &it) != 1 || it.kind != CJ_TUP_INT || it.i < 0) goto bad;
+	jv->finished_ms = it.i;
+	if (cj__tup_next(&r, &it) != 1) goto bad;
+	if (it.kind == CJ_TUP_BYTES) {
+		uint8_t pv[64];
+		if (it.len > sizeof pv) goto bad;
+		cj__tup_copy(&it, pv);
+		if (cj__policy_decode(pv, it.len, &jv->policy) != CJ_OK) goto bad;
+		jv->has_policy = 1;
+	} else if (it.kind != CJ_TUP_NULL) goto bad;
+	for (;;) {
+		const uint8_t *at = r.p;
+		if ((got = cj__tup_next(&r, &it)) == 0) break;
+		if (got != 1 || it.kind != CJ_TUP_BYTES || jv->nerr == CJ_MAX_ERRORS ||
+		    it.len > CJ_ERR_ENTRY_MAX)
+			goto bad;
+		jv->err_enc[jv->nerr] = at;
+		jv->err_enclen[jv->nerr++] = (size_t)(r.p - at);
+	}
+check:
+	/* a lock and a sequence come together; times are never negative; a
+	 * dead job is not running */
+	if (jv->has_lock != jv->has_seq || jv->sched < 0 || (jv->dead && jv->has_lock))
+		goto bad;
 	return CJ_OK;
 bad:
 	return cj__fail(CJ_STORE, "corrupt job value");
@@ -134,6 +239,30 @@ int cj__jv_data(const cj_jv *jv, char **out) {
 		return cj__fail(CJ_STORE, "corrupt job value: %s", why);
 	}
 	*out = s;
+	return CJ_OK;
+}
+
+int cj__jv_errors(const cj_jv *jv, char **out) {
+	cj_buf b = CJ_BUF_INIT;
+	*out = NULL;
+	cj__buf_add(&b, "[", 1);
+	for (int i = 0; i < jv->nerr; i++) {
+		cj_tup_reader r;
+		cj_tup_item it;
+		cj__tup_reader_init(&r, jv->err_enc[i], jv->err_enclen[i]);
+		if (cj__tup_next(&r, &it) != 1) continue; /* decoded once already */
+		char one[CJ_ERR_ENTRY_MAX];
+		if (it.len > sizeof one) continue; /* cj__jv_decode bounds it */
+		cj__tup_copy(&it, one);
+		if (i) cj__buf_add(&b, ",", 1);
+		cj__buf_add(&b, one, it.len);
+	}
+	cj__buf_add(&b, "]", 2); /* with the terminator */
+	if (b.oom) {
+		cj__buf_free(&b);
+		return cj__fail(CJ_NOMEM, "out of memory");
+	}
+	*out = (char *)b.p;
 	return CJ_OK;
 }
 

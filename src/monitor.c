@@ -5,7 +5,8 @@
  * process's monotonic clock). At each check it notes the store's commit
  * number; at the next check, a running job whose last accept/update
  * committed at or before the noted number has not been updated for at least
- * T, and is made pending again. So a job comes back between T and 2T after
+ * T, and its attempt ends as lost (fail.c): pending again, or dead by its
+ * retry policy. So a job comes back between T and 2T after
  * its processor stopped, and no clock is compared across processes: only
  * the store's commit numbers (the versionstamps) are. Re-enqueueing checks
  * the job's sequence in the same transaction, so any number of monitors, in
@@ -105,7 +106,8 @@ static int reenqueue_one(cj_tx *tx, const char *type, const uint8_t *k, size_t k
 	/* a stray entry may be gone already: whoever moved the job on took it */
 	if ((rc = cj__del_blind(tx, &key))) goto out;
 	if (!stale) goto out;
-	rc = cj__job_enqueue(tx, type, id, jv.sched, &jv, NULL, 0);
+	/* the attempt was lost: it counts, by the job's retry policy */
+	rc = cj__attempt_end(tx, type, id, &jv, NULL, 0);
 	if (rc == CJ_OK) rc = 1;
 out:
 	cj_free(id);

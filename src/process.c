@@ -7,6 +7,7 @@ int cj_is_resubmitted(const cj_job *job) { return job ? job->resubmit : 0; }
 const char *cj_job_type(const cj_job *job) { return job ? job->type : NULL; }
 const char *cj_job_id(const cj_job *job) { return job ? job->id : NULL; }
 const char *cj_job_lock(const cj_job *job) { return job ? job->lock_str : NULL; }
+uint64_t cj_job_fence(const cj_job *job) { return job ? job->fence : 0; }
 
 void cj_job_free(cj_job *job) {
 	if (!job) return;
@@ -45,8 +46,7 @@ struct run_arg {
 	int64_t sched;
 };
 
-/* Reads the job and checks that job still holds it. */
-static int read_held(cj_tx *tx, cj_job *job, cj_buf *copy, cj_jv *jv) {
+int cj__job_read_held(cj_tx *tx, cj_job *job, cj_buf *copy, cj_jv *jv) {
 	int rc = cj__job_read(tx, job->type, job->id, copy, jv);
 	if (rc == CJ_NOT_FOUND)
 		return cj__fail(CJ_HALT, "job %.60s was removed", job->id);
@@ -63,16 +63,17 @@ static int update_fn(cj_tx *tx, void *arg) {
 	cj_buf copy = CJ_BUF_INIT;
 	cj_jv jv;
 	uint8_t vs[CJ_VS_LEN];
-	int rc = read_held(tx, job, &copy, &jv);
+	int rc = cj__job_read_held(tx, job, &copy, &jv);
 	if (rc) goto out;
 	cj__key_activity(&tx->kbuf, job->type, jv.seq);
 	if ((rc = cj__del_blind(tx, &tx->kbuf)) || (rc = cj__tx_vs(tx, vs))) goto out;
 	if (a->finish) {
 		if (jv.resubmit) {
-			rc = cj__job_enqueue(tx, job->type, job->id, jv.sched, &jv, a->data, a->dlen);
+			rc = cj__job_enqueue(tx, job->type, job->id, jv.sched, &jv, a->data, a->dlen, 1);
 			goto out;
 		}
 		jv.has_seq = jv.has_lock = 0;
+		jv.finished_ms = cj__epoch_ms();
 	} else {
 		jv.has_seq = 1;
 		memcpy(jv.seq, vs, CJ_VS_LEN);
@@ -130,7 +131,7 @@ static int resubmit_fn(cj_tx *tx, void *arg) {
 			job->resubmit = 1;
 	} else {
 		if (!(rc = cj__job_unindex(tx, job->type, job->id, &jv)))
-			rc = cj__job_enqueue(tx, job->type, job->id, sched, &jv, a->data, a->dlen);
+			rc = cj__job_enqueue(tx, job->type, job->id, sched, &jv, a->data, a->dlen, 1);
 	}
 out:
 	cj__buf_free(&copy);

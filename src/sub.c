@@ -644,7 +644,7 @@ int cj_wait(cj_sub *const *subs, size_t n, int only_state, int64_t timeout_ms,
             cj_event *ev) {
 	if (ev) memset(ev, 0, sizeof *ev);
 	if (!subs || n == 0 || !ev) return cj__fail(CJ_INVALID, "no subscriptions or no event");
-	if (only_state < 0 || only_state > CJ_REMOVED)
+	if (only_state < 0 || only_state > CJ_DEAD)
 		return cj__fail(CJ_INVALID, "unknown state %d", only_state);
 	if (timeout_ms < -1) return cj__fail(CJ_INVALID, "timeout_ms below -1");
 	for (size_t i = 0; i < n; i++) {

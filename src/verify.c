@@ -119,6 +119,29 @@ static int has_key(struct vfy *v) {
 	return rc == CJ_OK ? 1 : rc == CJ_NOT_FOUND ? 0 : rc;
 }
 
+/* The fields of format 2: times, and each error one JSON object. */
+static int check_record(struct vfy *v, const char *type, const char *id, const cj_jv *jv) {
+	if (jv->v1) {
+		problem(v, type, id, "job value in format 1");
+		return CJ_OK;
+	}
+	if (jv->dead && jv->finished_ms == 0) problem(v, type, id, "dead, without a finish time");
+	if (jv->has_lock && jv->finished_ms != 0)
+		problem(v, type, id, "running, with a finish time");
+	if (jv->has_lock && jv->attempt == 0) problem(v, type, id, "running, at attempt 0");
+	for (int i = 0; i < jv->nerr; i++) {
+		cj_tup_reader r;
+		cj_tup_item it;
+		char one[CJ_ERR_ENTRY_MAX];
+		cj__tup_reader_init(&r, jv->err_enc[i], jv->err_enclen[i]);
+		if (cj__tup_next(&r, &it) != 1) continue;
+		cj__tup_copy(&it, one);
+		if (cj__json_check_object(one, it.len) != CJ_OK)
+			problem(v, type, id, "error %d is not one JSON object", i + 1);
+	}
+	return CJ_OK;
+}
+
 static int check_data(struct vfy *v, struct vkey *k) {
 	const char *type = k->type, *id = k->id;
 	cj_jv jv;
@@ -133,11 +156,13 @@ static int check_data(struct vfy *v, struct vkey *k) {
 	cj_free(data);
 	if (jv.resubmit && !jv.has_lock)
 		problem(v, type, id, "flagged for resubmission but not running");
+	if ((rc = check_record(v, type, id, &jv))) return rc;
 	/* its pending entry, at its scheduled time */
 	cj__key_pending(&v->ikey, type, jv.sched, id);
 	if ((rc = has_key(v)) < 0) return rc;
 	int pending = rc;
 	if (pending && jv.has_lock) problem(v, type, id, "running, and has a pending entry");
+	if (pending && jv.dead) problem(v, type, id, "dead, and has a pending entry");
 	if (!jv.has_lock) return CJ_OK;
 	/* its activity entry, at its sequence, naming it */
 	char vs[2 * CJ_VS_LEN + 1];
@@ -173,7 +198,7 @@ static int check_pending(struct vfy *v, struct vkey *k) {
 	}
 	if (rc == 1) return CJ_OK; /* reported at the job's own key */
 	if (rc) return rc;
-	if (jv.has_lock)
+	if (jv.has_lock || jv.dead)
 		; /* reported at the job's key */
 	else if (jv.sched != sched)
 		problem(v, type, id, "pending entry at %lld, but the job is scheduled at %lld",
@@ -252,6 +277,10 @@ static int check_one(struct vfy *v) {
 	}
 	if (strcmp(sub, "activity_timeout") == 0 && k.n == 3) {
 		check_int_value(v, k.type, "timeout", 1, CJ_MAX_TYPE_TIMEOUT);
+	} else if (strcmp(sub, "retry_policy") == 0 && k.n == 3) {
+		cj_retry_policy p;
+		if (cj__policy_decode(v->val.p, v->val.len, &p) != CJ_OK)
+			problem(v, k.type, NULL, "retry policy does not decode");
 	} else if ((strcmp(sub, "watches_pending") == 0 ||
 	            strcmp(sub, "watches_activity") == 0) && k.n == 3) {
 		uint8_t vs[CJ_VS_LEN];

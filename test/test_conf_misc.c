@@ -68,11 +68,12 @@ TEST(misc_state_names) {
 	CHECK_STR(cj_state_name(CJ_RUNNING), "running");
 	CHECK_STR(cj_state_name(CJ_FINISHED), "finished");
 	CHECK_STR(cj_state_name(CJ_REMOVED), "removed");
+	CHECK_STR(cj_state_name(CJ_DEAD), "dead");
 	CHECK_STR(cj_state_name(0), "unknown");
-	CHECK_STR(cj_state_name(5), "unknown");
+	CHECK_STR(cj_state_name(6), "unknown");
 	CHECK_STR(cj_state_name(-1), "unknown");
-	const cj_state all[] = {CJ_PENDING, CJ_RUNNING, CJ_FINISHED, CJ_REMOVED};
-	for (size_t i = 0; i < 4; i++) {
+	const cj_state all[] = {CJ_PENDING, CJ_RUNNING, CJ_FINISHED, CJ_REMOVED, CJ_DEAD};
+	for (size_t i = 0; i < 5; i++) {
 		cj_state st = 0;
 		CHECK_OK(cj_state_parse(cj_state_name(all[i]), &st));
 		CHECK_INT(st, all[i]);

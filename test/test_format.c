@@ -102,8 +102,9 @@ TEST(rfc_key_layout) {
 	cj__tup_str(&b, "t", 1);
 	CHECK(has_key(txn, dbi, &b));
 
-	/* the running job's value: (Sequence vs, JobLock uuid, 0, false, data),
-	 * and its activity entry is keyed by that sequence */
+	/* the running job's value: (Sequence vs, JobLock uuid, 0, false, data,
+	 * Attempt 1, Fence, Dead false, AddedMs, FinishedMs 0, Policy null), no
+	 * errors, and its activity entry is keyed by that sequence */
 	key(&b, "data");
 	cj__tup_str(&b, "t", 1);
 	cj__tup_str(&b, "pend", 4);
@@ -120,6 +121,13 @@ TEST(rfc_key_layout) {
 	CHECK(cj__tup_next(&r, &it) == 1 && it.kind == CJ_TUP_FALSE);
 	CHECK(cj__tup_next(&r, &it) == 1 && it.kind == CJ_TUP_BYTES);
 	CHECK(cj__tup_eq(&it, "{\"a\":1}", 7));
+	CHECK(cj__tup_next(&r, &it) == 1 && it.kind == CJ_TUP_INT && it.i == 1);
+	CHECK(cj__tup_next(&r, &it) == 1 && it.kind == CJ_TUP_INT &&
+	      (uint64_t)it.i == cj_job_fence(job) && it.i > 0);
+	CHECK(cj__tup_next(&r, &it) == 1 && it.kind == CJ_TUP_FALSE);
+	CHECK(cj__tup_next(&r, &it) == 1 && it.kind == CJ_TUP_INT && it.i > 0);
+	CHECK(cj__tup_next(&r, &it) == 1 && it.kind == CJ_TUP_INT && it.i == 0);
+	CHECK(cj__tup_next(&r, &it) == 1 && it.kind == CJ_TUP_NULL);
 	CHECK(cj__tup_next(&r, &it) == 0);
 	key(&b, "activity");
 	cj__tup_str(&b, "t", 1);

@@ -225,7 +225,7 @@ TEST(verify_bad_values) {
 	cj__buf_reset(&v);
 	cj__tup_int(&v, 7);
 	raw_put(db, &k, v.p, v.len);
-	CHECK_PROBLEMS(db, 1, "format version 7 is outside 1..1");
+	CHECK_PROBLEMS(db, 1, "format version 7 is outside 2..2");
 	cj__buf_reset(&v);
 	cj__tup_int(&v, CJ_FORMAT_VERSION);
 	raw_put(db, &k, v.p, v.len);
@@ -354,6 +354,102 @@ TEST(verify_cli_check) {
 	cj__buf_free(&k);
 }
 
+/* ---- a store of the previous format ---------------------------------------- */
+
+/* Rewrites the job's value as format 1 wrote it: (Sequence, JobLock,
+ * ScheduledTime, Resubmit, JobData) and nothing after. */
+static void put_v1(cj_db *db, const char *type, const char *id) {
+	cj_buf copy = CJ_BUF_INIT, k = CJ_BUF_INIT, v = CJ_BUF_INIT;
+	cj_jv jv;
+	raw_job(db, type, id, &copy, &jv);
+	if (jv.has_seq) cj__tup_vs(&v, jv.seq); else cj__tup_null(&v);
+	if (jv.has_lock) cj__tup_uuid(&v, jv.lock); else cj__tup_null(&v);
+	cj__tup_int(&v, jv.sched);
+	cj__tup_bool(&v, jv.resubmit);
+	cj__buf_add(&v, jv.data_enc, jv.data_enclen);
+	cj__key_data(&k, type, id);
+	raw_put(db, &k, v.p, v.len);
+	cj__buf_free(&copy);
+	cj__buf_free(&k);
+	cj__buf_free(&v);
+}
+
+static int64_t raw_format(cj_db *db) {
+	cj_tx *tx;
+	cj_buf k = CJ_BUF_INIT;
+	const uint8_t *v;
+	size_t vl;
+	int64_t n = -1;
+	cj__key_meta(&k, "format");
+	CHECK_OK(cj_tx_begin(db, &tx));
+	CHECK_OK(db->eng->get(tx->etx, CJ_SPACE_JOBS, k.p, k.len, &v, &vl));
+	CHECK_OK(cj__val_int(v, vl, &n));
+	cj_tx_abort(tx);
+	cj__buf_free(&k);
+	return n;
+}
+
+/* A store written by format 1 (the healthy store's jobs with their values
+ * cut back to format 1, and format 1 recorded) opens: it is converted to
+ * format 2 in place, every value rewritten, and its jobs carry on. */
+TEST(format1_store_converts) {
+	cj_db *db = healthy();
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 0;
+	CHECK_OK(cj_add(db, NULL, "u", "run", NULL, 0));
+	cj_job *job;
+	CHECK_OK(cj_accept(db, "u", &o, &job, NULL));
+	const char *ids[][2] = {{"t", "r"}, {"t", "rr"}, {"t", "f"}, {"t", "p"},
+	                        {"u", "x\n\"y"}, {"u", "run"}};
+	for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) put_v1(db, ids[i][0], ids[i][1]);
+	cj_buf k = CJ_BUF_INIT, v = CJ_BUF_INIT;
+	cj__key_meta(&k, "format");
+	cj__tup_int(&v, 1);
+	raw_put(db, &k, v.p, v.len);
+	cj_close(db);
+
+	db = open_nomon();
+	CHECK_INT(raw_format(db), CJ_FORMAT_VERSION);
+	for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+		cj_buf copy = CJ_BUF_INIT;
+		cj_jv jv;
+		raw_job(db, ids[i][0], ids[i][1], &copy, &jv);
+		CHECK(!jv.v1);
+		cj__buf_free(&copy);
+	}
+	CHECK_PROBLEMS(db, 0, NULL);
+	/* the jobs carry on: states, data; the running one is still its
+	 * processor's, at attempt 1, and finishes */
+	cj_job_info info;
+	CHECK_OK(cj_get_job(db, NULL, "t", "p", &info));
+	CHECK_INT(info.state, CJ_PENDING);
+	CHECK_STR(info.data, "{\"a\":[1,2]}");
+	CHECK_INT(info.attempt, 0);
+	CHECK_STR(info.errors, "[]");
+	cj_job_info_clear(&info);
+	CHECK_OK(cj_get_job(db, NULL, "t", "f", &info));
+	CHECK_INT(info.state, CJ_FINISHED);
+	cj_job_info_clear(&info);
+	CHECK_OK(cj_get_job(db, NULL, "u", "run", &info));
+	CHECK_INT(info.state, CJ_RUNNING);
+	CHECK_INT(info.attempt, 1);
+	cj_job_info_clear(&info);
+	CHECK_OK(cj_finish(db, NULL, job, NULL));
+	cj_job_free(job);
+	CHECK_OK(cj_accept(db, "u", &o, &job, NULL)); /* the converted pending one */
+	CHECK_STR(cj_job_id(job), "x\n\"y");
+	CHECK(cj_job_fence(job) > 0);
+	cj_job_free(job);
+	CHECK_PROBLEMS(db, 0, NULL);
+	/* a value of format 1 in a format-2 store is reported */
+	put_v1(db, "t", "f");
+	CHECK_PROBLEMS(db, 1, "type \"t\" id \"f\": job value in format 1");
+	cj_close(db);
+	cj__buf_free(&k);
+	cj__buf_free(&v);
+}
+
 TEST_MAIN(ENTRY(verify_healthy_store), ENTRY(verify_report_stops), ENTRY(verify_bad_keys),
           ENTRY(verify_bad_values), ENTRY(verify_pending_index),
-          ENTRY(verify_activity_index), ENTRY(verify_cli_check))
+          ENTRY(verify_activity_index), ENTRY(verify_cli_check),
+          ENTRY(format1_store_converts))

@@ -478,6 +478,7 @@ static int walk_job(const cj_job_info *info, void *arg) {
 	case CJ_PENDING: w->n.pending++; break;
 	case CJ_RUNNING: w->n.running++; break;
 	case CJ_FINISHED: w->n.finished++; break;
+	case CJ_DEAD: w->n.dead++; break;
 	default:
 		snprintf(w->bad, sizeof w->bad, "job %s/%s is listed in state %d", info->type,
 		         info->id, (int)info->state);

@@ -219,7 +219,7 @@ int64_t tu_chan_get(const char *file, int line, chan *c, int64_t timeout_ms);
 
 /* How many jobs of each state a store holds. */
 typedef struct store_counts {
-	size_t pending, running, finished, total;
+	size_t pending, running, finished, total, dead;
 } store_counts;
 
 /* Checks that the store of db is consistent: every job (of type; NULL: of

@@ -403,6 +403,18 @@ int cj__touch_activity(cj_tx *tx, const char *type, const uint8_t vs[CJ_VS_LEN])
 /* Marks new pending work of type: bumps watches_pending, notifies. */
 int cj__touch_pending(cj_tx *tx, const char *type, const uint8_t vs[CJ_VS_LEN]);
 
+/* Entries a scan copies for its transaction to act on after the scan
+ * (which holds the engine's cursor): cj__batch_add is the scan's callback,
+ * and stops it once max entries are kept; cj__batch_next walks them (1 and
+ * the next entry at *off, 0 at the end). */
+typedef struct cj_batch {
+	cj_buf kv; /* (u32 length, key, u32 length, value)... */
+	int n, max;
+} cj_batch;
+int cj__batch_add(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg);
+int cj__batch_next(const cj_batch *b, size_t *off, const uint8_t **k, size_t *kl,
+                   const uint8_t **v, size_t *vl);
+
 /* 1 if this thread has an open transaction on db. */
 int cj__tx_held(const cj_db *db);
 

@@ -73,76 +73,42 @@ static int write_format(cj_tx *tx, void *arg) {
 
 #define CJ_CONVERT_BATCH 1000
 
-struct convert_arg {
-	cj_buf kv;   /* (u32 len, key, u32 len, value)... */
-	int n;
-	cj_buf last; /* the last key collected */
-};
-
-static void put_len(cj_buf *b, size_t n) {
-	uint8_t l[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8),
-	                (uint8_t)n};
-	cj__buf_add(b, l, 4);
-}
-
-static size_t read_len(const uint8_t *q) {
-	return (size_t)q[0] << 24 | (size_t)q[1] << 16 | (size_t)q[2] << 8 | q[3];
-}
-
-static int collect_v1(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
-                      void *arg) {
-	struct convert_arg *c = arg;
-	if (c->n == CJ_CONVERT_BATCH) return 1;
-	put_len(&c->kv, kl);
-	cj__buf_add(&c->kv, k, kl);
-	put_len(&c->kv, vl);
-	cj__buf_add(&c->kv, v, vl);
-	cj__buf_reset(&c->last);
-	cj__buf_add(&c->last, k, kl);
-	c->n++;
-	return c->kv.oom || c->last.oom ? cj__fail(CJ_NOMEM, "out of memory") : 0;
-}
-
 /* Rewrites every job value in format 2, in tx. */
 static int convert_v1(cj_tx *tx) {
-	struct convert_arg c = {CJ_BUF_INIT, 0, CJ_BUF_INIT};
-	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT, k = CJ_BUF_INIT, v = CJ_BUF_INIT;
+	cj_batch c = {CJ_BUF_INIT, 0, CJ_CONVERT_BATCH};
+	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT, key = CJ_BUF_INIT, val = CJ_BUF_INIT;
 	cj__key_data_prefix(&lo, NULL);
 	cj__key_data_prefix(&hi, NULL);
 	cj__tup_range_end(&hi);
-	int rc;
+	int rc, more;
 	do {
 		cj__buf_reset(&c.kv);
 		c.n = 0;
-		rc = cj__scan(tx, &lo, &hi, collect_v1, &c);
-		int more = rc == 1;
-		if (rc < 0) break;
+		if ((rc = cj__scan(tx, &lo, &hi, cj__batch_add, &c)) < 0) break;
+		more = rc == 1;
 		rc = CJ_OK;
-		for (size_t off = 0; rc == CJ_OK && off < c.kv.len;) {
-			const uint8_t *q = c.kv.p + off;
-			size_t kl = read_len(q), vl = read_len(q + 4 + kl);
+		size_t off = 0, kl, vl;
+		const uint8_t *k, *v;
+		while (rc == CJ_OK && cj__batch_next(&c, &off, &k, &kl, &v, &vl)) {
 			cj_jv jv;
-			if ((rc = cj__jv_decode(q + 8 + kl, vl, &jv))) break;
+			if ((rc = cj__jv_decode(v, vl, &jv))) break;
 			if (jv.has_lock) jv.attempt = 1; /* its attempt runs */
-			cj__buf_reset(&k);
-			cj__buf_add(&k, q + 4, kl);
-			cj__jv_encode(&v, &jv, NULL, 0);
-			rc = cj__put(tx, &k, &v);
-			off += 8 + kl + vl;
+			cj__buf_reset(&key);
+			cj__buf_add(&key, k, kl);
+			cj__jv_encode(&val, &jv, NULL, 0);
+			rc = cj__put(tx, &key, &val);
+			/* on from just after this key */
+			cj__buf_reset(&lo);
+			cj__buf_add(&lo, k, kl);
+			cj__buf_add(&lo, "", 1);
+			if (rc == CJ_OK && lo.oom) rc = cj__fail(CJ_NOMEM, "out of memory");
 		}
-		/* on from just after the last key */
-		cj__buf_reset(&lo);
-		cj__buf_add(&lo, c.last.p, c.last.len);
-		cj__buf_add(&lo, "", 1);
-		if (rc == CJ_OK && lo.oom) rc = cj__fail(CJ_NOMEM, "out of memory");
-		if (rc == CJ_OK && !more) break;
-	} while (rc == CJ_OK);
+	} while (rc == CJ_OK && more);
 	cj__buf_free(&c.kv);
-	cj__buf_free(&c.last);
 	cj__buf_free(&lo);
 	cj__buf_free(&hi);
-	cj__buf_free(&k);
-	cj__buf_free(&v);
+	cj__buf_free(&key);
+	cj__buf_free(&val);
 	return rc;
 }
 

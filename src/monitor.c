@@ -54,33 +54,6 @@ struct stale_arg {
 	int full;
 };
 
-struct collect_arg {
-	cj_buf keys; /* (u32 len, key, u32 len, value)... */
-	int n;
-};
-
-static void add_len(cj_buf *b, size_t n) {
-	uint8_t l[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8),
-	                (uint8_t)n};
-	cj__buf_add(b, l, 4);
-}
-
-static size_t get_len(const uint8_t *q) {
-	return (size_t)q[0] << 24 | (size_t)q[1] << 16 | (size_t)q[2] << 8 | q[3];
-}
-
-static int collect_key(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
-                       void *arg) {
-	struct collect_arg *c = arg;
-	if (c->n == CJ_MONITOR_BATCH) return 1;
-	add_len(&c->keys, kl);
-	cj__buf_add(&c->keys, k, kl);
-	add_len(&c->keys, vl);
-	cj__buf_add(&c->keys, v, vl);
-	c->n++;
-	return c->keys.oom ? cj__fail(CJ_NOMEM, "out of memory") : 0;
-}
-
 /* One activity key (type, seq) = id, as the scan saw it: re-enqueue the
  * job if it is still running under that sequence; drop a stray entry
  * otherwise. The job's data key is read before the activity key is
@@ -119,29 +92,25 @@ out:
 static int stale_fn(cj_tx *tx, void *arg) {
 	struct stale_arg *a = arg;
 	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
-	struct collect_arg c = {CJ_BUF_INIT, 0};
+	cj_batch c = {CJ_BUF_INIT, 0, CJ_MONITOR_BATCH};
 	uint8_t limit[CJ_VS_LEN];
 	cj__vs_make(limit, a->max_version + 1, 0);
 	cj__key_activity_prefix(&lo, a->type);
 	cj__key_activity(&hi, a->type, limit);
 	a->count = 0;
-	int rc = cj__scan(tx, &lo, &hi, collect_key, &c);
+	int rc = cj__scan(tx, &lo, &hi, cj__batch_add, &c);
 	a->full = rc == 1;
 	if (rc == 1) rc = CJ_OK;
-	const uint8_t *p = c.keys.p;
-	size_t off = 0;
-	while (rc == CJ_OK && off < c.keys.len) {
-		const uint8_t *q = p + off;
-		size_t kl = get_len(q);
-		size_t vl = get_len(q + 4 + kl);
-		int n = reenqueue_one(tx, a->type, q + 4, kl, q + 8 + kl, vl);
+	size_t off = 0, kl, vl;
+	const uint8_t *k, *v;
+	while (rc == CJ_OK && cj__batch_next(&c, &off, &k, &kl, &v, &vl)) {
+		int n = reenqueue_one(tx, a->type, k, kl, v, vl);
 		if (n < 0) rc = n;
 		else a->count += n;
-		off += 8 + kl + vl;
 	}
 	cj__buf_free(&lo);
 	cj__buf_free(&hi);
-	cj__buf_free(&c.keys);
+	cj__buf_free(&c.kv);
 	return rc;
 }
 

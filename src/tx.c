@@ -320,3 +320,38 @@ int cj_tx_del(cj_tx *tx, const void *key, size_t klen) {
 	if (rc) return rc;
 	return tx->db->eng->del(tx->etx, CJ_SPACE_USER, key, klen);
 }
+
+/* ---- copied scans ----------------------------------------------------------- */
+
+static void put_len(cj_buf *b, size_t n) {
+	uint8_t l[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8),
+	                (uint8_t)n};
+	cj__buf_add(b, l, 4);
+}
+
+static size_t get_len(const uint8_t *q) {
+	return (size_t)q[0] << 24 | (size_t)q[1] << 16 | (size_t)q[2] << 8 | q[3];
+}
+
+int cj__batch_add(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg) {
+	cj_batch *b = arg;
+	if (b->n == b->max) return 1;
+	put_len(&b->kv, kl);
+	cj__buf_add(&b->kv, k, kl);
+	put_len(&b->kv, vl);
+	cj__buf_add(&b->kv, v, vl);
+	b->n++;
+	return b->kv.oom ? cj__fail(CJ_NOMEM, "out of memory") : 0;
+}
+
+int cj__batch_next(const cj_batch *b, size_t *off, const uint8_t **k, size_t *kl,
+                   const uint8_t **v, size_t *vl) {
+	if (*off >= b->kv.len) return 0;
+	const uint8_t *q = b->kv.p + *off;
+	*kl = get_len(q);
+	*k = q + 4;
+	*vl = get_len(q + 4 + *kl);
+	*v = q + 8 + *kl;
+	*off += 8 + *kl + *vl;
+	return 1;
+}

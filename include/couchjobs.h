@@ -35,6 +35,10 @@
  *    taken back, accepted by another) with cj_subscribe_lease(), whose
  *    descriptor (cj_sub_fd()) its event loop can poll, or by blocking in
  *    cj_job_wait_lost(), rather than at its next cj_update().
+ *  - A processor that cannot do the job calls cj_fail(): the job waits for
+ *    another attempt, or is dead (#CJ_DEAD) once its retry policy's
+ *    attempts are used up; a lost lease counts as an attempt too. See
+ *    @ref failure.
  *
  * Every call that takes a @c cj_tx can run inside the caller's transaction,
  * so a processor's own writes (cj_tx_put()) commit atomically with its
@@ -999,6 +1003,9 @@ int cj_sub_set_cancel(cj_sub *sub, cj_cancel *c);
  * delivered. After a finished or removed event a subscription delivers
  * nothing more.
  *
+ * A dead job's subscription goes on: a redrive (cj_retry()) or a cj_add()
+ * makes it pending again.
+ *
  * @param[in] timeout_ms -1 forever, 0 do not wait.
  * @param[out] ev the event; release with cj_event_clear().
  * @return #CJ_OK; #CJ_TIMEOUT (nothing in time, or at once when every one
@@ -1160,6 +1167,11 @@ typedef int (*cj_verify_fn)(const char *problem, void *arg);
  *    entry; a job that is not running has no activity entry and at most
  *    one pending entry, at its scheduled time; only a running job is
  *    flagged for resubmission;
+ *  - a job's failure record is sound: its value is of the store's format,
+ *    a dead job is not running, has no pending entry and a finish time, a
+ *    running one is at attempt 1 or later and has no finish time, each of
+ *    its errors (at most #CJ_MAX_ERRORS) is one JSON object, its own
+ *    retry policy and every type's are within their ranges;
  *  - every pending and activity entry belongs to a job in that state.
  *
  * The library never leaves a store that breaks one of these (each of its

@@ -468,6 +468,66 @@ static void tx_post(struct run *r, cj_db *db) {
 	CHECK_OK(cj_tx_commit(tx));
 }
 
+/* accept, fail (pending again), accept, fail (dead), redrive; a job's own
+ * policy; a type's redrive */
+static void setup_fail(struct run *r, cj_db *db) {
+	setup_two_jobs(r, db);
+	cj_retry_policy p = {2, 0, 0, 1, CJ_JITTER_NONE};
+	CHECK_OK(cj_set_type_policy(db, r->type, &p));
+}
+
+static void fail_run(struct run *r) {
+	cj_db *db = NULL;
+	cj_job *job = NULL;
+	char *data = NULL;
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 0;
+	cj_retry_policy p = {5, 1, 2, 2, CJ_JITTER_FULL};
+	uint64_t n;
+	STEP(r, cj_open(r->furl, &r->opts, &db));
+	ACK(r, 0, cj_accept(db, r->type, &o, &job, &data));
+	CHECK_STR(cj_job_id(job), "a");
+	ACK(r, 1, cj_fail(db, NULL, job, "{\"e\":1}"));
+	cj_job_free(job);
+	job = NULL;
+	cj_free(data);
+	data = NULL;
+	ACK(r, 2, cj_accept(db, r->type, &o, &job, &data));
+	CHECK_STR(cj_job_id(job), "a");
+	ACK(r, 3, cj_fail(db, NULL, job, "{\"e\":2}"));
+	ACK(r, 4, cj_retry(db, NULL, r->type, "a", 0));
+	ACK(r, 5, cj_set_job_policy(db, NULL, r->type, "b", &p));
+	ACK(r, 6, cj_retry_type(db, r->type, 1, &n));
+out:
+	cj_free(data);
+	cj_job_free(job);
+	cj_close(db);
+}
+
+static void fail_post(struct run *r, cj_db *db) {
+	cj_state st = state_of(db, r->type, "a");
+	cj_job_info info;
+	CHECK_OK(cj_get_job(db, NULL, r->type, "a", &info));
+	if (ACKED(r, 4)) {
+		CHECK_INT(st, CJ_PENDING);
+		CHECK_INT(info.attempt, 0);
+	} else if (ACKED(r, 3)) {
+		CHECK(st == CJ_DEAD || st == CJ_PENDING); /* a redrive may have landed */
+	} else if (ACKED(r, 1)) {
+		CHECK(st != CJ_FINISHED && info.attempt >= 1);
+	}
+	/* every attempt that ended left its error */
+	if (st == CJ_DEAD) CHECK_INT(info.attempt, 2);
+	cj_job_info_clear(&info);
+	cj_retry_policy p;
+	if (ACKED(r, 5)) CHECK_OK(cj_get_job_policy(db, NULL, r->type, "b", &p));
+	CHECK_INT(state_of(db, r->type, "b"), CJ_PENDING);
+}
+
+static const struct scenario fail_scenarios[] = {
+	{"fail", setup_fail, fail_run, fail_post},
+};
+
 static const struct scenario scenarios[] = {
 	{"add", NULL, add_run, add_post},
 	{"process", setup_two_jobs, process_run, process_post},
@@ -537,11 +597,13 @@ static int run_once(const struct scenario *s, struct run *r, int *seq) {
 	for (int i = 0; i < ids.n; i++) CHECK_OK(cj_remove(db, NULL, r->type, ids.id[i]));
 	int rc = cj_clear_type_timeout(db, r->type);
 	CHECK(rc == CJ_OK || rc == CJ_NOT_FOUND);
+	rc = cj_clear_type_policy(db, r->type);
+	CHECK(rc == CJ_OK || rc == CJ_NOT_FOUND);
 	close_real(r, db);
 	return hits > 0;
 }
 
-static void run_all(const char *url) {
+static void run_all(const char *url, const struct scenario *list, size_t nlist) {
 	struct run r;
 	memset(&r, 0, sizeof r);
 	r.url = url;
@@ -566,8 +628,8 @@ static void run_all(const char *url) {
 	int seq = 0;
 	long runs = 0;
 	const char *only = getenv("CJ_FAULT_SCENARIO");
-	for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
-		const struct scenario *s = &scenarios[i];
+	for (size_t i = 0; i < nlist; i++) {
+		const struct scenario *s = &list[i];
 		if (only && *only && strcmp(only, s->name) != 0) continue;
 		char line[512];
 		int64_t t0 = t_now_ms();
@@ -594,6 +656,11 @@ static void run_all(const char *url) {
 	r.real = NULL;
 }
 
-TEST(faults) { run_all(t_url()); }
+TEST(faults) { run_all(t_url(), scenarios, sizeof scenarios / sizeof scenarios[0]); }
 
-TEST_MAIN(ENTRY(faults))
+/* a case of its own, with a time limit of its own */
+TEST(faults_fail) {
+	run_all(t_url(), fail_scenarios, sizeof fail_scenarios / sizeof fail_scenarios[0]);
+}
+
+TEST_MAIN(ENTRY(faults), ENTRY(faults_fail))

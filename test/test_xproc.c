@@ -524,8 +524,80 @@ TEST(scheduled_job_wakes_waiter) {
 	chan_close(&a.sched);
 }
 
+/* ---- poison_job_ends_dead -------------------------------------------------- */
+
+struct poison_arg {
+	t_gate accepted;
+	chan fence; /* the victim's fencing token */
+};
+
+/* Accepts j1 without monitors, reports its fence, then stalls. */
+static int poison_victim(void *p) {
+	struct poison_arg *a = p;
+	cj_db *db = open_nomon();
+	cj_job *job = take_wait(db, "pz", 10000, NULL);
+	CHECK_STR(cj_job_id(job), "j1");
+	chan_put(&a->fence, (int64_t)cj_job_fence(job));
+	t_gate_open(&a->accepted);
+	stall_forever();
+}
+
+/* A job whose processor is SIGKILLed every time: each lost lease counts as
+ * an attempt, and after the policy's 3 the monitor parks it as dead, with 3
+ * "lost" errors. The fencing tokens the three processes got strictly
+ * increase, and survive a reopen. */
+TEST(poison_job_ends_dead) {
+	setup_type("pz", 1);
+	cj_db *db = open_nomon();
+	cj_retry_policy p = {3, 0, 0, 1, CJ_JITTER_NONE};
+	CHECK_OK(cj_set_type_policy(db, "pz", &p));
+	cj_close(db);
+	add_job("pz", "j1", "{\"v\":0}");
+	db = t_open(); /* monitors on: they take the leases back */
+	int64_t last = 0;
+	for (int i = 1; i <= 3; i++) {
+		struct poison_arg a;
+		t_gate_init(&a.accepted);
+		chan_init(&a.fence);
+		int pid = t_spawn(poison_victim, &a);
+		CHECK_INT(t_gate_wait(&a.accepted, 20000), 0);
+		int64_t f = chan_get(&a.fence, 5000);
+		if (f <= last)
+			t_fail(__FILE__, __LINE__, "process %d got fence %lld after %lld", i,
+			       (long long)f, (long long)last);
+		last = f;
+		cj_state st = 0;
+		cj_sub *sub = sub_on_st(db, "pz", "j1", &st);
+		CHECK_INT(st, CJ_RUNNING);
+		CHECK(kill(pid, SIGKILL) == 0);
+		check_exit(pid, 10000, 128 + SIGKILL);
+		t_gate_close(&a.accepted);
+		chan_close(&a.fence);
+		cj_event ev = {0};
+		CHECK_OK(cj_wait(&sub, 1, i < 3 ? CJ_PENDING : CJ_DEAD, 20000, &ev));
+		cj_event_clear(&ev);
+		CHECK_OK(cj_unsubscribe(sub));
+	}
+	cj_close(db);
+	db = open_nomon();
+	cj_job_info info;
+	CHECK_OK(cj_get_job(db, NULL, "pz", "j1", &info));
+	CHECK_INT(info.state, CJ_DEAD);
+	CHECK_INT(info.attempt, 3);
+	CHECK_INT((int64_t)info.fence, last);
+	int lost = 0;
+	for (const char *q = info.errors; (q = strstr(q, "\"ended\":\"lost\"")) != NULL; q++) lost++;
+	CHECK_INT(lost, 3);
+	cj_job_info_clear(&info);
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 0;
+	cj_job *job = NULL;
+	CHECK_RC(cj_accept(db, "pz", &o, &job, NULL), CJ_NOT_FOUND);
+	cj_close(db);
+}
+
 TEST_MAIN_VERIFIED(ENTRY(accept_woken_by_other_process), ENTRY(idle_accept_uses_no_cpu),
           ENTRY(killed_processor_job_comes_back),
           ENTRY(monitor_in_other_process_wakes_acceptor),
           ENTRY(stale_processor_halt_in_transact), ENTRY(events_across_processes),
-          ENTRY(scheduled_job_wakes_waiter))
+          ENTRY(scheduled_job_wakes_waiter), ENTRY(poison_job_ends_dead))

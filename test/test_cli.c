@@ -239,9 +239,9 @@ static char *slurp(const char *path) {
 /* ---- help --------------------------------------------------------------- */
 
 TEST(help) {
-	static const char *cmds[] = {"timeout", "types", "add", "get", "list", "rm",
-	                             "stats", "accept", "update", "finish",
-	                             "resubmit", "watch", "work"};
+	static const char *cmds[] = {"timeout", "policy", "types", "add", "get", "list",
+	                             "rm", "stats", "accept", "update", "finish", "fail",
+	                             "retry", "resubmit", "watch", "work"};
 	char *out, *err, *out2;
 	CHECK_INT(CJ(&out, &err, "'%s' --help", cj()), 0);
 	CHECK_STR(err, "");
@@ -783,17 +783,19 @@ TEST(work_results) {
 	            "--timeout-exit 20000 -- sh job.sh", cj(), cj(), t_url());
 	if (rc != 0) t_fail(__FILE__, __LINE__, "work: exit %d: %s", rc, err);
 	CHECK_STR(out, "");
-	/* one line per job accepted and per job finished, plus the command's
-	 * own stderr */
+	/* one line per job accepted and per job finished or failed, plus the
+	 * command's own stderr; a command that exits non-zero or is killed
+	 * fails the attempt: without a retry policy the job is dead */
 	CHECK(strstr(err, "to stderr\n") != NULL);
 	const char *ids[] = {"ok", "fail", "sig", "text", "prog"};
 	for (int i = 0; i < 5; i++) {
+		int failed = i == 1 || i == 2;
 		char want[64];
 		snprintf(want, sizeof want, "w %s: accepted", ids[i]);
 		CHECK(strstr(err, want) != NULL);
-		snprintf(want, sizeof want, "w %s: finished", ids[i]);
+		snprintf(want, sizeof want, "w %s: %s", ids[i], failed ? "failed" : "finished");
 		CHECK(strstr(err, want) != NULL);
-		check_state("w", ids[i], "finished");
+		check_state("w", ids[i], failed ? "dead" : "finished");
 	}
 	free(out);
 	free(err);
@@ -801,14 +803,19 @@ TEST(work_results) {
 	char *d = job_data("w", "ok");
 	CHECK_STR(d, "{\"ok\":true}");
 	free(d);
+	/* a failed job keeps its data; the error holds the status and output */
 	json_t *v = get_job("w", "fail");
 	json_t *data = json_object_get(v, "data");
-	CHECK_INT(jint(data, "exit_status"), 3);
-	CHECK_STR(jstr(data, "output_tail"), "some output\nthe last line\n");
+	CHECK(json_object_size(data) == 0);
+	json_t *e = json_array_get(json_object_get(v, "errors"), 0);
+	CHECK_STR(jstr(e, "ended"), "failed");
+	CHECK_INT(jint(json_object_get(e, "error"), "exit_status"), 3);
+	CHECK_STR(jstr(json_object_get(e, "error"), "output_tail"), "some output\nthe last line\n");
+	CHECK_INT(json_array_size(json_object_get(v, "errors")), 1);
 	json_decref(v);
 	v = get_job("w", "sig");
-	data = json_object_get(v, "data");
-	CHECK_INT(jint(data, "signal"), 9);
+	e = json_array_get(json_object_get(v, "errors"), 0);
+	CHECK_STR(jstr(json_object_get(e, "error"), "signal"), "SIGKILL");
 	json_decref(v);
 	v = get_job("w", "text");
 	data = json_object_get(v, "data");
@@ -1219,7 +1226,7 @@ TEST(test_programs_list_cases) {
 	free(out);
 	CHECK_INT(t_sh(&out, NULL, "'%s' --list", t_bin("test_cli")), 0);
 	CHECK(strstr(out, "\ntest_programs_list_cases\n") != NULL);
-	CHECK_INT(count_lines(out), 16);
+	CHECK_INT(count_lines(out), 17);
 	free(out);
 	char *err = NULL;
 	CHECK_INT(t_sh(&out, &err, "'%s' no_such_case", t_bin("test_conf_misc")), 2);
@@ -1228,10 +1235,131 @@ TEST(test_programs_list_cases) {
 	free(err);
 }
 
+/* ---- failures: policy, fail, retry, list --state dead, stats -------------- */
+
+TEST(fail_policy_retry) {
+	ok("timeout f 30");
+	/* policy: none yet; set, read back, partial update, clear */
+	fails_saying(3, "policy f", "has no retry policy");
+	ok("policy f --max-attempts 3 --backoff-min 0 --backoff-max 1m --jitter none");
+	char *o = ok_out("policy f");
+	CHECK_STR(o, "{\"max_attempts\":3,\"backoff_min\":0,\"backoff_max\":60,\"multiplier\":2,"
+	             "\"jitter\":\"none\"}\n");
+	free(o);
+	ok("policy f --multiplier 3");
+	o = ok_out("policy f");
+	CHECK(strstr(o, "\"max_attempts\":3,") && strstr(o, "\"multiplier\":3,"));
+	free(o);
+	fails(2, "policy f --max-attempts -1");
+	fails(2, "policy f --max-attempts x");
+	fails(2, "policy f --max-attempts 1000001");
+	fails(2, "policy f --backoff-min 1.5");
+	fails(2, "policy f --backoff-max 400d");
+	fails(2, "policy f --multiplier 0");
+	fails(2, "policy f --jitter some");
+	fails(2, "policy f --backoff-min 2h"); /* above backoff-max */
+	fails(2, "policy f --clear --multiplier 2");
+	fails(2, "policy '' --clear");
+	fails(2, "policy");
+	o = ok_out("policy f"); /* the bad ones changed nothing */
+	CHECK(strstr(o, "\"backoff_min\":0,") && strstr(o, "\"multiplier\":3,"));
+	free(o);
+
+	/* fail: pending again (attempt 1), then a lock that is stale halts */
+	ok("add f j '{\"n\":1}'");
+	char *lock = ok_out("accept f --lock-only");
+	lock[strcspn(lock, "\n")] = 0;
+	char args[256];
+	snprintf(args, sizeof args, "fail f j %s '{\"why\":\"no disk\"}'", lock);
+	ok(args);
+	json_t *v = get_job("f", "j");
+	CHECK_STR(jstr(v, "state"), "pending");
+	CHECK_INT(jint(v, "attempt"), 1);
+	CHECK(jint(v, "fence") > 0);
+	json_t *e = json_array_get(json_object_get(v, "errors"), 0);
+	CHECK_STR(jstr(json_object_get(e, "error"), "why"), "no disk");
+	json_decref(v);
+	fails(4, args);
+	snprintf(args, sizeof args, "fail f j %s '[1]'", lock);
+	fails(2, args);
+	fails(2, "fail f j not-a-lock");
+	fails(2, "fail f j");
+	free(lock);
+
+	/* cjobs work with a failing command and 3 attempts: dead after 3 runs */
+	write_file("count.sh", "echo run >> runs.txt; echo oops; exit 5\n");
+	ok("add f w");
+	char *out, *err;
+	int rc = CJ(&out, &err, "'%s' work f --timeout-exit 2000 -- sh count.sh", cj());
+	if (rc != 0) t_fail(__FILE__, __LINE__, "work: exit %d: %s", rc, err);
+	CHECK(strstr(err, "f w: failed (exit status 5)") != NULL);
+	free(out);
+	free(err);
+	char *runs = slurp("runs.txt");
+	/* j ran twice more too (its attempts 2 and 3): 5 runs in all */
+	CHECK_INT(count_lines(runs), 5);
+	free(runs);
+	check_state("f", "w", "dead");
+	check_state("f", "j", "dead");
+	v = get_job("f", "w");
+	CHECK_INT(jint(v, "attempt"), 3);
+	CHECK_INT(json_array_size(json_object_get(v, "errors")), 3);
+	e = json_array_get(json_object_get(v, "errors"), 2);
+	CHECK_INT(jint(json_object_get(e, "error"), "exit_status"), 5);
+	CHECK_STR(jstr(json_object_get(e, "error"), "output_tail"), "oops\n");
+	CHECK(jint(v, "finished_ms") > 0);
+	json_decref(v);
+
+	/* list --state dead, stats */
+	o = ok_out("list f --state dead");
+	CHECK_INT(count_lines(o), 2);
+	free(o);
+	fails(2, "list --state gone");
+	ok("add f p");
+	o = ok_out("stats --json");
+	json_t *st = jparse(o);
+	json_t *tf = json_object_get(json_object_get(st, "types"), "f");
+	CHECK_INT(jint(tf, "dead"), 2);
+	CHECK_INT(jint(tf, "pending"), 1);
+	CHECK_INT(jint(tf, "retrying"), 0);
+	CHECK_INT(jint(tf, "total"), 3);
+	json_decref(st);
+	free(o);
+	o = ok_out("stats");
+	CHECK(strstr(o, "DEAD") && strstr(o, "RETRYING"));
+	free(o);
+
+	/* retry: one job, keeping its attempts (retrying), then the rest */
+	ok("retry f w --keep-attempts");
+	v = get_job("f", "w");
+	CHECK_STR(jstr(v, "state"), "pending");
+	CHECK_INT(jint(v, "attempt"), 3);
+	json_decref(v);
+	o = ok_out("stats --json");
+	st = jparse(o);
+	CHECK_INT(jint(json_object_get(json_object_get(st, "types"), "f"), "retrying"), 1);
+	json_decref(st);
+	free(o);
+	fails_saying(2, "retry f w", "not dead");
+	fails(3, "retry f nope");
+	fails(2, "retry f");
+	fails(2, "retry --all f w");
+	fails(2, "retry ''");
+	o = ok_out("retry --all f");
+	CHECK_STR(o, "1\n");
+	free(o);
+	check_state("f", "j", "pending");
+	o = ok_out("retry --all f");
+	CHECK_STR(o, "0\n");
+	free(o);
+	ok("policy f --clear");
+	fails(3, "policy f --clear");
+}
+
 TEST_MAIN(ENTRY(help), ENTRY(timeout_and_types), ENTRY(add_get_list_rm_stats),
           ENTRY(schedule), ENTRY(accept_update_finish), ENTRY(watch),
           ENTRY(bad_input), ENTRY(work_results), ENTRY(work_parallel_and_idle_exit),
           ENTRY(work_batch_accept),
           ENTRY(work_large_data), ENTRY(work_keeps_job_alive), ENTRY(work_job_removed),
           ENTRY(work_sigterm_hands_back), ENTRY(work_and_watch_idle_wake_for_nothing),
-          ENTRY(test_programs_list_cases))
+          ENTRY(test_programs_list_cases), ENTRY(fail_policy_retry))

@@ -23,6 +23,19 @@ static const struct cli_cmd commands[] = {
 	 "has none). With SECONDS (plain seconds or a duration such as 90s, 5m,\n"
 	 "2h, 1d), sets it; jobs of a type can only be added once it has one.\n"
 	 "With --clear, clears it."},
+	{"policy", cmd_policy, 1, 1,
+	 "TYPE [--max-attempts N] [--backoff-min S] [--backoff-max S] "
+	 "[--multiplier N] [--jitter none|full|equal] | --clear",
+	 "print, set or clear the retry policy of a job type",
+	 cli_policy_opts, 0,
+	 "With TYPE alone, prints the type's retry policy as one JSON object\n"
+	 "(exit 3 when it has none). With options, sets it: the options given\n"
+	 "replace those of the current policy (or of the defaults: 5 attempts,\n"
+	 "backoff 10 s to 1 h, multiplier 2, equal jitter). After attempt n fails\n"
+	 "or is lost the job waits min(backoff-max, backoff-min * multiplier^(n-1))\n"
+	 "seconds, jittered: none (exactly), full (0 to that), equal (half to\n"
+	 "all of it); after max-attempts (0: never) it is dead. With --clear,\n"
+	 "clears it: a failure is then final, a lost lease retried at once."},
 	{"types", cmd_types, 0, 0, "",
 	 "list the job types that have a timeout",
 	 NULL, 0,
@@ -38,8 +51,10 @@ static const struct cli_cmd commands[] = {
 	{"get", cmd_get, 2, 2, "TYPE ID",
 	 "print a job as one JSON object",
 	 NULL, 0,
-	 "Prints {\"type\",\"id\",\"state\",\"sched_time\",\"resubmit\",\"data\"} on one\n"
-	 "line; data is the job's JSON object. Exit 3 when there is no such job."},
+	 "Prints {\"type\",\"id\",\"state\",\"sched_time\",\"resubmit\",\"data\",\n"
+	 "\"attempt\",\"fence\",\"added_ms\",\"finished_ms\",\"errors\"} on one line; data is\n"
+	 "the job's JSON object, errors how its last attempts failed. Exit 3\n"
+	 "when there is no such job."},
 	{"list", cmd_list, 0, 1, "[TYPE] [--state STATE]",
 	 "print jobs, one JSON object per line",
 	 cli_list_opts, 0,
@@ -54,7 +69,8 @@ static const struct cli_cmd commands[] = {
 	 "count jobs per type and state",
 	 cli_stats_opts, 0,
 	 "Prints a table with one row per type (every type that has a timeout or\n"
-	 "jobs): pending, running, finished and total."},
+	 "jobs): pending, running, finished, dead and total, and retrying: the\n"
+	 "pending jobs waiting for another attempt."},
 	{"accept", cmd_accept, 1, 1, "TYPE [--timeout MS] [--any-time] [--lock-only]",
 	 "take a pending job and print it with its lock",
 	 cli_accept_opts, 0,
@@ -85,6 +101,21 @@ static const struct cli_cmd commands[] = {
 	 "not applied then; pass it to `cjobs finish`). Finished: pending again\n"
 	 "with JSON. Pending: its data and time are replaced. Exit 3 when the\n"
 	 "job no longer exists."},
+	{"fail", cmd_fail, 3, 4, "TYPE ID LOCK [JSON]",
+	 "end an accepted job's attempt as failed; JSON says why",
+	 NULL, 0,
+	 "The job waits for its next attempt, or is dead when its type's (or its\n"
+	 "own) retry policy says its attempts are used up; without a policy it\n"
+	 "is dead at once. JSON (- reads standard input; default {}) is the\n"
+	 "error kept in the job, at most 4096 bytes. Exit 4 (halt) when the job\n"
+	 "was removed or is no longer held with LOCK."},
+	{"retry", cmd_retry, 1, 2, "TYPE ID | --all TYPE [--keep-attempts]",
+	 "put a dead job, or every dead job of a type, back to pending",
+	 cli_retry_opts, 0,
+	 "The job runs again at once, with its data and errors; its attempts\n"
+	 "start again from 0 unless --keep-attempts. With --all, every dead job\n"
+	 "of TYPE, in batches; prints how many. Exit 3 when there is no such\n"
+	 "job, 2 when it is not dead."},
 	{"watch", cmd_watch, 2, 2, "TYPE ID",
 	 "print a job's state changes until it is finished or removed",
 	 NULL, 0,

@@ -168,6 +168,9 @@ int cmd_check(struct cli *c, const struct cli_args *a);
 int cmd_accept(struct cli *c, const struct cli_args *a);
 int cmd_update(struct cli *c, const struct cli_args *a);
 int cmd_finish(struct cli *c, const struct cli_args *a);
+int cmd_fail(struct cli *c, const struct cli_args *a);
+int cmd_retry(struct cli *c, const struct cli_args *a);
+int cmd_policy(struct cli *c, const struct cli_args *a);
 int cmd_resubmit(struct cli *c, const struct cli_args *a);
 int cmd_watch(struct cli *c, const struct cli_args *a);
 int cmd_work(struct cli *c, const struct cli_args *a);
@@ -179,6 +182,8 @@ extern const struct cli_opt cli_add_opts[];     /* ADD_AT, ADD_IN */
 extern const struct cli_opt cli_list_opts[];    /* LIST_STATE */
 extern const struct cli_opt cli_stats_opts[];   /* STATS_JSON */
 extern const struct cli_opt cli_timeout_opts[]; /* TIMEOUT_CLEAR */
+extern const struct cli_opt cli_policy_opts[];  /* POLICY_* */
+extern const struct cli_opt cli_retry_opts[];   /* RETRY_* */
 extern const struct cli_opt cli_accept_opts[];  /* ACCEPT_TIMEOUT, ACCEPT_ANY,
                                                    ACCEPT_LOCK_ONLY */
 extern const struct cli_opt cli_resubmit_opts[];/* RESUB_AT, RESUB_IN */
@@ -189,6 +194,9 @@ enum { ADD_AT, ADD_IN };
 enum { LIST_STATE };
 enum { STATS_JSON };
 enum { TIMEOUT_CLEAR };
+enum { POLICY_MAX_ATTEMPTS, POLICY_BACKOFF_MIN, POLICY_BACKOFF_MAX, POLICY_MULTIPLIER,
+       POLICY_JITTER, POLICY_CLEAR };
+enum { RETRY_ALL, RETRY_KEEP };
 enum { ACCEPT_TIMEOUT, ACCEPT_ANY, ACCEPT_LOCK_ONLY };
 enum { RESUB_AT, RESUB_IN };
 enum { WORK_JOBS, WORK_GRACE, WORK_MAX_JOBS, WORK_TIMEOUT_EXIT };

@@ -1,4 +1,4 @@
-/* cjobs: the job creation commands: add, get, list, rm, stats. */
+/* cjobs: the job creation commands: add, get, list, rm, retry, stats. */
 #include "cli.h"
 
 #include <stdlib.h>
@@ -11,7 +11,13 @@ const struct cli_opt cli_add_opts[] = {
 };
 
 const struct cli_opt cli_list_opts[] = {
-	{"--state", NULL, "STATE", "only jobs in STATE: pending, running or finished"},
+	{"--state", NULL, "STATE", "only jobs in STATE: pending, running, finished or dead"},
+	{NULL, NULL, NULL, NULL},
+};
+
+const struct cli_opt cli_retry_opts[] = {
+	{"--all", NULL, NULL, "every dead job of TYPE"},
+	{"--keep-attempts", NULL, NULL, "keep the attempt count (one more attempt)"},
 	{NULL, NULL, NULL, NULL},
 };
 
@@ -30,6 +36,10 @@ static void print_info(FILE *f, const cj_job_info *info) {
 	        cj_state_name((int)info->state), (long long)info->sched_time,
 	        info->resubmit ? "true" : "false");
 	cli_put_data(f, info->data);
+	fprintf(f, ",\"attempt\":%lld,\"fence\":%llu,\"added_ms\":%lld,\"finished_ms\":%lld,"
+	        "\"errors\":", (long long)info->attempt, (unsigned long long)info->fence,
+	        (long long)info->added_ms, (long long)info->finished_ms);
+	cli_put_data(f, info->errors ? info->errors : "[]");
 	fputs("}\n", f);
 }
 
@@ -99,8 +109,8 @@ int cmd_list(struct cli *c, const struct cli_args *a) {
 	if (a->set[LIST_STATE]) {
 		cj_state st;
 		if (cj_state_parse(a->val[LIST_STATE], &st) != CJ_OK || st == CJ_REMOVED)
-			return cli_usage(c, "invalid state '%s' (want pending, running "
-			                 "or finished)", a->val[LIST_STATE]);
+			return cli_usage(c, "invalid state '%s' (want pending, running, "
+			                 "finished or dead)", a->val[LIST_STATE]);
 		l.state = (int)st;
 	}
 	if ((rc = cli_open(c, 0))) return rc;
@@ -119,11 +129,31 @@ int cmd_rm(struct cli *c, const struct cli_args *a) {
 	return CLI_EXIT_OK;
 }
 
+int cmd_retry(struct cli *c, const struct cli_args *a) {
+	const char *type = a->pos[0], *id = a->npos > 1 ? a->pos[1] : NULL;
+	int keep = a->set[RETRY_KEEP], rc;
+	if (a->set[RETRY_ALL] && id) return cli_usage(c, "give ID or --all, not both");
+	if (!a->set[RETRY_ALL] && !id) return cli_usage(c, "give ID, or --all for every dead job");
+	if ((rc = id ? cli_judge_job(c, type, id) : cli_judged(c, cj_type_check(type)))) return rc;
+	if ((rc = cli_open(c, 0))) return rc;
+	if (id) {
+		rc = cj_retry(c->db, NULL, type, id, keep);
+		return rc == CJ_OK ? CLI_EXIT_OK : job_fail(c, rc, type, id);
+	}
+	uint64_t n = 0;
+	rc = cj_retry_type(c->db, type, keep, &n);
+	printf("%llu\n", (unsigned long long)n);
+	return rc == CJ_OK ? CLI_EXIT_OK : cli_fail(c, rc, "cannot redrive every dead job");
+}
+
 /* ---- stats ------------------------------------------------------------- */
+
+#define RETRYING 6 /* a column past the states */
 
 struct type_row {
 	char *type;
-	long long n[4]; /* indexed by cj_state: pending, running, finished */
+	long long n[7]; /* indexed by cj_state: pending, running, finished, dead;
+	                   RETRYING: pending after a failed or lost attempt */
 };
 
 struct stats {
@@ -158,7 +188,8 @@ static int stats_cb(const cj_job_info *info, void *arg) {
 		s->oom = 1;
 		return CJ_NOMEM;
 	}
-	if (info->state >= CJ_PENDING && info->state <= CJ_FINISHED) r->n[info->state]++;
+	if (info->state >= CJ_PENDING && info->state <= CJ_DEAD) r->n[info->state]++;
+	if (info->state == CJ_PENDING && info->attempt > 0) r->n[RETRYING]++;
 	return 0;
 }
 
@@ -172,10 +203,14 @@ static void stats_free(struct stats *s) {
 	free(s->rows);
 }
 
+static long long total(const long long *n) {
+	return n[CJ_PENDING] + n[CJ_RUNNING] + n[CJ_FINISHED] + n[CJ_DEAD];
+}
+
 static void print_counts(FILE *f, const long long *n) {
-	fprintf(f, "{\"pending\":%lld,\"running\":%lld,\"finished\":%lld,\"total\":%lld}",
-	        n[CJ_PENDING], n[CJ_RUNNING], n[CJ_FINISHED],
-	        n[CJ_PENDING] + n[CJ_RUNNING] + n[CJ_FINISHED]);
+	fprintf(f, "{\"pending\":%lld,\"running\":%lld,\"finished\":%lld,\"total\":%lld,"
+	        "\"dead\":%lld,\"retrying\":%lld}", n[CJ_PENDING], n[CJ_RUNNING],
+	        n[CJ_FINISHED], total(n), n[CJ_DEAD], n[RETRYING]);
 }
 
 int cmd_stats(struct cli *c, const struct cli_args *a) {
@@ -207,9 +242,9 @@ int cmd_stats(struct cli *c, const struct cli_args *a) {
 	}
 	if (s.len) qsort(s.rows, s.len, sizeof *s.rows, row_cmp);
 
-	long long tot[4] = {0};
+	long long tot[7] = {0};
 	for (size_t i = 0; i < s.len; i++)
-		for (int k = CJ_PENDING; k <= CJ_FINISHED; k++) tot[k] += s.rows[i].n[k];
+		for (int k = CJ_PENDING; k <= RETRYING; k++) tot[k] += s.rows[i].n[k];
 
 	if (a->set[STATS_JSON]) {
 		fputs("{\"types\":{", stdout);
@@ -228,13 +263,13 @@ int cmd_stats(struct cli *c, const struct cli_args *a) {
 			size_t l = strlen(s.rows[i].type);
 			if ((int)l > w) w = l > 60 ? 60 : (int)l;
 		}
-		printf("%-*s %9s %9s %9s %9s\n", w, "TYPE", "PENDING", "RUNNING",
-		       "FINISHED", "TOTAL");
+		printf("%-*s %9s %9s %9s %9s %9s %9s\n", w, "TYPE", "PENDING", "RUNNING",
+		       "FINISHED", "TOTAL", "DEAD", "RETRYING");
 		for (size_t i = 0; i < s.len; i++) {
 			const long long *n = s.rows[i].n;
-			printf("%-*s %9lld %9lld %9lld %9lld\n", w, s.rows[i].type,
-			       n[CJ_PENDING], n[CJ_RUNNING], n[CJ_FINISHED],
-			       n[CJ_PENDING] + n[CJ_RUNNING] + n[CJ_FINISHED]);
+			printf("%-*s %9lld %9lld %9lld %9lld %9lld %9lld\n", w, s.rows[i].type,
+			       n[CJ_PENDING], n[CJ_RUNNING], n[CJ_FINISHED], total(n), n[CJ_DEAD],
+			       n[RETRYING]);
 		}
 	}
 	stats_free(&s);

@@ -1,5 +1,5 @@
-/* cjobs: the job processing commands: accept, update, finish, resubmit,
- * watch. */
+/* cjobs: the job processing commands: accept, update, finish, fail,
+ * resubmit, watch. */
 #include "cli.h"
 
 #include <pthread.h>
@@ -91,7 +91,9 @@ static int halted(struct cli *c, const cj_job *job) {
 	return CLI_EXIT_HALT;
 }
 
-static int update_or_finish(struct cli *c, const struct cli_args *a, int finish) {
+enum end { END_UPDATE, END_FINISH, END_FAIL };
+
+static int update_or_finish(struct cli *c, const struct cli_args *a, enum end how) {
 	cj_job *job = NULL;
 	const char *data;
 	char *owned;
@@ -102,23 +104,31 @@ static int update_or_finish(struct cli *c, const struct cli_args *a, int finish)
 		cj_job_free(job);
 		return rc;
 	}
-	rc = finish ? cj_finish(c->db, NULL, job, data) : cj_update(c->db, NULL, job, data);
+	static const char *const what[] = {"cannot update the job", "cannot finish the job",
+	                                   "cannot fail the job"};
+	rc = how == END_FINISH ? cj_finish(c->db, NULL, job, data)
+	     : how == END_FAIL ? cj_fail(c->db, NULL, job, data)
+	                       : cj_update(c->db, NULL, job, data);
 	int ex = CLI_EXIT_OK;
 	if (rc == CJ_HALT)
 		ex = halted(c, job);
 	else if (rc != CJ_OK)
-		ex = cli_fail(c, rc, finish ? "cannot finish the job" : "cannot update the job");
+		ex = cli_fail(c, rc, what[how]);
 	free(owned);
 	cj_job_free(job);
 	return ex;
 }
 
 int cmd_update(struct cli *c, const struct cli_args *a) {
-	return update_or_finish(c, a, 0);
+	return update_or_finish(c, a, END_UPDATE);
 }
 
 int cmd_finish(struct cli *c, const struct cli_args *a) {
-	return update_or_finish(c, a, 1);
+	return update_or_finish(c, a, END_FINISH);
+}
+
+int cmd_fail(struct cli *c, const struct cli_args *a) {
+	return update_or_finish(c, a, END_FAIL);
 }
 
 int cmd_resubmit(struct cli *c, const struct cli_args *a) {

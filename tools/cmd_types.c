@@ -1,4 +1,4 @@
-/* cjobs: the store-wide commands: timeout, types, check. */
+/* cjobs: the store-wide commands: timeout, policy, types, check. */
 #include "cli.h"
 
 #include <string.h>
@@ -46,6 +46,99 @@ int cmd_timeout(struct cli *c, const struct cli_args *a) {
 	}
 	if (rc != CJ_OK) return cli_fail(c, rc, "cannot read the timeout");
 	printf("%lld\n", (long long)s);
+	return CLI_EXIT_OK;
+}
+
+const struct cli_opt cli_policy_opts[] = {
+	{"--max-attempts", NULL, "N", "attempts after which a job is dead (0: never)"},
+	{"--backoff-min", NULL, "SECONDS", "delay after the first attempt (90, 90s, 5m, ...)"},
+	{"--backoff-max", NULL, "SECONDS", "the longest delay"},
+	{"--multiplier", NULL, "N", "growth of the delay per attempt"},
+	{"--jitter", NULL, "KIND", "none, full or equal"},
+	{"--clear", NULL, NULL, "clear the type's retry policy"},
+	{NULL, NULL, NULL, NULL},
+};
+
+static const char *const jitter_names[] = {"none", "full", "equal"};
+
+/* Seconds of a duration option into *out: 0 or a usage exit code. */
+static int policy_secs(struct cli *c, const char *opt, const char *s, int64_t *out) {
+	int64_t ms;
+	if (cli_parse_duration_ms(s, 1000, &ms) != 0 || ms % 1000 != 0 ||
+	    ms / 1000 > CJ_MAX_TYPE_TIMEOUT)
+		return cli_usage(c, "invalid %s '%s' (want whole seconds from 0 to %lld, "
+		                 "e.g. 30, 90s, 5m, 2h)", opt, s, (long long)CJ_MAX_TYPE_TIMEOUT);
+	*out = ms / 1000;
+	return 0;
+}
+
+/* The options given over p: 0 or a usage exit code. */
+static int policy_parse(struct cli *c, const struct cli_args *a, cj_retry_policy *p) {
+	int rc;
+	if (a->set[POLICY_MAX_ATTEMPTS] &&
+	    (cli_parse_int(a->val[POLICY_MAX_ATTEMPTS], &p->max_attempts) != 0 ||
+	     p->max_attempts > CJ_MAX_ATTEMPTS))
+		return cli_usage(c, "invalid --max-attempts '%s' (want 0 to %d)",
+		                 a->val[POLICY_MAX_ATTEMPTS], CJ_MAX_ATTEMPTS);
+	if (a->set[POLICY_BACKOFF_MIN] &&
+	    (rc = policy_secs(c, "--backoff-min", a->val[POLICY_BACKOFF_MIN], &p->backoff_min)))
+		return rc;
+	if (a->set[POLICY_BACKOFF_MAX] &&
+	    (rc = policy_secs(c, "--backoff-max", a->val[POLICY_BACKOFF_MAX], &p->backoff_max)))
+		return rc;
+	if (a->set[POLICY_MULTIPLIER] &&
+	    (cli_parse_int(a->val[POLICY_MULTIPLIER], &p->multiplier) != 0 ||
+	     p->multiplier < 1 || p->multiplier > CJ_MAX_MULTIPLIER))
+		return cli_usage(c, "invalid --multiplier '%s' (want 1 to %d)",
+		                 a->val[POLICY_MULTIPLIER], CJ_MAX_MULTIPLIER);
+	if (a->set[POLICY_JITTER]) {
+		int k = -1;
+		for (int i = 0; i < 3; i++)
+			if (strcmp(a->val[POLICY_JITTER], jitter_names[i]) == 0) k = i;
+		if (k < 0)
+			return cli_usage(c, "invalid --jitter '%s' (want none, full or equal)",
+			                 a->val[POLICY_JITTER]);
+		p->jitter = k;
+	}
+	return 0;
+}
+
+int cmd_policy(struct cli *c, const struct cli_args *a) {
+	const char *type = a->pos[0];
+	int setting = 0, rc;
+	for (int i = POLICY_MAX_ATTEMPTS; i <= POLICY_JITTER; i++) setting |= a->set[i];
+	if ((rc = cli_judged(c, cj_type_check(type)))) return rc;
+	if (setting && a->set[POLICY_CLEAR]) return cli_usage(c, "give options or --clear, not both");
+	cj_retry_policy p = CJ_RETRY_POLICY_INIT;
+	if (setting && (rc = policy_parse(c, a, &p))) return rc; /* judged before opening */
+	if ((rc = cli_open(c, 0))) return rc;
+	if (a->set[POLICY_CLEAR]) {
+		rc = cj_clear_type_policy(c->db, type);
+		if (rc == CJ_NOT_FOUND) {
+			cli_msg(c, "type '%s' has no retry policy", type);
+			return CLI_EXIT_NOT_FOUND;
+		}
+		return rc == CJ_OK ? CLI_EXIT_OK : cli_fail(c, rc, "cannot clear the retry policy");
+	}
+	rc = cj_get_type_policy(c->db, type, &p);
+	if (setting) {
+		if (rc != CJ_OK && rc != CJ_NOT_FOUND)
+			return cli_fail(c, rc, "cannot read the retry policy");
+		if (rc == CJ_NOT_FOUND) p = (cj_retry_policy)CJ_RETRY_POLICY_INIT;
+		if ((rc = policy_parse(c, a, &p))) return rc; /* over the current one */
+		rc = cj_set_type_policy(c->db, type, &p);
+		if (rc == CJ_INVALID) return cli_usage(c, "%s", cj_last_error());
+		return rc == CJ_OK ? CLI_EXIT_OK : cli_fail(c, rc, "cannot set the retry policy");
+	}
+	if (rc == CJ_NOT_FOUND) {
+		cli_msg(c, "type '%s' has no retry policy", type);
+		return CLI_EXIT_NOT_FOUND;
+	}
+	if (rc != CJ_OK) return cli_fail(c, rc, "cannot read the retry policy");
+	printf("{\"max_attempts\":%lld,\"backoff_min\":%lld,\"backoff_max\":%lld,"
+	       "\"multiplier\":%lld,\"jitter\":\"%s\"}\n", (long long)p.max_attempts,
+	       (long long)p.backoff_min, (long long)p.backoff_max, (long long)p.multiplier,
+	       jitter_names[p.jitter]);
 	return CLI_EXIT_OK;
 }
 

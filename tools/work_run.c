@@ -220,35 +220,20 @@ static enum outcome run_command(struct run *r, const char *data) {
 	return oc;
 }
 
-/* The final data of a job whose command ended: its output when that is a
- * JSON object and `use_output`, else a summary. malloc'd; NULL: no memory. */
+/* The final data of a job whose command succeeded: its output when that is
+ * a JSON object and `use_output`, else {"exit_status":0,"output_tail":...}.
+ * malloc'd; NULL: no memory. */
 static char *result_of(const struct run *r, int use_output) {
 	char *j = use_output ? capture_json(&r->out) : NULL;
 	if (j) return j;
 	const char *tail;
 	size_t tlen;
-	char *jt;
-	if (r->spawn_err) {
-		char msg[512];
-		snprintf(msg, sizeof msg, "cjobs: cannot run '%s': %s", r->w->argv[0],
-		         strerror(r->spawn_err));
-		jt = cli_jstr(msg, strlen(msg));
-	} else {
-		capture_tail(&r->out, &tail, &tlen);
-		jt = cli_jstr(tail, tlen);
-	}
+	capture_tail(&r->out, &tail, &tlen);
+	char *jt = cli_jstr(tail, tlen);
 	if (!jt) return NULL;
 	size_t n = strlen(jt) + 64;
 	char *s = malloc(n);
-	if (s) {
-		if (r->spawn_err)
-			snprintf(s, n, "{\"exit_status\":127,\"output_tail\":%s}", jt);
-		else if (WIFSIGNALED(r->status))
-			snprintf(s, n, "{\"signal\":%d,\"output_tail\":%s}", WTERMSIG(r->status), jt);
-		else
-			snprintf(s, n, "{\"exit_status\":%d,\"output_tail\":%s}",
-			         WEXITSTATUS(r->status), jt);
-	}
+	if (s) snprintf(s, n, "{\"exit_status\":0,\"output_tail\":%s}", jt);
 	free(jt);
 	return s;
 }
@@ -282,14 +267,64 @@ static int retry_wait(struct run *r, int64_t ms) {
 	}
 }
 
-/* One attempt: the output as the result, or the summary when the store
- * refuses the output. */
+/* 1 when the command did not succeed: it could not start, was killed by a
+ * signal, or exited non-zero. */
+static int command_failed(const struct run *r) {
+	return r->spawn_err || WIFSIGNALED(r->status) || WEXITSTATUS(r->status) != 0;
+}
+
+/* The output kept in a failed attempt's error: its last bytes, so that the
+ * error stays within CJ_MAX_ERROR_SIZE however it is escaped. */
+#define ERROR_TAIL_BYTES 512
+
+/* The error of a failed command: {"exit_status":N} or {"signal":"SIGKILL"},
+ * with "output_tail" when `with_tail`. malloc'd; NULL: no memory. */
+static char *error_of(const struct run *r, int with_tail) {
+	char head[96], *jt = NULL;
+	if (r->spawn_err)
+		snprintf(head, sizeof head, "{\"exit_status\":127");
+	else if (WIFSIGNALED(r->status)) {
+		const char *name = sigabbrev_np(WTERMSIG(r->status));
+		if (name) snprintf(head, sizeof head, "{\"signal\":\"SIG%s\"", name);
+		else snprintf(head, sizeof head, "{\"signal\":%d", WTERMSIG(r->status));
+	} else
+		snprintf(head, sizeof head, "{\"exit_status\":%d", WEXITSTATUS(r->status));
+	if (with_tail) {
+		const char *tail;
+		size_t tlen;
+		char msg[512];
+		if (r->spawn_err) {
+			snprintf(msg, sizeof msg, "cjobs: cannot run '%s': %s", r->w->argv[0],
+			         strerror(r->spawn_err));
+			tail = msg;
+			tlen = strlen(msg);
+		} else {
+			capture_tail(&r->out, &tail, &tlen);
+		}
+		if (tlen > ERROR_TAIL_BYTES) {
+			tail += tlen - ERROR_TAIL_BYTES;
+			tlen = ERROR_TAIL_BYTES;
+		}
+		if (!(jt = cli_jstr(tail, tlen))) return NULL;
+	}
+	size_t n = strlen(head) + (jt ? strlen(jt) : 0) + 32;
+	char *s = malloc(n);
+	if (s) snprintf(s, n, "%s%s%s}", head, jt ? ",\"output_tail\":" : "", jt ? jt : "");
+	free(jt);
+	return s;
+}
+
+/* One attempt: a command that succeeded finishes the job with its output
+ * as the result, or the summary when the store refuses the output; one
+ * that failed fails the job's attempt, with the tail of its output if the
+ * store takes it. */
 static int finish_once(struct run *r) {
-	int rc = CJ_NOMEM;
+	int rc = CJ_NOMEM, failed = command_failed(r);
 	for (int use_output = 1; use_output >= 0; use_output--) {
-		char *res = result_of(r, use_output);
+		char *res = failed ? error_of(r, use_output) : result_of(r, use_output);
 		if (!res) break;
-		rc = cj_finish(r->w->c->db, NULL, r->job, res);
+		rc = failed ? cj_fail(r->w->c->db, NULL, r->job, res)
+		            : cj_finish(r->w->c->db, NULL, r->job, res);
 		free(res);
 		if (rc != CJ_JSON && rc != CJ_TOO_LARGE) break;
 	}
@@ -300,23 +335,24 @@ static void finish_job(struct run *r) {
 	struct worker *w = r->w;
 	char st[128];
 	describe_status(r, st, sizeof st);
+	const char *ended = command_failed(r) ? "failed" : "finished";
 	int rc, tries = 0;
 	for (int64_t wait = 0;; tries++) {
 		rc = finish_once(r);
 		if (!transient(rc)) break;
 		wait = backoff_next(wait);
-		logj(w, r->job, "cannot finish (%s) yet: %s (%s); retrying in %lld ms", st,
+		logj(w, r->job, "cannot end the job (%s) yet: %s (%s); retrying in %lld ms", st,
 		     cj_strerror(rc), cj_last_error(), (long long)wait);
 		if (retry_wait(r, wait) != 0) break;
 	}
 	if (rc == CJ_OK)
-		logj(w, r->job, "finished (%s)", st);
+		logj(w, r->job, "%s (%s)", ended, st);
 	else if (rc == CJ_HALT)
 		logj(w, r->job, "halted after the command ended (%s): the job was "
-		     "removed or taken back%s; not finished by this call", st,
-		     tries ? ", or an earlier try whose answer was lost did finish it" : "");
+		     "removed or taken back%s; not %s by this call", st,
+		     tries ? ", or an earlier try whose answer was lost did end it" : "", ended);
 	else
-		logj(w, r->job, "cannot finish (%s): %s (%s); the job runs again after "
+		logj(w, r->job, "cannot end the job (%s): %s (%s); the job runs again after "
 		     "its timeout", st, cj_strerror(rc), cj_last_error());
 }
 

@@ -7,8 +7,9 @@
 # - the library quick start: the README's program is examples/quickstart.c,
 #   word for word; its `cc` line (with build/ read as BUILD_DIR/) compiles
 #   it, and the program prints what the README shows;
-# - the command-line session between <!-- readme-cli:begin --> and
-#   <!-- readme-cli:end -->: its `$ ` lines run in order in one shell, from
+# - the command-line sessions between <!-- readme-cli:begin --> and
+#   <!-- readme-cli:end -->, and readme-fail's: the `$ ` lines of each run
+#   in order in one shell, from
 #   the checkout's root, with BUILD_DIR's cjobs first on PATH; the session
 #   printed (commands, standard output and error) must be the README's.
 #
@@ -33,7 +34,8 @@ block() {
 
 mask() {
 	sed -E -e 's/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/<lock>/g' \
-	       -e 's/"sched_time":[1-9][0-9]*/"sched_time":<time>/g'
+	       -e 's/"sched_time":[1-9][0-9]*/"sched_time":<time>/g' \
+	       -e 's/"(added_ms|finished_ms|fence|time)":[1-9][0-9]*/"\1":<n>/g'
 }
 
 # the session of a block, run: each `$ ` line is echoed, then run, its
@@ -81,5 +83,6 @@ if ! diff -u "$tmp/lib.want" "$tmp/lib.got" >"$tmp/diff"; then
 fi
 
 check cli
+check fail
 [ $status = 0 ] && echo "readme-check: the README's quick starts run as shown"
 exit $status

@@ -22,7 +22,9 @@
  *   add.c      cj_add, cj_remove
  *   get.c      reading jobs: state, data, info, listing
  *   accept.c   cj_accept
- *   process.c  cj_update, cj_finish, cj_resubmit, job handles
+ *   process.c  cj_update, cj_finish, cj_fail, cj_resubmit, job handles
+ *   policy.c   retry policies (a type's, a job's) and their backoff
+ *   fail.c     attempts that fail or are lost; dead jobs and redrive
  *   monitor.c  the activity monitor thread
  *   sub.c      subscriptions (lease subscriptions, their descriptors),
  *              cj_wait, the notifier thread
@@ -464,10 +466,7 @@ struct cj_job {
 	uint64_t fence;
 };
 
-/* Reads the job and checks that job still holds it: CJ_OK or CJ_HALT. */
-int cj__job_read_held(cj_tx *tx, cj_job *job, cj_buf *copy, cj_jv *jv);
-
-/* ---- fail.c: ends of attempts other than finishing ---------------------- */
+/* ---- policy.c, fail.c: ends of attempts other than finishing ------------- */
 
 /* The policy that applies to the job (its own, else its type's): 1 with
  * *p set, 0 if none, or a code. */

@@ -1,5 +1,6 @@
-/* Attempts that end without finishing: cj_fail, leases lost to the
- * activity monitor (cj__attempt_end), dead jobs, and their redrive. */
+/* Attempts that end without finishing (cj__attempt_end): failed
+ * (cj_fail, in process.c) or lost to the activity monitor; dead jobs, and
+ * their redrive. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -66,36 +67,6 @@ out:
 	jv->new_err = NULL;
 	cj__buf_free(&e);
 	return rc;
-}
-
-struct fail_arg {
-	cj_job *job;
-	const char *error;
-	size_t elen;
-};
-
-static int fail_fn(cj_tx *tx, void *arg) {
-	struct fail_arg *a = arg;
-	cj_job *job = a->job;
-	cj_buf copy = CJ_BUF_INIT;
-	cj_jv jv;
-	int rc = cj__job_read_held(tx, job, &copy, &jv);
-	if (rc) goto out;
-	cj__key_activity(&tx->kbuf, job->type, jv.seq);
-	if ((rc = cj__del_blind(tx, &tx->kbuf))) goto out;
-	rc = cj__attempt_end(tx, job->type, job->id, &jv, a->error, a->elen);
-out:
-	cj__buf_free(&copy);
-	return rc;
-}
-
-int cj_fail(cj_db *db, cj_tx *tx, cj_job *job, const char *error) {
-	if (!db) return cj__fail(CJ_INVALID, "db is NULL");
-	if (!job) return cj__fail(CJ_INVALID, "job is NULL");
-	struct fail_arg a = {job, error, 0};
-	int rc = cj__check_error(&a.error, &a.elen);
-	if (rc) return rc;
-	return cj__run(db, tx, 1, fail_fn, &a);
 }
 
 /* ---- redrive ------------------------------------------------------------- */

@@ -1,4 +1,5 @@
-/* Running jobs: cj_update, cj_finish, cj_resubmit, and job handles. */
+/* Running jobs: cj_update, cj_finish, cj_fail, cj_resubmit, and job
+ * handles. */
 #include <string.h>
 
 #include "cj_int.h"
@@ -38,15 +39,18 @@ int cj_job_resume(const char *type, const char *id, const char *lock, cj_job **j
 	return CJ_OK;
 }
 
+enum run_end { RUN_UPDATE, RUN_FINISH, RUN_FAIL };
+
 struct run_arg {
 	cj_job *job;
-	const char *data;
+	const char *data; /* RUN_FAIL: the error */
 	size_t dlen;
-	int finish;
+	enum run_end end;
 	int64_t sched;
 };
 
-int cj__job_read_held(cj_tx *tx, cj_job *job, cj_buf *copy, cj_jv *jv) {
+/* Reads the job and checks that job still holds it. */
+static int read_held(cj_tx *tx, cj_job *job, cj_buf *copy, cj_jv *jv) {
 	int rc = cj__job_read(tx, job->type, job->id, copy, jv);
 	if (rc == CJ_NOT_FOUND)
 		return cj__fail(CJ_HALT, "job %.60s was removed", job->id);
@@ -63,11 +67,16 @@ static int update_fn(cj_tx *tx, void *arg) {
 	cj_buf copy = CJ_BUF_INIT;
 	cj_jv jv;
 	uint8_t vs[CJ_VS_LEN];
-	int rc = cj__job_read_held(tx, job, &copy, &jv);
+	int rc = read_held(tx, job, &copy, &jv);
 	if (rc) goto out;
 	cj__key_activity(&tx->kbuf, job->type, jv.seq);
-	if ((rc = cj__del_blind(tx, &tx->kbuf)) || (rc = cj__tx_vs(tx, vs))) goto out;
-	if (a->finish) {
+	if ((rc = cj__del_blind(tx, &tx->kbuf))) goto out;
+	if (a->end == RUN_FAIL) { /* fail.c: recorded, then retried or dead */
+		rc = cj__attempt_end(tx, job->type, job->id, &jv, a->data, a->dlen);
+		goto out;
+	}
+	if ((rc = cj__tx_vs(tx, vs))) goto out;
+	if (a->end == RUN_FINISH) {
 		if (jv.resubmit) {
 			rc = cj__job_enqueue(tx, job->type, job->id, jv.sched, &jv, a->data, a->dlen, 1);
 			goto out;
@@ -81,7 +90,7 @@ static int update_fn(cj_tx *tx, void *arg) {
 	}
 	if ((rc = cj__job_write(tx, job->type, job->id, &jv, a->data, a->dlen))) goto out;
 	rc = cj__touch_activity(tx, job->type, vs);
-	if (rc == CJ_OK && !a->finish) job->resubmit = jv.resubmit;
+	if (rc == CJ_OK && a->end == RUN_UPDATE) job->resubmit = jv.resubmit;
 out:
 	cj__buf_free(&copy);
 	return rc;
@@ -94,7 +103,7 @@ static int check_job(cj_db *db, cj_job *job) {
 }
 
 int cj_update(cj_db *db, cj_tx *tx, cj_job *job, const char *data) {
-	struct run_arg a = {job, data, 0, 0, 0};
+	struct run_arg a = {job, data, 0, RUN_UPDATE, 0};
 	int rc;
 	if ((rc = check_job(db, job)) || (rc = cj__check_data(db, &a.data, &a.dlen, 1)))
 		return rc;
@@ -103,11 +112,18 @@ int cj_update(cj_db *db, cj_tx *tx, cj_job *job, const char *data) {
 }
 
 int cj_finish(cj_db *db, cj_tx *tx, cj_job *job, const char *data) {
-	struct run_arg a = {job, data, 0, 1, 0};
+	struct run_arg a = {job, data, 0, RUN_FINISH, 0};
 	int rc;
 	if ((rc = check_job(db, job)) || (rc = cj__check_data(db, &a.data, &a.dlen, 1)))
 		return rc;
 	a.data = data;
+	return cj__run(db, tx, 1, update_fn, &a);
+}
+
+int cj_fail(cj_db *db, cj_tx *tx, cj_job *job, const char *error) {
+	struct run_arg a = {job, error, 0, RUN_FAIL, 0};
+	int rc;
+	if ((rc = check_job(db, job)) || (rc = cj__check_error(&a.data, &a.dlen))) return rc;
 	return cj__run(db, tx, 1, update_fn, &a);
 }
 
@@ -139,7 +155,7 @@ out:
 }
 
 int cj_resubmit(cj_db *db, cj_tx *tx, cj_job *job, int64_t sched_time, const char *data) {
-	struct run_arg a = {job, data, 0, 0, sched_time};
+	struct run_arg a = {job, data, 0, RUN_UPDATE, sched_time};
 	int rc;
 	if ((rc = check_job(db, job)) || (rc = cj__check_data(db, &a.data, &a.dlen, 1)))
 		return rc;

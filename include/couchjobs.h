@@ -551,7 +551,12 @@ void cj_job_info_clear(cj_job_info *info);
  *  - running: it is flagged for resubmission with the new scheduled time,
  *    its data is NOT replaced, and it becomes pending when its processor
  *    finishes it;
- *  - finished: it is pending again, with the new data and scheduled time.
+ *  - finished or dead: it is pending again, with the new data and
+ *    scheduled time.
+ *
+ * The job is new work: when it is made pending by this call (or, running,
+ * by its finish) its attempt count starts again from 0 and its errors are
+ * cleared.
  *
  * @return #CJ_OK; #CJ_NO_TYPE_TIMEOUT; #CJ_INVALID (NULL db, bad type or
  *         id (not valid UTF-8 included), time negative or after

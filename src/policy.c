@@ -158,7 +158,7 @@ int cj_get_job_policy(cj_db *db, cj_tx *tx, const char *type, const char *id,
 
 int64_t cj__policy_delay(const cj_retry_policy *p, int64_t attempt) {
 	int64_t d = p->backoff_min;
-	for (int64_t i = 1; i < attempt && d < p->backoff_max && p->multiplier > 1; i++)
+	for (int64_t i = 1; i < attempt && d > 0 && d < p->backoff_max && p->multiplier > 1; i++)
 		d = cj__mul_sat(d, p->multiplier);
 	if (d > p->backoff_max) d = p->backoff_max;
 	int64_t span = p->jitter == CJ_JITTER_FULL ? d : p->jitter == CJ_JITTER_EQUAL ? d / 2 : 0;

@@ -4,6 +4,7 @@
  * and handed to the handler as a parameter.
  */
 #include "server.h"
+#include "ui.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,10 @@ static const struct route routes[] = {
 	{"POST", "/v1/types/{}/accept", srv_h_accept},
 	{"GET", "/v1/types/{}/events", srv_h_type_events},
 	{"GET", "/metrics", srv_h_metrics},
+	/* the dashboard: the page, its overview stream, its files */
+	{"GET", "/", srv_h_ui_page},
+	{"GET", "/ui/events", srv_h_ui_events},
+	{"GET", "/ui/{}", srv_h_ui_asset},
 };
 
 #define NROUTES (sizeof routes / sizeof routes[0])

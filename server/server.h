@@ -15,6 +15,8 @@
  *   waiters.c   waiting requests: cancelled when the client leaves or on stop
  *   feed.c      a type's changes as a numbered journal, for its event streams
  *   metrics.c   /metrics in Prometheus' text format
+ *   ui.c        the dashboard at / (files in ui/, declared in ui.h)
+ *   ui_events.c the dashboard's overview stream
  *
  * Internal names start with srv_; everything else is static.
  */

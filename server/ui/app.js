@@ -1,0 +1,621 @@
+/*
+ * The couchjobs dashboard. Plain JavaScript, no build step, no other origin.
+ *
+ * Job data is shown as text only: every node is built with textContent or
+ * createTextNode, never from HTML, so nothing a job holds can run as script.
+ *
+ * Live updates come as Server-Sent Events read with fetch() (EventSource
+ * cannot send the Authorization header): /ui/events for the types and the
+ * job list, /v1/jobs/{type}/{id}/events for the open job.
+ */
+'use strict';
+
+(function () {
+  const PAGE = 20;
+  const TOKEN_KEY = 'couchjobs.token';
+  const BASE_STATES = ['pending', 'scheduled', 'running', 'finished'];
+  const RATE_WINDOW = 300; /* seconds of finished counts behind the throughput */
+
+  const $ = (id) => document.getElementById(id);
+
+  /* ---- DOM helpers: text only ---------------------------------------- */
+
+  function el(tag, props, ...kids) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(props || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === 'className') e.className = v;
+      else if (k === 'text') e.textContent = v;
+      else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const kid of kids) {
+      if (kid === null || kid === undefined || kid === false) continue;
+      e.appendChild(typeof kid === 'string' || typeof kid === 'number'
+        ? document.createTextNode(String(kid)) : kid);
+    }
+    return e;
+  }
+
+  function clear(node) {
+    while (node.firstChild) node.removeChild(node.firstChild);
+  }
+
+  let toastTimer = null;
+  function toast(msg, isError) {
+    const t = $('toast');
+    t.textContent = msg;
+    t.className = 'toast' + (isError ? ' error' : '');
+    t.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { t.hidden = true; }, isError ? 6000 : 3000);
+  }
+
+  /* ---- time ---------------------------------------------------------- */
+
+  let clockSkew = 0; /* server seconds minus ours */
+  const serverNow = () => Date.now() / 1000 + clockSkew;
+
+  function span(seconds) {
+    const s = Math.abs(Math.round(seconds));
+    if (s < 60) return s + ' s';
+    if (s < 3600) return Math.round(s / 60) + ' min';
+    if (s < 86400 * 2) return (s / 3600).toFixed(s < 36000 ? 1 : 0) + ' h';
+    return Math.round(s / 86400) + ' d';
+  }
+
+  function when(t) {
+    if (!t || t <= serverNow()) return 'now';
+    return 'in ' + span(t - serverNow());
+  }
+
+  const iso = (t) => new Date(t * 1000).toISOString().replace('.000Z', 'Z');
+
+  /* ---- the token and requests ---------------------------------------- */
+
+  let token = sessionStorage.getItem(TOKEN_KEY) || '';
+  let tokenWaiters = [];
+
+  function headers(extra) {
+    const h = Object.assign({}, extra);
+    if (token) h.Authorization = 'Bearer ' + token;
+    return h;
+  }
+
+  function askToken() {
+    const d = $('token-dialog');
+    if (d.open) return;
+    $('token-input').value = '';
+    d.showModal();
+    $('token-input').focus();
+  }
+
+  function tokenChanged() {
+    const w = tokenWaiters;
+    tokenWaiters = [];
+    w.forEach((f) => f());
+  }
+
+  const untilToken = () => new Promise((resolve) => tokenWaiters.push(resolve));
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      super((body && (body.detail || body.message)) || ('HTTP ' + status));
+      this.status = status;
+    }
+  }
+
+  async function api(method, path, body) {
+    const init = { method, headers: headers(body ? { 'Content-Type': 'application/json' } : {}) };
+    if (body) init.body = JSON.stringify(body);
+    const r = await fetch(path, init);
+    const text = await r.text();
+    let parsed = null;
+    try { parsed = text ? JSON.parse(text) : null; } catch (e) { parsed = null; }
+    if (r.status === 401) {
+      setLive('auth', 'token needed');
+      askToken();
+    }
+    if (!r.ok) throw new ApiError(r.status, parsed);
+    return parsed;
+  }
+
+  const seg = (s) => encodeURIComponent(s);
+  const jobPath = (type, id) => '/v1/jobs/' + seg(type) + '/' + seg(id);
+
+  /* ---- Server-Sent Events over fetch ---------------------------------- */
+
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  /* Reads `path` as an event stream, reconnecting with Last-Event-ID.
+   * h.event(name, data); h.status(state); h.ended() true: do not reconnect. */
+  function stream(path, h) {
+    let closed = false;
+    let ctrl = null;
+    let lastId = null;
+    let backoff = 500;
+    (async function run() {
+      while (!closed) {
+        ctrl = new AbortController();
+        try {
+          const hd = headers({ Accept: 'text/event-stream' });
+          if (lastId) hd['Last-Event-ID'] = lastId;
+          const r = await fetch(path, { headers: hd, signal: ctrl.signal, cache: 'no-store' });
+          if (r.status === 401) {
+            if (h.status) h.status('auth');
+            askToken();
+            await untilToken();
+            continue;
+          }
+          if (!r.ok) throw new Error('HTTP ' + r.status);
+          if (h.status) h.status('live');
+          backoff = 500;
+          const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+          let buf = '';
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            buf += value;
+            let i;
+            while ((i = buf.indexOf('\n\n')) >= 0) {
+              const block = buf.slice(0, i);
+              buf = buf.slice(i + 2);
+              let name = 'message';
+              let data = null;
+              for (const line of block.split('\n')) {
+                if (line.startsWith(':')) continue;
+                const c = line.indexOf(':');
+                const k = c < 0 ? line : line.slice(0, c);
+                const v = c < 0 ? '' : line.slice(c + 1).replace(/^ /, '');
+                if (k === 'id') lastId = v;
+                else if (k === 'event') name = v;
+                else if (k === 'data') data = data === null ? v : data + '\n' + v;
+              }
+              if (data !== null) h.event(name, JSON.parse(data));
+            }
+          }
+          if (h.ended && h.ended()) return;
+        } catch (e) {
+          if (closed) return;
+        }
+        if (h.status) h.status('down');
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, 15000);
+      }
+    })();
+    return { close() { closed = true; if (ctrl) ctrl.abort(); } };
+  }
+
+  function setLive(state, text) {
+    $('live').dataset.state = state;
+    $('live-text').textContent = text;
+  }
+
+  /* ---- types --------------------------------------------------------- */
+
+  let types = [];          /* the last overview's types */
+  let extraStates = [];    /* states beyond the four known ones (dead, ...) */
+  const history = new Map(); /* type -> [[time, finished], ...] */
+  let editing = null;      /* the type whose timeout is being edited */
+  let editValue = '';      /* what its field holds */
+
+  /* The age of the oldest pending job, when the server gives it. */
+  const oldestAge = (t) => (typeof t.oldest_pending_age === 'number' ? t.oldest_pending_age : null);
+
+  function throughput(type) {
+    const h = history.get(type);
+    if (!h || h.length < 2) return null;
+    const [t0, f0] = h[0];
+    const [, f1] = h[h.length - 1];
+    const dt = serverNow() - t0;
+    return dt >= 1 ? ((f1 - f0) / dt) * 60 : null;
+  }
+
+  function remember(time) {
+    for (const t of types) {
+      const f = t.counts.finished || 0;
+      let h = history.get(t.type);
+      if (!h || (h.length && f < h[h.length - 1][1])) h = []; /* re-added or removed: restart */
+      h.push([time, f]);
+      while (h.length > 2 && h[1][0] <= time - RATE_WINDOW) h.shift();
+      history.set(t.type, h);
+    }
+  }
+
+  function onOverview(o) {
+    clockSkew = o.time - Date.now() / 1000;
+    types = o.types;
+    const seen = new Set(BASE_STATES);
+    extraStates = [];
+    for (const t of types)
+      for (const k of Object.keys(t.counts))
+        if (!seen.has(k)) { seen.add(k); extraStates.push(k); }
+    remember(o.time);
+    renderTypes();
+    renderFilters();
+    loadJobs();
+  }
+
+  function renderTypes() {
+    const showAge = types.some((t) => oldestAge(t) !== null);
+    const states = BASE_STATES.concat(extraStates);
+    const head = $('types-head');
+    clear(head);
+    head.appendChild(el('th', { scope: 'col' }, 'Type'));
+    head.appendChild(el('th', { scope: 'col' }, 'Timeout'));
+    for (const s of states) head.appendChild(el('th', { scope: 'col', className: 'num' }, s));
+    if (showAge) head.appendChild(el('th', { scope: 'col', className: 'num' }, 'Oldest pending'));
+    head.appendChild(el('th', { scope: 'col', className: 'num', title: 'finished jobs per minute, over the last 5 minutes' }, 'Finished / min'));
+
+    const body = $('types-body');
+    const keep = document.activeElement && document.activeElement.dataset
+      ? document.activeElement.dataset.focus : null;
+    clear(body);
+    let total = 0;
+    for (const t of types) {
+      const tr = el('tr', { 'data-type': t.type });
+      tr.appendChild(el('td', {}, el('button', {
+        type: 'button', className: 'link', 'data-focus': 'type:' + t.type,
+        title: 'Show the jobs of this type',
+        onclick: () => { $('f-type').value = t.type; filtersChanged(); },
+      }, t.type)));
+      tr.appendChild(timeoutCell(t));
+      for (const s of states) {
+        const n = t.counts[s] || 0;
+        total += s === 'scheduled' ? 0 : n;
+        tr.appendChild(el('td', { className: 'num c-' + s + (n ? '' : ' zero') },
+          el('span', { className: 'count' }, n.toLocaleString('en'))));
+      }
+      if (showAge) {
+        const a = oldestAge(t);
+        tr.appendChild(el('td', { className: 'num' + (a === null ? ' zero' : '') }, a === null ? '—' : span(a)));
+      }
+      const rate = throughput(t.type);
+      tr.appendChild(el('td', { className: 'num' + (rate ? '' : ' zero') },
+        rate === null ? '—' : rate.toFixed(rate < 10 ? 1 : 0)));
+      body.appendChild(tr);
+    }
+    $('types-empty').hidden = types.length > 0;
+    $('types').hidden = types.length === 0;
+    $('types-meta').textContent = types.length
+      ? types.length + (types.length === 1 ? ' type, ' : ' types, ') + total.toLocaleString('en') + ' jobs'
+      : '';
+    if (keep) {
+      const f = document.querySelector('[data-focus="' + CSS.escape(keep) + '"]');
+      if (f) f.focus();
+    }
+  }
+
+  function timeoutCell(t) {
+    const td = el('td', {});
+    const box = el('div', { className: 'timeout' });
+    td.appendChild(box);
+    if (editing === t.type) {
+      const input = el('input', {
+        type: 'number', min: 1, step: 1, value: editValue, 'aria-label': 'Timeout of ' + t.type + ' in seconds',
+        'data-focus': 'timeout-input:' + t.type,
+      });
+      const save = () => setTimeoutOf(t.type, input.value);
+      const cancel = () => { editing = null; renderTypes(); focusKey('timeout:' + t.type); };
+      input.addEventListener('input', () => { editValue = input.value; });
+      input.addEventListener('keydown', (e) => {
+        if (e.key === 'Enter') { e.preventDefault(); save(); }
+        if (e.key === 'Escape') { e.preventDefault(); e.stopPropagation(); cancel(); }
+      });
+      box.append(input, el('span', { className: 'muted' }, 's'),
+        el('button', { type: 'button', className: 'primary', onclick: save }, 'Save'),
+        el('button', { type: 'button', className: 'ghost', onclick: cancel }, 'Cancel'));
+    } else {
+      box.append(el('span', {}, t.timeout ? span(t.timeout) : 'none'),
+        el('button', {
+          type: 'button', className: 'ghost', 'data-focus': 'timeout:' + t.type,
+          'aria-label': 'Set the timeout of ' + t.type,
+          onclick: () => {
+            editing = t.type;
+            editValue = t.timeout ? String(t.timeout) : '';
+            renderTypes();
+            focusKey('timeout-input:' + t.type);
+          },
+        }, 'Set'));
+    }
+    return td;
+  }
+
+  function focusKey(key) {
+    const f = document.querySelector('[data-focus="' + CSS.escape(key) + '"]');
+    if (f) f.focus();
+  }
+
+  async function setTimeoutOf(type, value) {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) {
+      toast('The timeout is whole seconds, at least 1.', true);
+      return;
+    }
+    try {
+      await api('PUT', '/v1/types/' + seg(type), { timeout: n });
+      editing = null;
+      const t = types.find((x) => x.type === type);
+      if (t) t.timeout = n;
+      renderTypes();
+      focusKey('timeout:' + type);
+      toast('Timeout of ' + type + ' set to ' + span(n) + '.');
+    } catch (e) {
+      toast('Could not set the timeout: ' + e.message, true);
+    }
+  }
+
+  /* ---- filters and the job list --------------------------------------- */
+
+  let cursors = [null]; /* cursors[i]: where page i starts */
+  let page = 0;
+  let nextCursor = null;
+  let loading = null;
+  let again = false;
+  let selected = null; /* {type, id} of the open job */
+
+  function renderFilters() {
+    const ft = $('f-type');
+    const fs = $('f-state');
+    const tv = ft.value;
+    const sv = fs.value;
+    const names = types.map((t) => t.type);
+    if (tv && !names.includes(tv)) names.push(tv);
+    const want = [''].concat(names).join('\n');
+    if ([...ft.options].map((o) => o.value).join('\n') !== want) {
+      clear(ft);
+      ft.appendChild(el('option', { value: '' }, 'all types'));
+      for (const n of names) ft.appendChild(el('option', { value: n }, n));
+      ft.value = tv;
+    }
+    const states = ['pending', 'running', 'finished'].concat(extraStates);
+    const swant = [''].concat(states).join('\n');
+    if ([...fs.options].map((o) => o.value).join('\n') !== swant) {
+      clear(fs);
+      fs.appendChild(el('option', { value: '' }, 'any state'));
+      for (const s of states) fs.appendChild(el('option', { value: s }, s));
+      fs.value = sv;
+    }
+  }
+
+  function filtersChanged() {
+    cursors = [null];
+    page = 0;
+    loadJobs();
+  }
+
+  /* Loads the current page; a call while one is in flight loads again after. */
+  function loadJobs() {
+    if (loading) { again = true; return loading; }
+    loading = (async () => {
+      do {
+        again = false;
+        const q = new URLSearchParams({ limit: String(PAGE) });
+        if ($('f-type').value) q.set('type', $('f-type').value);
+        if ($('f-state').value) q.set('state', $('f-state').value);
+        if (cursors[page]) q.set('cursor', cursors[page]);
+        try {
+          const r = await api('GET', '/v1/jobs?' + q.toString());
+          if (r.jobs.length === 0 && page > 0) { page--; again = true; continue; }
+          nextCursor = r.next;
+          renderJobs(r.jobs);
+        } catch (e) {
+          if (e.status !== 401) toast('Could not list the jobs: ' + e.message, true);
+        }
+      } while (again);
+      loading = null;
+    })();
+    return loading;
+  }
+
+  function preview(data) {
+    const s = JSON.stringify(data);
+    return s.length > 120 ? s.slice(0, 119) + '…' : s;
+  }
+
+  function badge(job) {
+    const state = job.state === 'pending' && job.sched_time > serverNow() ? 'scheduled' : job.state;
+    return el('span', { className: 'badge ' + state }, state);
+  }
+
+  function renderJobs(jobs) {
+    const body = $('jobs-body');
+    const keep = document.activeElement && document.activeElement.dataset
+      ? document.activeElement.dataset.focus : null;
+    clear(body);
+    for (const j of jobs) {
+      const key = 'job:' + JSON.stringify([j.type, j.id]);
+      const isSel = selected && selected.type === j.type && selected.id === j.id;
+      const tr = el('tr', { className: isSel ? 'selected' : '', 'data-job': JSON.stringify([j.type, j.id]) });
+      tr.appendChild(el('td', { className: 'id' }, el('button', {
+        type: 'button', className: 'link job-open', 'data-focus': key, title: j.id,
+        'aria-label': 'Open job ' + j.id,
+        onclick: () => openJob(j.type, j.id),
+      }, j.id)));
+      tr.appendChild(el('td', {}, j.type));
+      tr.appendChild(el('td', {}, badge(j), j.resubmit ? el('span', { className: 'flag', title: 'runs again when its processor finishes' }, 'again') : null));
+      tr.appendChild(el('td', { title: j.sched_time ? iso(j.sched_time) : '' }, when(j.sched_time)));
+      tr.appendChild(el('td', { className: 'preview' }, preview(j.data)));
+      body.appendChild(tr);
+    }
+    $('jobs-empty').hidden = jobs.length > 0;
+    $('jobs-table').hidden = jobs.length === 0;
+    $('prev').disabled = page === 0;
+    $('next').disabled = !nextCursor;
+    $('page-info').textContent = jobs.length ? 'page ' + (page + 1) : '';
+    if (keep) focusKey(keep);
+  }
+
+  /* ---- one job -------------------------------------------------------- */
+
+  let jobStream = null;
+  let job = null; /* the open job as last read */
+  const KNOWN = new Set(['type', 'id', 'state', 'sched_time', 'resubmit', 'data', 'errors']);
+
+  function openJob(type, id) {
+    if (jobStream) jobStream.close();
+    selected = { type, id, opener: 'job:' + JSON.stringify([type, id]) };
+    job = null;
+    $('detail').hidden = false;
+    $('detail').parentElement.classList.add('open');
+    $('detail-id').textContent = id;
+    clear($('detail-facts'));
+    clear($('detail-actions'));
+    $('detail-data').textContent = '';
+    $('detail-errors').hidden = true;
+    for (const tr of document.querySelectorAll('#jobs-body tr'))
+      tr.classList.toggle('selected', tr.dataset.job === JSON.stringify([type, id]));
+    $('detail-h').focus();
+    api('GET', jobPath(type, id)).then(showJob, (e) => {
+      if (e.status === 404) showGone('removed');
+      else toast('Could not read the job: ' + e.message, true);
+    });
+    let ended = false;
+    jobStream = stream(jobPath(type, id) + '/events', {
+      event: (name, ev) => {
+        if (!selected || selected.type !== type || selected.id !== id) return;
+        if (ev.state === 'removed') { ended = true; showGone('removed'); return; }
+        if (ev.state === 'finished') ended = true;
+        /* the event has state and data; the rest is read again */
+        api('GET', jobPath(type, id)).then(showJob, () => {});
+      },
+      ended: () => ended,
+    });
+  }
+
+  function closeJob() {
+    if (!selected) return;
+    const opener = selected.opener;
+    if (jobStream) jobStream.close();
+    jobStream = null;
+    selected = null;
+    job = null;
+    $('detail').hidden = true;
+    $('detail').parentElement.classList.remove('open');
+    for (const tr of document.querySelectorAll('#jobs-body tr.selected')) tr.classList.remove('selected');
+    const f = document.querySelector('[data-focus="' + CSS.escape(opener) + '"]');
+    if (f) f.focus(); else $('jobs-h').focus();
+  }
+
+  function fact(dl, name, ...value) {
+    dl.appendChild(el('dt', {}, name));
+    dl.appendChild(el('dd', {}, ...value));
+  }
+
+  function showJob(j) {
+    if (!selected || selected.type !== j.type || selected.id !== j.id) return;
+    job = j;
+    const dl = $('detail-facts');
+    clear(dl);
+    fact(dl, 'Type', j.type);
+    fact(dl, 'State', badge(j), j.resubmit ? el('span', { className: 'flag' }, 'runs again when finished') : null);
+    fact(dl, 'Scheduled', j.sched_time ? iso(j.sched_time) + ' (' + when(j.sched_time) + ')' : 'no time: runs when its turn comes');
+    /* fields of later servers (attempts, times...) as they come */
+    for (const [k, v] of Object.entries(j)) {
+      if (KNOWN.has(k) || v === null || typeof v === 'object') continue;
+      fact(dl, k.replace(/_/g, ' '), String(v));
+    }
+    const errs = Array.isArray(j.errors) ? j.errors : [];
+    $('detail-errors').hidden = errs.length === 0;
+    const ol = $('detail-errors-list');
+    clear(ol);
+    for (const e of errs) ol.appendChild(el('li', {}, el('pre', {}, JSON.stringify(e, null, 2))));
+    $('detail-data').textContent = JSON.stringify(j.data, null, 2);
+    renderActions(j);
+  }
+
+  function showGone(state) {
+    if (!selected) return;
+    const dl = $('detail-facts');
+    clear(dl);
+    fact(dl, 'Type', selected.type);
+    fact(dl, 'State', el('span', { className: 'badge' }, state));
+    clear($('detail-actions'));
+    $('detail-data').textContent = '';
+  }
+
+  function renderActions(j) {
+    const box = $('detail-actions');
+    const hadFocus = box.contains(document.activeElement) ? document.activeElement.dataset.focus : null;
+    clear(box);
+    const path = jobPath(j.type, j.id);
+    const act = async (what, method, p, body, done) => {
+      try {
+        await api(method, p, body);
+        toast(done);
+        loadJobs();
+      } catch (e) {
+        toast(what + ' refused: ' + e.message, true);
+      }
+    };
+    if (j.state === 'dead')
+      box.appendChild(el('button', {
+        type: 'button', className: 'primary', 'data-focus': 'act:retry',
+        onclick: () => act('Retry', 'POST', path + '/retry', {}, 'Retrying ' + j.id + '.'),
+      }, 'Retry'));
+    box.appendChild(el('button', {
+      type: 'button', 'data-focus': 'act:readd',
+      title: j.state === 'running' ? 'Runs again once its processor finishes' : 'Make it pending again with its data',
+      onclick: () => act('Re-add', 'PUT', path, { data: j.data }, 'Added ' + j.id + ' again.'),
+    }, j.state === 'pending' ? 'Re-add' : 'Run again'));
+    const rm = el('button', { type: 'button', className: 'danger', 'data-focus': 'act:remove' }, 'Remove');
+    rm.addEventListener('click', () => {
+      if (!rm.classList.contains('confirm')) {
+        rm.classList.add('confirm');
+        rm.textContent = 'Confirm remove';
+        return;
+      }
+      act('Remove', 'DELETE', path, null, 'Removed ' + j.id + '.');
+    });
+    rm.addEventListener('blur', () => { rm.classList.remove('confirm'); rm.textContent = 'Remove'; });
+    box.appendChild(rm);
+    if (hadFocus) focusKey(hadFocus);
+  }
+
+  /* ---- wiring --------------------------------------------------------- */
+
+  function start() {
+    $('f-type').addEventListener('change', filtersChanged);
+    $('f-state').addEventListener('change', filtersChanged);
+    $('filters').addEventListener('submit', (e) => e.preventDefault());
+    $('prev').addEventListener('click', () => { if (page > 0) { page--; loadJobs(); } });
+    $('next').addEventListener('click', () => {
+      if (!nextCursor) return;
+      cursors[page + 1] = nextCursor;
+      page++;
+      loadJobs();
+    });
+    $('detail-close').addEventListener('click', closeJob);
+    document.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape' && selected && !$('token-dialog').open) closeJob();
+    });
+
+    $('token-btn').addEventListener('click', askToken);
+    $('token-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      token = $('token-input').value.trim();
+      if (token) sessionStorage.setItem(TOKEN_KEY, token);
+      else sessionStorage.removeItem(TOKEN_KEY);
+      $('token-dialog').close();
+      tokenChanged();
+      loadJobs();
+    });
+    $('token-cancel').addEventListener('click', () => $('token-dialog').close());
+    $('token-forget').addEventListener('click', () => {
+      token = '';
+      sessionStorage.removeItem(TOKEN_KEY);
+      $('token-dialog').close();
+      toast('Token forgotten.');
+    });
+
+    /* ages and rates move on without events */
+    setInterval(() => { if (types.length && !editing) renderTypes(); }, 5000);
+    stream('/ui/events', {
+      event: (name, data) => { if (name === 'types') onOverview(data); },
+      status: (s) => setLive(s, s === 'live' ? 'live' : s === 'auth' ? 'token needed' : 'reconnecting'),
+    });
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
+})();

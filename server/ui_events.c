@@ -1,0 +1,192 @@
+/*
+ * GET /ui/events: the dashboard's overview as Server-Sent Events. A "types"
+ * event carries what GET /v1/types answers, plus "time" (the server's
+ * clock, seconds since the epoch), and a new one is sent whenever any job
+ * or type timeout changed, in any process using the store.
+ *
+ * The library tells a waiter about one job (cj_subscribe) or one type's
+ * queue (cj_accept), not about the whole store, so the stream looks: it
+ * reads every job's state, scheduled time and data and keeps a hash of
+ * them, and sends the overview when the hash changes (a second scan, which
+ * counts). One look costs a scan of the store, O(jobs); the looks are
+ * spaced by at least a second and by twenty times the last scan's time, so
+ * an open dashboard never takes more than a twentieth of one core. Nothing
+ * is read while no dashboard is open.
+ */
+#include "server.h"
+#include "ui.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define LOOK_MIN_MS 1000
+#define LOOK_MAX_MS 30000
+#define LOOK_COST_FACTOR 20
+#define PING_MS 15000
+
+struct overview {
+	struct srv *srv;
+	struct srv_req *req; /* for srv_client_gone(); valid while the stream is */
+	char *buf;           /* text not yet sent */
+	size_t len, off;
+	uint64_t hash;       /* of the store as last sent */
+	int sent;            /* hash is the client's */
+	int64_t next_look_ms, last_write_ms;
+};
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ULL;
+	return h;
+}
+
+static uint64_t fnv_str(uint64_t h, const char *s) {
+	return fnv(h, s ? s : "", s ? strlen(s) + 1 : 1);
+}
+
+struct look {
+	uint64_t h;
+	int64_t now;
+};
+
+static int hash_job(const cj_job_info *info, void *arg) {
+	struct look *l = arg;
+	int64_t v[4] = {info->state, info->sched_time, info->resubmit, info->sched_time > l->now};
+	l->h = fnv_str(fnv_str(fnv_str(l->h, info->type), info->id), info->data);
+	l->h = fnv(l->h, v, sizeof v);
+	return 0;
+}
+
+/* The hash of every job and type timeout. A CJ_* code. */
+static int look(struct srv *s, int64_t now, uint64_t *out) {
+	struct look l = {1469598103934665603ULL, now};
+	char **types = NULL;
+	size_t n = 0;
+	int rc = cj_get_types(s->db, NULL, &types, &n);
+	for (size_t i = 0; i < n; i++) {
+		int64_t t = 0;
+		if (cj_get_type_timeout(s->db, types[i], &t) != CJ_OK) t = -1;
+		l.h = fnv(fnv_str(l.h, types[i]), &t, sizeof t);
+		cj_free(types[i]);
+	}
+	cj_free(types);
+	if (rc == CJ_OK) rc = cj_list_jobs(s->db, NULL, NULL, hash_job, &l);
+	*out = l.h;
+	return rc;
+}
+
+/* Queues the "types" event of the store as it is now. 0, or -1. */
+static int queue_overview(struct overview *o, uint64_t hash, int64_t now) {
+	json_t *types;
+	if (srv_count_types(o->srv, &types) != CJ_OK) return -1;
+	json_t *arr = json_array();
+	const char *k;
+	json_t *v;
+	json_object_foreach(types, k, v) json_array_append(arr, v);
+	json_decref(types);
+	json_t *body = json_pack("{s:o,s:I}", "types", arr, "time", (json_int_t)now);
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (!text) return -1;
+	free(o->buf);
+	int n = asprintf(&o->buf, "id: %016" PRIx64 "\nevent: types\ndata: %s\n\n", hash, text);
+	free(text);
+	if (n < 0) {
+		o->buf = NULL;
+		o->len = o->off = 0;
+		return -1;
+	}
+	o->len = (size_t)n;
+	o->off = 0;
+	o->hash = hash;
+	o->sent = 1;
+	return 0;
+}
+
+static void sleep_ms(int64_t ms) {
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static ssize_t ov_read(void *cls, uint64_t pos, char *buf, size_t max) {
+	(void)pos;
+	struct overview *o = cls;
+	for (;;) {
+		if (o->off < o->len) {
+			size_t n = o->len - o->off < max ? o->len - o->off : max;
+			memcpy(buf, o->buf + o->off, n);
+			o->off += n;
+			o->last_write_ms = srv_now_ms();
+			return (ssize_t)n;
+		}
+		if (atomic_load(&o->srv->stopping)) return MHD_CONTENT_READER_END_OF_STREAM;
+		if (srv_client_gone(o->req)) return MHD_CONTENT_READER_END_WITH_ERROR;
+		int64_t t = srv_now_ms();
+		if (t >= o->next_look_ms) {
+			int64_t now = (int64_t)time(NULL);
+			uint64_t h;
+			if (look(o->srv, now, &h) != CJ_OK) return MHD_CONTENT_READER_END_WITH_ERROR;
+			if ((!o->sent || h != o->hash) && queue_overview(o, h, now) != 0)
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+			int64_t cost = srv_now_ms() - t, wait = cost * LOOK_COST_FACTOR;
+			wait = wait < LOOK_MIN_MS ? LOOK_MIN_MS : wait > LOOK_MAX_MS ? LOOK_MAX_MS : wait;
+			o->next_look_ms = srv_now_ms() + wait;
+			continue;
+		}
+		if (t - o->last_write_ms >= PING_MS) {
+			static const char ping[] = ": keep-alive\n\n";
+			size_t n = sizeof ping - 1 < max ? sizeof ping - 1 : max;
+			memcpy(buf, ping, n);
+			o->last_write_ms = t;
+			return (ssize_t)n;
+		}
+		int64_t nap = o->next_look_ms - t;
+		sleep_ms(nap < SRV_STOP_SLICE_MS ? nap : SRV_STOP_SLICE_MS);
+	}
+}
+
+static void ov_free(void *cls) {
+	struct overview *o = cls;
+	free(o->buf);
+	srv_waiter_leave(o->srv);
+	free(o);
+}
+
+void srv_h_ui_events(struct srv_req *r) {
+	struct overview *o = calloc(1, sizeof *o);
+	if (!o) {
+		srv_reply_cj(r, CJ_NOMEM);
+		return;
+	}
+	if (srv_waiter_enter(r) != 0) {
+		free(o);
+		return;
+	}
+	o->srv = r->srv;
+	o->req = r;
+	o->last_write_ms = srv_now_ms();
+	/* a client that reconnects with the id of the overview it has gets
+	 * nothing until the store changes */
+	const char *last = srv_header(r, "Last-Event-ID");
+	char *end;
+	if (last && *last) {
+		unsigned long long h = strtoull(last, &end, 16);
+		if (!*end) {
+			o->hash = (uint64_t)h;
+			o->sent = 1;
+		}
+	}
+	struct MHD_Response *resp =
+		MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, ov_read, o, ov_free);
+	if (!resp) {
+		ov_free(o);
+		srv_reply_cj(r, CJ_NOMEM);
+		return;
+	}
+	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	srv_reply_resp(r, 200, resp);
+}

@@ -41,6 +41,30 @@
     while (node.firstChild) node.removeChild(node.firstChild);
   }
 
+  /* Brings the rows of `body` to `rows` ([{key, sig, build}]), replacing
+   * only those whose signature changed: a live update does not rebuild
+   * the row under the pointer, so a click in progress is not lost. The
+   * focused control is focused again if its row was rebuilt. */
+  function patchRows(body, rows) {
+    const keep = document.activeElement && document.activeElement.dataset
+      ? document.activeElement.dataset.focus : null;
+    const old = new Map([...body.children].map((tr) => [tr.dataset.key, tr]));
+    rows.forEach((r, i) => {
+      let tr = old.get(r.key);
+      old.delete(r.key);
+      if (!tr || tr.dataset.sig !== r.sig) {
+        const fresh = r.build();
+        fresh.dataset.key = r.key;
+        fresh.dataset.sig = r.sig;
+        if (tr) tr.replaceWith(fresh);
+        tr = fresh;
+      }
+      if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
+    });
+    for (const tr of old.values()) tr.remove();
+    if (keep && (!document.activeElement || document.activeElement === document.body)) focusKey(keep);
+  }
+
   let toastTimer = null;
   function toast(msg, isError) {
     const t = $('toast');
@@ -113,10 +137,15 @@
     let parsed = null;
     try { parsed = text ? JSON.parse(text) : null; } catch (e) { parsed = null; }
     if (r.status === 401) {
-      setLive('auth', 'token needed');
+      needToken = true;
+      showLive();
       askToken();
     }
     if (!r.ok) throw new ApiError(r.status, parsed);
+    if (needToken) {
+      needToken = false;
+      showLive();
+    }
     return parsed;
   }
 
@@ -186,9 +215,13 @@
     return { close() { closed = true; if (ctrl) ctrl.abort(); } };
   }
 
-  function setLive(state, text) {
-    $('live').dataset.state = state;
-    $('live-text').textContent = text;
+  /* The indicator: the overview stream's state, or a refused token. */
+  let liveState = 'down';
+  let needToken = false;
+  function showLive() {
+    const s = needToken ? 'auth' : liveState;
+    $('live').dataset.state = s;
+    $('live-text').textContent = s === 'live' ? 'live' : s === 'auth' ? 'token needed' : 'reconnecting';
   }
 
   /* ---- types --------------------------------------------------------- */
@@ -240,50 +273,54 @@
     const showAge = types.some((t) => oldestAge(t) !== null);
     const states = BASE_STATES.concat(extraStates);
     const head = $('types-head');
-    clear(head);
-    head.appendChild(el('th', { scope: 'col' }, 'Type'));
-    head.appendChild(el('th', { scope: 'col' }, 'Timeout'));
-    for (const s of states) head.appendChild(el('th', { scope: 'col', className: 'num' }, s));
-    if (showAge) head.appendChild(el('th', { scope: 'col', className: 'num' }, 'Oldest pending'));
-    head.appendChild(el('th', { scope: 'col', className: 'num', title: 'finished jobs per minute, over the last 5 minutes' }, 'Finished / min'));
-
-    const body = $('types-body');
-    const keep = document.activeElement && document.activeElement.dataset
-      ? document.activeElement.dataset.focus : null;
-    clear(body);
-    let total = 0;
-    for (const t of types) {
-      const tr = el('tr', { 'data-type': t.type });
-      tr.appendChild(el('td', {}, el('button', {
-        type: 'button', className: 'link', 'data-focus': 'type:' + t.type,
-        title: 'Show the jobs of this type',
-        onclick: () => { $('f-type').value = t.type; filtersChanged(); },
-      }, t.type)));
-      tr.appendChild(timeoutCell(t));
-      for (const s of states) {
-        const n = t.counts[s] || 0;
-        total += s === 'scheduled' ? 0 : n;
-        tr.appendChild(el('td', { className: 'num c-' + s + (n ? '' : ' zero') },
-          el('span', { className: 'count' }, n.toLocaleString('en'))));
-      }
-      if (showAge) {
-        const a = oldestAge(t);
-        tr.appendChild(el('td', { className: 'num' + (a === null ? ' zero' : '') }, a === null ? '—' : span(a)));
-      }
-      const rate = throughput(t.type);
-      tr.appendChild(el('td', { className: 'num' + (rate ? '' : ' zero') },
-        rate === null ? '—' : rate.toFixed(rate < 10 ? 1 : 0)));
-      body.appendChild(tr);
+    const hsig = JSON.stringify([states, showAge]);
+    if (head.dataset.sig !== hsig) {
+      head.dataset.sig = hsig;
+      clear(head);
+      head.appendChild(el('th', { scope: 'col' }, 'Type'));
+      head.appendChild(el('th', { scope: 'col' }, 'Timeout'));
+      for (const s of states) head.appendChild(el('th', { scope: 'col', className: 'num' }, s));
+      if (showAge) head.appendChild(el('th', { scope: 'col', className: 'num' }, 'Oldest pending'));
+      head.appendChild(el('th', { scope: 'col', className: 'num', title: 'finished jobs per minute, over the last 5 minutes' }, 'Finished / min'));
     }
+    let total = 0;
+    for (const t of types)
+      for (const s of states) total += s === 'scheduled' ? 0 : t.counts[s] || 0;
+    patchRows($('types-body'), types.map((t) => {
+      const rate = throughput(t.type);
+      const rateText = rate === null ? '—' : rate.toFixed(rate < 10 ? 1 : 0);
+      const age = oldestAge(t);
+      const ageText = age === null ? '—' : span(age);
+      return {
+        key: t.type,
+        sig: JSON.stringify([t, states, showAge, rateText, ageText, editing === t.type]),
+        build: () => typeRow(t, states, showAge, rateText, ageText),
+      };
+    }));
     $('types-empty').hidden = types.length > 0;
     $('types').hidden = types.length === 0;
     $('types-meta').textContent = types.length
       ? types.length + (types.length === 1 ? ' type, ' : ' types, ') + total.toLocaleString('en') + ' jobs'
       : '';
-    if (keep) {
-      const f = document.querySelector('[data-focus="' + CSS.escape(keep) + '"]');
-      if (f) f.focus();
+  }
+
+  function typeRow(t, states, showAge, rateText, ageText) {
+    const tr = el('tr', { 'data-type': t.type });
+    tr.appendChild(el('td', {}, el('button', {
+      type: 'button', className: 'link', 'data-focus': 'type:' + t.type,
+      title: 'Show the jobs of this type',
+      onclick: () => { $('f-type').value = t.type; filtersChanged(); },
+    }, t.type)));
+    tr.appendChild(timeoutCell(t));
+    for (const s of states) {
+      const n = t.counts[s] || 0;
+      tr.appendChild(el('td', { className: 'num c-' + s + (n ? '' : ' zero') },
+        el('span', { className: 'count' }, n.toLocaleString('en'))));
     }
+    if (showAge)
+      tr.appendChild(el('td', { className: 'num' + (ageText === '—' ? ' zero' : '') }, ageText));
+    tr.appendChild(el('td', { className: 'num' + (rateText === '—' || Number(rateText) === 0 ? ' zero' : '') }, rateText));
+    return tr;
   }
 
   function timeoutCell(t) {
@@ -419,31 +456,35 @@
   }
 
   function renderJobs(jobs) {
-    const body = $('jobs-body');
-    const keep = document.activeElement && document.activeElement.dataset
-      ? document.activeElement.dataset.focus : null;
-    clear(body);
-    for (const j of jobs) {
-      const key = 'job:' + JSON.stringify([j.type, j.id]);
-      const isSel = selected && selected.type === j.type && selected.id === j.id;
-      const tr = el('tr', { className: isSel ? 'selected' : '', 'data-job': JSON.stringify([j.type, j.id]) });
-      tr.appendChild(el('td', { className: 'id' }, el('button', {
-        type: 'button', className: 'link job-open', 'data-focus': key, title: j.id,
-        'aria-label': 'Open job ' + j.id,
-        onclick: () => openJob(j.type, j.id),
-      }, j.id)));
-      tr.appendChild(el('td', {}, j.type));
-      tr.appendChild(el('td', {}, badge(j), j.resubmit ? el('span', { className: 'flag', title: 'runs again when its processor finishes' }, 'again') : null));
-      tr.appendChild(el('td', { title: j.sched_time ? iso(j.sched_time) : '' }, when(j.sched_time)));
-      tr.appendChild(el('td', { className: 'preview' }, preview(j.data)));
-      body.appendChild(tr);
-    }
+    patchRows($('jobs-body'), jobs.map((j) => {
+      const isSel = !!(selected && selected.type === j.type && selected.id === j.id);
+      return {
+        key: JSON.stringify([j.type, j.id]),
+        sig: JSON.stringify([j, isSel, when(j.sched_time)]),
+        build: () => jobRow(j, isSel),
+      };
+    }));
     $('jobs-empty').hidden = jobs.length > 0;
     $('jobs-table').hidden = jobs.length === 0;
     $('prev').disabled = page === 0;
     $('next').disabled = !nextCursor;
     $('page-info').textContent = jobs.length ? 'page ' + (page + 1) : '';
-    if (keep) focusKey(keep);
+  }
+
+  function jobRow(j, isSel) {
+    const key = 'job:' + JSON.stringify([j.type, j.id]);
+    const tr = el('tr', { className: isSel ? 'selected' : '', 'data-job': JSON.stringify([j.type, j.id]) });
+    tr.appendChild(el('td', { className: 'id' }, el('button', {
+      type: 'button', className: 'link job-open', 'data-focus': key, title: j.id,
+      'aria-label': 'Open job ' + j.id,
+      onclick: () => openJob(j.type, j.id),
+    }, j.id)));
+    tr.appendChild(el('td', {}, j.type));
+    tr.appendChild(el('td', {}, badge(j), j.resubmit ? el('span', { className: 'flag', title: 'runs again when its processor finishes' }, 'again') : null));
+    tr.appendChild(el('td', { title: j.sched_time ? iso(j.sched_time) : '' },
+      j.state === 'pending' ? when(j.sched_time) : '—'));
+    tr.appendChild(el('td', { className: 'preview' }, preview(j.data)));
+    return tr;
   }
 
   /* ---- one job -------------------------------------------------------- */
@@ -509,7 +550,7 @@
     clear(dl);
     fact(dl, 'Type', j.type);
     fact(dl, 'State', badge(j), j.resubmit ? el('span', { className: 'flag' }, 'runs again when finished') : null);
-    fact(dl, 'Scheduled', j.sched_time ? iso(j.sched_time) + ' (' + when(j.sched_time) + ')' : 'no time: runs when its turn comes');
+    fact(dl, 'Scheduled', j.sched_time ? iso(j.sched_time) + (j.state === 'pending' ? ' (' + when(j.sched_time) + ')' : '') : 'none');
     /* fields of later servers (attempts, times...) as they come */
     for (const [k, v] of Object.entries(j)) {
       if (KNOWN.has(k) || v === null || typeof v === 'object') continue;
@@ -597,10 +638,20 @@
       if (token) sessionStorage.setItem(TOKEN_KEY, token);
       else sessionStorage.removeItem(TOKEN_KEY);
       $('token-dialog').close();
+      needToken = false;
+      showLive();
       tokenChanged();
       loadJobs();
     });
     $('token-cancel').addEventListener('click', () => $('token-dialog').close());
+    /* Escape closes it even when the browser holds back its own close
+     * (a dialog opened by a refused request, not by the user's gesture) */
+    $('token-dialog').addEventListener('keydown', (e) => {
+      if (e.key !== 'Escape') return;
+      e.preventDefault();
+      e.stopPropagation();
+      $('token-dialog').close();
+    });
     $('token-forget').addEventListener('click', () => {
       token = '';
       sessionStorage.removeItem(TOKEN_KEY);
@@ -612,7 +663,11 @@
     setInterval(() => { if (types.length && !editing) renderTypes(); }, 5000);
     stream('/ui/events', {
       event: (name, data) => { if (name === 'types') onOverview(data); },
-      status: (s) => setLive(s, s === 'live' ? 'live' : s === 'auth' ? 'token needed' : 'reconnecting'),
+      status: (s) => {
+        liveState = s;
+        if (s === 'live') needToken = false;
+        showLive();
+      },
     });
   }
 

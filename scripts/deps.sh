@@ -5,7 +5,12 @@ set -eu
 
 PKGS="build-essential cmake pkg-config liblmdb-dev libjansson-dev libpq-dev libmicrohttpd-dev"
 if [ "${1:-}" = "--test" ]; then
-	PKGS="$PKGS clang libclang-rt-14-dev postgresql curl python3"
+	# chromium: the dashboard's browser test (test/ui), which node runs
+	PKGS="$PKGS clang libclang-rt-14-dev postgresql curl python3 chromium"
+	# Debian's node and npm, unless a node is already there (NodeSource's
+	# package, for one, holds both and conflicts with Debian's npm)
+	command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
+	command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 fi
 
 missing=""

@@ -21,6 +21,15 @@ sh scripts/deps.sh --test
 jobs=$(nproc 2>/dev/null || echo 2)
 mode=${1:-full}
 
+# puppeteer-core for the dashboard's browser test, at the version pinned in
+# test/ui/package-lock.json, into test/ui/node_modules (once per lock file)
+if ! cmp -s test/ui/package-lock.json test/ui/node_modules/.installed-lock 2>/dev/null; then
+	(cd test/ui && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	cp test/ui/package-lock.json test/ui/node_modules/.installed-lock
+fi
+# without it, or without Chromium, that test fails rather than skips
+export CJ_UI_REQUIRED=1
+
 if [ "$mode" = "--quick" ]; then
 	cmake -S . -B build-quick -DCMAKE_BUILD_TYPE=Debug -DCJ_WERROR=ON >/dev/null
 	cmake --build build-quick -j"$jobs"

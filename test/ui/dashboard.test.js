@@ -118,30 +118,54 @@ async function main() {
     quotes: '"\'`',
     attr: '" onmouseover="alert(5)',
   };
-  cli('timeout', 'email', '60');
-  cli('timeout', 'thumbnail', '300');
-  cli('timeout', 'report', '30');
-  for (let i = 1; i <= 6; i++)
-    cli('add', 'email', 'welcome-' + i, JSON.stringify({ to: 'user' + i + '@example.com', template: 'welcome' }));
-  cli('add', 'email', 'digest-7', JSON.stringify({ to: 'team@example.com', template: 'digest' }), '--in', '2h');
-  cli('add', 'email', EVIL_ID, JSON.stringify(EVIL_DATA));
-  for (let i = 1; i <= 4; i++)
-    cli('add', 'thumbnail', 'img-' + i, JSON.stringify({ src: 'photos/' + i + '.jpg', size: 256 }));
-  for (let i = 1; i <= 25; i++)
-    cli('add', 'report', 'r-' + String(i).padStart(2, '0'), JSON.stringify({ period: '2026-' + String(1 + (i % 12)).padStart(2, '0'), format: 'pdf' }));
-  /* img-1 finished, img-2 running, by processes other than the server */
-  const take = () => JSON.parse(cli('accept', 'thumbnail', '--timeout', '0'));
-  const j1 = take();
-  cli('finish', 'thumbnail', j1.id, j1.lock, JSON.stringify({ src: 'photos/1.jpg', size: 256, thumb: 'thumbs/1.jpg' }));
-  const j2 = take();
-  cli('update', 'thumbnail', j2.id, j2.lock, JSON.stringify({ src: 'photos/2.jpg', size: 256, progress: 40 }));
-
   const srv = await serve(db, tokenFile);
   const api = async (method, p, body, token = TOKEN) => {
     const h = { Authorization: 'Bearer ' + token };
     const r = await fetch(srv.url + p, { method, headers: h, body: body ? JSON.stringify(body) : undefined });
     return { status: r.status, body: await r.text() };
   };
+  const put = async (p, body) => {
+    const r = await api('PUT', p, body);
+    check(r.status === 200, 'PUT ' + p + ': ' + r.status + ' ' + r.body);
+  };
+  await Promise.all([['email', 60], ['thumbnail', 300], ['report', 30]].map(
+    ([t, s]) => put('/v1/types/' + t, { timeout: s })));
+  const adds = [];
+  for (let i = 1; i <= 6; i++)
+    adds.push(['email', 'welcome-' + i, { to: 'user' + i + '@example.com', template: 'welcome' }]);
+  adds.push(['email', EVIL_ID, EVIL_DATA]);
+  for (let i = 1; i <= 4; i++) adds.push(['thumbnail', 'img-' + i, { src: 'photos/' + i + '.jpg', size: 256 }]);
+  for (let i = 1; i <= 25; i++)
+    adds.push(['report', 'r-' + String(i).padStart(2, '0'), { period: '2026-' + String(1 + (i % 12)).padStart(2, '0'), format: 'pdf' }]);
+  await Promise.all(adds.map(([t, id, data]) =>
+    put('/v1/jobs/' + t + '/' + encodeURIComponent(id), { data })));
+  /* a scheduled job, img-1 finished and img-2 running, by other processes */
+  cli('add', 'email', 'digest-7', JSON.stringify({ to: 'team@example.com', template: 'digest' }), '--in', '2h');
+  const take = () => JSON.parse(cli('accept', 'thumbnail', '--timeout', '0'));
+  const j1 = take();
+  cli('finish', 'thumbnail', j1.id, j1.lock, JSON.stringify({ src: 'photos/1.jpg', size: 256, thumb: 'thumbs/1.jpg' }));
+  const j2 = take();
+  cli('update', 'thumbnail', j2.id, j2.lock, JSON.stringify({ src: 'photos/2.jpg', size: 256, progress: 40 }));
+
+  /* the page's files: served without the token, with their type, ETag,
+   * no-cache and the CSP; 304 when unchanged; the data needs the token */
+  for (const [p, type] of [['/', 'text/html'], ['/ui/app.js', 'text/javascript'],
+    ['/ui/style.css', 'text/css'], ['/ui/icon.svg', 'image/svg+xml']]) {
+    const r = await fetch(srv.url + p);
+    check(r.status === 200, p + ' without the token: ' + r.status);
+    check((r.headers.get('content-type') || '').startsWith(type), p + ': ' + r.headers.get('content-type'));
+    check(r.headers.get('cache-control') === 'no-cache', p + ' cache-control');
+    check(r.headers.get('x-content-type-options') === 'nosniff', p + ' nosniff');
+    const etag = r.headers.get('etag');
+    check(/^"[0-9a-f]{32}"$/.test(etag || ''), p + ' etag ' + etag);
+    await r.arrayBuffer();
+    const again = await fetch(srv.url + p, { headers: { 'If-None-Match': etag } });
+    check(again.status === 304, p + ' unchanged: ' + again.status);
+  }
+  check((await fetch(srv.url + '/ui/nothing.js')).status === 401, 'no such file, no token: 401');
+  check((await api('GET', '/ui/nothing.js')).status === 404, 'no such file: 404');
+  check((await fetch(srv.url + '/ui/events')).status === 401, 'the overview needs the token');
+  check((await api('GET', '/ui/events', null, 'wrong')).status === 401, 'and the right one');
 
   const browser = await puppeteer.launch({
     executablePath: CHROMIUM,

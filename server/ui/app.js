@@ -391,28 +391,21 @@
   let again = false;
   let selected = null; /* {type, id} of the open job */
 
+  /* Gives a <select> the choices `values` after `allLabel` (value ""),
+   * keeping the chosen one (added if it is no longer among them). */
+  function setOptions(sel, allLabel, values) {
+    const chosen = sel.value;
+    const vals = chosen && !values.includes(chosen) ? values.concat([chosen]) : values;
+    if ([...sel.options].map((o) => o.value).join('\n') === [''].concat(vals).join('\n')) return;
+    clear(sel);
+    sel.appendChild(el('option', { value: '' }, allLabel));
+    for (const v of vals) sel.appendChild(el('option', { value: v }, v));
+    sel.value = chosen;
+  }
+
   function renderFilters() {
-    const ft = $('f-type');
-    const fs = $('f-state');
-    const tv = ft.value;
-    const sv = fs.value;
-    const names = types.map((t) => t.type);
-    if (tv && !names.includes(tv)) names.push(tv);
-    const want = [''].concat(names).join('\n');
-    if ([...ft.options].map((o) => o.value).join('\n') !== want) {
-      clear(ft);
-      ft.appendChild(el('option', { value: '' }, 'all types'));
-      for (const n of names) ft.appendChild(el('option', { value: n }, n));
-      ft.value = tv;
-    }
-    const states = ['pending', 'running', 'finished'].concat(extraStates);
-    const swant = [''].concat(states).join('\n');
-    if ([...fs.options].map((o) => o.value).join('\n') !== swant) {
-      clear(fs);
-      fs.appendChild(el('option', { value: '' }, 'any state'));
-      for (const s of states) fs.appendChild(el('option', { value: s }, s));
-      fs.value = sv;
-    }
+    setOptions($('f-type'), 'all types', types.map((t) => t.type));
+    setOptions($('f-state'), 'any state', ['pending', 'running', 'finished'].concat(extraStates));
   }
 
   function filtersChanged() {

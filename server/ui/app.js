@@ -285,7 +285,7 @@
     }
     let total = 0;
     for (const t of types)
-      for (const s of states) total += s === 'scheduled' ? 0 : t.counts[s] || 0;
+      for (const s of states) total += t.counts[s] || 0;
     patchRows($('types-body'), types.map((t) => {
       const rate = throughput(t.type);
       const rateText = rate === null ? '—' : rate.toFixed(rate < 10 ? 1 : 0);

@@ -267,6 +267,7 @@
     renderTypes();
     renderFilters();
     loadJobs();
+    rewatchEnded();
   }
 
   function renderTypes() {
@@ -500,21 +501,44 @@
     for (const tr of document.querySelectorAll('#jobs-body tr'))
       tr.classList.toggle('selected', tr.dataset.job === JSON.stringify([type, id]));
     $('detail-h').focus();
+    watchJob(type, id);
+  }
+
+  /* Reads the open job and follows its event stream. The stream ends
+   * when the job finishes or is removed; a finished job that runs again
+   * (re-added by anyone) is noticed at the next overview and followed
+   * again. jobEnded: false, 'finished' or 'removed'. */
+  let jobEnded = false;
+  function watchJob(type, id) {
+    if (jobStream) jobStream.close();
+    jobEnded = false;
     api('GET', jobPath(type, id)).then(showJob, (e) => {
-      if (e.status === 404) showGone('removed');
+      if (e.status === 404) {
+        jobEnded = 'removed';
+        showGone('removed');
+      }
       else toast('Could not read the job: ' + e.message, true);
     });
-    let ended = false;
+    const mine = () => selected && selected.type === type && selected.id === id;
     jobStream = stream(jobPath(type, id) + '/events', {
       event: (name, ev) => {
-        if (!selected || selected.type !== type || selected.id !== id) return;
-        if (ev.state === 'removed') { ended = true; showGone('removed'); return; }
-        if (ev.state === 'finished') ended = true;
+        if (!mine()) return;
+        if (ev.state === 'removed') { jobEnded = 'removed'; showGone('removed'); return; }
+        if (ev.state === 'finished') jobEnded = 'finished';
         /* the event has state and data; the rest is read again */
         api('GET', jobPath(type, id)).then(showJob, () => {});
       },
-      ended: () => ended,
+      ended: () => !!jobEnded,
     });
+  }
+
+  function rewatchEnded() {
+    if (!selected || jobEnded !== 'finished') return;
+    const { type, id } = selected;
+    api('GET', jobPath(type, id)).then((j) => {
+      if (j.state !== 'finished' && selected && selected.type === type && selected.id === id) watchJob(type, id);
+      else showJob(j);
+    }, () => {});
   }
 
   function closeJob() {
@@ -578,6 +602,8 @@
         await api(method, p, body);
         toast(done);
         loadJobs();
+        if (method !== 'DELETE' && selected && selected.type === j.type && selected.id === j.id)
+          watchJob(j.type, j.id);
       } catch (e) {
         toast(what + ' refused: ' + e.message, true);
       }

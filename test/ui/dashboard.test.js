@@ -388,6 +388,15 @@ async function main() {
     await page.evaluate(() => { document.getElementById('toast').hidden = true; });
     await page.screenshot({ path: path.join(shots, 'dashboard-job.png') });
 
+    /* 9. a finished job runs again, with its data */
+    await click(openSel('thumbnail', 'img-1'));
+    await page.waitForFunction(() => document.getElementById('detail-id').textContent === 'img-1' &&
+      document.getElementById('detail-data').textContent.includes('thumbs/1.jpg'));
+    await click('#detail-actions button[data-focus="act:readd"]');
+    await page.waitForFunction(() => document.getElementById('detail-facts').textContent.includes('pending'));
+    const again = JSON.parse((await api('GET', '/v1/jobs/thumbnail/img-1')).body);
+    check(again.state === 'pending' && again.data.thumb === 'thumbs/1.jpg', 'img-1 again: ' + JSON.stringify(again));
+
     const csps = await page.evaluate(() => window.__csp);
     check(csps.length === 0, 'CSP violations: ' + JSON.stringify(csps));
     check(consoleErrors.length === 0, 'console errors: ' + JSON.stringify(consoleErrors));

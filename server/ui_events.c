@@ -4,14 +4,16 @@
  * clock, seconds since the epoch), and a new one is sent whenever any job
  * or type timeout changed, in any process using the store.
  *
- * The library tells a waiter about one job (cj_subscribe) or one type's
- * queue (cj_accept), not about the whole store, so the stream looks: it
- * reads every job's state, scheduled time and data and keeps a hash of
- * them, and sends the overview when the hash changes (a second scan, which
- * counts). One look costs a scan of the store, O(jobs); the looks are
- * spaced by at least a second and by twenty times the last scan's time, so
- * an open dashboard never takes more than a twentieth of one core. Nothing
- * is read while no dashboard is open.
+ * The stream waits in the library for a commit that changed any job
+ * (cj_changes_wait(), cancelled when the client hangs up or the server
+ * stops), then looks: it reads every job's state, scheduled time and data
+ * and keeps a hash of them, and sends the overview when the hash changes
+ * (a second scan, which counts). One look costs a scan of the store,
+ * O(jobs); looks are spaced by at least a second and by twenty times the
+ * last scan's time, so an open dashboard never takes more than a twentieth
+ * of one core. Without commits the stream looks again only every
+ * LOOK_MAX_MS (scheduled jobs falling due and timeout changes commit no
+ * job change). Nothing is read while no dashboard is open.
  */
 #include "server.h"
 #include "ui.h"
@@ -29,12 +31,14 @@
 
 struct overview {
 	struct srv *srv;
-	struct srv_req *req; /* for srv_client_gone(); valid while the stream is */
+	struct srv_wait *wait; /* its cancellation ends the stream's waits */
 	char *buf;           /* text not yet sent */
 	size_t len, off;
 	uint64_t hash;       /* of the store as last sent */
 	int sent;            /* hash is the client's */
-	int64_t next_look_ms, last_write_ms;
+	int dirty;           /* a change may have landed since the last look */
+	uint64_t token;      /* cj_changes_token() taken before the last look */
+	int64_t next_look_ms, last_look_ms, last_write_ms;
 };
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
@@ -111,9 +115,26 @@ static void sleep_ms(int64_t ms) {
 	nanosleep(&ts, NULL);
 }
 
+/* The look, with the token taken first so that a commit it misses ends
+ * the next wait. 0, or -1. */
+static int look_now(struct overview *o) {
+	int64_t t = srv_now_ms(), now = (int64_t)time(NULL);
+	uint64_t h;
+	if (cj_changes_token(o->srv->db, &o->token) != CJ_OK) return -1;
+	if (look(o->srv, now, &h) != CJ_OK) return -1;
+	if ((!o->sent || h != o->hash) && queue_overview(o, h, now) != 0) return -1;
+	int64_t cost = srv_now_ms() - t, wait = cost * LOOK_COST_FACTOR;
+	wait = wait < LOOK_MIN_MS ? LOOK_MIN_MS : wait > LOOK_MAX_MS ? LOOK_MAX_MS : wait;
+	o->last_look_ms = srv_now_ms();
+	o->next_look_ms = o->last_look_ms + wait;
+	o->dirty = 0;
+	return 0;
+}
+
 static ssize_t ov_read(void *cls, uint64_t pos, char *buf, size_t max) {
 	(void)pos;
 	struct overview *o = cls;
+	cj_cancel *cancel = srv_wait_cancel(o->wait);
 	for (;;) {
 		if (o->off < o->len) {
 			size_t n = o->len - o->off < max ? o->len - o->off : max;
@@ -122,18 +143,10 @@ static ssize_t ov_read(void *cls, uint64_t pos, char *buf, size_t max) {
 			o->last_write_ms = srv_now_ms();
 			return (ssize_t)n;
 		}
-		if (atomic_load(&o->srv->stopping)) return MHD_CONTENT_READER_END_OF_STREAM;
-		if (srv_client_gone(o->req)) return MHD_CONTENT_READER_END_WITH_ERROR;
+		if (cj_cancel_fired(cancel)) break;
 		int64_t t = srv_now_ms();
-		if (t >= o->next_look_ms) {
-			int64_t now = (int64_t)time(NULL);
-			uint64_t h;
-			if (look(o->srv, now, &h) != CJ_OK) return MHD_CONTENT_READER_END_WITH_ERROR;
-			if ((!o->sent || h != o->hash) && queue_overview(o, h, now) != 0)
-				return MHD_CONTENT_READER_END_WITH_ERROR;
-			int64_t cost = srv_now_ms() - t, wait = cost * LOOK_COST_FACTOR;
-			wait = wait < LOOK_MIN_MS ? LOOK_MIN_MS : wait > LOOK_MAX_MS ? LOOK_MAX_MS : wait;
-			o->next_look_ms = srv_now_ms() + wait;
+		if (o->dirty && t >= o->next_look_ms) {
+			if (look_now(o) != 0) return MHD_CONTENT_READER_END_WITH_ERROR;
 			continue;
 		}
 		if (t - o->last_write_ms >= PING_MS) {
@@ -143,15 +156,31 @@ static ssize_t ov_read(void *cls, uint64_t pos, char *buf, size_t max) {
 			o->last_write_ms = t;
 			return (ssize_t)n;
 		}
-		int64_t nap = o->next_look_ms - t;
-		sleep_ms(nap < SRV_STOP_SLICE_MS ? nap : SRV_STOP_SLICE_MS);
+		if (o->dirty) {
+			/* a change came before the next look may run: only while the
+			 * store is busy, in short naps that notice a stop */
+			int64_t nap = o->next_look_ms - t;
+			sleep_ms(nap < 100 ? nap : 100);
+			continue;
+		}
+		int64_t ping_in = PING_MS - (t - o->last_write_ms);
+		int64_t look_in = LOOK_MAX_MS - (t - o->last_look_ms);
+		int64_t wait = ping_in < look_in ? ping_in : look_in;
+		int rc = cj_changes_wait(o->srv->db, o->token, wait < 0 ? 0 : wait, cancel);
+		if (rc == CJ_OK) o->dirty = 1;
+		else if (rc == CJ_TIMEOUT) o->dirty = srv_now_ms() - o->last_look_ms >= LOOK_MAX_MS;
+		else if (rc == CJ_CANCELED) break;
+		else return MHD_CONTENT_READER_END_WITH_ERROR;
 	}
+	/* cancelled: the client hung up, or the server stops */
+	return srv_wait_gone(o->wait, o->srv) ? MHD_CONTENT_READER_END_WITH_ERROR
+	                                      : MHD_CONTENT_READER_END_OF_STREAM;
 }
 
 static void ov_free(void *cls) {
 	struct overview *o = cls;
 	free(o->buf);
-	srv_waiter_leave(o->srv);
+	srv_waiter_leave(o->srv, o->wait);
 	free(o);
 }
 
@@ -161,12 +190,12 @@ void srv_h_ui_events(struct srv_req *r) {
 		srv_reply_cj(r, CJ_NOMEM);
 		return;
 	}
-	if (srv_waiter_enter(r) != 0) {
+	if (srv_waiter_enter(r, &o->wait) != 0) {
 		free(o);
 		return;
 	}
 	o->srv = r->srv;
-	o->req = r;
+	o->dirty = 1;
 	o->last_write_ms = srv_now_ms();
 	/* a client that reconnects with the id of the overview it has gets
 	 * nothing until the store changes */

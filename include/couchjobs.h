@@ -209,7 +209,12 @@ typedef enum cj_sync_mode {
 	 * woken at once); whatever they commit after it reaches the disk only
 	 * together with it or after it. If the final flush fails the call
 	 * returns #CJ_STORE although the commit may be visible: treat the
-	 * outcome as unknown. */
+	 * outcome as unknown.
+	 * On the embedded engine, calls made without a caller's transaction by
+	 * several threads of one handle at once share one commit and one flush
+	 * (group commit): each returns once its own call is on disk, with the
+	 * result it would have had alone (cj_stats.combined_calls counts them).
+	 * Calls of different processes still flush separately. */
 	CJ_SYNC_FULL = 0,
 	/** Commits are flushed by the operating system when it chooses: they
 	 * survive a crash of the process, but the last few seconds of commits
@@ -330,6 +335,10 @@ typedef struct cj_stats {
 	/** Subscribed jobs the notifier read again from the store, because
 	 *  their job (or another job sharing its wake word) changed. */
 	uint64_t notifier_reads;
+	/** Calls made without a caller's transaction that shared their commit
+	 *  (and its durable flush) with calls of other threads of the handle
+	 *  (see #CJ_SYNC_FULL). */
+	uint64_t combined_calls;
 } cj_stats;
 
 /**

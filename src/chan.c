@@ -47,6 +47,15 @@ void cj__wordset_add_job(cj_wordset *s, unsigned job) {
 	s->jobs[s->njobs++] = (uint16_t)job;
 }
 
+void cj__wordset_merge(cj_wordset *dst, const cj_wordset *src) {
+	if (src->all_jobs) {
+		cj__wordset_add_job(dst, 0);
+		dst->all_jobs = 1;
+	}
+	for (unsigned i = 0; i < src->njobs; i++) cj__wordset_add_job(dst, src->jobs[i]);
+	for (unsigned i = 0; i < src->n; i++) cj__wordset_add(dst, src->list[i]);
+}
+
 int cj__wordset_empty(const cj_wordset *s) { return s->n == 0; }
 
 void cj__wordset_each(const cj_wordset *s, void (*fn)(void *arg, unsigned word),

@@ -17,6 +17,8 @@
  *   tx.c       transactions, cj_transact, the caller's own keys, and the
  *              engine's data ops (chan.c has its wake ops): the core calls
  *              the engine nowhere else but db.c's open and close
+ *   group.c    group commit: own write transactions of several threads
+ *              combined into one commit
  *   types.c    type timeouts
  *   job.c      the job record: loading, writing, enqueueing, indexes
  *   add.c      cj_add, cj_remove
@@ -49,6 +51,8 @@
 
 /* ---- error.c ------------------------------------------------------------ */
 
+/* The longest detail kept, with its NUL. */
+#define CJ_ERROR_MAX 512
 /* Records a one-line detail for cj_last_error() and returns rc. */
 int cj__fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Clears the detail (start of a public call that may fail). */
@@ -269,6 +273,16 @@ int cj__val_vs(const uint8_t *v, size_t vl, uint8_t out[CJ_VS_LEN]);
 
 typedef struct cj_monitor cj_monitor;
 typedef struct cj_notifier cj_notifier;
+typedef struct cj_call cj_call;
+
+/* group.c: calls waiting to be combined into one commit. */
+typedef struct cj_group {
+	int on;             /* the engine nests and commits are flushed */
+	pthread_mutex_t mu; /* guards what follows */
+	cj_call *head, *tail;
+	int leading; /* a thread is running a batch */
+	_Atomic uint64_t combined; /* calls committed in a batch of two or more */
+} cj_group;
 
 struct cj_db {
 	const struct cj_engine *eng;
@@ -280,6 +294,7 @@ struct cj_db {
 	pthread_cond_t cond; /* signalled when an event is queued */
 	cj_monitor *monitor;
 	cj_notifier *notifier;
+	cj_group group;
 
 	/* cj_stats */
 	_Atomic uint64_t store_reads;
@@ -337,6 +352,8 @@ typedef struct cj_wordset {
 void cj__wordset_add(cj_wordset *s, unsigned word);
 /* Marks a job number, and "activity" with it. */
 void cj__wordset_add_job(cj_wordset *s, unsigned job);
+/* Marks in dst every word and job src marked. */
+void cj__wordset_merge(cj_wordset *dst, const cj_wordset *src);
 /* 1 if nothing was marked. */
 int cj__wordset_empty(const cj_wordset *s);
 /* Calls fn with each word to bump, in the order commits bump them. */
@@ -358,6 +375,7 @@ struct cj_tx {
 	int write;
 	int halted;        /* an update/finish said CJ_HALT: cannot commit */
 	uint16_t vs_order; /* next order within this commit's versionstamps */
+	struct cj_tx *parent; /* of a nested transaction (group.c), else NULL */
 	struct cj_tx *tls_next;
 	cj_buf kbuf; /* scratch for keys */
 	cj_buf vbuf; /* scratch for values */
@@ -369,6 +387,31 @@ struct cj_tx {
  * CJ_HALT marks the tx halted). */
 int cj__run(cj_db *db, cj_tx *tx, int write, int (*fn)(cj_tx *tx, void *arg),
             void *arg);
+
+/* The steps of cj__run's own transactions, for group.c: a new transaction
+ * (refused when this thread holds one on db), its commit (CJ_HALT if
+ * halted; frees tx) and abort. */
+int cj__tx_new(cj_db *db, int write, cj_tx **out);
+int cj__tx_commit(cj_tx *tx);
+void cj__tx_abort(cj_tx *tx);
+/* A transaction nested in the write transaction parent (engine.h; the
+ * engine must nest): parent is not used until it ends. Its versionstamps
+ * go on from the parent's; its commit hands its writes to the parent. */
+int cj__tx_nest(cj_tx *parent, cj_tx **out);
+int cj__tx_nest_commit(cj_tx *tx); /* frees tx */
+void cj__tx_nest_abort(cj_tx *tx);
+
+/* ---- group.c ------------------------------------------------------------ */
+
+int cj__group_init(cj_db *db);
+void cj__group_destroy(cj_db *db);
+/* Turns combining on for db if its engine nests and commits are flushed
+ * (CJ_SYNC_FULL): only then does sharing a commit save anything. */
+void cj__group_start(cj_db *db);
+/* Runs fn as cj__run runs it in a write transaction of its own, combined
+ * with other threads' calls: 1 with its result in *rc (and its detail in
+ * cj_last_error()), or 0 if the caller must run it alone. */
+int cj__group_run(cj_db *db, int (*fn)(cj_tx *tx, void *arg), void *arg, int *rc);
 
 /* The engine's commit number of tx (engine.h): CJ_OK or a code. */
 int cj__tx_version(cj_tx *tx, uint64_t *out);

@@ -148,7 +148,8 @@ static int check_format(cj_db *db) {
 	return CJ_OK;
 }
 
-/* The handle's mutex and condition variable (on the monotonic clock). */
+/* The handle's mutex and condition variable (on the monotonic clock), and
+ * its group commit's (group.c). */
 static int sync_init(cj_db *db) {
 	pthread_condattr_t ca;
 	if (pthread_condattr_init(&ca) != 0)
@@ -158,8 +159,14 @@ static int sync_init(cj_db *db) {
 	    (rc = pthread_mutex_init(&db->mu, NULL)) != 0)
 		pthread_cond_destroy(&db->cond);
 	pthread_condattr_destroy(&ca);
-	return rc ? cj__fail(CJ_NOMEM, "cannot create the handle's mutex and condition "
-	                     "variable") : CJ_OK;
+	if (rc)
+		return cj__fail(CJ_NOMEM, "cannot create the handle's mutex and condition "
+		                "variable");
+	if ((rc = cj__group_init(db))) {
+		pthread_cond_destroy(&db->cond);
+		pthread_mutex_destroy(&db->mu);
+	}
+	return rc;
 }
 
 int cj_open(const char *url, const cj_options *opts, cj_db **out) {
@@ -180,6 +187,7 @@ int cj_open(const char *url, const cj_options *opts, cj_db **out) {
 	}
 	if ((rc = cj__engine_open(url, opts, &db->eng, &db->edb))) goto out_free;
 	if ((rc = check_format(db))) goto out_free;
+	cj__group_start(db);
 	if (!opts->no_monitor && !cj__engine_readonly(db->eng, db->edb) &&
 	    (rc = cj__monitor_start(db)))
 		goto out_free;
@@ -195,6 +203,7 @@ void cj_close(cj_db *db) {
 	cj__notifier_stop(db);
 	cj__monitor_stop(db);
 	cj__engine_close(db->eng, db->edb);
+	cj__group_destroy(db);
 	pthread_cond_destroy(&db->cond);
 	pthread_mutex_destroy(&db->mu);
 	cj_free(db);
@@ -207,5 +216,6 @@ int cj_db_stats(const cj_db *db, cj_stats *stats) {
 	stats->store_reads = atomic_load_explicit(&db->store_reads, memory_order_relaxed);
 	stats->notifier_passes = atomic_load_explicit(&db->notifier_passes, memory_order_relaxed);
 	stats->notifier_reads = atomic_load_explicit(&db->notifier_reads, memory_order_relaxed);
+	stats->combined_calls = atomic_load_explicit(&db->group.combined, memory_order_relaxed);
 	return CJ_OK;
 }

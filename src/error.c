@@ -4,7 +4,7 @@
 
 #include "cj_int.h"
 
-static _Thread_local char last_error[512];
+static _Thread_local char last_error[CJ_ERROR_MAX];
 
 const char *cj_version(void) {
 #define CJ_STR_(x) #x

@@ -27,7 +27,7 @@ static void tls_remove(cj_tx *tx) {
 		}
 }
 
-static int tx_new(cj_db *db, int write, cj_tx **out) {
+int cj__tx_new(cj_db *db, int write, cj_tx **out) {
 	*out = NULL;
 	if (cj__tx_held(db))
 		return cj__fail(CJ_INVALID, "this thread holds an open transaction on this "
@@ -54,14 +54,14 @@ static void tx_free(cj_tx *tx) {
 	cj_free(tx);
 }
 
-static void tx_abort(cj_tx *tx) {
+void cj__tx_abort(cj_tx *tx) {
 	tx->db->eng->abort(tx->etx);
 	tx_free(tx);
 }
 
-static int tx_commit(cj_tx *tx) {
+int cj__tx_commit(cj_tx *tx) {
 	if (tx->halted) {
-		tx_abort(tx);
+		cj__tx_abort(tx);
 		return cj__fail(CJ_HALT, "a job in this transaction is no longer held by "
 		                "this processor: nothing was written");
 	}
@@ -70,20 +70,57 @@ static int tx_commit(cj_tx *tx) {
 	return rc;
 }
 
+int cj__tx_nest(cj_tx *parent, cj_tx **out) {
+	*out = NULL;
+	cj_tx *tx = cj__calloc(1, sizeof *tx);
+	if (!tx) return cj__fail(CJ_NOMEM, "out of memory");
+	int rc = parent->db->eng->begin_nested(parent->etx, &tx->etx);
+	if (rc) {
+		cj_free(tx);
+		return rc;
+	}
+	tx->db = parent->db;
+	tx->write = 1;
+	tx->parent = parent;
+	tx->vs_order = parent->vs_order;
+	*out = tx;
+	return CJ_OK;
+}
+
+/* The versionstamps a nested transaction handed out stay taken, whatever
+ * became of it: every one of a commit is unique. */
+static void nest_free(cj_tx *tx) {
+	tx->parent->vs_order = tx->vs_order;
+	cj__buf_free(&tx->kbuf);
+	cj__buf_free(&tx->vbuf);
+	cj_free(tx);
+}
+
+int cj__tx_nest_commit(cj_tx *tx) {
+	int rc = tx->db->eng->commit_nested(tx->etx);
+	nest_free(tx);
+	return rc;
+}
+
+void cj__tx_nest_abort(cj_tx *tx) {
+	tx->db->eng->abort_nested(tx->etx);
+	nest_free(tx);
+}
+
 int cj_tx_begin(cj_db *db, cj_tx **tx) {
 	if (!tx) return cj__fail(CJ_INVALID, "tx out-pointer is NULL");
 	*tx = NULL;
 	if (!db) return cj__fail(CJ_INVALID, "db is NULL");
-	return tx_new(db, 1, tx);
+	return cj__tx_new(db, 1, tx);
 }
 
 int cj_tx_commit(cj_tx *tx) {
 	if (!tx) return cj__fail(CJ_INVALID, "tx is NULL");
-	return tx_commit(tx);
+	return cj__tx_commit(tx);
 }
 
 void cj_tx_abort(cj_tx *tx) {
-	if (tx) tx_abort(tx);
+	if (tx) cj__tx_abort(tx);
 }
 
 void *cj_tx_native(cj_tx *tx) {
@@ -102,11 +139,11 @@ static void backoff(int attempt) {
 static int run_own(cj_db *db, int write, int (*fn)(cj_tx *, void *), void *arg) {
 	for (int attempt = 0;; attempt++) {
 		cj_tx *tx;
-		int rc = tx_new(db, write, &tx);
+		int rc = cj__tx_new(db, write, &tx);
 		if (rc) return rc;
 		rc = fn(tx, arg);
-		if (rc == CJ_OK) rc = tx_commit(tx);
-		else tx_abort(tx);
+		if (rc == CJ_OK) rc = cj__tx_commit(tx);
+		else cj__tx_abort(tx);
 		if (rc != CJ_CONFLICT || attempt >= CJ_MAX_RETRIES) return rc;
 		backoff(attempt);
 	}
@@ -119,7 +156,11 @@ int cj_transact(cj_db *db, int (*fn)(cj_tx *tx, void *arg), void *arg) {
 
 int cj__run(cj_db *db, cj_tx *tx, int write, int (*fn)(cj_tx *tx, void *arg),
             void *arg) {
-	if (!tx) return run_own(db, write, fn, arg);
+	if (!tx) {
+		int rc;
+		if (write && cj__group_run(db, fn, arg, &rc)) return rc;
+		return run_own(db, write, fn, arg);
+	}
 	if (tx->db != db) return cj__fail(CJ_INVALID, "tx belongs to another store");
 	int rc = fn(tx, arg);
 	if (rc == CJ_HALT) tx->halted = 1;

@@ -45,6 +45,20 @@
  *  - A transient failure that is cured by running the transaction again
  *    (serialization failure, the store had to grow) is CJ_CONFLICT; one
  *    that running again cannot cure (the store cannot grow) is CJ_STORE.
+ *  - Nested transactions (optional: begin_nested, commit_nested and
+ *    abort_nested, all three or none). A transaction nested in a write
+ *    transaction sees the parent's writes; while it is open the core uses
+ *    only it, never the parent. commit_nested() makes its writes and its
+ *    notify() marks the parent's, as if made in the parent; abort_nested()
+ *    undoes exactly them and leaves the parent as it was before
+ *    begin_nested(), usable, whatever failed inside the nested one (a full
+ *    map, a transaction too large, an I/O error: the failure is the nested
+ *    one's alone, except a lost connection, which is the whole
+ *    transaction's). commit_version() of a nested transaction is its
+ *    parent's. One level of nesting is enough. The core uses nesting to
+ *    combine the own transactions of several threads into one commit (one
+ *    durable flush: tx.c); an engine that leaves the ops NULL commits each
+ *    alone.
  *  - `version` is CJ_ENGINE_VERSION as the engine was written to it:
  *    cj_open() refuses an engine written to another version of this file.
   */
@@ -56,7 +70,7 @@
 
 #include "couchjobs.h"
 
-#define CJ_ENGINE_VERSION 3
+#define CJ_ENGINE_VERSION 4
 #define CJ_ENGINE_MAX_KEY 4096
 
 typedef struct cj_edb cj_edb; /* an engine's open store */
@@ -155,6 +169,16 @@ struct cj_engine {
 	/* Bumps wake word w as a commit would, waking its waiters in this
 	 * process (others may see the bump too). */
 	void (*bump)(cj_edb *edb, unsigned w);
+
+	/* Optional, all three or none (see the top of the file). A
+	 * transaction nested in the write transaction parent: CJ_OK with *out,
+	 * or a code (*out NULL; the parent is as it was). */
+	int (*begin_nested)(cj_etx *parent, cj_etx **out);
+	/* Hands tx's writes and marks to its parent; frees tx whatever it
+	 * returns. On failure nothing of tx is in the parent. */
+	int (*commit_nested)(cj_etx *tx);
+	/* Undoes tx and frees it. */
+	void (*abort_nested)(cj_etx *tx);
 };
 
 /* NULL-terminated, in order of preference; the first takes plain paths. */

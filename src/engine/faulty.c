@@ -26,6 +26,7 @@ struct cj_edb {
 struct cj_etx {
 	const struct cj_engine *inner;
 	cj_etx *etx;
+	cj_etx *parent; /* of a nested transaction, else NULL */
 	int lost; /* a lost-connection fault hit it: everything fails */
 };
 
@@ -171,6 +172,44 @@ static uint64_t fty_word(cj_edb *db, unsigned w) { return db->inner->word(db->ed
 
 static void fty_bump(cj_edb *db, unsigned w) { db->inner->bump(db->edb, w); }
 
+/* Nesting: a fault at its begin or commit fails that op and changes
+ * nothing; a lost connection is the whole transaction's, the parent's
+ * too. A real store that cannot nest makes every begin_nested fail. */
+static int fty_begin_nested(cj_etx *parent, cj_etx **out) {
+	*out = NULL;
+	if (!parent->inner->begin_nested)
+		return cj__fail(CJ_STORE, "faulty: the real store cannot nest transactions");
+	int rc = fault(parent);
+	if (rc) return rc;
+	cj_etx *tx = cj__calloc(1, sizeof *tx);
+	if (!tx) return cj__fail(CJ_NOMEM, "out of memory");
+	tx->inner = parent->inner;
+	tx->parent = parent;
+	if ((rc = parent->inner->begin_nested(parent->etx, &tx->etx))) {
+		cj_free(tx);
+		return rc;
+	}
+	*out = tx;
+	return CJ_OK;
+}
+
+static void fty_abort_nested(cj_etx *tx) {
+	if (tx->lost) tx->parent->lost = 1;
+	tx->inner->abort_nested(tx->etx);
+	cj_free(tx);
+}
+
+static int fty_commit_nested(cj_etx *tx) {
+	int rc = fault(tx);
+	if (rc) {
+		fty_abort_nested(tx);
+		return rc;
+	}
+	rc = tx->inner->commit_nested(tx->etx);
+	cj_free(tx);
+	return rc;
+}
+
 static const char *const fty_schemes[] = {FAULTY_SCHEME, NULL};
 
 const struct cj_engine cj__engine_faulty = {
@@ -198,4 +237,7 @@ const struct cj_engine cj__engine_faulty = {
 	.notify_job = fty_notify_job,
 	.word = fty_word,
 	.bump = fty_bump,
+	.begin_nested = fty_begin_nested,
+	.commit_nested = fty_commit_nested,
+	.abort_nested = fty_abort_nested,
 };

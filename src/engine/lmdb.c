@@ -117,6 +117,7 @@ struct cj_edb {
 
 struct cj_etx {
 	cj_edb *db;
+	cj_etx *parent; /* of a nested transaction, else NULL */
 	MDB_txn *txn;
 	int write;
 	int dirty;
@@ -591,6 +592,66 @@ static int lme_commit(cj_etx *tx) {
 	return rc;
 }
 
+/* ---- nested transactions ---------------------------------------------------
+ *
+ * LMDB's own: a child of the write transaction, whose pages are the
+ * parent's once it commits and are dropped if it aborts. (An environment
+ * opened with MDB_WRITEMAP cannot nest; this engine never opens one.) The
+ * parent holds the resize lock for both; a child that found the map full
+ * leaves the growth to its parent's end. */
+
+static int lme_write_err(cj_etx *tx, int rc, const char *what);
+
+static void lme_nested_free(cj_etx *tx) {
+	if (tx->grow) tx->parent->grow = 1;
+	cj__buf_free(&tx->kb);
+	cj__buf_free(&tx->vb);
+	cj_free(tx);
+}
+
+static int lme_begin_nested(cj_etx *parent, cj_etx **out) {
+	*out = NULL;
+	unsigned flags = 0;
+	if (!parent->write || parent->parent || mdb_env_get_flags(parent->db->env, &flags) ||
+	    (flags & MDB_WRITEMAP))
+		return cj__fail(CJ_STORE, "lmdb: this transaction cannot nest one");
+	cj_etx *tx = cj__calloc(1, sizeof *tx);
+	if (!tx) return cj__fail(CJ_NOMEM, "out of memory");
+	tx->db = parent->db;
+	tx->parent = parent;
+	tx->write = 1;
+	tx->version = parent->version;
+	int rc = mdb_txn_begin(parent->db->env, parent->txn, 0, &tx->txn);
+	if (rc) {
+		rc = lme_write_err(tx, rc, "begin nested");
+		lme_nested_free(tx);
+		return rc;
+	}
+	*out = tx;
+	return CJ_OK;
+}
+
+static int lme_commit_nested(cj_etx *tx) {
+	cj_etx *p = tx->parent;
+	int rc = mdb_txn_commit(tx->txn); /* frees the child, failed or not */
+	if (rc) {
+		rc = lme_write_err(tx, rc, "commit nested");
+		lme_nested_free(tx);
+		return rc;
+	}
+	p->dirty |= tx->dirty;
+	p->puts += tx->puts;
+	p->dels += tx->dels;
+	cj__wordset_merge(&p->notify, &tx->notify);
+	lme_nested_free(tx);
+	return CJ_OK;
+}
+
+static void lme_abort_nested(cj_etx *tx) {
+	mdb_txn_abort(tx->txn);
+	lme_nested_free(tx);
+}
+
 static int lme_version(cj_etx *tx, uint64_t *out) {
 	*out = tx->version;
 	return CJ_OK;
@@ -790,4 +851,7 @@ const struct cj_engine cj__engine_lmdb = {
 	.notify_job = lme_notify_job,
 	.word = lme_word,
 	.bump = lme_bump,
+	.begin_nested = lme_begin_nested,
+	.commit_nested = lme_commit_nested,
+	.abort_nested = lme_abort_nested,
 };

@@ -14,6 +14,11 @@
  *   latency  add-to-accept wake latency across processes
  *   scale    cost of one accept+finish cycle with 10k pending jobs and
  *            with a bigger store (--big)
+ *   threads  jobs/s of N threads of one process (N = 1, 4, 8, 16) sharing
+ *            one handle, each job one call at a time: cj_add, cj_accept,
+ *            cj_finish, each its own transaction (what a threaded worker or
+ *            cjobs serve does); with the share of calls that were combined
+ *            into another thread's commit (group commit)
  *   subs     with 1,000 live subscriptions in one process, what a commit
  *            of another process that changes an unrelated job costs the
  *            subscribing process (its notifier's store reads and CPU), and
@@ -37,6 +42,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,7 +72,7 @@
 
 static struct {
 	int quick;
-	int sec_add, sec_drain, sec_latency, sec_scale, sec_subs, sec_lost;
+	int sec_add, sec_drain, sec_latency, sec_scale, sec_subs, sec_lost, sec_threads;
 	char dir[PATH_MAX]; /* parent of this run's stores, and the disk row's file */
 	int own_dir;        /* dir was created here: remove it at the end */
 	long samples;       /* latency samples per sync mode */
@@ -74,6 +80,9 @@ static struct {
 	int big_given;      /* by --big */
 	long cycles;        /* measured cycles per scale store */
 	const char *tsv;    /* also write the rows here */
+	int threads[8];     /* thread counts of the threads section */
+	int nthreads;
+	int full_only;      /* --full-only: sync=full rows only */
 	/* PostgreSQL: --url as given, and the same without schema= for the
 	 * benchmark's own connection */
 	int pg;
@@ -918,6 +927,88 @@ static void section_drain(void) {
 		}
 }
 
+/* ---- section: threads ---------------------------------------------------- */
+
+struct thread_arg {
+	cj_db *db;
+	int t;
+	long jobs;
+	pthread_barrier_t *start;
+};
+
+/* One job at a time, each step its own call and transaction. */
+static void *thread_jobs(void *p) {
+	struct thread_arg *a = p;
+	cj_accept_opts ao = CJ_ACCEPT_OPTS_INIT;
+	ao.timeout_ms = 10000;
+	pthread_barrier_wait(a->start);
+	for (long i = 0; i < a->jobs; i++) {
+		char id[32];
+		cj_job *job;
+		snprintf(id, sizeof id, "t%02d-%08ld", a->t, i);
+		check(cj_add(a->db, NULL, TYPE, id, "{}", 0), "cj_add");
+		check(cj_accept(a->db, TYPE, &ao, &job, NULL), "cj_accept");
+		check(cj_finish(a->db, NULL, job, NULL), "cj_finish");
+		cj_job_free(job);
+	}
+	return NULL;
+}
+
+static void threads_once(cj_sync_mode mode, int nthreads, long njobs) {
+	struct store s;
+	char v[40];
+	new_store(&s, "threads");
+	cj_db *db = open_store(&s, mode);
+	pthread_barrier_t start;
+	pthread_t th[MAX_PROCS];
+	struct thread_arg args[MAX_PROCS];
+	if (pthread_barrier_init(&start, NULL, (unsigned)nthreads + 1) != 0) die("barrier");
+	long per = njobs / nthreads > 0 ? njobs / nthreads : 1;
+	for (int t = 0; t < nthreads; t++) {
+		args[t] = (struct thread_arg){db, t, per, &start};
+		if (pthread_create(&th[t], NULL, thread_jobs, &args[t]) != 0) die("pthread_create");
+	}
+	pthread_barrier_wait(&start);
+	int64_t t0 = now_ns();
+	for (int t = 0; t < nthreads; t++) pthread_join(th[t], NULL);
+	double sec = (double)(now_ns() - t0) / 1e9;
+	pthread_barrier_destroy(&start);
+	cj_stats st;
+	check(cj_db_stats(db, &st), "cj_db_stats");
+	long total = per * nthreads;
+	char label[64];
+	snprintf(label, sizeof label, "jobs/s, %d thread%s of one process, 3 calls a job",
+	         nthreads, nthreads > 1 ? "s" : "");
+	fmt_rate(v, sizeof v, (double)total / sec, "jobs/s");
+	add_row("threads", label, NULL, mode_name(mode), v,
+	        "%ld jobs in %.2f s; %.0f%% of the calls combined", total, sec,
+	        100.0 * (double)st.combined_calls / (double)(3 * total));
+	cj_close(db);
+	drop_store(&s);
+}
+
+static void section_threads(void) {
+	fprintf(stderr, "[threads] threads of one process, one call a step\n");
+	for (int m = 0; m < (cfg.full_only ? 1 : 2); m++)
+		for (int i = 0; i < cfg.nthreads; i++)
+			threads_once(modes[m], cfg.threads[i],
+			             modes[m] == CJ_SYNC_FULL ? count_for(4000, 2000)
+			                                      : count_for(50000, 10000));
+}
+
+/* --threads LIST: thread counts, 1 to MAX_PROCS. */
+static void parse_threads(const char *list) {
+	char buf[128];
+	snprintf(buf, sizeof buf, "%s", list);
+	cfg.nthreads = 0;
+	for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		long n = strtol(tok, NULL, 10);
+		if (n < 1 || n > MAX_PROCS || cfg.nthreads == 8)
+			die("--threads: 1 to 8 counts of 1 to %d", MAX_PROCS);
+		cfg.threads[cfg.nthreads++] = (int)n;
+	}
+}
+
 /* ---- section: latency ---------------------------------------------------- */
 
 /* Waits until the process is asleep on a futex (blocked in cj_accept). */
@@ -1457,7 +1548,7 @@ static void usage(FILE *f) {
 	        "                   dropped afterwards. Without it: the embedded engine\n"
 	        "  --quick          small N everywhere: a fast smoke run\n"
 	        "  --sections LIST  comma-separated subset of add,drain,latency,scale,subs,\n"
-	        "                   lost\n"
+	        "                   lost, threads\n"
 	        "                   (default: all)\n"
 	        "  --dir DIR        where the temporary stores (embedded engine) and the disk\n"
 	        "                   row's file go (default: a new directory under $TMPDIR or\n"
@@ -1469,6 +1560,8 @@ static void usage(FILE *f) {
 	        "                   50000 and 20000)\n"
 	        "  --cycles N       measured accept+finish cycles per scale store and sync mode\n"
 	        "                   (default 5000 on the embedded engine, 2000 on PostgreSQL)\n"
+	        "  --threads LIST   thread counts of the threads section (default 1,4,8,16)\n"
+	        "  --full-only      measure sync=full only (the threads section)\n"
 	        "  --tsv FILE       also write the rows to FILE, tab-separated: engine,\n"
 	        "                   section, label, sync, value, what, notes\n");
 }
@@ -1485,7 +1578,7 @@ static void parse_sections(const char *list) {
 	char buf[256];
 	snprintf(buf, sizeof buf, "%s", list);
 	cfg.sec_add = cfg.sec_drain = cfg.sec_latency = cfg.sec_scale = cfg.sec_subs = 0;
-	cfg.sec_lost = 0;
+	cfg.sec_lost = cfg.sec_threads = 0;
 	for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (strcmp(tok, "add") == 0) cfg.sec_add = 1;
 		else if (strcmp(tok, "drain") == 0) cfg.sec_drain = 1;
@@ -1493,10 +1586,12 @@ static void parse_sections(const char *list) {
 		else if (strcmp(tok, "scale") == 0) cfg.sec_scale = 1;
 		else if (strcmp(tok, "subs") == 0) cfg.sec_subs = 1;
 		else if (strcmp(tok, "lost") == 0) cfg.sec_lost = 1;
+		else if (strcmp(tok, "threads") == 0) cfg.sec_threads = 1;
 		else if (strcmp(tok, "all") == 0)
 			cfg.sec_add = cfg.sec_drain = cfg.sec_latency = cfg.sec_scale = cfg.sec_subs =
-				cfg.sec_lost = 1;
-		else die("unknown section \"%s\" (add, drain, latency, scale, subs, lost)", tok);
+				cfg.sec_lost = cfg.sec_threads = 1;
+		else die("unknown section \"%s\" (add, drain, latency, scale, subs, lost, threads)",
+		         tok);
 	}
 }
 
@@ -1523,6 +1618,8 @@ int main(int argc, char **argv) {
 		const char *a = argv[i];
 		const char *next = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--quick") == 0) cfg.quick = 1;
+		else if (strcmp(a, "--full-only") == 0) cfg.full_only = 1;
+		else if (next && strcmp(a, "--threads") == 0) parse_threads(argv[++i]);
 		else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(stdout);
 			return 0;
@@ -1539,6 +1636,7 @@ int main(int argc, char **argv) {
 		}
 	}
 	parse_sections(sections);
+	if (!cfg.nthreads) parse_threads("1,4,8,16");
 	if (cfg.url) {
 		if (strncmp(cfg.url, "postgresql://", 13) != 0 && strncmp(cfg.url, "postgres://", 11) != 0)
 			die("--url: not a postgresql:// or postgres:// URL");
@@ -1573,6 +1671,7 @@ int main(int argc, char **argv) {
 	if (cfg.sec_scale) section_scale();
 	if (cfg.sec_subs) section_subs();
 	if (cfg.sec_lost) section_lost();
+	if (cfg.sec_threads) section_threads();
 	printf("\n");
 	print_load("at end");
 	printf("\n");

@@ -79,44 +79,42 @@ static int store_failure(int rc) {
 	return rc == CJ_CONFLICT || rc == CJ_TOO_LARGE || rc == CJ_NOMEM || rc == CJ_STORE;
 }
 
-/* A batch of one: one try of cj__run's own transaction. */
-static void run_one(cj_db *db, cj_call *c) {
-	cj_tx *tx;
-	cj__clear_error();
-	int rc = cj__tx_new(db, 1, &tx);
-	if (rc == CJ_OK) {
-		rc = c->fn(tx, c->arg);
-		if (rc == CJ_OK) rc = cj__tx_commit(tx);
-		else cj__tx_abort(tx);
-	}
-	if (rc == CJ_CONFLICT) c->alone = 1; /* its retries do not hold the lead */
-	else call_set(c, rc);
-}
-
-static void run_batch(cj_db *db, cj_call **calls, int n) {
-	cj_tx *tx;
-	int i, rc;
-	cj__clear_error();
-	if (cj__tx_new(db, 1, &tx) != CJ_OK) {
-		for (i = 0; i < n; i++) calls[i]->alone = 1;
-		return;
-	}
+/* Runs the batch in tx: a batch of one right in it, as alone; more each
+ * in a transaction nested in it. Returns how many ran; the calls after
+ * them must run alone. */
+static int run_calls(cj_tx *tx, cj_call **calls, int n) {
+	int i;
 	for (i = 0; i < n; i++) {
 		cj_call *c = calls[i];
-		cj_tx *sub;
 		cj__clear_error();
+		if (n == 1) {
+			call_set(c, c->fn(tx, c->arg));
+			return 1;
+		}
+		cj_tx *sub;
 		if (cj__tx_nest(tx, &sub) != CJ_OK) break;
-		rc = c->fn(sub, c->arg);
+		int rc = c->fn(sub, c->arg);
 		if (rc == CJ_OK) rc = cj__tx_nest_commit(sub);
 		else cj__tx_nest_abort(sub);
 		if (store_failure(rc)) break;
 		call_set(c, rc);
 	}
-	int ran = i;
-	for (; i < n; i++) calls[i]->alone = 1;
+	for (int j = i; j < n; j++) calls[j]->alone = 1;
+	return i;
+}
+
+/* Commits what ran of the batch and settles each call's result. */
+static void commit_calls(cj_db *db, cj_tx *tx, cj_call **calls, int n, int ran) {
 	cj__clear_error();
-	rc = cj__tx_commit(tx);
-	for (i = 0; i < ran; i++) {
+	if (n == 1) { /* as cj__run's own loop: a conflict runs again */
+		cj_call *c = calls[0];
+		if (c->rc != CJ_OK) cj__tx_abort(tx);
+		else call_set(c, cj__tx_commit(tx));
+		if (c->rc == CJ_CONFLICT) c->alone = 1;
+		return;
+	}
+	int rc = cj__tx_commit(tx);
+	for (int i = 0; i < ran; i++) {
 		cj_call *c = calls[i];
 		if (rc && (c->rc != CJ_OK || rc == CJ_CONFLICT)) c->alone = 1;
 		else if (rc) call_set(c, rc);
@@ -126,30 +124,47 @@ static void run_batch(cj_db *db, cj_call **calls, int n) {
 		                          memory_order_relaxed);
 }
 
+/* Hands the lead to the first call waiting, if any. Mutex held. */
+static void hand_on(cj_group *g) {
+	if (g->head) {
+		g->head->state = CALL_LEAD;
+		pthread_cond_signal(&g->head->cond);
+	} else {
+		g->leading = 0;
+	}
+}
+
 /* Leads one batch from the head of the queue (the leader's own call, c,
- * first), then hands the lead on. Called and returns with the mutex held. */
+ * first). It takes the writer's turn first (the last batch may still be
+ * committing), so that the calls that arrive meanwhile join the batch, and
+ * hands the lead on before its commit, so that the next leader waits for
+ * the writer while this batch commits and flushes. Called and returns
+ * with the mutex held. */
 static void lead(cj_db *db, cj_call *c) {
 	cj_group *g = &db->group;
 	cj_call *batch[CJ_GROUP_MAX];
-	int n = 0;
+	int n = 0, ran = 0;
+	cj_tx *tx;
+	pthread_mutex_unlock(&g->mu);
+	cj__clear_error();
+	int rc = cj__tx_new(db, 1, &tx);
+	pthread_mutex_lock(&g->mu);
 	while (g->head && n < CJ_GROUP_MAX) {
 		batch[n++] = g->head;
 		g->head = g->head->next;
 	}
 	if (!g->head) g->tail = NULL;
 	pthread_mutex_unlock(&g->mu);
-	if (n == 1) run_one(db, c);
-	else run_batch(db, batch, n);
+	if (rc == CJ_OK) ran = run_calls(tx, batch, n);
+	else for (int i = 0; i < n; i++) batch[i]->alone = 1;
+	pthread_mutex_lock(&g->mu);
+	hand_on(g);
+	pthread_mutex_unlock(&g->mu);
+	if (rc == CJ_OK) commit_calls(db, tx, batch, n, ran);
 	pthread_mutex_lock(&g->mu);
 	for (int i = 0; i < n; i++) {
 		batch[i]->state = CALL_DONE;
 		if (batch[i] != c) pthread_cond_signal(&batch[i]->cond);
-	}
-	if (g->head) {
-		g->head->state = CALL_LEAD;
-		pthread_cond_signal(&g->head->cond);
-	} else {
-		g->leading = 0;
 	}
 }
 
@@ -172,6 +187,6 @@ int cj__group_run(cj_db *db, int (*fn)(cj_tx *tx, void *arg), void *arg, int *rc
 	pthread_cond_destroy(&c.cond);
 	if (c.alone) return 0;
 	/* the detail the call left, as if this thread had run it */
-	*rc = c.rc == CJ_OK ? CJ_OK : cj__fail(c.rc, "%s", c.err);
+	*rc = cj__fail(c.rc, "%s", c.err);
 	return 1;
 }

@@ -1,6 +1,13 @@
 /* Transactions: the caller's (cj_tx_*), the library's own (cj__run), the
  * caller's own key space, and the core's one way to the engine's data ops
- * (every engine call of a transaction is made here). */
+ * (every engine call of a transaction is made here).
+ *
+ * The commit path of a call without a caller's transaction: a write goes
+ * first to group.c, which combines the calls of several threads into one
+ * commit (one durable flush) through nested transactions (cj__tx_nest)
+ * when the engine nests and commits are flushed; a call it hands back,
+ * and every read, runs in a transaction of its own (run_own), retried on
+ * CJ_CONFLICT. */
 #include <sched.h>
 #include <string.h>
 #include <time.h>

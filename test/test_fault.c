@@ -17,12 +17,16 @@
  * CJ_FAULT_SCENARIO=NAME runs one scenario only. By default I/O errors from
  * N on are left out, and on PostgreSQL, where each run costs connections,
  * everything but single allocation faults; CJ_FAULT_FULL=1 sweeps every
- * mode (a few minutes).
+ * mode (a few minutes). The group scenario (threads whose calls are
+ * combined into one commit, through nested transactions) flushes every
+ * commit: by default it sweeps single allocation faults and lost
+ * connections only.
  */
 #include "cj_int.h"
 #include "testutil.h"
 
 #include <errno.h>
+#include <pthread.h>
 
 /* ---- the documented codes, from the header ----------------------------------- */
 
@@ -528,6 +532,76 @@ static const struct scenario fail_scenarios[] = {
 	{"fail", setup_fail, fail_run, fail_post},
 };
 
+/* group commit: threads of one handle (sync=full, where calls are
+ * combined) add and remove at once; each thread's calls end at its first
+ * failure, which must be the fault's, as alone. A fault that meets a
+ * nested transaction makes its call run again alone. */
+#define GROUP_THREADS 2
+static uint64_t group_combined; /* calls combined over every run */
+
+struct group_arg {
+	struct run r; /* this thread's copy: its own failure and acks */
+	cj_db *db;
+	int t;
+	pthread_barrier_t *start;
+};
+
+static void *group_thread(void *p) {
+	struct group_arg *g = p;
+	struct run *r = &g->r;
+	char a[16], b[16], nope[16];
+	snprintf(a, sizeof a, "a%d", g->t);
+	snprintf(b, sizeof b, "b%d", g->t);
+	snprintf(nope, sizeof nope, "nope%d", g->t);
+	pthread_barrier_wait(g->start);
+	ACK(r, 2 * g->t, cj_add(g->db, NULL, r->type, a, "{\"x\":1}", 0));
+	STEP_RC(r, cj_remove(g->db, NULL, r->type, nope), CJ_NOT_FOUND);
+	ACK(r, 2 * g->t + 1, cj_add(g->db, NULL, r->type, b, "{\"x\":2}", 0));
+out:
+	return NULL;
+}
+
+static void group_run(struct run *r) {
+	cj_db *db = NULL;
+	cj_options o = r->opts;
+	o.sync = CJ_SYNC_FULL;
+	STEP(r, cj_open(r->furl, &o, &db));
+	pthread_barrier_t start;
+	CHECK(pthread_barrier_init(&start, NULL, GROUP_THREADS) == 0);
+	struct group_arg g[GROUP_THREADS];
+	pthread_t th[GROUP_THREADS];
+	for (int t = 0; t < GROUP_THREADS; t++) {
+		g[t] = (struct group_arg){.r = *r, .db = db, .t = t, .start = &start};
+		CHECK(pthread_create(&th[t], NULL, group_thread, &g[t]) == 0);
+	}
+	for (int t = 0; t < GROUP_THREADS; t++) CHECK(pthread_join(th[t], NULL) == 0);
+	pthread_barrier_destroy(&start);
+	cj_stats st;
+	CHECK_OK(cj_db_stats(db, &st));
+	group_combined += st.combined_calls;
+	/* every failing call is checked; the last one is left to the caller */
+	for (int t = 0; t < GROUP_THREADS; t++) {
+		r->acked |= g[t].r.acked;
+		if (!g[t].r.failed) continue;
+		r->failed = g[t].r.failed;
+		r->rc = g[t].r.rc;
+		r->line = g[t].r.line;
+		check_code(r);
+	}
+out:
+	cj_close(db);
+}
+
+static void group_post(struct run *r, cj_db *db) {
+	for (int t = 0; t < GROUP_THREADS; t++) {
+		char id[16];
+		snprintf(id, sizeof id, "a%d", t);
+		if (ACKED(r, 2 * t)) check_data(db, r->type, id, "{\"x\":1}");
+		snprintf(id, sizeof id, "b%d", t);
+		if (ACKED(r, 2 * t + 1)) check_data(db, r->type, id, "{\"x\":2}");
+	}
+}
+
 static const struct scenario scenarios[] = {
 	{"add", NULL, add_run, add_post},
 	{"process", setup_two_jobs, process_run, process_post},
@@ -536,6 +610,7 @@ static const struct scenario scenarios[] = {
 	{"subscribe", setup_two_jobs, sub_run, sub_post},
 	{"types", NULL, types_run, types_post},
 	{"transact", setup_timeout, tx_run, tx_post},
+	{"group", setup_timeout, group_run, group_post},
 };
 
 /* ---- the loop ------------------------------------------------------------------ */
@@ -636,6 +711,12 @@ static void run_all(const char *url, const struct scenario *list, size_t nlist) 
 		int len = snprintf(line, sizeof line, "  %-10s", s->name);
 		for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
 			if (modes[m].level > level) continue;
+			/* each run of group flushes its commits: by default it sweeps
+			 * single allocation faults and lost connections only */
+			if (s->run == group_run && level < 2 && modes[m].persistent) continue;
+			if (s->run == group_run && level < 2 && modes[m].mode != ALLOC &&
+			    modes[m].mode != LOST)
+				continue;
 			r.mode = modes[m].mode;
 			r.persistent = modes[m].persistent;
 			for (r.n = 1;; r.n++) {
@@ -645,6 +726,9 @@ static void run_all(const char *url, const struct scenario *list, size_t nlist) 
 			len += snprintf(line + len, sizeof line - (size_t)len, " %s%s %ld",
 			                mode_names[r.mode], r.persistent ? " (on)" : "", r.n - 1);
 		}
+		if (s->run == group_run)
+			len += snprintf(line + len, sizeof line - (size_t)len, "; %llu calls combined",
+			                (unsigned long long)group_combined);
 		note("%s (%lld ms)\n", line, (long long)(t_now_ms() - t0));
 	}
 	note("  %ld runs; every failing call returned its fault's code, and the store "

@@ -49,6 +49,13 @@
  * depend on the second flush: LMDB only ever writes a meta page after the
  * pages it points to were flushed.
  *
+ * Group commit: the core combines the own transactions of several threads
+ * of a handle into one (src/group.c), each call in a nested transaction
+ * (LMDB's child transactions, begin_nested below), so that they share the
+ * two steps above: one data flush under the lock, one flush after it. A
+ * killed process leaves nothing of its open transaction, nested ones and
+ * all; its callers were not answered. Processes still flush separately.
+ *
  * Keys longer than LME_SHORT bytes (LMDB takes at most 511) are stored under
  * their first LME_SHORT bytes followed by an 8-byte hash of the whole key,
  * and the value is prefixed with the whole key (u32 BE length, bytes), which

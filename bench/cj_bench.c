@@ -1548,7 +1548,7 @@ static void usage(FILE *f) {
 	        "                   dropped afterwards. Without it: the embedded engine\n"
 	        "  --quick          small N everywhere: a fast smoke run\n"
 	        "  --sections LIST  comma-separated subset of add,drain,latency,scale,subs,\n"
-	        "                   lost, threads\n"
+	        "                   lost,threads\n"
 	        "                   (default: all)\n"
 	        "  --dir DIR        where the temporary stores (embedded engine) and the disk\n"
 	        "                   row's file go (default: a new directory under $TMPDIR or\n"

@@ -4,13 +4,15 @@
  *
  * A call of cj__run without a caller's transaction (cj_add, the claim of
  * cj_accept, cj_finish, ... with tx NULL) joins the handle's queue. The
- * first to find nobody leading becomes the leader: it takes up to
- * CJ_GROUP_MAX calls from the head of the queue (its own first), opens one
- * write transaction, runs each call in a transaction nested in it
- * (engine.h), commits once and hands each caller its result and its
- * cj_last_error() detail. Calls that arrive meanwhile wait in the queue;
- * when the batch is done the leader hands the lead to the first of them
- * and returns. A batch of one is an ordinary transaction of its own.
+ * first to find nobody leading becomes the leader: it opens one write
+ * transaction (waiting, on the embedded engine, for the writer's turn),
+ * then takes up to CJ_GROUP_MAX calls from the head of the queue (its own
+ * first: every call queued while it waited joins), runs each in a
+ * transaction nested in it (engine.h), hands the lead to the first call
+ * still queued, commits once (one flush) and hands each caller its result
+ * and its cj_last_error() detail. The next leader so builds its batch
+ * while this one commits and flushes. A batch of one is an ordinary
+ * transaction of its own, as without combining.
  *
  * A call's result is the one it would get alone, in the order of the
  * batch:

@@ -48,10 +48,7 @@ void cj__wordset_add_job(cj_wordset *s, unsigned job) {
 }
 
 void cj__wordset_merge(cj_wordset *dst, const cj_wordset *src) {
-	if (src->all_jobs) {
-		cj__wordset_add_job(dst, 0);
-		dst->all_jobs = 1;
-	}
+	if (src->all_jobs) dst->all_jobs = 1; /* "activity" is in src's list */
 	for (unsigned i = 0; i < src->njobs; i++) cj__wordset_add_job(dst, src->jobs[i]);
 	for (unsigned i = 0; i < src->n; i++) cj__wordset_add(dst, src->list[i]);
 }

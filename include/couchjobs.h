@@ -133,7 +133,8 @@ const char *cj_version(void);
 	XX(CONFLICT, -8, "CJ_CONFLICT: transaction conflict; retry it")            \
 	XX(STORE, -9, "CJ_STORE: the storage engine failed")                       \
 	XX(NOMEM, -10, "CJ_NOMEM: out of memory")                                 \
-	XX(CANCELED, -11, "CJ_CANCELED: the wait was cancelled (cj_cancel_fire)")
+	XX(CANCELED, -11, "CJ_CANCELED: the wait was cancelled (cj_cancel_fire)") \
+	XX(EXISTS, -12, "CJ_EXISTS: the job already exists (cj_add_ex unique)")
 
 /** @brief Result codes. */
 typedef enum cj_code {
@@ -574,6 +575,55 @@ void cj_job_info_clear(cj_job_info *info);
  */
 int cj_add(cj_db *db, cj_tx *tx, const char *type, const char *id,
            const char *data, int64_t sched_time);
+
+/** @brief #cj_add_opts.unique: when cj_add_ex() may touch an existing job. */
+typedef enum cj_unique {
+	/** cj_add()'s rule (the RFC's): replace a pending job, flag a running
+	 * one for resubmission, re-enqueue a finished one */
+	CJ_UNIQUE_NONE = 0,
+	/** add only when no job with this type and id exists, in any state;
+	 * else #CJ_EXISTS and nothing changes */
+	CJ_UNIQUE_ID = 1,
+	/** add only when no job with this type and id is pending or running
+	 * (one in any other state, finished included, is made pending again
+	 * as cj_add() does); else #CJ_EXISTS and nothing changes */
+	CJ_UNIQUE_ACTIVE = 2
+} cj_unique;
+
+/** @brief Parses the name of a #cj_unique: "none", "id" or "active" (the
+ * words the CLI and the HTTP API take).
+ * @return #CJ_OK, #CJ_INVALID (NULL argument or another word). */
+int cj_unique_parse(const char *name, int *unique);
+
+/**
+ * @brief Options of cj_add_ex(). Start from #CJ_ADD_OPTS_INIT: fields are
+ * only ever appended, and the initialiser gives each its default.
+ */
+typedef struct cj_add_opts {
+	/** as cj_add()'s @p sched_time: 0 (default) means now */
+	int64_t sched_time;
+	/** a #cj_unique; #CJ_UNIQUE_NONE (default) */
+	int unique;
+} cj_add_opts;
+
+/** @brief Initialiser of #cj_add_opts with every default. */
+#define CJ_ADD_OPTS_INIT {0, CJ_UNIQUE_NONE}
+
+/**
+ * @brief cj_add() with options (NULL: the defaults, which make it exactly
+ * cj_add() with @p sched_time 0).
+ *
+ * With @c opts->unique set, whether the job exists is decided in the same
+ * transaction that adds it: of any number of callers, in any processes,
+ * adding the same type and id at once, exactly one gets #CJ_OK and the
+ * others #CJ_EXISTS. Thread-safe.
+ *
+ * @return as cj_add(); #CJ_EXISTS (@c opts->unique refused: nothing was
+ *         written; a caller's @p tx stays usable); #CJ_INVALID also for an
+ *         unknown @c opts->unique.
+ */
+int cj_add_ex(cj_db *db, cj_tx *tx, const char *type, const char *id,
+              const char *data, const cj_add_opts *opts);
 
 /**
  * @brief Deletes a job, whatever its state. Its processor gets #CJ_HALT on

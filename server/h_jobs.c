@@ -48,13 +48,27 @@ int srv_body_sched(struct srv_req *r, json_t *body, int64_t dflt, int64_t *sched
 	return 0;
 }
 
+/* "unique": "none" | "id" | "active" (cj_unique_parse()) into *unique. */
+static int body_unique(struct srv_req *r, json_t *body, int *unique) {
+	json_t *u = json_object_get(body, "unique");
+	if (!u || json_is_null(u)) return 0;
+	if (!json_is_string(u) || cj_unique_parse(json_string_value(u), unique) != CJ_OK) {
+		srv_reply_err(r, 400, "CJ_INVALID", CJ_INVALID,
+		              "\"unique\" must be \"none\", \"id\" or \"active\"");
+		return -1;
+	}
+	return 0;
+}
+
 void srv_h_job_put(struct srv_req *r) {
 	json_t *body = srv_body_json(r);
 	char *data = NULL;
-	int64_t sched;
+	cj_add_opts opts = CJ_ADD_OPTS_INIT;
 	if (!body) return;
-	if (srv_body_data(r, body, &data) == 0 && srv_body_sched(r, body, 0, &sched) == 0) {
-		int rc = cj_add(r->srv->db, NULL, r->param[0], r->param[1], data, sched);
+	if (srv_body_data(r, body, &data) == 0 &&
+	    srv_body_sched(r, body, 0, &opts.sched_time) == 0 &&
+	    body_unique(r, body, &opts.unique) == 0) {
+		int rc = cj_add_ex(r->srv->db, NULL, r->param[0], r->param[1], data, &opts);
 		if (rc == CJ_OK) {
 			atomic_fetch_add(&r->srv->m.added, 1);
 			srv_reply_json(r, 200, json_pack("{s:b}", "ok", 1));

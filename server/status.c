@@ -17,6 +17,7 @@ int srv_status_of(int rc) {
 	case CJ_STORE: return 500;
 	case CJ_NOMEM: return 507;
 	case CJ_CANCELED: return 503;
+	case CJ_EXISTS: return 409;
 	default: return 500;
 	}
 }

@@ -7,7 +7,17 @@ struct add_arg {
 	const char *type, *id, *data;
 	size_t dlen;
 	int64_t sched;
+	int unique; /* cj_unique */
 };
+
+/* CJ_EXISTS when a->unique refuses a job in state; else CJ_OK. */
+static int unique_refuses(const struct add_arg *a, cj_state state) {
+	if (a->unique == CJ_UNIQUE_ID ||
+	    (a->unique == CJ_UNIQUE_ACTIVE && (state == CJ_PENDING || state == CJ_RUNNING)))
+		return cj__fail(CJ_EXISTS, "job %.60s of type \"%.60s\" is %s", a->id, a->type,
+		                cj_state_name(state));
+	return CJ_OK;
+}
 
 static int add_fn(cj_tx *tx, void *arg) {
 	struct add_arg *a = arg;
@@ -22,7 +32,7 @@ static int add_fn(cj_tx *tx, void *arg) {
 		rc = cj__job_enqueue(tx, a->type, a->id, a->sched, NULL, a->data, a->dlen, 1);
 		goto out;
 	}
-	if (rc) goto out;
+	if (rc || (rc = unique_refuses(a, state))) goto out;
 	switch (state) {
 	case CJ_RUNNING: {
 		/* flag it; its processor's finish re-enqueues it */
@@ -48,16 +58,39 @@ out:
 	return rc;
 }
 
-int cj_add(cj_db *db, cj_tx *tx, const char *type, const char *id, const char *data,
-           int64_t sched_time) {
+int cj_add_ex(cj_db *db, cj_tx *tx, const char *type, const char *id, const char *data,
+              const cj_add_opts *opts) {
+	cj_add_opts defaults = CJ_ADD_OPTS_INIT;
 	if (!db) return cj__fail(CJ_INVALID, "db is NULL");
-	struct add_arg a = {type, id, data, 0, sched_time};
+	if (!opts) opts = &defaults;
+	struct add_arg a = {type, id, data, 0, opts->sched_time, opts->unique};
 	int rc;
 	if ((rc = cj__check_type(type)) || (rc = cj__check_id(id)) ||
 	    (rc = cj__check_data(db, &a.data, &a.dlen, 1)) ||
-	    (rc = cj__check_sched(sched_time, 0)))
+	    (rc = cj__check_sched(opts->sched_time, 0)))
 		return rc;
+	if (opts->unique < CJ_UNIQUE_NONE || opts->unique > CJ_UNIQUE_ACTIVE)
+		return cj__fail(CJ_INVALID, "unknown unique policy %d", opts->unique);
 	return cj__run(db, tx, 1, add_fn, &a);
+}
+
+int cj_add(cj_db *db, cj_tx *tx, const char *type, const char *id, const char *data,
+           int64_t sched_time) {
+	cj_add_opts opts = CJ_ADD_OPTS_INIT;
+	opts.sched_time = sched_time;
+	return cj_add_ex(db, tx, type, id, data, &opts);
+}
+
+static const char *const unique_names[] = {"none", "id", "active"};
+
+int cj_unique_parse(const char *name, int *unique) {
+	if (!name || !unique) return cj__fail(CJ_INVALID, "NULL argument");
+	for (int i = 0; i < (int)(sizeof unique_names / sizeof unique_names[0]); i++)
+		if (strcmp(name, unique_names[i]) == 0) {
+			*unique = i;
+			return CJ_OK;
+		}
+	return cj__fail(CJ_INVALID, "unknown unique policy \"%.60s\" (none, id or active)", name);
 }
 
 struct job_arg {

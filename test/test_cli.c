@@ -469,6 +469,43 @@ TEST(schedule) {
 	free(o);
 }
 
+/* add --unique / --if-absent: exit 5 and nothing changed when the job is
+ * there; --unique active re-adds a finished job. */
+TEST(add_unique) {
+	ok("timeout t 30");
+	ok("add t a '{\"v\":1}' --if-absent");
+	check_state("t", "a", "pending");
+	fails_saying(5, "add t a '{\"v\":2}' --if-absent", "exists: job a of type \"t\" is pending");
+	fails_saying(5, "add t a '{\"v\":2}' --unique=active", "exists");
+	fails_saying(5, "add t a '{\"v\":2}' --unique id --in 1h", "exists");
+	char *d = job_data("t", "a");
+	CHECK_STR(d, "{\"v\":1}");
+	free(d);
+	json_t *v = get_job("t", "a");
+	CHECK_INT(jint(v, "sched_time"), 0);
+	json_decref(v);
+	/* finished: id refuses it, active makes it pending again */
+	char *o = ok_out("accept t --timeout 5000");
+	json_t *a = jparse(o);
+	char args[256];
+	snprintf(args, sizeof args, "finish t a '%s'", jstr(a, "lock"));
+	ok(args);
+	json_decref(a);
+	free(o);
+	check_state("t", "a", "finished");
+	fails_saying(5, "add t a --unique id", "is finished");
+	ok("add t a '{\"v\":3}' --unique active");
+	check_state("t", "a", "pending");
+	d = job_data("t", "a");
+	CHECK_STR(d, "{\"v\":3}");
+	free(d);
+	/* none is the plain add */
+	ok("add t a '{\"v\":4}' --unique none");
+	d = job_data("t", "a");
+	CHECK_STR(d, "{\"v\":4}");
+	free(d);
+}
+
 /* ---- processing from separate invocations ----------------------------- */
 
 TEST(accept_update_finish) {
@@ -658,6 +695,10 @@ static void bad_commands(void) {
 	fails(2, "add t i --at soon");
 	fails(2, "add t i --at 1 --in 5");
 	fails(2, "add t i --in");                  /* no value */
+	fails_saying(2, "add t i --unique both", "unknown unique policy");
+	fails(2, "add t i --unique");
+	fails_saying(2, "add t i --unique id --if-absent", "exclude each other");
+	fails(2, "add t i --if-absent=yes");
 	fails(2, "add '' i");
 	fails(2, "add t ''");
 	snprintf(args, sizeof args, "add %s i", long_type);
@@ -1357,6 +1398,7 @@ TEST(fail_policy_retry) {
 }
 
 TEST_MAIN(ENTRY(help), ENTRY(timeout_and_types), ENTRY(add_get_list_rm_stats),
+          ENTRY(add_unique),
           ENTRY(schedule), ENTRY(accept_update_finish), ENTRY(watch),
           ENTRY(bad_input), ENTRY(work_results), ENTRY(work_parallel_and_idle_exit),
           ENTRY(work_batch_accept),

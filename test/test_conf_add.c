@@ -584,6 +584,157 @@ TEST(add_state_walk) {
 	cj_close(db);
 }
 
+/* ---- cj_add_ex: uniqueness ------------------------------------------------ */
+
+/* Makes a job pending, running (returned) or finished: the only job of
+ * its type, which is named like it. */
+static cj_job *job_in_state(cj_db *db, const char *id, cj_state st) {
+	CHECK_OK(cj_set_type_timeout(db, id, 60));
+	CHECK_OK(cj_add(db, NULL, id, id, "{\"v\":1}", 0));
+	if (st == CJ_PENDING) return NULL;
+	cj_job *job = take_id(db, id, id);
+	if (st == CJ_RUNNING) return job;
+	CHECK_OK(cj_finish(db, NULL, job, NULL));
+	cj_job_free(job);
+	return NULL;
+}
+
+/* An add that the policy refuses: CJ_EXISTS, and the job is as it was
+ * (state, data, time, not flagged for resubmission). */
+static void check_refused(cj_db *db, const char *id, int unique, cj_state st) {
+	cj_add_opts o = CJ_ADD_OPTS_INIT;
+	o.unique = unique;
+	o.sched_time = t_epoch() + 3600;
+	CHECK_RC(cj_add_ex(db, NULL, id, id, "{\"v\":2}", &o), CJ_EXISTS);
+	CHECK(strstr(cj_last_error(), id) != NULL);
+	cj_job_info info;
+	memset(&info, 0, sizeof info);
+	CHECK_OK(cj_get_job(db, NULL, id, id, &info));
+	CHECK_INT(info.state, st);
+	CHECK_JSON(info.data, "{\"v\":1}");
+	CHECK_INT(info.sched_time, 0);
+	CHECK_INT(info.resubmit, 0);
+	cj_job_info_clear(&info);
+}
+
+/* CJ_UNIQUE_ID adds a new job and refuses one in every state. */
+TEST(add_unique_id) {
+	cj_db *db = open_typed("t");
+	cj_add_opts o = CJ_ADD_OPTS_INIT;
+	o.unique = CJ_UNIQUE_ID;
+	CHECK_OK(cj_add_ex(db, NULL, "t", "new", "{\"n\":1}", &o));
+	check_job_is(db, "t", "new", CJ_PENDING, "{\"n\":1}");
+	CHECK_RC(cj_add_ex(db, NULL, "t", "new", "{\"n\":1}", &o), CJ_EXISTS);
+
+	(void)job_in_state(db, "p", CJ_PENDING);
+	check_refused(db, "p", CJ_UNIQUE_ID, CJ_PENDING);
+	cj_job *running = job_in_state(db, "r", CJ_RUNNING);
+	check_refused(db, "r", CJ_UNIQUE_ID, CJ_RUNNING);
+	/* the refused add did not flag the job: its finish finishes it */
+	CHECK_OK(cj_finish(db, NULL, running, NULL));
+	cj_job_free(running);
+	CHECK_INT(state_of(db, "r", "r"), CJ_FINISHED);
+	(void)job_in_state(db, "f", CJ_FINISHED);
+	check_refused(db, "f", CJ_UNIQUE_ID, CJ_FINISHED);
+	/* once removed, it may be added again */
+	CHECK_OK(cj_remove(db, NULL, "f", "f"));
+	CHECK_OK(cj_add_ex(db, NULL, "f", "f", NULL, &o));
+	CHECK_INT(state_of(db, "f", "f"), CJ_PENDING);
+	cj_close(db);
+}
+
+/* CJ_UNIQUE_ACTIVE refuses a pending or running job; a finished one is
+ * pending again with the new data and time. */
+TEST(add_unique_active) {
+	cj_db *db = open_typed("t");
+	cj_add_opts o = CJ_ADD_OPTS_INIT;
+	o.unique = CJ_UNIQUE_ACTIVE;
+	CHECK_OK(cj_add_ex(db, NULL, "t", "new", NULL, &o));
+	(void)job_in_state(db, "p", CJ_PENDING);
+	check_refused(db, "p", CJ_UNIQUE_ACTIVE, CJ_PENDING);
+	cj_job *running = job_in_state(db, "r", CJ_RUNNING);
+	check_refused(db, "r", CJ_UNIQUE_ACTIVE, CJ_RUNNING);
+	cj_job_free(running);
+	(void)job_in_state(db, "f", CJ_FINISHED);
+	int64_t when = t_epoch() + 3600;
+	o.sched_time = when;
+	CHECK_OK(cj_add_ex(db, NULL, "f", "f", "{\"v\":3}", &o));
+	cj_job_info info;
+	memset(&info, 0, sizeof info);
+	CHECK_OK(cj_get_job(db, NULL, "f", "f", &info));
+	CHECK_INT(info.state, CJ_PENDING);
+	CHECK_JSON(info.data, "{\"v\":3}");
+	CHECK_INT(info.sched_time, when);
+	cj_job_info_clear(&info);
+	cj_close(db);
+}
+
+/* cj_add_ex with NULL options, or CJ_UNIQUE_NONE, is cj_add. */
+TEST(add_ex_defaults_are_add) {
+	cj_db *db = open_typed("t");
+	CHECK_OK(cj_add_ex(db, NULL, "t", "a", "{\"v\":1}", NULL));
+	CHECK_OK(cj_add_ex(db, NULL, "t", "a", "{\"v\":2}", NULL));
+	check_job_is(db, "t", "a", CJ_PENDING, "{\"v\":2}");
+	cj_job *job = take_id(db, "t", "a");
+	cj_add_opts o = CJ_ADD_OPTS_INIT;
+	CHECK_OK(cj_add_ex(db, NULL, "t", "a", NULL, &o));
+	CHECK_OK(cj_finish(db, NULL, job, NULL)); /* flagged: pending again */
+	cj_job_free(job);
+	CHECK_INT(state_of(db, "t", "a"), CJ_PENDING);
+	cj_close(db);
+}
+
+/* Bad arguments of cj_add_ex and cj_unique_parse: CJ_INVALID, nothing
+ * written. */
+TEST(add_ex_invalid) {
+	cj_db *db = open_typed("t");
+	cj_add_opts o = CJ_ADD_OPTS_INIT;
+	o.unique = 3;
+	CHECK_RC(cj_add_ex(db, NULL, "t", "a", NULL, &o), CJ_INVALID);
+	o.unique = -1;
+	CHECK_RC(cj_add_ex(db, NULL, "t", "a", NULL, &o), CJ_INVALID);
+	o.unique = CJ_UNIQUE_ID;
+	CHECK_RC(cj_add_ex(NULL, NULL, "t", "a", NULL, &o), CJ_INVALID);
+	CHECK_RC(cj_add_ex(db, NULL, "", "a", NULL, &o), CJ_INVALID);
+	CHECK_RC(cj_add_ex(db, NULL, "t", NULL, NULL, &o), CJ_INVALID);
+	CHECK_RC(cj_add_ex(db, NULL, "t", "a", "[1]", &o), CJ_JSON);
+	o.sched_time = -5;
+	CHECK_RC(cj_add_ex(db, NULL, "t", "a", NULL, &o), CJ_INVALID);
+	o.sched_time = 0;
+	CHECK_RC(cj_add_ex(db, NULL, "nope", "a", NULL, &o), CJ_NO_TYPE_TIMEOUT);
+	CHECK_INT(count_jobs(db, NULL), 0);
+	int u = 42;
+	CHECK_OK(cj_unique_parse("none", &u));
+	CHECK_INT(u, CJ_UNIQUE_NONE);
+	CHECK_OK(cj_unique_parse("id", &u));
+	CHECK_INT(u, CJ_UNIQUE_ID);
+	CHECK_OK(cj_unique_parse("active", &u));
+	CHECK_INT(u, CJ_UNIQUE_ACTIVE);
+	CHECK_RC(cj_unique_parse("ID", &u), CJ_INVALID);
+	CHECK_RC(cj_unique_parse("", &u), CJ_INVALID);
+	CHECK_RC(cj_unique_parse(NULL, &u), CJ_INVALID);
+	CHECK_RC(cj_unique_parse("id", NULL), CJ_INVALID);
+	cj_close(db);
+}
+
+/* In the caller's transaction a refused add writes nothing and leaves the
+ * transaction usable: its other writes commit. */
+TEST(add_ex_refused_in_tx) {
+	cj_db *db = open_typed("t");
+	CHECK_OK(cj_add(db, NULL, "t", "a", "{\"v\":1}", 0));
+	cj_add_opts o = CJ_ADD_OPTS_INIT;
+	o.unique = CJ_UNIQUE_ID;
+	cj_tx *tx = NULL;
+	CHECK_OK(cj_tx_begin(db, &tx));
+	CHECK_OK(cj_add_ex(db, tx, "t", "b", NULL, &o));
+	CHECK_RC(cj_add_ex(db, tx, "t", "b", NULL, &o), CJ_EXISTS); /* its own write */
+	CHECK_RC(cj_add_ex(db, tx, "t", "a", "{\"v\":2}", &o), CJ_EXISTS);
+	CHECK_OK(cj_tx_commit(tx));
+	check_job_is(db, "t", "a", CJ_PENDING, "{\"v\":1}");
+	CHECK_INT(state_of(db, "t", "b"), CJ_PENDING);
+	cj_close(db);
+}
+
 TEST_MAIN(ENTRY(add_new_pending), ENTRY(add_data_null_is_empty_object),
           ENTRY(add_get_job_fields), ENTRY(add_missing_job),
           ENTRY(add_pending_replaces), ENTRY(add_pending_unchanged_writes_nothing),
@@ -592,4 +743,5 @@ TEST_MAIN(ENTRY(add_new_pending), ENTRY(add_data_null_is_empty_object),
           ENTRY(remove_each_state), ENTRY(list_jobs_order_and_fields),
           ENTRY(list_jobs_data_and_stop), ENTRY(list_jobs_snapshot),
           ENTRY(list_jobs_from_place), ENTRY(list_jobs_from_invalid),
-          ENTRY(add_state_walk))
+          ENTRY(add_state_walk), ENTRY(add_unique_id), ENTRY(add_unique_active),
+          ENTRY(add_ex_defaults_are_add), ENTRY(add_ex_invalid), ENTRY(add_ex_refused_in_tx))

@@ -26,7 +26,7 @@ static const struct code codes[] = {
 /* Every code has its name, and a message that starts with it. */
 TEST(misc_code_names) {
 	size_t n = sizeof codes / sizeof codes[0];
-	CHECK_INT(n, 11);
+	CHECK_INT(n, 12);
 	for (size_t i = 0; i < n; i++) {
 		CHECK(codes[i].value < 0);
 		for (size_t j = 0; j < i; j++) CHECK(codes[i].value != codes[j].value);
@@ -50,11 +50,12 @@ TEST(misc_code_names) {
 	CHECK_INT(CJ_STORE, -9);
 	CHECK_INT(CJ_NOMEM, -10);
 	CHECK_INT(CJ_CANCELED, -11);
+	CHECK_INT(CJ_EXISTS, -12);
 	/* success */
 	CHECK_STR(cj_err_name(CJ_OK), "CJ_OK");
 	CHECK(strncmp(cj_strerror(CJ_OK), "CJ_OK", 5) == 0);
 	/* unknown codes */
-	const int unknown[] = {1, 42, -12, -999, -2147483647 - 1};
+	const int unknown[] = {1, 42, -100, -999, -2147483647 - 1};
 	for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
 		CHECK_STR(cj_err_name(unknown[i]), "CJ_?");
 		CHECK_STR(cj_strerror(unknown[i]), "CJ_?: unknown code");

@@ -596,8 +596,76 @@ TEST(poison_job_ends_dead) {
 	cj_close(db);
 }
 
+/* ---- add_unique_race ---------------------------------------------------------- */
+
+#define RACERS 4
+#define RACE_IDS 20
+
+/* Each racer adds the same ids as the others, at once: u* with
+ * CJ_UNIQUE_ID (new jobs), f* with CJ_UNIQUE_ACTIVE (finished jobs, made
+ * pending again). It exits with the number of adds it won. */
+static int unique_racer(void *p) {
+	t_gate *start = p;
+	cj_db *db = t_open();
+	CHECK(t_gate_wait(start, 30000) == 0);
+	int won = 0;
+	for (int i = 0; i < RACE_IDS; i++) {
+		for (int k = 0; k < 2; k++) {
+			char id[16];
+			snprintf(id, sizeof id, "%c%d", k ? 'f' : 'u', i);
+			cj_add_opts o = CJ_ADD_OPTS_INIT;
+			o.unique = k ? CJ_UNIQUE_ACTIVE : CJ_UNIQUE_ID;
+			int rc = cj_add_ex(db, NULL, "race", id, NULL, &o);
+			if (rc == CJ_OK) won++;
+			else CHECK_RC(rc, CJ_EXISTS);
+		}
+	}
+	cj_close(db);
+	return won;
+}
+
+/* Four processes add the same ids at once, with a uniqueness policy: each
+ * id is added by exactly one of them. */
+TEST(add_unique_race) {
+	setup_type("race", 60);
+	cj_db *db = t_open();
+	for (int i = 0; i < RACE_IDS; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "f%d", i);
+		CHECK_OK(cj_add(db, NULL, "race", id, NULL, 0));
+		cj_job *job = take_id(db, "race", id);
+		CHECK_OK(cj_finish(db, NULL, job, NULL));
+		cj_job_free(job);
+	}
+	cj_close(db);
+	t_gate start;
+	t_gate_init(&start);
+	int pid[RACERS];
+	for (int i = 0; i < RACERS; i++) pid[i] = t_spawn(unique_racer, &start);
+	for (int i = 0; i < RACERS; i++) t_gate_open(&start);
+	int won = 0;
+	for (int i = 0; i < RACERS; i++) {
+		int st = t_join(pid[i], 120000);
+		CHECK(st >= 0 && st <= 2 * RACE_IDS);
+		won += st;
+	}
+	/* every id was tried by all four, so at least one won each: a total of
+	 * one per id means none was won twice */
+	CHECK_INT(won, 2 * RACE_IDS);
+	db = t_open();
+	CHECK_INT(count_jobs(db, "race"), 2 * RACE_IDS);
+	for (int i = 0; i < RACE_IDS; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "f%d", i);
+		CHECK_INT(state_of(db, "race", id), CJ_PENDING);
+	}
+	cj_close(db);
+	t_gate_close(&start);
+}
+
 TEST_MAIN_VERIFIED(ENTRY(accept_woken_by_other_process), ENTRY(idle_accept_uses_no_cpu),
           ENTRY(killed_processor_job_comes_back),
           ENTRY(monitor_in_other_process_wakes_acceptor),
           ENTRY(stale_processor_halt_in_transact), ENTRY(events_across_processes),
-          ENTRY(scheduled_job_wakes_waiter), ENTRY(poison_job_ends_dead))
+          ENTRY(scheduled_job_wakes_waiter), ENTRY(poison_job_ends_dead),
+          ENTRY(add_unique_race))

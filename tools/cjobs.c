@@ -40,14 +40,17 @@ static const struct cli_cmd commands[] = {
 	 "list the job types that have a timeout",
 	 NULL, 0,
 	 "Prints one line per type: the type, a tab, its timeout in seconds."},
-	{"add", cmd_add, 2, 3, "TYPE ID [JSON] [--at EPOCH | --in DURATION]",
+	{"add", cmd_add, 2, 3,
+	 "TYPE ID [JSON] [--at EPOCH | --in DURATION] [--unique POLICY | --if-absent]",
 	 "add a job, or re-enqueue an existing one",
 	 cli_add_opts, 0,
 	 "JSON is the job's data, one JSON object (default {}; - reads it from\n"
 	 "standard input). A pending job\n"
 	 "gets the new data and time; a running one is flagged to run again\n"
 	 "when it finishes (its data is kept); a finished one is pending again.\n"
-	 "Prints nothing."},
+	 "--unique id (or --if-absent) adds only when no job with this id exists;\n"
+	 "--unique active only when none is pending or running (a finished one\n"
+	 "is pending again). Otherwise exit 5 and nothing changes. Prints nothing."},
 	{"get", cmd_get, 2, 2, "TYPE ID",
 	 "print a job as one JSON object",
 	 NULL, 0,
@@ -216,6 +219,7 @@ int cli_fail(struct cli *c, int rc, const char *what) {
 	switch (rc) {
 	case CJ_NOT_FOUND: return CLI_EXIT_NOT_FOUND;
 	case CJ_HALT: return CLI_EXIT_HALT;
+	case CJ_EXISTS: return CLI_EXIT_EXISTS;
 	case CJ_INVALID:
 	case CJ_JSON:
 	case CJ_TOO_LARGE: return CLI_EXIT_USAGE;
@@ -247,7 +251,8 @@ static const char exit_codes_help[] =
 	"  1  the store failed (the message gives the library's code and detail)\n"
 	"  2  usage error: a bad command line or argument; nothing was done\n"
 	"  3  not found: no such job or type timeout; accept: no job in time\n"
-	"  4  halt: the job was removed or is no longer held with this lock\n";
+	"  4  halt: the job was removed or is no longer held with this lock\n"
+	"  5  exists: add --unique / --if-absent found the job; nothing was done\n";
 
 static void print_main_help(FILE *f) {
 	fprintf(f,

@@ -19,7 +19,8 @@ enum {
 	CLI_EXIT_STORE = 1,     /* the store failed, or another run-time error */
 	CLI_EXIT_USAGE = 2,     /* bad command line or argument; nothing was done */
 	CLI_EXIT_NOT_FOUND = 3, /* no such job / type timeout; accept timed out */
-	CLI_EXIT_HALT = 4       /* the job is no longer held with this lock */
+	CLI_EXIT_HALT = 4,      /* the job is no longer held with this lock */
+	CLI_EXIT_EXISTS = 5     /* add --unique: the job exists; nothing was done */
 };
 
 /* The store used when neither --db nor CJOBS_DB is given. */
@@ -178,7 +179,7 @@ int cmd_serve(struct cli *c, const struct cli_args *a);
 
 /* Option tables; the index of an option in its table is its index in
  * cli_args.val / cli_args.set. */
-extern const struct cli_opt cli_add_opts[];     /* ADD_AT, ADD_IN */
+extern const struct cli_opt cli_add_opts[];     /* ADD_* */
 extern const struct cli_opt cli_list_opts[];    /* LIST_STATE */
 extern const struct cli_opt cli_stats_opts[];   /* STATS_JSON */
 extern const struct cli_opt cli_timeout_opts[]; /* TIMEOUT_CLEAR */
@@ -190,7 +191,7 @@ extern const struct cli_opt cli_resubmit_opts[];/* RESUB_AT, RESUB_IN */
 extern const struct cli_opt cli_work_opts[];    /* WORK_* */
 extern const struct cli_opt cli_serve_opts[];   /* SERVE_* */
 
-enum { ADD_AT, ADD_IN };
+enum { ADD_AT, ADD_IN, ADD_UNIQUE, ADD_IF_ABSENT };
 enum { LIST_STATE };
 enum { STATS_JSON };
 enum { TIMEOUT_CLEAR };

@@ -7,6 +7,9 @@
 const struct cli_opt cli_add_opts[] = {
 	{"--at", NULL, "EPOCH", "not before this time (seconds since the epoch)"},
 	{"--in", NULL, "DURATION", "not before this long from now (90, 90s, 5m, 2h, 1d)"},
+	{"--unique", NULL, "POLICY", "id: only if no such job exists; active: only if none is "
+	 "pending or running; none (default)"},
+	{"--if-absent", NULL, NULL, "the same as --unique id"},
 	{NULL, NULL, NULL, NULL},
 };
 
@@ -49,6 +52,10 @@ static int job_fail(struct cli *c, int rc, const char *type, const char *id) {
 		cli_msg(c, "no such job: type '%s', id '%s'", type, id);
 		return CLI_EXIT_NOT_FOUND;
 	}
+	if (rc == CJ_EXISTS) {
+		cli_msg(c, "exists: %s", cj_last_error());
+		return CLI_EXIT_EXISTS;
+	}
 	if (rc == CJ_NO_TYPE_TIMEOUT) {
 		cli_msg(c, "%s (set it first: cjobs timeout '%s' SECONDS)",
 		        cj_strerror(rc), type);
@@ -61,17 +68,23 @@ int cmd_add(struct cli *c, const struct cli_args *a) {
 	const char *type = a->pos[0], *id = a->pos[1];
 	const char *data = NULL;
 	char *owned = NULL;
-	int64_t sched;
+	cj_add_opts opts = CJ_ADD_OPTS_INIT;
 	int rc;
 	if ((rc = cli_judge_job(c, type, id)) ||
-	    (rc = cli_parse_sched(c, a->val[ADD_AT], a->val[ADD_IN], 0, &sched)))
+	    (rc = cli_parse_sched(c, a->val[ADD_AT], a->val[ADD_IN], 0, &opts.sched_time)))
+		return rc;
+	if (a->set[ADD_UNIQUE] && a->set[ADD_IF_ABSENT])
+		return cli_usage(c, "--unique and --if-absent exclude each other");
+	if (a->set[ADD_IF_ABSENT]) opts.unique = CJ_UNIQUE_ID;
+	if (a->set[ADD_UNIQUE] && (rc = cli_judged(c, cj_unique_parse(a->val[ADD_UNIQUE],
+	                                                             &opts.unique))))
 		return rc;
 	if (a->npos > 2 && (rc = cli_data_arg(c, a->pos[2], &owned, &data))) {
 		free(owned);
 		return rc;
 	}
 	if (!(rc = cli_open(c, 0))) {
-		int r = cj_add(c->db, NULL, type, id, data, sched);
+		int r = cj_add_ex(c->db, NULL, type, id, data, &opts);
 		if (r != CJ_OK) rc = job_fail(c, r, type, id);
 	}
 	free(owned);

@@ -49,6 +49,18 @@ def case_jobs(cjobs, scratch):
     # deep nesting within jansson's limit is fine
     eq(s.req("PUT", "/v1/jobs/t/deep", raw='{"data":{"a":%s%s}}' % ("[" * 500, "]" * 500))[0],
        200, "deep nesting")
+    # "unique": the add is refused with 409 CJ_EXISTS and changes nothing
+    st, b, _ = s.req("PUT", "/v1/jobs/t/a", {"data": {"x": 2}, "unique": "id"})
+    eq((st, b["error"]), (409, "CJ_EXISTS"), "unique id on a pending job")
+    st, b, _ = s.req("PUT", "/v1/jobs/t/a", {"data": {"x": 2}, "unique": "active"})
+    eq((st, b["error"]), (409, "CJ_EXISTS"), "unique active on a pending job")
+    eq(s.ok("GET", "/v1/jobs/t/a")["data"], {"x": 1}, "a refused add changed nothing")
+    eq(s.ok("PUT", "/v1/jobs/t/a", {"data": {"x": 1}, "unique": "none"}), {"ok": True},
+       "unique none is the plain add")
+    eq(s.ok("PUT", "/v1/jobs/t/new", {"unique": "id"}), {"ok": True}, "unique id on a new job")
+    s.ok("DELETE", "/v1/jobs/t/new")
+    st, b, _ = s.req("PUT", "/v1/jobs/t/u2", {"unique": "both"})
+    eq((st, b["error"]), (400, "CJ_INVALID"), "an unknown unique policy")
     # another process sees it: the store is the same
     check('"id":"a/b c?d%"' in s.cli("get", "t", odd), "the CLI sees the job")
     # listing: filters and paging

@@ -795,6 +795,40 @@ int cj_accept(cj_db *db, const char *type, const cj_accept_opts *opts,
 int cj_accept_many(cj_db *db, const char *type, const cj_accept_opts *opts, size_t max,
                    cj_job **jobs, char **data, size_t *n);
 
+/** @brief The most types one cj_accept_types() call takes. */
+#define CJ_ACCEPT_TYPES_MAX 64
+
+/**
+ * @brief cj_accept() over several types in order of priority: takes a job
+ * of the first type in @p types that has one due, so that callers can
+ * express priorities with types.
+ *
+ * When none of them has a job available it waits, without polling, until
+ * a job of any of them is added or falls due (in any process using the
+ * store), or until @p opts->timeout_ms passes; commits that touch only
+ * other types do not wake it. @p opts apply to every type. The order is
+ * decided at each look: a job of an earlier type that is added while a
+ * later type's job is being taken does not undo that take.
+ *
+ * @param types  1 to #CJ_ACCEPT_TYPES_MAX types, highest priority first
+ *               (a type given twice is looked at once more, harmlessly).
+ * @return as cj_accept(); #CJ_INVALID also for a NULL @p types, or a count
+ *         or one of the types out of range.
+ */
+int cj_accept_types(cj_db *db, const char *const *types, size_t ntypes,
+                    const cj_accept_opts *opts, cj_job **job, char **data);
+
+/**
+ * @brief cj_accept_many() over several types in order of priority: takes
+ * up to @p max jobs in one transaction, all of the first type that has
+ * some due, then of the next, and so on (a batch can hold jobs of several
+ * types: cj_job_type() tells). Waits as cj_accept_types() does.
+ * @return as cj_accept_many() and cj_accept_types().
+ */
+int cj_accept_many_types(cj_db *db, const char *const *types, size_t ntypes,
+                         const cj_accept_opts *opts, size_t max, cj_job **jobs, char **data,
+                         size_t *n);
+
 /**
  * @brief Tells the store the job is alive; optionally replaces its data.
  *

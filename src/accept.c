@@ -1,12 +1,17 @@
-/* cj_accept, cj_accept_many: hand pending jobs to one processor. */
+/* cj_accept and its variants: hand pending jobs, of one type or the first
+ * of several types that has some, to one processor. */
 #include <string.h>
 
 #include "cj_int.h"
 
 #define CJ_ACCEPT_RELOOK_MS 10
 
+_Static_assert(CJ_ACCEPT_TYPES_MAX <= CJ_WAIT_ANY_MAX, "one wait covers every type");
+
 struct accept_arg {
-	const char *type;
+	const char *const *types; /* in order of priority */
+	size_t ntypes;
+	const char *type;  /* the one being looked at */
 	int64_t max_sched; /* INT64_MAX: any */
 	int no_schedule;
 	size_t max;        /* jobs to take at most */
@@ -15,17 +20,20 @@ struct accept_arg {
 	/* results */
 	size_t n;          /* jobs taken */
 	int busy;          /* the last candidate was held by another transaction */
-	int64_t next_due;  /* earliest later sched time, or -1 */
+	int64_t next_due;  /* earliest later sched time of any type, or -1 */
 };
 
-/* The pending key to take, in found: 1, 0 if none is due, or a code.
- * first: cj__scan_first (a look) or cj__claim_first (to take it). */
+/* The pending key of a->type to take, in found: 1, 0 if none is due, or a
+ * code. first: cj__scan_first (a look) or cj__claim_first (to take it).
+ * When none is due and next_due is not NULL, *next_due becomes the
+ * earliest later scheduled time of the type if it is before *next_due (or
+ * *next_due is -1). */
 static int find_candidate(cj_tx *tx, struct accept_arg *a, cj_buf *found,
                           int (*first)(cj_tx *, const cj_buf *, const cj_buf *,
-                                       cj_buf *)) {
+                                       cj_buf *),
+                          int64_t *next_due) {
 	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
 	int rc;
-	a->next_due = -1;
 	if (a->no_schedule) {
 		/* jobs with sched 0, starting near a random id */
 		uint8_t r[8];
@@ -56,13 +64,16 @@ static int find_candidate(cj_tx *tx, struct accept_arg *a, cj_buf *found,
 			cj__key_pending_at(&hi, a->type, a->max_sched + 1);
 		}
 		rc = first(tx, &lo, &hi, found);
-		if (rc == 0 && a->max_sched != INT64_MAX) {
+		if (rc == 0 && a->max_sched != INT64_MAX && next_due) {
 			/* nothing due: when is the next one? */
 			cj_buf end = CJ_BUF_INIT, next = CJ_BUF_INIT;
+			int64_t due;
 			cj__key_pending_prefix(&end, a->type);
 			cj__tup_range_end(&end);
 			int n = cj__scan_first(tx, &hi, &end, &next);
-			if (n == 1) n = cj__key_pending_parse(next.p, next.len, &a->next_due, NULL);
+			if (n == 1 && !(n = cj__key_pending_parse(next.p, next.len, &due, NULL)) &&
+			    (*next_due < 0 || due < *next_due))
+				*next_due = due;
 			if (n < 0) rc = n;
 			cj__buf_free(&end);
 			cj__buf_free(&next);
@@ -100,7 +111,7 @@ static int accept_one(cj_tx *tx, struct accept_arg *a, uint8_t vs[CJ_VS_LEN]) {
 	cj_buf found = CJ_BUF_INIT, copy = CJ_BUF_INIT;
 	char *id = NULL;
 	cj_job *job = NULL;
-	int rc = find_candidate(tx, a, &found, cj__claim_first);
+	int rc = find_candidate(tx, a, &found, cj__claim_first, NULL);
 	if (rc == 0) {
 		rc = CJ_NOT_FOUND;
 		goto out;
@@ -171,30 +182,53 @@ static void accept_undo(struct accept_arg *a) {
 	a->n = 0;
 }
 
-/* Up to a->max jobs in one transaction (run again from scratch on a retry). */
-static int accept_fn(cj_tx *tx, void *arg) {
-	struct accept_arg *a = arg;
+/* Up to a->max jobs of a->type into a->jobs: CJ_OK (max reached),
+ * CJ_NOT_FOUND (none left), CJ_CONFLICT with a->busy (the next is busy),
+ * or a code. Touches the type when it took any. */
+static int accept_type(cj_tx *tx, struct accept_arg *a) {
 	uint8_t vs[CJ_VS_LEN];
+	size_t first = a->n;
 	int rc = CJ_OK;
-	accept_undo(a);
 	while (a->n < a->max) {
 		a->busy = 0;
-		rc = accept_one(tx, a, vs);
-		if (rc == CJ_OK) continue;
-		/* none left, or a later candidate is busy: the batch ends there */
-		if (a->n > 0 && (rc == CJ_NOT_FOUND || a->busy)) rc = CJ_OK;
-		break;
+		if ((rc = accept_one(tx, a, vs))) break;
 	}
-	if (rc == CJ_OK) rc = cj__touch_activity(tx, a->type, vs);
+	if (a->n > first) {
+		int t = cj__touch_activity(tx, a->type, vs);
+		if (t) rc = t;
+	}
+	return rc;
+}
+
+/* Up to a->max jobs in one transaction, from the types in their order
+ * (run again from scratch on a retry). */
+static int accept_fn(cj_tx *tx, void *arg) {
+	struct accept_arg *a = arg;
+	int rc = CJ_NOT_FOUND;
+	accept_undo(a);
+	for (size_t i = 0; i < a->ntypes && rc == CJ_NOT_FOUND; i++) {
+		a->type = a->types[i];
+		rc = accept_type(tx, a);
+	}
+	/* none left, or a later candidate is busy: the batch ends there (a
+	 * busy first candidate is a conflict: the type keeps its priority) */
+	if (a->n > 0 && (rc == CJ_NOT_FOUND || (rc == CJ_CONFLICT && a->busy))) rc = CJ_OK;
 	if (rc) accept_undo(a);
 	return rc;
 }
 
-/* A read-only look first: idle acceptors never take the writer's turn. */
+/* A read-only look first: idle acceptors never take the writer's turn.
+ * CJ_OK when some type has a due job; else CJ_NOT_FOUND with a->next_due. */
 static int probe_fn(cj_tx *tx, void *arg) {
-	cj_buf found = CJ_BUF_INIT;
-	int rc = find_candidate(tx, arg, &found, cj__scan_first);
-	cj__buf_free(&found);
+	struct accept_arg *a = arg;
+	int rc = 0;
+	a->next_due = -1;
+	for (size_t i = 0; i < a->ntypes && rc == 0; i++) {
+		cj_buf found = CJ_BUF_INIT;
+		a->type = a->types[i];
+		rc = find_candidate(tx, a, &found, cj__scan_first, &a->next_due);
+		cj__buf_free(&found);
+	}
 	return rc == 1 ? CJ_OK : rc == 0 ? CJ_NOT_FOUND : rc;
 }
 
@@ -209,7 +243,7 @@ static int check_opts(const cj_accept_opts *opts) {
 	return CJ_OK;
 }
 
-/* A fired cancellation wakes the acceptor: a bump of its channel. */
+/* A fired cancellation wakes the acceptor: a bump of one of its channels. */
 struct accept_poke_arg {
 	cj_db *db;
 	const char *chan;
@@ -220,12 +254,14 @@ static void accept_poke(void *arg) {
 	cj__wake(p->db, p->chan);
 }
 
-/* Waits until a takes at least one job, or the timeout passes. */
+/* Waits until a takes at least one job, or the timeout passes. chans are
+ * the types' pending channels. */
 static int accept_loop(cj_db *db, const cj_accept_opts *opts, struct accept_arg *a,
-                       const char *chan) {
+                       const char *const *chans) {
 	int64_t deadline = cj__deadline_ms(opts->timeout_ms);
+	uint64_t tokens[CJ_ACCEPT_TYPES_MAX];
 	for (;;) {
-		uint64_t token = cj__watch(db, chan);
+		for (size_t i = 0; i < a->ntypes; i++) tokens[i] = cj__watch(db, chans[i]);
 		if (cj_cancel_fired(opts->cancel))
 			return cj__fail(CJ_CANCELED, "the accept was cancelled");
 		int64_t now_ms = cj__epoch_ms();
@@ -252,51 +288,76 @@ static int accept_loop(cj_db *db, const cj_accept_opts *opts, struct accept_arg 
 			int64_t soon = cj__add_sat(cj__mono_ms(), CJ_ACCEPT_RELOOK_MS);
 			if (wake_at < 0 || soon < wake_at) wake_at = soon;
 		}
-		if (deadline >= 0 && cj__mono_ms() >= deadline)
-			return cj__fail(CJ_NOT_FOUND, "no job of type \"%.60s\" available", a->type);
-		cj__wait(db, chan, token, wake_at);
+		if (deadline >= 0 && cj__mono_ms() >= deadline) {
+			if (a->ntypes == 1)
+				return cj__fail(CJ_NOT_FOUND, "no job of type \"%.60s\" available",
+				                a->types[0]);
+			return cj__fail(CJ_NOT_FOUND, "no job of type \"%.60s\" or %zu other types "
+			                "available", a->types[0], a->ntypes - 1);
+		}
+		cj__wait_any(db, chans, tokens, a->ntypes, wake_at);
 	}
 }
 
 static int accept_wait(cj_db *db, const cj_accept_opts *opts, struct accept_arg *a) {
-	char chan[CJ_CHAN_MAX];
-	cj__chan_pending(chan, sizeof chan, a->type);
-	if (!opts->cancel) return accept_loop(db, opts, a, chan);
-	struct accept_poke_arg pa = {db, chan};
+	char buf[CJ_ACCEPT_TYPES_MAX][CJ_CHAN_MAX];
+	const char *chans[CJ_ACCEPT_TYPES_MAX];
+	for (size_t i = 0; i < a->ntypes; i++) {
+		cj__chan_pending(buf[i], sizeof buf[i], a->types[i]);
+		chans[i] = buf[i];
+	}
+	if (!opts->cancel) return accept_loop(db, opts, a, chans);
+	struct accept_poke_arg pa = {db, chans[0]};
 	cj_cancel_hook hook = {NULL, NULL, accept_poke, &pa};
 	cj__cancel_hook(opts->cancel, &hook);
-	int rc = accept_loop(db, opts, a, chan);
+	int rc = accept_loop(db, opts, a, chans);
 	cj__cancel_unhook(opts->cancel, &hook);
 	return rc;
 }
 
 int cj_accept(cj_db *db, const char *type, const cj_accept_opts *opts, cj_job **job,
               char **data) {
-	size_t n;
-	if (job) *job = NULL;
-	if (data) *data = NULL;
-	if (!job) return cj__fail(CJ_INVALID, "NULL argument");
-	return cj_accept_many(db, type, opts, 1, job, data, &n);
+	return cj_accept_types(db, &type, 1, opts, job, data);
 }
 
 int cj_accept_many(cj_db *db, const char *type, const cj_accept_opts *opts, size_t max,
                    cj_job **jobs, char **data, size_t *n) {
+	return cj_accept_many_types(db, &type, 1, opts, max, jobs, data, n);
+}
+
+int cj_accept_types(cj_db *db, const char *const *types, size_t ntypes,
+                    const cj_accept_opts *opts, cj_job **job, char **data) {
+	size_t n;
+	if (job) *job = NULL;
+	if (data) *data = NULL;
+	if (!job) return cj__fail(CJ_INVALID, "NULL argument");
+	return cj_accept_many_types(db, types, ntypes, opts, 1, job, data, &n);
+}
+
+int cj_accept_many_types(cj_db *db, const char *const *types, size_t ntypes,
+                         const cj_accept_opts *opts, size_t max, cj_job **jobs, char **data,
+                         size_t *n) {
 	cj_accept_opts defaults = CJ_ACCEPT_OPTS_INIT;
 	if (n) *n = 0;
-	if (!db || !jobs || !n) return cj__fail(CJ_INVALID, "NULL argument");
+	if (!db || !jobs || !n || !types) return cj__fail(CJ_INVALID, "NULL argument");
 	if (max < 1 || max > CJ_ACCEPT_MAX)
 		return cj__fail(CJ_INVALID, "max %zu is not within 1..%d", max, CJ_ACCEPT_MAX);
 	for (size_t i = 0; i < max; i++) {
 		jobs[i] = NULL;
 		if (data) data[i] = NULL;
 	}
-	int rc = cj__check_type(type);
-	if (rc) return rc;
+	if (ntypes < 1 || ntypes > CJ_ACCEPT_TYPES_MAX)
+		return cj__fail(CJ_INVALID, "%zu types is not within 1..%d", ntypes,
+		                CJ_ACCEPT_TYPES_MAX);
+	int rc;
+	for (size_t i = 0; i < ntypes; i++)
+		if ((rc = cj__check_type(types[i]))) return rc;
 	if (!opts) opts = &defaults;
 	if ((rc = check_opts(opts))) return rc;
 	if (cj__tx_held(db))
 		return cj__fail(CJ_INVALID, "this thread holds an open transaction on this store");
-	struct accept_arg a = {type, 0, opts->no_schedule, max, jobs, data, 0, 0, -1};
+	struct accept_arg a = {types, ntypes, types[0], 0, opts->no_schedule, max, jobs, data,
+	                       0, 0, -1};
 	if ((rc = accept_wait(db, opts, &a))) return rc;
 	*n = a.n;
 	return CJ_OK;

@@ -83,6 +83,11 @@ int cj__wait(cj_db *db, const char *chan, uint64_t token, int64_t deadline_ms) {
 	return db->eng->wait(db->edb, chan, token, deadline_ms);
 }
 
+int cj__wait_any(cj_db *db, const char *const *chans, const uint64_t *tokens, size_t n,
+                 int64_t deadline_ms) {
+	return db->eng->wait_any(db->edb, chans, tokens, n, deadline_ms);
+}
+
 void cj__wake(cj_db *db, const char *chan) { db->eng->wake(db->edb, chan); }
 
 uint64_t cj__word(cj_db *db, unsigned w) { return db->eng->word(db->edb, w); }

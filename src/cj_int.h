@@ -363,6 +363,9 @@ void cj__wordset_each(const cj_wordset *s, void (*fn)(void *arg, unsigned word),
 /* The engine's wake ops (engine.h's watch, wait, wake, word, bump) on db. */
 uint64_t cj__watch(cj_db *db, const char *chan);
 int cj__wait(cj_db *db, const char *chan, uint64_t token, int64_t deadline_ms);
+/* cj__wait on n channels (1 .. CJ_WAIT_ANY_MAX), each with its token. */
+int cj__wait_any(cj_db *db, const char *const *chans, const uint64_t *tokens, size_t n,
+                 int64_t deadline_ms);
 void cj__wake(cj_db *db, const char *chan);
 uint64_t cj__word(cj_db *db, unsigned w);
 void cj__bump(cj_db *db, unsigned w);

@@ -506,6 +506,47 @@ TEST(add_unique) {
 	free(d);
 }
 
+/* accept and work over several types, in order of priority. */
+TEST(accept_work_types) {
+	ok("timeout hi 30");
+	ok("timeout lo 30");
+	ok("add lo l1");
+	ok("add hi h1");
+	char *o = ok_out("accept hi lo --timeout 0");
+	json_t *a = jparse(o);
+	CHECK_STR(jstr(a, "type"), "hi");
+	CHECK_STR(jstr(a, "id"), "h1");
+	json_decref(a);
+	free(o);
+	o = ok_out("accept hi lo --timeout 0");
+	a = jparse(o);
+	CHECK_STR(jstr(a, "type"), "lo");
+	json_decref(a);
+	free(o);
+	fails_saying(3, "accept hi lo --timeout 0", "or the others");
+	/* work: one slot, --max-jobs 1, takes the higher type's job first */
+	ok("add lo l2");
+	ok("add hi h2");
+	char *out, *err;
+	int rc = CJ(&out, &err,
+	            "'%s' work hi lo --max-jobs 1 --timeout-exit 5000 -- sh -c 'echo \"{\\\"t\\\":\\\"$CJ_JOB_TYPE\\\"}\"'",
+	            cj());
+	if (rc != 0) t_fail(__FILE__, __LINE__, "work: exit %d: %s", rc, err);
+	free(out);
+	free(err);
+	check_state("hi", "h2", "finished");
+	check_state("lo", "l2", "pending");
+	char *d = job_data("hi", "h2");
+	CHECK_STR(d, "{\"t\":\"hi\"}");
+	free(d);
+	/* the old form: without --, one type and the command */
+	rc = CJ(&out, &err, "'%s' work lo --max-jobs 1 --timeout-exit 5000 true", cj());
+	if (rc != 0) t_fail(__FILE__, __LINE__, "work: exit %d: %s", rc, err);
+	free(out);
+	free(err);
+	check_state("lo", "l2", "finished");
+}
+
 /* ---- processing from separate invocations ----------------------------- */
 
 TEST(accept_update_finish) {
@@ -732,6 +773,15 @@ static void bad_commands(void) {
 	fails(2, "work t --grace x -- true");
 	fails(2, "work t --max-jobs 0 -- true");
 	fails(2, "work t --timeout-exit x -- true");
+	fails_saying(2, "work t '' -- true", "type is empty");
+	fails_saying(2, "accept t '' --timeout 0", "type is empty");
+	snprintf(args, sizeof args, "accept t %s", long_type);
+	fails(2, args);
+	{
+		char many[1024] = "accept";
+		for (int i = 0; i <= CJ_ACCEPT_TYPES_MAX; i++) strcat(many, " t");
+		fails_saying(2, many, "unexpected argument");
+	}
 	fails(2, "work t -- /nonexistent/command");
 	fails(2, "work t -- no-such-command-anywhere");
 	fails(2, "help nosuch");
@@ -1398,7 +1448,7 @@ TEST(fail_policy_retry) {
 }
 
 TEST_MAIN(ENTRY(help), ENTRY(timeout_and_types), ENTRY(add_get_list_rm_stats),
-          ENTRY(add_unique),
+          ENTRY(add_unique), ENTRY(accept_work_types),
           ENTRY(schedule), ENTRY(accept_update_finish), ENTRY(watch),
           ENTRY(bad_input), ENTRY(work_results), ENTRY(work_parallel_and_idle_exit),
           ENTRY(work_batch_accept),

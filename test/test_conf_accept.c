@@ -695,6 +695,216 @@ TEST(accept_no_schedule_invalid) {
 	cj_close(db);
 }
 
+/* ---- several types in order of priority --------------------------------------- */
+
+static const char *const prio[] = {"hi", "mid", "lo"};
+
+/* A store with the three types of prio (no monitor: only the caller
+ * reads it). */
+static cj_db *open_prio(void) {
+	cj_db *db = open_nomon();
+	for (size_t i = 0; i < 3; i++) CHECK_OK(cj_set_type_timeout(db, prio[i], 60));
+	return db;
+}
+
+/* The id of the job cj_accept_types(prio) takes now, "" when none. */
+static void take_prio(cj_db *db, char *id, size_t cap, char *type, size_t tcap) {
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 0;
+	cj_job *job = NULL;
+	char *data = NULL;
+	int rc = cj_accept_types(db, prio, 3, &o, &job, &data);
+	id[0] = type[0] = 0;
+	if (rc == CJ_NOT_FOUND) {
+		CHECK(job == NULL && data == NULL);
+		return;
+	}
+	CHECK_OK(rc);
+	CHECK_JSON(data, "{}");
+	snprintf(id, cap, "%s", cj_job_id(job));
+	snprintf(type, tcap, "%s", cj_job_type(job));
+	CHECK_OK(cj_finish(db, NULL, job, NULL));
+	cj_job_free(job);
+	cj_free(data);
+}
+
+/* Jobs come from the first type that has one due, whatever the order they
+ * were added in; within a type, in queue order; a job of a higher type that
+ * is not due yet does not hold the lower ones back. */
+TEST(accept_types_order) {
+	cj_db *db = open_prio();
+	CHECK_OK(cj_add(db, NULL, "lo", "l1", NULL, 0));
+	CHECK_OK(cj_add(db, NULL, "mid", "m2", NULL, 0));
+	CHECK_OK(cj_add(db, NULL, "mid", "m1", NULL, 0));
+	CHECK_OK(cj_add(db, NULL, "hi", "h-later", NULL, t_epoch() + 3600));
+	CHECK_OK(cj_add(db, NULL, "lo", "l0", NULL, 0));
+	CHECK_OK(cj_add(db, NULL, "hi", "h1", NULL, 0));
+	const char *want[][2] = {{"hi", "h1"}, {"mid", "m1"}, {"mid", "m2"}, {"lo", "l0"},
+	                         {"lo", "l1"}, {"", ""}};
+	char id[64], type[64];
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		take_prio(db, id, sizeof id, type, sizeof type);
+		CHECK_STR(type, want[i][0]);
+		CHECK_STR(id, want[i][1]);
+		/* a job of a higher type added meanwhile comes first */
+		if (i == 1) CHECK_OK(cj_add(db, NULL, "hi", "h2", NULL, 0));
+		if (i == 1) {
+			take_prio(db, id, sizeof id, type, sizeof type);
+			CHECK_STR(id, "h2");
+		}
+	}
+	CHECK_INT(state_of(db, "hi", "h-later"), CJ_PENDING);
+	/* one type is cj_accept */
+	CHECK_OK(cj_add(db, NULL, "lo", "l2", NULL, 0));
+	cj_job *job = NULL;
+	CHECK_OK(cj_accept_types(db, &prio[2], 1, NULL, &job, NULL));
+	CHECK_STR(cj_job_id(job), "l2");
+	cj_job_free(job);
+	cj_close(db);
+}
+
+/* cj_accept_many_types fills a batch from the types in order. */
+TEST(accept_many_types_batch) {
+	cj_db *db = open_prio();
+	CHECK_OK(cj_add(db, NULL, "lo", "l1", NULL, 0));
+	CHECK_OK(cj_add(db, NULL, "lo", "l2", NULL, 0));
+	CHECK_OK(cj_add(db, NULL, "lo", "l3", NULL, 0));
+	CHECK_OK(cj_add(db, NULL, "hi", "h1", "{\"h\":1}", 0));
+	CHECK_OK(cj_add(db, NULL, "hi", "h2", NULL, 0));
+	cj_job *jobs[4];
+	char *data[4];
+	size_t n = 0;
+	CHECK_OK(cj_accept_many_types(db, prio, 3, NULL, 4, jobs, data, &n));
+	CHECK_INT(n, 4);
+	const char *want[][2] = {{"hi", "h1"}, {"hi", "h2"}, {"lo", "l1"}, {"lo", "l2"}};
+	for (size_t i = 0; i < n; i++) {
+		CHECK_STR(cj_job_type(jobs[i]), want[i][0]);
+		CHECK_STR(cj_job_id(jobs[i]), want[i][1]);
+		CHECK_INT(state_of(db, want[i][0], want[i][1]), CJ_RUNNING);
+		CHECK_OK(cj_finish(db, NULL, jobs[i], NULL));
+		cj_job_free(jobs[i]);
+		cj_free(data[i]);
+	}
+	CHECK_INT(state_of(db, "lo", "l3"), CJ_PENDING);
+	cj_close(db);
+}
+
+struct types_waiter {
+	cj_db *db;
+	int rc;
+	char id[64];
+	int64_t done_ms;
+};
+
+static void *types_waiter_run(void *arg) {
+	struct types_waiter *w = arg;
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 30000;
+	cj_job *job = NULL;
+	w->rc = cj_accept_types(w->db, prio, 3, &o, &job, NULL);
+	if (w->rc == CJ_OK) snprintf(w->id, sizeof w->id, "%s", cj_job_id(job));
+	w->done_ms = t_now_ms();
+	cj_job_free(job);
+	return NULL;
+}
+
+static uint64_t reads_of(cj_db *db) {
+	cj_stats st;
+	CHECK_OK(cj_db_stats(db, &st));
+	return st.store_reads;
+}
+
+/* A caller blocked on three types is woken by a job of the third, and not
+ * by jobs of other types: while those are added it reads nothing. */
+TEST(accept_types_woken_by_third) {
+	cj_db *db = open_prio();
+	cj_db *other = open_nomon();
+	CHECK_OK(cj_set_type_timeout(other, "elsewhere", 60));
+	CHECK_OK(cj_add(other, NULL, "hi", "h-later", NULL, t_epoch() + 3600));
+	struct types_waiter w = {db, -100, "", 0};
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, types_waiter_run, &w) == 0);
+	/* blocked: its reads stop */
+	uint64_t r0 = reads_of(db);
+	for (int i = 0; i < 100; i++) {
+		sleep_ms(100);
+		uint64_t r = reads_of(db);
+		if (r == r0 && r > 0) break;
+		r0 = r;
+	}
+	for (int i = 0; i < 20; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "e%d", i);
+		CHECK_OK(cj_add(other, NULL, "elsewhere", id, NULL, 0));
+	}
+	sleep_ms(300);
+	CHECK_INT(reads_of(db), r0);
+	CHECK_INT(w.rc, -100);
+	int64_t t0 = t_now_ms();
+	CHECK_OK(cj_add(other, NULL, "lo", "third", NULL, 0));
+	pthread_join(th, NULL);
+	CHECK_RC(w.rc, CJ_OK);
+	CHECK_STR(w.id, "third");
+	/* woken by the add, not by its 30 s timeout */
+	CHECK(w.done_ms - t0 < 10000);
+	cj_close(other);
+	cj_close(db);
+}
+
+/* A caller blocked on three types wakes when a job of the third falls
+ * due. */
+TEST(accept_types_wakes_when_due) {
+	cj_db *db = open_prio();
+	int64_t when = t_epoch() + 2;
+	CHECK_OK(cj_add(db, NULL, "hi", "h-later", NULL, when + 3600));
+	CHECK_OK(cj_add(db, NULL, "lo", "soon", NULL, when));
+	int64_t t0 = t_now_ms();
+	struct types_waiter w = {db, -100, "", 0};
+	types_waiter_run(&w);
+	CHECK_RC(w.rc, CJ_OK);
+	CHECK_STR(w.id, "soon");
+	CHECK(t_epoch() >= when);
+	note("  woken %lld ms after it started waiting\n", (long long)(t_now_ms() - t0));
+	cj_close(db);
+}
+
+/* Bad arguments: CJ_INVALID, nothing taken, out-pointers cleared. */
+TEST(accept_types_invalid) {
+	cj_db *db = open_prio();
+	CHECK_OK(cj_add(db, NULL, "hi", "h", NULL, 0));
+	cj_job *job = (cj_job *)&job;
+	char *data = (char *)&data;
+	const char *bad[] = {"hi", NULL};
+	const char *empty[] = {"mid", ""};
+	const char *many[CJ_ACCEPT_TYPES_MAX + 1];
+	for (size_t i = 0; i < CJ_ACCEPT_TYPES_MAX + 1; i++) many[i] = "hi";
+	CHECK_RC(cj_accept_types(db, prio, 0, NULL, &job, &data), CJ_INVALID);
+	CHECK(job == NULL && data == NULL);
+	CHECK_RC(cj_accept_types(db, NULL, 1, NULL, &job, &data), CJ_INVALID);
+	CHECK_RC(cj_accept_types(db, bad, 2, NULL, &job, &data), CJ_INVALID);
+	CHECK_RC(cj_accept_types(db, empty, 2, NULL, &job, &data), CJ_INVALID);
+	CHECK_RC(cj_accept_types(db, many, CJ_ACCEPT_TYPES_MAX + 1, NULL, &job, &data),
+	         CJ_INVALID);
+	CHECK_RC(cj_accept_types(NULL, prio, 3, NULL, &job, &data), CJ_INVALID);
+	CHECK_RC(cj_accept_types(db, prio, 3, NULL, NULL, &data), CJ_INVALID);
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = -2;
+	CHECK_RC(cj_accept_types(db, prio, 3, &o, &job, &data), CJ_INVALID);
+	size_t n = 7;
+	cj_job *jobs[2];
+	CHECK_RC(cj_accept_many_types(db, prio, 3, NULL, 0, jobs, NULL, &n), CJ_INVALID);
+	CHECK_INT(n, 0);
+	CHECK_RC(cj_accept_many_types(db, prio, 0, NULL, 2, jobs, NULL, &n), CJ_INVALID);
+	CHECK(jobs[0] == NULL && jobs[1] == NULL);
+	CHECK_INT(state_of(db, "hi", "h"), CJ_PENDING);
+	/* the full count is fine */
+	CHECK_OK(cj_accept_types(db, many, CJ_ACCEPT_TYPES_MAX, NULL, &job, &data));
+	CHECK_STR(cj_job_id(job), "h");
+	cj_job_free(job);
+	cj_free(data);
+	cj_close(db);
+}
+
 TEST_MAIN(ENTRY(accept_basic), ENTRY(accept_only_its_type), ENTRY(accept_not_twice),
           ENTRY(accept_fresh_lock), ENTRY(accept_fresh_lock_after_fork),
           ENTRY(accept_exactly_once),
@@ -706,4 +916,6 @@ TEST_MAIN(ENTRY(accept_basic), ENTRY(accept_only_its_type), ENTRY(accept_not_twi
           ENTRY(accept_waiting_sees_new_schedule), ENTRY(accept_max_sched_time),
           ENTRY(accept_order), ENTRY(accept_order_after_reschedule),
           ENTRY(accept_no_schedule), ENTRY(accept_no_schedule_finds_any),
-          ENTRY(accept_no_schedule_invalid))
+          ENTRY(accept_no_schedule_invalid), ENTRY(accept_types_order),
+          ENTRY(accept_many_types_batch), ENTRY(accept_types_woken_by_third),
+          ENTRY(accept_types_wakes_when_due), ENTRY(accept_types_invalid))

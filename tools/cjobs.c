@@ -74,7 +74,8 @@ static const struct cli_cmd commands[] = {
 	 "Prints a table with one row per type (every type that has a timeout or\n"
 	 "jobs): pending, running, finished, dead and total, and retrying: the\n"
 	 "pending jobs waiting for another attempt."},
-	{"accept", cmd_accept, 1, 1, "TYPE [--timeout MS] [--any-time] [--lock-only]",
+	{"accept", cmd_accept, 1, CJ_ACCEPT_TYPES_MAX,
+	 "TYPE [TYPE...] [--timeout MS] [--any-time] [--lock-only]",
 	 "take a pending job and print it with its lock",
 	 cli_accept_opts, 0,
 	 "Makes one pending job of TYPE running, held by the returned lock, and\n"
@@ -82,7 +83,8 @@ static const struct cli_cmd commands[] = {
 	 "in lock=$(cjobs accept TYPE --lock-only)). Waits for a job to arrive (for\n"
 	 "ever unless --timeout is given); exit 3 when none arrived in time.\n"
 	 "The holder must run `cjobs update` within the type's timeout, and\n"
-	 "`cjobs finish` when done."},
+	 "`cjobs finish` when done. With several TYPEs, in order of priority, the\n"
+	 "job comes from the first that has one due."},
 	{"update", cmd_update, 3, 4, "TYPE ID LOCK [JSON]",
 	 "tell the store an accepted job is alive; optionally replace its data",
 	 NULL, 0,
@@ -135,8 +137,8 @@ static const struct cli_cmd commands[] = {
 	 "problem (type, id, what is wrong); exit 0 when there is none, 1 when\n"
 	 "there are problems or the store cannot be read to its end. Changes\n"
 	 "nothing."},
-	{"work", cmd_work, 1, 1,
-	 "TYPE [-j N] [--grace SECONDS] [--max-jobs N] [--timeout-exit MS] "
+	{"work", cmd_work, 1, CJ_ACCEPT_TYPES_MAX,
+	 "TYPE [TYPE...] [-j N] [--grace SECONDS] [--max-jobs N] [--timeout-exit MS] "
 	 "-- COMMAND [ARGS...]",
 	 "run COMMAND for each job of TYPE",
 	 cli_work_opts, CLI_REST,
@@ -157,7 +159,8 @@ static const struct cli_cmd commands[] = {
 	 "One line per job is logged on standard error; standard output is\n"
 	 "not used. CJOBS_DB is set to the store for the command, so it may\n"
 	 "run `cjobs update \"$CJ_JOB_TYPE\" \"$CJ_JOB_ID\" \"$CJ_JOB_LOCK\" JSON`\n"
-	 "to report progress."},
+	 "to report progress. Several TYPEs (before --) are taken in order of\n"
+	 "priority: each free slot gets a job of the first that has one due."},
 	{"serve", cmd_serve, 0, 0, "[--listen ADDR:PORT] [--token-file FILE] [--relaxed]",
 	 "serve the store over HTTP: a JSON API, job events, /metrics",
 	 cli_serve_opts, 0,
@@ -333,6 +336,10 @@ static int match_opt(const struct cli_opt *o, const char *arg, const char **val)
 static int parse_args(struct cli *c, int argc, char **argv, struct cli_args *a) {
 	const struct cli_cmd *cmd = c->cmd;
 	int only_pos = 0;
+	/* COMMAND starts after "--", or, without one, after min_args positionals */
+	int rest_at = cmd->min_args;
+	for (int i = 0; i < argc; i++)
+		if (strcmp(argv[i], "--") == 0) rest_at = cmd->max_args;
 	for (int i = 0; i < argc; i++) {
 		char *arg = argv[i];
 		if (!only_pos && strcmp(arg, "--") == 0) {
@@ -382,7 +389,7 @@ static int parse_args(struct cli *c, int argc, char **argv, struct cli_args *a) 
 				                 arg, cmd->name);
 			continue;
 		}
-		if ((cmd->flags & CLI_REST) && a->npos == cmd->max_args) {
+		if ((cmd->flags & CLI_REST) && a->npos == rest_at) {
 			a->rest = argv + i;
 			a->nrest = argc - i;
 			break;

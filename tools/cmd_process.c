@@ -25,7 +25,8 @@ int cmd_accept(struct cli *c, const struct cli_args *a) {
 	const char *type = a->pos[0];
 	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
 	int rc;
-	if ((rc = cli_judged(c, cj_type_check(type)))) return rc;
+	for (int i = 0; i < a->npos; i++)
+		if ((rc = cli_judged(c, cj_type_check(a->pos[i])))) return rc;
 	if (a->set[ACCEPT_TIMEOUT]) {
 		int64_t ms;
 		if (cli_parse_duration_ms(a->val[ACCEPT_TIMEOUT], 1, &ms) != 0)
@@ -37,9 +38,10 @@ int cmd_accept(struct cli *c, const struct cli_args *a) {
 	if ((rc = cli_open(c, 0))) return rc;
 	cj_job *job = NULL;
 	char *data = NULL;
-	rc = cj_accept(c->db, type, &o, &job, &data);
+	rc = cj_accept_types(c->db, (const char *const *)a->pos, (size_t)a->npos, &o, &job, &data);
 	if (rc == CJ_NOT_FOUND) {
-		cli_msg(c, "no job of type '%s' became available in time", type);
+		cli_msg(c, "no job of type '%s'%s became available in time", type,
+		        a->npos > 1 ? " or the others" : "");
 		return CLI_EXIT_NOT_FOUND;
 	}
 	if (rc != CJ_OK) return cli_fail(c, rc, "cannot accept a job");

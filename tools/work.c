@@ -44,7 +44,8 @@ static int parse_count(struct cli *c, const char *opt, const char *s, int64_t ma
 static int parse_options(struct cli *c, const struct cli_args *a, struct worker *w) {
 	int rc;
 	int64_t v;
-	if ((rc = cli_judged(c, cj_type_check(w->type)))) return rc;
+	for (size_t i = 0; i < w->ntypes; i++)
+		if ((rc = cli_judged(c, cj_type_check(w->types[i])))) return rc;
 	if (a->set[WORK_JOBS]) {
 		if ((rc = parse_count(c, "-j", a->val[WORK_JOBS], MAX_SLOTS, &v))) return rc;
 		w->nslots = (int)v;
@@ -120,7 +121,8 @@ int cmd_work(struct cli *c, const struct cli_args *a) {
 	pthread_cond_init(&w->queued, NULL);
 	pthread_condattr_destroy(&ca);
 	w->c = c;
-	w->type = a->pos[0];
+	w->types = (const char *const *)a->pos;
+	w->ntypes = (size_t)a->npos;
 	w->argv = a->rest;
 	w->nslots = 1;
 	w->grace_ms = 10000;

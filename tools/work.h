@@ -37,7 +37,8 @@ struct queued_job {
 
 struct worker {
 	struct cli *c;
-	const char *type;
+	const char *const *types; /* in order of priority */
+	size_t ntypes;
 	char **argv;            /* the command */
 	int nslots;
 	int64_t grace_ms;

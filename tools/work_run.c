@@ -107,9 +107,10 @@ static void write_in(int *fd, const char *data, size_t dlen, size_t *dpos) {
 	}
 }
 
-static int64_t update_interval(struct worker *w) {
+static int64_t update_interval(struct worker *w, const cj_job *job) {
 	int64_t s;
-	if (cj_get_type_timeout(w->c->db, w->type, &s) != CJ_OK) return NO_TIMEOUT_UPDATE_MS;
+	if (cj_get_type_timeout(w->c->db, cj_job_type(job), &s) != CJ_OK)
+		return NO_TIMEOUT_UPDATE_MS;
 	int64_t ms = s * 1000 / 3;
 	return ms < MIN_UPDATE_MS ? MIN_UPDATE_MS : ms;
 }
@@ -128,7 +129,7 @@ static enum outcome run_command(struct run *r, const char *data) {
 	watcher_start(w, r->job, &r->wt);
 
 	size_t dlen = strlen(data), dpos = 0;
-	int64_t interval = update_interval(w);
+	int64_t interval = update_interval(w, r->job);
 	int64_t next_update = cli_now_ms() + interval;
 	int kill_phase = 0; /* 1: SIGTERM sent, 2: SIGKILL sent */
 	int64_t kill_at = 0;

@@ -118,7 +118,8 @@ void *accept_main(void *arg) {
 			o.timeout_ms = left;
 		}
 		size_t n = 0;
-		int rc = cj_accept_many(w->c->db, w->type, &o, (size_t)k, w->jobs, w->data, &n);
+		int rc = cj_accept_many_types(w->c->db, w->types, w->ntypes, &o, (size_t)k, w->jobs,
+		                              w->data, &n);
 		if (rc != CJ_OK) give_back_tickets(w, k);
 		if (rc == CJ_NOT_FOUND || rc == CJ_CANCELED) continue;
 		if (rc != CJ_OK && !transient(rc)) {

@@ -70,7 +70,7 @@
 
 #include "couchjobs.h"
 
-#define CJ_ENGINE_VERSION 4
+#define CJ_ENGINE_VERSION 5 /* 4: nested transactions; 5: wait_any */
 #define CJ_ENGINE_MAX_KEY 4096
 
 typedef struct cj_edb cj_edb; /* an engine's open store */
@@ -179,7 +179,18 @@ struct cj_engine {
 	int (*commit_nested)(cj_etx *tx);
 	/* Undoes tx and frees it. */
 	void (*abort_nested)(cj_etx *tx);
+
+	/* wait() on n channels at once (1 .. CJ_WAIT_ANY_MAX): sleeps until
+	 * some chans[i] is notified after tokens[i] was taken (watch()), wake()
+	 * is called on one of them, or deadline_ms passes; without waking for
+	 * other channels' notifications (but for those of channels sharing a
+	 * wake word). CJ_OK or CJ_TIMEOUT; may return CJ_OK spuriously. */
+	int (*wait_any)(cj_edb *edb, const char *const *chans, const uint64_t *tokens,
+	                size_t n, int64_t deadline_ms);
 };
+
+/* The most channels one wait_any() takes. */
+#define CJ_WAIT_ANY_MAX 64
 
 /* NULL-terminated, in order of preference; the first takes plain paths. */
 extern const struct cj_engine *const cj__engines[];

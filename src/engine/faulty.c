@@ -161,6 +161,11 @@ static int fty_wait(cj_edb *db, const char *chan, uint64_t token, int64_t deadli
 	return db->inner->wait(db->edb, chan, token, deadline_ms);
 }
 
+static int fty_wait_any(cj_edb *db, const char *const *chans, const uint64_t *tokens,
+                        size_t n, int64_t deadline_ms) {
+	return db->inner->wait_any(db->edb, chans, tokens, n, deadline_ms);
+}
+
 static void fty_wake(cj_edb *db, const char *chan) { db->inner->wake(db->edb, chan); }
 
 static int fty_notify_job(cj_etx *tx, unsigned job) {
@@ -234,6 +239,7 @@ const struct cj_engine cj__engine_faulty = {
 	.watch = fty_watch,
 	.wait = fty_wait,
 	.wake = fty_wake,
+	.wait_any = fty_wait_any,
 	.notify_job = fty_notify_job,
 	.word = fty_word,
 	.bump = fty_bump,

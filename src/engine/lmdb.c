@@ -552,6 +552,7 @@ static void lme_abort(cj_etx *tx) {
 }
 
 _Static_assert(CJ_WORDS == CJ_WAKE_WORDS, "the wake file holds every wake word");
+_Static_assert(CJ_WAIT_ANY_MAX <= CJ_OS_WAIT_ANY_MAX, "one vectored wait takes every channel");
 
 /* Nobody sleeps on job words (cj_int.h): they only count. */
 static void lme_bump_word(void *db, unsigned w) {
@@ -815,6 +816,17 @@ static int lme_wait(cj_edb *db, const char *chan, uint64_t token, int64_t deadli
 	return cj__os_word_wait(db->wake, cj__chan_word(chan), (uint32_t)token, deadline_ms);
 }
 
+static int lme_wait_any(cj_edb *db, const char *const *chans, const uint64_t *tokens,
+                        size_t n, int64_t deadline_ms) {
+	unsigned idx[CJ_WAIT_ANY_MAX];
+	uint32_t seen[CJ_WAIT_ANY_MAX];
+	for (size_t i = 0; i < n; i++) {
+		idx[i] = cj__chan_word(chans[i]);
+		seen[i] = (uint32_t)tokens[i];
+	}
+	return cj__os_word_wait_any(db->wake, idx, seen, n, deadline_ms);
+}
+
 static void lme_wake(cj_edb *db, const char *chan) {
 	/* a bump, not a bare wake: a waiter about to sleep sees it too */
 	cj__os_word_bump(db->wake, cj__chan_word(chan));
@@ -854,6 +866,7 @@ const struct cj_engine cj__engine_lmdb = {
 	.watch = lme_watch,
 	.wait = lme_wait,
 	.wake = lme_wake,
+	.wait_any = lme_wait_any,
 	.readonly = lme_readonly,
 	.notify_job = lme_notify_job,
 	.word = lme_word,

@@ -454,4 +454,5 @@ const struct cj_engine cj__engine_pg = {
 	.watch = cj__pg_watch,
 	.wait = cj__pg_wait,
 	.wake = cj__pg_wake,
+	.wait_any = cj__pg_wait_any,
 };

@@ -235,6 +235,8 @@ void cj__pg_bump(cj_edb *db, unsigned w);
 uint64_t cj__pg_word(cj_edb *db, unsigned w);
 void cj__pg_listener_stop(cj_edb *db);
 int cj__pg_wait(cj_edb *db, const char *chan, uint64_t token, int64_t deadline_ms);
+int cj__pg_wait_any(cj_edb *db, const char *const *chans, const uint64_t *tokens, size_t n,
+                    int64_t deadline_ms);
 void cj__pg_wake(cj_edb *db, const char *chan);
 uint64_t cj__pg_watch(cj_edb *db, const char *chan);
 

@@ -184,8 +184,18 @@ uint64_t cj__pg_watch(cj_edb *db, const char *chan) {
 	return v;
 }
 
-int cj__pg_wait(cj_edb *db, const char *chan, uint64_t token, int64_t deadline_ms) {
-	unsigned w = cj__chan_word(chan);
+/* 1 while every word ws[i] still holds tokens[i] (wmu held). */
+static int pge_unchanged(const cj_edb *db, const unsigned *ws, const uint64_t *tokens,
+                         size_t n) {
+	for (size_t i = 0; i < n; i++)
+		if (db->words[ws[i]] != tokens[i]) return 0;
+	return 1;
+}
+
+int cj__pg_wait_any(cj_edb *db, const char *const *chans, const uint64_t *tokens, size_t n,
+                    int64_t deadline_ms) {
+	unsigned ws[CJ_WAIT_ANY_MAX];
+	for (size_t i = 0; i < n; i++) ws[i] = cj__chan_word(chans[i]);
 	int rc = CJ_OK;
 	pthread_mutex_lock(&db->wmu);
 	/* without a listener, other processes' commits go unseen: look again
@@ -196,14 +206,14 @@ int cj__pg_wait(cj_edb *db, const char *chan, uint64_t token, int64_t deadline_m
 	}
 	/* a deadline past the longest sleep ends in a spurious wake */
 	int64_t until = cj__sleep_until(deadline_ms);
-	while (db->words[w] == token) {
+	while (pge_unchanged(db, ws, tokens, n)) {
 		if (until < 0) {
 			pthread_cond_wait(&db->wcond, &db->wmu);
 			continue;
 		}
 		struct timespec ts = {(time_t)(until / 1000), (long)(until % 1000) * 1000000L};
 		if (pthread_cond_timedwait(&db->wcond, &db->wmu, &ts) == ETIMEDOUT) {
-			if (db->words[w] == token && until == deadline_ms) rc = CJ_TIMEOUT;
+			if (pge_unchanged(db, ws, tokens, n) && until == deadline_ms) rc = CJ_TIMEOUT;
 			break;
 		}
 	}
@@ -211,6 +221,10 @@ int cj__pg_wait(cj_edb *db, const char *chan, uint64_t token, int64_t deadline_m
 	if (db->listener_failed) db->words[CJ_WORD_ALL]++;
 	pthread_mutex_unlock(&db->wmu);
 	return rc;
+}
+
+int cj__pg_wait(cj_edb *db, const char *chan, uint64_t token, int64_t deadline_ms) {
+	return cj__pg_wait_any(db, &chan, &token, 1, deadline_ms);
 }
 
 void cj__pg_wake(cj_edb *db, const char *chan) { cj__pg_bump(db, cj__chan_word(chan)); }

@@ -158,14 +158,21 @@ void cj__os_word_wake(cj_wakemap *m, unsigned idx) {
 	futex(&m->words[idx % CJ_WAKE_WORDS], FUTEX_WAKE, INT_MAX, NULL);
 }
 
-int cj__os_word_wait(cj_wakemap *m, unsigned idx, uint32_t seen, int64_t deadline_ms) {
-	_Atomic uint32_t *w = &m->words[idx % CJ_WAKE_WORDS];
-	struct timespec ts, *tsp = NULL;
+/* The monotonic time a wait of m with deadline_ms sleeps until: within the
+ * longest sleep, and a read-only map's relook; -1: none. */
+static int64_t wait_until(const cj_wakemap *m, int64_t deadline_ms) {
 	int64_t until = cj__sleep_until(deadline_ms);
 	if (m->readonly) {
 		int64_t soon = cj__add_sat(cj__mono_ms(), CJ_RO_RELOOK_MS);
 		if (until < 0 || until > soon) until = soon;
 	}
+	return until;
+}
+
+int cj__os_word_wait(cj_wakemap *m, unsigned idx, uint32_t seen, int64_t deadline_ms) {
+	_Atomic uint32_t *w = &m->words[idx % CJ_WAKE_WORDS];
+	struct timespec ts, *tsp = NULL;
+	int64_t until = wait_until(m, deadline_ms);
 	if (until >= 0) {
 		int64_t left = until - cj__mono_ms();
 		if (left <= 0) return until == deadline_ms ? CJ_TIMEOUT : CJ_OK;
@@ -177,6 +184,50 @@ int cj__os_word_wait(cj_wakemap *m, unsigned idx, uint32_t seen, int64_t deadlin
 	/* a deadline past the longest sleep: a spurious wake, to look again */
 	if (errno == ETIMEDOUT) return until == deadline_ms ? CJ_TIMEOUT : CJ_OK;
 	return CJ_OK; /* EAGAIN: it changed; EINTR: look again */
+}
+
+#ifdef SYS_futex_waitv
+/* struct futex_waitv's flag for a 32-bit word (shared: no private flag) */
+#define OS_FUTEX2_SIZE_U32 0x02
+#endif
+
+int cj__os_word_wait_any(cj_wakemap *m, const unsigned *idx, const uint32_t *seen, size_t n,
+                         int64_t deadline_ms) {
+	for (size_t i = 1; i < n; i++)
+		if (atomic_load(&m->words[idx[i] % CJ_WAKE_WORDS]) != seen[i]) return CJ_OK;
+	if (n == 1) return cj__os_word_wait(m, idx[0], seen[0], deadline_ms);
+#ifdef SYS_futex_waitv
+	static _Atomic int unsupported;
+	if (!atomic_load(&unsupported)) {
+		struct futex_waitv v[CJ_OS_WAIT_ANY_MAX];
+		memset(v, 0, sizeof v);
+		for (size_t i = 0; i < n && i < CJ_OS_WAIT_ANY_MAX; i++) {
+			v[i].val = seen[i];
+			v[i].uaddr = (uint64_t)(uintptr_t)&m->words[idx[i] % CJ_WAKE_WORDS];
+			v[i].flags = OS_FUTEX2_SIZE_U32;
+		}
+		int64_t until = wait_until(m, deadline_ms);
+		struct timespec ts, *tsp = NULL;
+		if (until >= 0) {
+			/* futex_waitv takes an absolute time on the clock it is given */
+			ts.tv_sec = until / 1000;
+			ts.tv_nsec = (until % 1000) * 1000000;
+			tsp = &ts;
+		}
+		size_t k = n < CJ_OS_WAIT_ANY_MAX ? n : CJ_OS_WAIT_ANY_MAX;
+		if (syscall(SYS_futex_waitv, v, (unsigned)k, 0u, tsp, CLOCK_MONOTONIC) >= 0)
+			return CJ_OK;
+		if (errno == ETIMEDOUT) return until == deadline_ms ? CJ_TIMEOUT : CJ_OK;
+		if (errno != ENOSYS) return CJ_OK; /* EAGAIN: one changed; EINTR */
+		atomic_store(&unsupported, 1);
+	}
+#endif
+	/* no vectored wait: sleep on the first, look at the others now and then */
+	int64_t soon = cj__add_sat(cj__mono_ms(), CJ_OS_WAIT_ANY_RELOOK_MS);
+	int rc = cj__os_word_wait(m, idx[0], seen[0],
+	                          deadline_ms < 0 || deadline_ms > soon ? soon : deadline_ms);
+	return rc == CJ_TIMEOUT && deadline_ms >= 0 && cj__mono_ms() >= deadline_ms ? CJ_TIMEOUT
+	                                                                           : CJ_OK;
 }
 
 /* ---- events ----------------------------------------------------------------- */

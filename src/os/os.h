@@ -66,6 +66,14 @@ void cj__os_word_wake(cj_wakemap *m, unsigned idx);
  * (CLOCK_MONOTONIC ms; -1: none). CJ_OK (woken or changed, perhaps
  * spuriously) or CJ_TIMEOUT. */
 int cj__os_word_wait(cj_wakemap *m, unsigned idx, uint32_t seen, int64_t deadline_ms);
+/* Sleeps while every word idx[i] == seen[i] (n of them, 1 to
+ * CJ_OS_WAIT_ANY_MAX), as cj__os_word_wait does for one. On kernels
+ * without a vectored futex wait (Linux before 5.16) it sleeps on idx[0]
+ * and looks at the others at least every CJ_OS_WAIT_ANY_RELOOK_MS. */
+#define CJ_OS_WAIT_ANY_MAX 128
+#define CJ_OS_WAIT_ANY_RELOOK_MS 100
+int cj__os_word_wait_any(cj_wakemap *m, const unsigned *idx, const uint32_t *seen, size_t n,
+                         int64_t deadline_ms);
 
 /* ---- events: descriptors a caller's event loop can poll ---------------------
  *

@@ -380,6 +380,49 @@ int cj_id_check(const char *id);
 int cj_data_check(const char *data, size_t limit);
 /** @} */
 
+/** @defgroup cron Cron expressions
+ *
+ * The calendar of periodic work, as cron writes it: five fields, minute
+ * (0-59), hour (0-23), day of month (1-31), month (1-12 or JAN-DEC) and
+ * day of week (0-7, 0 and 7 Sunday, or SUN-SAT), separated by spaces.
+ * A field is a star (every value), a value, a range @c A-B, any of these
+ * with a step @c /S (every S-th; @c A/S: from A to the end), or a
+ * comma-separated list of those; names are
+ * case-insensitive. @c \@yearly (@c \@annually), @c \@monthly, @c \@weekly,
+ * @c \@daily (@c \@midnight) and @c \@hourly stand for their usual
+ * expressions. When both day fields are restricted (neither starts with
+ * @c *), a day matching either one matches, as in cron.
+ *
+ * Times are read in a time zone of the system's tz database (such as
+ * "Europe/Berlin"; NULL or "UTC": UTC), from its files in
+ * /usr/share/zoneinfo (Debian's tzdata), never from the process's TZ, so
+ * the calls are thread-safe. Daylight saving time: a local time that
+ * occurs twice (the clocks go back) fires once, the first time; a local
+ * time that does not occur (the clocks go forward) fires once, at the
+ * instant of the change (02:30 on the day Berlin skips from 02:00 to
+ * 03:00 fires at 03:00 local time), however many ticks fell in the gap.
+ * @{ */
+
+/**
+ * @brief Is @p expr a cron expression that fires, and @p zone a known time
+ * zone? Reads the zone's file. Thread-safe.
+ * @return #CJ_OK; #CJ_INVALID (NULL @p expr, a bad field (the detail names
+ *         it), an unknown alias, an expression that never fires such as
+ *         @c "0 0 30 2 *", a bad or unknown zone); #CJ_NOMEM; #CJ_STORE.
+ */
+int cj_cron_check(const char *expr, const char *zone);
+
+/**
+ * @brief The first tick of @p expr in @p zone strictly after @p after
+ * (seconds since the epoch, 0 to #CJ_MAX_SCHED_TIME), in @c *next.
+ * Reads the zone's file at each call. Thread-safe.
+ * @return #CJ_OK; #CJ_NOT_FOUND (no tick up to #CJ_MAX_SCHED_TIME);
+ *         #CJ_INVALID (as cj_cron_check(), a NULL @p next, @p after out
+ *         of range); #CJ_NOMEM; #CJ_STORE.
+ */
+int cj_cron_next(const char *expr, const char *zone, int64_t after, int64_t *next);
+/** @} */
+
 /** @defgroup tx Transactions and the caller's own data
  *
  * A transaction groups calls so they commit together or not at all. The

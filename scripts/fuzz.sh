@@ -12,7 +12,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 secs=${CJ_FUZZ_SECONDS:-5}
-names=${*:-tuple jobvalue json pgurl cli}
+names=${*:-tuple jobvalue json pgurl cli cron}
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCJ_FUZZ=ON -DCJ_WERROR=ON >/dev/null
 targets=
 for n in $names; do targets="$targets fuzz_$n"; done

@@ -9,6 +9,8 @@
  *   tuple.c    FoundationDB tuple encoding (tuple.h)
  *   keys.c     the RFC 007 key layout and value encodings: building and
  *              parsing every key (no other file knows a key's positions)
+ *   tz.c       time zones from the tz database (TZif files), civil dates
+ *   cron.c     cron expressions and their next ticks
  *   json.c     validation of job data
  *   check.c    argument checks shared by every call
  *   url.c      store URLs shown without their secrets
@@ -146,6 +148,50 @@ int cj__check_error(const char **error, size_t *len);
  * password of its userinfo, password=... parameters; as written and
  * percent-decoded) with "***": for messages of libraries that saw url. */
 void cj__url_scrub(const char *url, char *msg, size_t cap);
+
+/* ---- tz.c: time zones ------------------------------------------------------
+ *
+ * A loaded zone is immutable and thread-safe; the process's TZ is never
+ * read or set. Zones come from TZif files under /usr/share/zoneinfo (links
+ * followed only while they stay inside it); "UTC" (or NULL) needs none. */
+
+typedef struct cj_tz cj_tz;
+/* CJ_OK; CJ_INVALID (a bad name, no such zone, a damaged or leap-second
+ * file); CJ_NOMEM; CJ_STORE. */
+int cj__tz_load(const char *zone, cj_tz **out);
+/* The zone from the TZif data b[0..len) (name for messages). */
+int cj__tz_parse(const char *name, const uint8_t *b, size_t len, cj_tz **out);
+void cj__tz_free(cj_tz *z);
+/* The UT offset (seconds east) in effect at t. */
+int32_t cj__tz_offset(const cj_tz *z, int64_t t);
+/* The first instant whose local time is local (seconds since the epoch of
+ * the civil calendar); for a local time that a change skips (a gap), the
+ * instant of the change. */
+int64_t cj__tz_from_local(const cj_tz *z, int64_t local);
+
+/* Civil dates, proleptic Gregorian: days since 1970-01-01. */
+int64_t cj__days_from_civil(int64_t y, int m, int d);
+void cj__civil_from_days(int64_t days, int64_t *y, int *m, int *d);
+int cj__weekday(int64_t days); /* 0 Sunday .. 6 Saturday */
+int cj__is_leap(int64_t y);
+int cj__month_days(int64_t y, int m);
+
+/* ---- cron.c --------------------------------------------------------------- */
+
+typedef struct cj_cron {
+	uint64_t min;  /* bit n: minute n */
+	uint32_t hour; /* bit n: hour n */
+	uint32_t dom;  /* bit n: day n of the month (1..31) */
+	uint16_t mon;  /* bit n: month n (1..12) */
+	uint8_t dow;   /* bit n: weekday n (0 Sunday) */
+	int dom_any, dow_any; /* the day field starts with "*" */
+} cj_cron;
+
+/* CJ_OK or CJ_INVALID naming the bad field. */
+int cj__cron_parse(const char *expr, cj_cron *c);
+/* The first tick of c in tz strictly after after: CJ_OK, or CJ_NOT_FOUND
+ * (none up to CJ_MAX_SCHED_TIME). */
+int cj__cron_next(const cj_cron *c, const cj_tz *tz, int64_t after, int64_t *next);
 
 /* ---- json.c ------------------------------------------------------------- */
 

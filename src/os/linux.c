@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <linux/openat2.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -276,4 +277,85 @@ int cj__os_file_mapping(int fd, const void *p, uintptr_t *base, uintptr_t *end) 
 	}
 	fclose(f);
 	return found;
+}
+
+/* ---- files beneath a directory ------------------------------------------- */
+
+/* Opens rel beneath dirfd refusing every symbolic link (kernels without
+ * openat2): each directory, then the file, with O_NOFOLLOW. */
+static int open_nofollow(int dirfd, const char *rel) {
+	char part[256];
+	int fd = dup(dirfd);
+	while (fd >= 0) {
+		const char *slash = strchr(rel, '/');
+		size_t n = slash ? (size_t)(slash - rel) : strlen(rel);
+		if (n == 0 || n >= sizeof part) {
+			close(fd);
+			errno = ENOENT;
+			return -1;
+		}
+		memcpy(part, rel, n);
+		part[n] = 0;
+		int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | (slash ? O_DIRECTORY : 0);
+		int next = openat(fd, part, flags);
+		close(fd);
+		fd = next;
+		if (!slash) break;
+		rel = slash + 1;
+	}
+	return fd;
+}
+
+int cj__os_read_beneath(const char *dir, const char *rel, size_t max, unsigned char **buf,
+                        size_t *len) {
+	*buf = NULL;
+	*len = 0;
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) return cj__fail(CJ_NOT_FOUND, "%s: %s", dir, cj__os_strerror(errno));
+	int fd = -1;
+#ifdef SYS_openat2
+	struct open_how how;
+	memset(&how, 0, sizeof how);
+	how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY;
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+	fd = (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
+	if (fd < 0 && errno == ENOSYS) fd = open_nofollow(dirfd, rel);
+#else
+	fd = open_nofollow(dirfd, rel);
+#endif
+	int e = errno;
+	close(dirfd);
+	if (fd < 0) return cj__fail(CJ_NOT_FOUND, "%s/%s: %s", dir, rel, cj__os_strerror(e));
+	int rc = CJ_OK;
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		rc = cj__fail(CJ_NOT_FOUND, "%s/%s: not a regular file", dir, rel);
+		goto out_close;
+	}
+	if ((uint64_t)st.st_size > max) {
+		rc = cj__fail(CJ_TOO_LARGE, "%s/%s: over %zu bytes", dir, rel, max);
+		goto out_close;
+	}
+	size_t n = (size_t)st.st_size, got = 0;
+	unsigned char *b = cj__malloc(n ? n : 1);
+	if (!b) {
+		rc = cj__fail(CJ_NOMEM, "out of memory");
+		goto out_close;
+	}
+	while (got < n) {
+		ssize_t k = read(fd, b + got, n - got);
+		if (k < 0 && errno == EINTR) continue;
+		if (k <= 0) break;
+		got += (size_t)k;
+	}
+	if (got != n) {
+		cj_free(b);
+		rc = cj__fail(CJ_STORE, "%s/%s: short read", dir, rel);
+		goto out_close;
+	}
+	*buf = b;
+	*len = n;
+out_close:
+	close(fd);
+	return rc;
 }

@@ -41,6 +41,15 @@ int cj__os_store_dir(const char *path, int shared, mode_t share_bits, int *dirfd
 int cj__os_store_file(int dirfd, const char *path, const char *name, mode_t mode,
                       size_t alloc, int *readonly, int *fd);
 
+/* Reads the regular file rel (a relative path without ".." components)
+ * beneath the directory dir into *buf (cj_free(); *len bytes), resolving
+ * symbolic links only while they stay beneath dir (where the kernel cannot
+ * tell, refusing every link). CJ_OK; CJ_NOT_FOUND (missing, a link out of
+ * dir, not a regular file); CJ_TOO_LARGE (over max bytes); CJ_STORE;
+ * CJ_NOMEM. */
+int cj__os_read_beneath(const char *dir, const char *rel, size_t max, unsigned char **buf,
+                        size_t *len);
+
 /* The text of errno value e for a message; ENOSPC is "no space left on
  * device". */
 const char *cj__os_strerror(int e);

@@ -747,8 +747,8 @@ TEST(accept_types_order) {
 		CHECK_STR(type, want[i][0]);
 		CHECK_STR(id, want[i][1]);
 		/* a job of a higher type added meanwhile comes first */
-		if (i == 1) CHECK_OK(cj_add(db, NULL, "hi", "h2", NULL, 0));
 		if (i == 1) {
+			CHECK_OK(cj_add(db, NULL, "hi", "h2", NULL, 0));
 			take_prio(db, id, sizeof id, type, sizeof type);
 			CHECK_STR(id, "h2");
 		}

@@ -228,6 +228,10 @@ static void add_run(struct run *r) {
 	ACK(r, 1, cj_add(db, NULL, r->type, "a", "{\"x\":1}", 0));
 	ACK(r, 2, cj_add(db, NULL, r->type, "later", NULL, t_epoch() + 3600));
 	ACK(r, 3, cj_add(db, NULL, r->type, "a", "{\"x\":2}", 0)); /* replaces */
+	cj_add_opts ao = CJ_ADD_OPTS_INIT;
+	ao.unique = CJ_UNIQUE_ID;
+	ACK(r, 4, cj_add_ex(db, NULL, r->type, "u", "{\"u\":1}", &ao));
+	STEP_RC(r, cj_add_ex(db, NULL, r->type, "u", "{\"u\":2}", &ao), CJ_EXISTS);
 	cj_state st;
 	STEP(r, cj_get_job_state(db, NULL, r->type, "a", &st));
 	CHECK_INT(st, CJ_PENDING);
@@ -254,17 +258,19 @@ static void add_post(struct run *r, cj_db *db) {
 	if (ACKED(r, 3)) check_data(db, r->type, "a", "{\"x\":2}");
 	else if (ACKED(r, 1)) CHECK_INT(state_of(db, r->type, "a"), CJ_PENDING);
 	if (ACKED(r, 2)) CHECK_INT(state_of(db, r->type, "later"), CJ_PENDING);
+	if (ACKED(r, 4)) check_job_is(db, r->type, "u", CJ_PENDING, "{\"u\":1}");
 }
 
-/* accept, update, finish */
+/* accept (from the first of two types that has a job), update, finish */
 static void process_run(struct run *r) {
 	cj_db *db = NULL;
 	cj_job *job = NULL;
 	char *data = NULL;
+	const char *types[] = {"empty-type", r->type};
 	STEP(r, cj_open(r->furl, &r->opts, &db));
 	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
 	o.timeout_ms = 0;
-	ACK(r, 0, cj_accept(db, r->type, &o, &job, &data));
+	ACK(r, 0, cj_accept_types(db, types, 2, &o, &job, &data));
 	CHECK_STR(cj_job_id(job), "a");
 	CHECK_JSON(data, "{\"n\":1}");
 	ACK(r, 1, cj_update(db, NULL, job, "{\"n\":1,\"progress\":50}"));

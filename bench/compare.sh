@@ -1,6 +1,6 @@
 #!/bin/sh
-# couchjobs side by side with beanstalkd, Redis and a plain PostgreSQL
-# SKIP LOCKED queue: the one command.
+# couchjobs side by side with beanstalkd, Redis, a plain PostgreSQL SKIP
+# LOCKED queue and an SQLite queue: the one command.
 #
 #   bench/compare.sh                  the full run (about 20 minutes on a
 #                                     2-core VM: the run in BENCHMARKS.md
@@ -19,8 +19,8 @@
 #   bench/compare.sh --no-write       print the table, leave BENCHMARKS.md alone
 #   bench/compare.sh --only LIST      systems, comma-separated: cj-lmdb,
 #                                     cj-lmdb-batch, cj-pg, cj-pg-batch,
-#                                     cj-http, beanstalkd, redis, pgqueue;
-#                                     "couchjobs" stands for the four
+#                                     cj-http, beanstalkd, redis, pgqueue,
+#                                     sqlite; "couchjobs" stands for the four
 #                                     library columns (cj-http: `cjobs
 #                                     serve` over HTTP)
 #   bench/compare.sh --workloads LIST enqueue, drain, mixed, latency, scale
@@ -45,9 +45,9 @@
 #  4. Runs cj_compare once per system, durability mode and workload. For
 #     beanstalkd and Redis every run gets a freshly started server with an
 #     empty data directory; PostgreSQL-based runs get a fresh table or
-#     schema; embedded couchjobs stores a fresh directory, and cj-http a
-#     fresh store with its own `cjobs serve` (started and stopped by
-#     cj_compare, on a port the kernel picks).
+#     schema; embedded couchjobs stores a fresh directory, SQLite a fresh
+#     database file, and cj-http a fresh store with its own `cjobs serve`
+#     (started and stopped by cj_compare, on a port the kernel picks).
 #  5. Stops everything it started (by PID, on exit, however it exits),
 #     removes the scratch directory, prints the table and, unless
 #     --no-write, writes it into BENCHMARKS.md between the markers
@@ -57,11 +57,13 @@
 # Durability modes, like with like:
 #   durable: beanstalkd -b DIR -f 0 (binlog fsynced before each reply);
 #            Redis --appendonly yes --appendfsync always; PostgreSQL
-#            synchronous_commit=on; couchjobs CJ_SYNC_FULL (the default;
-#            `cjobs serve` answers a request once its commit is on disk).
+#            synchronous_commit=on; SQLite synchronous=FULL; couchjobs
+#            CJ_SYNC_FULL (the default; `cjobs serve` answers a request
+#            once its commit is on disk).
 #   relaxed: beanstalkd without a binlog (memory only); Redis --appendonly
 #            yes --appendfsync everysec; PostgreSQL synchronous_commit=off;
-#            couchjobs CJ_SYNC_RELAXED (`cjobs serve --relaxed`).
+#            SQLite synchronous=OFF; couchjobs CJ_SYNC_RELAXED (`cjobs
+#            serve --relaxed`).
 # The scale workload runs in relaxed mode only: durable flushes would hide
 # the growth it looks for; not for cj-http (the store's growth is the
 # embedded column's).
@@ -78,7 +80,7 @@ BS_PORT=${CJ_COMPARE_BS_PORT:-11391}
 RD_PORT=${CJ_COMPARE_RD_PORT:-63791}
 PG_PORT=${CJ_COMPARE_PG_PORT:-54339}
 
-ALL_SYSTEMS="cj-lmdb cj-lmdb-batch cj-pg cj-pg-batch cj-http beanstalkd redis pgqueue"
+ALL_SYSTEMS="cj-lmdb cj-lmdb-batch cj-pg cj-pg-batch cj-http beanstalkd redis pgqueue sqlite"
 ALL_WORKLOADS="enqueue drain mixed latency scale"
 
 die() {
@@ -87,7 +89,7 @@ die() {
 }
 
 usage() {
-	sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 # ---- options -----------------------------------------------------------------
@@ -123,7 +125,7 @@ while [ $# -gt 0 ]; do
 			for s in $list; do
 				case $s in
 				couchjobs) systems="$systems cj-lmdb cj-lmdb-batch cj-pg cj-pg-batch" ;;
-				cj-lmdb | cj-lmdb-batch | cj-pg | cj-pg-batch | cj-http | beanstalkd | redis | pgqueue)
+				cj-lmdb | cj-lmdb-batch | cj-pg | cj-pg-batch | cj-http | beanstalkd | redis | pgqueue | sqlite)
 					systems="$systems $s" ;;
 				*) die "--only: unknown system $s (one of: couchjobs $ALL_SYSTEMS)" ;;
 				esac
@@ -448,7 +450,7 @@ make_table() {
 			else line = line " " (unmeasured(c, k) ? "-" footnote : "-") " |"
 		}
 		cj = best("cj-lmdb cj-lmdb-batch", m, k, lower)
-		peer = best("beanstalkd redis pgqueue", m, k, lower); pn = bname
+		peer = best("beanstalkd redis pgqueue sqlite", m, k, lower); pn = bname
 		ht = best("cj-http", m, k, lower)
 		if (k == "idle_cpu") line = line " - | - |" # fractions of a millisecond: no ratio
 		else {
@@ -477,10 +479,10 @@ make_table() {
 		return p
 	}
 	END {
-		ncol = split("cj-lmdb cj-lmdb-batch cj-pg cj-pg-batch cj-http beanstalkd redis pgqueue", col, " ")
+		ncol = split("cj-lmdb cj-lmdb-batch cj-pg cj-pg-batch cj-http beanstalkd redis pgqueue sqlite", col, " ")
 		footnote = "¹"
-		print "| workload | mode | couchjobs embedded (1 per tx) | couchjobs embedded (batched, 64) | couchjobs pg engine (1 per tx) | couchjobs pg engine (batched, 64) | couchjobs over HTTP (cjobs serve, 1 per request) | beanstalkd | redis | pg queue | best couchjobs embedded / best peer | couchjobs over HTTP / best peer |"
-		print "|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|:--|:--|"
+		print "| workload | mode | couchjobs embedded (1 per tx) | couchjobs embedded (batched, 64) | couchjobs pg engine (1 per tx) | couchjobs pg engine (batched, 64) | couchjobs over HTTP (cjobs serve, 1 per request) | beanstalkd | redis | pg queue | sqlite | best couchjobs embedded / best peer | couchjobs over HTTP / best peer |"
+		print "|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|:--|:--|"
 		nm = split("durable relaxed", modes, " ")
 		for (j = 1; j <= nm; j++) {
 			m = modes[j]
@@ -527,15 +529,16 @@ kind="full run"
 
 section() {
 	cat <<EOF
-## Side by side: beanstalkd, Redis and a PostgreSQL queue
+## Side by side: beanstalkd, Redis, a PostgreSQL queue and an SQLite queue
 
-\`bench/compare.sh\` measures couchjobs against three other job queues on
+\`bench/compare.sh\` measures couchjobs against four other job queues on
 the same machine, with the same jobs and the same workloads, and writes
 this section (re-running it replaces it; \`--quick\` gives a smoke run,
 \`--no-write\` leaves this file alone, \`--help\` says more). The program
 is \`bench/compare/\` (\`cj_compare\`): one C program with a client of its
 own for each system (beanstalkd's text protocol and Redis' RESP on plain
-sockets, libpq for PostgreSQL, the public API for couchjobs), one
+sockets, libpq for PostgreSQL, the SQLite library in-process, the public
+API for couchjobs), one
 request in flight per connection, and every worker forked before it opens
 its connection. Every reply is checked; every drain checks that exactly
 the N jobs added were completed, each once, and that nothing is left.
@@ -593,15 +596,24 @@ run at (the 100k row is measured for the pg engine only).
   1) RETURNING id, data\`, and when the queue is empty, \`LISTEN\` and a
   wait for a notification; complete sets \`state = 'finished'\`. Prepared
   statements, each its own transaction.
+- *sqlite*: what a C program would otherwise embed: SQLite in-process,
+  one database file in WAL mode shared by every worker process, a table
+  \`jobs(id, state, data, locked_at)\` with a partial index on pending
+  jobs; enqueue is one \`INSERT\`; claim is \`BEGIN IMMEDIATE\`, \`UPDATE
+  ... WHERE id = (SELECT id ... WHERE state = 0 ORDER BY id LIMIT 1)
+  RETURNING id, data\`, \`COMMIT\`, and when the queue is empty, a
+  read-only look for a pending job every millisecond (SQLite cannot wake
+  a waiter in another process); complete is one \`UPDATE\`. Writers that
+  find the file locked wait in SQLite's busy handler.
 
 **Durability modes.** *durable*: every enqueue and completion is on disk
 before it is acknowledged: beanstalkd \`-b DIR -f 0\`, Redis
-\`appendfsync always\`, PostgreSQL \`synchronous_commit=on\`, couchjobs
-\`CJ_SYNC_FULL\` (the default). *relaxed*: a crash of the machine may lose
+\`appendfsync always\`, PostgreSQL \`synchronous_commit=on\`, SQLite
+\`synchronous=FULL\`, couchjobs \`CJ_SYNC_FULL\` (the default). *relaxed*: a crash of the machine may lose
 the last moments: beanstalkd without a binlog (memory only: a crash of the
 server loses everything), Redis \`appendfsync everysec\`, PostgreSQL
 \`synchronous_commit=off\` (per session; one server for both modes),
-couchjobs \`CJ_SYNC_RELAXED\`. beanstalkd's reservations are not logged,
+SQLite \`synchronous=OFF\`, couchjobs \`CJ_SYNC_RELAXED\`. beanstalkd's reservations are not logged,
 so a restarted server hands reserved jobs out again, as couchjobs' do
 after their timeout.
 
@@ -634,11 +646,11 @@ beanstalkd and Redis).
   10k pending (x1.00: no growth).
 
 The first ratio column divides the better of the two embedded couchjobs
-columns by the best of beanstalkd, Redis and the pg queue (named) on that
-row, the second the HTTP column by the same: above 1 couchjobs is faster,
-for latencies below 1 it is quicker. The idle row of the HTTP column is
-the client's CPU (it waits in a socket read); the server's own idle cost
-is 0 wakeups while long polls wait (test/server: case idle).
+columns by the best of beanstalkd, Redis, the pg queue and SQLite (named)
+on that row, the second the HTTP column by the same: above 1 couchjobs is
+faster, for latencies below 1 it is quicker. The idle row of the HTTP
+column is the client's CPU (it waits in a socket read); the server's own
+idle cost is 0 wakeups while long polls wait (test/server: case idle).
 EOF
 }
 

@@ -3,7 +3,7 @@
 # Installs nothing when everything is already there. Needs root (or sudo).
 set -eu
 
-PKGS="build-essential cmake pkg-config liblmdb-dev libjansson-dev libpq-dev libmicrohttpd-dev tzdata"
+PKGS="build-essential cmake pkg-config liblmdb-dev libjansson-dev libpq-dev libmicrohttpd-dev tzdata libsqlite3-dev"
 if [ "${1:-}" = "--test" ]; then
 	# chromium: the dashboard's browser test (test/ui), which node runs
 	PKGS="$PKGS clang libclang-rt-14-dev postgresql curl python3 chromium"

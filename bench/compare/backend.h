@@ -67,5 +67,6 @@ extern const struct cmp_backend cmp_redis;
 extern const struct cmp_backend cmp_pgqueue;
 extern const struct cmp_backend cmp_couchjobs;
 extern const struct cmp_backend cmp_http;
+extern const struct cmp_backend cmp_sqlite;
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * cj_compare: couchjobs side by side with beanstalkd, Redis and a plain
- * PostgreSQL SKIP LOCKED queue. One run measures one system in one
+ * PostgreSQL SKIP LOCKED queue and an SQLite queue. One run measures one system in one
  * durability mode on one workload and appends its figures to a TSV file;
  * bench/compare.sh starts the servers, runs every combination and prints
  * the table. See bench/compare.sh for the whole picture.
@@ -32,6 +32,7 @@ static const struct {
 	{"redis", &cmp_redis, 1, 0},
 	{"pgqueue", &cmp_pgqueue, 1, 0},
 	{"cj-http", &cmp_http, 1, 0},
+	{"sqlite", &cmp_sqlite, 1, 0},
 };
 #define NSYSTEMS (sizeof systems / sizeof systems[0])
 
@@ -58,10 +59,10 @@ static void usage(FILE *f) {
 	        "usage: cj_compare --system S --mode durable|relaxed --workload W [options]\n"
 	        "       cj_compare --ping beanstalkd|redis|tcp --port P\n"
 	        "       cj_compare --version\n"
-	        "systems:   cj-lmdb cj-lmdb-batch cj-pg cj-pg-batch beanstalkd redis pgqueue cj-http\n"
+	        "systems:   cj-lmdb cj-lmdb-batch cj-pg cj-pg-batch beanstalkd redis pgqueue cj-http sqlite\n"
 	        "workloads: enqueue drain mixed latency scale\n"
 	        "options:\n"
-	        "  --dir DIR         scratch directory for embedded stores\n"
+	        "  --dir DIR         scratch directory for embedded stores and SQLite\n"
 	        "  --url URL         the PostgreSQL server (pgqueue, cj-pg*)\n"
 	        "  --port P          beanstalkd or Redis on 127.0.0.1\n"
 	        "  --cjobs PATH      cj-http: the cjobs binary whose `serve` it measures\n"

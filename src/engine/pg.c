@@ -104,64 +104,49 @@ static void pge_clear(cj_etx *tx) {
 	tx->res = NULL;
 }
 
+/* 1 if the claimed row is key k of space. */
+static int pge_is_claimed(const cj_etx *tx, int space, const void *k, size_t kl) {
+	const PGresult *c = tx->claimed;
+	return c && space == tx->claimed_space && (size_t)PQgetlength(c, 0, 0) == kl &&
+	       memcmp(PQgetvalue(c, 0, 0), k, kl) == 0;
+}
+
+/* Forgets the claimed row if it is k of space (k NULL: whichever). */
+static void pge_unclaim(cj_etx *tx, int space, const void *k, size_t kl) {
+	if (k && !pge_is_claimed(tx, space, k, kl)) return;
+	PQclear(tx->claimed);
+	tx->claimed = NULL;
+}
+
 static void pge_end(cj_etx *tx) {
 	pge_clear(tx);
+	pge_unclaim(tx, 0, NULL, 0);
 	cj__pg_give(tx->db, tx->c);
 	cj_free(tx);
 }
 
+/* Takes a connection; BEGIN goes with the first statement (pg_pipe.c). */
 static int pge_begin(cj_edb *db, int write, cj_etx **out) {
 	*out = NULL;
 	cj_etx *tx = cj__calloc(1, sizeof *tx);
 	if (!tx) return cj__fail(CJ_NOMEM, "out of memory");
 	tx->db = db;
 	tx->write = write;
-	const char *sql = write ? db->sql_begin_w : db->sql_begin_r;
-	int rc;
-	for (int attempt = 0;; attempt++) {
-		int fresh;
-		if ((rc = cj__pg_take(db, &tx->c, &fresh))) break;
-		PGresult *r = cj__pg_sql(db, tx->c, sql);
-		if (r && write && PQresultStatus(r) == PGRES_COMMAND_OK) {
-			PQclear(r);
-			*out = tx;
-			return CJ_OK;
-		}
-		if (r && !write && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-			tx->version = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-			PQclear(r);
-			*out = tx;
-			return CJ_OK;
-		}
-		int broken = PQstatus(tx->c->pg) != CONNECTION_OK;
-		if (r && PQresultStatus(r) == PGRES_TUPLES_OK)
-			rc = cj__fail(CJ_STORE, "schema %s: corrupt store: no commit sequence",
-			              db->schema);
-		else
-			rc = cj__pg_fail(db, tx->c, r, "begin");
-		PQclear(r);
-		if (PQtransactionStatus(tx->c->pg) == PQTRANS_INERROR) {
-			r = cj__pg_sql(db, tx->c, "ROLLBACK");
-			PQclear(r);
-		}
-		cj__pg_give(db, tx->c);
-		tx->c = NULL;
-		/* an idle connection that a server restart broke: nothing was
-		 * done yet, so a new connection may try again */
-		if (!(broken && !fresh && attempt == 0)) break;
+	int rc = cj__pg_take(db, &tx->c, &tx->fresh);
+	if (rc) {
+		cj_free(tx);
+		return rc;
 	}
-	cj_free(tx);
-	return rc;
+	*out = tx;
+	return CJ_OK;
 }
 
 static void pge_abort(cj_etx *tx) {
 	if (!tx) return;
 	pge_clear(tx);
-	cj__pg_flush(tx); /* what it says no longer matters */
-	if (PQtransactionStatus(tx->c->pg) != PQTRANS_IDLE) {
-		PGresult *r = cj__pg_sql(tx->db, tx->c, "ROLLBACK");
-		PQclear(r);
-	}
+	PQclear(tx->vres);
+	tx->vres = NULL;
+	cj__pg_rollback(tx); /* what the queued writes say no longer matters */
 	pge_end(tx);
 }
 
@@ -185,8 +170,14 @@ static int pge_commit(cj_etx *tx) {
 		pge_abort(tx);
 		return CJ_OK;
 	}
-	/* the notification, the queued writes and COMMIT: one round trip */
+	/* a pooled connection that is found lost in the round trip that
+	 * carries COMMIT leaves the outcome unknown: it must not be the first */
 	int rc = CJ_OK;
+	if (!tx->answered && !tx->fresh && (rc = cj__pg_flush(tx))) {
+		pge_abort(tx);
+		return rc;
+	}
+	/* the notification, the queued writes and COMMIT: one round trip */
 	int notify = !cj__wordset_empty(&tx->notify);
 	if (notify) {
 		cj_buf words = CJ_BUF_INIT;
@@ -220,20 +211,33 @@ static int pge_commit(cj_etx *tx) {
 	return rc;
 }
 
-/* In a write transaction the number is taken at the first call, from the
- * sequence, which no transaction holds: numbers are unique and increase in
- * the order they were taken. A failure fails the commit too. */
+/* The number of a write transaction's commit: nextval of the sequence,
+ * which no transaction holds, sent with its BEGIN (pg_pipe.c): numbers are
+ * unique and increase in the order they were taken. That of a read
+ * transaction: the sequence's last value, read at the first call (>= every
+ * number handed out before the transaction began). A failure fails the
+ * commit too. */
 static int pge_version(cj_etx *tx, uint64_t *out) {
 	*out = tx->version;
-	if (tx->failed) return tx->failed;
-	if (tx->version || !tx->write) return CJ_OK;
+	if (tx->failed || tx->version) return tx->failed;
 	pge_clear(tx);
 	PGresult *r = NULL;
-	int rc = cj__pg_run(tx, "cj_nextval", NULL, 0, NULL, NULL, NULL, 0, &r);
+	int rc;
+	if (tx->write) {
+		/* the answer of the nextval sent with BEGIN, unless it is here */
+		rc = tx->vres ? CJ_OK : cj__pg_flush(tx);
+		r = tx->vres;
+		tx->vres = NULL;
+	} else {
+		rc = cj__pg_run(tx, "cj_last_version", NULL, 0, NULL, NULL, NULL, 0, &r);
+	}
 	if (rc)
 		tx->failed = rc;
 	else if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
 		tx->version = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+	else if (r && PQresultStatus(r) == PGRES_TUPLES_OK)
+		tx->failed = cj__fail(CJ_STORE, "schema %s: corrupt store: no commit sequence",
+		                      tx->db->schema);
 	else
 		tx->failed = cj__pg_fail(tx->db, tx->c, r, "commit number");
 	PQclear(r);
@@ -242,6 +246,7 @@ static int pge_version(cj_etx *tx, uint64_t *out) {
 }
 
 static void *pge_native(cj_etx *tx) {
+	pge_unclaim(tx, 0, NULL, 0); /* the caller may write anything */
 	tx->dirty = 1; /* the caller's statements are committed too */
 	/* the caller runs statements of its own: no answer may be pending */
 	int rc = cj__pg_flush(tx);
@@ -251,36 +256,55 @@ static void *pge_native(cj_etx *tx) {
 
 /* ---- data -------------------------------------------------------------------- */
 
-/* Locks the absence of a key (write transactions): an advisory lock on a
- * hash of the key, held until the transaction ends. Queued: it travels with
- * the read that follows it, a statement of its own, so that the read's
- * snapshot is taken once the lock is held. */
-static int pge_lock_absent(cj_etx *tx, int space, const void *k, size_t kl) {
+/* A hash of a key, for the advisory lock on its absence (as a parameter). */
+static void pge_key_hash(cj_etx *tx, int space, const void *k, size_t kl, char num[16]) {
 	uint32_t h = tx->db->key_hash;
 	h = (h ^ (uint32_t)space) * 16777619u;
 	for (size_t i = 0; i < kl; i++) h = (h ^ ((const uint8_t *)k)[i]) * 16777619u;
-	char num[16];
-	snprintf(num, sizeof num, "%" PRId32, (int32_t)h);
-	const char *vals[1] = {num};
-	return cj__pg_queue(tx, "cj_lock_key", NULL, 1, vals, NULL, NULL);
+	snprintf(num, 16, "%" PRId32, (int32_t)h);
 }
 
+/* In a write transaction, a read that finds a key absent holds its absence
+ * (an advisory lock on a hash of the key, until the transaction ends) and
+ * returns what is there once the lock is held, so that two transactions
+ * that find one key absent take turns. One round trip, two statements:
+ * cj_lock_absent takes the lock if the key is not there (its own
+ * snapshot), then cj_get_w reads the row for update (a new snapshot, after
+ * the lock). When the key was there for the first and is gone for the
+ * second (removed meanwhile), the lock is taken and the row read again. */
 static int pge_get(cj_etx *tx, int space, const void *k, size_t kl,
                    const uint8_t **v, size_t *vl) {
 	pge_clear(tx);
-	const char *vals[2] = {pge_space[space], k};
-	int lens[2] = {0, (int)kl}, fmts[2] = {0, 1};
-	const char *stmt = tx->write ? "cj_get_w" : "cj_get";
-	PGresult *r = NULL;
-	int rc = cj__pg_run(tx, stmt, NULL, 2, vals, lens, fmts, 1, &r);
-	if (rc) return rc;
-	if (r && tx->write && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0) {
-		/* absent: take turns with other transactions that find it absent,
-		 * then look again (a new statement sees what they committed) */
-		PQclear(r);
-		if ((rc = pge_lock_absent(tx, space, k, kl))) return rc;
-		if ((rc = cj__pg_run(tx, stmt, NULL, 2, vals, lens, fmts, 1, &r))) return rc;
+	const char *vals[3] = {pge_space[space], k, NULL};
+	int lens[3] = {0, (int)kl, 0}, fmts[3] = {0, 1, 0};
+	char num[16];
+	PGresult *r = NULL, *locked = NULL;
+	int rc;
+	if (pge_is_claimed(tx, space, k, kl)) {
+		/* held since the claim, and not written since: as it was */
+		*v = (const uint8_t *)PQgetvalue(tx->claimed, 0, 1);
+		*vl = (size_t)PQgetlength(tx->claimed, 0, 1);
+		return CJ_OK;
 	}
+	if (!tx->write) {
+		rc = cj__pg_run(tx, "cj_get", NULL, 2, vals, lens, fmts, 1, &r);
+	} else {
+		pge_key_hash(tx, space, k, kl, num);
+		vals[2] = num;
+		if ((rc = cj__pg_queue_into(tx, "cj_lock_absent", NULL, 3, vals, lens, fmts,
+		                            &locked)) ||
+		    (rc = cj__pg_run(tx, "cj_get_w", NULL, 2, vals, lens, fmts, 1, &r)))
+			return rc;
+		int held = locked && PQntuples(locked) == 1;
+		PQclear(locked);
+		if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0 && !held) {
+			PQclear(r);
+			if ((rc = cj__pg_queue(tx, "cj_lock_key", NULL, 1, vals + 2, NULL, NULL)) ||
+			    (rc = cj__pg_run(tx, "cj_get_w", NULL, 2, vals, lens, fmts, 1, &r)))
+				return rc;
+		}
+	}
+	if (rc) return rc;
 	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
 		rc = cj__pg_fail(tx->db, tx->c, r, "get");
 		PQclear(r);
@@ -300,6 +324,7 @@ static int pge_put(cj_etx *tx, int space, const void *k, size_t kl, const void *
                    size_t vl) {
 	pge_clear(tx);
 	if (vl > INT32_MAX) return cj__fail(CJ_TOO_LARGE, "value of %zu bytes", vl);
+	pge_unclaim(tx, space, k, kl);
 	/* a NULL parameter is SQL NULL: an empty value needs a pointer */
 	const char *vals[3] = {pge_space[space], k, v ? (const char *)v : ""};
 	int lens[3] = {0, (int)kl, (int)vl}, fmts[3] = {0, 1, 1};
@@ -311,6 +336,7 @@ static int pge_put(cj_etx *tx, int space, const void *k, size_t kl, const void *
 
 static int pge_del(cj_etx *tx, int space, const void *k, size_t kl) {
 	pge_clear(tx);
+	pge_unclaim(tx, space, k, kl);
 	const char *vals[2] = {pge_space[space], k};
 	int lens[2] = {0, (int)kl}, fmts[2] = {0, 1};
 	PGresult *r = NULL;
@@ -330,6 +356,7 @@ static int pge_del(cj_etx *tx, int space, const void *k, size_t kl) {
 /* Queued (pg_pipe.c): nobody waits for its row count. */
 static int pge_del_blind(cj_etx *tx, int space, const void *k, size_t kl) {
 	pge_clear(tx);
+	pge_unclaim(tx, space, k, kl);
 	const char *vals[2] = {pge_space[space], k};
 	int lens[2] = {0, (int)kl}, fmts[2] = {0, 1};
 	int rc = cj__pg_queue(tx, "cj_del", NULL, 2, vals, lens, fmts);
@@ -352,6 +379,11 @@ static int pge_claim_first(cj_etx *tx, int space, const void *lo, size_t ll,
 		cj__buf_reset(key_out);
 		cj__buf_add(key_out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
 		rc = 1;
+		/* the row with its value: a get of it that follows costs nothing */
+		pge_unclaim(tx, 0, NULL, 0);
+		tx->claimed = r;
+		tx->claimed_space = space;
+		r = NULL;
 	}
 	PQclear(r);
 	return rc;

@@ -249,7 +249,7 @@ int cj__pg_take(cj_edb *db, struct pge_conn **out, int *fresh) {
 		pthread_mutex_unlock(&db->mu);
 		if (!c) break;
 		c->next = NULL;
-		if (pge_alive(c)) {
+		if (cj__pg_settle(db, c) == 0 && pge_alive(c)) {
 			*out = c;
 			*fresh = 0;
 			return CJ_OK;
@@ -276,8 +276,9 @@ void cj__pg_give(cj_edb *db, struct pge_conn *c) {
 #ifdef LIBPQ_HAS_PIPELINING
 	piped = PQpipelineStatus(c->pg) != PQ_PIPELINE_OFF; /* answers left unread */
 #endif
-	if (piped || PQstatus(c->pg) != CONNECTION_OK ||
-	    PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+	/* one that owes the answers of a rollback is settled when taken */
+	if (PQstatus(c->pg) != CONNECTION_OK || c->expired ||
+	    (!c->owed && (piped || PQtransactionStatus(c->pg) != PQTRANS_IDLE))) {
 		cj__pg_close_conn(c);
 		return;
 	}

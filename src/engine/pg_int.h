@@ -129,6 +129,7 @@
 #define PGE_LISTEN_CONNECT_MS 15000
 #define PGE_SCAN_MAX_ROWS 256
 #define PGE_QUEUE_MAX 256 /* queued writes before their answers are read */
+#define PGE_KEEP_MAX 4    /* queued statements whose answers are kept */
 #define PGE_SCAN_BATCH_BYTES ((size_t)4 << 20)
 #define PGE_LOCK_CLASS 0x636a /* advisory lock class of schema creation */
 #define PGE_KEY_LOCK_CLASS 0x636b /* advisory lock class of absent keys */
@@ -139,6 +140,7 @@ struct pge_conn {
 	PGconn *pg;
 	struct pge_conn *next; /* in the idle list */
 	int expired; /* a call found no answer in time: the socket was shut */
+	int owed; /* syncs whose answers are still to read (cj__pg_rollback) */
 };
 
 struct cj_edb {
@@ -178,10 +180,25 @@ struct cj_etx {
 	int write;
 	int dirty; /* something to commit */
 	int failed; /* a code: taking the commit number failed */
-	uint64_t version; /* 0: not taken yet (write transactions) */
+	uint64_t version; /* 0: not taken yet */
 	PGresult *res; /* of the last get */
+	/* the row claim_first took last (key, value), which this transaction
+	 * holds: a get of that key that follows reads it here, until a write
+	 * of the key */
+	PGresult *claimed;
+	int claimed_space;
 	cj_wordset notify; /* words marked by notify() */
-	int queued; /* writes sent whose answers were not read (pg_pipe.c) */
+	/* pg_pipe.c */
+	int fresh;    /* c was connected for this transaction */
+	int started;  /* BEGIN was sent */
+	int answered; /* a round trip completed */
+	int queued;   /* statements sent whose answers were not read */
+	struct {
+		int idx;         /* of a queued statement */
+		PGresult **dest; /* where its answer goes */
+	} keep[PGE_KEEP_MAX];
+	int nkeep;
+	PGresult *vres; /* the answer of a write transaction's nextval */
 };
 
 /* pg_conn.c */
@@ -208,11 +225,17 @@ char *cj__pg_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cj__pg_quiet(void *arg, const char *msg);
 int cj__pg_take(cj_edb *db, struct pge_conn **out, int *fresh);
 
-/* pg_pipe.c */
+/* pg_pipe.c (every statement of a transaction goes through these: the
+ * first one sends its BEGIN) */
 /* Sends a write (prepared statement name, or sql) without waiting for its
  * answer; CJ_OK, or the code of an earlier queued write or of the send. */
 int cj__pg_queue(cj_etx *tx, const char *name, const char *sql, int n,
                  const char *const *vals, const int *lens, const int *fmts);
+/* cj__pg_queue, keeping the answer: once a later statement's round trip
+ * returned CJ_OK, *dest holds it (the caller clears it); else NULL. */
+int cj__pg_queue_into(cj_etx *tx, const char *name, const char *sql, int n,
+                      const char *const *vals, const int *lens, const int *fmts,
+                      PGresult **dest);
 /* Runs a statement that needs its answer, in one round trip with the
  * queued writes: CJ_OK with *res its result (to check as usual), or the
  * code of a queued write that failed (*res NULL). */
@@ -221,6 +244,11 @@ int cj__pg_run(cj_etx *tx, const char *name, const char *sql, int n,
                PGresult **res);
 /* Reads the answers of the queued writes: CJ_OK or the first failure. */
 int cj__pg_flush(cj_etx *tx);
+/* Ends a transaction that sent anything with ROLLBACK, without waiting for
+ * the answer: the connection owes it (c->owed) to its next user. */
+void cj__pg_rollback(cj_etx *tx);
+/* Reads what c owes, waiting within the deadline: 0, or -1 if c failed. */
+int cj__pg_settle(cj_edb *db, struct pge_conn *c);
 
 /* pg_url.c */
 int cj__pg_parse_url(cj_edb *db, const char *url, const cj_options *o);

@@ -18,12 +18,7 @@ static const char *const pge_migrations[PGE_SCHEMA_VERSION] = {
 int cj__pg_build_sql(cj_edb *db) {
 	const char *s = db->qschema;
 	db->sql_begin_w = cj__pg_printf("BEGIN ISOLATION LEVEL READ COMMITTED");
-	/* before the first nextval, last_value is the start and not handed out */
-	db->sql_begin_r = cj__pg_printf(
-		"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
-		"SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END "
-		"FROM %s.commit_seq",
-		s);
+	db->sql_begin_r = cj__pg_printf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 	db->sql_prepare = cj__pg_printf(
 		"%s"
 		"PREPARE cj_get (smallint, bytea) AS "
@@ -32,10 +27,17 @@ int cj__pg_build_sql(cj_edb *db) {
 		"SELECT v FROM %s.kv WHERE space = $1 AND k = $2 FOR UPDATE; "
 		"PREPARE cj_lock_key (integer) AS "
 		"SELECT pg_advisory_xact_lock(%d, $1); "
+		"PREPARE cj_lock_absent (smallint, bytea, integer) AS "
+		"SELECT pg_advisory_xact_lock(%d, $3) WHERE NOT EXISTS "
+		"(SELECT 1 FROM %s.kv WHERE space = $1 AND k = $2); "
 		"PREPARE cj_claim (smallint, bytea, bytea) AS "
-		"SELECT k FROM %s.kv WHERE space = $1 AND k >= $2 AND k < $3 "
+		"SELECT k, v FROM %s.kv WHERE space = $1 AND k >= $2 AND k < $3 "
 		"ORDER BY k LIMIT 1 FOR UPDATE SKIP LOCKED; "
 		"PREPARE cj_nextval AS SELECT nextval('%s.commit_seq'); "
+		/* before the first nextval, last_value is the start and not handed out */
+		"PREPARE cj_last_version AS "
+		"SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END "
+		"FROM %s.commit_seq; "
 		"PREPARE cj_put (smallint, bytea, bytea) AS "
 		"INSERT INTO %s.kv (space, k, v) VALUES ($1, $2, $3) "
 		"ON CONFLICT (space, k) DO UPDATE SET v = EXCLUDED.v; "
@@ -47,8 +49,8 @@ int cj__pg_build_sql(cj_edb *db) {
 		"PREPARE cj_scan_after (smallint, bytea, bytea, bigint) AS "
 		"SELECT k, v FROM %s.kv WHERE space = $1 AND k > $2 AND k < $3 "
 		"ORDER BY k LIMIT $4",
-		db->relaxed ? "SET synchronous_commit TO off; " : "", s, s, PGE_KEY_LOCK_CLASS, s,
-		s, s, s, s, s);
+		db->relaxed ? "SET synchronous_commit TO off; " : "", s, s, PGE_KEY_LOCK_CLASS,
+		PGE_KEY_LOCK_CLASS, s, s, s, s, s, s, s, s);
 	db->sql_listen = cj__pg_printf("LISTEN \"%s\"", db->chan);
 	if (!db->sql_begin_w || !db->sql_begin_r || !db->sql_prepare || !db->sql_listen)
 		return cj__fail(CJ_NOMEM, "out of memory");

@@ -6,7 +6,7 @@
  *   pg_url.c     the URL and its schema= parameter
  *   pg_schema.c  creating, versioning and migrating the schema
  *   pg_listen.c  the listener thread and wake words (watch/wait/wake)
- *   pg_pipe.c    queued writes: sent without waiting, answered with the
+ *   pg_pipe.c    round trips: statements sent without waiting, answered with the
  *                next statement that needs an answer (libpq pipeline mode)
  *
  * The design, in full:
@@ -50,27 +50,32 @@
  * engine.h asks:
  *  - get() is SELECT ... FOR UPDATE: it waits for a concurrent writer of
  *    the row and then returns the row as that one committed it (a locking
- *    read in READ COMMITTED sees the latest version of the row). When it
- *    finds nothing, it takes a transaction-scoped advisory lock on a hash
- *    of the key and looks again: two transactions finding one key absent
- *    (two cj_add of one new job) take turns, and the second sees the row
- *    the first inserted.
+ *    read in READ COMMITTED sees the latest version of the row). Queued
+ *    before it, a statement takes a transaction-scoped advisory lock on a
+ *    hash of the key if the key is not there: two transactions finding one
+ *    key absent (two cj_add of one new job) take turns, and the second sees
+ *    the row the first inserted (its read is a later statement). A key
+ *    there for the lock's statement and gone for the read is locked and
+ *    read again.
  *  - scan() locks nothing; the core reads again with get() what it acts on.
  *  - claim_first() is SELECT ... ORDER BY k LIMIT 1 FOR UPDATE SKIP LOCKED:
  *    concurrent acceptors of a type each take a different pending key
- *    without waiting for one another.
+ *    without waiting for one another. It returns the row's value too: a
+ *    get() of the claimed key that follows (held since) answers from it,
+ *    until the transaction writes that key.
  * Waits that close a cycle end in a deadlock error (40P01), which is
  * CJ_CONFLICT: the core runs the transaction again.
- * put(), del_blind() and the advisory lock before a re-read are queued
- * (pg_pipe.c): sent without waiting, answered with the next statement
- * that needs an answer, in the same round trip.
- * The commit number is nextval('commit_seq'), taken at the first
- * commit_version() call: numbers increase in the order transactions ask
- * for them, not in commit order (engine.h allows it; monitor.c says why
- * the activity monitor stays right). A write transaction that wrote
- * nothing rolls back. A read transaction is BEGIN ISOLATION LEVEL
- * REPEATABLE READ READ ONLY; its first statement reads the sequence's last
- * value: >= every number handed out before it.
+ * BEGIN, put(), del_blind() and the advisory locks are queued (pg_pipe.c):
+ * sent without waiting, answered with the next statement that needs an
+ * answer, in the same round trip. A transaction that ends without a
+ * commit sends ROLLBACK without waiting for it.
+ * The commit number is nextval('commit_seq'), queued with BEGIN: numbers
+ * increase in the order transactions ask for them, not in commit order
+ * (engine.h allows it; monitor.c says why the activity monitor stays
+ * right). A write transaction that wrote nothing rolls back. A read
+ * transaction is BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; asked
+ * for its number, it reads the sequence's last value: >= every number
+ * handed out before it began.
  * SQLSTATE 40001, 40P01 and 55P03 are CJ_CONFLICT, 54000 (a key too long
  * for the index) is CJ_TOO_LARGE, anything else CJ_STORE with the server's
  * message.

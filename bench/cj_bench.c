@@ -23,6 +23,9 @@
  *            of another process that changes an unrelated job costs the
  *            subscribing process (its notifier's store reads and CPU), and
  *            what a cj_subscribe costs
+ *   wake     with 16 acceptor processes idle in cj_accept, jobs added one
+ *            at a time: how many of them each job wakes, and their context
+ *            switches per job
  *
  * Every figure is measured with sync=full (the default, CJ_SYNC_FULL) and
  * sync=relaxed (CJ_SYNC_RELAXED) and says which, and names its engine;
@@ -36,6 +39,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -72,7 +76,7 @@
 
 static struct {
 	int quick;
-	int sec_add, sec_drain, sec_latency, sec_scale, sec_subs, sec_lost, sec_threads;
+	int sec_add, sec_drain, sec_latency, sec_scale, sec_subs, sec_lost, sec_threads, sec_wake;
 	char dir[PATH_MAX]; /* parent of this run's stores, and the disk row's file */
 	int own_dir;        /* dir was created here: remove it at the end */
 	long samples;       /* latency samples per sync mode */
@@ -1537,6 +1541,131 @@ static void section_subs(void) {
 	for (int m = 0; m < 2; m++) subs_once(modes[m], count_for(2000, 500));
 }
 
+/* ---- section: wake -------------------------------------------------------- */
+
+#define WAKE_ACCEPTORS 16
+
+/* Context switches (voluntary and not) of one thread of pid (tid) or, with
+ * tid 0, of all its threads, from /proc; -1 if unreadable. */
+static long ctx_switches(pid_t pid, pid_t tid) {
+	char path[96], buf[4096];
+	long total = 0;
+	pid_t tids[64];
+	int n = 0;
+	if (tid) {
+		tids[n++] = tid;
+	} else {
+		snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+		DIR *d = opendir(path);
+		if (!d) return -1;
+		struct dirent *e;
+		while ((e = readdir(d)) && n < 64)
+			if (e->d_name[0] != '.') tids[n++] = (pid_t)atoi(e->d_name);
+		closedir(d);
+	}
+	for (int i = 0; i < n; i++) {
+		snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tids[i]);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) return -1;
+		ssize_t r = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		if (r <= 0) return -1;
+		buf[r] = 0;
+		const char *v = strstr(buf, "voluntary_ctxt_switches:");
+		const char *nv = strstr(buf, "nonvoluntary_ctxt_switches:");
+		if (!v || !nv) return -1;
+		total += strtol(v + 24, NULL, 10) + strtol(nv + 27, NULL, 10);
+	}
+	return total;
+}
+
+/* One idle acceptor: accepts and finishes until a job says stop, telling
+ * done_w after each. */
+static void wake_child(const struct store *s, cj_sync_mode mode, int done_w) {
+	child_setup();
+	cj_db *db = open_store(s, mode);
+	for (;;) {
+		cj_job *job;
+		char *data;
+		check(cj_accept(db, TYPE, NULL, &job, &data), "wake: cj_accept");
+		int stop = strstr(data, "\"stop\"") != NULL;
+		check(cj_finish(db, NULL, job, NULL), "wake: cj_finish");
+		cj_job_free(job);
+		cj_free(data);
+		if (stop) break;
+		write_all(done_w, "x", 1);
+	}
+	cj_close(db);
+	_exit(0);
+}
+
+static void wake_once(cj_sync_mode mode, long jobs) {
+	struct store s;
+	new_store(&s, "wake");
+	int done[2];
+	make_pipe(done);
+	fflush(NULL);
+	pid_t pids[WAKE_ACCEPTORS];
+	for (int i = 0; i < WAKE_ACCEPTORS; i++) {
+		if ((pids[i] = fork()) < 0) die("fork: %s", strerror(errno));
+		if (pids[i] == 0) {
+			close(done[0]);
+			wake_child(&s, mode, done[1]);
+		}
+	}
+	close(done[1]);
+	cj_db *db = open_store(&s, mode);
+	long woken = 0, main_sw = 0, all_sw = 0, unconfirmed = 0;
+	char id[32];
+	for (long j = 0; j < jobs; j++) {
+		long before[WAKE_ACCEPTORS], before_all[WAKE_ACCEPTORS];
+		for (int i = 0; i < WAKE_ACCEPTORS; i++) {
+			if (!wait_blocked(pids[i])) unconfirmed++;
+			before[i] = ctx_switches(pids[i], pids[i]);
+			before_all[i] = ctx_switches(pids[i], 0);
+		}
+		snprintf(id, sizeof id, "w%09ld", j);
+		check(cj_add(db, NULL, TYPE, id, NULL, 0), "wake: cj_add");
+		char ch;
+		if (!read_all(done[0], &ch, 1)) die("wake: an acceptor died");
+		for (int i = 0; i < WAKE_ACCEPTORS; i++) {
+			wait_blocked(pids[i]);
+			long d = ctx_switches(pids[i], pids[i]) - before[i];
+			woken += d > 0;
+			main_sw += d;
+			all_sw += ctx_switches(pids[i], 0) - before_all[i];
+		}
+	}
+	for (int i = 0; i < WAKE_ACCEPTORS; i++) {
+		snprintf(id, sizeof id, "stop%d", i);
+		check(cj_add(db, NULL, TYPE, id, "{\"stop\":1}", 0), "wake: cj_add");
+	}
+	for (int i = 0; i < WAKE_ACCEPTORS; i++) {
+		int st;
+		if (waitpid(pids[i], &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			die("wake: an acceptor failed");
+	}
+	close(done[0]);
+	cj_close(db);
+	drop_store(&s);
+	char v[40], blocked[64] = "";
+	if (unconfirmed)
+		snprintf(blocked, sizeof blocked, " (%ld times one was not seen asleep first)",
+		         unconfirmed);
+	snprintf(v, sizeof v, "%.2f", (double)woken / (double)jobs);
+	add_row("wake", "acceptors woken per job added, 16 idle acceptor processes", NULL,
+	        mode_name(mode), v, "%ld jobs added one at a time, each taken before the next%s",
+	        jobs, blocked);
+	snprintf(v, sizeof v, "%.1f", (double)all_sw / (double)jobs);
+	add_row("wake", "context switches of the 16 acceptors per job added", NULL,
+	        mode_name(mode), v, "all their threads; their accepting threads alone: %.1f",
+	        (double)main_sw / (double)jobs);
+}
+
+static void section_wake(void) {
+	for (int m = 0; m < 2; m++) wake_once(modes[m], count_for(200, 100));
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 static void usage(FILE *f) {
@@ -1548,7 +1677,7 @@ static void usage(FILE *f) {
 	        "                   dropped afterwards. Without it: the embedded engine\n"
 	        "  --quick          small N everywhere: a fast smoke run\n"
 	        "  --sections LIST  comma-separated subset of add,drain,latency,scale,subs,\n"
-	        "                   lost,threads\n"
+	        "                   lost,threads,wake\n"
 	        "                   (default: all)\n"
 	        "  --dir DIR        where the temporary stores (embedded engine) and the disk\n"
 	        "                   row's file go (default: a new directory under $TMPDIR or\n"
@@ -1578,7 +1707,7 @@ static void parse_sections(const char *list) {
 	char buf[256];
 	snprintf(buf, sizeof buf, "%s", list);
 	cfg.sec_add = cfg.sec_drain = cfg.sec_latency = cfg.sec_scale = cfg.sec_subs = 0;
-	cfg.sec_lost = cfg.sec_threads = 0;
+	cfg.sec_lost = cfg.sec_threads = cfg.sec_wake = 0;
 	for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (strcmp(tok, "add") == 0) cfg.sec_add = 1;
 		else if (strcmp(tok, "drain") == 0) cfg.sec_drain = 1;
@@ -1587,10 +1716,12 @@ static void parse_sections(const char *list) {
 		else if (strcmp(tok, "subs") == 0) cfg.sec_subs = 1;
 		else if (strcmp(tok, "lost") == 0) cfg.sec_lost = 1;
 		else if (strcmp(tok, "threads") == 0) cfg.sec_threads = 1;
+		else if (strcmp(tok, "wake") == 0) cfg.sec_wake = 1;
 		else if (strcmp(tok, "all") == 0)
 			cfg.sec_add = cfg.sec_drain = cfg.sec_latency = cfg.sec_scale = cfg.sec_subs =
-				cfg.sec_lost = cfg.sec_threads = 1;
-		else die("unknown section \"%s\" (add, drain, latency, scale, subs, lost, threads)",
+				cfg.sec_lost = cfg.sec_threads = cfg.sec_wake = 1;
+		else die("unknown section \"%s\" (add, drain, latency, scale, subs, lost, threads, "
+		         "wake)",
 		         tok);
 	}
 }
@@ -1672,6 +1803,7 @@ int main(int argc, char **argv) {
 	if (cfg.sec_subs) section_subs();
 	if (cfg.sec_lost) section_lost();
 	if (cfg.sec_threads) section_threads();
+	if (cfg.sec_wake) section_wake();
 	printf("\n");
 	print_load("at end");
 	printf("\n");

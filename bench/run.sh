@@ -9,7 +9,7 @@
 #                                 which engine (default: both)
 #   bench/run.sh --sections add,latency
 #                                 only some sections (add, drain, latency, scale,
-#                                 subs, lost, threads)
+#                                 subs, lost, threads, wake)
 #   bench/run.sh --url URL        PostgreSQL: use the server at URL instead of
 #                                 a private one (schemas cjbench_* are created
 #                                 in its database and dropped afterwards)

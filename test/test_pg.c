@@ -1,7 +1,7 @@
 /*
  * The PostgreSQL engine's own behaviour, beyond the conformance suite:
- * the caller's SQL in the library's transactions (cj_tx_native), schema
- * versions, several stores in one database, a server restart under a
+ * the caller's SQL in the library's transactions (cj_tx_native), the
+ * rollbacks it does not wait for, schema versions, several stores in one database, a server restart under a
  * blocked cj_accept, and several processor processes draining a queue.
  *
  * Runs when CJ_TEST_URL is a PostgreSQL URL (see scripts/pg.sh); skips
@@ -161,6 +161,79 @@ TEST(native_sql_commits_with_finish) {
 	cj_job_free(job);
 	PQfinish(pg);
 	cj_close(db);
+}
+
+/* ---- transactions that end without a commit ----------------------------------- */
+
+/* Waits until no connection of application app is inside a transaction
+ * (generous bound), then returns their backends' pids, "p,p,..." (free). */
+static char *settled_backends(PGconn *pg, const char *app) {
+	char sql[256];
+	snprintf(sql, sizeof sql,
+	         "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s' "
+	         "AND state LIKE 'idle in transaction%%'",
+	         app);
+	long long open_tx;
+	int64_t give_up = t_now_ms() + 10000;
+	while ((open_tx = sql_int(pg, sql)) != 0 && t_now_ms() < give_up) usleep(10000);
+	CHECK_INT(open_tx, 0);
+	snprintf(sql, sizeof sql,
+	         "SELECT coalesce(string_agg(pid::text, ',' ORDER BY pid), '') "
+	         "FROM pg_stat_activity WHERE application_name = '%s'",
+	         app);
+	PGresult *r = PQexec(pg, sql);
+	CHECK_INT(PQresultStatus(r), PGRES_TUPLES_OK);
+	char *pids = strdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	CHECK(pids != NULL);
+	return pids;
+}
+
+/* Reads, and accepts that find nothing, end their transactions with a
+ * ROLLBACK the engine does not wait for: none of the handle's connections
+ * stays inside a transaction (holding a snapshot), they stay pooled (no
+ * new backend), and the calls that take them next read the answer and
+ * work. */
+static void read_calls(cj_db *db) {
+	cj_accept_opts ao = CJ_ACCEPT_OPTS_INIT;
+	ao.timeout_ms = 0;
+	cj_job *job = NULL;
+	for (int i = 0; i < 20; i++) {
+		CHECK_INT(state_of(db, "t", "a"), CJ_PENDING);
+		CHECK_RC(cj_accept(db, "none", &ao, &job, NULL), CJ_NOT_FOUND);
+	}
+}
+
+TEST(reads_leave_no_open_transaction) {
+	char app[64];
+	snprintf(app, sizeof app, "cjt_ro_%d", (int)getpid());
+	size_t n = strlen(t_url()) + sizeof app + 32;
+	char *u = malloc(n);
+	CHECK(u != NULL);
+	snprintf(u, n, "%s&application_name=%s", t_url(), app);
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1; /* its reads would come and go */
+	cj_db *db = NULL;
+	CHECK_OK(cj_open(u, &o, &db));
+	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	CHECK_OK(cj_add(db, NULL, "t", "a", NULL, 0));
+	PGconn *pg = sql_connect();
+	read_calls(db);
+	char *before = settled_backends(pg, app);
+	CHECK(strchr(before, ',') != NULL); /* the listener's, and pooled ones */
+	read_calls(db);
+	char *after = settled_backends(pg, app);
+	CHECK_STR(after, before);
+
+	cj_job *job = take_id(db, "t", "a");
+	CHECK_OK(cj_finish(db, NULL, job, NULL));
+	CHECK_INT(state_of(db, "t", "a"), CJ_FINISHED);
+	cj_job_free(job);
+	free(before);
+	free(after);
+	PQfinish(pg);
+	cj_close(db);
+	free(u);
 }
 
 /* ---- schema versions and names ------------------------------------------------- */
@@ -831,7 +904,8 @@ int main(int argc, char **argv) {
 		return 0;
 	}
 	static const struct t_entry entries[] = {
-		ENTRY(native_sql_commits_with_finish), ENTRY(schema_version_checked),
+		ENTRY(native_sql_commits_with_finish), ENTRY(reads_leave_no_open_transaction),
+		ENTRY(schema_version_checked),
 		ENTRY(two_schemas_are_two_stores),     ENTRY(unreachable_server_fails_fast),
 		ENTRY(server_restart),                 ENTRY(server_restart_mid_run),
 		ENTRY(killed_writer_releases_its_turn),

@@ -6,8 +6,9 @@
  *   pg_url.c     the URL and its schema= parameter
  *   pg_schema.c  creating, versioning and migrating the schema
  *   pg_listen.c  the listener thread and wake words (watch/wait/wake)
- *   pg_pipe.c    round trips: statements sent without waiting, answered with the
- *                next statement that needs an answer (libpq pipeline mode)
+ *   pg_pipe.c    round trips: statements sent without waiting, answered
+ *                with the next statement that needs an answer (libpq
+ *                pipeline mode), BEGIN with the first, ROLLBACK unanswered
  *
  * The design, in full:
  *

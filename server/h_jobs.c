@@ -13,22 +13,30 @@ json_t *srv_data_json(const char *text) {
 }
 
 json_t *srv_job_json(const cj_job_info *info) {
-	return json_pack("{s:s,s:s,s:s,s:I,s:b,s:o}", "type", info->type, "id", info->id,
-	                 "state", cj_state_name((int)info->state), "sched_time",
+	json_t *errors = info->errors ? json_loads(info->errors, 0, NULL) : NULL;
+	if (!json_is_array(errors)) {
+		json_decref(errors);
+		errors = json_array();
+	}
+	return json_pack("{s:s,s:s,s:s,s:I,s:b,s:o,s:I,s:I,s:o,s:I,s:I,s:b}", "type", info->type,
+	                 "id", info->id, "state", cj_state_name((int)info->state), "sched_time",
 	                 (json_int_t)info->sched_time, "resubmit", info->resubmit, "data",
-	                 srv_data_json(info->data));
+	                 srv_data_json(info->data), "attempt", (json_int_t)info->attempt,
+	                 "fence", (json_int_t)info->fence, "errors", errors, "added_ms",
+	                 (json_int_t)info->added_ms, "finished_ms", (json_int_t)info->finished_ms,
+	                 "own_policy", info->has_policy);
 }
 
-int srv_body_data(struct srv_req *r, json_t *body, char **data) {
-	*data = NULL;
-	json_t *d = json_object_get(body, "data");
+int srv_body_object(struct srv_req *r, json_t *body, const char *key, char **text) {
+	*text = NULL;
+	json_t *d = json_object_get(body, key);
 	if (!d || json_is_null(d)) return 0;
 	if (!json_is_object(d)) {
-		srv_reply_err(r, 400, "CJ_JSON", CJ_JSON, "\"data\" must be a JSON object");
+		srv_reply_err(r, 400, "CJ_JSON", CJ_JSON, "\"%s\" must be a JSON object", key);
 		return -1;
 	}
-	*data = json_dumps(d, JSON_COMPACT);
-	if (!*data) {
+	*text = json_dumps(d, JSON_COMPACT);
+	if (!*text) {
 		srv_reply_cj(r, CJ_NOMEM);
 		return -1;
 	}
@@ -65,7 +73,7 @@ void srv_h_job_put(struct srv_req *r) {
 	char *data = NULL;
 	cj_add_opts opts = CJ_ADD_OPTS_INIT;
 	if (!body) return;
-	if (srv_body_data(r, body, &data) == 0 &&
+	if (srv_body_object(r, body, "data", &data) == 0 &&
 	    srv_body_sched(r, body, 0, &opts.sched_time) == 0 &&
 	    body_unique(r, body, &opts.unique) == 0) {
 		int rc = cj_add_ex(r->srv->db, NULL, r->param[0], r->param[1], data, &opts);
@@ -89,6 +97,35 @@ void srv_h_job_get(struct srv_req *r) {
 	}
 	srv_reply_json(r, 200, srv_job_json(&info));
 	cj_job_info_clear(&info);
+}
+
+/* POST /v1/jobs/{type}/{id}/retry: a dead job pending again. A job that is
+ * not dead is a 409 (the library's CJ_INVALID, told apart from bad input). */
+void srv_h_retry(struct srv_req *r) {
+	json_t *body = srv_body_json(r);
+	if (!body) return;
+	json_t *k = json_object_get(body, "keep_attempts");
+	if (k && !json_is_boolean(k)) {
+		srv_reply_err(r, 400, "CJ_INVALID", CJ_INVALID, "\"keep_attempts\" must be a boolean");
+		goto out_body;
+	}
+	int rc = cj_retry(r->srv->db, NULL, r->param[0], r->param[1], json_is_true(k));
+	if (rc == CJ_OK) {
+		atomic_fetch_add(&r->srv->m.retried, 1);
+		srv_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
+		goto out_body;
+	}
+	cj_job_info info = {0};
+	if (rc == CJ_INVALID &&
+	    cj_get_job(r->srv->db, NULL, r->param[0], r->param[1], &info) == CJ_OK &&
+	    info.state != CJ_DEAD)
+		srv_reply_err(r, 409, "not_dead", CJ_INVALID, "the job is %s, not dead",
+		              cj_state_name((int)info.state));
+	else
+		srv_reply_cj(r, rc);
+	cj_job_info_clear(&info);
+out_body:
+	json_decref(body);
 }
 
 void srv_h_job_delete(struct srv_req *r) {
@@ -180,7 +217,7 @@ void srv_h_jobs_list(struct srv_req *r) {
 		cj_state st;
 		if (cj_state_parse(state, &st) != CJ_OK || st == CJ_REMOVED) {
 			srv_reply_err(r, 400, "CJ_INVALID", CJ_INVALID,
-			              "state must be pending, running or finished");
+			              "state must be pending, running, finished or dead");
 			goto out_free;
 		}
 		p.state = (int)st;

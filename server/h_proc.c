@@ -1,6 +1,6 @@
 /*
- * Processing over HTTP: accept as a bounded long poll, then update, finish
- * or resubmit with the lock it returned. A stale lock is CJ_HALT, a 409.
+ * Processing over HTTP: accept as a bounded long poll, then update, finish,
+ * fail or resubmit with the lock it returned. A stale lock is CJ_HALT, a 409.
  */
 #include "server.h"
 
@@ -99,7 +99,7 @@ void srv_h_accept(struct srv_req *r) {
 	cj_job_free(job);
 }
 
-enum proc_op { OP_UPDATE, OP_FINISH, OP_RESUBMIT };
+enum proc_op { OP_UPDATE, OP_FINISH, OP_FAIL, OP_RESUBMIT };
 
 static void proc(struct srv_req *r, enum proc_op op) {
 	struct srv *s = r->srv;
@@ -114,7 +114,9 @@ static void proc(struct srv_req *r, enum proc_op op) {
 		              "\"lock\" (the string accept returned) is required");
 		goto out_body;
 	}
-	if (srv_body_data(r, body, &data) != 0) goto out_body;
+	/* a failure keeps the job's data: its body's object is the error */
+	if (srv_body_object(r, body, op == OP_FAIL ? "error" : "data", &data) != 0)
+		goto out_body;
 	if (op == OP_RESUBMIT && srv_body_sched(r, body, CJ_SCHED_KEEP, &sched) != 0)
 		goto out_data;
 	int rc = cj_job_resume(r->param[0], r->param[1], json_string_value(lock), &job);
@@ -122,6 +124,7 @@ static void proc(struct srv_req *r, enum proc_op op) {
 		switch (op) {
 		case OP_UPDATE: rc = cj_update(s->db, NULL, job, data); break;
 		case OP_FINISH: rc = cj_finish(s->db, NULL, job, data); break;
+		case OP_FAIL: rc = cj_fail(s->db, NULL, job, data); break;
 		case OP_RESUBMIT: rc = cj_resubmit(s->db, NULL, job, sched, data); break;
 		}
 	}
@@ -135,9 +138,10 @@ static void proc(struct srv_req *r, enum proc_op op) {
 		atomic_fetch_add(&s->m.finished, 1);
 		srv_run_ended(s, json_string_value(lock));
 		break;
+	case OP_FAIL: atomic_fetch_add(&s->m.failed, 1); break;
 	case OP_RESUBMIT: atomic_fetch_add(&s->m.resubmitted, 1); break;
 	}
-	if (op == OP_FINISH)
+	if (op == OP_FINISH || op == OP_FAIL)
 		srv_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
 	else
 		srv_reply_json(r, 200, json_pack("{s:b,s:b}", "ok", 1, "resubmit",
@@ -152,4 +156,5 @@ out_body:
 
 void srv_h_update(struct srv_req *r) { proc(r, OP_UPDATE); }
 void srv_h_finish(struct srv_req *r) { proc(r, OP_FINISH); }
+void srv_h_fail(struct srv_req *r) { proc(r, OP_FAIL); }
 void srv_h_resubmit(struct srv_req *r) { proc(r, OP_RESUBMIT); }

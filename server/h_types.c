@@ -1,6 +1,6 @@
 /*
- * /v1/types: a type's activity timeout (get, set, clear) and the list of
- * types with their jobs counted per state.
+ * /v1/types: a type's activity timeout and retry policy (get, set, clear)
+ * and the list of types with their jobs counted per state.
  *
  * The counts come from one scan of the jobs (O(jobs) per call): the store
  * keeps no counters yet. The same scan finds the oldest due time of each
@@ -14,18 +14,76 @@
 #include <string.h>
 #include <time.h>
 
-void srv_h_type_get(struct srv_req *r) {
+static const char *const jitters[] = {"none", "full", "equal"};
+
+/* The type's retry policy as JSON, or null when it has none. */
+static json_t *policy_json(struct srv *s, const char *type) {
+	cj_retry_policy p;
+	if (cj_get_type_policy(s->db, type, &p) != CJ_OK) return json_null();
+	return json_pack("{s:I,s:I,s:I,s:I,s:s}", "max_attempts", (json_int_t)p.max_attempts,
+	                 "backoff_min", (json_int_t)p.backoff_min, "backoff_max",
+	                 (json_int_t)p.backoff_max, "multiplier", (json_int_t)p.multiplier,
+	                 "jitter", jitters[p.jitter >= 0 && p.jitter <= 2 ? p.jitter : 0]);
+}
+
+/* Reads "retry_policy" of a body into *p: fields left out keep
+ * CJ_RETRY_POLICY_INIT's values; *set 0 when it is absent, -1 when null
+ * (clear), 1 otherwise. 0, or -1 after replying 400. The library checks the
+ * ranges. */
+static int body_policy(struct srv_req *r, json_t *body, cj_retry_policy *p, int *set) {
+	static const char *const keys[] = {"max_attempts", "backoff_min", "backoff_max",
+	                                   "multiplier"};
+	*p = (cj_retry_policy)CJ_RETRY_POLICY_INIT;
+	int64_t *fields[] = {&p->max_attempts, &p->backoff_min, &p->backoff_max, &p->multiplier};
+	json_t *o = json_object_get(body, "retry_policy");
+	*set = !o ? 0 : json_is_null(o) ? -1 : 1;
+	if (*set <= 0) return 0;
+	if (!json_is_object(o)) goto bad;
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v) {
+		size_t i = 0;
+		while (i < 4 && strcmp(k, keys[i]) != 0) i++;
+		if (i < 4 && json_is_integer(v)) {
+			*fields[i] = (int64_t)json_integer_value(v);
+			continue;
+		}
+		int j = 0;
+		while (j < 3 && !(json_is_string(v) && strcmp(json_string_value(v), jitters[j]) == 0))
+			j++;
+		if (strcmp(k, "jitter") != 0 || j == 3) goto bad;
+		p->jitter = j;
+	}
+	return 0;
+bad:
+	srv_reply_err(r, 400, "CJ_INVALID", CJ_INVALID,
+	              "\"retry_policy\" must be null or an object of integers max_attempts, "
+	              "backoff_min, backoff_max, multiplier and a jitter \"none\", \"full\" "
+	              "or \"equal\"");
+	return -1;
+}
+
+/* {"type", "timeout", "retry_policy"}; CJ_NOT_FOUND when the type has no
+ * timeout. */
+static void reply_type(struct srv_req *r) {
 	int64_t s;
 	int rc = cj_get_type_timeout(r->srv->db, r->param[0], &s);
 	if (rc != CJ_OK) {
 		srv_reply_cj(r, rc);
 		return;
 	}
-	srv_reply_json(r, 200, json_pack("{s:s,s:I}", "type", r->param[0], "timeout",
-	                                 (json_int_t)s));
+	srv_reply_json(r, 200, json_pack("{s:s,s:I,s:o}", "type", r->param[0], "timeout",
+	                                 (json_int_t)s, "retry_policy",
+	                                 policy_json(r->srv, r->param[0])));
 }
 
+void srv_h_type_get(struct srv_req *r) { reply_type(r); }
+
+/* The timeout is required; the retry policy is set, cleared (null) or left
+ * as it is (absent). */
 void srv_h_type_put(struct srv_req *r) {
+	cj_retry_policy p;
+	int set, rc;
 	json_t *body = srv_body_json(r);
 	if (!body) return;
 	json_t *t = json_object_get(body, "timeout");
@@ -34,15 +92,22 @@ void srv_h_type_put(struct srv_req *r) {
 		srv_reply_err(r, 400, "CJ_INVALID", CJ_INVALID,
 		              "\"timeout\" must be whole seconds from 1 to %lld",
 		              (long long)CJ_MAX_TYPE_TIMEOUT);
-	} else {
-		int64_t s = (int64_t)json_integer_value(t);
-		int rc = cj_set_type_timeout(r->srv->db, r->param[0], s);
-		if (rc == CJ_OK)
-			srv_reply_json(r, 200, json_pack("{s:s,s:I}", "type", r->param[0],
-			                                 "timeout", (json_int_t)s));
-		else
-			srv_reply_cj(r, rc);
+		goto out_body;
 	}
+	if (body_policy(r, body, &p, &set) != 0) goto out_body;
+	/* the policy first: a policy out of range changes nothing */
+	rc = set > 0 ? cj_set_type_policy(r->srv->db, r->param[0], &p) : CJ_OK;
+	if (rc == CJ_OK && set < 0) {
+		rc = cj_clear_type_policy(r->srv->db, r->param[0]);
+		if (rc == CJ_NOT_FOUND) rc = CJ_OK;
+	}
+	if (rc == CJ_OK)
+		rc = cj_set_type_timeout(r->srv->db, r->param[0], (int64_t)json_integer_value(t));
+	if (rc == CJ_OK)
+		reply_type(r);
+	else
+		srv_reply_cj(r, rc);
+out_body:
 	json_decref(body);
 }
 
@@ -65,9 +130,10 @@ struct counts {
 static json_t *type_entry(json_t *types, const char *type) {
 	json_t *e = json_object_get(types, type);
 	if (e) return e;
-	e = json_pack("{s:s,s:n,s:{s:i,s:i,s:i,s:i},s:n,s:n,s:i}", "type", type, "timeout",
-	              "counts", "pending", 0, "scheduled", 0, "running", 0, "finished", 0,
-	              "oldest_due", "oldest_pending_age", "pending_untimed", 0);
+	e = json_pack("{s:s,s:n,s:{s:i,s:i,s:i,s:i,s:i},s:n,s:n,s:i,s:i}", "type", type,
+	              "timeout", "counts", "pending", 0, "scheduled", 0, "running", 0,
+	              "finished", 0, "dead", 0, "oldest_due", "oldest_pending_age",
+	              "pending_untimed", 0, "retrying", 0);
 	if (!e || json_object_set_new(types, type, e)) return NULL;
 	return e;
 }
@@ -77,12 +143,14 @@ static void bump(json_t *obj, const char *key) {
 	json_integer_set(v, json_integer_value(v) + 1);
 }
 
-/* Pending jobs due later are counted as "scheduled", not "pending". */
+/* Pending jobs due later are counted as "scheduled", not "pending"; pending
+ * jobs that failed or lost an attempt are also counted as "retrying". */
 static int count_cb(const cj_job_info *info, void *arg) {
 	struct counts *c = arg;
 	json_t *e = type_entry(c->types, info->type);
 	if (!e) return CJ_NOMEM;
 	json_t *counts = json_object_get(e, "counts");
+	if (info->state == CJ_PENDING && info->attempt > 0) bump(e, "retrying");
 	if (info->state == CJ_PENDING && info->sched_time > c->now) {
 		bump(counts, "scheduled");
 		return 0;

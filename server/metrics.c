@@ -130,7 +130,7 @@ static void type_gauge(FILE *f, json_t *types, const char *name, const char *hel
 }
 
 static void jobs_gauge(FILE *f, json_t *types) {
-	static const char *states[] = {"pending", "scheduled", "running", "finished"};
+	static const char *states[] = {"pending", "scheduled", "running", "finished", "dead"};
 	fputs("# HELP couchjobs_jobs Jobs in the store by type and state (pending: due now; "
 	      "scheduled: pending, due later).\n# TYPE couchjobs_jobs gauge\n", f);
 	const char *type;
@@ -151,6 +151,9 @@ static void jobs_gauge(FILE *f, json_t *types) {
 	type_gauge(f, types, "couchjobs_pending_untimed_jobs",
 	           "Pending jobs added without a scheduled time (their age is unknown).",
 	           "pending_untimed");
+	type_gauge(f, types, "couchjobs_retrying_jobs",
+	           "Pending jobs waiting for another attempt after a failed or lost one.",
+	           "retrying");
 	type_gauge(f, types, "couchjobs_type_timeout_seconds", "The activity timeout of a type.",
 	           "timeout");
 }
@@ -181,6 +184,8 @@ void srv_h_metrics(struct srv_req *r) {
 	counter(f, "couchjobs_server_jobs_updated_total", "Successful updates.", &m->updated);
 	counter(f, "couchjobs_server_jobs_finished_total", "Successful finishes.", &m->finished);
 	counter(f, "couchjobs_server_jobs_resubmitted_total", "Successful resubmits.", &m->resubmitted);
+	counter(f, "couchjobs_server_jobs_failed_total", "Successful fails (attempts ended as failed).", &m->failed);
+	counter(f, "couchjobs_server_jobs_retried_total", "Dead jobs redriven by retry.", &m->retried);
 	counter(f, "couchjobs_server_jobs_halted_total", "Updates and finishes refused with CJ_HALT (409).", &m->halted);
 	fputs("# HELP couchjobs_server_http_responses_total HTTP answers by status class.\n"
 	      "# TYPE couchjobs_server_http_responses_total counter\n", f);

@@ -84,7 +84,7 @@ struct srv_hist {
 /* What this server did, for /metrics. */
 struct srv_metrics {
 	_Atomic uint64_t added, removed, accepted, accept_empty, updated, finished,
-		resubmitted, halted;
+		resubmitted, halted, failed, retried;
 	_Atomic uint64_t http[6]; /* answers by status class: 1xx..5xx at [1..5] */
 	struct srv_hist accept_wait; /* seconds a successful accept waited */
 	struct srv_hist run_time;    /* accept to finish through this server */
@@ -205,6 +205,8 @@ void srv_h_type_delete(struct srv_req *r);
 void srv_h_accept(struct srv_req *r);
 void srv_h_update(struct srv_req *r);
 void srv_h_finish(struct srv_req *r);
+void srv_h_fail(struct srv_req *r);
+void srv_h_retry(struct srv_req *r);
 void srv_h_resubmit(struct srv_req *r);
 void srv_h_events(struct srv_req *r);
 void srv_h_type_events(struct srv_req *r);
@@ -292,9 +294,9 @@ int srv_feed_next(struct srv_feed *f, uint64_t *cursor, int64_t timeout_ms, cj_c
 /* Builds the JSON object of a job as GET /v1/jobs/{type}/{id} answers it. */
 json_t *srv_job_json(const cj_job_info *info);
 
-/* Reads "data" of a request body (absent or null: *data NULL) as compact
- * text (malloc'd). 0, or -1 after replying 400. */
-int srv_body_data(struct srv_req *r, json_t *body, char **data);
+/* Reads the object `key` of a request body ("data", "error"; absent or
+ * null: *text NULL) as compact text (malloc'd). 0, or -1 after replying 400. */
+int srv_body_object(struct srv_req *r, json_t *body, const char *key, char **text);
 
 /* Reads "sched_time" of a request body (absent or null: `dflt`). 0, or -1
  * after replying 400. */

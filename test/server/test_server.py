@@ -36,9 +36,13 @@ def case_jobs(cjobs, scratch):
     s = fresh(cjobs, scratch)
     s.ok("PUT", "/v1/types/t", {"timeout": 30})
     eq(s.ok("PUT", "/v1/jobs/t/a", {"data": {"x": 1}}), {"ok": True}, "add")
+    t0 = int(time.time() * 1000)
     job = s.ok("GET", "/v1/jobs/t/a")
+    added = job.pop("added_ms")
+    check(t0 - 60000 <= added <= int(time.time() * 1000), "added_ms %r", added)
     eq(job, {"type": "t", "id": "a", "state": "pending", "sched_time": 0,
-             "resubmit": False, "data": {"x": 1}}, "get")
+             "resubmit": False, "data": {"x": 1}, "attempt": 0, "fence": 0, "errors": [],
+             "finished_ms": 0, "own_policy": False}, "get")
     # no data: an empty object; a scheduled time
     s.ok("PUT", "/v1/jobs/t/b", {"sched_time": 4102444800})
     eq(s.ok("GET", "/v1/jobs/t/b")["sched_time"], 4102444800, "sched_time")
@@ -146,8 +150,9 @@ def case_jobs(cjobs, scratch):
 def case_types(cjobs, scratch):
     s = fresh(cjobs, scratch)
     eq(s.req("GET", "/v1/types/t")[0], 404, "no timeout yet")
-    eq(s.ok("PUT", "/v1/types/t", {"timeout": 30}), {"type": "t", "timeout": 30}, "set")
-    eq(s.ok("GET", "/v1/types/t"), {"type": "t", "timeout": 30}, "get")
+    eq(s.ok("PUT", "/v1/types/t", {"timeout": 30}),
+       {"type": "t", "timeout": 30, "retry_policy": None}, "set")
+    eq(s.ok("GET", "/v1/types/t"), {"type": "t", "timeout": 30, "retry_policy": None}, "get")
     for body in ({}, {"timeout": 0}, {"timeout": "30"}, {"timeout": 366 * 86400 + 1}):
         st, b, _ = s.req("PUT", "/v1/types/t", body)
         eq((st, b["error"]), (400, "CJ_INVALID"), "bad timeout %r" % body)
@@ -164,8 +169,9 @@ def case_types(cjobs, scratch):
     types = s.ok("GET", "/v1/types")["types"]
     age = types[0].pop("oldest_pending_age")
     eq(types, [{"type": "t", "timeout": 30,
-                "counts": {"pending": 2, "scheduled": 1, "running": 1, "finished": 1},
-                "oldest_due": 1, "pending_untimed": 1}],
+                "counts": {"pending": 2, "scheduled": 1, "running": 1, "finished": 1,
+                           "dead": 0},
+                "oldest_due": 1, "pending_untimed": 1, "retrying": 0}],
        "counts")
     # p1 (no time) was accepted, p2 (no time) and run (due at 1) wait
     check(t0 - 1 <= age <= int(time.time()) - 1, "oldest pending age %r", age)
@@ -255,6 +261,94 @@ def case_process(cjobs, scratch):
         eq((st, b["error"]), (400, "CJ_INVALID"), "bad accept %r" % body)
     eq(s.req("POST", "/v1/types/" + "t" * 256 + "/accept", {"timeout_ms": 0})[0], 400,
        "over-long type")
+    s.stop()
+
+
+# ---- failures: fail, retry, retry policies -----------------------------------
+
+def case_failure(cjobs, scratch):
+    s = fresh(cjobs, scratch)
+    s.ok("PUT", "/v1/types/t", {"timeout": 30})
+    # the retry policy of a type: set (left-out fields take the defaults), read
+    pol = {"max_attempts": 2, "backoff_min": 0, "backoff_max": 0, "multiplier": 1,
+           "jitter": "none"}
+    eq(s.ok("PUT", "/v1/types/t", {"timeout": 30, "retry_policy": pol})["retry_policy"], pol,
+       "policy set")
+    eq(s.ok("GET", "/v1/types/t")["retry_policy"], pol, "policy read")
+    eq(s.ok("PUT", "/v1/types/d", {"timeout": 30, "retry_policy": {"max_attempts": 3}})
+       ["retry_policy"], {"max_attempts": 3, "backoff_min": 10, "backoff_max": 3600,
+                          "multiplier": 2, "jitter": "equal"}, "defaults")
+    for bad in (5, {"max_attempts": "2"}, {"jitter": "some"}, {"color": 1},
+                {"max_attempts": -1}, {"backoff_min": 10, "backoff_max": 5},
+                {"multiplier": 0}):
+        st, b, _ = s.req("PUT", "/v1/types/t", {"timeout": 60, "retry_policy": bad})
+        eq((st, b["error"]), (400, "CJ_INVALID"), "bad policy %r" % (bad,))
+    eq(s.ok("GET", "/v1/types/t"), {"type": "t", "timeout": 30, "retry_policy": pol},
+       "unchanged by bad input")
+    eq(s.ok("PUT", "/v1/types/d", {"timeout": 30, "retry_policy": None})["retry_policy"],
+       None, "policy cleared")
+    eq(s.ok("PUT", "/v1/types/t", {"timeout": 30})["retry_policy"], pol, "absent: kept")
+    # fail with the lock: the policy gives it another attempt, recorded in the job
+    s.ok("PUT", "/v1/jobs/t/j", {"data": {"n": 1}})
+    job = s.ok("POST", "/v1/types/t/accept", {"timeout_ms": 0})
+    for body, name in (({}, "CJ_INVALID"), ({"lock": job["lock"], "error": "boom"}, "CJ_JSON"),
+                       ({"lock": job["lock"], "error": [1]}, "CJ_JSON")):
+        st, b, _ = s.req("POST", "/v1/jobs/t/j/fail", body)
+        eq((st, b["error"]), (400, name), "bad fail %r" % body)
+    eq(s.ok("GET", "/v1/jobs/t/j")["state"], "running", "bad fails change nothing")
+    eq(s.ok("POST", "/v1/jobs/t/j/fail", {"lock": job["lock"], "error": {"why": "boom"}}),
+       {"ok": True}, "fail")
+    j = s.ok("GET", "/v1/jobs/t/j")
+    eq((j["state"], j["attempt"], j["data"], j["finished_ms"], j["own_policy"]),
+       ("pending", 1, {"n": 1}, 0, False), "pending again, data kept")
+    eq(len(j["errors"]), 1, "one error: %r" % j["errors"])
+    eq((j["errors"][0]["attempt"], j["errors"][0]["ended"], j["errors"][0]["error"]),
+       (1, "failed", {"why": "boom"}), "the error")
+    check(j["fence"] > 0 and j["added_ms"] > 0, "fence and times: %r", j)
+    types = {t["type"]: t for t in s.ok("GET", "/v1/types")["types"]}
+    eq(types["t"]["retrying"], 1, "retrying counted")
+    # a stale lock is the halt
+    st, b, _ = s.req("POST", "/v1/jobs/t/j/fail", {"lock": job["lock"]})
+    eq((st, b["error"]), (409, "CJ_HALT"), "stale lock")
+    check("stop" in b["action"], "the halt says what to do: %r", b)
+    # the second failure uses up the attempts: dead
+    job = s.ok("POST", "/v1/types/t/accept", {"timeout_ms": 0})
+    s.ok("POST", "/v1/jobs/t/j/fail", {"lock": job["lock"]})
+    j = s.ok("GET", "/v1/jobs/t/j")
+    eq((j["state"], j["attempt"], len(j["errors"])), ("dead", 2, 2), "dead")
+    check(j["finished_ms"] > 0, "died at a time")
+    eq([x["id"] for x in s.ok("GET", "/v1/jobs?state=dead")["jobs"]], ["j"], "dead filter")
+    eq(s.req("POST", "/v1/types/t/accept", {"timeout_ms": 0})[0], 204, "never handed out")
+    # without a policy a failure is dead at once
+    s.ok("PUT", "/v1/types/n", {"timeout": 30})
+    s.ok("PUT", "/v1/jobs/n/k", {})
+    job = s.ok("POST", "/v1/types/n/accept", {"timeout_ms": 0})
+    s.ok("POST", "/v1/jobs/n/k/fail", {"lock": job["lock"], "error": {"e": 1}})
+    eq(s.ok("GET", "/v1/jobs/n/k")["state"], "dead", "no policy: dead")
+    m = parse_metrics(s.req("GET", "/metrics")[1])
+    eq(m[("couchjobs_jobs", frozenset({("type", "t"), ("state", "dead")}))], 1, "dead gauge")
+    eq(m[("couchjobs_retrying_jobs", frozenset({("type", "t")}))], 0, "retrying gauge")
+    eq(m[("couchjobs_server_jobs_failed_total", frozenset())], 3, "failed counter")
+    # retry: bad bodies, then the dead job is pending again
+    for body in ({"keep_attempts": 1}, {"keep_attempts": "yes"}):
+        st, b, _ = s.req("POST", "/v1/jobs/t/j/retry", body)
+        eq((st, b["error"]), (400, "CJ_INVALID"), "bad retry %r" % body)
+    eq(s.ok("GET", "/v1/jobs/t/j")["state"], "dead", "bad retries change nothing")
+    eq(s.ok("POST", "/v1/jobs/t/j/retry", {"keep_attempts": True}), {"ok": True}, "retry")
+    j = s.ok("GET", "/v1/jobs/t/j")
+    eq((j["state"], j["attempt"], j["data"]), ("pending", 2, {"n": 1}), "kept its attempts")
+    # one more attempt with the kept count: dead again; a retry resets it
+    job = s.ok("POST", "/v1/types/t/accept", {"timeout_ms": 0})
+    s.ok("POST", "/v1/jobs/t/j/fail", {"lock": job["lock"]})
+    eq(s.ok("GET", "/v1/jobs/t/j")["state"], "dead", "dead again")
+    s.ok("POST", "/v1/jobs/t/j/retry", {})
+    eq(s.ok("GET", "/v1/jobs/t/j")["attempt"], 0, "attempts reset")
+    # a job that is not dead: 409; no such job: 404
+    st, b, _ = s.req("POST", "/v1/jobs/t/j/retry", {})
+    eq((st, b["error"]), (409, "not_dead"), "retry of a pending job")
+    eq(s.req("POST", "/v1/jobs/t/none/retry", {})[0], 404, "no such job")
+    m = parse_metrics(s.req("GET", "/metrics")[1])
+    eq(m[("couchjobs_server_jobs_retried_total", frozenset())], 2, "retried counter")
     s.stop()
 
 

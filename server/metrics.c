@@ -186,7 +186,7 @@ void srv_h_metrics(struct srv_req *r) {
 	counter(f, "couchjobs_server_jobs_resubmitted_total", "Successful resubmits.", &m->resubmitted);
 	counter(f, "couchjobs_server_jobs_failed_total", "Successful fails (attempts ended as failed).", &m->failed);
 	counter(f, "couchjobs_server_jobs_retried_total", "Dead jobs redriven by retry.", &m->retried);
-	counter(f, "couchjobs_server_jobs_halted_total", "Updates and finishes refused with CJ_HALT (409).", &m->halted);
+	counter(f, "couchjobs_server_jobs_halted_total", "Updates, finishes and fails refused with CJ_HALT (409).", &m->halted);
 	fputs("# HELP couchjobs_server_http_responses_total HTTP answers by status class.\n"
 	      "# TYPE couchjobs_server_http_responses_total counter\n", f);
 	for (int i = 1; i <= 5; i++)

@@ -883,6 +883,10 @@ def resolve(doc, schema):
 def validate(doc, schema, v, where):
     """Checks `v` against the subset of JSON Schema the document uses."""
     schema = resolve(doc, schema)
+    if schema.get("nullable") and v is None:
+        return
+    for part in schema.get("allOf", []):
+        validate(doc, part, v, where)
     if "oneOf" in schema:
         errs = []
         for alt in schema["oneOf"]:
@@ -894,8 +898,6 @@ def validate(doc, schema, v, where):
         raise Fail("%s: matches no alternative: %s" % (where, errs))
     t = schema.get("type")
     kinds = {"object": dict, "array": list, "string": str, "boolean": bool}
-    if schema.get("nullable") and v is None:
-        return
     if t in kinds:
         check(isinstance(v, kinds[t]), "%s: want %s, got %r", where, t, v)
     elif t == "integer":
@@ -921,12 +923,15 @@ def case_openapi(cjobs, scratch):
     # good input for every operation, in an order that makes each one succeed
     s.ok("PUT", "/v1/types/t", {"timeout": 30})
     s.ok("PUT", "/v1/jobs/t/j", {"data": {"n": 1}})
+    s.ok("PUT", "/v1/types/ft", {"timeout": 30})
+    s.ok("PUT", "/v1/jobs/ft/f", {})
     state = {}
 
     def lock():
         return state["lock"]
     calls = [
-        ("put", "/v1/types/{type}", {"type": "t"}, {"timeout": 30}),
+        ("put", "/v1/types/{type}", {"type": "t"},
+         {"timeout": 30, "retry_policy": {"max_attempts": 3}}),
         ("get", "/v1/types/{type}", {"type": "t"}, None),
         ("get", "/v1/types", {}, None),
         ("put", "/v1/jobs/{type}/{id}", {"type": "t", "id": "k"}, {"data": {"n": 2}}),
@@ -936,6 +941,12 @@ def case_openapi(cjobs, scratch):
         ("post", "/v1/jobs/{type}/{id}/update", {"type": "t", "id": "j"}, "lock"),
         ("post", "/v1/jobs/{type}/{id}/resubmit", {"type": "t", "id": "j"}, "lock"),
         ("post", "/v1/jobs/{type}/{id}/finish", {"type": "t", "id": "j"}, "lock"),
+        # a type without a policy: the failed job is dead, then retried
+        ("post", "/v1/types/{type}/accept", {"type": "ft"}, {"timeout_ms": 0}),
+        ("post", "/v1/jobs/{type}/{id}/fail", {"type": "ft", "id": "f"},
+         lambda: {"lock": lock(), "error": {"why": "test"}}),
+        ("get", "/v1/jobs/{type}/{id}", {"type": "ft", "id": "f"}, None),
+        ("post", "/v1/jobs/{type}/{id}/retry", {"type": "ft", "id": "f"}, {}),
         ("get", "/v1/jobs/{type}/{id}/events", {"type": "t", "id": "j"}, None),
         ("get", "/v1/types/{type}/events", {"type": "t"}, None),
         ("get", "/metrics", {}, None),
@@ -952,6 +963,8 @@ def case_openapi(cjobs, scratch):
             path = path.replace("{%s}" % k, q(v))
         if body == "lock":
             body = {"lock": lock()}
+        elif callable(body):
+            body = body()
         if tmpl == "/v1/types/{type}/events":
             events = op["responses"]["200"]["content"]["text/event-stream"]["x-events"]
             ev = Events(s, path)

@@ -2,9 +2,9 @@
 """A couchjobs worker over the HTTP API (`cjobs serve`), standard library only.
 
 Takes jobs of one type, reports progress with an update, and finishes each
-one. A job whose data has "fail": true is finished with an error in its data
-({"error": ...}): the library has no failed state yet, so this is how a
-worker reports a failure for now.
+one. A job whose work raises (here: a job whose data has "fail": true) is
+failed with the error instead: its type's retry policy gives it another
+attempt later, or it is dead, kept until it is retried or removed.
 
     python3 examples/worker.py --url http://127.0.0.1:8075 --type email
     (token: --token-file FILE or $CJ_TOKEN; --idle-exit: stop when no job
@@ -87,18 +87,19 @@ def main():
         if st == 409:  # CJ_HALT: the job is no longer ours; drop it
             continue
         try:
-            final = work(job)
+            end, body = "finish", {"lock": lock, "data": work(job)}
         except Exception as e:
-            final = dict(job["data"], error=str(e))
-            failed += 1
-        st, b = call(a.url, token, "POST", job_path(job, "finish"),
-                     {"lock": lock, "data": final})
+            end, body = "fail", {"lock": lock, "error": {"message": str(e)}}
+        st, b = call(a.url, token, "POST", job_path(job, end), body)
         if st == 200:
-            done += 1
-        elif st != 409:
-            print("worker: finish: %d %s" % (st, b), file=sys.stderr)
+            if end == "finish":
+                done += 1
+            else:
+                failed += 1
+        elif st != 409:  # 409: no longer ours, drop it
+            print("worker: %s: %d %s" % (end, st, b), file=sys.stderr)
             return 1
-    print("worker: finished %d jobs (%d with an error)" % (done, failed), file=sys.stderr)
+    print("worker: finished %d jobs, failed %d" % (done, failed), file=sys.stderr)
     return 0
 
 

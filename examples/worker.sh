@@ -1,8 +1,8 @@
 #!/bin/sh
 # A couchjobs worker over the HTTP API (`cjobs serve`) in POSIX shell with
 # curl. Takes jobs of TYPE, reports progress, and finishes each one; a job
-# whose data holds "fail":true is finished with {"error":...} in its data
-# (the library has no failed state yet).
+# whose data holds "fail":true is failed instead, with an error: its type's
+# retry policy gives it another attempt later, or it is dead.
 #
 #   sh examples/worker.sh URL TYPE [--idle-exit]
 #   (token: $CJ_TOKEN; the long poll's length: $CJ_POLL_MS, default 5000)
@@ -29,6 +29,7 @@ call() { # METHOD PATH BODY -> sets $body and $status
 stop=0
 trap 'stop=1' TERM INT
 done=0
+failed=0
 while [ $stop = 0 ]; do
 	call POST "/v1/types/$type/accept" "{\"timeout_ms\":${CJ_POLL_MS:-5000}}"
 	job=$body
@@ -44,14 +45,14 @@ while [ $stop = 0 ]; do
 	call POST "/v1/jobs/$type/$id/update" "{\"lock\":\"$lock\",\"data\":{\"progress\":\"started\"}}"
 	[ "$status" = 409 ] && continue # halted: not ours now
 	case $job in
-	*'"fail":true'*) final='{"error":"asked to fail"}' ;;
-	*) final='{"result":"done"}' ;;
+	*'"fail":true'*) end=fail end_body='"error":{"message":"asked to fail"}' ;;
+	*) end=finish end_body='"data":{"result":"done"}' ;;
 	esac
-	call POST "/v1/jobs/$type/$id/finish" "{\"lock\":\"$lock\",\"data\":$final}"
+	call POST "/v1/jobs/$type/$id/$end" "{\"lock\":\"$lock\",$end_body}"
 	case $status in
-	200) done=$((done + 1)) ;;
-	409) ;;
-	*) echo "worker.sh: finish: $status $body" >&2; exit 1 ;;
+	200) [ $end = finish ] && done=$((done + 1)) || failed=$((failed + 1)) ;;
+	409) ;; # no longer ours: drop it
+	*) echo "worker.sh: $end: $status $body" >&2; exit 1 ;;
 	esac
 done
-echo "worker.sh: finished $done jobs" >&2
+echo "worker.sh: finished $done jobs, failed $failed" >&2

@@ -1085,9 +1085,14 @@ def case_examples(cjobs, scratch):
             break
     eq(len(jobs), sum(n.values()), "every job")
     for j in jobs:
-        eq(j["state"], "finished", "job %s" % j["id"])
-        failed = j["data"].get("error") is not None
-        eq(failed, int(j["id"][1:]) % 10 == 0, "failure of %s: %r" % (j["id"], j["data"]))
+        # the types have no retry policy: a failed job is dead at once
+        failed = int(j["id"][1:]) % 10 == 0
+        eq(j["state"], "dead" if failed else "finished", "job %s" % j["id"])
+        if failed:
+            eq([(e["ended"], e["error"]) for e in j["errors"]],
+               [("failed", {"message": "asked to fail"})], "failure of %s" % j["id"])
+        else:
+            eq(j["errors"], [], "no failure of %s" % j["id"])
     py = [j for j in jobs if j["type"] == "py" and "result" in j["data"]]
     check(all(j["data"]["result"] == 2 * int(j["id"][1:]) for j in py), "python results")
     s.stop()

@@ -295,6 +295,9 @@ def case_failure(cjobs, scratch):
                        ({"lock": job["lock"], "error": [1]}, "CJ_JSON")):
         st, b, _ = s.req("POST", "/v1/jobs/t/j/fail", body)
         eq((st, b["error"]), (400, name), "bad fail %r" % body)
+    st, b, _ = s.req("POST", "/v1/jobs/t/j/fail",
+                     {"lock": job["lock"], "error": {"e": "x" * 4096}})
+    eq((st, b["error"]), (413, "CJ_TOO_LARGE"), "an error over the limit")
     eq(s.ok("GET", "/v1/jobs/t/j")["state"], "running", "bad fails change nothing")
     eq(s.ok("POST", "/v1/jobs/t/j/fail", {"lock": job["lock"], "error": {"why": "boom"}}),
        {"ok": True}, "fail")
@@ -316,6 +319,7 @@ def case_failure(cjobs, scratch):
     s.ok("POST", "/v1/jobs/t/j/fail", {"lock": job["lock"]})
     j = s.ok("GET", "/v1/jobs/t/j")
     eq((j["state"], j["attempt"], len(j["errors"])), ("dead", 2, 2), "dead")
+    eq(j["errors"][1]["error"], {}, "no error given: {}")
     check(j["finished_ms"] > 0, "died at a time")
     eq([x["id"] for x in s.ok("GET", "/v1/jobs?state=dead")["jobs"]], ["j"], "dead filter")
     eq(s.req("POST", "/v1/types/t/accept", {"timeout_ms": 0})[0], 204, "never handed out")

@@ -64,8 +64,8 @@ bad:
 }
 
 /* {"type", "timeout", "retry_policy"}; CJ_NOT_FOUND when the type has no
- * timeout. */
-static void reply_type(struct srv_req *r) {
+ * timeout. PUT answers the same. */
+void srv_h_type_get(struct srv_req *r) {
 	int64_t s;
 	int rc = cj_get_type_timeout(r->srv->db, r->param[0], &s);
 	if (rc != CJ_OK) {
@@ -76,8 +76,6 @@ static void reply_type(struct srv_req *r) {
 	                                 (json_int_t)s, "retry_policy",
 	                                 policy_json(r->srv, r->param[0])));
 }
-
-void srv_h_type_get(struct srv_req *r) { reply_type(r); }
 
 /* The timeout is required; the retry policy is set, cleared (null) or left
  * as it is (absent). */
@@ -104,7 +102,7 @@ void srv_h_type_put(struct srv_req *r) {
 	if (rc == CJ_OK)
 		rc = cj_set_type_timeout(r->srv->db, r->param[0], (int64_t)json_integer_value(t));
 	if (rc == CJ_OK)
-		reply_type(r);
+		srv_h_type_get(r);
 	else
 		srv_reply_cj(r, rc);
 out_body:

@@ -366,7 +366,7 @@ static void prove(struct chaos *c) {
 			} else if (strncmp(what, "halted", 6) == 0) {
 				q->halted++;
 				halted++;
-			} else if (strncmp(what, "cannot finish", 13) == 0) {
+			} else if (strncmp(what, "cannot end the job", 18) == 0) {
 				q->store_errors++;
 				store_errors++;
 			}

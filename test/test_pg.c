@@ -177,6 +177,15 @@ static char *settled_backends(PGconn *pg, const char *app) {
 	int64_t give_up = t_now_ms() + 10000;
 	while ((open_tx = sql_int(pg, sql)) != 0 && t_now_ms() < give_up) usleep(10000);
 	CHECK_INT(open_tx, 0);
+	/* the listener connects on its own thread: wait until it has */
+	snprintf(sql, sizeof sql,
+	         "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s' "
+	         "AND query LIKE 'LISTEN%%'",
+	         app);
+	long long listeners;
+	give_up = t_now_ms() + 30000;
+	while ((listeners = sql_int(pg, sql)) != 1 && t_now_ms() < give_up) usleep(10000);
+	CHECK_INT(listeners, 1);
 	snprintf(sql, sizeof sql,
 	         "SELECT coalesce(string_agg(pid::text, ',' ORDER BY pid), '') "
 	         "FROM pg_stat_activity WHERE application_name = '%s'",

@@ -1086,6 +1086,84 @@ int cj_retry(cj_db *db, cj_tx *tx, const char *type, const char *id, int keep_at
 int cj_retry_type(cj_db *db, const char *type, int keep_attempts, uint64_t *count);
 /** @} */
 
+/** @defgroup retention Retention of finished and dead jobs
+ *
+ * Finished and dead jobs are kept until removed: by default for ever. A
+ * type's retention removes them, as cj_remove() does (subscribers get
+ * #CJ_REMOVED): finished jobs once they finished more than keep_ms ago, or
+ * beyond the keep_max that finished last; dead jobs by their own pair of
+ * limits, so that failures can be kept for inspection longer than
+ * successes. Pending and running jobs are never removed.
+ *
+ * The activity monitor of every handle (#cj_options.no_monitor off)
+ * enforces it, in transactions of at most #CJ_PRUNE_BATCH jobs, oldest
+ * first: when the oldest kept job expires, and when a finish takes a type
+ * over its keep_max, at most once a second (#CJ_RETENTION_GAP_MS). Ages are
+ * measured by the wall clocks of the processes (a job's finish time is its
+ * processor's clock; the monitor compares it with its own), so a clock that
+ * is off moves removals by as much. cj_prune() applies limits at once.
+ *
+ * The store keeps an index of finished and dead jobs by finish time and a
+ * count per type, so each removal costs O(log n) whatever the store holds.
+ * @{ */
+
+/** @brief A limit that is not set: keep all. */
+#define CJ_KEEP_ALL (-1)
+/** @brief The most jobs one transaction of retention removes. */
+#define CJ_PRUNE_BATCH 500
+/** @brief The least time between two passes of a monitor's retention. */
+#define CJ_RETENTION_GAP_MS 1000
+
+/** @brief A type's retention; start from #CJ_RETENTION_INIT. Each field is
+ * 0 or more, or #CJ_KEEP_ALL; at least one is set. */
+typedef struct cj_retention {
+	/** finished jobs are removed this many milliseconds after they finished */
+	int64_t keep_ms;
+	/** at most this many finished jobs are kept, those that finished last */
+	int64_t keep_max;
+	/** dead jobs are removed this many milliseconds after they died */
+	int64_t dead_keep_ms;
+	/** at most this many dead jobs are kept, those that died last */
+	int64_t dead_keep_max;
+} cj_retention;
+
+/** @brief No limit set (keeps all): set the fields wanted. */
+#define CJ_RETENTION_INIT {CJ_KEEP_ALL, CJ_KEEP_ALL, CJ_KEEP_ALL, CJ_KEEP_ALL}
+
+/**
+ * @brief Sets the retention of @p type (kept in the store); the monitors
+ * apply it from now on, to jobs that finished before too.
+ * @return #CJ_OK; #CJ_INVALID (NULL argument, bad type, a field below
+ *         #CJ_KEEP_ALL, or no field set); #CJ_STORE; #CJ_NOMEM.
+ */
+int cj_set_type_retention(cj_db *db, const char *type, const cj_retention *retention);
+
+/** @brief Reads the retention of @p type.
+ * @return #CJ_OK, #CJ_NOT_FOUND (none set), #CJ_INVALID, #CJ_STORE,
+ *         #CJ_NOMEM. */
+int cj_get_type_retention(cj_db *db, const char *type, cj_retention *retention);
+
+/** @brief Clears the retention of @p type: its jobs are kept until removed.
+ * @return #CJ_OK, #CJ_NOT_FOUND, #CJ_INVALID, #CJ_STORE, #CJ_NOMEM. */
+int cj_clear_type_retention(cj_db *db, const char *type);
+
+/**
+ * @brief Removes finished and dead jobs now, as retention does, in
+ * transactions of at most #CJ_PRUNE_BATCH jobs, oldest first.
+ * @param type    the type, or NULL for every type (with @p limits: every
+ *                type that has finished or dead jobs; without: every type
+ *                that has a retention).
+ * @param limits  the limits to apply (as #cj_retention, checked the same
+ *                way), or NULL for the type's own retention.
+ * @param[out] removed the jobs removed (may be NULL), also when a later
+ *             batch failed.
+ * @return #CJ_OK; #CJ_NOT_FOUND (@p type given, @p limits NULL, and the
+ *         type has no retention); #CJ_INVALID (bad argument, or this thread
+ *         holds a transaction on @p db); #CJ_STORE; #CJ_NOMEM.
+ */
+int cj_prune(cj_db *db, const char *type, const cj_retention *limits, uint64_t *removed);
+/** @} */
+
 /** @defgroup subs Subscriptions
  * @{ */
 

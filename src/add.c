@@ -46,11 +46,10 @@ static int add_fn(cj_tx *tx, void *arg) {
 	}
 	case CJ_PENDING:
 		if (jv.sched == a->sched && cj__tup_eq(&jv.data_item, a->data, a->dlen)) break;
+		/* fall through */
+	default: /* finished or dead: new work */
 		if (!(rc = cj__job_unindex(tx, a->type, a->id, &jv)))
 			rc = cj__job_enqueue(tx, a->type, a->id, a->sched, &jv, a->data, a->dlen, 1);
-		break;
-	default: /* finished or dead: new work */
-		rc = cj__job_enqueue(tx, a->type, a->id, a->sched, &jv, a->data, a->dlen, 1);
 		break;
 	}
 out:
@@ -101,15 +100,8 @@ static int remove_fn(cj_tx *tx, void *arg) {
 	struct job_arg *a = arg;
 	cj_buf copy = CJ_BUF_INIT;
 	cj_jv jv;
-	uint8_t vs[CJ_VS_LEN];
 	int rc = cj__job_load(tx, a->type, a->id, &copy, &jv, NULL);
-	if (rc || (rc = cj__job_unindex(tx, a->type, a->id, &jv))) goto out;
-	cj__key_data(&tx->kbuf, a->type, a->id);
-	if ((rc = cj__del(tx, &tx->kbuf)) || (rc = cj__notify_job(tx, a->type, a->id)) ||
-	    (rc = cj__tx_vs(tx, vs)))
-		goto out;
-	rc = cj__touch_activity(tx, a->type, vs);
-out:
+	if (rc == CJ_OK) rc = cj__job_delete(tx, a->type, a->id, &jv);
 	cj__buf_free(&copy);
 	return rc;
 }

@@ -30,6 +30,8 @@
  *   policy.c   retry policies (a type's, a job's) and their backoff
  *   fail.c     attempts that fail or are lost; dead jobs and redrive
  *   monitor.c  the activity monitor thread
+ *   retention.c  retention of finished and dead jobs: their index, the
+ *              types' limits, pruning (cj_prune, and the monitor's)
  *   sub.c      subscriptions (lease subscriptions, their descriptors),
  *              cj_wait, the notifier thread
  *   lease.c    cj_job_wait_lost, the reasons a job is lost
@@ -217,16 +219,24 @@ int cj__json_check_object(const char *s, size_t n);
  *   ("couch_jobs", "activity_timeout", Type) = (seconds)
  *   ("couch_jobs", "activity", Type, Sequence) = (JobId)
  *   ("couch_jobs", "retry_policy", Type) = policy value
+ *   ("couch_jobs", "finished", Type, Dead, FinishedMs, JobId) = ""
+ *       one per finished (Dead 0) or dead (Dead 1) job, at its FinishedMs
+ *   ("couch_jobs", "finished_count", Type, Dead) = (n)
+ *       the entries of ("finished", Type, Dead), absent when none
+ *   ("couch_jobs", "retention", Type) = (KeepMs, KeepMax, DeadKeepMs,
+ *       DeadKeepMax), ints, CJ_KEEP_ALL (-1) for no limit
  * where a policy value is (MaxAttempts, BackoffMin, BackoffMax, Multiplier,
  * Jitter), all ints; plus the store's own:
  *   ("couch_jobs", "meta", "format") = (format version)
  *
  * A job is running iff its data value has a lock (and then it has an
  * activity entry under its Sequence); dead iff Dead; pending iff it has a
- * pending entry; finished otherwise.
+ * pending entry; finished otherwise. A job is finished or dead iff it has
+ * no lock and a FinishedMs other than 0, and then it has its finished entry
+ * (format 3).
  */
 
-#define CJ_FORMAT_VERSION 2
+#define CJ_FORMAT_VERSION 3
 
 /* ("couch_jobs"): what every key of the jobs space starts with. */
 void cj__key_root(cj_buf *b);
@@ -244,6 +254,21 @@ void cj__key_activity(cj_buf *b, const char *type, const uint8_t vs[CJ_VS_LEN]);
 void cj__key_activity_prefix(cj_buf *b, const char *type);
 void cj__key_meta(cj_buf *b, const char *name);
 void cj__key_policy(cj_buf *b, const char *type);
+
+/* Retention (retention.c): the finished index, its counts, the limits. */
+void cj__key_finished(cj_buf *b, const char *type, int dead, int64_t finished_ms,
+                      const char *id);
+void cj__key_finished_prefix(cj_buf *b, const char *type, int dead);
+void cj__key_finished_count(cj_buf *b, const char *type, int dead);
+void cj__key_finished_count_prefix(cj_buf *b);
+void cj__key_retention(cj_buf *b, const char *type);
+void cj__key_retention_prefix(cj_buf *b);
+/* A retention value: encode into b (reset first) / decode, checking it
+ * (CJ_STORE "corrupt retention"); the check gives CJ_INVALID naming the
+ * field. */
+void cj__retention_encode(cj_buf *b, const cj_retention *r);
+int cj__retention_decode(const uint8_t *v, size_t vl, cj_retention *r);
+int cj__retention_check(const cj_retention *r);
 
 /* A decoded data value. data points into the buffer it was decoded from. */
 typedef struct cj_jv {
@@ -301,6 +326,9 @@ int cj__key_data_parse(const uint8_t *k, size_t kl, char **type, char **id);
 int cj__key_pending_parse(const uint8_t *k, size_t kl, int64_t *sched, char **id);
 int cj__key_timeout_parse(const uint8_t *k, size_t kl, char **type);
 int cj__key_activity_parse(const uint8_t *k, size_t kl, uint8_t seq[CJ_VS_LEN]);
+int cj__key_finished_parse(const uint8_t *k, size_t kl, int64_t *finished_ms, char **id);
+int cj__key_count_parse(const uint8_t *k, size_t kl, char **type, int *dead);
+int cj__key_retention_parse(const uint8_t *k, size_t kl, char **type);
 
 /* A versionstamp: commit number (big-endian), order within the commit. */
 void cj__vs_make(uint8_t out[CJ_VS_LEN], uint64_t version, uint16_t order);
@@ -352,6 +380,7 @@ struct cj_db {
 
 #define CJ_CHAN_TYPES "types"       /* a type timeout was set or cleared */
 #define CJ_CHAN_ACTIVITY "activity" /* a job changed (with its job word) */
+#define CJ_CHAN_RETENTION "retention" /* a retention was set, or is due */
 /* pending channel of a type: "p:" + type */
 void cj__chan_pending(char *out, size_t cap, const char *type);
 #define CJ_CHAN_MAX (CJ_MAX_TYPE + 3)
@@ -543,6 +572,9 @@ int cj__job_activity_put(cj_tx *tx, const char *type, const char *id,
                          const uint8_t vs[CJ_VS_LEN]);
 /* Deletes the job's pending or activity entry, whichever it has. */
 int cj__job_unindex(cj_tx *tx, const char *type, const char *id, const cj_jv *jv);
+/* Deletes the job (jv, as loaded) and its index entries, and marks it
+ * changed, as cj_remove does. */
+int cj__job_delete(cj_tx *tx, const char *type, const char *id, const cj_jv *jv);
 /* The state of a job from its data value (one more read for pending). */
 int cj__job_state(cj_tx *tx, const char *type, const char *id, const cj_jv *jv,
                   cj_state *state);
@@ -579,6 +611,28 @@ void cj__monitor_stop(cj_db *db);
 /* Re-enqueues running jobs of type whose last activity has a commit
  * version <= max_version. Returns the number re-enqueued, or a code. */
 int cj__reenqueue_stale(cj_db *db, const char *type, uint64_t max_version);
+
+/* ---- retention.c ---------------------------------------------------------- */
+
+/* The finished entry of a job just written finished or dead (jv): writes
+ * it, counts it, and wakes the monitors if its type's retention is due. */
+int cj__finished_put(cj_tx *tx, const char *type, const char *id, const cj_jv *jv);
+/* Deletes the finished entry of the job jv, as loaded, if it is finished
+ * or dead (else does nothing), and uncounts it. */
+int cj__finished_del(cj_tx *tx, const char *type, const char *id, const cj_jv *jv);
+
+/* The monitor's retention duty: cj__retention_step runs a pass when one is
+ * due and returns its next deadline (monotonic; -1 none); the monitor then
+ * also waits on CJ_CHAN_RETENTION with token when listen is set. */
+typedef struct cj_retention_state {
+	int64_t due;   /* next pass (monotonic), -1 none */
+	int64_t last;  /* start of the last pass */
+	int64_t retry; /* backoff after a failing store */
+	uint64_t token;
+	int listen;
+} cj_retention_state;
+#define CJ_RETENTION_STATE_INIT {0, -CJ_RETENTION_GAP_MS, CJ_RETRY_MIN_MS, 0, 0}
+int64_t cj__retention_step(cj_db *db, cj_retention_state *st, int64_t now);
 
 /* ---- sub.c -------------------------------------------------------------- */
 

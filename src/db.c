@@ -61,20 +61,86 @@ static int write_format(cj_tx *tx, void *arg) {
 	return rc;
 }
 
-/* ---- format 1 to 2 --------------------------------------------------------
+/* ---- format 1 and 2 to 3 --------------------------------------------------
  *
- * Format 2 appends fields to the job value (cj_int.h). Every job value is
- * rewritten, and the format number with them, in one write transaction:
- * either the whole store is converted or none of it. The transaction's size
- * is the store's: on the embedded engine that needs free map space for one
- * copy of the job values (the map grows and the transaction runs again if
- * it is short); PostgreSQL has no limit on a transaction's size. Memory
- * stays bounded: the values are rewritten CJ_CONVERT_BATCH at a time. */
+ * Format 2 appends fields to the job value (cj_int.h); format 3 adds the
+ * finished index and its counts. Every job is converted, and the format
+ * number with them, in one write transaction: either the whole store is
+ * converted or none of it. From format 1 every job value is rewritten;
+ * from format 2 only those of finished jobs without a finish time (they
+ * were finished under format 1: they get the time of the conversion). The
+ * transaction's size is the store's: on the embedded engine that needs
+ * free map space for one copy of the job values (the map grows and the
+ * transaction runs again if it is short); PostgreSQL has no limit on a
+ * transaction's size. Memory stays bounded: the jobs are converted
+ * CJ_CONVERT_BATCH at a time. */
 
 #define CJ_CONVERT_BATCH 1000
 
-/* Rewrites every job value in format 2, in tx. */
-static int convert_v1(cj_tx *tx) {
+/* The counts of the finished entries of one type so far. */
+struct counts {
+	char type[CJ_MAX_TYPE + 1];
+	int64_t n[2]; /* finished, dead */
+};
+
+/* Writes the counts of c's type. */
+static int counts_put(cj_tx *tx, const struct counts *c) {
+	for (int dead = 0; dead <= 1; dead++) {
+		if (!c->n[dead]) continue;
+		cj__key_finished_count(&tx->kbuf, c->type, dead);
+		cj__buf_reset(&tx->vbuf);
+		cj__tup_int(&tx->vbuf, c->n[dead]);
+		int rc = cj__put(tx, &tx->kbuf, &tx->vbuf);
+		if (rc) return rc;
+	}
+	return CJ_OK;
+}
+
+/* Converts one job (key k, value v) to format 3; counts its finished entry
+ * in c. */
+static int convert_job(cj_tx *tx, const uint8_t *k, size_t kl, const uint8_t *v,
+                       size_t vl, struct counts *c, int64_t now_ms, cj_buf *key,
+                       cj_buf *val) {
+	char *type = NULL, *id = NULL;
+	cj_jv jv;
+	cj_state state;
+	int rc;
+	if ((rc = cj__jv_decode(v, vl, &jv)) || (rc = cj__key_data_parse(k, kl, &type, &id)))
+		goto out;
+	int rewrite = jv.v1;
+	if (jv.has_lock && jv.v1) jv.attempt = 1; /* its attempt runs */
+	if ((rc = cj__job_state(tx, type, id, &jv, &state))) goto out;
+	if (state == CJ_FINISHED || state == CJ_DEAD) {
+		if (jv.finished_ms == 0) {
+			jv.finished_ms = now_ms;
+			rewrite = 1;
+		}
+		if (strcmp(c->type, type) != 0) {
+			if ((rc = counts_put(tx, c))) goto out;
+			snprintf(c->type, sizeof c->type, "%s", type);
+			c->n[0] = c->n[1] = 0;
+		}
+		c->n[jv.dead]++;
+		cj_buf empty = CJ_BUF_INIT;
+		cj__key_finished(&tx->kbuf, type, jv.dead, jv.finished_ms, id);
+		if ((rc = cj__put(tx, &tx->kbuf, &empty))) goto out;
+	}
+	if (rewrite) {
+		cj__buf_reset(key);
+		cj__buf_add(key, k, kl);
+		cj__jv_encode(val, &jv, NULL, 0);
+		rc = cj__put(tx, key, val);
+	}
+out:
+	cj_free(type);
+	cj_free(id);
+	return rc;
+}
+
+/* Converts every job to format 3, in tx. */
+static int convert(cj_tx *tx) {
+	struct counts cnt = {"", {0, 0}};
+	int64_t now_ms = cj__epoch_ms();
 	cj_batch c = {CJ_BUF_INIT, 0, CJ_CONVERT_BATCH};
 	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT, key = CJ_BUF_INIT, val = CJ_BUF_INIT;
 	cj__key_data_prefix(&lo, NULL);
@@ -90,13 +156,7 @@ static int convert_v1(cj_tx *tx) {
 		size_t off = 0, kl, vl;
 		const uint8_t *k, *v;
 		while (rc == CJ_OK && cj__batch_next(&c, &off, &k, &kl, &v, &vl)) {
-			cj_jv jv;
-			if ((rc = cj__jv_decode(v, vl, &jv))) break;
-			if (jv.has_lock) jv.attempt = 1; /* its attempt runs */
-			cj__buf_reset(&key);
-			cj__buf_add(&key, k, kl);
-			cj__jv_encode(&val, &jv, NULL, 0);
-			rc = cj__put(tx, &key, &val);
+			if ((rc = convert_job(tx, k, kl, v, vl, &cnt, now_ms, &key, &val))) break;
 			/* on from just after this key */
 			cj__buf_reset(&lo);
 			cj__buf_add(&lo, k, kl);
@@ -104,6 +164,7 @@ static int convert_v1(cj_tx *tx) {
 			if (rc == CJ_OK && lo.oom) rc = cj__fail(CJ_NOMEM, "out of memory");
 		}
 	} while (rc == CJ_OK && more);
+	if (rc == CJ_OK) rc = counts_put(tx, &cnt);
 	cj__buf_free(&c.kv);
 	cj__buf_free(&lo);
 	cj__buf_free(&hi);
@@ -115,8 +176,8 @@ static int convert_v1(cj_tx *tx) {
 static int upgrade_fn(cj_tx *tx, void *arg) {
 	struct format_arg *a = arg;
 	int rc = read_format(tx, a);
-	if (rc || a->version != 1) return rc; /* another process was first */
-	if ((rc = convert_v1(tx))) return rc;
+	if (rc || (a->version != 1 && a->version != 2)) return rc; /* another was first */
+	if ((rc = convert(tx))) return rc;
 	cj_buf k = CJ_BUF_INIT, v = CJ_BUF_INIT;
 	cj__key_meta(&k, "format");
 	cj__tup_int(&v, CJ_FORMAT_VERSION);
@@ -134,11 +195,11 @@ static int check_format(cj_db *db) {
 	struct format_arg a = {0, 0};
 	int rc = cj__run(db, NULL, 0, read_format, &a);
 	if (rc == CJ_OK && !a.found) rc = cj__run(db, NULL, 1, write_format, &a);
-	if (rc == CJ_OK && a.version == 1) {
+	if (rc == CJ_OK && (a.version == 1 || a.version == 2)) {
 		if (cj__engine_readonly(db->eng, db->edb))
-			return cj__fail(CJ_STORE, "the store is in format 1 and read-only: open it "
+			return cj__fail(CJ_STORE, "the store is in format %d and read-only: open it "
 			                "once with write access to convert it to format %d",
-			                CJ_FORMAT_VERSION);
+			                (int)a.version, CJ_FORMAT_VERSION);
 		rc = cj__run(db, NULL, 1, upgrade_fn, &a);
 	}
 	if (rc) return rc;

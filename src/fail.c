@@ -13,8 +13,10 @@ static int make_dead(cj_tx *tx, const char *type, const char *id, cj_jv *jv) {
 	jv->has_lock = jv->has_seq = jv->resubmit = 0;
 	jv->dead = 1;
 	jv->finished_ms = cj__epoch_ms();
+	if (jv->finished_ms <= 0) jv->finished_ms = 1; /* 0 means not ended */
 	int rc;
-	if ((rc = cj__tx_vs(tx, vs)) || (rc = cj__job_write(tx, type, id, jv, NULL, 0)))
+	if ((rc = cj__tx_vs(tx, vs)) || (rc = cj__job_write(tx, type, id, jv, NULL, 0)) ||
+	    (rc = cj__finished_put(tx, type, id, jv)))
 		return rc;
 	return cj__touch_activity(tx, type, vs);
 }
@@ -74,7 +76,8 @@ out:
 /* Puts the dead job (jv, read from copy) back to pending, scheduled now. */
 static int redrive(cj_tx *tx, const char *type, const char *id, cj_jv *jv, int keep) {
 	if (!keep) jv->attempt = 0;
-	return cj__job_enqueue(tx, type, id, 0, jv, NULL, 0, 0);
+	int rc = cj__job_unindex(tx, type, id, jv);
+	return rc ? rc : cj__job_enqueue(tx, type, id, 0, jv, NULL, 0, 0);
 }
 
 struct retry_arg {

@@ -68,13 +68,26 @@ int cj__job_activity_put(cj_tx *tx, const char *type, const char *id,
 }
 
 int cj__job_unindex(cj_tx *tx, const char *type, const char *id, const cj_jv *jv) {
-	if (jv->dead) return CJ_OK; /* dead jobs have neither */
+	/* finished and dead jobs have their finished entry only */
+	if (!jv->has_lock && jv->finished_ms != 0) return cj__finished_del(tx, type, id, jv);
+	if (jv->dead) return CJ_OK;
 	if (jv->has_lock && jv->has_seq) {
 		cj__key_activity(&tx->kbuf, type, jv->seq);
 	} else {
 		cj__key_pending(&tx->kbuf, type, jv->sched, id);
 	}
-	return cj__del_blind(tx, &tx->kbuf); /* finished jobs have neither */
+	return cj__del_blind(tx, &tx->kbuf); /* finished ones of format 1 have none */
+}
+
+int cj__job_delete(cj_tx *tx, const char *type, const char *id, const cj_jv *jv) {
+	uint8_t vs[CJ_VS_LEN];
+	int rc;
+	if ((rc = cj__job_unindex(tx, type, id, jv))) return rc;
+	cj__key_data(&tx->kbuf, type, id);
+	if ((rc = cj__del(tx, &tx->kbuf)) || (rc = cj__notify_job(tx, type, id)) ||
+	    (rc = cj__tx_vs(tx, vs)))
+		return rc;
+	return cj__touch_activity(tx, type, vs);
 }
 
 int cj__job_state(cj_tx *tx, const char *type, const char *id, const cj_jv *jv,

@@ -386,3 +386,101 @@ int cj__val_vs(const uint8_t *v, size_t vl, uint8_t out[CJ_VS_LEN]) {
 	memcpy(out, it.raw, CJ_VS_LEN);
 	return CJ_OK;
 }
+
+/* ---- retention: the finished index, its counts, the types' limits ---------- */
+
+void cj__key_finished(cj_buf *b, const char *type, int dead, int64_t finished_ms,
+                      const char *id) {
+	cj__key_finished_prefix(b, type, dead);
+	cj__tup_int(b, finished_ms);
+	str(b, id);
+}
+
+void cj__key_finished_prefix(cj_buf *b, const char *type, int dead) {
+	prefix(b, "finished");
+	str(b, type);
+	cj__tup_int(b, dead ? 1 : 0);
+}
+
+void cj__key_finished_count(cj_buf *b, const char *type, int dead) {
+	prefix(b, "finished_count");
+	str(b, type);
+	cj__tup_int(b, dead ? 1 : 0);
+}
+
+void cj__key_finished_count_prefix(cj_buf *b) { prefix(b, "finished_count"); }
+
+void cj__key_retention(cj_buf *b, const char *type) {
+	prefix(b, "retention");
+	str(b, type);
+}
+
+void cj__key_retention_prefix(cj_buf *b) { prefix(b, "retention"); }
+
+int cj__key_finished_parse(const uint8_t *k, size_t kl, int64_t *finished_ms, char **id) {
+	cj_tup_item it[4];
+	*id = NULL;
+	int rc = key_parse(k, kl, "finished", "finished", it, 4);
+	if (rc) return rc;
+	if (it[0].kind != CJ_TUP_STRING || it[1].kind != CJ_TUP_INT || it[2].kind != CJ_TUP_INT)
+		return cj__fail(CJ_STORE, "corrupt finished key");
+	*finished_ms = it[2].i;
+	return item_string(&it[3], "finished key", CJ_MAX_ID, id);
+}
+
+int cj__key_count_parse(const uint8_t *k, size_t kl, char **type, int *dead) {
+	cj_tup_item it[2];
+	*type = NULL;
+	int rc = key_parse(k, kl, "finished_count", "finished_count", it, 2);
+	if (rc) return rc;
+	if (it[1].kind != CJ_TUP_INT || (it[1].i != 0 && it[1].i != 1))
+		return cj__fail(CJ_STORE, "corrupt finished_count key");
+	*dead = (int)it[1].i;
+	return item_string(&it[0], "finished_count key", CJ_MAX_TYPE, type);
+}
+
+int cj__key_retention_parse(const uint8_t *k, size_t kl, char **type) {
+	cj_tup_item it;
+	*type = NULL;
+	int rc = key_parse(k, kl, "retention", "retention", &it, 1);
+	return rc ? rc : item_string(&it, "retention key", CJ_MAX_TYPE, type);
+}
+
+void cj__retention_encode(cj_buf *b, const cj_retention *r) {
+	cj__buf_reset(b);
+	cj__tup_int(b, r->keep_ms);
+	cj__tup_int(b, r->keep_max);
+	cj__tup_int(b, r->dead_keep_ms);
+	cj__tup_int(b, r->dead_keep_max);
+}
+
+int cj__retention_check(const cj_retention *r) {
+	const int64_t v[4] = {r->keep_ms, r->keep_max, r->dead_keep_ms, r->dead_keep_max};
+	static const char *const names[4] = {"keep_ms", "keep_max", "dead_keep_ms",
+	                                     "dead_keep_max"};
+	int any = 0;
+	for (int i = 0; i < 4; i++) {
+		if (v[i] < CJ_KEEP_ALL)
+			return cj__fail(CJ_INVALID, "%s %lld is negative (-1 keeps all)", names[i],
+			                (long long)v[i]);
+		any |= v[i] != CJ_KEEP_ALL;
+	}
+	if (!any) return cj__fail(CJ_INVALID, "no limit: every field is CJ_KEEP_ALL");
+	return CJ_OK;
+}
+
+int cj__retention_decode(const uint8_t *v, size_t vl, cj_retention *r) {
+	cj_tup_reader rd;
+	cj_tup_item it[4], end;
+	cj__tup_reader_init(&rd, v, vl);
+	for (int i = 0; i < 4; i++)
+		if (cj__tup_next(&rd, &it[i]) != 1 || it[i].kind != CJ_TUP_INT) goto bad;
+	if (cj__tup_next(&rd, &end) != 0) goto bad;
+	r->keep_ms = it[0].i;
+	r->keep_max = it[1].i;
+	r->dead_keep_ms = it[2].i;
+	r->dead_keep_max = it[3].i;
+	if (cj__retention_check(r) == CJ_OK) return CJ_OK;
+bad:
+	return cj__fail(CJ_STORE, "corrupt retention");
+}

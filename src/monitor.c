@@ -43,6 +43,7 @@ struct cj_monitor {
 	atomic_int stop;
 	struct mtype *t;
 	size_t n;
+	cj_retention_state ret; /* retention.c's duty */
 };
 
 /* ---- re-enqueueing ------------------------------------------------------ */
@@ -218,7 +219,11 @@ static void *monitor_main(void *arg) {
 			if (!rc && (wake < 0 || t->next_ms < wake)) wake = t->next_ms;
 		}
 		if (atomic_load(&m->stop)) break;
-		cj__wait(db, CJ_CHAN_TYPES, token, wake);
+		int64_t rwake = cj__retention_step(db, &m->ret, cj__mono_ms());
+		if (rwake >= 0 && (wake < 0 || rwake < wake)) wake = rwake;
+		const char *chans[2] = {CJ_CHAN_TYPES, CJ_CHAN_RETENTION};
+		uint64_t tokens[2] = {token, m->ret.token};
+		cj__wait_any(db, chans, tokens, m->ret.listen ? 2 : 1, wake);
 	}
 	return NULL;
 }
@@ -227,6 +232,7 @@ int cj__monitor_start(cj_db *db) {
 	struct cj_monitor *m = cj__calloc(1, sizeof *m);
 	if (!m) return cj__fail(CJ_NOMEM, "out of memory");
 	m->db = db;
+	m->ret = (cj_retention_state)CJ_RETENTION_STATE_INIT;
 	atomic_init(&m->stop, 0);
 	if (pthread_create(&m->thread, NULL, monitor_main, m) != 0) {
 		cj_free(m);

@@ -83,12 +83,15 @@ static int update_fn(cj_tx *tx, void *arg) {
 		}
 		jv.has_seq = jv.has_lock = 0;
 		jv.finished_ms = cj__epoch_ms();
+		if (jv.finished_ms <= 0) jv.finished_ms = 1; /* 0 means not ended */
 	} else {
 		jv.has_seq = 1;
 		memcpy(jv.seq, vs, CJ_VS_LEN);
 		if ((rc = cj__job_activity_put(tx, job->type, job->id, vs))) goto out;
 	}
 	if ((rc = cj__job_write(tx, job->type, job->id, &jv, a->data, a->dlen))) goto out;
+	if (a->end == RUN_FINISH && (rc = cj__finished_put(tx, job->type, job->id, &jv)))
+		goto out;
 	rc = cj__touch_activity(tx, job->type, vs);
 	if (rc == CJ_OK && a->end == RUN_UPDATE) job->resubmit = jv.resubmit;
 out:

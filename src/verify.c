@@ -15,11 +15,22 @@
 
 #include "cj_int.h"
 
-#define VFY_MAX_ELEMS 6
+#define VFY_MAX_ELEMS 7
 #define VFY_SHOW 80 /* bytes of a type, id or key shown in a line */
+
+/* The finished entries of one (type, dead), counted as the scan meets them
+ * (in key order, before the counts). */
+struct vgroup {
+	char *type;
+	int dead;
+	int64_t n;
+};
 
 struct vfy {
 	cj_tx *tx;
+	struct vgroup *g; /* groups met, in key order */
+	size_t ng, gcap;
+	size_t gnext; /* the next group a count key should name */
 	cj_verify_fn report;
 	void *arg;
 	uint64_t problems;
@@ -157,12 +168,25 @@ static int check_data(struct vfy *v, struct vkey *k) {
 	if (jv.resubmit && !jv.has_lock)
 		problem(v, type, id, "flagged for resubmission but not running");
 	if ((rc = check_record(v, type, id, &jv))) return rc;
+	if (jv.v1) return CJ_OK; /* its later fields are not there to check */
 	/* its pending entry, at its scheduled time */
 	cj__key_pending(&v->ikey, type, jv.sched, id);
 	if ((rc = has_key(v)) < 0) return rc;
 	int pending = rc;
 	if (pending && jv.has_lock) problem(v, type, id, "running, and has a pending entry");
 	if (pending && jv.dead) problem(v, type, id, "dead, and has a pending entry");
+	if (pending && jv.finished_ms != 0) problem(v, type, id, "pending, with a finish time");
+	if (!pending && !jv.has_lock && jv.finished_ms == 0 && !jv.dead) {
+		problem(v, type, id, "no pending entry at its scheduled time %lld, and no finish "
+		        "time", (long long)jv.sched);
+	} else if (!pending && !jv.has_lock && jv.finished_ms != 0) {
+		/* finished or dead: its finished entry, at its finish time */
+		cj__key_finished(&v->ikey, type, jv.dead, jv.finished_ms, id);
+		if ((rc = has_key(v)) < 0) return rc;
+		if (!rc)
+			problem(v, type, id, "%s, but has no finished entry at %lld",
+			        jv.dead ? "dead" : "finished", (long long)jv.finished_ms);
+	}
 	if (!jv.has_lock) return CJ_OK;
 	/* its activity entry, at its sequence, naming it */
 	char vs[2 * CJ_VS_LEN + 1];
@@ -234,6 +258,78 @@ static int check_activity(struct vfy *v, struct vkey *k) {
 	return CJ_OK;
 }
 
+/* ("finished", type, dead, ms, id): the job is finished (or dead) at ms. */
+static int check_finished(struct vfy *v, struct vkey *k) {
+	const char *type = k->type, *id = k->id;
+	int dead = (int)k->e[3].i;
+	int64_t ms = k->e[4].i;
+	const char *what = dead ? "dead" : "finished";
+	if (v->val.len != 0) problem(v, type, id, "finished entry with a value");
+	/* count it in its group */
+	struct vgroup *g = v->ng ? &v->g[v->ng - 1] : NULL;
+	if (!g || g->dead != dead || strcmp(g->type, type) != 0) {
+		if (v->ng == v->gcap) {
+			size_t cap = v->gcap ? 2 * v->gcap : 16;
+			struct vgroup *ng = cj__realloc(v->g, cap * sizeof *ng);
+			if (!ng) return cj__fail(CJ_NOMEM, "out of memory");
+			v->g = ng;
+			v->gcap = cap;
+		}
+		g = &v->g[v->ng];
+		if (!(g->type = cj__strdup(type))) return cj__fail(CJ_NOMEM, "out of memory");
+		g->dead = dead;
+		g->n = 0;
+		v->ng++;
+	}
+	g->n++;
+	cj_jv jv;
+	cj_state state;
+	int rc = read_job(v, type, id, &jv);
+	if (rc == CJ_NOT_FOUND) {
+		problem(v, type, id, "%s entry at %lld of a job that does not exist", what,
+		        (long long)ms);
+		return CJ_OK;
+	}
+	if (rc == 1 || (rc == CJ_OK && jv.v1)) return CJ_OK; /* reported at its own key */
+	if (rc || (rc = cj__job_state(v->tx, type, id, &jv, &state))) return rc;
+	if (state != (dead ? CJ_DEAD : CJ_FINISHED))
+		problem(v, type, id, "%s entry at %lld of a job that is %s", what, (long long)ms,
+		        cj_state_name(state));
+	else if (jv.finished_ms != ms)
+		problem(v, type, id, "%s entry at %lld, but the job finished at %lld", what,
+		        (long long)ms, (long long)jv.finished_ms);
+	return CJ_OK;
+}
+
+/* Reports the groups of finished entries before index `to` as without a
+ * count. */
+static void groups_uncounted(struct vfy *v, size_t to) {
+	for (; v->gnext < to; v->gnext++)
+		problem(v, v->g[v->gnext].type, NULL, "%lld %s entries, but no count of them",
+		        (long long)v->g[v->gnext].n, v->g[v->gnext].dead ? "dead" : "finished");
+}
+
+/* ("finished_count", type, dead) = (n): the number of its entries. */
+static void check_count(struct vfy *v, struct vkey *k) {
+	int dead = (int)k->e[3].i;
+	int64_t n, have = 0;
+	size_t i = v->gnext;
+	/* the groups (in the same order) that come before this one have none */
+	while (i < v->ng && (strcmp(v->g[i].type, k->type) < 0 ||
+	                     (strcmp(v->g[i].type, k->type) == 0 && v->g[i].dead < dead)))
+		i++;
+	groups_uncounted(v, i);
+	if (i < v->ng && strcmp(v->g[i].type, k->type) == 0 && v->g[i].dead == dead) {
+		have = v->g[i].n;
+		v->gnext = i + 1;
+	}
+	if (cj__val_int(v->val.p, v->val.len, &n) != CJ_OK)
+		problem(v, k->type, NULL, "finished count does not decode");
+	else if (n != have)
+		problem(v, k->type, NULL, "%s count %lld, but %lld entries", dead ? "dead" : "finished",
+		        (long long)n, (long long)have);
+}
+
 /* Checks a one-element value: an int in lo..hi or a versionstamp. */
 static void check_int_value(struct vfy *v, const char *type, const char *what,
                             int64_t lo, int64_t hi) {
@@ -298,6 +394,20 @@ static int check_one(struct vfy *v) {
 			return check_pending(v, &k);
 	} else if (strcmp(sub, "activity") == 0 && k.n == 4 && k.e[3].kind == CJ_TUP_VS) {
 		return check_activity(v, &k);
+	} else if (strcmp(sub, "finished") == 0 && k.n == 6 && k.e[3].kind == CJ_TUP_INT &&
+	           k.e[4].kind == CJ_TUP_INT) {
+		if (elem_str(&k.e[5], k.id, sizeof k.id) != 0 || k.e[4].i <= 0 ||
+		    (k.e[3].i != 0 && k.e[3].i != 1))
+			problem(v, k.type, NULL, "finished key with an invalid id, kind or time");
+		else
+			return check_finished(v, &k);
+	} else if (strcmp(sub, "finished_count") == 0 && k.n == 4 &&
+	           k.e[3].kind == CJ_TUP_INT && (k.e[3].i == 0 || k.e[3].i == 1)) {
+		check_count(v, &k);
+	} else if (strcmp(sub, "retention") == 0 && k.n == 3) {
+		cj_retention ret;
+		if (cj__retention_decode(v->val.p, v->val.len, &ret) != CJ_OK)
+			problem(v, k.type, NULL, "retention does not decode");
 	} else {
 		problem(v, NULL, NULL, "unknown key");
 	}
@@ -319,11 +429,19 @@ static int verify_entry(const uint8_t *k, size_t kl, const uint8_t *val, size_t 
 	return rc;
 }
 
+static void groups_free(struct vfy *v) {
+	for (size_t i = 0; i < v->ng; i++) cj_free(v->g[i].type);
+	cj_free(v->g);
+	v->g = NULL;
+	v->ng = v->gcap = v->gnext = 0;
+}
+
 static int verify_fn(cj_tx *tx, void *arg) {
 	struct vfy *v = arg;
 	v->tx = tx;
 	v->problems = 0; /* a retry starts over */
 	v->stopped = 0;
+	groups_free(v);
 	/* every key (one of all 0xff bytes would be out of range) */
 	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
 	static const uint8_t ff[32] = {
@@ -333,6 +451,7 @@ static int verify_fn(cj_tx *tx, void *arg) {
 	cj__buf_add(&lo, "", 1);
 	cj__buf_add(&hi, ff, sizeof ff);
 	int rc = cj__scan(tx, &lo, &hi, verify_entry, v);
+	if (rc == CJ_OK) groups_uncounted(v, v->ng);
 	cj__buf_free(&lo);
 	cj__buf_free(&hi);
 	return rc;
@@ -341,9 +460,10 @@ static int verify_fn(cj_tx *tx, void *arg) {
 int cj_verify(cj_db *db, cj_verify_fn report, void *arg, uint64_t *problems) {
 	if (problems) *problems = 0;
 	if (!db) return cj__fail(CJ_INVALID, "db is NULL");
-	struct vfy v = {NULL, report, arg, 0, 0, CJ_BUF_INIT, CJ_BUF_INIT, CJ_BUF_INIT,
-	                CJ_BUF_INIT};
+	struct vfy v = {NULL, NULL, 0, 0, 0, report, arg, 0, 0, CJ_BUF_INIT, CJ_BUF_INIT,
+	                CJ_BUF_INIT, CJ_BUF_INIT};
 	int rc = cj__run(db, NULL, 0, verify_fn, &v);
+	groups_free(&v);
 	cj__buf_free(&v.key);
 	cj__buf_free(&v.val);
 	cj__buf_free(&v.copy);

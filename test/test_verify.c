@@ -225,7 +225,7 @@ TEST(verify_bad_values) {
 	cj__buf_reset(&v);
 	cj__tup_int(&v, 7);
 	raw_put(db, &k, v.p, v.len);
-	CHECK_PROBLEMS(db, 1, "format version 7 is outside 2..2");
+	CHECK_PROBLEMS(db, 1, "format version 7 is outside 3..3");
 	cj__buf_reset(&v);
 	cj__tup_int(&v, CJ_FORMAT_VERSION);
 	raw_put(db, &k, v.p, v.len);
@@ -244,8 +244,10 @@ TEST(verify_pending_index) {
 	raw_del(db, &k);
 	cj__key_pending(&k, "t", 5, "p");
 	raw_put(db, &k, "", 0);
-	CHECK_PROBLEMS(db, 1, "type \"t\" id \"p\": pending entry at 5, but the job is "
+	CHECK_PROBLEMS(db, 2, "type \"t\" id \"p\": pending entry at 5, but the job is "
 	                      "scheduled at 4000000000");
+	CHECK_PROBLEMS(db, 2, "type \"t\" id \"p\": no pending entry at its scheduled time "
+	                      "4000000000, and no finish time");
 	/* and a second one at the right time */
 	cj__key_pending(&k, "t", 4000000000, "p");
 	raw_put(db, &k, "", 0);
@@ -389,6 +391,30 @@ static int64_t raw_format(cj_db *db) {
 	return n;
 }
 
+/* Deletes the finished entry and count of the ended job type/id, as a
+ * store of format 1 or 2 lacks them. */
+static void strip_finished(cj_db *db, const char *type, const char *id) {
+	cj_buf copy = CJ_BUF_INIT, k = CJ_BUF_INIT;
+	cj_jv jv;
+	raw_job(db, type, id, &copy, &jv);
+	CHECK(jv.finished_ms > 0);
+	cj__key_finished(&k, type, jv.dead, jv.finished_ms, id);
+	raw_del(db, &k);
+	cj__key_finished_count(&k, type, jv.dead);
+	raw_del(db, &k);
+	cj__buf_free(&copy);
+	cj__buf_free(&k);
+}
+
+static void set_format(cj_db *db, int64_t version) {
+	cj_buf k = CJ_BUF_INIT, v = CJ_BUF_INIT;
+	cj__key_meta(&k, "format");
+	cj__tup_int(&v, version);
+	raw_put(db, &k, v.p, v.len);
+	cj__buf_free(&k);
+	cj__buf_free(&v);
+}
+
 /* A store written by format 1 (the healthy store's jobs with their values
  * cut back to format 1, and format 1 recorded) opens: it is converted to
  * format 2 in place, every value rewritten, and its jobs carry on. */
@@ -401,6 +427,7 @@ TEST(format1_store_converts) {
 	CHECK_OK(cj_accept(db, "u", &o, &job, NULL));
 	const char *ids[][2] = {{"t", "r"}, {"t", "rr"}, {"t", "f"}, {"t", "p"},
 	                        {"u", "x\n\"y"}, {"u", "run"}};
+	strip_finished(db, "t", "f");
 	for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) put_v1(db, ids[i][0], ids[i][1]);
 	cj_buf k = CJ_BUF_INIT, v = CJ_BUF_INIT;
 	cj__key_meta(&k, "format");
@@ -449,7 +476,66 @@ TEST(format1_store_converts) {
 	cj__buf_free(&v);
 }
 
+/* A store written by format 2 (the healthy store and a dead job, without
+ * finished entries and counts, one finished job without a finish time as
+ * the conversion from format 1 left it) opens: its finished and dead jobs
+ * are indexed and counted, and retention finds them. */
+TEST(format2_store_converts) {
+	cj_db *db = healthy();
+	CHECK_OK(cj_add(db, NULL, "u", "dead", NULL, 0));
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 0;
+	cj_job *job;
+	CHECK_OK(cj_accept(db, "u", &o, &job, NULL)); /* "dead" before "x..." */
+	CHECK_STR(cj_job_id(job), "dead");
+	CHECK_OK(cj_fail(db, NULL, job, NULL));
+	cj_job_free(job);
+	CHECK_OK(cj_add(db, NULL, "u", "fin", NULL, 0));
+	CHECK_OK(cj_accept(db, "u", &o, &job, NULL));
+	CHECK_OK(cj_finish(db, NULL, job, NULL));
+	cj_job_free(job);
+	CHECK_PROBLEMS(db, 0, NULL);
+	strip_finished(db, "t", "f");
+	strip_finished(db, "u", "dead");
+	strip_finished(db, "u", "fin");
+	cj_buf copy = CJ_BUF_INIT;
+	cj_jv jv;
+	raw_job(db, "u", "fin", &copy, &jv);
+	jv.finished_ms = 0;
+	put_job(db, "u", "fin", &jv, NULL);
+	cj__buf_free(&copy);
+	set_format(db, 2);
+	CHECK_PROBLEMS(db, 4, "type \"u\" id \"dead\": dead, but has no finished entry");
+	cj_close(db);
+
+	int64_t before = (int64_t)t_epoch() * 1000;
+	db = open_nomon();
+	CHECK_INT(raw_format(db), CJ_FORMAT_VERSION);
+	CHECK_PROBLEMS(db, 0, NULL);
+	cj_job_info info;
+	CHECK_OK(cj_get_job(db, NULL, "u", "fin", &info));
+	CHECK_INT(info.state, CJ_FINISHED);
+	CHECK(info.finished_ms >= before); /* the time of the conversion */
+	cj_job_info_clear(&info);
+	/* the index finds exactly the ended jobs */
+	cj_retention none = {CJ_KEEP_ALL, 0, CJ_KEEP_ALL, 0};
+	uint64_t n = 0;
+	CHECK_OK(cj_prune(db, NULL, &none, &n));
+	CHECK_INT(n, 3);
+	CHECK_RC(cj_get_job(db, NULL, "t", "f", &info), CJ_NOT_FOUND);
+	CHECK_RC(cj_get_job(db, NULL, "u", "dead", &info), CJ_NOT_FOUND);
+	CHECK_OK(cj_get_job(db, NULL, "t", "p", &info));
+	cj_job_info_clear(&info);
+	CHECK_PROBLEMS(db, 0, NULL);
+	/* a store of a format after this one's is refused */
+	set_format(db, CJ_FORMAT_VERSION + 1);
+	cj_close(db);
+	cj_db *other = NULL;
+	CHECK_RC(cj_open(t_url(), NULL, &other), CJ_STORE);
+	CHECK(strstr(cj_last_error(), "unknown store format version") != NULL);
+}
+
 TEST_MAIN(ENTRY(verify_healthy_store), ENTRY(verify_report_stops), ENTRY(verify_bad_keys),
           ENTRY(verify_bad_values), ENTRY(verify_pending_index),
           ENTRY(verify_activity_index), ENTRY(verify_cli_check),
-          ENTRY(format1_store_converts))
+          ENTRY(format1_store_converts), ENTRY(format2_store_converts))

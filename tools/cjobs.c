@@ -36,6 +36,25 @@ static const struct cli_cmd commands[] = {
 	 "seconds, jittered: none (exactly), full (0 to that), equal (half to\n"
 	 "all of it); after max-attempts (0: never) it is dead. With --clear,\n"
 	 "clears it: a failure is then final, a lost lease retried at once."},
+	{"retention", cmd_retention, 1, 1,
+	 "TYPE [--keep-for D] [--keep N] [--dead-keep-for D] [--dead-keep N] | --clear",
+	 "print, set or clear the retention of a job type's finished and dead jobs",
+	 cli_retention_opts, 0,
+	 "With TYPE alone, prints the type's retention as one JSON object (null:\n"
+	 "no limit; exit 3 when it has none). With options, sets it: the options\n"
+	 "given replace those of the current retention. Finished jobs are removed\n"
+	 "once they finished longer than --keep-for ago, and beyond the --keep\n"
+	 "that finished last; dead jobs by --dead-keep-for and --dead-keep. The\n"
+	 "activity monitors of the processes that have the store open remove\n"
+	 "them. With --clear, clears it: such jobs are kept until removed."},
+	{"prune", cmd_prune, 0, 1, "[TYPE] [--older-than D] [--keep N] [--dead]",
+	 "remove finished (or dead) jobs now",
+	 cli_prune_opts, 0,
+	 "With --older-than or --keep, removes the finished jobs (--dead: the dead\n"
+	 "ones) of TYPE, or of every type, that finished longer than D ago or are\n"
+	 "beyond the N that finished last. Without them, applies the retention of\n"
+	 "TYPE (exit 3 when it has none), or of every type that has one. Pending\n"
+	 "and running jobs are never removed. Prints the number of jobs removed."},
 	{"types", cmd_types, 0, 0, "",
 	 "list the job types that have a timeout",
 	 NULL, 0,

@@ -176,6 +176,8 @@ int cmd_resubmit(struct cli *c, const struct cli_args *a);
 int cmd_watch(struct cli *c, const struct cli_args *a);
 int cmd_work(struct cli *c, const struct cli_args *a);
 int cmd_serve(struct cli *c, const struct cli_args *a);
+int cmd_retention(struct cli *c, const struct cli_args *a);
+int cmd_prune(struct cli *c, const struct cli_args *a);
 
 /* Option tables; the index of an option in its table is its index in
  * cli_args.val / cli_args.set. */
@@ -190,6 +192,11 @@ extern const struct cli_opt cli_accept_opts[];  /* ACCEPT_TIMEOUT, ACCEPT_ANY,
 extern const struct cli_opt cli_resubmit_opts[];/* RESUB_AT, RESUB_IN */
 extern const struct cli_opt cli_work_opts[];    /* WORK_* */
 extern const struct cli_opt cli_serve_opts[];   /* SERVE_* */
+extern const struct cli_opt cli_retention_opts[]; /* RETENTION_* */
+extern const struct cli_opt cli_prune_opts[];   /* PRUNE_* */
+enum { RETENTION_KEEP_FOR, RETENTION_KEEP, RETENTION_DEAD_KEEP_FOR, RETENTION_DEAD_KEEP,
+       RETENTION_CLEAR };
+enum { PRUNE_OLDER_THAN, PRUNE_KEEP, PRUNE_DEAD };
 
 enum { ADD_AT, ADD_IN, ADD_UNIQUE, ADD_IF_ABSENT };
 enum { LIST_STATE };

@@ -241,7 +241,8 @@ static char *slurp(const char *path) {
 TEST(help) {
 	static const char *cmds[] = {"timeout", "policy", "types", "add", "get", "list",
 	                             "rm", "stats", "accept", "update", "finish", "fail",
-	                             "retry", "resubmit", "watch", "work"};
+	                             "retry", "resubmit", "watch", "work", "retention",
+	                             "prune"};
 	char *out, *err, *out2;
 	CHECK_INT(CJ(&out, &err, "'%s' --help", cj()), 0);
 	CHECK_STR(err, "");
@@ -1447,6 +1448,84 @@ TEST(fail_policy_retry) {
 	fails(3, "policy f --clear");
 }
 
+/* ---- retention, prune ---------------------------------------------------- */
+
+/* Adds type/id and finishes it (fail: fails it; dead, without a policy). */
+static void ended(const char *type, const char *id, int fail) {
+	char args[256];
+	snprintf(args, sizeof args, "add %s %s", type, id);
+	ok(args);
+	snprintf(args, sizeof args, "accept %s --lock-only", type);
+	char *lock = ok_out(args);
+	lock[strcspn(lock, "\n")] = 0;
+	snprintf(args, sizeof args, "%s %s %s %s", fail ? "fail" : "finish", type, id, lock);
+	ok(args);
+	free(lock);
+}
+
+TEST(retention_prune) {
+	ok("timeout r 30");
+	/* retention: none yet; set, read back, partial update, clear */
+	fails_saying(3, "retention r", "has no retention");
+	ok("retention r --keep-for 1h --keep 3");
+	char *o = ok_out("retention r");
+	CHECK_STR(o, "{\"keep_for_ms\":3600000,\"keep\":3,\"dead_keep_for_ms\":null,"
+	             "\"dead_keep\":null}\n");
+	free(o);
+	ok("retention r --dead-keep 1 --dead-keep-for 2d");
+	o = ok_out("retention r");
+	CHECK_STR(o, "{\"keep_for_ms\":3600000,\"keep\":3,\"dead_keep_for_ms\":172800000,"
+	             "\"dead_keep\":1}\n");
+	free(o);
+	fails_saying(2, "retention r --keep -1", "invalid --keep '-1'");
+	fails_saying(2, "retention r --keep-for soon", "invalid --keep-for 'soon'");
+	fails_saying(2, "retention r --clear --keep 2", "not both");
+	fails(2, "retention '' --keep 1");
+	fails(2, "retention");
+	ok("retention r --clear");
+	fails_saying(3, "retention r --clear", "has no retention");
+
+	/* prune by hand: 5 finished, 2 dead, 1 pending */
+	for (int i = 0; i < 5; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "f%d", i);
+		ended("r", id, 0);
+	}
+	ended("r", "d0", 1);
+	ended("r", "d1", 1);
+	ok("add r p");
+	fails_saying(3, "prune r", "has no retention");
+	fails_saying(2, "prune r --dead", "--dead needs --older-than or --keep");
+	fails_saying(2, "prune r --keep x", "invalid --keep 'x'");
+	fails_saying(2, "prune r --older-than 3 --keep 1 extra", NULL);
+	o = ok_out("prune r --keep 2");
+	CHECK_STR(o, "3\n");
+	free(o);
+	check_state("r", "f3", "finished");
+	fails(3, "get r f0");
+	fails(3, "get r f2");
+	o = ok_out("prune r --older-than 1h");
+	CHECK_STR(o, "0\n");
+	free(o);
+	o = ok_out("prune --dead --keep 1");
+	CHECK_STR(o, "1\n");
+	free(o);
+	check_state("r", "d1", "dead");
+	/* by the type's own retention, and every type's */
+	ok("retention r --keep 1");
+	o = ok_out("prune r");
+	CHECK_STR(o, "1\n");
+	free(o);
+	o = ok_out("prune");
+	CHECK_STR(o, "0\n");
+	free(o);
+	check_state("r", "f4", "finished");
+	check_state("r", "p", "pending");
+	char *out = NULL;
+	CHECK_INT(t_sh(&out, NULL, "%s check", t_bin("cjobs")), 0);
+	free(out);
+}
+
 TEST_MAIN(ENTRY(help), ENTRY(timeout_and_types), ENTRY(add_get_list_rm_stats),
           ENTRY(add_unique), ENTRY(accept_work_types),
           ENTRY(schedule), ENTRY(accept_update_finish), ENTRY(watch),
@@ -1454,4 +1533,5 @@ TEST_MAIN(ENTRY(help), ENTRY(timeout_and_types), ENTRY(add_get_list_rm_stats),
           ENTRY(work_batch_accept),
           ENTRY(work_large_data), ENTRY(work_keeps_job_alive), ENTRY(work_job_removed),
           ENTRY(work_sigterm_hands_back), ENTRY(work_and_watch_idle_wake_for_nothing),
-          ENTRY(test_programs_list_cases), ENTRY(fail_policy_retry))
+          ENTRY(test_programs_list_cases), ENTRY(fail_policy_retry),
+          ENTRY(retention_prune))

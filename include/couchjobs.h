@@ -1391,7 +1391,10 @@ typedef int (*cj_verify_fn)(const char *problem, void *arg);
  *    running one is at attempt 1 or later and has no finish time, each of
  *    its errors (at most #CJ_MAX_ERRORS) is one JSON object, its own
  *    retry policy and every type's are within their ranges;
- *  - every pending and activity entry belongs to a job in that state.
+ *  - every pending and activity entry belongs to a job in that state;
+ *  - a finished or dead job has a finish time and exactly one entry in
+ *    the index retention reads, at that time; every entry belongs to a job
+ *    in that state; each type's count of them is right.
  *
  * The library never leaves a store that breaks one of these (each of its
  * transactions keeps them, and is atomic); a problem means the store was

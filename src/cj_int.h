@@ -572,6 +572,9 @@ int cj__job_activity_put(cj_tx *tx, const char *type, const char *id,
                          const uint8_t vs[CJ_VS_LEN]);
 /* Deletes the job's pending or activity entry, whichever it has. */
 int cj__job_unindex(cj_tx *tx, const char *type, const char *id, const cj_jv *jv);
+/* The finish time of a job ending now (FinishedMs): the wall clock, at
+ * least 1, as 0 means "not ended". */
+int64_t cj__job_end_ms(void);
 /* Deletes the job (jv, as loaded) and its index entries, and marks it
  * changed, as cj_remove does. */
 int cj__job_delete(cj_tx *tx, const char *type, const char *id, const cj_jv *jv);

@@ -12,8 +12,7 @@ static int make_dead(cj_tx *tx, const char *type, const char *id, cj_jv *jv) {
 	uint8_t vs[CJ_VS_LEN];
 	jv->has_lock = jv->has_seq = jv->resubmit = 0;
 	jv->dead = 1;
-	jv->finished_ms = cj__epoch_ms();
-	if (jv->finished_ms <= 0) jv->finished_ms = 1; /* 0 means not ended */
+	jv->finished_ms = cj__job_end_ms();
 	int rc;
 	if ((rc = cj__tx_vs(tx, vs)) || (rc = cj__job_write(tx, type, id, jv, NULL, 0)) ||
 	    (rc = cj__finished_put(tx, type, id, jv)))

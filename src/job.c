@@ -79,6 +79,11 @@ int cj__job_unindex(cj_tx *tx, const char *type, const char *id, const cj_jv *jv
 	return cj__del_blind(tx, &tx->kbuf); /* finished ones of format 1 have none */
 }
 
+int64_t cj__job_end_ms(void) {
+	int64_t ms = cj__epoch_ms();
+	return ms > 0 ? ms : 1;
+}
+
 int cj__job_delete(cj_tx *tx, const char *type, const char *id, const cj_jv *jv) {
 	uint8_t vs[CJ_VS_LEN];
 	int rc;

@@ -110,18 +110,26 @@ int cj__policy_check(const cj_retry_policy *p) {
 	return CJ_OK;
 }
 
-int cj__policy_decode(const uint8_t *v, size_t vl, cj_retry_policy *p) {
+/* Decodes a value of exactly n ints into out: 0, or -1. */
+static int ints_decode(const uint8_t *v, size_t vl, int64_t *out, int n) {
 	cj_tup_reader r;
-	cj_tup_item it[5], end;
+	cj_tup_item it;
 	cj__tup_reader_init(&r, v, vl);
-	for (int i = 0; i < 5; i++)
-		if (cj__tup_next(&r, &it[i]) != 1 || it[i].kind != CJ_TUP_INT) goto bad;
-	if (cj__tup_next(&r, &end) != 0 || it[4].i < 0 || it[4].i > CJ_JITTER_EQUAL) goto bad;
-	p->max_attempts = it[0].i;
-	p->backoff_min = it[1].i;
-	p->backoff_max = it[2].i;
-	p->multiplier = it[3].i;
-	p->jitter = (int)it[4].i;
+	for (int i = 0; i < n; i++) {
+		if (cj__tup_next(&r, &it) != 1 || it.kind != CJ_TUP_INT) return -1;
+		out[i] = it.i;
+	}
+	return cj__tup_next(&r, &it) == 0 ? 0 : -1;
+}
+
+int cj__policy_decode(const uint8_t *v, size_t vl, cj_retry_policy *p) {
+	int64_t f[5];
+	if (ints_decode(v, vl, f, 5) != 0 || f[4] < 0 || f[4] > CJ_JITTER_EQUAL) goto bad;
+	p->max_attempts = f[0];
+	p->backoff_min = f[1];
+	p->backoff_max = f[2];
+	p->multiplier = f[3];
+	p->jitter = (int)f[4];
 	if (cj__policy_check(p) == CJ_OK) return CJ_OK;
 bad:
 	return cj__fail(CJ_STORE, "corrupt retry policy");
@@ -470,16 +478,12 @@ int cj__retention_check(const cj_retention *r) {
 }
 
 int cj__retention_decode(const uint8_t *v, size_t vl, cj_retention *r) {
-	cj_tup_reader rd;
-	cj_tup_item it[4], end;
-	cj__tup_reader_init(&rd, v, vl);
-	for (int i = 0; i < 4; i++)
-		if (cj__tup_next(&rd, &it[i]) != 1 || it[i].kind != CJ_TUP_INT) goto bad;
-	if (cj__tup_next(&rd, &end) != 0) goto bad;
-	r->keep_ms = it[0].i;
-	r->keep_max = it[1].i;
-	r->dead_keep_ms = it[2].i;
-	r->dead_keep_max = it[3].i;
+	int64_t f[4];
+	if (ints_decode(v, vl, f, 4) != 0) goto bad;
+	r->keep_ms = f[0];
+	r->keep_max = f[1];
+	r->dead_keep_ms = f[2];
+	r->dead_keep_max = f[3];
 	if (cj__retention_check(r) == CJ_OK) return CJ_OK;
 bad:
 	return cj__fail(CJ_STORE, "corrupt retention");

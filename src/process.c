@@ -82,8 +82,7 @@ static int update_fn(cj_tx *tx, void *arg) {
 			goto out;
 		}
 		jv.has_seq = jv.has_lock = 0;
-		jv.finished_ms = cj__epoch_ms();
-		if (jv.finished_ms <= 0) jv.finished_ms = 1; /* 0 means not ended */
+		jv.finished_ms = cj__job_end_ms();
 	} else {
 		jv.has_seq = 1;
 		memcpy(jv.seq, vs, CJ_VS_LEN);

@@ -356,6 +356,53 @@ TEST(verify_cli_check) {
 	cj__buf_free(&k);
 }
 
+/* The finished index: an ended job without its entry, an entry without
+ * its job, counts that are wrong or missing, a retention that does not
+ * decode. */
+TEST(verify_finished_index) {
+	cj_db *db = healthy();
+	cj_buf copy = CJ_BUF_INIT, k = CJ_BUF_INIT, v = CJ_BUF_INIT;
+	cj_jv jv;
+	raw_job(db, "t", "f", &copy, &jv);
+	int64_t ms = jv.finished_ms;
+	/* the entry of "f" gone: the job lacks it, the count is off */
+	cj__key_finished(&k, "t", 0, ms, "f");
+	raw_del(db, &k);
+	CHECK_PROBLEMS(db, 2, "type \"t\" id \"f\": finished, but has no finished entry");
+	CHECK_PROBLEMS(db, 2, "type \"t\": finished count 1, but 0 entries");
+	/* an entry of the wrong kind, and one of a job that does not exist */
+	cj__key_finished(&k, "t", 1, ms, "f");
+	raw_put(db, &k, "", 0);
+	CHECK_PROBLEMS(db, 4, "type \"t\" id \"f\": dead entry at");
+	CHECK_PROBLEMS(db, 4, "type \"t\": 1 dead entries, but no count of them");
+	raw_del(db, &k);
+	cj__key_finished(&k, "t", 0, ms, "f");
+	raw_put(db, &k, "", 0);
+	cj__key_finished(&k, "t", 0, 5, "ghost");
+	raw_put(db, &k, "", 0);
+	CHECK_PROBLEMS(db, 2, "type \"t\" id \"ghost\": finished entry at 5 of a job that does "
+	                      "not exist");
+	CHECK_PROBLEMS(db, 2, "type \"t\": finished count 1, but 2 entries");
+	raw_del(db, &k);
+	CHECK_PROBLEMS(db, 0, NULL);
+	/* the count missing */
+	cj__key_finished_count(&k, "t", 0);
+	raw_del(db, &k);
+	CHECK_PROBLEMS(db, 1, "type \"t\": 1 finished entries, but no count of them");
+	cj__tup_int(&v, 1);
+	raw_put(db, &k, v.p, v.len);
+	/* a retention that does not decode */
+	cj__key_retention(&k, "t");
+	raw_put(db, &k, v.p, v.len);
+	CHECK_PROBLEMS(db, 1, "type \"t\": retention does not decode");
+	raw_del(db, &k);
+	CHECK_PROBLEMS(db, 0, NULL);
+	cj__buf_free(&copy);
+	cj__buf_free(&k);
+	cj__buf_free(&v);
+	cj_close(db);
+}
+
 /* ---- a store of the previous format ---------------------------------------- */
 
 /* Rewrites the job's value as format 1 wrote it: (Sequence, JobLock,
@@ -537,5 +584,5 @@ TEST(format2_store_converts) {
 
 TEST_MAIN(ENTRY(verify_healthy_store), ENTRY(verify_report_stops), ENTRY(verify_bad_keys),
           ENTRY(verify_bad_values), ENTRY(verify_pending_index),
-          ENTRY(verify_activity_index), ENTRY(verify_cli_check),
+          ENTRY(verify_activity_index), ENTRY(verify_cli_check), ENTRY(verify_finished_index),
           ENTRY(format1_store_converts), ENTRY(format2_store_converts))

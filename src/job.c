@@ -70,6 +70,8 @@ int cj__job_activity_put(cj_tx *tx, const char *type, const char *id,
 int cj__job_unindex(cj_tx *tx, const char *type, const char *id, const cj_jv *jv) {
 	if (jv->dead) return CJ_OK; /* dead jobs have neither */
 	if (jv->has_lock && jv->has_seq) {
+		int rc = cj__run_ended(tx, type); /* a running job: its slot frees */
+		if (rc) return rc;
 		cj__key_activity(&tx->kbuf, type, jv->seq);
 	} else {
 		cj__key_pending(&tx->kbuf, type, jv->sched, id);

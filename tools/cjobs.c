@@ -36,6 +36,14 @@ static const struct cli_cmd commands[] = {
 	 "seconds, jittered: none (exactly), full (0 to that), equal (half to\n"
 	 "all of it); after max-attempts (0: never) it is dead. With --clear,\n"
 	 "clears it: a failure is then final, a lost lease retried at once."},
+	{"limit", cmd_limit, 1, 1, "TYPE [--concurrency N] [--rate N/PERIOD] | --clear",
+	 "print, set or clear the concurrency and rate limits of a job type", cli_limit_opts, 0,
+	 "With TYPE alone, prints the type's limits as one JSON object (exit 3 when\n"
+	 "it has none). With options, sets them: the options given replace those of\n"
+	 "the current limits. --concurrency N: at most N jobs of the type run at once,\n"
+	 "across every processor. --rate N/PERIOD: at most N accepts per PERIOD (a\n"
+	 "token bucket of N, refilled continuously). 0 turns either off. With\n"
+	 "--clear, clears them."},
 	{"types", cmd_types, 0, 0, "",
 	 "list the job types that have a timeout",
 	 NULL, 0,

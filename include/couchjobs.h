@@ -1172,6 +1172,12 @@ int cj_get_type_limits(cj_db *db, const char *type, cj_type_limits *limits);
  * @return #CJ_OK, #CJ_NOT_FOUND (none set), #CJ_INVALID, #CJ_STORE,
  *         #CJ_NOMEM. */
 int cj_clear_type_limits(cj_db *db, const char *type);
+
+/** @brief Are @p limits what cj_set_type_limits() accepts? For front ends
+ * that judge input before opening a store; thread-safe, touches no store.
+ * @return #CJ_OK, #CJ_INVALID (with the detail cj_set_type_limits() would
+ *         give). */
+int cj_type_limits_check(const cj_type_limits *limits);
 /** @} */
 
 /** @defgroup subs Subscriptions

@@ -179,12 +179,15 @@ static int set_fn(cj_tx *tx, void *arg) {
 	return limits_changed(tx, a->type);
 }
 
+int cj_type_limits_check(const cj_type_limits *limits) {
+	if (!limits) return cj__fail(CJ_INVALID, "limits is NULL");
+	return cj__limits_check(limits);
+}
+
 int cj_set_type_limits(cj_db *db, const char *type, const cj_type_limits *limits) {
 	if (!db) return cj__fail(CJ_INVALID, "db is NULL");
 	int rc;
-	if ((rc = cj__check_type(type))) return rc;
-	if (!limits) return cj__fail(CJ_INVALID, "limits is NULL");
-	if ((rc = cj__limits_check(limits))) return rc;
+	if ((rc = cj__check_type(type)) || (rc = cj_type_limits_check(limits))) return rc;
 	struct limits_arg a = {type, limits, CJ_TYPE_LIMITS_INIT};
 	return cj__run(db, NULL, 1, set_fn, &a);
 }

@@ -105,8 +105,12 @@ TEST(limits_bad_arguments) {
 		limits(INT64_MIN, INT64_MAX, INT64_MAX),
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		CHECK_RC(cj_type_limits_check(&bad[i]), CJ_INVALID);
+		char detail[256];
+		snprintf(detail, sizeof detail, "%s", cj_last_error());
 		CHECK_RC(cj_set_type_limits(db, "v", &bad[i]), CJ_INVALID);
-		CHECK(strlen(cj_last_error()) > 0);
+		CHECK(strlen(detail) > 0);
+		CHECK_STR(cj_last_error(), detail); /* the check says what the call says */
 		CHECK_RC(cj_get_type_limits(db, "v", &got), CJ_NOT_FOUND); /* nothing written */
 	}
 	/* both ends of every range */
@@ -116,7 +120,9 @@ TEST(limits_bad_arguments) {
 		limits(CJ_MAX_RUNNING_LIMIT, CJ_MAX_RATE, CJ_MAX_RATE_PERIOD_MS),
 		limits(3, 10, 1000),
 	};
+	CHECK_RC(cj_type_limits_check(NULL), CJ_INVALID);
 	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		CHECK_OK(cj_type_limits_check(&good[i]));
 		CHECK_OK(cj_set_type_limits(db, "v", &good[i]));
 		CHECK_OK(cj_get_type_limits(db, "v", &got));
 		CHECK_INT(got.max_running, good[i].max_running);

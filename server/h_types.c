@@ -27,28 +27,43 @@ static json_t *policy_json(struct srv *s, const char *type) {
 	                 "jitter", jitters[p.jitter >= 0 && p.jitter <= 2 ? p.jitter : 0]);
 }
 
+/* The member name of a PUT body: *set 0 when it is absent, -1 when null
+ * (clear), 1 otherwise; then it is returned. */
+static json_t *body_member(json_t *body, const char *name, int *set) {
+	json_t *o = json_object_get(body, name);
+	*set = !o ? 0 : json_is_null(o) ? -1 : 1;
+	return *set > 0 ? o : NULL;
+}
+
+/* Sets the field of k (one of n keys) to v if v is an integer: 1, or 0 if
+ * k is none of them or v no integer. */
+static int int_member(const char *k, json_t *v, const char *const *keys, int64_t *const *fields,
+                      size_t n) {
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(k, keys[i]) != 0) continue;
+		if (!json_is_integer(v)) return 0;
+		*fields[i] = (int64_t)json_integer_value(v);
+		return 1;
+	}
+	return 0;
+}
+
 /* Reads "retry_policy" of a body into *p: fields left out keep
- * CJ_RETRY_POLICY_INIT's values; *set 0 when it is absent, -1 when null
- * (clear), 1 otherwise. 0, or -1 after replying 400. The library checks the
- * ranges. */
+ * CJ_RETRY_POLICY_INIT's values; *set as body_member's. 0, or -1 after
+ * replying 400. The library checks the ranges. */
 static int body_policy(struct srv_req *r, json_t *body, cj_retry_policy *p, int *set) {
 	static const char *const keys[] = {"max_attempts", "backoff_min", "backoff_max",
 	                                   "multiplier"};
 	*p = (cj_retry_policy)CJ_RETRY_POLICY_INIT;
-	int64_t *fields[] = {&p->max_attempts, &p->backoff_min, &p->backoff_max, &p->multiplier};
-	json_t *o = json_object_get(body, "retry_policy");
-	*set = !o ? 0 : json_is_null(o) ? -1 : 1;
+	int64_t *const fields[] = {&p->max_attempts, &p->backoff_min, &p->backoff_max,
+	                           &p->multiplier};
+	json_t *o = body_member(body, "retry_policy", set);
 	if (*set <= 0) return 0;
 	if (!json_is_object(o)) goto bad;
 	const char *k;
 	json_t *v;
 	json_object_foreach(o, k, v) {
-		size_t i = 0;
-		while (i < 4 && strcmp(k, keys[i]) != 0) i++;
-		if (i < 4 && json_is_integer(v)) {
-			*fields[i] = (int64_t)json_integer_value(v);
-			continue;
-		}
+		if (int_member(k, v, keys, fields, 4)) continue;
 		int j = 0;
 		while (j < 3 && !(json_is_string(v) && strcmp(json_string_value(v), jitters[j]) == 0))
 			j++;
@@ -73,23 +88,19 @@ static json_t *limits_json(struct srv *s, const char *type) {
 }
 
 /* Reads "limits" of a body into *l: fields left out are 0 (no limit); *set
- * as body_policy's. 0, or -1 after replying 400. The library checks the
+ * as body_member's. 0, or -1 after replying 400. The library checks the
  * ranges. */
 static int body_limits(struct srv_req *r, json_t *body, cj_type_limits *l, int *set) {
 	static const char *const keys[] = {"max_running", "rate", "rate_period_ms"};
 	*l = (cj_type_limits)CJ_TYPE_LIMITS_INIT;
-	int64_t *fields[] = {&l->max_running, &l->rate, &l->rate_period_ms};
-	json_t *o = json_object_get(body, "limits");
-	*set = !o ? 0 : json_is_null(o) ? -1 : 1;
+	int64_t *const fields[] = {&l->max_running, &l->rate, &l->rate_period_ms};
+	json_t *o = body_member(body, "limits", set);
 	if (*set <= 0) return 0;
 	if (!json_is_object(o)) goto bad;
 	const char *k;
 	json_t *v;
 	json_object_foreach(o, k, v) {
-		size_t i = 0;
-		while (i < 3 && strcmp(k, keys[i]) != 0) i++;
-		if (i == 3 || !json_is_integer(v)) goto bad;
-		*fields[i] = (int64_t)json_integer_value(v);
+		if (!int_member(k, v, keys, fields, 3)) goto bad;
 	}
 	return 0;
 bad:

@@ -445,7 +445,8 @@ def case_auth(cjobs, scratch):
     # IPv6 loopback is loopback too
     s = Server(cjobs, s.db, listen="[::1]:0")
     check(s.url.startswith("http://[::1]:"), "an IPv6 URL: %s", s.url)
-    eq(s.ok("GET", "/v1/types/t"), {"type": "t", "timeout": 5, "retry_policy": None}, "over ::1")
+    eq(s.ok("GET", "/v1/types/t"),
+       {"type": "t", "timeout": 5, "retry_policy": None, "limits": None}, "over ::1")
     s.stop()
     for listen in ("nowhere", "127.0.0.1", "127.0.0.1:99999", "[::1:80", "localhost:80"):
         r = subprocess.run([cjobs, "--db", store_url(scratch), "serve", "--listen", listen],

@@ -1164,6 +1164,100 @@ int cj_clear_type_retention(cj_db *db, const char *type);
 int cj_prune(cj_db *db, const char *type, const cj_retention *limits, uint64_t *removed);
 /** @} */
 
+/** @defgroup limits Per-type concurrency and rate limits
+ *
+ * A type may limit how many of its jobs run at once and how fast they are
+ * handed out, across every processor of every process and host using the
+ * store. Both are enforced by the store, inside the transaction of
+ * cj_accept() and its variants; both are off by default (0), which is the
+ * behaviour of a type without limits.
+ *
+ * Concurrency: with @c max_running N, an accept takes a job of the type
+ * only while fewer than N of its jobs are running (counted from the
+ * type's index of running jobs, at most N entries: O(N) per accept).
+ * Acceptors of a limited type take turns at the count, so that two
+ * racing accepts never both take the last slot. A slot frees whenever a
+ * run ends: cj_finish(), cj_fail(), a lost lease taken back by the
+ * activity monitor, cj_remove() of a running job. Lowering the limit
+ * stops no running job: accepts wait until fewer than the new N run.
+ *
+ * Rate: with @c rate R per @c rate_period_ms P, accepts take tokens from a
+ * bucket kept in the store that holds at most R tokens and refills at R
+ * per P, continuously (so a full bucket is a burst of R; over any window
+ * of W ms at most R + R*W/P jobs are accepted; on average R per P). Each
+ * job taken costs one token. The bucket runs on the wall clock
+ * (CLOCK_REALTIME, milliseconds since the epoch) of the host accepting,
+ * with saturating arithmetic: a clock stepped forward refills at most a
+ * full bucket; a clock that reads before the last refill adds nothing
+ * until it passes it, or, when it is more than
+ * #CJ_RATE_CLOCK_SLACK_MS behind (a clock stepped back), the bucket's
+ * refill time moves back to it, adding nothing: the type is never locked
+ * for longer than that. Hosts sharing a store should keep their clocks
+ * within that slack of each other. Setting a different rate or period
+ * refills the bucket.
+ *
+ * An acceptor that finds every due job's type full (or out of tokens)
+ * waits without polling: for a slot, until a run of the type ends; for a
+ * token, until the instant the next one is due; in both cases also for a
+ * change of the limits (and, out of tokens, for new jobs). Its timeout is
+ * honoured. cj_accept_types() skips a type that is full or out of tokens
+ * and takes from the next; cj_accept_many() takes no more jobs of a type
+ * than its free slots and tokens allow.
+ * @{ */
+
+/** @brief The largest #cj_type_limits.max_running. */
+#define CJ_MAX_RUNNING_LIMIT 10000
+/** @brief The largest #cj_type_limits.rate. */
+#define CJ_MAX_RATE 1000000
+/** @brief The longest #cj_type_limits.rate_period_ms (366 days). */
+#define CJ_MAX_RATE_PERIOD_MS ((int64_t)366 * 24 * 3600 * 1000)
+/** @brief How far behind the last refill a clock may read before the
+ * bucket follows it back (see the group's text), in milliseconds. */
+#define CJ_RATE_CLOCK_SLACK_MS 10000
+
+/** @brief A type's limits; start from #CJ_TYPE_LIMITS_INIT. */
+typedef struct cj_type_limits {
+	/** jobs of the type running at once at most: 1 to
+	 * #CJ_MAX_RUNNING_LIMIT; 0: no limit */
+	int64_t max_running;
+	/** accepts per @c rate_period_ms at most: 1 to #CJ_MAX_RATE; 0: no
+	 * limit (then @c rate_period_ms must be 0 too) */
+	int64_t rate;
+	/** the rate's period in milliseconds: 1 to #CJ_MAX_RATE_PERIOD_MS, or
+	 * 0 with @c rate 0 */
+	int64_t rate_period_ms;
+} cj_type_limits;
+
+/** @brief No limits. */
+#define CJ_TYPE_LIMITS_INIT {0, 0, 0}
+
+/**
+ * @brief Sets the limits of @p type (kept in the store; see the group's
+ * text). They apply to every accept from the commit on, in every process;
+ * waiting acceptors of the type look again.
+ * @return #CJ_OK; #CJ_INVALID (NULL argument, bad type, a field out of its
+ *         range, a rate without a period or a period without a rate);
+ *         #CJ_STORE; #CJ_NOMEM.
+ */
+int cj_set_type_limits(cj_db *db, const char *type, const cj_type_limits *limits);
+
+/** @brief Reads the limits of @p type.
+ * @return #CJ_OK, #CJ_NOT_FOUND (none set), #CJ_INVALID, #CJ_STORE,
+ *         #CJ_NOMEM. */
+int cj_get_type_limits(cj_db *db, const char *type, cj_type_limits *limits);
+
+/** @brief Clears the limits of @p type: its jobs are accepted without any.
+ * @return #CJ_OK, #CJ_NOT_FOUND (none set), #CJ_INVALID, #CJ_STORE,
+ *         #CJ_NOMEM. */
+int cj_clear_type_limits(cj_db *db, const char *type);
+
+/** @brief Are @p limits what cj_set_type_limits() accepts? For front ends
+ * that judge input before opening a store; thread-safe, touches no store.
+ * @return #CJ_OK, #CJ_INVALID (with the detail cj_set_type_limits() would
+ *         give). */
+int cj_type_limits_check(const cj_type_limits *limits);
+/** @} */
+
 /** @defgroup subs Subscriptions
  * @{ */
 

@@ -8,7 +8,7 @@
 #   word for word; its `cc` line (with build/ read as BUILD_DIR/) compiles
 #   it, and the program prints what the README shows;
 # - the command-line sessions between <!-- readme-cli:begin --> and
-#   <!-- readme-cli:end -->, and readme-fail's: the `$ ` lines of each run
+#   <!-- readme-cli:end -->, and readme-fail's and readme-limits': the `$ ` lines of each run
 #   in order in one shell, from
 #   the checkout's root, with BUILD_DIR's cjobs first on PATH; the session
 #   printed (commands, standard output and error) must be the README's.
@@ -84,5 +84,6 @@ fi
 
 check cli
 check fail
+check limits
 [ $status = 0 ] && echo "readme-check: the README's quick starts run as shown"
 exit $status

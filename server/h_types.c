@@ -1,5 +1,6 @@
 /*
- * /v1/types: a type's activity timeout and retry policy (get, set, clear)
+ * /v1/types: a type's activity timeout, retry policy and limits (get, set,
+ * clear)
  * and the list of types with their jobs counted per state.
  *
  * The counts come from one scan of the jobs (O(jobs) per call): the store
@@ -26,28 +27,43 @@ static json_t *policy_json(struct srv *s, const char *type) {
 	                 "jitter", jitters[p.jitter >= 0 && p.jitter <= 2 ? p.jitter : 0]);
 }
 
+/* The member name of a PUT body: *set 0 when it is absent, -1 when null
+ * (clear), 1 otherwise; then it is returned. */
+static json_t *body_member(json_t *body, const char *name, int *set) {
+	json_t *o = json_object_get(body, name);
+	*set = !o ? 0 : json_is_null(o) ? -1 : 1;
+	return *set > 0 ? o : NULL;
+}
+
+/* Sets the field of k (one of n keys) to v if v is an integer: 1, or 0 if
+ * k is none of them or v no integer. */
+static int int_member(const char *k, json_t *v, const char *const *keys, int64_t *const *fields,
+                      size_t n) {
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(k, keys[i]) != 0) continue;
+		if (!json_is_integer(v)) return 0;
+		*fields[i] = (int64_t)json_integer_value(v);
+		return 1;
+	}
+	return 0;
+}
+
 /* Reads "retry_policy" of a body into *p: fields left out keep
- * CJ_RETRY_POLICY_INIT's values; *set 0 when it is absent, -1 when null
- * (clear), 1 otherwise. 0, or -1 after replying 400. The library checks the
- * ranges. */
+ * CJ_RETRY_POLICY_INIT's values; *set as body_member's. 0, or -1 after
+ * replying 400. The library checks the ranges. */
 static int body_policy(struct srv_req *r, json_t *body, cj_retry_policy *p, int *set) {
 	static const char *const keys[] = {"max_attempts", "backoff_min", "backoff_max",
 	                                   "multiplier"};
 	*p = (cj_retry_policy)CJ_RETRY_POLICY_INIT;
-	int64_t *fields[] = {&p->max_attempts, &p->backoff_min, &p->backoff_max, &p->multiplier};
-	json_t *o = json_object_get(body, "retry_policy");
-	*set = !o ? 0 : json_is_null(o) ? -1 : 1;
+	int64_t *const fields[] = {&p->max_attempts, &p->backoff_min, &p->backoff_max,
+	                           &p->multiplier};
+	json_t *o = body_member(body, "retry_policy", set);
 	if (*set <= 0) return 0;
 	if (!json_is_object(o)) goto bad;
 	const char *k;
 	json_t *v;
 	json_object_foreach(o, k, v) {
-		size_t i = 0;
-		while (i < 4 && strcmp(k, keys[i]) != 0) i++;
-		if (i < 4 && json_is_integer(v)) {
-			*fields[i] = (int64_t)json_integer_value(v);
-			continue;
-		}
+		if (int_member(k, v, keys, fields, 4)) continue;
 		int j = 0;
 		while (j < 3 && !(json_is_string(v) && strcmp(json_string_value(v), jitters[j]) == 0))
 			j++;
@@ -63,8 +79,39 @@ bad:
 	return -1;
 }
 
-/* {"type", "timeout", "retry_policy"}; CJ_NOT_FOUND when the type has no
- * timeout. PUT answers the same. */
+/* The type's limits as JSON, or null when it has none. */
+static json_t *limits_json(struct srv *s, const char *type) {
+	cj_type_limits l;
+	if (cj_get_type_limits(s->db, type, &l) != CJ_OK) return json_null();
+	return json_pack("{s:I,s:I,s:I}", "max_running", (json_int_t)l.max_running, "rate",
+	                 (json_int_t)l.rate, "rate_period_ms", (json_int_t)l.rate_period_ms);
+}
+
+/* Reads "limits" of a body into *l: fields left out are 0 (no limit); *set
+ * as body_member's. 0, or -1 after replying 400. The library checks the
+ * ranges. */
+static int body_limits(struct srv_req *r, json_t *body, cj_type_limits *l, int *set) {
+	static const char *const keys[] = {"max_running", "rate", "rate_period_ms"};
+	*l = (cj_type_limits)CJ_TYPE_LIMITS_INIT;
+	int64_t *const fields[] = {&l->max_running, &l->rate, &l->rate_period_ms};
+	json_t *o = body_member(body, "limits", set);
+	if (*set <= 0) return 0;
+	if (!json_is_object(o)) goto bad;
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v) {
+		if (!int_member(k, v, keys, fields, 3)) goto bad;
+	}
+	return 0;
+bad:
+	srv_reply_err(r, 400, "CJ_INVALID", CJ_INVALID,
+	              "\"limits\" must be null or an object of integers max_running, rate "
+	              "and rate_period_ms");
+	return -1;
+}
+
+/* {"type", "timeout", "retry_policy", "limits"}; CJ_NOT_FOUND when the type
+ * has no timeout. PUT answers the same. */
 void srv_h_type_get(struct srv_req *r) {
 	int64_t s;
 	int rc = cj_get_type_timeout(r->srv->db, r->param[0], &s);
@@ -72,16 +119,18 @@ void srv_h_type_get(struct srv_req *r) {
 		srv_reply_cj(r, rc);
 		return;
 	}
-	srv_reply_json(r, 200, json_pack("{s:s,s:I,s:o}", "type", r->param[0], "timeout",
+	srv_reply_json(r, 200, json_pack("{s:s,s:I,s:o,s:o}", "type", r->param[0], "timeout",
 	                                 (json_int_t)s, "retry_policy",
-	                                 policy_json(r->srv, r->param[0])));
+	                                 policy_json(r->srv, r->param[0]), "limits",
+	                                 limits_json(r->srv, r->param[0])));
 }
 
-/* The timeout is required; the retry policy is set, cleared (null) or left
- * as it is (absent). */
+/* The timeout is required; the retry policy and the limits are each set,
+ * cleared (null) or left as they are (absent). */
 void srv_h_type_put(struct srv_req *r) {
 	cj_retry_policy p;
-	int set, rc;
+	cj_type_limits l;
+	int set, lset, rc;
 	json_t *body = srv_body_json(r);
 	if (!body) return;
 	json_t *t = json_object_get(body, "timeout");
@@ -92,9 +141,20 @@ void srv_h_type_put(struct srv_req *r) {
 		              (long long)CJ_MAX_TYPE_TIMEOUT);
 		goto out_body;
 	}
-	if (body_policy(r, body, &p, &set) != 0) goto out_body;
+	if (body_policy(r, body, &p, &set) != 0 || body_limits(r, body, &l, &lset) != 0)
+		goto out_body;
+	/* limits out of range change nothing */
+	if (lset > 0 && (rc = cj_type_limits_check(&l)) != CJ_OK) {
+		srv_reply_cj(r, rc);
+		goto out_body;
+	}
 	/* the policy first: a policy out of range changes nothing */
 	rc = set > 0 ? cj_set_type_policy(r->srv->db, r->param[0], &p) : CJ_OK;
+	if (rc == CJ_OK && lset > 0) rc = cj_set_type_limits(r->srv->db, r->param[0], &l);
+	if (rc == CJ_OK && lset < 0) {
+		rc = cj_clear_type_limits(r->srv->db, r->param[0]);
+		if (rc == CJ_NOT_FOUND) rc = CJ_OK;
+	}
 	if (rc == CJ_OK && set < 0) {
 		rc = cj_clear_type_policy(r->srv->db, r->param[0]);
 		if (rc == CJ_NOT_FOUND) rc = CJ_OK;

@@ -12,6 +12,7 @@ struct accept_arg {
 	const char *const *types; /* in order of priority */
 	size_t ntypes;
 	const char *type;  /* the one being looked at */
+	size_t ti;         /* its index in types */
 	int64_t max_sched; /* INT64_MAX: any */
 	int no_schedule;
 	size_t max;        /* jobs to take at most */
@@ -21,7 +22,17 @@ struct accept_arg {
 	size_t n;          /* jobs taken */
 	int busy;          /* the last candidate was held by another transaction */
 	int64_t next_due;  /* earliest later sched time of any type, or -1 */
+	/* limits (limits.c): types with a due job that their limits keep */
+	uint8_t full[CJ_ACCEPT_TYPES_MAX]; /* no free slot */
+	int64_t next_token;                /* wall clock of the next token, or -1 */
 };
+
+/* Marks in a what limits that allow nothing keep the type waiting for. */
+static void note_limited(struct accept_arg *a, const cj_lim_look *look) {
+	if (look->full) a->full[a->ti] = 1;
+	if (look->next_ms >= 0 && (a->next_token < 0 || look->next_ms < a->next_token))
+		a->next_token = look->next_ms;
+}
 
 /* The pending key of a->type to take, in found: 1, 0 if none is due, or a
  * code. first: cj__scan_first (a look) or cj__claim_first (to take it).
@@ -188,13 +199,24 @@ static void accept_undo(struct accept_arg *a) {
 static int accept_type(cj_tx *tx, struct accept_arg *a) {
 	uint8_t vs[CJ_VS_LEN];
 	size_t first = a->n;
-	int rc = CJ_OK;
+	cj_lim_look look;
+	int rc = cj__limits_look(tx, a->type, 1, &look);
+	if (rc) return rc;
+	if (look.allow == 0) {
+		note_limited(a, &look);
+		return CJ_NOT_FOUND; /* as if it had none: the next type's turn */
+	}
 	while (a->n < a->max) {
+		if ((int64_t)(a->n - first) == look.allow) {
+			rc = CJ_NOT_FOUND; /* its limits allow no more */
+			break;
+		}
 		a->busy = 0;
 		if ((rc = accept_one(tx, a, vs))) break;
 	}
 	if (a->n > first) {
 		int t = cj__touch_activity(tx, a->type, vs);
+		if (!t) t = cj__limits_take(tx, a->type, &look, (int64_t)(a->n - first));
 		if (t) rc = t;
 	}
 	return rc;
@@ -208,6 +230,7 @@ static int accept_fn(cj_tx *tx, void *arg) {
 	accept_undo(a);
 	for (size_t i = 0; i < a->ntypes && rc == CJ_NOT_FOUND; i++) {
 		a->type = a->types[i];
+		a->ti = i;
 		rc = accept_type(tx, a);
 	}
 	/* none left, or a later candidate is busy: the batch ends there (a
@@ -218,16 +241,25 @@ static int accept_fn(cj_tx *tx, void *arg) {
 }
 
 /* A read-only look first: idle acceptors never take the writer's turn.
- * CJ_OK when some type has a due job; else CJ_NOT_FOUND with a->next_due. */
+ * CJ_OK when some type has a due job its limits let be taken; else
+ * CJ_NOT_FOUND with a->next_due, a->full and a->next_token. */
 static int probe_fn(cj_tx *tx, void *arg) {
 	struct accept_arg *a = arg;
 	int rc = 0;
 	a->next_due = -1;
+	a->next_token = -1;
+	memset(a->full, 0, sizeof a->full);
 	for (size_t i = 0; i < a->ntypes && rc == 0; i++) {
 		cj_buf found = CJ_BUF_INIT;
+		cj_lim_look look;
 		a->type = a->types[i];
+		a->ti = i;
 		rc = find_candidate(tx, a, &found, cj__scan_first, &a->next_due);
 		cj__buf_free(&found);
+		if (rc == 1 && (rc = cj__limits_look(tx, a->type, 0, &look)) == CJ_OK) {
+			if (look.allow > 0) rc = 1;
+			else note_limited(a, &look);
+		}
 	}
 	return rc == 1 ? CJ_OK : rc == 0 ? CJ_NOT_FOUND : rc;
 }
@@ -243,25 +275,33 @@ static int check_opts(const cj_accept_opts *opts) {
 	return CJ_OK;
 }
 
-/* A fired cancellation wakes the acceptor: a bump of one of its channels. */
+/* A fired cancellation wakes the acceptor: a bump of the first type's
+ * channels (it waits on one of the two). */
 struct accept_poke_arg {
 	cj_db *db;
-	const char *chan;
+	const char *chan, *run_chan;
 };
 
 static void accept_poke(void *arg) {
 	struct accept_poke_arg *p = arg;
 	cj__wake(p->db, p->chan);
+	cj__wake(p->db, p->run_chan);
 }
 
 /* Waits until a takes at least one job, or the timeout passes. chans are
- * the types' pending channels. */
+ * the types' pending channels, run_chans their run-ended channels: a
+ * type whose limits leave no free slot waits on the latter instead. */
 static int accept_loop(cj_db *db, const cj_accept_opts *opts, struct accept_arg *a,
-                       const char *const *chans) {
+                       const char *const *chans, const char *const *run_chans) {
 	int64_t deadline = cj__deadline_ms(opts->timeout_ms);
-	uint64_t tokens[CJ_ACCEPT_TYPES_MAX];
+	uint64_t tokens[CJ_ACCEPT_TYPES_MAX], run_tokens[CJ_ACCEPT_TYPES_MAX];
+	const char *wait_chans[CJ_ACCEPT_TYPES_MAX];
+	uint64_t wait_tokens[CJ_ACCEPT_TYPES_MAX];
 	for (;;) {
-		for (size_t i = 0; i < a->ntypes; i++) tokens[i] = cj__watch(db, chans[i]);
+		for (size_t i = 0; i < a->ntypes; i++) {
+			tokens[i] = cj__watch(db, chans[i]);
+			run_tokens[i] = cj__watch(db, run_chans[i]);
+		}
 		if (cj_cancel_fired(opts->cancel))
 			return cj__fail(CJ_CANCELED, "the accept was cancelled");
 		int64_t now_ms = cj__epoch_ms();
@@ -281,6 +321,11 @@ static int accept_loop(cj_db *db, const cj_accept_opts *opts, struct accept_arg 
 			int64_t due = cj__add_sat(cj__mono_ms(), wait);
 			if (wake_at < 0 || due < wake_at) wake_at = due;
 		}
+		if (a->next_token >= 0) {
+			/* out of tokens: until the next is due */
+			int64_t due = cj__add_sat(cj__mono_ms(), cj__add_sat(a->next_token, 1 - now_ms));
+			if (wake_at < 0 || due < wake_at) wake_at = due;
+		}
 		if (seen) {
 			/* the look found a job that the accept did not get: another
 			 * acceptor took it, or holds it and may yet give it back
@@ -295,22 +340,29 @@ static int accept_loop(cj_db *db, const cj_accept_opts *opts, struct accept_arg 
 			return cj__fail(CJ_NOT_FOUND, "no job of type \"%.60s\" or %zu other types "
 			                "available", a->types[0], a->ntypes - 1);
 		}
-		cj__wait_any(db, chans, tokens, a->ntypes, wake_at);
+		for (size_t i = 0; i < a->ntypes; i++) {
+			/* a full type's new jobs cannot be taken: wait for a slot */
+			wait_chans[i] = a->full[i] ? run_chans[i] : chans[i];
+			wait_tokens[i] = a->full[i] ? run_tokens[i] : tokens[i];
+		}
+		cj__wait_any(db, wait_chans, wait_tokens, a->ntypes, wake_at);
 	}
 }
 
 static int accept_wait(cj_db *db, const cj_accept_opts *opts, struct accept_arg *a) {
-	char buf[CJ_ACCEPT_TYPES_MAX][CJ_CHAN_MAX];
-	const char *chans[CJ_ACCEPT_TYPES_MAX];
+	char buf[CJ_ACCEPT_TYPES_MAX][CJ_CHAN_MAX], run_buf[CJ_ACCEPT_TYPES_MAX][CJ_CHAN_MAX];
+	const char *chans[CJ_ACCEPT_TYPES_MAX], *run_chans[CJ_ACCEPT_TYPES_MAX];
 	for (size_t i = 0; i < a->ntypes; i++) {
 		cj__chan_pending(buf[i], sizeof buf[i], a->types[i]);
 		chans[i] = buf[i];
+		cj__chan_running(run_buf[i], sizeof run_buf[i], a->types[i]);
+		run_chans[i] = run_buf[i];
 	}
-	if (!opts->cancel) return accept_loop(db, opts, a, chans);
-	struct accept_poke_arg pa = {db, chans[0]};
+	if (!opts->cancel) return accept_loop(db, opts, a, chans, run_chans);
+	struct accept_poke_arg pa = {db, chans[0], run_chans[0]};
 	cj_cancel_hook hook = {NULL, NULL, accept_poke, &pa};
 	cj__cancel_hook(opts->cancel, &hook);
-	int rc = accept_loop(db, opts, a, chans);
+	int rc = accept_loop(db, opts, a, chans, run_chans);
 	cj__cancel_unhook(opts->cancel, &hook);
 	return rc;
 }
@@ -356,8 +408,8 @@ int cj_accept_many_types(cj_db *db, const char *const *types, size_t ntypes,
 	if ((rc = check_opts(opts))) return rc;
 	if (cj__tx_held(db))
 		return cj__fail(CJ_INVALID, "this thread holds an open transaction on this store");
-	struct accept_arg a = {types, ntypes, types[0], 0, opts->no_schedule, max, jobs, data,
-	                       0, 0, -1};
+	struct accept_arg a = {types, ntypes, types[0], 0, 0, opts->no_schedule, max, jobs,
+	                       data, 0, 0, -1, {0}, -1};
 	if ((rc = accept_wait(db, opts, &a))) return rc;
 	*n = a.n;
 	return CJ_OK;

@@ -10,6 +10,10 @@ void cj__chan_pending(char *out, size_t cap, const char *type) {
 	snprintf(out, cap, "p:%s", type);
 }
 
+void cj__chan_running(char *out, size_t cap, const char *type) {
+	snprintf(out, cap, "r:%s", type);
+}
+
 /* FNV-1a over n bytes, continuing from h. */
 static uint32_t fnv(uint32_t h, const void *p, size_t n) {
 	for (const unsigned char *c = p; n--; c++) h = (h ^ *c) * 16777619u;

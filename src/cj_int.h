@@ -29,6 +29,7 @@
  *   process.c  cj_update, cj_finish, cj_fail, cj_resubmit, job handles
  *   policy.c   retry policies (a type's, a job's) and their backoff
  *   fail.c     attempts that fail or are lost; dead jobs and redrive
+ *   limits.c   per-type concurrency and rate limits, checked by accepts
  *   monitor.c  the activity monitor thread
  *   retention.c  retention of finished and dead jobs: their index, the
  *              types' limits, pruning (cj_prune, and the monitor's)
@@ -225,6 +226,10 @@ int cj__json_check_object(const char *s, size_t n);
  *       the entries of ("finished", Type, Dead), absent when none
  *   ("couch_jobs", "retention", Type) = (KeepMs, KeepMax, DeadKeepMs,
  *       DeadKeepMax), ints, CJ_KEEP_ALL (-1) for no limit
+ *   ("couch_jobs", "type_limits", Type)
+ *       = (MaxRunning, Rate, RatePeriodMs, Credit, RefillMs)
+ *       Credit: the rate's token bucket, Rate * RatePeriodMs when full, one
+ *       token per RatePeriodMs; RefillMs: wall clock of its last refill
  * where a policy value is (MaxAttempts, BackoffMin, BackoffMax, Multiplier,
  * Jitter), all ints; plus the store's own:
  *   ("couch_jobs", "meta", "format") = (format version)
@@ -314,6 +319,19 @@ void cj__policy_encode(cj_buf *b, const cj_retry_policy *p);
 int cj__policy_decode(const uint8_t *v, size_t vl, cj_retry_policy *p);
 /* CJ_OK or CJ_INVALID naming the field out of range. */
 int cj__policy_check(const cj_retry_policy *p);
+/* A type's limits value: the limits and the rate's bucket (limits.c). */
+typedef struct cj_lim {
+	cj_type_limits l;
+	int64_t credit;
+	int64_t refill_ms;
+} cj_lim;
+void cj__key_limits(cj_buf *b, const char *type);
+/* Encode into b (appending) / decode, checking ranges (CJ_STORE "corrupt
+ * type limits"). */
+void cj__limits_encode(cj_buf *b, const cj_lim *v);
+int cj__limits_decode(const uint8_t *v, size_t vl, cj_lim *out);
+/* CJ_OK or CJ_INVALID naming the field out of range. */
+int cj__limits_check(const cj_type_limits *l);
 /* The job data of jv as a new string in *out (cj_free), checked to be one
  * JSON object: CJ_OK, CJ_STORE (damaged data) or CJ_NOMEM. */
 int cj__jv_data(const cj_jv *jv, char **out);
@@ -383,6 +401,8 @@ struct cj_db {
 #define CJ_CHAN_RETENTION "retention" /* a retention was set, or is due */
 /* pending channel of a type: "p:" + type */
 void cj__chan_pending(char *out, size_t cap, const char *type);
+/* run-ended channel of a type: "r:" + type (limits.c) */
+void cj__chan_running(char *out, size_t cap, const char *type);
 #define CJ_CHAN_MAX (CJ_MAX_TYPE + 3)
 
 /* Wake words. Engines map channels to CJ_CHAN_WORDS words (word 0 unused),
@@ -606,6 +626,26 @@ int64_t cj__policy_delay(const cj_retry_policy *p, int64_t attempt);
  * or dead. The caller has deleted its activity entry. */
 int cj__attempt_end(cj_tx *tx, const char *type, const char *id, cj_jv *jv,
                     const char *error, size_t elen);
+
+/* ---- limits.c ----------------------------------------------------------- */
+
+/* What a type's limits allow an accept now. */
+typedef struct cj_lim_look {
+	int on;          /* the type has a limit */
+	cj_lim v;        /* its value, refilled to now */
+	int64_t allow;   /* jobs it may take: free slots and tokens (INT64_MAX) */
+	int full;        /* no free slot: wait for a run of the type to end */
+	int64_t next_ms; /* out of tokens: the wall clock of the next, else -1 */
+} cj_lim_look;
+/* Looks at type's limits in tx. hold (write transactions): holds the
+ * limits key, so that acceptors of a limited type take turns at the
+ * count. CJ_OK or a code. */
+int cj__limits_look(cj_tx *tx, const char *type, int hold, cj_lim_look *look);
+/* Records that n jobs were taken under look (their tokens). */
+int cj__limits_take(cj_tx *tx, const char *type, cj_lim_look *look, int64_t n);
+/* Every transaction that ends a run of type (deletes a running job's
+ * activity entry) calls this: acceptors waiting for a slot wake. */
+int cj__run_ended(cj_tx *tx, const char *type);
 
 /* ---- monitor.c ---------------------------------------------------------- */
 

@@ -72,6 +72,8 @@ int cj__job_unindex(cj_tx *tx, const char *type, const char *id, const cj_jv *jv
 	if (!jv->has_lock && jv->finished_ms != 0) return cj__finished_del(tx, type, id, jv);
 	if (jv->dead) return CJ_OK;
 	if (jv->has_lock && jv->has_seq) {
+		int rc = cj__run_ended(tx, type); /* a running job: its slot frees */
+		if (rc) return rc;
 		cj__key_activity(&tx->kbuf, type, jv->seq);
 	} else {
 		cj__key_pending(&tx->kbuf, type, jv->sched, id);

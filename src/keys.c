@@ -135,6 +135,57 @@ bad:
 	return cj__fail(CJ_STORE, "corrupt retry policy");
 }
 
+/* ---- type limits ---- */
+
+void cj__key_limits(cj_buf *b, const char *type) {
+	prefix(b, "type_limits");
+	str(b, type);
+}
+
+void cj__limits_encode(cj_buf *b, const cj_lim *v) {
+	cj__tup_int(b, v->l.max_running);
+	cj__tup_int(b, v->l.rate);
+	cj__tup_int(b, v->l.rate_period_ms);
+	cj__tup_int(b, v->credit);
+	cj__tup_int(b, v->refill_ms);
+}
+
+int cj__limits_check(const cj_type_limits *l) {
+	if (l->max_running < 0 || l->max_running > CJ_MAX_RUNNING_LIMIT)
+		return cj__fail(CJ_INVALID, "max_running %lld is outside 0..%d",
+		                (long long)l->max_running, CJ_MAX_RUNNING_LIMIT);
+	if (l->rate < 0 || l->rate > CJ_MAX_RATE)
+		return cj__fail(CJ_INVALID, "rate %lld is outside 0..%d", (long long)l->rate,
+		                CJ_MAX_RATE);
+	if (l->rate_period_ms < 0 || l->rate_period_ms > CJ_MAX_RATE_PERIOD_MS)
+		return cj__fail(CJ_INVALID, "rate_period_ms %lld is outside 0..%lld",
+		                (long long)l->rate_period_ms, (long long)CJ_MAX_RATE_PERIOD_MS);
+	if ((l->rate == 0) != (l->rate_period_ms == 0))
+		return cj__fail(CJ_INVALID, "rate %lld with rate_period_ms %lld: both or neither "
+		                "must be 0", (long long)l->rate, (long long)l->rate_period_ms);
+	return CJ_OK;
+}
+
+int cj__limits_decode(const uint8_t *v, size_t vl, cj_lim *out) {
+	cj_tup_reader r;
+	cj_tup_item it[5], end;
+	cj__tup_reader_init(&r, v, vl);
+	for (int i = 0; i < 5; i++)
+		if (cj__tup_next(&r, &it[i]) != 1 || it[i].kind != CJ_TUP_INT) goto bad;
+	if (cj__tup_next(&r, &end) != 0) goto bad;
+	out->l.max_running = it[0].i;
+	out->l.rate = it[1].i;
+	out->l.rate_period_ms = it[2].i;
+	out->credit = it[3].i;
+	out->refill_ms = it[4].i;
+	/* rate and period are bounded: their product fits */
+	if (cj__limits_check(&out->l) == CJ_OK && out->credit >= 0 &&
+	    out->credit <= out->l.rate * out->l.rate_period_ms && out->refill_ms >= 0)
+		return CJ_OK;
+bad:
+	return cj__fail(CJ_STORE, "corrupt type limits");
+}
+
 /* An encoded bytes element (code, body, terminator) as it was read. */
 static void add_enc(cj_buf *b, const uint8_t *enc, size_t len) { cj__buf_add(b, enc, len); }
 

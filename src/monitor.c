@@ -78,7 +78,7 @@ static int reenqueue_one(cj_tx *tx, const char *type, const uint8_t *k, size_t k
 	else if (rc != CJ_NOT_FOUND) /* not found: a stray entry of a removed job */
 		goto out;
 	/* a stray entry may be gone already: whoever moved the job on took it */
-	if ((rc = cj__del_blind(tx, &key))) goto out;
+	if ((rc = cj__del_blind(tx, &key)) || (rc = cj__run_ended(tx, type))) goto out;
 	if (!stale) goto out;
 	/* the attempt was lost: it counts, by the job's retry policy */
 	rc = cj__attempt_end(tx, type, id, &jv, NULL, 0);

@@ -71,6 +71,7 @@ static int update_fn(cj_tx *tx, void *arg) {
 	if (rc) goto out;
 	cj__key_activity(&tx->kbuf, job->type, jv.seq);
 	if ((rc = cj__del_blind(tx, &tx->kbuf))) goto out;
+	if (a->end != RUN_UPDATE && (rc = cj__run_ended(tx, job->type))) goto out;
 	if (a->end == RUN_FAIL) { /* fail.c: recorded, then retried or dead */
 		rc = cj__attempt_end(tx, job->type, job->id, &jv, a->data, a->dlen);
 		goto out;

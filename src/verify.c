@@ -377,6 +377,10 @@ static int check_one(struct vfy *v) {
 		cj_retry_policy p;
 		if (cj__policy_decode(v->val.p, v->val.len, &p) != CJ_OK)
 			problem(v, k.type, NULL, "retry policy does not decode");
+	} else if (strcmp(sub, "type_limits") == 0 && k.n == 3) {
+		cj_lim l;
+		if (cj__limits_decode(v->val.p, v->val.len, &l) != CJ_OK)
+			problem(v, k.type, NULL, "type limits do not decode");
 	} else if ((strcmp(sub, "watches_pending") == 0 ||
 	            strcmp(sub, "watches_activity") == 0) && k.n == 3) {
 		uint8_t vs[CJ_VS_LEN];

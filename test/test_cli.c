@@ -239,7 +239,7 @@ static char *slurp(const char *path) {
 /* ---- help --------------------------------------------------------------- */
 
 TEST(help) {
-	static const char *cmds[] = {"timeout", "policy", "types", "add", "get", "list",
+	static const char *cmds[] = {"timeout", "policy", "limit", "types", "add", "get", "list",
 	                             "rm", "stats", "accept", "update", "finish", "fail",
 	                             "retry", "resubmit", "watch", "work", "retention",
 	                             "prune"};
@@ -1318,7 +1318,7 @@ TEST(test_programs_list_cases) {
 	free(out);
 	CHECK_INT(t_sh(&out, NULL, "'%s' --list", t_bin("test_cli")), 0);
 	CHECK(strstr(out, "\ntest_programs_list_cases\n") != NULL);
-	CHECK_INT(count_lines(out), 20);
+	CHECK_INT(count_lines(out), 21);
 	free(out);
 	char *err = NULL;
 	CHECK_INT(t_sh(&out, &err, "'%s' no_such_case", t_bin("test_conf_misc")), 2);
@@ -1526,6 +1526,70 @@ TEST(retention_prune) {
 	free(out);
 }
 
+/* ---- limit ------------------------------------------------------------------ */
+
+/* A job's command: logs its start and end under flock, running a while. */
+static const char limit_script[] =
+	"flock runs.lock sh -c 'echo S >> runs.txt'\n"
+	"sleep 0.2\n"
+	"flock runs.lock sh -c 'echo E >> runs.txt'\n";
+
+TEST(limit_concurrency_and_rate) {
+	ok("timeout l 30");
+	fails_saying(3, "limit l", "has no limits");
+	ok("limit l --concurrency 2 --rate 10/s");
+	char *o = ok_out("limit l");
+	CHECK_STR(o, "{\"max_running\":2,\"rate\":10,\"rate_period_ms\":1000}\n");
+	free(o);
+	ok("limit l --rate 100/500ms"); /* the concurrency stays */
+	o = ok_out("limit l");
+	CHECK_STR(o, "{\"max_running\":2,\"rate\":100,\"rate_period_ms\":500}\n");
+	free(o);
+	fails(2, "limit l --concurrency -1");
+	fails(2, "limit l --concurrency 10001");
+	fails(2, "limit l --concurrency x");
+	fails(2, "limit l --rate 10");
+	fails(2, "limit l --rate 0/s");
+	fails(2, "limit l --rate 1000001/s");
+	fails(2, "limit l --rate 10/fortnight");
+	fails(2, "limit l --rate 10/0ms");
+	fails(2, "limit l --rate 10/400d");
+	fails(2, "limit l --clear --concurrency 1");
+	fails(2, "limit '' --clear");
+	fails(2, "limit");
+	o = ok_out("limit l"); /* the bad ones changed nothing */
+	CHECK_STR(o, "{\"max_running\":2,\"rate\":100,\"rate_period_ms\":500}\n");
+	free(o);
+	ok("limit l --rate 0");
+
+	/* two workers of four slots each run at most two jobs at once */
+	write_file("job.sh", limit_script);
+	for (int i = 0; i < 8; i++) {
+		char args[32];
+		snprintf(args, sizeof args, "add l j%d", i);
+		ok(args);
+	}
+	char *out, *err;
+	int rc = CJ(&out, &err, "'%s' work l -j 4 --timeout-exit 1500 -- sh job.sh & "
+	            "'%s' work l -j 4 --timeout-exit 1500 -- sh job.sh; wait", cj(), cj());
+	if (rc != 0) t_fail(__FILE__, __LINE__, "work: exit %d: %s", rc, err);
+	free(out);
+	free(err);
+	char *runs = slurp("runs.txt");
+	int running = 0, most = 0, starts = 0;
+	for (const char *p = runs; *p; p++) {
+		if (*p == 'S') running++, starts++;
+		if (*p == 'E') running--;
+		if (running > most) most = running;
+	}
+	free(runs);
+	CHECK_INT(starts, 8);
+	CHECK_INT(most, 2);
+	ok("limit l --clear");
+	fails_saying(3, "limit l --clear", "has no limits");
+	fails_saying(3, "limit l", "has no limits");
+}
+
 TEST_MAIN(ENTRY(help), ENTRY(timeout_and_types), ENTRY(add_get_list_rm_stats),
           ENTRY(add_unique), ENTRY(accept_work_types),
           ENTRY(schedule), ENTRY(accept_update_finish), ENTRY(watch),
@@ -1534,4 +1598,4 @@ TEST_MAIN(ENTRY(help), ENTRY(timeout_and_types), ENTRY(add_get_list_rm_stats),
           ENTRY(work_large_data), ENTRY(work_keeps_job_alive), ENTRY(work_job_removed),
           ENTRY(work_sigterm_hands_back), ENTRY(work_and_watch_idle_wake_for_nothing),
           ENTRY(test_programs_list_cases), ENTRY(fail_policy_retry),
-          ENTRY(retention_prune))
+          ENTRY(retention_prune), ENTRY(limit_concurrency_and_rate))

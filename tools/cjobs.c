@@ -55,6 +55,14 @@ static const struct cli_cmd commands[] = {
 	 "beyond the N that finished last. Without them, applies the retention of\n"
 	 "TYPE (exit 3 when it has none), or of every type that has one. Pending\n"
 	 "and running jobs are never removed. Prints the number of jobs removed."},
+	{"limit", cmd_limit, 1, 1, "TYPE [--concurrency N] [--rate N/PERIOD] | --clear",
+	 "print, set or clear the concurrency and rate limits of a job type", cli_limit_opts, 0,
+	 "With TYPE alone, prints the type's limits as one JSON object (exit 3 when\n"
+	 "it has none). With options, sets them: the options given replace those of\n"
+	 "the current limits. --concurrency N: at most N jobs of the type run at once,\n"
+	 "across every processor. --rate N/PERIOD: at most N accepts per PERIOD (a\n"
+	 "token bucket of N, refilled continuously). 0 turns either off. With\n"
+	 "--clear, clears them."},
 	{"types", cmd_types, 0, 0, "",
 	 "list the job types that have a timeout",
 	 NULL, 0,

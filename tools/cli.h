@@ -172,6 +172,7 @@ int cmd_finish(struct cli *c, const struct cli_args *a);
 int cmd_fail(struct cli *c, const struct cli_args *a);
 int cmd_retry(struct cli *c, const struct cli_args *a);
 int cmd_policy(struct cli *c, const struct cli_args *a);
+int cmd_limit(struct cli *c, const struct cli_args *a);
 int cmd_resubmit(struct cli *c, const struct cli_args *a);
 int cmd_watch(struct cli *c, const struct cli_args *a);
 int cmd_work(struct cli *c, const struct cli_args *a);
@@ -186,6 +187,7 @@ extern const struct cli_opt cli_list_opts[];    /* LIST_STATE */
 extern const struct cli_opt cli_stats_opts[];   /* STATS_JSON */
 extern const struct cli_opt cli_timeout_opts[]; /* TIMEOUT_CLEAR */
 extern const struct cli_opt cli_policy_opts[];  /* POLICY_* */
+extern const struct cli_opt cli_limit_opts[];   /* LIMIT_* */
 extern const struct cli_opt cli_retry_opts[];   /* RETRY_* */
 extern const struct cli_opt cli_accept_opts[];  /* ACCEPT_TIMEOUT, ACCEPT_ANY,
                                                    ACCEPT_LOCK_ONLY */
@@ -205,6 +207,7 @@ enum { TIMEOUT_CLEAR };
 enum { POLICY_MAX_ATTEMPTS, POLICY_BACKOFF_MIN, POLICY_BACKOFF_MAX, POLICY_MULTIPLIER,
        POLICY_JITTER, POLICY_CLEAR };
 enum { RETRY_ALL, RETRY_KEEP };
+enum { LIMIT_CONCURRENCY, LIMIT_RATE, LIMIT_CLEAR };
 enum { ACCEPT_TIMEOUT, ACCEPT_ANY, ACCEPT_LOCK_ONLY };
 enum { RESUB_AT, RESUB_IN };
 enum { WORK_JOBS, WORK_GRACE, WORK_MAX_JOBS, WORK_TIMEOUT_EXIT };

@@ -151,12 +151,29 @@ def case_types(cjobs, scratch):
     s = fresh(cjobs, scratch)
     eq(s.req("GET", "/v1/types/t")[0], 404, "no timeout yet")
     eq(s.ok("PUT", "/v1/types/t", {"timeout": 30}),
-       {"type": "t", "timeout": 30, "retry_policy": None}, "set")
-    eq(s.ok("GET", "/v1/types/t"), {"type": "t", "timeout": 30, "retry_policy": None}, "get")
+       {"type": "t", "timeout": 30, "retry_policy": None, "limits": None}, "set")
+    eq(s.ok("GET", "/v1/types/t"),
+       {"type": "t", "timeout": 30, "retry_policy": None, "limits": None}, "get")
     for body in ({}, {"timeout": 0}, {"timeout": "30"}, {"timeout": 366 * 86400 + 1}):
         st, b, _ = s.req("PUT", "/v1/types/t", body)
         eq((st, b["error"]), (400, "CJ_INVALID"), "bad timeout %r" % body)
     eq(s.ok("GET", "/v1/types/t")["timeout"], 30, "unchanged by bad input")
+    # the type's limits: set (left-out fields are 0), read, kept, cleared
+    lim = {"max_running": 3, "rate": 10, "rate_period_ms": 1000}
+    eq(s.ok("PUT", "/v1/types/t", {"timeout": 30, "limits": lim})["limits"], lim, "limits set")
+    eq(s.ok("GET", "/v1/types/t")["limits"], lim, "limits read")
+    for bad in (5, {"max_running": "3"}, {"color": 1}, {"max_running": -1},
+                {"max_running": 10001}, {"rate": 10}, {"rate_period_ms": 1000}):
+        st, b, _ = s.req("PUT", "/v1/types/t", {"timeout": 60, "limits": bad})
+        eq((st, b["error"]), (400, "CJ_INVALID"), "bad limits %r" % (bad,))
+    eq(s.ok("GET", "/v1/types/t"),
+       {"type": "t", "timeout": 30, "retry_policy": None, "limits": lim},
+       "unchanged by bad limits")
+    eq(s.ok("PUT", "/v1/types/t", {"timeout": 30})["limits"], lim, "absent: kept")
+    eq(s.ok("PUT", "/v1/types/t", {"timeout": 30, "limits": {"max_running": 1}})["limits"],
+       {"max_running": 1, "rate": 0, "rate_period_ms": 0}, "left out: 0")
+    eq(s.ok("PUT", "/v1/types/t", {"timeout": 30, "limits": None})["limits"], None,
+       "limits cleared")
     s.ok("PUT", "/v1/jobs/t/p1", {})
     s.ok("PUT", "/v1/jobs/t/p2", {})
     s.ok("PUT", "/v1/jobs/t/later", {"sched_time": 4102444800})
@@ -283,7 +300,8 @@ def case_failure(cjobs, scratch):
                 {"multiplier": 0}):
         st, b, _ = s.req("PUT", "/v1/types/t", {"timeout": 60, "retry_policy": bad})
         eq((st, b["error"]), (400, "CJ_INVALID"), "bad policy %r" % (bad,))
-    eq(s.ok("GET", "/v1/types/t"), {"type": "t", "timeout": 30, "retry_policy": pol},
+    eq(s.ok("GET", "/v1/types/t"),
+       {"type": "t", "timeout": 30, "retry_policy": pol, "limits": None},
        "unchanged by bad input")
     eq(s.ok("PUT", "/v1/types/d", {"timeout": 30, "retry_policy": None})["retry_policy"],
        None, "policy cleared")
@@ -427,7 +445,8 @@ def case_auth(cjobs, scratch):
     # IPv6 loopback is loopback too
     s = Server(cjobs, s.db, listen="[::1]:0")
     check(s.url.startswith("http://[::1]:"), "an IPv6 URL: %s", s.url)
-    eq(s.ok("GET", "/v1/types/t"), {"type": "t", "timeout": 5, "retry_policy": None}, "over ::1")
+    eq(s.ok("GET", "/v1/types/t"),
+       {"type": "t", "timeout": 5, "retry_policy": None, "limits": None}, "over ::1")
     s.stop()
     for listen in ("nowhere", "127.0.0.1", "127.0.0.1:99999", "[::1:80", "localhost:80"):
         r = subprocess.run([cjobs, "--db", store_url(scratch), "serve", "--listen", listen],

@@ -199,11 +199,11 @@ static void *feed_main(void *arg) {
 		}
 		pthread_mutex_unlock(&f->mu);
 		if (cj_cancel_fired(f->stop)) break;
-		int64_t since = srv_now_ms() - last_scan;
+		int64_t since = cli_now_ms() - last_scan;
 		if (since < FEED_MIN_SCAN_MS) sleep_ms(FEED_MIN_SCAN_MS - since);
 		uint64_t tok;
 		cj_changes_token(f->srv->db, &tok);
-		last_scan = srv_now_ms();
+		last_scan = cli_now_ms();
 		int rc = scan_diff(f, first);
 		if (rc == CJ_OK) first = 0;
 		pthread_mutex_lock(&f->mu);

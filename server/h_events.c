@@ -145,18 +145,18 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
 			size_t n = e->len - e->off < max ? e->len - e->off : max;
 			memcpy(buf, e->buf + e->off, n);
 			e->off += n;
-			e->last_write_ms = srv_now_ms();
+			e->last_write_ms = cli_now_ms();
 			return (ssize_t)n;
 		}
 		if (e->done || (!e->sub && !e->feed)) return MHD_CONTENT_READER_END_OF_STREAM;
-		int64_t left = PING_MS - (srv_now_ms() - e->last_write_ms);
+		int64_t left = PING_MS - (cli_now_ms() - e->last_write_ms);
 		int clean;
 		int rc = next_event(e, left < 0 ? 0 : left, &clean);
 		if (rc == 0) {
 			static const char ping[] = ": keep-alive\n\n";
 			size_t n = sizeof ping - 1 < max ? sizeof ping - 1 : max;
 			memcpy(buf, ping, n);
-			e->last_write_ms = srv_now_ms();
+			e->last_write_ms = cli_now_ms();
 			return (ssize_t)n;
 		}
 		if (rc == -1 && clean) return MHD_CONTENT_READER_END_OF_STREAM;
@@ -185,7 +185,7 @@ static struct sse *sse_new(struct srv_req *r) {
 		return NULL;
 	}
 	e->srv = r->srv;
-	e->last_write_ms = srv_now_ms();
+	e->last_write_ms = cli_now_ms();
 	return e;
 }
 

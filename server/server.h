@@ -31,6 +31,8 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "../tools/clock.h" /* cli_now_ms(), cli_epoch_ms(): the front ends' clocks */
+
 /* ---- limits ------------------------------------------------------------- */
 
 /* Job data limit of the store as the server opens it (the library default). */
@@ -87,10 +89,14 @@ struct srv_metrics {
 		resubmitted, halted, failed, retried;
 	_Atomic uint64_t http[6]; /* answers by status class: 1xx..5xx at [1..5] */
 	struct srv_hist accept_wait; /* seconds a successful accept waited */
-	struct srv_hist run_time;    /* accept to finish through this server */
 };
 
+/* Types with histograms of their own in /metrics; jobs of further types
+ * share one series (type=""). */
+#define SRV_METRICS_TYPES 64
+
 struct srv_runs; /* accept times of jobs, by lock (metrics.c) */
+struct srv_types_hists; /* histograms per type (metrics.c) */
 struct srv_waiters; /* waiting requests (waiters.c) */
 struct srv_feeds;   /* type feeds (feed.c) */
 
@@ -103,6 +109,7 @@ struct srv {
 	atomic_int waiters;   /* long polls and event streams */
 	struct srv_metrics m;
 	struct srv_runs *runs;
+	struct srv_types_hists *hists;
 	struct srv_waiters *waiting;
 	struct srv_feeds *feeds;
 };
@@ -156,9 +163,6 @@ char *srv_unescape(const char *s, int plus_is_space);
 
 /* Replies with a response built by the handler (taken over). */
 void srv_reply_resp(struct srv_req *r, int status, struct MHD_Response *resp);
-
-/* Milliseconds on the monotonic clock. */
-int64_t srv_now_ms(void);
 
 /* libmicrohttpd's callbacks (http.c), installed by server.c; `cls` is the
  * struct srv. */
@@ -311,8 +315,11 @@ json_t *srv_data_json(const char *text);
 int srv_metrics_init(struct srv *s);
 void srv_metrics_free(struct srv *s);
 void srv_hist_observe(struct srv_hist *h, int64_t us);
-/* Remembers when the job with `lock` was accepted / observes its run time. */
-void srv_run_started(struct srv *s, const char *lock);
-void srv_run_ended(struct srv *s, const char *lock);
+/* A job was accepted: observes its wait since it was due (one read of the
+ * job) and remembers when, by its lock. */
+void srv_job_accepted(struct srv *s, const cj_job *job);
+/* The attempt of the job of `type` with `lock` ended (finished or failed):
+ * observes its run time. */
+void srv_run_ended(struct srv *s, const char *type, const char *lock);
 
 #endif

@@ -118,14 +118,14 @@ static void sleep_ms(int64_t ms) {
 /* The look, with the token taken first so that a commit it misses ends
  * the next wait. 0, or -1. */
 static int look_now(struct overview *o) {
-	int64_t t = srv_now_ms(), now = (int64_t)time(NULL);
+	int64_t t = cli_now_ms(), now = (int64_t)time(NULL);
 	uint64_t h;
 	if (cj_changes_token(o->srv->db, &o->token) != CJ_OK) return -1;
 	if (look(o->srv, now, &h) != CJ_OK) return -1;
 	if ((!o->sent || h != o->hash) && queue_overview(o, h, now) != 0) return -1;
-	int64_t cost = srv_now_ms() - t, wait = cost * LOOK_COST_FACTOR;
+	int64_t cost = cli_now_ms() - t, wait = cost * LOOK_COST_FACTOR;
 	wait = wait < LOOK_MIN_MS ? LOOK_MIN_MS : wait > LOOK_MAX_MS ? LOOK_MAX_MS : wait;
-	o->last_look_ms = srv_now_ms();
+	o->last_look_ms = cli_now_ms();
 	o->next_look_ms = o->last_look_ms + wait;
 	o->dirty = 0;
 	return 0;
@@ -140,11 +140,11 @@ static ssize_t ov_read(void *cls, uint64_t pos, char *buf, size_t max) {
 			size_t n = o->len - o->off < max ? o->len - o->off : max;
 			memcpy(buf, o->buf + o->off, n);
 			o->off += n;
-			o->last_write_ms = srv_now_ms();
+			o->last_write_ms = cli_now_ms();
 			return (ssize_t)n;
 		}
 		if (cj_cancel_fired(cancel)) break;
-		int64_t t = srv_now_ms();
+		int64_t t = cli_now_ms();
 		if (o->dirty && t >= o->next_look_ms) {
 			if (look_now(o) != 0) return MHD_CONTENT_READER_END_WITH_ERROR;
 			continue;
@@ -168,7 +168,7 @@ static ssize_t ov_read(void *cls, uint64_t pos, char *buf, size_t max) {
 		int64_t wait = ping_in < look_in ? ping_in : look_in;
 		int rc = cj_changes_wait(o->srv->db, o->token, wait < 0 ? 0 : wait, cancel);
 		if (rc == CJ_OK) o->dirty = 1;
-		else if (rc == CJ_TIMEOUT) o->dirty = srv_now_ms() - o->last_look_ms >= LOOK_MAX_MS;
+		else if (rc == CJ_TIMEOUT) o->dirty = cli_now_ms() - o->last_look_ms >= LOOK_MAX_MS;
 		else if (rc == CJ_CANCELED) break;
 		else return MHD_CONTENT_READER_END_WITH_ERROR;
 	}
@@ -196,7 +196,7 @@ void srv_h_ui_events(struct srv_req *r) {
 	}
 	o->srv = r->srv;
 	o->dirty = 1;
-	o->last_write_ms = srv_now_ms();
+	o->last_write_ms = cli_now_ms();
 	/* a client that reconnects with the id of the overview it has gets
 	 * nothing until the store changes */
 	const char *last = srv_header(r, "Last-Event-ID");

@@ -820,11 +820,22 @@ def parse_metrics(text):
     for name, kind in types.items():
         if kind != "histogram":
             continue
-        buckets = sorted(((float(dict(l)["le"]), v) for (n, l), v in samples.items()
-                          if n == name + "_bucket"))
-        check(buckets and buckets[-1][0] == float("inf"), "+Inf bucket of %s", name)
-        check(all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), "cumulative %s", name)
-        eq(samples[(name + "_count", frozenset())], buckets[-1][1], name + " count")
+        series = {}  # the labels other than le -> [(le, value)]
+        for (n, l), v in samples.items():
+            if n == name + "_bucket":
+                d = dict(l)
+                le = d.pop("le")
+                series.setdefault(frozenset(d.items()), []).append((float(le), v))
+        for lab, buckets in series.items():
+            buckets.sort()
+            what = "%s%s" % (name, sorted(lab))
+            check(buckets[-1][0] == float("inf"), "+Inf bucket of %s", what)
+            check(all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), "cumulative %s", what)
+            eq(samples[(name + "_count", lab)], buckets[-1][1], what + " count")
+            check((name + "_sum", lab) in samples, "sum of %s", what)
+        for (n, l), v in samples.items():
+            if n in (name + "_count", name + "_sum"):
+                check(l in series, "%s without buckets", n)
     return samples
 
 
@@ -859,7 +870,8 @@ def case_metrics(cjobs, scratch):
     eq(g("couchjobs_server_jobs_halted_total"), 1, "halted")
     eq(g("couchjobs_server_accept_empty_total"), 1, "empty polls")
     eq(g("couchjobs_server_accept_wait_seconds_count"), 3, "wait histogram")
-    eq(g("couchjobs_server_job_run_seconds_count"), 1, "run histogram")
+    eq(g("couchjobs_server_job_wait_seconds_count", type="t"), 3, "due-to-accept histogram")
+    eq(g("couchjobs_server_job_run_seconds_count", type="t"), 1, "run histogram")
     eq(g("couchjobs_type_timeout_seconds", type="t"), 30, "timeout gauge")
     eq(g("couchjobs_pending_untimed_jobs", type="t"), 3, "untimed pending jobs")
     check(("couchjobs_oldest_pending_age_seconds", frozenset({("type", "t")})) not in m,
@@ -870,6 +882,59 @@ def case_metrics(cjobs, scratch):
     age = g("couchjobs_oldest_pending_age_seconds", type="t")
     check(t["oldest_pending_age"] <= age <= t["oldest_pending_age"] + 5,
           "the age as the store has it: %r %r", age, t)
+    s.stop()
+
+
+def case_metrics_hist(cjobs, scratch):
+    """The wait from due to accept and the run time, per type, in seconds."""
+    s = fresh(cjobs, scratch)
+    wait, run = "couchjobs_server_job_wait_seconds", "couchjobs_server_job_run_seconds"
+
+    def h(m, name, typ, le=None):
+        if le is None:
+            return (m[(name + "_count", frozenset({("type", typ)}))],
+                    m[(name + "_sum", frozenset({("type", typ)}))])
+        return m[(name + "_bucket", frozenset({("type", typ), ("le", le)}))]
+    # a job that waited a second before a worker came: the wait counts from
+    # its add, not from the accept call (which found it at once)
+    s.ok("PUT", "/v1/types/w", {"timeout": 30})
+    s.ok("PUT", "/v1/jobs/w/a", {})
+    time.sleep(1.2)
+    job = s.ok("POST", "/v1/types/w/accept", {"timeout_ms": 0})
+    # a job scheduled in the past waits from its add; one scheduled later
+    # (accepted early with max_sched_time "any") has waited nothing
+    s.ok("PUT", "/v1/jobs/w/past", {"sched_time": 1000})
+    s.ok("PUT", "/v1/jobs/w/later", {"sched_time": int(time.time()) + 3600})
+    past = s.ok("POST", "/v1/types/w/accept", {"timeout_ms": 0})
+    eq(past["id"], "past", "the job due first")
+    s.ok("POST", "/v1/types/w/accept", {"timeout_ms": 0, "max_sched_time": "any"})
+    time.sleep(0.6)
+    s.ok("POST", "/v1/jobs/w/a/finish", {"lock": job["lock"]})
+    m = parse_metrics(s.req("GET", "/metrics")[1])
+    n, total = h(m, wait, "w")
+    eq(n, 3, "three accepts")
+    check(1.2 <= total < 1.2 + bound(30), "the waits add up to the second: %r", total)
+    eq(h(m, wait, "w", "0.5"), 2, "two waited under half a second")
+    eq(h(m, wait, "w", "+Inf"), 3, "+Inf")
+    n, total = h(m, run, "w")
+    eq(n, 1, "one run ended")
+    check(0.6 <= total, "the run took its time: %r", total)
+    eq(h(m, run, "w", "0.5"), 0, "not under half a second")
+    # a failed attempt ends a run too; a stale lock's refusal does not
+    s.ok("POST", "/v1/jobs/w/past/fail", {"lock": past["lock"]})
+    eq(s.req("POST", "/v1/jobs/w/past/fail", {"lock": past["lock"]})[0], 409, "stale")
+    eq(h(parse_metrics(s.req("GET", "/metrics")[1]), run, "w")[0], 2, "fail ends a run")
+    # a type of its own per type, up to the cap; later types share type=""
+    cap = 64
+    for i in range(cap + 2):
+        s.ok("PUT", "/v1/types/c%02d" % i, {"timeout": 30})
+        s.ok("PUT", "/v1/jobs/c%02d/j" % i, {})
+        s.ok("POST", "/v1/types/c%02d/accept" % i, {"timeout_ms": 0})
+    m = parse_metrics(s.req("GET", "/metrics")[1])
+    typed = {dict(l)["type"] for (name, l) in m if name == wait + "_count"}
+    eq(len(typed), cap + 1, "the cap's types and the shared series: %r" % sorted(typed))
+    check("w" in typed and "" in typed, "w has its own series, later types share")
+    eq(h(m, wait, "")[0], 3, "types beyond the cap, together")
     s.stop()
 
 

@@ -10,6 +10,7 @@
  *   status.c    CJ_* code -> HTTP status and error bodies
  *   h_jobs.c    /v1/jobs: add, get, remove, list
  *   h_types.c   /v1/types: timeouts, counts per state
+ *   h_policy.c  retry policies as JSON; a job's own policy
  *   h_proc.c    accept (long poll), update, finish, resubmit
  *   h_events.c  a job's and a type's changes as Server-Sent Events
  *   waiters.c   waiting requests: cancelled when the client leaves or on stop
@@ -215,6 +216,19 @@ void srv_h_resubmit(struct srv_req *r);
 void srv_h_events(struct srv_req *r);
 void srv_h_type_events(struct srv_req *r);
 void srv_h_metrics(struct srv_req *r);
+void srv_h_type_retry(struct srv_req *r);
+void srv_h_job_policy_get(struct srv_req *r);
+void srv_h_job_policy_put(struct srv_req *r);
+void srv_h_job_policy_delete(struct srv_req *r);
+
+/* A retry policy as JSON {"max_attempts","backoff_min","backoff_max",
+ * "multiplier","jitter"} (the jitter by name). */
+json_t *srv_policy_json(const cj_retry_policy *p);
+
+/* Reads a policy object `o` of that shape into *p: fields left out keep
+ * CJ_RETRY_POLICY_INIT's values; the library checks the ranges. 0, or -1
+ * after replying 400 with `what` ("... must be an object") first. */
+int srv_policy_parse(struct srv_req *r, json_t *o, const char *what, cj_retry_policy *p);
 
 /* Counts the jobs of every type per state: an object type ->
  * {"type","timeout" (or null),"counts":{"pending","scheduled","running",

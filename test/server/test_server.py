@@ -356,6 +356,61 @@ def case_failure(cjobs, scratch):
     s.stop()
 
 
+def case_redrive(cjobs, scratch):
+    """A job's own retry policy, and a type's dead jobs redriven at once."""
+    s = fresh(cjobs, scratch)
+    s.ok("PUT", "/v1/types/t", {"timeout": 30})
+    for i in range(3):
+        s.ok("PUT", "/v1/jobs/t/j%d" % i, {"data": {"n": i}})
+    # a job's own policy: none yet, set (left-out fields take the defaults),
+    # read back, and it overrides the type's (none: dead at once)
+    eq(s.ok("GET", "/v1/jobs/t/j0/policy"), {"type": "t", "id": "j0", "retry_policy": None},
+       "no policy of its own")
+    pol = {"max_attempts": 2, "backoff_min": 3600, "backoff_max": 3600, "multiplier": 1,
+           "jitter": "none"}
+    eq(s.ok("PUT", "/v1/jobs/t/j0/policy", pol)["retry_policy"], pol, "set")
+    eq(s.ok("GET", "/v1/jobs/t/j0/policy")["retry_policy"], pol, "read")
+    eq(s.ok("PUT", "/v1/jobs/t/j1/policy", {"max_attempts": 7})["retry_policy"],
+       {"max_attempts": 7, "backoff_min": 10, "backoff_max": 3600, "multiplier": 2,
+        "jitter": "equal"}, "defaults")
+    eq(s.ok("GET", "/v1/jobs/t/j1")["own_policy"], True, "the job says it has one")
+    for bad in ({"max_attempts": "2"}, {"jitter": "some"}, {"color": 1},
+                {"max_attempts": -1}, {"backoff_min": 10, "backoff_max": 5}):
+        st, b, _ = s.req("PUT", "/v1/jobs/t/j0/policy", bad)
+        eq((st, b["error"]), (400, "CJ_INVALID"), "bad policy %r" % (bad,))
+    st, b, _ = s.req("PUT", "/v1/jobs/t/j0/policy", raw="{")
+    eq((st, b["error"]), (400, "CJ_JSON"), "malformed JSON")
+    eq(s.ok("GET", "/v1/jobs/t/j0/policy")["retry_policy"], pol, "unchanged by bad input")
+    for method in ("GET", "PUT", "DELETE"):
+        st, b, _ = s.req(method, "/v1/jobs/t/none/policy", {} if method == "PUT" else None)
+        eq((st, b["error"]), (404, "CJ_NOT_FOUND"), "%s: no such job" % method)
+    eq(s.ok("DELETE", "/v1/jobs/t/j1/policy"), {"ok": True}, "cleared")
+    eq(s.ok("GET", "/v1/jobs/t/j1/policy")["retry_policy"], None, "cleared: none")
+    # j0 gets another attempt (in an hour) by its own policy; j1 and j2 die
+    # at once
+    for _ in range(3):
+        job = s.ok("POST", "/v1/types/t/accept", {"timeout_ms": 0})
+        s.ok("POST", "/v1/jobs/t/%s/fail" % job["id"], {"lock": job["lock"]})
+    eq([s.ok("GET", "/v1/jobs/t/j%d" % i)["state"] for i in range(3)],
+       ["pending", "dead", "dead"], "the own policy applied")
+    # redrive the type: bad bodies change nothing, then every dead job
+    for body in ({"keep_attempts": 1}, {"keep_attempts": "yes"}):
+        st, b, _ = s.req("POST", "/v1/types/t/retry", body)
+        eq((st, b["error"]), (400, "CJ_INVALID"), "bad redrive %r" % (body,))
+    eq(s.ok("GET", "/v1/jobs/t/j1")["state"], "dead", "bad redrives change nothing")
+    eq(s.ok("POST", "/v1/types/t/retry", {"keep_attempts": True}), {"retried": 2}, "redrive")
+    eq([(j["state"], j["attempt"]) for j in
+        (s.ok("GET", "/v1/jobs/t/j%d" % i) for i in range(3))],
+       [("pending", 1)] * 3, "pending again, attempts kept")
+    eq(s.ok("POST", "/v1/types/t/retry", {}), {"retried": 0}, "none dead")
+    eq(s.ok("POST", "/v1/types/unknown/retry", {}), {"retried": 0}, "a type without jobs")
+    st, b, _ = s.req("POST", "/v1/types/%s/retry" % ("x" * 300), {})
+    eq((st, b["error"]), (400, "CJ_INVALID"), "over-long type")
+    m = parse_metrics(s.req("GET", "/metrics")[1])
+    eq(m[("couchjobs_server_jobs_retried_total", frozenset())], 2, "retried counter")
+    s.stop()
+
+
 # ---- the status map ----------------------------------------------------------
 
 def doc_status_map():
@@ -1016,6 +1071,10 @@ def case_openapi(cjobs, scratch):
          lambda: {"lock": lock(), "error": {"why": "test"}}),
         ("get", "/v1/jobs/{type}/{id}", {"type": "ft", "id": "f"}, None),
         ("post", "/v1/jobs/{type}/{id}/retry", {"type": "ft", "id": "f"}, {}),
+        ("post", "/v1/types/{type}/retry", {"type": "ft"}, {"keep_attempts": True}),
+        ("put", "/v1/jobs/{type}/{id}/policy", {"type": "ft", "id": "f"}, {"max_attempts": 3}),
+        ("get", "/v1/jobs/{type}/{id}/policy", {"type": "ft", "id": "f"}, None),
+        ("delete", "/v1/jobs/{type}/{id}/policy", {"type": "ft", "id": "f"}, None),
         ("get", "/v1/jobs/{type}/{id}/events", {"type": "t", "id": "j"}, None),
         ("get", "/v1/types/{type}/events", {"type": "t"}, None),
         ("get", "/metrics", {}, None),

@@ -13,6 +13,7 @@
  *   h_policy.c  retry policies as JSON; a job's own policy
  *   h_proc.c    accept (long poll), update, finish, resubmit
  *   h_events.c  a job's and a type's changes as Server-Sent Events
+ *   sse.c       the writer of every event stream, keep-alives included
  *   waiters.c   waiting requests: cancelled when the client leaves or on stop
  *   feed.c      a type's changes as a numbered journal, for its event streams
  *   metrics.c   /metrics in Prometheus' text format
@@ -260,9 +261,44 @@ cj_cancel *srv_wait_cancel(const struct srv_wait *w);
 /* Whether it was cancelled because its client hung up (else, once
  * cancelled, because the server stops). */
 int srv_wait_gone(struct srv_wait *w, struct srv *s);
+/* Sleeps up to `ms` or until the cancellation is fired: 0 the time
+ * passed, -1 cancelled. For a wait that must pause without the library
+ * (no CPU while it sleeps, no slices). */
+int srv_wait_sleep(struct srv_wait *w, int64_t ms);
 /* Also calls poke(arg) whenever the cancellation is fired, for a wait that
  * sleeps elsewhere than in the library (poke must not call into waiters). */
 void srv_wait_set_poke(struct srv_wait *w, void (*poke)(void *arg), void *arg);
+
+/* ---- event streams (sse.c) ---------------------------------------------- */
+
+/* Results of a stream source's next(). */
+#define SRV_SSE_QUEUED 1  /* an event was queued (srv_sse_queue()) */
+#define SRV_SSE_QUIET 0   /* nothing in time: a keep-alive comment goes out */
+#define SRV_SSE_END (-1)  /* the stream ends cleanly (last event, or the server stops) */
+#define SRV_SSE_ERROR (-2) /* it ends with an error (the client left, a failure) */
+
+/* A Server-Sent Events stream: its writer's state, embedded first in the
+ * source's own struct. */
+struct srv_sse {
+	/* Waits up to `ms` for the source's next event and queues it: an
+	 * SRV_SSE_* result. Called on libmicrohttpd's thread of the stream. */
+	int (*next)(struct srv_sse *e, int64_t ms);
+	/* Frees the source (and so e) when the stream is over. */
+	void (*free)(struct srv_sse *e);
+	char *buf; /* the queued text, sent from off on */
+	size_t len, off;
+	int64_t last_write_ms;
+};
+
+/* Queues an event "id: ID / event: EVENT / data: DATA" in place of the
+ * text sent. 0, or -1 when out of memory. */
+int srv_sse_queue(struct srv_sse *e, const char *id, const char *event, const char *data);
+/* Replies 200 with the stream e (what it queued goes first); on failure
+ * frees it (e->free) and replies with an error. */
+void srv_sse_reply(struct srv_req *r, struct srv_sse *e);
+/* Frees a stream that is not replied with (its text and, by e->free, its
+ * source). */
+void srv_sse_drop(struct srv_sse *e);
 
 /* ---- type feeds (feed.c) ------------------------------------------------ */
 

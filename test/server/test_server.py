@@ -758,6 +758,42 @@ def case_idle(cjobs, scratch):
     check(elapsed < bound(2), "stopped in %.1f s, not at once" % elapsed)
 
 
+def voluntary_switches(pid):
+    """Voluntary context switches (the thread slept) of each thread of pid."""
+    d = {}
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, t)) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        d[t] = int(line.split()[1])
+        except OSError:
+            pass  # a thread that just ended
+    return d
+
+
+def case_ui_busy(cjobs, scratch):
+    """The dashboard's overview stream on a busy store: a change that comes
+    before its next look may run (a second after the last) waits for that
+    time asleep, not in naps: its thread sleeps a few times per overview."""
+    s = fresh(cjobs, scratch)
+    s.ok("PUT", "/v1/types/t", {"timeout": 30})
+    ev = Events(s, "/ui/events")
+    ev.next()
+    before = voluntary_switches(s.p.pid)
+    for i in range(3):
+        s.cli("add", "t", "a%d" % i)  # by another process; looked at at once
+        eq(ev.next()[1]["types"][0]["counts"]["pending"], 2 * i + 1, "the first add")
+        s.cli("add", "t", "b%d" % i)  # under a second later: waits for the look
+        eq(ev.next()[1]["types"][0]["counts"]["pending"], 2 * i + 2, "the second add")
+    after = voluntary_switches(s.p.pid)
+    most = max(after[t] - before.get(t, 0) for t in after)
+    print("  6 overviews, 3 of them held back: the busiest thread slept %d times" % most)
+    check(most <= 24, "the overview's thread slept %d times for 6 overviews" % most)
+    ev.close()
+    s.stop()
+
+
 # ---- abuse -------------------------------------------------------------------
 
 def case_abuse(cjobs, scratch):

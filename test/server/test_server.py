@@ -789,7 +789,11 @@ def case_ui_busy(cjobs, scratch):
     after = voluntary_switches(s.p.pid)
     most = max(after[t] - before.get(t, 0) for t in after)
     print("  6 overviews, 3 of them held back: the busiest thread slept %d times" % most)
-    check(most <= 24, "the overview's thread slept %d times for 6 overviews" % most)
+    # on the embedded engine a look reads without sleeping, so the count is
+    # the stream's waits alone (naps made it 50 and more); over PostgreSQL
+    # every query of a look sleeps on the network, so the count says nothing
+    if store_url(scratch).startswith("lmdb:"):
+        check(most <= 24, "the overview's thread slept %d times for 6 overviews" % most)
     ev.close()
     s.stop()
 

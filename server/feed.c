@@ -364,13 +364,7 @@ out:
 int srv_feed_next(struct srv_feed *f, uint64_t *cursor, int64_t timeout_ms, cj_cancel *c,
                   char **text) {
 	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += (time_t)(timeout_ms / 1000);
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	cli_deadline(&until, CLOCK_REALTIME, timeout_ms);
 	*text = NULL;
 	int rc = 0;
 	pthread_mutex_lock(&f->mu);

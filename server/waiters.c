@@ -178,15 +178,7 @@ void srv_wait_set_poke(struct srv_wait *w, void (*poke)(void *arg), void *arg) {
 int srv_wait_sleep(struct srv_wait *w, int64_t ms) {
 	struct srv_waiters *ws = w->owner;
 	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	if (ms < 0) ms = 0;
-	if (ms > 86400000) ms = 86400000;
-	until.tv_sec += (time_t)(ms / 1000);
-	until.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	cli_deadline(&until, CLOCK_MONOTONIC, ms);
 	int rc = 0;
 	pthread_mutex_lock(&ws->mu);
 	/* fire() sets the flag, then broadcasts under ws->mu: never missed */

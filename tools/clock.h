@@ -22,6 +22,20 @@ static inline int64_t cli_epoch_ms(void) {
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The time `ms` from now on `clock` (for pthread_cond_timedwait()); a
+ * negative `ms` is now, and one over a day a day (a caller that waits
+ * longer waits again). */
+static inline void cli_deadline(struct timespec *ts, clockid_t clock, int64_t ms) {
+	clock_gettime(clock, ts);
+	ms = ms < 0 ? 0 : ms > 86400000 ? 86400000 : ms;
+	ts->tv_sec += (time_t)(ms / 1000);
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 /* Seconds since the epoch. */
 static inline int64_t cli_epoch(void) {
 	return cli_epoch_ms() / 1000;

@@ -100,8 +100,6 @@ void srv_h_job_get(struct srv_req *r) {
 	cj_job_info_clear(&info);
 }
 
-/* POST /v1/jobs/{type}/{id}/retry: a dead job pending again. A job that is
- * not dead is a 409 (the library's CJ_INVALID, told apart from bad input). */
 /* Reads the body {"keep_attempts": bool} (absent: false). 0, or -1 after
  * replying 400. */
 static int retry_keep(struct srv_req *r, int *keep) {
@@ -118,6 +116,8 @@ static int retry_keep(struct srv_req *r, int *keep) {
 	return 0;
 }
 
+/* POST /v1/jobs/{type}/{id}/retry: a dead job pending again. A job that is
+ * not dead is a 409 (the library's CJ_INVALID, told apart from bad input). */
 void srv_h_retry(struct srv_req *r) {
 	int keep;
 	if (retry_keep(r, &keep) != 0) return;
@@ -138,7 +138,8 @@ void srv_h_retry(struct srv_req *r) {
 	cj_job_info_clear(&info);
 }
 
-/* Redrives every dead job of the type: {"retried": N}. A failure after
+/* POST /v1/types/{type}/retry: every dead job of the type redriven,
+ * {"retried": N}. A failure after
  * some batches committed answers the error; those jobs stay redriven. */
 void srv_h_type_retry(struct srv_req *r) {
 	int keep;

@@ -199,11 +199,11 @@ static void *feed_main(void *arg) {
 		}
 		pthread_mutex_unlock(&f->mu);
 		if (cj_cancel_fired(f->stop)) break;
-		int64_t since = srv_now_ms() - last_scan;
+		int64_t since = cli_now_ms() - last_scan;
 		if (since < FEED_MIN_SCAN_MS) sleep_ms(FEED_MIN_SCAN_MS - since);
 		uint64_t tok;
 		cj_changes_token(f->srv->db, &tok);
-		last_scan = srv_now_ms();
+		last_scan = cli_now_ms();
 		int rc = scan_diff(f, first);
 		if (rc == CJ_OK) first = 0;
 		pthread_mutex_lock(&f->mu);
@@ -364,13 +364,7 @@ out:
 int srv_feed_next(struct srv_feed *f, uint64_t *cursor, int64_t timeout_ms, cj_cancel *c,
                   char **text) {
 	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += (time_t)(timeout_ms / 1000);
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	cli_deadline(&until, CLOCK_REALTIME, timeout_ms);
 	*text = NULL;
 	int rc = 0;
 	pthread_mutex_lock(&f->mu);

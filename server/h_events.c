@@ -24,35 +24,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PING_MS 15000
 #define EVENT_ID_LEN 24
 
 struct sse {
+	struct srv_sse out;     /* first: the writer's state */
 	struct srv *srv;
 	cj_sub *sub;            /* a job's stream */
 	struct srv_feed *feed;  /* a type's stream */
 	uint64_t cursor;        /* the type stream's next journal number */
 	struct srv_wait *wait;  /* its cancellation ends the wait */
-	char *buf; /* text not yet sent */
-	size_t len, off;
 	int done;
-	int64_t last_write_ms;
 };
-
-/* Queues one event (replacing what was sent); 0 or -1 when out of memory. */
-static int sse_queue(struct sse *e, const char *id, const char *event, const char *data) {
-	free(e->buf);
-	e->buf = NULL;
-	e->off = 0;
-	int n = asprintf(&e->buf, "id: %s\nevent: %s\ndata: %s\n\n", id, event, data);
-	if (n < 0) {
-		e->buf = NULL;
-		e->len = 0;
-		return -1;
-	}
-	e->len = (size_t)n;
-	return 0;
-}
 
 /* "STATE-HASH": the FNV-1a hash of the data. */
 static void event_id(char out[EVENT_ID_LEN], int state, const char *data) {
@@ -73,7 +55,7 @@ static int sse_state(struct sse *e, const char *type, const char *id, int state,
 	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (!text) return -1;
-	int rc = sse_queue(e, eid, "state", text);
+	int rc = srv_sse_queue(&e->out, eid, "state", text);
 	free(text);
 	if (state == CJ_FINISHED || state == CJ_REMOVED) e->done = 1;
 	return rc;
@@ -89,7 +71,7 @@ static int sse_mark(struct sse *e, const char *event, const char *reason) {
 	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (!text) return -1;
-	int rc = sse_queue(e, id, event, text);
+	int rc = srv_sse_queue(&e->out, id, event, text);
 	free(text);
 	return rc;
 }
@@ -98,28 +80,30 @@ static int sse_mark(struct sse *e, const char *event, const char *reason) {
                      "run of the server): list the jobs again"
 #define RESET_OVERFLOW "the type has too many jobs for a stream of its changes"
 
-/* Waits up to `ms` for the next event and queues it: 1 queued, 0 nothing
- * in time, -1 the stream ends (cleanly: *clean), -2 an error. */
-static int next_event(struct sse *e, int64_t ms, int *clean) {
-	*clean = 0;
+/* The stream's source (srv_sse.next): waits up to `ms` for the next event
+ * of the job or the type and queues it. */
+static int sse_next(struct srv_sse *out, int64_t ms) {
+	struct sse *e = (struct sse *)out;
+	if (e->done || (!e->sub && !e->feed)) return SRV_SSE_END;
 	if (e->feed) {
 		char *text;
 		int rc = srv_feed_next(e->feed, &e->cursor, ms, srv_wait_cancel(e->wait), &text);
 		if (rc == 1) {
 			char id[SRV_FEED_ID_LEN];
 			srv_feed_id(e->feed, e->cursor - 1, id);
-			rc = sse_queue(e, id, "job", text);
+			rc = srv_sse_queue(&e->out, id, "job", text);
 			free(text);
-			return rc == 0 ? 1 : -2;
+			return rc == 0 ? SRV_SSE_QUEUED : SRV_SSE_ERROR;
 		}
-		if (rc == 0) return 0;
+		if (rc == 0) return SRV_SSE_QUIET;
 		if (rc == SRV_FEED_RESET) {
 			e->cursor = srv_feed_resume_point(e->feed);
-			return sse_mark(e, "reset", RESET_BEHIND) == 0 ? 1 : -2;
+			return sse_mark(e, "reset", RESET_BEHIND) == 0 ? SRV_SSE_QUEUED : SRV_SSE_ERROR;
 		}
 		if (rc == SRV_FEED_OVERFLOW) {
 			e->done = 1;
-			return sse_mark(e, "reset", RESET_OVERFLOW) == 0 ? 1 : -2;
+			return sse_mark(e, "reset", RESET_OVERFLOW) == 0 ? SRV_SSE_QUEUED
+			                                                  : SRV_SSE_ERROR;
 		}
 	} else {
 		cj_event ev = {0};
@@ -127,48 +111,19 @@ static int next_event(struct sse *e, int64_t ms, int *clean) {
 		if (rc == CJ_OK) {
 			rc = sse_state(e, ev.type, ev.id, (int)ev.state, ev.data);
 			cj_event_clear(&ev);
-			return rc == 0 ? 1 : -2;
+			return rc == 0 ? SRV_SSE_QUEUED : SRV_SSE_ERROR;
 		}
-		if (rc == CJ_TIMEOUT) return 0;
-		if (rc != CJ_CANCELED) return -2;
+		if (rc == CJ_TIMEOUT) return SRV_SSE_QUIET;
+		if (rc != CJ_CANCELED) return SRV_SSE_ERROR;
 	}
 	/* cancelled: the client hung up, or the server stops */
-	*clean = !srv_wait_gone(e->wait, e->srv);
-	return -1;
+	return srv_wait_gone(e->wait, e->srv) ? SRV_SSE_ERROR : SRV_SSE_END;
 }
 
-static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
-	(void)pos;
-	struct sse *e = cls;
-	for (;;) {
-		if (e->off < e->len) {
-			size_t n = e->len - e->off < max ? e->len - e->off : max;
-			memcpy(buf, e->buf + e->off, n);
-			e->off += n;
-			e->last_write_ms = srv_now_ms();
-			return (ssize_t)n;
-		}
-		if (e->done || (!e->sub && !e->feed)) return MHD_CONTENT_READER_END_OF_STREAM;
-		int64_t left = PING_MS - (srv_now_ms() - e->last_write_ms);
-		int clean;
-		int rc = next_event(e, left < 0 ? 0 : left, &clean);
-		if (rc == 0) {
-			static const char ping[] = ": keep-alive\n\n";
-			size_t n = sizeof ping - 1 < max ? sizeof ping - 1 : max;
-			memcpy(buf, ping, n);
-			e->last_write_ms = srv_now_ms();
-			return (ssize_t)n;
-		}
-		if (rc == -1 && clean) return MHD_CONTENT_READER_END_OF_STREAM;
-		if (rc < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
-	}
-}
-
-static void sse_free(void *cls) {
-	struct sse *e = cls;
+static void sse_free(struct srv_sse *out) {
+	struct sse *e = (struct sse *)out;
 	cj_unsubscribe(e->sub); /* first: it is tied to the wait's cancellation */
 	srv_feed_leave(e->feed);
-	free(e->buf);
 	srv_waiter_leave(e->srv, e->wait);
 	free(e);
 }
@@ -185,24 +140,20 @@ static struct sse *sse_new(struct srv_req *r) {
 		return NULL;
 	}
 	e->srv = r->srv;
-	e->last_write_ms = srv_now_ms();
+	e->out.next = sse_next;
+	e->out.free = sse_free;
 	return e;
 }
 
-/* Replies with the stream e (0 queued); on failure frees it. */
+/* Replies with the stream e (rc 0: its first event queued); on failure
+ * frees it. */
 static void sse_reply(struct srv_req *r, struct sse *e, int rc) {
-	struct MHD_Response *resp =
-		rc == 0 ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, e,
-		                                            sse_free)
-		        : NULL;
-	if (!resp) {
-		sse_free(e);
+	if (rc != 0) {
+		srv_sse_drop(&e->out);
 		srv_reply_cj(r, CJ_NOMEM);
 		return;
 	}
-	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
-	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	srv_reply_resp(r, 200, resp);
+	srv_sse_reply(r, &e->out);
 }
 
 void srv_h_events(struct srv_req *r) {

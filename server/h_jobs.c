@@ -1,5 +1,6 @@
 /*
- * /v1/jobs: add (PUT), get, remove, and a paged listing with filters.
+ * /v1/jobs: add (PUT), get, remove, redrive (a dead job, or a type's dead
+ * jobs), and a paged listing with filters.
  */
 #include "server.h"
 
@@ -99,21 +100,32 @@ void srv_h_job_get(struct srv_req *r) {
 	cj_job_info_clear(&info);
 }
 
+/* Reads the body {"keep_attempts": bool} (absent: false). 0, or -1 after
+ * replying 400. */
+static int retry_keep(struct srv_req *r, int *keep) {
+	json_t *body = srv_body_json(r);
+	if (!body) return -1;
+	json_t *k = json_object_get(body, "keep_attempts");
+	int bad = k && !json_is_boolean(k);
+	*keep = json_is_true(k);
+	json_decref(body);
+	if (bad) {
+		srv_reply_err(r, 400, "CJ_INVALID", CJ_INVALID, "\"keep_attempts\" must be a boolean");
+		return -1;
+	}
+	return 0;
+}
+
 /* POST /v1/jobs/{type}/{id}/retry: a dead job pending again. A job that is
  * not dead is a 409 (the library's CJ_INVALID, told apart from bad input). */
 void srv_h_retry(struct srv_req *r) {
-	json_t *body = srv_body_json(r);
-	if (!body) return;
-	json_t *k = json_object_get(body, "keep_attempts");
-	if (k && !json_is_boolean(k)) {
-		srv_reply_err(r, 400, "CJ_INVALID", CJ_INVALID, "\"keep_attempts\" must be a boolean");
-		goto out_body;
-	}
-	int rc = cj_retry(r->srv->db, NULL, r->param[0], r->param[1], json_is_true(k));
+	int keep;
+	if (retry_keep(r, &keep) != 0) return;
+	int rc = cj_retry(r->srv->db, NULL, r->param[0], r->param[1], keep);
 	if (rc == CJ_OK) {
 		atomic_fetch_add(&r->srv->m.retried, 1);
 		srv_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
-		goto out_body;
+		return;
 	}
 	cj_job_info info = {0};
 	if (rc == CJ_INVALID &&
@@ -124,8 +136,22 @@ void srv_h_retry(struct srv_req *r) {
 	else
 		srv_reply_cj(r, rc);
 	cj_job_info_clear(&info);
-out_body:
-	json_decref(body);
+}
+
+/* POST /v1/types/{type}/retry: every dead job of the type redriven,
+ * {"retried": N}. A failure after
+ * some batches committed answers the error; those jobs stay redriven. */
+void srv_h_type_retry(struct srv_req *r) {
+	int keep;
+	if (retry_keep(r, &keep) != 0) return;
+	uint64_t n = 0;
+	int rc = cj_retry_type(r->srv->db, r->param[0], keep, &n);
+	atomic_fetch_add(&r->srv->m.retried, n);
+	if (rc != CJ_OK) {
+		srv_reply_cj(r, rc);
+		return;
+	}
+	srv_reply_json(r, 200, json_pack("{s:I}", "retried", (json_int_t)n));
 }
 
 void srv_h_job_delete(struct srv_req *r) {

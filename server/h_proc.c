@@ -64,7 +64,7 @@ void srv_h_accept(struct srv_req *r) {
 	struct srv_wait *w;
 	if (srv_waiter_enter(r, &w) != 0) return;
 	o.cancel = srv_wait_cancel(w);
-	int64_t start = srv_now_ms();
+	int64_t start = cli_now_ms();
 	cj_job *job = NULL;
 	char *data = NULL;
 	int rc = cj_accept(s->db, r->param[0], &o, &job, &data);
@@ -89,8 +89,8 @@ void srv_h_accept(struct srv_req *r) {
 		return;
 	}
 	atomic_fetch_add(&s->m.accepted, 1);
-	srv_hist_observe(&s->m.accept_wait, (srv_now_ms() - start) * 1000);
-	srv_run_started(s, cj_job_lock(job));
+	srv_hist_observe(&s->m.accept_wait, (cli_now_ms() - start) * 1000);
+	srv_job_accepted(s, job);
 	srv_reply_json(r, 200,
 	               json_pack("{s:s,s:s,s:s,s:b,s:o}", "type", cj_job_type(job), "id",
 	                         cj_job_id(job), "lock", cj_job_lock(job), "resubmit",
@@ -136,9 +136,12 @@ static void proc(struct srv_req *r, enum proc_op op) {
 	case OP_UPDATE: atomic_fetch_add(&s->m.updated, 1); break;
 	case OP_FINISH:
 		atomic_fetch_add(&s->m.finished, 1);
-		srv_run_ended(s, json_string_value(lock));
+		srv_run_ended(s, r->param[0], json_string_value(lock));
 		break;
-	case OP_FAIL: atomic_fetch_add(&s->m.failed, 1); break;
+	case OP_FAIL:
+		atomic_fetch_add(&s->m.failed, 1);
+		srv_run_ended(s, r->param[0], json_string_value(lock));
+		break;
 	case OP_RESUBMIT: atomic_fetch_add(&s->m.resubmitted, 1); break;
 	}
 	if (op == OP_FINISH || op == OP_FAIL)

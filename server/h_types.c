@@ -15,16 +15,11 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const jitters[] = {"none", "full", "equal"};
-
 /* The type's retry policy as JSON, or null when it has none. */
 static json_t *policy_json(struct srv *s, const char *type) {
 	cj_retry_policy p;
 	if (cj_get_type_policy(s->db, type, &p) != CJ_OK) return json_null();
-	return json_pack("{s:I,s:I,s:I,s:I,s:s}", "max_attempts", (json_int_t)p.max_attempts,
-	                 "backoff_min", (json_int_t)p.backoff_min, "backoff_max",
-	                 (json_int_t)p.backoff_max, "multiplier", (json_int_t)p.multiplier,
-	                 "jitter", jitters[p.jitter >= 0 && p.jitter <= 2 ? p.jitter : 0]);
+	return srv_policy_json(&p);
 }
 
 /* The member name of a PUT body: *set 0 when it is absent, -1 when null
@@ -48,35 +43,12 @@ static int int_member(const char *k, json_t *v, const char *const *keys, int64_t
 	return 0;
 }
 
-/* Reads "retry_policy" of a body into *p: fields left out keep
- * CJ_RETRY_POLICY_INIT's values; *set as body_member's. 0, or -1 after
- * replying 400. The library checks the ranges. */
+/* Reads "retry_policy" of a body into *p (see srv_policy_parse()); *set as
+ * body_member's. 0, or -1 after replying 400. */
 static int body_policy(struct srv_req *r, json_t *body, cj_retry_policy *p, int *set) {
-	static const char *const keys[] = {"max_attempts", "backoff_min", "backoff_max",
-	                                   "multiplier"};
-	*p = (cj_retry_policy)CJ_RETRY_POLICY_INIT;
-	int64_t *const fields[] = {&p->max_attempts, &p->backoff_min, &p->backoff_max,
-	                           &p->multiplier};
 	json_t *o = body_member(body, "retry_policy", set);
 	if (*set <= 0) return 0;
-	if (!json_is_object(o)) goto bad;
-	const char *k;
-	json_t *v;
-	json_object_foreach(o, k, v) {
-		if (int_member(k, v, keys, fields, 4)) continue;
-		int j = 0;
-		while (j < 3 && !(json_is_string(v) && strcmp(json_string_value(v), jitters[j]) == 0))
-			j++;
-		if (strcmp(k, "jitter") != 0 || j == 3) goto bad;
-		p->jitter = j;
-	}
-	return 0;
-bad:
-	srv_reply_err(r, 400, "CJ_INVALID", CJ_INVALID,
-	              "\"retry_policy\" must be null or an object of integers max_attempts, "
-	              "backoff_min, backoff_max, multiplier and a jitter \"none\", \"full\" "
-	              "or \"equal\"");
-	return -1;
+	return srv_policy_parse(r, o, "\"retry_policy\" must be null or an object", p);
 }
 
 /* The type's limits as JSON, or null when it has none. */

@@ -14,12 +14,6 @@
 #include <sys/socket.h>
 #include <time.h>
 
-int64_t srv_now_ms(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The state of a request across the calls libmicrohttpd makes for it. */
 struct conn_state {
 	struct srv_req r;

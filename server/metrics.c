@@ -1,7 +1,12 @@
 /*
  * GET /metrics in Prometheus' text format (version 0.0.4): jobs per type and
  * state from one scan of the store, counters of what this server did, and
- * histograms of the accept long poll's wait and of run times it saw.
+ * histograms: the accept long poll's wait, and per type the wait of jobs
+ * from due to accept and their run time from accept to finish or fail.
+ *
+ * The per-type histograms keep label cardinality bounded: the first
+ * SRV_METRICS_TYPES types seen get series of their own, jobs of any later
+ * type share the series with type="" (no type is empty).
  */
 #include "server.h"
 
@@ -10,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Accept times by lock, to measure run time from accept to finish. A fixed
- * table, so memory is bounded: a job whose slot was taken by another is not
- * measured. */
+/* Accept times by lock, to measure run time from accept to finish or fail.
+ * A fixed table, so memory is bounded: a job whose slot was taken by
+ * another is not measured. */
 #define RUNS_SLOTS 4096
 struct srv_runs {
 	pthread_mutex_t mu;
@@ -22,25 +27,55 @@ struct srv_runs {
 	} slot[RUNS_SLOTS];
 };
 
+/* The histograms of one type; the last entry of the table is "" and takes
+ * the jobs of every type beyond the first SRV_METRICS_TYPES. */
+struct type_hists {
+	char type[CJ_MAX_TYPE + 1];
+	struct srv_hist wait; /* from due to accept */
+	struct srv_hist run;  /* from accept to finish or fail */
+};
+
+struct srv_types_hists {
+	pthread_mutex_t mu;        /* serialises adding entries */
+	_Atomic size_t n;          /* entries published (readers need no lock) */
+	struct type_hists e[SRV_METRICS_TYPES + 1];
+};
+
 static const double wait_bounds[SRV_HIST_BUCKETS - 1] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                          0.25,  0.5,   1,    5,     30};
+static const double due_bounds[SRV_HIST_BUCKETS - 1] = {0.005, 0.01, 0.05, 0.1, 0.5, 1,
+                                                        5,     30,   60,   300, 3600};
 static const double run_bounds[SRV_HIST_BUCKETS - 1] = {0.005, 0.01, 0.05, 0.1, 0.5, 1,
                                                         5,     10,   60,   300, 3600};
 
 int srv_metrics_init(struct srv *s) {
 	s->m.accept_wait.bounds = wait_bounds;
-	s->m.run_time.bounds = run_bounds;
 	s->runs = calloc(1, sizeof *s->runs);
-	if (!s->runs) return -1;
+	s->hists = calloc(1, sizeof *s->hists);
+	if (!s->runs || !s->hists) {
+		free(s->runs);
+		free(s->hists);
+		s->runs = NULL;
+		s->hists = NULL;
+		return -1;
+	}
 	pthread_mutex_init(&s->runs->mu, NULL);
+	pthread_mutex_init(&s->hists->mu, NULL);
+	for (size_t i = 0; i <= SRV_METRICS_TYPES; i++) {
+		s->hists->e[i].wait.bounds = due_bounds;
+		s->hists->e[i].run.bounds = run_bounds;
+	}
 	return 0;
 }
 
 void srv_metrics_free(struct srv *s) {
 	if (!s->runs) return;
 	pthread_mutex_destroy(&s->runs->mu);
+	pthread_mutex_destroy(&s->hists->mu);
 	free(s->runs);
+	free(s->hists);
 	s->runs = NULL;
+	s->hists = NULL;
 }
 
 void srv_hist_observe(struct srv_hist *h, int64_t us) {
@@ -52,6 +87,30 @@ void srv_hist_observe(struct srv_hist *h, int64_t us) {
 	atomic_fetch_add(&h->sum_us, (uint64_t)us);
 }
 
+/* The histograms of `type`: its entry, made on first use, or the shared
+ * one of types beyond the cap. At most SRV_METRICS_TYPES comparisons. */
+static struct type_hists *type_hists(struct srv *s, const char *type) {
+	struct srv_types_hists *t = s->hists;
+	size_t n = atomic_load(&t->n);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(t->e[i].type, type) == 0) return &t->e[i];
+	struct type_hists *e = &t->e[SRV_METRICS_TYPES]; /* type "" */
+	pthread_mutex_lock(&t->mu);
+	size_t i = n;
+	n = atomic_load(&t->n);
+	for (; i < n; i++)
+		if (strcmp(t->e[i].type, type) == 0) break;
+	if (i < n) {
+		e = &t->e[i];
+	} else if (n < SRV_METRICS_TYPES && strlen(type) <= CJ_MAX_TYPE) {
+		e = &t->e[n];
+		strcpy(e->type, type);
+		atomic_store(&t->n, n + 1); /* publishes the name written above */
+	}
+	pthread_mutex_unlock(&t->mu);
+	return e;
+}
+
 static size_t lock_slot(const char *lock) {
 	uint32_t h = 2166136261u;
 	for (const unsigned char *p = (const unsigned char *)lock; *p; p++)
@@ -59,15 +118,31 @@ static size_t lock_slot(const char *lock) {
 	return h % RUNS_SLOTS;
 }
 
-void srv_run_started(struct srv *s, const char *lock) {
-	size_t i = lock_slot(lock);
+void srv_job_accepted(struct srv *s, const cj_job *job) {
+	size_t i = lock_slot(cj_job_lock(job));
 	pthread_mutex_lock(&s->runs->mu);
-	snprintf(s->runs->slot[i].lock, sizeof s->runs->slot[i].lock, "%s", lock);
-	s->runs->slot[i].ms = srv_now_ms();
+	snprintf(s->runs->slot[i].lock, sizeof s->runs->slot[i].lock, "%s", cj_job_lock(job));
+	s->runs->slot[i].ms = cli_now_ms();
 	pthread_mutex_unlock(&s->runs->mu);
+	/* the wait since the job was due: when it was last made pending or its
+	 * scheduled time, the later; read back from the store, unless another
+	 * acceptance took the job meanwhile (its fence moved on) */
+	cj_job_info info = {0};
+	if (cj_get_job(s->db, NULL, cj_job_type(job), cj_job_id(job), &info) != CJ_OK) return;
+	if (info.fence == cj_job_fence(job) && info.added_ms > 0) {
+		int64_t due = info.added_ms;
+		if (info.sched_time > 0 && info.sched_time <= INT64_MAX / 1000 &&
+		    info.sched_time * 1000 > due)
+			due = info.sched_time * 1000;
+		int64_t waited = cli_epoch_ms() - due;
+		if (waited < 0) waited = 0; /* a clock stepped back */
+		srv_hist_observe(&type_hists(s, info.type)->wait,
+		                 waited > INT64_MAX / 1000 ? INT64_MAX : waited * 1000);
+	}
+	cj_job_info_clear(&info);
 }
 
-void srv_run_ended(struct srv *s, const char *lock) {
+void srv_run_ended(struct srv *s, const char *type, const char *lock) {
 	size_t i = lock_slot(lock);
 	int64_t start = -1;
 	pthread_mutex_lock(&s->runs->mu);
@@ -76,7 +151,7 @@ void srv_run_ended(struct srv *s, const char *lock) {
 		s->runs->slot[i].lock[0] = 0;
 	}
 	pthread_mutex_unlock(&s->runs->mu);
-	if (start >= 0) srv_hist_observe(&s->m.run_time, (srv_now_ms() - start) * 1000);
+	if (start >= 0) srv_hist_observe(&type_hists(s, type)->run, (cli_now_ms() - start) * 1000);
 }
 
 /* ---- the text format ---------------------------------------------------- */
@@ -98,19 +173,60 @@ static void counter(FILE *f, const char *name, const char *help, _Atomic uint64_
 	        (unsigned long long)atomic_load(v));
 }
 
-static void hist(FILE *f, const char *name, const char *help, struct srv_hist *h) {
+static void hist_head(FILE *f, const char *name, const char *help) {
 	fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+}
+
+/* The samples of one histogram; `type` NULL: without a type label. */
+static void hist(FILE *f, const char *name, const char *type, struct srv_hist *h) {
 	uint64_t cum = 0;
 	for (int i = 0; i < SRV_HIST_BUCKETS; i++) {
 		cum += atomic_load(&h->count[i]);
+		fprintf(f, "%s_bucket{", name);
+		if (type) {
+			fputs("type=\"", f);
+			label(f, type);
+			fputs("\",", f);
+		}
 		if (i < SRV_HIST_BUCKETS - 1)
-			fprintf(f, "%s_bucket{le=\"%g\"} %llu\n", name, h->bounds[i],
-			        (unsigned long long)cum);
+			fprintf(f, "le=\"%g\"} %llu\n", h->bounds[i], (unsigned long long)cum);
 		else
-			fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+			fprintf(f, "le=\"+Inf\"} %llu\n", (unsigned long long)cum);
 	}
-	fprintf(f, "%s_sum %.6f\n%s_count %llu\n", name, (double)atomic_load(&h->sum_us) / 1e6,
-	        name, (unsigned long long)cum);
+	static const char *const ends[] = {"_sum", "_count"};
+	for (int k = 0; k < 2; k++) {
+		fprintf(f, "%s%s", name, ends[k]);
+		if (type) {
+			fputs("{type=\"", f);
+			label(f, type);
+			fputs("\"}", f);
+		}
+		if (k == 0)
+			fprintf(f, " %.6f\n", (double)atomic_load(&h->sum_us) / 1e6);
+		else
+			fprintf(f, " %llu\n", (unsigned long long)cum);
+	}
+}
+
+/* The per-type histograms: one series per type seen, then the shared one
+ * of the types beyond the cap (type="") once it has samples. */
+static void type_hists_text(FILE *f, struct srv_types_hists *t) {
+	size_t n = atomic_load(&t->n);
+	struct type_hists *other = &t->e[SRV_METRICS_TYPES];
+	int more = atomic_load(&other->wait.sum_us) || atomic_load(&other->run.sum_us);
+	for (int i = 0; i < SRV_HIST_BUCKETS && !more; i++)
+		more = atomic_load(&other->wait.count[i]) || atomic_load(&other->run.count[i]);
+	hist_head(f, "couchjobs_server_job_wait_seconds",
+	          "From when a job was due (added, made pending again, or its scheduled time, "
+	          "the latest) to its accept through this server, by type.");
+	for (size_t i = 0; i < n; i++)
+		hist(f, "couchjobs_server_job_wait_seconds", t->e[i].type, &t->e[i].wait);
+	if (more) hist(f, "couchjobs_server_job_wait_seconds", "", &other->wait);
+	hist_head(f, "couchjobs_server_job_run_seconds",
+	          "From accept to finish or fail of jobs run through this server, by type.");
+	for (size_t i = 0; i < n; i++)
+		hist(f, "couchjobs_server_job_run_seconds", t->e[i].type, &t->e[i].run);
+	if (more) hist(f, "couchjobs_server_job_run_seconds", "", &other->run);
 }
 
 /* A gauge per type: the integer `key` of each type's entry (a type whose
@@ -195,8 +311,9 @@ void srv_h_metrics(struct srv_req *r) {
 	fprintf(f, "# HELP couchjobs_server_waiting_requests Accept long polls and event streams "
 	        "open now.\n# TYPE couchjobs_server_waiting_requests gauge\n"
 	        "couchjobs_server_waiting_requests %d\n", atomic_load(&s->waiters));
-	hist(f, "couchjobs_server_accept_wait_seconds", "How long successful accepts waited for a job.", &m->accept_wait);
-	hist(f, "couchjobs_server_job_run_seconds", "Accept to finish of jobs run through this server.", &m->run_time);
+	hist_head(f, "couchjobs_server_accept_wait_seconds", "How long successful accept long polls waited for a job.");
+	hist(f, "couchjobs_server_accept_wait_seconds", NULL, &m->accept_wait);
+	type_hists_text(f, s->hists);
 	if (fclose(f) != 0) {
 		free(text);
 		srv_reply_cj(r, CJ_NOMEM);

@@ -10,8 +10,10 @@
  *   status.c    CJ_* code -> HTTP status and error bodies
  *   h_jobs.c    /v1/jobs: add, get, remove, list
  *   h_types.c   /v1/types: timeouts, counts per state
+ *   h_policy.c  retry policies as JSON; a job's own policy
  *   h_proc.c    accept (long poll), update, finish, resubmit
  *   h_events.c  a job's and a type's changes as Server-Sent Events
+ *   sse.c       the writer of every event stream, keep-alives included
  *   waiters.c   waiting requests: cancelled when the client leaves or on stop
  *   feed.c      a type's changes as a numbered journal, for its event streams
  *   metrics.c   /metrics in Prometheus' text format
@@ -30,6 +32,8 @@
 #include <couchjobs.h>
 #include <jansson.h>
 #include <microhttpd.h>
+
+#include "../tools/clock.h" /* cli_now_ms(), cli_epoch_ms(): the front ends' clocks */
 
 /* ---- limits ------------------------------------------------------------- */
 
@@ -87,10 +91,14 @@ struct srv_metrics {
 		resubmitted, halted, failed, retried;
 	_Atomic uint64_t http[6]; /* answers by status class: 1xx..5xx at [1..5] */
 	struct srv_hist accept_wait; /* seconds a successful accept waited */
-	struct srv_hist run_time;    /* accept to finish through this server */
 };
 
+/* Types with histograms of their own in /metrics; jobs of further types
+ * share one series (type=""). */
+#define SRV_METRICS_TYPES 64
+
 struct srv_runs; /* accept times of jobs, by lock (metrics.c) */
+struct srv_types_hists; /* histograms per type (metrics.c) */
 struct srv_waiters; /* waiting requests (waiters.c) */
 struct srv_feeds;   /* type feeds (feed.c) */
 
@@ -103,6 +111,7 @@ struct srv {
 	atomic_int waiters;   /* long polls and event streams */
 	struct srv_metrics m;
 	struct srv_runs *runs;
+	struct srv_types_hists *hists;
 	struct srv_waiters *waiting;
 	struct srv_feeds *feeds;
 };
@@ -157,9 +166,6 @@ char *srv_unescape(const char *s, int plus_is_space);
 /* Replies with a response built by the handler (taken over). */
 void srv_reply_resp(struct srv_req *r, int status, struct MHD_Response *resp);
 
-/* Milliseconds on the monotonic clock. */
-int64_t srv_now_ms(void);
-
 /* libmicrohttpd's callbacks (http.c), installed by server.c; `cls` is the
  * struct srv. */
 enum MHD_Result srv_on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -211,6 +217,19 @@ void srv_h_resubmit(struct srv_req *r);
 void srv_h_events(struct srv_req *r);
 void srv_h_type_events(struct srv_req *r);
 void srv_h_metrics(struct srv_req *r);
+void srv_h_type_retry(struct srv_req *r);
+void srv_h_job_policy_get(struct srv_req *r);
+void srv_h_job_policy_put(struct srv_req *r);
+void srv_h_job_policy_delete(struct srv_req *r);
+
+/* A retry policy as JSON {"max_attempts","backoff_min","backoff_max",
+ * "multiplier","jitter"} (the jitter by name). */
+json_t *srv_policy_json(const cj_retry_policy *p);
+
+/* Reads a policy object `o` of that shape into *p: fields left out keep
+ * CJ_RETRY_POLICY_INIT's values; the library checks the ranges. 0, or -1
+ * after replying 400 with `what` ("... must be an object") first. */
+int srv_policy_parse(struct srv_req *r, json_t *o, const char *what, cj_retry_policy *p);
 
 /* Counts the jobs of every type per state: an object type ->
  * {"type","timeout" (or null),"counts":{"pending","scheduled","running",
@@ -242,9 +261,44 @@ cj_cancel *srv_wait_cancel(const struct srv_wait *w);
 /* Whether it was cancelled because its client hung up (else, once
  * cancelled, because the server stops). */
 int srv_wait_gone(struct srv_wait *w, struct srv *s);
+/* Sleeps up to `ms` or until the cancellation is fired: 0 the time
+ * passed, -1 cancelled. For a wait that must pause without the library
+ * (no CPU while it sleeps, no slices). */
+int srv_wait_sleep(struct srv_wait *w, int64_t ms);
 /* Also calls poke(arg) whenever the cancellation is fired, for a wait that
  * sleeps elsewhere than in the library (poke must not call into waiters). */
 void srv_wait_set_poke(struct srv_wait *w, void (*poke)(void *arg), void *arg);
+
+/* ---- event streams (sse.c) ---------------------------------------------- */
+
+/* Results of a stream source's next(). */
+#define SRV_SSE_QUEUED 1  /* an event was queued (srv_sse_queue()) */
+#define SRV_SSE_QUIET 0   /* nothing in time: a keep-alive comment goes out */
+#define SRV_SSE_END (-1)  /* the stream ends cleanly (last event, or the server stops) */
+#define SRV_SSE_ERROR (-2) /* it ends with an error (the client left, a failure) */
+
+/* A Server-Sent Events stream: its writer's state, embedded first in the
+ * source's own struct. */
+struct srv_sse {
+	/* Waits up to `ms` for the source's next event and queues it: an
+	 * SRV_SSE_* result. Called on libmicrohttpd's thread of the stream. */
+	int (*next)(struct srv_sse *e, int64_t ms);
+	/* Frees the source (and so e) when the stream is over. */
+	void (*free)(struct srv_sse *e);
+	char *buf; /* the queued text, sent from off on */
+	size_t len, off;
+	int64_t last_write_ms;
+};
+
+/* Queues an event "id: ID / event: EVENT / data: DATA" in place of the
+ * text sent. 0, or -1 when out of memory. */
+int srv_sse_queue(struct srv_sse *e, const char *id, const char *event, const char *data);
+/* Replies 200 with the stream e (what it queued goes first); on failure
+ * frees it (e->free) and replies with an error. */
+void srv_sse_reply(struct srv_req *r, struct srv_sse *e);
+/* Frees a stream that is not replied with (its text and, by e->free, its
+ * source). */
+void srv_sse_drop(struct srv_sse *e);
 
 /* ---- type feeds (feed.c) ------------------------------------------------ */
 
@@ -311,8 +365,11 @@ json_t *srv_data_json(const char *text);
 int srv_metrics_init(struct srv *s);
 void srv_metrics_free(struct srv *s);
 void srv_hist_observe(struct srv_hist *h, int64_t us);
-/* Remembers when the job with `lock` was accepted / observes its run time. */
-void srv_run_started(struct srv *s, const char *lock);
-void srv_run_ended(struct srv *s, const char *lock);
+/* A job was accepted: observes its wait since it was due (one read of the
+ * job) and remembers when, by its lock. */
+void srv_job_accepted(struct srv *s, const cj_job *job);
+/* The attempt of the job of `type` with `lock` ended (finished or failed):
+ * observes its run time. */
+void srv_run_ended(struct srv *s, const char *type, const char *lock);
 
 #endif

@@ -13,7 +13,10 @@
  * last scan's time, so an open dashboard never takes more than a twentieth
  * of one core. Without commits the stream looks again only every
  * LOOK_MAX_MS (scheduled jobs falling due and timeout changes commit no
- * job change). Nothing is read while no dashboard is open.
+ * job change). A change that comes before the next look may run is looked
+ * at when that time comes: the stream sleeps until then (or until it is
+ * cancelled), without polling. Nothing is read while no dashboard is open.
+ * The stream's writing and keep-alives are sse.c's.
  */
 #include "server.h"
 #include "ui.h"
@@ -27,18 +30,16 @@
 #define LOOK_MIN_MS 1000
 #define LOOK_MAX_MS 30000
 #define LOOK_COST_FACTOR 20
-#define PING_MS 15000
 
 struct overview {
+	struct srv_sse out;    /* first: the writer's state */
 	struct srv *srv;
 	struct srv_wait *wait; /* its cancellation ends the stream's waits */
-	char *buf;           /* text not yet sent */
-	size_t len, off;
 	uint64_t hash;       /* of the store as last sent */
 	int sent;            /* hash is the client's */
 	int dirty;           /* a change may have landed since the last look */
 	uint64_t token;      /* cj_changes_token() taken before the last look */
-	int64_t next_look_ms, last_look_ms, last_write_ms;
+	int64_t next_look_ms, last_look_ms;
 };
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
@@ -95,91 +96,72 @@ static int queue_overview(struct overview *o, uint64_t hash, int64_t now) {
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
 	if (!text) return -1;
-	free(o->buf);
-	int n = asprintf(&o->buf, "id: %016" PRIx64 "\nevent: types\ndata: %s\n\n", hash, text);
+	char id[17];
+	snprintf(id, sizeof id, "%016" PRIx64, hash);
+	int rc = srv_sse_queue(&o->out, id, "types", text);
 	free(text);
-	if (n < 0) {
-		o->buf = NULL;
-		o->len = o->off = 0;
-		return -1;
-	}
-	o->len = (size_t)n;
-	o->off = 0;
+	if (rc != 0) return -1;
 	o->hash = hash;
 	o->sent = 1;
 	return 0;
 }
 
-static void sleep_ms(int64_t ms) {
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
 /* The look, with the token taken first so that a commit it misses ends
- * the next wait. 0, or -1. */
+ * the next wait. 1 an overview was queued, 0 nothing changed, -1 failed. */
 static int look_now(struct overview *o) {
-	int64_t t = srv_now_ms(), now = (int64_t)time(NULL);
+	int64_t t = cli_now_ms(), now = (int64_t)time(NULL);
 	uint64_t h;
+	int queued = 0;
 	if (cj_changes_token(o->srv->db, &o->token) != CJ_OK) return -1;
 	if (look(o->srv, now, &h) != CJ_OK) return -1;
-	if ((!o->sent || h != o->hash) && queue_overview(o, h, now) != 0) return -1;
-	int64_t cost = srv_now_ms() - t, wait = cost * LOOK_COST_FACTOR;
+	if (!o->sent || h != o->hash) {
+		if (queue_overview(o, h, now) != 0) return -1;
+		queued = 1;
+	}
+	int64_t cost = cli_now_ms() - t, wait = cost * LOOK_COST_FACTOR;
 	wait = wait < LOOK_MIN_MS ? LOOK_MIN_MS : wait > LOOK_MAX_MS ? LOOK_MAX_MS : wait;
-	o->last_look_ms = srv_now_ms();
+	o->last_look_ms = cli_now_ms();
 	o->next_look_ms = o->last_look_ms + wait;
 	o->dirty = 0;
-	return 0;
+	return queued;
 }
 
-static ssize_t ov_read(void *cls, uint64_t pos, char *buf, size_t max) {
-	(void)pos;
-	struct overview *o = cls;
+/* The stream's source (srv_sse.next): the next overview that differs from
+ * the client's, within `ms`. */
+static int ov_next(struct srv_sse *out, int64_t ms) {
+	struct overview *o = (struct overview *)out;
 	cj_cancel *cancel = srv_wait_cancel(o->wait);
+	int64_t deadline = cli_now_ms() + ms;
 	for (;;) {
-		if (o->off < o->len) {
-			size_t n = o->len - o->off < max ? o->len - o->off : max;
-			memcpy(buf, o->buf + o->off, n);
-			o->off += n;
-			o->last_write_ms = srv_now_ms();
-			return (ssize_t)n;
-		}
 		if (cj_cancel_fired(cancel)) break;
-		int64_t t = srv_now_ms();
+		int64_t t = cli_now_ms();
 		if (o->dirty && t >= o->next_look_ms) {
-			if (look_now(o) != 0) return MHD_CONTENT_READER_END_WITH_ERROR;
+			int rc = look_now(o);
+			if (rc != 0) return rc > 0 ? SRV_SSE_QUEUED : SRV_SSE_ERROR;
 			continue;
 		}
-		if (t - o->last_write_ms >= PING_MS) {
-			static const char ping[] = ": keep-alive\n\n";
-			size_t n = sizeof ping - 1 < max ? sizeof ping - 1 : max;
-			memcpy(buf, ping, n);
-			o->last_write_ms = t;
-			return (ssize_t)n;
-		}
+		if (t >= deadline) return SRV_SSE_QUIET;
 		if (o->dirty) {
-			/* a change came before the next look may run: only while the
-			 * store is busy, in short naps that notice a stop */
-			int64_t nap = o->next_look_ms - t;
-			sleep_ms(nap < 100 ? nap : 100);
+			/* a change came before the next look may run (the store is
+			 * busy): sleep until then, woken early only by a cancel */
+			int64_t until = o->next_look_ms < deadline ? o->next_look_ms : deadline;
+			srv_wait_sleep(o->wait, until - t);
 			continue;
 		}
-		int64_t ping_in = PING_MS - (t - o->last_write_ms);
 		int64_t look_in = LOOK_MAX_MS - (t - o->last_look_ms);
-		int64_t wait = ping_in < look_in ? ping_in : look_in;
+		int64_t wait = deadline - t < look_in ? deadline - t : look_in;
 		int rc = cj_changes_wait(o->srv->db, o->token, wait < 0 ? 0 : wait, cancel);
 		if (rc == CJ_OK) o->dirty = 1;
-		else if (rc == CJ_TIMEOUT) o->dirty = srv_now_ms() - o->last_look_ms >= LOOK_MAX_MS;
+		else if (rc == CJ_TIMEOUT) o->dirty = cli_now_ms() - o->last_look_ms >= LOOK_MAX_MS;
 		else if (rc == CJ_CANCELED) break;
-		else return MHD_CONTENT_READER_END_WITH_ERROR;
+		else return SRV_SSE_ERROR;
 	}
 	/* cancelled: the client hung up, or the server stops */
-	return srv_wait_gone(o->wait, o->srv) ? MHD_CONTENT_READER_END_WITH_ERROR
-	                                      : MHD_CONTENT_READER_END_OF_STREAM;
+	return srv_wait_gone(o->wait, o->srv) ? SRV_SSE_ERROR : SRV_SSE_END;
 }
 
-static void ov_free(void *cls) {
-	struct overview *o = cls;
-	free(o->buf);
+static void ov_free(struct srv_sse *out) {
+	struct overview *o = (struct overview *)out;
 	srv_waiter_leave(o->srv, o->wait);
 	free(o);
 }
@@ -194,9 +176,10 @@ void srv_h_ui_events(struct srv_req *r) {
 		free(o);
 		return;
 	}
+	o->out.next = ov_next;
+	o->out.free = ov_free;
 	o->srv = r->srv;
 	o->dirty = 1;
-	o->last_write_ms = srv_now_ms();
 	/* a client that reconnects with the id of the overview it has gets
 	 * nothing until the store changes */
 	const char *last = srv_header(r, "Last-Event-ID");
@@ -208,14 +191,5 @@ void srv_h_ui_events(struct srv_req *r) {
 			o->sent = 1;
 		}
 	}
-	struct MHD_Response *resp =
-		MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, ov_read, o, ov_free);
-	if (!resp) {
-		ov_free(o);
-		srv_reply_cj(r, CJ_NOMEM);
-		return;
-	}
-	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
-	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	srv_reply_resp(r, 200, resp);
+	srv_sse_reply(r, &o->out);
 }

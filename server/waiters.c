@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 struct srv_wait {
@@ -35,6 +36,7 @@ struct srv_wait {
 
 struct srv_waiters {
 	pthread_mutex_t mu; /* guards everything below */
+	pthread_cond_t fired; /* broadcast by every fire (srv_wait_sleep()) */
 	struct srv_wait *list;
 	uint64_t next_id;
 	int stopping;
@@ -45,6 +47,7 @@ struct srv_waiters {
 /* Fires w's cancellation (and its poke); ws->mu held. */
 static void fire(struct srv_wait *w) {
 	cj_cancel_fire(w->cancel);
+	pthread_cond_broadcast(&w->owner->fired);
 	if (w->poke) w->poke(w->poke_arg);
 }
 
@@ -85,9 +88,17 @@ int srv_waiters_init(struct srv *s) {
 	if (ws->ep < 0 || ws->quit < 0 || epoll_ctl(ws->ep, EPOLL_CTL_ADD, ws->quit, &qe) != 0)
 		goto out_fds;
 	pthread_mutex_init(&ws->mu, NULL);
-	if (pthread_create(&ws->thread, NULL, watch_main, ws) != 0) goto out_mu;
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	int crc = pthread_cond_init(&ws->fired, &ca);
+	pthread_condattr_destroy(&ca);
+	if (crc != 0) goto out_mu;
+	if (pthread_create(&ws->thread, NULL, watch_main, ws) != 0) goto out_cond;
 	s->waiting = ws;
 	return 0;
+out_cond:
+	pthread_cond_destroy(&ws->fired);
 out_mu:
 	pthread_mutex_destroy(&ws->mu);
 out_fds:
@@ -112,6 +123,7 @@ void srv_waiters_free(struct srv *s) {
 	if (write(ws->quit, &one, sizeof one) == sizeof one) pthread_join(ws->thread, NULL);
 	close(ws->quit);
 	close(ws->ep);
+	pthread_cond_destroy(&ws->fired);
 	pthread_mutex_destroy(&ws->mu);
 	free(ws);
 	s->waiting = NULL;
@@ -161,6 +173,20 @@ void srv_wait_set_poke(struct srv_wait *w, void (*poke)(void *arg), void *arg) {
 	w->poke_arg = arg;
 	if (cj_cancel_fired(w->cancel)) poke(arg);
 	pthread_mutex_unlock(&ws->mu);
+}
+
+int srv_wait_sleep(struct srv_wait *w, int64_t ms) {
+	struct srv_waiters *ws = w->owner;
+	struct timespec until;
+	cli_deadline(&until, CLOCK_MONOTONIC, ms);
+	int rc = 0;
+	pthread_mutex_lock(&ws->mu);
+	/* fire() sets the flag, then broadcasts under ws->mu: never missed */
+	while (!(rc = cj_cancel_fired(w->cancel)))
+		if (pthread_cond_timedwait(&ws->fired, &ws->mu, &until) == ETIMEDOUT) break;
+	if (!rc) rc = cj_cancel_fired(w->cancel);
+	pthread_mutex_unlock(&ws->mu);
+	return rc ? -1 : 0;
 }
 
 int srv_wait_gone(struct srv_wait *w, struct srv *s) {

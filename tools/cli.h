@@ -13,6 +13,8 @@
 
 #include <couchjobs.h>
 
+#include "clock.h" /* cli_now_ms(), cli_epoch() */
+
 /* Exit codes (documented in `cjobs --help` and doc/cli.md). */
 enum {
 	CLI_EXIT_OK = 0,       /* success */
@@ -149,12 +151,6 @@ void cli_put_data(FILE *f, const char *data);
 /* Returns a malloc'd copy of `s[0..len)` as a JSON string literal (see
  * cli_put_jstr), or NULL when out of memory. */
 char *cli_jstr(const char *s, size_t len);
-
-/* Monotonic milliseconds. */
-int64_t cli_now_ms(void);
-
-/* Seconds since the epoch. */
-int64_t cli_epoch(void);
 
 /* ---- the commands ----------------------------------------------------- */
 

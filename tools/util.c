@@ -6,18 +6,6 @@
 #include <string.h>
 #include <time.h>
 
-int64_t cli_now_ms(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t cli_epoch(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec;
-}
-
 /* Reads digits at *p into *v; advances *p. 0, or -1 on no digits or
  * overflow. */
 static int read_digits(const char **p, int64_t *v) {

@@ -315,8 +315,16 @@
     tr.appendChild(timeoutCell(t));
     for (const s of states) {
       const n = t.counts[s] || 0;
-      tr.appendChild(el('td', { className: 'num c-' + s + (n ? '' : ' zero') },
-        el('span', { className: 'count' }, n.toLocaleString('en'))));
+      const td = el('td', { className: 'num c-' + s + (n ? '' : ' zero') },
+        el('span', { className: 'count' }, n.toLocaleString('en')));
+      if (s === 'dead' && n)
+        td.prepend(el('button', {
+          type: 'button', className: 'ghost retry-all', 'data-focus': 'retry-dead:' + t.type,
+          'aria-label': 'Retry all dead jobs of ' + t.type,
+          title: 'Make every dead job of this type pending again',
+          onclick: () => retryDead(t.type),
+        }, 'Retry all'));
+      tr.appendChild(td);
     }
     if (showAge)
       tr.appendChild(el('td', { className: 'num' + (ageText === '—' ? ' zero' : '') }, ageText));
@@ -380,6 +388,18 @@
       toast('Timeout of ' + type + ' set to ' + span(n) + '.');
     } catch (e) {
       toast('Could not set the timeout: ' + e.message, true);
+    }
+  }
+
+  /* Redrives every dead job of the type (their attempts reset). */
+  async function retryDead(type) {
+    try {
+      const r = await api('POST', '/v1/types/' + seg(type) + '/retry', { keep_attempts: false });
+      toast('Retrying ' + r.retried.toLocaleString('en') + ' dead ' +
+        (r.retried === 1 ? 'job' : 'jobs') + ' of ' + type + '.');
+      loadJobs();
+    } catch (e) {
+      toast('Retry all dead refused: ' + e.message, true);
     }
   }
 

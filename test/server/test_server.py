@@ -374,6 +374,61 @@ def case_failure(cjobs, scratch):
     s.stop()
 
 
+def case_redrive(cjobs, scratch):
+    """A job's own retry policy, and a type's dead jobs redriven at once."""
+    s = fresh(cjobs, scratch)
+    s.ok("PUT", "/v1/types/t", {"timeout": 30})
+    for i in range(3):
+        s.ok("PUT", "/v1/jobs/t/j%d" % i, {"data": {"n": i}})
+    # a job's own policy: none yet, set (left-out fields take the defaults),
+    # read back, and it overrides the type's (none: dead at once)
+    eq(s.ok("GET", "/v1/jobs/t/j0/policy"), {"type": "t", "id": "j0", "retry_policy": None},
+       "no policy of its own")
+    pol = {"max_attempts": 2, "backoff_min": 3600, "backoff_max": 3600, "multiplier": 1,
+           "jitter": "none"}
+    eq(s.ok("PUT", "/v1/jobs/t/j0/policy", pol)["retry_policy"], pol, "set")
+    eq(s.ok("GET", "/v1/jobs/t/j0/policy")["retry_policy"], pol, "read")
+    eq(s.ok("PUT", "/v1/jobs/t/j1/policy", {"max_attempts": 7})["retry_policy"],
+       {"max_attempts": 7, "backoff_min": 10, "backoff_max": 3600, "multiplier": 2,
+        "jitter": "equal"}, "defaults")
+    eq(s.ok("GET", "/v1/jobs/t/j1")["own_policy"], True, "the job says it has one")
+    for bad in ({"max_attempts": "2"}, {"jitter": "some"}, {"color": 1},
+                {"max_attempts": -1}, {"backoff_min": 10, "backoff_max": 5}):
+        st, b, _ = s.req("PUT", "/v1/jobs/t/j0/policy", bad)
+        eq((st, b["error"]), (400, "CJ_INVALID"), "bad policy %r" % (bad,))
+    st, b, _ = s.req("PUT", "/v1/jobs/t/j0/policy", raw="{")
+    eq((st, b["error"]), (400, "CJ_JSON"), "malformed JSON")
+    eq(s.ok("GET", "/v1/jobs/t/j0/policy")["retry_policy"], pol, "unchanged by bad input")
+    for method in ("GET", "PUT", "DELETE"):
+        st, b, _ = s.req(method, "/v1/jobs/t/none/policy", {} if method == "PUT" else None)
+        eq((st, b["error"]), (404, "CJ_NOT_FOUND"), "%s: no such job" % method)
+    eq(s.ok("DELETE", "/v1/jobs/t/j1/policy"), {"ok": True}, "cleared")
+    eq(s.ok("GET", "/v1/jobs/t/j1/policy")["retry_policy"], None, "cleared: none")
+    # j0 gets another attempt (in an hour) by its own policy; j1 and j2 die
+    # at once
+    for _ in range(3):
+        job = s.ok("POST", "/v1/types/t/accept", {"timeout_ms": 0})
+        s.ok("POST", "/v1/jobs/t/%s/fail" % job["id"], {"lock": job["lock"]})
+    eq([s.ok("GET", "/v1/jobs/t/j%d" % i)["state"] for i in range(3)],
+       ["pending", "dead", "dead"], "the own policy applied")
+    # redrive the type: bad bodies change nothing, then every dead job
+    for body in ({"keep_attempts": 1}, {"keep_attempts": "yes"}):
+        st, b, _ = s.req("POST", "/v1/types/t/retry", body)
+        eq((st, b["error"]), (400, "CJ_INVALID"), "bad redrive %r" % (body,))
+    eq(s.ok("GET", "/v1/jobs/t/j1")["state"], "dead", "bad redrives change nothing")
+    eq(s.ok("POST", "/v1/types/t/retry", {"keep_attempts": True}), {"retried": 2}, "redrive")
+    eq([(j["state"], j["attempt"]) for j in
+        (s.ok("GET", "/v1/jobs/t/j%d" % i) for i in range(3))],
+       [("pending", 1)] * 3, "pending again, attempts kept")
+    eq(s.ok("POST", "/v1/types/t/retry", {}), {"retried": 0}, "none dead")
+    eq(s.ok("POST", "/v1/types/unknown/retry", {}), {"retried": 0}, "a type without jobs")
+    st, b, _ = s.req("POST", "/v1/types/%s/retry" % ("x" * 300), {})
+    eq((st, b["error"]), (400, "CJ_INVALID"), "over-long type")
+    m = parse_metrics(s.req("GET", "/metrics")[1])
+    eq(m[("couchjobs_server_jobs_retried_total", frozenset())], 2, "retried counter")
+    s.stop()
+
+
 # ---- the status map ----------------------------------------------------------
 
 def doc_status_map():
@@ -722,6 +777,46 @@ def case_idle(cjobs, scratch):
     check(elapsed < bound(2), "stopped in %.1f s, not at once" % elapsed)
 
 
+def voluntary_switches(pid):
+    """Voluntary context switches (the thread slept) of each thread of pid."""
+    d = {}
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, t)) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        d[t] = int(line.split()[1])
+        except OSError:
+            pass  # a thread that just ended
+    return d
+
+
+def case_ui_busy(cjobs, scratch):
+    """The dashboard's overview stream on a busy store: a change that comes
+    before its next look may run (a second after the last) waits for that
+    time asleep, not in naps: its thread sleeps a few times per overview."""
+    s = fresh(cjobs, scratch)
+    s.ok("PUT", "/v1/types/t", {"timeout": 30})
+    ev = Events(s, "/ui/events")
+    ev.next()
+    before = voluntary_switches(s.p.pid)
+    for i in range(3):
+        s.cli("add", "t", "a%d" % i)  # by another process; looked at at once
+        eq(ev.next()[1]["types"][0]["counts"]["pending"], 2 * i + 1, "the first add")
+        s.cli("add", "t", "b%d" % i)  # under a second later: waits for the look
+        eq(ev.next()[1]["types"][0]["counts"]["pending"], 2 * i + 2, "the second add")
+    after = voluntary_switches(s.p.pid)
+    most = max(after[t] - before.get(t, 0) for t in after)
+    print("  6 overviews, 3 of them held back: the busiest thread slept %d times" % most)
+    # on the embedded engine a look reads without sleeping, so the count is
+    # the stream's waits alone (naps made it 50 and more); over PostgreSQL
+    # every query of a look sleeps on the network, so the count says nothing
+    if store_url(scratch).startswith("lmdb:"):
+        check(most <= 24, "the overview's thread slept %d times for 6 overviews" % most)
+    ev.close()
+    s.stop()
+
+
 # ---- abuse -------------------------------------------------------------------
 
 def case_abuse(cjobs, scratch):
@@ -839,11 +934,22 @@ def parse_metrics(text):
     for name, kind in types.items():
         if kind != "histogram":
             continue
-        buckets = sorted(((float(dict(l)["le"]), v) for (n, l), v in samples.items()
-                          if n == name + "_bucket"))
-        check(buckets and buckets[-1][0] == float("inf"), "+Inf bucket of %s", name)
-        check(all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), "cumulative %s", name)
-        eq(samples[(name + "_count", frozenset())], buckets[-1][1], name + " count")
+        series = {}  # the labels other than le -> [(le, value)]
+        for (n, l), v in samples.items():
+            if n == name + "_bucket":
+                d = dict(l)
+                le = d.pop("le")
+                series.setdefault(frozenset(d.items()), []).append((float(le), v))
+        for lab, buckets in series.items():
+            buckets.sort()
+            what = "%s%s" % (name, sorted(lab))
+            check(buckets[-1][0] == float("inf"), "+Inf bucket of %s", what)
+            check(all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), "cumulative %s", what)
+            eq(samples[(name + "_count", lab)], buckets[-1][1], what + " count")
+            check((name + "_sum", lab) in samples, "sum of %s", what)
+        for (n, l), v in samples.items():
+            if n in (name + "_count", name + "_sum"):
+                check(l in series, "%s without buckets", n)
     return samples
 
 
@@ -878,7 +984,8 @@ def case_metrics(cjobs, scratch):
     eq(g("couchjobs_server_jobs_halted_total"), 1, "halted")
     eq(g("couchjobs_server_accept_empty_total"), 1, "empty polls")
     eq(g("couchjobs_server_accept_wait_seconds_count"), 3, "wait histogram")
-    eq(g("couchjobs_server_job_run_seconds_count"), 1, "run histogram")
+    eq(g("couchjobs_server_job_wait_seconds_count", type="t"), 3, "due-to-accept histogram")
+    eq(g("couchjobs_server_job_run_seconds_count", type="t"), 1, "run histogram")
     eq(g("couchjobs_type_timeout_seconds", type="t"), 30, "timeout gauge")
     eq(g("couchjobs_pending_untimed_jobs", type="t"), 3, "untimed pending jobs")
     check(("couchjobs_oldest_pending_age_seconds", frozenset({("type", "t")})) not in m,
@@ -889,6 +996,59 @@ def case_metrics(cjobs, scratch):
     age = g("couchjobs_oldest_pending_age_seconds", type="t")
     check(t["oldest_pending_age"] <= age <= t["oldest_pending_age"] + 5,
           "the age as the store has it: %r %r", age, t)
+    s.stop()
+
+
+def case_metrics_hist(cjobs, scratch):
+    """The wait from due to accept and the run time, per type, in seconds."""
+    s = fresh(cjobs, scratch)
+    wait, run = "couchjobs_server_job_wait_seconds", "couchjobs_server_job_run_seconds"
+
+    def h(m, name, typ, le=None):
+        if le is None:
+            return (m[(name + "_count", frozenset({("type", typ)}))],
+                    m[(name + "_sum", frozenset({("type", typ)}))])
+        return m[(name + "_bucket", frozenset({("type", typ), ("le", le)}))]
+    # a job that waited a second before a worker came: the wait counts from
+    # its add, not from the accept call (which found it at once)
+    s.ok("PUT", "/v1/types/w", {"timeout": 30})
+    s.ok("PUT", "/v1/jobs/w/a", {})
+    time.sleep(1.2)
+    job = s.ok("POST", "/v1/types/w/accept", {"timeout_ms": 0})
+    # a job scheduled in the past waits from its add; one scheduled later
+    # (accepted early with max_sched_time "any") has waited nothing
+    s.ok("PUT", "/v1/jobs/w/past", {"sched_time": 1000})
+    s.ok("PUT", "/v1/jobs/w/later", {"sched_time": int(time.time()) + 3600})
+    past = s.ok("POST", "/v1/types/w/accept", {"timeout_ms": 0})
+    eq(past["id"], "past", "the job due first")
+    s.ok("POST", "/v1/types/w/accept", {"timeout_ms": 0, "max_sched_time": "any"})
+    time.sleep(0.6)
+    s.ok("POST", "/v1/jobs/w/a/finish", {"lock": job["lock"]})
+    m = parse_metrics(s.req("GET", "/metrics")[1])
+    n, total = h(m, wait, "w")
+    eq(n, 3, "three accepts")
+    check(1.2 <= total < 1.2 + bound(30), "the waits add up to the second: %r", total)
+    eq(h(m, wait, "w", "0.5"), 2, "two waited under half a second")
+    eq(h(m, wait, "w", "+Inf"), 3, "+Inf")
+    n, total = h(m, run, "w")
+    eq(n, 1, "one run ended")
+    check(0.6 <= total, "the run took its time: %r", total)
+    eq(h(m, run, "w", "0.5"), 0, "not under half a second")
+    # a failed attempt ends a run too; a stale lock's refusal does not
+    s.ok("POST", "/v1/jobs/w/past/fail", {"lock": past["lock"]})
+    eq(s.req("POST", "/v1/jobs/w/past/fail", {"lock": past["lock"]})[0], 409, "stale")
+    eq(h(parse_metrics(s.req("GET", "/metrics")[1]), run, "w")[0], 2, "fail ends a run")
+    # a type of its own per type, up to the cap; later types share type=""
+    cap = 64
+    for i in range(cap + 2):
+        s.ok("PUT", "/v1/types/c%02d" % i, {"timeout": 30})
+        s.ok("PUT", "/v1/jobs/c%02d/j" % i, {})
+        s.ok("POST", "/v1/types/c%02d/accept" % i, {"timeout_ms": 0})
+    m = parse_metrics(s.req("GET", "/metrics")[1])
+    typed = {dict(l)["type"] for (name, l) in m if name == wait + "_count"}
+    eq(len(typed), cap + 1, "the cap's types and the shared series: %r" % sorted(typed))
+    check("w" in typed and "" in typed, "w has its own series, later types share")
+    eq(h(m, wait, "")[0], 3, "types beyond the cap, together")
     s.stop()
 
 
@@ -970,6 +1130,10 @@ def case_openapi(cjobs, scratch):
          lambda: {"lock": lock(), "error": {"why": "test"}}),
         ("get", "/v1/jobs/{type}/{id}", {"type": "ft", "id": "f"}, None),
         ("post", "/v1/jobs/{type}/{id}/retry", {"type": "ft", "id": "f"}, {}),
+        ("post", "/v1/types/{type}/retry", {"type": "ft"}, {"keep_attempts": True}),
+        ("put", "/v1/jobs/{type}/{id}/policy", {"type": "ft", "id": "f"}, {"max_attempts": 3}),
+        ("get", "/v1/jobs/{type}/{id}/policy", {"type": "ft", "id": "f"}, None),
+        ("delete", "/v1/jobs/{type}/{id}/policy", {"type": "ft", "id": "f"}, None),
         ("get", "/v1/jobs/{type}/{id}/events", {"type": "t", "id": "j"}, None),
         ("get", "/v1/types/{type}/events", {"type": "t"}, None),
         ("get", "/metrics", {}, None),

@@ -4,8 +4,9 @@
  * puppeteer-core: the page loads without console errors or CSP violations,
  * asks for the token, filters and pages the job list, shows a job, shows a
  * job added by another process (the cjobs CLI) without a reload, performs
- * actions with the token and is refused without it, and renders a job whose
- * id and data hold markup as text, running nothing.
+ * actions (a job's, and "Retry all dead" on a type) with the token and is
+ * refused without it, and renders a job whose id and data hold markup as
+ * text, running nothing.
  *
  *   node test/ui/dashboard.test.js path/to/cjobs
  *
@@ -396,6 +397,39 @@ async function main() {
     await page.waitForFunction(() => document.getElementById('detail-facts').textContent.includes('pending'));
     const again = JSON.parse((await api('GET', '/v1/jobs/thumbnail/img-1')).body);
     check(again.state === 'pending' && again.data.thumb === 'thumbs/1.jpg', 'img-1 again: ' + JSON.stringify(again));
+
+    /* 10. "Retry all dead" on a type, with the keyboard: refused without
+     * the token (nothing changes), done with it */
+    for (let i = 0; i < 2; i++) {
+      const j = JSON.parse(cli('accept', 'report', '--timeout', '0'));
+      cli('fail', 'report', j.id, j.lock, JSON.stringify({ why: 'test' }));
+    }
+    const retryAll = '#types-body tr[data-type="report"] button.retry-all';
+    await page.waitForFunction(() => {
+      const c = document.querySelector('#types-body tr[data-type="report"] td.c-dead .count');
+      return c && c.textContent === '2';
+    });
+    const deadReports = async () => JSON.parse((await api('GET', '/v1/jobs?type=report&state=dead')).body).jobs.length;
+    await click('#token-btn');
+    await page.waitForSelector('#token-dialog[open]');
+    await click('#token-forget');
+    await page.waitForFunction(() => !document.getElementById('token-dialog').open);
+    expect401 = true;
+    await page.focus(retryAll);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#token-dialog[open]');
+    await page.waitForFunction(() => /Retry all dead refused/.test(document.getElementById('toast').textContent));
+    check(await deadReports() === 2, 'refused without the token: still dead');
+    await page.type('#token-input', TOKEN);
+    await page.keyboard.press('Enter');
+    expect401 = false;
+    await page.waitForFunction(() => !document.getElementById('token-dialog').open);
+    await page.focus(retryAll);
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => /Retrying 2 dead jobs of report/.test(document.getElementById('toast').textContent));
+    check(await deadReports() === 0, 'no dead report left');
+    await page.waitForFunction((sel) => !document.querySelector(sel) && document.querySelector(
+      '#types-body tr[data-type="report"] td.c-dead .count').textContent === '0', {}, retryAll);
 
     const csps = await page.evaluate(() => window.__csp);
     check(csps.length === 0, 'CSP violations: ' + JSON.stringify(csps));

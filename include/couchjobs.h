@@ -1462,6 +1462,8 @@ typedef int (*cj_verify_fn)(const char *problem, void *arg);
  *    its errors (at most #CJ_MAX_ERRORS) is one JSON object, its own
  *    retry policy and every type's are within their ranges;
  *  - every pending and activity entry belongs to a job in that state.
+ *  - every schedule decodes, and its definition is one cj_schedule_set()
+ *    accepts (its cron expression parses and fires, its zone loads).
  *
  * The library never leaves a store that breaks one of these (each of its
  * transactions keeps them, and is atomic); a problem means the store was

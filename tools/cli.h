@@ -176,6 +176,7 @@ int cmd_resubmit(struct cli *c, const struct cli_args *a);
 int cmd_watch(struct cli *c, const struct cli_args *a);
 int cmd_work(struct cli *c, const struct cli_args *a);
 int cmd_serve(struct cli *c, const struct cli_args *a);
+int cmd_schedule(struct cli *c, const struct cli_args *a);
 
 /* Option tables; the index of an option in its table is its index in
  * cli_args.val / cli_args.set. */
@@ -190,6 +191,7 @@ extern const struct cli_opt cli_accept_opts[];  /* ACCEPT_TIMEOUT, ACCEPT_ANY,
 extern const struct cli_opt cli_resubmit_opts[];/* RESUB_AT, RESUB_IN */
 extern const struct cli_opt cli_work_opts[];    /* WORK_* */
 extern const struct cli_opt cli_serve_opts[];   /* SERVE_* */
+extern const struct cli_opt cli_schedule_opts[];/* SCHED_* */
 
 enum { ADD_AT, ADD_IN, ADD_UNIQUE, ADD_IF_ABSENT };
 enum { LIST_STATE };
@@ -202,5 +204,6 @@ enum { ACCEPT_TIMEOUT, ACCEPT_ANY, ACCEPT_LOCK_ONLY };
 enum { RESUB_AT, RESUB_IN };
 enum { WORK_JOBS, WORK_GRACE, WORK_MAX_JOBS, WORK_TIMEOUT_EXIT };
 enum { SERVE_LISTEN, SERVE_TOKEN_FILE, SERVE_RELAXED };
+enum { SCHED_CRON, SCHED_TZ, SCHED_EVERY, SCHED_TYPE, SCHED_DATA, SCHED_CATCH_UP };
 
 #endif

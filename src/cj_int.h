@@ -613,6 +613,9 @@ int cj__reenqueue_stale(cj_db *db, const char *type, uint64_t max_version);
 void cj__schedule_clock_init(cj_db *db);
 /* CJ_OK or CJ_INVALID naming what is wrong with s (its data unchecked). */
 int cj__schedule_check(const cj_schedule *s);
+/* cj__schedule_check of a decoded schedule, and its data: CJ_OK, CJ_INVALID
+ * or CJ_JSON naming what is wrong. */
+int cj__schedule_info_check(const cj_schedule_info *i);
 /* Serves every schedule's due tick, in batches; returns the monotonic time
  * of the next tick of any schedule (-1: none), and sets *failed when the
  * store failed (the caller retries after a backoff). */

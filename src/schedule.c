@@ -140,6 +140,12 @@ static cj_schedule info_def(const cj_schedule_info *i) {
 	return s;
 }
 
+int cj__schedule_info_check(const cj_schedule_info *i) {
+	cj_schedule s = info_def(i);
+	int rc = cj__schedule_check(&s);
+	return rc ? rc : cj__json_check_object(i->data, strlen(i->data));
+}
+
 /* Sets info->next: its first tick after now and after its Served. */
 static void info_next(cj_schedule_info *i, int64_t now) {
 	cj_schedule s = info_def(i);

@@ -257,11 +257,7 @@ static int check_schedule(struct vfy *v) {
 		return CJ_OK;
 	}
 	if ((rc = cj__schedule_decode(v->val.p, v->val.len, &i)) == CJ_OK) {
-		cj_schedule s = {i.cron, i.zone, i.every_s, i.anchor, i.type, i.data, i.catch_up,
-		                 i.disabled};
-		if ((rc = cj__schedule_check(&s)) == CJ_OK &&
-		    cj__json_check_object(i.data, strlen(i.data)) != CJ_OK)
-			rc = CJ_JSON;
+		rc = cj__schedule_info_check(&i);
 		if (rc == CJ_INVALID || rc == CJ_JSON)
 			problem(v, NULL, NULL, "schedule \"%.80s\": %s", name, cj_last_error());
 		if (rc != CJ_NOMEM) rc = CJ_OK;

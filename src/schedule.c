@@ -353,7 +353,8 @@ struct pass {
 	cj_db *db;
 	int64_t now;     /* seconds */
 	int64_t next;    /* the earliest next tick seen, or -1 */
-	cj_buf after;    /* the last key of the previous batch (empty: none) */
+	cj_buf start;    /* the batch starts after this key (empty: first) */
+	cj_buf after;    /* the last key the batch read */
 	cj_batch due;    /* schedules of the batch with a tick due */
 	int scanned;     /* schedules read in this batch */
 	int full;        /* the batch was cut short */
@@ -367,12 +368,16 @@ static int serve_one(cj_tx *tx, struct pass *p, const uint8_t *k, size_t kl) {
 	cj_buf key = CJ_BUF_INIT, v = CJ_BUF_INIT;
 	int rc = cj__key_schedule_parse(k, kl, &name);
 	if (rc) goto out;
-	rc = read_one(tx, name, &i);
-	if (rc == CJ_NOT_FOUND) rc = CJ_OK; /* removed meanwhile */
+	if ((rc = read_one(tx, name, &i))) {
+		if (rc == CJ_NOT_FOUND) rc = CJ_OK; /* removed meanwhile */
+		goto out;
+	}
 	int64_t due, ignore = -1;
 	int fire = 0;
-	if (rc || (rc = owed(&i, p->now, &due, &fire, &ignore)) <= 0) {
-		if (rc > 0 || rc == CJ_INVALID) rc = CJ_OK;
+	if ((rc = owed(&i, p->now, &due, &fire, &ignore)) <= 0) {
+		/* nothing due, or changed meanwhile into one whose zone does not
+		 * load: left alone (the scan skips it too) */
+		if (rc != CJ_NOMEM) rc = CJ_OK;
 		goto out;
 	}
 	int64_t fired = i.fired;
@@ -433,8 +438,8 @@ static int scan_fn(cj_tx *tx, void *arg) {
 	struct pass *p = arg;
 	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
 	cj__key_schedule_prefix(&hi);
-	if (p->after.len) {
-		cj__buf_add(&lo, p->after.p, p->after.len);
+	if (p->start.len) {
+		cj__buf_add(&lo, p->start.p, p->start.len);
 		cj__buf_add(&lo, "", 1); /* just after it */
 	} else {
 		cj__key_schedule_prefix(&lo);
@@ -452,15 +457,22 @@ static int scan_fn(cj_tx *tx, void *arg) {
 }
 
 int64_t cj__schedule_pass(cj_db *db, int *failed) {
-	struct pass p = {db, 0, -1, CJ_BUF_INIT, {CJ_BUF_INIT, 0, CJ_SCHEDULE_BATCH}, 0, 0};
+	struct pass p = {db, 0, -1, CJ_BUF_INIT, CJ_BUF_INIT, {CJ_BUF_INIT, 0, CJ_SCHEDULE_BATCH},
+	                 0, 0};
 	int64_t wall = clock_ms(db);
 	p.now = wall / 1000;
 	int rc;
 	do {
-		if ((rc = cj__run(db, NULL, 0, scan_fn, &p))) break;
+		/* (a scan that runs again starts where this one did) */
+		cj__buf_reset(&p.start);
+		cj__buf_add(&p.start, p.after.p, p.after.len);
+		if (p.start.oom) rc = cj__fail(CJ_NOMEM, "out of memory");
+		else rc = cj__run(db, NULL, 0, scan_fn, &p);
+		if (rc) break;
 		if (p.due.n && (rc = cj__run(db, NULL, 1, serve_fn, &p))) break;
 	} while (p.full);
 	*failed = rc != CJ_OK;
+	cj__buf_free(&p.start);
 	cj__buf_free(&p.after);
 	cj__buf_free(&p.due.kv);
 	if (rc || p.next < 0) return -1;

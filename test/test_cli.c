@@ -1366,7 +1366,7 @@ TEST(test_programs_list_cases) {
 	free(out);
 	CHECK_INT(t_sh(&out, NULL, "'%s' --list", t_bin("test_cli")), 0);
 	CHECK(strstr(out, "\ntest_programs_list_cases\n") != NULL);
-	CHECK_INT(count_lines(out), 19);
+	CHECK_INT(count_lines(out), 20);
 	free(out);
 	char *err = NULL;
 	CHECK_INT(t_sh(&out, &err, "'%s' no_such_case", t_bin("test_conf_misc")), 2);

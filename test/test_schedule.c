@@ -1,8 +1,8 @@
 /*
  * Schedules (periodic jobs): validation, exactly-once ticks with three
  * schedulers in three processes, the catch-up policies after a downtime, a
- * finished tick job that is never run again, and a schedule set in one
- * process waking another's scheduler.
+ * finished tick job that is never run again, many schedules served in
+ * batches, and a schedule set in one process waking another's scheduler.
  *
  * The clock. Tests do not sleep through real minutes: in fault-injection
  * builds (CJ_FAULTS, on in the sanitizer builds the tests run on) a handle
@@ -365,6 +365,57 @@ TEST(finished_tick_not_rerun) {
 	cj_close(db);
 }
 
+/* ---- many schedules: a pass serves them in batches --------------------------------- */
+
+#define MANY 250 /* two and a half batches (CJ_SCHEDULE_BATCH is 100) */
+
+static int set_many(cj_tx *tx, void *arg) {
+	cj_db *db = arg;
+	cj_schedule s = every_def(60, 0, CJ_CATCH_UP_SKIP);
+	for (int i = 0; i < MANY; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "m%03d", i);
+		int rc = cj_schedule_set(db, tx, name, &s);
+		if (rc) return rc;
+	}
+	return 0;
+}
+
+TEST(many_schedules_in_batches) {
+	use_clock(T0);
+	setup_type("tick", 60);
+	cj_db *db = t_open();
+	CHECK_OK(cj_transact(db, set_many, db));
+	CHECK_INT(count_schedules(db), MANY);
+	set_clock(T0 + 60);
+	wake(db);
+	/* every one fires its tick once */
+	char seen[MANY] = {0};
+	int got = 0;
+	while (got < MANY) {
+		cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+		o.timeout_ms = 60000;
+		cj_job *jobs[MANY];
+		size_t n;
+		CHECK_OK(cj_accept_many(db, "tick", &o, MANY, jobs, NULL, &n));
+		for (size_t j = 0; j < n; j++) {
+			int i = -1;
+			CHECK(sscanf(cj_job_id(jobs[j]), "m%3d@", &i) == 1 && i >= 0 && i < MANY);
+			char want[300], name[16];
+			snprintf(name, sizeof name, "m%03d", i);
+			tick_id(want, sizeof want, name, T0 + 60);
+			CHECK_STR(cj_job_id(jobs[j]), want);
+			CHECK(!seen[i]);
+			seen[i] = 1;
+			got++;
+			CHECK_OK(cj_finish(db, NULL, jobs[j], NULL));
+			cj_job_free(jobs[j]);
+		}
+	}
+	no_tick(db, 500);
+	cj_close(db);
+}
+
 /* ---- a schedule set in one process wakes another's scheduler ------------------ */
 
 static int wake_scheduler(void *arg) {
@@ -407,4 +458,4 @@ TEST(set_wakes_other_process) {
 
 TEST_MAIN_VERIFIED(ENTRY(validation), ENTRY(exactly_once_three_processes),
                    ENTRY(catch_up_policies), ENTRY(finished_tick_not_rerun),
-                   ENTRY(set_wakes_other_process))
+                   ENTRY(many_schedules_in_batches), ENTRY(set_wakes_other_process))

@@ -423,6 +423,154 @@ int cj_cron_check(const char *expr, const char *zone);
 int cj_cron_next(const char *expr, const char *zone, int64_t after, int64_t *next);
 /** @} */
 
+/** @defgroup schedules Periodic jobs (schedules)
+ *
+ * A schedule, kept in the store under its name, adds a job of its type at
+ * each of its ticks: the ticks of a cron expression in a time zone (see
+ * @ref cron), or those of a fixed interval, @c anchor + k * @c every_s
+ * seconds (so every process computes the same ticks).
+ *
+ * Tick T of schedule NAME becomes the job @c NAME\@T of the schedule's type,
+ * T written in UTC as @c 2026-12-04T02:00:00Z, with the schedule's data,
+ * due at once, added only if no job with that id exists
+ * (#CJ_UNIQUE_ID): a tick fires exactly once however many schedulers run,
+ * and a tick job that finished (or was removed) is never added again by
+ * its tick.
+ *
+ * The scheduler runs in the activity monitor of every handle opened
+ * without #cj_options.no_monitor (and not read-only). It sleeps until the
+ * next tick of any schedule; cj_schedule_set() and cj_schedule_remove(),
+ * in any process, wake it. The store keeps, per schedule, the tick up to
+ * which it has been served and the last tick fired, updated in the same
+ * transaction as the job is added, so restarts and other processes go on
+ * where it got to. A schedule created (or changed) now serves only ticks
+ * after now.
+ *
+ * Catch-up, when the scheduler finds ticks due that it has not served (all
+ * schedulers were down, or a pass ran late): only the latest of them can
+ * fire, never a burst.
+ *  - #CJ_CATCH_UP_SKIP (default): it fires if it is less than
+ *    #CJ_SCHEDULE_GRACE seconds late (a pass that merely ran late);
+ *    otherwise no missed tick fires, and the next future one does.
+ *  - #CJ_CATCH_UP_LAST: it fires once, however late.
+ * The ticks before it are passed over. A tick whose job cannot be added
+ * (its type lost its timeout, its data is over this handle's limit) is
+ * passed over too.
+ *
+ * Wall time: ticks are wall-clock times, read by each scheduler from its
+ * machine's clock (keep clocks in sync). A sleep lasts at most
+ * #CJ_SCHEDULE_RECHECK_MS, so a stepped clock is noticed.
+ * @{ */
+
+/** @brief The longest schedule name in bytes (its tick jobs' ids are the
+ * name, "@" and 20 bytes of time). */
+#define CJ_MAX_SCHEDULE_NAME 255
+/** @brief The longest #cj_schedule.every_s, in seconds (one year). */
+#define CJ_MAX_SCHEDULE_EVERY ((int64_t)366 * 24 * 3600)
+/** @brief How late (seconds) a tick may fire under #CJ_CATCH_UP_SKIP. */
+#define CJ_SCHEDULE_GRACE 60
+/** @brief The longest a scheduler sleeps before it reads the clock again. */
+#define CJ_SCHEDULE_RECHECK_MS ((int64_t)600 * 1000)
+
+/** @brief #cj_schedule.catch_up: which missed tick fires (see the group). */
+typedef enum cj_catch_up {
+	CJ_CATCH_UP_SKIP = 0, /**< none (unless less than #CJ_SCHEDULE_GRACE late) */
+	CJ_CATCH_UP_LAST = 1  /**< the latest one, once */
+} cj_catch_up;
+
+/** @brief Parses "skip" or "last" (the CLI's words).
+ * @return #CJ_OK, #CJ_INVALID (NULL argument or another word). */
+int cj_catch_up_parse(const char *name, int *catch_up);
+
+/** @brief A schedule's definition; start from #CJ_SCHEDULE_INIT. Exactly
+ * one of @c cron and @c every_s is set. */
+typedef struct cj_schedule {
+	/** a cron expression (see @ref cron), or NULL for an interval */
+	const char *cron;
+	/** the cron expression's time zone; NULL: UTC. NULL for an interval */
+	const char *zone;
+	/** the interval in seconds, 1 to #CJ_MAX_SCHEDULE_EVERY; 0 with cron */
+	int64_t every_s;
+	/** the interval's ticks are anchor + k * every_s (seconds since the
+	 * epoch, 0 to #CJ_MAX_SCHED_TIME; 0 with cron) */
+	int64_t anchor;
+	/** the tick jobs' type; it must have a timeout */
+	const char *type;
+	/** the tick jobs' data, a JSON object; NULL: "{}" */
+	const char *data;
+	/** a #cj_catch_up; #CJ_CATCH_UP_SKIP (default) */
+	int catch_up;
+	/** non-zero: kept, but fires nothing (its ticks are passed over) */
+	int disabled;
+} cj_schedule;
+
+/** @brief Initialiser of #cj_schedule with every default. */
+#define CJ_SCHEDULE_INIT {NULL, NULL, 0, 0, NULL, NULL, CJ_CATCH_UP_SKIP, 0}
+
+/** @brief A schedule as the store holds it, filled by cj_schedule_get() and
+ * cj_schedule_list(); release with cj_schedule_info_clear(). */
+typedef struct cj_schedule_info {
+	char *name;       /**< its name */
+	char *cron;       /**< its cron expression, or NULL */
+	char *zone;       /**< the cron expression's zone, or NULL (UTC) */
+	int64_t every_s;  /**< its interval, or 0 */
+	int64_t anchor;   /**< its interval's anchor */
+	char *type;       /**< its jobs' type */
+	char *data;       /**< its jobs' data */
+	int catch_up;     /**< a #cj_catch_up */
+	int disabled;     /**< non-zero: fires nothing */
+	int64_t served;   /**< ticks up to this time (seconds since the epoch)
+	                       were fired or passed over */
+	int64_t fired;    /**< the last tick fired; 0: none yet */
+	int64_t next;     /**< its first tick after now and after @c served;
+	                       0: none (disabled, or none before
+	                       #CJ_MAX_SCHED_TIME) */
+} cj_schedule_info;
+
+/** @brief Frees the strings of @p info and zeroes it. NULL is ignored. */
+void cj_schedule_info_clear(cj_schedule_info *info);
+
+/**
+ * @brief Creates schedule @p name, or replaces its definition.
+ *
+ * A new schedule, or one whose definition changes, serves the ticks after
+ * now; the same definition again writes nothing (so programs may set their
+ * schedules at every start without losing a missed tick). Wakes the
+ * schedulers of every process. Thread-safe.
+ *
+ * @return #CJ_OK; #CJ_INVALID (NULL @p db or @p s, a bad name (1 to
+ *         #CJ_MAX_SCHEDULE_NAME bytes of valid UTF-8) or type, neither or
+ *         both of cron and every_s, a bad cron expression or one that never
+ *         fires, an unknown zone, a zone or anchor with cron, every_s or
+ *         anchor out of range, an unknown catch_up); #CJ_NO_TYPE_TIMEOUT
+ *         (the type has no timeout); #CJ_JSON; #CJ_TOO_LARGE (data over
+ *         the handle's limit); #CJ_STORE; #CJ_CONFLICT (only with a
+ *         caller's @p tx); #CJ_NOMEM. On failure nothing changed.
+ */
+int cj_schedule_set(cj_db *db, cj_tx *tx, const char *name, const cj_schedule *s);
+
+/** @brief Reads schedule @p name into @p info (cj_schedule_info_clear()).
+ * On failure @p info is zeroed.
+ * @return #CJ_OK, #CJ_NOT_FOUND, #CJ_INVALID, #CJ_STORE, #CJ_NOMEM. */
+int cj_schedule_get(cj_db *db, cj_tx *tx, const char *name, cj_schedule_info *info);
+
+/**
+ * @brief Calls @p cb for every schedule, in name (byte) order, from one
+ * consistent snapshot. @p info is valid only during the call; a non-zero
+ * return of @p cb stops the listing and is returned. @p cb must not call
+ * into @p db with a NULL transaction.
+ * @return #CJ_OK, @p cb's non-zero return, #CJ_INVALID, #CJ_STORE, #CJ_NOMEM.
+ */
+int cj_schedule_list(cj_db *db, cj_tx *tx,
+                     int (*cb)(const cj_schedule_info *info, void *arg), void *arg);
+
+/** @brief Removes schedule @p name: it fires nothing more (its tick jobs
+ * stay). Wakes the schedulers of every process.
+ * @return #CJ_OK, #CJ_NOT_FOUND, #CJ_INVALID, #CJ_STORE, #CJ_CONFLICT (only
+ *         with a caller's @p tx), #CJ_NOMEM. */
+int cj_schedule_remove(cj_db *db, cj_tx *tx, const char *name);
+/** @} */
+
 /** @defgroup tx Transactions and the caller's own data
  *
  * A transaction groups calls so they commit together or not at all. The
@@ -1488,7 +1636,9 @@ typedef int (*cj_verify_fn)(const char *problem, void *arg);
  *  - every pending and activity entry belongs to a job in that state;
  *  - a finished or dead job has a finish time and exactly one entry in
  *    the index retention reads, at that time; every entry belongs to a job
- *    in that state; each type's count of them is right.
+ *    in that state; each type's count of them is right;
+ *  - every schedule decodes, and its definition is one cj_schedule_set()
+ *    accepts (its cron expression parses and fires, its zone loads).
  *
  * The library never leaves a store that breaks one of these (each of its
  * transactions keeps them, and is atomic); a problem means the store was

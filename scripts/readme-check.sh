@@ -8,7 +8,7 @@
 #   word for word; its `cc` line (with build/ read as BUILD_DIR/) compiles
 #   it, and the program prints what the README shows;
 # - the command-line sessions between <!-- readme-cli:begin --> and
-#   <!-- readme-cli:end -->, and readme-fail's and readme-limits': the `$ ` lines of each run
+#   <!-- readme-cli:end -->, readme-fail's, readme-limits' and readme-sched's: the `$ ` lines of each run
 #   in order in one shell, from
 #   the checkout's root, with BUILD_DIR's cjobs first on PATH; the session
 #   printed (commands, standard output and error) must be the README's.
@@ -35,7 +35,8 @@ block() {
 mask() {
 	sed -E -e 's/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/<lock>/g' \
 	       -e 's/"sched_time":[1-9][0-9]*/"sched_time":<time>/g' \
-	       -e 's/"(added_ms|finished_ms|fence|time)":[1-9][0-9]*/"\1":<n>/g'
+	       -e 's/"(added_ms|finished_ms|fence|time)":[1-9][0-9]*/"\1":<n>/g' \
+	       -e 's/[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z/<utc>/g'
 }
 
 # the session of a block, run: each `$ ` line is echoed, then run, its
@@ -85,5 +86,6 @@ fi
 check cli
 check fail
 check limits
+check sched
 [ $status = 0 ] && echo "readme-check: the README's quick starts run as shown"
 exit $status

@@ -59,6 +59,16 @@ int cj__check_id(const char *id) {
 	return check_utf8(id, n, "job id");
 }
 
+int cj__check_schedule_name(const char *name) {
+	if (!name) return cj__fail(CJ_INVALID, "schedule name is NULL");
+	size_t n = strnlen(name, CJ_MAX_SCHEDULE_NAME + 1);
+	if (n == 0) return cj__fail(CJ_INVALID, "schedule name is empty");
+	if (n > CJ_MAX_SCHEDULE_NAME)
+		return cj__fail(CJ_INVALID, "schedule name is longer than %d bytes",
+		                CJ_MAX_SCHEDULE_NAME);
+	return check_utf8(name, n, "schedule name");
+}
+
 int cj__check_sched(int64_t t, int allow_keep) {
 	if (allow_keep && t == CJ_SCHED_KEEP) return CJ_OK;
 	if (t < 0) return cj__fail(CJ_INVALID, "negative scheduled time %lld", (long long)t);

@@ -33,6 +33,7 @@
  *   monitor.c  the activity monitor thread
  *   retention.c  retention of finished and dead jobs: their index, the
  *              types' limits, pruning (cj_prune, and the monitor's)
+ *   schedule.c schedules (periodic jobs) and the scheduler the monitor runs
  *   sub.c      subscriptions (lease subscriptions, their descriptors),
  *              cj_wait, the notifier thread
  *   lease.c    cj_job_wait_lost, the reasons a job is lost
@@ -144,6 +145,9 @@ int cj__check_data(const cj_db *db, const char **data, size_t *len, int allow_nu
 /* Validates an error of cj_fail (NULL: "{}"), one JSON object of at most
  * CJ_MAX_ERROR_SIZE bytes; sets *len. */
 int cj__check_error(const char **error, size_t *len);
+
+/* A schedule's name: 1 to CJ_MAX_SCHEDULE_NAME bytes of valid UTF-8. */
+int cj__check_schedule_name(const char *name);
 
 /* ---- url.c -------------------------------------------------------------- */
 
@@ -359,6 +363,27 @@ int cj__val_id_parse(const uint8_t *v, size_t vl, char **id);
 int cj__val_int(const uint8_t *v, size_t vl, int64_t *out);
 int cj__val_vs(const uint8_t *v, size_t vl, uint8_t out[CJ_VS_LEN]);
 
+/* ---- keys.c: schedules -------------------------------------------------------
+ *
+ *   ("couch_jobs", "schedule", Name) = (Cron, Zone, Every, Anchor, Type,
+ *       Data, CatchUp, Disabled, Served, Fired)
+ *       Cron, Zone: string or null; Every, Anchor: ints (seconds); Type:
+ *       string; Data: bytes (JSON text); CatchUp: int (cj_catch_up);
+ *       Disabled: bool; Served, Fired: ints, seconds since the epoch (the
+ *       tick up to which the schedule was served, the last tick fired or 0).
+ */
+void cj__key_schedule(cj_buf *b, const char *name);
+void cj__key_schedule_prefix(cj_buf *b);
+int cj__key_schedule_parse(const uint8_t *k, size_t kl, char **name);
+/* Encodes s (with data, not NULL) and its progress. */
+void cj__schedule_encode(cj_buf *b, const cj_schedule *s, const char *data, int64_t served,
+                         int64_t fired);
+/* Decodes a schedule value into out (its name NULL, its next 0): CJ_OK,
+ * CJ_STORE ("corrupt schedule value") or CJ_NOMEM; out is zeroed on
+ * failure. Only the layout and ranges are checked here: cj__schedule_check
+ * checks the definition. */
+int cj__schedule_decode(const uint8_t *v, size_t vl, cj_schedule_info *out);
+
 /* ---- os.h: see os/os.h ---------------------------------------------------- */
 
 /* ---- db.c --------------------------------------------------------------- */
@@ -387,6 +412,7 @@ struct cj_db {
 	cj_monitor *monitor;
 	cj_notifier *notifier;
 	cj_group group;
+	char *test_clock; /* schedule.c: the tests' clock file, or NULL */
 
 	/* cj_stats */
 	_Atomic uint64_t store_reads;
@@ -399,6 +425,7 @@ struct cj_db {
 #define CJ_CHAN_TYPES "types"       /* a type timeout was set or cleared */
 #define CJ_CHAN_ACTIVITY "activity" /* a job changed (with its job word) */
 #define CJ_CHAN_RETENTION "retention" /* a retention was set, or is due */
+#define CJ_CHAN_SCHEDULES "schedules" /* a schedule was set or removed */
 /* pending channel of a type: "p:" + type */
 void cj__chan_pending(char *out, size_t cap, const char *type);
 /* run-ended channel of a type: "r:" + type (limits.c) */
@@ -676,6 +703,19 @@ typedef struct cj_retention_state {
 } cj_retention_state;
 #define CJ_RETENTION_STATE_INIT {0, -CJ_RETENTION_GAP_MS, CJ_RETRY_MIN_MS, 0, 0}
 int64_t cj__retention_step(cj_db *db, cj_retention_state *st, int64_t now);
+/* ---- schedule.c: the scheduler ---------------------------------------------- */
+
+/* Notes the tests' clock (fault-injection builds only) at cj_open(). */
+void cj__schedule_clock_init(cj_db *db);
+/* CJ_OK or CJ_INVALID naming what is wrong with s (its data unchecked). */
+int cj__schedule_check(const cj_schedule *s);
+/* cj__schedule_check of a decoded schedule, and its data: CJ_OK, CJ_INVALID
+ * or CJ_JSON naming what is wrong. */
+int cj__schedule_info_check(const cj_schedule_info *i);
+/* Serves every schedule's due tick, in batches; returns the monotonic time
+ * of the next tick of any schedule (-1: none), and sets *failed when the
+ * store failed (the caller retries after a backoff). */
+int64_t cj__schedule_pass(cj_db *db, int *failed);
 
 /* ---- sub.c -------------------------------------------------------------- */
 

@@ -249,6 +249,7 @@ int cj_open(const char *url, const cj_options *opts, cj_db **out) {
 	if ((rc = cj__engine_open(url, opts, &db->eng, &db->edb))) goto out_free;
 	if ((rc = check_format(db))) goto out_free;
 	cj__group_start(db);
+	cj__schedule_clock_init(db);
 	if (!opts->no_monitor && !cj__engine_readonly(db->eng, db->edb) &&
 	    (rc = cj__monitor_start(db)))
 		goto out_free;
@@ -267,6 +268,7 @@ void cj_close(cj_db *db) {
 	cj__group_destroy(db);
 	pthread_cond_destroy(&db->cond);
 	pthread_mutex_destroy(&db->mu);
+	cj_free(db->test_clock);
 	cj_free(db);
 }
 

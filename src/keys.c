@@ -539,3 +539,86 @@ int cj__retention_decode(const uint8_t *v, size_t vl, cj_retention *r) {
 bad:
 	return cj__fail(CJ_STORE, "corrupt retention");
 }
+
+/* ---- schedules ------------------------------------------------------------- */
+
+void cj__key_schedule(cj_buf *b, const char *name) {
+	prefix(b, "schedule");
+	str(b, name);
+}
+
+void cj__key_schedule_prefix(cj_buf *b) { prefix(b, "schedule"); }
+
+int cj__key_schedule_parse(const uint8_t *k, size_t kl, char **name) {
+	cj_tup_item it;
+	*name = NULL;
+	int rc = key_parse(k, kl, "schedule", "schedule", &it, 1);
+	return rc ? rc : item_string(&it, "schedule key", CJ_MAX_SCHEDULE_NAME, name);
+}
+
+static void str_or_null(cj_buf *b, const char *s) {
+	if (s) str(b, s);
+	else cj__tup_null(b);
+}
+
+void cj__schedule_encode(cj_buf *b, const cj_schedule *s, const char *data, int64_t served,
+                         int64_t fired) {
+	cj__buf_reset(b);
+	str_or_null(b, s->cron);
+	str_or_null(b, s->zone);
+	cj__tup_int(b, s->every_s);
+	cj__tup_int(b, s->anchor);
+	str(b, s->type);
+	cj__tup_bytes(b, data, strlen(data));
+	cj__tup_int(b, s->catch_up);
+	cj__tup_bool(b, s->disabled);
+	cj__tup_int(b, served);
+	cj__tup_int(b, fired);
+}
+
+/* A string or bytes element as a new string (NULL for a null element when
+ * null_ok): 0, 1 if it is of another kind or holds a NUL, or CJ_NOMEM. */
+static int item_text(const cj_tup_item *it, int kind, int null_ok, char **out) {
+	*out = NULL;
+	if (null_ok && it->kind == CJ_TUP_NULL) return 0;
+	if ((int)it->kind != kind || memchr(it->raw, 0, it->rawlen)) return 1;
+	char *s = cj__malloc(it->len + 1);
+	if (!s) return cj__fail(CJ_NOMEM, "out of memory");
+	cj__tup_copy(it, s);
+	s[it->len] = 0;
+	*out = s;
+	return 0;
+}
+
+int cj__schedule_decode(const uint8_t *v, size_t vl, cj_schedule_info *out) {
+	cj_tup_reader r;
+	cj_tup_item it[10], end;
+	int rc = 0;
+	memset(out, 0, sizeof *out);
+	cj__tup_reader_init(&r, v, vl);
+	for (int i = 0; i < 10; i++)
+		if (cj__tup_next(&r, &it[i]) != 1) goto bad;
+	if (cj__tup_next(&r, &end) != 0) goto bad;
+	if ((rc = item_text(&it[0], CJ_TUP_STRING, 1, &out->cron)) ||
+	    (rc = item_text(&it[1], CJ_TUP_STRING, 1, &out->zone)) ||
+	    (rc = item_text(&it[4], CJ_TUP_STRING, 0, &out->type)) ||
+	    (rc = item_text(&it[5], CJ_TUP_BYTES, 0, &out->data)))
+		goto bad;
+	static const int ints[] = {2, 3, 6, 8, 9};
+	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+		if (it[ints[i]].kind != CJ_TUP_INT || it[ints[i]].i < 0 ||
+		    it[ints[i]].i > CJ_MAX_SCHED_TIME)
+			goto bad;
+	if (it[7].kind != CJ_TUP_TRUE && it[7].kind != CJ_TUP_FALSE) goto bad;
+	out->every_s = it[2].i;
+	out->anchor = it[3].i;
+	out->catch_up = (int)it[6].i;
+	out->disabled = it[7].kind == CJ_TUP_TRUE;
+	out->served = it[8].i;
+	out->fired = it[9].i;
+	return CJ_OK;
+bad:
+	cj_schedule_info_clear(out);
+	if (rc < 0) return rc;
+	return cj__fail(CJ_STORE, "corrupt schedule value");
+}

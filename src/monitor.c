@@ -12,6 +12,9 @@
  * the job's sequence in the same transaction, so any number of monitors, in
  * any processes, can run at once.
  *
+ * The monitor also runs the scheduler (schedule.c): a pass at the next tick
+ * of any schedule, or when a schedule was set or removed in any process.
+ *
  * An engine may hand commit numbers out in the order transactions ask for
  * them rather than in commit order (engine.h). The check stays right: the
  * number noted is >= every number handed out before it was read, so an
@@ -189,8 +192,19 @@ static void *monitor_main(void *arg) {
 	struct cj_monitor *m = arg;
 	cj_db *db = m->db;
 	int64_t retry = CJ_RETRY_MIN_MS;
+	/* the scheduler (schedule.c): its next pass, and its token */
+	int64_t sched_at = 0, sched_retry = CJ_RETRY_MIN_MS;
+	uint64_t sched_token = 0;
 	while (!atomic_load(&m->stop)) {
 		uint64_t token = cj__watch(db, CJ_CHAN_TYPES);
+		if (sched_at >= 0 && sched_at <= cj__mono_ms()) sched_at = 0;
+		if (sched_at == 0 || cj__watch(db, CJ_CHAN_SCHEDULES) != sched_token) {
+			int failed;
+			sched_token = cj__watch(db, CJ_CHAN_SCHEDULES);
+			sched_at = cj__schedule_pass(db, &failed);
+			if (failed) sched_at = cj__backoff(&sched_retry);
+			else sched_retry = CJ_RETRY_MIN_MS;
+		}
 		struct scan_types s = {m, NULL, 0, 0};
 		int rc = cj__run(db, NULL, 0, read_types, &s);
 		int64_t now = cj__mono_ms(), wake = -1;
@@ -221,9 +235,10 @@ static void *monitor_main(void *arg) {
 		if (atomic_load(&m->stop)) break;
 		int64_t rwake = cj__retention_step(db, &m->ret, cj__mono_ms());
 		if (rwake >= 0 && (wake < 0 || rwake < wake)) wake = rwake;
-		const char *chans[2] = {CJ_CHAN_TYPES, CJ_CHAN_RETENTION};
-		uint64_t tokens[2] = {token, m->ret.token};
-		cj__wait_any(db, chans, tokens, m->ret.listen ? 2 : 1, wake);
+		if (sched_at >= 0 && (wake < 0 || sched_at < wake)) wake = sched_at;
+		const char *chans[3] = {CJ_CHAN_TYPES, CJ_CHAN_SCHEDULES, CJ_CHAN_RETENTION};
+		uint64_t tokens[3] = {token, sched_token, m->ret.token};
+		cj__wait_any(db, chans, tokens, m->ret.listen ? 3 : 2, cj__sleep_until(wake));
 	}
 	return NULL;
 }

@@ -341,6 +341,31 @@ static void check_int_value(struct vfy *v, const char *type, const char *what,
 		        (long long)lo, (long long)hi);
 }
 
+/* A schedule: its key names it, its value decodes, its definition checks
+ * (its cron expression parses and fires, its zone loads). */
+static int check_schedule(struct vfy *v) {
+	char *name;
+	cj_schedule_info i;
+	int rc = cj__key_schedule_parse(v->key.p, v->key.len, &name);
+	if (rc == CJ_NOMEM) return rc;
+	if (rc) {
+		problem(v, NULL, NULL, "schedule key without a valid name");
+		return CJ_OK;
+	}
+	if ((rc = cj__schedule_decode(v->val.p, v->val.len, &i)) == CJ_OK) {
+		rc = cj__schedule_info_check(&i);
+		if (rc == CJ_INVALID || rc == CJ_JSON)
+			problem(v, NULL, NULL, "schedule \"%.80s\": %s", name, cj_last_error());
+		if (rc != CJ_NOMEM) rc = CJ_OK;
+	} else if (rc == CJ_STORE) {
+		problem(v, NULL, NULL, "schedule \"%.80s\": %s", name, cj_last_error());
+		rc = CJ_OK;
+	}
+	cj_schedule_info_clear(&i);
+	cj_free(name);
+	return rc;
+}
+
 /* One key and value of the job space (copied to v->key / v->val). */
 static int check_one(struct vfy *v) {
 	struct vkey k;
@@ -367,6 +392,7 @@ static int check_one(struct vfy *v) {
 			                CJ_FORMAT_VERSION);
 		return CJ_OK;
 	}
+	if (strcmp(sub, "schedule") == 0) return check_schedule(v);
 	if (k.n < 3 || elem_str(&k.e[2], k.type, sizeof k.type) != 0) {
 		problem(v, NULL, NULL, "no valid type in a %s key", sub);
 		return CJ_OK;

@@ -11,6 +11,7 @@
 #include <lmdb.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef HAVE_LIBPQ
@@ -467,6 +468,54 @@ TEST(schedule) {
 	a = jparse(o);
 	CHECK_STR(jstr(a, "id"), "past");
 	json_decref(a);
+	free(o);
+}
+
+/* t (seconds since the epoch) as cjobs prints it. */
+static void utc_text(char *out, size_t cap, int64_t t) {
+	time_t tt = (time_t)t;
+	struct tm tm;
+	CHECK(gmtime_r(&tt, &tm) != NULL);
+	strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* schedule add / list / rm, and their errors (exit 2, nothing changed). */
+TEST(schedule_add_list_rm) {
+	ok("timeout report 300");
+	char *o = ok_out("schedule list");
+	CHECK_STR(o, "");
+	free(o);
+	ok("schedule add yearly --cron '0 0 1 1 *' --tz Europe/Berlin --type report "
+	   "--data '{\"k\":1}'");
+	ok("schedule add beat --every 1h --type report --catch-up last");
+	fails(2, "schedule add x --every 0 --type report");
+	fails(2, "schedule add x --every 1.5 --type report");
+	fails(2, "schedule add x --cron '0 0 1 1' --type report");
+	fails(2, "schedule add x --cron '0 0 1 1 *' --tz Nowhere/Atlantis --type report");
+	fails(2, "schedule add x --cron '0 0 1 1 *' --every 1h --type report");
+	fails(2, "schedule add x --every 1h --tz UTC --type report");
+	fails(2, "schedule add x --every 1h");
+	fails(2, "schedule add x --every 1h --type report --catch-up all");
+	fails(2, "schedule add x --every 1h --type report --data '[1]'");
+	fails(1, "schedule add x --every 1h --type untimed");
+	fails(2, "schedule add --every 1h --type report");
+	fails(2, "schedule list --type report");
+	fails(2, "schedule frob");
+	fails(3, "schedule rm x");
+	int64_t now = t_epoch(), next;
+	CHECK_OK(cj_cron_next("0 0 1 1 *", "Europe/Berlin", now, &next));
+	char hour[32], year[32], want[256];
+	utc_text(hour, sizeof hour, (now / 3600 + 1) * 3600);
+	utc_text(year, sizeof year, next);
+	snprintf(want, sizeof want,
+	         "beat\tevery 3600s\treport\tlast\t%s\t-\n"
+	         "yearly\tcron 0 0 1 1 * Europe/Berlin\treport\tskip\t%s\t-\n", hour, year);
+	o = ok_out("schedule list");
+	CHECK_STR(o, want);
+	free(o);
+	ok("schedule rm beat");
+	o = ok_out("schedule list");
+	CHECK(strncmp(o, "yearly\t", 7) == 0 && count_lines(o) == 1);
 	free(o);
 }
 
@@ -1318,7 +1367,7 @@ TEST(test_programs_list_cases) {
 	free(out);
 	CHECK_INT(t_sh(&out, NULL, "'%s' --list", t_bin("test_cli")), 0);
 	CHECK(strstr(out, "\ntest_programs_list_cases\n") != NULL);
-	CHECK_INT(count_lines(out), 21);
+	CHECK_INT(count_lines(out), 22);
 	free(out);
 	char *err = NULL;
 	CHECK_INT(t_sh(&out, &err, "'%s' no_such_case", t_bin("test_conf_misc")), 2);
@@ -1592,7 +1641,8 @@ TEST(limit_concurrency_and_rate) {
 
 TEST_MAIN(ENTRY(help), ENTRY(timeout_and_types), ENTRY(add_get_list_rm_stats),
           ENTRY(add_unique), ENTRY(accept_work_types),
-          ENTRY(schedule), ENTRY(accept_update_finish), ENTRY(watch),
+          ENTRY(schedule), ENTRY(schedule_add_list_rm), ENTRY(accept_update_finish),
+          ENTRY(watch),
           ENTRY(bad_input), ENTRY(work_results), ENTRY(work_parallel_and_idle_exit),
           ENTRY(work_batch_accept),
           ENTRY(work_large_data), ENTRY(work_keeps_job_alive), ENTRY(work_job_removed),

@@ -236,6 +236,44 @@ TEST(verify_bad_values) {
 	cj_close(db);
 }
 
+/* A schedule's value decodes, and its definition checks. */
+TEST(verify_bad_schedules) {
+	cj_db *db = healthy();
+	cj_buf k = CJ_BUF_INIT, v = CJ_BUF_INIT;
+	cj_schedule s = CJ_SCHEDULE_INIT;
+	s.cron = "0 3 * * *";
+	s.zone = "Europe/Berlin";
+	s.type = "t";
+	CHECK_OK(cj_schedule_set(db, NULL, "nightly", &s));
+	CHECK_PROBLEMS(db, 0, NULL);
+	cj__key_schedule(&k, "nightly");
+	raw_put(db, &k, "\x15", 1);
+	CHECK_PROBLEMS(db, 1, "schedule \"nightly\": corrupt schedule value");
+	/* one that decodes, but whose cron expression does not parse */
+	s.cron = "0 25 * * *";
+	cj__schedule_encode(&v, &s, "{}", 0, 0);
+	raw_put(db, &k, v.p, v.len);
+	CHECK_PROBLEMS(db, 1, "bad hour field");
+	s.cron = "0 3 * * *";
+	cj__schedule_encode(&v, &s, "[]", 0, 0);
+	raw_put(db, &k, v.p, v.len);
+	CHECK_PROBLEMS(db, 1, "schedule \"nightly\"");
+	CHECK_OK(cj_schedule_remove(db, NULL, "nightly"));
+	/* a name too long */
+	char name[CJ_MAX_SCHEDULE_NAME + 2];
+	memset(name, 'n', sizeof name - 1);
+	name[sizeof name - 1] = 0;
+	cj__key_schedule(&k, name);
+	cj__schedule_encode(&v, &s, "{}", 0, 0);
+	raw_put(db, &k, v.p, v.len);
+	CHECK_PROBLEMS(db, 1, "schedule key without a valid name");
+	raw_del(db, &k);
+	CHECK_PROBLEMS(db, 0, NULL);
+	cj__buf_free(&k);
+	cj__buf_free(&v);
+	cj_close(db);
+}
+
 TEST(verify_pending_index) {
 	cj_db *db = healthy();
 	cj_buf k = CJ_BUF_INIT, copy = CJ_BUF_INIT;
@@ -583,6 +621,7 @@ TEST(format2_store_converts) {
 }
 
 TEST_MAIN(ENTRY(verify_healthy_store), ENTRY(verify_report_stops), ENTRY(verify_bad_keys),
+          ENTRY(verify_bad_schedules),
           ENTRY(verify_bad_values), ENTRY(verify_pending_index),
           ENTRY(verify_activity_index), ENTRY(verify_cli_check), ENTRY(verify_finished_index),
           ENTRY(format1_store_converts), ENTRY(format2_store_converts))

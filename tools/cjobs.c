@@ -63,6 +63,22 @@ static const struct cli_cmd commands[] = {
 	 "across every processor. --rate N/PERIOD: at most N accepts per PERIOD (a\n"
 	 "token bucket of N, refilled continuously). 0 turns either off. With\n"
 	 "--clear, clears them."},
+	{"schedule", cmd_schedule, 1, 2,
+	 "add NAME (--cron EXPR [--tz ZONE] | --every DURATION) --type TYPE [--data JSON] "
+	 "[--catch-up skip|last] | list | rm NAME",
+	 "add, list or remove schedules (periodic jobs)",
+	 cli_schedule_opts, 0,
+	 "add creates schedule NAME, or replaces it: at each tick T (of the cron\n"
+	 "expression in ZONE, or every DURATION, aligned to multiples of it since\n"
+	 "1970-01-01T00:00:00Z) the job NAME@T (T as 2026-12-04T02:00:00Z) of\n"
+	 "TYPE is added, once, if no job with that id exists. Every process that\n"
+	 "opens the store with its monitor (cjobs work, cjobs serve, programs)\n"
+	 "runs the scheduler. --catch-up says what a scheduler that finds missed\n"
+	 "ticks does: skip (the default) fires none unless the latest is under a\n"
+	 "minute late, last fires the latest once. list prints one line per\n"
+	 "schedule: name, spec, type, catch-up, next tick, last tick fired (- for\n"
+	 "none), tab-separated. rm removes NAME (exit 3 if there is none); its\n"
+	 "jobs stay."},
 	{"types", cmd_types, 0, 0, "",
 	 "list the job types that have a timeout",
 	 NULL, 0,

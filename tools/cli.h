@@ -175,6 +175,7 @@ int cmd_work(struct cli *c, const struct cli_args *a);
 int cmd_serve(struct cli *c, const struct cli_args *a);
 int cmd_retention(struct cli *c, const struct cli_args *a);
 int cmd_prune(struct cli *c, const struct cli_args *a);
+int cmd_schedule(struct cli *c, const struct cli_args *a);
 
 /* Option tables; the index of an option in its table is its index in
  * cli_args.val / cli_args.set. */
@@ -195,6 +196,7 @@ extern const struct cli_opt cli_prune_opts[];   /* PRUNE_* */
 enum { RETENTION_KEEP_FOR, RETENTION_KEEP, RETENTION_DEAD_KEEP_FOR, RETENTION_DEAD_KEEP,
        RETENTION_CLEAR };
 enum { PRUNE_OLDER_THAN, PRUNE_KEEP, PRUNE_DEAD };
+extern const struct cli_opt cli_schedule_opts[];/* SCHED_* */
 
 enum { ADD_AT, ADD_IN, ADD_UNIQUE, ADD_IF_ABSENT };
 enum { LIST_STATE };
@@ -208,5 +210,6 @@ enum { ACCEPT_TIMEOUT, ACCEPT_ANY, ACCEPT_LOCK_ONLY };
 enum { RESUB_AT, RESUB_IN };
 enum { WORK_JOBS, WORK_GRACE, WORK_MAX_JOBS, WORK_TIMEOUT_EXIT };
 enum { SERVE_LISTEN, SERVE_TOKEN_FILE, SERVE_RELAXED };
+enum { SCHED_CRON, SCHED_TZ, SCHED_EVERY, SCHED_TYPE, SCHED_DATA, SCHED_CATCH_UP };
 
 #endif

@@ -286,12 +286,19 @@ TEST(lease_taken_back_by_monitor) { lost_across_processes(BY_MONITOR, 1, CJ_LOST
 TEST(lease_taken_back_fd) { lost_across_processes(BY_MONITOR, 0, CJ_LOST_TAKEN_BACK); }
 
 /* Taken back and accepted again by another process: the waiter learns it
- * (taken back, or accepted again when it looks after both). */
+ * (taken back, or accepted again when it looks after both). The other
+ * process finishes the job only after the waiter has learnt it, so that a
+ * slow waiter cannot find it finished instead. */
+struct reaccept {
+	t_gate go, learnt;
+};
+
 static int reaccept_process(void *p) {
-	t_gate *go = p;
-	CHECK(t_gate_wait(go, WAIT_MS) == 0);
+	struct reaccept *r = p;
+	CHECK(t_gate_wait(&r->go, WAIT_MS) == 0);
 	cj_db *db = t_open(); /* its monitor takes the job back */
 	cj_job *job = take_wait(db, "t", WAIT_MS, NULL);
+	CHECK(t_gate_wait(&r->learnt, WAIT_MS) == 0);
 	CHECK_OK(cj_finish(db, NULL, job, NULL));
 	cj_job_free(job);
 	cj_close(db);
@@ -301,19 +308,22 @@ static int reaccept_process(void *p) {
 TEST(lease_reaccepted_by_other_process) {
 	setup_type("t", 1);
 	add_job("t", "j", NULL);
-	t_gate go;
-	t_gate_init(&go);
-	int pid = t_spawn(reaccept_process, &go);
+	struct reaccept r;
+	t_gate_init(&r.go);
+	t_gate_init(&r.learnt);
+	int pid = t_spawn(reaccept_process, &r);
 	cj_db *db = open_nomon();
 	cj_job *job = take(db, "t");
-	t_gate_open(&go);
+	t_gate_open(&r.go);
 	cj_lost why = CJ_LOST_NONE;
 	CHECK_OK(cj_job_wait_lost(db, job, WAIT_MS, NULL, &why));
 	note("  %s\n", cj_lost_name(why));
 	CHECK(why == CJ_LOST_TAKEN_BACK || why == CJ_LOST_REACCEPTED);
+	t_gate_open(&r.learnt);
 	check_exit(pid, WAIT_MS, 0);
 	CHECK_RC(cj_finish(db, NULL, job, NULL), CJ_HALT);
-	t_gate_close(&go);
+	t_gate_close(&r.go);
+	t_gate_close(&r.learnt);
 	cj_job_free(job);
 	cj_close(db);
 }

@@ -346,6 +346,11 @@ typedef struct cj_stats {
 	 *  any process), not all; an acceptor woken for a job it does not take
 	 *  wakes the others that have not looked since (see cj_accept()). */
 	uint64_t acceptor_wakes;
+	/** Nanoseconds the subscription notifier held the handle's mutex
+	 *  (which cj_wait(), cj_subscribe() and cj_unsubscribe() take too)
+	 *  while it looked for changes and queued events; it reads the store
+	 *  without holding it. */
+	uint64_t notifier_lock_ns;
 } cj_stats;
 
 /**

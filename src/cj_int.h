@@ -98,6 +98,7 @@ int cj__fault_engine_due(int in_tx);
 /* ---- clock.c ------------------------------------------------------------ */
 
 int64_t cj__mono_ms(void);  /* CLOCK_MONOTONIC, milliseconds */
+int64_t cj__mono_ns(void);  /* CLOCK_MONOTONIC, nanoseconds */
 int64_t cj__epoch_ms(void); /* CLOCK_REALTIME, milliseconds */
 /* a + b and a * b, clamped to [INT64_MIN, INT64_MAX] instead of wrapping:
  * every time computation goes through these. */
@@ -347,6 +348,7 @@ struct cj_db {
 	_Atomic uint64_t notifier_passes;
 	_Atomic uint64_t notifier_reads;
 	_Atomic uint64_t acceptor_wakes;
+	_Atomic uint64_t notifier_lock_ns;
 };
 
 /* ---- chan.c: channels (engine.h) the core notifies and waits on ------------ */

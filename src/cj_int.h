@@ -359,7 +359,8 @@ struct cj_db {
 void cj__chan_pending(char *out, size_t cap, const char *type);
 #define CJ_CHAN_MAX (CJ_MAX_TYPE + 3)
 
-/* Wake words. Engines map channels to CJ_CHAN_WORDS words (word 0 unused),
+/* Wake words. Engines map channels to CJ_CHAN_WORDS words (word 0: os.h's
+ * CJ_OS_ROUSE_STAMP),
  * and every job to one of CJ_JOB_WORDS job words past them:
  *
  *   1 .. 1023       channels (cj__chan_word; the layout of the first build)

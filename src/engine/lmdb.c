@@ -56,6 +56,16 @@
  * killed process leaves nothing of its open transaction, nested ones and
  * all; its callers were not answered. Processes still flush separately.
  *
+ * Waking acceptors: a commit that made n jobs of a type pending
+ * (notify_one) bumps the type's pending word and wakes n of its sleepers,
+ * in whichever processes, instead of all; the others sleep on with an
+ * out-of-date token. An acceptor woken for a job it does not take hands the
+ * wake-up on (accept.c) with rouse: a futex wake of the word that leaves
+ * it as it is, so that only the sleepers that have not looked since its
+ * last change look (the others find their token current and sleep again);
+ * word 0 of the wake file stamps the last rouse, so that several acceptors
+ * handing on the same change wake the sleepers once.
+ *
  * Keys longer than LME_SHORT bytes (LMDB takes at most 511) are stored under
  * their first LME_SHORT bytes followed by an 8-byte hash of the whole key,
  * and the value is prefixed with the whole key (u32 BE length, bytes), which

@@ -182,9 +182,9 @@ TEST(passes_on_a_job_it_cannot_take) {
 }
 
 /* FNV-1a, as doc/format.md gives channels their wake word. */
-static unsigned chan_word(const char *chan) {
+static unsigned chan_word(const char *name) {
 	uint32_t h = 2166136261u;
-	for (const unsigned char *c = (const unsigned char *)chan; *c; c++)
+	for (const unsigned char *c = (const unsigned char *)name; *c; c++)
 		h = (h ^ *c) * 16777619u;
 	return 1 + h % 1023;
 }

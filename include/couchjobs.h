@@ -340,6 +340,17 @@ typedef struct cj_stats {
 	 *  (and its durable flush) with calls of other threads of the handle
 	 *  (see #CJ_SYNC_FULL). */
 	uint64_t combined_calls;
+	/** Times an accept call of the handle, waiting for a job, woke because
+	 *  its types' pending jobs may have changed, and looked again. On the
+	 *  embedded engine a job made pending wakes one waiting acceptor (in
+	 *  any process), not all; an acceptor woken for a job it does not take
+	 *  wakes the others that have not looked since (see cj_accept()). */
+	uint64_t acceptor_wakes;
+	/** Nanoseconds the subscription notifier held the handle's mutex
+	 *  (which cj_wait(), cj_subscribe() and cj_unsubscribe() take too)
+	 *  while it looked for changes and queued events; it reads the store
+	 *  without holding it. */
+	uint64_t notifier_lock_ns;
 } cj_stats;
 
 /**
@@ -943,7 +954,10 @@ typedef struct cj_accept_opts {
  * the order of the RFC's pending queue: by scheduled time, then by id (byte
  * order), not in the order they were added. When none is available it
  * waits, without polling, until one is added or falls due (in any process
- * using the store), or until @p opts->timeout_ms passes.
+ * using the store), or until @p opts->timeout_ms passes. On the embedded
+ * engine a job made pending wakes one waiting acceptor of its type, not
+ * every one; an acceptor woken for a job it does not take (another caller
+ * took it first, or the call ends) wakes the others in its place.
  *
  * @param[out] job  the handle, freed with cj_job_free(); NULL on failure.
  * @param[out] data the job's data (cj_free()), or NULL if not wanted.

@@ -288,31 +288,72 @@ static void accept_poke(void *arg) {
 	cj__wake(p->db, p->run_chan);
 }
 
+/* 1 if some channel's word moved past its token: a notification came. */
+static int notified(cj_db *db, const char *const *chans, const uint64_t *tokens, size_t n) {
+	for (size_t i = 0; i < n; i++)
+		if (cj__watch(db, chans[i]) != tokens[i]) return 1;
+	return 0;
+}
+
+/* Hands on a wake-up this acceptor took and will not turn into a job: a
+ * commit that made a job pending woke one acceptor, perhaps this one for
+ * another type sharing its wake word, or for a job another acceptor took
+ * first. Every acceptor that has not looked since then wakes and looks. */
+static void pass_on(cj_db *db, const char *const *chans, size_t n) {
+	for (size_t i = 0; i < n; i++) cj__rouse(db, chans[i]);
+}
+
+/* Sleeps until a notification on chans, wake_at, or a fired cancel: 1
+ * when notified, else 0. On an engine that rouses (engine.h) it goes back
+ * to sleep after a wake-up that brought none (a rouse, a spurious one);
+ * on others every wake-up is a reason to look (the engine may wake its
+ * waiters to look again when it cannot tell what changed). */
+static int sleep_until_notified(cj_db *db, const cj_accept_opts *opts,
+                                const char *const *chans, const uint64_t *tokens,
+                                size_t n, int64_t wake_at) {
+	for (;;) {
+		int rc = cj__wait_any(db, chans, tokens, n, wake_at);
+		if (notified(db, chans, tokens, n)) {
+			atomic_fetch_add_explicit(&db->acceptor_wakes, 1, memory_order_relaxed);
+			return 1;
+		}
+		if (rc == CJ_TIMEOUT || !db->eng->rouse || cj_cancel_fired(opts->cancel) ||
+		    (wake_at >= 0 && cj__mono_ms() >= wake_at))
+			return 0;
+	}
+}
+
 /* Waits until a takes at least one job, or the timeout passes. chans are
  * the types' pending channels, run_chans their run-ended channels: a
- * type whose limits leave no free slot waits on the latter instead. */
+ * type whose limits leave no free slot waits on the latter instead. An
+ * acceptor woken by a notification owes it (one job made pending wakes one
+ * acceptor): until it takes a job, it hands the wake-up on before it
+ * sleeps again or returns. */
 static int accept_loop(cj_db *db, const cj_accept_opts *opts, struct accept_arg *a,
                        const char *const *chans, const char *const *run_chans) {
 	int64_t deadline = cj__deadline_ms(opts->timeout_ms);
 	uint64_t tokens[CJ_ACCEPT_TYPES_MAX], run_tokens[CJ_ACCEPT_TYPES_MAX];
 	const char *wait_chans[CJ_ACCEPT_TYPES_MAX];
 	uint64_t wait_tokens[CJ_ACCEPT_TYPES_MAX];
+	int owed = 0, rc;
 	for (;;) {
 		for (size_t i = 0; i < a->ntypes; i++) {
 			tokens[i] = cj__watch(db, chans[i]);
 			run_tokens[i] = cj__watch(db, run_chans[i]);
 		}
-		if (cj_cancel_fired(opts->cancel))
-			return cj__fail(CJ_CANCELED, "the accept was cancelled");
+		if (cj_cancel_fired(opts->cancel)) {
+			rc = cj__fail(CJ_CANCELED, "the accept was cancelled");
+			break;
+		}
 		int64_t now_ms = cj__epoch_ms();
 		a->max_sched = opts->max_sched_time == CJ_SCHED_NOW ? now_ms / 1000
 		                                                    : opts->max_sched_time;
-		int rc = cj__run(db, NULL, 0, probe_fn, a);
+		rc = cj__run(db, NULL, 0, probe_fn, a);
 		int seen = rc == CJ_OK;
 		if (rc == CJ_OK) rc = cj__run(db, NULL, 1, accept_fn, a);
 		if (rc == CJ_OK) return CJ_OK;
 		accept_undo(a); /* taken, but the commit failed: nothing was taken */
-		if (rc != CJ_NOT_FOUND) return rc;
+		if (rc != CJ_NOT_FOUND) break;
 		int64_t wake_at = deadline;
 		if (a->next_due >= 0 && opts->max_sched_time == CJ_SCHED_NOW) {
 			/* a little after the second starts, so that clocks read with a
@@ -335,18 +376,23 @@ static int accept_loop(cj_db *db, const cj_accept_opts *opts, struct accept_arg 
 		}
 		if (deadline >= 0 && cj__mono_ms() >= deadline) {
 			if (a->ntypes == 1)
-				return cj__fail(CJ_NOT_FOUND, "no job of type \"%.60s\" available",
-				                a->types[0]);
-			return cj__fail(CJ_NOT_FOUND, "no job of type \"%.60s\" or %zu other types "
-			                "available", a->types[0], a->ntypes - 1);
+				rc = cj__fail(CJ_NOT_FOUND, "no job of type \"%.60s\" available",
+				              a->types[0]);
+			else
+				rc = cj__fail(CJ_NOT_FOUND, "no job of type \"%.60s\" or %zu other "
+				              "types available", a->types[0], a->ntypes - 1);
+			break;
 		}
 		for (size_t i = 0; i < a->ntypes; i++) {
 			/* a full type's new jobs cannot be taken: wait for a slot */
 			wait_chans[i] = a->full[i] ? run_chans[i] : chans[i];
 			wait_tokens[i] = a->full[i] ? run_tokens[i] : tokens[i];
 		}
-		cj__wait_any(db, wait_chans, wait_tokens, a->ntypes, wake_at);
+		if (owed) pass_on(db, chans, a->ntypes);
+		owed = sleep_until_notified(db, opts, wait_chans, wait_tokens, a->ntypes, wake_at);
 	}
+	if (owed) pass_on(db, chans, a->ntypes);
+	return rc;
 }
 
 static int accept_wait(cj_db *db, const cj_accept_opts *opts, struct accept_arg *a) {

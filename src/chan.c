@@ -39,6 +39,23 @@ void cj__wordset_add(cj_wordset *s, unsigned w) {
 	s->list[s->n++] = (uint16_t)w;
 }
 
+static void wordset_add_n(cj_wordset *s, unsigned w, uint32_t n) {
+	if (s->bits[w / 8] & (1u << (w % 8))) return; /* wakes all already */
+	for (unsigned i = 0; i < s->nones; i++)
+		if (s->ones[i] == w) {
+			s->ones_n[i] = s->ones_n[i] > UINT32_MAX - n ? UINT32_MAX : s->ones_n[i] + n;
+			return;
+		}
+	if (s->nones == CJ_WORDSET_ONES) {
+		cj__wordset_add(s, w);
+		return;
+	}
+	s->ones[s->nones] = (uint16_t)w;
+	s->ones_n[s->nones++] = n;
+}
+
+void cj__wordset_add_one(cj_wordset *s, unsigned w) { wordset_add_n(s, w, 1); }
+
 void cj__wordset_add_job(cj_wordset *s, unsigned job) {
 	cj__wordset_add(s, cj__chan_word(CJ_CHAN_ACTIVITY));
 	if (s->all_jobs) return;
@@ -55,26 +72,48 @@ void cj__wordset_merge(cj_wordset *dst, const cj_wordset *src) {
 	if (src->all_jobs) dst->all_jobs = 1; /* "activity" is in src's list */
 	for (unsigned i = 0; i < src->njobs; i++) cj__wordset_add_job(dst, src->jobs[i]);
 	for (unsigned i = 0; i < src->n; i++) cj__wordset_add(dst, src->list[i]);
+	for (unsigned i = 0; i < src->nones; i++) wordset_add_n(dst, src->ones[i], src->ones_n[i]);
 }
 
-int cj__wordset_empty(const cj_wordset *s) { return s->n == 0; }
+int cj__wordset_empty(const cj_wordset *s) { return s->n == 0 && s->nones == 0; }
+
+struct each_all {
+	void (*fn)(void *arg, unsigned word);
+	void *arg;
+};
+
+static void each_all(void *arg, unsigned word, unsigned wake) {
+	struct each_all *e = arg;
+	(void)wake;
+	e->fn(e->arg, word);
+}
 
 void cj__wordset_each(const cj_wordset *s, void (*fn)(void *arg, unsigned word),
                       void *arg) {
+	struct each_all e = {fn, arg};
+	cj__wordset_each_n(s, each_all, &e);
+}
+
+void cj__wordset_each_n(const cj_wordset *s,
+                        void (*fn)(void *arg, unsigned word, unsigned wake), void *arg) {
 	if (s->all_jobs) {
-		fn(arg, CJ_WORD_ALL);
+		fn(arg, CJ_WORD_ALL, 0);
 	} else if (s->njobs) {
 		uint8_t seen[CJ_JOB_GROUPS / 8] = {0};
-		for (unsigned i = 0; i < s->njobs; i++) fn(arg, CJ_WORD_JOB(s->jobs[i]));
+		for (unsigned i = 0; i < s->njobs; i++) fn(arg, CJ_WORD_JOB(s->jobs[i]), 0);
 		for (unsigned i = 0; i < s->njobs; i++) {
 			unsigned g = s->jobs[i] / CJ_JOB_GROUP_SIZE;
 			if (seen[g / 8] & (1u << (g % 8))) continue;
 			seen[g / 8] |= (uint8_t)(1u << (g % 8));
-			fn(arg, CJ_WORD_GROUP(g));
+			fn(arg, CJ_WORD_GROUP(g), 0);
 		}
 	}
-	if (s->all_jobs || s->njobs) fn(arg, CJ_WORD_NEW);
-	for (unsigned i = 0; i < s->n; i++) fn(arg, s->list[i]);
+	if (s->all_jobs || s->njobs) fn(arg, CJ_WORD_NEW, 0);
+	for (unsigned i = 0; i < s->n; i++) fn(arg, s->list[i], 0);
+	for (unsigned i = 0; i < s->nones; i++) {
+		unsigned w = s->ones[i];
+		if (!(s->bits[w / 8] & (1u << (w % 8)))) fn(arg, w, s->ones_n[i]);
+	}
 }
 
 /* ---- waiting on channels: the engine's wake ops -------------------------- */
@@ -93,6 +132,10 @@ int cj__wait_any(cj_db *db, const char *const *chans, const uint64_t *tokens, si
 }
 
 void cj__wake(cj_db *db, const char *chan) { db->eng->wake(db->edb, chan); }
+
+void cj__rouse(cj_db *db, const char *chan) {
+	if (db->eng->rouse) db->eng->rouse(db->edb, chan);
+}
 
 uint64_t cj__word(cj_db *db, unsigned w) { return db->eng->word(db->edb, w); }
 

@@ -102,6 +102,7 @@ int cj__fault_engine_due(int in_tx);
 /* ---- clock.c ------------------------------------------------------------ */
 
 int64_t cj__mono_ms(void);  /* CLOCK_MONOTONIC, milliseconds */
+int64_t cj__mono_ns(void);  /* CLOCK_MONOTONIC, nanoseconds */
 int64_t cj__epoch_ms(void); /* CLOCK_REALTIME, milliseconds */
 /* a + b and a * b, clamped to [INT64_MIN, INT64_MAX] instead of wrapping:
  * every time computation goes through these. */
@@ -418,6 +419,8 @@ struct cj_db {
 	_Atomic uint64_t store_reads;
 	_Atomic uint64_t notifier_passes;
 	_Atomic uint64_t notifier_reads;
+	_Atomic uint64_t acceptor_wakes;
+	_Atomic uint64_t notifier_lock_ns;
 };
 
 /* ---- chan.c: channels (engine.h) the core notifies and waits on ------------ */
@@ -432,7 +435,8 @@ void cj__chan_pending(char *out, size_t cap, const char *type);
 void cj__chan_running(char *out, size_t cap, const char *type);
 #define CJ_CHAN_MAX (CJ_MAX_TYPE + 3)
 
-/* Wake words. Engines map channels to CJ_CHAN_WORDS words (word 0 unused),
+/* Wake words. Engines map channels to CJ_CHAN_WORDS words (word 0: os.h's
+ * CJ_OS_ROUSE_STAMP),
  * and every job to one of CJ_JOB_WORDS job words past them:
  *
  *   1 .. 1023       channels (cj__chan_word; the layout of the first build)
@@ -463,6 +467,7 @@ unsigned cj__job_number(const char *type, const char *id);
 /* Job numbers a transaction lists before it marks CJ_WORD_ALL instead; it
  * keeps the PostgreSQL engine's notification payload well under 8000 bytes. */
 #define CJ_WORDSET_JOBS 256
+#define CJ_WORDSET_ONES 16
 typedef struct cj_wordset {
 	uint8_t bits[CJ_CHAN_WORDS / 8];
 	uint16_t list[CJ_CHAN_WORDS]; /* the marked words, in marking order */
@@ -470,8 +475,18 @@ typedef struct cj_wordset {
 	uint16_t jobs[CJ_WORDSET_JOBS]; /* job numbers marked */
 	unsigned njobs;
 	int all_jobs; /* more than CJ_WORDSET_JOBS were marked */
+	/* channel words marked to wake a number of their waiters rather than
+	 * all (cj__wordset_add_one), each with that number; a word also in
+	 * bits wakes all */
+	uint16_t ones[CJ_WORDSET_ONES];
+	uint32_t ones_n[CJ_WORDSET_ONES];
+	unsigned nones;
 } cj_wordset;
 void cj__wordset_add(cj_wordset *s, unsigned word);
+/* Marks channel word w to wake one more of its waiters (the acceptors of a
+ * type: one per job made pending). A word marked with cj__wordset_add as
+ * well wakes all; past CJ_WORDSET_ONES such words, they do. */
+void cj__wordset_add_one(cj_wordset *s, unsigned word);
 /* Marks a job number, and "activity" with it. */
 void cj__wordset_add_job(cj_wordset *s, unsigned job);
 /* Marks in dst every word and job src marked. */
@@ -481,6 +496,10 @@ int cj__wordset_empty(const cj_wordset *s);
 /* Calls fn with each word to bump, in the order commits bump them. */
 void cj__wordset_each(const cj_wordset *s, void (*fn)(void *arg, unsigned word),
                       void *arg);
+/* The same, with the number of the word's waiters to wake: 0 for all, else
+ * what cj__wordset_add_one counted (those words come last). */
+void cj__wordset_each_n(const cj_wordset *s,
+                        void (*fn)(void *arg, unsigned word, unsigned wake), void *arg);
 
 /* The engine's wake ops (engine.h's watch, wait, wake, word, bump) on db. */
 uint64_t cj__watch(cj_db *db, const char *chan);
@@ -489,6 +508,8 @@ int cj__wait(cj_db *db, const char *chan, uint64_t token, int64_t deadline_ms);
 int cj__wait_any(cj_db *db, const char *const *chans, const uint64_t *tokens, size_t n,
                  int64_t deadline_ms);
 void cj__wake(cj_db *db, const char *chan);
+/* engine.h's rouse (nothing when the engine has none) */
+void cj__rouse(cj_db *db, const char *chan);
 uint64_t cj__word(cj_db *db, unsigned w);
 void cj__bump(cj_db *db, unsigned w);
 

@@ -280,5 +280,7 @@ int cj_db_stats(const cj_db *db, cj_stats *stats) {
 	stats->notifier_passes = atomic_load_explicit(&db->notifier_passes, memory_order_relaxed);
 	stats->notifier_reads = atomic_load_explicit(&db->notifier_reads, memory_order_relaxed);
 	stats->combined_calls = atomic_load_explicit(&db->group.combined, memory_order_relaxed);
+	stats->acceptor_wakes = atomic_load_explicit(&db->acceptor_wakes, memory_order_relaxed);
+	stats->notifier_lock_ns = atomic_load_explicit(&db->notifier_lock_ns, memory_order_relaxed);
 	return CJ_OK;
 }

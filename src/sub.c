@@ -368,6 +368,12 @@ static int deliver(cj_db *db, int rc, int *again) {
 	return delivered;
 }
 
+/* cj_stats.notifier_lock_ns: the mutex was held since held (ns). */
+static void count_held(cj_db *db, int64_t held) {
+	atomic_fetch_add_explicit(&db->notifier_lock_ns, (uint64_t)(cj__mono_ns() - held),
+	                          memory_order_relaxed);
+}
+
 static void *notifier_main(void *arg) {
 	cj_db *db = arg;
 	cj_notifier *n = db->notifier;
@@ -380,18 +386,22 @@ static void *notifier_main(void *arg) {
 		}
 		uint64_t token = cj__watch(db, CJ_CHAN_ACTIVITY);
 		atomic_fetch_add_explicit(&db->notifier_passes, 1, memory_order_relaxed);
+		int64_t held = cj__mono_ns();
 		int rc = collect(db);
 		if (n->npins) {
 			size_t npins = n->npins;
+			count_held(db, held);
 			pthread_mutex_unlock(&db->mu);
 			atomic_fetch_add_explicit(&db->notifier_reads, npins, memory_order_relaxed);
 			int read = cj__run(db, NULL, 0, read_fn, n);
 			pthread_mutex_lock(&db->mu);
+			held = cj__mono_ns();
 			int again = 0;
 			if (deliver(db, read, &again)) pthread_cond_broadcast(&db->cond);
 			if (read) rc = read;
 			else if (again) rc = CJ_NOMEM;
 		}
+		count_held(db, held);
 		if (n->stop) break;
 		pthread_mutex_unlock(&db->mu);
 		/* on a store failure, look again in a while, less often while it

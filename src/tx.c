@@ -314,6 +314,19 @@ int cj__touch_activity(cj_tx *tx, const char *type, const uint8_t vs[CJ_VS_LEN])
 	return put_vs(tx, &tx->kbuf, vs);
 }
 
+/* Marks a type's pending channel to wake one of its acceptors (engine.h's
+ * notify_one): each job made pending wakes one more. Acceptors hand on a
+ * wake-up they cannot use (accept.c); the other channels' waiters do not,
+ * so a pending channel that shares their wake word wakes all. */
+static int notify_acceptors(cj_tx *tx, const char *chan) {
+	const struct cj_engine *e = tx->db->eng;
+	unsigned w = cj__chan_word(chan);
+	if (!e->notify_one || w == cj__chan_word(CJ_CHAN_ACTIVITY) ||
+	    w == cj__chan_word(CJ_CHAN_TYPES))
+		return e->notify(tx->etx, chan);
+	return e->notify_one(tx->etx, chan);
+}
+
 int cj__touch_pending(cj_tx *tx, const char *type, const uint8_t vs[CJ_VS_LEN]) {
 	char chan[CJ_CHAN_MAX];
 	if (watch_keys(tx)) {
@@ -322,7 +335,7 @@ int cj__touch_pending(cj_tx *tx, const char *type, const uint8_t vs[CJ_VS_LEN]) 
 		if (rc) return rc;
 	}
 	cj__chan_pending(chan, sizeof chan, type);
-	return cj__notify(tx, chan);
+	return notify_acceptors(tx, chan);
 }
 
 /* ---- the caller's own keys ------------------------------------------------ */

@@ -70,7 +70,7 @@
 
 #include "couchjobs.h"
 
-#define CJ_ENGINE_VERSION 5 /* 4: nested transactions; 5: wait_any */
+#define CJ_ENGINE_VERSION 6 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse */
 #define CJ_ENGINE_MAX_KEY 4096
 
 typedef struct cj_edb cj_edb; /* an engine's open store */
@@ -187,6 +187,24 @@ struct cj_engine {
 	 * wake word). CJ_OK or CJ_TIMEOUT; may return CJ_OK spuriously. */
 	int (*wait_any)(cj_edb *edb, const char *const *chans, const uint64_t *tokens,
 	                size_t n, int64_t deadline_ms);
+
+	/* Optional, both or neither (NULL: the core calls notify() instead,
+	 * and never rouse()). notify_one() marks chan as notify() does, except
+	 * that the commit wakes, across every process, only as many of the
+	 * waiters sleeping on chan's wake word as times the transaction (its
+	 * nested ones included) marked chan this way, not all of them; a
+	 * notify() of the same word in the transaction wakes all. The waiters
+	 * left asleep see the notification at their next wake-up (their token
+	 * is then out of date). The core marks this way only channels whose
+	 * every waiter hands on a wake-up it cannot use, with rouse(). */
+	int (*notify_one)(cj_etx *tx, const char *chan);
+	/* Wakes every waiter sleeping on chan's wake word, in every process,
+	 * without notifying it: a waiter whose token is current may return
+	 * CJ_OK spuriously and should wait again; one whose token is out of
+	 * date (it was left asleep by notify_one) sees the notification. An
+	 * engine with rouse never needs a waiter to look again without a
+	 * notification: its waits may then return CJ_OK only spuriously. */
+	void (*rouse)(cj_edb *edb, const char *chan);
 };
 
 /* The most channels one wait_any() takes. */

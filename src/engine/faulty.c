@@ -153,6 +153,17 @@ static int fty_notify(cj_etx *tx, const char *chan) {
 	return rc ? rc : tx->inner->notify(tx->etx, chan);
 }
 
+static int fty_notify_one(cj_etx *tx, const char *chan) {
+	int rc = fault(tx);
+	if (rc) return rc;
+	if (!tx->inner->notify_one) return tx->inner->notify(tx->etx, chan);
+	return tx->inner->notify_one(tx->etx, chan);
+}
+
+static void fty_rouse(cj_edb *db, const char *chan) {
+	if (db->inner->rouse) db->inner->rouse(db->edb, chan);
+}
+
 static uint64_t fty_watch(cj_edb *db, const char *chan) {
 	return db->inner->watch(db->edb, chan);
 }
@@ -246,4 +257,6 @@ const struct cj_engine cj__engine_faulty = {
 	.begin_nested = fty_begin_nested,
 	.commit_nested = fty_commit_nested,
 	.abort_nested = fty_abort_nested,
+	.notify_one = fty_notify_one,
+	.rouse = fty_rouse,
 };

@@ -56,6 +56,16 @@
  * killed process leaves nothing of its open transaction, nested ones and
  * all; its callers were not answered. Processes still flush separately.
  *
+ * Waking acceptors: a commit that made n jobs of a type pending
+ * (notify_one) bumps the type's pending word and wakes n of its sleepers,
+ * in whichever processes, instead of all; the others sleep on with an
+ * out-of-date token. An acceptor woken for a job it does not take hands the
+ * wake-up on (accept.c) with rouse: a futex wake of the word that leaves
+ * it as it is, so that only the sleepers that have not looked since its
+ * last change look (the others find their token current and sleep again);
+ * word 0 of the wake file stamps the last rouse, so that several acceptors
+ * handing on the same change wake the sleepers once.
+ *
  * Keys longer than LME_SHORT bytes (LMDB takes at most 511) are stored under
  * their first LME_SHORT bytes followed by an 8-byte hash of the whole key,
  * and the value is prefixed with the whole key (u32 BE length, bytes), which
@@ -554,11 +564,13 @@ static void lme_abort(cj_etx *tx) {
 _Static_assert(CJ_WORDS == CJ_WAKE_WORDS, "the wake file holds every wake word");
 _Static_assert(CJ_WAIT_ANY_MAX <= CJ_OS_WAIT_ANY_MAX, "one vectored wait takes every channel");
 
-/* Nobody sleeps on job words (cj_int.h): they only count. */
-static void lme_bump_word(void *db, unsigned w) {
+/* Nobody sleeps on job words (cj_int.h): they only count. A channel word
+ * wakes all its waiters, or n of them (notify_one). */
+static void lme_bump_word(void *db, unsigned w, unsigned n) {
 	cj_wakemap *m = ((cj_edb *)db)->wake;
-	if (w < CJ_CHAN_WORDS) cj__os_word_bump(m, w);
-	else cj__os_word_add(m, w);
+	if (w >= CJ_CHAN_WORDS) cj__os_word_add(m, w);
+	else if (n) cj__os_word_bump_n(m, w, n);
+	else cj__os_word_bump(m, w);
 }
 
 static int lme_commit(cj_etx *tx) {
@@ -594,7 +606,7 @@ static int lme_commit(cj_etx *tx) {
 	int64_t retry = atomic_load(&tx->db->reserve_retry);
 	if (retry && cj__mono_ms() >= retry) lme_reserve_make(tx->db);
 	/* wake the waiters first: what they do next does not wait for the flush */
-	cj__wordset_each(&tx->notify, lme_bump_word, tx->db);
+	cj__wordset_each_n(&tx->notify, lme_bump_word, tx->db);
 	rc = lme_flush(tx->db);
 	lme_end(tx);
 	return rc;
@@ -808,6 +820,15 @@ static int lme_notify(cj_etx *tx, const char *chan) {
 	return CJ_OK;
 }
 
+static int lme_notify_one(cj_etx *tx, const char *chan) {
+	cj__wordset_add_one(&tx->notify, cj__chan_word(chan));
+	return CJ_OK;
+}
+
+static void lme_rouse(cj_edb *db, const char *chan) {
+	cj__os_word_rouse(db->wake, cj__chan_word(chan));
+}
+
 static uint64_t lme_watch(cj_edb *db, const char *chan) {
 	return cj__os_word_load(db->wake, cj__chan_word(chan));
 }
@@ -874,4 +895,6 @@ const struct cj_engine cj__engine_lmdb = {
 	.begin_nested = lme_begin_nested,
 	.commit_nested = lme_commit_nested,
 	.abort_nested = lme_abort_nested,
+	.notify_one = lme_notify_one,
+	.rouse = lme_rouse,
 };

@@ -151,6 +151,23 @@ void cj__os_word_bump(cj_wakemap *m, unsigned idx) {
 	futex(w, FUTEX_WAKE, INT_MAX, NULL);
 }
 
+void cj__os_word_bump_n(cj_wakemap *m, unsigned idx, unsigned n) {
+	_Atomic uint32_t *w = &m->words[idx % CJ_WAKE_WORDS];
+	if (!m->readonly) atomic_fetch_add(w, 1);
+	futex(w, FUTEX_WAKE, n > INT_MAX ? INT_MAX : n, NULL);
+}
+
+void cj__os_word_rouse(cj_wakemap *m, unsigned idx) {
+	_Atomic uint32_t *w = &m->words[idx % CJ_OS_ROUSE_WORDS];
+	if (!m->readonly) {
+		uint32_t stamp = (uint32_t)(idx % CJ_OS_ROUSE_WORDS) << 22 |
+		                 (atomic_load(w) & 0x3fffffu);
+		/* woken at this value already (or about to be, by its rouser) */
+		if (atomic_exchange(&m->words[CJ_OS_ROUSE_STAMP], stamp) == stamp) return;
+	}
+	futex(w, FUTEX_WAKE, INT_MAX, NULL);
+}
+
 void cj__os_word_add(cj_wakemap *m, unsigned idx) {
 	if (!m->readonly) atomic_fetch_add(&m->words[idx % CJ_WAKE_WORDS], 1);
 }

@@ -67,6 +67,17 @@ void cj__os_wakemap_close(cj_wakemap *m);
 uint32_t cj__os_word_load(cj_wakemap *m, unsigned idx);
 /* Increments word idx and wakes all its sleepers, in every process. */
 void cj__os_word_bump(cj_wakemap *m, unsigned idx);
+/* Increments word idx and wakes n of its sleepers (n >= 1), in whichever
+ * processes they are; the others sleep on (until their next wake-up). */
+void cj__os_word_bump_n(cj_wakemap *m, unsigned idx, unsigned n);
+/* Wakes all sleepers of word idx (below CJ_OS_ROUSE_WORDS) without changing
+ * it, unless a rouse already did so since the word last changed: word
+ * CJ_OS_ROUSE_STAMP holds the last roused word's index (10 bits) and the
+ * low 22 bits of its value then. A sleeper that slept on an older value
+ * wakes once per change, however many rouse it. */
+#define CJ_OS_ROUSE_WORDS 1024
+#define CJ_OS_ROUSE_STAMP 0
+void cj__os_word_rouse(cj_wakemap *m, unsigned idx);
 /* Increments word idx without waking anyone (for words nobody sleeps on). */
 void cj__os_word_add(cj_wakemap *m, unsigned idx);
 /* Wakes all sleepers of word idx without changing it. */

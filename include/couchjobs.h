@@ -957,7 +957,11 @@ typedef struct cj_accept_opts {
  * using the store), or until @p opts->timeout_ms passes. On the embedded
  * engine a job made pending wakes one waiting acceptor of its type, not
  * every one; an acceptor woken for a job it does not take (another caller
- * took it first, or the call ends) wakes the others in its place.
+ * took it first, or the call ends) wakes the others in its place. If the
+ * woken acceptor dies before it could (kill -9 at that instant), the
+ * activity monitor of any handle finds the job still first due at its
+ * next check of the type and wakes the acceptors that have not looked
+ * since: such a job waits at most about two of the type's timeouts.
  *
  * @param[out] job  the handle, freed with cj_job_free(); NULL on failure.
  * @param[out] data the job's data (cj_free()), or NULL if not wanted.

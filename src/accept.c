@@ -460,3 +460,50 @@ int cj_accept_many_types(cj_db *db, const char *const *types, size_t ntypes,
 	*n = a.n;
 	return CJ_OK;
 }
+
+/* ---- the monitor's rescue of a lost wake-up ---------------------------------- */
+
+struct stranded_arg {
+	const char *type;
+	uint64_t hash; /* of the first due pending key; 0: none */
+};
+
+static int stranded_fn(cj_tx *tx, void *arg) {
+	struct stranded_arg *s = arg;
+	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT, found = CJ_BUF_INIT;
+	cj__key_pending_prefix(&lo, s->type);
+	cj__key_pending_at(&hi, s->type, cj__epoch_ms() / 1000 + 1);
+	int rc = cj__scan_first(tx, &lo, &hi, &found);
+	s->hash = 0;
+	if (rc == 1) {
+		uint64_t h = 0xcbf29ce484222325ull;
+		for (size_t i = 0; i < found.len; i++) h = (h ^ found.p[i]) * 0x100000001b3ull;
+		s->hash = h ? h : 1;
+		rc = CJ_OK;
+	}
+	cj__buf_free(&lo);
+	cj__buf_free(&hi);
+	cj__buf_free(&found);
+	return rc;
+}
+
+/* A job made pending wakes one acceptor (engine.h, notify_one); if that
+ * acceptor dies before it looks or hands the wake-up on, the job would
+ * wait for the next change of its type. The monitor calls this at each
+ * check of a type: when the first due pending job is the one it found at
+ * the last check, every acceptor that has not looked since it was made
+ * pending wakes and looks (acceptors that have looked sleep on). A job
+ * whose acceptors are all busy costs one read per check, and no wake-up. */
+int cj__accept_rescue(cj_db *db, const char *type, uint64_t *mark) {
+	if (!db->eng->rouse) return CJ_OK;
+	struct stranded_arg s = {type, 0};
+	int rc = cj__run(db, NULL, 0, stranded_fn, &s);
+	if (rc) return rc;
+	if (s.hash && s.hash == *mark) {
+		char chan[CJ_CHAN_MAX];
+		cj__chan_pending(chan, sizeof chan, type);
+		cj__rouse(db, chan);
+	}
+	*mark = s.hash;
+	return CJ_OK;
+}

@@ -738,6 +738,12 @@ int cj__schedule_info_check(const cj_schedule_info *i);
  * store failed (the caller retries after a backoff). */
 int64_t cj__schedule_pass(cj_db *db, int *failed);
 
+/* accept.c: at a monitor's check of type, wakes the acceptors that have
+ * not looked since its first due pending job was made pending, when that
+ * job was already first at the last check (*mark, a hash of its key, 0:
+ * none). */
+int cj__accept_rescue(cj_db *db, const char *type, uint64_t *mark);
+
 /* ---- sub.c -------------------------------------------------------------- */
 
 void cj__notifier_stop(cj_db *db);

@@ -38,6 +38,7 @@ struct mtype {
 	int has_base;
 	uint64_t base;   /* commit number noted at the last check */
 	int64_t next_ms; /* when to check next (monotonic) */
+	uint64_t stranded; /* cj__accept_rescue's mark */
 };
 
 struct cj_monitor {
@@ -181,6 +182,7 @@ static void merge_types(struct cj_monitor *m, struct scan_types *s, int64_t now)
 				nt->has_base = m->t[j].has_base;
 				nt->base = m->t[j].base;
 				nt->next_ms = m->t[j].next_ms;
+				nt->stranded = m->t[j].stranded;
 			}
 	}
 	free_types(m->t, m->n);
@@ -229,6 +231,8 @@ static void *monitor_main(void *arg) {
 					t->base = s.version;
 					t->next_ms = cj__add_sat(now, t->timeout_ms);
 				}
+				/* a failure here waits for the next check */
+				(void)cj__accept_rescue(db, t->type, &t->stranded);
 			}
 			if (!rc && (wake < 0 || t->next_ms < wake)) wake = t->next_ms;
 		}

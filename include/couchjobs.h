@@ -340,6 +340,11 @@ typedef struct cj_stats {
 	 *  (and its durable flush) with calls of other threads of the handle
 	 *  (see #CJ_SYNC_FULL). */
 	uint64_t combined_calls;
+	/** Round trips to the database server (the PostgreSQL engine: each
+	 *  time a call or background thread of the handle waited for the
+	 *  server's answers, to one statement or to a pipeline of several; the
+	 *  embedded engine has none: 0). */
+	uint64_t round_trips;
 } cj_stats;
 
 /**

@@ -217,5 +217,6 @@ int cj_db_stats(const cj_db *db, cj_stats *stats) {
 	stats->notifier_passes = atomic_load_explicit(&db->notifier_passes, memory_order_relaxed);
 	stats->notifier_reads = atomic_load_explicit(&db->notifier_reads, memory_order_relaxed);
 	stats->combined_calls = atomic_load_explicit(&db->group.combined, memory_order_relaxed);
+	stats->round_trips = db->eng->round_trips ? db->eng->round_trips(db->edb) : 0;
 	return CJ_OK;
 }

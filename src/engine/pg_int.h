@@ -178,6 +178,8 @@ struct cj_edb {
 	PGconn *lconn;
 	int stopfd[2];
 	atomic_int stop;
+	/* waits for the server's answers (cj__pg_call, a pipeline's) */
+	atomic_uint_fast64_t round_trips;
 };
 
 struct cj_etx {
@@ -193,6 +195,11 @@ struct cj_etx {
 	 * of the key */
 	PGresult *claimed;
 	int claimed_space;
+	/* the get() announced by prefetch() (pf_on): its key, and the answers
+	 * of its statements (cj_lock_absent, cj_get_w) once they are read */
+	int pf_on, pf_space;
+	cj_buf pf_key;
+	PGresult *pf_lock, *pf_row;
 	cj_wordset notify; /* words marked by notify() */
 	/* pg_pipe.c */
 	int fresh;    /* c was connected for this transaction */

@@ -292,6 +292,19 @@ static void pge_key_hash(cj_etx *tx, int space, const void *k, size_t kl, char n
 	snprintf(num, 16, "%" PRId32, (int32_t)h);
 }
 
+/* Queues the two statements of a locking read of k (pge_get, below),
+ * their answers to go into *locked and *row. */
+static int pge_queue_get(cj_etx *tx, int space, const void *k, size_t kl,
+                         PGresult **locked, PGresult **row) {
+	const char *vals[3] = {pge_space[space], k, NULL};
+	int lens[3] = {0, (int)kl, 0}, fmts[3] = {0, 1, 0};
+	char num[16];
+	pge_key_hash(tx, space, k, kl, num);
+	vals[2] = num;
+	int rc = cj__pg_queue_into(tx, "cj_lock_absent", NULL, 3, vals, lens, fmts, locked);
+	return rc ? rc : cj__pg_queue_into(tx, "cj_get_w", NULL, 2, vals, lens, fmts, row);
+}
+
 /* In a write transaction, a read that finds a key absent holds its absence
  * (an advisory lock on a hash of the key, until the transaction ends) and
  * returns what is there once the lock is held, so that two transactions
@@ -317,29 +330,29 @@ static int pge_get(cj_etx *tx, int space, const void *k, size_t kl,
 	if (!tx->write) {
 		rc = cj__pg_run(tx, "cj_get", NULL, 2, vals, lens, fmts, 1, &r);
 	} else {
-		pge_key_hash(tx, space, k, kl, num);
-		vals[2] = num;
-		if (pge_is_prefetched(tx, space, k, kl)) {
-			/* sent by prefetch(): answered already, or with this flush */
-			rc = cj__pg_flush(tx);
+		/* sent now, or by prefetch(); answered with this flush (none
+		 * when the prefetch's answers are here already) */
+		int pre = pge_is_prefetched(tx, space, k, kl);
+		rc = pre ? CJ_OK : pge_queue_get(tx, space, k, kl, &locked, &r);
+		int flushed = cj__pg_flush(tx); /* also empties keep[] on a failure */
+		if (rc == CJ_OK) rc = flushed;
+		if (pre) {
 			locked = tx->pf_lock;
 			r = tx->pf_row;
 			tx->pf_lock = tx->pf_row = NULL;
 			tx->pf_on = 0;
-			if (rc) {
-				PQclear(locked);
-				PQclear(r);
-				return rc;
-			}
-		} else if ((rc = cj__pg_queue_into(tx, "cj_lock_absent", NULL, 3, vals, lens, fmts,
-		                                   &locked)) ||
-		           (rc = cj__pg_run(tx, "cj_get_w", NULL, 2, vals, lens, fmts, 1, &r))) {
+		}
+		if (rc) {
+			PQclear(locked);
+			PQclear(r);
 			return rc;
 		}
 		int held = locked && PQntuples(locked) == 1;
 		PQclear(locked);
 		if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0 && !held) {
 			PQclear(r);
+			pge_key_hash(tx, space, k, kl, num);
+			vals[2] = num;
 			if ((rc = cj__pg_queue(tx, "cj_lock_key", NULL, 1, vals + 2, NULL, NULL)) ||
 			    (rc = cj__pg_run(tx, "cj_get_w", NULL, 2, vals, lens, fmts, 1, &r)))
 				return rc;
@@ -374,15 +387,7 @@ static int pge_prefetch(cj_etx *tx, int space, const void *k, size_t kl) {
 	cj__buf_reset(&tx->pf_key);
 	cj__buf_add(&tx->pf_key, k, kl);
 	if (tx->pf_key.oom) return cj__fail(CJ_NOMEM, "out of memory");
-	const char *vals[3] = {pge_space[space], k, NULL};
-	int lens[3] = {0, (int)kl, 0}, fmts[3] = {0, 1, 0};
-	char num[16];
-	pge_key_hash(tx, space, k, kl, num);
-	vals[2] = num;
-	int rc = cj__pg_queue_into(tx, "cj_lock_absent", NULL, 3, vals, lens, fmts,
-	                           &tx->pf_lock);
-	if (rc == CJ_OK)
-		rc = cj__pg_queue_into(tx, "cj_get_w", NULL, 2, vals, lens, fmts, &tx->pf_row);
+	int rc = pge_queue_get(tx, space, k, kl, &tx->pf_lock, &tx->pf_row);
 	if (rc) return rc;
 	tx->pf_on = 1;
 	tx->pf_space = space;

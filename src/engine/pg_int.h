@@ -64,6 +64,10 @@
  *    without waiting for one another. It returns the row's value too: a
  *    get() of the claimed key that follows (held since) answers from it,
  *    until the transaction writes that key.
+ *  - prefetch() queues get()'s two statements at once (pg_pipe.c), their
+ *    answers kept: the get() of that key that follows answers from them,
+ *    in the round trip of whatever statement the core needed in between
+ *    (cj_add's type timeout), unless the transaction wrote the key since.
  * Waits that close a cycle end in a deadlock error (40P01), which is
  * CJ_CONFLICT: the core runs the transaction again.
  * BEGIN, put(), del_blind() and the advisory locks are queued (pg_pipe.c):

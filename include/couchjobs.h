@@ -351,6 +351,11 @@ typedef struct cj_stats {
 	 *  while it looked for changes and queued events; it reads the store
 	 *  without holding it. */
 	uint64_t notifier_lock_ns;
+	/** Round trips to the database server (the PostgreSQL engine: each
+	 *  time a call or background thread of the handle waited for the
+	 *  server's answers, to one statement or to a pipeline of several; the
+	 *  embedded engine has none: 0). */
+	uint64_t round_trips;
 } cj_stats;
 
 /**

@@ -25,6 +25,9 @@ struct accept_arg {
 	/* limits (limits.c): types with a due job that their limits keep */
 	uint8_t full[CJ_ACCEPT_TYPES_MAX]; /* no free slot */
 	int64_t next_token;                /* wall clock of the next token, or -1 */
+	/* the engine's CJ_ENGINE_CLAIM_AT_ONCE: no look before the claim, and
+	 * seen: the claim took nothing, but a look after it found a due job */
+	int claim_at_once, seen;
 };
 
 /* Marks in a what limits that allow nothing keep the type waiting for. */
@@ -222,6 +225,8 @@ static int accept_type(cj_tx *tx, struct accept_arg *a) {
 	return rc;
 }
 
+static int probe_fn(cj_tx *tx, void *arg);
+
 /* Up to a->max jobs in one transaction, from the types in their order
  * (run again from scratch on a retry). */
 static int accept_fn(cj_tx *tx, void *arg) {
@@ -237,12 +242,20 @@ static int accept_fn(cj_tx *tx, void *arg) {
 	 * busy first candidate is a conflict: the type keeps its priority) */
 	if (a->n > 0 && (rc == CJ_NOT_FOUND || (rc == CJ_CONFLICT && a->busy))) rc = CJ_OK;
 	if (rc) accept_undo(a);
+	if (rc == CJ_NOT_FOUND && a->claim_at_once) {
+		/* nothing taken: is a due job held by others, when is the next? */
+		int look = probe_fn(tx, a);
+		a->seen = look == CJ_OK;
+		if (look != CJ_OK && look != CJ_NOT_FOUND) rc = look;
+	}
 	return rc;
 }
 
-/* A read-only look first: idle acceptors never take the writer's turn.
- * CJ_OK when some type has a due job its limits let be taken; else
- * CJ_NOT_FOUND with a->next_due, a->full and a->next_token. */
+/* A look that takes nothing: CJ_OK when some type has a due job its
+ * limits let be taken; else CJ_NOT_FOUND with a->next_due, a->full and
+ * a->next_token. Made first in a read-only transaction, so that idle
+ * acceptors never take the writer's turn; or, where the engine's writers
+ * run side by side, after a claim that took nothing. */
 static int probe_fn(cj_tx *tx, void *arg) {
 	struct accept_arg *a = arg;
 	int rc = 0;
@@ -348,9 +361,16 @@ static int accept_loop(cj_db *db, const cj_accept_opts *opts, struct accept_arg 
 		int64_t now_ms = cj__epoch_ms();
 		a->max_sched = opts->max_sched_time == CJ_SCHED_NOW ? now_ms / 1000
 		                                                    : opts->max_sched_time;
-		rc = cj__run(db, NULL, 0, probe_fn, a);
-		int seen = rc == CJ_OK;
-		if (rc == CJ_OK) rc = cj__run(db, NULL, 1, accept_fn, a);
+		int seen;
+		if (a->claim_at_once) {
+			a->seen = 0;
+			rc = cj__run(db, NULL, 1, accept_fn, a);
+			seen = a->seen;
+		} else {
+			rc = cj__run(db, NULL, 0, probe_fn, a);
+			seen = rc == CJ_OK;
+			if (rc == CJ_OK) rc = cj__run(db, NULL, 1, accept_fn, a);
+		}
 		if (rc == CJ_OK) return CJ_OK;
 		accept_undo(a); /* taken, but the commit failed: nothing was taken */
 		if (rc != CJ_NOT_FOUND) break;
@@ -455,7 +475,8 @@ int cj_accept_many_types(cj_db *db, const char *const *types, size_t ntypes,
 	if (cj__tx_held(db))
 		return cj__fail(CJ_INVALID, "this thread holds an open transaction on this store");
 	struct accept_arg a = {types, ntypes, types[0], 0, 0, opts->no_schedule, max, jobs,
-	                       data, 0, 0, -1, {0}, -1};
+	                       data, 0, 0, -1, {0}, -1, 0, 0};
+	a.claim_at_once = (db->eng->supports & CJ_ENGINE_CLAIM_AT_ONCE) != 0;
 	if ((rc = accept_wait(db, opts, &a))) return rc;
 	*n = a.n;
 	return CJ_OK;

@@ -22,8 +22,10 @@ static int unique_refuses(const struct add_arg *a, cj_state state) {
 static int add_fn(cj_tx *tx, void *arg) {
 	struct add_arg *a = arg;
 	int64_t timeout;
-	int rc = cj__type_timeout_tx(tx, a->type, &timeout);
-	if (rc) return rc;
+	/* the job is read next: with the type's timeout, where the engine can */
+	cj__key_data(&tx->kbuf, a->type, a->id);
+	int rc = cj__prefetch(tx, &tx->kbuf);
+	if (rc || (rc = cj__type_timeout_tx(tx, a->type, &timeout))) return rc;
 	cj_buf copy = CJ_BUF_INIT;
 	cj_jv jv;
 	cj_state state;

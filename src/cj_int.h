@@ -568,6 +568,9 @@ int cj__tx_vs(cj_tx *tx, uint8_t out[CJ_VS_LEN]);
 /* Engine ops on the jobs space. A key or bound whose buffer ran out of
  * memory gives CJ_NOMEM. */
 int cj__get(cj_tx *tx, const cj_buf *k, const uint8_t **v, size_t *vl);
+/* A get() of k follows in this write transaction: the engine may read it
+ * with the reads before it, in one round trip (engine.h's prefetch). */
+int cj__prefetch(cj_tx *tx, const cj_buf *k);
 int cj__put(cj_tx *tx, const cj_buf *k, const cj_buf *v);
 int cj__del(cj_tx *tx, const cj_buf *k);
 /* Deletes k whether or not it is there (engines may defer it). */

@@ -203,6 +203,13 @@ int cj__get(cj_tx *tx, const cj_buf *k, const uint8_t **v, size_t *vl) {
 	return tx->db->eng->get(tx->etx, CJ_SPACE_JOBS, k->p, k->len, v, vl);
 }
 
+int cj__prefetch(cj_tx *tx, const cj_buf *k) {
+	if (oom(k)) return CJ_NOMEM;
+	const struct cj_engine *e = tx->db->eng;
+	return e->prefetch && tx->write ? e->prefetch(tx->etx, CJ_SPACE_JOBS, k->p, k->len)
+	                                : CJ_OK;
+}
+
 int cj__put(cj_tx *tx, const cj_buf *k, const cj_buf *v) {
 	if (oom(k) || oom(v)) return CJ_NOMEM;
 	return tx->db->eng->put(tx->etx, CJ_SPACE_JOBS, k->p, k->len, v->p, v->len);

@@ -245,6 +245,61 @@ TEST(reads_leave_no_open_transaction) {
 	free(u);
 }
 
+/* ---- round trips ---------------------------------------------------------------- */
+
+/* The handle's round trips (cj_stats.round_trips). */
+static uint64_t round_trips(cj_db *db) {
+	cj_stats st;
+	CHECK_OK(cj_db_stats(db, &st));
+	return st.round_trips;
+}
+
+/* A job's life in round trips to the server: cj_add of a new job 2 (its
+ * reads in one, the commit), cj_accept 3 (the claim, the job's row, the
+ * commit), cj_finish 2 (the read, the commit). A little slack for the
+ * listener's own, which the handle counts too. */
+TEST(round_trips_per_call) {
+	enum { N = 20, SLACK = 4 };
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1; /* its passes would be counted */
+	cj_db *db = t_open_opts(&o);
+	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	CHECK_INT(round_trips(db) > 0, 1);
+
+	uint64_t before = round_trips(db);
+	for (int i = 0; i < N; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "j%02d", i);
+		CHECK_OK(cj_add(db, NULL, "t", id, "{\"n\":1}", 0));
+	}
+	uint64_t adds = round_trips(db) - before;
+
+	cj_job *jobs[N];
+	cj_accept_opts ao = CJ_ACCEPT_OPTS_INIT;
+	ao.timeout_ms = 0;
+	before = round_trips(db);
+	for (int i = 0; i < N; i++) CHECK_OK(cj_accept(db, "t", &ao, &jobs[i], NULL));
+	uint64_t accepts = round_trips(db) - before;
+
+	before = round_trips(db);
+	for (int i = 0; i < N; i++) CHECK_OK(cj_finish(db, NULL, jobs[i], NULL));
+	uint64_t finishes = round_trips(db) - before;
+	printf("  round trips per call: cj_add %.2f, cj_accept %.2f, cj_finish %.2f\n",
+	       (double)adds / N, (double)accepts / N, (double)finishes / N);
+	CHECK(adds >= 2 * N && adds <= 2 * N + SLACK);
+	CHECK(accepts >= 3 * N && accepts <= 3 * N + SLACK);
+	CHECK(finishes >= 2 * N && finishes <= 2 * N + SLACK);
+
+	/* and every call did what it does */
+	for (int i = 0; i < N; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "j%02d", i);
+		CHECK_INT(state_of(db, "t", id), CJ_FINISHED);
+		cj_job_free(jobs[i]);
+	}
+	cj_close(db);
+}
+
 /* ---- schema versions and names ------------------------------------------------- */
 
 TEST(schema_version_checked) {
@@ -914,7 +969,7 @@ int main(int argc, char **argv) {
 	}
 	static const struct t_entry entries[] = {
 		ENTRY(native_sql_commits_with_finish), ENTRY(reads_leave_no_open_transaction),
-		ENTRY(schema_version_checked),
+		ENTRY(schema_version_checked),         ENTRY(round_trips_per_call),
 		ENTRY(two_schemas_are_two_stores),     ENTRY(unreachable_server_fails_fast),
 		ENTRY(server_restart),                 ENTRY(server_restart_mid_run),
 		ENTRY(killed_writer_releases_its_turn),

@@ -70,7 +70,8 @@
 
 #include "couchjobs.h"
 
-#define CJ_ENGINE_VERSION 6 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse */
+#define CJ_ENGINE_VERSION 7 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse;
+                              7: prefetch, round_trips */
 #define CJ_ENGINE_MAX_KEY 4096
 
 typedef struct cj_edb cj_edb; /* an engine's open store */
@@ -99,6 +100,12 @@ typedef int (*cj_scan_fn)(const uint8_t *k, size_t kl, const uint8_t *v,
  * library; an engine whose writers run side by side sets this so that the
  * writers of a type do not take turns on them. */
 #define CJ_ENGINE_NO_WATCH_KEYS 0x2u
+/* The engine's writers run side by side, and a write transaction that
+ * takes nothing costs no more than a read: cj_accept then claims at once,
+ * without a read-only look first (which keeps idle acceptors from taking
+ * the writer's turn where writers take turns), and looks only when the
+ * claim found nothing. */
+#define CJ_ENGINE_CLAIM_AT_ONCE 0x4u
 
 struct cj_engine {
 	const char *name;
@@ -205,6 +212,17 @@ struct cj_engine {
 	 * engine with rouse never needs a waiter to look again without a
 	 * notification: its waits may then return CJ_OK only spuriously. */
 	void (*rouse)(cj_edb *edb, const char *chan);
+	/* Optional (NULL: nothing). In a write transaction, says that a get()
+	 * of k follows: the engine may send that read now, with the next
+	 * statement that needs an answer, so that two reads cost one round
+	 * trip. k may be held from now on, as get() holds it; the get() then
+	 * returns k as it is then (the engine forgets what it fetched when the
+	 * transaction writes k). A failure of the read may come from a later
+	 * op on tx instead. */
+	int (*prefetch)(cj_etx *tx, int space, const void *k, size_t kl);
+	/* Optional (NULL: 0). How many times the engine waited for a server's
+	 * answers since open (cj_stats.round_trips). */
+	uint64_t (*round_trips)(cj_edb *edb);
 };
 
 /* The most channels one wait_any() takes. */

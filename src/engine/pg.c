@@ -118,9 +118,36 @@ static void pge_unclaim(cj_etx *tx, int space, const void *k, size_t kl) {
 	tx->claimed = NULL;
 }
 
+/* 1 if the prefetched get is of key k of space. */
+static int pge_is_prefetched(const cj_etx *tx, int space, const void *k, size_t kl) {
+	return tx->pf_on && space == tx->pf_space && tx->pf_key.len == kl &&
+	       memcmp(tx->pf_key.p, k, kl) == 0;
+}
+
+/* 1 while the answers of the prefetch's statements are still to be read. */
+static int pge_pf_queued(const cj_etx *tx) {
+	for (int i = 0; i < tx->nkeep; i++)
+		if (tx->keep[i].dest == &tx->pf_row) return 1;
+	return 0;
+}
+
+/* Forgets the prefetched get if it is of k of space (k NULL: whichever);
+ * answers still to come are dropped when they come (pge_end). */
+static void pge_unprefetch(cj_etx *tx, int space, const void *k, size_t kl) {
+	if (k && !pge_is_prefetched(tx, space, k, kl)) return;
+	tx->pf_on = 0;
+	if (pge_pf_queued(tx)) return;
+	PQclear(tx->pf_lock);
+	PQclear(tx->pf_row);
+	tx->pf_lock = tx->pf_row = NULL;
+}
+
 static void pge_end(cj_etx *tx) {
 	pge_clear(tx);
 	pge_unclaim(tx, 0, NULL, 0);
+	PQclear(tx->pf_lock);
+	PQclear(tx->pf_row);
+	cj__buf_free(&tx->pf_key);
 	cj__pg_give(tx->db, tx->c);
 	cj_free(tx);
 }
@@ -247,6 +274,7 @@ static int pge_version(cj_etx *tx, uint64_t *out) {
 
 static void *pge_native(cj_etx *tx) {
 	pge_unclaim(tx, 0, NULL, 0); /* the caller may write anything */
+	pge_unprefetch(tx, 0, NULL, 0);
 	tx->dirty = 1; /* the caller's statements are committed too */
 	/* the caller runs statements of its own: no answer may be pending */
 	int rc = cj__pg_flush(tx);
@@ -262,6 +290,19 @@ static void pge_key_hash(cj_etx *tx, int space, const void *k, size_t kl, char n
 	h = (h ^ (uint32_t)space) * 16777619u;
 	for (size_t i = 0; i < kl; i++) h = (h ^ ((const uint8_t *)k)[i]) * 16777619u;
 	snprintf(num, 16, "%" PRId32, (int32_t)h);
+}
+
+/* Queues the two statements of a locking read of k (pge_get, below),
+ * their answers to go into *locked and *row. */
+static int pge_queue_get(cj_etx *tx, int space, const void *k, size_t kl,
+                         PGresult **locked, PGresult **row) {
+	const char *vals[3] = {pge_space[space], k, NULL};
+	int lens[3] = {0, (int)kl, 0}, fmts[3] = {0, 1, 0};
+	char num[16];
+	pge_key_hash(tx, space, k, kl, num);
+	vals[2] = num;
+	int rc = cj__pg_queue_into(tx, "cj_lock_absent", NULL, 3, vals, lens, fmts, locked);
+	return rc ? rc : cj__pg_queue_into(tx, "cj_get_w", NULL, 2, vals, lens, fmts, row);
 }
 
 /* In a write transaction, a read that finds a key absent holds its absence
@@ -289,16 +330,29 @@ static int pge_get(cj_etx *tx, int space, const void *k, size_t kl,
 	if (!tx->write) {
 		rc = cj__pg_run(tx, "cj_get", NULL, 2, vals, lens, fmts, 1, &r);
 	} else {
-		pge_key_hash(tx, space, k, kl, num);
-		vals[2] = num;
-		if ((rc = cj__pg_queue_into(tx, "cj_lock_absent", NULL, 3, vals, lens, fmts,
-		                            &locked)) ||
-		    (rc = cj__pg_run(tx, "cj_get_w", NULL, 2, vals, lens, fmts, 1, &r)))
+		/* sent now, or by prefetch(); answered with this flush (none
+		 * when the prefetch's answers are here already) */
+		int pre = pge_is_prefetched(tx, space, k, kl);
+		rc = pre ? CJ_OK : pge_queue_get(tx, space, k, kl, &locked, &r);
+		int flushed = cj__pg_flush(tx); /* also empties keep[] on a failure */
+		if (rc == CJ_OK) rc = flushed;
+		if (pre) {
+			locked = tx->pf_lock;
+			r = tx->pf_row;
+			tx->pf_lock = tx->pf_row = NULL;
+			tx->pf_on = 0;
+		}
+		if (rc) {
+			PQclear(locked);
+			PQclear(r);
 			return rc;
+		}
 		int held = locked && PQntuples(locked) == 1;
 		PQclear(locked);
 		if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0 && !held) {
 			PQclear(r);
+			pge_key_hash(tx, space, k, kl, num);
+			vals[2] = num;
 			if ((rc = cj__pg_queue(tx, "cj_lock_key", NULL, 1, vals + 2, NULL, NULL)) ||
 			    (rc = cj__pg_run(tx, "cj_get_w", NULL, 2, vals, lens, fmts, 1, &r)))
 				return rc;
@@ -320,11 +374,32 @@ static int pge_get(cj_etx *tx, int space, const void *k, size_t kl,
 	return CJ_OK;
 }
 
+static uint64_t pge_round_trips(cj_edb *db) {
+	return atomic_load_explicit(&db->round_trips, memory_order_relaxed);
+}
+
+/* The two statements of a get() in a write transaction (above), queued:
+ * their answers are read with the next statement that needs one. One
+ * prefetch at a time; a second one while the first is unused is ignored. */
+static int pge_prefetch(cj_etx *tx, int space, const void *k, size_t kl) {
+	if (!tx->write || tx->pf_on || pge_pf_queued(tx)) return CJ_OK;
+	pge_unprefetch(tx, 0, NULL, 0); /* answers of one never used */
+	cj__buf_reset(&tx->pf_key);
+	cj__buf_add(&tx->pf_key, k, kl);
+	if (tx->pf_key.oom) return cj__fail(CJ_NOMEM, "out of memory");
+	int rc = pge_queue_get(tx, space, k, kl, &tx->pf_lock, &tx->pf_row);
+	if (rc) return rc;
+	tx->pf_on = 1;
+	tx->pf_space = space;
+	return CJ_OK;
+}
+
 static int pge_put(cj_etx *tx, int space, const void *k, size_t kl, const void *v,
                    size_t vl) {
 	pge_clear(tx);
 	if (vl > INT32_MAX) return cj__fail(CJ_TOO_LARGE, "value of %zu bytes", vl);
 	pge_unclaim(tx, space, k, kl);
+	pge_unprefetch(tx, space, k, kl);
 	/* a NULL parameter is SQL NULL: an empty value needs a pointer */
 	const char *vals[3] = {pge_space[space], k, v ? (const char *)v : ""};
 	int lens[3] = {0, (int)kl, (int)vl}, fmts[3] = {0, 1, 1};
@@ -337,6 +412,7 @@ static int pge_put(cj_etx *tx, int space, const void *k, size_t kl, const void *
 static int pge_del(cj_etx *tx, int space, const void *k, size_t kl) {
 	pge_clear(tx);
 	pge_unclaim(tx, space, k, kl);
+	pge_unprefetch(tx, space, k, kl);
 	const char *vals[2] = {pge_space[space], k};
 	int lens[2] = {0, (int)kl}, fmts[2] = {0, 1};
 	PGresult *r = NULL;
@@ -357,6 +433,7 @@ static int pge_del(cj_etx *tx, int space, const void *k, size_t kl) {
 static int pge_del_blind(cj_etx *tx, int space, const void *k, size_t kl) {
 	pge_clear(tx);
 	pge_unclaim(tx, space, k, kl);
+	pge_unprefetch(tx, space, k, kl);
 	const char *vals[2] = {pge_space[space], k};
 	int lens[2] = {0, (int)kl}, fmts[2] = {0, 1};
 	int rc = cj__pg_queue(tx, "cj_del", NULL, 2, vals, lens, fmts);
@@ -465,7 +542,7 @@ const struct cj_engine cj__engine_pg = {
 	.name = "postgresql",
 	.schemes = pge_schemes,
 	.version = CJ_ENGINE_VERSION,
-	.supports = CJ_ENGINE_NO_WATCH_KEYS,
+	.supports = CJ_ENGINE_NO_WATCH_KEYS | CJ_ENGINE_CLAIM_AT_ONCE,
 	.open = pge_open,
 	.close = pge_close,
 	.begin = pge_begin,
@@ -487,4 +564,6 @@ const struct cj_engine cj__engine_pg = {
 	.wait = cj__pg_wait,
 	.wake = cj__pg_wake,
 	.wait_any = cj__pg_wait_any,
+	.prefetch = pge_prefetch,
+	.round_trips = pge_round_trips,
 };

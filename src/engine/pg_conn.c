@@ -162,6 +162,7 @@ PGresult *cj__pg_call(cj_edb *db, struct pge_conn *c, const char *name, const ch
                       int n, const char *const *vals, const int *lens, const int *fmts,
                       int rfmt) {
 	PGconn *pg = c->pg;
+	atomic_fetch_add_explicit(&db->round_trips, 1, memory_order_relaxed);
 	int ok = name     ? PQsendQueryPrepared(pg, name, n, vals, lens, fmts, rfmt)
 	         : n >= 0 ? PQsendQueryParams(pg, sql, n, NULL, vals, lens, fmts, rfmt)
 	                  : PQsendQuery(pg, sql);

@@ -64,6 +64,10 @@
  *    without waiting for one another. It returns the row's value too: a
  *    get() of the claimed key that follows (held since) answers from it,
  *    until the transaction writes that key.
+ *  - prefetch() queues get()'s two statements at once (pg_pipe.c), their
+ *    answers kept: the get() of that key that follows answers from them,
+ *    in the round trip of whatever statement the core needed in between
+ *    (cj_add's type timeout), unless the transaction wrote the key since.
  * Waits that close a cycle end in a deadlock error (40P01), which is
  * CJ_CONFLICT: the core runs the transaction again.
  * BEGIN, put(), del_blind() and the advisory locks are queued (pg_pipe.c):
@@ -178,6 +182,8 @@ struct cj_edb {
 	PGconn *lconn;
 	int stopfd[2];
 	atomic_int stop;
+	/* waits for the server's answers (cj__pg_call, a pipeline's) */
+	atomic_uint_fast64_t round_trips;
 };
 
 struct cj_etx {
@@ -193,6 +199,11 @@ struct cj_etx {
 	 * of the key */
 	PGresult *claimed;
 	int claimed_space;
+	/* the get() announced by prefetch() (pf_on): its key, and the answers
+	 * of its statements (cj_lock_absent, cj_get_w) once they are read */
+	int pf_on, pf_space;
+	cj_buf pf_key;
+	PGresult *pf_lock, *pf_row;
 	cj_wordset notify; /* words marked by notify() */
 	/* pg_pipe.c */
 	int fresh;    /* c was connected for this transaction */

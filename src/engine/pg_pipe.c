@@ -77,6 +77,7 @@ static PGresult **pge_dest(cj_etx *tx, int idx) {
 static int pge_collect(cj_etx *tx, PGresult **res) {
 	PGconn *pg = tx->c->pg;
 	int rc = CJ_OK, idx = 0, last = tx->queued + (res ? 1 : 0);
+	atomic_fetch_add_explicit(&tx->db->round_trips, 1, memory_order_relaxed);
 	if (!PQpipelineSync(pg)) rc = cj__pg_fail(tx->db, tx->c, NULL, "sync");
 	while (rc == CJ_OK || PQstatus(pg) == CONNECTION_OK) {
 		if (cj__pg_await(tx->db, tx->c) != 0) {

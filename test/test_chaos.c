@@ -176,6 +176,16 @@ static void cont_due(struct chaos *c, int64_t now) {
 	}
 }
 
+/* 1 while a live worker is stopped. It may be stopped inside a write
+ * transaction, holding the embedded engine's writer lock until it is
+ * continued: this process must not write then (it is the one that
+ * continues it). */
+static int any_stopped(const struct chaos *c) {
+	for (int k = 0; k < c->nw; k++)
+		if (c->w[k].fate == ALIVE && c->w[k].stopped) return 1;
+	return 0;
+}
+
 struct tally {
 	int finished; /* jobs finished */
 	int other;    /* pending or running */
@@ -446,7 +456,7 @@ static int chaos_body(void *arg) {
 		cont_due(c, now);
 		reap(c);
 		while (live(c) < WORKERS) start_worker(c);
-		if (added < c->jobs) added = add_batch(c, db, added);
+		if (added < c->jobs && !any_stopped(c)) added = add_batch(c, db, added);
 		unsigned a = rnd(c, 10);
 		if (a < 2 && live(c) > 1) {
 			int k = pick(c, 1);

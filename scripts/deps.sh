@@ -6,7 +6,8 @@ set -eu
 PKGS="build-essential cmake pkg-config liblmdb-dev libjansson-dev libpq-dev libmicrohttpd-dev tzdata libsqlite3-dev"
 if [ "${1:-}" = "--test" ]; then
 	# chromium: the dashboard's browser test (test/ui), which node runs
-	PKGS="$PKGS clang libclang-rt-14-dev postgresql curl python3 chromium"
+	# python3-prometheus-client: its parser reads /metrics in test/server
+	PKGS="$PKGS clang libclang-rt-14-dev postgresql curl python3 python3-prometheus-client chromium"
 	# Debian's node and npm, unless a node is already there (NodeSource's
 	# package, for one, holds both and conflicts with Debian's npm)
 	command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"

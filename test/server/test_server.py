@@ -891,9 +891,37 @@ METRIC_LINE = re.compile(
     r'(-?[0-9.eE+-]+|\+Inf|-Inf|NaN)$')
 
 
+def unescape_label(v):
+    return re.sub(r'\\(.)', lambda m: "\n" if m.group(1) == "n" else m.group(1), v)
+
+
+def reference_parse(text):
+    """The samples as Prometheus' own Python client reads them (Debian's
+    python3-prometheus-client, its parser of the text format):
+    {(name, frozenset(labels, unescaped)): value}. It raises on what it
+    cannot read."""
+    try:
+        from prometheus_client.parser import text_string_to_metric_families
+    except ImportError:  # a Python of its own, not Debian's: use Debian's package
+        sys.path.append("/usr/lib/python3/dist-packages")
+        try:
+            from prometheus_client.parser import text_string_to_metric_families
+        except ImportError:
+            raise Fail("needs Debian's python3-prometheus-client (scripts/deps.sh --test)")
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            key = (s.name, frozenset(s.labels.items()))
+            check(key not in out, "the client parser reads %r twice", key)
+            out[key] = s.value
+    return out
+
+
 def parse_metrics(text):
     """A strict parser of Prometheus' text format 0.0.4: returns
     {(name, frozenset(labels)): value} and checks HELP/TYPE and histograms.
+    Every exposition is also read by Prometheus' own client parser
+    (reference_parse), which must find the same samples and values.
     (Not promtool: Debian has it only in the prometheus package, the whole
     server, whose install starts a service listening on port 9090 of every
     interface; too much for the test command.)"""
@@ -950,6 +978,9 @@ def parse_metrics(text):
         for (n, l), v in samples.items():
             if n in (name + "_count", name + "_sum"):
                 check(l in series, "%s without buckets", n)
+    mine = {(n, frozenset((k, unescape_label(lv)) for k, lv in l)): v
+            for (n, l), v in samples.items()}
+    eq(reference_parse(text), mine, "the samples Prometheus' client parser reads")
     return samples
 
 

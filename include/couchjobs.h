@@ -356,6 +356,12 @@ typedef struct cj_stats {
 	 *  server's answers, to one statement or to a pipeline of several; the
 	 *  embedded engine has none: 0). */
 	uint64_t round_trips;
+	/** Durable commits of the handle that needed no flush of their own
+	 *  after the writer lock, because another commit's flush, in this or
+	 *  another process, already covered them (the embedded engine with
+	 *  #CJ_SYNC_FULL; they are on disk all the same when acknowledged;
+	 *  else 0). */
+	uint64_t shared_flushes;
 } cj_stats;
 
 /**

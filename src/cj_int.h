@@ -99,6 +99,26 @@ int cj__fault_alloc_due(void);
  * 0, or the cj_fault_kind it must fail with. */
 int cj__fault_engine_due(int in_tx);
 
+/* Hold points: places in the library where a test can stop a process
+ * deterministically (to kill it there). Armed, a point writes one byte to
+ * notify_fd when reached, then, once, reads one byte from gate_fd (blocking;
+ * gate_fd -1: it goes on at once). Each arming holds once; 0 .. CJ_HOLDS-1. */
+enum cj_hold_point {
+	CJ_HOLD_FLUSH_CHECK, /* lmdb.c: a durable commit, before it looks at the
+	                        shared flush words */
+	CJ_HOLD_FLUSH_CLAIM, /* lmdb.c: it found no flush covering it, before it
+	                        claims the flush */
+	CJ_HOLD_FLUSH_WAIT,  /* lmdb.c: before it waits for another's flush */
+	CJ_HOLD_FLUSH_SYNC,  /* lmdb.c: the flush leader, before it flushes */
+	CJ_HOLDS
+};
+void cj__fault_hold(int point, int notify_fd, int gate_fd);
+#ifdef CJ_FAULT_INJECTION
+void cj__fault_hold_here(int point);
+#else
+#define cj__fault_hold_here(point) ((void)0)
+#endif
+
 /* ---- clock.c ------------------------------------------------------------ */
 
 int64_t cj__mono_ms(void);  /* CLOCK_MONOTONIC, milliseconds */

@@ -9,6 +9,7 @@
  * faulty engine exists and cj__malloc() has no check to make.
  */
 #include <stdatomic.h>
+#include <unistd.h>
 
 #include "cj_int.h"
 
@@ -58,4 +59,24 @@ int cj__fault_engine_due(int in_tx) {
 	/* engines conflict inside transactions only */
 	if (!in_tx && atomic_load(&engine_sw.kind) == CJ_FAULT_CONFLICT) return 0;
 	return due(&engine_sw) ? atomic_load(&engine_sw.kind) : 0;
+}
+
+static struct {
+	atomic_int armed;
+	int notify_fd, gate_fd;
+} holds[CJ_HOLDS];
+
+void cj__fault_hold(int point, int notify_fd, int gate_fd) {
+	if (point < 0 || point >= CJ_HOLDS) return;
+	atomic_store(&holds[point].armed, 0);
+	holds[point].notify_fd = notify_fd;
+	holds[point].gate_fd = gate_fd;
+	atomic_store(&holds[point].armed, 1);
+}
+
+void cj__fault_hold_here(int point) {
+	if (point < 0 || point >= CJ_HOLDS || !atomic_exchange(&holds[point].armed, 0)) return;
+	char c = (char)point;
+	(void)!write(holds[point].notify_fd, &c, 1);
+	if (holds[point].gate_fd >= 0) (void)!read(holds[point].gate_fd, &c, 1);
 }

@@ -70,8 +70,8 @@
 
 #include "couchjobs.h"
 
-#define CJ_ENGINE_VERSION 7 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse;
-                              7: prefetch, round_trips */
+#define CJ_ENGINE_VERSION 8 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse;
+                              7: prefetch, round_trips; 8: shared_flushes */
 #define CJ_ENGINE_MAX_KEY 4096
 
 typedef struct cj_edb cj_edb; /* an engine's open store */
@@ -223,6 +223,9 @@ struct cj_engine {
 	/* Optional (NULL: 0). How many times the engine waited for a server's
 	 * answers since open (cj_stats.round_trips). */
 	uint64_t (*round_trips)(cj_edb *edb);
+	/* Optional (NULL: 0). Commits since open whose durable flush another
+	 * commit's flush made unneeded (cj_stats.shared_flushes). */
+	uint64_t (*shared_flushes)(cj_edb *edb);
 };
 
 /* The most channels one wait_any() takes. */

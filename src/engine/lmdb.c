@@ -9,6 +9,8 @@
  *                       alone; it is grown in place, and a process of that
  *                       build keeps using its first 1024 words as before.
  *   reserve             LME_RESERVE bytes of disk kept for a full disk
+ *   flush               64-bit words shared by the processes that flush
+ *                       (see "Shared flushes" below)
  *
  * Files: LMDB opens data.mdb and lock.mdb by path itself, following
  * symlinks; so lme_open() first checks the directory (os.h: nobody else
@@ -39,15 +41,47 @@
  * commit itself, so they grow with commit order.
  *
  * Durability (CJ_SYNC_FULL): the environment is opened with MDB_NOMETASYNC,
- * so a commit flushes its data pages once under LMDB's writer lock and
- * writes its meta page without a flush; lme_commit() then flushes the file
- * (mdb_env_sync) after the writer lock is released and before it returns.
- * A commit is therefore on disk when it is acknowledged, as with LMDB's
- * default of two flushes in the lock, but the second flush no longer holds
- * up the next writer, and concurrent flushes of several committers can be
- * served by one journal commit of the file system. Integrity does not
- * depend on the second flush: LMDB only ever writes a meta page after the
- * pages it points to were flushed.
+ * so a commit flushes its data pages once under LMDB's writer lock
+ * (fdatasync of data.mdb, after taking the lock and before writing its own
+ * meta page) and writes its meta page without a flush; lme_commit() then
+ * makes sure the file was flushed after that meta page was written
+ * (lme_durable, below) before it returns. A commit is therefore on disk
+ * when it is acknowledged, as with LMDB's default of two flushes in the
+ * lock, but the second flush no longer holds up the next writer.
+ * Integrity never depended on the second flush: LMDB only ever writes a
+ * meta page after the pages it points to were flushed, so a crash loses at
+ * most the commits whose meta pages were not yet on disk, and the store
+ * opens at the last one that was.
+ *
+ * Shared flushes: the second flush of commit N is needed only until some
+ * flush of data.mdb starts after N's meta page was written (fdatasync
+ * covers every write to the file before it, whichever process made it).
+ * Any later commit M > N of a process that syncs makes one inside its
+ * mdb_txn_commit, under the lock N released after writing its meta page;
+ * so when M's commit returns, every commit up to M - 1 is on disk. The
+ * flush file's words, shared by the processes that sync, say so:
+ *   DURABLE   every commit up to this number is on disk
+ *   LAST      commits up to this number have written their meta page (a
+ *             committer raises it after mdb_txn_commit returns)
+ *   FLUSHING  the LAST a flush started at (one is under way while it is
+ *             after DURABLE)
+ * (u64 each, in the machine's byte order.) After commit N,
+ * lme_durable raises DURABLE to N - 1 and LAST to N; if DURABLE has reached
+ * N, the commit is on disk and needs no flush (cj_stats.shared_flushes).
+ * Else if a flush started at FLUSHING >= N is under way, it waits on
+ * DURABLE (a futex) for at most LME_FLUSH_WAIT_MS; else, or past that wait
+ * (that flusher may have been killed), it reads LAST as L, claims FLUSHING
+ * = L, flushes, and raises DURABLE to L and wakes the waiters: every
+ * commit up to L had written its meta page before that flush began. Words
+ * only ever claim less than is true, so a process killed anywhere leaves
+ * them true. A process in CJ_SYNC_RELAXED (MDB_NOSYNC) makes no flush in
+ * its commit, so it must never raise DURABLE: it does not map the file
+ * (its commits do get flushed by the next syncing commit, unasked). A
+ * process of an earlier build flushes each commit itself, as before. The
+ * words are checked against the store's commit number at every open,
+ * under the writer lock: ahead of it, they belong to a data.mdb that was
+ * replaced, and are set far behind (lme_flush_check). This sharing only
+ * runs while a commit is acknowledged: nothing polls.
  *
  * Group commit: the core combines the own transactions of several threads
  * of a handle into one (src/group.c), each call in a nested transaction
@@ -110,6 +144,18 @@
 #define LME_LOCK_BYTES ((size_t)(LME_MAX_READERS + 64) * 64)
 #define LME_RESERVE ((size_t)1 << 20)
 #define LME_RESERVE_RETRY_MS 10000
+/* the flush file's 64-bit words (top of this file) */
+#define LME_FLUSH_WORDS 16 /* u32: room for 8 */
+#define LME_FLUSH_DURABLE 0 /* durable through this commit */
+#define LME_FLUSH_LAST 1    /* the last commit acknowledged as written */
+#define LME_FLUSH_FLUSHING 2 /* the last value of LAST a flush started at */
+#define LME_FLUSH_BEGUN 3    /* the last write transaction begun, by number */
+#define LME_FLUSH_ABANDONED 4 /* the last one that ended without a commit */
+/* how long a commit waits for another process's flush before it flushes
+ * itself (that process may have been killed); for a later writer's commit,
+ * at most this many of its own last flush's time, plus 1 ms */
+#define LME_FLUSH_WAIT_MS 200
+#define LME_FLUSH_WRITER_WAIT 2
 
 struct cj_edb {
 	MDB_env *env;
@@ -120,6 +166,9 @@ struct cj_edb {
 	atomic_int grow_err;     /* the last growth failed with this (0: none) */
 	int sync_after;          /* CJ_SYNC_FULL: flush after each commit */
 	cj_wakemap *wake;
+	cj_wakemap *flush; /* the flush file's words (NULL: flush alone) */
+	_Atomic uint64_t shared; /* flushes left to other commits */
+	_Atomic int64_t flush_ms; /* the last flush of this process took this */
 	char *path;
 	int dirfd;              /* the store directory, checked */
 	mode_t mode;            /* of files created */
@@ -139,6 +188,7 @@ struct cj_etx {
 	int write;
 	int dirty;
 	int grow; /* the map was full: grow it when this transaction ends */
+	int landed; /* committed */
 	long puts, dels; /* keys written and deleted */
 	uint64_t version;
 	cj_wordset notify; /* words marked by notify() */
@@ -162,6 +212,85 @@ static int lme_flush(cj_edb *db) {
 	if (!db->sync_after) return CJ_OK;
 	int rc = mdb_env_sync(db->env, 1);
 	return rc ? lme_err(rc, "sync") : CJ_OK;
+}
+
+/* Makes commit number n (just committed by this process) durable, sharing
+ * flushes with the other processes through the flush file: see "Shared
+ * flushes" at the top of this file. */
+static int lme_durable(cj_edb *db, uint64_t n) {
+	cj_wakemap *m = db->flush;
+	if (!db->sync_after) return CJ_OK;
+	if (!m) return lme_flush(db);
+	/* this commit's data flush covered every earlier commit */
+	if (cj__os_word64_raise(m, LME_FLUSH_DURABLE, n - 1))
+		cj__os_word64_wake(m, LME_FLUSH_DURABLE);
+	cj__os_word64_raise(m, LME_FLUSH_LAST, n);
+	int64_t until = -1;
+	for (;;) {
+		cj__fault_hold_here(CJ_HOLD_FLUSH_CHECK);
+		uint64_t d = cj__os_word64_load(m, LME_FLUSH_DURABLE);
+		if (d >= n) {
+			atomic_fetch_add_explicit(&db->shared, 1, memory_order_relaxed);
+			return CJ_OK;
+		}
+		uint64_t f = cj__os_word64_load(m, LME_FLUSH_FLUSHING);
+		uint64_t b = cj__os_word64_load(m, LME_FLUSH_BEGUN);
+		/* a flush that started after this commit is under way, or a write
+		 * transaction that began after it, whose commit flushes it */
+		int flushing = f > d && f >= n;
+		int writing = b > n && cj__os_word64_load(m, LME_FLUSH_ABANDONED) < b;
+		int64_t now = cj__mono_ms();
+		if ((flushing || writing) && (until < 0 || now < until)) {
+			if (until < 0) {
+				int64_t own = atomic_load_explicit(&db->flush_ms, memory_order_relaxed);
+				int64_t bound = flushing ? LME_FLUSH_WAIT_MS : 1 + LME_FLUSH_WRITER_WAIT * own;
+				until = cj__add_sat(now, bound < LME_FLUSH_WAIT_MS ? bound : LME_FLUSH_WAIT_MS);
+			}
+			cj__fault_hold_here(CJ_HOLD_FLUSH_WAIT);
+			cj__os_word64_wait(m, LME_FLUSH_DURABLE, d, until);
+			continue;
+		}
+		cj__fault_hold_here(CJ_HOLD_FLUSH_CLAIM);
+		/* lead a flush (or, past the wait, flush alone): it covers every
+		 * commit up to the last that had written its meta page */
+		uint64_t l = cj__os_word64_load(m, LME_FLUSH_LAST);
+		if (until < 0 && !cj__os_word64_swap(m, LME_FLUSH_FLUSHING, f, l))
+			continue; /* another began one: look again */
+		if (until >= 0) cj__os_word64_raise(m, LME_FLUSH_FLUSHING, l);
+		cj__fault_hold_here(CJ_HOLD_FLUSH_SYNC);
+		int64_t t0 = cj__mono_ns();
+		int rc = lme_flush(db);
+		if (rc) return rc;
+		atomic_store_explicit(&db->flush_ms, (cj__mono_ns() - t0 + 999999) / 1000000,
+		                      memory_order_relaxed);
+		if (cj__os_word64_raise(m, LME_FLUSH_DURABLE, l))
+			cj__os_word64_wake(m, LME_FLUSH_DURABLE);
+		return CJ_OK;
+	}
+}
+
+/* Maps the flush file, for a process that flushes (a relaxed or read-only
+ * one leaves it alone); without it, each commit flushes alone. */
+static void lme_flush_open(cj_edb *db) {
+	int ro, fd;
+	if (!db->sync_after || db->readonly ||
+	    cj__os_store_file(db->dirfd, db->path, "flush", db->mode,
+	                      LME_FLUSH_WORDS * sizeof(uint32_t), &ro, &fd) != CJ_OK)
+		return;
+	if (!ro && cj__os_wordmap_open(fd, "flush", LME_FLUSH_WORDS, 0, &db->flush) != CJ_OK)
+		db->flush = NULL;
+	close(fd);
+}
+
+/* Under the writer lock, with the store's last commit number last: flush
+ * words ahead of it are another store's (data.mdb was replaced while no
+ * process had it open) and would vouch for commits never flushed; they are
+ * set to 0, which vouches for nothing. */
+static void lme_flush_check(cj_edb *db, uint64_t last) {
+	cj_wakemap *m = db->flush;
+	if (!m) return;
+	for (unsigned w = LME_FLUSH_DURABLE; w <= LME_FLUSH_ABANDONED; w++)
+		if (cj__os_word64_load(m, w) > last) cj__os_word64_set(m, w, 0);
 }
 
 static uint64_t lme_hash(const uint8_t *p, size_t n) {
@@ -296,6 +425,7 @@ static int lme_init(cj_edb *db) {
 		    (rc = mdb_put(txn, db->meta, &lk, &lv, 0)) ||
 		    (rc = mdb_put(txn, db->meta, &ck, &cv, 0)))
 			goto out_lmdb;
+		lme_flush_check(db, 0);
 	} else if (rc) {
 		goto out_lmdb;
 	} else {
@@ -308,6 +438,8 @@ static int lme_init(cj_edb *db) {
 			                "library knows %d)", db->path,
 			                rc || v.mv_size != 4 ? 0u : (unsigned)p[3], LME_LAYOUT);
 		}
+		if (lme_meta_get(txn, db->meta, "commit", &v) == 0 && v.mv_size == 8)
+			lme_flush_check(db, rd64(v.mv_data));
 	}
 	for (int i = 0; i < CJ_SPACE_COUNT; i++)
 		if ((rc = mdb_dbi_open(txn, names[i], create, &db->dbi[i])))
@@ -378,6 +510,7 @@ static void lme_close(cj_edb *db) {
 	if (db->env) mdb_env_close(db->env);
 	if (db->dirfd >= 0) close(db->dirfd);
 	cj__os_wakemap_close(db->wake);
+	cj__os_wakemap_close(db->flush);
 	if (db->has_resize) pthread_rwlock_destroy(&db->resize);
 	cj_free(db->path);
 	cj_free(db);
@@ -403,6 +536,7 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 		pthread_rwlockattr_destroy(&ra);
 	}
 	atomic_init(&db->grow_err, 0);
+	atomic_init(&db->flush_ms, 5); /* until this process has flushed */
 	if (!db->has_resize) {
 		rc = cj__fail(CJ_NOMEM, "cannot create the store's resize lock");
 		goto out_close;
@@ -441,6 +575,7 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 	}
 	int dead;
 	mdb_reader_check(db->env, &dead); /* free slots of killed readers */
+	lme_flush_open(db);
 	if ((rc = lme_init(db))) goto out_close;
 	char wpath[4096];
 	snprintf(wpath, sizeof wpath, "%s/wake", path);
@@ -513,6 +648,11 @@ static void lme_grow(cj_edb *db) {
 static void lme_end(cj_etx *tx) {
 	cj_edb *db = tx->db;
 	int grow = tx->grow;
+	if (tx->write && !tx->landed && tx->version && db->flush) {
+		/* a commit waiting for this one's flush waits no more */
+		cj__os_word64_raise(db->flush, LME_FLUSH_ABANDONED, tx->version);
+		cj__os_word64_wake(db->flush, LME_FLUSH_DURABLE);
+	}
 	pthread_rwlock_unlock(&db->resize);
 	cj__buf_free(&tx->kb);
 	cj__buf_free(&tx->vb);
@@ -551,6 +691,7 @@ static int lme_begin(cj_edb *db, int write, cj_etx **out) {
 	/* nothing is copied yet: v is in the map */
 	if (!atomic_load_explicit(&db->map_end, memory_order_relaxed)) lme_locate(db, v.mv_data);
 	tx->version = rd64(v.mv_data) + (write ? 1 : 0);
+	if (write && db->flush) cj__os_word64_raise(db->flush, LME_FLUSH_BEGUN, tx->version);
 	*out = tx;
 	return CJ_OK;
 }
@@ -605,9 +746,10 @@ static int lme_commit(cj_etx *tx) {
 	}
 	int64_t retry = atomic_load(&tx->db->reserve_retry);
 	if (retry && cj__mono_ms() >= retry) lme_reserve_make(tx->db);
+	tx->landed = 1;
 	/* wake the waiters first: what they do next does not wait for the flush */
 	cj__wordset_each_n(&tx->notify, lme_bump_word, tx->db);
-	rc = lme_flush(tx->db);
+	rc = lme_durable(tx->db, tx->version);
 	lme_end(tx);
 	return rc;
 }
@@ -864,6 +1006,10 @@ static uint64_t lme_word(cj_edb *db, unsigned w) { return cj__os_word_load(db->w
 
 static void lme_bump(cj_edb *db, unsigned w) { cj__os_word_bump(db->wake, w); }
 
+static uint64_t lme_shared_flushes(cj_edb *db) {
+	return atomic_load_explicit(&db->shared, memory_order_relaxed);
+}
+
 static const char *const lme_schemes[] = {"lmdb:", NULL};
 
 const struct cj_engine cj__engine_lmdb = {
@@ -897,4 +1043,5 @@ const struct cj_engine cj__engine_lmdb = {
 	.abort_nested = lme_abort_nested,
 	.notify_one = lme_notify_one,
 	.rouse = lme_rouse,
+	.shared_flushes = lme_shared_flushes,
 };

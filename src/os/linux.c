@@ -26,6 +26,7 @@
 struct cj_wakemap {
 	_Atomic uint32_t *words;
 	size_t size;
+	unsigned n; /* words */
 	int readonly;
 };
 
@@ -108,13 +109,18 @@ int cj__os_store_file(int dirfd, const char *path, const char *name, mode_t mode
 }
 
 int cj__os_wakemap_open(int fd, const char *path, int readonly, cj_wakemap **out) {
+	return cj__os_wordmap_open(fd, path, CJ_WAKE_WORDS, readonly, out);
+}
+
+int cj__os_wordmap_open(int fd, const char *path, unsigned words, int readonly,
+                        cj_wakemap **out) {
 	*out = NULL;
-	size_t size = CJ_WAKE_BYTES;
+	size_t size = (size_t)words * sizeof(uint32_t);
 	struct stat st;
 	if (fstat(fd, &st) != 0)
 		return cj__fail(CJ_STORE, "%s: %s", path, cj__os_strerror(errno));
 	if ((size_t)st.st_size < size)
-		return cj__fail(CJ_STORE, "%s: %lld bytes, too short for the wake words (and "
+		return cj__fail(CJ_STORE, "%s: %lld bytes, too short for its shared words (and "
 		                "read-only)", path, (long long)st.st_size);
 	void *p = mmap(NULL, size, readonly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED,
 	               fd, 0);
@@ -126,6 +132,7 @@ int cj__os_wakemap_open(int fd, const char *path, int readonly, cj_wakemap **out
 	}
 	m->words = p;
 	m->size = size;
+	m->n = words;
 	m->readonly = readonly;
 	*out = m;
 	return CJ_OK;
@@ -142,17 +149,17 @@ static long futex(_Atomic uint32_t *w, int op, uint32_t val, const struct timesp
 }
 
 uint32_t cj__os_word_load(cj_wakemap *m, unsigned idx) {
-	return atomic_load(&m->words[idx % CJ_WAKE_WORDS]);
+	return atomic_load(&m->words[idx % m->n]);
 }
 
 void cj__os_word_bump(cj_wakemap *m, unsigned idx) {
-	_Atomic uint32_t *w = &m->words[idx % CJ_WAKE_WORDS];
+	_Atomic uint32_t *w = &m->words[idx % m->n];
 	if (!m->readonly) atomic_fetch_add(w, 1);
 	futex(w, FUTEX_WAKE, INT_MAX, NULL);
 }
 
 void cj__os_word_bump_n(cj_wakemap *m, unsigned idx, unsigned n) {
-	_Atomic uint32_t *w = &m->words[idx % CJ_WAKE_WORDS];
+	_Atomic uint32_t *w = &m->words[idx % m->n];
 	if (!m->readonly) atomic_fetch_add(w, 1);
 	futex(w, FUTEX_WAKE, n > INT_MAX ? INT_MAX : n, NULL);
 }
@@ -169,11 +176,47 @@ void cj__os_word_rouse(cj_wakemap *m, unsigned idx) {
 }
 
 void cj__os_word_add(cj_wakemap *m, unsigned idx) {
-	if (!m->readonly) atomic_fetch_add(&m->words[idx % CJ_WAKE_WORDS], 1);
+	if (!m->readonly) atomic_fetch_add(&m->words[idx % m->n], 1);
+}
+
+/* 64-bit word idx: words 2 idx and 2 idx + 1 (8-byte aligned: the map is
+ * page-aligned). */
+static _Atomic uint64_t *word64(cj_wakemap *m, unsigned idx) {
+	return (_Atomic uint64_t *)(void *)&m->words[(2 * (size_t)idx) % m->n];
+}
+
+/* Its half that changes with every change of less than 2^32: the futex. */
+static _Atomic uint32_t *word64_low(cj_wakemap *m, unsigned idx) {
+	uint64_t one = 1;
+	unsigned char first;
+	memcpy(&first, &one, 1);
+	return &m->words[(2 * (size_t)idx + (first ? 0 : 1)) % m->n];
+}
+
+uint64_t cj__os_word64_load(cj_wakemap *m, unsigned idx) { return atomic_load(word64(m, idx)); }
+
+int cj__os_word64_raise(cj_wakemap *m, unsigned idx, uint64_t v) {
+	_Atomic uint64_t *w = word64(m, idx);
+	uint64_t old = atomic_load(w);
+	while (!m->readonly && v > old)
+		if (atomic_compare_exchange_weak(w, &old, v)) return 1;
+	return 0;
+}
+
+int cj__os_word64_swap(cj_wakemap *m, unsigned idx, uint64_t expect, uint64_t v) {
+	return !m->readonly && atomic_compare_exchange_strong(word64(m, idx), &expect, v);
+}
+
+void cj__os_word64_set(cj_wakemap *m, unsigned idx, uint64_t v) {
+	if (!m->readonly) atomic_store(word64(m, idx), v);
+}
+
+void cj__os_word64_wake(cj_wakemap *m, unsigned idx) {
+	futex(word64_low(m, idx), FUTEX_WAKE, INT_MAX, NULL);
 }
 
 void cj__os_word_wake(cj_wakemap *m, unsigned idx) {
-	futex(&m->words[idx % CJ_WAKE_WORDS], FUTEX_WAKE, INT_MAX, NULL);
+	futex(&m->words[idx % m->n], FUTEX_WAKE, INT_MAX, NULL);
 }
 
 /* The monotonic time a wait of m with deadline_ms sleeps until: within the
@@ -187,8 +230,8 @@ static int64_t wait_until(const cj_wakemap *m, int64_t deadline_ms) {
 	return until;
 }
 
-int cj__os_word_wait(cj_wakemap *m, unsigned idx, uint32_t seen, int64_t deadline_ms) {
-	_Atomic uint32_t *w = &m->words[idx % CJ_WAKE_WORDS];
+/* Sleeps while *w == seen: cj__os_word_wait. */
+static int wait_word(cj_wakemap *m, _Atomic uint32_t *w, uint32_t seen, int64_t deadline_ms) {
 	struct timespec ts, *tsp = NULL;
 	int64_t until = wait_until(m, deadline_ms);
 	if (until >= 0) {
@@ -204,6 +247,14 @@ int cj__os_word_wait(cj_wakemap *m, unsigned idx, uint32_t seen, int64_t deadlin
 	return CJ_OK; /* EAGAIN: it changed; EINTR: look again */
 }
 
+int cj__os_word_wait(cj_wakemap *m, unsigned idx, uint32_t seen, int64_t deadline_ms) {
+	return wait_word(m, &m->words[idx % m->n], seen, deadline_ms);
+}
+
+int cj__os_word64_wait(cj_wakemap *m, unsigned idx, uint64_t seen, int64_t deadline_ms) {
+	return wait_word(m, word64_low(m, idx), (uint32_t)seen, deadline_ms);
+}
+
 #ifdef SYS_futex_waitv
 /* struct futex_waitv's flag for a 32-bit word (shared: no private flag) */
 #define OS_FUTEX2_SIZE_U32 0x02
@@ -212,7 +263,7 @@ int cj__os_word_wait(cj_wakemap *m, unsigned idx, uint32_t seen, int64_t deadlin
 int cj__os_word_wait_any(cj_wakemap *m, const unsigned *idx, const uint32_t *seen, size_t n,
                          int64_t deadline_ms) {
 	for (size_t i = 1; i < n; i++)
-		if (atomic_load(&m->words[idx[i] % CJ_WAKE_WORDS]) != seen[i]) return CJ_OK;
+		if (atomic_load(&m->words[idx[i] % m->n]) != seen[i]) return CJ_OK;
 	if (n == 1) return cj__os_word_wait(m, idx[0], seen[0], deadline_ms);
 #ifdef SYS_futex_waitv
 	static _Atomic int unsupported;
@@ -221,7 +272,7 @@ int cj__os_word_wait_any(cj_wakemap *m, const unsigned *idx, const uint32_t *see
 		memset(v, 0, sizeof v);
 		for (size_t i = 0; i < n && i < CJ_OS_WAIT_ANY_MAX; i++) {
 			v[i].val = seen[i];
-			v[i].uaddr = (uint64_t)(uintptr_t)&m->words[idx[i] % CJ_WAKE_WORDS];
+			v[i].uaddr = (uint64_t)(uintptr_t)&m->words[idx[i] % m->n];
 			v[i].flags = OS_FUTEX2_SIZE_U32;
 		}
 		int64_t until = wait_until(m, deadline_ms);

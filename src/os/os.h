@@ -62,6 +62,10 @@ const char *cj__os_strerror(int e);
  * CJ_NOMEM. */
 #define CJ_WAKE_BYTES (CJ_WAKE_WORDS * sizeof(uint32_t))
 int cj__os_wakemap_open(int fd, const char *path, int readonly, cj_wakemap **out);
+/* The same for a file of other shared words (words of them, allocated
+ * unless readonly); the calls below take any index, modulo words. */
+int cj__os_wordmap_open(int fd, const char *path, unsigned words, int readonly,
+                        cj_wakemap **out);
 void cj__os_wakemap_close(cj_wakemap *m);
 
 uint32_t cj__os_word_load(cj_wakemap *m, unsigned idx);
@@ -80,6 +84,18 @@ void cj__os_word_bump_n(cj_wakemap *m, unsigned idx, unsigned n);
 void cj__os_word_rouse(cj_wakemap *m, unsigned idx);
 /* Increments word idx without waking anyone (for words nobody sleeps on). */
 void cj__os_word_add(cj_wakemap *m, unsigned idx);
+/* 64-bit words: 64-bit word idx is words 2 idx and 2 idx + 1 (of a
+ * wordmap). raise sets it to v if v is greater (1 if it did); swap sets it
+ * to v if it holds expect (1 if it did); set sets it; none wakes anyone.
+ * wait sleeps while it holds seen (as cj__os_word_wait; a change of a
+ * multiple of 2^32 may go unseen until the deadline); wake wakes its
+ * sleepers. A read-only map changes nothing. */
+uint64_t cj__os_word64_load(cj_wakemap *m, unsigned idx);
+int cj__os_word64_raise(cj_wakemap *m, unsigned idx, uint64_t v);
+int cj__os_word64_swap(cj_wakemap *m, unsigned idx, uint64_t expect, uint64_t v);
+void cj__os_word64_set(cj_wakemap *m, unsigned idx, uint64_t v);
+int cj__os_word64_wait(cj_wakemap *m, unsigned idx, uint64_t seen, int64_t deadline_ms);
+void cj__os_word64_wake(cj_wakemap *m, unsigned idx);
 /* Wakes all sleepers of word idx without changing it. */
 void cj__os_word_wake(cj_wakemap *m, unsigned idx);
 /* Sleeps while word idx == seen, until woken or deadline_ms

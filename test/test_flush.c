@@ -1,0 +1,237 @@
+/*
+ * Shared durable flushes of the embedded engine (src/engine/lmdb.c, "Shared
+ * flushes"): processes committing in parallel leave flushes to each other;
+ * a process killed while it leads a flush, or while it waits for one, makes
+ * nobody wait past the bound and loses nothing acknowledged.
+ *
+ * What this proves and what not: that the flush words are kept and obeyed
+ * as designed (who flushes, who waits, who skips), that every acknowledged
+ * commit is in the store afterwards, and that the store stays sound. It
+ * cannot tell a commit on disk from one in the page cache (a power loss
+ * cannot be simulated here): that a skipped flush is safe rests on the
+ * argument at the top of lmdb.c.
+ *
+ * White-box: a process is stopped at a point of the flush path with the
+ * library's hold points (src/fault.c, CJ_FAULTS builds only).
+ */
+#include "cj_int.h"
+#include "testutil.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#define WAIT_MS 30000 /* generous: the machine may be loaded */
+
+/* ---- parallel commits share flushes ---------------------------------------- */
+
+#define PAR_PROCS 4
+#define PAR_ADDS 150
+#define LONE_ADDS 40
+
+struct par_arg {
+	t_gate go;
+	int out[2]; /* the child's cj_stats.shared_flushes */
+	int proc;
+};
+
+static int par_adder(void *p) {
+	struct par_arg *a = p;
+	close(a->out[0]);
+	cj_db *db = open_nomon();
+	if (t_gate_wait(&a->go, WAIT_MS) != 0) return 98;
+	for (int i = 0; i < PAR_ADDS; i++) {
+		char id[32];
+		snprintf(id, sizeof id, "p%d-%03d", a->proc, i);
+		CHECK_OK(cj_add(db, NULL, "fl", id, NULL, 0));
+	}
+	cj_stats st;
+	CHECK_OK(cj_db_stats(db, &st));
+	cj_close(db);
+	return write(a->out[1], &st.shared_flushes, sizeof st.shared_flushes) ==
+	               (ssize_t)sizeof st.shared_flushes
+	           ? 0
+	           : 97;
+}
+
+TEST(parallel_commits_share_flushes) {
+	SKIP_UNLESS_LMDB();
+	setup_type("fl", 60);
+
+	/* alone, a process flushes every commit itself */
+	cj_db *db = open_nomon();
+	for (int i = 0; i < LONE_ADDS; i++) {
+		char id[32];
+		snprintf(id, sizeof id, "lone-%03d", i);
+		CHECK_OK(cj_add(db, NULL, "fl", id, NULL, 0));
+	}
+	cj_stats st;
+	CHECK_OK(cj_db_stats(db, &st));
+	CHECK_INT(st.shared_flushes, 0);
+	cj_close(db);
+
+	struct par_arg a[PAR_PROCS];
+	int pid[PAR_PROCS];
+	t_gate go;
+	t_gate_init(&go);
+	for (int p = 0; p < PAR_PROCS; p++) {
+		a[p].go = go;
+		a[p].proc = p;
+		if (pipe(a[p].out) != 0) t_fail(__FILE__, __LINE__, "pipe");
+		pid[p] = t_spawn(par_adder, &a[p]);
+		close(a[p].out[1]);
+	}
+	for (int p = 0; p < PAR_PROCS; p++) t_gate_open(&go);
+	uint64_t shared = 0;
+	for (int p = 0; p < PAR_PROCS; p++) {
+		check_exit(pid[p], 120000, 0);
+		uint64_t n = 0;
+		CHECK(read(a[p].out[0], &n, sizeof n) == (ssize_t)sizeof n);
+		close(a[p].out[0]);
+		shared += n;
+	}
+	t_gate_close(&go);
+	note("  %llu of %d durable commits in %d processes left their flush to another\n",
+	     (unsigned long long)shared, PAR_PROCS * PAR_ADDS, PAR_PROCS);
+	CHECK(shared > 0);
+
+	db = open_nomon();
+	CHECK_INT(count_jobs(db, "fl"), LONE_ADDS + PAR_PROCS * PAR_ADDS);
+	for (int p = 0; p < PAR_PROCS; p++)
+		for (int i = 0; i < PAR_ADDS; i++) {
+			char id[32];
+			snprintf(id, sizeof id, "p%d-%03d", p, i);
+			CHECK_INT(state_of(db, "fl", id), CJ_PENDING);
+		}
+	cj_close(db);
+	CHECK_STORE();
+}
+
+/* ---- kill -9 of a flush leader and of a waiter ------------------------------- */
+
+/* A process that adds one job, stopped at hold points on the way. */
+struct held {
+	const char *id;
+	int points[2]; /* cj_hold_point, or -1 */
+	t_gate at[2];  /* opened by the child at the point */
+	t_gate go[2];  /* opened by the parent to let it go on */
+	int hold[2];   /* 0: the point only notifies */
+	t_gate acked;  /* opened by the child once cj_add returned CJ_OK */
+};
+
+static int held_adder(void *p) {
+	struct held *h = p;
+	cj_db *db = open_nomon();
+	for (int i = 0; i < 2; i++)
+		if (h->points[i] >= 0)
+			cj__fault_hold(h->points[i], h->at[i].fd[1], h->hold[i] ? h->go[i].fd[0] : -1);
+	CHECK_OK(cj_add(db, NULL, "fl", h->id, NULL, 0));
+	t_gate_open(&h->acked);
+	cj_close(db);
+	return 0;
+}
+
+static int held_start(struct held *h, const char *id, int p0, int hold0, int p1, int hold1) {
+	memset(h, 0, sizeof *h);
+	h->id = id;
+	h->points[0] = p0;
+	h->points[1] = p1;
+	h->hold[0] = hold0;
+	h->hold[1] = hold1;
+	for (int i = 0; i < 2; i++) {
+		t_gate_init(&h->at[i]);
+		t_gate_init(&h->go[i]);
+	}
+	t_gate_init(&h->acked);
+	return t_spawn(held_adder, h);
+}
+
+static void held_close(struct held *h) {
+	for (int i = 0; i < 2; i++) {
+		t_gate_close(&h->at[i]);
+		t_gate_close(&h->go[i]);
+	}
+	t_gate_close(&h->acked);
+}
+
+#define AT(h, i) CHECK(t_gate_wait(&(h)->at[i], WAIT_MS) == 0)
+
+/* X commits first and stops before it claims the flush; Y commits next and
+ * stops before it looks; X claims the flush (which covers Y's commit too)
+ * and stops inside it; Y finds that flush under way and is about to wait for
+ * it. Returns with both stopped there. */
+static void leader_and_waiter(struct held *x, int *xpid, struct held *y, int *ypid,
+                              int y_holds_in_wait) {
+	*xpid = held_start(x, "x", CJ_HOLD_FLUSH_CLAIM, 1, CJ_HOLD_FLUSH_SYNC, 1);
+	AT(x, 0);
+	*ypid = held_start(y, "y", CJ_HOLD_FLUSH_CHECK, 1, CJ_HOLD_FLUSH_WAIT,
+	                   y_holds_in_wait);
+	AT(y, 0);
+	t_gate_open(&x->go[0]);
+	AT(x, 1); /* X leads a flush, and stays in it */
+	t_gate_open(&y->go[0]);
+	AT(y, 1); /* Y waits for X's flush */
+}
+
+TEST(kill9_flush_leader) {
+	SKIP_UNLESS_LMDB();
+	setup_type("fl", 60);
+	struct held x, y;
+	int xpid, ypid;
+	leader_and_waiter(&x, &xpid, &y, &ypid, 0);
+	/* X never finishes its flush: Y flushes itself after the bound */
+	int64_t t0 = t_now_ms();
+	kill(xpid, SIGKILL);
+	check_exit(xpid, WAIT_MS, 128 + SIGKILL);
+	CHECK(t_gate_wait(&y.acked, WAIT_MS) == 0);
+	note("  the waiter was acknowledged %lld ms after the leader was killed\n",
+	     (long long)(t_now_ms() - t0));
+	check_exit(ypid, WAIT_MS, 0);
+	CHECK(t_gate_wait(&x.acked, 0) != 0); /* X was never acknowledged */
+	held_close(&x);
+	held_close(&y);
+
+	/* a leader stopped in its flush holds up no later commit either */
+	struct held z;
+	int zpid = held_start(&z, "z", CJ_HOLD_FLUSH_SYNC, 1, -1, 0);
+	AT(&z, 0);
+	add_job("fl", "after-z", NULL);
+	kill(zpid, SIGKILL);
+	check_exit(zpid, WAIT_MS, 128 + SIGKILL);
+	held_close(&z);
+
+	cj_db *db = open_nomon();
+	CHECK_INT(state_of(db, "fl", "y"), CJ_PENDING);
+	CHECK_INT(state_of(db, "fl", "after-z"), CJ_PENDING);
+	/* X's and Z's commits were written before they stopped: there too */
+	CHECK_INT(state_of(db, "fl", "x"), CJ_PENDING);
+	CHECK_INT(state_of(db, "fl", "z"), CJ_PENDING);
+	cj_close(db);
+	CHECK_STORE();
+}
+
+TEST(kill9_flush_waiter) {
+	SKIP_UNLESS_LMDB();
+	setup_type("fl", 60);
+	struct held x, y;
+	int xpid, ypid;
+	leader_and_waiter(&x, &xpid, &y, &ypid, 1);
+	kill(ypid, SIGKILL);
+	check_exit(ypid, WAIT_MS, 128 + SIGKILL);
+	/* the leader finishes its flush and is acknowledged */
+	t_gate_open(&x.go[1]);
+	CHECK(t_gate_wait(&x.acked, WAIT_MS) == 0);
+	check_exit(xpid, WAIT_MS, 0);
+	held_close(&x);
+	held_close(&y);
+	add_job("fl", "after", NULL);
+
+	cj_db *db = open_nomon();
+	CHECK_INT(state_of(db, "fl", "x"), CJ_PENDING);
+	CHECK_INT(state_of(db, "fl", "y"), CJ_PENDING);
+	CHECK_INT(state_of(db, "fl", "after"), CJ_PENDING);
+	cj_close(db);
+	CHECK_STORE();
+}
+
+TEST_MAIN_VERIFIED(ENTRY(parallel_commits_share_flushes), ENTRY(kill9_flush_leader),
+                   ENTRY(kill9_flush_waiter))

@@ -497,8 +497,7 @@ static int stranded_fn(cj_tx *tx, void *arg) {
 	int rc = cj__scan_first(tx, &lo, &hi, &found);
 	s->hash = 0;
 	if (rc == 1) {
-		uint64_t h = 0xcbf29ce484222325ull;
-		for (size_t i = 0; i < found.len; i++) h = (h ^ found.p[i]) * 0x100000001b3ull;
+		uint32_t h = cj__fnv(CJ_FNV_SEED, found.p, found.len);
 		s->hash = h ? h : 1;
 		rc = CJ_OK;
 	}

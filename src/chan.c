@@ -14,22 +14,19 @@ void cj__chan_running(char *out, size_t cap, const char *type) {
 	snprintf(out, cap, "r:%s", type);
 }
 
-/* FNV-1a over n bytes, continuing from h. */
-static uint32_t fnv(uint32_t h, const void *p, size_t n) {
+uint32_t cj__fnv(uint32_t h, const void *p, size_t n) {
 	for (const unsigned char *c = p; n--; c++) h = (h ^ *c) * 16777619u;
 	return h;
 }
 
-#define FNV_SEED 2166136261u
-
 unsigned cj__chan_word(const char *chan) {
-	return 1 + fnv(FNV_SEED, chan, strlen(chan)) % (CJ_CHAN_WORDS - 1);
+	return 1 + cj__fnv(CJ_FNV_SEED, chan, strlen(chan)) % (CJ_CHAN_WORDS - 1);
 }
 
 unsigned cj__job_number(const char *type, const char *id) {
 	/* type and id with the NUL between them: no two pairs hash alike */
-	uint32_t h = fnv(FNV_SEED, type, strlen(type) + 1);
-	h = fnv(h, id, strlen(id));
+	uint32_t h = cj__fnv(CJ_FNV_SEED, type, strlen(type) + 1);
+	h = cj__fnv(h, id, strlen(id));
 	return (h ^ h >> 16) % CJ_JOB_WORDS;
 }
 

@@ -473,6 +473,11 @@ void cj__chan_running(char *out, size_t cap, const char *type);
  * collects the words it marked in a cj_wordset, each once. */
 #define CJ_CHAN_WORDS 1024
 unsigned cj__chan_word(const char *chan); /* 1 .. CJ_CHAN_WORDS - 1 */
+/* The library's byte hash: 32-bit FNV-1a over n bytes, continuing from h
+ * (CJ_FNV_SEED to start). Channel and job words are laid out with it
+ * (doc/format.md): it must not change. */
+uint32_t cj__fnv(uint32_t h, const void *p, size_t n);
+#define CJ_FNV_SEED 2166136261u
 #define CJ_JOB_WORDS 65536
 #define CJ_JOB_GROUP_SIZE 256
 #define CJ_JOB_GROUPS (CJ_JOB_WORDS / CJ_JOB_GROUP_SIZE)

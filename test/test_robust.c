@@ -237,11 +237,11 @@ static char *read_text(const char *path) {
  * for a new store, and for one that exists. */
 TEST(lmdb_links_refused) {
 	SKIP_UNLESS_LMDB();
-	static const char *const files[] = {"data.mdb", "lock.mdb", "wake"};
+	static const char *const files[] = {"data.mdb", "lock.mdb", "wake", "flush"};
 	char victim[4200], store[4200], lpath[4300];
 	snprintf(victim, sizeof victim, "%s/victim", t_dir());
 	for (int existing = 0; existing < 2; existing++)
-		for (size_t i = 0; i < 3; i++)
+		for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
 			for (int hard = 0; hard < 2; hard++) {
 				write_text(victim, "precious");
 				snprintf(store, sizeof store, "%s/s%d%zu%d", t_dir(), existing, i, hard);

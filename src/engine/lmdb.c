@@ -60,28 +60,37 @@
  * mdb_txn_commit, under the lock N released after writing its meta page;
  * so when M's commit returns, every commit up to M - 1 is on disk. The
  * flush file's words, shared by the processes that sync, say so:
- *   DURABLE   every commit up to this number is on disk
- *   LAST      commits up to this number have written their meta page (a
- *             committer raises it after mdb_txn_commit returns)
- *   FLUSHING  the LAST a flush started at (one is under way while it is
- *             after DURABLE)
- * (u64 each, in the machine's byte order.) After commit N,
- * lme_durable raises DURABLE to N - 1 and LAST to N; if DURABLE has reached
- * N, the commit is on disk and needs no flush (cj_stats.shared_flushes).
- * Else if a flush started at FLUSHING >= N is under way, it waits on
- * DURABLE (a futex) for at most LME_FLUSH_WAIT_MS; else, or past that wait
- * (that flusher may have been killed), it reads LAST as L, claims FLUSHING
- * = L, flushes, and raises DURABLE to L and wakes the waiters: every
- * commit up to L had written its meta page before that flush began. Words
- * only ever claim less than is true, so a process killed anywhere leaves
- * them true. A process in CJ_SYNC_RELAXED (MDB_NOSYNC) makes no flush in
- * its commit, so it must never raise DURABLE: it does not map the file
- * (its commits do get flushed by the next syncing commit, unasked). A
- * process of an earlier build flushes each commit itself, as before. The
- * words are checked against the store's commit number at every open,
- * under the writer lock: ahead of it, they belong to a data.mdb that was
- * replaced, and are set far behind (lme_flush_check). This sharing only
- * runs while a commit is acknowledged: nothing polls.
+ *   DURABLE    every commit up to this number is on disk
+ *   LAST       commits up to this number have written their meta page (a
+ *              committer raises it after its mdb_txn_commit returns)
+ *   FLUSHING   the LAST a flush started at (one is under way while it is
+ *              after DURABLE)
+ *   BEGUN      the number of the last write transaction begun (raised
+ *              under the writer lock)
+ *   ABANDONED  the last such number that ended without a commit
+ * (u64 each, in the machine's byte order; they only grow.) After commit
+ * N, lme_durable raises DURABLE to N - 1 and LAST to N. If DURABLE has
+ * reached N, the commit is on disk and needs no flush
+ * (cj_stats.shared_flushes). Else it waits on DURABLE (a futex) while a
+ * flush started at FLUSHING >= N is under way (for at most
+ * LME_FLUSH_WAIT_MS), or while a later write transaction (BEGUN > N, not
+ * ABANDONED) will commit, which flushes N (for at most a couple of this
+ * process's own flush times: a long transaction must not hold it up).
+ * Else, or past the wait (the other process may have been killed, or its
+ * transaction may abort), it reads LAST as L, claims FLUSHING = L,
+ * flushes, raises DURABLE to L and wakes the waiters: every commit up to L
+ * had written its meta page before that flush began. A transaction that
+ * ends without committing raises ABANDONED and wakes the waiters too. The
+ * words only ever claim less than is true, so a process killed anywhere
+ * leaves them true, and a waiter's bound keeps anyone from hanging. A
+ * process in CJ_SYNC_RELAXED (MDB_NOSYNC) makes no flush in its commit, so
+ * it must never raise DURABLE or BEGUN: it does not map the file (its
+ * commits get flushed by the next syncing commit, unasked). A process of
+ * an earlier build flushes each commit itself, as before. The words are
+ * checked against the store's commit number at every open, under the
+ * writer lock: ahead of it, they belong to a data.mdb that was replaced,
+ * and are set to 0 (lme_flush_check). This only runs while a commit is
+ * acknowledged: nothing polls.
  *
  * Group commit: the core combines the own transactions of several threads
  * of a handle into one (src/group.c), each call in a nested transaction
@@ -270,16 +279,17 @@ static int lme_durable(cj_edb *db, uint64_t n) {
 }
 
 /* Maps the flush file, for a process that flushes (a relaxed or read-only
- * one leaves it alone); without it, each commit flushes alone. */
-static void lme_flush_open(cj_edb *db) {
+ * one leaves it alone), checked as every store file is; one that can only
+ * be read leaves each commit to flush alone. */
+static int lme_flush_open(cj_edb *db) {
 	int ro, fd;
-	if (!db->sync_after || db->readonly ||
-	    cj__os_store_file(db->dirfd, db->path, "flush", db->mode,
-	                      LME_FLUSH_WORDS * sizeof(uint32_t), &ro, &fd) != CJ_OK)
-		return;
-	if (!ro && cj__os_wordmap_open(fd, "flush", LME_FLUSH_WORDS, 0, &db->flush) != CJ_OK)
-		db->flush = NULL;
+	if (!db->sync_after || db->readonly) return CJ_OK;
+	int rc = cj__os_store_file(db->dirfd, db->path, "flush", db->mode,
+	                           LME_FLUSH_WORDS * sizeof(uint32_t), &ro, &fd);
+	if (rc) return rc;
+	if (!ro) rc = cj__os_wordmap_open(fd, "flush", LME_FLUSH_WORDS, 0, &db->flush);
 	close(fd);
+	return rc;
 }
 
 /* Under the writer lock, with the store's last commit number last: flush
@@ -575,8 +585,7 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 	}
 	int dead;
 	mdb_reader_check(db->env, &dead); /* free slots of killed readers */
-	lme_flush_open(db);
-	if ((rc = lme_init(db))) goto out_close;
+	if ((rc = lme_flush_open(db)) || (rc = lme_init(db))) goto out_close;
 	char wpath[4096];
 	snprintf(wpath, sizeof wpath, "%s/wake", path);
 	if ((rc = cj__os_wakemap_open(wfd, wpath, db->readonly != 0, &db->wake))) goto out_close;

@@ -215,7 +215,9 @@ typedef enum cj_sync_mode {
 	 * several threads of one handle at once share one commit and one flush
 	 * (group commit): each returns once its own call is on disk, with the
 	 * result it would have had alone (cj_stats.combined_calls counts them).
-	 * Calls of different processes still flush separately. */
+	 * Processes commit separately, but a commit whose flush another
+	 * process's commit or flush already covered is not flushed again
+	 * (cj_stats.shared_flushes counts them). */
 	CJ_SYNC_FULL = 0,
 	/** Commits are flushed by the operating system when it chooses: they
 	 * survive a crash of the process, but the last few seconds of commits

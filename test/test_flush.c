@@ -233,5 +233,55 @@ TEST(kill9_flush_waiter) {
 	CHECK_STORE();
 }
 
+/* ---- a long transaction of another process -------------------------------- */
+
+struct long_tx_arg {
+	t_gate holding, go;
+};
+
+/* Holds a write transaction open until told, then aborts it. */
+static int long_tx(void *p) {
+	struct long_tx_arg *a = p;
+	cj_db *db = open_nomon();
+	cj_tx *tx = NULL;
+	CHECK_OK(cj_tx_begin(db, &tx));
+	CHECK_OK(cj_tx_put(tx, "long", 4, "tx", 2));
+	t_gate_open(&a->holding);
+	CHECK_INT(t_gate_wait(&a->go, WAIT_MS), 0);
+	cj_tx_abort(tx);
+	cj_close(db);
+	return 0;
+}
+
+/* A commit made just before another process began a write transaction
+ * waits for that transaction's commit (which would flush it) only a short
+ * while: the transaction may take long, or never commit. */
+TEST(long_writer_holds_up_nobody) {
+	SKIP_UNLESS_LMDB();
+	setup_type("fl", 60);
+	struct held x;
+	int xpid = held_start(&x, "x", CJ_HOLD_FLUSH_CHECK, 1, CJ_HOLD_FLUSH_WAIT, 0);
+	AT(&x, 0); /* X committed and has not looked yet */
+	struct long_tx_arg w;
+	t_gate_init(&w.holding);
+	t_gate_init(&w.go);
+	int wpid = t_spawn(long_tx, &w);
+	CHECK(t_gate_wait(&w.holding, WAIT_MS) == 0);
+	t_gate_open(&x.go[0]);
+	AT(&x, 1); /* X waits for the writer's commit */
+	CHECK(t_gate_wait(&x.acked, WAIT_MS) == 0); /* and then flushes alone */
+	check_exit(xpid, WAIT_MS, 0);
+	t_gate_open(&w.go);
+	check_exit(wpid, WAIT_MS, 0);
+	t_gate_close(&w.holding);
+	t_gate_close(&w.go);
+	held_close(&x);
+
+	cj_db *db = open_nomon();
+	CHECK_INT(state_of(db, "fl", "x"), CJ_PENDING);
+	cj_close(db);
+	CHECK_STORE();
+}
+
 TEST_MAIN_VERIFIED(ENTRY(parallel_commits_share_flushes), ENTRY(kill9_flush_leader),
-                   ENTRY(kill9_flush_waiter))
+                   ENTRY(kill9_flush_waiter), ENTRY(long_writer_holds_up_nobody))

@@ -658,9 +658,11 @@ static void lme_end(cj_etx *tx) {
 	cj_edb *db = tx->db;
 	int grow = tx->grow;
 	if (tx->write && !tx->landed && tx->version && db->flush) {
-		/* a commit waiting for this one's flush waits no more */
+		/* a commit waiting for this one's flush waits no more (one before
+		 * this one may be waiting while it is not durable) */
 		cj__os_word64_raise(db->flush, LME_FLUSH_ABANDONED, tx->version);
-		cj__os_word64_wake(db->flush, LME_FLUSH_DURABLE);
+		if (cj__os_word64_load(db->flush, LME_FLUSH_DURABLE) + 1 < tx->version)
+			cj__os_word64_wake(db->flush, LME_FLUSH_DURABLE);
 	}
 	pthread_rwlock_unlock(&db->resize);
 	cj__buf_free(&tx->kb);

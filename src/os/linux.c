@@ -179,8 +179,11 @@ void cj__os_word_add(cj_wakemap *m, unsigned idx) {
 	if (!m->readonly) atomic_fetch_add(&m->words[idx % m->n], 1);
 }
 
+/* Shared between processes, so never through a lock of this process. */
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit shared words need lock-free atomics");
+
 /* 64-bit word idx: words 2 idx and 2 idx + 1 (8-byte aligned: the map is
- * page-aligned). */
+ * page-aligned, and has an even number of words). */
 static _Atomic uint64_t *word64(cj_wakemap *m, unsigned idx) {
 	return (_Atomic uint64_t *)(void *)&m->words[(2 * (size_t)idx) % m->n];
 }

@@ -62,8 +62,9 @@ const char *cj__os_strerror(int e);
  * CJ_NOMEM. */
 #define CJ_WAKE_BYTES (CJ_WAKE_WORDS * sizeof(uint32_t))
 int cj__os_wakemap_open(int fd, const char *path, int readonly, cj_wakemap **out);
-/* The same for a file of other shared words (words of them, allocated
- * unless readonly); the calls below take any index, modulo words. */
+/* The same for a file of other shared words (words of them, an even
+ * number, allocated unless readonly); the calls below take any index,
+ * modulo words. */
 int cj__os_wordmap_open(int fd, const char *path, unsigned words, int readonly,
                         cj_wakemap **out);
 void cj__os_wakemap_close(cj_wakemap *m);

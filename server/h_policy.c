@@ -88,10 +88,5 @@ void srv_h_job_policy_put(struct srv_req *r) {
 
 /* Clears the job's own policy (its type's applies again). */
 void srv_h_job_policy_delete(struct srv_req *r) {
-	int rc = cj_set_job_policy(r->srv->db, NULL, r->param[0], r->param[1], NULL);
-	if (rc != CJ_OK) {
-		srv_reply_cj(r, rc);
-		return;
-	}
-	srv_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
+	srv_reply_done(r, cj_set_job_policy(r->srv->db, NULL, r->param[0], r->param[1], NULL));
 }

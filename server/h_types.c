@@ -1,7 +1,7 @@
 /*
- * /v1/types: a type's activity timeout, retry policy and limits (get, set,
- * clear)
- * and the list of types with their jobs counted per state.
+ * /v1/types: a type's activity timeout, retry policy, limits and retention
+ * (get, set, clear), its limits alone at /v1/types/{type}/limits, and the
+ * list of types with their jobs counted per state.
  *
  * The counts come from one scan of the jobs (O(jobs) per call): the store
  * keeps no counters yet. The same scan finds the oldest due time of each
@@ -52,22 +52,24 @@ static int body_policy(struct srv_req *r, json_t *body, cj_retry_policy *p, int 
 }
 
 /* The type's limits as JSON, or null when it has none. */
+static json_t *limits_obj(const cj_type_limits *l) {
+	return json_pack("{s:I,s:I,s:I}", "max_running", (json_int_t)l->max_running, "rate",
+	                 (json_int_t)l->rate, "rate_period_ms", (json_int_t)l->rate_period_ms);
+}
+
 static json_t *limits_json(struct srv *s, const char *type) {
 	cj_type_limits l;
 	if (cj_get_type_limits(s->db, type, &l) != CJ_OK) return json_null();
-	return json_pack("{s:I,s:I,s:I}", "max_running", (json_int_t)l.max_running, "rate",
-	                 (json_int_t)l.rate, "rate_period_ms", (json_int_t)l.rate_period_ms);
+	return limits_obj(&l);
 }
 
-/* Reads "limits" of a body into *l: fields left out are 0 (no limit); *set
- * as body_member's. 0, or -1 after replying 400. The library checks the
- * ranges. */
-static int body_limits(struct srv_req *r, json_t *body, cj_type_limits *l, int *set) {
+/* Reads a limits object `o` into *l: fields left out are 0 (no limit). 0,
+ * or -1 after replying 400 with `what` ("... must be an object") first. The
+ * library checks the ranges. */
+static int limits_parse(struct srv_req *r, json_t *o, const char *what, cj_type_limits *l) {
 	static const char *const keys[] = {"max_running", "rate", "rate_period_ms"};
 	*l = (cj_type_limits)CJ_TYPE_LIMITS_INIT;
 	int64_t *const fields[] = {&l->max_running, &l->rate, &l->rate_period_ms};
-	json_t *o = body_member(body, "limits", set);
-	if (*set <= 0) return 0;
 	if (!json_is_object(o)) goto bad;
 	const char *k;
 	json_t *v;
@@ -77,13 +79,28 @@ static int body_limits(struct srv_req *r, json_t *body, cj_type_limits *l, int *
 	return 0;
 bad:
 	srv_reply_err(r, 400, "CJ_INVALID", CJ_INVALID,
-	              "\"limits\" must be null or an object of integers max_running, rate "
-	              "and rate_period_ms");
+	              "%s of integers max_running, rate and rate_period_ms", what);
 	return -1;
 }
 
-/* {"type", "timeout", "retry_policy", "limits"}; CJ_NOT_FOUND when the type
- * has no timeout. PUT answers the same. */
+/* Reads "limits" of a body into *l; *set as body_member's. 0, or -1 after
+ * replying 400. */
+static int body_limits(struct srv_req *r, json_t *body, cj_type_limits *l, int *set) {
+	json_t *o = body_member(body, "limits", set);
+	if (*set <= 0) return 0;
+	return limits_parse(r, o, "\"limits\" must be null or an object", l);
+}
+
+/* Reads "retention" of a body into *k; *set as body_member's. 0, or -1
+ * after replying 400. */
+static int body_retention(struct srv_req *r, json_t *body, cj_retention *k, int *set) {
+	json_t *o = body_member(body, "retention", set);
+	if (*set <= 0) return 0;
+	return srv_retention_parse(r, o, "\"retention\" must be null or an object", k);
+}
+
+/* {"type", "timeout", "retry_policy", "limits", "retention"}; CJ_NOT_FOUND
+ * when the type has no timeout. PUT answers the same. */
 void srv_h_type_get(struct srv_req *r) {
 	int64_t s;
 	int rc = cj_get_type_timeout(r->srv->db, r->param[0], &s);
@@ -91,18 +108,27 @@ void srv_h_type_get(struct srv_req *r) {
 		srv_reply_cj(r, rc);
 		return;
 	}
-	srv_reply_json(r, 200, json_pack("{s:s,s:I,s:o,s:o}", "type", r->param[0], "timeout",
+	srv_reply_json(r, 200, json_pack("{s:s,s:I,s:o,s:o,s:o}", "type", r->param[0], "timeout",
 	                                 (json_int_t)s, "retry_policy",
 	                                 policy_json(r->srv, r->param[0]), "limits",
-	                                 limits_json(r->srv, r->param[0])));
+	                                 limits_json(r->srv, r->param[0]), "retention",
+	                                 srv_type_retention_json(r->srv, r->param[0])));
 }
 
-/* The timeout is required; the retry policy and the limits are each set,
- * cleared (null) or left as they are (absent). */
+/* Clears a setting that may not be set: CJ_NOT_FOUND is success. */
+static int cleared(int rc) {
+	return rc == CJ_NOT_FOUND ? CJ_OK : rc;
+}
+
+/* The timeout is required; the retry policy, the limits and the retention
+ * are each set, cleared (null) or left as they are (absent). */
 void srv_h_type_put(struct srv_req *r) {
 	cj_retry_policy p;
 	cj_type_limits l;
-	int set, lset, rc;
+	cj_retention k;
+	int set, lset, kset, rc;
+	const char *type = r->param[0];
+	cj_db *db = r->srv->db;
 	json_t *body = srv_body_json(r);
 	if (!body) return;
 	json_t *t = json_object_get(body, "timeout");
@@ -113,26 +139,22 @@ void srv_h_type_put(struct srv_req *r) {
 		              (long long)CJ_MAX_TYPE_TIMEOUT);
 		goto out_body;
 	}
-	if (body_policy(r, body, &p, &set) != 0 || body_limits(r, body, &l, &lset) != 0)
+	if (body_policy(r, body, &p, &set) != 0 || body_limits(r, body, &l, &lset) != 0 ||
+	    body_retention(r, body, &k, &kset) != 0)
 		goto out_body;
-	/* limits out of range change nothing */
+	/* limits out of range change nothing (a parsed retention is in range) */
 	if (lset > 0 && (rc = cj_type_limits_check(&l)) != CJ_OK) {
 		srv_reply_cj(r, rc);
 		goto out_body;
 	}
 	/* the policy first: a policy out of range changes nothing */
-	rc = set > 0 ? cj_set_type_policy(r->srv->db, r->param[0], &p) : CJ_OK;
-	if (rc == CJ_OK && lset > 0) rc = cj_set_type_limits(r->srv->db, r->param[0], &l);
-	if (rc == CJ_OK && lset < 0) {
-		rc = cj_clear_type_limits(r->srv->db, r->param[0]);
-		if (rc == CJ_NOT_FOUND) rc = CJ_OK;
-	}
-	if (rc == CJ_OK && set < 0) {
-		rc = cj_clear_type_policy(r->srv->db, r->param[0]);
-		if (rc == CJ_NOT_FOUND) rc = CJ_OK;
-	}
-	if (rc == CJ_OK)
-		rc = cj_set_type_timeout(r->srv->db, r->param[0], (int64_t)json_integer_value(t));
+	rc = set > 0 ? cj_set_type_policy(db, type, &p) : CJ_OK;
+	if (rc == CJ_OK && lset > 0) rc = cj_set_type_limits(db, type, &l);
+	if (rc == CJ_OK && lset < 0) rc = cleared(cj_clear_type_limits(db, type));
+	if (rc == CJ_OK && kset > 0) rc = cj_set_type_retention(db, type, &k);
+	if (rc == CJ_OK && kset < 0) rc = cleared(cj_clear_type_retention(db, type));
+	if (rc == CJ_OK && set < 0) rc = cleared(cj_clear_type_policy(db, type));
+	if (rc == CJ_OK) rc = cj_set_type_timeout(db, type, (int64_t)json_integer_value(t));
 	if (rc == CJ_OK)
 		srv_h_type_get(r);
 	else
@@ -142,12 +164,42 @@ out_body:
 }
 
 void srv_h_type_delete(struct srv_req *r) {
-	int rc = cj_clear_type_timeout(r->srv->db, r->param[0]);
-	if (rc != CJ_OK) {
+	srv_reply_done(r, cj_clear_type_timeout(r->srv->db, r->param[0]));
+}
+
+/* ---- /v1/types/{type}/limits --------------------------------------------- */
+
+/* {"type","limits"}: the type's limits, or null when it has none. PUT
+ * answers the same. */
+void srv_h_limits_get(struct srv_req *r) {
+	cj_type_limits l;
+	int rc = cj_get_type_limits(r->srv->db, r->param[0], &l);
+	if (rc != CJ_OK && rc != CJ_NOT_FOUND) {
 		srv_reply_cj(r, rc);
 		return;
 	}
-	srv_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
+	srv_reply_json(r, 200, json_pack("{s:s,s:o}", "type", r->param[0], "limits",
+	                                 rc == CJ_OK ? limits_obj(&l) : json_null()));
+}
+
+/* The body is the limits: fields left out are 0 (no limit). */
+void srv_h_limits_put(struct srv_req *r) {
+	cj_type_limits l;
+	json_t *body = srv_body_json(r);
+	if (!body) return;
+	if (limits_parse(r, body, "the body must be an object", &l) == 0) {
+		int rc = cj_set_type_limits(r->srv->db, r->param[0], &l);
+		if (rc == CJ_OK)
+			srv_h_limits_get(r);
+		else
+			srv_reply_cj(r, rc);
+	}
+	json_decref(body);
+}
+
+/* Clears the type's limits; 404 when it has none. */
+void srv_h_limits_delete(struct srv_req *r) {
+	srv_reply_done(r, cj_clear_type_limits(r->srv->db, r->param[0]));
 }
 
 /* ---- counts per type and state ------------------------------------------ */
@@ -235,7 +287,12 @@ void srv_h_types_list(struct srv_req *r) {
 	json_t *arr = json_array();
 	const char *k;
 	json_t *v;
-	json_object_foreach(types, k, v) json_array_append(arr, v);
+	json_object_foreach(types, k, v) {
+		/* the type's settings next to its counts: its whole configuration */
+		json_object_set_new(v, "limits", limits_json(r->srv, k));
+		json_object_set_new(v, "retention", srv_type_retention_json(r->srv, k));
+		json_array_append(arr, v);
+	}
 	json_decref(types);
 	srv_reply_json(r, 200, json_pack("{s:o}", "types", arr));
 }

@@ -201,6 +201,13 @@ void srv_reply_cj(struct srv_req *r, int rc) {
 	srv_reply_json(r, srv_status_of(rc), b);
 }
 
+void srv_reply_done(struct srv_req *r, int rc) {
+	if (rc != CJ_OK)
+		srv_reply_cj(r, rc);
+	else
+		srv_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
+}
+
 int srv_client_gone(struct srv_req *r) {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);

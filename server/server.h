@@ -9,8 +9,10 @@
  *   auth.c      the token file, constant-time compare, loopback check
  *   status.c    CJ_* code -> HTTP status and error bodies
  *   h_jobs.c    /v1/jobs: add, get, remove, list
- *   h_types.c   /v1/types: timeouts, counts per state
+ *   h_types.c   /v1/types: timeouts, settings, limits, counts per state
  *   h_policy.c  retry policies as JSON; a job's own policy
+ *   h_retention.c retention as JSON; a type's retention, prune
+ *   h_sched.c   /v1/schedules: periodic jobs
  *   h_proc.c    accept (long poll), update, finish, resubmit
  *   h_events.c  a job's and a type's changes as Server-Sent Events
  *   sse.c       the writer of every event stream, keep-alives included
@@ -156,6 +158,9 @@ void srv_reply_err(struct srv_req *r, int status, const char *name, int code,
 /* Replies with the status and error body of a failed library call. */
 void srv_reply_cj(struct srv_req *r, int rc);
 
+/* Replies 200 {"ok":true} when rc is CJ_OK, else as srv_reply_cj(). */
+void srv_reply_done(struct srv_req *r, int rc);
+
 /* Replies `status` with `text` (malloc'd, taken over) of `ctype`. */
 void srv_reply_text(struct srv_req *r, int status, char *text, const char *ctype);
 
@@ -221,6 +226,28 @@ void srv_h_type_retry(struct srv_req *r);
 void srv_h_job_policy_get(struct srv_req *r);
 void srv_h_job_policy_put(struct srv_req *r);
 void srv_h_job_policy_delete(struct srv_req *r);
+void srv_h_limits_get(struct srv_req *r);
+void srv_h_limits_put(struct srv_req *r);
+void srv_h_limits_delete(struct srv_req *r);
+void srv_h_retention_get(struct srv_req *r);
+void srv_h_retention_put(struct srv_req *r);
+void srv_h_retention_delete(struct srv_req *r);
+void srv_h_prune(struct srv_req *r);
+void srv_h_schedules_list(struct srv_req *r);
+void srv_h_schedule_get(struct srv_req *r);
+void srv_h_schedule_put(struct srv_req *r);
+void srv_h_schedule_delete(struct srv_req *r);
+
+/* A retention as JSON {"keep_ms","keep_max","dead_keep_ms","dead_keep_max"},
+ * a limit not set (CJ_KEEP_ALL) as null; the type's, or null when it has
+ * none. */
+json_t *srv_retention_json(const cj_retention *k);
+json_t *srv_type_retention_json(struct srv *s, const char *type);
+
+/* Reads a retention object `o` of that shape into *k: fields left out or
+ * null are not set; at least one must be. 0, or -1 after replying 400 with
+ * `what` ("... must be an object") first. */
+int srv_retention_parse(struct srv_req *r, json_t *o, const char *what, cj_retention *k);
 
 /* A retry policy as JSON {"max_attempts","backoff_min","backoff_max",
  * "multiplier","jitter"} (the jitter by name). */

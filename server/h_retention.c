@@ -1,0 +1,121 @@
+/*
+ * Retention over HTTP (see the retention group of <couchjobs.h>): the JSON
+ * form of a retention, a type's retention at /v1/types/{type}/retention
+ * (get, set, clear) and /v1/types/{type}/prune.
+ *
+ * A retention as JSON: {"keep_ms","keep_max","dead_keep_ms",
+ * "dead_keep_max"}, each an integer >= 0 or null (not set: keep all).
+ */
+#include "server.h"
+
+#include <string.h>
+
+static const char *const keys[] = {"keep_ms", "keep_max", "dead_keep_ms", "dead_keep_max"};
+#define NKEYS 4
+
+static int64_t *field(cj_retention *k, size_t i) {
+	int64_t *const f[NKEYS] = {&k->keep_ms, &k->keep_max, &k->dead_keep_ms,
+	                           &k->dead_keep_max};
+	return f[i];
+}
+
+json_t *srv_retention_json(const cj_retention *k) {
+	json_t *o = json_object();
+	cj_retention c = *k;
+	for (size_t i = 0; o && i < NKEYS; i++) {
+		int64_t v = *field(&c, i);
+		json_object_set_new(o, keys[i], v == CJ_KEEP_ALL ? json_null() : json_integer(v));
+	}
+	return o;
+}
+
+json_t *srv_type_retention_json(struct srv *s, const char *type) {
+	cj_retention k;
+	if (cj_get_type_retention(s->db, type, &k) != CJ_OK) return json_null();
+	return srv_retention_json(&k);
+}
+
+int srv_retention_parse(struct srv_req *r, json_t *o, const char *what, cj_retention *k) {
+	int set = 0; /* at least one limit, as the library wants */
+	*k = (cj_retention)CJ_RETENTION_INIT;
+	if (!json_is_object(o)) goto bad;
+	const char *name;
+	json_t *v;
+	json_object_foreach(o, name, v) {
+		size_t i = 0;
+		while (i < NKEYS && strcmp(name, keys[i]) != 0) i++;
+		if (i == NKEYS) goto bad;
+		if (json_is_null(v)) continue;
+		if (!json_is_integer(v) || json_integer_value(v) < 0) goto bad;
+		*field(k, i) = (int64_t)json_integer_value(v);
+		set = 1;
+	}
+	if (set) return 0;
+bad:
+	srv_reply_err(r, 400, "CJ_INVALID", CJ_INVALID,
+	              "%s of keep_ms, keep_max, dead_keep_ms and dead_keep_max, each an "
+	              "integer >= 0 or null, at least one set",
+	              what);
+	return -1;
+}
+
+/* {"type","retention"}: the type's retention, or null when it has none.
+ * PUT answers the same. */
+void srv_h_retention_get(struct srv_req *r) {
+	cj_retention k;
+	int rc = cj_get_type_retention(r->srv->db, r->param[0], &k);
+	if (rc != CJ_OK && rc != CJ_NOT_FOUND) {
+		srv_reply_cj(r, rc);
+		return;
+	}
+	srv_reply_json(r, 200, json_pack("{s:s,s:o}", "type", r->param[0], "retention",
+	                                 rc == CJ_OK ? srv_retention_json(&k) : json_null()));
+}
+
+/* The body is the retention (at least one limit set). */
+void srv_h_retention_put(struct srv_req *r) {
+	cj_retention k;
+	json_t *body = srv_body_json(r);
+	if (!body) return;
+	if (srv_retention_parse(r, body, "the body must be an object", &k) == 0) {
+		int rc = cj_set_type_retention(r->srv->db, r->param[0], &k);
+		if (rc == CJ_OK)
+			srv_h_retention_get(r);
+		else
+			srv_reply_cj(r, rc);
+	}
+	json_decref(body);
+}
+
+/* Clears the type's retention; 404 when it has none. */
+void srv_h_retention_delete(struct srv_req *r) {
+	srv_reply_done(r, cj_clear_type_retention(r->srv->db, r->param[0]));
+}
+
+/* Removes the type's finished and dead jobs now: by the limits of the
+ * body's "retention" when given, else by the type's own retention (404
+ * when it has none). Answers {"type","removed"}. */
+void srv_h_prune(struct srv_req *r) {
+	cj_retention k;
+	uint64_t removed = 0;
+	json_t *body = srv_body_json(r);
+	if (!body) return;
+	json_t *o = json_object_get(body, "retention");
+	if (json_object_size(body) > (o ? 1u : 0u)) {
+		srv_reply_err(r, 400, "CJ_INVALID", CJ_INVALID,
+		              "the body may hold only \"retention\"");
+		goto out_body;
+	}
+	if (o && !json_is_null(o) &&
+	    srv_retention_parse(r, o, "\"retention\" must be null or an object", &k) != 0)
+		goto out_body;
+	int rc = cj_prune(r->srv->db, r->param[0], o && !json_is_null(o) ? &k : NULL, &removed);
+	if (rc != CJ_OK) {
+		srv_reply_cj(r, rc);
+		goto out_body;
+	}
+	srv_reply_json(r, 200, json_pack("{s:s,s:I}", "type", r->param[0], "removed",
+	                                 (json_int_t)removed));
+out_body:
+	json_decref(body);
+}

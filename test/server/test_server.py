@@ -151,9 +151,9 @@ def case_types(cjobs, scratch):
     s = fresh(cjobs, scratch)
     eq(s.req("GET", "/v1/types/t")[0], 404, "no timeout yet")
     eq(s.ok("PUT", "/v1/types/t", {"timeout": 30}),
-       {"type": "t", "timeout": 30, "retry_policy": None, "limits": None}, "set")
+       {"type": "t", "timeout": 30, "retry_policy": None, "limits": None, "retention": None}, "set")
     eq(s.ok("GET", "/v1/types/t"),
-       {"type": "t", "timeout": 30, "retry_policy": None, "limits": None}, "get")
+       {"type": "t", "timeout": 30, "retry_policy": None, "limits": None, "retention": None}, "get")
     for body in ({}, {"timeout": 0}, {"timeout": "30"}, {"timeout": 366 * 86400 + 1}):
         st, b, _ = s.req("PUT", "/v1/types/t", body)
         eq((st, b["error"]), (400, "CJ_INVALID"), "bad timeout %r" % body)
@@ -167,7 +167,7 @@ def case_types(cjobs, scratch):
         st, b, _ = s.req("PUT", "/v1/types/t", {"timeout": 60, "limits": bad})
         eq((st, b["error"]), (400, "CJ_INVALID"), "bad limits %r" % (bad,))
     eq(s.ok("GET", "/v1/types/t"),
-       {"type": "t", "timeout": 30, "retry_policy": None, "limits": lim},
+       {"type": "t", "timeout": 30, "retry_policy": None, "limits": lim, "retention": None},
        "unchanged by bad limits")
     eq(s.ok("PUT", "/v1/types/t", {"timeout": 30})["limits"], lim, "absent: kept")
     eq(s.ok("PUT", "/v1/types/t", {"timeout": 30, "limits": {"max_running": 1}})["limits"],
@@ -188,7 +188,8 @@ def case_types(cjobs, scratch):
     eq(types, [{"type": "t", "timeout": 30,
                 "counts": {"pending": 2, "scheduled": 1, "running": 1, "finished": 1,
                            "dead": 0},
-                "oldest_due": 1, "pending_untimed": 1, "retrying": 0}],
+                "oldest_due": 1, "pending_untimed": 1, "retrying": 0, "limits": None,
+                "retention": None}],
        "counts")
     # p1 (no time) was accepted, p2 (no time) and run (due at 1) wait
     check(t0 - 1 <= age <= int(time.time()) - 1, "oldest pending age %r", age)
@@ -430,6 +431,182 @@ def case_redrive(cjobs, scratch):
 
 
 # ---- the status map ----------------------------------------------------------
+# ---- schedules, retention, limits --------------------------------------------
+
+def token_server(cjobs, scratch):
+    """A server with a token file; its requests carry the token."""
+    tok = os.path.join(scratch, "token")
+    with open(tok, "w") as f:
+        f.write("s3cret-token\n")
+    s = fresh(cjobs, scratch, token_file=tok)
+    s.token = "s3cret-token"
+    return s
+
+
+def bad(s, method, path, body=None, raw=None, want=400, error="CJ_INVALID", what=""):
+    st, b, _ = s.req(method, path, body, raw=raw)
+    eq((st, b["error"]), (want, error), "%s %s %s" % (method, path, what or body or raw))
+
+
+def case_schedules(cjobs, scratch):
+    s = token_server(cjobs, scratch)
+    eq(s.ok("GET", "/v1/schedules"), {"schedules": []}, "none yet")
+    bad(s, "GET", "/v1/schedules/nightly", want=404, error="CJ_NOT_FOUND")
+    bad(s, "DELETE", "/v1/schedules/nightly", want=404, error="CJ_NOT_FOUND")
+    nightly = {"cron": "0 2 * * *", "zone": "Europe/Paris", "type": "t",
+               "data": {"report": "daily"}, "catch_up": "last"}
+    bad(s, "PUT", "/v1/schedules/nightly", nightly, want=422, error="CJ_NO_TYPE_TIMEOUT")
+    s.ok("PUT", "/v1/types/t", {"timeout": 30})
+    t0 = int(time.time())
+    got = s.ok("PUT", "/v1/schedules/nightly", nightly)
+    nxt = got.pop("next")
+    served = got.pop("served")
+    eq(got, {"name": "nightly", "cron": "0 2 * * *", "zone": "Europe/Paris", "every_s": 0,
+             "anchor": 0, "type": "t", "data": {"report": "daily"}, "catch_up": "last",
+             "disabled": False, "fired": None}, "created")
+    check(t0 - 1 <= served <= int(time.time()) + 1, "served from now: %r", served)
+    # 02:00 in Paris is 00:00 or 01:00 UTC, within a day
+    check(t0 < nxt <= t0 + 86400 + 3600 and nxt % 3600 == 0 and
+          time.gmtime(nxt).tm_hour in (0, 1), "next tick %r", nxt)
+    got["next"], got["served"] = nxt, served
+    eq(s.ok("GET", "/v1/schedules/nightly"), got, "read back")
+    # good and bad input: nothing bad changes the schedule
+    for body in ({"cron": "0 25 * * *", "type": "t"},                   # bad cron
+                 {"cron": "0 2 * * *", "zone": "Mars/Base", "type": "t"},  # bad zone
+                 {"cron": "0 2 30 2 *", "type": "t"},                   # never fires
+                 {"cron": "0 2 * * *", "every_s": 60, "type": "t"},     # both
+                 {"type": "t"},                                         # neither
+                 {"every_s": 0, "type": "t"}, {"every_s": 366 * 86400 + 1, "type": "t"},
+                 {"every_s": 60, "zone": "UTC", "type": "t"},           # zone with every
+                 {"every_s": "60", "type": "t"}, {"cron": 5, "type": "t"},
+                 {"cron": "0 2 * * *"},                                 # no type
+                 {"cron": "0 2 * * *", "type": "t", "catch_up": "all"},
+                 {"cron": "0 2 * * *", "type": "t", "disabled": 1},
+                 {"cron": "0 2 * * *", "type": "t", "color": "red"},
+                 {"cron": "0 2 * * *", "type": "t", "anchor": -1}):
+        bad(s, "PUT", "/v1/schedules/nightly", body)
+    bad(s, "PUT", "/v1/schedules/nightly", {"cron": "0 2 * * *", "type": "t", "data": [1]},
+        error="CJ_JSON")
+    bad(s, "PUT", "/v1/schedules/nightly", raw='{"cron":', error="CJ_JSON", what="malformed")
+    bad(s, "PUT", "/v1/schedules/nightly", raw="[]", error="CJ_JSON", what="not an object")
+    bad(s, "PUT", "/v1/schedules/" + "n" * 256, {"every_s": 60, "type": "t"},
+        what="a name over the limit")
+    big = json.dumps({"every_s": 60, "type": "t", "data": {"s": "x" * (1 << 20)}})
+    bad(s, "PUT", "/v1/schedules/nightly", raw=big, want=413, error="CJ_TOO_LARGE")
+    st, _, _ = s.req("PUT", "/v1/schedules/nightly", {"every_s": 60, "type": "t"},
+                     headers={"Authorization": "Bearer wrong"})
+    eq(st, 401, "a write with a wrong token")
+    eq(s.ok("GET", "/v1/schedules/nightly"), got, "unchanged by bad input")
+    # one made by another process (the CLI) is listed; names are any UTF-8
+    s.cli("schedule", "add", "<b>\"q\"", "--every", "1h", "--type", "t")
+    names = [x["name"] for x in s.ok("GET", "/v1/schedules")["schedules"]]
+    eq(names, ["<b>\"q\"", "nightly"], "listed in name order")
+    every = s.ok("GET", "/v1/schedules/" + q("<b>\"q\""))
+    eq((every["cron"], every["zone"], every["every_s"], every["anchor"], every["catch_up"]),
+       (None, None, 3600, 0, "skip"), "an interval")
+    eq(every["next"] % 3600, 0, "aligned to the interval")
+    # an interval schedule fires through the server's own scheduler
+    s.ok("PUT", "/v1/schedules/tick", {"every_s": 1, "type": "t", "data": {"n": 1}})
+
+    def fired():
+        jobs = s.ok("GET", "/v1/jobs?type=t")["jobs"]
+        return [j for j in jobs if j["id"].startswith("tick@")]
+    job = wait_for(fired, 30, "a tick's job")[0]
+    eq(job["data"], {"n": 1}, "the tick's data")
+    f = wait_for(lambda: s.ok("GET", "/v1/schedules/tick")["fired"], 30, "fired recorded")
+    s.ok("GET", "/v1/jobs/t/" + q("tick@" + time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                           time.gmtime(f))))  # its job
+    eq(s.ok("DELETE", "/v1/schedules/tick"), {"ok": True}, "removed")
+    bad(s, "GET", "/v1/schedules/tick", want=404, error="CJ_NOT_FOUND")
+    eq(s.cli("schedule", "list").count("\n"), 2, "the CLI sees the removal")
+    s.stop()
+
+
+def case_retention(cjobs, scratch):
+    s = token_server(cjobs, scratch)
+    s.ok("PUT", "/v1/types/t", {"timeout": 30})
+    eq(s.ok("GET", "/v1/types/t/retention"), {"type": "t", "retention": None}, "none yet")
+    bad(s, "DELETE", "/v1/types/t/retention", want=404, error="CJ_NOT_FOUND")
+    bad(s, "POST", "/v1/types/t/prune", want=404, error="CJ_NOT_FOUND", what="no retention")
+    keep = {"keep_ms": None, "keep_max": 2, "dead_keep_ms": 86400000, "dead_keep_max": None}
+    eq(s.ok("PUT", "/v1/types/t/retention", {"keep_max": 2, "dead_keep_ms": 86400000}),
+       {"type": "t", "retention": keep}, "set")
+    eq(s.ok("GET", "/v1/types/t/retention")["retention"], keep, "read")
+    eq(s.ok("GET", "/v1/types/t")["retention"], keep, "in the type")
+    eq(s.ok("GET", "/v1/types")["types"][0]["retention"], keep, "in the list")
+    for body in ({}, {"keep_max": None}, {"keep_max": -1}, {"keep_max": "2"},
+                 {"keep_max": 1.5}, {"color": 1}):
+        bad(s, "PUT", "/v1/types/t/retention", body)
+    bad(s, "PUT", "/v1/types/t/retention", raw="{", error="CJ_JSON", what="malformed")
+    bad(s, "PUT", "/v1/types/" + "t" * 1025 + "/retention", {"keep_max": 1},
+        what="a type over the limit")
+    big = json.dumps({"keep_max": 1, "pad": "x" * (2 << 20)})
+    bad(s, "PUT", "/v1/types/t/retention", raw=big, want=413, error="CJ_TOO_LARGE")
+    st, _, _ = s.req("PUT", "/v1/types/t/retention", {"keep_max": 0},
+                     headers={"Authorization": "Bearer wrong"})
+    eq(st, 401, "a write with a wrong token")
+    eq(s.ok("GET", "/v1/types/t/retention")["retention"], keep, "unchanged by bad input")
+    # the type's PUT sets, keeps (absent) and clears (null) it too
+    for bad_body in ({"timeout": 30, "retention": 5}, {"timeout": 30, "retention": {}}):
+        bad(s, "PUT", "/v1/types/t", bad_body)
+    eq(s.ok("GET", "/v1/types/t")["retention"], keep, "unchanged by a bad type PUT")
+    eq(s.ok("PUT", "/v1/types/t", {"timeout": 30})["retention"], keep, "absent: kept")
+    eq(s.ok("PUT", "/v1/types/t", {"timeout": 30, "retention": None})["retention"], None,
+       "cleared by the type's PUT")
+    s.ok("PUT", "/v1/types/t", {"timeout": 30, "retention": {"keep_max": 2}})
+    # prune: five finished jobs (a retention the monitor leaves them under),
+    # pruned by the body's limits, by the type's own, then all
+    s.ok("PUT", "/v1/types/t/retention", {"keep_max": 1000})
+    for i in range(5):
+        s.ok("PUT", "/v1/jobs/t/j%d" % i, {})
+        a = s.ok("POST", "/v1/types/t/accept", {"timeout_ms": 0})
+        s.ok("POST", "/v1/jobs/t/%s/finish" % a["id"], {"lock": a["lock"]})
+    s.ok("PUT", "/v1/jobs/t/waiting", {})
+    for body in ({"retention": {}}, {"retention": 3}, {"keep_max": 1},
+                 {"retention": {"keep_max": -1}}):
+        bad(s, "POST", "/v1/types/t/prune", body)
+    bad(s, "POST", "/v1/types/t/prune", raw="{]", error="CJ_JSON", what="malformed")
+    eq(s.ok("POST", "/v1/types/t/prune", {"retention": {"keep_max": 3}}),
+       {"type": "t", "removed": 2}, "pruned by the body's limits")
+    eq(s.ok("POST", "/v1/types/t/prune"), {"type": "t", "removed": 0},
+       "by the type's own retention")
+    eq(s.ok("POST", "/v1/types/t/prune", {"retention": None}), {"type": "t", "removed": 0},
+       "null: the type's own")
+    eq(s.ok("POST", "/v1/types/t/prune", {"retention": {"keep_max": 0}})["removed"], 3,
+       "the rest")
+    eq([j["id"] for j in s.ok("GET", "/v1/jobs?type=t")["jobs"]], ["waiting"],
+       "pending jobs are never pruned")
+    eq(s.ok("DELETE", "/v1/types/t/retention"), {"ok": True}, "cleared")
+    eq(s.ok("GET", "/v1/types/t")["retention"], None, "gone from the type")
+    s.stop()
+
+
+def case_limits(cjobs, scratch):
+    s = token_server(cjobs, scratch)
+    s.ok("PUT", "/v1/types/t", {"timeout": 30})
+    eq(s.ok("GET", "/v1/types/t/limits"), {"type": "t", "limits": None}, "none yet")
+    bad(s, "DELETE", "/v1/types/t/limits", want=404, error="CJ_NOT_FOUND")
+    lim = {"max_running": 2, "rate": 0, "rate_period_ms": 0}
+    eq(s.ok("PUT", "/v1/types/t/limits", {"max_running": 2}), {"type": "t", "limits": lim},
+       "set (left out: 0)")
+    eq(s.ok("GET", "/v1/types/t")["limits"], lim, "in the type")
+    eq(s.ok("GET", "/v1/types")["types"][0]["limits"], lim, "in the list")
+    for body in ({"max_running": -1}, {"max_running": "2"}, {"rate": 10}, {"color": 1}):
+        bad(s, "PUT", "/v1/types/t/limits", body)
+    bad(s, "PUT", "/v1/types/t/limits", raw="{", error="CJ_JSON", what="malformed")
+    st, _, _ = s.req("DELETE", "/v1/types/t/limits", headers={"Authorization": "Bearer no"})
+    eq(st, 401, "a clear with a wrong token")
+    eq(s.ok("GET", "/v1/types/t/limits")["limits"], lim, "unchanged by bad input")
+    # the limit holds: two run, the third waits
+    for i in range(3):
+        s.ok("PUT", "/v1/jobs/t/j%d" % i, {})
+    for _ in range(2):
+        s.ok("POST", "/v1/types/t/accept", {"timeout_ms": 0})
+    eq(s.req("POST", "/v1/types/t/accept", {"timeout_ms": 0})[0], 204, "over max_running")
+    eq(s.ok("DELETE", "/v1/types/t/limits"), {"ok": True}, "cleared")
+    s.ok("POST", "/v1/types/t/accept", {"timeout_ms": 0})
+    s.stop()
+
 
 def doc_status_map():
     """The table of doc/http-api.md: CJ name -> HTTP status."""
@@ -501,7 +678,7 @@ def case_auth(cjobs, scratch):
     s = Server(cjobs, s.db, listen="[::1]:0")
     check(s.url.startswith("http://[::1]:"), "an IPv6 URL: %s", s.url)
     eq(s.ok("GET", "/v1/types/t"),
-       {"type": "t", "timeout": 5, "retry_policy": None, "limits": None}, "over ::1")
+       {"type": "t", "timeout": 5, "retry_policy": None, "limits": None, "retention": None}, "over ::1")
     s.stop()
     for listen in ("nowhere", "127.0.0.1", "127.0.0.1:99999", "[::1:80", "localhost:80"):
         r = subprocess.run([cjobs, "--db", store_url(scratch), "serve", "--listen", listen],

@@ -1345,6 +1345,20 @@ def case_openapi(cjobs, scratch):
         ("get", "/v1/jobs/{type}/{id}/events", {"type": "t", "id": "j"}, None),
         ("get", "/v1/types/{type}/events", {"type": "t"}, None),
         ("get", "/metrics", {}, None),
+        ("put", "/v1/types/{type}/limits", {"type": "t"}, {"max_running": 4}),
+        ("get", "/v1/types/{type}/limits", {"type": "t"}, None),
+        ("put", "/v1/types/{type}/retention", {"type": "t"}, {"keep_max": 10}),
+        ("get", "/v1/types/{type}/retention", {"type": "t"}, None),
+        ("get", "/v1/types/{type}", {"type": "t"}, None),
+        ("get", "/v1/types", {}, None),
+        ("post", "/v1/types/{type}/prune", {"type": "t"}, {"retention": {"keep_max": 0}}),
+        ("delete", "/v1/types/{type}/retention", {"type": "t"}, None),
+        ("delete", "/v1/types/{type}/limits", {"type": "t"}, None),
+        ("put", "/v1/schedules/{name}", {"name": "n"},
+         {"cron": "0 2 * * *", "zone": "Europe/Paris", "type": "t", "data": {"n": 1}}),
+        ("get", "/v1/schedules/{name}", {"name": "n"}, None),
+        ("get", "/v1/schedules", {}, None),
+        ("delete", "/v1/schedules/{name}", {"name": "n"}, None),
         ("delete", "/v1/jobs/{type}/{id}", {"type": "t", "id": "k"}, None),
         ("delete", "/v1/types/{type}", {"type": "t"}, None),
     ]
@@ -1394,6 +1408,18 @@ def case_openapi(cjobs, scratch):
     validate(doc, {"$ref": "#/components/schemas/Error"}, b, "error")
     st, b, _ = s.req("POST", "/v1/types/t/accept", {"timeout_ms": 0})
     check("204" in doc["paths"]["/v1/types/{type}/accept"]["post"]["responses"], "204")
+    for method, tmpl, path, body in (("put", "/v1/schedules/{name}", "/v1/schedules/n",
+                                      {"cron": "0 99 * * *", "type": "t"}),
+                                     ("get", "/v1/schedules/{name}", "/v1/schedules/none",
+                                      None),
+                                     ("post", "/v1/types/{type}/prune", "/v1/types/t/prune",
+                                      None),
+                                     ("put", "/v1/types/{type}/retention",
+                                      "/v1/types/t/retention", {})):
+        st, b, _ = s.req(method.upper(), path, body)
+        check(str(st) in doc["paths"][tmpl][method]["responses"], "%s %s: %d undocumented",
+              method, tmpl, st)
+        validate(doc, {"$ref": "#/components/schemas/Error"}, b, "error of " + path)
     s.stop()
 
 

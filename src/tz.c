@@ -2,6 +2,7 @@
  * from /usr/share/zoneinfo, and the POSIX TZ rule of their footer for times
  * past the table. A loaded zone is immutable: any thread may use it, and
  * nothing here touches the process's TZ or the C library's zone state. */
+#include <stdio.h>
 #include <string.h>
 
 #include "cj_int.h"
@@ -320,9 +321,12 @@ int cj__tz_load(const char *zone, cj_tz **out) {
 	unsigned char *buf;
 	size_t len;
 	rc = cj__os_read_beneath(TZ_DIR, zone, TZ_FILE_MAX, &buf, &len);
-	if (rc == CJ_NOT_FOUND || rc == CJ_TOO_LARGE)
-		return cj__fail(CJ_INVALID, "unknown time zone \"%.60s\" (%s)", zone,
-		                cj_last_error());
+	if (rc == CJ_NOT_FOUND || rc == CJ_TOO_LARGE) {
+		/* the reader's detail is copied out of the buffer cj__fail() writes */
+		char why[128];
+		snprintf(why, sizeof why, "%s", cj_last_error());
+		return cj__fail(CJ_INVALID, "unknown time zone \"%.60s\" (%s)", zone, why);
+	}
 	if (rc) return rc;
 	rc = cj__tz_parse(zone, buf, len, out);
 	cj_free(buf);

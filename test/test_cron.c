@@ -127,6 +127,11 @@ TEST(cron_invalid) {
 		if (rc != CJ_INVALID || !*cj_last_error())
 			t_fail(__FILE__, __LINE__, "zone \"%s\": %s", bad_zones[i], cj_err_name(rc));
 	}
+	/* an unknown zone's detail names it once, then the reader's reason */
+	CHECK_RC(cj_cron_check("* * * * *", "Nowhere/City"), CJ_INVALID);
+	const char *why = cj_last_error(), *head = "unknown time zone \"Nowhere/City\" (";
+	if (strncmp(why, head, strlen(head)) != 0 || strstr(why + 1, "unknown time zone"))
+		t_fail(__FILE__, __LINE__, "detail of an unknown zone: %s", why);
 	char long_expr[400];
 	memset(long_expr, ' ', sizeof long_expr - 1);
 	memcpy(long_expr, "* * * * *", 9);

@@ -1435,8 +1435,10 @@ def case_doc(cjobs, scratch):
     s = fresh(cjobs, scratch)
     env = dict(os.environ, CJ=s.url)
     uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-    # times in ms, and fencing tokens (the engine's counter, shared by all jobs)
-    ms = re.compile(r'("(?:added_ms|finished_ms|time)":[1-9][0-9]{12}|"fence":[1-9][0-9]*)\b')
+    # times in ms, fencing tokens (the engine's counter, shared by all jobs)
+    # and a schedule's times (seconds since the epoch)
+    ms = re.compile(r'("(?:added_ms|finished_ms|time)":[1-9][0-9]{12}|"fence":[1-9][0-9]*'
+                    r'|"(?:served|next)":[1-9][0-9]{9})\b')
     def num(m):
         return m.group(0).split(":")[0] + ":N"
     n = 0

@@ -293,14 +293,27 @@ TEST(timeout_and_types) {
 	ok("timeout u 1d");
 	ok("timeout 'a b' 5");
 	o = ok_out("types");
-	CHECK_STR(o, "a b\t5\nt\t120\nu\t86400\n");
+	CHECK_STR(o, "a b\t5\t-\t-\nt\t120\t-\t-\nu\t86400\t-\t-\n");
 	free(o);
 	ok("timeout t --clear");
 	fails(3, "timeout t");
 	fails(3, "timeout t --clear");
 	o = ok_out("types");
-	CHECK_STR(o, "a b\t5\nu\t86400\n");
+	CHECK_STR(o, "a b\t5\t-\t-\nu\t86400\t-\t-\n");
 	free(o);
+	/* each type's limits and retention, those set, as their commands' options */
+	ok("limit u --concurrency 2 --rate 10/s");
+	ok("retention u --keep-for 7d --keep 100 --dead-keep-for 90m");
+	ok("limit 'a b' --rate 5/500ms");
+	ok("retention 'a b' --dead-keep 3");
+	o = ok_out("types");
+	CHECK_STR(o, "a b\t5\trate=5/500ms\tdead-keep=3\n"
+	             "u\t86400\tconcurrency=2 rate=10/1s\tkeep-for=7d keep=100 dead-keep-for=90m\n");
+	free(o);
+	ok("limit u --clear");
+	ok("retention u --clear");
+	ok("limit 'a b' --clear");
+	ok("retention 'a b' --clear");
 	fails(2, "timeout u 0");
 	fails(2, "timeout u -5");
 	fails(2, "timeout u 1.5");
@@ -314,7 +327,7 @@ TEST(timeout_and_types) {
 	/* --db before or after the command, over $CJOBS_DB */
 	ok("--db other.db timeout x 7");
 	o = ok_out("types --db=other.db");
-	CHECK_STR(o, "x\t7\n");
+	CHECK_STR(o, "x\t7\t-\t-\n");
 	free(o);
 	o = ok_out("types");
 	CHECK(strstr(o, "x\t") == NULL);

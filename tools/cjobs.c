@@ -80,9 +80,12 @@ static const struct cli_cmd commands[] = {
 	 "none), tab-separated. rm removes NAME (exit 3 if there is none); its\n"
 	 "jobs stay."},
 	{"types", cmd_types, 0, 0, "",
-	 "list the job types that have a timeout",
+	 "list the job types that have a timeout, with their limits and retention",
 	 NULL, 0,
-	 "Prints one line per type: the type, a tab, its timeout in seconds."},
+	 "Prints one line per type, tab-separated: the type, its timeout in seconds,\n"
+	 "its limits (concurrency=N rate=N/PERIOD, those set; - for none) and its\n"
+	 "retention (keep-for=D keep=N dead-keep-for=D dead-keep=N, those set; -\n"
+	 "for none)."},
 	{"add", cmd_add, 2, 3,
 	 "TYPE ID [JSON] [--at EPOCH | --in DURATION] [--unique POLICY | --if-absent]",
 	 "add a job, or re-enqueue an existing one",

@@ -121,6 +121,10 @@ int cli_parse_int(const char *s, int64_t *out);
  * milliseconds. 0 or -1. */
 int cli_parse_duration_ms(const char *s, int64_t plain_unit_ms, int64_t *ms);
 
+/* Writes a duration in milliseconds as cli_parse_duration_ms() reads it,
+ * in the largest unit that divides it ("7d", "90s", "1500ms"). */
+void cli_put_duration(FILE *f, int64_t ms);
+
 /* Parses --at EPOCH / --in DURATION into a scheduled time (seconds since
  * the epoch). Either may be NULL; both given is an error. On success *sched
  * is the time, or `dflt` when neither is given. 0, or a usage exit code

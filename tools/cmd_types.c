@@ -142,6 +142,53 @@ int cmd_policy(struct cli *c, const struct cli_args *a) {
 	return CLI_EXIT_OK;
 }
 
+/* The type's limits as "concurrency=N rate=N/PERIOD" (those set), or "-". */
+static void put_limits(const cj_type_limits *l) {
+	if (!l->max_running && !l->rate) fputs("-", stdout);
+	if (l->max_running) printf("concurrency=%lld", (long long)l->max_running);
+	if (l->max_running && l->rate) putchar(' ');
+	if (l->rate) {
+		printf("rate=%lld/", (long long)l->rate);
+		cli_put_duration(stdout, l->rate_period_ms);
+	}
+}
+
+/* The type's retention as "keep-for=D keep=N dead-keep-for=D dead-keep=N"
+ * (the limits set, named as `cjobs retention`'s options), or "-". */
+static void put_retention(const cj_retention *k) {
+	const int64_t v[] = {k->keep_ms, k->keep_max, k->dead_keep_ms, k->dead_keep_max};
+	static const char *const names[] = {"keep-for", "keep", "dead-keep-for", "dead-keep"};
+	const char *sep = "";
+	for (int i = 0; i < 4; i++) {
+		if (v[i] == CJ_KEEP_ALL) continue;
+		printf("%s%s=", sep, names[i]);
+		if (i % 2 == 0)
+			cli_put_duration(stdout, v[i]);
+		else
+			printf("%lld", (long long)v[i]);
+		sep = " ";
+	}
+	if (!*sep) fputs("-", stdout);
+}
+
+/* One line: the type, its timeout, its limits, its retention. CJ_NOT_FOUND
+ * when it has no timeout (cleared meanwhile). */
+static int type_line(cj_db *db, const char *type) {
+	int64_t s;
+	cj_type_limits l = CJ_TYPE_LIMITS_INIT;
+	cj_retention k = CJ_RETENTION_INIT;
+	int rc = cj_get_type_timeout(db, type, &s);
+	if (rc == CJ_OK && (rc = cj_get_type_limits(db, type, &l)) == CJ_NOT_FOUND) rc = CJ_OK;
+	if (rc == CJ_OK && (rc = cj_get_type_retention(db, type, &k)) == CJ_NOT_FOUND) rc = CJ_OK;
+	if (rc != CJ_OK) return rc;
+	printf("%s\t%lld\t", type, (long long)s);
+	put_limits(&l);
+	putchar('\t');
+	put_retention(&k);
+	putchar('\n');
+	return CJ_OK;
+}
+
 int cmd_types(struct cli *c, const struct cli_args *a) {
 	(void)a;
 	char **types = NULL;
@@ -152,12 +199,9 @@ int cmd_types(struct cli *c, const struct cli_args *a) {
 	if (rc != CJ_OK) return cli_fail(c, rc, "cannot list the types");
 	int ex = CLI_EXIT_OK;
 	for (size_t i = 0; i < n; i++) {
-		int64_t s;
-		int r = cj_get_type_timeout(c->db, types[i], &s);
-		if (r == CJ_OK)
-			printf("%s\t%lld\n", types[i], (long long)s);
-		else if (r != CJ_NOT_FOUND && ex == CLI_EXIT_OK) /* cleared meanwhile */
-			ex = cli_fail(c, r, "cannot read a timeout");
+		int r = type_line(c->db, types[i]);
+		if (r != CJ_OK && r != CJ_NOT_FOUND && ex == CLI_EXIT_OK) /* cleared meanwhile */
+			ex = cli_fail(c, r, "cannot read the type's settings");
 		cj_free(types[i]);
 	}
 	cj_free(types);

@@ -66,6 +66,19 @@ int cli_parse_duration_ms(const char *s, int64_t plain_unit_ms, int64_t *ms) {
 	return 0;
 }
 
+void cli_put_duration(FILE *f, int64_t ms) {
+	static const struct {
+		const char *name;
+		int64_t ms;
+	} units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+		if (ms > 0 && ms % units[i].ms == 0) {
+			fprintf(f, "%lld%s", (long long)(ms / units[i].ms), units[i].name);
+			return;
+		}
+	fprintf(f, "%lldms", (long long)ms);
+}
+
 int cli_parse_sched(struct cli *c, const char *at, const char *in,
                     int64_t dflt, int64_t *sched) {
 	if (at && in) return cli_usage(c, "--at and --in cannot be used together");

@@ -6,7 +6,10 @@
  *
  * Live updates come as Server-Sent Events read with fetch() (EventSource
  * cannot send the Authorization header): /ui/events for the types and the
- * job list, /v1/jobs/{type}/{id}/events for the open job.
+ * job list, /v1/jobs/{type}/{id}/events for the open job. The schedules
+ * and the open type's settings are read again on each overview, and the
+ * schedules every SCHED_POLL ms while the page is visible (a schedule
+ * changed elsewhere moves no count).
  */
 'use strict';
 
@@ -15,6 +18,7 @@
   const TOKEN_KEY = 'couchjobs.token';
   const BASE_STATES = ['pending', 'scheduled', 'running', 'finished'];
   const RATE_WINDOW = 300; /* seconds of finished counts behind the throughput */
+  const SCHED_POLL = 5000;
 
   const $ = (id) => document.getElementById(id);
 
@@ -94,6 +98,9 @@
   }
 
   const iso = (t) => new Date(t * 1000).toISOString().replace('.000Z', 'Z');
+
+  /* A duration in milliseconds, for settings. */
+  const spanMs = (ms) => (ms < 1000 ? ms + ' ms' : span(ms / 1000));
 
   /* ---- the token and requests ---------------------------------------- */
 
@@ -268,6 +275,8 @@
     renderFilters();
     loadJobs();
     rewatchEnded();
+    loadSchedules();
+    if (settingsOf !== null) loadSettings(settingsOf);
   }
 
   function renderTypes() {
@@ -311,7 +320,11 @@
       type: 'button', className: 'link', 'data-focus': 'type:' + t.type,
       title: 'Show the jobs of this type',
       onclick: () => { $('f-type').value = t.type; filtersChanged(); },
-    }, t.type)));
+    }, t.type), ' ', el('button', {
+      type: 'button', className: 'ghost type-settings', 'data-focus': 'settings:' + t.type,
+      'aria-label': 'Settings of ' + t.type, title: 'Timeout, retry policy, limits and retention',
+      onclick: () => openSettings(t.type),
+    }, 'Settings')));
     tr.appendChild(timeoutCell(t));
     for (const s of states) {
       const n = t.counts[s] || 0;
@@ -400,6 +413,222 @@
       loadJobs();
     } catch (e) {
       toast('Retry all dead refused: ' + e.message, true);
+    }
+  }
+
+  /* ---- a type's settings ---------------------------------------------- */
+
+  let settingsOf = null; /* the type whose settings are shown */
+
+  function policyText(p) {
+    if (!p) return 'none: a failed attempt makes the job dead at once';
+    return (p.max_attempts ? p.max_attempts + ' attempts' : 'attempts without end') +
+      ', backoff ' + span(p.backoff_min) + ' to ' + span(p.backoff_max) +
+      ' (×' + p.multiplier + ', ' + p.jitter + ' jitter)';
+  }
+
+  function limitsText(l) {
+    const parts = [];
+    if (l && l.max_running) parts.push('at most ' + l.max_running + ' running at once');
+    if (l && l.rate) parts.push('at most ' + l.rate + ' accepted per ' + spanMs(l.rate_period_ms));
+    return parts.length ? parts.join('; ') : 'none';
+  }
+
+  function retentionText(k) {
+    if (!k) return 'none: finished and dead jobs are kept until removed';
+    const side = (name, keepMs, keepMax) => {
+      const p = [];
+      if (keepMs !== null) p.push('for ' + spanMs(keepMs));
+      if (keepMax !== null) p.push('the last ' + keepMax.toLocaleString('en'));
+      return name + (p.length ? ' kept ' + p.join(', at most ') : ' kept');
+    };
+    return side('finished', k.keep_ms, k.keep_max) + '; ' + side('dead', k.dead_keep_ms, k.dead_keep_max);
+  }
+
+  function openSettings(type) {
+    settingsOf = type;
+    $('settings').hidden = false;
+    $('settings-h').textContent = 'Settings of ' + type;
+    clear($('settings-facts'));
+    loadSettings(type).then(() => $('settings-h').focus());
+  }
+
+  function closeSettings() {
+    if (settingsOf === null) return;
+    const type = settingsOf;
+    settingsOf = null;
+    $('settings').hidden = true;
+    focusKey('settings:' + type);
+  }
+
+  /* Reads the type's whole configuration (GET /v1/types/{type}; without a
+   * timeout, its limits and retention alone). */
+  async function loadSettings(type) {
+    let t;
+    try {
+      t = await api('GET', '/v1/types/' + seg(type));
+    } catch (e) {
+      if (e.status !== 404) {
+        if (e.status !== 401) toast('Could not read the settings: ' + e.message, true);
+        return;
+      }
+      try {
+        const [l, k] = await Promise.all([api('GET', '/v1/types/' + seg(type) + '/limits'),
+          api('GET', '/v1/types/' + seg(type) + '/retention')]);
+        t = { type, timeout: null, retry_policy: undefined, limits: l.limits, retention: k.retention };
+      } catch (e2) {
+        return;
+      }
+    }
+    if (settingsOf !== type) return;
+    const dl = $('settings-facts');
+    clear(dl);
+    fact(dl, 'Timeout', t.timeout ? span(t.timeout) + ' (' + t.timeout + ' s)' : 'none: jobs cannot be added');
+    fact(dl, 'Retry policy', t.retry_policy === undefined ? '—' : policyText(t.retry_policy));
+    fact(dl, 'Limits', limitsText(t.limits));
+    fact(dl, 'Retention', retentionText(t.retention));
+  }
+
+  /* ---- schedules ------------------------------------------------------ */
+
+  let schedules = [];
+  let schedEditing = null; /* the name being edited, '' for a new one, null: no form */
+  let schedLoading = null;
+
+  let schedAgain = false;
+
+  /* Reads the schedules; a call while a read is in flight reads again
+   * after it (so a change just made is in what the promise shows). */
+  function loadSchedules() {
+    if (schedLoading) { schedAgain = true; return schedLoading; }
+    schedLoading = (async () => {
+      do {
+        schedAgain = false;
+        try {
+          schedules = (await api('GET', '/v1/schedules')).schedules;
+          renderSchedules();
+        } catch (e) {
+          if (e.status !== 401) toast('Could not list the schedules: ' + e.message, true);
+        }
+      } while (schedAgain);
+      schedLoading = null;
+    })();
+    return schedLoading;
+  }
+
+  function specText(s) {
+    if (s.cron) return s.cron + (s.zone ? ' (' + s.zone + ')' : ' (UTC)');
+    return 'every ' + span(s.every_s) + (s.anchor ? ' from ' + iso(s.anchor) : '');
+  }
+
+  function renderSchedules() {
+    patchRows($('sched-body'), schedules.map((s) => ({
+      key: s.name,
+      sig: JSON.stringify([s, when(s.next)]),
+      build: () => schedRow(s),
+    })));
+    $('sched-empty').hidden = schedules.length > 0;
+    $('sched-table').hidden = schedules.length === 0;
+    $('sched-meta').textContent = schedules.length
+      ? schedules.length + (schedules.length === 1 ? ' schedule' : ' schedules') : '';
+  }
+
+  function schedRow(s) {
+    const tr = el('tr', { 'data-schedule': s.name });
+    tr.appendChild(el('td', { className: 'id' }, s.name,
+      s.disabled ? el('span', { className: 'off' }, 'disabled') : null));
+    tr.appendChild(el('td', { className: 'spec' }, specText(s)));
+    tr.appendChild(el('td', {}, s.type));
+    tr.appendChild(el('td', { className: 'next', title: s.next ? iso(s.next) : '' },
+      s.next ? iso(s.next) + ' (' + when(s.next) + ')' : 'none'));
+    tr.appendChild(el('td', { className: 'fired' }, s.fired ? iso(s.fired) : 'never'));
+    tr.appendChild(el('td', {}, s.catch_up === 'last' ? 'last missed tick' : 'skip'));
+    const rm = el('button', {
+      type: 'button', className: 'danger sched-rm', 'data-focus': 'sched-rm:' + s.name,
+      'aria-label': 'Remove schedule ' + s.name,
+    }, 'Remove');
+    rm.addEventListener('click', () => {
+      if (!rm.classList.contains('confirm')) {
+        rm.classList.add('confirm');
+        rm.textContent = 'Confirm remove';
+        return;
+      }
+      removeSchedule(s.name);
+    });
+    rm.addEventListener('blur', () => { rm.classList.remove('confirm'); rm.textContent = 'Remove'; });
+    tr.appendChild(el('td', { className: 'acts' }, el('button', {
+      type: 'button', className: 'ghost sched-edit', 'data-focus': 'sched-edit:' + s.name,
+      'aria-label': 'Edit schedule ' + s.name, onclick: () => editSchedule(s),
+    }, 'Edit'), rm));
+    return tr;
+  }
+
+  /* Opens the form for a new schedule (s undefined) or to edit s. */
+  function editSchedule(s) {
+    schedEditing = s ? s.name : '';
+    setOptions($('s-type'), '', types.map((t) => t.type).concat(s && !types.some((t) => t.type === s.type) ? [s.type] : []));
+    $('s-type').options[0].textContent = 'choose a type';
+    $('sched-form-h').textContent = s ? 'Edit schedule ' + s.name : 'New schedule';
+    $('s-name').value = s ? s.name : '';
+    $('s-name').readOnly = !!s;
+    $('s-type').value = s ? s.type : (types[0] ? types[0].type : '');
+    $('s-cron').value = s && s.cron ? s.cron : '';
+    $('s-zone').value = s && s.zone ? s.zone : '';
+    $('s-every').value = s && s.every_s ? String(s.every_s) : '';
+    $('s-catch').value = s ? s.catch_up : 'skip';
+    $('s-data').value = s ? JSON.stringify(s.data) : '{}';
+    $('s-disabled').checked = !!(s && s.disabled);
+    $('sched-form').hidden = false;
+    (s ? $('s-cron') : $('s-name')).focus();
+  }
+
+  function closeScheduleForm() {
+    const name = schedEditing;
+    schedEditing = null;
+    $('sched-form').hidden = true;
+    if (name) focusKey('sched-edit:' + name); else $('sched-new').focus();
+  }
+
+  async function saveSchedule() {
+    const name = $('s-name').value;
+    let data;
+    try {
+      data = JSON.parse($('s-data').value || '{}');
+    } catch (e) {
+      toast('The data is not valid JSON: ' + e.message, true);
+      $('s-data').focus();
+      return;
+    }
+    const body = { type: $('s-type').value, data, catch_up: $('s-catch').value, disabled: $('s-disabled').checked };
+    const cron = $('s-cron').value.trim();
+    const every = $('s-every').value.trim();
+    if (!name) { toast('Give the schedule a name.', true); $('s-name').focus(); return; }
+    if (!!cron === !!every) { toast('Give a cron expression or an interval, one of them.', true); $('s-cron').focus(); return; }
+    if (cron) {
+      body.cron = cron;
+      if ($('s-zone').value.trim()) body.zone = $('s-zone').value.trim();
+    } else {
+      body.every_s = Number(every);
+    }
+    try {
+      const s = await api('PUT', '/v1/schedules/' + seg(name), body);
+      toast('Schedule ' + name + ' saved; next tick ' + (s.next ? iso(s.next) : 'none') + '.');
+      closeScheduleForm();
+      await loadSchedules();
+      focusKey('sched-edit:' + name);
+    } catch (e) {
+      toast('Saving the schedule refused: ' + e.message, true);
+    }
+  }
+
+  async function removeSchedule(name) {
+    try {
+      await api('DELETE', '/v1/schedules/' + seg(name));
+      toast('Removed schedule ' + name + '.');
+      await loadSchedules();
+      $('sched-h').focus();
+    } catch (e) {
+      toast('Removing the schedule refused: ' + e.message, true);
     }
   }
 
@@ -667,8 +896,18 @@
     });
     $('detail-close').addEventListener('click', closeJob);
     document.addEventListener('keydown', (e) => {
-      if (e.key === 'Escape' && selected && !$('token-dialog').open) closeJob();
+      if (e.key !== 'Escape' || $('token-dialog').open) return;
+      /* the panel that holds the focus closes first */
+      const inside = (id) => $(id).contains(document.activeElement);
+      if (schedEditing !== null && inside('sched-form')) closeScheduleForm();
+      else if (settingsOf !== null && inside('settings')) closeSettings();
+      else if (selected) closeJob();
+      else if (settingsOf !== null) closeSettings();
     });
+    $('settings-close').addEventListener('click', closeSettings);
+    $('sched-new').addEventListener('click', () => editSchedule());
+    $('s-cancel').addEventListener('click', closeScheduleForm);
+    $('sched-form').addEventListener('submit', (e) => { e.preventDefault(); saveSchedule(); });
 
     $('token-btn').addEventListener('click', askToken);
     $('token-form').addEventListener('submit', (e) => {
@@ -681,6 +920,7 @@
       showLive();
       tokenChanged();
       loadJobs();
+      loadSchedules();
     });
     $('token-cancel').addEventListener('click', () => $('token-dialog').close());
     /* Escape closes it even when the browser holds back its own close
@@ -700,6 +940,7 @@
 
     /* ages and rates move on without events */
     setInterval(() => { if (types.length && !editing) renderTypes(); }, 5000);
+    setInterval(() => { if (document.visibilityState === 'visible' && !needToken) loadSchedules(); }, SCHED_POLL);
     stream('/ui/events', {
       event: (name, data) => { if (name === 'types') onOverview(data); },
       status: (s) => {

@@ -6,7 +6,9 @@
  * job added by another process (the cjobs CLI) without a reload, performs
  * actions (a job's, and "Retry all dead" on a type) with the token and is
  * refused without it, and renders a job whose id and data hold markup as
- * text, running nothing.
+ * text, running nothing; shows a type's settings (limits and retention set
+ * by the CLI); lists the schedules, one made by the CLI whose name holds
+ * markup (as text), and creates and removes one with the token.
  *
  *   node test/ui/dashboard.test.js path/to/cjobs
  *
@@ -147,6 +149,12 @@ async function main() {
   cli('finish', 'thumbnail', j1.id, j1.lock, JSON.stringify({ src: 'photos/1.jpg', size: 256, thumb: 'thumbs/1.jpg' }));
   const j2 = take();
   cli('update', 'thumbnail', j2.id, j2.lock, JSON.stringify({ src: 'photos/2.jpg', size: 256, progress: 40 }));
+  /* a schedule whose name is markup, a type's limits and retention: by the CLI */
+  const EVIL_SCHED = '<script>window.__pwned=6</script>"\'<b>';
+  cli('schedule', 'add', EVIL_SCHED, '--cron', '0 2 * * *', '--tz', 'Europe/Paris', '--type', 'report',
+    '--data', JSON.stringify({ kind: '<img src=x onerror="window.__pwned=7">' }), '--catch-up', 'last');
+  cli('limit', 'report', '--concurrency', '5', '--rate', '10/s');
+  cli('retention', 'report', '--keep-for', '7d', '--dead-keep', '100');
 
   /* the page's files: served without the token, with their type, ETag,
    * no-cache and the CSP; 304 when unchanged; the data needs the token */
@@ -180,6 +188,7 @@ async function main() {
   const dialogs = [];
   const failed = []; /* requests that failed: for the diagnosis of a failure */
   let expect401 = false; /* the browser logs each 401 it gets as a console error */
+  let expect400 = false; /* and each 400 */
   let page = null;
   try {
     page = await browser.newPage();
@@ -188,6 +197,7 @@ async function main() {
     page.on('console', (m) => {
       if (m.type() !== 'error') return;
       if (expect401 && /status of 401/.test(m.text())) return;
+      if (expect400 && /status of 400/.test(m.text())) return;
       consoleErrors.push(m.text());
     });
     page.on('pageerror', (e) => consoleErrors.push('page error: ' + e.message));
@@ -430,6 +440,83 @@ async function main() {
     check(await deadReports() === 0, 'no dead report left');
     await page.waitForFunction((sel) => !document.querySelector(sel) && document.querySelector(
       '#types-body tr[data-type="report"] td.c-dead .count').textContent === '0', {}, retryAll);
+
+    /* 11. a type's settings, opened and closed with the keyboard */
+    await page.focus('#types-body tr[data-type="report"] button.type-settings');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => /at most 5 running at once; at most 10 accepted per 1 s/
+      .test(document.getElementById('settings-facts').textContent));
+    const settings = await page.$eval('#settings', (d) => d.innerText);
+    check(/Settings of report/.test(settings) && /finished kept for 7 d; dead kept the last 100/.test(settings) &&
+      /Timeout\s*30 s/.test(settings), 'the settings of report: ' + settings);
+    await page.keyboard.press('Escape');
+    await page.waitForFunction(() => document.getElementById('settings').hidden);
+    check(await page.evaluate(() => document.activeElement.dataset.focus === 'settings:report'),
+      'the focus is back on the settings button');
+
+    /* 12. schedules: the CLI's is listed with its next tick, its name as text */
+    const schedRows = () => page.$$eval('#sched-body tr', (trs) => trs.map((tr) => tr.dataset.schedule));
+    await page.waitForFunction((n) => [...document.querySelectorAll('#sched-body tr')]
+      .some((tr) => tr.dataset.schedule === n), {}, EVIL_SCHED);
+    const cliSched = JSON.parse((await api('GET', '/v1/schedules/' + encodeURIComponent(EVIL_SCHED))).body);
+    const listed = await page.$eval('#sched-body tr', (tr) => ({
+      name: tr.querySelector('td.id').firstChild.textContent,
+      text: tr.innerText,
+    }));
+    check(listed.name === EVIL_SCHED, 'the schedule name as text: ' + listed.name);
+    check(listed.text.includes('0 2 * * * (Europe/Paris)') && listed.text.includes(
+      new Date(cliSched.next * 1000).toISOString().replace('.000Z', 'Z')) && /never/.test(listed.text),
+    'the schedule row: ' + listed.text);
+    /* one made now, with the token, with the keyboard */
+    await page.focus('#sched-new');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => !document.getElementById('sched-form').hidden &&
+      document.activeElement === document.getElementById('s-name'));
+    await page.keyboard.type('nightly "report"');
+    await page.select('#s-type', 'report');
+    await page.type('#s-cron', '30 3 * * *');
+    await page.type('#s-zone', 'Europe/Berlin');
+    await page.select('#s-catch', 'last');
+    await page.$eval('#s-data', (t) => { t.value = ''; });
+    await page.type('#s-data', '{"kind":"nightly"}');
+    await page.focus('#s-zone');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => [...document.querySelectorAll('#sched-body tr')]
+      .some((tr) => tr.dataset.schedule === 'nightly "report"'));
+    const made = JSON.parse((await api('GET', '/v1/schedules/' + encodeURIComponent('nightly "report"'))).body);
+    check(made.cron === '30 3 * * *' && made.zone === 'Europe/Berlin' && made.type === 'report' &&
+      made.catch_up === 'last' && made.data.kind === 'nightly' && made.next > Date.now() / 1000,
+    'the schedule made: ' + JSON.stringify(made));
+    check(await page.evaluate(() => document.getElementById('sched-form').hidden), 'the form closed');
+    check(cli('schedule', 'list').includes('nightly "report"\tcron 30 3 * * * Europe/Berlin'), 'the CLI sees it');
+    /* a bad cron expression is refused, with the reason, and changes nothing */
+    const mine = '#sched-body tr[data-schedule="nightly \\"report\\""] ';
+    await page.focus(mine + 'button.sched-edit');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => !document.getElementById('sched-form').hidden);
+    await page.$eval('#s-cron', (i) => { i.value = ''; });
+    await page.type('#s-cron', '61 3 * * *');
+    expect400 = true;
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => /refused.*minute/.test(document.getElementById('toast').textContent));
+    expect400 = false;
+    check(JSON.parse((await api('GET', '/v1/schedules/' + encodeURIComponent('nightly "report"'))).body).cron ===
+      '30 3 * * *', 'unchanged by the bad cron');
+    await page.keyboard.press('Escape');
+    await page.waitForFunction(() => document.getElementById('sched-form').hidden);
+    /* removed with a confirmation */
+    check(await page.evaluate(() => document.activeElement.dataset.focus === 'sched-edit:nightly "report"'),
+      'the focus is back on the schedule');
+    await page.focus(mine + 'button.sched-rm');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector(mine + 'button.sched-rm.confirm');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.querySelectorAll('#sched-body tr').length === 1);
+    check((await api('GET', '/v1/schedules/' + encodeURIComponent('nightly "report"'))).status === 404, 'removed');
+    check(JSON.stringify(await schedRows()) === JSON.stringify([EVIL_SCHED]), 'the CLI\'s stays');
+    check(await page.evaluate(() => window.__pwned === undefined &&
+      document.scripts.length === 1 && ![...document.querySelectorAll('*')].some((e) =>
+        [...e.attributes].some((a) => a.name.startsWith('on')))), 'nothing of the schedules ran');
 
     const csps = await page.evaluate(() => window.__csp);
     check(csps.length === 0, 'CSP violations: ' + JSON.stringify(csps));

@@ -45,6 +45,41 @@
     while (node.firstChild) node.removeChild(node.firstChild);
   }
 
+  /* A function that runs `run` once at a time: a call while a run is in
+   * flight runs it again after (so what a caller just changed is read),
+   * and returns the promise of the runs. */
+  function coalesced(run) {
+    let inFlight = null;
+    let again = false;
+    return function go() {
+      if (inFlight) { again = true; return inFlight; }
+      inFlight = (async () => {
+        do {
+          again = false;
+          await run();
+        } while (again);
+        inFlight = null;
+      })();
+      return inFlight;
+    };
+  }
+
+  /* A danger button that asks "Confirm LABEL" on the first press and calls
+   * onConfirm on the second; leaving it cancels. */
+  function confirmButton(label, props, onConfirm) {
+    const b = el('button', Object.assign({ type: 'button', className: 'danger' }, props), label);
+    b.addEventListener('click', () => {
+      if (!b.classList.contains('confirm')) {
+        b.classList.add('confirm');
+        b.textContent = 'Confirm ' + label.toLowerCase();
+        return;
+      }
+      onConfirm();
+    });
+    b.addEventListener('blur', () => { b.classList.remove('confirm'); b.textContent = label; });
+    return b;
+  }
+
   /* Brings the rows of `body` to `rows` ([{key, sig, build}]), replacing
    * only those whose signature changed: a live update does not rebuild
    * the row under the pointer, so a click in progress is not lost. The
@@ -493,28 +528,15 @@
 
   let schedules = [];
   let schedEditing = null; /* the name being edited, '' for a new one, null: no form */
-  let schedLoading = null;
 
-  let schedAgain = false;
-
-  /* Reads the schedules; a call while a read is in flight reads again
-   * after it (so a change just made is in what the promise shows). */
-  function loadSchedules() {
-    if (schedLoading) { schedAgain = true; return schedLoading; }
-    schedLoading = (async () => {
-      do {
-        schedAgain = false;
-        try {
-          schedules = (await api('GET', '/v1/schedules')).schedules;
-          renderSchedules();
-        } catch (e) {
-          if (e.status !== 401) toast('Could not list the schedules: ' + e.message, true);
-        }
-      } while (schedAgain);
-      schedLoading = null;
-    })();
-    return schedLoading;
-  }
+  const loadSchedules = coalesced(async () => {
+    try {
+      schedules = (await api('GET', '/v1/schedules')).schedules;
+      renderSchedules();
+    } catch (e) {
+      if (e.status !== 401) toast('Could not list the schedules: ' + e.message, true);
+    }
+  });
 
   function specText(s) {
     if (s.cron) return s.cron + (s.zone ? ' (' + s.zone + ')' : ' (UTC)');
@@ -543,19 +565,10 @@
       s.next ? iso(s.next) + ' (' + when(s.next) + ')' : 'none'));
     tr.appendChild(el('td', { className: 'fired' }, s.fired ? iso(s.fired) : 'never'));
     tr.appendChild(el('td', {}, s.catch_up === 'last' ? 'last missed tick' : 'skip'));
-    const rm = el('button', {
-      type: 'button', className: 'danger sched-rm', 'data-focus': 'sched-rm:' + s.name,
+    const rm = confirmButton('Remove', {
+      className: 'danger sched-rm', 'data-focus': 'sched-rm:' + s.name,
       'aria-label': 'Remove schedule ' + s.name,
-    }, 'Remove');
-    rm.addEventListener('click', () => {
-      if (!rm.classList.contains('confirm')) {
-        rm.classList.add('confirm');
-        rm.textContent = 'Confirm remove';
-        return;
-      }
-      removeSchedule(s.name);
-    });
-    rm.addEventListener('blur', () => { rm.classList.remove('confirm'); rm.textContent = 'Remove'; });
+    }, () => removeSchedule(s.name));
     tr.appendChild(el('td', { className: 'acts' }, el('button', {
       type: 'button', className: 'ghost sched-edit', 'data-focus': 'sched-edit:' + s.name,
       'aria-label': 'Edit schedule ' + s.name, onclick: () => editSchedule(s),
@@ -637,8 +650,6 @@
   let cursors = [null]; /* cursors[i]: where page i starts */
   let page = 0;
   let nextCursor = null;
-  let loading = null;
-  let again = false;
   let selected = null; /* {type, id} of the open job */
 
   /* Gives a <select> the choices `values` after `allLabel` (value ""),
@@ -665,28 +676,20 @@
   }
 
   /* Loads the current page; a call while one is in flight loads again after. */
-  function loadJobs() {
-    if (loading) { again = true; return loading; }
-    loading = (async () => {
-      do {
-        again = false;
-        const q = new URLSearchParams({ limit: String(PAGE) });
-        if ($('f-type').value) q.set('type', $('f-type').value);
-        if ($('f-state').value) q.set('state', $('f-state').value);
-        if (cursors[page]) q.set('cursor', cursors[page]);
-        try {
-          const r = await api('GET', '/v1/jobs?' + q.toString());
-          if (r.jobs.length === 0 && page > 0) { page--; again = true; continue; }
-          nextCursor = r.next;
-          renderJobs(r.jobs);
-        } catch (e) {
-          if (e.status !== 401) toast('Could not list the jobs: ' + e.message, true);
-        }
-      } while (again);
-      loading = null;
-    })();
-    return loading;
-  }
+  const loadJobs = coalesced(async () => {
+    const q = new URLSearchParams({ limit: String(PAGE) });
+    if ($('f-type').value) q.set('type', $('f-type').value);
+    if ($('f-state').value) q.set('state', $('f-state').value);
+    if (cursors[page]) q.set('cursor', cursors[page]);
+    try {
+      const r = await api('GET', '/v1/jobs?' + q.toString());
+      if (r.jobs.length === 0 && page > 0) { page--; loadJobs(); return; }
+      nextCursor = r.next;
+      renderJobs(r.jobs);
+    } catch (e) {
+      if (e.status !== 401) toast('Could not list the jobs: ' + e.message, true);
+    }
+  });
 
   function preview(data) {
     const s = JSON.stringify(data);
@@ -867,17 +870,8 @@
       title: j.state === 'running' ? 'Runs again once its processor finishes' : 'Make it pending again with its data',
       onclick: () => act('Re-add', 'PUT', path, { data: j.data }, 'Added ' + j.id + ' again.'),
     }, j.state === 'pending' ? 'Re-add' : 'Run again'));
-    const rm = el('button', { type: 'button', className: 'danger', 'data-focus': 'act:remove' }, 'Remove');
-    rm.addEventListener('click', () => {
-      if (!rm.classList.contains('confirm')) {
-        rm.classList.add('confirm');
-        rm.textContent = 'Confirm remove';
-        return;
-      }
-      act('Remove', 'DELETE', path, null, 'Removed ' + j.id + '.');
-    });
-    rm.addEventListener('blur', () => { rm.classList.remove('confirm'); rm.textContent = 'Remove'; });
-    box.appendChild(rm);
+    box.appendChild(confirmButton('Remove', { 'data-focus': 'act:remove' },
+      () => act('Remove', 'DELETE', path, null, 'Removed ' + j.id + '.')));
     if (hadFocus) focusKey(hadFocus);
   }
 

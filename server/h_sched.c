@@ -61,8 +61,9 @@ void srv_h_schedule_get(struct srv_req *r) {
 }
 
 /* Reads the definition of a PUT body into *s (its strings point into
- * body; the data text is malloc'd into *data). 0, or -1 after replying
- * 400. The library judges the values (cron, zone, ranges). */
+ * body; the data text is malloc'd into *data); a member null or left out
+ * takes its default. 0, or -1 after replying 400. The library judges the
+ * values (cron, zone, ranges). */
 static int schedule_parse(struct srv_req *r, json_t *body, cj_schedule *s, char **data) {
 	static const char *const keys[] = {"cron", "zone",     "every_s",  "anchor", "type",
 	                                   "data", "catch_up", "disabled", NULL};
@@ -82,8 +83,10 @@ static int schedule_parse(struct srv_req *r, json_t *body, cj_schedule *s, char 
 	json_t *dis = json_object_get(body, "disabled");
 	if (cron && !json_is_null(cron) && !json_is_string(cron)) bad = "\"cron\" must be a string";
 	if (zone && !json_is_null(zone) && !json_is_string(zone)) bad = "\"zone\" must be a string";
-	if (every && !json_is_integer(every)) bad = "\"every_s\" must be an integer";
-	if (anchor && !json_is_integer(anchor)) bad = "\"anchor\" must be an integer";
+	if (every && !json_is_null(every) && !json_is_integer(every))
+		bad = "\"every_s\" must be an integer";
+	if (anchor && !json_is_null(anchor) && !json_is_integer(anchor))
+		bad = "\"anchor\" must be an integer";
 	if (!json_is_string(type)) bad = "\"type\" (a string) is required";
 	if (cu && !json_is_null(cu) && !json_is_string(cu))
 		bad = "\"catch_up\" must be \"skip\" or \"last\"";
@@ -95,8 +98,8 @@ static int schedule_parse(struct srv_req *r, json_t *body, cj_schedule *s, char 
 	*s = (cj_schedule)CJ_SCHEDULE_INIT;
 	s->cron = json_string_value(cron); /* NULL unless a string */
 	s->zone = json_string_value(zone);
-	s->every_s = every ? (int64_t)json_integer_value(every) : 0;
-	s->anchor = anchor ? (int64_t)json_integer_value(anchor) : 0;
+	s->every_s = (int64_t)json_integer_value(every); /* 0 unless an integer */
+	s->anchor = (int64_t)json_integer_value(anchor);
 	s->type = json_string_value(type);
 	s->disabled = dis && json_is_true(dis);
 	if (json_is_string(cu) && cj_catch_up_parse(json_string_value(cu), &s->catch_up) != CJ_OK) {

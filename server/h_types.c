@@ -51,12 +51,13 @@ static int body_policy(struct srv_req *r, json_t *body, cj_retry_policy *p, int 
 	return srv_policy_parse(r, o, "\"retry_policy\" must be null or an object", p);
 }
 
-/* The type's limits as JSON, or null when it has none. */
+/* Limits as JSON {"max_running","rate","rate_period_ms"}. */
 static json_t *limits_obj(const cj_type_limits *l) {
 	return json_pack("{s:I,s:I,s:I}", "max_running", (json_int_t)l->max_running, "rate",
 	                 (json_int_t)l->rate, "rate_period_ms", (json_int_t)l->rate_period_ms);
 }
 
+/* The type's limits as JSON, or null when it has none. */
 static json_t *limits_json(struct srv *s, const char *type) {
 	cj_type_limits l;
 	if (cj_get_type_limits(s->db, type, &l) != CJ_OK) return json_null();

@@ -505,6 +505,11 @@ def case_schedules(cjobs, scratch):
     eq((every["cron"], every["zone"], every["every_s"], every["anchor"], every["catch_up"]),
        (None, None, 3600, 0, "skip"), "an interval")
     eq(every["next"] % 3600, 0, "aligned to the interval")
+    # null members take their defaults
+    eq(s.ok("PUT", "/v1/schedules/nulls", {"every_s": 60, "anchor": None, "cron": None,
+                                            "zone": None, "catch_up": None, "data": None,
+                                            "type": "t"})["data"], {}, "nulls")
+    s.ok("DELETE", "/v1/schedules/nulls")
     # an interval schedule fires through the server's own scheduler
     s.ok("PUT", "/v1/schedules/tick", {"every_s": 1, "type": "t", "data": {"n": 1}})
 

@@ -302,7 +302,8 @@ def case_failure(cjobs, scratch):
         st, b, _ = s.req("PUT", "/v1/types/t", {"timeout": 60, "retry_policy": bad})
         eq((st, b["error"]), (400, "CJ_INVALID"), "bad policy %r" % (bad,))
     eq(s.ok("GET", "/v1/types/t"),
-       {"type": "t", "timeout": 30, "retry_policy": pol, "limits": None},
+       {"type": "t", "timeout": 30, "retry_policy": pol, "limits": None,
+        "retention": None},
        "unchanged by bad input")
     eq(s.ok("PUT", "/v1/types/d", {"timeout": 30, "retry_policy": None})["retry_policy"],
        None, "policy cleared")

@@ -98,6 +98,12 @@ static int find_candidate(cj_tx *tx, struct accept_arg *a, cj_buf *found,
 	return rc;
 }
 
+/* A claim made before it is taken (accept_type). */
+struct claimed {
+	cj_buf key;
+	int rc; /* find_candidate's */
+};
+
 static int stop_at_key(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
                        void *arg) {
 	(void)k, (void)kl, (void)v, (void)vl, (void)arg;
@@ -120,12 +126,17 @@ static int claim_data(cj_tx *tx, const char *type, const char *id) {
 
 /* Takes one pending job in tx into a->jobs[a->n]: CJ_OK, CJ_NOT_FOUND (none
  * due), CJ_CONFLICT (the candidate is busy) or a code. On success the
- * activity key is written with vs; the caller touches the type once. */
-static int accept_one(cj_tx *tx, struct accept_arg *a, uint8_t vs[CJ_VS_LEN]) {
+ * activity key is written with vs; the caller touches the type once.
+ * claimed: what find_candidate() claimed already (found, and its 1 or 0),
+ * or NULL. */
+static int accept_one(cj_tx *tx, struct accept_arg *a, uint8_t vs[CJ_VS_LEN],
+                      const struct claimed *claimed) {
 	cj_buf found = CJ_BUF_INIT, copy = CJ_BUF_INIT;
 	char *id = NULL;
 	cj_job *job = NULL;
-	int rc = find_candidate(tx, a, &found, cj__claim_first, NULL);
+	int rc = claimed ? claimed->rc : find_candidate(tx, a, &found, cj__claim_first, NULL);
+	if (claimed) cj__buf_add(&found, claimed->key.p, claimed->key.len);
+	if (found.oom) rc = cj__fail(CJ_NOMEM, "out of memory");
 	if (rc == 0) {
 		rc = CJ_NOT_FOUND;
 		goto out;
@@ -203,11 +214,22 @@ static int accept_type(cj_tx *tx, struct accept_arg *a) {
 	uint8_t vs[CJ_VS_LEN];
 	size_t first = a->n;
 	cj_lim_look look;
-	int rc = cj__limits_look(tx, a->type, 1, &look);
-	if (rc) return rc;
+	struct claimed early = {CJ_BUF_INIT, -1}, *claimed = NULL;
+	int rc = CJ_OK;
+	if (a->claim_at_once) {
+		/* the first claim goes in one round trip with the limits' read:
+		 * made first, and left unused (held until the transaction ends)
+		 * when the limits allow none */
+		if ((rc = cj__limits_prefetch(tx, a->type)) ||
+		    (rc = early.rc = find_candidate(tx, a, &early.key, cj__claim_first, NULL)) < 0)
+			goto free_claim;
+		claimed = &early;
+	}
+	if ((rc = cj__limits_look(tx, a->type, 1, &look))) goto free_claim;
 	if (look.allow == 0) {
 		note_limited(a, &look);
-		return CJ_NOT_FOUND; /* as if it had none: the next type's turn */
+		rc = CJ_NOT_FOUND; /* as if it had none: the next type's turn */
+		goto free_claim;
 	}
 	while (a->n < a->max) {
 		if ((int64_t)(a->n - first) == look.allow) {
@@ -215,13 +237,17 @@ static int accept_type(cj_tx *tx, struct accept_arg *a) {
 			break;
 		}
 		a->busy = 0;
-		if ((rc = accept_one(tx, a, vs))) break;
+		rc = accept_one(tx, a, vs, claimed);
+		claimed = NULL;
+		if (rc) break;
 	}
 	if (a->n > first) {
 		int t = cj__touch_activity(tx, a->type, vs);
 		if (!t) t = cj__limits_take(tx, a->type, &look, (int64_t)(a->n - first));
 		if (t) rc = t;
 	}
+free_claim:
+	cj__buf_free(&early.key);
 	return rc;
 }
 

@@ -596,6 +596,8 @@ int cj__get(cj_tx *tx, const cj_buf *k, const uint8_t **v, size_t *vl);
 /* A get() of k follows in this write transaction: the engine may read it
  * with the reads before it, in one round trip (engine.h's prefetch). */
 int cj__prefetch(cj_tx *tx, const cj_buf *k);
+/* The same for a cj__scan_key() of k (engine.h's prefetch_scan). */
+int cj__prefetch_scan_key(cj_tx *tx, const cj_buf *k);
 int cj__put(cj_tx *tx, const cj_buf *k, const cj_buf *v);
 int cj__del(cj_tx *tx, const cj_buf *k);
 /* Deletes k whether or not it is there (engines may defer it). */
@@ -702,6 +704,9 @@ int64_t cj__policy_delay(const cj_retry_policy *p, int64_t attempt);
  * or dead. The caller has deleted its activity entry. */
 int cj__attempt_end(cj_tx *tx, const char *type, const char *id, cj_jv *jv,
                     const char *error, size_t elen);
+/* Announces the reads of type's settings that cj__attempt_end() may do
+ * (the type's policy, its retention), which hold nothing (cj__prefetch). */
+int cj__attempt_prefetch(cj_tx *tx, const char *type);
 
 /* ---- limits.c ----------------------------------------------------------- */
 
@@ -717,6 +722,8 @@ typedef struct cj_lim_look {
  * limits key, so that acceptors of a limited type take turns at the
  * count. CJ_OK or a code. */
 int cj__limits_look(cj_tx *tx, const char *type, int hold, cj_lim_look *look);
+/* Announces cj__limits_look()'s first read (cj__prefetch). */
+int cj__limits_prefetch(cj_tx *tx, const char *type);
 /* Records that n jobs were taken under look (their tokens). */
 int cj__limits_take(cj_tx *tx, const char *type, cj_lim_look *look, int64_t n);
 /* Every transaction that ends a run of type (deletes a running job's
@@ -736,6 +743,11 @@ int cj__reenqueue_stale(cj_db *db, const char *type, uint64_t max_version);
 /* The finished entry of a job just written finished or dead (jv): writes
  * it, counts it, and wakes the monitors if its type's retention is due. */
 int cj__finished_put(cj_tx *tx, const char *type, const char *id, const cj_jv *jv);
+/* Announces what cj__finished_put() of a job of type (dead) reads, so
+ * that it goes with the next read (cj__prefetch): the count of (type,
+ * dead), which is then held, and the retention; dead < 0: the retention
+ * alone. */
+int cj__finished_prefetch(cj_tx *tx, const char *type, int dead);
 /* Deletes the finished entry of the job jv, as loaded, if it is finished
  * or dead (else does nothing), and uncounts it. */
 int cj__finished_del(cj_tx *tx, const char *type, const char *id, const cj_jv *jv);

@@ -20,6 +20,14 @@ static int make_dead(cj_tx *tx, const char *type, const char *id, cj_jv *jv) {
 	return cj__touch_activity(tx, type, vs);
 }
 
+int cj__attempt_prefetch(cj_tx *tx, const char *type) {
+	cj_buf k = CJ_BUF_INIT;
+	cj__key_policy(&k, type);
+	int rc = cj__prefetch_scan_key(tx, &k);
+	cj__buf_free(&k);
+	return rc ? rc : cj__finished_prefetch(tx, type, -1);
+}
+
 int cj__attempt_end(cj_tx *tx, const char *type, const char *id, cj_jv *jv,
                     const char *error, size_t elen) {
 	if (jv->resubmit) /* flagged while it ran: new work, as cj_finish */

@@ -104,6 +104,14 @@ static int count_running(cj_tx *tx, const char *type, int64_t max, int64_t *n) {
 	return CJ_OK;
 }
 
+int cj__limits_prefetch(cj_tx *tx, const char *type) {
+	cj_buf k = CJ_BUF_INIT;
+	cj__key_limits(&k, type);
+	int rc = cj__prefetch_scan_key(tx, &k);
+	cj__buf_free(&k);
+	return rc;
+}
+
 int cj__limits_look(cj_tx *tx, const char *type, int hold, cj_lim_look *look) {
 	memset(look, 0, sizeof *look);
 	look->allow = INT64_MAX;

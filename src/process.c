@@ -67,8 +67,18 @@ static int update_fn(cj_tx *tx, void *arg) {
 	cj_buf copy = CJ_BUF_INIT;
 	cj_jv jv;
 	uint8_t vs[CJ_VS_LEN];
-	int rc = read_held(tx, job, &copy, &jv);
-	if (rc) goto out;
+	int rc = CJ_OK;
+	if (a->end != RUN_UPDATE) {
+		/* the job's read, and what ending its run reads, go in one round
+		 * trip where the engine can; the job first, so that its key is
+		 * held before the type's count, as without the announcements */
+		cj__key_data(&tx->kbuf, job->type, job->id);
+		if ((rc = cj__prefetch(tx, &tx->kbuf)) ||
+		    (rc = a->end == RUN_FINISH ? cj__finished_prefetch(tx, job->type, 0)
+		                               : cj__attempt_prefetch(tx, job->type)))
+			goto out;
+	}
+	if ((rc = read_held(tx, job, &copy, &jv))) goto out;
 	cj__key_activity(&tx->kbuf, job->type, jv.seq);
 	if ((rc = cj__del_blind(tx, &tx->kbuf))) goto out;
 	if (a->end != RUN_UPDATE && (rc = cj__run_ended(tx, job->type))) goto out;

@@ -64,6 +64,21 @@ static int retention_tx(cj_tx *tx, const char *type, cj_retention *r) {
 	return rc;
 }
 
+int cj__finished_prefetch(cj_tx *tx, const char *type, int dead) {
+	cj_buf k = CJ_BUF_INIT;
+	int rc = CJ_OK;
+	if (dead >= 0) {
+		cj__key_finished_count(&k, type, dead);
+		rc = cj__prefetch(tx, &k);
+	}
+	if (rc == CJ_OK) {
+		cj__key_retention(&k, type);
+		rc = cj__prefetch_scan_key(tx, &k);
+	}
+	cj__buf_free(&k);
+	return rc;
+}
+
 int cj__finished_put(cj_tx *tx, const char *type, const char *id, const cj_jv *jv) {
 	cj_buf empty = CJ_BUF_INIT;
 	int64_t n;

@@ -250,6 +250,18 @@ int cj__scan_key(cj_tx *tx, const cj_buf *k, cj_scan_fn fn, void *arg) {
 	return rc;
 }
 
+int cj__prefetch_scan_key(cj_tx *tx, const cj_buf *k) {
+	const struct cj_engine *e = tx->db->eng;
+	if (!e->prefetch_scan || !tx->write) return CJ_OK;
+	cj_buf hi = CJ_BUF_INIT;
+	key_end(&hi, k);
+	int rc = oom(k);
+	if (!rc && !(rc = oom(&hi)))
+		rc = e->prefetch_scan(tx->etx, CJ_SPACE_JOBS, k->p, k->len, hi.p, hi.len);
+	cj__buf_free(&hi);
+	return rc;
+}
+
 int cj__scan_prefix(cj_tx *tx, const cj_buf *prefix, cj_scan_fn fn, void *arg) {
 	cj_buf hi = CJ_BUF_INIT;
 	cj__buf_add(&hi, prefix->p, prefix->len);

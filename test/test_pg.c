@@ -255,9 +255,11 @@ static uint64_t round_trips(cj_db *db) {
 }
 
 /* A job's life in round trips to the server: cj_add of a new job 2 (its
- * reads in one, the commit), cj_accept 4 (the type's limits, the claim,
- * the job's row, the commit), cj_finish 4 (the job, the type's count of
- * finished jobs, its retention, the commit). A little slack for the
+ * reads in one, the commit), cj_accept 3 (the type's limits with the
+ * claim, the job's row, the commit), cj_finish 2 (the job, the type's
+ * count of finished jobs and its retention in one; the commit), cj_fail
+ * of a job without a retry policy 3 (the job, the type's policy and
+ * retention; the count of dead jobs; the commit). A little slack for the
  * listener's own, which the handle counts too. */
 TEST(round_trips_per_call) {
 	enum { N = 20, SLACK = 4 };
@@ -285,17 +287,31 @@ TEST(round_trips_per_call) {
 	before = round_trips(db);
 	for (int i = 0; i < N; i++) CHECK_OK(cj_finish(db, NULL, jobs[i], NULL));
 	uint64_t finishes = round_trips(db) - before;
-	note("  round trips per call: cj_add %.2f, cj_accept %.2f, cj_finish %.2f\n",
-	       (double)adds / N, (double)accepts / N, (double)finishes / N);
+
+	/* the same jobs again, failed this time */
+	for (int i = 0; i < N; i++) {
+		cj_job_free(jobs[i]);
+		char id[16];
+		snprintf(id, sizeof id, "j%02d", i);
+		CHECK_OK(cj_add(db, NULL, "t", id, "{\"n\":2}", 0));
+		CHECK_OK(cj_accept(db, "t", &ao, &jobs[i], NULL));
+	}
+	before = round_trips(db);
+	for (int i = 0; i < N; i++) CHECK_OK(cj_fail(db, NULL, jobs[i], "{\"e\":1}"));
+	uint64_t fails = round_trips(db) - before;
+	note("  round trips per call: cj_add %.2f, cj_accept %.2f, cj_finish %.2f, "
+	     "cj_fail %.2f\n", (double)adds / N, (double)accepts / N, (double)finishes / N,
+	     (double)fails / N);
 	CHECK(adds >= 2 * N && adds <= 2 * N + SLACK);
-	CHECK(accepts >= 4 * N && accepts <= 4 * N + SLACK);
-	CHECK(finishes >= 4 * N && finishes <= 4 * N + SLACK);
+	CHECK(accepts >= 3 * N && accepts <= 3 * N + SLACK);
+	CHECK(finishes >= 2 * N && finishes <= 2 * N + SLACK);
+	CHECK(fails >= 3 * N && fails <= 3 * N + SLACK);
 
 	/* and every call did what it does */
 	for (int i = 0; i < N; i++) {
 		char id[16];
 		snprintf(id, sizeof id, "j%02d", i);
-		CHECK_INT(state_of(db, "t", id), CJ_FINISHED);
+		CHECK_INT(state_of(db, "t", id), CJ_DEAD);
 		cj_job_free(jobs[i]);
 	}
 	cj_close(db);

@@ -70,8 +70,9 @@
 
 #include "couchjobs.h"
 
-#define CJ_ENGINE_VERSION 8 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse;
-                              7: prefetch, round_trips; 8: shared_flushes */
+#define CJ_ENGINE_VERSION 9 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse;
+                              7: prefetch, round_trips; 8: shared_flushes;
+                              9: prefetch_scan */
 #define CJ_ENGINE_MAX_KEY 4096
 
 typedef struct cj_edb cj_edb; /* an engine's open store */
@@ -226,6 +227,15 @@ struct cj_engine {
 	/* Optional (NULL: 0). Commits since open whose durable flush another
 	 * commit's flush made unneeded (cj_stats.shared_flushes). */
 	uint64_t (*shared_flushes)(cj_edb *edb);
+	/* Optional (NULL: nothing). In a write transaction, says that a
+	 * scan() of [lo, hi) follows: the engine may send its first read now,
+	 * as prefetch() does (and several prefetches may travel together).
+	 * It holds nothing; the scan then sees the keys as they were when the
+	 * read ran, with the transaction's own writes (the engine forgets
+	 * what it fetched when the transaction writes a key in [lo, hi)). A
+	 * failure of the read may come from a later op on tx instead. */
+	int (*prefetch_scan)(cj_etx *tx, int space, const void *lo, size_t ll, const void *hi,
+	                     size_t hl);
 };
 
 /* The most channels one wait_any() takes. */

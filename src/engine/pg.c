@@ -118,36 +118,78 @@ static void pge_unclaim(cj_etx *tx, int space, const void *k, size_t kl) {
 	tx->claimed = NULL;
 }
 
-/* 1 if the prefetched get is of key k of space. */
-static int pge_is_prefetched(const cj_etx *tx, int space, const void *k, size_t kl) {
-	return tx->pf_on && space == tx->pf_space && tx->pf_key.len == kl &&
-	       memcmp(tx->pf_key.p, k, kl) == 0;
+/* Keys as the server orders them (bytea): bytes, then the shorter first. */
+static int pge_key_cmp(const void *a, size_t al, const void *b, size_t bl) {
+	int c = al && bl ? memcmp(a, b, al < bl ? al : bl) : 0;
+	return c ? c : (al > bl) - (al < bl);
 }
 
-/* 1 while the answers of the prefetch's statements are still to be read. */
-static int pge_pf_queued(const cj_etx *tx) {
+/* The announced get of k (scan 0) or scan of [k, hi) (scan 1) of space,
+ * or NULL. */
+static struct pge_pf *pge_pf_find(cj_etx *tx, int scan, int space, const void *k, size_t kl,
+                                  const void *hi, size_t hl) {
+	for (int i = 0; i < PGE_PF_MAX; i++) {
+		struct pge_pf *p = &tx->pf[i];
+		if (p->on && p->scan == scan && p->space == space &&
+		    pge_key_cmp(p->key.p, p->key.len, k, kl) == 0 &&
+		    (!scan || pge_key_cmp(p->hi.p, p->hi.len, hi, hl) == 0))
+			return p;
+	}
+	return NULL;
+}
+
+/* 1 while answers of p's statements are still to be read. */
+static int pge_pf_queued(const cj_etx *tx, const struct pge_pf *p) {
 	for (int i = 0; i < tx->nkeep; i++)
-		if (tx->keep[i].dest == &tx->pf_row) return 1;
+		if (tx->keep[i].dest == &p->lock || tx->keep[i].dest == &p->row) return 1;
 	return 0;
 }
 
-/* Forgets the prefetched get if it is of k of space (k NULL: whichever);
- * answers still to come are dropped when they come (pge_end). */
+/* Forgets p; answers still to come are dropped when they come (pge_end,
+ * or when p is taken again). */
+static void pge_pf_drop(cj_etx *tx, struct pge_pf *p) {
+	p->on = 0;
+	if (pge_pf_queued(tx, p)) return;
+	PQclear(p->lock);
+	PQclear(p->row);
+	p->lock = p->row = NULL;
+}
+
+/* Forgets the announced reads that a write of k of space outdates (k
+ * NULL: all of them). */
 static void pge_unprefetch(cj_etx *tx, int space, const void *k, size_t kl) {
-	if (k && !pge_is_prefetched(tx, space, k, kl)) return;
-	tx->pf_on = 0;
-	if (pge_pf_queued(tx)) return;
-	PQclear(tx->pf_lock);
-	PQclear(tx->pf_row);
-	tx->pf_lock = tx->pf_row = NULL;
+	for (int i = 0; i < PGE_PF_MAX; i++) {
+		struct pge_pf *p = &tx->pf[i];
+		if (k) {
+			if (!p->on || p->space != space) continue;
+			int from = pge_key_cmp(k, kl, p->key.p, p->key.len);
+			if (p->scan ? from < 0 || pge_key_cmp(k, kl, p->hi.p, p->hi.len) >= 0 : from != 0)
+				continue;
+		}
+		pge_pf_drop(tx, p);
+	}
+}
+
+/* A free entry for a new announcement, or NULL when all are in use. */
+static struct pge_pf *pge_pf_slot(cj_etx *tx) {
+	for (int i = 0; i < PGE_PF_MAX; i++) {
+		struct pge_pf *p = &tx->pf[i];
+		if (p->on || pge_pf_queued(tx, p)) continue;
+		pge_pf_drop(tx, p); /* answers of one never used */
+		return p;
+	}
+	return NULL;
 }
 
 static void pge_end(cj_etx *tx) {
 	pge_clear(tx);
 	pge_unclaim(tx, 0, NULL, 0);
-	PQclear(tx->pf_lock);
-	PQclear(tx->pf_row);
-	cj__buf_free(&tx->pf_key);
+	for (int i = 0; i < PGE_PF_MAX; i++) {
+		PQclear(tx->pf[i].lock);
+		PQclear(tx->pf[i].row);
+		cj__buf_free(&tx->pf[i].key);
+		cj__buf_free(&tx->pf[i].hi);
+	}
 	cj__pg_give(tx->db, tx->c);
 	cj_free(tx);
 }
@@ -331,16 +373,19 @@ static int pge_get(cj_etx *tx, int space, const void *k, size_t kl,
 		rc = cj__pg_run(tx, "cj_get", NULL, 2, vals, lens, fmts, 1, &r);
 	} else {
 		/* sent now, or by prefetch(); answered with this flush (none
-		 * when the prefetch's answers are here already) */
-		int pre = pge_is_prefetched(tx, space, k, kl);
+		 * when the prefetch's answers are here already: the writes
+		 * queued since wait for the next round trip) */
+		struct pge_pf *pre = pge_pf_find(tx, 0, space, k, kl, NULL, 0);
 		rc = pre ? CJ_OK : pge_queue_get(tx, space, k, kl, &locked, &r);
-		int flushed = cj__pg_flush(tx); /* also empties keep[] on a failure */
-		if (rc == CJ_OK) rc = flushed;
+		if (!pre || pge_pf_queued(tx, pre)) {
+			int flushed = cj__pg_flush(tx); /* also empties keep[] on a failure */
+			if (rc == CJ_OK) rc = flushed;
+		}
 		if (pre) {
-			locked = tx->pf_lock;
-			r = tx->pf_row;
-			tx->pf_lock = tx->pf_row = NULL;
-			tx->pf_on = 0;
+			locked = pre->lock;
+			r = pre->row;
+			pre->lock = pre->row = NULL;
+			pre->on = 0;
 		}
 		if (rc) {
 			PQclear(locked);
@@ -378,19 +423,49 @@ static uint64_t pge_round_trips(cj_edb *db) {
 	return atomic_load_explicit(&db->round_trips, memory_order_relaxed);
 }
 
+/* Takes an entry for an announced read of k (scan: of [k, hi)). NULL
+ * with CJ_OK when there is nothing to do: the read is announced already,
+ * or every entry is in use (the read then goes alone). */
+static int pge_pf_take(cj_etx *tx, int scan, int space, const void *k, size_t kl,
+                       const void *hi, size_t hl, struct pge_pf **out) {
+	*out = NULL;
+	struct pge_pf *p;
+	if (!tx->write || pge_pf_find(tx, scan, space, k, kl, hi, hl) || !(p = pge_pf_slot(tx)))
+		return CJ_OK;
+	cj__buf_reset(&p->key);
+	cj__buf_add(&p->key, k, kl);
+	cj__buf_reset(&p->hi);
+	if (scan) cj__buf_add(&p->hi, hi, hl);
+	if (p->key.oom || p->hi.oom) return cj__fail(CJ_NOMEM, "out of memory");
+	p->scan = scan;
+	p->space = space;
+	*out = p;
+	return CJ_OK;
+}
+
 /* The two statements of a get() in a write transaction (above), queued:
- * their answers are read with the next statement that needs one. One
- * prefetch at a time; a second one while the first is unused is ignored. */
+ * their answers are read with the next statement that needs one. */
 static int pge_prefetch(cj_etx *tx, int space, const void *k, size_t kl) {
-	if (!tx->write || tx->pf_on || pge_pf_queued(tx)) return CJ_OK;
-	pge_unprefetch(tx, 0, NULL, 0); /* answers of one never used */
-	cj__buf_reset(&tx->pf_key);
-	cj__buf_add(&tx->pf_key, k, kl);
-	if (tx->pf_key.oom) return cj__fail(CJ_NOMEM, "out of memory");
-	int rc = pge_queue_get(tx, space, k, kl, &tx->pf_lock, &tx->pf_row);
-	if (rc) return rc;
-	tx->pf_on = 1;
-	tx->pf_space = space;
+	struct pge_pf *p;
+	int rc = pge_pf_take(tx, 0, space, k, kl, NULL, 0, &p);
+	if (rc || !p) return rc;
+	if ((rc = pge_queue_get(tx, space, k, kl, &p->lock, &p->row))) return rc;
+	p->on = 1;
+	return CJ_OK;
+}
+
+/* The first batch of a scan (pge_scan, below: one row), queued the same
+ * way. */
+static int pge_prefetch_scan(cj_etx *tx, int space, const void *lo, size_t ll,
+                             const void *hi, size_t hl) {
+	struct pge_pf *p;
+	int rc = pge_pf_take(tx, 1, space, lo ? lo : "", ll, hi ? hi : "", hl, &p);
+	if (rc || !p) return rc;
+	const char *vals[4] = {pge_space[space], lo ? lo : "", hi ? hi : "", "1"};
+	int lens[4] = {0, (int)ll, (int)hl, 0}, fmts[4] = {0, 1, 1, 0};
+	if ((rc = cj__pg_queue_into(tx, "cj_scan", NULL, 4, vals, lens, fmts, &p->row)))
+		return rc;
+	p->on = 1;
 	return CJ_OK;
 }
 
@@ -475,6 +550,8 @@ static int pge_scan(cj_etx *tx, int space, const void *lo, size_t ll, const void
 	long limit = 1;
 	cj_buf last = CJ_BUF_INIT;
 	int rc = CJ_OK, after = 0;
+	/* the first batch, announced by prefetch_scan() */
+	struct pge_pf *pre = pge_pf_find(tx, 1, space, lo ? lo : "", ll, hi ? hi : "", hl);
 	for (;;) {
 		char lim[24];
 		snprintf(lim, sizeof lim, "%ld", limit);
@@ -487,9 +564,21 @@ static int pge_scan(cj_etx *tx, int space, const void *lo, size_t ll, const void
 			break;
 		}
 		PGresult *r = NULL;
-		if ((rc = cj__pg_run(tx, after ? "cj_scan_after" : "cj_scan", NULL, 4, vals, lens,
-		                     fmts, 1, &r)))
+		if (pre) {
+			/* its answer, unless it is here */
+			rc = pge_pf_queued(tx, pre) ? cj__pg_flush(tx) : CJ_OK;
+			r = pre->row;
+			pre->row = NULL;
+			pre->on = 0;
+			pre = NULL;
+			if (rc) {
+				PQclear(r);
+				break;
+			}
+		} else if ((rc = cj__pg_run(tx, after ? "cj_scan_after" : "cj_scan", NULL, 4, vals,
+		                            lens, fmts, 1, &r))) {
 			break;
+		}
 		if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
 			rc = cj__pg_fail(tx->db, tx->c, r, "scan");
 			PQclear(r);
@@ -566,4 +655,5 @@ const struct cj_engine cj__engine_pg = {
 	.wait_any = cj__pg_wait_any,
 	.prefetch = pge_prefetch,
 	.round_trips = pge_round_trips,
+	.prefetch_scan = pge_prefetch_scan,
 };

@@ -65,9 +65,13 @@
  *    get() of the claimed key that follows (held since) answers from it,
  *    until the transaction writes that key.
  *  - prefetch() queues get()'s two statements at once (pg_pipe.c), their
- *    answers kept: the get() of that key that follows answers from them,
- *    in the round trip of whatever statement the core needed in between
- *    (cj_add's type timeout), unless the transaction wrote the key since.
+ *    answers kept, and prefetch_scan() the first batch of a scan (one
+ *    row): the get() of that key, or the scan of those bounds, that
+ *    follows answers from them, unless the transaction wrote the key (a
+ *    key in the bounds) since. Up to PGE_PF_MAX of them are kept, so that
+ *    every read a call announces goes in one round trip with its first
+ *    read (cj_finish: the job, the type's count of finished jobs and its
+ *    retention).
  * Waits that close a cycle end in a deadlock error (40P01), which is
  * CJ_CONFLICT: the core runs the transaction again.
  * BEGIN, put(), del_blind() and the advisory locks are queued (pg_pipe.c):
@@ -139,7 +143,8 @@
 #define PGE_LISTEN_CONNECT_MS 15000
 #define PGE_SCAN_MAX_ROWS 256
 #define PGE_QUEUE_MAX 256 /* queued writes before their answers are read */
-#define PGE_KEEP_MAX 4    /* queued statements whose answers are kept */
+#define PGE_KEEP_MAX 16   /* queued statements whose answers are kept */
+#define PGE_PF_MAX 4      /* reads announced by prefetch() and prefetch_scan() */
 #define PGE_SCAN_BATCH_BYTES ((size_t)4 << 20)
 #define PGE_LOCK_CLASS 0x636a /* advisory lock class of schema creation */
 #define PGE_KEY_LOCK_CLASS 0x636b /* advisory lock class of absent keys */
@@ -199,11 +204,18 @@ struct cj_etx {
 	 * of the key */
 	PGresult *claimed;
 	int claimed_space;
-	/* the get() announced by prefetch() (pf_on): its key, and the answers
-	 * of its statements (cj_lock_absent, cj_get_w) once they are read */
-	int pf_on, pf_space;
-	cj_buf pf_key;
-	PGresult *pf_lock, *pf_row;
+	/* the reads announced by prefetch() (a get: its key, and the answers
+	 * of its statements cj_lock_absent and cj_get_w once they are read)
+	 * and prefetch_scan() (a scan's first batch: its bounds, and the
+	 * answer of cj_scan with limit 1 in row); all are sent at once, with
+	 * the next statement that needs an answer */
+	struct pge_pf {
+		int on;   /* announced, and not used nor outdated since */
+		int scan; /* a scan of [key, hi), else a get of key */
+		int space;
+		cj_buf key, hi;
+		PGresult *lock, *row;
+	} pf[PGE_PF_MAX];
 	cj_wordset notify; /* words marked by notify() */
 	/* pg_pipe.c */
 	int fresh;    /* c was connected for this transaction */

@@ -50,6 +50,7 @@
  */
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,10 @@ struct cj_xarea {
 	uint64_t next_seq;        /* under mu */
 	struct xc_slot slot[CJ_XC_SLOTS];
 };
+
+/* doc/format.md gives this layout */
+_Static_assert(offsetof(struct cj_xarea, next_seq) == 16 &&
+               offsetof(struct cj_xarea, slot) == 24, "the combine file's layout");
 
 /* fault-injection builds: where a leader of other processes' calls kills
  * itself (CJ_TEST_COMBINE_KILL: "commit" before its commit, "publish"

@@ -103,7 +103,9 @@
  * (LMDB's child transactions, begin_nested below), so that they share the
  * two steps above: one data flush under the lock, one flush after it. A
  * killed process leaves nothing of its open transaction, nested ones and
- * all; its callers were not answered. Processes still flush separately.
+ * all; its callers were not answered. Calls of several processes are
+ * combined the same way (src/combine.c), through the combine file
+ * (shared below) and a receipt per call in "cj_engine".
  *
  * Waking acceptors: a commit that made n jobs of a type pending
  * (notify_one) bumps the type's pending word and wakes n of its sleepers,

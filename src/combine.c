@@ -213,8 +213,9 @@ static void slot_result(struct xc_slot *s, int rc) {
  * nothing of it is in tx). */
 static int run_slot(cj_tx *tx, struct cj_xarea *x, int i) {
 	struct xc_slot *s = &x->slot[i];
-	cj_op_call c = {s->op, s->args, s->args + s->tlen, s->has_data ? s->args + s->tlen + s->ilen : NULL,
-	                s->dlen, s->sched, s->unique, {0}, s->resubmit};
+	const char *data = s->has_data ? s->args + s->tlen + s->ilen : NULL;
+	cj_op_call c = {s->op, s->args, s->args + s->tlen, data, s->dlen, s->sched,
+	                s->unique, {0}, s->resubmit};
 	memcpy(c.lock, s->lock, CJ_UUID_LEN);
 	cj_tx *sub;
 	cj__clear_error();

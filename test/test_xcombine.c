@@ -36,14 +36,6 @@
 #define PROCS 8
 #define ROUNDS 6
 
-/* cj_last_error() after a call holds want. */
-#define CHECK_DETAIL(want)                                                  \
-	do {                                                                    \
-		if (!strstr(cj_last_error(), (want)))                               \
-			t_fail(__FILE__, __LINE__, "detail \"%s\", want \"%s\" in it",  \
-			       cj_last_error(), (want));                                \
-	} while (0)
-
 static const char *OTHER_LOCK = "00000000-0000-4000-8000-000000000001";
 
 /* ---- processes_get_their_own_results ------------------------------------- */
@@ -56,9 +48,7 @@ struct script_arg {
 
 static int script(void *v) {
 	struct script_arg *a = v;
-	cj_options o = CJ_OPTIONS_INIT;
-	o.no_monitor = 1;
-	cj_db *db = t_open_opts(&o);
+	cj_db *db = open_nomon();
 	char type[16];
 	snprintf(type, sizeof type, "x%d", a->p);
 	if (t_gate_wait(&a->start, 60000) != 0) return 90;
@@ -154,9 +144,7 @@ struct holder_arg {
  * (Opening a store takes the writer: the callers open theirs first.) */
 static int holder(void *v) {
 	struct holder_arg *h = v;
-	cj_options o = CJ_OPTIONS_INIT;
-	o.no_monitor = 1;
-	cj_db *db = t_open_opts(&o);
+	cj_db *db = open_nomon();
 	if (t_gate_wait(&h->begin, 60000) != 0) return 90;
 	cj_tx *tx;
 	CHECK_OK(cj_tx_begin(db, &tx));
@@ -182,9 +170,7 @@ struct caller_arg {
 static int caller(void *v) {
 	struct caller_arg *c = v;
 	if (c->kill_at) setenv("CJ_TEST_COMBINE_KILL", c->kill_at, 1);
-	cj_options o = CJ_OPTIONS_INIT;
-	o.no_monitor = 1;
-	cj_db *db = t_open_opts(&o);
+	cj_db *db = open_nomon();
 	t_gate_open(&c->ready);
 	if (t_gate_wait(&c->go, 60000) != 0) return 90;
 	if (c->finish[0]) {
@@ -331,9 +317,7 @@ TEST(kill9_leader_after_commit) {
 
 static int add_many(void *v) {
 	(void)v;
-	cj_options o = CJ_OPTIONS_INIT;
-	o.no_monitor = 1;
-	cj_db *db = t_open_opts(&o);
+	cj_db *db = open_nomon();
 	for (int i = 0; i < 80; i++) { /* more calls than slots */
 		char id[32];
 		snprintf(id, sizeof id, "m%d", i);
@@ -389,9 +373,7 @@ struct churn_arg {
 
 static int churn(void *v) {
 	struct churn_arg *a = v;
-	cj_options o = CJ_OPTIONS_INIT;
-	o.no_monitor = 1;
-	cj_db *db = t_open_opts(&o);
+	cj_db *db = open_nomon();
 	char type[16];
 	snprintf(type, sizeof type, "c%d", a->p);
 	if (t_gate_wait(&a->start, 60000) != 0) return 90;

@@ -213,6 +213,13 @@ static void slot_result(struct xc_slot *s, int rc) {
  * nothing of it is in tx). */
 static int run_slot(cj_tx *tx, struct cj_xarea *x, int i) {
 	struct xc_slot *s = &x->slot[i];
+	/* the slot is any process's to write: a bad one ends the batch, and
+	 * its poster runs its call alone */
+	if (s->op < CJ_OP_ADD || s->op > CJ_OP_RESUBMIT || !s->tlen || !s->ilen ||
+	    s->tlen > CJ_XC_ARGS || s->ilen > CJ_XC_ARGS || s->dlen >= CJ_XC_ARGS ||
+	    s->tlen + s->ilen + (s->has_data ? s->dlen + 1 : 0) > CJ_XC_ARGS ||
+	    s->args[s->tlen - 1] || s->args[s->tlen + s->ilen - 1])
+		return cj__fail(CJ_STORE, "corrupt combine slot %d", i);
 	const char *data = s->has_data ? s->args + s->tlen + s->ilen : NULL;
 	cj_op_call c = {s->op, s->args, s->args + s->tlen, data, s->dlen, s->sched,
 	                s->unique, {0}, s->resubmit};

@@ -217,7 +217,12 @@ typedef enum cj_sync_mode {
 	 * result it would have had alone (cj_stats.combined_calls counts them).
 	 * Processes commit separately, but a commit whose flush another
 	 * process's commit or flush already covered is not flushed again
-	 * (cj_stats.shared_flushes counts them). */
+	 * (cj_stats.shared_flushes counts them). Calls of cj_add(),
+	 * cj_add_ex(), cj_update(), cj_finish(), cj_fail() and cj_resubmit()
+	 * of different processes share one commit, as threads' calls do
+	 * (cj_stats.combined_processes counts them): whichever process leads
+	 * runs them in its transaction; a process killed at any point loses no
+	 * call that returned #CJ_OK, and changes no other call's result. */
 	CJ_SYNC_FULL = 0,
 	/** Commits are flushed by the operating system when it chooses: they
 	 * survive a crash of the process, but the last few seconds of commits
@@ -364,6 +369,10 @@ typedef struct cj_stats {
 	 *  #CJ_SYNC_FULL; they are on disk all the same when acknowledged;
 	 *  else 0). */
 	uint64_t shared_flushes;
+	/** Calls of the handle made without a caller's transaction that shared
+	 *  their commit (and its durable flush) with calls of other processes
+	 *  (see #CJ_SYNC_FULL; counted in combined_calls too). */
+	uint64_t combined_processes;
 } cj_stats;
 
 /**

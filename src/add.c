@@ -72,7 +72,16 @@ int cj_add_ex(cj_db *db, cj_tx *tx, const char *type, const char *id, const char
 		return rc;
 	if (opts->unique < CJ_UNIQUE_NONE || opts->unique > CJ_UNIQUE_ACTIVE)
 		return cj__fail(CJ_INVALID, "unknown unique policy %d", opts->unique);
+	if (!tx) {
+		cj_op_call c = {CJ_OP_ADD, type, id, a.data, a.dlen, a.sched, a.unique, {0}, 0};
+		if (cj__combine_run(db, &c, &rc)) return rc;
+	}
 	return cj__run(db, tx, 1, add_fn, &a);
+}
+
+int cj__add_op(cj_tx *tx, cj_op_call *c) {
+	struct add_arg a = {c->type, c->id, c->data, c->dlen, c->sched, c->unique};
+	return add_fn(tx, &a);
 }
 
 int cj_add(cj_db *db, cj_tx *tx, const char *type, const char *id, const char *data,

@@ -21,6 +21,8 @@
  *              the engine nowhere else but db.c's open and close
  *   group.c    group commit: own write transactions of several threads
  *              combined into one commit
+ *   combine.c  group commit across processes: calls described as data,
+ *              run by whichever process leads, through shared memory
  *   types.c    type timeouts
  *   job.c      the job record: loading, writing, enqueueing, indexes
  *   add.c      cj_add, cj_remove
@@ -420,6 +422,10 @@ typedef struct cj_group {
 	cj_call *head, *tail;
 	int leading; /* a thread is running a batch */
 	_Atomic uint64_t combined; /* calls committed in a batch of two or more */
+	/* combine.c: the store's shared slots (NULL: off), and this handle's
+	 * calls committed in a batch holding calls of other processes */
+	struct cj_xarea *xarea;
+	_Atomic uint64_t xcombined;
 } cj_group;
 
 struct cj_db {
@@ -583,6 +589,45 @@ void cj__group_start(cj_db *db);
  * with other threads' calls: 1 with its result in *rc (and its detail in
  * cj_last_error()), or 0 if the caller must run it alone. */
 int cj__group_run(cj_db *db, int (*fn)(cj_tx *tx, void *arg), void *arg, int *rc);
+
+/* ---- combine.c ---------------------------------------------------------- */
+
+/* A call described as data, so that another process can run it. */
+enum cj_op {
+	CJ_OP_ADD = 1, /* cj_add_ex: type, id, data, sched, unique */
+	CJ_OP_UPDATE,  /* cj_update: type, id, lock, data (NULL: kept) */
+	CJ_OP_FINISH,  /* cj_finish: the same */
+	CJ_OP_FAIL,    /* cj_fail: type, id, lock, data (the error) */
+	CJ_OP_RESUBMIT /* cj_resubmit: type, id, lock, sched, data (NULL: kept) */
+};
+typedef struct cj_op_call {
+	int op;                   /* cj_op */
+	const char *type, *id;
+	const char *data;         /* NULL: none */
+	size_t dlen;              /* of data, checked by the caller */
+	int64_t sched;
+	int unique;
+	uint8_t lock[CJ_UUID_LEN];
+	int resubmit;             /* the job handle's flag: in, and out as the call
+	                             leaves it */
+} cj_op_call;
+/* Runs c in tx as the call it describes runs (add.c, process.c). */
+int cj__add_op(cj_tx *tx, cj_op_call *c);
+int cj__job_op(cj_tx *tx, cj_op_call *c);
+
+/* Turns combining across processes on for db (with cj__group_start's
+ * conditions, and an engine with shared memory and receipts). */
+void cj__combine_start(cj_db *db);
+/* Runs c as cj__run runs it in a write transaction of its own, combined
+ * with calls of other processes (and threads): 1 with its result in *rc
+ * (and its detail in cj_last_error()), or 0 if the caller must run it
+ * otherwise (no free slot, too large for one, the leader died before its
+ * commit, a failure of the store). */
+int cj__combine_run(cj_db *db, cj_op_call *c, int *rc);
+
+/* Records the receipt tag of combining slot slot in tx (engine.h's
+ * receipt_put; combine.c). */
+int cj__tx_receipt(cj_tx *tx, unsigned slot, uint64_t tag);
 
 /* The engine's commit number of tx (engine.h): CJ_OK or a code. */
 int cj__tx_version(cj_tx *tx, uint64_t *out);

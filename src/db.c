@@ -249,6 +249,7 @@ int cj_open(const char *url, const cj_options *opts, cj_db **out) {
 	if ((rc = cj__engine_open(url, opts, &db->eng, &db->edb))) goto out_free;
 	if ((rc = check_format(db))) goto out_free;
 	cj__group_start(db);
+	cj__combine_start(db);
 	cj__schedule_clock_init(db);
 	if (!opts->no_monitor && !cj__engine_readonly(db->eng, db->edb) &&
 	    (rc = cj__monitor_start(db)))
@@ -284,5 +285,7 @@ int cj_db_stats(const cj_db *db, cj_stats *stats) {
 	stats->notifier_lock_ns = atomic_load_explicit(&db->notifier_lock_ns, memory_order_relaxed);
 	stats->round_trips = db->eng->round_trips ? db->eng->round_trips(db->edb) : 0;
 	stats->shared_flushes = db->eng->shared_flushes ? db->eng->shared_flushes(db->edb) : 0;
+	stats->combined_processes =
+	    atomic_load_explicit(&db->group.xcombined, memory_order_relaxed);
 	return CJ_OK;
 }

@@ -34,6 +34,11 @@
  * Versionstamps go on from one nested transaction to the next, so two
  * calls of one batch never share one.
  *
+ * The calls that can be described as data (cj_add, cj_update, cj_finish,
+ * cj_fail, cj_resubmit) go to combine.c first, which combines them across
+ * processes and threads alike; this queue takes the others (the claim of
+ * cj_accept, cj_remove, ...) and those combine.c hands back.
+ *
  * Nothing here blocks for long: the claim of an accept is combined, not its
  * wait (that happens outside any transaction). A leader runs one batch and
  * hands over, so no thread leads forever; the queue is FIFO.

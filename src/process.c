@@ -109,6 +109,25 @@ out:
 	return rc;
 }
 
+static int resubmit_fn(cj_tx *tx, void *arg);
+
+/* Runs op on a->job: without a caller's transaction combined with other
+ * processes' calls where it can be (combine.c), else as cj__run does. */
+static int run_job(cj_db *db, cj_tx *tx, int op, struct run_arg *a) {
+	if (!tx) {
+		cj_job *job = a->job;
+		cj_op_call c = {op, job->type, job->id, a->data, a->dlen, a->sched, 0, {0},
+		                job->resubmit};
+		memcpy(c.lock, job->lock, CJ_UUID_LEN);
+		int rc;
+		if (cj__combine_run(db, &c, &rc)) {
+			job->resubmit = c.resubmit;
+			return rc;
+		}
+	}
+	return cj__run(db, tx, 1, op == CJ_OP_RESUBMIT ? resubmit_fn : update_fn, a);
+}
+
 static int check_job(cj_db *db, cj_job *job) {
 	if (!db) return cj__fail(CJ_INVALID, "db is NULL");
 	if (!job) return cj__fail(CJ_INVALID, "job is NULL");
@@ -121,7 +140,7 @@ int cj_update(cj_db *db, cj_tx *tx, cj_job *job, const char *data) {
 	if ((rc = check_job(db, job)) || (rc = cj__check_data(db, &a.data, &a.dlen, 1)))
 		return rc;
 	a.data = data; /* NULL keeps */
-	return cj__run(db, tx, 1, update_fn, &a);
+	return run_job(db, tx, CJ_OP_UPDATE, &a);
 }
 
 int cj_finish(cj_db *db, cj_tx *tx, cj_job *job, const char *data) {
@@ -130,14 +149,14 @@ int cj_finish(cj_db *db, cj_tx *tx, cj_job *job, const char *data) {
 	if ((rc = check_job(db, job)) || (rc = cj__check_data(db, &a.data, &a.dlen, 1)))
 		return rc;
 	a.data = data;
-	return cj__run(db, tx, 1, update_fn, &a);
+	return run_job(db, tx, CJ_OP_FINISH, &a);
 }
 
 int cj_fail(cj_db *db, cj_tx *tx, cj_job *job, const char *error) {
 	struct run_arg a = {job, error, 0, RUN_FAIL, 0};
 	int rc;
 	if ((rc = check_job(db, job)) || (rc = cj__check_error(&a.data, &a.dlen))) return rc;
-	return cj__run(db, tx, 1, update_fn, &a);
+	return run_job(db, tx, CJ_OP_FAIL, &a);
 }
 
 static int resubmit_fn(cj_tx *tx, void *arg) {
@@ -174,5 +193,25 @@ int cj_resubmit(cj_db *db, cj_tx *tx, cj_job *job, int64_t sched_time, const cha
 		return rc;
 	a.data = data;
 	if ((rc = cj__check_sched(sched_time, 1))) return rc;
-	return cj__run(db, tx, 1, resubmit_fn, &a);
+	return run_job(db, tx, CJ_OP_RESUBMIT, &a);
+}
+
+/* The call op on a->job, with its arguments a: run as c describes it. */
+static int job_call(cj_tx *tx, int op, struct run_arg *a) {
+	static const enum run_end ends[] = {[CJ_OP_UPDATE] = RUN_UPDATE,
+	                                    [CJ_OP_FINISH] = RUN_FINISH,
+	                                    [CJ_OP_FAIL] = RUN_FAIL};
+	if (op == CJ_OP_RESUBMIT) return resubmit_fn(tx, a);
+	a->end = ends[op];
+	return update_fn(tx, a);
+}
+
+int cj__job_op(cj_tx *tx, cj_op_call *c) {
+	cj_job job = {(char *)c->type, (char *)c->id, {0}, "", c->resubmit, 0};
+	memcpy(job.lock, c->lock, CJ_UUID_LEN);
+	cj__uuid_format(job.lock, job.lock_str);
+	struct run_arg a = {&job, c->data, c->dlen, RUN_UPDATE, c->sched};
+	int rc = job_call(tx, c->op, &a);
+	c->resubmit = job.resubmit;
+	return rc;
 }

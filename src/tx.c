@@ -174,6 +174,10 @@ int cj__run(cj_db *db, cj_tx *tx, int write, int (*fn)(cj_tx *tx, void *arg),
 	return rc;
 }
 
+int cj__tx_receipt(cj_tx *tx, unsigned slot, uint64_t tag) {
+	return tx->db->eng->receipt_put(tx->etx, slot, tag);
+}
+
 int cj__tx_version(cj_tx *tx, uint64_t *out) {
 	*out = 0;
 	return tx->db->eng->commit_version(tx->etx, out);

@@ -35,14 +35,6 @@ struct worker {
 	char taken[ROUNDS][32]; /* ids of the shared jobs it took */
 };
 
-/* cj_last_error() after a call holds want. */
-#define CHECK_DETAIL(want)                                                  \
-	do {                                                                    \
-		if (!strstr(cj_last_error(), (want)))                               \
-			t_fail(__FILE__, __LINE__, "detail \"%s\", want \"%s\" in it",  \
-			       cj_last_error(), (want));                                \
-	} while (0)
-
 static void *script(void *p) {
 	struct worker *w = p;
 	cj_db *db = w->db;

@@ -29,6 +29,14 @@ int json_same(const char *a, const char *b);
 			       j_a_ ? j_a_ : "(null)", j_b_ ? j_b_ : "(null)");         \
 	} while (0)
 
+/* cj_last_error() after a call holds want. */
+#define CHECK_DETAIL(want)                                                  \
+	do {                                                                    \
+		if (!strstr(cj_last_error(), (want)))                               \
+			t_fail(__FILE__, __LINE__, "detail \"%s\", want \"%s\" in it",  \
+			       cj_last_error(), (want));                                \
+	} while (0)
+
 /* ---- opening ----------------------------------------------------------------- */
 
 /* t_open(), with a 60 s timeout set for type. */

@@ -70,9 +70,10 @@
 
 #include "couchjobs.h"
 
-#define CJ_ENGINE_VERSION 9 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse;
+#define CJ_ENGINE_VERSION 10 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse;
                               7: prefetch, round_trips; 8: shared_flushes;
-                              9: prefetch_scan */
+                              9: prefetch_scan; 10: shared, receipt_put, receipt_get,
+                              sync (combining across processes) */
 #define CJ_ENGINE_MAX_KEY 4096
 
 typedef struct cj_edb cj_edb; /* an engine's open store */
@@ -236,6 +237,30 @@ struct cj_engine {
 	 * failure of the read may come from a later op on tx instead. */
 	int (*prefetch_scan)(cj_etx *tx, int space, const void *lo, size_t ll, const void *hi,
 	                     size_t hl);
+
+	/* Optional, all four or none (NULL: calls of different processes are
+	 * never combined): what src/combine.c needs to run the calls of
+	 * several processes sharing the store in one write transaction of
+	 * whichever leads. An engine offers them when its commits are flushed
+	 * one at a time and nesting works (the ops above).
+	 * shared(): len bytes of memory shared by every process that opens the
+	 * store (a file of the store mapped shared; all zero when new, its
+	 * blocks allocated, so that writes to it never fail), valid until
+	 * close. The same pointer on every call; CJ_STORE when it cannot be
+	 * had (a read-only store). */
+	int (*shared)(cj_edb *edb, size_t len, void **out);
+	/* In a write transaction (or one nested in it): records tag as the
+	 * receipt of slot (0 .. 65535), in the engine's own bookkeeping,
+	 * committed with the transaction (and gone with it if it aborts);
+	 * nothing when tx wrote nothing (running such a call again changes
+	 * nothing either: it needs no receipt). */
+	int (*receipt_put)(cj_etx *tx, unsigned slot, uint64_t tag);
+	/* The last committed receipt of slot (0: none), read in a transaction
+	 * of its own. */
+	int (*receipt_get)(cj_edb *edb, unsigned slot, uint64_t *tag);
+	/* Makes every commit so far durable (those of processes that died
+	 * before they flushed theirs included). */
+	int (*sync)(cj_edb *edb);
 };
 
 /* The most channels one wait_any() takes. */

@@ -11,6 +11,9 @@
  *   reserve             LME_RESERVE bytes of disk kept for a full disk
  *   flush               64-bit words shared by the processes that flush
  *                       (see "Shared flushes" below)
+ *   combine             the slots of calls combined across processes
+ *                       (src/combine.c; engine.h's shared), made at the
+ *                       first combined call
  *
  * Files: LMDB opens data.mdb and lock.mdb by path itself, following
  * symlinks; so lme_open() first checks the directory (os.h: nobody else
@@ -35,6 +38,9 @@
  *   "cj_engine"  this engine's bookkeeping:
  *                  "layout" = u32 BE, LME_LAYOUT
  *                  "commit" = u64 BE, the number of the last write commit
+ *                  "r" + u16 BE slot = u64 BE, the receipt of the last call
+ *                      of that combining slot that committed (engine.h's
+ *                      receipt_put: src/combine.c)
  *
  * LMDB allows one writer at a time across processes, so transactions never
  * conflict; commit numbers are the "commit" counter plus one, written in the
@@ -97,7 +103,9 @@
  * (LMDB's child transactions, begin_nested below), so that they share the
  * two steps above: one data flush under the lock, one flush after it. A
  * killed process leaves nothing of its open transaction, nested ones and
- * all; its callers were not answered. Processes still flush separately.
+ * all; its callers were not answered. Calls of several processes are
+ * combined the same way (src/combine.c), through the combine file
+ * (shared below) and a receipt per call in "cj_engine".
  *
  * Waking acceptors: a commit that made n jobs of a type pending
  * (notify_one) bumps the type's pending word and wakes n of its sleepers,
@@ -188,6 +196,9 @@ struct cj_edb {
 	 * last seen: see lme_in_file() */
 	_Atomic uintptr_t map_base, map_end;
 	_Atomic size_t file_len;
+	pthread_mutex_t combine_mu; /* guards what follows */
+	void *combine;              /* the combine file, mapped (engine.h) */
+	size_t combine_len;
 };
 
 struct cj_etx {
@@ -521,6 +532,8 @@ static void lme_close(cj_edb *db) {
 	if (db->dirfd >= 0) close(db->dirfd);
 	cj__os_wakemap_close(db->wake);
 	cj__os_wakemap_close(db->flush);
+	cj__os_unmap_shared(db->combine, db->combine_len);
+	pthread_mutex_destroy(&db->combine_mu);
 	if (db->has_resize) pthread_rwlock_destroy(&db->resize);
 	cj_free(db->path);
 	cj_free(db);
@@ -547,6 +560,7 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 	}
 	atomic_init(&db->grow_err, 0);
 	atomic_init(&db->flush_ms, 5); /* until this process has flushed */
+	pthread_mutex_init(&db->combine_mu, NULL);
 	if (!db->has_resize) {
 		rc = cj__fail(CJ_NOMEM, "cannot create the store's resize lock");
 		goto out_close;
@@ -1021,6 +1035,59 @@ static uint64_t lme_shared_flushes(cj_edb *db) {
 	return atomic_load_explicit(&db->shared, memory_order_relaxed);
 }
 
+/* ---- combining across processes (engine.h) -------------------------------- */
+
+static int lme_shared(cj_edb *db, size_t len, void **out) {
+	int rc = CJ_OK, ro, fd;
+	pthread_mutex_lock(&db->combine_mu);
+	if (!db->combine) {
+		if (db->readonly) {
+			rc = cj__fail(CJ_STORE, "%s: the store is open read-only", db->path);
+		} else if (!(rc = cj__os_store_file(db->dirfd, db->path, "combine", db->mode, len,
+		                                    &ro, &fd))) {
+			char path[4096];
+			snprintf(path, sizeof path, "%s/combine", db->path);
+			if (ro) rc = cj__fail(CJ_STORE, "%s: read-only for this user", path);
+			else if (!(rc = cj__os_map_shared(fd, path, len, &db->combine)))
+				db->combine_len = len;
+			close(fd);
+		}
+	} else if (len != db->combine_len) {
+		rc = cj__fail(CJ_INVALID, "the combine file is mapped with another length");
+	}
+	*out = rc ? NULL : db->combine;
+	pthread_mutex_unlock(&db->combine_mu);
+	return rc;
+}
+
+static int lme_receipt_put(cj_etx *tx, unsigned slot, uint64_t tag) {
+	if (!tx->dirty) return CJ_OK; /* nothing to tell: engine.h */
+	uint8_t key[3] = {'r', (uint8_t)(slot >> 8), (uint8_t)slot}, val[8];
+	be64(val, tag);
+	MDB_val k = {3, key}, v = {8, val};
+	int rc = mdb_put(tx->txn, tx->db->meta, &k, &v, 0);
+	if (rc) return lme_write_err(tx, rc, "put");
+	tx->dirty = 1;
+	tx->puts++;
+	return CJ_OK;
+}
+
+static int lme_receipt_get(cj_edb *db, unsigned slot, uint64_t *tag) {
+	*tag = 0;
+	MDB_txn *txn;
+	int rc = lme_txn_begin(db, MDB_RDONLY, &txn);
+	if (rc) return lme_err(rc, "begin");
+	uint8_t key[3] = {'r', (uint8_t)(slot >> 8), (uint8_t)slot};
+	MDB_val k = {3, key}, v;
+	rc = mdb_get(txn, db->meta, &k, &v);
+	if (rc == 0 && v.mv_size == 8) *tag = rd64(v.mv_data);
+	mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&db->resize);
+	return rc == 0 || rc == MDB_NOTFOUND ? CJ_OK : lme_err(rc, "get");
+}
+
+static int lme_sync(cj_edb *db) { return lme_flush(db); }
+
 static const char *const lme_schemes[] = {"lmdb:", NULL};
 
 const struct cj_engine cj__engine_lmdb = {
@@ -1055,4 +1122,8 @@ const struct cj_engine cj__engine_lmdb = {
 	.notify_one = lme_notify_one,
 	.rouse = lme_rouse,
 	.shared_flushes = lme_shared_flushes,
+	.shared = lme_shared,
+	.receipt_put = lme_receipt_put,
+	.receipt_get = lme_receipt_get,
+	.sync = lme_sync,
 };

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -429,4 +430,36 @@ int cj__os_read_beneath(const char *dir, const char *rel, size_t max, unsigned c
 out_close:
 	close(fd);
 	return rc;
+}
+
+/* ---- shared memory of the store's processes -------------------------------- */
+
+int cj__os_map_shared(int fd, const char *path, size_t len, void **out) {
+	*out = NULL;
+	struct stat st;
+	if (fstat(fd, &st) != 0) return cj__fail(CJ_STORE, "%s: %s", path, cj__os_strerror(errno));
+	if ((size_t)st.st_size < len)
+		return cj__fail(CJ_STORE, "%s: %lld bytes, %zu expected", path,
+		                (long long)st.st_size, len);
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) return cj__fail(CJ_STORE, "%s: %s", path, cj__os_strerror(errno));
+	*out = p;
+	return CJ_OK;
+}
+
+void cj__os_unmap_shared(void *p, size_t len) {
+	if (p) munmap(p, len);
+}
+
+void cj__os_futex_wait(_Atomic uint32_t *w, uint32_t seen, int64_t timeout_ms) {
+	struct timespec ts = {(time_t)(timeout_ms / 1000), (long)(timeout_ms % 1000) * 1000000L};
+	futex(w, FUTEX_WAIT, seen, timeout_ms >= 0 ? &ts : NULL);
+}
+
+void cj__os_futex_wake(_Atomic uint32_t *w) { futex(w, FUTEX_WAKE, INT_MAX, NULL); }
+
+int32_t cj__os_pid(void) { return (int32_t)getpid(); }
+
+int cj__os_pid_alive(int32_t pid) {
+	return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH);
 }

@@ -132,4 +132,24 @@ void cj__os_event_close(int fd); /* -1 is ignored */
  * that file (or the mappings cannot be read). */
 int cj__os_file_mapping(int fd, const void *p, uintptr_t *base, uintptr_t *end);
 
+/* ---- shared memory of the store's processes --------------------------------
+ *
+ * For combining calls across processes (src/combine.c): a file of the store
+ * mapped shared, 32-bit words in it to sleep on, and whether the process
+ * that wrote its id into such memory is still there. */
+
+/* Maps len bytes of the file fd (allocated for them: cj__os_store_file)
+ * read-write and shared; fd stays the caller's. CJ_OK or CJ_STORE. */
+int cj__os_map_shared(int fd, const char *path, size_t len, void **out);
+void cj__os_unmap_shared(void *p, size_t len);
+/* Sleeps while *w == seen, until cj__os_futex_wake(w), timeout_ms or a
+ * signal: returns at once if *w differs (a shared futex: across processes). */
+void cj__os_futex_wait(_Atomic uint32_t *w, uint32_t seen, int64_t timeout_ms);
+/* Wakes every sleeper of *w, in every process. */
+void cj__os_futex_wake(_Atomic uint32_t *w);
+/* This process's id, and whether process pid exists (a dead one is gone;
+ * a reused id looks alive). */
+int32_t cj__os_pid(void);
+int cj__os_pid_alive(int32_t pid);
+
 #endif

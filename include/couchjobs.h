@@ -215,14 +215,16 @@ typedef enum cj_sync_mode {
 	 * several threads of one handle at once share one commit and one flush
 	 * (group commit): each returns once its own call is on disk, with the
 	 * result it would have had alone (cj_stats.combined_calls counts them).
-	 * Processes commit separately, but a commit whose flush another
-	 * process's commit or flush already covered is not flushed again
-	 * (cj_stats.shared_flushes counts them). Calls of cj_add(),
+	 * A commit whose flush another process's commit or flush already
+	 * covered is not flushed again (cj_stats.shared_flushes counts them).
+	 * Calls of cj_add(),
 	 * cj_add_ex(), cj_update(), cj_finish(), cj_fail() and cj_resubmit()
 	 * of different processes share one commit, as threads' calls do
 	 * (cj_stats.combined_processes counts them): whichever process leads
 	 * runs them in its transaction; a process killed at any point loses no
-	 * call that returned #CJ_OK, and changes no other call's result. */
+	 * call that returned #CJ_OK, and changes no other call's result. The
+	 * claim of cj_accept() and the other calls of different processes
+	 * commit separately. */
 	CJ_SYNC_FULL = 0,
 	/** Commits are flushed by the operating system when it chooses: they
 	 * survive a crash of the process, but the last few seconds of commits

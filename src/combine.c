@@ -7,13 +7,14 @@
  * flushes of all the others).
  *
  * A call that can be described as data (cj_op_call: cj_add/cj_add_ex,
- * cj_update, cj_finish, cj_fail, cj_resubmit) is posted into a slot of
+ * cj_update, cj_finish, cj_fail, cj_resubmit, and the claim of cj_accept
+ * and its variants) is posted into a slot of
  * memory shared by the store's processes (engine.h's shared: the store's
  * "combine" file), its arguments copied in. The poster then either leads
  * (nobody does) or sleeps on its slot's state word until a leader has run
  * it. A leader opens one write transaction, takes its own call and every
  * call posted meanwhile (oldest first), and runs each decoded call with the
- * very code a local run uses (cj__add_op, cj__job_op) in a transaction
+ * very code a local run uses (cj__add_op, cj__job_op, cj__claim_op) in a transaction
  * nested in its own, as group.c does: a call that fails on its own aborts
  * its nested transaction only; a failure of the store ends the batch and
  * the calls after it run alone. With each call that succeeds and writes
@@ -23,7 +24,20 @@
  * builds the next batch while this one flushes), commits once, and then
  * publishes: each slot is marked done and its poster woken. The poster
  * takes its result (and cj_last_error() detail, and a job handle's
- * resubmit flag) from the slot. Threads of one process are just more
+ * resubmit flag) from the slot.
+ *
+ * A claim (cj_claim) travels as its types, in order of priority, and its
+ * options (max, max_sched, no_schedule, whether data is wanted); its wait
+ * stays with its caller, outside any transaction (accept.c). The leader
+ * runs it with accept.c's own claim, and writes into the slot, after the
+ * types, each job it took (its type's index, lock, fence, id and data),
+ * and what the caller's loop reads (busy, seen, next_due, next_token, the
+ * full types), all before its commit. Claims whose jobs do not fit are
+ * undone (their nested transaction aborted) and run alone. A poster
+ * killed after its claim committed holds its jobs as any dead processor
+ * does: they come back after their type's timeout.
+ *
+ * Threads of one process are just more
  * posters; calls that cannot be described as data (or do not fit a slot,
  * or find none free) go to group.c's queue of the handle, as before.
  *

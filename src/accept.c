@@ -8,7 +8,6 @@
 
 _Static_assert(CJ_ACCEPT_TYPES_MAX <= CJ_WAIT_ANY_MAX, "one wait covers every type");
 
-
 /* Marks in a what limits that allow nothing keep the type waiting for. */
 static void note_limited(cj_claim *a, const cj_lim_look *look) {
 	if (look->full) a->full[a->ti] = 1;
@@ -491,7 +490,7 @@ int cj_accept_many_types(cj_db *db, const char *const *types, size_t ntypes,
 	if (cj__tx_held(db))
 		return cj__fail(CJ_INVALID, "this thread holds an open transaction on this store");
 	cj_claim a = {types, ntypes, types[0], 0, 0, opts->no_schedule, max, jobs,
-	                       data, 0, 0, -1, {0}, -1, 0, 0};
+	              data, 0, 0, -1, {0}, -1, 0, 0};
 	a.claim_at_once = (db->eng->supports & CJ_ENGINE_CLAIM_AT_ONCE) != 0;
 	if ((rc = accept_wait(db, opts, &a))) return rc;
 	*n = a.n;

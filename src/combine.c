@@ -8,19 +8,20 @@
  *
  * A call that can be described as data (cj_op_call: cj_add/cj_add_ex,
  * cj_update, cj_finish, cj_fail, cj_resubmit, and the claim of cj_accept
- * and its variants) is posted into a slot of
- * memory shared by the store's processes (engine.h's shared: the store's
+ * and its variants) is posted into a slot of memory shared by the store's
+ * processes (engine.h's shared: the store's
  * "combine" file), its arguments copied in. The poster then either leads
  * (nobody does) or sleeps on its slot's state word until a leader has run
  * it. A leader opens one write transaction, takes its own call and every
  * call posted meanwhile (oldest first), and runs each decoded call with the
- * very code a local run uses (cj__add_op, cj__job_op, cj__claim_op) in a transaction
- * nested in its own, as group.c does: a call that fails on its own aborts
- * its nested transaction only; a failure of the store ends the batch and
- * the calls after it run alone. With each call that succeeds and writes
- * it writes the call's receipt (engine.h's receipt_put: a random tag of
- * the call, per slot) in the same nested transaction. It writes each call's result into
- * its slot, hands the lead to the oldest call still posted (which then
+ * very code a local run uses (cj__add_op, cj__job_op, cj__claim_op) in a
+ * transaction nested in its own, as group.c does: a call that fails on its
+ * own aborts its nested transaction only; a failure of the store ends the
+ * batch and the calls after it run alone. With each call that succeeds and
+ * writes it writes the call's receipt (engine.h's receipt_put: a random tag
+ * of the call, per slot) in the same nested transaction. It writes each
+ * call's result into its slot, hands the lead to the oldest call still
+ * posted (which then
  * builds the next batch while this one flushes), commits once, and then
  * publishes: each slot is marked done and its poster woken. The poster
  * takes its result (and cj_last_error() detail, and a job handle's
@@ -84,7 +85,7 @@ enum {
 	XS_POSTED, /* waits for a leader */
 	XS_LEAD,   /* its poster leads the next batch */
 	XS_TAKEN,  /* a leader (taker) runs it */
-	XS_DONE,   /* rc, err and resubmit are its result */
+	XS_DONE,   /* rc, err, resubmit (a claim's jobs) are its result */
 	XS_ALONE,  /* its poster runs it otherwise */
 	XS_CHECK   /* its poster reads the receipt of a dead leader */
 };
@@ -312,10 +313,11 @@ static int claim_get(const struct xc_slot *s, cj_claim *c) {
 		p += il;
 		job->type = cj__strdup(c->types[ti]);
 		cj__uuid_format(job->lock, job->lock_str);
-		if (c->data) c->data[k] = NULL;
-		if (get(&p, end, &dl, 4) || (size_t)(end - p) < dl)
+		if (get(&p, end, &dl, 4) || (size_t)(end - p) < dl) {
 			rc = cj__fail(CJ_STORE, "corrupt combine slot: its claim's result");
-		else if (!job->id || !job->type || (c->data && !(c->data[k] = cj__strndup(p, dl))))
+			break;
+		}
+		if (!job->id || !job->type || (c->data && !(c->data[k] = cj__strndup(p, dl))))
 			rc = cj__fail(CJ_NOMEM, "out of memory");
 		p += dl;
 	}
@@ -323,7 +325,7 @@ static int claim_get(const struct xc_slot *s, cj_claim *c) {
 	return rc;
 }
 
-/* ---- the leader, again ------------------------------------------------------ */
+/* ---- the leader: one slot's call ------------------------------------------ */
 
 /* The call of slot s as data, in c (and, for a claim, cl with types):
  * 0, or -1 if the slot does not hold a call. The slot is any process's

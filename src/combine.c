@@ -76,6 +76,12 @@
 #define CJ_XC_SLOTS 64
 #define CJ_XC_ARGS 8192     /* a call's type, id and data with their NULs */
 #define CJ_XC_MAGIC 0x636a7802u /* "cjx" and the layout of this file, 2 */
+/* Layout 1 (before claims were combined) held the first 563,224 bytes of
+ * the file: where its processes hold the start, this layout's area
+ * follows them (to a page), so that processes of both combine, each with
+ * its own kind, while a store's programs are upgraded. */
+#define CJ_XC_MAGIC_1 0x636a7801u
+#define CJ_XC_AFTER_1 565248
 #define CJ_XC_CHECK_MS 100  /* a poster looks at its leader this often */
 #define CJ_XC_SPINS 64      /* yields before sleeping on the slots' lock */
 
@@ -141,14 +147,20 @@ void cj__combine_start(cj_db *db) {
 	const struct cj_engine *e = db->eng;
 	if (!db->group.on || !e->shared || !e->receipt_put || !e->receipt_get || !e->sync)
 		return;
-	if (e->shared(db->edb, sizeof(struct cj_xarea), &p) != CJ_OK) {
+	if (e->shared(db->edb, CJ_XC_AFTER_1 + sizeof(struct cj_xarea), &p) != CJ_OK) {
 		cj__clear_error(); /* the handle's own queue still combines */
 		return;
 	}
 	struct cj_xarea *x = p;
 	uint32_t m = 0;
-	if (!atomic_compare_exchange_strong(&x->magic, &m, CJ_XC_MAGIC) && m != CJ_XC_MAGIC)
-		return; /* another layout: its processes combine among themselves */
+	if (!atomic_compare_exchange_strong(&x->magic, &m, CJ_XC_MAGIC) && m != CJ_XC_MAGIC) {
+		if (m != CJ_XC_MAGIC_1)
+			return; /* another layout: its processes combine among themselves */
+		x = (struct cj_xarea *)((char *)p + CJ_XC_AFTER_1);
+		m = 0;
+		if (!atomic_compare_exchange_strong(&x->magic, &m, CJ_XC_MAGIC) && m != CJ_XC_MAGIC)
+			return;
+	}
 	db->group.xarea = x;
 #ifdef CJ_FAULT_INJECTION
 	const char *k = getenv("CJ_TEST_COMBINE_KILL");

@@ -212,8 +212,10 @@ static int drainer(void *v) {
  * data: each job is taken once, with the lock, fence and attempt the store
  * holds; the limited type gives no more than its limit; claims whose jobs
  * do not fit a slot run alone, intact; on the embedded engine the claims
- * were combined across processes. */
-TEST(claims_combined) {
+ * were combined across processes. layout_1: the store's combine file is
+ * held by processes of the file's first layout, which did not combine
+ * claims (its magic number at its start). */
+static void drain_claims(int layout_1) {
 	static struct drain_arg a[DRAINERS];
 	static int taken[2][CA_JOBS];
 	int pid[DRAINERS];
@@ -235,6 +237,15 @@ TEST(claims_combined) {
 		}
 		CHECK_OK(cj_tx_commit(tx));
 		cj_close(db);
+	}
+	if (layout_1) {
+		char path[4096];
+		uint32_t magic = 0x636a7801u;
+		snprintf(path, sizeof path, "%s/store/combine", t_dir());
+		FILE *f = fopen(path, "r+b");
+		CHECK(f != NULL);
+		CHECK(fwrite(&magic, sizeof magic, 1, f) == 1);
+		CHECK(fclose(f) == 0);
 	}
 	memset(taken, 0, sizeof taken);
 	for (int p = 0; p < DRAINERS; p++) {
@@ -284,6 +295,14 @@ TEST(claims_combined) {
 	else CHECK_INT(combined, 0);
 	check_store(db, NULL, NULL);
 	cj_close(db);
+}
+
+TEST(claims_combined) { drain_claims(0); }
+
+/* Processes of this layout combine beside those of the first one. */
+TEST(claims_combined_beside_layout_1) {
+	SKIP_UNLESS_LMDB();
+	drain_claims(1);
 }
 
 /* ---- a batch built while the writer is held -------------------------------- */
@@ -629,5 +648,6 @@ TEST(kill9_random) {
 }
 
 TEST_MAIN_VERIFIED(ENTRY(processes_get_their_own_results), ENTRY(claims_combined),
+                   ENTRY(claims_combined_beside_layout_1),
                    ENTRY(kill9_leader_before_commit),
                    ENTRY(kill9_leader_after_commit), ENTRY(kill9_waiter), ENTRY(kill9_random))

@@ -8,17 +8,27 @@
  *    would alone, with its own cj_last_error(); on the embedded engine
  *    calls were combined across processes (cj_stats.combined_processes);
  *    on PostgreSQL none are.
+ *  - claims_combined: 6 processes drain two types (one limited to 5
+ *    running) one or three jobs a claim, with their data: each job is
+ *    taken once, with the lock, fence and attempt the store holds and its
+ *    data (some too large for a slot: their claims run alone); the limit
+ *    holds; on the embedded engine the claims were combined across
+ *    processes.
+ *  - claims_combined_beside_layout_1: the same with the combine file's
+ *    start held by processes of its first layout.
  *  - kill9_leader_before_commit, kill9_leader_after_commit (fault-injection
  *    builds: CJ_TEST_COMBINE_KILL): a process leads a batch holding other
  *    processes' calls and is killed exactly before its commit, or after it
  *    and before it tells the others: every other caller gets the result it
  *    would have had alone (its add on disk; a wrong lock CJ_HALT; a finish
- *    CJ_OK, once, though run again it would give CJ_HALT), the
+ *    CJ_OK, once, though run again it would give CJ_HALT; a claim its
+ *    job, held by it alone, with its fence), the
  *    leader's own call is on disk only after the commit, the store
  *    verifies.
- *  - kill9_waiter: a process killed while its call waits in a slot for a
- *    leader: the others' calls go on, its slot is reused, the store
- *    verifies.
+ *  - kill9_waiter: a process killed while its claim waits in a slot for a
+ *    leader: the others' calls go on, its slot is reused, its claim
+ *    commits with the leader's batch and its job comes back after the
+ *    type's timeout (a second attempt), the store verifies.
  *  - kill9_random: 4 processes add, take and finish jobs one call at a
  *    time; one of them is killed at a random point (leading, waiting,
  *    between calls): every acknowledged call of it is on disk, the others

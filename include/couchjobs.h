@@ -218,13 +218,16 @@ typedef enum cj_sync_mode {
 	 * A commit whose flush another process's commit or flush already
 	 * covered is not flushed again (cj_stats.shared_flushes counts them).
 	 * Calls of cj_add(),
-	 * cj_add_ex(), cj_update(), cj_finish(), cj_fail() and cj_resubmit()
-	 * of different processes share one commit, as threads' calls do
+	 * cj_add_ex(), cj_update(), cj_finish(), cj_fail(), cj_resubmit() and
+	 * the claim of cj_accept() and its variants (not its wait) of
+	 * different processes share one commit, as threads' calls do
 	 * (cj_stats.combined_processes counts them): whichever process leads
 	 * runs them in its transaction; a process killed at any point loses no
-	 * call that returned #CJ_OK, and changes no other call's result. The
-	 * claim of cj_accept() and the other calls of different processes
-	 * commit separately. */
+	 * call that returned #CJ_OK, and changes no other call's result (jobs
+	 * claimed for a process killed before it returned come back after
+	 * their type's timeout, as a dead processor's do). The other calls of
+	 * different processes, and a claim whose jobs with their data exceed
+	 * about 8 KiB, commit separately. */
 	CJ_SYNC_FULL = 0,
 	/** Commits are flushed by the operating system when it chooses: they
 	 * survive a crash of the process, but the last few seconds of commits

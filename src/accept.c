@@ -8,30 +8,8 @@
 
 _Static_assert(CJ_ACCEPT_TYPES_MAX <= CJ_WAIT_ANY_MAX, "one wait covers every type");
 
-struct accept_arg {
-	const char *const *types; /* in order of priority */
-	size_t ntypes;
-	const char *type;  /* the one being looked at */
-	size_t ti;         /* its index in types */
-	int64_t max_sched; /* INT64_MAX: any */
-	int no_schedule;
-	size_t max;        /* jobs to take at most */
-	cj_job **jobs;     /* [max] */
-	char **data;       /* [max], or NULL: not wanted */
-	/* results */
-	size_t n;          /* jobs taken */
-	int busy;          /* the last candidate was held by another transaction */
-	int64_t next_due;  /* earliest later sched time of any type, or -1 */
-	/* limits (limits.c): types with a due job that their limits keep */
-	uint8_t full[CJ_ACCEPT_TYPES_MAX]; /* no free slot */
-	int64_t next_token;                /* wall clock of the next token, or -1 */
-	/* the engine's CJ_ENGINE_CLAIM_AT_ONCE: no look before the claim, and
-	 * seen: the claim took nothing, but a look after it found a due job */
-	int claim_at_once, seen;
-};
-
 /* Marks in a what limits that allow nothing keep the type waiting for. */
-static void note_limited(struct accept_arg *a, const cj_lim_look *look) {
+static void note_limited(cj_claim *a, const cj_lim_look *look) {
 	if (look->full) a->full[a->ti] = 1;
 	if (look->next_ms >= 0 && (a->next_token < 0 || look->next_ms < a->next_token))
 		a->next_token = look->next_ms;
@@ -42,7 +20,7 @@ static void note_limited(struct accept_arg *a, const cj_lim_look *look) {
  * When none is due and next_due is not NULL, *next_due becomes the
  * earliest later scheduled time of the type if it is before *next_due (or
  * *next_due is -1). */
-static int find_candidate(cj_tx *tx, struct accept_arg *a, cj_buf *found,
+static int find_candidate(cj_tx *tx, cj_claim *a, cj_buf *found,
                           int (*first)(cj_tx *, const cj_buf *, const cj_buf *,
                                        cj_buf *),
                           int64_t *next_due) {
@@ -129,7 +107,7 @@ static int claim_data(cj_tx *tx, const char *type, const char *id) {
  * activity key is written with vs; the caller touches the type once.
  * claimed: what find_candidate() claimed already (found, and its 1 or 0),
  * or NULL. */
-static int accept_one(cj_tx *tx, struct accept_arg *a, uint8_t vs[CJ_VS_LEN],
+static int accept_one(cj_tx *tx, cj_claim *a, uint8_t vs[CJ_VS_LEN],
                       const struct claimed *claimed) {
 	cj_buf found = CJ_BUF_INIT, copy = CJ_BUF_INIT;
 	char *id = NULL;
@@ -195,7 +173,7 @@ out:
 	return rc;
 }
 
-static void accept_undo(struct accept_arg *a) {
+void cj__claim_undo(cj_claim *a) {
 	for (size_t i = 0; i < a->n; i++) {
 		cj_job_free(a->jobs[i]);
 		a->jobs[i] = NULL;
@@ -210,7 +188,7 @@ static void accept_undo(struct accept_arg *a) {
 /* Up to a->max jobs of a->type into a->jobs: CJ_OK (max reached),
  * CJ_NOT_FOUND (none left), CJ_CONFLICT with a->busy (the next is busy),
  * or a code. Touches the type when it took any. */
-static int accept_type(cj_tx *tx, struct accept_arg *a) {
+static int accept_type(cj_tx *tx, cj_claim *a) {
 	uint8_t vs[CJ_VS_LEN];
 	size_t first = a->n;
 	cj_lim_look look;
@@ -256,9 +234,9 @@ static int probe_fn(cj_tx *tx, void *arg);
 /* Up to a->max jobs in one transaction, from the types in their order
  * (run again from scratch on a retry). */
 static int accept_fn(cj_tx *tx, void *arg) {
-	struct accept_arg *a = arg;
+	cj_claim *a = arg;
 	int rc = CJ_NOT_FOUND;
-	accept_undo(a);
+	cj__claim_undo(a);
 	for (size_t i = 0; i < a->ntypes && rc == CJ_NOT_FOUND; i++) {
 		a->type = a->types[i];
 		a->ti = i;
@@ -267,7 +245,7 @@ static int accept_fn(cj_tx *tx, void *arg) {
 	/* none left, or a later candidate is busy: the batch ends there (a
 	 * busy first candidate is a conflict: the type keeps its priority) */
 	if (a->n > 0 && (rc == CJ_NOT_FOUND || (rc == CJ_CONFLICT && a->busy))) rc = CJ_OK;
-	if (rc) accept_undo(a);
+	if (rc) cj__claim_undo(a);
 	if (rc == CJ_NOT_FOUND && a->claim_at_once) {
 		/* nothing taken: is a due job held by others, when is the next? */
 		int look = probe_fn(tx, a);
@@ -277,13 +255,24 @@ static int accept_fn(cj_tx *tx, void *arg) {
 	return rc;
 }
 
+int cj__claim_op(cj_tx *tx, cj_claim *c) { return accept_fn(tx, c); }
+
+/* The claim of a in a write transaction of its own: combined with other
+ * processes' calls where it can be (combine.c), else as cj__run runs it. */
+static int claim(cj_db *db, cj_claim *a) {
+	cj_op_call c = {CJ_OP_ACCEPT, NULL, NULL, NULL, 0, 0, 0, {0}, 0, a};
+	int rc;
+	if (cj__combine_run(db, &c, &rc)) return rc;
+	return cj__run(db, NULL, 1, accept_fn, a);
+}
+
 /* A look that takes nothing: CJ_OK when some type has a due job its
  * limits let be taken; else CJ_NOT_FOUND with a->next_due, a->full and
  * a->next_token. Made first in a read-only transaction, so that idle
  * acceptors never take the writer's turn; or, where the engine's writers
  * run side by side, after a claim that took nothing. */
 static int probe_fn(cj_tx *tx, void *arg) {
-	struct accept_arg *a = arg;
+	cj_claim *a = arg;
 	int rc = 0;
 	a->next_due = -1;
 	a->next_token = -1;
@@ -368,7 +357,7 @@ static int sleep_until_notified(cj_db *db, const cj_accept_opts *opts,
  * acceptor woken by a notification owes it (one job made pending wakes one
  * acceptor): until it takes a job, it hands the wake-up on before it
  * sleeps again or returns. */
-static int accept_loop(cj_db *db, const cj_accept_opts *opts, struct accept_arg *a,
+static int accept_loop(cj_db *db, const cj_accept_opts *opts, cj_claim *a,
                        const char *const *chans, const char *const *run_chans) {
 	int64_t deadline = cj__deadline_ms(opts->timeout_ms);
 	uint64_t tokens[CJ_ACCEPT_TYPES_MAX], run_tokens[CJ_ACCEPT_TYPES_MAX];
@@ -390,15 +379,15 @@ static int accept_loop(cj_db *db, const cj_accept_opts *opts, struct accept_arg 
 		int seen;
 		if (a->claim_at_once) {
 			a->seen = 0;
-			rc = cj__run(db, NULL, 1, accept_fn, a);
+			rc = claim(db, a);
 			seen = a->seen;
 		} else {
 			rc = cj__run(db, NULL, 0, probe_fn, a);
 			seen = rc == CJ_OK;
-			if (rc == CJ_OK) rc = cj__run(db, NULL, 1, accept_fn, a);
+			if (rc == CJ_OK) rc = claim(db, a);
 		}
 		if (rc == CJ_OK) return CJ_OK;
-		accept_undo(a); /* taken, but the commit failed: nothing was taken */
+		cj__claim_undo(a); /* taken, but the commit failed: nothing was taken */
 		if (rc != CJ_NOT_FOUND) break;
 		int64_t wake_at = deadline;
 		if (a->next_due >= 0 && opts->max_sched_time == CJ_SCHED_NOW) {
@@ -441,7 +430,7 @@ static int accept_loop(cj_db *db, const cj_accept_opts *opts, struct accept_arg 
 	return rc;
 }
 
-static int accept_wait(cj_db *db, const cj_accept_opts *opts, struct accept_arg *a) {
+static int accept_wait(cj_db *db, const cj_accept_opts *opts, cj_claim *a) {
 	char buf[CJ_ACCEPT_TYPES_MAX][CJ_CHAN_MAX], run_buf[CJ_ACCEPT_TYPES_MAX][CJ_CHAN_MAX];
 	const char *chans[CJ_ACCEPT_TYPES_MAX], *run_chans[CJ_ACCEPT_TYPES_MAX];
 	for (size_t i = 0; i < a->ntypes; i++) {
@@ -500,8 +489,8 @@ int cj_accept_many_types(cj_db *db, const char *const *types, size_t ntypes,
 	if ((rc = check_opts(opts))) return rc;
 	if (cj__tx_held(db))
 		return cj__fail(CJ_INVALID, "this thread holds an open transaction on this store");
-	struct accept_arg a = {types, ntypes, types[0], 0, 0, opts->no_schedule, max, jobs,
-	                       data, 0, 0, -1, {0}, -1, 0, 0};
+	cj_claim a = {types, ntypes, types[0], 0, 0, opts->no_schedule, max, jobs,
+	              data, 0, 0, -1, {0}, -1, 0, 0};
 	a.claim_at_once = (db->eng->supports & CJ_ENGINE_CLAIM_AT_ONCE) != 0;
 	if ((rc = accept_wait(db, opts, &a))) return rc;
 	*n = a.n;

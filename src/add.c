@@ -73,7 +73,7 @@ int cj_add_ex(cj_db *db, cj_tx *tx, const char *type, const char *id, const char
 	if (opts->unique < CJ_UNIQUE_NONE || opts->unique > CJ_UNIQUE_ACTIVE)
 		return cj__fail(CJ_INVALID, "unknown unique policy %d", opts->unique);
 	if (!tx) {
-		cj_op_call c = {CJ_OP_ADD, type, id, a.data, a.dlen, a.sched, a.unique, {0}, 0};
+		cj_op_call c = {CJ_OP_ADD, type, id, a.data, a.dlen, a.sched, a.unique, {0}, 0, NULL};
 		if (cj__combine_run(db, &c, &rc)) return rc;
 	}
 	return cj__run(db, tx, 1, add_fn, &a);

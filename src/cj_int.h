@@ -598,8 +598,39 @@ enum cj_op {
 	CJ_OP_UPDATE,  /* cj_update: type, id, lock, data (NULL: kept) */
 	CJ_OP_FINISH,  /* cj_finish: the same */
 	CJ_OP_FAIL,    /* cj_fail: type, id, lock, data (the error) */
-	CJ_OP_RESUBMIT /* cj_resubmit: type, id, lock, sched, data (NULL: kept) */
+	CJ_OP_RESUBMIT, /* cj_resubmit: type, id, lock, sched, data (NULL: kept) */
+	CJ_OP_ACCEPT   /* the claim of cj_accept and its variants: claim */
 };
+
+/* The claim of an accept call (accept.c): what to take, and what it took
+ * and found, which the caller's loop reads. */
+typedef struct cj_claim {
+	const char *const *types; /* in order of priority */
+	size_t ntypes;
+	const char *type;  /* the one being looked at */
+	size_t ti;         /* its index in types */
+	int64_t max_sched; /* INT64_MAX: any */
+	int no_schedule;
+	size_t max;        /* jobs to take at most */
+	cj_job **jobs;     /* [max] */
+	char **data;       /* [max], or NULL: not wanted */
+	/* results */
+	size_t n;          /* jobs taken */
+	int busy;          /* the last candidate was held by another transaction */
+	int64_t next_due;  /* earliest later sched time of any type, or -1 */
+	/* limits (limits.c): types with a due job that their limits keep */
+	uint8_t full[CJ_ACCEPT_TYPES_MAX]; /* no free slot */
+	int64_t next_token;                /* wall clock of the next token, or -1 */
+	/* the engine's CJ_ENGINE_CLAIM_AT_ONCE: no look before the claim, and
+	 * seen: the claim took nothing, but a look after it found a due job */
+	int claim_at_once, seen;
+} cj_claim;
+/* Runs the claim c in tx (a write transaction): up to c->max jobs into
+ * c->jobs, as cj_accept_many_types() takes them, and its results: CJ_OK,
+ * CJ_NOT_FOUND or a code (then c->n is 0). */
+int cj__claim_op(cj_tx *tx, cj_claim *c);
+/* Frees the jobs (and data) c holds; c->n becomes 0. */
+void cj__claim_undo(cj_claim *c);
 typedef struct cj_op_call {
 	int op;                   /* cj_op */
 	const char *type, *id;
@@ -610,6 +641,7 @@ typedef struct cj_op_call {
 	uint8_t lock[CJ_UUID_LEN];
 	int resubmit;             /* the job handle's flag: in, and out as the call
 	                             leaves it */
+	cj_claim *claim;          /* CJ_OP_ACCEPT: in and out (type and id NULL) */
 } cj_op_call;
 /* Runs c in tx as the call it describes runs (add.c, process.c). */
 int cj__add_op(cj_tx *tx, cj_op_call *c);

@@ -35,9 +35,10 @@
  * calls of one batch never share one.
  *
  * The calls that can be described as data (cj_add, cj_update, cj_finish,
- * cj_fail, cj_resubmit) go to combine.c first, which combines them across
- * processes and threads alike; this queue takes the others (the claim of
- * cj_accept, cj_remove, ...) and those combine.c hands back.
+ * cj_fail, cj_resubmit, the claim of cj_accept) go to combine.c first,
+ * which combines them across processes and threads alike; this queue
+ * takes the others (cj_remove, cj_set_type_timeout, ...) and those
+ * combine.c hands back (no free slot, too large for one).
  *
  * Nothing here blocks for long: the claim of an accept is combined, not its
  * wait (that happens outside any transaction). A leader runs one batch and

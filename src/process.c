@@ -117,7 +117,7 @@ static int run_job(cj_db *db, cj_tx *tx, int op, struct run_arg *a) {
 	if (!tx) {
 		cj_job *job = a->job;
 		cj_op_call c = {op, job->type, job->id, a->data, a->dlen, a->sched, 0, {0},
-		                job->resubmit};
+		                job->resubmit, NULL};
 		memcpy(c.lock, job->lock, CJ_UUID_LEN);
 		int rc;
 		if (cj__combine_run(db, &c, &rc)) {

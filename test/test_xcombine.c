@@ -8,17 +8,27 @@
  *    would alone, with its own cj_last_error(); on the embedded engine
  *    calls were combined across processes (cj_stats.combined_processes);
  *    on PostgreSQL none are.
+ *  - claims_combined: 6 processes drain two types (one limited to 5
+ *    running) one or three jobs a claim, with their data: each job is
+ *    taken once, with the lock, fence and attempt the store holds and its
+ *    data (some too large for a slot: their claims run alone); the limit
+ *    holds; on the embedded engine the claims were combined across
+ *    processes.
+ *  - claims_combined_beside_layout_1: the same with the combine file's
+ *    start held by processes of its first layout.
  *  - kill9_leader_before_commit, kill9_leader_after_commit (fault-injection
  *    builds: CJ_TEST_COMBINE_KILL): a process leads a batch holding other
  *    processes' calls and is killed exactly before its commit, or after it
  *    and before it tells the others: every other caller gets the result it
  *    would have had alone (its add on disk; a wrong lock CJ_HALT; a finish
- *    CJ_OK, once, though run again it would give CJ_HALT), the
+ *    CJ_OK, once, though run again it would give CJ_HALT; a claim its
+ *    job, held by it alone, with its fence), the
  *    leader's own call is on disk only after the commit, the store
  *    verifies.
- *  - kill9_waiter: a process killed while its call waits in a slot for a
- *    leader: the others' calls go on, its slot is reused, the store
- *    verifies.
+ *  - kill9_waiter: a process killed while its claim waits in a slot for a
+ *    leader: the others' calls go on, its slot is reused, its claim
+ *    commits with the leader's batch and its job comes back after the
+ *    type's timeout (a second attempt), the store verifies.
  *  - kill9_random: 4 processes add, take and finish jobs one call at a
  *    time; one of them is killed at a random point (leading, waiting,
  *    between calls): every acknowledged call of it is on disk, the others
@@ -31,6 +41,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define PROCS 8
@@ -134,6 +145,176 @@ TEST(processes_get_their_own_results) {
 	else CHECK_INT(combined, 0);
 }
 
+/* ---- claims_combined ----------------------------------------------------------- */
+
+#define DRAINERS 6
+#define CA_JOBS 60
+#define CB_JOBS 30
+#define CB_LIMIT 5
+#define BIG_PAD 9000 /* a job whose claim does not fit a slot: taken alone */
+
+/* What a drainer took: one message per job, then one with idx -1. */
+struct took {
+	int32_t cb, idx, data_ok, attempt;
+	uint64_t fence; /* idx -1: its cj_stats.combined_processes */
+	char lock[40];
+};
+
+struct drain_arg {
+	int p;
+	t_gate start;
+	chan out;
+};
+
+/* The data of job idx of type ca (a big one every 15th). */
+static char *ca_data(int idx) {
+	static char buf[BIG_PAD + 64];
+	int n = snprintf(buf, sizeof buf, "{\"i\":%d", idx);
+	if (idx % 15 == 7) {
+		n += snprintf(buf + n, sizeof buf - (size_t)n, ",\"pad\":\"");
+		memset(buf + n, 'x', BIG_PAD);
+		n += BIG_PAD;
+		buf[n++] = '"';
+	}
+	snprintf(buf + n, sizeof buf - (size_t)n, "}");
+	return buf;
+}
+
+/* Takes jobs of cb (limited) before those of ca, one or three at a time,
+ * until none is left, and tells what it took. */
+static int drainer(void *v) {
+	struct drain_arg *a = v;
+	cj_db *db = open_nomon();
+	static const char *const types[2] = {"cb", "ca"};
+	size_t max = a->p % 2 ? 3 : 1;
+	if (t_gate_wait(&a->start, 60000) != 0) return 90;
+	for (;;) {
+		cj_job *jobs[3];
+		char *data[3];
+		size_t n;
+		cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+		o.timeout_ms = 0;
+		int rc = cj_accept_many_types(db, types, 2, &o, max, jobs, data, &n);
+		if (rc == CJ_NOT_FOUND) break;
+		CHECK_OK(rc);
+		CHECK(n >= 1 && n <= max);
+		for (size_t k = 0; k < n; k++) {
+			struct took t = {0};
+			t.cb = strcmp(cj_job_type(jobs[k]), "cb") == 0;
+			t.idx = atoi(cj_job_id(jobs[k]) + 1);
+			t.data_ok = t.cb ? json_same(data[k], "{}") : json_same(data[k], ca_data(t.idx));
+			t.fence = cj_job_fence(jobs[k]);
+			snprintf(t.lock, sizeof t.lock, "%s", cj_job_lock(jobs[k]));
+			chan_send(&a->out, &t, sizeof t);
+			cj_job_free(jobs[k]);
+			cj_free(data[k]);
+		}
+	}
+	cj_stats st;
+	CHECK_OK(cj_db_stats(db, &st));
+	struct took end = {0, -1, 0, 0, st.combined_processes, ""};
+	chan_send(&a->out, &end, sizeof end);
+	cj_close(db);
+	return 0;
+}
+
+/* Parallel processes drain two types, one limited, taking jobs with their
+ * data: each job is taken once, with the lock, fence and attempt the store
+ * holds; the limited type gives no more than its limit; claims whose jobs
+ * do not fit a slot run alone, intact; on the embedded engine the claims
+ * were combined across processes. layout_1: the store's combine file is
+ * held by processes of the file's first layout, which did not combine
+ * claims (its magic number at its start). */
+static void drain_claims(int layout_1) {
+	static struct drain_arg a[DRAINERS];
+	static int taken[2][CA_JOBS];
+	int pid[DRAINERS];
+	setup_type("ca", 3600);
+	setup_type("cb", 3600);
+	{
+		cj_db *db = open_nomon();
+		cj_type_limits lim = CJ_TYPE_LIMITS_INIT;
+		lim.max_running = CB_LIMIT;
+		CHECK_OK(cj_set_type_limits(db, "cb", &lim));
+		cj_tx *tx;
+		CHECK_OK(cj_tx_begin(db, &tx));
+		for (int i = 0; i < CA_JOBS; i++) {
+			char id[16];
+			snprintf(id, sizeof id, "a%d", i);
+			CHECK_OK(cj_add(db, tx, "ca", id, ca_data(i), 0));
+			snprintf(id, sizeof id, "b%d", i);
+			if (i < CB_JOBS) CHECK_OK(cj_add(db, tx, "cb", id, "{}", 0));
+		}
+		CHECK_OK(cj_tx_commit(tx));
+		cj_close(db);
+	}
+	if (layout_1) {
+		char path[4096];
+		uint32_t magic = 0x636a7801u;
+		snprintf(path, sizeof path, "%s/store/combine", t_dir());
+		FILE *f = fopen(path, "r+b");
+		CHECK(f != NULL);
+		CHECK(fwrite(&magic, sizeof magic, 1, f) == 1);
+		CHECK(fclose(f) == 0);
+	}
+	memset(taken, 0, sizeof taken);
+	for (int p = 0; p < DRAINERS; p++) {
+		a[p].p = p;
+		t_gate_init(&a[p].start);
+		chan_init(&a[p].out);
+		pid[p] = t_spawn(drainer, &a[p]);
+	}
+	for (int p = 0; p < DRAINERS; p++) t_gate_open(&a[p].start);
+	cj_db *db = open_nomon();
+	int64_t combined = 0;
+	int got[2] = {0, 0};
+	for (int p = 0; p < DRAINERS; p++) {
+		for (;;) {
+			struct took t;
+			chan_recv(&a[p].out, &t, sizeof t, 120000);
+			if (t.idx < 0) {
+				combined += (int64_t)t.fence;
+				break;
+			}
+			CHECK(t.idx >= 0 && t.idx < (t.cb ? CB_JOBS : CA_JOBS));
+			CHECK(t.data_ok);
+			CHECK_INT(taken[t.cb][t.idx]++, 0); /* each once */
+			got[t.cb]++;
+			char id[16];
+			snprintf(id, sizeof id, "%c%d", t.cb ? 'b' : 'a', t.idx);
+			cj_job_info info;
+			CHECK_OK(cj_get_job(db, NULL, t.cb ? "cb" : "ca", id, &info));
+			CHECK_INT(info.state, CJ_RUNNING);
+			CHECK_INT(info.attempt, 1);
+			CHECK(info.fence == t.fence);
+			cj_job_info_clear(&info);
+			cj_job *job;
+			CHECK_OK(cj_job_resume(t.cb ? "cb" : "ca", id, t.lock, &job));
+			CHECK_OK(cj_update(db, NULL, job, NULL)); /* its lock */
+			cj_job_free(job);
+		}
+		check_exit(pid[p], 60000, 0);
+		t_gate_close(&a[p].start);
+		chan_close(&a[p].out);
+	}
+	CHECK_INT(got[0], CA_JOBS);
+	CHECK_INT(got[1], CB_LIMIT);
+	note("  %d processes took %d jobs, %lld claims and calls combined across processes\n",
+	     DRAINERS, got[0] + got[1], (long long)combined);
+	if (t_is_lmdb()) CHECK(combined > 0);
+	else CHECK_INT(combined, 0);
+	check_store(db, NULL, NULL);
+	cj_close(db);
+}
+
+TEST(claims_combined) { drain_claims(0); }
+
+/* Processes of this layout combine beside those of the first one. */
+TEST(claims_combined_beside_layout_1) {
+	SKIP_UNLESS_LMDB();
+	drain_claims(1);
+}
+
 /* ---- a batch built while the writer is held -------------------------------- */
 
 struct holder_arg {
@@ -163,6 +344,8 @@ struct caller_arg {
 	char finish[40];     /* not empty: finishes job "fin" with this lock
 	                        instead, which must give CJ_OK (once: run
 	                        again it would give CJ_HALT) */
+	int accept;          /* takes job "acc" of type "ka" instead, with its
+	                        data, and tells its fence after its stats */
 	t_gate ready, go;
 	chan stats; /* its cj_stats.combined_processes, when it returns */
 };
@@ -173,7 +356,14 @@ static int caller(void *v) {
 	cj_db *db = open_nomon();
 	t_gate_open(&c->ready);
 	if (t_gate_wait(&c->go, 60000) != 0) return 90;
-	if (c->finish[0]) {
+	cj_job *taken = NULL;
+	if (c->accept) {
+		char *data = NULL;
+		taken = take_data(db, "ka", &data);
+		CHECK_STR(cj_job_id(taken), "acc");
+		CHECK_JSON(data, "{\"a\":1}");
+		cj_free(data);
+	} else if (c->finish[0]) {
 		cj_job *job;
 		CHECK_OK(cj_job_resume("kl", "fin", c->finish, &job));
 		CHECK_OK(cj_finish(db, NULL, job, "{\"f\":1}"));
@@ -190,6 +380,11 @@ static int caller(void *v) {
 	cj_stats st;
 	CHECK_OK(cj_db_stats(db, &st));
 	chan_put(&c->stats, (int64_t)st.combined_processes);
+	if (taken) {
+		chan_put(&c->stats, (int64_t)cj_job_fence(taken));
+		CHECK_OK(cj_update(db, NULL, taken, NULL)); /* it holds it */
+		cj_job_free(taken);
+	}
 	cj_close(db);
 	return 0;
 }
@@ -229,7 +424,7 @@ static void holder_done(struct holder_arg *h) {
 	t_gate_close(&h->release);
 }
 
-#define WAITERS 4
+#define WAITERS 5
 
 /* A leader (CJ_TEST_COMBINE_KILL kill_at) takes the calls of WAITERS
  * processes into its batch and is killed; the waiters' calls succeed (or
@@ -237,7 +432,9 @@ static void holder_done(struct holder_arg *h) {
  * disk. */
 static int leader_killed(const char *kill_at) {
 	setup_type("kl", 3600);
+	setup_type("ka", 3600);
 	add_job("kl", "held", "{}");
+	add_job("ka", "acc", "{\"a\":1}");
 	char fin_lock[40];
 	{
 		cj_db *db = open_nomon();
@@ -256,8 +453,9 @@ static int leader_killed(const char *kill_at) {
 	int lp = start_caller(&lc);
 	int wp[WAITERS];
 	for (int i = 0; i < WAITERS; i++) {
-		static const char *ids[WAITERS] = {"w0", "w1", "w2", "w3"};
-		w[i] = (struct caller_arg){.id = ids[i], .lock = i == 2 ? OTHER_LOCK : NULL};
+		static const char *ids[WAITERS] = {"w0", "w1", "w2", "w3", "w4"};
+		w[i] = (struct caller_arg){.id = ids[i], .lock = i == 2 ? OTHER_LOCK : NULL,
+		                           .accept = i == 4};
 		if (i == 3) snprintf(w[i].finish, sizeof w[i].finish, "%s", fin_lock);
 		wp[i] = start_caller(&w[i]);
 	}
@@ -271,8 +469,10 @@ static int leader_killed(const char *kill_at) {
 	check_exit(hp, 60000, 0);
 	/* killed: its batch held calls of the others (combine.c) */
 	check_exit(lp, 60000, 128 + SIGKILL);
+	uint64_t fence = 0;
 	for (int i = 0; i < WAITERS; i++) {
 		chan_get(&w[i].stats, 60000);
+		if (w[i].accept) fence = (uint64_t)chan_get(&w[i].stats, 60000);
 		check_exit(wp[i], 60000, 0);
 		caller_done(&w[i]);
 	}
@@ -283,6 +483,13 @@ static int leader_killed(const char *kill_at) {
 	check_job_is(db, "kl", "w1", CJ_PENDING, "{}");
 	check_job_is(db, "kl", "held", CJ_RUNNING, "{}");
 	check_job_is(db, "kl", "fin", CJ_FINISHED, "{\"f\":1}");
+	/* taken once, by the process that believes it holds it */
+	cj_job_info info;
+	CHECK_OK(cj_get_job(db, NULL, "ka", "acc", &info));
+	CHECK_INT(info.state, CJ_RUNNING);
+	CHECK_INT(info.attempt, 1);
+	CHECK(info.fence == fence);
+	cj_job_info_clear(&info);
 	cj_state st;
 	int rc = cj_get_job_state(db, NULL, "kl", "leader", &st);
 	CHECK(rc == CJ_OK || rc == CJ_NOT_FOUND);
@@ -330,18 +537,20 @@ static int add_many(void *v) {
 TEST(kill9_waiter) {
 	SKIP_UNLESS_LMDB();
 	setup_type("kl", 3600);
+	setup_type("ka", 1);
+	add_job("ka", "acc", "{\"a\":1}");
 	static struct holder_arg h;
 	static struct caller_arg lc, vc;
 	int hp = start_holder(&h);
 	lc = (struct caller_arg){.id = "leader"};
-	vc = (struct caller_arg){.id = "victim"};
+	vc = (struct caller_arg){.id = "victim", .accept = 1};
 	int lp = start_caller(&lc);
 	int vp = start_caller(&vc);
 	holder_begin(&h);
 	t_gate_open(&lc.go);
 	sleep_ms(200);
 	t_gate_open(&vc.go);
-	sleep_ms(300); /* its call posted, waiting */
+	sleep_ms(500); /* its claim posted, waiting */
 	CHECK(kill(vp, SIGKILL) == 0);
 	check_exit(vp, 60000, 128 + SIGKILL);
 	t_gate_open(&h.release);
@@ -353,6 +562,18 @@ TEST(kill9_waiter) {
 	cj_db *db = open_nomon();
 	check_job_is(db, "kl", "leader", CJ_PENDING, "{}");
 	check_job_is(db, "kl", "m79", CJ_PENDING, "{}");
+	check_store(db, NULL, NULL);
+	cj_close(db);
+	/* its claim ran with the leader's batch: the job held by nobody alive
+	 * comes back after the type's timeout (a second attempt), once */
+	db = t_open();
+	cj_job *back = take_wait(db, "ka", 30000, NULL);
+	cj_job_info info;
+	CHECK_OK(cj_get_job(db, NULL, "ka", "acc", &info));
+	CHECK_INT(info.attempt, 2);
+	CHECK(info.fence == cj_job_fence(back));
+	cj_job_info_clear(&info);
+	cj_job_free(back);
 	check_store(db, NULL, NULL);
 	cj_close(db);
 	holder_done(&h);
@@ -436,5 +657,7 @@ TEST(kill9_random) {
 	cj_close(db);
 }
 
-TEST_MAIN_VERIFIED(ENTRY(processes_get_their_own_results), ENTRY(kill9_leader_before_commit),
+TEST_MAIN_VERIFIED(ENTRY(processes_get_their_own_results), ENTRY(claims_combined),
+                   ENTRY(claims_combined_beside_layout_1),
+                   ENTRY(kill9_leader_before_commit),
                    ENTRY(kill9_leader_after_commit), ENTRY(kill9_waiter), ENTRY(kill9_random))

@@ -25,23 +25,25 @@
  * once the parent died.
  *
  * Fallback: a system without open file description locks (Linux before
- * 3.15, or a build without F_OFD_SETLK) claims its process id instead
- * (below 2^30), judged alive by kill(pid, 0), with the faults above. An id
- * says which kind it is, so processes of both kinds read each other's ids
- * right. (Process-wide POSIX record locks would not do: any close of the
- * file by the same process drops them.)
+ * 3.15, or a build without F_OFD_SETLK) claims no id, and mapping the
+ * file fails: its processes then do not combine calls with other
+ * processes (each commits its own, combining the calls of its own
+ * threads), which is slower but never wrong. Neither process ids nor
+ * process-wide POSIX record locks would do (any close of the file by the
+ * same process drops those). A word holding anything but a claimed id
+ * (a process id written by the first layout of the combine file, say)
+ * names no live process.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cj_int.h"
 #include "os/os.h"
 
-#define OWNER_LOCKED 0x40000000u /* ids from here to 2^31 are locked bytes */
+#define OWNER_ID 0x40000000u /* ids are from here to 2^31 */
 #define OWNER_DRAWS 64           /* draws of an id before giving up */
 
 struct owner {
@@ -85,29 +87,28 @@ static int owner_fcntl(int fd, int cmd, short type, uint32_t id, short *held) {
 	return 0;
 }
 
-/* Claims an id for fd: a locked byte, or the process id where the kernel
- * has no OFD locks. CJ_OK or CJ_STORE. */
+/* Claims an id for fd: CJ_OK, or CJ_STORE (no OFD locks here: the
+ * fallback). */
 static int owner_claim(int fd, const char *path, uint32_t *id) {
 #ifdef F_OFD_SETLK
 	for (int i = 0; i < OWNER_DRAWS; i++) {
 		uint32_t r;
-		if (cj__random(&r, sizeof r) != CJ_OK) break;
-		r = OWNER_LOCKED | (r & (OWNER_LOCKED - 1));
+		if (cj__random(&r, sizeof r) != CJ_OK) return CJ_STORE;
+		r = OWNER_ID | (r & (OWNER_ID - 1));
 		int e = owner_fcntl(fd, F_OFD_SETLK, F_WRLCK, r, NULL);
 		if (e == 0) {
 			*id = r;
 			return CJ_OK;
 		}
-		if (e == EINVAL) break; /* no OFD locks: the fallback */
 		if (e != EAGAIN && e != EACCES && e != EINTR)
 			return cj__fail(CJ_STORE, "%s: cannot lock: %s", path, cj__os_strerror(e));
 	}
+	return cj__fail(CJ_STORE, "%s: no free owner id", path);
 #else
 	(void)fd;
-	(void)path;
+	(void)id;
+	return cj__fail(CJ_STORE, "%s: no open file description locks here", path);
 #endif
-	*id = (uint32_t)getpid();
-	return CJ_OK;
 }
 
 int cj__os_owner_claim(int fd, const char *path, const void *map) {
@@ -157,21 +158,19 @@ static struct owner *owner_of(const void *map) {
 
 uint32_t cj__os_owner(const void *map) {
 	struct owner *o = owner_of(map);
-	return o ? o->id : (uint32_t)getpid();
+	return o ? o->id : 0;
 }
 
 int cj__os_owner_alive(const void *map, uint32_t id) {
-	if (id == 0 || id > INT32_MAX) return 0;
+	if (id < OWNER_ID || id > INT32_MAX) return 0; /* never claimed */
 	struct owner *o = owner_of(map);
-	if (o && id == o->id) return 1;
-	if (id < OWNER_LOCKED) return kill((pid_t)id, 0) == 0 || errno != ESRCH;
 	if (!o || o->fd < 0) return 1; /* cannot tell: alive, the safe side */
+	if (id == o->id) return 1;
 	short held = F_UNLCK;
-	int e = EINVAL;
 #ifdef F_OFD_GETLK
-	e = owner_fcntl(o->fd, F_OFD_GETLK, F_WRLCK, id, &held);
+	int e = owner_fcntl(o->fd, F_OFD_GETLK, F_WRLCK, id, &held);
+#else
+	int e = EINVAL;
 #endif
-	/* a POSIX query sees OFD locks too */
-	if (e == EINVAL) e = owner_fcntl(o->fd, F_GETLK, F_WRLCK, id, &held);
 	return e != 0 || held != F_UNLCK;
 }

@@ -13,7 +13,8 @@
  *                       (see "Shared flushes" below)
  *   combine             the slots of calls combined across processes
  *                       (src/combine.c; engine.h's shared), made at the
- *                       first combined call
+ *                       first combined call, and the byte locks of the
+ *                       processes' owner ids (src/os/owner.c)
  *
  * Files: LMDB opens data.mdb and lock.mdb by path itself, following
  * symlinks; so lme_open() first checks the directory (os.h: nobody else
@@ -133,6 +134,9 @@
  *
  * claim_first() is the first key: writers take turns, so no other write
  * transaction holds anything.
+ *
+ * A store is opened once per process, however many handles open it: see
+ * "one environment per store in a process" below.
  *
  * Layout bump procedure: raise LME_LAYOUT, teach lme_open() to convert or
  * refuse the older layout, and note it in doc/format.md.

@@ -143,7 +143,8 @@ int cj__os_file_mapping(int fd, const void *p, uintptr_t *base, uintptr_t *end);
 
 /* Maps len bytes of the file fd (allocated for them: cj__os_store_file)
  * read-write and shared, and claims this process's owner id in it; fd stays
- * the caller's. CJ_OK, CJ_STORE or CJ_NOMEM. */
+ * the caller's. CJ_OK, CJ_STORE (also where owner ids cannot be claimed:
+ * the system has no open file description locks) or CJ_NOMEM. */
 int cj__os_map_shared(int fd, const char *path, size_t len, void **out);
 /* Unmaps it and gives the id up (NULL is ignored). */
 void cj__os_unmap_shared(void *p, size_t len);
@@ -155,8 +156,8 @@ void cj__os_futex_wake(_Atomic uint32_t *w);
 
 /* Owners (src/os/owner.c). claim takes an id for this process in the file
  * fd mapped at map (its own descriptor: fd stays the caller's): CJ_OK,
- * CJ_STORE or CJ_NOMEM; release gives it up (the process stops taking
- * part). cj__os_owner is this process's id for map: not 0, below 2^31, the
+ * CJ_STORE (none can be claimed here) or CJ_NOMEM; release gives it up
+ * (the process stops taking part). cj__os_owner is this process's id for map: not 0, below 2^31, the
  * same in every thread. cj__os_owner_alive says whether the process that
  * claimed id (of any process mapping the same file) still holds it: a dead
  * one does not, in any PID namespace, and its id is not taken again while

@@ -157,12 +157,12 @@ void cj__os_futex_wake(_Atomic uint32_t *w);
 /* Owners (src/os/owner.c). claim takes an id for this process in the file
  * fd mapped at map (its own descriptor: fd stays the caller's): CJ_OK,
  * CJ_STORE (none can be claimed here) or CJ_NOMEM; release gives it up
- * (the process stops taking part). cj__os_owner is this process's id for map: not 0, below 2^31, the
- * same in every thread. cj__os_owner_alive says whether the process that
- * claimed id (of any process mapping the same file) still holds it: a dead
- * one does not, in any PID namespace, and its id is not taken again while
- * it could be mistaken for a live one (but for a chance of 2^-30 per
- * claim). Thread-safe. */
+ * (the process stops taking part). cj__os_owner is this process's id for
+ * map: not 0, below 2^31, the same in every thread. cj__os_owner_alive
+ * says whether the process that claimed id (any process mapping the same
+ * file) still holds it: a dead one does not, seen from any PID namespace,
+ * and a later claim draws a dead one's id again with a chance of 2^-30.
+ * Thread-safe. */
 int cj__os_owner_claim(int fd, const char *path, const void *map);
 void cj__os_owner_release(const void *map);
 uint32_t cj__os_owner(const void *map);

@@ -44,7 +44,7 @@
 #include "os/os.h"
 
 #define OWNER_ID 0x40000000u /* ids are from here to 2^31 */
-#define OWNER_DRAWS 64           /* draws of an id before giving up */
+#define OWNER_DRAWS 64       /* draws of an id before giving up */
 
 struct owner {
 	struct owner *next;
@@ -88,12 +88,13 @@ static int owner_fcntl(int fd, int cmd, short type, uint32_t id, short *held) {
 }
 
 /* Claims an id for fd: CJ_OK, or CJ_STORE (no OFD locks here: the
- * fallback). */
+ * fallback) or what cj__random() gives. */
 static int owner_claim(int fd, const char *path, uint32_t *id) {
 #ifdef F_OFD_SETLK
 	for (int i = 0; i < OWNER_DRAWS; i++) {
 		uint32_t r;
-		if (cj__random(&r, sizeof r) != CJ_OK) return CJ_STORE;
+		int rc = cj__random(&r, sizeof r);
+		if (rc) return rc;
 		r = OWNER_ID | (r & (OWNER_ID - 1));
 		int e = owner_fcntl(fd, F_OFD_SETLK, F_WRLCK, r, NULL);
 		if (e == 0) {

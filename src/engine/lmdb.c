@@ -89,7 +89,9 @@
  * had written its meta page before that flush began. A transaction that
  * ends without committing raises ABANDONED and wakes the waiters too. The
  * words only ever claim less than is true, so a process killed anywhere
- * leaves them true, and a waiter's bound keeps anyone from hanging. A
+ * leaves them true, and a waiter's bound keeps anyone from hanging (no
+ * word names a process: nothing here depends on process ids, nor on PID
+ * namespaces). A
  * process in CJ_SYNC_RELAXED (MDB_NOSYNC) makes no flush in its commit, so
  * it must never raise DURABLE or BEGUN: it does not map the file (its
  * commits get flushed by the next syncing commit, unasked). A process of

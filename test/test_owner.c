@@ -5,13 +5,14 @@
  *    process that died, and whose process id an unrelated live process has
  *    taken since: a call goes on at once (it takes the lock and leads) and
  *    does not wait for the unrelated process to end.
- *  - leader_in_other_pid_namespace (root, fault-injection builds): a leader
- *    runs in a PID namespace of its own (a container sharing the store's
- *    directory) and is stopped after the commit of a batch holding calls
- *    of processes of this namespace, before it tells them: while it lives
- *    none of them is taken over (none returns); once it is killed (kill -9)
- *    every one of them returns CJ_OK, its job on disk, and the store
- *    verifies.
+ *  - leader_in_other_pid_namespace, ..._id_unused_here (root,
+ *    fault-injection builds): a leader runs in a PID namespace of its own
+ *    (a container sharing the store's directory), with a process id that
+ *    names a live process here (1), or none, and is stopped after the
+ *    commit of a batch holding calls of processes of this namespace,
+ *    before it tells them: while it lives none of them is taken over (none
+ *    returns); once it is killed (kill -9) every one of them returns
+ *    CJ_OK, its job on disk, and the store verifies.
  * White-box: the words are written through the combine file's documented
  * layout (doc/format.md), and the leader is stopped at one of the
  * library's hold points (src/fault.c).
@@ -145,11 +146,12 @@ struct leader {
 	t_gate ready, go;
 	t_gate held;  /* opened by the leader at its hold point */
 	t_gate never; /* its hold point waits on this until it is killed */
-	chan pid;     /* the leader's process id in the first namespace, or
-	                 -1: no namespace */
+	chan pid;     /* the id of its namespace's first process in the first
+	                 namespace, or -1: no namespace */
+	int want;     /* the leader's process id in its namespace */
 };
 
-/* The leader, the first process of a PID namespace of its own. */
+/* The leader, in a PID namespace of its own. */
 static int lead(void *v) {
 	struct leader *l = v;
 	cj_db *db = open_nomon();
@@ -172,7 +174,21 @@ static int namespace(void *v) {
 	}
 	fflush(NULL);
 	pid_t pid = fork();
-	if (pid == 0) exit(getpid() == 1 ? lead(l) : 92);
+	if (pid == 0) {
+		/* the namespace's first process (id 1): the leader, or the parent
+		 * of processes that end at once until one has the id wanted */
+		while (getpid() != l->want) {
+			fflush(NULL);
+			pid_t c = fork();
+			if (c == 0) {
+				if (getpid() == l->want) exit(lead(l));
+				_exit(0);
+			}
+			if (c < 0 || c > l->want || waitpid(c, NULL, 0) != c) _exit(92);
+			if (c == l->want) _exit(0); /* not reached: killed with it */
+		}
+		exit(lead(l));
+	}
 	chan_put(&l->pid, pid);
 	if (pid < 0) return 91;
 	int st;
@@ -183,16 +199,13 @@ static int namespace(void *v) {
 	fflush(NULL);
 	_exit(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL ? 0 : 94);
 }
-#endif
 
-TEST(leader_in_other_pid_namespace) {
-	SKIP_UNLESS_LMDB();
-#ifndef CJ_TEST_FAULTS
-	note("  skipped: not a fault-injection build\n");
-	return;
-#else
+/* A leader with process id want in a namespace of its own, its batch
+ * holding the calls of POSTERS processes of this one. */
+static void ns_leader(int want) {
 	setup_type("ow", 3600);
 	static struct leader l;
+	l.want = want;
 	t_gate_init(&l.ready);
 	t_gate_init(&l.go);
 	t_gate_init(&l.held);
@@ -255,7 +268,34 @@ TEST(leader_in_other_pid_namespace) {
 	t_gate_close(&l.held);
 	t_gate_close(&l.never);
 	chan_close(&l.pid);
+}
+#endif
+
+/* Its id names a live process here (the first of this namespace). */
+TEST(leader_in_other_pid_namespace) {
+	SKIP_UNLESS_LMDB();
+#ifndef CJ_TEST_FAULTS
+	note("  skipped: not a fault-injection build\n");
+#else
+	ns_leader(1);
 #endif
 }
 
-TEST_MAIN_VERIFIED(ENTRY(dead_owner_pid_reused), ENTRY(leader_in_other_pid_namespace))
+/* Its id names no process here. */
+TEST(leader_in_other_pid_namespace_id_unused_here) {
+	SKIP_UNLESS_LMDB();
+#ifndef CJ_TEST_FAULTS
+	note("  skipped: not a fault-injection build\n");
+#else
+	int want = 2;
+	while (want < 400 && (kill(want, 0) == 0 || errno != ESRCH)) want++;
+	if (want == 400) {
+		note("  skipped: every process id below 400 is in use here\n");
+		return;
+	}
+	ns_leader(want);
+#endif
+}
+
+TEST_MAIN_VERIFIED(ENTRY(dead_owner_pid_reused), ENTRY(leader_in_other_pid_namespace),
+                   ENTRY(leader_in_other_pid_namespace_id_unused_here))

@@ -300,9 +300,30 @@ typedef struct cj_options {
  * it writes (cj_remove()) may spend, so that a full store can be emptied;
  * it is put back once space returns.
  *
+ * Embedded engine, one store opened more than once in a process (by any
+ * path naming its directory): the handles are independent (each has its
+ * own options, monitor and statistics, each is closed with cj_close()),
+ * but they share the process's one copy of the store, which stays open
+ * until the last of them is closed (LMDB must not open a store twice in a
+ * process). The store's sync mode is the first open's: a later open with
+ * another @c opts->sync fails with #CJ_INVALID while it is open; its
+ * @c opts->map_size and @c opts->file_mode are the first open's too (the
+ * map grows as needed); @c opts->shared is checked for each open. A child
+ * process after fork() must not use its parent's handles; cj_open() in the
+ * child opens the store afresh.
+ *
+ * Embedded engine, processes in different PID namespaces (containers
+ * sharing the store's directory): the library tells whether another
+ * process is alive without process ids, but LMDB marks each process that
+ * reads in lock.mdb by its process id: while one process uses the store,
+ * a process of another namespace with the same id number (the first
+ * process of each container is 1) fails its first transaction, cj_open()
+ * included, with #CJ_STORE ("Resource temporarily unavailable").
+ *
  * @return
  *  - #CJ_OK
- *  - #CJ_INVALID: NULL argument, empty or unknown URL scheme, bad option
+ *  - #CJ_INVALID: NULL argument, empty or unknown URL scheme, bad option;
+ *    the store is already open in this process with another sync mode
  *  - #CJ_STORE: the store cannot be opened or created, is not a couchjobs
  *    store, or has a format version this library does not know
  *  - #CJ_NOMEM
@@ -372,7 +393,8 @@ typedef struct cj_stats {
 	 *  after the writer lock, because another commit's flush, in this or
 	 *  another process, already covered them (the embedded engine with
 	 *  #CJ_SYNC_FULL; they are on disk all the same when acknowledged;
-	 *  else 0). */
+	 *  else 0). A store open more than once in the process counts those
+	 *  of all its handles here (cj_open()). */
 	uint64_t shared_flushes;
 	/** Calls of the handle made without a caller's transaction that shared
 	 *  their commit (and its durable flush) with calls of other processes

@@ -42,9 +42,14 @@
  * posters; calls that cannot be described as data (or do not fit a slot,
  * or find none free) go to group.c's queue of the handle, as before.
  *
+ * Processes are named in the file by their owner ids (os.h: a lock the
+ * kernel drops when the process dies, seen from every PID namespace), not
+ * by their process ids: a dead process's id taken by another, or a live
+ * process in another PID namespace, is never mistaken for the other.
+ *
  * Crashes (kill -9 of any process at any point):
- *  - A process dies holding the slots' lock (a word holding its pid):
- *    the next to want it sees the pid gone and takes it over. Every update
+ *  - A process dies holding the slots' lock (a word holding its owner id):
+ *    the next to want it sees the id gone and takes it over. Every update
  *    under the lock leaves the slots consistent at each step.
  *  - A leader dies before its commit: LMDB drops its transaction. Its
  *    posters, waking every CJ_XC_CHECK_MS to look, see it gone: a call
@@ -57,9 +62,6 @@
  *  - A poster dies: its slot is reclaimed once no live leader holds it;
  *    a call that ran is as if its process had died just after a call of
  *    its own.
- * A process id reused after its process died looks alive: what waits on it
- * then waits until that process ends.
- *
  * Wake-ups: the nested transactions' marks are the batch's; its commit
  * bumps every word any of its calls marked, as their own commits would.
  */
@@ -98,7 +100,7 @@ enum {
 
 struct xc_slot {
 	_Atomic uint32_t state; /* XS_*, a futex word */
-	int32_t pid;            /* the poster */
+	int32_t pid;            /* the poster (owner ids, as every id here) */
 	int32_t taker;          /* the leader that took it */
 	int32_t op;
 	uint64_t seq;           /* order of posting */
@@ -125,9 +127,9 @@ _Static_assert(CJ_ACCEPT_TYPES_MAX <= 64, "a claim's full types fit in a slot's 
 
 struct cj_xarea {
 	_Atomic uint32_t magic;
-	_Atomic uint32_t mu;      /* pid of the process holding the lock; 0 */
+	_Atomic uint32_t mu;      /* the process holding the lock; 0 */
 	_Atomic uint32_t mu_sleepers;
-	_Atomic int32_t leader;   /* pid of the process leading; 0 none */
+	_Atomic int32_t leader;   /* the process leading; 0 none */
 	uint64_t next_seq;        /* under mu */
 	struct xc_slot slot[CJ_XC_SLOTS];
 };
@@ -140,6 +142,12 @@ _Static_assert(offsetof(struct cj_xarea, next_seq) == 16 &&
  * itself (CJ_TEST_COMBINE_KILL: "commit" before its commit, "publish"
  * after it), for the crash tests */
 static int kill_at;
+
+/* This process's owner id in the file, and whether process id is alive. */
+static int32_t self(const struct cj_xarea *x) { return (int32_t)cj__os_owner(x); }
+static int alive(const struct cj_xarea *x, int32_t id) {
+	return cj__os_owner_alive(x, (uint32_t)id);
+}
 
 void cj__combine_start(cj_db *db) {
 	void *p;
@@ -171,7 +179,7 @@ void cj__combine_start(cj_db *db) {
 /* ---- the slots' lock ---------------------------------------------------- */
 
 static void mu_lock(struct cj_xarea *x) {
-	uint32_t me = (uint32_t)cj__os_pid();
+	uint32_t me = (uint32_t)self(x);
 	for (int spin = 0;; spin++) {
 		uint32_t owner = 0;
 		if (atomic_compare_exchange_strong(&x->mu, &owner, me)) return;
@@ -179,7 +187,7 @@ static void mu_lock(struct cj_xarea *x) {
 			sched_yield();
 			continue;
 		}
-		if (!cj__os_pid_alive((int32_t)owner)) {
+		if (!alive(x, (int32_t)owner)) {
 			/* died holding it: every step under it left the slots whole */
 			if (atomic_compare_exchange_strong(&x->mu, &owner, me)) return;
 			continue;
@@ -209,8 +217,8 @@ static int slot_take(struct cj_xarea *x, int32_t me) {
 	for (int i = 0; i < CJ_XC_SLOTS && found < 0; i++) {
 		struct xc_slot *s = &x->slot[i];
 		uint32_t st = atomic_load(&s->state);
-		if (s->pid == me || cj__os_pid_alive(s->pid)) continue;
-		if (st == XS_TAKEN && cj__os_pid_alive(s->taker)) continue;
+		if (s->pid == me || alive(x, s->pid)) continue;
+		if (st == XS_TAKEN && alive(x, s->taker)) continue;
 		found = i;
 	}
 	if (found >= 0) {
@@ -227,7 +235,7 @@ static void hand_on(struct cj_xarea *x) {
 	for (int i = 0; i < CJ_XC_SLOTS; i++) {
 		struct xc_slot *s = &x->slot[i];
 		if (atomic_load(&s->state) == XS_POSTED && (!next || s->seq < next->seq) &&
-		    cj__os_pid_alive(s->pid))
+		    alive(x, s->pid))
 			next = s;
 	}
 	atomic_store(&x->leader, next ? next->pid : 0);
@@ -430,7 +438,7 @@ free_claim:
 
 /* Leads one batch, starting with slot own (XS_LEAD, the caller's). */
 static void lead(cj_db *db, struct cj_xarea *x, int own) {
-	int32_t me = cj__os_pid();
+	int32_t me = self(x);
 	int batch[CJ_XC_SLOTS], alone[CJ_XC_SLOTS] = {0}, n = 0, ran, mixed = 0;
 	cj_tx *tx;
 	cj__clear_error();
@@ -486,17 +494,17 @@ static void lead(cj_db *db, struct cj_xarea *x, int own) {
  * does, or settles a call whose leader died. */
 static void look(cj_db *db, struct cj_xarea *x, int i, uint32_t st) {
 	struct xc_slot *s = &x->slot[i];
-	int32_t me = cj__os_pid();
+	int32_t me = self(x);
 	mu_lock(x);
 	if (atomic_load(&s->state) != st) {
 		st = XS_FREE; /* it moved: nothing to do */
 	} else if (st == XS_POSTED) {
 		int32_t l = atomic_load(&x->leader);
-		if (l == 0 || !cj__os_pid_alive(l)) {
+		if (l == 0 || !alive(x, l)) {
 			atomic_store(&x->leader, me);
 			atomic_store(&s->state, XS_LEAD);
 		}
-	} else if (st == XS_TAKEN && !cj__os_pid_alive(s->taker)) {
+	} else if (st == XS_TAKEN && !alive(x, s->taker)) {
 		atomic_store(&s->state, XS_CHECK);
 	}
 	mu_unlock(x);
@@ -565,7 +573,7 @@ int cj__combine_run(cj_db *db, cj_op_call *c, int *rc) {
 	struct cj_xarea *x = db->group.xarea;
 	uint64_t tag;
 	if (!x || cj__tx_held(db) || cj__random(&tag, sizeof tag) != CJ_OK) return 0;
-	int32_t me = cj__os_pid();
+	int32_t me = self(x);
 	mu_lock(x);
 	int i = slot_take(x, me);
 	mu_unlock(x);
@@ -580,7 +588,7 @@ int cj__combine_run(cj_db *db, cj_op_call *c, int *rc) {
 	mu_lock(x);
 	s->seq = ++x->next_seq;
 	int32_t l = atomic_load(&x->leader);
-	if (l == 0 || (l != me && !cj__os_pid_alive(l))) {
+	if (l == 0 || (l != me && !alive(x, l))) {
 		atomic_store(&x->leader, me);
 		atomic_store(&s->state, XS_LEAD);
 	} else {

@@ -292,8 +292,10 @@ TEST(monitor_many_stale_jobs) {
 	for (int i = 0; i < N; i++) held[i] = take(db, "t");
 	check_empty(db, "t", CJ_SCHED_NOW, 0);
 
-	/* a handle with monitors on takes them all back */
-	cj_db *mon = t_open();
+	/* a handle with monitors on takes them all back (in the same sync
+	 * mode: the store is open in this process, cj_open()) */
+	o.no_monitor = 0;
+	cj_db *mon = t_open_opts(&o);
 	for (int i = 0; i < N; i++) {
 		/* finished at once: taking them all may last longer than the
 		 * timeout, and a retaken job left running would go stale again */

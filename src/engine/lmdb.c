@@ -13,7 +13,8 @@
  *                       (see "Shared flushes" below)
  *   combine             the slots of calls combined across processes
  *                       (src/combine.c; engine.h's shared), made at the
- *                       first combined call
+ *                       first combined call, and the byte locks of the
+ *                       processes' owner ids (src/os/owner.c)
  *
  * Files: LMDB opens data.mdb and lock.mdb by path itself, following
  * symlinks; so lme_open() first checks the directory (os.h: nobody else
@@ -88,7 +89,9 @@
  * had written its meta page before that flush began. A transaction that
  * ends without committing raises ABANDONED and wakes the waiters too. The
  * words only ever claim less than is true, so a process killed anywhere
- * leaves them true, and a waiter's bound keeps anyone from hanging. A
+ * leaves them true, and a waiter's bound keeps anyone from hanging (no
+ * word names a process: nothing here depends on process ids, nor on PID
+ * namespaces). A
  * process in CJ_SYNC_RELAXED (MDB_NOSYNC) makes no flush in its commit, so
  * it must never raise DURABLE or BEGUN: it does not map the file (its
  * commits get flushed by the next syncing commit, unasked). A process of
@@ -133,6 +136,9 @@
  *
  * claim_first() is the first key: writers take turns, so no other write
  * transaction holds anything.
+ *
+ * A store is opened once per process, however many handles open it: see
+ * "one environment per store in a process" below.
  *
  * Layout bump procedure: raise LME_LAYOUT, teach lme_open() to convert or
  * refuse the older layout, and note it in doc/format.md.
@@ -199,6 +205,12 @@ struct cj_edb {
 	pthread_mutex_t combine_mu; /* guards what follows */
 	void *combine;              /* the combine file, mapped (engine.h) */
 	size_t combine_len;
+	/* the registry of the environments open in this process (below) */
+	cj_edb *next;
+	dev_t dev; /* of the store directory */
+	ino_t ino;
+	int refs;   /* opens not closed yet */
+	int forked; /* in a child after fork: not to be handed out */
 };
 
 struct cj_etx {
@@ -509,13 +521,13 @@ static int lme_reserve_release(cj_edb *db) {
 	return held;
 }
 
-/* Checks the store directory and creates or checks the files LMDB opens by
- * path (see the top of this file); opens the wake file into *wfd. */
-static int lme_files(cj_edb *db, int shared, int *wfd) {
+/* Creates or checks the files LMDB opens by path in the store directory
+ * (checked: db->dirfd; see the top of this file); opens the wake file into
+ * *wfd. */
+static int lme_files(cj_edb *db, int *wfd) {
 	const char *path = db->path;
 	int rc, ro_data, ro_lock, ro_wake;
-	if ((rc = cj__os_store_dir(path, shared, db->mode & 0022, &db->dirfd)) ||
-	    (rc = cj__os_store_file(db->dirfd, path, "data.mdb", db->mode, 0, &ro_data, NULL)) ||
+	if ((rc = cj__os_store_file(db->dirfd, path, "data.mdb", db->mode, 0, &ro_data, NULL)) ||
 	    (rc = cj__os_store_file(db->dirfd, path, "lock.mdb", db->mode, LME_LOCK_BYTES,
 	                            &ro_lock, NULL)) ||
 	    (rc = cj__os_store_file(db->dirfd, path, "wake", db->mode, CJ_WAKE_BYTES, &ro_wake,
@@ -526,8 +538,54 @@ static int lme_files(cj_edb *db, int shared, int *wfd) {
 	return CJ_OK;
 }
 
-static void lme_close(cj_edb *db) {
-	if (!db) return;
+/* ---- one environment per store in a process --------------------------------
+ *
+ * LMDB must not open one environment twice in a process: its locks on
+ * lock.mdb are POSIX record locks, which belong to the process, so closing
+ * either copy (or any descriptor of the file: lme_files() opens and closes
+ * it) drops the other's, and the next process to open the store believes
+ * it is the first and initialises the lock table (reader slots, the writer
+ * mutex) under the live one: two writers at once. So every open of a store
+ * in a process shares one cj_edb: a registry keyed by the store
+ * directory's (st_dev, st_ino), whatever path names it, holds each with a
+ * count of its opens; a later open checks the directory for itself (its
+ * own cj_options.shared and file_mode), then takes the registered one, and
+ * the last close closes it. What is the environment's is the first open's:
+ * the sync mode must match (a later open asking for another one fails with
+ * CJ_INVALID); the map size and the mode of files created later are the
+ * first's (the map grows as needed). The registry's lock is held through a
+ * whole first open, so that two threads never open one store twice.
+ *
+ * fork(): the child must not use its parent's environment (nor its
+ * handles: couchjobs.h), so every entry is marked forked in the child
+ * (pthread_atfork) and is never handed out there; an open in the child
+ * opens the store afresh. */
+
+static pthread_mutex_t lme_reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t lme_reg_once = PTHREAD_ONCE_INIT;
+static cj_edb *lme_reg; /* the environments open, by next */
+
+static void lme_reg_prepare(void) { pthread_mutex_lock(&lme_reg_mu); }
+static void lme_reg_parent(void) { pthread_mutex_unlock(&lme_reg_mu); }
+
+static void lme_reg_child(void) {
+	for (cj_edb *db = lme_reg; db; db = db->next) db->forked = 1;
+	pthread_mutex_unlock(&lme_reg_mu);
+}
+
+static void lme_reg_init(void) {
+	pthread_atfork(lme_reg_prepare, lme_reg_parent, lme_reg_child);
+}
+
+/* The environment of the store directory st open in this process (not in
+ * a parent before fork), or NULL. Registry lock held. */
+static cj_edb *lme_reg_find(const struct stat *st) {
+	for (cj_edb *db = lme_reg; db; db = db->next)
+		if (!db->forked && db->dev == st->st_dev && db->ino == st->st_ino) return db;
+	return NULL;
+}
+
+static void lme_destroy(cj_edb *db) {
 	if (db->env) mdb_env_close(db->env);
 	if (db->dirfd >= 0) close(db->dirfd);
 	cj__os_wakemap_close(db->wake);
@@ -539,17 +597,61 @@ static void lme_close(cj_edb *db) {
 	cj_free(db);
 }
 
+static void lme_close(cj_edb *db) {
+	if (!db) return;
+	pthread_mutex_lock(&lme_reg_mu);
+	int last = --db->refs == 0;
+	if (last) {
+		cj_edb **p = &lme_reg;
+		while (*p != db) p = &(*p)->next;
+		*p = db->next;
+	}
+	pthread_mutex_unlock(&lme_reg_mu);
+	if (last) lme_destroy(db);
+}
+
+/* Another open of db (registered) with options o, whose directory dirfd
+ * was checked: CJ_OK or CJ_INVALID. Registry lock held. */
+static int lme_open_again(cj_edb *db, const cj_options *o, int dirfd) {
+	close(dirfd);
+	if (!db->readonly && (o->sync == CJ_SYNC_RELAXED) == db->sync_after)
+		return cj__fail(CJ_INVALID, "%s: the store is open in this process with "
+		                "another sync mode", db->path);
+	db->refs++;
+	return CJ_OK;
+}
+
 static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 	*out = NULL;
 	const char *path = strncmp(url, "lmdb:", 5) == 0 ? url + 5 : url;
 	if (!*path) return cj__fail(CJ_INVALID, "empty store path");
 	mode_t mode = o->file_mode ? (mode_t)o->file_mode : 0600;
-	int rc = lme_mkdir(path, mode);
+	int rc = lme_mkdir(path, mode), dirfd;
 	if (rc) return rc;
-
-	cj_edb *db = cj__calloc(1, sizeof *db);
-	if (!db) return cj__fail(CJ_NOMEM, "out of memory");
-	db->dirfd = -1;
+	struct stat st;
+	if ((rc = cj__os_store_dir(path, o->shared, mode & 0022, &dirfd))) return rc;
+	if (fstat(dirfd, &st) != 0) {
+		rc = cj__fail(CJ_STORE, "%s: %s", path, cj__os_strerror(errno));
+		close(dirfd);
+		return rc;
+	}
+	pthread_once(&lme_reg_once, lme_reg_init);
+	pthread_mutex_lock(&lme_reg_mu);
+	cj_edb *db = lme_reg_find(&st);
+	if (db) {
+		rc = lme_open_again(db, o, dirfd);
+		pthread_mutex_unlock(&lme_reg_mu);
+		*out = rc ? NULL : db;
+		return rc;
+	}
+	if (!(db = cj__calloc(1, sizeof *db))) {
+		pthread_mutex_unlock(&lme_reg_mu);
+		close(dirfd);
+		return cj__fail(CJ_NOMEM, "out of memory");
+	}
+	db->dirfd = dirfd;
+	db->dev = st.st_dev;
+	db->ino = st.st_ino;
 	db->mode = mode;
 	int wfd = -1;
 	pthread_rwlockattr_t ra;
@@ -569,7 +671,7 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 		rc = cj__fail(CJ_NOMEM, "out of memory");
 		goto out_close;
 	}
-	if ((rc = lme_files(db, o->shared, &wfd))) goto out_close;
+	if ((rc = lme_files(db, &wfd))) goto out_close;
 	if ((rc = mdb_env_create(&db->env))) {
 		rc = lme_err(rc, "env_create");
 		goto out_close;
@@ -604,11 +706,16 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 	snprintf(wpath, sizeof wpath, "%s/wake", path);
 	if ((rc = cj__os_wakemap_open(wfd, wpath, db->readonly != 0, &db->wake))) goto out_close;
 	close(wfd);
+	db->refs = 1;
+	db->next = lme_reg;
+	lme_reg = db;
+	pthread_mutex_unlock(&lme_reg_mu);
 	*out = db;
 	return CJ_OK;
 out_close:
 	if (wfd >= 0) close(wfd);
-	lme_close(db);
+	lme_destroy(db);
+	pthread_mutex_unlock(&lme_reg_mu);
 	return rc;
 }
 

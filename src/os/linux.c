@@ -14,7 +14,6 @@
 #include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
-#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -443,12 +442,19 @@ int cj__os_map_shared(int fd, const char *path, size_t len, void **out) {
 		                (long long)st.st_size, len);
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED) return cj__fail(CJ_STORE, "%s: %s", path, cj__os_strerror(errno));
+	int rc = cj__os_owner_claim(fd, path, p, len);
+	if (rc) {
+		munmap(p, len);
+		return rc;
+	}
 	*out = p;
 	return CJ_OK;
 }
 
 void cj__os_unmap_shared(void *p, size_t len) {
-	if (p) munmap(p, len);
+	if (!p) return;
+	cj__os_owner_release(p);
+	munmap(p, len);
 }
 
 void cj__os_futex_wait(_Atomic uint32_t *w, uint32_t seen, int64_t timeout_ms) {
@@ -457,9 +463,3 @@ void cj__os_futex_wait(_Atomic uint32_t *w, uint32_t seen, int64_t timeout_ms) {
 }
 
 void cj__os_futex_wake(_Atomic uint32_t *w) { futex(w, FUTEX_WAKE, INT_MAX, NULL); }
-
-int32_t cj__os_pid(void) { return (int32_t)getpid(); }
-
-int cj__os_pid_alive(int32_t pid) {
-	return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH);
-}

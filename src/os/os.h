@@ -135,21 +135,38 @@ int cj__os_file_mapping(int fd, const void *p, uintptr_t *base, uintptr_t *end);
 /* ---- shared memory of the store's processes --------------------------------
  *
  * For combining calls across processes (src/combine.c): a file of the store
- * mapped shared, 32-bit words in it to sleep on, and whether the process
- * that wrote its id into such memory is still there. */
+ * mapped shared, 32-bit words in it to sleep on, and ids of the processes
+ * taking part that say whether the process that wrote one into such memory
+ * is still there (src/os/owner.c: not its process id, which another
+ * process may have taken since, or which means nothing in another PID
+ * namespace). */
 
 /* Maps len bytes of the file fd (allocated for them: cj__os_store_file)
- * read-write and shared; fd stays the caller's. CJ_OK or CJ_STORE. */
+ * read-write and shared, and claims this process's owner id in it; fd stays
+ * the caller's. CJ_OK, CJ_STORE (also where owner ids cannot be claimed:
+ * the system has no open file description locks) or CJ_NOMEM. */
 int cj__os_map_shared(int fd, const char *path, size_t len, void **out);
+/* Unmaps it and gives the id up (NULL is ignored). */
 void cj__os_unmap_shared(void *p, size_t len);
 /* Sleeps while *w == seen, until cj__os_futex_wake(w), timeout_ms or a
  * signal: returns at once if *w differs (a shared futex: across processes). */
 void cj__os_futex_wait(_Atomic uint32_t *w, uint32_t seen, int64_t timeout_ms);
 /* Wakes every sleeper of *w, in every process. */
 void cj__os_futex_wake(_Atomic uint32_t *w);
-/* This process's id, and whether process pid exists (a dead one is gone;
- * a reused id looks alive). */
-int32_t cj__os_pid(void);
-int cj__os_pid_alive(int32_t pid);
+
+/* Owners (src/os/owner.c). claim takes an id for this process in the file
+ * fd mapped at map for len bytes (its own descriptor: fd stays the
+ * caller's): CJ_OK, CJ_STORE (none can be claimed here) or CJ_NOMEM;
+ * release gives it up (the process stops taking part). cj__os_owner is
+ * this process's id for the mapping that holds address p (any byte of it):
+ * not 0, below 2^31, the same in every thread. cj__os_owner_alive
+ * says whether the process that claimed id (any process mapping the same
+ * file) still holds it: a dead one does not, seen from any PID namespace,
+ * and a later claim draws a dead one's id again with a chance of 2^-30.
+ * Thread-safe. */
+int cj__os_owner_claim(int fd, const char *path, const void *map, size_t len);
+void cj__os_owner_release(const void *map);
+uint32_t cj__os_owner(const void *p);
+int cj__os_owner_alive(const void *p, uint32_t id);
 
 #endif

@@ -219,6 +219,21 @@ int cj__put(cj_tx *tx, const cj_buf *k, const cj_buf *v) {
 	return tx->db->eng->put(tx->etx, CJ_SPACE_JOBS, k->p, k->len, v->p, v->len);
 }
 
+int cj__add(cj_tx *tx, const cj_buf *k, int64_t delta) {
+	if (oom(k)) return CJ_NOMEM;
+	const struct cj_engine *e = tx->db->eng;
+	if (e->add) return e->add(tx->etx, CJ_SPACE_JOBS, k->p, k->len, delta);
+	const uint8_t *v;
+	size_t vl;
+	int64_t n = 0;
+	int rc = e->get(tx->etx, CJ_SPACE_JOBS, k->p, k->len, &v, &vl);
+	if (rc == CJ_OK && (rc = cj__counter_decode(v, vl, &n))) return rc;
+	if (rc && rc != CJ_NOT_FOUND) return rc;
+	uint8_t b[CJ_COUNTER_LEN];
+	cj__counter_encode(b, (int64_t)((uint64_t)n + (uint64_t)delta));
+	return e->put(tx->etx, CJ_SPACE_JOBS, k->p, k->len, b, sizeof b);
+}
+
 int cj__del(cj_tx *tx, const cj_buf *k) {
 	if (oom(k)) return CJ_NOMEM;
 	return tx->db->eng->del(tx->etx, CJ_SPACE_JOBS, k->p, k->len);

@@ -70,10 +70,10 @@
 
 #include "couchjobs.h"
 
-#define CJ_ENGINE_VERSION 10 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse;
+#define CJ_ENGINE_VERSION 11 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse;
                               7: prefetch, round_trips; 8: shared_flushes;
                               9: prefetch_scan; 10: shared, receipt_put, receipt_get,
-                              sync (combining across processes) */
+                              sync (combining across processes); 11: add */
 #define CJ_ENGINE_MAX_KEY 4096
 
 typedef struct cj_edb cj_edb; /* an engine's open store */
@@ -261,7 +261,15 @@ struct cj_engine {
 	/* Makes every commit so far durable (those of processes that died
 	 * before they flushed theirs included). */
 	int (*sync)(cj_edb *edb);
+	/* Optional (NULL: the core gets, adds and puts). In a write
+	 * transaction, adds delta to the counter at k, a value of
+	 * CJ_COUNTER_LEN bytes holding a big-endian two's complement int64
+	 * (absent: 0; the sum wraps), without telling the result; the engine
+	 * may defer the work, as del_blind's. k is held from now on. */
+	int (*add)(cj_etx *tx, int space, const void *k, size_t kl, int64_t delta);
 };
+/* The length of a counter value (add). */
+#define CJ_COUNTER_LEN 8
 
 /* The most channels one wait_any() takes. */
 #define CJ_WAIT_ANY_MAX 64

@@ -484,6 +484,19 @@ static int pge_put(cj_etx *tx, int space, const void *k, size_t kl, const void *
 	return rc;
 }
 
+static int pge_add(cj_etx *tx, int space, const void *k, size_t kl, int64_t delta) {
+	char d[24];
+	pge_clear(tx);
+	pge_unclaim(tx, space, k, kl);
+	pge_unprefetch(tx, space, k, kl);
+	snprintf(d, sizeof d, "%lld", (long long)delta);
+	const char *vals[3] = {pge_space[space], k, d};
+	int lens[3] = {0, (int)kl, 0}, fmts[3] = {0, 1, 0};
+	int rc = cj__pg_queue(tx, "cj_add", NULL, 3, vals, lens, fmts);
+	if (rc == CJ_OK) tx->dirty = 1;
+	return rc;
+}
+
 static int pge_del(cj_etx *tx, int space, const void *k, size_t kl) {
 	pge_clear(tx);
 	pge_unclaim(tx, space, k, kl);
@@ -656,4 +669,5 @@ const struct cj_engine cj__engine_pg = {
 	.prefetch = pge_prefetch,
 	.round_trips = pge_round_trips,
 	.prefetch_scan = pge_prefetch_scan,
+	.add = pge_add,
 };

@@ -585,6 +585,8 @@ struct cj_tx {
 	struct cj_tx *tls_next;
 	cj_buf kbuf; /* scratch for keys */
 	cj_buf vbuf; /* scratch for values */
+	cj_buf adds; /* counter adds (cj__add) not yet made: (u32 key length,
+	                key, int64 delta)... */
 };
 
 /* Runs fn in tx if given, else in a transaction of its own (write or
@@ -674,8 +676,18 @@ int cj__prefetch(cj_tx *tx, const cj_buf *k);
 int cj__prefetch_scan_key(cj_tx *tx, const cj_buf *k);
 int cj__put(cj_tx *tx, const cj_buf *k, const cj_buf *v);
 int cj__del(cj_tx *tx, const cj_buf *k);
-/* Adds delta to the counter at k (engine.h's add; absent: 0). */
+/* Adds delta to the counter at k (engine.h's add; absent: 0) when the
+ * write transaction commits (its parent's, for a nested one), the adds of
+ * one commit together and in key order: where writers run side by side and
+ * an add holds its key until commit, writers then never wait for each
+ * other's counters in a cycle, and hold them only for the commit. The
+ * counters a transaction reads must be flushed first (cj__add_flush). */
 int cj__add(cj_tx *tx, const cj_buf *k, int64_t delta);
+/* Makes the adds of tx now, in key order, equal keys summed. */
+int cj__add_flush(cj_tx *tx);
+/* engine.h's add made of e's get and put, for engines without one. */
+int cj__add_rmw(const struct cj_engine *e, cj_etx *etx, int space, const void *k, size_t kl,
+                int64_t delta);
 /* Deletes k whether or not it is there (engines may defer it). */
 int cj__del_blind(cj_tx *tx, const cj_buf *k);
 /* Keys in [lo, hi) / under prefix / just k, ascending; engine.h's scan(). */

@@ -197,7 +197,8 @@ static int counts_fn(cj_tx *tx, void *arg) {
 	struct sums s = {CJ_BUF_INIT, NULL, 0, 0, NULL};
 	cj_buf k = CJ_BUF_INIT;
 	cj__key_counter_prefix(&k, a->type);
-	int rc = cj__scan_prefix(tx, &k, sums_add, &s);
+	int rc = cj__add_flush(tx); /* this transaction's own changes */
+	if (rc == CJ_OK) rc = cj__scan_prefix(tx, &k, sums_add, &s);
 	cj__buf_free(&k);
 	if (rc) goto out;
 	if (a->type) {

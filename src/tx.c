@@ -9,6 +9,7 @@
  * and every read, runs in a transaction of its own (run_own), retried on
  * CJ_CONFLICT. */
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -58,6 +59,7 @@ static void tx_free(cj_tx *tx) {
 	tls_remove(tx);
 	cj__buf_free(&tx->kbuf);
 	cj__buf_free(&tx->vbuf);
+	cj__buf_free(&tx->adds);
 	cj_free(tx);
 }
 
@@ -72,7 +74,12 @@ int cj__tx_commit(cj_tx *tx) {
 		return cj__fail(CJ_HALT, "a job in this transaction is no longer held by "
 		                "this processor: nothing was written");
 	}
-	int rc = tx->db->eng->commit(tx->etx);
+	int rc = cj__add_flush(tx);
+	if (rc) {
+		cj__tx_abort(tx);
+		return rc;
+	}
+	rc = tx->db->eng->commit(tx->etx);
 	tx_free(tx);
 	return rc;
 }
@@ -100,11 +107,23 @@ static void nest_free(cj_tx *tx) {
 	tx->parent->vs_order = tx->vs_order;
 	cj__buf_free(&tx->kbuf);
 	cj__buf_free(&tx->vbuf);
+	cj__buf_free(&tx->adds);
 	cj_free(tx);
 }
 
 int cj__tx_nest_commit(cj_tx *tx) {
+	cj_buf *up = &tx->parent->adds;
+	size_t len = up->len;
+	/* the parent makes the adds, with its own, at its commit */
+	cj__buf_add(up, tx->adds.p, tx->adds.len);
+	if (up->oom) {
+		up->oom = 0;
+		up->len = len;
+		cj__tx_nest_abort(tx);
+		return cj__fail(CJ_NOMEM, "out of memory");
+	}
 	int rc = tx->db->eng->commit_nested(tx->etx);
+	if (rc) up->len = len;
 	nest_free(tx);
 	return rc;
 }
@@ -221,17 +240,81 @@ int cj__put(cj_tx *tx, const cj_buf *k, const cj_buf *v) {
 
 int cj__add(cj_tx *tx, const cj_buf *k, int64_t delta) {
 	if (oom(k)) return CJ_NOMEM;
-	const struct cj_engine *e = tx->db->eng;
-	if (e->add) return e->add(tx->etx, CJ_SPACE_JOBS, k->p, k->len, delta);
+	uint32_t kl = (uint32_t)k->len;
+	size_t len = tx->adds.len;
+	cj__buf_add(&tx->adds, &kl, sizeof kl);
+	cj__buf_add(&tx->adds, k->p, k->len);
+	cj__buf_add(&tx->adds, &delta, sizeof delta);
+	if (!tx->adds.oom) return CJ_OK;
+	tx->adds.oom = 0;
+	tx->adds.len = len;
+	return cj__fail(CJ_NOMEM, "out of memory");
+}
+
+/* One add to make: its key and delta. */
+struct add_rec {
+	const uint8_t *k;
+	uint32_t kl;
+	int64_t delta;
+};
+
+static int add_cmp(const void *a, const void *b) {
+	const struct add_rec *x = a, *y = b;
+	int c = memcmp(x->k, y->k, x->kl < y->kl ? x->kl : y->kl);
+	return c ? c : (x->kl > y->kl) - (x->kl < y->kl);
+}
+
+int cj__add_rmw(const struct cj_engine *e, cj_etx *etx, int space, const void *k, size_t kl,
+                int64_t delta) {
 	const uint8_t *v;
 	size_t vl;
 	int64_t n = 0;
-	int rc = e->get(tx->etx, CJ_SPACE_JOBS, k->p, k->len, &v, &vl);
+	int rc = e->get(etx, space, k, kl, &v, &vl);
 	if (rc == CJ_OK && (rc = cj__counter_decode(v, vl, &n))) return rc;
 	if (rc && rc != CJ_NOT_FOUND) return rc;
 	uint8_t b[CJ_COUNTER_LEN];
 	cj__counter_encode(b, (int64_t)((uint64_t)n + (uint64_t)delta));
-	return e->put(tx->etx, CJ_SPACE_JOBS, k->p, k->len, b, sizeof b);
+	return e->put(etx, space, k, kl, b, sizeof b);
+}
+
+/* Adds delta to the counter at k now. */
+static int add_now(cj_tx *tx, const uint8_t *k, size_t kl, int64_t delta) {
+	const struct cj_engine *e = tx->db->eng;
+	if (e->add) return e->add(tx->etx, CJ_SPACE_JOBS, k, kl, delta);
+	return cj__add_rmw(e, tx->etx, CJ_SPACE_JOBS, k, kl, delta);
+}
+
+int cj__add_flush(cj_tx *tx) {
+	size_t n = 0, off = 0;
+	while (off < tx->adds.len) {
+		uint32_t kl;
+		memcpy(&kl, tx->adds.p + off, sizeof kl);
+		off += sizeof kl + kl + sizeof(int64_t);
+		n++;
+	}
+	if (n == 0) return CJ_OK;
+	struct add_rec *r = cj__malloc(n * sizeof *r);
+	if (!r) return cj__fail(CJ_NOMEM, "out of memory");
+	off = 0;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(&r[i].kl, tx->adds.p + off, sizeof r[i].kl);
+		r[i].k = tx->adds.p + off + sizeof r[i].kl;
+		memcpy(&r[i].delta, r[i].k + r[i].kl, sizeof r[i].delta);
+		off += sizeof r[i].kl + r[i].kl + sizeof r[i].delta;
+	}
+	qsort(r, n, sizeof *r, add_cmp);
+	int rc = CJ_OK;
+	for (size_t i = 0; i < n && rc == CJ_OK;) {
+		size_t j = i + 1;
+		int64_t sum = r[i].delta;
+		for (; j < n && add_cmp(&r[i], &r[j]) == 0; j++)
+			sum = (int64_t)((uint64_t)sum + (uint64_t)r[j].delta);
+		if (sum) rc = add_now(tx, r[i].k, r[i].kl, sum);
+		i = j;
+	}
+	cj_free(r);
+	cj__buf_reset(&tx->adds);
+	return rc;
 }
 
 int cj__del(cj_tx *tx, const cj_buf *k) {

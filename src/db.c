@@ -147,14 +147,17 @@ out:
 	return rc;
 }
 
-/* Deletes every counter: the conversion computes them from the jobs. A
- * store of an older format has none, unless a process of this build wrote
- * some before the store was converted. */
-static int counts_clear(cj_tx *tx) {
+/* Calls fn for every key under prefix (a subspace of the jobs), read
+ * CJ_CONVERT_BATCH at a time, each batch from just after the last key of
+ * the one before; fn may write. */
+static int each_key(cj_tx *tx, const cj_buf *prefix,
+                    int (*fn)(cj_tx *tx, const uint8_t *k, size_t kl, const uint8_t *v,
+                              size_t vl, void *arg),
+                    void *arg) {
 	cj_batch c = {CJ_BUF_INIT, 0, CJ_CONVERT_BATCH};
-	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT, k = CJ_BUF_INIT;
-	cj__key_counter_prefix(&lo, NULL);
-	cj__key_counter_prefix(&hi, NULL);
+	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
+	cj__buf_add(&lo, prefix->p, prefix->len);
+	cj__buf_add(&hi, prefix->p, prefix->len);
 	cj__tup_range_end(&hi);
 	int rc, more;
 	do {
@@ -164,55 +167,60 @@ static int counts_clear(cj_tx *tx) {
 		more = rc == 1;
 		rc = CJ_OK;
 		size_t off = 0, kl, vl;
-		const uint8_t *key, *v;
-		while (rc == CJ_OK && cj__batch_next(&c, &off, &key, &kl, &v, &vl)) {
-			cj__buf_reset(&k);
-			cj__buf_add(&k, key, kl);
-			rc = cj__del_blind(tx, &k);
+		const uint8_t *k, *v;
+		while (rc == CJ_OK && cj__batch_next(&c, &off, &k, &kl, &v, &vl)) {
+			if ((rc = fn(tx, k, kl, v, vl, arg))) break;
+			cj__buf_reset(&lo);
+			cj__buf_add(&lo, k, kl);
+			cj__buf_add(&lo, "", 1);
+			if (lo.oom) rc = cj__fail(CJ_NOMEM, "out of memory");
 		}
 	} while (rc == CJ_OK && more);
 	cj__buf_free(&c.kv);
 	cj__buf_free(&lo);
 	cj__buf_free(&hi);
-	cj__buf_free(&k);
 	return rc;
+}
+
+/* Deletes a counter: the conversion computes them from the jobs. A store
+ * of an older format has none, unless a process of this build wrote some
+ * before the store was converted. */
+static int counter_del(cj_tx *tx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                       void *arg) {
+	(void)v, (void)vl;
+	cj_buf *key = arg;
+	cj__buf_reset(key);
+	cj__buf_add(key, k, kl);
+	return cj__del_blind(tx, key);
+}
+
+struct convert_arg {
+	struct counts cnt;
+	int64_t now_ms;
+	cj_buf key, val;
+};
+
+static int convert_one(cj_tx *tx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                       void *arg) {
+	struct convert_arg *a = arg;
+	return convert_job(tx, k, kl, v, vl, &a->cnt, a->now_ms, &a->key, &a->val);
 }
 
 /* Converts every job of a store of format from to format 4, in tx. */
 static int convert(cj_tx *tx, int from) {
-	struct counts cnt;
-	memset(&cnt, 0, sizeof cnt);
-	cnt.from = from;
-	int64_t now_ms = cj__epoch_ms();
-	cj_batch c = {CJ_BUF_INIT, 0, CJ_CONVERT_BATCH};
-	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT, key = CJ_BUF_INIT, val = CJ_BUF_INIT;
-	cj__key_data_prefix(&lo, NULL);
-	cj__key_data_prefix(&hi, NULL);
-	cj__tup_range_end(&hi);
-	int rc = counts_clear(tx), more = 0;
-	if (rc == CJ_OK) do {
-		cj__buf_reset(&c.kv);
-		c.n = 0;
-		if ((rc = cj__scan(tx, &lo, &hi, cj__batch_add, &c)) < 0) break;
-		more = rc == 1;
-		rc = CJ_OK;
-		size_t off = 0, kl, vl;
-		const uint8_t *k, *v;
-		while (rc == CJ_OK && cj__batch_next(&c, &off, &k, &kl, &v, &vl)) {
-			if ((rc = convert_job(tx, k, kl, v, vl, &cnt, now_ms, &key, &val))) break;
-			/* on from just after this key */
-			cj__buf_reset(&lo);
-			cj__buf_add(&lo, k, kl);
-			cj__buf_add(&lo, "", 1);
-			if (rc == CJ_OK && lo.oom) rc = cj__fail(CJ_NOMEM, "out of memory");
-		}
-	} while (rc == CJ_OK && more);
-	if (rc == CJ_OK) rc = counts_put(tx, &cnt, "");
-	cj__buf_free(&c.kv);
-	cj__buf_free(&lo);
-	cj__buf_free(&hi);
-	cj__buf_free(&key);
-	cj__buf_free(&val);
+	struct convert_arg a;
+	cj_buf prefix = CJ_BUF_INIT;
+	memset(&a, 0, sizeof a);
+	a.cnt.from = from;
+	a.now_ms = cj__epoch_ms();
+	cj__key_counter_prefix(&prefix, NULL);
+	int rc = each_key(tx, &prefix, counter_del, &a.key);
+	cj__key_data_prefix(&prefix, NULL);
+	if (rc == CJ_OK) rc = each_key(tx, &prefix, convert_one, &a);
+	if (rc == CJ_OK) rc = counts_put(tx, &a.cnt, "");
+	cj__buf_free(&prefix);
+	cj__buf_free(&a.key);
+	cj__buf_free(&a.val);
 	return rc;
 }
 

@@ -30,9 +30,7 @@ static unsigned count_kinds(const cj_jv *jv) {
 }
 
 int cj__count_shard(const char *id) {
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (const unsigned char *p = (const unsigned char *)id; *p; p++) h = (h ^ *p) * 16777619u;
-	return (int)(h % CJ_COUNT_SHARDS);
+	return (int)(cj__fnv(CJ_FNV_SEED, id, strlen(id)) % CJ_COUNT_SHARDS);
 }
 
 int cj__count_move(cj_tx *tx, const char *type, const char *id, const cj_jv *from,

@@ -362,8 +362,9 @@ static void fill_up(const char *dir) {
 }
 
 /* Removals made while a reader holds its snapshot (each needs a few
- * pages of its own, its counts' leaf too: on the full disk one fits). */
-#define PINNED_REMOVALS 1
+ * pages of its own, its counters' leaf too: they come from the store's
+ * reserve, which the first removal that meets the full disk releases). */
+#define PINNED_REMOVALS 20
 
 struct pin {
 	cj_db *db;

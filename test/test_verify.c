@@ -684,6 +684,41 @@ TEST(verify_counters) {
 	cj_close(db);
 }
 
+/* The calls a batch combines (group.c, combine.c) run each in a
+ * transaction nested in the leader's, and their counter changes are made at
+ * the leader's commit: a call that fails after its writes (a failure of the
+ * store) aborts its nested transaction, and its changes of the counters go
+ * with it; one whose nested transaction commits keeps them. */
+TEST(counters_nested_transactions) {
+	cj_db *db = healthy();
+	if (!db->eng->begin_nested) {
+		note("  skipped: the engine does not nest transactions\n");
+		cj_close(db);
+		return;
+	}
+	cj_type_counts before, after;
+	CHECK_OK(cj_get_type_counts(db, NULL, "u", &before));
+	cj_tx *tx, *sub;
+	CHECK_OK(cj__tx_new(db, 1, &tx));
+	CHECK_OK(cj__tx_nest(tx, &sub));
+	CHECK_OK(cj_add(db, sub, "u", "kept", NULL, 0));
+	CHECK_OK(cj__tx_nest_commit(sub));
+	CHECK_OK(cj__tx_nest(tx, &sub)); /* written, then aborted */
+	CHECK_OK(cj_add(db, sub, "u", "gone", NULL, 0));
+	CHECK_OK(cj_remove(db, sub, "u", "x\n\"y"));
+	cj__tx_nest_abort(sub);
+	CHECK_OK(cj__tx_nest(tx, &sub));
+	CHECK_OK(cj_add(db, sub, "u", "later", NULL, 4000000000));
+	CHECK_OK(cj__tx_nest_commit(sub));
+	CHECK_OK(cj__tx_commit(tx));
+	CHECK_OK(cj_get_type_counts(db, NULL, "u", &after));
+	CHECK_INT(after.pending, before.pending + 1);
+	CHECK_INT(after.untimed, before.untimed + 1);
+	CHECK_INT(after.scheduled, before.scheduled + 1);
+	CHECK_PROBLEMS(db, 0, NULL);
+	cj_close(db);
+}
+
 /* A store of format 3 (the healthy store without counters, plus a stray
  * one) opens: its counters are computed from its jobs. */
 TEST(format3_store_converts) {
@@ -718,4 +753,4 @@ TEST_MAIN(ENTRY(verify_healthy_store), ENTRY(verify_report_stops), ENTRY(verify_
           ENTRY(verify_bad_values), ENTRY(verify_pending_index),
           ENTRY(verify_activity_index), ENTRY(verify_cli_check), ENTRY(verify_finished_index),
           ENTRY(format1_store_converts), ENTRY(format2_store_converts),
-          ENTRY(verify_counters), ENTRY(format3_store_converts))
+          ENTRY(verify_counters), ENTRY(counters_nested_transactions), ENTRY(format3_store_converts))

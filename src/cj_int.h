@@ -685,7 +685,8 @@ int cj__del(cj_tx *tx, const cj_buf *k);
 int cj__add(cj_tx *tx, const cj_buf *k, int64_t delta);
 /* Makes the adds of tx now, in key order, equal keys summed. */
 int cj__add_flush(cj_tx *tx);
-/* engine.h's add made of e's get and put, for engines without one. */
+/* engine.h's add made of e's get and put (del when the sum is 0), for
+ * engines without one. */
 int cj__add_rmw(const struct cj_engine *e, cj_etx *etx, int space, const void *k, size_t kl,
                 int64_t delta);
 /* Deletes k whether or not it is there (engines may defer it). */

@@ -272,8 +272,12 @@ int cj__add_rmw(const struct cj_engine *e, cj_etx *etx, int space, const void *k
 	int rc = e->get(etx, space, k, kl, &v, &vl);
 	if (rc == CJ_OK && (rc = cj__counter_decode(v, vl, &n))) return rc;
 	if (rc && rc != CJ_NOT_FOUND) return rc;
+	n = (int64_t)((uint64_t)n + (uint64_t)delta);
+	/* 0 is what an absent counter holds: a type whose jobs are all gone
+	 * leaves no keys behind */
+	if (n == 0) return rc == CJ_NOT_FOUND ? CJ_OK : e->del(etx, space, k, kl);
 	uint8_t b[CJ_COUNTER_LEN];
-	cj__counter_encode(b, (int64_t)((uint64_t)n + (uint64_t)delta));
+	cj__counter_encode(b, n);
 	return e->put(etx, space, k, kl, b, sizeof b);
 }
 

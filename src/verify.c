@@ -165,11 +165,20 @@ static int check_record(struct vfy *v, const char *type, const char *id, const c
 	return CJ_OK;
 }
 
-/* The counters of type (the last met, or a new entry); NULL when out of
- * memory. */
+/* The counters of type (found, or a new entry); NULL when out of memory.
+ * The entries are kept in the order of their types, which is the keys'
+ * (a type's counters and jobs come one after another): a lookup is a
+ * binary search, and the last type met is tried first. */
 static struct vcounts *counts_of(struct vfy *v, const char *type) {
-	for (size_t i = v->nc; i > 0; i--)
-		if (strcmp(v->c[i - 1].type, type) == 0) return &v->c[i - 1];
+	size_t lo = 0, hi = v->nc;
+	if (hi && strcmp(v->c[hi - 1].type, type) < 0) lo = hi;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(v->c[mid].type, type);
+		if (c == 0) return &v->c[mid];
+		if (c < 0) lo = mid + 1;
+		else hi = mid;
+	}
 	if (v->nc == v->ccap) {
 		size_t cap = v->ccap ? 2 * v->ccap : 8;
 		struct vcounts *c = cj__realloc(v->c, cap * sizeof *c);
@@ -177,9 +186,12 @@ static struct vcounts *counts_of(struct vfy *v, const char *type) {
 		v->c = c;
 		v->ccap = cap;
 	}
-	struct vcounts *c = &v->c[v->nc];
+	char *name = cj__strdup(type);
+	if (!name) return NULL;
+	struct vcounts *c = &v->c[lo];
+	memmove(c + 1, c, (v->nc - lo) * sizeof *c);
 	memset(c, 0, sizeof *c);
-	if (!(c->type = cj__strdup(type))) return NULL;
+	c->type = name;
 	v->nc++;
 	return c;
 }

@@ -265,7 +265,8 @@ struct cj_engine {
 	 * transaction, adds delta to the counter at k, a value of
 	 * CJ_COUNTER_LEN bytes holding a big-endian two's complement int64
 	 * (absent: 0; the sum wraps), without telling the result; the engine
-	 * may defer the work, as del_blind's. k is held from now on. */
+	 * may defer the work, as del_blind's, and may delete a counter whose
+	 * sum is 0. k is held from now on. */
 	int (*add)(cj_etx *tx, int space, const void *k, size_t kl, int64_t delta);
 };
 /* The length of a counter value (add). */

@@ -687,8 +687,8 @@ int cj__add(cj_tx *tx, const cj_buf *k, int64_t delta);
 int cj__add_flush(cj_tx *tx);
 /* engine.h's add made of e's get and put (del when the sum is 0), for
  * engines without one. */
-int cj__add_rmw(const struct cj_engine *e, cj_etx *etx, int space, const void *k, size_t kl,
-                int64_t delta);
+int cj__add_rmw(const struct cj_engine *e, cj_etx *etx, int space, const cj_eadd *a,
+                size_t n);
 /* Deletes k whether or not it is there (engines may defer it). */
 int cj__del_blind(cj_tx *tx, const cj_buf *k);
 /* Keys in [lo, hi) / under prefix / just k, ascending; engine.h's scan(). */

@@ -251,41 +251,33 @@ int cj__add(cj_tx *tx, const cj_buf *k, int64_t delta) {
 	return cj__fail(CJ_NOMEM, "out of memory");
 }
 
-/* One add to make: its key and delta. */
-struct add_rec {
-	const uint8_t *k;
-	uint32_t kl;
-	int64_t delta;
-};
-
 static int add_cmp(const void *a, const void *b) {
-	const struct add_rec *x = a, *y = b;
+	const cj_eadd *x = a, *y = b;
 	int c = memcmp(x->k, y->k, x->kl < y->kl ? x->kl : y->kl);
 	return c ? c : (x->kl > y->kl) - (x->kl < y->kl);
 }
 
-int cj__add_rmw(const struct cj_engine *e, cj_etx *etx, int space, const void *k, size_t kl,
-                int64_t delta) {
-	const uint8_t *v;
-	size_t vl;
-	int64_t n = 0;
-	int rc = e->get(etx, space, k, kl, &v, &vl);
-	if (rc == CJ_OK && (rc = cj__counter_decode(v, vl, &n))) return rc;
-	if (rc && rc != CJ_NOT_FOUND) return rc;
-	n = (int64_t)((uint64_t)n + (uint64_t)delta);
-	/* 0 is what an absent counter holds: a type whose jobs are all gone
-	 * leaves no keys behind */
-	if (n == 0) return rc == CJ_NOT_FOUND ? CJ_OK : e->del(etx, space, k, kl);
-	uint8_t b[CJ_COUNTER_LEN];
-	cj__counter_encode(b, n);
-	return e->put(etx, space, k, kl, b, sizeof b);
-}
-
-/* Adds delta to the counter at k now. */
-static int add_now(cj_tx *tx, const uint8_t *k, size_t kl, int64_t delta) {
-	const struct cj_engine *e = tx->db->eng;
-	if (e->add) return e->add(tx->etx, CJ_SPACE_JOBS, k, kl, delta);
-	return cj__add_rmw(e, tx->etx, CJ_SPACE_JOBS, k, kl, delta);
+int cj__add_rmw(const struct cj_engine *e, cj_etx *etx, int space, const cj_eadd *a,
+                size_t n) {
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *v;
+		size_t vl;
+		int64_t sum = 0;
+		int rc = e->get(etx, space, a[i].k, a[i].kl, &v, &vl);
+		if (rc == CJ_OK && (rc = cj__counter_decode(v, vl, &sum))) return rc;
+		if (rc && rc != CJ_NOT_FOUND) return rc;
+		sum = (int64_t)((uint64_t)sum + (uint64_t)a[i].delta);
+		/* 0 is what an absent counter holds: a type whose jobs are all
+		 * gone leaves no keys behind */
+		if (sum == 0) {
+			if (rc == CJ_OK && (rc = e->del(etx, space, a[i].k, a[i].kl))) return rc;
+			continue;
+		}
+		uint8_t b[CJ_COUNTER_LEN];
+		cj__counter_encode(b, sum);
+		if ((rc = e->put(etx, space, a[i].k, a[i].kl, b, sizeof b))) return rc;
+	}
+	return CJ_OK;
 }
 
 int cj__add_flush(cj_tx *tx) {
@@ -297,25 +289,35 @@ int cj__add_flush(cj_tx *tx) {
 		n++;
 	}
 	if (n == 0) return CJ_OK;
-	struct add_rec *r = cj__malloc(n * sizeof *r);
+	cj_eadd *r = cj__malloc(n * sizeof *r);
 	if (!r) return cj__fail(CJ_NOMEM, "out of memory");
 	off = 0;
 	for (size_t i = 0; i < n; i++) {
-		memcpy(&r[i].kl, tx->adds.p + off, sizeof r[i].kl);
-		r[i].k = tx->adds.p + off + sizeof r[i].kl;
-		memcpy(&r[i].delta, r[i].k + r[i].kl, sizeof r[i].delta);
-		off += sizeof r[i].kl + r[i].kl + sizeof r[i].delta;
+		uint32_t kl;
+		memcpy(&kl, tx->adds.p + off, sizeof kl);
+		r[i].kl = kl;
+		r[i].k = tx->adds.p + off + sizeof kl;
+		memcpy(&r[i].delta, r[i].k + kl, sizeof r[i].delta);
+		off += sizeof kl + kl + sizeof r[i].delta;
 	}
 	qsort(r, n, sizeof *r, add_cmp);
-	int rc = CJ_OK;
-	for (size_t i = 0; i < n && rc == CJ_OK;) {
+	/* equal keys summed, sums of 0 left out */
+	size_t m = 0;
+	for (size_t i = 0; i < n;) {
 		size_t j = i + 1;
 		int64_t sum = r[i].delta;
 		for (; j < n && add_cmp(&r[i], &r[j]) == 0; j++)
 			sum = (int64_t)((uint64_t)sum + (uint64_t)r[j].delta);
-		if (sum) rc = add_now(tx, r[i].k, r[i].kl, sum);
+		if (sum) {
+			r[m] = r[i];
+			r[m++].delta = sum;
+		}
 		i = j;
 	}
+	int rc = CJ_OK;
+	const struct cj_engine *e = tx->db->eng;
+	if (m) rc = e->add ? e->add(tx->etx, CJ_SPACE_JOBS, r, m)
+	                   : cj__add_rmw(e, tx->etx, CJ_SPACE_JOBS, r, m);
 	cj_free(r);
 	cj__buf_reset(&tx->adds);
 	return rc;

@@ -79,6 +79,12 @@
 typedef struct cj_edb cj_edb; /* an engine's open store */
 typedef struct cj_etx cj_etx; /* an engine's transaction */
 struct cj_buf;                 /* tuple.h */
+/* One counter to add to (add below). */
+typedef struct cj_eadd {
+	const uint8_t *k;
+	size_t kl;
+	int64_t delta;
+} cj_eadd;
 
 /* The key spaces of a store. */
 enum cj_space {
@@ -262,12 +268,13 @@ struct cj_engine {
 	 * before they flushed theirs included). */
 	int (*sync)(cj_edb *edb);
 	/* Optional (NULL: the core gets, adds and puts). In a write
-	 * transaction, adds delta to the counter at k, a value of
-	 * CJ_COUNTER_LEN bytes holding a big-endian two's complement int64
-	 * (absent: 0; the sum wraps), without telling the result; the engine
-	 * may defer the work, as del_blind's, and may delete a counter whose
-	 * sum is 0. k is held from now on. */
-	int (*add)(cj_etx *tx, int space, const void *k, size_t kl, int64_t delta);
+	 * transaction, adds a[i].delta to the counter at a[i].k for each
+	 * i < n (n at least 1, the keys distinct and in ascending order): a
+	 * value of CJ_COUNTER_LEN bytes holding a big-endian two's complement
+	 * int64 (absent: 0; the sum wraps), without telling the result; the
+	 * engine may defer the work, as del_blind's, and may delete a counter
+	 * whose sum is 0. The keys are held from now on. */
+	int (*add)(cj_etx *tx, int space, const cj_eadd *a, size_t n);
 };
 /* The length of a counter value (add). */
 #define CJ_COUNTER_LEN 8

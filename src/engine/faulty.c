@@ -143,11 +143,11 @@ static int fty_del_blind(cj_etx *tx, int space, const void *k, size_t kl) {
 }
 
 /* One operation to fail, as the engine's add is one. */
-static int fty_add(cj_etx *tx, int space, const void *k, size_t kl, int64_t delta) {
+static int fty_add(cj_etx *tx, int space, const cj_eadd *a, size_t n) {
 	int rc = fault(tx);
 	if (rc) return rc;
-	if (tx->inner->add) return tx->inner->add(tx->etx, space, k, kl, delta);
-	return cj__add_rmw(tx->inner, tx->etx, space, k, kl, delta);
+	if (tx->inner->add) return tx->inner->add(tx->etx, space, a, n);
+	return cj__add_rmw(tx->inner, tx->etx, space, a, n);
 }
 
 static int fty_claim_first(cj_etx *tx, int space, const void *lo, size_t ll, const void *hi,

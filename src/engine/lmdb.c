@@ -928,9 +928,9 @@ static int lme_del(cj_etx *tx, int space, const void *k, size_t kl) {
  * transaction that removes jobs still counts as emptying a full disk
  * (lme_commit's use of the reserve). */
 extern const struct cj_engine cj__engine_lmdb;
-static int lme_add(cj_etx *tx, int space, const void *k, size_t kl, int64_t delta) {
+static int lme_add(cj_etx *tx, int space, const cj_eadd *a, size_t n) {
 	long puts = tx->puts;
-	int rc = cj__add_rmw(&cj__engine_lmdb, tx, space, k, kl, delta);
+	int rc = cj__add_rmw(&cj__engine_lmdb, tx, space, a, n);
 	tx->puts = puts;
 	return rc;
 }

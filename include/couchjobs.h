@@ -913,6 +913,58 @@ int cj_get_job(cj_db *db, cj_tx *tx, const char *type, const char *id,
 int cj_list_jobs(cj_db *db, cj_tx *tx, const char *type,
                  int (*cb)(const cj_job_info *info, void *arg), void *arg);
 
+/** @brief The jobs of one type counted by state (cj_get_type_counts()).
+ * A job is counted in exactly one of pending, scheduled, running, finished
+ * and dead; @c untimed and @c retrying count some of the pending and
+ * scheduled ones again. "Now" is the wall clock at the call, in seconds. */
+typedef struct cj_type_counts {
+	uint64_t pending;   /**< pending jobs due now (scheduled time <= now) */
+	uint64_t scheduled; /**< pending jobs due later (scheduled time > now) */
+	uint64_t running;   /**< #CJ_RUNNING */
+	uint64_t finished;  /**< #CJ_FINISHED */
+	uint64_t dead;      /**< #CJ_DEAD */
+	uint64_t untimed;   /**< pending jobs with scheduled time 0 (always due) */
+	uint64_t retrying;  /**< pending or scheduled jobs after a failed or lost
+	                         attempt (cj_job_info.attempt > 0) */
+	int64_t oldest_added_ms; /**< when the due pending job that cj_accept()
+	                              takes next was made pending (epoch ms,
+	                              cj_job_info.added_ms); -1 when none is due */
+	int64_t oldest_due; /**< the earliest scheduled time other than 0 among
+	                         the due pending jobs (seconds); -1 when none */
+} cj_type_counts;
+
+/**
+ * @brief Counts the jobs of @p type by state, without reading them.
+ *
+ * The store keeps the counts, changed in the same transaction as every job
+ * they count: a call costs a few reads whatever the number of jobs, plus
+ * one per job scheduled for later (those fall due by the clock, so they
+ * are counted at the call). A type without jobs has every count 0 (it is
+ * not #CJ_NOT_FOUND). With @p tx, the counts are those @p tx sees.
+ * Thread-safe.
+ *
+ * @param[out] counts filled on #CJ_OK.
+ * @return #CJ_OK; #CJ_INVALID (@p db or @p counts NULL, a bad @p type);
+ *         #CJ_STORE (including a damaged counter: cj_verify() says which);
+ *         #CJ_NOMEM.
+ */
+int cj_get_type_counts(cj_db *db, cj_tx *tx, const char *type, cj_type_counts *counts);
+
+/** @brief Called by cj_list_type_counts() for each type; @p type and
+ * @p counts are valid only during the call. Non-zero stops the listing. */
+typedef int (*cj_type_counts_fn)(const char *type, const cj_type_counts *counts, void *arg);
+
+/**
+ * @brief Calls @p fn for every type that has jobs, in byte order, with its
+ * counts as cj_get_type_counts() gives them, from one consistent snapshot.
+ * Costs what cj_get_type_counts() costs per type: never a read of every
+ * job. Types without jobs (only a timeout) are left out: cj_get_types()
+ * lists those. @p fn must not call into @p db with a NULL transaction.
+ * @return #CJ_OK, @p fn's non-zero return, #CJ_INVALID (@p db or @p fn
+ *         NULL), #CJ_STORE, #CJ_NOMEM.
+ */
+int cj_list_type_counts(cj_db *db, cj_tx *tx, cj_type_counts_fn fn, void *arg);
+
 /**
  * @brief cj_list_jobs() from a given place: the jobs of @p type (NULL: of
  * every type) that come after (@p after_type, @p after_id) in (type, id)

@@ -3,12 +3,11 @@
  * (get, set, clear), its limits alone at /v1/types/{type}/limits, and the
  * list of types with their jobs counted per state.
  *
- * The counts come from one scan of the jobs (O(jobs) per call): the store
- * keeps no counters yet. The same scan finds the oldest due time of each
- * type's pending jobs: the job record holds a scheduled time but no add
- * time, so the age of a pending job is known only when it was added with a
- * time (it has waited since then); jobs added without one are counted in
- * "pending_untimed" instead.
+ * The counts are the store's own (cj_list_type_counts): a few reads per
+ * type, whatever the number of jobs. The age of the oldest pending job is
+ * counted from the earliest scheduled time of the due ones, so it is known
+ * only for jobs added with a time (they have waited since then); jobs added
+ * without one are counted in "pending_untimed" instead.
  */
 #include "server.h"
 
@@ -221,34 +220,29 @@ static json_t *type_entry(json_t *types, const char *type) {
 	return e;
 }
 
-static void bump(json_t *obj, const char *key) {
-	json_t *v = json_object_get(obj, key);
-	json_integer_set(v, json_integer_value(v) + 1);
+static void set_int(json_t *obj, const char *key, uint64_t v) {
+	json_object_set_new(obj, key, json_integer((json_int_t)v));
 }
 
-/* Pending jobs due later are counted as "scheduled", not "pending"; pending
- * jobs that failed or lost an attempt are also counted as "retrying". */
-static int count_cb(const cj_job_info *info, void *arg) {
+/* A type's counts from the store (cj_list_type_counts): pending jobs due
+ * later are "scheduled", not "pending"; "retrying" counts the pending and
+ * scheduled ones after a failed or lost attempt. */
+static int count_cb(const char *type, const cj_type_counts *n, void *arg) {
 	struct counts *c = arg;
-	json_t *e = type_entry(c->types, info->type);
+	json_t *e = type_entry(c->types, type);
 	if (!e) return CJ_NOMEM;
 	json_t *counts = json_object_get(e, "counts");
-	if (info->state == CJ_PENDING && info->attempt > 0) bump(e, "retrying");
-	if (info->state == CJ_PENDING && info->sched_time > c->now) {
-		bump(counts, "scheduled");
-		return 0;
-	}
-	bump(counts, cj_state_name((int)info->state));
-	if (info->state != CJ_PENDING) return 0;
-	if (info->sched_time == 0) {
-		bump(e, "pending_untimed");
-		return 0;
-	}
-	json_t *oldest = json_object_get(e, "oldest_due");
-	if (json_is_null(oldest) || info->sched_time < json_integer_value(oldest)) {
-		json_object_set_new(e, "oldest_due", json_integer((json_int_t)info->sched_time));
+	set_int(counts, "pending", n->pending);
+	set_int(counts, "scheduled", n->scheduled);
+	set_int(counts, "running", n->running);
+	set_int(counts, "finished", n->finished);
+	set_int(counts, "dead", n->dead);
+	set_int(e, "pending_untimed", n->untimed);
+	set_int(e, "retrying", n->retrying);
+	if (n->oldest_due >= 0) {
+		json_object_set_new(e, "oldest_due", json_integer((json_int_t)n->oldest_due));
 		json_object_set_new(e, "oldest_pending_age",
-		                    json_integer((json_int_t)(c->now - info->sched_time)));
+		                    json_integer((json_int_t)(c->now - n->oldest_due)));
 	}
 	return 0;
 }
@@ -269,7 +263,7 @@ int srv_count_types(struct srv *s, json_t **out) {
 		cj_free(types[i]);
 	}
 	cj_free(types);
-	if (rc == CJ_OK) rc = cj_list_jobs(s->db, NULL, NULL, count_cb, &c);
+	if (rc == CJ_OK) rc = cj_list_type_counts(s->db, NULL, count_cb, &c);
 	if (rc != CJ_OK) {
 		json_decref(c.types);
 		return rc;

@@ -1,6 +1,6 @@
 /*
  * GET /metrics in Prometheus' text format (version 0.0.4): jobs per type and
- * state from one scan of the store, counters of what this server did, and
+ * state from the store's counts (cj_list_type_counts), counters of what this server did, and
  * histograms: the accept long poll's wait, and per type the wait of jobs
  * from due to accept and their run time from accept to finish or fail.
  *

@@ -6,12 +6,12 @@
  *
  * The stream waits in the library for a commit that changed any job
  * (cj_changes_wait(), cancelled when the client hangs up or the server
- * stops), then looks: it reads every job's state, scheduled time and data
- * and keeps a hash of them, and sends the overview when the hash changes
- * (a second scan, which counts). One look costs a scan of the store,
- * O(jobs); looks are spaced by at least a second and by twenty times the
- * last scan's time, so an open dashboard never takes more than a twentieth
- * of one core. Without commits the stream looks again only every
+ * stops), then looks: it reads the overview (the store's counts, a few
+ * reads per type) and sends it when it or the store's change token
+ * differs from what the client has. Looks are spaced by at least a second
+ * and by twenty times the last look's time, so an open dashboard never
+ * takes more than a twentieth of one core. Without commits the stream
+ * looks again only every
  * LOOK_MAX_MS (scheduled jobs falling due and timeout changes commit no
  * job change). A change that comes before the next look may run is looked
  * at when that time comes: the stream sleeps until then (or until it is
@@ -52,41 +52,37 @@ static uint64_t fnv_str(uint64_t h, const char *s) {
 	return fnv(h, s ? s : "", s ? strlen(s) + 1 : 1);
 }
 
-struct look {
-	uint64_t h;
-	int64_t now;
-};
-
-static int hash_job(const cj_job_info *info, void *arg) {
-	struct look *l = arg;
-	int64_t v[4] = {info->state, info->sched_time, info->resubmit, info->sched_time > l->now};
-	l->h = fnv_str(fnv_str(fnv_str(l->h, info->type), info->id), info->data);
-	l->h = fnv(l->h, v, sizeof v);
-	return 0;
-}
-
-/* The hash of every job and type timeout. A CJ_* code. */
-static int look(struct srv *s, int64_t now, uint64_t *out) {
-	struct look l = {1469598103934665603ULL, now};
-	char **types = NULL;
-	size_t n = 0;
-	int rc = cj_get_types(s->db, NULL, &types, &n);
-	for (size_t i = 0; i < n; i++) {
-		int64_t t = 0;
-		if (cj_get_type_timeout(s->db, types[i], &t) != CJ_OK) t = -1;
-		l.h = fnv(fnv_str(l.h, types[i]), &t, sizeof t);
-		cj_free(types[i]);
+/* The hash of the overview (every type's timeout and counts, without the
+ * ages, which move with the clock) and of the change token taken before it
+ * was read: a commit that changed any job, even one the counts do not
+ * show (new data), makes a new overview, so that the dashboard reloads
+ * its list of jobs. A CJ_* code; *types is the overview (json_decref). */
+static int look(struct srv *s, uint64_t token, uint64_t *out, json_t **types) {
+	uint64_t h = fnv(1469598103934665603ULL, &token, sizeof token);
+	int rc = srv_count_types(s, types);
+	if (rc != CJ_OK) return rc;
+	const char *k;
+	json_t *v;
+	json_object_foreach(*types, k, v) {
+		json_t *e = json_deep_copy(v);
+		char *text = NULL;
+		if (e) json_object_del(e, "oldest_pending_age");
+		if (!e || !(text = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS))) {
+			json_decref(e);
+			json_decref(*types);
+			*types = NULL;
+			return CJ_NOMEM;
+		}
+		h = fnv_str(h, text);
+		free(text);
+		json_decref(e);
 	}
-	cj_free(types);
-	if (rc == CJ_OK) rc = cj_list_jobs(s->db, NULL, NULL, hash_job, &l);
-	*out = l.h;
-	return rc;
+	*out = h;
+	return CJ_OK;
 }
 
 /* Queues the "types" event of the store as it is now. 0, or -1. */
-static int queue_overview(struct overview *o, uint64_t hash, int64_t now) {
-	json_t *types;
-	if (srv_count_types(o->srv, &types) != CJ_OK) return -1;
+static int queue_overview(struct overview *o, json_t *types, uint64_t hash, int64_t now) {
 	json_t *arr = json_array();
 	const char *k;
 	json_t *v;
@@ -112,11 +108,14 @@ static int look_now(struct overview *o) {
 	int64_t t = cli_now_ms(), now = (int64_t)time(NULL);
 	uint64_t h;
 	int queued = 0;
+	json_t *types = NULL;
 	if (cj_changes_token(o->srv->db, &o->token) != CJ_OK) return -1;
-	if (look(o->srv, now, &h) != CJ_OK) return -1;
+	if (look(o->srv, o->token, &h, &types) != CJ_OK) return -1;
 	if (!o->sent || h != o->hash) {
-		if (queue_overview(o, h, now) != 0) return -1;
+		if (queue_overview(o, types, h, now) != 0) return -1;
 		queued = 1;
+	} else {
+		json_decref(types);
 	}
 	int64_t cost = cli_now_ms() - t, wait = cost * LOOK_COST_FACTOR;
 	wait = wait < LOOK_MIN_MS ? LOOK_MIN_MS : wait > LOOK_MAX_MS ? LOOK_MAX_MS : wait;

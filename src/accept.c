@@ -135,6 +135,7 @@ static int accept_one(cj_tx *tx, cj_claim *a, uint8_t vs[CJ_VS_LEN],
 	rc = cj__job_read(tx, a->type, id, &copy, &jv);
 	if (rc == CJ_NOT_FOUND) rc = cj__fail(CJ_STORE, "corrupt store: pending job without data");
 	if (rc) goto out;
+	const cj_jv old = jv;
 
 	if (!(job = cj__calloc(1, sizeof *job)) || !(job->type = cj__strdup(a->type))) {
 		rc = cj__fail(CJ_NOMEM, "out of memory");
@@ -159,7 +160,7 @@ static int accept_one(cj_tx *tx, cj_claim *a, uint8_t vs[CJ_VS_LEN],
 	jv.fence = version > INT64_MAX ? INT64_MAX : (int64_t)version;
 	jv.attempt = cj__add_sat(jv.attempt, 1);
 	jv.finished_ms = 0;
-	if ((rc = cj__job_write(tx, a->type, job->id, &jv, NULL, 0)) ||
+	if ((rc = cj__job_write(tx, a->type, job->id, &old, &jv, NULL, 0)) ||
 	    (rc = cj__job_activity_put(tx, a->type, job->id, vs)))
 		goto out;
 	if (a->data && (rc = cj__jv_data(&jv, &a->data[a->n]))) goto out;

@@ -42,7 +42,7 @@ static int add_fn(cj_tx *tx, void *arg) {
 		jv.resubmit = 1;
 		jv.sched = a->sched;
 		if (!(rc = cj__tx_vs(tx, vs)) &&
-		    !(rc = cj__job_write(tx, a->type, a->id, &jv, NULL, 0)))
+		    !(rc = cj__job_write(tx, a->type, a->id, &jv, &jv, NULL, 0)))
 			rc = cj__touch_activity(tx, a->type, vs);
 		break;
 	}

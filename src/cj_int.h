@@ -33,6 +33,7 @@
  *   fail.c     attempts that fail or are lost; dead jobs and redrive
  *   limits.c   per-type concurrency and rate limits, checked by accepts
  *   monitor.c  the activity monitor thread
+ *   counts.c   the counts of jobs per type and state (cj_get_type_counts)
  *   retention.c  retention of finished and dead jobs: their index, the
  *              types' limits, pruning (cj_prune, and the monitor's)
  *   schedule.c schedules (periodic jobs) and the scheduler the monitor runs
@@ -260,6 +261,11 @@ int cj__json_check_object(const char *s, size_t n);
  * where a policy value is (MaxAttempts, BackoffMin, BackoffMax, Multiplier,
  * Jitter), all ints; plus the store's own:
  *   ("couch_jobs", "meta", "format") = (format version)
+ * and, for the counts (counts.c):
+ *   ("couch_jobs", "counts", Type, Kind, Shard) = 8 bytes, a big-endian
+ *       int64 (engine.h's counters): the jobs of Type of that kind (enum
+ *       cj_count_kind) whose id hashes to Shard (cj__count_shard); absent
+ *       when none was ever counted, and then 0
  *
  * A job is running iff its data value has a lock (and then it has an
  * activity entry under its Sequence); dead iff Dead; pending iff it has a
@@ -268,7 +274,7 @@ int cj__json_check_object(const char *s, size_t n);
  * (format 3).
  */
 
-#define CJ_FORMAT_VERSION 3
+#define CJ_FORMAT_VERSION 4
 
 /* ("couch_jobs"): what every key of the jobs space starts with. */
 void cj__key_root(cj_buf *b);
@@ -385,6 +391,29 @@ int cj__val_id_parse(const uint8_t *v, size_t vl, char **id);
 /* Decodes a one-element tuple value holding an int / a versionstamp. */
 int cj__val_int(const uint8_t *v, size_t vl, int64_t *out);
 int cj__val_vs(const uint8_t *v, size_t vl, uint8_t out[CJ_VS_LEN]);
+
+/* Counts (counts.c): the kinds a job is counted in. A job is in exactly one
+ * of the first four (its state); a pending one may be in the last two too. */
+enum cj_count_kind {
+	CJ_COUNT_PENDING = 0,
+	CJ_COUNT_RUNNING = 1,
+	CJ_COUNT_FINISHED = 2,
+	CJ_COUNT_DEAD = 3,
+	CJ_COUNT_UNTIMED = 4,  /* pending, scheduled at time 0 */
+	CJ_COUNT_RETRYING = 5, /* pending after a failed or lost attempt */
+	CJ_COUNT_KINDS
+};
+/* Each count is split over this many keys by a hash of the job id, so
+ * that the writers of one type on an engine whose writers run side by side
+ * seldom wait for each other's counter. */
+#define CJ_COUNT_SHARDS 16
+void cj__key_counter(cj_buf *b, const char *type, int kind, int shard);
+void cj__key_counter_prefix(cj_buf *b, const char *type /* NULL: all */);
+int cj__key_counter_parse(const uint8_t *k, size_t kl, char **type, int *kind, int *shard);
+/* A counter value (engine.h's add): encode / decode (CJ_STORE "corrupt
+ * counter value"). */
+void cj__counter_encode(uint8_t out[CJ_COUNTER_LEN], int64_t n);
+int cj__counter_decode(const uint8_t *v, size_t vl, int64_t *n);
 
 /* ---- keys.c: schedules -------------------------------------------------------
  *
@@ -556,6 +585,8 @@ struct cj_tx {
 	struct cj_tx *tls_next;
 	cj_buf kbuf; /* scratch for keys */
 	cj_buf vbuf; /* scratch for values */
+	cj_buf adds; /* counter adds (cj__add) not yet made: (u32 key length,
+	                key, int64 delta)... */
 };
 
 /* Runs fn in tx if given, else in a transaction of its own (write or
@@ -677,6 +708,19 @@ int cj__prefetch(cj_tx *tx, const cj_buf *k);
 int cj__prefetch_scan_key(cj_tx *tx, const cj_buf *k);
 int cj__put(cj_tx *tx, const cj_buf *k, const cj_buf *v);
 int cj__del(cj_tx *tx, const cj_buf *k);
+/* Adds delta to the counter at k (engine.h's add; absent: 0) when the
+ * write transaction commits (its parent's, for a nested one), the adds of
+ * one commit together and in key order: where writers run side by side and
+ * an add holds its key until commit, writers then never wait for each
+ * other's counters in a cycle, and hold them only for the commit. The
+ * counters a transaction reads must be flushed first (cj__add_flush). */
+int cj__add(cj_tx *tx, const cj_buf *k, int64_t delta);
+/* Makes the adds of tx now, in key order, equal keys summed. */
+int cj__add_flush(cj_tx *tx);
+/* engine.h's add made of e's get and put (del when the sum is 0), for
+ * engines without one. */
+int cj__add_rmw(const struct cj_engine *e, cj_etx *etx, int space, const cj_eadd *a,
+                size_t n);
 /* Deletes k whether or not it is there (engines may defer it). */
 int cj__del_blind(cj_tx *tx, const cj_buf *k);
 /* Keys in [lo, hi) / under prefix / just k, ascending; engine.h's scan(). */
@@ -731,10 +775,12 @@ int cj__job_read(cj_tx *tx, const char *type, const char *id, cj_buf *copy,
  * CJ_NOT_FOUND with the detail "no such job"; or a code. */
 int cj__job_load(cj_tx *tx, const char *type, const char *id, cj_buf *copy,
                  cj_jv *jv, cj_state *state);
-/* Writes the job's data value: jv's fields with data (NULL: jv's data), and
- * marks the job changed (cj__notify_job). */
-int cj__job_write(cj_tx *tx, const char *type, const char *id, const cj_jv *jv,
-                  const char *data, size_t dlen);
+/* Writes the job's data value: jv's fields with data (NULL: jv's data),
+ * moves it in the counts from old (its value as read, before any change;
+ * NULL: a new job), and marks the job changed (cj__notify_job). Every
+ * change of a job's state goes through here or cj__job_delete. */
+int cj__job_write(cj_tx *tx, const char *type, const char *id, const cj_jv *old,
+                  const cj_jv *jv, const char *data, size_t dlen);
 /* Makes the job pending at sched with data (NULL: old's data): writes its
  * data value and pending entry and wakes acceptors. The job must have no
  * pending and no activity entry when called. old (NULL: a new job) gives
@@ -756,6 +802,18 @@ int cj__job_delete(cj_tx *tx, const char *type, const char *id, const cj_jv *jv)
 /* The state of a job from its data value (one more read for pending). */
 int cj__job_state(cj_tx *tx, const char *type, const char *id, const cj_jv *jv,
                   cj_state *state);
+
+/* ---- counts.c ----------------------------------------------------------- */
+
+/* The shard of the job id's counters (0 .. CJ_COUNT_SHARDS - 1). */
+int cj__count_shard(const char *id);
+/* Moves the job from the counts of value from to those of value to (NULL:
+ * no job), in tx. */
+int cj__count_move(cj_tx *tx, const char *type, const char *id, const cj_jv *from,
+                   const cj_jv *to);
+/* Adds 1 to n[kind] for each kind a job of value jv is counted in; returns
+ * those kinds as bits. */
+int cj__count_job(const cj_jv *jv, int64_t n[CJ_COUNT_KINDS]);
 
 /* ---- process.c ---------------------------------------------------------- */
 

@@ -61,10 +61,11 @@ static int write_format(cj_tx *tx, void *arg) {
 	return rc;
 }
 
-/* ---- format 1 and 2 to 3 --------------------------------------------------
+/* ---- formats 1, 2 and 3 to 4 ---------------------------------------------
  *
  * Format 2 appends fields to the job value (cj_int.h); format 3 adds the
- * finished index and its counts. Every job is converted, and the format
+ * finished index and its counts; format 4 the counts of jobs per type,
+ * kind and shard (counts.c). Every job is converted, and the format
  * number with them, in one write transaction: either the whole store is
  * converted or none of it. From format 1 every job value is rewritten;
  * from format 2 only those of finished jobs without a finish time (they
@@ -77,27 +78,39 @@ static int write_format(cj_tx *tx, void *arg) {
 
 #define CJ_CONVERT_BATCH 1000
 
-/* The counts of the finished entries of one type so far. */
+/* The counts of one type so far: of its finished entries (when converting
+ * from format 1 or 2) and of its jobs per kind and shard. */
 struct counts {
+	int from; /* the format converted from */
 	char type[CJ_MAX_TYPE + 1];
 	int64_t n[2]; /* finished, dead */
+	int64_t c[CJ_COUNT_SHARDS][CJ_COUNT_KINDS];
 };
 
-/* Writes the counts of c's type. */
-static int counts_put(cj_tx *tx, const struct counts *c) {
-	for (int dead = 0; dead <= 1; dead++) {
+/* Writes the counts of c's type and starts counting type. */
+static int counts_put(cj_tx *tx, struct counts *c, const char *type) {
+	int rc = CJ_OK;
+	for (int dead = 0; rc == CJ_OK && dead <= 1; dead++) {
 		if (!c->n[dead]) continue;
 		cj__key_finished_count(&tx->kbuf, c->type, dead);
 		cj__buf_reset(&tx->vbuf);
 		cj__tup_int(&tx->vbuf, c->n[dead]);
-		int rc = cj__put(tx, &tx->kbuf, &tx->vbuf);
-		if (rc) return rc;
+		rc = cj__put(tx, &tx->kbuf, &tx->vbuf);
 	}
-	return CJ_OK;
+	for (int shard = 0; rc == CJ_OK && shard < CJ_COUNT_SHARDS; shard++)
+		for (int kind = 0; rc == CJ_OK && kind < CJ_COUNT_KINDS; kind++) {
+			if (!c->c[shard][kind]) continue;
+			cj__key_counter(&tx->kbuf, c->type, kind, shard);
+			rc = cj__add(tx, &tx->kbuf, c->c[shard][kind]);
+		}
+	snprintf(c->type, sizeof c->type, "%s", type);
+	memset(c->n, 0, sizeof c->n);
+	memset(c->c, 0, sizeof c->c);
+	return rc;
 }
 
-/* Converts one job (key k, value v) to format 3; counts its finished entry
- * in c. */
+/* Converts one job (key k, value v) to format 4; counts it, and its
+ * finished entry, in c. */
 static int convert_job(cj_tx *tx, const uint8_t *k, size_t kl, const uint8_t *v,
                        size_t vl, struct counts *c, int64_t now_ms, cj_buf *key,
                        cj_buf *val) {
@@ -108,23 +121,20 @@ static int convert_job(cj_tx *tx, const uint8_t *k, size_t kl, const uint8_t *v,
 	if ((rc = cj__jv_decode(v, vl, &jv)) || (rc = cj__key_data_parse(k, kl, &type, &id)))
 		goto out;
 	int rewrite = jv.v1;
+	if (strcmp(c->type, type) != 0 && (rc = counts_put(tx, c, type))) goto out;
 	if (jv.has_lock && jv.v1) jv.attempt = 1; /* its attempt runs */
 	if ((rc = cj__job_state(tx, type, id, &jv, &state))) goto out;
-	if (state == CJ_FINISHED || state == CJ_DEAD) {
+	if ((state == CJ_FINISHED || state == CJ_DEAD) && c->from < 3) {
 		if (jv.finished_ms == 0) {
 			jv.finished_ms = now_ms;
 			rewrite = 1;
-		}
-		if (strcmp(c->type, type) != 0) {
-			if ((rc = counts_put(tx, c))) goto out;
-			snprintf(c->type, sizeof c->type, "%s", type);
-			c->n[0] = c->n[1] = 0;
 		}
 		c->n[jv.dead]++;
 		cj_buf empty = CJ_BUF_INIT;
 		cj__key_finished(&tx->kbuf, type, jv.dead, jv.finished_ms, id);
 		if ((rc = cj__put(tx, &tx->kbuf, &empty))) goto out;
 	}
+	cj__count_job(&jv, c->c[cj__count_shard(id)]);
 	if (rewrite) {
 		cj__buf_reset(key);
 		cj__buf_add(key, k, kl);
@@ -137,14 +147,17 @@ out:
 	return rc;
 }
 
-/* Converts every job to format 3, in tx. */
-static int convert(cj_tx *tx) {
-	struct counts cnt = {"", {0, 0}};
-	int64_t now_ms = cj__epoch_ms();
+/* Calls fn for every key under prefix (a subspace of the jobs), read
+ * CJ_CONVERT_BATCH at a time, each batch from just after the last key of
+ * the one before; fn may write. */
+static int each_key(cj_tx *tx, const cj_buf *prefix,
+                    int (*fn)(cj_tx *tx, const uint8_t *k, size_t kl, const uint8_t *v,
+                              size_t vl, void *arg),
+                    void *arg) {
 	cj_batch c = {CJ_BUF_INIT, 0, CJ_CONVERT_BATCH};
-	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT, key = CJ_BUF_INIT, val = CJ_BUF_INIT;
-	cj__key_data_prefix(&lo, NULL);
-	cj__key_data_prefix(&hi, NULL);
+	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
+	cj__buf_add(&lo, prefix->p, prefix->len);
+	cj__buf_add(&hi, prefix->p, prefix->len);
 	cj__tup_range_end(&hi);
 	int rc, more;
 	do {
@@ -156,28 +169,66 @@ static int convert(cj_tx *tx) {
 		size_t off = 0, kl, vl;
 		const uint8_t *k, *v;
 		while (rc == CJ_OK && cj__batch_next(&c, &off, &k, &kl, &v, &vl)) {
-			if ((rc = convert_job(tx, k, kl, v, vl, &cnt, now_ms, &key, &val))) break;
-			/* on from just after this key */
+			if ((rc = fn(tx, k, kl, v, vl, arg))) break;
 			cj__buf_reset(&lo);
 			cj__buf_add(&lo, k, kl);
 			cj__buf_add(&lo, "", 1);
-			if (rc == CJ_OK && lo.oom) rc = cj__fail(CJ_NOMEM, "out of memory");
+			if (lo.oom) rc = cj__fail(CJ_NOMEM, "out of memory");
 		}
 	} while (rc == CJ_OK && more);
-	if (rc == CJ_OK) rc = counts_put(tx, &cnt);
 	cj__buf_free(&c.kv);
 	cj__buf_free(&lo);
 	cj__buf_free(&hi);
-	cj__buf_free(&key);
-	cj__buf_free(&val);
+	return rc;
+}
+
+/* Deletes a counter: the conversion computes them from the jobs. A store
+ * of an older format has none, unless a process of this build wrote some
+ * before the store was converted. */
+static int counter_del(cj_tx *tx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                       void *arg) {
+	(void)v, (void)vl;
+	cj_buf *key = arg;
+	cj__buf_reset(key);
+	cj__buf_add(key, k, kl);
+	return cj__del_blind(tx, key);
+}
+
+struct convert_arg {
+	struct counts cnt;
+	int64_t now_ms;
+	cj_buf key, val;
+};
+
+static int convert_one(cj_tx *tx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                       void *arg) {
+	struct convert_arg *a = arg;
+	return convert_job(tx, k, kl, v, vl, &a->cnt, a->now_ms, &a->key, &a->val);
+}
+
+/* Converts every job of a store of format from to format 4, in tx. */
+static int convert(cj_tx *tx, int from) {
+	struct convert_arg a;
+	cj_buf prefix = CJ_BUF_INIT;
+	memset(&a, 0, sizeof a);
+	a.cnt.from = from;
+	a.now_ms = cj__epoch_ms();
+	cj__key_counter_prefix(&prefix, NULL);
+	int rc = each_key(tx, &prefix, counter_del, &a.key);
+	cj__key_data_prefix(&prefix, NULL);
+	if (rc == CJ_OK) rc = each_key(tx, &prefix, convert_one, &a);
+	if (rc == CJ_OK) rc = counts_put(tx, &a.cnt, "");
+	cj__buf_free(&prefix);
+	cj__buf_free(&a.key);
+	cj__buf_free(&a.val);
 	return rc;
 }
 
 static int upgrade_fn(cj_tx *tx, void *arg) {
 	struct format_arg *a = arg;
 	int rc = read_format(tx, a);
-	if (rc || (a->version != 1 && a->version != 2)) return rc; /* another was first */
-	if ((rc = convert(tx))) return rc;
+	if (rc || a->version < 1 || a->version > 3) return rc; /* another was first */
+	if ((rc = convert(tx, (int)a->version))) return rc;
 	cj_buf k = CJ_BUF_INIT, v = CJ_BUF_INIT;
 	cj__key_meta(&k, "format");
 	cj__tup_int(&v, CJ_FORMAT_VERSION);
@@ -195,7 +246,7 @@ static int check_format(cj_db *db) {
 	struct format_arg a = {0, 0};
 	int rc = cj__run(db, NULL, 0, read_format, &a);
 	if (rc == CJ_OK && !a.found) rc = cj__run(db, NULL, 1, write_format, &a);
-	if (rc == CJ_OK && (a.version == 1 || a.version == 2)) {
+	if (rc == CJ_OK && a.version >= 1 && a.version < CJ_FORMAT_VERSION) {
 		if (cj__engine_readonly(db->eng, db->edb))
 			return cj__fail(CJ_STORE, "the store is in format %d and read-only: open it "
 			                "once with write access to convert it to format %d",

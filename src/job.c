@@ -25,12 +25,13 @@ int cj__job_load(cj_tx *tx, const char *type, const char *id, cj_buf *copy,
 	return cj__job_state(tx, type, id, jv, state);
 }
 
-int cj__job_write(cj_tx *tx, const char *type, const char *id, const cj_jv *jv,
-                  const char *data, size_t dlen) {
+int cj__job_write(cj_tx *tx, const char *type, const char *id, const cj_jv *old,
+                  const cj_jv *jv, const char *data, size_t dlen) {
 	cj__key_data(&tx->kbuf, type, id);
 	cj__jv_encode(&tx->vbuf, jv, data, dlen);
 	int rc = cj__put(tx, &tx->kbuf, &tx->vbuf);
-	return rc ? rc : cj__notify_job(tx, type, id);
+	if (rc || (rc = cj__count_move(tx, type, id, old, jv))) return rc;
+	return cj__notify_job(tx, type, id);
 }
 
 int cj__job_enqueue(cj_tx *tx, const char *type, const char *id, int64_t sched,
@@ -51,7 +52,7 @@ int cj__job_enqueue(cj_tx *tx, const char *type, const char *id, int64_t sched,
 	jv.finished_ms = 0;
 	uint8_t vs[CJ_VS_LEN];
 	int rc;
-	if ((rc = cj__tx_vs(tx, vs)) || (rc = cj__job_write(tx, type, id, &jv, data, dlen)))
+	if ((rc = cj__tx_vs(tx, vs)) || (rc = cj__job_write(tx, type, id, old, &jv, data, dlen)))
 		return rc;
 	cj_buf empty = CJ_BUF_INIT;
 	cj__key_pending(&tx->kbuf, type, sched, id);
@@ -91,7 +92,8 @@ int cj__job_delete(cj_tx *tx, const char *type, const char *id, const cj_jv *jv)
 	int rc;
 	if ((rc = cj__job_unindex(tx, type, id, jv))) return rc;
 	cj__key_data(&tx->kbuf, type, id);
-	if ((rc = cj__del(tx, &tx->kbuf)) || (rc = cj__notify_job(tx, type, id)) ||
+	if ((rc = cj__del(tx, &tx->kbuf)) || (rc = cj__count_move(tx, type, id, jv, NULL)) ||
+	    (rc = cj__notify_job(tx, type, id)) ||
 	    (rc = cj__tx_vs(tx, vs)))
 		return rc;
 	return cj__touch_activity(tx, type, vs);

@@ -622,3 +622,42 @@ bad:
 	if (rc < 0) return rc;
 	return cj__fail(CJ_STORE, "corrupt schedule value");
 }
+
+/* ---- counts: jobs per type, kind and shard ----------------------------------- */
+
+void cj__key_counter(cj_buf *b, const char *type, int kind, int shard) {
+	cj__key_counter_prefix(b, type);
+	cj__tup_int(b, kind);
+	cj__tup_int(b, shard);
+}
+
+void cj__key_counter_prefix(cj_buf *b, const char *type) {
+	prefix(b, "counts");
+	if (type) str(b, type);
+}
+
+int cj__key_counter_parse(const uint8_t *k, size_t kl, char **type, int *kind, int *shard) {
+	cj_tup_item it[3];
+	*type = NULL;
+	int rc = key_parse(k, kl, "counts", "counts", it, 3);
+	if (rc) return rc;
+	if (it[1].kind != CJ_TUP_INT || it[1].i < 0 || it[1].i >= CJ_COUNT_KINDS ||
+	    it[2].kind != CJ_TUP_INT || it[2].i < 0 || it[2].i >= CJ_COUNT_SHARDS)
+		return cj__fail(CJ_STORE, "corrupt counts key");
+	*kind = (int)it[1].i;
+	*shard = (int)it[2].i;
+	return item_string(&it[0], "counts key", CJ_MAX_TYPE, type);
+}
+
+void cj__counter_encode(uint8_t out[CJ_COUNTER_LEN], int64_t n) {
+	uint64_t u = (uint64_t)n;
+	for (int i = CJ_COUNTER_LEN - 1; i >= 0; i--, u >>= 8) out[i] = (uint8_t)u;
+}
+
+int cj__counter_decode(const uint8_t *v, size_t vl, int64_t *n) {
+	if (vl != CJ_COUNTER_LEN) return cj__fail(CJ_STORE, "corrupt counter value");
+	uint64_t u = 0;
+	for (int i = 0; i < CJ_COUNTER_LEN; i++) u = u << 8 | v[i];
+	*n = (int64_t)u;
+	return CJ_OK;
+}

@@ -127,7 +127,7 @@ static int job_fn(cj_tx *tx, void *arg) {
 	}
 	jv.has_policy = a->set != NULL;
 	if (a->set) jv.policy = *a->set;
-	rc = cj__job_write(tx, a->type, a->id, &jv, NULL, 0);
+	rc = cj__job_write(tx, a->type, a->id, &jv, &jv, NULL, 0); /* no change of state */
 out:
 	cj__buf_free(&copy);
 	return rc;

@@ -79,6 +79,7 @@ static int update_fn(cj_tx *tx, void *arg) {
 			goto out;
 	}
 	if ((rc = read_held(tx, job, &copy, &jv))) goto out;
+	const cj_jv old = jv;
 	cj__key_activity(&tx->kbuf, job->type, jv.seq);
 	if ((rc = cj__del_blind(tx, &tx->kbuf))) goto out;
 	if (a->end != RUN_UPDATE && (rc = cj__run_ended(tx, job->type))) goto out;
@@ -99,7 +100,7 @@ static int update_fn(cj_tx *tx, void *arg) {
 		memcpy(jv.seq, vs, CJ_VS_LEN);
 		if ((rc = cj__job_activity_put(tx, job->type, job->id, vs))) goto out;
 	}
-	if ((rc = cj__job_write(tx, job->type, job->id, &jv, a->data, a->dlen))) goto out;
+	if ((rc = cj__job_write(tx, job->type, job->id, &old, &jv, a->data, a->dlen))) goto out;
 	if (a->end == RUN_FINISH && (rc = cj__finished_put(tx, job->type, job->id, &jv)))
 		goto out;
 	rc = cj__touch_activity(tx, job->type, vs);
@@ -173,7 +174,7 @@ static int resubmit_fn(cj_tx *tx, void *arg) {
 		jv.resubmit = 1;
 		jv.sched = sched;
 		if (!(rc = cj__tx_vs(tx, vs)) &&
-		    !(rc = cj__job_write(tx, job->type, job->id, &jv, NULL, 0)))
+		    !(rc = cj__job_write(tx, job->type, job->id, &jv, &jv, NULL, 0)))
 			rc = cj__touch_activity(tx, job->type, vs);
 		if (rc == CJ_OK && memcmp(jv.lock, job->lock, CJ_UUID_LEN) == 0)
 			job->resubmit = 1;

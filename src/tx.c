@@ -9,6 +9,7 @@
  * and every read, runs in a transaction of its own (run_own), retried on
  * CJ_CONFLICT. */
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -58,6 +59,7 @@ static void tx_free(cj_tx *tx) {
 	tls_remove(tx);
 	cj__buf_free(&tx->kbuf);
 	cj__buf_free(&tx->vbuf);
+	cj__buf_free(&tx->adds);
 	cj_free(tx);
 }
 
@@ -72,7 +74,12 @@ int cj__tx_commit(cj_tx *tx) {
 		return cj__fail(CJ_HALT, "a job in this transaction is no longer held by "
 		                "this processor: nothing was written");
 	}
-	int rc = tx->db->eng->commit(tx->etx);
+	int rc = cj__add_flush(tx);
+	if (rc) {
+		cj__tx_abort(tx);
+		return rc;
+	}
+	rc = tx->db->eng->commit(tx->etx);
 	tx_free(tx);
 	return rc;
 }
@@ -100,11 +107,23 @@ static void nest_free(cj_tx *tx) {
 	tx->parent->vs_order = tx->vs_order;
 	cj__buf_free(&tx->kbuf);
 	cj__buf_free(&tx->vbuf);
+	cj__buf_free(&tx->adds);
 	cj_free(tx);
 }
 
 int cj__tx_nest_commit(cj_tx *tx) {
+	cj_buf *up = &tx->parent->adds;
+	size_t len = up->len;
+	/* the parent makes the adds, with its own, at its commit */
+	cj__buf_add(up, tx->adds.p, tx->adds.len);
+	if (up->oom) {
+		up->oom = 0;
+		up->len = len;
+		cj__tx_nest_abort(tx);
+		return cj__fail(CJ_NOMEM, "out of memory");
+	}
 	int rc = tx->db->eng->commit_nested(tx->etx);
+	if (rc) up->len = len;
 	nest_free(tx);
 	return rc;
 }
@@ -217,6 +236,91 @@ int cj__prefetch(cj_tx *tx, const cj_buf *k) {
 int cj__put(cj_tx *tx, const cj_buf *k, const cj_buf *v) {
 	if (oom(k) || oom(v)) return CJ_NOMEM;
 	return tx->db->eng->put(tx->etx, CJ_SPACE_JOBS, k->p, k->len, v->p, v->len);
+}
+
+int cj__add(cj_tx *tx, const cj_buf *k, int64_t delta) {
+	if (oom(k)) return CJ_NOMEM;
+	uint32_t kl = (uint32_t)k->len;
+	size_t len = tx->adds.len;
+	cj__buf_add(&tx->adds, &kl, sizeof kl);
+	cj__buf_add(&tx->adds, k->p, k->len);
+	cj__buf_add(&tx->adds, &delta, sizeof delta);
+	if (!tx->adds.oom) return CJ_OK;
+	tx->adds.oom = 0;
+	tx->adds.len = len;
+	return cj__fail(CJ_NOMEM, "out of memory");
+}
+
+static int add_cmp(const void *a, const void *b) {
+	const cj_eadd *x = a, *y = b;
+	int c = memcmp(x->k, y->k, x->kl < y->kl ? x->kl : y->kl);
+	return c ? c : (x->kl > y->kl) - (x->kl < y->kl);
+}
+
+int cj__add_rmw(const struct cj_engine *e, cj_etx *etx, int space, const cj_eadd *a,
+                size_t n) {
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *v;
+		size_t vl;
+		int64_t sum = 0;
+		int rc = e->get(etx, space, a[i].k, a[i].kl, &v, &vl);
+		if (rc == CJ_OK && (rc = cj__counter_decode(v, vl, &sum))) return rc;
+		if (rc && rc != CJ_NOT_FOUND) return rc;
+		sum = (int64_t)((uint64_t)sum + (uint64_t)a[i].delta);
+		/* 0 is what an absent counter holds: a type whose jobs are all
+		 * gone leaves no keys behind */
+		if (sum == 0) {
+			if (rc == CJ_OK && (rc = e->del(etx, space, a[i].k, a[i].kl))) return rc;
+			continue;
+		}
+		uint8_t b[CJ_COUNTER_LEN];
+		cj__counter_encode(b, sum);
+		if ((rc = e->put(etx, space, a[i].k, a[i].kl, b, sizeof b))) return rc;
+	}
+	return CJ_OK;
+}
+
+int cj__add_flush(cj_tx *tx) {
+	size_t n = 0, off = 0;
+	while (off < tx->adds.len) {
+		uint32_t kl;
+		memcpy(&kl, tx->adds.p + off, sizeof kl);
+		off += sizeof kl + kl + sizeof(int64_t);
+		n++;
+	}
+	if (n == 0) return CJ_OK;
+	cj_eadd *r = cj__malloc(n * sizeof *r);
+	if (!r) return cj__fail(CJ_NOMEM, "out of memory");
+	off = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t kl;
+		memcpy(&kl, tx->adds.p + off, sizeof kl);
+		r[i].kl = kl;
+		r[i].k = tx->adds.p + off + sizeof kl;
+		memcpy(&r[i].delta, r[i].k + kl, sizeof r[i].delta);
+		off += sizeof kl + kl + sizeof r[i].delta;
+	}
+	qsort(r, n, sizeof *r, add_cmp);
+	/* equal keys summed, sums of 0 left out */
+	size_t m = 0;
+	for (size_t i = 0; i < n;) {
+		size_t j = i + 1;
+		int64_t sum = r[i].delta;
+		for (; j < n && add_cmp(&r[i], &r[j]) == 0; j++)
+			sum = (int64_t)((uint64_t)sum + (uint64_t)r[j].delta);
+		if (sum) {
+			r[m] = r[i];
+			r[m++].delta = sum;
+		}
+		i = j;
+	}
+	int rc = CJ_OK;
+	const struct cj_engine *e = tx->db->eng;
+	if (m) rc = e->add ? e->add(tx->etx, CJ_SPACE_JOBS, r, m)
+	                   : cj__add_rmw(e, tx->etx, CJ_SPACE_JOBS, r, m);
+	cj_free(r);
+	cj__buf_reset(&tx->adds);
+	return rc;
 }
 
 int cj__del(cj_tx *tx, const cj_buf *k) {

@@ -7,7 +7,8 @@
  * with point reads. Every index entry is checked from its own side (it must
  * point at a job in its state, at its time or sequence), and every job from
  * its side (it must have the entry its state asks for), which together make
- * "exactly one".
+ * "exactly one". The counts of jobs (counts.c), met before the jobs in key
+ * order, are compared with the jobs counted as the scan meets them.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,8 +27,19 @@ struct vgroup {
 	int64_t n;
 };
 
+/* The counters of one type, as stored and as counted from its jobs. */
+struct vcounts {
+	char *type;
+	int broken; /* a job value of the type did not decode (reported) */
+	int64_t stored[CJ_COUNT_SHARDS][CJ_COUNT_KINDS];
+	int64_t counted[CJ_COUNT_SHARDS][CJ_COUNT_KINDS];
+};
+
 struct vfy {
 	cj_tx *tx;
+	struct vcounts *c; /* the types met, in key order */
+	size_t nc, ccap;
+	int64_t format; /* the store's format version (meta), 0 before it is met */
 	struct vgroup *g; /* groups met, in key order */
 	size_t ng, gcap;
 	size_t gnext; /* the next group a count key should name */
@@ -153,13 +165,87 @@ static int check_record(struct vfy *v, const char *type, const char *id, const c
 	return CJ_OK;
 }
 
+/* The counters of type (found, or a new entry); NULL when out of memory.
+ * The entries are kept in the order of their types, which is the keys'
+ * (a type's counters and jobs come one after another): a lookup is a
+ * binary search, and the last type met is tried first. */
+static struct vcounts *counts_of(struct vfy *v, const char *type) {
+	size_t lo = 0, hi = v->nc;
+	if (hi && strcmp(v->c[hi - 1].type, type) < 0) lo = hi;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(v->c[mid].type, type);
+		if (c == 0) return &v->c[mid];
+		if (c < 0) lo = mid + 1;
+		else hi = mid;
+	}
+	if (v->nc == v->ccap) {
+		size_t cap = v->ccap ? 2 * v->ccap : 8;
+		struct vcounts *c = cj__realloc(v->c, cap * sizeof *c);
+		if (!c) return NULL;
+		v->c = c;
+		v->ccap = cap;
+	}
+	char *name = cj__strdup(type);
+	if (!name) return NULL;
+	struct vcounts *c = &v->c[lo];
+	memmove(c + 1, c, (v->nc - lo) * sizeof *c);
+	memset(c, 0, sizeof *c);
+	c->type = name;
+	v->nc++;
+	return c;
+}
+
+/* ("counts", type, kind, shard) = n: kept to compare at the end. */
+static int check_counter(struct vfy *v, struct vkey *k) {
+	int kind = (int)k->e[3].i, shard = (int)k->e[4].i;
+	int64_t n;
+	if (cj__counter_decode(v->val.p, v->val.len, &n) != CJ_OK) {
+		problem(v, k->type, NULL, "counter of kind %d, shard %d does not decode", kind, shard);
+		return CJ_OK;
+	}
+	struct vcounts *c = counts_of(v, k->type);
+	if (!c) return cj__fail(CJ_NOMEM, "out of memory");
+	c->stored[shard][kind] = n;
+	return CJ_OK;
+}
+
+/* Reports every counter that differs from the jobs it counts (in a store
+ * of this format: opening converts an older one, computing its counts). */
+static void counts_compare(struct vfy *v) {
+	if (v->format != CJ_FORMAT_VERSION) return;
+	static const char *const names[CJ_COUNT_KINDS] = {"pending", "running", "finished",
+	                                                  "dead", "untimed", "retrying"};
+	for (size_t i = 0; i < v->nc; i++)
+		for (int shard = 0; shard < CJ_COUNT_SHARDS && !v->c[i].broken; shard++)
+			for (int kind = 0; kind < CJ_COUNT_KINDS; kind++) {
+				int64_t s = v->c[i].stored[shard][kind], n = v->c[i].counted[shard][kind];
+				if (s != n)
+					problem(v, v->c[i].type, NULL,
+					        "%s count %lld in shard %d, but %lld such jobs", names[kind],
+					        (long long)s, shard, (long long)n);
+			}
+}
+
+static void counts_free(struct vfy *v) {
+	for (size_t i = 0; i < v->nc; i++) cj_free(v->c[i].type);
+	cj_free(v->c);
+	v->c = NULL;
+	v->nc = v->ccap = 0;
+}
+
 static int check_data(struct vfy *v, struct vkey *k) {
 	const char *type = k->type, *id = k->id;
 	cj_jv jv;
+	struct vcounts *c = counts_of(v, type);
+	if (!c) return cj__fail(CJ_NOMEM, "out of memory");
 	if (cj__jv_decode(v->val.p, v->val.len, &jv) != CJ_OK) {
 		problem(v, type, id, "%s", cj_last_error());
+		c->broken = 1; /* its counts cannot be checked */
 		return CJ_OK;
 	}
+	if (jv.v1) c->broken = 1; /* reported below: without the fields counted */
+	else cj__count_job(&jv, c->counted[cj__count_shard(id)]);
 	char *data;
 	int rc = cj__jv_data(&jv, &data);
 	if (rc == CJ_STORE) problem(v, type, id, "%s", cj_last_error());
@@ -387,9 +473,11 @@ static int check_one(struct vfy *v) {
 	if (strcmp(sub, "meta") == 0) {
 		if (k.n != 3 || !cj__tup_eq(&k.e[2], "format", 6) || k.e[2].kind != CJ_TUP_STRING)
 			problem(v, NULL, NULL, "unknown meta key");
-		else
+		else {
+			if (cj__val_int(v->val.p, v->val.len, &v->format) != CJ_OK) v->format = 0;
 			check_int_value(v, NULL, "format version", CJ_FORMAT_VERSION,
 			                CJ_FORMAT_VERSION);
+		}
 		return CJ_OK;
 	}
 	if (strcmp(sub, "schedule") == 0) return check_schedule(v);
@@ -434,6 +522,10 @@ static int check_one(struct vfy *v) {
 	} else if (strcmp(sub, "finished_count") == 0 && k.n == 4 &&
 	           k.e[3].kind == CJ_TUP_INT && (k.e[3].i == 0 || k.e[3].i == 1)) {
 		check_count(v, &k);
+	} else if (strcmp(sub, "counts") == 0 && k.n == 5 && k.e[3].kind == CJ_TUP_INT &&
+	           k.e[4].kind == CJ_TUP_INT && k.e[3].i >= 0 && k.e[3].i < CJ_COUNT_KINDS &&
+	           k.e[4].i >= 0 && k.e[4].i < CJ_COUNT_SHARDS) {
+		return check_counter(v, &k);
 	} else if (strcmp(sub, "retention") == 0 && k.n == 3) {
 		cj_retention ret;
 		if (cj__retention_decode(v->val.p, v->val.len, &ret) != CJ_OK)
@@ -472,6 +564,8 @@ static int verify_fn(cj_tx *tx, void *arg) {
 	v->problems = 0; /* a retry starts over */
 	v->stopped = 0;
 	groups_free(v);
+	counts_free(v);
+	v->format = 0;
 	/* every key (one of all 0xff bytes would be out of range) */
 	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
 	static const uint8_t ff[32] = {
@@ -482,6 +576,7 @@ static int verify_fn(cj_tx *tx, void *arg) {
 	cj__buf_add(&hi, ff, sizeof ff);
 	int rc = cj__scan(tx, &lo, &hi, verify_entry, v);
 	if (rc == CJ_OK) groups_uncounted(v, v->ng);
+	if (rc == CJ_OK) counts_compare(v);
 	cj__buf_free(&lo);
 	cj__buf_free(&hi);
 	return rc;
@@ -490,10 +585,11 @@ static int verify_fn(cj_tx *tx, void *arg) {
 int cj_verify(cj_db *db, cj_verify_fn report, void *arg, uint64_t *problems) {
 	if (problems) *problems = 0;
 	if (!db) return cj__fail(CJ_INVALID, "db is NULL");
-	struct vfy v = {NULL, NULL, 0, 0, 0, report, arg, 0, 0, CJ_BUF_INIT, CJ_BUF_INIT,
-	                CJ_BUF_INIT, CJ_BUF_INIT};
+	struct vfy v = {NULL, NULL, 0, 0, 0, NULL, 0, 0, 0, report, arg, 0, 0, CJ_BUF_INIT,
+	                CJ_BUF_INIT, CJ_BUF_INIT, CJ_BUF_INIT};
 	int rc = cj__run(db, NULL, 0, verify_fn, &v);
 	groups_free(&v);
+	counts_free(&v);
 	cj__buf_free(&v.key);
 	cj__buf_free(&v.val);
 	cj__buf_free(&v.copy);

@@ -362,7 +362,8 @@ static void fill_up(const char *dir) {
 }
 
 /* Removals made while a reader holds its snapshot (each needs a few
- * pages of its own). */
+ * pages of its own, its counters' leaf too: they come from the store's
+ * reserve, which the first removal that meets the full disk releases). */
 #define PINNED_REMOVALS 20
 
 struct pin {

@@ -225,7 +225,7 @@ TEST(verify_bad_values) {
 	cj__buf_reset(&v);
 	cj__tup_int(&v, 7);
 	raw_put(db, &k, v.p, v.len);
-	CHECK_PROBLEMS(db, 1, "format version 7 is outside 3..3");
+	CHECK_PROBLEMS(db, 1, "format version 7 is outside 4..4");
 	cj__buf_reset(&v);
 	cj__tup_int(&v, CJ_FORMAT_VERSION);
 	raw_put(db, &k, v.p, v.len);
@@ -620,8 +620,137 @@ TEST(format2_store_converts) {
 	CHECK(strstr(cj_last_error(), "unknown store format version") != NULL);
 }
 
+/* ---- the counts of jobs ----------------------------------------------------- */
+
+/* Writes n (raw bytes of vl) as the counter of (type, kind, shard). */
+static void put_counter(cj_db *db, const char *type, int kind, int shard, int64_t n) {
+	cj_buf k = CJ_BUF_INIT;
+	uint8_t v[CJ_COUNTER_LEN];
+	cj__key_counter(&k, type, kind, shard);
+	cj__counter_encode(v, n);
+	raw_put(db, &k, v, sizeof v);
+	cj__buf_free(&k);
+}
+
+/* Deletes every counter, as a store of format 3 has none. */
+static void strip_counters(cj_db *db) {
+	cj_tx *tx;
+	cj_buf k = CJ_BUF_INIT;
+	CHECK_OK(cj_tx_begin(db, &tx));
+	const char *types[] = {"t", "u", "zz"};
+	for (int i = 0; i < 3; i++)
+		for (int kind = 0; kind < CJ_COUNT_KINDS; kind++)
+			for (int shard = 0; shard < CJ_COUNT_SHARDS; shard++) {
+				cj__key_counter(&k, types[i], kind, shard);
+				int rc = db->eng->del(tx->etx, CJ_SPACE_JOBS, k.p, k.len);
+				CHECK(rc == CJ_OK || rc == CJ_NOT_FOUND);
+			}
+	CHECK_OK(cj_tx_commit(tx));
+	cj__buf_free(&k);
+}
+
+/* A counter that differs from its jobs, one that does not decode and one
+ * below zero are reported; the counts call refuses the one below zero. */
+TEST(verify_counters) {
+	cj_db *db = healthy();
+	int shard = cj__count_shard("p");
+	cj_type_counts c;
+	CHECK_OK(cj_get_type_counts(db, NULL, "t", &c));
+	CHECK_INT(c.scheduled, 1);
+	put_counter(db, "t", CJ_COUNT_PENDING, shard, 2);
+	CHECK_PROBLEMS(db, 1, "type \"t\": pending count 2 in shard");
+	put_counter(db, "t", CJ_COUNT_PENDING, shard, 1);
+	CHECK_PROBLEMS(db, 0, NULL);
+	/* a counter of a type without jobs */
+	put_counter(db, "zz", CJ_COUNT_DEAD, 3, 1);
+	CHECK_PROBLEMS(db, 1, "type \"zz\": dead count 1 in shard 3, but 0 such jobs");
+	put_counter(db, "zz", CJ_COUNT_DEAD, 3, -1);
+	CHECK_PROBLEMS(db, 1, "type \"zz\": dead count -1");
+	CHECK_RC(cj_get_type_counts(db, NULL, "zz", &c), CJ_STORE);
+	CHECK(strstr(cj_last_error(), "corrupt counter") != NULL);
+	cj_buf k = CJ_BUF_INIT;
+	cj__key_counter(&k, "zz", CJ_COUNT_DEAD, 3);
+	raw_put(db, &k, "\x01", 1);
+	CHECK_PROBLEMS(db, 1, "type \"zz\": counter of kind 3, shard 3 does not decode");
+	CHECK_RC(cj_get_type_counts(db, NULL, "zz", &c), CJ_STORE);
+	raw_del(db, &k);
+	/* a key out of the kinds' range */
+	cj__key_counter(&k, "t", CJ_COUNT_KINDS, 0);
+	raw_put(db, &k, "", 0);
+	CHECK_PROBLEMS(db, 1, "unknown key");
+	raw_del(db, &k);
+	CHECK_PROBLEMS(db, 0, NULL);
+	cj__buf_free(&k);
+	cj_close(db);
+}
+
+/* The calls a batch combines (group.c, combine.c) run each in a
+ * transaction nested in the leader's, and their counter changes are made at
+ * the leader's commit: a call that fails after its writes (a failure of the
+ * store) aborts its nested transaction, and its changes of the counters go
+ * with it; one whose nested transaction commits keeps them. */
+TEST(counters_nested_transactions) {
+	cj_db *db = healthy();
+	if (!db->eng->begin_nested) {
+		note("  skipped: the engine does not nest transactions\n");
+		cj_close(db);
+		return;
+	}
+	cj_type_counts before, after;
+	CHECK_OK(cj_get_type_counts(db, NULL, "u", &before));
+	cj_tx *tx, *sub;
+	CHECK_OK(cj__tx_new(db, 1, &tx));
+	CHECK_OK(cj__tx_nest(tx, &sub));
+	CHECK_OK(cj_add(db, sub, "u", "kept", NULL, 0));
+	CHECK_OK(cj__tx_nest_commit(sub));
+	CHECK_OK(cj__tx_nest(tx, &sub)); /* written, then aborted */
+	CHECK_OK(cj_add(db, sub, "u", "gone", NULL, 0));
+	CHECK_OK(cj_remove(db, sub, "u", "x\n\"y"));
+	cj__tx_nest_abort(sub);
+	CHECK_OK(cj__tx_nest(tx, &sub));
+	CHECK_OK(cj_add(db, sub, "u", "later", NULL, 4000000000));
+	CHECK_OK(cj__tx_nest_commit(sub));
+	CHECK_OK(cj__tx_commit(tx));
+	CHECK_OK(cj_get_type_counts(db, NULL, "u", &after));
+	CHECK_INT(after.pending, before.pending + 1);
+	CHECK_INT(after.untimed, before.untimed + 1);
+	CHECK_INT(after.scheduled, before.scheduled + 1);
+	CHECK_PROBLEMS(db, 0, NULL);
+	cj_close(db);
+}
+
+/* A store of format 3 (the healthy store without counters, plus a stray
+ * one) opens: its counters are computed from its jobs. */
+TEST(format3_store_converts) {
+	cj_db *db = healthy();
+	cj_type_counts before, after;
+	CHECK_OK(cj_get_type_counts(db, NULL, "t", &before));
+	strip_counters(db);
+	put_counter(db, "t", CJ_COUNT_RUNNING, 0, 7);
+	set_format(db, 3);
+	/* counters are checked in a store of this format only */
+	CHECK_PROBLEMS(db, 1, "format version 3 is outside 4..4");
+	cj_close(db);
+
+	db = open_nomon();
+	CHECK_INT(raw_format(db), CJ_FORMAT_VERSION);
+	CHECK_PROBLEMS(db, 0, NULL);
+	CHECK_OK(cj_get_type_counts(db, NULL, "t", &after));
+	CHECK_INT(after.running, 2);
+	CHECK_INT(after.finished, 1);
+	CHECK_INT(after.scheduled, 1);
+	CHECK_INT(after.running, before.running);
+	CHECK_INT(after.finished, before.finished);
+	CHECK_INT(after.scheduled, before.scheduled);
+	CHECK_OK(cj_get_type_counts(db, NULL, "u", &after));
+	CHECK_INT(after.pending, 1);
+	CHECK_INT(after.untimed, 1);
+	cj_close(db);
+}
+
 TEST_MAIN(ENTRY(verify_healthy_store), ENTRY(verify_report_stops), ENTRY(verify_bad_keys),
           ENTRY(verify_bad_schedules),
           ENTRY(verify_bad_values), ENTRY(verify_pending_index),
           ENTRY(verify_activity_index), ENTRY(verify_cli_check), ENTRY(verify_finished_index),
-          ENTRY(format1_store_converts), ENTRY(format2_store_converts))
+          ENTRY(format1_store_converts), ENTRY(format2_store_converts),
+          ENTRY(verify_counters), ENTRY(counters_nested_transactions), ENTRY(format3_store_converts))

@@ -176,7 +176,7 @@ struct stats {
 };
 
 static struct type_row *stats_row(struct stats *s, const char *type) {
-	/* jobs come in type order: the row of a job is the last one, or new */
+	/* types come in order: the row of a type is the last one, or new */
 	if (s->len && strcmp(s->rows[s->len - 1].type, type) == 0)
 		return &s->rows[s->len - 1];
 	if (s->len == s->cap) {
@@ -194,15 +194,19 @@ static struct type_row *stats_row(struct stats *s, const char *type) {
 	return r;
 }
 
-static int stats_cb(const cj_job_info *info, void *arg) {
+/* A type's row from the store's counts (pending: due now or later). */
+static int stats_cb(const char *type, const cj_type_counts *n, void *arg) {
 	struct stats *s = arg;
-	struct type_row *r = stats_row(s, info->type);
+	struct type_row *r = stats_row(s, type);
 	if (!r) {
 		s->oom = 1;
 		return CJ_NOMEM;
 	}
-	if (info->state >= CJ_PENDING && info->state <= CJ_DEAD) r->n[info->state]++;
-	if (info->state == CJ_PENDING && info->attempt > 0) r->n[RETRYING]++;
+	r->n[CJ_PENDING] = (long long)(n->pending + n->scheduled);
+	r->n[CJ_RUNNING] = (long long)n->running;
+	r->n[CJ_FINISHED] = (long long)n->finished;
+	r->n[CJ_DEAD] = (long long)n->dead;
+	r->n[RETRYING] = (long long)n->retrying;
 	return 0;
 }
 
@@ -232,7 +236,7 @@ int cmd_stats(struct cli *c, const struct cli_args *a) {
 	size_t ntypes = 0;
 	int rc;
 	if ((rc = cli_open(c, 0))) return rc;
-	rc = cj_list_jobs(c->db, NULL, NULL, stats_cb, &s);
+	rc = cj_list_type_counts(c->db, NULL, stats_cb, &s);
 	if (rc == CJ_OK) rc = cj_get_types(c->db, NULL, &types, &ntypes);
 	if (rc != CJ_OK) {
 		stats_free(&s);

@@ -70,15 +70,21 @@
 
 #include "couchjobs.h"
 
-#define CJ_ENGINE_VERSION 10 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse;
+#define CJ_ENGINE_VERSION 11 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse;
                               7: prefetch, round_trips; 8: shared_flushes;
                               9: prefetch_scan; 10: shared, receipt_put, receipt_get,
-                              sync (combining across processes) */
+                              sync (combining across processes); 11: add */
 #define CJ_ENGINE_MAX_KEY 4096
 
 typedef struct cj_edb cj_edb; /* an engine's open store */
 typedef struct cj_etx cj_etx; /* an engine's transaction */
 struct cj_buf;                 /* tuple.h */
+/* One counter to add to (add below). */
+typedef struct cj_eadd {
+	const uint8_t *k;
+	size_t kl;
+	int64_t delta;
+} cj_eadd;
 
 /* The key spaces of a store. */
 enum cj_space {
@@ -261,7 +267,17 @@ struct cj_engine {
 	/* Makes every commit so far durable (those of processes that died
 	 * before they flushed theirs included). */
 	int (*sync)(cj_edb *edb);
+	/* Optional (NULL: the core gets, adds and puts). In a write
+	 * transaction, adds a[i].delta to the counter at a[i].k for each
+	 * i < n (n at least 1, the keys distinct and in ascending order): a
+	 * value of CJ_COUNTER_LEN bytes holding a big-endian two's complement
+	 * int64 (absent: 0; the sum wraps), without telling the result; the
+	 * engine may defer the work, as del_blind's, and may delete a counter
+	 * whose sum is 0. The keys are held from now on. */
+	int (*add)(cj_etx *tx, int space, const cj_eadd *a, size_t n);
 };
+/* The length of a counter value (add). */
+#define CJ_COUNTER_LEN 8
 
 /* The most channels one wait_any() takes. */
 #define CJ_WAIT_ANY_MAX 64

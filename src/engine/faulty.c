@@ -142,6 +142,14 @@ static int fty_del_blind(cj_etx *tx, int space, const void *k, size_t kl) {
 	return rc == CJ_NOT_FOUND ? CJ_OK : rc;
 }
 
+/* One operation to fail, as the engine's add is one. */
+static int fty_add(cj_etx *tx, int space, const cj_eadd *a, size_t n) {
+	int rc = fault(tx);
+	if (rc) return rc;
+	if (tx->inner->add) return tx->inner->add(tx->etx, space, a, n);
+	return cj__add_rmw(tx->inner, tx->etx, space, a, n);
+}
+
 static int fty_claim_first(cj_etx *tx, int space, const void *lo, size_t ll, const void *hi,
                            size_t hl, cj_buf *key_out) {
 	int rc = fault(tx);
@@ -259,4 +267,5 @@ const struct cj_engine cj__engine_faulty = {
 	.abort_nested = fty_abort_nested,
 	.notify_one = fty_notify_one,
 	.rouse = fty_rouse,
+	.add = fty_add,
 };

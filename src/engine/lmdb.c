@@ -1030,6 +1030,18 @@ static int lme_del(cj_etx *tx, int space, const void *k, size_t kl) {
 	return CJ_OK;
 }
 
+/* A counter's new value takes its old one's place (or, new, that of a job
+ * the same transaction writes): not counted as a key written, so that a
+ * transaction that removes jobs still counts as emptying a full disk
+ * (lme_commit's use of the reserve). */
+extern const struct cj_engine cj__engine_lmdb;
+static int lme_add(cj_etx *tx, int space, const cj_eadd *a, size_t n) {
+	long puts = tx->puts;
+	int rc = cj__add_rmw(&cj__engine_lmdb, tx, space, a, n);
+	tx->puts = puts;
+	return rc;
+}
+
 static int lme_cmp(const uint8_t *a, size_t al, const void *b, size_t bl) {
 	int c = memcmp(a, b, al < bl ? al : bl);
 	return c ? c : (al > bl) - (al < bl);
@@ -1233,4 +1245,5 @@ const struct cj_engine cj__engine_lmdb = {
 	.receipt_put = lme_receipt_put,
 	.receipt_get = lme_receipt_get,
 	.sync = lme_sync,
+	.add = lme_add,
 };

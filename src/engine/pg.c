@@ -484,6 +484,42 @@ static int pge_put(cj_etx *tx, int space, const void *k, size_t kl, const void *
 	return rc;
 }
 
+/* One upsert of every counter, queued: the keys and deltas go as two
+ * arrays in text form ({"\\x0102",...} and {1,-1,...}). */
+static int pge_add(cj_etx *tx, int space, const cj_eadd *a, size_t n) {
+	static const char hex[] = "0123456789abcdef";
+	cj_buf keys = CJ_BUF_INIT, deltas = CJ_BUF_INIT;
+	pge_clear(tx);
+	cj__buf_add(&keys, "{", 1);
+	cj__buf_add(&deltas, "{", 1);
+	for (size_t i = 0; i < n; i++) {
+		char d[24];
+		pge_unclaim(tx, space, a[i].k, a[i].kl);
+		pge_unprefetch(tx, space, a[i].k, a[i].kl);
+		cj__buf_add(&keys, i ? ",\"\\\\x" : "\"\\\\x", i ? 5 : 4);
+		for (size_t j = 0; j < a[i].kl; j++) {
+			char h[2] = {hex[a[i].k[j] >> 4], hex[a[i].k[j] & 15]};
+			cj__buf_add(&keys, h, 2);
+		}
+		cj__buf_add(&keys, "\"", 1);
+		int dl = snprintf(d, sizeof d, "%s%lld", i ? "," : "", (long long)a[i].delta);
+		cj__buf_add(&deltas, d, (size_t)dl);
+	}
+	cj__buf_add(&keys, "}", 2); /* with its NUL */
+	cj__buf_add(&deltas, "}", 2);
+	int rc = keys.oom || deltas.oom ? cj__fail(CJ_NOMEM, "out of memory") : CJ_OK;
+	if (rc == CJ_OK) {
+		const char *vals[3] = {pge_space[space], (const char *)keys.p,
+		                       (const char *)deltas.p};
+		int lens[3] = {0, 0, 0}, fmts[3] = {0, 0, 0};
+		rc = cj__pg_queue(tx, "cj_add", NULL, 3, vals, lens, fmts);
+	}
+	if (rc == CJ_OK) tx->dirty = 1;
+	cj__buf_free(&keys);
+	cj__buf_free(&deltas);
+	return rc;
+}
+
 static int pge_del(cj_etx *tx, int space, const void *k, size_t kl) {
 	pge_clear(tx);
 	pge_unclaim(tx, space, k, kl);
@@ -656,4 +692,5 @@ const struct cj_engine cj__engine_pg = {
 	.prefetch = pge_prefetch,
 	.round_trips = pge_round_trips,
 	.prefetch_scan = pge_prefetch_scan,
+	.add = pge_add,
 };

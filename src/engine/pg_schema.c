@@ -41,6 +41,13 @@ int cj__pg_build_sql(cj_edb *db) {
 		"PREPARE cj_put (smallint, bytea, bytea) AS "
 		"INSERT INTO %s.kv (space, k, v) VALUES ($1, $2, $3) "
 		"ON CONFLICT (space, k) DO UPDATE SET v = EXCLUDED.v; "
+		/* counters (engine.h's add): 8 bytes, big-endian */
+		"PREPARE cj_add (smallint, bytea[], bigint[]) AS "
+		"INSERT INTO %s.kv AS t (space, k, v) "
+		"SELECT $1, u.k, int8send(u.d) FROM unnest($2, $3) WITH ORDINALITY AS u(k, d, i) "
+		"ORDER BY u.i ON CONFLICT (space, k) DO UPDATE SET "
+		"v = int8send(('x' || encode(t.v, 'hex'))::bit(64)::bigint + "
+		"('x' || encode(EXCLUDED.v, 'hex'))::bit(64)::bigint); "
 		"PREPARE cj_del (smallint, bytea) AS "
 		"DELETE FROM %s.kv WHERE space = $1 AND k = $2; "
 		"PREPARE cj_scan (smallint, bytea, bytea, bigint) AS "
@@ -50,7 +57,7 @@ int cj__pg_build_sql(cj_edb *db) {
 		"SELECT k, v FROM %s.kv WHERE space = $1 AND k > $2 AND k < $3 "
 		"ORDER BY k LIMIT $4",
 		db->relaxed ? "SET synchronous_commit TO off; " : "", s, s, PGE_KEY_LOCK_CLASS,
-		PGE_KEY_LOCK_CLASS, s, s, s, s, s, s, s, s);
+		PGE_KEY_LOCK_CLASS, s, s, s, s, s, s, s, s, s);
 	db->sql_listen = cj__pg_printf("LISTEN \"%s\"", db->chan);
 	if (!db->sql_begin_w || !db->sql_begin_r || !db->sql_prepare || !db->sql_listen)
 		return cj__fail(CJ_NOMEM, "out of memory");

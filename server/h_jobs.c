@@ -80,7 +80,7 @@ void srv_h_job_put(struct srv_req *r) {
 		int rc = cj_add_ex(r->srv->db, NULL, r->param[0], r->param[1], data, &opts);
 		if (rc == CJ_OK) {
 			atomic_fetch_add(&r->srv->m.added, 1);
-			srv_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
+			srv_reply_ok(r);
 		} else {
 			srv_reply_cj(r, rc);
 		}
@@ -124,7 +124,7 @@ void srv_h_retry(struct srv_req *r) {
 	int rc = cj_retry(r->srv->db, NULL, r->param[0], r->param[1], keep);
 	if (rc == CJ_OK) {
 		atomic_fetch_add(&r->srv->m.retried, 1);
-		srv_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
+		srv_reply_ok(r);
 		return;
 	}
 	cj_job_info info = {0};
@@ -161,7 +161,7 @@ void srv_h_job_delete(struct srv_req *r) {
 		return;
 	}
 	atomic_fetch_add(&r->srv->m.removed, 1);
-	srv_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
+	srv_reply_ok(r);
 }
 
 /* ---- the listing -------------------------------------------------------- */

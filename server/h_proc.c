@@ -59,17 +59,31 @@ void srv_h_accept(struct srv_req *r) {
 		return;
 	}
 	json_decref(body);
-	/* One wait in the library for the whole timeout: the cancellation ends
-	 * it at once when the client hangs up or the server stops. */
-	struct srv_wait *w;
-	if (srv_waiter_enter(r, &w) != 0) return;
-	o.cancel = srv_wait_cancel(w);
 	int64_t start = cli_now_ms();
 	cj_job *job = NULL;
 	char *data = NULL;
-	int rc = cj_accept(s->db, r->param[0], &o, &job, &data);
-	int gone = rc == CJ_CANCELED ? srv_wait_gone(w, s) : rc == CJ_OK && srv_client_gone(r);
-	srv_waiter_leave(s, w);
+	int rc, gone = 0;
+	/* One look first: a job ready now is taken without the watch of a
+	 * waiting request (a duplicate of the socket and its registration,
+	 * four system calls). A stopping server takes none. */
+	if (srv_waiters_stopping(s)) {
+		rc = CJ_CANCELED;
+	} else {
+		cj_accept_opts now = o;
+		now.timeout_ms = 0;
+		rc = cj_accept(s->db, r->param[0], &now, &job, &data);
+	}
+	if (rc == CJ_NOT_FOUND && o.timeout_ms > 0) {
+		/* One wait in the library for the whole timeout: the cancellation
+		 * ends it at once when the client hangs up or the server stops. */
+		struct srv_wait *w;
+		if (srv_waiter_enter(r, &w) != 0) return;
+		o.cancel = srv_wait_cancel(w);
+		rc = cj_accept(s->db, r->param[0], &o, &job, &data);
+		if (rc == CJ_CANCELED) gone = srv_wait_gone(w, s);
+		srv_waiter_leave(s, w);
+	}
+	if (rc == CJ_OK) gone = srv_client_gone(r);
 	if (gone) {
 		if (job) hand_back(s, job);
 		cj_free(data);
@@ -145,7 +159,7 @@ static void proc(struct srv_req *r, enum proc_op op) {
 	case OP_RESUBMIT: atomic_fetch_add(&s->m.resubmitted, 1); break;
 	}
 	if (op == OP_FINISH || op == OP_FAIL)
-		srv_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
+		srv_reply_ok(r);
 	else
 		srv_reply_json(r, 200, json_pack("{s:b,s:b}", "ok", 1, "resubmit",
 		                                 cj_is_resubmitted(job)));

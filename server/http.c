@@ -147,6 +147,15 @@ void srv_reply_resp(struct srv_req *r, int status, struct MHD_Response *resp) {
 	r->status = status;
 }
 
+/* Makes resp, with the headers of every answer with a body, the answer. */
+static void reply_body(struct srv_req *r, int status, struct MHD_Response *resp,
+                       const char *ctype) {
+	MHD_add_response_header(resp, "Content-Type", ctype);
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	srv_reply_resp(r, status, resp);
+}
+
 void srv_reply_text(struct srv_req *r, int status, char *text, const char *ctype) {
 	struct MHD_Response *resp = MHD_create_response_from_buffer(
 		text ? strlen(text) : 0, text ? text : (char *)"",
@@ -155,10 +164,15 @@ void srv_reply_text(struct srv_req *r, int status, char *text, const char *ctype
 		free(text);
 		return;
 	}
-	MHD_add_response_header(resp, "Content-Type", ctype);
-	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	srv_reply_resp(r, status, resp);
+	reply_body(r, status, resp, ctype);
+}
+
+void srv_reply_ok(struct srv_req *r) {
+	/* what srv_reply_json() makes of {"ok": true}, without building it */
+	static const char ok[] = "{\"ok\":true}\n";
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer(sizeof ok - 1, (char *)ok, MHD_RESPMEM_PERSISTENT);
+	if (resp) reply_body(r, 200, resp, "application/json");
 }
 
 void srv_reply_json(struct srv_req *r, int status, json_t *body) {
@@ -205,7 +219,7 @@ void srv_reply_done(struct srv_req *r, int rc) {
 	if (rc != CJ_OK)
 		srv_reply_cj(r, rc);
 	else
-		srv_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
+		srv_reply_ok(r);
 }
 
 int srv_client_gone(struct srv_req *r) {

@@ -161,6 +161,9 @@ void srv_reply_cj(struct srv_req *r, int rc);
 /* Replies 200 {"ok":true} when rc is CJ_OK, else as srv_reply_cj(). */
 void srv_reply_done(struct srv_req *r, int rc);
 
+/* Replies 200 {"ok":true} (a constant body: nothing to build or free). */
+void srv_reply_ok(struct srv_req *r);
+
 /* Replies `status` with `text` (malloc'd, taken over) of `ctype`. */
 void srv_reply_text(struct srv_req *r, int status, char *text, const char *ctype);
 
@@ -277,6 +280,8 @@ void srv_waiters_free(struct srv *s);
 /* The server stops: fires the cancellation of every waiting request, and
  * of every one that starts waiting from now on. */
 void srv_waiters_stop(struct srv *s);
+/* Whether srv_waiters_stop() was called. */
+int srv_waiters_stopping(struct srv *s);
 
 /* Takes one of the SRV_MAX_WAITERS slots of long polls and event streams,
  * with a cancellation of its own: 0, or -1 after replying 503 (or 507).

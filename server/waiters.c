@@ -129,6 +129,14 @@ void srv_waiters_free(struct srv *s) {
 	s->waiting = NULL;
 }
 
+int srv_waiters_stopping(struct srv *s) {
+	struct srv_waiters *ws = s->waiting;
+	pthread_mutex_lock(&ws->mu);
+	int stopping = ws->stopping;
+	pthread_mutex_unlock(&ws->mu);
+	return stopping;
+}
+
 int srv_waiter_enter(struct srv_req *r, struct srv_wait **out) {
 	struct srv *s = r->srv;
 	struct srv_waiters *ws = s->waiting;

@@ -1085,6 +1085,47 @@ def case_abuse(cjobs, scratch):
     s.stop()
 
 
+def waiting(s):
+    """The server's gauge of waiting requests (long polls, event streams)."""
+    m = re.search(r"^couchjobs_server_waiting_requests (\d+)$", s.ok("GET", "/metrics"), re.M)
+    check(m, "no waiting gauge in /metrics")
+    return int(m.group(1))
+
+
+def case_waiters(cjobs, scratch):
+    """Long polls and event streams hold at most 500 slots (SRV_MAX_WAITERS):
+    one more accept that would wait is refused with 503, while a job that is
+    ready is still handed out, since taking it waits for nothing."""
+    s = fresh(cjobs, scratch)
+    s.ok("PUT", "/v1/types/t", {"timeout": 30})
+    s.ok("PUT", "/v1/types/idle", {"timeout": 30})
+    body = b'{"timeout_ms":60000}'
+    head = (b"POST /v1/types/idle/accept HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+    polls = []
+    try:
+        for _ in range(500):
+            c = socket.create_connection((s.host, s.port))
+            c.sendall(head + body)
+            polls.append(c)
+        wait_for(lambda: waiting(s) == 500, 60, "500 long polls to take every slot")
+        eq(s.req("POST", "/v1/types/idle/accept", {"timeout_ms": 1000})[0], 503,
+           "one more wait is refused")
+        s.ok("PUT", "/v1/jobs/t/ready", {"data": {"n": 1}})
+        st, job, _ = s.req("POST", "/v1/types/t/accept", {"timeout_ms": 1000})
+        eq(st, 200, "a ready job is taken with every slot in use")
+        eq((job["id"], job["data"]), ("ready", {"n": 1}), "the ready job")
+        eq(s.req("POST", "/v1/types/t/accept", {"timeout_ms": 1000})[0], 503,
+           "an accept that has to wait is still refused")
+    finally:
+        for c in polls:
+            c.close()
+    # the slots come back as their clients hang up
+    wait_for(lambda: waiting(s) == 0, 60, "the slots of the closed long polls")
+    eq(s.req("POST", "/v1/types/t/accept", {"timeout_ms": 1})[0], 204, "a wait again")
+    s.stop()
+
+
 # ---- metrics -----------------------------------------------------------------
 
 METRIC_LINE = re.compile(

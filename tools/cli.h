@@ -110,6 +110,31 @@ int cli_fail(struct cli *c, int rc, const char *what);
  * exit code after reporting the failure. */
 int cli_open(struct cli *c, int monitor);
 
+/* ---- setting.c -------------------------------------------------------- */
+
+/* A type's setting as the commands policy, limit and retention handle it:
+ * the library's calls, the options (first_opt..last_opt set it, clear_opt
+ * clears it) and their parse over a value, and its print. */
+struct cli_setting {
+	const char *name; /* in messages: "type 'T' has no NAME", "cannot set the NAME" */
+	size_t size;      /* of the value */
+	const void *init; /* the value of a type without the setting */
+	int first_opt, last_opt, clear_opt;
+	int (*get)(cj_db *db, const char *type, void *v);
+	int (*set)(cj_db *db, const char *type, const void *v);
+	int (*clear)(cj_db *db, const char *type);
+	/* the options given over v: 0 or a usage exit code */
+	int (*parse)(struct cli *c, const struct cli_args *a, void *v);
+	void (*print)(const void *v); /* one line of JSON on stdout */
+};
+
+/* The command over a type's setting (a->pos[0]): with options, sets them
+ * over the current value; with --clear, clears it; else prints it. `v` is
+ * room for one value. Returns the exit code: 3 (one line) when the type has
+ * none to print or clear. */
+int cli_setting_run(struct cli *c, const struct cli_args *a, const struct cli_setting *s,
+                    void *v);
+
 /* ---- util.c ----------------------------------------------------------- */
 
 /* Parses a non-negative decimal integer that fits int64_t. 0 or -1. */

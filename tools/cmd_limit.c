@@ -38,7 +38,8 @@ static int rate_parse(struct cli *c, const char *s, cj_type_limits *l) {
 }
 
 /* The options given over l: 0 or a usage exit code. */
-static int limit_parse(struct cli *c, const struct cli_args *a, cj_type_limits *l) {
+static int limit_parse(struct cli *c, const struct cli_args *a, void *v) {
+	cj_type_limits *l = v;
 	if (a->set[LIMIT_CONCURRENCY] &&
 	    (cli_parse_int(a->val[LIMIT_CONCURRENCY], &l->max_running) != 0 ||
 	     l->max_running > CJ_MAX_RUNNING_LIMIT))
@@ -48,36 +49,26 @@ static int limit_parse(struct cli *c, const struct cli_args *a, cj_type_limits *
 	return 0;
 }
 
-static int no_limits(struct cli *c, const char *type) {
-	cli_msg(c, "type '%s' has no limits", type);
-	return CLI_EXIT_NOT_FOUND;
+static int limit_get(cj_db *db, const char *type, void *v) {
+	return cj_get_type_limits(db, type, v);
+}
+
+static int limit_set(cj_db *db, const char *type, const void *v) {
+	return cj_set_type_limits(db, type, v);
+}
+
+static void limit_print(const void *v) {
+	const cj_type_limits *l = v;
+	printf("{\"max_running\":%lld,\"rate\":%lld,\"rate_period_ms\":%lld}\n",
+	       (long long)l->max_running, (long long)l->rate, (long long)l->rate_period_ms);
 }
 
 int cmd_limit(struct cli *c, const struct cli_args *a) {
-	const char *type = a->pos[0];
-	int setting = a->set[LIMIT_CONCURRENCY] || a->set[LIMIT_RATE], rc;
-	if ((rc = cli_judged(c, cj_type_check(type)))) return rc;
-	if (setting && a->set[LIMIT_CLEAR]) return cli_usage(c, "give options or --clear, not both");
-	cj_type_limits l = CJ_TYPE_LIMITS_INIT;
-	if (setting && (rc = limit_parse(c, a, &l))) return rc; /* judged before opening */
-	if ((rc = cli_open(c, 0))) return rc;
-	if (a->set[LIMIT_CLEAR]) {
-		rc = cj_clear_type_limits(c->db, type);
-		if (rc == CJ_NOT_FOUND) return no_limits(c, type);
-		return rc == CJ_OK ? CLI_EXIT_OK : cli_fail(c, rc, "cannot clear the limits");
-	}
-	rc = cj_get_type_limits(c->db, type, &l);
-	if (setting) {
-		if (rc != CJ_OK && rc != CJ_NOT_FOUND) return cli_fail(c, rc, "cannot read the limits");
-		if (rc == CJ_NOT_FOUND) l = (cj_type_limits)CJ_TYPE_LIMITS_INIT;
-		if ((rc = limit_parse(c, a, &l))) return rc; /* over the current ones */
-		rc = cj_set_type_limits(c->db, type, &l);
-		if (rc == CJ_INVALID) return cli_usage(c, "%s", cj_last_error());
-		return rc == CJ_OK ? CLI_EXIT_OK : cli_fail(c, rc, "cannot set the limits");
-	}
-	if (rc == CJ_NOT_FOUND) return no_limits(c, type);
-	if (rc != CJ_OK) return cli_fail(c, rc, "cannot read the limits");
-	printf("{\"max_running\":%lld,\"rate\":%lld,\"rate_period_ms\":%lld}\n",
-	       (long long)l.max_running, (long long)l.rate, (long long)l.rate_period_ms);
-	return CLI_EXIT_OK;
+	static const cj_type_limits init = CJ_TYPE_LIMITS_INIT;
+	static const struct cli_setting limits = {
+		"limits", sizeof init, &init, LIMIT_CONCURRENCY, LIMIT_RATE, LIMIT_CLEAR,
+		limit_get, limit_set, cj_clear_type_limits, limit_parse, limit_print,
+	};
+	cj_type_limits l;
+	return cli_setting_run(c, a, &limits, &l);
 }

@@ -34,7 +34,8 @@ static int parse_count(struct cli *c, const char *opt, const char *s, int64_t *n
 }
 
 /* The options given over r: 0 or a usage exit code. */
-static int retention_parse(struct cli *c, const struct cli_args *a, cj_retention *r) {
+static int retention_parse(struct cli *c, const struct cli_args *a, void *v) {
+	cj_retention *r = v;
 	int rc = 0;
 	if (a->set[RETENTION_KEEP_FOR])
 		rc = parse_for(c, "--keep-for", a->val[RETENTION_KEEP_FOR], &r->keep_ms);
@@ -53,45 +54,32 @@ static void put_limit(const char *name, int64_t v, const char *sep) {
 	else printf("\"%s\":%lld%s", name, (long long)v, sep);
 }
 
-int cmd_retention(struct cli *c, const struct cli_args *a) {
-	const char *type = a->pos[0];
-	int setting = 0, rc;
-	for (int i = RETENTION_KEEP_FOR; i <= RETENTION_DEAD_KEEP; i++) setting |= a->set[i];
-	if ((rc = cli_judged(c, cj_type_check(type)))) return rc;
-	if (setting && a->set[RETENTION_CLEAR])
-		return cli_usage(c, "give options or --clear, not both");
-	cj_retention r = CJ_RETENTION_INIT;
-	if (setting && (rc = retention_parse(c, a, &r))) return rc; /* judged before opening */
-	if ((rc = cli_open(c, 0))) return rc;
-	if (a->set[RETENTION_CLEAR]) {
-		rc = cj_clear_type_retention(c->db, type);
-		if (rc == CJ_NOT_FOUND) {
-			cli_msg(c, "type '%s' has no retention", type);
-			return CLI_EXIT_NOT_FOUND;
-		}
-		return rc == CJ_OK ? CLI_EXIT_OK : cli_fail(c, rc, "cannot clear the retention");
-	}
-	rc = cj_get_type_retention(c->db, type, &r);
-	if (setting) {
-		if (rc != CJ_OK && rc != CJ_NOT_FOUND)
-			return cli_fail(c, rc, "cannot read the retention");
-		if (rc == CJ_NOT_FOUND) r = (cj_retention)CJ_RETENTION_INIT;
-		if ((rc = retention_parse(c, a, &r))) return rc; /* over the current one */
-		rc = cj_set_type_retention(c->db, type, &r);
-		if (rc == CJ_INVALID) return cli_usage(c, "%s", cj_last_error());
-		return rc == CJ_OK ? CLI_EXIT_OK : cli_fail(c, rc, "cannot set the retention");
-	}
-	if (rc == CJ_NOT_FOUND) {
-		cli_msg(c, "type '%s' has no retention", type);
-		return CLI_EXIT_NOT_FOUND;
-	}
-	if (rc != CJ_OK) return cli_fail(c, rc, "cannot read the retention");
+static int retention_get(cj_db *db, const char *type, void *v) {
+	return cj_get_type_retention(db, type, v);
+}
+
+static int retention_set(cj_db *db, const char *type, const void *v) {
+	return cj_set_type_retention(db, type, v);
+}
+
+static void retention_print(const void *v) {
+	const cj_retention *r = v;
 	printf("{");
-	put_limit("keep_for_ms", r.keep_ms, ",");
-	put_limit("keep", r.keep_max, ",");
-	put_limit("dead_keep_for_ms", r.dead_keep_ms, ",");
-	put_limit("dead_keep", r.dead_keep_max, "}\n");
-	return CLI_EXIT_OK;
+	put_limit("keep_for_ms", r->keep_ms, ",");
+	put_limit("keep", r->keep_max, ",");
+	put_limit("dead_keep_for_ms", r->dead_keep_ms, ",");
+	put_limit("dead_keep", r->dead_keep_max, "}\n");
+}
+
+int cmd_retention(struct cli *c, const struct cli_args *a) {
+	static const cj_retention init = CJ_RETENTION_INIT;
+	static const struct cli_setting retention = {
+		"retention", sizeof init, &init, RETENTION_KEEP_FOR, RETENTION_DEAD_KEEP,
+		RETENTION_CLEAR, retention_get, retention_set, cj_clear_type_retention,
+		retention_parse, retention_print,
+	};
+	cj_retention r;
+	return cli_setting_run(c, a, &retention, &r);
 }
 
 int cmd_prune(struct cli *c, const struct cli_args *a) {

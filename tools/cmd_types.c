@@ -73,7 +73,8 @@ static int policy_secs(struct cli *c, const char *opt, const char *s, int64_t *o
 }
 
 /* The options given over p: 0 or a usage exit code. */
-static int policy_parse(struct cli *c, const struct cli_args *a, cj_retry_policy *p) {
+static int policy_parse(struct cli *c, const struct cli_args *a, void *v) {
+	cj_retry_policy *p = v;
 	int rc;
 	if (a->set[POLICY_MAX_ATTEMPTS] &&
 	    (cli_parse_int(a->val[POLICY_MAX_ATTEMPTS], &p->max_attempts) != 0 ||
@@ -103,43 +104,30 @@ static int policy_parse(struct cli *c, const struct cli_args *a, cj_retry_policy
 	return 0;
 }
 
-int cmd_policy(struct cli *c, const struct cli_args *a) {
-	const char *type = a->pos[0];
-	int setting = 0, rc;
-	for (int i = POLICY_MAX_ATTEMPTS; i <= POLICY_JITTER; i++) setting |= a->set[i];
-	if ((rc = cli_judged(c, cj_type_check(type)))) return rc;
-	if (setting && a->set[POLICY_CLEAR]) return cli_usage(c, "give options or --clear, not both");
-	cj_retry_policy p = CJ_RETRY_POLICY_INIT;
-	if (setting && (rc = policy_parse(c, a, &p))) return rc; /* judged before opening */
-	if ((rc = cli_open(c, 0))) return rc;
-	if (a->set[POLICY_CLEAR]) {
-		rc = cj_clear_type_policy(c->db, type);
-		if (rc == CJ_NOT_FOUND) {
-			cli_msg(c, "type '%s' has no retry policy", type);
-			return CLI_EXIT_NOT_FOUND;
-		}
-		return rc == CJ_OK ? CLI_EXIT_OK : cli_fail(c, rc, "cannot clear the retry policy");
-	}
-	rc = cj_get_type_policy(c->db, type, &p);
-	if (setting) {
-		if (rc != CJ_OK && rc != CJ_NOT_FOUND)
-			return cli_fail(c, rc, "cannot read the retry policy");
-		if (rc == CJ_NOT_FOUND) p = (cj_retry_policy)CJ_RETRY_POLICY_INIT;
-		if ((rc = policy_parse(c, a, &p))) return rc; /* over the current one */
-		rc = cj_set_type_policy(c->db, type, &p);
-		if (rc == CJ_INVALID) return cli_usage(c, "%s", cj_last_error());
-		return rc == CJ_OK ? CLI_EXIT_OK : cli_fail(c, rc, "cannot set the retry policy");
-	}
-	if (rc == CJ_NOT_FOUND) {
-		cli_msg(c, "type '%s' has no retry policy", type);
-		return CLI_EXIT_NOT_FOUND;
-	}
-	if (rc != CJ_OK) return cli_fail(c, rc, "cannot read the retry policy");
+static int policy_get(cj_db *db, const char *type, void *v) {
+	return cj_get_type_policy(db, type, v);
+}
+
+static int policy_set(cj_db *db, const char *type, const void *v) {
+	return cj_set_type_policy(db, type, v);
+}
+
+static void policy_print(const void *v) {
+	const cj_retry_policy *p = v;
 	printf("{\"max_attempts\":%lld,\"backoff_min\":%lld,\"backoff_max\":%lld,"
-	       "\"multiplier\":%lld,\"jitter\":\"%s\"}\n", (long long)p.max_attempts,
-	       (long long)p.backoff_min, (long long)p.backoff_max, (long long)p.multiplier,
-	       jitter_names[p.jitter]);
-	return CLI_EXIT_OK;
+	       "\"multiplier\":%lld,\"jitter\":\"%s\"}\n", (long long)p->max_attempts,
+	       (long long)p->backoff_min, (long long)p->backoff_max, (long long)p->multiplier,
+	       jitter_names[p->jitter]);
+}
+
+int cmd_policy(struct cli *c, const struct cli_args *a) {
+	static const cj_retry_policy init = CJ_RETRY_POLICY_INIT;
+	static const struct cli_setting policy = {
+		"retry policy", sizeof init, &init, POLICY_MAX_ATTEMPTS, POLICY_JITTER, POLICY_CLEAR,
+		policy_get, policy_set, cj_clear_type_policy, policy_parse, policy_print,
+	};
+	cj_retry_policy p;
+	return cli_setting_run(c, a, &policy, &p);
 }
 
 /* The type's limits as "concurrency=N rate=N/PERIOD" (those set), or "-". */

@@ -1,6 +1,6 @@
 /*
- * Retry policies over HTTP: the JSON form of a policy (a type's, in
- * h_types.c, and a job's own), and a job's own policy at
+ * Retry policies over HTTP: the JSON form of a policy (a type's, a
+ * setting of h_setting.c, and a job's own), and a job's own policy at
  * /v1/jobs/{type}/{id}/policy: get, set, clear.
  */
 #include "server.h"
@@ -45,6 +45,27 @@ bad:
 	              what);
 	return -1;
 }
+
+static int policy_get(cj_db *db, const char *type, void *v) {
+	return cj_get_type_policy(db, type, v);
+}
+
+static int policy_set(cj_db *db, const char *type, const void *v) {
+	return cj_set_type_policy(db, type, v);
+}
+
+static json_t *policy_json(const void *v) {
+	return srv_policy_json(v);
+}
+
+static int policy_parse(struct srv_req *r, json_t *o, const char *what, void *v) {
+	return srv_policy_parse(r, o, what, v);
+}
+
+/* A type's retry policy (in the body of /v1/types/{type}). */
+const struct srv_setting srv_type_policy = {
+	"retry_policy", policy_get, policy_set, cj_clear_type_policy, policy_json, policy_parse,
+};
 
 /* {"type","id","retry_policy"}: the job's own policy, or null when it has
  * none (its type's applies); 404 when there is no such job. PUT answers

@@ -19,20 +19,14 @@ static int64_t *field(cj_retention *k, size_t i) {
 	return f[i];
 }
 
-json_t *srv_retention_json(const cj_retention *k) {
+static json_t *retention_json(const void *v) {
 	json_t *o = json_object();
-	cj_retention c = *k;
+	cj_retention c = *(const cj_retention *)v;
 	for (size_t i = 0; o && i < NKEYS; i++) {
-		int64_t v = *field(&c, i);
-		json_object_set_new(o, keys[i], v == CJ_KEEP_ALL ? json_null() : json_integer(v));
+		int64_t n = *field(&c, i);
+		json_object_set_new(o, keys[i], n == CJ_KEEP_ALL ? json_null() : json_integer(n));
 	}
 	return o;
-}
-
-json_t *srv_type_retention_json(struct srv *s, const char *type) {
-	cj_retention k;
-	if (cj_get_type_retention(s->db, type, &k) != CJ_OK) return json_null();
-	return srv_retention_json(&k);
 }
 
 int srv_retention_parse(struct srv_req *r, json_t *o, const char *what, cj_retention *k) {
@@ -59,37 +53,37 @@ bad:
 	return -1;
 }
 
-/* {"type","retention"}: the type's retention, or null when it has none.
- * PUT answers the same. */
-void srv_h_retention_get(struct srv_req *r) {
-	cj_retention k;
-	int rc = cj_get_type_retention(r->srv->db, r->param[0], &k);
-	if (rc != CJ_OK && rc != CJ_NOT_FOUND) {
-		srv_reply_cj(r, rc);
-		return;
-	}
-	srv_reply_json(r, 200, json_pack("{s:s,s:o}", "type", r->param[0], "retention",
-	                                 rc == CJ_OK ? srv_retention_json(&k) : json_null()));
+static int retention_get(cj_db *db, const char *type, void *v) {
+	return cj_get_type_retention(db, type, v);
 }
 
-/* The body is the retention (at least one limit set). */
+static int retention_set(cj_db *db, const char *type, const void *v) {
+	return cj_set_type_retention(db, type, v);
+}
+
+static int retention_parse(struct srv_req *r, json_t *o, const char *what, void *v) {
+	return srv_retention_parse(r, o, what, v);
+}
+
+const struct srv_setting srv_type_retention = {
+	"retention", retention_get, retention_set, cj_clear_type_retention, retention_json,
+	retention_parse,
+};
+
+/* {"type","retention"}: the type's retention, or null when it has none.
+ * PUT (the body is the retention, at least one limit set) answers the
+ * same. */
+void srv_h_retention_get(struct srv_req *r) {
+	srv_setting_get(r, &srv_type_retention);
+}
+
 void srv_h_retention_put(struct srv_req *r) {
-	cj_retention k;
-	json_t *body = srv_body_json(r);
-	if (!body) return;
-	if (srv_retention_parse(r, body, "the body must be an object", &k) == 0) {
-		int rc = cj_set_type_retention(r->srv->db, r->param[0], &k);
-		if (rc == CJ_OK)
-			srv_h_retention_get(r);
-		else
-			srv_reply_cj(r, rc);
-	}
-	json_decref(body);
+	srv_setting_put(r, &srv_type_retention);
 }
 
 /* Clears the type's retention; 404 when it has none. */
 void srv_h_retention_delete(struct srv_req *r) {
-	srv_reply_done(r, cj_clear_type_retention(r->srv->db, r->param[0]));
+	srv_setting_delete(r, &srv_type_retention);
 }
 
 /* Removes the type's finished and dead jobs now: by the limits of the

@@ -14,21 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-/* The type's retry policy as JSON, or null when it has none. */
-static json_t *policy_json(struct srv *s, const char *type) {
-	cj_retry_policy p;
-	if (cj_get_type_policy(s->db, type, &p) != CJ_OK) return json_null();
-	return srv_policy_json(&p);
-}
-
-/* The member name of a PUT body: *set 0 when it is absent, -1 when null
- * (clear), 1 otherwise; then it is returned. */
-static json_t *body_member(json_t *body, const char *name, int *set) {
-	json_t *o = json_object_get(body, name);
-	*set = !o ? 0 : json_is_null(o) ? -1 : 1;
-	return *set > 0 ? o : NULL;
-}
-
 /* Sets the field of k (one of n keys) to v if v is an integer: 1, or 0 if
  * k is none of them or v no integer. */
 static int int_member(const char *k, json_t *v, const char *const *keys, int64_t *const *fields,
@@ -42,39 +27,26 @@ static int int_member(const char *k, json_t *v, const char *const *keys, int64_t
 	return 0;
 }
 
-/* Reads "retry_policy" of a body into *p (see srv_policy_parse()); *set as
- * body_member's. 0, or -1 after replying 400. */
-static int body_policy(struct srv_req *r, json_t *body, cj_retry_policy *p, int *set) {
-	json_t *o = body_member(body, "retry_policy", set);
-	if (*set <= 0) return 0;
-	return srv_policy_parse(r, o, "\"retry_policy\" must be null or an object", p);
-}
-
 /* Limits as JSON {"max_running","rate","rate_period_ms"}. */
-static json_t *limits_obj(const cj_type_limits *l) {
+static json_t *limits_json(const void *v) {
+	const cj_type_limits *l = v;
 	return json_pack("{s:I,s:I,s:I}", "max_running", (json_int_t)l->max_running, "rate",
 	                 (json_int_t)l->rate, "rate_period_ms", (json_int_t)l->rate_period_ms);
-}
-
-/* The type's limits as JSON, or null when it has none. */
-static json_t *limits_json(struct srv *s, const char *type) {
-	cj_type_limits l;
-	if (cj_get_type_limits(s->db, type, &l) != CJ_OK) return json_null();
-	return limits_obj(&l);
 }
 
 /* Reads a limits object `o` into *l: fields left out are 0 (no limit). 0,
  * or -1 after replying 400 with `what` ("... must be an object") first. The
  * library checks the ranges. */
-static int limits_parse(struct srv_req *r, json_t *o, const char *what, cj_type_limits *l) {
+static int limits_parse(struct srv_req *r, json_t *o, const char *what, void *v) {
 	static const char *const keys[] = {"max_running", "rate", "rate_period_ms"};
+	cj_type_limits *l = v;
 	*l = (cj_type_limits)CJ_TYPE_LIMITS_INIT;
 	int64_t *const fields[] = {&l->max_running, &l->rate, &l->rate_period_ms};
 	if (!json_is_object(o)) goto bad;
 	const char *k;
-	json_t *v;
-	json_object_foreach(o, k, v) {
-		if (!int_member(k, v, keys, fields, 3)) goto bad;
+	json_t *m;
+	json_object_foreach(o, k, m) {
+		if (!int_member(k, m, keys, fields, 3)) goto bad;
 	}
 	return 0;
 bad:
@@ -83,21 +55,17 @@ bad:
 	return -1;
 }
 
-/* Reads "limits" of a body into *l; *set as body_member's. 0, or -1 after
- * replying 400. */
-static int body_limits(struct srv_req *r, json_t *body, cj_type_limits *l, int *set) {
-	json_t *o = body_member(body, "limits", set);
-	if (*set <= 0) return 0;
-	return limits_parse(r, o, "\"limits\" must be null or an object", l);
+static int limits_get(cj_db *db, const char *type, void *v) {
+	return cj_get_type_limits(db, type, v);
 }
 
-/* Reads "retention" of a body into *k; *set as body_member's. 0, or -1
- * after replying 400. */
-static int body_retention(struct srv_req *r, json_t *body, cj_retention *k, int *set) {
-	json_t *o = body_member(body, "retention", set);
-	if (*set <= 0) return 0;
-	return srv_retention_parse(r, o, "\"retention\" must be null or an object", k);
+static int limits_set(cj_db *db, const char *type, const void *v) {
+	return cj_set_type_limits(db, type, v);
 }
+
+const struct srv_setting srv_type_limits = {
+	"limits", limits_get, limits_set, cj_clear_type_limits, limits_json, limits_parse,
+};
 
 /* {"type", "timeout", "retry_policy", "limits", "retention"}; CJ_NOT_FOUND
  * when the type has no timeout. PUT answers the same. */
@@ -110,9 +78,10 @@ void srv_h_type_get(struct srv_req *r) {
 	}
 	srv_reply_json(r, 200, json_pack("{s:s,s:I,s:o,s:o,s:o}", "type", r->param[0], "timeout",
 	                                 (json_int_t)s, "retry_policy",
-	                                 policy_json(r->srv, r->param[0]), "limits",
-	                                 limits_json(r->srv, r->param[0]), "retention",
-	                                 srv_type_retention_json(r->srv, r->param[0])));
+	                                 srv_setting_json(r->srv, &srv_type_policy, r->param[0]),
+	                                 "limits", srv_setting_json(r->srv, &srv_type_limits, r->param[0]),
+	                                 "retention",
+	                                 srv_setting_json(r->srv, &srv_type_retention, r->param[0])));
 }
 
 /* Clears a setting that may not be set: CJ_NOT_FOUND is success. */
@@ -139,8 +108,9 @@ void srv_h_type_put(struct srv_req *r) {
 		              (long long)CJ_MAX_TYPE_TIMEOUT);
 		goto out_body;
 	}
-	if (body_policy(r, body, &p, &set) != 0 || body_limits(r, body, &l, &lset) != 0 ||
-	    body_retention(r, body, &k, &kset) != 0)
+	if (srv_setting_member(r, body, &srv_type_policy, &p, &set) != 0 ||
+	    srv_setting_member(r, body, &srv_type_limits, &l, &lset) != 0 ||
+	    srv_setting_member(r, body, &srv_type_retention, &k, &kset) != 0)
 		goto out_body;
 	/* limits out of range change nothing (a parsed retention is in range) */
 	if (lset > 0 && (rc = cj_type_limits_check(&l)) != CJ_OK) {
@@ -169,37 +139,18 @@ void srv_h_type_delete(struct srv_req *r) {
 
 /* ---- /v1/types/{type}/limits --------------------------------------------- */
 
-/* {"type","limits"}: the type's limits, or null when it has none. PUT
- * answers the same. */
 void srv_h_limits_get(struct srv_req *r) {
-	cj_type_limits l;
-	int rc = cj_get_type_limits(r->srv->db, r->param[0], &l);
-	if (rc != CJ_OK && rc != CJ_NOT_FOUND) {
-		srv_reply_cj(r, rc);
-		return;
-	}
-	srv_reply_json(r, 200, json_pack("{s:s,s:o}", "type", r->param[0], "limits",
-	                                 rc == CJ_OK ? limits_obj(&l) : json_null()));
+	srv_setting_get(r, &srv_type_limits);
 }
 
 /* The body is the limits: fields left out are 0 (no limit). */
 void srv_h_limits_put(struct srv_req *r) {
-	cj_type_limits l;
-	json_t *body = srv_body_json(r);
-	if (!body) return;
-	if (limits_parse(r, body, "the body must be an object", &l) == 0) {
-		int rc = cj_set_type_limits(r->srv->db, r->param[0], &l);
-		if (rc == CJ_OK)
-			srv_h_limits_get(r);
-		else
-			srv_reply_cj(r, rc);
-	}
-	json_decref(body);
+	srv_setting_put(r, &srv_type_limits);
 }
 
 /* Clears the type's limits; 404 when it has none. */
 void srv_h_limits_delete(struct srv_req *r) {
-	srv_reply_done(r, cj_clear_type_limits(r->srv->db, r->param[0]));
+	srv_setting_delete(r, &srv_type_limits);
 }
 
 /* ---- counts per type and state ------------------------------------------ */
@@ -284,8 +235,8 @@ void srv_h_types_list(struct srv_req *r) {
 	json_t *v;
 	json_object_foreach(types, k, v) {
 		/* the type's settings next to its counts: its whole configuration */
-		json_object_set_new(v, "limits", limits_json(r->srv, k));
-		json_object_set_new(v, "retention", srv_type_retention_json(r->srv, k));
+		json_object_set_new(v, "limits", srv_setting_json(r->srv, &srv_type_limits, k));
+		json_object_set_new(v, "retention", srv_setting_json(r->srv, &srv_type_retention, k));
 		json_array_append(arr, v);
 	}
 	json_decref(types);

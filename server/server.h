@@ -12,6 +12,7 @@
  *   h_types.c   /v1/types: timeouts, settings, limits, counts per state
  *   h_policy.c  retry policies as JSON; a job's own policy
  *   h_retention.c retention as JSON; a type's retention, prune
+ *   h_setting.c the one flow of a type's settings: JSON, GET, PUT, DELETE
  *   h_sched.c   /v1/schedules: periodic jobs
  *   h_proc.c    accept (long poll), update, finish, resubmit
  *   h_events.c  a job's and a type's changes as Server-Sent Events
@@ -241,15 +242,39 @@ void srv_h_schedule_get(struct srv_req *r);
 void srv_h_schedule_put(struct srv_req *r);
 void srv_h_schedule_delete(struct srv_req *r);
 
-/* A retention as JSON {"keep_ms","keep_max","dead_keep_ms","dead_keep_max"},
- * a limit not set (CJ_KEEP_ALL) as null; the type's, or null when it has
- * none. */
-json_t *srv_retention_json(const cj_retention *k);
-json_t *srv_type_retention_json(struct srv *s, const char *type);
+/* A type's setting (retry policy, limits, retention): its member name in
+ * JSON, the library's calls on it and its JSON form. */
+struct srv_setting {
+	const char *key; /* "retry_policy", "limits", "retention" */
+	int (*get)(cj_db *db, const char *type, void *v);
+	int (*set)(cj_db *db, const char *type, const void *v);
+	int (*clear)(cj_db *db, const char *type);
+	json_t *(*to_json)(const void *v);
+	/* reads object o into *v: 0, or -1 after replying 400 with `what`
+	 * ("... must be an object") first */
+	int (*parse)(struct srv_req *r, json_t *o, const char *what, void *v);
+};
+extern const struct srv_setting srv_type_policy, srv_type_limits, srv_type_retention;
 
-/* Reads a retention object `o` of that shape into *k: fields left out or
- * null are not set; at least one must be. 0, or -1 after replying 400 with
- * `what` ("... must be an object") first. */
+/* The type's setting as JSON, or null when it has none. */
+json_t *srv_setting_json(struct srv *srv, const struct srv_setting *s, const char *type);
+
+/* Reads the setting's member of a PUT body into *v: *set 0 when it is
+ * absent, -1 when null (clear), 1 when read. 0, or -1 after replying 400. */
+int srv_setting_member(struct srv_req *r, json_t *body, const struct srv_setting *s, void *v,
+                       int *set);
+
+/* /v1/types/{type}/KEY: GET {"type",KEY} (the setting, or null when the
+ * type has none); PUT (the body is the setting) answers the same; DELETE
+ * clears it, 404 when there is none. */
+void srv_setting_get(struct srv_req *r, const struct srv_setting *s);
+void srv_setting_put(struct srv_req *r, const struct srv_setting *s);
+void srv_setting_delete(struct srv_req *r, const struct srv_setting *s);
+
+/* Reads a retention object `o` ({"keep_ms","keep_max","dead_keep_ms",
+ * "dead_keep_max"}) into *k: fields left out or null are not set; at least
+ * one must be. 0, or -1 after replying 400 with `what` ("... must be an
+ * object") first. */
 int srv_retention_parse(struct srv_req *r, json_t *o, const char *what, cj_retention *k);
 
 /* A retry policy as JSON {"max_attempts","backoff_min","backoff_max",

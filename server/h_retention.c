@@ -88,7 +88,9 @@ void srv_h_retention_delete(struct srv_req *r) {
 
 /* Removes the type's finished and dead jobs now: by the limits of the
  * body's "retention" when given, else by the type's own retention (404
- * when it has none). Answers {"type","removed"}. */
+ * when it has none). Answers {"type","removed"}; the error body of a
+ * failed prune has "removed" too: the batches before the error stay
+ * removed. */
 void srv_h_prune(struct srv_req *r) {
 	cj_retention k;
 	uint64_t removed = 0;
@@ -104,12 +106,11 @@ void srv_h_prune(struct srv_req *r) {
 	    srv_retention_parse(r, o, "\"retention\" must be null or an object", &k) != 0)
 		goto out_body;
 	int rc = cj_prune(r->srv->db, r->param[0], o && !json_is_null(o) ? &k : NULL, &removed);
-	if (rc != CJ_OK) {
-		srv_reply_cj(r, rc);
-		goto out_body;
-	}
-	srv_reply_json(r, 200, json_pack("{s:s,s:I}", "type", r->param[0], "removed",
-	                                 (json_int_t)removed));
+	if (rc != CJ_OK) /* with what the batches before the error removed */
+		srv_reply_cj_more(r, rc, json_pack("{s:I}", "removed", (json_int_t)removed));
+	else
+		srv_reply_json(r, 200, json_pack("{s:s,s:I}", "type", r->param[0], "removed",
+		                                 (json_int_t)removed));
 out_body:
 	json_decref(body);
 }

@@ -203,10 +203,16 @@ void srv_reply_err(struct srv_req *r, int status, const char *name, int code,
 }
 
 void srv_reply_cj(struct srv_req *r, int rc) {
+	srv_reply_cj_more(r, rc, NULL);
+}
+
+void srv_reply_cj_more(struct srv_req *r, int rc, json_t *more) {
 	const char *detail = cj_last_error();
 	json_t *b = json_pack("{s:s,s:i,s:s}", "error", cj_err_name(rc), "code", rc,
 	                      "message", cj_strerror(rc));
 	if (b && detail && *detail) json_object_set_new(b, "detail", json_string(detail));
+	if (b && more) json_object_update(b, more);
+	json_decref(more);
 	if (b && rc == CJ_HALT)
 		json_object_set_new(b, "action",
 		                    json_string("stop working on this job: it was removed or "

@@ -159,6 +159,10 @@ void srv_reply_err(struct srv_req *r, int status, const char *name, int code,
 /* Replies with the status and error body of a failed library call. */
 void srv_reply_cj(struct srv_req *r, int rc);
 
+/* As srv_reply_cj(), with the members of the object `more` (taken; may be
+ * NULL) added to the error body. */
+void srv_reply_cj_more(struct srv_req *r, int rc, json_t *more);
+
 /* Replies 200 {"ok":true} when rc is CJ_OK, else as srv_reply_cj(). */
 void srv_reply_done(struct srv_req *r, int rc);
 

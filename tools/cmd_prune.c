@@ -110,5 +110,10 @@ int cmd_prune(struct cli *c, const struct cli_args *a) {
 		return CLI_EXIT_NOT_FOUND;
 	}
 	printf("%llu\n", (unsigned long long)n);
-	return rc == CJ_OK ? CLI_EXIT_OK : cli_fail(c, rc, "cannot remove every job due");
+	if (rc == CJ_OK) return CLI_EXIT_OK;
+	/* the batches before the error stay removed: say how many */
+	char what[96];
+	snprintf(what, sizeof what, "cannot remove every job due (%llu removed before the error)",
+	         (unsigned long long)n);
+	return cli_fail(c, rc, what);
 }

@@ -76,12 +76,12 @@ void srv_h_type_get(struct srv_req *r) {
 		srv_reply_cj(r, rc);
 		return;
 	}
-	srv_reply_json(r, 200, json_pack("{s:s,s:I,s:o,s:o,s:o}", "type", r->param[0], "timeout",
+	const char *type = r->param[0];
+	srv_reply_json(r, 200, json_pack("{s:s,s:I,s:o,s:o,s:o}", "type", type, "timeout",
 	                                 (json_int_t)s, "retry_policy",
-	                                 srv_setting_json(r->srv, &srv_type_policy, r->param[0]),
-	                                 "limits", srv_setting_json(r->srv, &srv_type_limits, r->param[0]),
-	                                 "retention",
-	                                 srv_setting_json(r->srv, &srv_type_retention, r->param[0])));
+	                                 srv_setting_json(r->srv, &srv_type_policy, type), "limits",
+	                                 srv_setting_json(r->srv, &srv_type_limits, type), "retention",
+	                                 srv_setting_json(r->srv, &srv_type_retention, type)));
 }
 
 /* Clears a setting that may not be set: CJ_NOT_FOUND is success. */
@@ -139,6 +139,8 @@ void srv_h_type_delete(struct srv_req *r) {
 
 /* ---- /v1/types/{type}/limits --------------------------------------------- */
 
+/* {"type","limits"}: the type's limits, or null when it has none. PUT
+ * answers the same. */
 void srv_h_limits_get(struct srv_req *r) {
 	srv_setting_get(r, &srv_type_limits);
 }

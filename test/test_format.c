@@ -415,7 +415,69 @@ TEST(wake_legacy_commit) {
 	t_gate_close(&ready);
 }
 
+/* Reads the u64 BE at key name (len bytes) of dbi (0: none). */
+static uint64_t get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, size_t len) {
+	MDB_val k = {len, (void *)name}, v;
+	if (mdb_get(txn, dbi, &k, &v) != 0) return 0;
+	CHECK(v.mv_size == 8);
+	uint64_t n = 0;
+	for (int i = 0; i < 8; i++) n = n << 8 | ((const uint8_t *)v.mv_data)[i];
+	return n;
+}
+
+/* A store of layout 1 kept its commit number in "cj_engine"; opened, it
+ * moves to the main database (which every commit writes anyway), and
+ * fences go on growing from it. */
+TEST(layout_1_converted) {
+	SKIP_UNLESS_LMDB();
+	cj_db *db = t_open();
+	CHECK_OK(cj_set_type_timeout(db, "t", 30));
+	CHECK_OK(cj_add(db, NULL, "t", "a", "{}", 0));
+	CHECK_OK(cj_add(db, NULL, "t", "b", "{}", 0));
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 0;
+	cj_job *a;
+	CHECK_OK(cj_accept(db, "t", &o, &a, NULL));
+	uint64_t fence = cj_job_fence(a);
+	cj_job_free(a);
+	cj_close(db);
+	/* back to layout 1: "commit" (a number ahead of every fence, as
+	 * after many commits) and a receipt in "cj_engine" */
+	MDB_txn *txn;
+	MDB_dbi main, meta;
+	MDB_env *env = env_open(NULL, &txn, &main);
+	CHECK(mdb_dbi_open(txn, "cj_engine", 0, &meta) == 0);
+	uint64_t commit = get_u64(txn, main, "commit", 6);
+	CHECK(commit >= fence);
+	MDB_val ck = {6, "commit"}, rk = {3, "r\0\7"}, lk = {6, "layout"};
+	uint8_t num[8], one[4] = {0, 0, 0, 1};
+	for (int i = 0; i < 8; i++) num[i] = (uint8_t)((commit + 1000) >> (56 - 8 * i));
+	MDB_val nv = {8, num}, lv = {4, one};
+	CHECK(mdb_del(txn, main, &ck, NULL) == 0);
+	CHECK(mdb_put(txn, meta, &ck, &nv, 0) == 0);
+	CHECK(mdb_put(txn, meta, &rk, &nv, 0) == 0);
+	CHECK(mdb_put(txn, meta, &lk, &lv, 0) == 0);
+	env_close(env, txn);
+
+	db = t_open();
+	cj_job *b;
+	CHECK_OK(cj_accept(db, "t", &o, &b, NULL));
+	CHECK(cj_job_fence(b) > commit + 1000);
+	cj_job_free(b);
+	cj_close(db);
+	env = env_open(NULL, &txn, &main);
+	CHECK(mdb_dbi_open(txn, "cj_engine", 0, &meta) == 0);
+	CHECK(get_u64(txn, main, "commit", 6) > commit + 1000);
+	CHECK(get_u64(txn, main, "r\0\7", 3) == commit + 1000);
+	CHECK(get_u64(txn, meta, "commit", 6) == 0);
+	MDB_val v;
+	CHECK(mdb_get(txn, meta, &rk, &v) == MDB_NOTFOUND);
+	CHECK(mdb_get(txn, meta, &lk, &v) == 0 && v.mv_size == 4);
+	CHECK(((const uint8_t *)v.mv_data)[3] == 2);
+	env_close(env, txn);
+}
+
 TEST_MAIN(ENTRY(rfc_key_layout), ENTRY(unknown_layout_version),
           ENTRY(unknown_format_version), ENTRY(foreign_lmdb_environment),
           ENTRY(long_ids), ENTRY(corrupt_keys), ENTRY(wake_file_grows_in_place),
-          ENTRY(wake_legacy_commit))
+          ENTRY(wake_legacy_commit), ENTRY(layout_1_converted))

@@ -36,12 +36,20 @@
  * Named databases in the environment:
  *   "jobs"       the jobs space (keys as in cj_int.h)
  *   "user"       the caller's own keys
- *   "cj_engine"  this engine's bookkeeping:
- *                  "layout" = u32 BE, LME_LAYOUT
- *                  "commit" = u64 BE, the number of the last write commit
- *                  "r" + u16 BE slot = u64 BE, the receipt of the last call
- *                      of that combining slot that committed (engine.h's
- *                      receipt_put: src/combine.c)
+ *   "cj_engine"  this engine's bookkeeping: "layout" = u32 BE, LME_LAYOUT
+ * and, in the main database beside the named ones' records:
+ *   "commit"     u64 BE, the number of the last write commit
+ *   "r" + u16 BE slot = u64 BE, the receipt of the last call of that
+ *                combining slot that committed (engine.h's receipt_put:
+ *                src/combine.c)
+ * Every commit writes "commit", and every commit rewrites the main
+ * database's page anyway (the record of "jobs" or "user", whose root
+ * moved), so the number costs no page of its own; in "cj_engine" it cost
+ * one more page, in another place on disk, per commit (layout 1, which
+ * kept "commit" and the receipts there, is converted at open: "commit" is
+ * removed from "cj_engine", so that a process of a build before the
+ * conversion fails its next transaction instead of numbering commits
+ * apart). A store opened read-only keeps its layout and is read as it is.
  *
  * LMDB allows one writer at a time across processes, so transactions never
  * conflict; commit numbers are the "commit" counter plus one, written in the
@@ -157,7 +165,7 @@
 #include "cj_int.h"
 #include "os/os.h"
 
-#define LME_LAYOUT 1
+#define LME_LAYOUT 2
 #define LME_SHORT 500
 #define LME_LONG (LME_SHORT + 8)
 #define LME_DEFAULT_MAP ((size_t)1 << 30)
@@ -184,6 +192,7 @@ struct cj_edb {
 	MDB_env *env;
 	MDB_dbi dbi[CJ_SPACE_COUNT];
 	MDB_dbi meta;
+	MDB_dbi book; /* holds "commit" and the receipts: main (layout 1: meta) */
 	pthread_rwlock_t resize; /* shared by transactions, exclusive to grow */
 	int has_resize;          /* resize was initialised */
 	atomic_int grow_err;     /* the last growth failed with this (0: none) */
@@ -383,6 +392,35 @@ static int lme_meta_get(MDB_txn *txn, MDB_dbi meta, const char *name, MDB_val *v
 	return mdb_get(txn, meta, &k, v);
 }
 
+/* Layout 1 to 2: "commit" and the receipts move from "cj_engine" to the
+ * main database, in txn (the open's). */
+static int lme_convert_1(cj_edb *db, MDB_txn *txn) {
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(txn, db->meta, &c);
+	if (rc) return rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		int commit = k.mv_size == 6 && memcmp(k.mv_data, "commit", 6) == 0;
+		if (!commit && (k.mv_size != 3 || *(const char *)k.mv_data != 'r')) continue;
+		uint8_t kb[6], vb[8];
+		if (v.mv_size != 8) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		memcpy(kb, k.mv_data, k.mv_size); /* both move when written */
+		memcpy(vb, v.mv_data, 8);
+		MDB_val nk = {k.mv_size, kb}, nv = {8, vb};
+		if ((rc = mdb_put(txn, db->book, &nk, &nv, 0)) || (rc = mdb_cursor_del(c, 0)))
+			break;
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND) return rc;
+	uint8_t layout[4] = {0, 0, 0, LME_LAYOUT};
+	MDB_val lk = {6, "layout"}, lv = {4, layout};
+	return mdb_put(txn, db->meta, &lk, &lv, 0);
+}
+
 /* Begins an LMDB transaction holding db->resize shared: 0 (lock held) or
  * an LMDB code (lock released). A map another process grew is adopted, a
  * bounded number of times. */
@@ -441,10 +479,9 @@ static int lme_init(cj_edb *db) {
 		return cj__fail(CJ_STORE, "%s: a new store cannot be created: %s", db->path,
 		                lme_readonly_why(db));
 	} else if (rc == MDB_NOTFOUND) {
-		MDB_dbi main;
 		MDB_stat st;
-		if ((rc = mdb_dbi_open(txn, NULL, 0, &main)) ||
-		    (rc = mdb_stat(txn, main, &st)))
+		if ((rc = mdb_dbi_open(txn, NULL, 0, &db->book)) ||
+		    (rc = mdb_stat(txn, db->book, &st)))
 			goto out_lmdb;
 		if (st.ms_entries != 0) {
 			mdb_txn_abort(txn);
@@ -456,7 +493,7 @@ static int lme_init(cj_edb *db) {
 		MDB_val ck = {6, "commit"}, cv = {8, zero};
 		if ((rc = mdb_dbi_open(txn, "cj_engine", MDB_CREATE, &db->meta)) ||
 		    (rc = mdb_put(txn, db->meta, &lk, &lv, 0)) ||
-		    (rc = mdb_put(txn, db->meta, &ck, &cv, 0)))
+		    (rc = mdb_put(txn, db->book, &ck, &cv, 0)))
 			goto out_lmdb;
 		lme_flush_check(db, 0);
 	} else if (rc) {
@@ -465,13 +502,18 @@ static int lme_init(cj_edb *db) {
 		MDB_val v;
 		rc = lme_meta_get(txn, db->meta, "layout", &v);
 		const uint8_t *p = v.mv_data;
-		if (rc || v.mv_size != 4 || p[0] || p[1] || p[2] || p[3] != LME_LAYOUT) {
+		unsigned layout = rc || v.mv_size != 4 || p[0] || p[1] || p[2] ? 0u : p[3];
+		if (layout != 1 && layout != LME_LAYOUT) {
 			mdb_txn_abort(txn);
 			return cj__fail(CJ_STORE, "%s: unknown store layout version %u (this "
-			                "library knows %d)", db->path,
-			                rc || v.mv_size != 4 ? 0u : (unsigned)p[3], LME_LAYOUT);
+			                "library knows %d)", db->path, layout, LME_LAYOUT);
 		}
-		if (lme_meta_get(txn, db->meta, "commit", &v) == 0 && v.mv_size == 8)
+		if ((rc = mdb_dbi_open(txn, NULL, 0, &db->book))) goto out_lmdb;
+		if (layout == 1 && db->readonly)
+			db->book = db->meta; /* read where it is */
+		else if (layout == 1 && (rc = lme_convert_1(db, txn)))
+			goto out_lmdb;
+		if (lme_meta_get(txn, db->book, "commit", &v) == 0 && v.mv_size == 8)
 			lme_flush_check(db, rd64(v.mv_data));
 	}
 	for (int i = 0; i < CJ_SPACE_COUNT; i++)
@@ -814,7 +856,7 @@ static int lme_begin(cj_edb *db, int write, cj_etx **out) {
 		return lme_err(rc, "begin");
 	}
 	MDB_val v;
-	rc = lme_meta_get(tx->txn, db->meta, "commit", &v);
+	rc = lme_meta_get(tx->txn, db->book, "commit", &v);
 	if (rc || v.mv_size != 8) {
 		mdb_txn_abort(tx->txn);
 		lme_end(tx);
@@ -855,7 +897,7 @@ static int lme_commit(cj_etx *tx) {
 	uint8_t num[8];
 	be64(num, tx->version);
 	MDB_val k = {6, "commit"}, v = {8, num};
-	int rc = mdb_put(tx->txn, tx->db->meta, &k, &v, 0);
+	int rc = mdb_put(tx->txn, tx->db->book, &k, &v, 0);
 	if (rc == 0) {
 		rc = mdb_txn_commit(tx->txn);
 	} else {
@@ -1184,7 +1226,7 @@ static int lme_receipt_put(cj_etx *tx, unsigned slot, uint64_t tag) {
 	uint8_t key[3] = {'r', (uint8_t)(slot >> 8), (uint8_t)slot}, val[8];
 	be64(val, tag);
 	MDB_val k = {3, key}, v = {8, val};
-	int rc = mdb_put(tx->txn, tx->db->meta, &k, &v, 0);
+	int rc = mdb_put(tx->txn, tx->db->book, &k, &v, 0);
 	if (rc) return lme_write_err(tx, rc, "put");
 	tx->dirty = 1;
 	tx->puts++;
@@ -1198,7 +1240,7 @@ static int lme_receipt_get(cj_edb *db, unsigned slot, uint64_t *tag) {
 	if (rc) return lme_err(rc, "begin");
 	uint8_t key[3] = {'r', (uint8_t)(slot >> 8), (uint8_t)slot};
 	MDB_val k = {3, key}, v;
-	rc = mdb_get(txn, db->meta, &k, &v);
+	rc = mdb_get(txn, db->book, &k, &v);
 	if (rc == 0 && v.mv_size == 8) *tag = rd64(v.mv_data);
 	mdb_txn_abort(txn);
 	pthread_rwlock_unlock(&db->resize);

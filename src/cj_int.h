@@ -274,7 +274,7 @@ int cj__json_check_object(const char *s, size_t n);
  * (format 3).
  */
 
-#define CJ_FORMAT_VERSION 4
+#define CJ_FORMAT_VERSION 5
 
 /* ("couch_jobs"): what every key of the jobs space starts with. */
 void cj__key_root(cj_buf *b);
@@ -403,12 +403,15 @@ enum cj_count_kind {
 	CJ_COUNT_RETRYING = 5, /* pending after a failed or lost attempt */
 	CJ_COUNT_KINDS
 };
-/* Each count is split over this many keys by a hash of the job id, so
- * that the writers of one type on an engine whose writers run side by side
- * seldom wait for each other's counter. */
+/* Each count is split over at most this many keys by a hash of the job id,
+ * so that the writers of one type on an engine whose writers run side by
+ * side seldom wait for each other's counter (engine.h's count_shards). */
 #define CJ_COUNT_SHARDS 16
 void cj__key_counter(cj_buf *b, const char *type, int kind, int shard);
 void cj__key_counter_prefix(cj_buf *b, const char *type /* NULL: all */);
+/* Where format 4 kept the counters (("couch_jobs", "counts")): the
+ * conversion to format 5 deletes them. */
+void cj__key_counter_v4_prefix(cj_buf *b);
 int cj__key_counter_parse(const uint8_t *k, size_t kl, char **type, int *kind, int *shard);
 /* A counter value (engine.h's add): encode / decode (CJ_STORE "corrupt
  * counter value"). */
@@ -460,6 +463,7 @@ typedef struct cj_group {
 struct cj_db {
 	const struct cj_engine *eng;
 	cj_edb *edb;
+	int count_shards; /* the engine's (engine.h), 1 .. CJ_COUNT_SHARDS */
 	cj_options opts;
 	size_t max_data;
 
@@ -805,8 +809,9 @@ int cj__job_state(cj_tx *tx, const char *type, const char *id, const cj_jv *jv,
 
 /* ---- counts.c ----------------------------------------------------------- */
 
-/* The shard of the job id's counters (0 .. CJ_COUNT_SHARDS - 1). */
-int cj__count_shard(const char *id);
+/* The shard of the job id's counters in db (0 .. its engine's count_shards
+ * - 1). */
+int cj__count_shard(const cj_db *db, const char *id);
 /* Moves the job from the counts of value from to those of value to (NULL:
  * no job), in tx. */
 int cj__count_move(cj_tx *tx, const char *type, const char *id, const cj_jv *from,

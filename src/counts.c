@@ -29,15 +29,16 @@ static unsigned count_kinds(const cj_jv *jv) {
 	return k;
 }
 
-int cj__count_shard(const char *id) {
-	return (int)(cj__fnv(CJ_FNV_SEED, id, strlen(id)) % CJ_COUNT_SHARDS);
+int cj__count_shard(const cj_db *db, const char *id) {
+	int n = db->count_shards;
+	return n == 1 ? 0 : (int)(cj__fnv(CJ_FNV_SEED, id, strlen(id)) % (unsigned)n);
 }
 
 int cj__count_move(cj_tx *tx, const char *type, const char *id, const cj_jv *from,
                    const cj_jv *to) {
 	unsigned a = count_kinds(from), b = count_kinds(to);
 	if (a == b) return CJ_OK;
-	int shard = cj__count_shard(id);
+	int shard = cj__count_shard(tx->db, id);
 	/* in the order of the keys, so that writers of one shard that lock
 	 * counters (engine.h's add) take them in one order */
 	for (int kind = 0; kind < CJ_COUNT_KINDS; kind++) {

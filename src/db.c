@@ -61,20 +61,22 @@ static int write_format(cj_tx *tx, void *arg) {
 	return rc;
 }
 
-/* ---- formats 1, 2 and 3 to 4 ---------------------------------------------
+/* ---- formats 1, 2, 3 and 4 to 5 ---------------------------------------------
  *
  * Format 2 appends fields to the job value (cj_int.h); format 3 adds the
  * finished index and its counts; format 4 the counts of jobs per type,
- * kind and shard (counts.c). Every job is converted, and the format
- * number with them, in one write transaction: either the whole store is
- * converted or none of it. From format 1 every job value is rewritten;
- * from format 2 only those of finished jobs without a finish time (they
- * were finished under format 1: they get the time of the conversion). The
- * transaction's size is the store's: on the embedded engine that needs
- * free map space for one copy of the job values (the map grows and the
- * transaction runs again if it is short); PostgreSQL has no limit on a
- * transaction's size. Memory stays bounded: the jobs are converted
- * CJ_CONVERT_BATCH at a time. */
+ * kind and shard (counts.c); format 5 moves them beside the watch keys
+ * (keys.c), in as many shards as the engine takes (engine.h's
+ * count_shards), so they are counted again. Every job is converted, and
+ * the format number with them, in one write transaction: either the whole
+ * store is converted or none of it. From format 1 every job value is
+ * rewritten; from format 2 only those of finished jobs without a finish
+ * time (they were finished under format 1: they get the time of the
+ * conversion). The transaction's size is the store's: on the embedded
+ * engine that needs free map space for one copy of the job values (the
+ * map grows and the transaction runs again if it is short); PostgreSQL has
+ * no limit on a transaction's size. Memory stays bounded: the jobs are
+ * converted CJ_CONVERT_BATCH at a time. */
 
 #define CJ_CONVERT_BATCH 1000
 
@@ -109,7 +111,7 @@ static int counts_put(cj_tx *tx, struct counts *c, const char *type) {
 	return rc;
 }
 
-/* Converts one job (key k, value v) to format 4; counts it, and its
+/* Converts one job (key k, value v) to format 5; counts it, and its
  * finished entry, in c. */
 static int convert_job(cj_tx *tx, const uint8_t *k, size_t kl, const uint8_t *v,
                        size_t vl, struct counts *c, int64_t now_ms, cj_buf *key,
@@ -134,7 +136,7 @@ static int convert_job(cj_tx *tx, const uint8_t *k, size_t kl, const uint8_t *v,
 		cj__key_finished(&tx->kbuf, type, jv.dead, jv.finished_ms, id);
 		if ((rc = cj__put(tx, &tx->kbuf, &empty))) goto out;
 	}
-	cj__count_job(&jv, c->c[cj__count_shard(id)]);
+	cj__count_job(&jv, c->c[cj__count_shard(tx->db, id)]);
 	if (rewrite) {
 		cj__buf_reset(key);
 		cj__buf_add(key, k, kl);
@@ -206,7 +208,7 @@ static int convert_one(cj_tx *tx, const uint8_t *k, size_t kl, const uint8_t *v,
 	return convert_job(tx, k, kl, v, vl, &a->cnt, a->now_ms, &a->key, &a->val);
 }
 
-/* Converts every job of a store of format from to format 4, in tx. */
+/* Converts every job of a store of format from to format 5, in tx. */
 static int convert(cj_tx *tx, int from) {
 	struct convert_arg a;
 	cj_buf prefix = CJ_BUF_INIT;
@@ -215,6 +217,8 @@ static int convert(cj_tx *tx, int from) {
 	a.now_ms = cj__epoch_ms();
 	cj__key_counter_prefix(&prefix, NULL);
 	int rc = each_key(tx, &prefix, counter_del, &a.key);
+	cj__key_counter_v4_prefix(&prefix);
+	if (rc == CJ_OK) rc = each_key(tx, &prefix, counter_del, &a.key);
 	cj__key_data_prefix(&prefix, NULL);
 	if (rc == CJ_OK) rc = each_key(tx, &prefix, convert_one, &a);
 	if (rc == CJ_OK) rc = counts_put(tx, &a.cnt, "");
@@ -227,7 +231,7 @@ static int convert(cj_tx *tx, int from) {
 static int upgrade_fn(cj_tx *tx, void *arg) {
 	struct format_arg *a = arg;
 	int rc = read_format(tx, a);
-	if (rc || a->version < 1 || a->version > 3) return rc; /* another was first */
+	if (rc || a->version < 1 || a->version > 4) return rc; /* another was first */
 	if ((rc = convert(tx, (int)a->version))) return rc;
 	cj_buf k = CJ_BUF_INIT, v = CJ_BUF_INIT;
 	cj__key_meta(&k, "format");
@@ -298,6 +302,9 @@ int cj_open(const char *url, const cj_options *opts, cj_db **out) {
 		return rc;
 	}
 	if ((rc = cj__engine_open(url, opts, &db->eng, &db->edb))) goto out_free;
+	db->count_shards = db->eng->count_shards ? db->eng->count_shards(db->edb) : 0;
+	if (db->count_shards < 1 || db->count_shards > CJ_COUNT_SHARDS)
+		db->count_shards = CJ_COUNT_SHARDS;
 	if ((rc = check_format(db))) goto out_free;
 	cj__group_start(db);
 	cj__combine_start(db);

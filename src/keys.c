@@ -631,15 +631,21 @@ void cj__key_counter(cj_buf *b, const char *type, int kind, int shard) {
 	cj__tup_int(b, shard);
 }
 
+/* "watches_counts" sorts between "watches_activity" and "watches_pending":
+ * every change of a job's state writes its type's watch keys and counters
+ * in one transaction, and on an ordered store (LMDB) they then share a
+ * page. */
 void cj__key_counter_prefix(cj_buf *b, const char *type) {
-	prefix(b, "counts");
+	prefix(b, "watches_counts");
 	if (type) str(b, type);
 }
+
+void cj__key_counter_v4_prefix(cj_buf *b) { prefix(b, "counts"); }
 
 int cj__key_counter_parse(const uint8_t *k, size_t kl, char **type, int *kind, int *shard) {
 	cj_tup_item it[3];
 	*type = NULL;
-	int rc = key_parse(k, kl, "counts", "counts", it, 3);
+	int rc = key_parse(k, kl, "watches_counts", "counts", it, 3);
 	if (rc) return rc;
 	if (it[1].kind != CJ_TUP_INT || it[1].i < 0 || it[1].i >= CJ_COUNT_KINDS ||
 	    it[2].kind != CJ_TUP_INT || it[2].i < 0 || it[2].i >= CJ_COUNT_SHARDS)

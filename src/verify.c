@@ -245,7 +245,7 @@ static int check_data(struct vfy *v, struct vkey *k) {
 		return CJ_OK;
 	}
 	if (jv.v1) c->broken = 1; /* reported below: without the fields counted */
-	else cj__count_job(&jv, c->counted[cj__count_shard(id)]);
+	else cj__count_job(&jv, c->counted[cj__count_shard(v->tx->db, id)]);
 	char *data;
 	int rc = cj__jv_data(&jv, &data);
 	if (rc == CJ_STORE) problem(v, type, id, "%s", cj_last_error());
@@ -522,7 +522,7 @@ static int check_one(struct vfy *v) {
 	} else if (strcmp(sub, "finished_count") == 0 && k.n == 4 &&
 	           k.e[3].kind == CJ_TUP_INT && (k.e[3].i == 0 || k.e[3].i == 1)) {
 		check_count(v, &k);
-	} else if (strcmp(sub, "counts") == 0 && k.n == 5 && k.e[3].kind == CJ_TUP_INT &&
+	} else if (strcmp(sub, "watches_counts") == 0 && k.n == 5 && k.e[3].kind == CJ_TUP_INT &&
 	           k.e[4].kind == CJ_TUP_INT && k.e[3].i >= 0 && k.e[3].i < CJ_COUNT_KINDS &&
 	           k.e[4].i >= 0 && k.e[4].i < CJ_COUNT_SHARDS) {
 		return check_counter(v, &k);

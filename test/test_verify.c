@@ -225,7 +225,7 @@ TEST(verify_bad_values) {
 	cj__buf_reset(&v);
 	cj__tup_int(&v, 7);
 	raw_put(db, &k, v.p, v.len);
-	CHECK_PROBLEMS(db, 1, "format version 7 is outside 4..4");
+	CHECK_PROBLEMS(db, 1, "format version 7 is outside 5..5");
 	cj__buf_reset(&v);
 	cj__tup_int(&v, CJ_FORMAT_VERSION);
 	raw_put(db, &k, v.p, v.len);
@@ -653,7 +653,7 @@ static void strip_counters(cj_db *db) {
  * below zero are reported; the counts call refuses the one below zero. */
 TEST(verify_counters) {
 	cj_db *db = healthy();
-	int shard = cj__count_shard("p");
+	int shard = cj__count_shard(db, "p");
 	cj_type_counts c;
 	CHECK_OK(cj_get_type_counts(db, NULL, "t", &c));
 	CHECK_INT(c.scheduled, 1);
@@ -729,7 +729,7 @@ TEST(format3_store_converts) {
 	put_counter(db, "t", CJ_COUNT_RUNNING, 0, 7);
 	set_format(db, 3);
 	/* counters are checked in a store of this format only */
-	CHECK_PROBLEMS(db, 1, "format version 3 is outside 4..4");
+	CHECK_PROBLEMS(db, 1, "format version 3 is outside 5..5");
 	cj_close(db);
 
 	db = open_nomon();
@@ -748,9 +748,53 @@ TEST(format3_store_converts) {
 	cj_close(db);
 }
 
+/* A store of format 4 (the healthy store with its counters where format 4
+ * kept them, in 16 shards) opens: they are counted again where this format
+ * keeps them, in the engine's shards, and the old keys are gone. */
+TEST(format4_store_converts) {
+	cj_db *db = healthy();
+	cj_type_counts before, after;
+	CHECK_OK(cj_get_type_counts(db, NULL, "t", &before));
+	strip_counters(db);
+	cj_buf k = CJ_BUF_INIT;
+	uint8_t v[CJ_COUNTER_LEN];
+	const int kinds[] = {CJ_COUNT_RUNNING, CJ_COUNT_FINISHED, CJ_COUNT_PENDING};
+	for (int i = 0; i < 3; i++) {
+		cj__key_counter_v4_prefix(&k);
+		cj__tup_str(&k, "t", 1);
+		cj__tup_int(&k, kinds[i]);
+		cj__tup_int(&k, 11);
+		cj__counter_encode(v, 1);
+		raw_put(db, &k, v, sizeof v);
+	}
+	set_format(db, 4);
+	CHECK_PROBLEMS(db, 4, "format version 4 is outside 5..5");
+	cj_close(db);
+
+	db = open_nomon();
+	CHECK_INT(raw_format(db), CJ_FORMAT_VERSION);
+	CHECK_PROBLEMS(db, 0, NULL); /* no key of format 4 is left */
+	CHECK_OK(cj_get_type_counts(db, NULL, "t", &after));
+	CHECK_INT(after.running, 2);
+	CHECK_INT(after.finished, 1);
+	CHECK_INT(after.scheduled, 1);
+	CHECK_INT(after.running, before.running);
+	CHECK_OK(cj_get_type_counts(db, NULL, "u", &after));
+	CHECK_INT(after.pending, 1);
+	CHECK_INT(after.untimed, 1);
+	/* and they move with the jobs */
+	CHECK_OK(cj_add(db, NULL, "u", "more", NULL, 0));
+	CHECK_OK(cj_get_type_counts(db, NULL, "u", &after));
+	CHECK_INT(after.pending, 2);
+	CHECK_PROBLEMS(db, 0, NULL);
+	cj__buf_free(&k);
+	cj_close(db);
+}
+
 TEST_MAIN(ENTRY(verify_healthy_store), ENTRY(verify_report_stops), ENTRY(verify_bad_keys),
           ENTRY(verify_bad_schedules),
           ENTRY(verify_bad_values), ENTRY(verify_pending_index),
           ENTRY(verify_activity_index), ENTRY(verify_cli_check), ENTRY(verify_finished_index),
           ENTRY(format1_store_converts), ENTRY(format2_store_converts),
-          ENTRY(verify_counters), ENTRY(counters_nested_transactions), ENTRY(format3_store_converts))
+          ENTRY(verify_counters), ENTRY(counters_nested_transactions), ENTRY(format3_store_converts),
+          ENTRY(format4_store_converts))

@@ -70,10 +70,11 @@
 
 #include "couchjobs.h"
 
-#define CJ_ENGINE_VERSION 11 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse;
+#define CJ_ENGINE_VERSION 12 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse;
                               7: prefetch, round_trips; 8: shared_flushes;
                               9: prefetch_scan; 10: shared, receipt_put, receipt_get,
-                              sync (combining across processes); 11: add */
+                              sync (combining across processes); 11: add;
+                              12: count_shards */
 #define CJ_ENGINE_MAX_KEY 4096
 
 typedef struct cj_edb cj_edb; /* an engine's open store */
@@ -275,6 +276,15 @@ struct cj_engine {
 	 * engine may defer the work, as del_blind's, and may delete a counter
 	 * whose sum is 0. The keys are held from now on. */
 	int (*add)(cj_etx *tx, int space, const cj_eadd *a, size_t n);
+
+	/* Optional (NULL: CJ_COUNT_SHARDS). The shards of each count of jobs
+	 * (counts.c) that the writers of the store spread over, 1 ..
+	 * CJ_COUNT_SHARDS: a property of the store's counters, the same for
+	 * every process and every handle. Shards spare writers that run side
+	 * by side each other's counter; an engine whose writers take turns
+	 * takes 1, so that the counts of a type are a few keys side by side
+	 * and a commit writes one page for them. */
+	int (*count_shards)(cj_edb *db);
 };
 /* The length of a counter value (add). */
 #define CJ_COUNTER_LEN 8

@@ -150,6 +150,10 @@ static int fty_add(cj_etx *tx, int space, const cj_eadd *a, size_t n) {
 	return cj__add_rmw(tx->inner, tx->etx, space, a, n);
 }
 
+static int fty_count_shards(cj_edb *db) {
+	return db->inner->count_shards ? db->inner->count_shards(db->edb) : CJ_COUNT_SHARDS;
+}
+
 static int fty_claim_first(cj_etx *tx, int space, const void *lo, size_t ll, const void *hi,
                            size_t hl, cj_buf *key_out) {
 	int rc = fault(tx);
@@ -268,4 +272,5 @@ const struct cj_engine cj__engine_faulty = {
 	.notify_one = fty_notify_one,
 	.rouse = fty_rouse,
 	.add = fty_add,
+	.count_shards = fty_count_shards,
 };

@@ -1249,6 +1249,12 @@ static int lme_receipt_get(cj_edb *db, unsigned slot, uint64_t *tag) {
 
 static int lme_sync(cj_edb *db) { return lme_flush(db); }
 
+/* One writer at a time: one shard, so a type's counters share a page. */
+static int lme_count_shards(cj_edb *db) {
+	(void)db;
+	return 1;
+}
+
 static const char *const lme_schemes[] = {"lmdb:", NULL};
 
 const struct cj_engine cj__engine_lmdb = {
@@ -1288,4 +1294,5 @@ const struct cj_engine cj__engine_lmdb = {
 	.receipt_get = lme_receipt_get,
 	.sync = lme_sync,
 	.add = lme_add,
+	.count_shards = lme_count_shards,
 };

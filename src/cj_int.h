@@ -262,10 +262,12 @@ int cj__json_check_object(const char *s, size_t n);
  * Jitter), all ints; plus the store's own:
  *   ("couch_jobs", "meta", "format") = (format version)
  * and, for the counts (counts.c):
- *   ("couch_jobs", "counts", Type, Kind, Shard) = 8 bytes, a big-endian
- *       int64 (engine.h's counters): the jobs of Type of that kind (enum
- *       cj_count_kind) whose id hashes to Shard (cj__count_shard); absent
- *       when none was ever counted, and then 0
+ *   ("couch_jobs", "watches_counts", Type, Kind, Shard) = 8 bytes, a
+ *       big-endian int64 (engine.h's counters): the jobs of Type of that
+ *       kind (enum cj_count_kind) whose id hashes to Shard
+ *       (cj__count_shard); absent when none was ever counted, and then 0;
+ *       named to sort beside the watch keys, which the same commits write
+ *       (format 4 kept them under "counts")
  *
  * A job is running iff its data value has a lock (and then it has an
  * activity entry under its Sequence); dead iff Dead; pending iff it has a

@@ -552,7 +552,7 @@ static void with_private_server(int (*body)(void *), const char *schema,
 	char *out = NULL;
 	CHECK_INT(t_sh(&out, NULL, "sh '%s' url '%s'", pg_script(), c->dir), 0);
 	out[strcspn(out, "\n")] = 0;
-	snprintf(c->url, sizeof c->url, "%s&schema=%s", out, schema);
+	snprintf(c->url, sizeof c->url, "%s%cschema=%s", out, strchr(out, '?') ? '&' : '?', schema);
 	free(out);
 
 	int pid = t_spawn(body, c);
@@ -563,6 +563,49 @@ static void with_private_server(int (*body)(void *), const char *schema,
 }
 
 TEST(server_restart) { with_private_server(restart_body, "restart", 90000); }
+
+/* Stops and starts the private server. */
+static void restart_server(const struct restart_ctx *c) {
+	CHECK_INT(t_sh(NULL, NULL, "sh '%s' stop '%s'", pg_script(), c->dir), 0);
+	CHECK_INT(t_sh(NULL, NULL, "sh '%s' start '%s'", pg_script(), c->dir), 0);
+}
+
+static int pooled_restart_body(void *p) {
+	struct restart_ctx *c = p;
+	cj_db *db = NULL;
+	cj_tx *tx = NULL;
+	CHECK_OK(cj_open(c->url, NULL, &db));
+	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	CHECK_OK(cj_add(db, NULL, "t", "a", NULL, 0)); /* leaves pooled connections */
+	restart_server(c);
+
+	/* the caller's transaction begun after the restart: nothing was sent
+	 * on the dead pooled connection, so it runs on a new one */
+	CHECK_OK(cj_tx_begin(db, &tx));
+	CHECK_OK(cj_add(db, tx, "t", "b", NULL, 0));
+	CHECK_OK(cj_tx_commit(tx));
+	restart_server(c);
+	CHECK_OK(cj_add(db, NULL, "t", "c", NULL, 0)); /* a call's own transaction */
+
+	/* one open across a restart fails as documented, and writes nothing */
+	CHECK_OK(cj_tx_begin(db, &tx));
+	CHECK_OK(cj_add(db, tx, "t", "d", NULL, 0));
+	restart_server(c);
+	CHECK_RC(cj_add(db, tx, "t", "e", NULL, 0), CJ_STORE);
+	CHECK_RC(cj_tx_commit(tx), CJ_STORE);
+
+	CHECK_INT(state_of(db, "t", "b"), CJ_PENDING);
+	CHECK_INT(state_of(db, "t", "c"), CJ_PENDING);
+	cj_state st;
+	CHECK_RC(cj_get_job_state(db, NULL, "t", "d", &st), CJ_NOT_FOUND);
+	CHECK_RC(cj_get_job_state(db, NULL, "t", "e", &st), CJ_NOT_FOUND);
+	cj_close(db);
+	return 0;
+}
+
+/* A transaction begun after the server restarted runs on a new connection
+ * (the pooled ones died with the server); one open across it fails. */
+TEST(tx_after_restart) { with_private_server(pooled_restart_body, "pooled_restart", 90000); }
 
 /* ---- a killed writer ---------------------------------------------------------- */
 
@@ -988,7 +1031,8 @@ int main(int argc, char **argv) {
 		ENTRY(native_sql_commits_with_finish), ENTRY(reads_leave_no_open_transaction),
 		ENTRY(schema_version_checked),         ENTRY(round_trips_per_call),
 		ENTRY(two_schemas_are_two_stores),     ENTRY(unreachable_server_fails_fast),
-		ENTRY(server_restart),                 ENTRY(server_restart_mid_run),
+		ENTRY(server_restart),                 ENTRY(tx_after_restart),
+		ENTRY(server_restart_mid_run),
 		ENTRY(killed_writer_releases_its_turn),
 		ENTRY(processes_drain_exactly_once),   ENTRY(work_rides_out_restarts),
 	};

@@ -223,12 +223,16 @@ int cj__pg_prepare(cj_edb *db, struct pge_conn *c) {
 }
 
 /* An idle connection still fine as far as a look without waiting tells:
- * a server that went away has closed it, which shows as readable. */
+ * a server that went away has closed it, which shows as readable. Its
+ * last words (FATAL: terminating connection...) come first and libpq reads
+ * them as a notice, the connection still OK: so it reads until nothing is
+ * left, and the end of the stream marks it bad (a few reads at most: an
+ * idle connection receives no more than a parameter status or a notice). */
 static int pge_alive(struct pge_conn *c) {
-	if (PQstatus(c->pg) != CONNECTION_OK) return 0;
 	struct pollfd p = {PQsocket(c->pg), POLLIN, 0};
-	if (p.fd < 0) return 0;
-	if (poll(&p, 1, 0) > 0) {
+	for (int i = 0; i < 8 && PQstatus(c->pg) == CONNECTION_OK; i++) {
+		if (p.fd < 0 || poll(&p, 1, 0) < 0) return 0;
+		if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) break;
 		if (!PQconsumeInput(c->pg)) return 0;
 		PGnotify *n;
 		while ((n = PQnotifies(c->pg))) PQfreemem(n);

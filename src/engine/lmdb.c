@@ -218,6 +218,8 @@ struct cj_edb {
 	cj_edb *next;
 	dev_t dev; /* of the store directory */
 	ino_t ino;
+	dev_t lock_dev; /* of its lock.mdb, as opened (lock_ino 0: none) */
+	ino_t lock_ino;
 	int refs;   /* opens not closed yet */
 	int forked; /* in a child after fork: not to be handed out */
 };
@@ -601,7 +603,17 @@ static int lme_files(cj_edb *db, int *wfd) {
  * fork(): the child must not use its parent's environment (nor its
  * handles: couchjobs.h), so every entry is marked forked in the child
  * (pthread_atfork) and is never handed out there; an open in the child
- * opens the store afresh. */
+ * opens the store afresh.
+ *
+ * A store made again while open: an entry is handed out only while its
+ * data file is still the directory's data.mdb. One whose files were
+ * removed (rm) and made again in the same directory is another store,
+ * opened afresh; its writes would go to a file no longer there. (A
+ * directory removed and made again is another inode: the entry holds the
+ * old one open, so its number is not reused.) If its data.mdb alone was
+ * replaced, its lock.mdb is still the directory's and in use: a second
+ * environment on it would undo its locks, so the open fails with CJ_STORE
+ * until the handles on the old one are closed. */
 
 static pthread_mutex_t lme_reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t lme_reg_once = PTHREAD_ONCE_INIT;
@@ -619,12 +631,33 @@ static void lme_reg_init(void) {
 	pthread_atfork(lme_reg_prepare, lme_reg_parent, lme_reg_child);
 }
 
+/* 1 if name in db's directory is the file (dev, ino). */
+static int lme_names(const cj_edb *db, const char *name, dev_t dev, ino_t ino) {
+	struct stat st;
+	return fstatat(db->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == dev &&
+	       st.st_ino == ino;
+}
+
 /* The environment of the store directory st open in this process (not in
- * a parent before fork), or NULL. Registry lock held. */
-static cj_edb *lme_reg_find(const struct stat *st) {
-	for (cj_edb *db = lme_reg; db; db = db->next)
-		if (!db->forked && db->dev == st->st_dev && db->ino == st->st_ino) return db;
-	return NULL;
+ * a parent before fork) into *out, or NULL; CJ_OK, or CJ_STORE if the
+ * directory's data.mdb was replaced under one (see above). Registry lock
+ * held. */
+static int lme_reg_find(const struct stat *st, const char *path, cj_edb **out) {
+	*out = NULL;
+	for (cj_edb *db = lme_reg; db; db = db->next) {
+		if (db->forked || db->dev != st->st_dev || db->ino != st->st_ino) continue;
+		int fd;
+		struct stat data;
+		if (mdb_env_get_fd(db->env, &fd) == 0 && fstat(fd, &data) == 0 &&
+		    lme_names(db, "data.mdb", data.st_dev, data.st_ino)) {
+			*out = db;
+			return CJ_OK;
+		}
+		if (db->lock_ino && lme_names(db, "lock.mdb", db->lock_dev, db->lock_ino))
+			return cj__fail(CJ_STORE, "%s: its data.mdb was replaced while the store is "
+			                "open in this process: close its handles first", path);
+	}
+	return CJ_OK;
 }
 
 static void lme_destroy(cj_edb *db) {
@@ -679,9 +712,10 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 	}
 	pthread_once(&lme_reg_once, lme_reg_init);
 	pthread_mutex_lock(&lme_reg_mu);
-	cj_edb *db = lme_reg_find(&st);
-	if (db) {
-		rc = lme_open_again(db, o, dirfd);
+	cj_edb *db;
+	if ((rc = lme_reg_find(&st, path, &db)) || db) {
+		if (db) rc = lme_open_again(db, o, dirfd);
+		else close(dirfd);
 		pthread_mutex_unlock(&lme_reg_mu);
 		*out = rc ? NULL : db;
 		return rc;
@@ -740,6 +774,11 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 		else
 			rc = cj__fail(CJ_STORE, "%s: %s", path, mdb_strerror(rc));
 		goto out_close;
+	}
+	struct stat lock;
+	if (db->readonly != 2 && fstatat(dirfd, "lock.mdb", &lock, AT_SYMLINK_NOFOLLOW) == 0) {
+		db->lock_dev = lock.st_dev;
+		db->lock_ino = lock.st_ino;
 	}
 	int dead;
 	mdb_reader_check(db->env, &dead); /* free slots of killed readers */

@@ -102,6 +102,28 @@ static int claim_data(cj_tx *tx, const char *type, const char *id) {
 	return rc == 1 ? 0 : rc;
 }
 
+/* Room in a->jobs (and a->data) for one more job: arrays of less than
+ * max entries double. CJ_OK or CJ_NOMEM. */
+static int claim_room(cj_claim *a) {
+	if (a->n < a->cap) return CJ_OK;
+	size_t cap = a->cap ? a->cap * 2 : 1;
+	if (cap > a->max) cap = a->max;
+	cj_job **jobs = cj__realloc(a->jobs, cap * sizeof *jobs);
+	if (!jobs) return cj__fail(CJ_NOMEM, "out of memory");
+	a->jobs = jobs;
+	if (a->data) {
+		char **data = cj__realloc(a->data, cap * sizeof *data);
+		if (!data) return cj__fail(CJ_NOMEM, "out of memory");
+		a->data = data;
+	}
+	for (size_t i = a->cap; i < cap; i++) {
+		a->jobs[i] = NULL;
+		if (a->data) a->data[i] = NULL;
+	}
+	a->cap = cap;
+	return CJ_OK;
+}
+
 /* Takes one pending job in tx into a->jobs[a->n]: CJ_OK, CJ_NOT_FOUND (none
  * due), CJ_CONFLICT (the candidate is busy) or a code. On success the
  * activity key is written with vs; the caller touches the type once.
@@ -112,7 +134,9 @@ static int accept_one(cj_tx *tx, cj_claim *a, uint8_t vs[CJ_VS_LEN],
 	cj_buf found = CJ_BUF_INIT, copy = CJ_BUF_INIT;
 	char *id = NULL;
 	cj_job *job = NULL;
-	int rc = claimed ? claimed->rc : find_candidate(tx, a, &found, cj__claim_first, NULL);
+	int rc = claim_room(a);
+	if (rc) return rc;
+	rc = claimed ? claimed->rc : find_candidate(tx, a, &found, cj__claim_first, NULL);
 	if (claimed) cj__buf_add(&found, claimed->key.p, claimed->key.len);
 	if (found.oom) rc = cj__fail(CJ_NOMEM, "out of memory");
 	if (rc == 0) {
@@ -491,7 +515,7 @@ int cj_accept_many_types(cj_db *db, const char *const *types, size_t ntypes,
 	if (cj__tx_held(db))
 		return cj__fail(CJ_INVALID, "this thread holds an open transaction on this store");
 	cj_claim a = {types, ntypes, types[0], 0, 0, opts->no_schedule, max, jobs,
-	              data, 0, 0, -1, {0}, -1, 0, 0};
+	              data, 0, 0, -1, {0}, -1, 0, 0, max};
 	a.claim_at_once = (db->eng->supports & CJ_ENGINE_CLAIM_AT_ONCE) != 0;
 	if ((rc = accept_wait(db, opts, &a))) return rc;
 	*n = a.n;

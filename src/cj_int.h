@@ -649,8 +649,8 @@ typedef struct cj_claim {
 	int64_t max_sched; /* INT64_MAX: any */
 	int no_schedule;
 	size_t max;        /* jobs to take at most */
-	cj_job **jobs;     /* [max] */
-	char **data;       /* [max], or NULL: not wanted */
+	cj_job **jobs;     /* [cap] */
+	char **data;       /* [cap], or NULL: not wanted */
 	/* results */
 	size_t n;          /* jobs taken */
 	int busy;          /* the last candidate was held by another transaction */
@@ -661,6 +661,9 @@ typedef struct cj_claim {
 	/* the engine's CJ_ENGINE_CLAIM_AT_ONCE: no look before the claim, and
 	 * seen: the claim took nothing, but a look after it found a due job */
 	int claim_at_once, seen;
+	/* entries of jobs (and data): max, the caller's arrays; less, arrays
+	 * of cj__malloc that the claim grows (up to max) as it takes jobs */
+	size_t cap;
 } cj_claim;
 /* Runs the claim c in tx (a write transaction): up to c->max jobs into
  * c->jobs, as cj_accept_many_types() takes them, and its results: CJ_OK,

@@ -393,15 +393,8 @@ static int run_slot(cj_tx *tx, struct cj_xarea *x, int i, int *alone) {
 	cj_op_call c;
 	cj_claim cl;
 	if (slot_call(s, &c, &cl, types)) return cj__fail(CJ_STORE, "corrupt combine slot %d", i);
-	if (c.claim) {
-		cl.jobs = cj__calloc(cl.max, sizeof *cl.jobs);
-		cl.data = s->want_data ? cj__calloc(cl.max, sizeof *cl.data) : NULL;
-		if (!cl.jobs || (s->want_data && !cl.data)) {
-			cj_free(cl.jobs);
-			cj_free(cl.data);
-			return cj__fail(CJ_NOMEM, "out of memory");
-		}
-	}
+	if (c.claim && s->want_data && !(cl.data = cj__calloc(1, sizeof *cl.data)))
+		return cj__fail(CJ_NOMEM, "out of memory"); /* wanted; grown with jobs */
 	cj_tx *sub;
 	cj__clear_error();
 	int rc = cj__tx_nest(tx, &sub);

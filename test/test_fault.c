@@ -21,7 +21,11 @@
  * CJ_FAULT_FULL=1 sweeps every mode (a few minutes). The group scenario
  * (threads whose calls are combined into one commit, through nested
  * transactions) flushes every commit: by default it sweeps single
- * allocation faults and lost connections only.
+ * allocation faults and lost connections only. On the embedded engine the
+ * faulty store shares the real one's combine file, so calls of a handle
+ * with sync=full are combined as on the real store (combine.c): the xclaim
+ * scenario's claim of two jobs is run by a leader whose arrays grow with
+ * each job it takes.
  */
 #include "cj_int.h"
 #include "testutil.h"
@@ -609,6 +613,37 @@ static void group_post(struct run *r, cj_db *db) {
 	}
 }
 
+/* a claim of several jobs combined (sync=full): the leader takes them
+ * into arrays that grow with each job; data wanted */
+static void xclaim_run(struct run *r) {
+	cj_db *db = NULL;
+	cj_job *jobs[2] = {NULL, NULL};
+	char *data[2] = {NULL, NULL};
+	size_t n = 0;
+	cj_options o = r->opts;
+	o.sync = CJ_SYNC_FULL;
+	STEP(r, cj_open(r->furl, &o, &db));
+	cj_accept_opts ao = CJ_ACCEPT_OPTS_INIT;
+	ao.timeout_ms = 0;
+	ACK(r, 0, cj_accept_many(db, r->type, &ao, 2, jobs, data, &n));
+	CHECK_INT(n, 2);
+	for (size_t i = 0; i < n; i++) CHECK(data[i] && strstr(data[i], "\"n\":") != NULL);
+out:
+	for (int i = 0; i < 2; i++) {
+		cj_job_free(jobs[i]);
+		cj_free(data[i]);
+	}
+	cj_close(db);
+}
+
+static void xclaim_post(struct run *r, cj_db *db) {
+	/* taken together or not at all */
+	cj_state want = ACKED(r, 0) ? CJ_RUNNING : state_of(db, r->type, "a");
+	CHECK(want == CJ_RUNNING || want == CJ_PENDING);
+	CHECK_INT(state_of(db, r->type, "a"), want);
+	CHECK_INT(state_of(db, r->type, "b"), want);
+}
+
 static const struct scenario scenarios[] = {
 	{"add", NULL, add_run, add_post},
 	{"process", setup_two_jobs, process_run, process_post},
@@ -618,6 +653,7 @@ static const struct scenario scenarios[] = {
 	{"types", NULL, types_run, types_post},
 	{"transact", setup_timeout, tx_run, tx_post},
 	{"group", setup_timeout, group_run, group_post},
+	{"xclaim", setup_two_jobs, xclaim_run, xclaim_post},
 };
 
 /* ---- the loop ------------------------------------------------------------------ */

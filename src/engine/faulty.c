@@ -12,7 +12,9 @@
  *  - lost connection: CJ_STORE, and every later operation of the
  *    transaction fails too; a commit that meets it lands but reports
  *    CJ_STORE, as when the answer to a commit is lost.
- * wait, watch and wake pass through: they cannot fail.
+ * wait, watch and wake pass through: they cannot fail. So does shared()
+ * (the combine file), so that calls are combined as on the real store;
+ * receipt_put, receipt_get and sync fail as operations do.
  */
 #include <string.h>
 
@@ -238,6 +240,32 @@ static int fty_commit_nested(cj_etx *tx) {
 	return rc;
 }
 
+static int fty_shared(cj_edb *db, size_t len, void **out) {
+	*out = NULL;
+	if (!db->inner->shared) return cj__fail(CJ_STORE, "faulty: the real store shares no memory");
+	return db->inner->shared(db->edb, len, out);
+}
+
+static int fty_receipt_put(cj_etx *tx, unsigned slot, uint64_t tag) {
+	int rc = fault(tx);
+	if (rc) return rc;
+	if (!tx->inner->receipt_put) return cj__fail(CJ_STORE, "faulty: no receipts");
+	return tx->inner->receipt_put(tx->etx, slot, tag);
+}
+
+static int fty_receipt_get(cj_edb *db, unsigned slot, uint64_t *tag) {
+	int rc = fault(NULL);
+	if (rc) return rc;
+	if (!db->inner->receipt_get) return cj__fail(CJ_STORE, "faulty: no receipts");
+	return db->inner->receipt_get(db->edb, slot, tag);
+}
+
+static int fty_sync(cj_edb *db) {
+	int rc = fault(NULL);
+	if (rc) return rc;
+	return db->inner->sync ? db->inner->sync(db->edb) : CJ_OK;
+}
+
 static const char *const fty_schemes[] = {FAULTY_SCHEME, NULL};
 
 const struct cj_engine cj__engine_faulty = {
@@ -273,4 +301,8 @@ const struct cj_engine cj__engine_faulty = {
 	.rouse = fty_rouse,
 	.add = fty_add,
 	.count_shards = fty_count_shards,
+	.shared = fty_shared,
+	.receipt_put = fty_receipt_put,
+	.receipt_get = fty_receipt_get,
+	.sync = fty_sync,
 };

@@ -459,6 +459,7 @@ typedef struct cj_group {
 	/* combine.c: the store's shared slots (NULL: off), and this handle's
 	 * calls committed in a batch holding calls of other processes */
 	struct cj_xarea *xarea;
+	const struct cj_os_owner *xowner; /* this process's claim in it */
 	_Atomic uint64_t xcombined;
 } cj_group;
 

@@ -143,10 +143,11 @@ _Static_assert(offsetof(struct cj_xarea, next_seq) == 16 &&
  * after it), for the crash tests */
 static int kill_at;
 
-/* This process's owner id in the file, and whether process id is alive. */
-static int32_t self(const struct cj_xarea *x) { return (int32_t)cj__os_owner(x); }
-static int alive(const struct cj_xarea *x, int32_t id) {
-	return cj__os_owner_alive(x, (uint32_t)id);
+/* This process's owner id in the file, and whether process id is alive
+ * (the handle's claim, looked up once: cj__combine_start). */
+static int32_t self(const cj_db *db) { return (int32_t)cj__os_owner(db->group.xowner); }
+static int alive(const cj_db *db, int32_t id) {
+	return cj__os_owner_alive(db->group.xowner, (uint32_t)id);
 }
 
 void cj__combine_start(cj_db *db) {
@@ -170,6 +171,7 @@ void cj__combine_start(cj_db *db) {
 			return;
 	}
 	db->group.xarea = x;
+	db->group.xowner = cj__os_owner_of(x);
 #ifdef CJ_FAULT_INJECTION
 	const char *k = getenv("CJ_TEST_COMBINE_KILL");
 	kill_at = !k ? 0 : strcmp(k, "commit") == 0 ? 1 : strcmp(k, "publish") == 0 ? 2 : 0;
@@ -178,8 +180,9 @@ void cj__combine_start(cj_db *db) {
 
 /* ---- the slots' lock ---------------------------------------------------- */
 
-static void mu_lock(struct cj_xarea *x) {
-	uint32_t me = (uint32_t)self(x);
+static void mu_lock(const cj_db *db) {
+	struct cj_xarea *x = db->group.xarea;
+	uint32_t me = (uint32_t)self(db);
 	for (int spin = 0;; spin++) {
 		uint32_t owner = 0;
 		if (atomic_compare_exchange_strong(&x->mu, &owner, me)) return;
@@ -187,7 +190,7 @@ static void mu_lock(struct cj_xarea *x) {
 			sched_yield();
 			continue;
 		}
-		if (!alive(x, (int32_t)owner)) {
+		if (!alive(db, (int32_t)owner)) {
 			/* died holding it: every step under it left the slots whole */
 			if (atomic_compare_exchange_strong(&x->mu, &owner, me)) return;
 			continue;
@@ -210,15 +213,16 @@ static void set_state(struct xc_slot *s, uint32_t state) {
 
 /* A free slot, or one whose poster died and no live leader holds, now
  * XS_MINE of me: its index, or -1. Lock held. */
-static int slot_take(struct cj_xarea *x, int32_t me) {
+static int slot_take(const cj_db *db, int32_t me) {
+	struct cj_xarea *x = db->group.xarea;
 	int found = -1;
 	for (int i = 0; i < CJ_XC_SLOTS && found < 0; i++)
 		if (atomic_load(&x->slot[i].state) == XS_FREE) found = i;
 	for (int i = 0; i < CJ_XC_SLOTS && found < 0; i++) {
 		struct xc_slot *s = &x->slot[i];
 		uint32_t st = atomic_load(&s->state);
-		if (s->pid == me || alive(x, s->pid)) continue;
-		if (st == XS_TAKEN && alive(x, s->taker)) continue;
+		if (s->pid == me || alive(db, s->pid)) continue;
+		if (st == XS_TAKEN && alive(db, s->taker)) continue;
 		found = i;
 	}
 	if (found >= 0) {
@@ -230,12 +234,13 @@ static int slot_take(struct cj_xarea *x, int32_t me) {
 
 /* Hands the lead to the oldest call posted by a live process, or to
  * nobody. Lock held. */
-static void hand_on(struct cj_xarea *x) {
+static void hand_on(const cj_db *db) {
+	struct cj_xarea *x = db->group.xarea;
 	struct xc_slot *next = NULL;
 	for (int i = 0; i < CJ_XC_SLOTS; i++) {
 		struct xc_slot *s = &x->slot[i];
 		if (atomic_load(&s->state) == XS_POSTED && (!next || s->seq < next->seq) &&
-		    alive(x, s->pid))
+		    alive(db, s->pid))
 			next = s;
 	}
 	atomic_store(&x->leader, next ? next->pid : 0);
@@ -431,15 +436,15 @@ free_claim:
 
 /* Leads one batch, starting with slot own (XS_LEAD, the caller's). */
 static void lead(cj_db *db, struct cj_xarea *x, int own) {
-	int32_t me = self(x);
+	int32_t me = self(db);
 	int batch[CJ_XC_SLOTS], alone[CJ_XC_SLOTS] = {0}, n = 0, ran, mixed = 0;
 	cj_tx *tx;
 	cj__clear_error();
 	int rc = cj__tx_new(db, 1, &tx);
-	mu_lock(x);
+	mu_lock(db);
 	if (rc) {
 		atomic_store(&x->slot[own].state, XS_ALONE);
-		hand_on(x);
+		hand_on(db);
 		mu_unlock(x);
 		return;
 	}
@@ -461,8 +466,8 @@ static void lead(cj_db *db, struct cj_xarea *x, int own) {
 	for (int i = 1; i < n; i++) mixed |= x->slot[batch[i]].pid != x->slot[own].pid;
 	for (ran = 0; ran < n; ran++)
 		if (store_failure(run_slot(tx, x, batch[ran], &alone[ran]))) break;
-	mu_lock(x);
-	hand_on(x);
+	mu_lock(db);
+	hand_on(db);
 	mu_unlock(x);
 	if (kill_at == 1 && mixed) raise(SIGKILL);
 	cj__clear_error();
@@ -487,17 +492,17 @@ static void lead(cj_db *db, struct cj_xarea *x, int own) {
  * does, or settles a call whose leader died. */
 static void look(cj_db *db, struct cj_xarea *x, int i, uint32_t st) {
 	struct xc_slot *s = &x->slot[i];
-	int32_t me = self(x);
-	mu_lock(x);
+	int32_t me = self(db);
+	mu_lock(db);
 	if (atomic_load(&s->state) != st) {
 		st = XS_FREE; /* it moved: nothing to do */
 	} else if (st == XS_POSTED) {
 		int32_t l = atomic_load(&x->leader);
-		if (l == 0 || !alive(x, l)) {
+		if (l == 0 || !alive(db, l)) {
 			atomic_store(&x->leader, me);
 			atomic_store(&s->state, XS_LEAD);
 		}
-	} else if (st == XS_TAKEN && !alive(x, s->taker)) {
+	} else if (st == XS_TAKEN && !alive(db, s->taker)) {
 		atomic_store(&s->state, XS_CHECK);
 	}
 	mu_unlock(x);
@@ -566,9 +571,9 @@ int cj__combine_run(cj_db *db, cj_op_call *c, int *rc) {
 	struct cj_xarea *x = db->group.xarea;
 	uint64_t tag;
 	if (!x || cj__tx_held(db) || cj__random(&tag, sizeof tag) != CJ_OK) return 0;
-	int32_t me = self(x);
-	mu_lock(x);
-	int i = slot_take(x, me);
+	int32_t me = self(db);
+	mu_lock(db);
+	int i = slot_take(db, me);
 	mu_unlock(x);
 	if (i < 0) return 0;
 	struct xc_slot *s = &x->slot[i];
@@ -578,10 +583,10 @@ int cj__combine_run(cj_db *db, cj_op_call *c, int *rc) {
 	}
 	s->tag = tag ? tag : 1;
 	s->batch = s->mixed = 0;
-	mu_lock(x);
+	mu_lock(db);
 	s->seq = ++x->next_seq;
 	int32_t l = atomic_load(&x->leader);
-	if (l == 0 || (l != me && !alive(x, l))) {
+	if (l == 0 || (l != me && !alive(db, l))) {
 		atomic_store(&x->leader, me);
 		atomic_store(&s->state, XS_LEAD);
 	} else {

@@ -157,16 +157,22 @@ void cj__os_futex_wake(_Atomic uint32_t *w);
 /* Owners (src/os/owner.c). claim takes an id for this process in the file
  * fd mapped at map for len bytes (its own descriptor: fd stays the
  * caller's): CJ_OK, CJ_STORE (none can be claimed here) or CJ_NOMEM;
- * release gives it up (the process stops taking part). cj__os_owner is
- * this process's id for the mapping that holds address p (any byte of it):
- * not 0, below 2^31, the same in every thread. cj__os_owner_alive
- * says whether the process that claimed id (any process mapping the same
- * file) still holds it: a dead one does not, seen from any PID namespace,
- * and a later claim draws a dead one's id again with a chance of 2^-30.
- * Thread-safe. */
+ * release gives it up (the process stops taking part). cj__os_owner_of is
+ * the claim of the mapping that holds address p (any byte of it), or NULL:
+ * valid until that mapping's release, so a user of the mapping looks it up
+ * once. cj__os_owner is this process's id in claim o: not 0, below 2^31,
+ * the same in every thread (0 for NULL). cj__os_owner_alive says whether
+ * the process that claimed id (any process mapping the same file) still
+ * holds it: a dead one does not, seen from any PID namespace, and a later
+ * claim draws a dead one's id again with a chance of 2^-30. After fork()
+ * the child's claims are its parent's, whose locks it does not hold: it
+ * must not use them (nor the handles that do: couchjobs.h), and alive()
+ * cannot tell there and says alive. Thread-safe. */
+typedef struct cj_os_owner cj_os_owner;
 int cj__os_owner_claim(int fd, const char *path, const void *map, size_t len);
 void cj__os_owner_release(const void *map);
-uint32_t cj__os_owner(const void *p);
-int cj__os_owner_alive(const void *p, uint32_t id);
+const cj_os_owner *cj__os_owner_of(const void *p);
+uint32_t cj__os_owner(const cj_os_owner *o);
+int cj__os_owner_alive(const cj_os_owner *o, uint32_t id);
 
 #endif

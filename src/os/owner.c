@@ -46,8 +46,8 @@
 #define OWNER_ID 0x40000000u /* ids are from here to 2^31 */
 #define OWNER_DRAWS 64       /* draws of an id before giving up */
 
-struct owner {
-	struct owner *next;
+struct cj_os_owner {
+	struct cj_os_owner *next;
 	const void *map; /* the mapping the id is claimed for */
 	size_t len;      /* its length */
 	int fd;          /* its own open file description; -1 after fork */
@@ -56,7 +56,7 @@ struct owner {
 
 static pthread_mutex_t owners_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t owners_once = PTHREAD_ONCE_INIT;
-static struct owner *owners;
+static struct cj_os_owner *owners;
 
 static void owners_prepare(void) { pthread_mutex_lock(&owners_mu); }
 static void owners_parent(void) { pthread_mutex_unlock(&owners_mu); }
@@ -64,7 +64,7 @@ static void owners_parent(void) { pthread_mutex_unlock(&owners_mu); }
 /* The child's copies of the descriptors would keep the parent's locks
  * (they share its open file descriptions) for as long as it lives. */
 static void owners_child(void) {
-	for (struct owner *o = owners; o; o = o->next)
+	for (struct cj_os_owner *o = owners; o; o = o->next)
 		if (o->fd >= 0) {
 			close(o->fd);
 			o->fd = -1;
@@ -115,7 +115,7 @@ static int owner_claim(int fd, const char *path, uint32_t *id) {
 
 int cj__os_owner_claim(int fd, const char *path, const void *map, size_t len) {
 	pthread_once(&owners_once, owners_init);
-	struct owner *o = cj__calloc(1, sizeof *o);
+	struct cj_os_owner *o = cj__calloc(1, sizeof *o);
 	if (!o) return cj__fail(CJ_NOMEM, "out of memory");
 	o->map = map;
 	o->len = len;
@@ -140,9 +140,9 @@ int cj__os_owner_claim(int fd, const char *path, const void *map, size_t len) {
 
 void cj__os_owner_release(const void *map) {
 	pthread_mutex_lock(&owners_mu);
-	struct owner **p = &owners;
+	struct cj_os_owner **p = &owners;
 	while (*p && (*p)->map != map) p = &(*p)->next;
-	struct owner *o = *p;
+	struct cj_os_owner *o = *p;
 	if (o) *p = o->next;
 	pthread_mutex_unlock(&owners_mu);
 	if (!o) return;
@@ -150,25 +150,21 @@ void cj__os_owner_release(const void *map) {
 	cj_free(o);
 }
 
-/* The owner of the mapping that holds p (claimed: it is never released
- * while in use), or NULL. */
-static struct owner *owner_of(const void *p) {
+/* The claim of the mapping that holds p (never released while in use), or
+ * NULL. Its id does not change; its fd only in a child after fork. */
+const cj_os_owner *cj__os_owner_of(const void *p) {
 	const char *c = p;
 	pthread_mutex_lock(&owners_mu);
-	struct owner *o = owners;
+	struct cj_os_owner *o = owners;
 	while (o && !(c >= (const char *)o->map && c < (const char *)o->map + o->len)) o = o->next;
 	pthread_mutex_unlock(&owners_mu);
 	return o;
 }
 
-uint32_t cj__os_owner(const void *p) {
-	struct owner *o = owner_of(p);
-	return o ? o->id : 0;
-}
+uint32_t cj__os_owner(const cj_os_owner *o) { return o ? o->id : 0; }
 
-int cj__os_owner_alive(const void *p, uint32_t id) {
+int cj__os_owner_alive(const cj_os_owner *o, uint32_t id) {
 	if (id < OWNER_ID || id > INT32_MAX) return 0; /* never claimed */
-	struct owner *o = owner_of(p);
 	if (!o || o->fd < 0) return 1; /* cannot tell: alive, the safe side */
 	if (id == o->id) return 1;
 	short held = F_UNLCK;

@@ -8,6 +8,7 @@
 #include <linux/openat2.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/sysmacros.h>
 #include <sys/mman.h>
@@ -261,6 +262,23 @@ int cj__os_word64_wait(cj_wakemap *m, unsigned idx, uint64_t seen, int64_t deadl
 #ifdef SYS_futex_waitv
 /* struct futex_waitv's flag for a 32-bit word (shared: no private flag) */
 #define OS_FUTEX2_SIZE_U32 0x02
+
+/* 1 once futex_waitv was found missing (ENOSYS: a kernel before 5.16);
+ * -1 until first asked. In fault-injection builds CJ_TEST_NO_FUTEX_WAITV=1
+ * says it is missing from the start, so that the tests run the fallback. */
+static _Atomic int waitv_missing = -1;
+
+static int no_waitv(void) {
+	int v = atomic_load(&waitv_missing);
+	if (v >= 0) return v;
+	int forced = 0;
+#ifdef CJ_FAULT_INJECTION
+	const char *e = getenv("CJ_TEST_NO_FUTEX_WAITV");
+	forced = e && *e && strcmp(e, "0") != 0;
+#endif
+	atomic_compare_exchange_strong(&waitv_missing, &v, forced);
+	return atomic_load(&waitv_missing);
+}
 #endif
 
 int cj__os_word_wait_any(cj_wakemap *m, const unsigned *idx, const uint32_t *seen, size_t n,
@@ -269,8 +287,7 @@ int cj__os_word_wait_any(cj_wakemap *m, const unsigned *idx, const uint32_t *see
 		if (atomic_load(&m->words[idx[i] % m->n]) != seen[i]) return CJ_OK;
 	if (n == 1) return cj__os_word_wait(m, idx[0], seen[0], deadline_ms);
 #ifdef SYS_futex_waitv
-	static _Atomic int unsupported;
-	if (!atomic_load(&unsupported)) {
+	if (!no_waitv()) {
 		struct futex_waitv v[CJ_OS_WAIT_ANY_MAX];
 		memset(v, 0, sizeof v);
 		for (size_t i = 0; i < n && i < CJ_OS_WAIT_ANY_MAX; i++) {
@@ -291,7 +308,7 @@ int cj__os_word_wait_any(cj_wakemap *m, const unsigned *idx, const uint32_t *see
 			return CJ_OK;
 		if (errno == ETIMEDOUT) return until == deadline_ms ? CJ_TIMEOUT : CJ_OK;
 		if (errno != ENOSYS) return CJ_OK; /* EAGAIN: one changed; EINTR */
-		atomic_store(&unsupported, 1);
+		atomic_store(&waitv_missing, 1);
 	}
 #endif
 	/* no vectored wait: sleep on the first, look at the others now and then */

@@ -1,0 +1,75 @@
+/* cjobs work: riding out an outage of the store (a database server that
+ * restarts, a network that drops).
+ *
+ * Every thread that calls the store (the acceptor, the slots' heartbeats,
+ * finishes and hand-backs) reports a failing call with a code a retry may
+ * cure to outage_failed(), and a call the store answered to
+ * outage_ended(). The first failure of an outage is logged once, for the
+ * whole worker, and so is the store's return; in between the callers retry
+ * with a capped exponential backoff and jitter (outage_wait_ms()), and
+ * running commands go on. With --outage-max, an outage that lasts longer
+ * stops the worker as a SIGTERM would, and it exits 1.
+ */
+#include "work.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+int transient(int rc) {
+	return rc == CJ_STORE || rc == CJ_CONFLICT || rc == CJ_NOMEM || rc == CJ_TIMEOUT;
+}
+
+static int64_t backoff_next(int64_t prev_ms) {
+	if (prev_ms < RETRY_FIRST_MS) return RETRY_FIRST_MS;
+	return prev_ms >= RETRY_CAP_MS / 2 ? RETRY_CAP_MS : prev_ms * 2;
+}
+
+/* A splitmix64 step over one word shared by the threads: uniform enough to
+ * spread the workers' retries, and lock-free. */
+static uint64_t jitter_bits(void) {
+	static _Atomic uint64_t state;
+	uint64_t s = atomic_load(&state);
+	if (!s) {
+		uint64_t seed = (uint64_t)cli_epoch_ms() * 2654435761u ^ (uint64_t)getpid();
+		atomic_compare_exchange_strong(&state, &s, seed | 1);
+	}
+	uint64_t z = atomic_fetch_add(&state, 0x9e3779b97f4a7c15ull) + 0x9e3779b97f4a7c15ull;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+int64_t outage_wait_ms(int64_t *backoff) {
+	*backoff = backoff_next(*backoff);
+	int64_t half = *backoff / 2;
+	return half + (int64_t)(jitter_bits() % (uint64_t)(half + 1));
+}
+
+int outage_failed(struct worker *w, int rc, const char *what) {
+	if (!transient(rc)) return 0;
+	int64_t now = cli_now_ms();
+	long long since = 0;
+	if (atomic_compare_exchange_strong(&w->outage_since, &since, now)) {
+		char bound[96] = "";
+		if (w->outage_max_ms)
+			snprintf(bound, sizeof bound, " for up to %lld s (--outage-max)",
+			         (long long)(w->outage_max_ms / 1000));
+		cli_msg(w->c, "store unavailable (%s: %s: %s); retrying%s, running commands "
+		        "go on", what, cj_err_name(rc), cj_last_error(), bound);
+		return 1;
+	}
+	if (!w->outage_max_ms || now - since < w->outage_max_ms) return 1;
+	if (!atomic_exchange(&w->outage_gave_up, 1)) {
+		cli_msg(w->c, "store unavailable for %lld ms, over --outage-max: stopping "
+		        "(%s: %s: %s)", (long long)(now - since), what, cj_err_name(rc),
+		        cj_last_error());
+		stop_failed(w);
+	}
+	return 0;
+}
+
+void outage_ended(struct worker *w) {
+	if (!atomic_load(&w->outage_since)) return;
+	long long since = atomic_exchange(&w->outage_since, 0);
+	if (since) cli_msg(w->c, "store available again after %lld ms", cli_now_ms() - since);
+}

@@ -25,6 +25,7 @@
 
 #define TYPE "out"
 #define TIMEOUT_S 20         /* the type timeout: a heartbeat every 6.7 s */
+#define SHORT_TIMEOUT_S 3    /* for the --outage-max case: one every second */
 #define LINE_BOUND_MS 60000  /* a line the test waits for comes within this */
 #define DOWN_MS 2500         /* how long the server is down: past a heartbeat */
 
@@ -173,9 +174,9 @@ static void check_jobs(const char *const *ids, size_t n) {
 	cj_close(db);
 }
 
-/* Starts the private server and the type; 0 on the embedded engine (or
+/* Starts the private server and the type with its timeout; 0 on the embedded engine (or
  * without scripts/pg.sh): nothing to do. */
-static int setup(void) {
+static int setup(int64_t timeout_s) {
 	if (t_is_lmdb()) {
 		note("  embedded engine: no server to restart\n");
 		return 0;
@@ -190,13 +191,13 @@ static int setup(void) {
 	o.no_monitor = 1;
 	cj_db *db = NULL;
 	CHECK_OK(cj_open(url, &o, &db));
-	CHECK_OK(cj_set_type_timeout(db, TYPE, TIMEOUT_S));
+	CHECK_OK(cj_set_type_timeout(db, TYPE, timeout_s));
 	cj_close(db);
 	return 1;
 }
 
-TEST(rides_out_restarts) {
-	if (!setup()) return;
+static int rides_out_body(void *arg) {
+	(void)arg;
 	struct wk w;
 	start_worker(&w, NULL, NULL);
 	add("a0");
@@ -211,7 +212,7 @@ TEST(rides_out_restarts) {
 	add("b2");
 	expect(&w, "run b2");
 	pg_private_stop();
-	expect(&w, "store unavailable (heartbeat: CJ_STORE");
+	expect(&w, "store unavailable (update: CJ_STORE");
 	sleep_ms(DOWN_MS);
 	CHECK(pg_private_start(url, sizeof url) == 0);
 	expect(&w, "store available again after");
@@ -248,23 +249,35 @@ TEST(rides_out_restarts) {
 	check_jobs(ids, sizeof ids / sizeof *ids);
 	close(w.fd);
 	free(w.log);
-	pg_private_stop();
+	return 0;
 }
 
-TEST(outage_max) {
-	if (!setup()) return;
+static int outage_max_body(void *arg) {
+	(void)arg;
 	struct wk w;
 	start_worker(&w, "--outage-max", "2");
 	add("b1");
 	expect(&w, "run b1");
 	pg_private_stop();
-	expect(&w, "store unavailable (heartbeat: CJ_STORE");
+	expect(&w, "store unavailable (update: CJ_STORE");
 	expect(&w, "over --outage-max: stopping");
 	check_exit(w.pid, LINE_BOUND_MS, 1);
 	close(w.fd);
 	free(w.log);
-	pg_private_stop();
+	return 0;
 }
+
+/* The body in a child, so that the server is stopped whatever it does. */
+static void on_private_server(int (*body)(void *), int64_t timeout_s) {
+	if (!setup(timeout_s)) return;
+	int st = t_join(t_spawn(body, NULL), 300000);
+	pg_private_stop();
+	CHECK_INT(st, 0);
+}
+
+TEST(rides_out_restarts) { on_private_server(rides_out_body, TIMEOUT_S); }
+
+TEST(outage_max) { on_private_server(outage_max_body, SHORT_TIMEOUT_S); }
 
 TEST(outage_max_usage) {
 	char *err = NULL;

@@ -134,7 +134,8 @@ int transient(int rc);
  * met the same outage do not retry in step. */
 int64_t outage_wait_ms(int64_t *backoff);
 /* A store call (`what`) failed with rc. 1: retry it after outage_wait_ms()
- * (rc is transient; the first failure of an outage is logged); 0: do not
+ * (rc is transient; the first failure of an outage, other than a
+ * CJ_CONFLICT, is logged); 0: do not
  * (rc is not transient, or the outage outlasted --outage-max: then the
  * worker is stopping and will exit 1). */
 int outage_failed(struct worker *w, int rc, const char *what);

@@ -4,7 +4,8 @@
  * Every thread that calls the store (the acceptor, the slots' heartbeats,
  * finishes and hand-backs) reports a failing call with a code a retry may
  * cure to outage_failed(), and a call the store answered to
- * outage_ended(). The first failure of an outage is logged once, for the
+ * outage_ended() (a conflict between transactions is retried the same way,
+ * but is not an outage). The first failure of an outage is logged once, for the
  * whole worker, and so is the store's return; in between the callers retry
  * with a capped exponential backoff and jitter (outage_wait_ms()), and
  * running commands go on. With --outage-max, an outage that lasts longer
@@ -47,6 +48,7 @@ int64_t outage_wait_ms(int64_t *backoff) {
 
 int outage_failed(struct worker *w, int rc, const char *what) {
 	if (!transient(rc)) return 0;
+	if (rc == CJ_CONFLICT) return 1; /* contention, not an outage: no log */
 	int64_t now = cli_now_ms();
 	long long since = 0;
 	if (atomic_compare_exchange_strong(&w->outage_since, &since, now)) {

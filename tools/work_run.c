@@ -124,8 +124,8 @@ static enum outcome heartbeat(struct run *r, int64_t *interval, int64_t *next_up
 		*next_update = now + (*interval ? *interval : UPDATE_RETRY_MS);
 		return rc == CJ_OK ? RAN : HALTED;
 	}
-	if (!outage_failed(w, rc, "heartbeat") && !atomic_load(&w->outage_gave_up)) {
-		logj(w, r->job, "heartbeat failed: %s (%s)", cj_strerror(rc), cj_last_error());
+	if (!outage_failed(w, rc, "update") && !atomic_load(&w->outage_gave_up)) {
+		logj(w, r->job, "update failed: %s (%s)", cj_strerror(rc), cj_last_error());
 		stop_failed(w);
 	}
 	*next_update = now + (*interval && *interval < UPDATE_RETRY_MS ? *interval

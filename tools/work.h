@@ -124,23 +124,28 @@ int command_exists(const char *name);
 void run_job(struct worker *w, int slot, cj_job *job, const char *data);
 /* Writes to every slot's eventfd: running jobs look at the stop state. */
 void poke_slots(struct worker *w);
-/* ---- work_outage.c ------------------------------------------------------------ */
+
+/* ---- work_outage.c ---------------------------------------------------------- */
 
 /* 1 for the codes a retry may cure (the store failing for a while). */
 int transient(int rc);
 /* Steps *backoff (0 at first) along a capped exponential backoff
- * (RETRY_FIRST_MS, doubled up to RETRY_CAP_MS) and returns how long to wait before the next
- * try: between half of it and all of it, at random, so that workers that
- * met the same outage do not retry in step. */
+ * (RETRY_FIRST_MS, doubled up to RETRY_CAP_MS) and returns how long to
+ * wait before the next try: between half of it and all of it, at random,
+ * so that workers that met the same outage do not retry in step. */
 int64_t outage_wait_ms(int64_t *backoff);
 /* A store call (`what`) failed with rc. 1: retry it after outage_wait_ms()
- * (rc is transient; the first failure of an outage, other than a
- * CJ_CONFLICT, is logged); 0: do not
- * (rc is not transient, or the outage outlasted --outage-max: then the
- * worker is stopping and will exit 1). */
+ * (rc is transient: CJ_STORE, CJ_TIMEOUT, CJ_NOMEM, CJ_CONFLICT; the first
+ * failure of an outage, other than a conflict, is logged); 0: do not (rc
+ * is not transient, or the outage outlasted --outage-max: then the worker
+ * is stopping and will exit 1). */
 int outage_failed(struct worker *w, int rc, const char *what);
 /* The store answered a call: ends the outage, if any, with a log line. */
 void outage_ended(struct worker *w);
+/* A store call failed with a code a retry cannot cure: logs "what: code
+ * (detail)" and stops the worker, which exits 1 (nothing when it is
+ * stopping for --outage-max already). */
+void store_broken(struct worker *w, int rc, const char *what);
 
 /* ---- work_slots.c ------------------------------------------------------------ */
 

@@ -9,7 +9,8 @@
  * whole worker, and so is the store's return; in between the callers retry
  * with a capped exponential backoff and jitter (outage_wait_ms()), and
  * running commands go on. With --outage-max, an outage that lasts longer
- * stops the worker as a SIGTERM would, and it exits 1.
+ * stops the worker as a SIGTERM would, and it exits 1; so does a code a
+ * retry cannot cure (store_broken()).
  */
 #include "work.h"
 
@@ -74,4 +75,10 @@ void outage_ended(struct worker *w) {
 	if (!atomic_load(&w->outage_since)) return;
 	long long since = atomic_exchange(&w->outage_since, 0);
 	if (since) cli_msg(w->c, "store available again after %lld ms", cli_now_ms() - since);
+}
+
+void store_broken(struct worker *w, int rc, const char *what) {
+	if (atomic_load(&w->outage_gave_up)) return; /* stopping already, and said why */
+	cli_fail(w->c, rc, what);
+	stop_failed(w);
 }

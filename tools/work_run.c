@@ -98,6 +98,13 @@ static void write_in(int *fd, const char *data, size_t dlen, size_t *dpos) {
 	}
 }
 
+/* store_broken() for a call about r's job: "TYPE ID: doing: code (detail)". */
+static void job_broken(struct run *r, int rc, const char *doing) {
+	char what[CJ_MAX_TYPE + CJ_MAX_ID + 160];
+	snprintf(what, sizeof what, "%s %s: %s", cj_job_type(r->job), cj_job_id(r->job), doing);
+	store_broken(r->w, rc, what);
+}
+
 /* The heartbeat's interval: a third of the type timeout. 0 while the store
  * cannot say (it is failing): the caller asks again at its next heartbeat,
  * due within UPDATE_RETRY_MS meanwhile. */
@@ -124,10 +131,7 @@ static enum outcome heartbeat(struct run *r, int64_t *interval, int64_t *next_up
 		*next_update = now + (*interval ? *interval : UPDATE_RETRY_MS);
 		return rc == CJ_OK ? RAN : HALTED;
 	}
-	if (!outage_failed(w, rc, "update") && !atomic_load(&w->outage_gave_up)) {
-		logj(w, r->job, "update failed: %s (%s)", cj_strerror(rc), cj_last_error());
-		stop_failed(w);
-	}
+	if (!outage_failed(w, rc, "update")) job_broken(r, rc, "cannot update the job");
 	*next_update = now + (*interval && *interval < UPDATE_RETRY_MS ? *interval
 	                                                                : UPDATE_RETRY_MS);
 	return RAN;
@@ -148,8 +152,7 @@ static enum outcome run_command(struct run *r, const char *data) {
 
 	size_t dlen = strlen(data), dpos = 0;
 	int64_t interval = update_interval(w, r->job);
-	int64_t next_update =
-		cli_now_ms() + (interval ? interval : UPDATE_RETRY_MS);
+	int64_t next_update = cli_now_ms() + (interval ? interval : UPDATE_RETRY_MS);
 	int kill_phase = 0; /* 1: SIGTERM sent, 2: SIGKILL sent */
 	int64_t kill_at = 0;
 	enum outcome oc = RAN;
@@ -395,9 +398,14 @@ static void finish_job(struct run *r) {
 	else if (rc == CJ_HALT)
 		logj(w, r->job, "halted after the command ended (%s): the job was removed or "
 		     "taken back; not %s by this worker", st, ended);
-	else
+	else if (transient(rc)) /* stopping, and the grace period is over */
 		logj(w, r->job, "cannot end the job (%s): %s (%s); the job runs again after "
 		     "its timeout", st, cj_strerror(rc), cj_last_error());
+	else {
+		char doing[160];
+		snprintf(doing, sizeof doing, "cannot end the job (%s)", st);
+		job_broken(r, rc, doing);
+	}
 }
 
 static int hand_back_tx(cj_tx *tx, void *arg) {

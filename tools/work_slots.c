@@ -123,10 +123,7 @@ void *accept_main(void *arg) {
 		if (rc == CJ_NOT_FOUND || rc == CJ_CANCELED) continue;
 		if (rc != CJ_OK) {
 			if (!outage_failed(w, rc, "accept")) {
-				if (!atomic_load(&w->outage_gave_up)) {
-					cli_fail(w->c, rc, "cannot accept a job");
-					stop_failed(w);
-				}
+				store_broken(w, rc, "cannot accept a job");
 				break;
 			}
 			accept_pause(w, outage_wait_ms(&backoff));

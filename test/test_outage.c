@@ -1,7 +1,7 @@
 /*
  * `cjobs work` rides out an outage of its store: a private PostgreSQL
- * server is stopped and started again under a real worker while it waits
- * for jobs, while it runs one (its heartbeat fails), and while the command
+ * server is stopped and started again under a real worker while it starts,
+ * while it waits for jobs, while it runs one (its heartbeat fails), and while the command
  * of one ends (its finish fails). The worker must stay up, keep its
  * command running, say once per outage that the store is unavailable and
  * once that it is back, and finish every job with the output of its one
@@ -199,7 +199,13 @@ static int setup(int64_t timeout_s) {
 static int rides_out_body(void *arg) {
 	(void)arg;
 	struct wk w;
+	/* starting while the server is down: it waits for it */
+	pg_private_stop();
 	start_worker(&w, NULL, NULL);
+	expect(&w, "store unavailable (open: CJ_STORE");
+	sleep_ms(1000);
+	CHECK(pg_private_start(url, sizeof url) == 0);
+	expect(&w, "store available again after");
 	add("a0");
 	expect(&w, TYPE " a0: finished");
 
@@ -238,7 +244,7 @@ static int rides_out_body(void *arg) {
 	 * of the waiting worker may or may not meet a call) */
 	int down = count_lines(&w, "store unavailable ("),
 	    up = count_lines(&w, "store available again after");
-	CHECK(down >= 2 && down <= 3);
+	CHECK(down >= 3 && down <= 4);
 	CHECK_INT(up, down);
 	CHECK_INT(count_lines(&w, "retrying in"), 0);
 	CHECK_INT(count_lines(&w, "halted"), 0);

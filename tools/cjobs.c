@@ -277,20 +277,25 @@ int cli_fail(struct cli *c, int rc, const char *what) {
 	}
 }
 
-int cli_open(struct cli *c, int monitor) {
+int cli_try_open(struct cli *c, int monitor) {
 	cj_options o = CJ_OPTIONS_INIT;
 	o.no_monitor = !monitor;
 	const char *shared = getenv("CJOBS_SHARED_STORE");
 	o.shared = shared && strcmp(shared, "1") == 0;
-	int rc = cj_open(c->url, &o, &c->db);
-	if (rc != CJ_OK) {
-		char shown[400], what[512];
-		cj_url_redact(c->url, shown, sizeof shown);
-		snprintf(what, sizeof what, "cannot open store '%s'", shown);
-		int ex = cli_fail(c, rc, what);
-		return ex == CLI_EXIT_USAGE ? CLI_EXIT_USAGE : CLI_EXIT_STORE;
-	}
-	return 0;
+	return cj_open(c->url, &o, &c->db);
+}
+
+int cli_open_failed(struct cli *c, int rc) {
+	char shown[400], what[512];
+	cj_url_redact(c->url, shown, sizeof shown);
+	snprintf(what, sizeof what, "cannot open store '%s'", shown);
+	int ex = cli_fail(c, rc, what);
+	return ex == CLI_EXIT_USAGE ? CLI_EXIT_USAGE : CLI_EXIT_STORE;
+}
+
+int cli_open(struct cli *c, int monitor) {
+	int rc = cli_try_open(c, monitor);
+	return rc == CJ_OK ? 0 : cli_open_failed(c, rc);
 }
 
 /* ---- help -------------------------------------------------------------- */

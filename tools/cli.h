@@ -109,6 +109,11 @@ int cli_fail(struct cli *c, int rc, const char *what);
 /* Opens c->url into c->db (monitors off unless `monitor`). Returns 0 or an
  * exit code after reporting the failure. */
 int cli_open(struct cli *c, int monitor);
+/* cli_open() in two steps: the open, which returns the library's code and
+ * reports nothing, and the report of its failure, which returns the exit
+ * code. */
+int cli_try_open(struct cli *c, int monitor);
+int cli_open_failed(struct cli *c, int rc);
 
 /* ---- setting.c -------------------------------------------------------- */
 

@@ -170,7 +170,7 @@ int cmd_work(struct cli *c, const struct cli_args *a) {
 		goto out;
 	}
 
-	if ((rc = cli_open(c, 1))) goto out;
+	if ((rc = outage_open(w, sigfd)) || !c->db) goto out;
 
 	atomic_store(&w->last_busy, cli_now_ms());
 	atomic_store(&w->deadline, INT64_MAX);

@@ -146,6 +146,11 @@ void outage_ended(struct worker *w);
  * (detail)" and stops the worker, which exits 1 (nothing when it is
  * stopping for --outage-max already). */
 void store_broken(struct worker *w, int rc, const char *what);
+/* Opens the store (cli_open()). One whose server cannot be reached is
+ * waited for as in an outage, until it opens, --outage-max or a signal on
+ * sigfd; any other failure is reported at once. 0 (CLI_EXIT_OK: opened, or
+ * a signal came first: c->db is NULL then) or an exit code. */
+int outage_open(struct worker *w, int sigfd);
 
 /* ---- work_slots.c ------------------------------------------------------------ */
 

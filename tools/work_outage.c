@@ -14,7 +14,9 @@
  */
 #include "work.h"
 
+#include <poll.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 int transient(int rc) {
@@ -81,4 +83,42 @@ void store_broken(struct worker *w, int rc, const char *what) {
 	if (atomic_load(&w->outage_gave_up)) return; /* stopping already, and said why */
 	cli_fail(w->c, rc, what);
 	stop_failed(w);
+}
+
+/* After a failed open: 1 when the store's server could not be reached, or
+ * went away while the store was being opened (it is down, or restarting),
+ * which is worth waiting for; 0 for a store that is there but wrong (a bad
+ * URL, not a couchjobs store, a format this library does not know) or
+ * refuses us (a wrong role, password or database), which waiting does not
+ * cure. The library has one code for both (CJ_STORE): its detail tells. */
+static int unreachable(int rc) {
+	static const char *const down[] = {
+		"postgresql connect:", "connection lost", "no answer from the server",
+		"the database system is", "terminating connection",
+	};
+	static const char *const refused[] = {"authentication", "does not exist"};
+	const char *d = cj_last_error();
+	if (rc != CJ_STORE || strncmp(d, "postgresql ", 11) != 0) return 0;
+	for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
+		if (strstr(d, refused[i])) return 0;
+	for (size_t i = 0; i < sizeof down / sizeof *down; i++)
+		if (strstr(d, down[i])) return 1;
+	return 0;
+}
+
+int outage_open(struct worker *w, int sigfd) {
+	for (int64_t backoff = 0;;) {
+		int rc = cli_try_open(w->c, 1);
+		if (rc == CJ_OK) {
+			outage_ended(w);
+			return CLI_EXIT_OK;
+		}
+		if (!unreachable(rc)) return cli_open_failed(w->c, rc);
+		if (!outage_failed(w, rc, "open")) return CLI_EXIT_STORE;
+		struct pollfd p = {sigfd, POLLIN, 0};
+		if (poll(&p, 1, (int)outage_wait_ms(&backoff)) > 0) {
+			cli_msg(w->c, "stopping");
+			return CLI_EXIT_OK;
+		}
+	}
 }

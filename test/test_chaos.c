@@ -11,7 +11,10 @@
  *    and it is the one whose run's output the job holds (when none did, that
  *    worker was killed between its commit and its log line);
  *  - every stale finish halted: every other run of a job by a worker that
- *    was not killed ended with a "halted" line in that worker's log.
+ *    was not killed ended with a "halted" line in that worker's log;
+ *  - no worker gave up: none exited by itself (they ride out the server's
+ *    restarts, started during one or not) and none logged that it could
+ *    not end a job.
  *
  * Each run of the worker's command appends "ID LOCK WORKER" to a file (WORKER
  * names the worker process, one per start) and prints {"lock":...,"worker":...}

@@ -185,7 +185,7 @@ static const struct cli_cmd commands[] = {
 	 "nothing."},
 	{"work", cmd_work, 1, CJ_ACCEPT_TYPES_MAX,
 	 "TYPE [TYPE...] [-j N] [--grace SECONDS] [--max-jobs N] [--timeout-exit MS] "
-	 "-- COMMAND [ARGS...]",
+	 "[--outage-max SECONDS] -- COMMAND [ARGS...]",
 	 "run COMMAND for each job of TYPE",
 	 cli_work_opts, CLI_REST,
 	 "For each accepted job, runs COMMAND (no shell) in its own process group\n"
@@ -200,8 +200,9 @@ static const struct cli_cmd commands[] = {
 	 "SIGINT or SIGTERM: take no more jobs, let running commands end within\n"
 	 "the grace period, then kill them and hand their jobs back (pending at\n"
 	 "once); exit 0. A second signal ends the grace period at once.\n"
-	 "While the store fails (a server restarting), accepts and the finishes of\n"
-	 "commands that ended are retried, 100 ms apart at first, up to 5 s.\n"
+	 "While the store is unavailable (a server restarting), running commands\n"
+	 "go on and every store call is retried, 50-100 ms apart at first, up to\n"
+	 "2.5-5 s (heartbeats every second); one line says so, one when it is back.\n"
 	 "One line per job is logged on standard error; standard output is\n"
 	 "not used. CJOBS_DB is set to the store for the command, so it may\n"
 	 "run `cjobs update \"$CJ_JOB_TYPE\" \"$CJ_JOB_ID\" \"$CJ_JOB_LOCK\" JSON`\n"
@@ -276,20 +277,25 @@ int cli_fail(struct cli *c, int rc, const char *what) {
 	}
 }
 
-int cli_open(struct cli *c, int monitor) {
+int cli_try_open(struct cli *c, int monitor) {
 	cj_options o = CJ_OPTIONS_INIT;
 	o.no_monitor = !monitor;
 	const char *shared = getenv("CJOBS_SHARED_STORE");
 	o.shared = shared && strcmp(shared, "1") == 0;
-	int rc = cj_open(c->url, &o, &c->db);
-	if (rc != CJ_OK) {
-		char shown[400], what[512];
-		cj_url_redact(c->url, shown, sizeof shown);
-		snprintf(what, sizeof what, "cannot open store '%s'", shown);
-		int ex = cli_fail(c, rc, what);
-		return ex == CLI_EXIT_USAGE ? CLI_EXIT_USAGE : CLI_EXIT_STORE;
-	}
-	return 0;
+	return cj_open(c->url, &o, &c->db);
+}
+
+int cli_open_failed(struct cli *c, int rc) {
+	char shown[400], what[512];
+	cj_url_redact(c->url, shown, sizeof shown);
+	snprintf(what, sizeof what, "cannot open store '%s'", shown);
+	int ex = cli_fail(c, rc, what);
+	return ex == CLI_EXIT_USAGE ? CLI_EXIT_USAGE : CLI_EXIT_STORE;
+}
+
+int cli_open(struct cli *c, int monitor) {
+	int rc = cli_try_open(c, monitor);
+	return rc == CJ_OK ? 0 : cli_open_failed(c, rc);
 }
 
 /* ---- help -------------------------------------------------------------- */

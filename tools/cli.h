@@ -109,6 +109,11 @@ int cli_fail(struct cli *c, int rc, const char *what);
 /* Opens c->url into c->db (monitors off unless `monitor`). Returns 0 or an
  * exit code after reporting the failure. */
 int cli_open(struct cli *c, int monitor);
+/* cli_open() in two steps: the open, which returns the library's code and
+ * reports nothing, and the report of its failure, which returns the exit
+ * code. */
+int cli_try_open(struct cli *c, int monitor);
+int cli_open_failed(struct cli *c, int rc);
 
 /* ---- setting.c -------------------------------------------------------- */
 
@@ -237,7 +242,7 @@ enum { RETRY_ALL, RETRY_KEEP };
 enum { LIMIT_CONCURRENCY, LIMIT_RATE, LIMIT_CLEAR };
 enum { ACCEPT_TIMEOUT, ACCEPT_ANY, ACCEPT_LOCK_ONLY };
 enum { RESUB_AT, RESUB_IN };
-enum { WORK_JOBS, WORK_GRACE, WORK_MAX_JOBS, WORK_TIMEOUT_EXIT };
+enum { WORK_JOBS, WORK_GRACE, WORK_MAX_JOBS, WORK_TIMEOUT_EXIT, WORK_OUTAGE_MAX };
 enum { SERVE_LISTEN, SERVE_TOKEN_FILE, SERVE_RELAXED };
 enum { SCHED_CRON, SCHED_TZ, SCHED_EVERY, SCHED_TYPE, SCHED_DATA, SCHED_CATCH_UP };
 

@@ -27,6 +27,8 @@ const struct cli_opt cli_work_opts[] = {
 	{"--max-jobs", NULL, "N", "exit after N jobs were run (finished or halted)"},
 	{"--timeout-exit", NULL, "MS", "exit after MS milliseconds (or 5s, 1m, ...) "
 	                               "without a job"},
+	{"--outage-max", NULL, "SECONDS", "exit 1 once the store has been unavailable "
+	                                  "this long (default: wait until it is back)"},
 	{NULL, NULL, NULL, NULL},
 };
 
@@ -64,6 +66,11 @@ static int parse_options(struct cli *c, const struct cli_args *a, struct worker 
 	     w->idle_exit_ms > (int64_t)366 * 86400 * 1000))
 		return cli_usage(c, "invalid --timeout-exit '%s' (want milliseconds, or a "
 		                 "duration such as 5s)", a->val[WORK_TIMEOUT_EXIT]);
+	if (a->set[WORK_OUTAGE_MAX] &&
+	    (cli_parse_duration_ms(a->val[WORK_OUTAGE_MAX], 1000, &w->outage_max_ms) != 0 ||
+	     w->outage_max_ms < 1000 || w->outage_max_ms > (int64_t)366 * 86400 * 1000))
+		return cli_usage(c, "invalid --outage-max '%s' (want seconds, at least 1, or a "
+		                 "duration such as 90s, 5m)", a->val[WORK_OUTAGE_MAX]);
 	if (!*w->argv[0] || !command_exists(w->argv[0]))
 		return cli_usage(c, "command not found: '%s'", w->argv[0]);
 	return 0;
@@ -163,7 +170,7 @@ int cmd_work(struct cli *c, const struct cli_args *a) {
 		goto out;
 	}
 
-	if ((rc = cli_open(c, 1))) goto out;
+	if ((rc = outage_open(w, sigfd)) || !c->db) goto out;
 
 	atomic_store(&w->last_busy, cli_now_ms());
 	atomic_store(&w->deadline, INT64_MAX);
@@ -173,8 +180,7 @@ int cmd_work(struct cli *c, const struct cli_args *a) {
 		if (pthread_create(&threads[i], NULL, i < w->nslots ? slot_main : accept_main,
 		                   w) != 0) {
 			cli_msg(c, "cannot start a thread: %s", strerror(errno));
-			atomic_store(&w->failed, 1);
-			begin_stop(w);
+			stop_failed(w);
 			end_accepting(w); /* no acceptor: the slots end */
 			thread_done(w);
 			break;

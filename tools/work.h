@@ -7,6 +7,7 @@
  *   work_spawn.c    starting the command (environment, pipes, group)
  *   work_watch.c    the per-job watcher (the job's lease subscription)
  *   work_capture.c  the command's output, kept for the job's result
+ *   work_outage.c   riding out an outage of the store: retries, its log
  *
  * Nothing here wakes on a timer while idle: threads block on condition
  * variables, cj_accept() (ended by a cancellation) and poll() on file
@@ -14,7 +15,7 @@
  * only timers are work the user asked for: the heartbeat of a running job
  * (cj_update() at least once per type timeout), the grace and kill periods
  * of a stop, --timeout-exit, and the backoff of retries while the store
- * fails.
+ * fails (work_outage.c).
  */
 #ifndef CJOBS_WORK_H
 #define CJOBS_WORK_H
@@ -44,6 +45,7 @@ struct worker {
 	int64_t grace_ms;
 	int64_t max_jobs;       /* 0: no limit */
 	int64_t idle_exit_ms;   /* -1: never */
+	int64_t outage_max_ms;  /* --outage-max; 0: retry until the store is back */
 	char **env_base;        /* environ without CJ_JOB_* and CJOBS_DB */
 	size_t nenv;
 
@@ -55,6 +57,8 @@ struct worker {
 	atomic_int running;     /* jobs taken and not done (queued or run) */
 	atomic_int alive;       /* threads (acceptor and slots) still looping */
 	atomic_int failed;      /* an error retrying cannot cure: exit 1 */
+	atomic_llong outage_since; /* first failure of the store's outage; 0: none */
+	atomic_int outage_gave_up; /* the outage outlasted --outage-max */
 	int done_fd;            /* eventfd: the last thread ended */
 	int *slot_wake;         /* eventfd per slot: the stop state changed */
 	atomic_int next_slot;   /* a starting slot thread's index */
@@ -120,11 +124,33 @@ int command_exists(const char *name);
 void run_job(struct worker *w, int slot, cj_job *job, const char *data);
 /* Writes to every slot's eventfd: running jobs look at the stop state. */
 void poke_slots(struct worker *w);
+
+/* ---- work_outage.c ---------------------------------------------------------- */
+
 /* 1 for the codes a retry may cure (the store failing for a while). */
 int transient(int rc);
-/* The next wait of a capped exponential backoff (RETRY_FIRST_MS, doubled
- * up to RETRY_CAP_MS). */
-int64_t backoff_next(int64_t prev_ms);
+/* Steps *backoff (0 at first) along a capped exponential backoff
+ * (RETRY_FIRST_MS, doubled up to RETRY_CAP_MS) and returns how long to
+ * wait before the next try: between half of it and all of it, at random,
+ * so that workers that met the same outage do not retry in step. */
+int64_t outage_wait_ms(int64_t *backoff);
+/* A store call (`what`) failed with rc. 1: retry it after outage_wait_ms()
+ * (rc is transient: CJ_STORE, CJ_TIMEOUT, CJ_NOMEM, CJ_CONFLICT; the first
+ * failure of an outage, other than a conflict, is logged); 0: do not (rc
+ * is not transient, or the outage outlasted --outage-max: then the worker
+ * is stopping and will exit 1). */
+int outage_failed(struct worker *w, int rc, const char *what);
+/* The store answered a call: ends the outage, if any, with a log line. */
+void outage_ended(struct worker *w);
+/* A store call failed with a code a retry cannot cure: logs "what: code
+ * (detail)" and stops the worker, which exits 1 (nothing when it is
+ * stopping for --outage-max already). */
+void store_broken(struct worker *w, int rc, const char *what);
+/* Opens the store (cli_open()). One whose server cannot be reached is
+ * waited for as in an outage, until it opens, --outage-max or a signal on
+ * sigfd; any other failure is reported at once. 0 (CLI_EXIT_OK: opened, or
+ * a signal came first: c->db is NULL then) or an exit code. */
+int outage_open(struct worker *w, int sigfd);
 
 /* ---- work_slots.c ------------------------------------------------------------ */
 
@@ -132,6 +158,8 @@ void *accept_main(void *arg);
 void *slot_main(void *arg);
 /* Stops taking jobs; running commands get the grace period. */
 void begin_stop(struct worker *w);
+/* begin_stop() after an error retrying cannot cure: the worker exits 1. */
+void stop_failed(struct worker *w);
 /* The acceptor is done: the slots run (or hand back) what is queued, then
  * end. */
 void end_accepting(struct worker *w);

@@ -5,8 +5,8 @@
  * only for work that is due: the heartbeat, the end of the grace period,
  * the kill. When the command ends its result is the job's final data; a
  * finish that fails for a while (the store restarting) is retried with
- * backoff, for as long as the lock may still be ours: the store says
- * CJ_HALT once it is not. */
+ * backoff (work_outage.c), for as long as the lock may still be ours: the
+ * store says CJ_HALT once it is not. */
 #include "work.h"
 
 #include <errno.h>
@@ -54,15 +54,6 @@ static void logj(struct worker *w, const cj_job *job, const char *fmt, ...) {
 	cli_msg(w->c, "%s %s: %s", cj_job_type(job), cj_job_id(job), buf);
 }
 
-int transient(int rc) {
-	return rc == CJ_STORE || rc == CJ_CONFLICT || rc == CJ_NOMEM || rc == CJ_TIMEOUT;
-}
-
-int64_t backoff_next(int64_t prev_ms) {
-	if (prev_ms < RETRY_FIRST_MS) return RETRY_FIRST_MS;
-	return prev_ms >= RETRY_CAP_MS / 2 ? RETRY_CAP_MS : prev_ms * 2;
-}
-
 void poke_slots(struct worker *w) {
 	for (int i = 0; i < w->nslots; i++) eventfd_write(w->slot_wake[i], 1);
 }
@@ -107,12 +98,43 @@ static void write_in(int *fd, const char *data, size_t dlen, size_t *dpos) {
 	}
 }
 
+/* store_broken() for a call about r's job: "TYPE ID: doing: code (detail)". */
+static void job_broken(struct run *r, int rc, const char *doing) {
+	char what[CJ_MAX_TYPE + CJ_MAX_ID + 160];
+	snprintf(what, sizeof what, "%s %s: %s", cj_job_type(r->job), cj_job_id(r->job), doing);
+	store_broken(r->w, rc, what);
+}
+
+/* The heartbeat's interval: a third of the type timeout. 0 while the store
+ * cannot say (it is failing): the caller asks again at its next heartbeat,
+ * due within UPDATE_RETRY_MS meanwhile. */
 static int64_t update_interval(struct worker *w, const cj_job *job) {
 	int64_t s;
-	if (cj_get_type_timeout(w->c->db, cj_job_type(job), &s) != CJ_OK)
-		return NO_TIMEOUT_UPDATE_MS;
+	int rc = cj_get_type_timeout(w->c->db, cj_job_type(job), &s);
+	if (rc == CJ_NOT_FOUND) return NO_TIMEOUT_UPDATE_MS;
+	if (rc != CJ_OK) return 0;
 	int64_t ms = s * 1000 / 3;
 	return ms < MIN_UPDATE_MS ? MIN_UPDATE_MS : ms;
+}
+
+/* One heartbeat of a running job. RAN while it is ours (*next_update set),
+ * HALTED once the store says it is not. A failure the store may recover
+ * from is tried again soon, so that the lease is renewed as soon as the
+ * store is back; one it may not stops the worker. */
+static enum outcome heartbeat(struct run *r, int64_t *interval, int64_t *next_update,
+                              int64_t now) {
+	struct worker *w = r->w;
+	if (!*interval) *interval = update_interval(w, r->job);
+	int rc = cj_update(w->c->db, NULL, r->job, NULL);
+	if (rc == CJ_OK || rc == CJ_HALT) {
+		outage_ended(w);
+		*next_update = now + (*interval ? *interval : UPDATE_RETRY_MS);
+		return rc == CJ_OK ? RAN : HALTED;
+	}
+	if (!outage_failed(w, rc, "update")) job_broken(r, rc, "cannot update the job");
+	*next_update = now + (*interval && *interval < UPDATE_RETRY_MS ? *interval
+	                                                                : UPDATE_RETRY_MS);
+	return RAN;
 }
 
 /* Runs the command for r->job until it exits; returns how it ended. */
@@ -130,7 +152,7 @@ static enum outcome run_command(struct run *r, const char *data) {
 
 	size_t dlen = strlen(data), dpos = 0;
 	int64_t interval = update_interval(w, r->job);
-	int64_t next_update = cli_now_ms() + interval;
+	int64_t next_update = cli_now_ms() + (interval ? interval : UPDATE_RETRY_MS);
 	int kill_phase = 0; /* 1: SIGTERM sent, 2: SIGKILL sent */
 	int64_t kill_at = 0;
 	enum outcome oc = RAN;
@@ -146,18 +168,8 @@ static enum outcome run_command(struct run *r, const char *data) {
 			logj(w, r->job, "still running at the end of the grace period; "
 			     "stopping the command");
 		}
-		if (oc == RAN && now >= next_update) {
-			int rc = cj_update(w->c->db, NULL, r->job, NULL);
-			if (rc == CJ_HALT) {
-				oc = HALTED;
-			} else if (rc != CJ_OK) {
-				logj(w, r->job, "update failed: %s (%s); retrying", cj_strerror(rc),
-				     cj_last_error());
-				next_update = now + (interval < UPDATE_RETRY_MS ? interval : UPDATE_RETRY_MS);
-			} else {
-				next_update = now + interval;
-			}
-		}
+		if (oc == RAN && now >= next_update)
+			oc = heartbeat(r, &interval, &next_update, now);
 		if (oc != RAN && !kill_phase) {
 			kill(-r->pid, SIGTERM);
 			kill_phase = 1;
@@ -332,29 +344,68 @@ static int finish_once(struct run *r) {
 	return rc;
 }
 
+/* The last "ended" of a job's errors (a JSON array, oldest first) is
+ * `what`. */
+static int last_ended_is(const char *errors, const char *what) {
+	const char *key = "\"ended\":\"", *last = NULL;
+	for (const char *p = errors; p && (p = strstr(p, key)); p++) last = p;
+	if (!last) return 0;
+	last += strlen(key);
+	size_t n = strlen(what);
+	return strncmp(last, what, n) == 0 && last[n] == '"';
+}
+
+/* After a finish that was tried again met CJ_HALT: whether an earlier try,
+ * whose answer the store's outage lost, had ended the job. It had if the
+ * job's last acceptance is this run's (its fence) and it is finished, or,
+ * for a command that failed, that attempt is recorded as failed. CJ_OK: it
+ * had; CJ_HALT: it had not (removed, or taken back: no longer ours); else
+ * the code of the failing read. */
+static int earlier_try_ended(struct run *r) {
+	cj_job_info info;
+	int rc = cj_get_job(r->w->c->db, NULL, cj_job_type(r->job), cj_job_id(r->job), &info);
+	if (rc == CJ_NOT_FOUND) return CJ_HALT;
+	if (rc != CJ_OK) return rc;
+	int ours = info.fence == cj_job_fence(r->job) &&
+	           (command_failed(r) ? info.state != CJ_RUNNING &&
+	                                    last_ended_is(info.errors, "failed")
+	                              : info.state == CJ_FINISHED);
+	cj_job_info_clear(&info);
+	return ours ? CJ_OK : CJ_HALT;
+}
+
+/* Finishes (or fails) the job, trying again while the store is out for as
+ * long as the lock may be ours: the store says CJ_HALT once it is not. */
 static void finish_job(struct run *r) {
 	struct worker *w = r->w;
 	char st[128];
 	describe_status(r, st, sizeof st);
 	const char *ended = command_failed(r) ? "failed" : "finished";
-	int rc, tries = 0;
-	for (int64_t wait = 0;; tries++) {
+	int rc, tries = 0, earlier = 0;
+	for (int64_t backoff = 0;; tries++) {
 		rc = finish_once(r);
-		if (!transient(rc)) break;
-		wait = backoff_next(wait);
-		logj(w, r->job, "cannot end the job (%s) yet: %s (%s); retrying in %lld ms", st,
-		     cj_strerror(rc), cj_last_error(), (long long)wait);
-		if (retry_wait(r, wait) != 0) break;
+		if (rc == CJ_HALT && tries) {
+			rc = earlier_try_ended(r);
+			earlier = rc == CJ_OK;
+		}
+		if (rc == CJ_OK || rc == CJ_HALT) outage_ended(w);
+		if (!outage_failed(w, rc, "finish")) break;
+		if (retry_wait(r, outage_wait_ms(&backoff)) != 0) break;
 	}
 	if (rc == CJ_OK)
-		logj(w, r->job, "%s (%s)", ended, st);
+		logj(w, r->job, "%s (%s)%s", ended, st,
+		     earlier ? " by an earlier try, whose answer the store lost" : "");
 	else if (rc == CJ_HALT)
-		logj(w, r->job, "halted after the command ended (%s): the job was "
-		     "removed or taken back%s; not %s by this call", st,
-		     tries ? ", or an earlier try whose answer was lost did end it" : "", ended);
-	else
+		logj(w, r->job, "halted after the command ended (%s): the job was removed or "
+		     "taken back; not %s by this worker", st, ended);
+	else if (transient(rc)) /* stopping, and the grace period is over */
 		logj(w, r->job, "cannot end the job (%s): %s (%s); the job runs again after "
 		     "its timeout", st, cj_strerror(rc), cj_last_error());
+	else {
+		char doing[160];
+		snprintf(doing, sizeof doing, "cannot end the job (%s)", st);
+		job_broken(r, rc, doing);
+	}
 }
 
 static int hand_back_tx(cj_tx *tx, void *arg) {
@@ -367,12 +418,12 @@ static int hand_back_tx(cj_tx *tx, void *arg) {
 /* Makes the job pending again at once (retrying within the grace period). */
 static void hand_back(struct run *r) {
 	int rc;
-	for (int64_t wait = 0;;) {
+	for (int64_t backoff = 0;;) {
 		rc = cj_transact(r->w->c->db, hand_back_tx, r);
-		if (!transient(rc)) break;
-		wait = backoff_next(wait);
-		if (retry_wait(r, wait) != 0) break;
+		if (!outage_failed(r->w, rc, "hand back")) break;
+		if (retry_wait(r, outage_wait_ms(&backoff)) != 0) break;
 	}
+	if (rc == CJ_OK || rc == CJ_HALT || rc == CJ_NOT_FOUND) outage_ended(r->w);
 	if (rc == CJ_OK)
 		logj(r->w, r->job, "handed back (pending again)");
 	else if (rc == CJ_HALT || rc == CJ_NOT_FOUND)

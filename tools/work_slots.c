@@ -48,6 +48,11 @@ void begin_stop(struct worker *w) {
 	poke_slots(w);
 }
 
+void stop_failed(struct worker *w) {
+	atomic_store(&w->failed, 1);
+	begin_stop(w);
+}
+
 void end_accepting(struct worker *w) {
 	pthread_mutex_lock(&w->mu);
 	w->accept_done = 1;
@@ -62,13 +67,7 @@ void thread_done(struct worker *w) {
 /* After a failed accept: waits ms, or less if a stop comes. */
 static void accept_pause(struct worker *w, int64_t ms) {
 	struct timespec ts; /* slot_free runs on CLOCK_MONOTONIC */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	cli_deadline(&ts, CLOCK_MONOTONIC, ms);
 	pthread_mutex_lock(&w->mu);
 	while (!atomic_load(&w->stopping))
 		if (pthread_cond_timedwait(&w->slot_free, &w->mu, &ts) == ETIMEDOUT) break;
@@ -122,21 +121,15 @@ void *accept_main(void *arg) {
 		                              w->data, &n);
 		if (rc != CJ_OK) give_back_tickets(w, k);
 		if (rc == CJ_NOT_FOUND || rc == CJ_CANCELED) continue;
-		if (rc != CJ_OK && !transient(rc)) {
-			cli_fail(w->c, rc, "cannot accept a job");
-			atomic_store(&w->failed, 1);
-			/* stop everything, giving running commands the grace period */
-			begin_stop(w);
-			break;
-		}
 		if (rc != CJ_OK) {
-			backoff = backoff_next(backoff);
-			cli_msg(w->c, "cannot accept a job: %s (%s); retrying in %lld ms",
-			        cj_strerror(rc), cj_last_error(), (long long)backoff);
-			accept_pause(w, backoff);
+			if (!outage_failed(w, rc, "accept")) {
+				store_broken(w, rc, "cannot accept a job");
+				break;
+			}
+			accept_pause(w, outage_wait_ms(&backoff));
 			continue;
 		}
-		if (backoff) cli_msg(w->c, "accepting jobs again");
+		outage_ended(w);
 		backoff = 0;
 		give_back_tickets(w, k - (int)n);
 		/* queue them; the slot threads run them, or hand them back when a

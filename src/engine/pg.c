@@ -246,27 +246,39 @@ static int pge_commit(cj_etx *tx) {
 		pge_abort(tx);
 		return rc;
 	}
-	/* the notification, the queued writes and COMMIT: one round trip */
+	/* the queued writes, COMMIT and the notification: one round trip. The
+	 * notification follows the COMMIT as a transaction of its own: a
+	 * NOTIFY takes a lock that every notifying commit of the database
+	 * holds until its end, the flush of its WAL included, so that commits
+	 * which notify would take turns at the disk; alone, it writes nothing
+	 * that needs a flush and holds that lock for a moment. The server
+	 * skips it when the COMMIT fails (the rest of the pipeline's segment
+	 * is skipped after an error) */
+	PGresult *r = NULL, *n = NULL;
 	int notify = !cj__wordset_empty(&tx->notify);
+	cj_buf words = CJ_BUF_INIT;
 	if (notify) {
-		cj_buf words = CJ_BUF_INIT;
 		cj__wordset_each(&tx->notify, pge_payload_word, &words);
 		cj__buf_add(&words, "", 1);
 		if (words.oom) {
-			rc = cj__fail(CJ_NOMEM, "out of memory");
-		} else {
-			const char *vals[2] = {db->chan, (const char *)words.p};
-			rc = cj__pg_queue(tx, NULL, "SELECT pg_notify($1, $2)", 2, vals, NULL, NULL);
-		}
-		cj__buf_free(&words);
-		if (rc) {
+			cj__buf_free(&words);
 			pge_abort(tx);
-			return rc;
+			return cj__fail(CJ_NOMEM, "out of memory");
 		}
+		const char *vals[2] = {db->chan, (const char *)words.p};
+		if (!(rc = cj__pg_queue_into(tx, NULL, "COMMIT", 0, NULL, NULL, NULL, &r)))
+			rc = cj__pg_run(tx, NULL, "SELECT pg_notify($1, $2)", 2, vals, NULL, NULL, 0, &n);
+		/* the commit stands whatever the notification's answer: the server
+		 * refuses one only when its queue of undelivered notifications is
+		 * full (a listener that stopped reading); waiters in this process
+		 * are woken below all the same */
+		PQclear(n);
+	} else {
+		rc = cj__pg_run(tx, NULL, "COMMIT", 0, NULL, NULL, NULL, 0, &r);
 	}
-	PGresult *r = NULL;
-	if ((rc = cj__pg_run(tx, NULL, "COMMIT", 0, NULL, NULL, NULL, 0, &r))) {
-		/* a queued write failed: the transaction was rolled back */
+	cj__buf_free(&words);
+	if (rc) {
+		/* a queued write or the COMMIT failed: the transaction was rolled back */
 	} else if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
 		rc = cj__pg_fail(db, tx->c, r, "commit");
 	} else if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {

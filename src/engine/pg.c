@@ -1,5 +1,7 @@
 /* The PostgreSQL engine: open/close, transactions, data ops and the
  * engine table. The design is described in pg_int.h. */
+#include <limits.h>
+
 #include "engine/pg_int.h"
 
 /* ---- open / close --------------------------------------------------------- */
@@ -589,6 +591,46 @@ static int pge_claim_first(cj_etx *tx, int space, const void *lo, size_t ll,
 	return rc;
 }
 
+/* One statement (cj_claim_pair): the first key of [lo, hi) that no other
+ * transaction holds, and the row of the key d derives from it unless
+ * another holds it; that row is then the claimed one, as claim_first's
+ * (columns: the derived key and its value, then the key claimed). */
+static int pge_claim_pair(cj_etx *tx, int space, const void *lo, size_t ll, const void *hi,
+                          size_t hl, const cj_ederive *d, cj_buf *key_out,
+                          cj_buf *second_out) {
+	pge_clear(tx);
+	cj__buf_reset(key_out);
+	cj__buf_reset(second_out);
+	if (d->at > INT_MAX - 2 || d->pl > INT_MAX)
+		return cj__fail(CJ_INVALID, "claim_pair: a derivation past any key");
+	char at[24], base[8];
+	snprintf(at, sizeof at, "%zu", d->at);
+	snprintf(base, sizeof base, "%u", (unsigned)d->base);
+	const char *vals[6] = {pge_space[space], lo ? lo : "", hi ? hi : "",
+	                       d->p ? (const char *)d->p : "", at, base};
+	int lens[6] = {0, (int)ll, (int)hl, (int)d->pl, 0, 0}, fmts[6] = {0, 1, 1, 1, 0, 0};
+	PGresult *r = NULL;
+	int rc = cj__pg_run(tx, "cj_claim_pair", NULL, 6, vals, lens, fmts, 1, &r);
+	if (rc) {
+		/* a queued write failed */
+	} else if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+		rc = cj__pg_fail(tx->db, tx->c, r, "claim");
+	} else if (PQntuples(r) == 1) {
+		cj__buf_add(key_out, PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2));
+		rc = 1;
+		if (!PQgetisnull(r, 0, 0)) {
+			cj__buf_add(second_out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+			/* the derived row with its value: a get of it costs nothing */
+			pge_unclaim(tx, 0, NULL, 0);
+			tx->claimed = r;
+			tx->claimed_space = space;
+			r = NULL;
+		}
+	}
+	PQclear(r);
+	return rc;
+}
+
 /* Keyset pagination: batches of growing size (the caller often wants only
  * the first key), each its own result, so that get() calls of the
  * callback do not free the rows being walked. */
@@ -705,4 +747,5 @@ const struct cj_engine cj__engine_pg = {
 	.round_trips = pge_round_trips,
 	.prefetch_scan = pge_prefetch_scan,
 	.add = pge_add,
+	.claim_pair = pge_claim_pair,
 };

@@ -399,6 +399,43 @@ TEST(notify_waits_for_no_flush) {
 	PQfinish(r);
 }
 
+/* ---- a job whose row another transaction holds ------------------------------- */
+
+/* cj_accept claims the first pending entry and the job's data row in one
+ * statement, neither waited for. While another transaction holds the first
+ * job's data row (and not its pending entry), the acceptor neither waits
+ * for it nor takes the next job (the first keeps its priority): it says
+ * CJ_CONFLICT; once the row is let go, the job is taken. */
+TEST(accept_leaves_a_held_job) {
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	cj_db *db = t_open_opts(&o);
+	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	CHECK_OK(cj_add(db, NULL, "t", "a", "{\"n\":1}", 0));
+	CHECK_OK(cj_add(db, NULL, "t", "b", "{\"n\":2}", 0));
+	PGconn *pg = sql_connect();
+	sql_ok(pg, "BEGIN");
+	/* the row of ("data", "t", "a"): its key ends with those three strings */
+	char sql[512];
+	snprintf(sql, sizeof sql,
+	         "SELECT count(*) FROM (SELECT 1 FROM \"%s\".kv WHERE space = 0 AND "
+	         "position('\\x026461746100027400026100'::bytea in k) = length(k) - 11 "
+	         "FOR UPDATE) s", case_schema());
+	CHECK_INT(sql_int(pg, sql), 1);
+	cj_accept_opts ao = CJ_ACCEPT_OPTS_INIT;
+	ao.timeout_ms = 0;
+	cj_job *job = NULL;
+	CHECK_INT(cj_accept(db, "t", &ao, &job, NULL), CJ_CONFLICT);
+	CHECK(job == NULL);
+	sql_ok(pg, "COMMIT");
+	CHECK_OK(cj_accept(db, "t", &ao, &job, NULL));
+	CHECK_STR(cj_job_id(job), "a");
+	CHECK_INT(state_of(db, "t", "b"), CJ_PENDING);
+	cj_job_free(job);
+	PQfinish(pg);
+	cj_close(db);
+}
+
 /* ---- schema versions and names ------------------------------------------------- */
 
 TEST(schema_version_checked) {
@@ -1112,7 +1149,7 @@ int main(int argc, char **argv) {
 	static const struct t_entry entries[] = {
 		ENTRY(native_sql_commits_with_finish), ENTRY(reads_leave_no_open_transaction),
 		ENTRY(schema_version_checked),         ENTRY(round_trips_per_call),
-		ENTRY(notify_waits_for_no_flush),
+		ENTRY(notify_waits_for_no_flush),     ENTRY(accept_leaves_a_held_job),
 		ENTRY(two_schemas_are_two_stores),     ENTRY(unreachable_server_fails_fast),
 		ENTRY(server_restart),                 ENTRY(tx_after_restart),
 		ENTRY(server_restart_mid_run),

@@ -566,61 +566,29 @@ static int pge_del_blind(cj_etx *tx, int space, const void *k, size_t kl) {
 	return rc;
 }
 
-static int pge_claim_first(cj_etx *tx, int space, const void *lo, size_t ll,
-                           const void *hi, size_t hl, cj_buf *key_out) {
-	pge_clear(tx);
-	const char *vals[3] = {pge_space[space], lo ? lo : "", hi ? hi : ""};
-	int lens[3] = {0, (int)ll, (int)hl}, fmts[3] = {0, 1, 1};
-	PGresult *r = NULL;
-	int rc = cj__pg_run(tx, "cj_claim", NULL, 3, vals, lens, fmts, 1, &r);
-	if (rc) {
-		/* a queued write failed */
-	} else if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
-		rc = cj__pg_fail(tx->db, tx->c, r, "claim");
-	} else if (PQntuples(r) == 1) {
-		cj__buf_reset(key_out);
-		cj__buf_add(key_out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-		rc = 1;
-		/* the row with its value: a get of it that follows costs nothing */
-		pge_unclaim(tx, 0, NULL, 0);
-		tx->claimed = r;
-		tx->claimed_space = space;
-		r = NULL;
-	}
-	PQclear(r);
-	return rc;
-}
-
-/* One statement (cj_claim_pair): the first key of [lo, hi) that no other
- * transaction holds, and the row of the key d derives from it unless
- * another holds it; that row is then the claimed one, as claim_first's
- * (columns: the derived key and its value, then the key claimed). */
-static int pge_claim_pair(cj_etx *tx, int space, const void *lo, size_t ll, const void *hi,
-                          size_t hl, const cj_ederive *d, cj_buf *key_out,
-                          cj_buf *second_out) {
+/* Runs a claim (name, n parameters) whose answer is a row of the key held
+ * and its value (columns 0 and 1; NULL when none is held) with the key
+ * taken in column key_col: 1 with that key in key_out and the key held in
+ * held_out (when not NULL; left empty when none), 0 if none was taken, or
+ * a code. The row held is kept: a get of it that follows costs nothing. */
+static int pge_claim_run(cj_etx *tx, int space, const char *name, int n,
+                         const char *const *vals, const int *lens, const int *fmts,
+                         int key_col, cj_buf *key_out, cj_buf *held_out) {
 	pge_clear(tx);
 	cj__buf_reset(key_out);
-	cj__buf_reset(second_out);
-	if (d->at > INT_MAX - 2 || d->pl > INT_MAX)
-		return cj__fail(CJ_INVALID, "claim_pair: a derivation past any key");
-	char at[24], base[8];
-	snprintf(at, sizeof at, "%zu", d->at);
-	snprintf(base, sizeof base, "%u", (unsigned)d->base);
-	const char *vals[6] = {pge_space[space], lo ? lo : "", hi ? hi : "",
-	                       d->p ? (const char *)d->p : "", at, base};
-	int lens[6] = {0, (int)ll, (int)hl, (int)d->pl, 0, 0}, fmts[6] = {0, 1, 1, 1, 0, 0};
+	if (held_out) cj__buf_reset(held_out);
 	PGresult *r = NULL;
-	int rc = cj__pg_run(tx, "cj_claim_pair", NULL, 6, vals, lens, fmts, 1, &r);
+	int rc = cj__pg_run(tx, name, NULL, n, vals, lens, fmts, 1, &r);
 	if (rc) {
 		/* a queued write failed */
 	} else if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
 		rc = cj__pg_fail(tx->db, tx->c, r, "claim");
 	} else if (PQntuples(r) == 1) {
-		cj__buf_add(key_out, PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2));
+		cj__buf_add(key_out, PQgetvalue(r, 0, key_col), (size_t)PQgetlength(r, 0, key_col));
 		rc = 1;
 		if (!PQgetisnull(r, 0, 0)) {
-			cj__buf_add(second_out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
-			/* the derived row with its value: a get of it costs nothing */
+			if (held_out)
+				cj__buf_add(held_out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
 			pge_unclaim(tx, 0, NULL, 0);
 			tx->claimed = r;
 			tx->claimed_space = space;
@@ -629,6 +597,32 @@ static int pge_claim_pair(cj_etx *tx, int space, const void *lo, size_t ll, cons
 	}
 	PQclear(r);
 	return rc;
+}
+
+static int pge_claim_first(cj_etx *tx, int space, const void *lo, size_t ll,
+                           const void *hi, size_t hl, cj_buf *key_out) {
+	const char *vals[3] = {pge_space[space], lo ? lo : "", hi ? hi : ""};
+	int lens[3] = {0, (int)ll, (int)hl}, fmts[3] = {0, 1, 1};
+	return pge_claim_run(tx, space, "cj_claim", 3, vals, lens, fmts, 0, key_out, NULL);
+}
+
+/* One statement (cj_claim_pair): the first key of [lo, hi) that no other
+ * transaction holds, and the row of the key d derives from it unless
+ * another holds it (columns: the derived key and its value, then the key
+ * claimed). */
+static int pge_claim_pair(cj_etx *tx, int space, const void *lo, size_t ll, const void *hi,
+                          size_t hl, const cj_ederive *d, cj_buf *key_out,
+                          cj_buf *second_out) {
+	if (d->at > INT_MAX - 2 || d->pl > INT_MAX)
+		return cj__fail(CJ_INVALID, "claim_pair: a derivation past any key");
+	char at[24], base[8];
+	snprintf(at, sizeof at, "%zu", d->at);
+	snprintf(base, sizeof base, "%u", (unsigned)d->base);
+	const char *vals[6] = {pge_space[space], lo ? lo : "", hi ? hi : "",
+	                       d->p ? (const char *)d->p : "", at, base};
+	int lens[6] = {0, (int)ll, (int)hl, (int)d->pl, 0, 0}, fmts[6] = {0, 1, 1, 1, 0, 0};
+	return pge_claim_run(tx, space, "cj_claim_pair", 6, vals, lens, fmts, 2, key_out,
+	                     second_out);
 }
 
 /* Keyset pagination: batches of growing size (the caller often wants only

@@ -15,15 +15,35 @@ static void note_limited(cj_claim *a, const cj_lim_look *look) {
 		a->next_token = look->next_ms;
 }
 
+typedef int (*first_fn)(cj_tx *, const cj_buf *, const cj_buf *, cj_buf *);
+
+/* first(tx, lo, hi, found); or, when data is not NULL, a claim of the
+ * first pending key of a->type in [lo, hi) that also holds the job's data
+ * key where it can, in one step (cj__claim_pair; data: that key, or empty). */
+static int take_first(cj_tx *tx, const cj_claim *a, const cj_buf *lo, const cj_buf *hi,
+                      cj_buf *found, first_fn first, cj_buf *data) {
+	if (!data) return first(tx, lo, hi, found);
+	/* ("pending", type, sched, id) names ("data", type, id): the data
+	 * prefix, then what follows the sched integer */
+	cj_buf dp = CJ_BUF_INIT, pp = CJ_BUF_INIT;
+	cj__key_data_prefix(&dp, a->type);
+	cj__key_pending_prefix(&pp, a->type);
+	cj_ederive d = {dp.p, dp.len, pp.len, CJ_TUP_INT};
+	int rc = dp.oom || pp.oom ? cj__fail(CJ_NOMEM, "out of memory")
+	                          : cj__claim_pair(tx, lo, hi, &d, found, data);
+	cj__buf_free(&dp);
+	cj__buf_free(&pp);
+	return rc;
+}
+
 /* The pending key of a->type to take, in found: 1, 0 if none is due, or a
- * code. first: cj__scan_first (a look) or cj__claim_first (to take it).
- * When none is due and next_due is not NULL, *next_due becomes the
- * earliest later scheduled time of the type if it is before *next_due (or
- * *next_due is -1). */
-static int find_candidate(cj_tx *tx, cj_claim *a, cj_buf *found,
-                          int (*first)(cj_tx *, const cj_buf *, const cj_buf *,
-                                       cj_buf *),
-                          int64_t *next_due) {
+ * code. first: cj__scan_first (a look) or cj__claim_first (to take it);
+ * data not NULL: taken with cj__claim_pair instead (take_first). When none
+ * is due and next_due is not NULL, *next_due becomes the earliest later
+ * scheduled time of the type if it is before *next_due (or *next_due is
+ * -1). */
+static int find_candidate(cj_tx *tx, cj_claim *a, cj_buf *found, first_fn first,
+                          cj_buf *data, int64_t *next_due) {
 	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
 	int rc;
 	if (a->no_schedule) {
@@ -39,13 +59,13 @@ static int find_candidate(cj_tx *tx, cj_claim *a, cj_buf *found,
 		cj__key_pending(&lo, a->type, 0, start);
 		cj__key_pending_at(&hi, a->type, 0);
 		cj__tup_range_end(&hi);
-		rc = first(tx, &lo, &hi, found);
+		rc = take_first(tx, a, &lo, &hi, found, first, data);
 		if (rc == 0) {
 			/* wrap around: from the first unscheduled job up to start */
 			cj__buf_reset(&hi);
 			cj__buf_add(&hi, lo.p, lo.len);
 			cj__key_pending_at(&lo, a->type, 0);
-			rc = first(tx, &lo, &hi, found);
+			rc = take_first(tx, a, &lo, &hi, found, first, data);
 		}
 	} else {
 		cj__key_pending_prefix(&lo, a->type);
@@ -55,7 +75,7 @@ static int find_candidate(cj_tx *tx, cj_claim *a, cj_buf *found,
 		} else {
 			cj__key_pending_at(&hi, a->type, a->max_sched + 1);
 		}
-		rc = first(tx, &lo, &hi, found);
+		rc = take_first(tx, a, &lo, &hi, found, first, data);
 		if (rc == 0 && a->max_sched != INT64_MAX && next_due) {
 			/* nothing due: when is the next one? */
 			cj_buf end = CJ_BUF_INIT, next = CJ_BUF_INIT;
@@ -79,7 +99,8 @@ static int find_candidate(cj_tx *tx, cj_claim *a, cj_buf *found,
 /* A claim made before it is taken (accept_type). */
 struct claimed {
 	cj_buf key;
-	int rc; /* find_candidate's */
+	cj_buf data; /* the job's data key when the claim holds it too, else empty */
+	int rc;      /* find_candidate's */
 };
 
 static int stop_at_key(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
@@ -136,7 +157,7 @@ static int accept_one(cj_tx *tx, cj_claim *a, uint8_t vs[CJ_VS_LEN],
 	cj_job *job = NULL;
 	int rc = claim_room(a);
 	if (rc) return rc;
-	rc = claimed ? claimed->rc : find_candidate(tx, a, &found, cj__claim_first, NULL);
+	rc = claimed ? claimed->rc : find_candidate(tx, a, &found, cj__claim_first, NULL, NULL);
 	if (claimed) cj__buf_add(&found, claimed->key.p, claimed->key.len);
 	if (found.oom) rc = cj__fail(CJ_NOMEM, "out of memory");
 	if (rc == 0) {
@@ -144,7 +165,14 @@ static int accept_one(cj_tx *tx, cj_claim *a, uint8_t vs[CJ_VS_LEN],
 		goto out;
 	}
 	if (rc < 0 || (rc = cj__key_pending_parse(found.p, found.len, NULL, &id))) goto out;
-	if ((rc = claim_data(tx, a->type, id)) != 1) {
+	/* held already when the claim took it too */
+	int held = 0;
+	if (claimed && claimed->data.len) {
+		cj__key_data(&tx->kbuf, a->type, id);
+		held = tx->kbuf.len == claimed->data.len &&
+		       memcmp(tx->kbuf.p, claimed->data.p, tx->kbuf.len) == 0;
+	}
+	if (!held && (rc = claim_data(tx, a->type, id)) != 1) {
 		/* another transaction holds the job (an add, a resubmit, a remove):
 		 * never wait for it while holding its pending key */
 		if (rc == 0) {
@@ -217,14 +245,16 @@ static int accept_type(cj_tx *tx, cj_claim *a) {
 	uint8_t vs[CJ_VS_LEN];
 	size_t first = a->n;
 	cj_lim_look look;
-	struct claimed early = {CJ_BUF_INIT, -1}, *claimed = NULL;
+	struct claimed early = {CJ_BUF_INIT, CJ_BUF_INIT, -1}, *claimed = NULL;
 	int rc = CJ_OK;
 	if (a->claim_at_once) {
-		/* the first claim goes in one round trip with the limits' read:
-		 * made first, and left unused (held until the transaction ends)
-		 * when the limits allow none */
+		/* the first claim goes in one round trip with the limits' read,
+		 * and takes the job's data key with its pending key: made first,
+		 * and left unused (held until the transaction ends) when the
+		 * limits allow none */
 		if ((rc = cj__limits_prefetch(tx, a->type)) ||
-		    (rc = early.rc = find_candidate(tx, a, &early.key, cj__claim_first, NULL)) < 0)
+		    (rc = early.rc = find_candidate(tx, a, &early.key, cj__claim_first, &early.data,
+		                                    NULL)) < 0)
 			goto free_claim;
 		claimed = &early;
 	}
@@ -251,6 +281,7 @@ static int accept_type(cj_tx *tx, cj_claim *a) {
 	}
 free_claim:
 	cj__buf_free(&early.key);
+	cj__buf_free(&early.data);
 	return rc;
 }
 
@@ -307,7 +338,7 @@ static int probe_fn(cj_tx *tx, void *arg) {
 		cj_lim_look look;
 		a->type = a->types[i];
 		a->ti = i;
-		rc = find_candidate(tx, a, &found, cj__scan_first, &a->next_due);
+		rc = find_candidate(tx, a, &found, cj__scan_first, NULL, &a->next_due);
 		cj__buf_free(&found);
 		if (rc == 1 && (rc = cj__limits_look(tx, a->type, 0, &look)) == CJ_OK) {
 			if (look.allow > 0) rc = 1;

@@ -742,6 +742,12 @@ int cj__scan_key(cj_tx *tx, const cj_buf *k, cj_scan_fn fn, void *arg);
  * claim_first: keys other transactions hold are skipped). */
 int cj__scan_first(cj_tx *tx, const cj_buf *lo, const cj_buf *hi, cj_buf *out);
 int cj__claim_first(cj_tx *tx, const cj_buf *lo, const cj_buf *hi, cj_buf *out);
+/* claim_first, and of the key d derives from the key taken (engine.h's
+ * claim_pair): 1 with second holding that key when it is held too (empty
+ * when it is absent or held by another); 0 if none; or a code. Engines
+ * without claim_pair: the key only, second left empty. */
+int cj__claim_pair(cj_tx *tx, const cj_buf *lo, const cj_buf *hi, const cj_ederive *d,
+                   cj_buf *out, cj_buf *second);
 /* Holds key k without waiting: 1 held, 0 absent or held by another
  * transaction, or a code. */
 int cj__claim_key(cj_tx *tx, const cj_buf *k);

@@ -404,6 +404,20 @@ int cj__claim_first(cj_tx *tx, const cj_buf *lo, const cj_buf *hi, cj_buf *out) 
 	return rc;
 }
 
+int cj__claim_pair(cj_tx *tx, const cj_buf *lo, const cj_buf *hi, const cj_ederive *d,
+                   cj_buf *out, cj_buf *second) {
+	const struct cj_engine *e = tx->db->eng;
+	cj__buf_reset(second);
+	if (!e->claim_pair) return cj__claim_first(tx, lo, hi, out);
+	if (oom(lo) || oom(hi)) return CJ_NOMEM;
+	count_read(tx->db);
+	cj__buf_reset(out);
+	int rc = e->claim_pair(tx->etx, CJ_SPACE_JOBS, lo->p, lo->len, hi->p, hi->len, d, out,
+	                       second);
+	if (rc == 1 && (oom(out) || oom(second))) return CJ_NOMEM;
+	return rc;
+}
+
 int cj__claim_key(cj_tx *tx, const cj_buf *k) {
 	cj_buf hi = CJ_BUF_INIT, out = CJ_BUF_INIT;
 	key_end(&hi, k);

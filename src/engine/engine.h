@@ -70,11 +70,11 @@
 
 #include "couchjobs.h"
 
-#define CJ_ENGINE_VERSION 12 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse;
+#define CJ_ENGINE_VERSION 13 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse;
                               7: prefetch, round_trips; 8: shared_flushes;
                               9: prefetch_scan; 10: shared, receipt_put, receipt_get,
                               sync (combining across processes); 11: add;
-                              12: count_shards */
+                              12: count_shards; 13: claim_pair */
 #define CJ_ENGINE_MAX_KEY 4096
 
 typedef struct cj_edb cj_edb; /* an engine's open store */
@@ -86,6 +86,16 @@ typedef struct cj_eadd {
 	size_t kl;
 	int64_t delta;
 } cj_eadd;
+
+/* How claim_pair derives a second key from the key k it claims: p (pl
+ * bytes) followed by k's bytes after a field that starts at offset at,
+ * whose first byte b is followed by |b - base| more bytes of it. */
+typedef struct cj_ederive {
+	const uint8_t *p;
+	size_t pl;
+	size_t at;
+	uint8_t base;
+} cj_ederive;
 
 /* The key spaces of a store. */
 enum cj_space {
@@ -285,6 +295,18 @@ struct cj_engine {
 	 * takes 1, so that the counts of a type are a few keys side by side
 	 * and a commit writes one page for them. */
 	int (*count_shards)(cj_edb *db);
+	/* Optional (NULL: the core claims the second key with claim_first()
+	 * after). claim_first() of [lo, hi) (every key in it longer than
+	 * d->at) and, in the same step, of the key d derives from the key it
+	 * takes (cj_ederive): 1 with the key taken in key_out and, when the
+	 * derived key is there and no other transaction holds it, the derived
+	 * key in second_out, held from now on as claim_first() holds (second_out
+	 * is left empty otherwise: the derived key is absent or held by
+	 * another; it is not waited for); 0 if there is no key to take; or a
+	 * code. Both are reset first. */
+	int (*claim_pair)(cj_etx *tx, int space, const void *lo, size_t ll, const void *hi,
+	                  size_t hl, const cj_ederive *d, struct cj_buf *key_out,
+	                  struct cj_buf *second_out);
 };
 /* The length of a counter value (add). */
 #define CJ_COUNTER_LEN 8

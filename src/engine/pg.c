@@ -1,5 +1,7 @@
 /* The PostgreSQL engine: open/close, transactions, data ops and the
  * engine table. The design is described in pg_int.h. */
+#include <limits.h>
+
 #include "engine/pg_int.h"
 
 /* ---- open / close --------------------------------------------------------- */
@@ -246,27 +248,39 @@ static int pge_commit(cj_etx *tx) {
 		pge_abort(tx);
 		return rc;
 	}
-	/* the notification, the queued writes and COMMIT: one round trip */
+	/* the queued writes, COMMIT and the notification: one round trip. The
+	 * notification follows the COMMIT as a transaction of its own: a
+	 * NOTIFY takes a lock that every notifying commit of the database
+	 * holds until its end, the flush of its WAL included, so that commits
+	 * which notify would take turns at the disk; alone, it writes nothing
+	 * that needs a flush and holds that lock for a moment. The server
+	 * skips it when the COMMIT fails (the rest of the pipeline's segment
+	 * is skipped after an error) */
+	PGresult *r = NULL, *n = NULL;
 	int notify = !cj__wordset_empty(&tx->notify);
+	cj_buf words = CJ_BUF_INIT;
 	if (notify) {
-		cj_buf words = CJ_BUF_INIT;
 		cj__wordset_each(&tx->notify, pge_payload_word, &words);
 		cj__buf_add(&words, "", 1);
 		if (words.oom) {
-			rc = cj__fail(CJ_NOMEM, "out of memory");
-		} else {
-			const char *vals[2] = {db->chan, (const char *)words.p};
-			rc = cj__pg_queue(tx, NULL, "SELECT pg_notify($1, $2)", 2, vals, NULL, NULL);
-		}
-		cj__buf_free(&words);
-		if (rc) {
+			cj__buf_free(&words);
 			pge_abort(tx);
-			return rc;
+			return cj__fail(CJ_NOMEM, "out of memory");
 		}
+		const char *vals[2] = {db->chan, (const char *)words.p};
+		if (!(rc = cj__pg_queue_into(tx, NULL, "COMMIT", 0, NULL, NULL, NULL, &r)))
+			rc = cj__pg_run(tx, NULL, "SELECT pg_notify($1, $2)", 2, vals, NULL, NULL, 0, &n);
+		/* the commit stands whatever the notification's answer: the server
+		 * refuses one only when its queue of undelivered notifications is
+		 * full (a listener that stopped reading); waiters in this process
+		 * are woken below all the same */
+		PQclear(n);
+	} else {
+		rc = cj__pg_run(tx, NULL, "COMMIT", 0, NULL, NULL, NULL, 0, &r);
 	}
-	PGresult *r = NULL;
-	if ((rc = cj__pg_run(tx, NULL, "COMMIT", 0, NULL, NULL, NULL, 0, &r))) {
-		/* a queued write failed: the transaction was rolled back */
+	cj__buf_free(&words);
+	if (rc) {
+		/* a queued write or the COMMIT failed: the transaction was rolled back */
 	} else if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
 		rc = cj__pg_fail(db, tx->c, r, "commit");
 	} else if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {
@@ -552,29 +566,63 @@ static int pge_del_blind(cj_etx *tx, int space, const void *k, size_t kl) {
 	return rc;
 }
 
-static int pge_claim_first(cj_etx *tx, int space, const void *lo, size_t ll,
-                           const void *hi, size_t hl, cj_buf *key_out) {
+/* Runs a claim (name, n parameters) whose answer is a row of the key held
+ * and its value (columns 0 and 1; NULL when none is held) with the key
+ * taken in column key_col: 1 with that key in key_out and the key held in
+ * held_out (when not NULL; left empty when none), 0 if none was taken, or
+ * a code. The row held is kept: a get of it that follows costs nothing. */
+static int pge_claim_run(cj_etx *tx, int space, const char *name, int n,
+                         const char *const *vals, const int *lens, const int *fmts,
+                         int key_col, cj_buf *key_out, cj_buf *held_out) {
 	pge_clear(tx);
-	const char *vals[3] = {pge_space[space], lo ? lo : "", hi ? hi : ""};
-	int lens[3] = {0, (int)ll, (int)hl}, fmts[3] = {0, 1, 1};
+	cj__buf_reset(key_out);
+	if (held_out) cj__buf_reset(held_out);
 	PGresult *r = NULL;
-	int rc = cj__pg_run(tx, "cj_claim", NULL, 3, vals, lens, fmts, 1, &r);
+	int rc = cj__pg_run(tx, name, NULL, n, vals, lens, fmts, 1, &r);
 	if (rc) {
 		/* a queued write failed */
 	} else if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
 		rc = cj__pg_fail(tx->db, tx->c, r, "claim");
 	} else if (PQntuples(r) == 1) {
-		cj__buf_reset(key_out);
-		cj__buf_add(key_out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+		cj__buf_add(key_out, PQgetvalue(r, 0, key_col), (size_t)PQgetlength(r, 0, key_col));
 		rc = 1;
-		/* the row with its value: a get of it that follows costs nothing */
-		pge_unclaim(tx, 0, NULL, 0);
-		tx->claimed = r;
-		tx->claimed_space = space;
-		r = NULL;
+		if (!PQgetisnull(r, 0, 0)) {
+			if (held_out)
+				cj__buf_add(held_out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+			pge_unclaim(tx, 0, NULL, 0);
+			tx->claimed = r;
+			tx->claimed_space = space;
+			r = NULL;
+		}
 	}
 	PQclear(r);
 	return rc;
+}
+
+static int pge_claim_first(cj_etx *tx, int space, const void *lo, size_t ll,
+                           const void *hi, size_t hl, cj_buf *key_out) {
+	const char *vals[3] = {pge_space[space], lo ? lo : "", hi ? hi : ""};
+	int lens[3] = {0, (int)ll, (int)hl}, fmts[3] = {0, 1, 1};
+	return pge_claim_run(tx, space, "cj_claim", 3, vals, lens, fmts, 0, key_out, NULL);
+}
+
+/* One statement (cj_claim_pair): the first key of [lo, hi) that no other
+ * transaction holds, and the row of the key d derives from it unless
+ * another holds it (columns: the derived key and its value, then the key
+ * claimed). */
+static int pge_claim_pair(cj_etx *tx, int space, const void *lo, size_t ll, const void *hi,
+                          size_t hl, const cj_ederive *d, cj_buf *key_out,
+                          cj_buf *second_out) {
+	if (d->at > INT_MAX - 2 || d->pl > INT_MAX)
+		return cj__fail(CJ_INVALID, "claim_pair: a derivation past any key");
+	char at[24], base[8];
+	snprintf(at, sizeof at, "%zu", d->at);
+	snprintf(base, sizeof base, "%u", (unsigned)d->base);
+	const char *vals[6] = {pge_space[space], lo ? lo : "", hi ? hi : "",
+	                       d->p ? (const char *)d->p : "", at, base};
+	int lens[6] = {0, (int)ll, (int)hl, (int)d->pl, 0, 0}, fmts[6] = {0, 1, 1, 1, 0, 0};
+	return pge_claim_run(tx, space, "cj_claim_pair", 6, vals, lens, fmts, 2, key_out,
+	                     second_out);
 }
 
 /* Keyset pagination: batches of growing size (the caller often wants only
@@ -693,4 +741,5 @@ const struct cj_engine cj__engine_pg = {
 	.round_trips = pge_round_trips,
 	.prefetch_scan = pge_prefetch_scan,
 	.add = pge_add,
+	.claim_pair = pge_claim_pair,
 };

@@ -63,7 +63,9 @@
  *    concurrent acceptors of a type each take a different pending key
  *    without waiting for one another. It returns the row's value too: a
  *    get() of the claimed key that follows (held since) answers from it,
- *    until the transaction writes that key.
+ *    until the transaction writes that key. claim_pair() is one statement
+ *    (cj_claim_pair): that claim, and the same of the derived key's row,
+ *    which is then the claimed row.
  *  - prefetch() queues get()'s two statements at once (pg_pipe.c), their
  *    answers kept, and prefetch_scan() the first batch of a scan (one
  *    row): the get() of that key, or the scan of those bounds, that
@@ -96,11 +98,11 @@
  *
  * Wakeups: a channel is hashed to a wake word, and a job has words of its
  * own (cj_int.h, as on the embedded engine). A commit that marked words
- * sends, just before COMMIT,
+ * sends, right after COMMIT in the same round trip (pg.c's commit says why),
  *   SELECT pg_notify('cj_<schema>', '<word>,<word>,...')
  * (a listener of the first build, which knew the channel words alone,
- * skips the words past them).
- * which PostgreSQL delivers only if the transaction commits. Each store
+ * skips the words past them),
+ * which the server skips when the COMMIT fails. Each store
  * handle runs one listener thread (started by the first watch()) with its
  * own connection doing LISTEN "cj_<schema>"; it sleeps in poll() on the
  * connection and a stop pipe, and bumps the in-process counter of each word

@@ -33,6 +33,15 @@ int cj__pg_build_sql(cj_edb *db) {
 		"PREPARE cj_claim (smallint, bytea, bytea) AS "
 		"SELECT k, v FROM %s.kv WHERE space = $1 AND k >= $2 AND k < $3 "
 		"ORDER BY k LIMIT 1 FOR UPDATE SKIP LOCKED; "
+		/* claim_pair: the key claimed, then the derived key's row, taken
+		 * the same way (none when it is held by another or absent) */
+		"PREPARE cj_claim_pair (smallint, bytea, bytea, bytea, integer, integer) AS "
+		"WITH p AS (SELECT k FROM %s.kv WHERE space = $1 AND k >= $2 AND k < $3 "
+		"ORDER BY k LIMIT 1 FOR UPDATE SKIP LOCKED) "
+		"SELECT d.k, d.v, p.k FROM p LEFT JOIN LATERAL (SELECT k, v FROM %s.kv "
+		"WHERE space = $1 AND k = CASE WHEN length(p.k) > $5 THEN "
+		"$4 || substr(p.k, $5 + 2 + abs(get_byte(p.k, $5) - $6)) END "
+		"FOR UPDATE SKIP LOCKED) d ON true; "
 		"PREPARE cj_nextval AS SELECT nextval('%s.commit_seq'); "
 		/* before the first nextval, last_value is the start and not handed out */
 		"PREPARE cj_last_version AS "
@@ -57,7 +66,7 @@ int cj__pg_build_sql(cj_edb *db) {
 		"SELECT k, v FROM %s.kv WHERE space = $1 AND k > $2 AND k < $3 "
 		"ORDER BY k LIMIT $4",
 		db->relaxed ? "SET synchronous_commit TO off; " : "", s, s, PGE_KEY_LOCK_CLASS,
-		PGE_KEY_LOCK_CLASS, s, s, s, s, s, s, s, s, s);
+		PGE_KEY_LOCK_CLASS, s, s, s, s, s, s, s, s, s, s, s);
 	db->sql_listen = cj__pg_printf("LISTEN \"%s\"", db->chan);
 	if (!db->sql_begin_w || !db->sql_begin_r || !db->sql_prepare || !db->sql_listen)
 		return cj__fail(CJ_NOMEM, "out of memory");

@@ -349,10 +349,24 @@ async function main() {
     await page.waitForFunction(() => !document.getElementById('token-dialog').open);
     check(await page.evaluate(() => sessionStorage.getItem('couchjobs.token') === null), 'token forgotten');
     expect401 = true;
-    await click('#detail-actions button.danger');
-    await click('#detail-actions button.danger.confirm');
-    await page.waitForSelector('#token-dialog[open]');
-    await page.waitForFunction(() => /refused/.test(document.getElementById('toast').textContent));
+    /* the schedules' poll (every 5 s) may be refused first and open the
+     * dialog on its own, over the buttons: then the clicks miss. Close it
+     * and act again; once a request was refused the poll waits for a token,
+     * so the next try's refusal is the removal's */
+    for (let attempt = 1; ; attempt++) {
+      const removal = async () => {
+        const wait = { timeout: ms(5) };
+        await (await page.waitForSelector('#detail-actions button.danger', wait)).click();
+        await (await page.waitForSelector('#detail-actions button.danger.confirm', wait)).click();
+        await page.waitForSelector('#token-dialog[open]', wait);
+        await page.waitForFunction(() => /refused/.test(document.getElementById('toast').textContent), wait);
+      };
+      if (await removal().then(() => true, (e) => { if (attempt >= 3) throw e; return false; })) break;
+      if (await page.evaluate(() => document.getElementById('token-dialog').open)) {
+        await page.keyboard.press('Escape');
+        await page.waitForFunction(() => !document.getElementById('token-dialog').open);
+      }
+    }
     check((await api('GET', '/v1/jobs/email/welcome-6')).status === 200, 'welcome-6 is still there');
     await page.keyboard.press('Escape');
     await page.waitForFunction(() => !document.getElementById('token-dialog').open);

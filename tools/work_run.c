@@ -10,6 +10,7 @@
 #include "work.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -344,15 +345,17 @@ static int finish_once(struct run *r) {
 	return rc;
 }
 
-/* The last "ended" of a job's errors (a JSON array, oldest first) is
- * `what`. */
+/* The last "ended" of a job's errors (a JSON array, oldest first, as
+ * cj_job_info documents) is `what`. */
 static int last_ended_is(const char *errors, const char *what) {
-	const char *key = "\"ended\":\"", *last = NULL;
-	for (const char *p = errors; p && (p = strstr(p, key)); p++) last = p;
-	if (!last) return 0;
-	last += strlen(key);
-	size_t n = strlen(what);
-	return strncmp(last, what, n) == 0 && last[n] == '"';
+	json_t *arr = errors ? json_loads(errors, 0, NULL) : NULL;
+	size_t n = json_is_array(arr) ? json_array_size(arr) : 0;
+	const char *ended = n ? json_string_value(json_object_get(json_array_get(arr, n - 1),
+	                                                          "ended"))
+	                      : NULL;
+	int is = ended && strcmp(ended, what) == 0;
+	json_decref(arr);
+	return is;
 }
 
 /* After a finish that was tried again met CJ_HALT: whether an earlier try,

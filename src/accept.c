@@ -420,6 +420,13 @@ static int accept_loop(cj_db *db, const cj_accept_opts *opts, cj_claim *a,
 	const char *wait_chans[CJ_ACCEPT_TYPES_MAX];
 	uint64_t wait_tokens[CJ_ACCEPT_TYPES_MAX];
 	int owed = 0, rc;
+	/* Where a look comes before the claim (no CJ_ENGINE_CLAIM_AT_ONCE), it
+	 * keeps idle acceptors from taking the writer's turn; but while jobs
+	 * are there to take (the handle's last claim took one, or a job made
+	 * pending just woke this acceptor) it is a read-only transaction and
+	 * two reads spent on every accept: the claim goes first then, and the
+	 * look follows only if it took nothing. */
+	int eager = atomic_load_explicit(&db->claim_took, memory_order_relaxed);
 	for (;;) {
 		for (size_t i = 0; i < a->ntypes; i++) {
 			tokens[i] = cj__watch(db, chans[i]);
@@ -432,16 +439,22 @@ static int accept_loop(cj_db *db, const cj_accept_opts *opts, cj_claim *a,
 		int64_t now_ms = cj__epoch_ms();
 		a->max_sched = opts->max_sched_time == CJ_SCHED_NOW ? now_ms / 1000
 		                                                    : opts->max_sched_time;
-		int seen;
+		int seen = 0;
 		if (a->claim_at_once) {
 			a->seen = 0;
 			rc = claim(db, a);
 			seen = a->seen;
 		} else {
-			rc = cj__run(db, NULL, 0, probe_fn, a);
-			seen = rc == CJ_OK;
-			if (rc == CJ_OK) rc = claim(db, a);
+			rc = eager ? claim(db, a) : CJ_NOT_FOUND;
+			if (rc == CJ_NOT_FOUND) {
+				rc = cj__run(db, NULL, 0, probe_fn, a);
+				seen = rc == CJ_OK;
+				if (rc == CJ_OK) rc = claim(db, a);
+			}
 		}
+		eager = rc == CJ_OK;
+		if (atomic_load_explicit(&db->claim_took, memory_order_relaxed) != eager)
+			atomic_store_explicit(&db->claim_took, eager, memory_order_relaxed);
 		if (rc == CJ_OK) return CJ_OK;
 		cj__claim_undo(a); /* taken, but the commit failed: nothing was taken */
 		if (rc != CJ_NOT_FOUND) break;
@@ -481,6 +494,7 @@ static int accept_loop(cj_db *db, const cj_accept_opts *opts, cj_claim *a,
 		}
 		if (owed) pass_on(db, chans, a->ntypes);
 		owed = sleep_until_notified(db, opts, wait_chans, wait_tokens, a->ntypes, wake_at);
+		eager = owed;
 	}
 	if (owed) pass_on(db, chans, a->ntypes);
 	return rc;

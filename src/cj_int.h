@@ -483,6 +483,9 @@ struct cj_db {
 	_Atomic uint64_t notifier_reads;
 	_Atomic uint64_t acceptor_wakes;
 	_Atomic uint64_t notifier_lock_ns;
+	/* accept.c: the last claim of the handle took a job, so the next one
+	 * is made without a look first */
+	atomic_int claim_took;
 };
 
 /* ---- chan.c: channels (engine.h) the core notifies and waits on ------------ */

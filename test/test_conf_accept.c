@@ -905,6 +905,44 @@ TEST(accept_types_invalid) {
 	cj_close(db);
 }
 
+/* While jobs are there to take, an accept claims without a look first: on an
+ * engine that looks before it claims (the embedded one), the accept after
+ * one that took a job reads less than the first; on the others the same.
+ * Each accept still takes the oldest job, and the last, finding none,
+ * says so and takes nothing. */
+TEST(accept_claims_first_while_busy) {
+	cj_db *db = open_nomon();
+	CHECK_OK(cj_set_type_timeout(db, "busy", 60));
+	const char *ids[] = {"b1", "b2", "b3"};
+	for (size_t i = 0; i < 3; i++) CHECK_OK(cj_add(db, NULL, "busy", ids[i], NULL, 0));
+	uint64_t reads[3];
+	for (size_t i = 0; i < 3; i++) {
+		cj_job *job = NULL;
+		uint64_t r0 = reads_of(db);
+		CHECK_OK(cj_accept(db, "busy", NULL, &job, NULL));
+		reads[i] = reads_of(db) - r0;
+		CHECK_STR(cj_job_id(job), ids[i]);
+		CHECK_OK(cj_finish(db, NULL, job, NULL));
+		cj_job_free(job);
+	}
+	note("  store reads of three accepts: %llu, %llu, %llu\n", (unsigned long long)reads[0],
+	     (unsigned long long)reads[1], (unsigned long long)reads[2]);
+	CHECK_INT(reads[2], reads[1]);
+	if (strcmp(cj_db_engine(db), "lmdb") == 0) CHECK(reads[1] < reads[0]);
+	else CHECK(reads[1] <= reads[0]);
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 0;
+	cj_job *job = (cj_job *)&job;
+	CHECK_RC(cj_accept(db, "busy", &o, &job, NULL), CJ_NOT_FOUND);
+	CHECK(job == NULL);
+	/* and after that, a job added is taken as ever */
+	CHECK_OK(cj_add(db, NULL, "busy", "b4", NULL, 0));
+	CHECK_OK(cj_accept(db, "busy", &o, &job, NULL));
+	CHECK_STR(cj_job_id(job), "b4");
+	cj_job_free(job);
+	cj_close(db);
+}
+
 TEST_MAIN(ENTRY(accept_basic), ENTRY(accept_only_its_type), ENTRY(accept_not_twice),
           ENTRY(accept_fresh_lock), ENTRY(accept_fresh_lock_after_fork),
           ENTRY(accept_exactly_once),
@@ -918,4 +956,5 @@ TEST_MAIN(ENTRY(accept_basic), ENTRY(accept_only_its_type), ENTRY(accept_not_twi
           ENTRY(accept_no_schedule), ENTRY(accept_no_schedule_finds_any),
           ENTRY(accept_no_schedule_invalid), ENTRY(accept_types_order),
           ENTRY(accept_many_types_batch), ENTRY(accept_types_woken_by_third),
-          ENTRY(accept_types_wakes_when_due), ENTRY(accept_types_invalid))
+          ENTRY(accept_types_wakes_when_due), ENTRY(accept_types_invalid),
+          ENTRY(accept_claims_first_while_busy))

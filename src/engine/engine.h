@@ -122,8 +122,9 @@ typedef int (*cj_scan_fn)(const uint8_t *k, size_t kl, const uint8_t *v,
 /* The engine's writers run side by side, and a write transaction that
  * takes nothing costs no more than a read: cj_accept then claims at once,
  * without a read-only look first (which keeps idle acceptors from taking
- * the writer's turn where writers take turns), and looks only when the
- * claim found nothing. */
+ * the writer's turn where writers take turns; there it is left out only
+ * while jobs are there to take), and looks only when the claim found
+ * nothing. */
 #define CJ_ENGINE_CLAIM_AT_ONCE 0x4u
 
 struct cj_engine {

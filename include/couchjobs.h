@@ -1364,8 +1364,9 @@ int cj_retry_type(cj_db *db, const char *type, int keep_attempts, uint64_t *coun
  *
  * The activity monitor of every handle (#cj_options.no_monitor off)
  * enforces it, in transactions of at most #CJ_PRUNE_BATCH jobs, oldest
- * first: when the oldest kept job expires, and when a finish takes a type
- * over its keep_max, at most once a second (#CJ_RETENTION_GAP_MS). Ages are
+ * first: when the oldest kept job expires, and when a job of a type with a
+ * limit on its kind finishes (or dies), at most once a second
+ * (#CJ_RETENTION_GAP_MS). Ages are
  * measured by the wall clocks of the processes (a job's finish time is its
  * processor's clock; the monitor compares it with its own), so a clock that
  * is off moves removals by as much. cj_prune() applies limits at once.

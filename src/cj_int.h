@@ -250,8 +250,8 @@ int cj__json_check_object(const char *s, size_t n);
  *   ("couch_jobs", "retry_policy", Type) = policy value
  *   ("couch_jobs", "finished", Type, Dead, FinishedMs, JobId) = ""
  *       one per finished (Dead 0) or dead (Dead 1) job, at its FinishedMs
- *   ("couch_jobs", "finished_count", Type, Dead) = (n)
- *       the entries of ("finished", Type, Dead), absent when none
+ *       (formats 3 to 5 kept their number under ("finished_count", Type,
+ *       Dead); the counters below count them)
  *   ("couch_jobs", "retention", Type) = (KeepMs, KeepMax, DeadKeepMs,
  *       DeadKeepMax), ints, CJ_KEEP_ALL (-1) for no limit
  *   ("couch_jobs", "type_limits", Type)
@@ -276,7 +276,7 @@ int cj__json_check_object(const char *s, size_t n);
  * (format 3).
  */
 
-#define CJ_FORMAT_VERSION 5
+#define CJ_FORMAT_VERSION 6
 
 /* ("couch_jobs"): what every key of the jobs space starts with. */
 void cj__key_root(cj_buf *b);
@@ -896,15 +896,13 @@ int cj__reenqueue_stale(cj_db *db, const char *type, uint64_t max_version);
 /* ---- retention.c ---------------------------------------------------------- */
 
 /* The finished entry of a job just written finished or dead (jv): writes
- * it, counts it, and wakes the monitors if its type's retention is due. */
+ * it, and wakes the monitors if its type's retention limits its kind. */
 int cj__finished_put(cj_tx *tx, const char *type, const char *id, const cj_jv *jv);
-/* Announces what cj__finished_put() of a job of type (dead) reads, so
- * that it goes with the next read (cj__prefetch): the count of (type,
- * dead), which is then held, and the retention; dead < 0: the retention
- * alone. */
-int cj__finished_prefetch(cj_tx *tx, const char *type, int dead);
+/* Announces what cj__finished_put() of a job of type reads, so that it
+ * goes with the next read (cj__prefetch): the type's retention. */
+int cj__finished_prefetch(cj_tx *tx, const char *type);
 /* Deletes the finished entry of the job jv, as loaded, if it is finished
- * or dead (else does nothing), and uncounts it. */
+ * or dead (else does nothing). */
 int cj__finished_del(cj_tx *tx, const char *type, const char *id, const cj_jv *jv);
 
 /* The monitor's retention duty: cj__retention_step runs a pass when one is

@@ -61,15 +61,17 @@ static int write_format(cj_tx *tx, void *arg) {
 	return rc;
 }
 
-/* ---- formats 1, 2, 3 and 4 to 5 ---------------------------------------------
+/* ---- formats 1 to 5 to 6 -----------------------------------------------------
  *
  * Format 2 appends fields to the job value (cj_int.h); format 3 adds the
  * finished index and its counts; format 4 the counts of jobs per type,
  * kind and shard (counts.c); format 5 moves them beside the watch keys
  * (keys.c), in as many shards as the engine takes (engine.h's
- * count_shards), so they are counted again. Every job is converted, and
- * the format number with them, in one write transaction: either the whole
- * store is converted or none of it. From format 1 every job value is
+ * count_shards), so they are counted again; format 6 drops the counts of
+ * the finished index (retention reads those of counts.c). Every job is
+ * converted (from format 5: none, the counts of the index are deleted),
+ * and the format number with them, in one write transaction: either the
+ * whole store is converted or none of it. From format 1 every job value is
  * rewritten; from format 2 only those of finished jobs without a finish
  * time (they were finished under format 1: they get the time of the
  * conversion). The transaction's size is the store's: on the embedded
@@ -80,25 +82,16 @@ static int write_format(cj_tx *tx, void *arg) {
 
 #define CJ_CONVERT_BATCH 1000
 
-/* The counts of one type so far: of its finished entries (when converting
- * from format 1 or 2) and of its jobs per kind and shard. */
+/* The counts of one type's jobs so far, per kind and shard. */
 struct counts {
 	int from; /* the format converted from */
 	char type[CJ_MAX_TYPE + 1];
-	int64_t n[2]; /* finished, dead */
 	int64_t c[CJ_COUNT_SHARDS][CJ_COUNT_KINDS];
 };
 
 /* Writes the counts of c's type and starts counting type. */
 static int counts_put(cj_tx *tx, struct counts *c, const char *type) {
 	int rc = CJ_OK;
-	for (int dead = 0; rc == CJ_OK && dead <= 1; dead++) {
-		if (!c->n[dead]) continue;
-		cj__key_finished_count(&tx->kbuf, c->type, dead);
-		cj__buf_reset(&tx->vbuf);
-		cj__tup_int(&tx->vbuf, c->n[dead]);
-		rc = cj__put(tx, &tx->kbuf, &tx->vbuf);
-	}
 	for (int shard = 0; rc == CJ_OK && shard < CJ_COUNT_SHARDS; shard++)
 		for (int kind = 0; rc == CJ_OK && kind < CJ_COUNT_KINDS; kind++) {
 			if (!c->c[shard][kind]) continue;
@@ -106,13 +99,11 @@ static int counts_put(cj_tx *tx, struct counts *c, const char *type) {
 			rc = cj__add(tx, &tx->kbuf, c->c[shard][kind]);
 		}
 	snprintf(c->type, sizeof c->type, "%s", type);
-	memset(c->n, 0, sizeof c->n);
 	memset(c->c, 0, sizeof c->c);
 	return rc;
 }
 
-/* Converts one job (key k, value v) to format 5; counts it, and its
- * finished entry, in c. */
+/* Converts one job (key k, value v) to format 6; counts it in c. */
 static int convert_job(cj_tx *tx, const uint8_t *k, size_t kl, const uint8_t *v,
                        size_t vl, struct counts *c, int64_t now_ms, cj_buf *key,
                        cj_buf *val) {
@@ -131,7 +122,6 @@ static int convert_job(cj_tx *tx, const uint8_t *k, size_t kl, const uint8_t *v,
 			jv.finished_ms = now_ms;
 			rewrite = 1;
 		}
-		c->n[jv.dead]++;
 		cj_buf empty = CJ_BUF_INIT;
 		cj__key_finished(&tx->kbuf, type, jv.dead, jv.finished_ms, id);
 		if ((rc = cj__put(tx, &tx->kbuf, &empty))) goto out;
@@ -184,9 +174,10 @@ static int each_key(cj_tx *tx, const cj_buf *prefix,
 	return rc;
 }
 
-/* Deletes a counter: the conversion computes them from the jobs. A store
+/* Deletes a counter: the conversion computes them from the jobs (a store
  * of an older format has none, unless a process of this build wrote some
- * before the store was converted. */
+ * before the store was converted), and format 6 keeps no count of the
+ * finished index. */
 static int counter_del(cj_tx *tx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
                        void *arg) {
 	(void)v, (void)vl;
@@ -208,20 +199,24 @@ static int convert_one(cj_tx *tx, const uint8_t *k, size_t kl, const uint8_t *v,
 	return convert_job(tx, k, kl, v, vl, &a->cnt, a->now_ms, &a->key, &a->val);
 }
 
-/* Converts every job of a store of format from to format 5, in tx. */
+/* Converts a store of format from to format 6, in tx. */
 static int convert(cj_tx *tx, int from) {
 	struct convert_arg a;
 	cj_buf prefix = CJ_BUF_INIT;
 	memset(&a, 0, sizeof a);
 	a.cnt.from = from;
 	a.now_ms = cj__epoch_ms();
-	cj__key_counter_prefix(&prefix, NULL);
+	cj__key_finished_count_prefix(&prefix);
 	int rc = each_key(tx, &prefix, counter_del, &a.key);
+	if (from == 5) goto out; /* its jobs and their counters are as format 6 has them */
+	cj__key_counter_prefix(&prefix, NULL);
+	if (rc == CJ_OK) rc = each_key(tx, &prefix, counter_del, &a.key);
 	cj__key_counter_v4_prefix(&prefix);
 	if (rc == CJ_OK) rc = each_key(tx, &prefix, counter_del, &a.key);
 	cj__key_data_prefix(&prefix, NULL);
 	if (rc == CJ_OK) rc = each_key(tx, &prefix, convert_one, &a);
 	if (rc == CJ_OK) rc = counts_put(tx, &a.cnt, "");
+out:
 	cj__buf_free(&prefix);
 	cj__buf_free(&a.key);
 	cj__buf_free(&a.val);
@@ -231,7 +226,7 @@ static int convert(cj_tx *tx, int from) {
 static int upgrade_fn(cj_tx *tx, void *arg) {
 	struct format_arg *a = arg;
 	int rc = read_format(tx, a);
-	if (rc || a->version < 1 || a->version > 4) return rc; /* another was first */
+	if (rc || a->version < 1 || a->version >= CJ_FORMAT_VERSION) return rc; /* another was first */
 	if ((rc = convert(tx, (int)a->version))) return rc;
 	cj_buf k = CJ_BUF_INIT, v = CJ_BUF_INIT;
 	cj__key_meta(&k, "format");

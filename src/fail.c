@@ -26,7 +26,7 @@ int cj__attempt_prefetch(cj_tx *tx, const char *type) {
 	cj__key_policy(&k, type);
 	int rc = cj__prefetch_scan_key(tx, &k);
 	cj__buf_free(&k);
-	return rc ? rc : cj__finished_prefetch(tx, type, -1);
+	return rc ? rc : cj__finished_prefetch(tx, type);
 }
 
 int cj__attempt_end(cj_tx *tx, const char *type, const char *id, cj_jv *jv,

@@ -74,7 +74,7 @@ static int update_fn(cj_tx *tx, void *arg) {
 		 * held before the type's count, as without the announcements */
 		cj__key_data(&tx->kbuf, job->type, job->id);
 		if ((rc = cj__prefetch(tx, &tx->kbuf)) ||
-		    (rc = a->end == RUN_FINISH ? cj__finished_prefetch(tx, job->type, 0)
+		    (rc = a->end == RUN_FINISH ? cj__finished_prefetch(tx, job->type)
 		                               : cj__attempt_prefetch(tx, job->type)))
 			goto out;
 	}

@@ -3,18 +3,22 @@
  *
  * Every finished or dead job has an entry ("finished", type, dead,
  * finished_ms, id) (cj_int.h), written by the transaction that ends it and
- * deleted by the one that moves it on or removes it, and each (type, dead)
- * a count of its entries. So the oldest of a type are the first keys under
- * its prefix, and "beyond the newest N" is the first count - N of them:
- * pruning reads only what it removes.
+ * deleted by the one that moves it on or removes it. So the oldest of a
+ * type are the first keys under its prefix, and "beyond the newest N" is
+ * the first count - N of them: pruning reads only what it removes. The
+ * count is that of the type's finished (or dead) jobs in the counters of
+ * counts.c, which writers of one type add to without waiting for each
+ * other: nothing else is written per finish, so finishers of a type do not
+ * take turns at a row of their own.
  *
  * The monitor's duty (cj__retention_step) runs a pass over the types that
  * have a retention: when the oldest kept job of a type expires (the pass
- * notes when), and when a finish wakes it on CJ_CHAN_RETENTION because its
- * type went over its keep_max, or a type with an age limit got its first
- * finished job (no deadline was noted for it). Passes are at least
- * CJ_RETENTION_GAP_MS apart: under a stream of finishes over the limit a
- * pass removes what gathered since the last one.
+ * notes when), and when a finish of a type with a limit on its kind wakes
+ * it on CJ_CHAN_RETENTION (a finish cannot know the count exactly while
+ * others of its type commit beside it, nor whether the monitors have a
+ * deadline for the type: it wakes them, and the pass decides). Passes are
+ * at least CJ_RETENTION_GAP_MS apart: under a stream of finishes a pass
+ * removes what gathered since the last one.
  */
 #include <string.h>
 
@@ -22,29 +26,30 @@
 
 /* ---- the index --------------------------------------------------------------- */
 
-/* Reads the count of (type, dead) into *n (0 when absent). */
-static int count_read(cj_tx *tx, const char *type, int dead, int64_t *n) {
-	const uint8_t *v;
-	size_t vl;
-	*n = 0;
-	cj__key_finished_count(&tx->kbuf, type, dead);
-	int rc = cj__get(tx, &tx->kbuf, &v, &vl);
-	if (rc == CJ_NOT_FOUND) return CJ_OK;
-	if (rc == CJ_OK && ((rc = cj__val_int(v, vl, n)) == CJ_OK) && *n <= 0)
-		rc = cj__fail(CJ_STORE, "corrupt finished count");
+/* Adds a counter to the sum at arg. */
+static int count_sum(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg) {
+	(void)k, (void)kl;
+	int64_t n;
+	int rc = cj__counter_decode(v, vl, &n);
+	if (rc == CJ_OK) *(int64_t *)arg += n;
 	return rc;
 }
 
-/* Adds delta to the count of (type, dead); the new count in *n. */
-static int count_add(cj_tx *tx, const char *type, int dead, int64_t delta, int64_t *n) {
-	int rc = count_read(tx, type, dead, n);
-	if (rc) return rc;
-	*n += delta;
-	cj__key_finished_count(&tx->kbuf, type, dead);
-	if (*n <= 0) return cj__del_blind(tx, &tx->kbuf);
-	cj__buf_reset(&tx->vbuf);
-	cj__tup_int(&tx->vbuf, *n);
-	return cj__put(tx, &tx->kbuf, &tx->vbuf);
+/* Reads the number of (type, dead)'s jobs into *n: the sum of the shards
+ * of its counter, as committed (a read that holds nothing). */
+static int count_read(cj_tx *tx, const char *type, int dead, int64_t *n) {
+	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
+	int kind = dead ? CJ_COUNT_DEAD : CJ_COUNT_FINISHED;
+	*n = 0;
+	cj__key_counter(&lo, type, kind, 0);
+	cj__key_counter(&hi, type, kind, CJ_COUNT_SHARDS);
+	int rc = cj__add_flush(tx); /* this transaction's own changes */
+	if (rc == CJ_OK) rc = cj__scan(tx, &lo, &hi, count_sum, n);
+	if (rc == CJ_OK && *n < 0)
+		rc = cj__fail(CJ_STORE, "corrupt counter: %lld jobs", (long long)*n);
+	cj__buf_free(&lo);
+	cj__buf_free(&hi);
+	return rc;
 }
 
 static int retention_value(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
@@ -64,46 +69,32 @@ static int retention_tx(cj_tx *tx, const char *type, cj_retention *r) {
 	return rc;
 }
 
-int cj__finished_prefetch(cj_tx *tx, const char *type, int dead) {
+int cj__finished_prefetch(cj_tx *tx, const char *type) {
 	cj_buf k = CJ_BUF_INIT;
-	int rc = CJ_OK;
-	if (dead >= 0) {
-		cj__key_finished_count(&k, type, dead);
-		rc = cj__prefetch(tx, &k);
-	}
-	if (rc == CJ_OK) {
-		cj__key_retention(&k, type);
-		rc = cj__prefetch_scan_key(tx, &k);
-	}
+	cj__key_retention(&k, type);
+	int rc = cj__prefetch_scan_key(tx, &k);
 	cj__buf_free(&k);
 	return rc;
 }
 
 int cj__finished_put(cj_tx *tx, const char *type, const char *id, const cj_jv *jv) {
 	cj_buf empty = CJ_BUF_INIT;
-	int64_t n;
 	cj_retention r;
 	cj__key_finished(&tx->kbuf, type, jv->dead, jv->finished_ms, id);
 	int rc = cj__put(tx, &tx->kbuf, &empty);
-	if (rc || (rc = count_add(tx, type, jv->dead, 1, &n))) return rc;
-	if ((rc = retention_tx(tx, type, &r)) <= 0) return rc;
+	if (rc || (rc = retention_tx(tx, type, &r)) <= 0) return rc;
 	int64_t ms = jv->dead ? r.dead_keep_ms : r.keep_ms;
 	int64_t max = jv->dead ? r.dead_keep_max : r.keep_max;
-	/* the monitors have no deadline for an empty index; a count over the
-	 * limit is due at once */
-	if ((ms != CJ_KEEP_ALL && n == 1) || (max != CJ_KEEP_ALL && n > max))
-		return cj__notify(tx, CJ_CHAN_RETENTION);
+	/* the pass decides whether anything is due (see above) */
+	if (ms != CJ_KEEP_ALL || max != CJ_KEEP_ALL) return cj__notify(tx, CJ_CHAN_RETENTION);
 	return CJ_OK;
 }
 
 int cj__finished_del(cj_tx *tx, const char *type, const char *id, const cj_jv *jv) {
 	if (jv->has_lock || jv->finished_ms == 0) return CJ_OK;
-	int64_t n;
 	cj__key_finished(&tx->kbuf, type, jv->dead, jv->finished_ms, id);
-	int rc = cj__del(tx, &tx->kbuf);
-	if (rc == CJ_NOT_FOUND) /* the store's invariant is broken: cj_verify says how */
-		return CJ_OK;
-	return rc ? rc : count_add(tx, type, jv->dead, -1, &n);
+	/* not there: the store's invariant is broken, and cj_verify says how */
+	return cj__del_blind(tx, &tx->kbuf);
 }
 
 /* ---- the limits ---------------------------------------------------------------- */
@@ -185,7 +176,13 @@ struct prune_arg {
 
 /* One transaction: removes up to CJ_PRUNE_BATCH of the oldest entries of
  * (type, dead) that the limits reject. The scan held nothing: each job's
- * value, read after it, decides. */
+ * value, read after it, decides. The count is read after the scan, and
+ * neither holds anything, so that finishers of the type go on meanwhile:
+ * what the count has and the scan has not finished later and is newer,
+ * and a pass beside this one removes the same oldest jobs, which this one
+ * then finds gone (it stops there). So a pass never removes a job the
+ * limit keeps; what finished after its scan is left to the next pass,
+ * which the finish woke. */
 static int prune_fn(cj_tx *tx, void *arg) {
 	struct prune_arg *a = arg;
 	cj_batch c = {CJ_BUF_INIT, 0, CJ_PRUNE_BATCH};
@@ -195,14 +192,19 @@ static int prune_fn(cj_tx *tx, void *arg) {
 	a->count = 0;
 	a->more = 0;
 	a->oldest = -1;
-	int rc = a->keep != CJ_KEEP_ALL ? count_read(tx, a->type, a->dead, &n) : CJ_OK;
-	if (rc) goto out;
+	int rc = CJ_OK;
+	if (a->keep != CJ_KEEP_ALL && a->cutoff < 0) {
+		/* by count alone: read just what is over */
+		if ((rc = count_read(tx, a->type, a->dead, &n)) || n <= a->keep) goto out;
+		if (n - a->keep < c.max) c.max = (int)(n - a->keep);
+	}
 	cj__key_finished_prefix(&lo, a->type, a->dead);
 	cj__key_finished_prefix(&hi, a->type, a->dead);
 	cj__tup_range_end(&hi);
 	if ((rc = cj__scan(tx, &lo, &hi, cj__batch_add, &c)) < 0) goto out;
 	a->more = rc == 1;
-	rc = CJ_OK;
+	rc = a->keep != CJ_KEEP_ALL ? count_read(tx, a->type, a->dead, &n) : CJ_OK;
+	if (rc) goto out;
 	size_t off = 0, kl, vl;
 	const uint8_t *k, *v;
 	while (cj__batch_next(&c, &off, &k, &kl, &v, &vl)) {
@@ -301,15 +303,15 @@ struct type_list {
 static int list_add(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg) {
 	struct type_list *l = arg;
 	char *type = NULL;
-	int dead, rc;
+	int kind, shard, rc;
 	cj_retention r = CJ_RETENTION_INIT;
 	if (l->own) {
 		if ((rc = cj__key_retention_parse(k, kl, &type)) ||
 		    (rc = cj__retention_decode(v, vl, &r)))
 			goto out;
 	} else {
-		if ((rc = cj__key_count_parse(k, kl, &type, &dead))) goto out;
-		/* both kinds of a type come together: list it once */
+		if ((rc = cj__key_counter_parse(k, kl, &type, &kind, &shard))) goto out;
+		/* the counters of a type come together: list it once */
 		const char *last = l->n ? (const char *)l->names.p + l->names.len - 1 : NULL;
 		if (last) {
 			while (last > (const char *)l->names.p && last[-1]) last--;
@@ -340,7 +342,7 @@ static int list_fn(cj_tx *tx, void *arg) {
 	cj__buf_reset(&l->names);
 	l->n = 0;
 	if (l->own) cj__key_retention_prefix(&k);
-	else cj__key_finished_count_prefix(&k);
+	else cj__key_counter_prefix(&k, NULL);
 	int rc = cj__scan_prefix(tx, &k, list_add, l);
 	cj__buf_free(&k);
 	return rc;

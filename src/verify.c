@@ -19,14 +19,6 @@
 #define VFY_MAX_ELEMS 7
 #define VFY_SHOW 80 /* bytes of a type, id or key shown in a line */
 
-/* The finished entries of one (type, dead), counted as the scan meets them
- * (in key order, before the counts). */
-struct vgroup {
-	char *type;
-	int dead;
-	int64_t n;
-};
-
 /* The counters of one type, as stored and as counted from its jobs. */
 struct vcounts {
 	char *type;
@@ -40,9 +32,6 @@ struct vfy {
 	struct vcounts *c; /* the types met, in key order */
 	size_t nc, ccap;
 	int64_t format; /* the store's format version (meta), 0 before it is met */
-	struct vgroup *g; /* groups met, in key order */
-	size_t ng, gcap;
-	size_t gnext; /* the next group a count key should name */
 	cj_verify_fn report;
 	void *arg;
 	uint64_t problems;
@@ -351,23 +340,6 @@ static int check_finished(struct vfy *v, struct vkey *k) {
 	int64_t ms = k->e[4].i;
 	const char *what = dead ? "dead" : "finished";
 	if (v->val.len != 0) problem(v, type, id, "finished entry with a value");
-	/* count it in its group */
-	struct vgroup *g = v->ng ? &v->g[v->ng - 1] : NULL;
-	if (!g || g->dead != dead || strcmp(g->type, type) != 0) {
-		if (v->ng == v->gcap) {
-			size_t cap = v->gcap ? 2 * v->gcap : 16;
-			struct vgroup *ng = cj__realloc(v->g, cap * sizeof *ng);
-			if (!ng) return cj__fail(CJ_NOMEM, "out of memory");
-			v->g = ng;
-			v->gcap = cap;
-		}
-		g = &v->g[v->ng];
-		if (!(g->type = cj__strdup(type))) return cj__fail(CJ_NOMEM, "out of memory");
-		g->dead = dead;
-		g->n = 0;
-		v->ng++;
-	}
-	g->n++;
 	cj_jv jv;
 	cj_state state;
 	int rc = read_job(v, type, id, &jv);
@@ -385,35 +357,6 @@ static int check_finished(struct vfy *v, struct vkey *k) {
 		problem(v, type, id, "%s entry at %lld, but the job finished at %lld", what,
 		        (long long)ms, (long long)jv.finished_ms);
 	return CJ_OK;
-}
-
-/* Reports the groups of finished entries before index `to` as without a
- * count. */
-static void groups_uncounted(struct vfy *v, size_t to) {
-	for (; v->gnext < to; v->gnext++)
-		problem(v, v->g[v->gnext].type, NULL, "%lld %s entries, but no count of them",
-		        (long long)v->g[v->gnext].n, v->g[v->gnext].dead ? "dead" : "finished");
-}
-
-/* ("finished_count", type, dead) = (n): the number of its entries. */
-static void check_count(struct vfy *v, struct vkey *k) {
-	int dead = (int)k->e[3].i;
-	int64_t n, have = 0;
-	size_t i = v->gnext;
-	/* the groups (in the same order) that come before this one have none */
-	while (i < v->ng && (strcmp(v->g[i].type, k->type) < 0 ||
-	                     (strcmp(v->g[i].type, k->type) == 0 && v->g[i].dead < dead)))
-		i++;
-	groups_uncounted(v, i);
-	if (i < v->ng && strcmp(v->g[i].type, k->type) == 0 && v->g[i].dead == dead) {
-		have = v->g[i].n;
-		v->gnext = i + 1;
-	}
-	if (cj__val_int(v->val.p, v->val.len, &n) != CJ_OK)
-		problem(v, k->type, NULL, "finished count does not decode");
-	else if (n != have)
-		problem(v, k->type, NULL, "%s count %lld, but %lld entries", dead ? "dead" : "finished",
-		        (long long)n, (long long)have);
 }
 
 /* Checks a one-element value: an int in lo..hi or a versionstamp. */
@@ -519,9 +462,10 @@ static int check_one(struct vfy *v) {
 			problem(v, k.type, NULL, "finished key with an invalid id, kind or time");
 		else
 			return check_finished(v, &k);
-	} else if (strcmp(sub, "finished_count") == 0 && k.n == 4 &&
-	           k.e[3].kind == CJ_TUP_INT && (k.e[3].i == 0 || k.e[3].i == 1)) {
-		check_count(v, &k);
+	} else if (strcmp(sub, "finished_count") == 0) {
+		/* the counters of counts.c count finished and dead jobs */
+		problem(v, k.type, NULL, "a count of finished entries, which format %d does not keep",
+		        CJ_FORMAT_VERSION);
 	} else if (strcmp(sub, "watches_counts") == 0 && k.n == 5 && k.e[3].kind == CJ_TUP_INT &&
 	           k.e[4].kind == CJ_TUP_INT && k.e[3].i >= 0 && k.e[3].i < CJ_COUNT_KINDS &&
 	           k.e[4].i >= 0 && k.e[4].i < CJ_COUNT_SHARDS) {
@@ -551,19 +495,11 @@ static int verify_entry(const uint8_t *k, size_t kl, const uint8_t *val, size_t 
 	return rc;
 }
 
-static void groups_free(struct vfy *v) {
-	for (size_t i = 0; i < v->ng; i++) cj_free(v->g[i].type);
-	cj_free(v->g);
-	v->g = NULL;
-	v->ng = v->gcap = v->gnext = 0;
-}
-
 static int verify_fn(cj_tx *tx, void *arg) {
 	struct vfy *v = arg;
 	v->tx = tx;
 	v->problems = 0; /* a retry starts over */
 	v->stopped = 0;
-	groups_free(v);
 	counts_free(v);
 	v->format = 0;
 	/* every key (one of all 0xff bytes would be out of range) */
@@ -575,7 +511,6 @@ static int verify_fn(cj_tx *tx, void *arg) {
 	cj__buf_add(&lo, "", 1);
 	cj__buf_add(&hi, ff, sizeof ff);
 	int rc = cj__scan(tx, &lo, &hi, verify_entry, v);
-	if (rc == CJ_OK) groups_uncounted(v, v->ng);
 	if (rc == CJ_OK) counts_compare(v);
 	cj__buf_free(&lo);
 	cj__buf_free(&hi);
@@ -585,10 +520,9 @@ static int verify_fn(cj_tx *tx, void *arg) {
 int cj_verify(cj_db *db, cj_verify_fn report, void *arg, uint64_t *problems) {
 	if (problems) *problems = 0;
 	if (!db) return cj__fail(CJ_INVALID, "db is NULL");
-	struct vfy v = {NULL, NULL, 0, 0, 0, NULL, 0, 0, 0, report, arg, 0, 0, CJ_BUF_INIT,
+	struct vfy v = {NULL, NULL, 0, 0, 0, report, arg, 0, 0, CJ_BUF_INIT,
 	                CJ_BUF_INIT, CJ_BUF_INIT, CJ_BUF_INIT};
 	int rc = cj__run(db, NULL, 0, verify_fn, &v);
-	groups_free(&v);
 	counts_free(&v);
 	cj__buf_free(&v.key);
 	cj__buf_free(&v.val);

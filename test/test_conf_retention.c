@@ -435,5 +435,73 @@ TEST(retention_with_processors) {
 	cj_close(db);
 }
 
+/* ---- finishers side by side ---------------------------------------------- */
+
+#define CF_PROCS 4
+#define CF_EACH 5
+#define CF_KEEP 10
+
+static t_gate cf_go;
+
+/* A finisher without a monitor: takes CF_EACH jobs of "c", and once the
+ * gate opens finishes them, each in its own commit, beside the others. */
+static int finisher(void *arg) {
+	(void)arg;
+	cj_db *db = open_nomonitor();
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 30000;
+	cj_job *jobs[CF_EACH];
+	for (int i = 0; i < CF_EACH; i++) CHECK_OK(cj_accept(db, "c", &o, &jobs[i], NULL));
+	CHECK_INT(t_gate_wait(&cf_go, 60000), 0);
+	for (int i = 0; i < CF_EACH; i++) {
+		CHECK_OK(cj_finish(db, NULL, jobs[i], NULL));
+		cj_job_free(jobs[i]);
+	}
+	cj_close(db);
+	return 0;
+}
+
+/* A type at its keep_max gets finishes from processes at once: none of
+ * them can tell from the count it sees that the type went over, yet the
+ * monitor of this handle (theirs have none) is woken, and in the end the
+ * type keeps exactly keep_max, those that finished last. */
+TEST(retention_concurrent_finishers) {
+	cj_db *db = t_open();
+	CHECK_OK(cj_set_type_timeout(db, "c", 60));
+	cj_retention r = limits(CJ_KEEP_ALL, CF_KEEP, CJ_KEEP_ALL, CJ_KEEP_ALL);
+	CHECK_OK(cj_set_type_retention(db, "c", &r));
+	add_many(db, "c", "o", 0, CF_KEEP);
+	CHECK_INT(end_all(db, "c", 0), CF_KEEP);
+	add_many(db, "c", "n", 0, CF_PROCS * CF_EACH);
+	cj_close(db); /* no handle open across the fork */
+	t_gate_init(&cf_go);
+	int pids[CF_PROCS];
+	for (int i = 0; i < CF_PROCS; i++) pids[i] = t_spawn(finisher, NULL);
+	db = t_open();
+	/* every job taken, then all finish at once */
+	int64_t end = t_now_ms() + 60000;
+	for (;;) {
+		uint64_t token;
+		CHECK_OK(cj_changes_token(db, &token));
+		if (census(db, "c").n[CJ_RUNNING] == CF_PROCS * CF_EACH) break;
+		CHECK(t_now_ms() < end);
+		int rc = cj_changes_wait(db, token, end - t_now_ms(), NULL);
+		CHECK(rc == CJ_OK || rc == CJ_TIMEOUT);
+	}
+	CHECK_INT(census(db, "c").n[CJ_FINISHED], CF_KEEP);
+	for (int i = 0; i < CF_PROCS; i++) t_gate_open(&cf_go); /* a byte each */
+	for (int i = 0; i < CF_PROCS; i++) CHECK_INT(t_join(pids[i], 60000), 0);
+	t_gate_close(&cf_go);
+	wait_census(db, "c", CF_KEEP, 0, 30000);
+	CHECK_GONE(db, "c", "o", CF_KEEP, 0, CF_KEEP);
+	uint64_t removed = 1;
+	CHECK_OK(cj_prune(db, "c", NULL, &removed)); /* nothing over: the monitor was exact */
+	CHECK_INT(removed, 0);
+	CHECK_INT(census(db, "c").n[CJ_FINISHED], CF_KEEP);
+	check_sound(db);
+	cj_close(db);
+}
+
 TEST_MAIN_VERIFIED(ENTRY(retention_arguments), ENTRY(prune_by_hand),
-                   ENTRY(retention_monitor), ENTRY(retention_with_processors))
+                   ENTRY(retention_monitor), ENTRY(retention_with_processors),
+                   ENTRY(retention_concurrent_finishers))

@@ -225,7 +225,7 @@ TEST(verify_bad_values) {
 	cj__buf_reset(&v);
 	cj__tup_int(&v, 7);
 	raw_put(db, &k, v.p, v.len);
-	CHECK_PROBLEMS(db, 1, "format version 7 is outside 5..5");
+	CHECK_PROBLEMS(db, 1, "format version 7 is outside 6..6");
 	cj__buf_reset(&v);
 	cj__tup_int(&v, CJ_FORMAT_VERSION);
 	raw_put(db, &k, v.p, v.len);
@@ -403,32 +403,30 @@ TEST(verify_finished_index) {
 	cj_jv jv;
 	raw_job(db, "t", "f", &copy, &jv);
 	int64_t ms = jv.finished_ms;
-	/* the entry of "f" gone: the job lacks it, the count is off */
+	/* the entry of "f" gone: the job lacks it */
 	cj__key_finished(&k, "t", 0, ms, "f");
 	raw_del(db, &k);
-	CHECK_PROBLEMS(db, 2, "type \"t\" id \"f\": finished, but has no finished entry");
-	CHECK_PROBLEMS(db, 2, "type \"t\": finished count 1, but 0 entries");
+	CHECK_PROBLEMS(db, 1, "type \"t\" id \"f\": finished, but has no finished entry");
 	/* an entry of the wrong kind, and one of a job that does not exist */
 	cj__key_finished(&k, "t", 1, ms, "f");
 	raw_put(db, &k, "", 0);
-	CHECK_PROBLEMS(db, 4, "type \"t\" id \"f\": dead entry at");
-	CHECK_PROBLEMS(db, 4, "type \"t\": 1 dead entries, but no count of them");
+	CHECK_PROBLEMS(db, 2, "type \"t\" id \"f\": dead entry at");
 	raw_del(db, &k);
 	cj__key_finished(&k, "t", 0, ms, "f");
 	raw_put(db, &k, "", 0);
 	cj__key_finished(&k, "t", 0, 5, "ghost");
 	raw_put(db, &k, "", 0);
-	CHECK_PROBLEMS(db, 2, "type \"t\" id \"ghost\": finished entry at 5 of a job that does "
+	CHECK_PROBLEMS(db, 1, "type \"t\" id \"ghost\": finished entry at 5 of a job that does "
 	                      "not exist");
-	CHECK_PROBLEMS(db, 2, "type \"t\": finished count 1, but 2 entries");
 	raw_del(db, &k);
 	CHECK_PROBLEMS(db, 0, NULL);
-	/* the count missing */
+	/* a count of the entries, as format 5 kept: the counters count them */
 	cj__key_finished_count(&k, "t", 0);
-	raw_del(db, &k);
-	CHECK_PROBLEMS(db, 1, "type \"t\": 1 finished entries, but no count of them");
 	cj__tup_int(&v, 1);
 	raw_put(db, &k, v.p, v.len);
+	CHECK_PROBLEMS(db, 1, "type \"t\": a count of finished entries, which format 6 does "
+	                      "not keep");
+	raw_del(db, &k);
 	/* a retention that does not decode */
 	cj__key_retention(&k, "t");
 	raw_put(db, &k, v.p, v.len);
@@ -476,8 +474,8 @@ static int64_t raw_format(cj_db *db) {
 	return n;
 }
 
-/* Deletes the finished entry and count of the ended job type/id, as a
- * store of format 1 or 2 lacks them. */
+/* Deletes the finished entry of the ended job type/id, as a store of
+ * format 1 or 2 lacks it. */
 static void strip_finished(cj_db *db, const char *type, const char *id) {
 	cj_buf copy = CJ_BUF_INIT, k = CJ_BUF_INIT;
 	cj_jv jv;
@@ -485,10 +483,18 @@ static void strip_finished(cj_db *db, const char *type, const char *id) {
 	CHECK(jv.finished_ms > 0);
 	cj__key_finished(&k, type, jv.dead, jv.finished_ms, id);
 	raw_del(db, &k);
-	cj__key_finished_count(&k, type, jv.dead);
-	raw_del(db, &k);
 	cj__buf_free(&copy);
 	cj__buf_free(&k);
+}
+
+/* Writes (type, dead)'s count of finished entries, as formats 3 to 5 kept. */
+static void put_finished_count(cj_db *db, const char *type, int dead, int64_t n) {
+	cj_buf k = CJ_BUF_INIT, v = CJ_BUF_INIT;
+	cj__key_finished_count(&k, type, dead);
+	cj__tup_int(&v, n);
+	raw_put(db, &k, v.p, v.len);
+	cj__buf_free(&k);
+	cj__buf_free(&v);
 }
 
 static void set_format(cj_db *db, int64_t version) {
@@ -727,9 +733,10 @@ TEST(format3_store_converts) {
 	CHECK_OK(cj_get_type_counts(db, NULL, "t", &before));
 	strip_counters(db);
 	put_counter(db, "t", CJ_COUNT_RUNNING, 0, 7);
+	put_finished_count(db, "t", 0, 1);
 	set_format(db, 3);
 	/* counters are checked in a store of this format only */
-	CHECK_PROBLEMS(db, 1, "format version 3 is outside 5..5");
+	CHECK_PROBLEMS(db, 2, "format version 3 is outside 6..6");
 	cj_close(db);
 
 	db = open_nomon();
@@ -768,7 +775,7 @@ TEST(format4_store_converts) {
 		raw_put(db, &k, v, sizeof v);
 	}
 	set_format(db, 4);
-	CHECK_PROBLEMS(db, 4, "format version 4 is outside 5..5");
+	CHECK_PROBLEMS(db, 4, "format version 4 is outside 6..6");
 	cj_close(db);
 
 	db = open_nomon();
@@ -791,10 +798,41 @@ TEST(format4_store_converts) {
 	cj_close(db);
 }
 
+/* A store of format 5 (the healthy store with the counts of its finished
+ * index, one of them off) opens: the counts are deleted, nothing else
+ * changes, and retention counts by the counters of the jobs. */
+TEST(format5_store_converts) {
+	cj_db *db = healthy();
+	cj_type_counts before, after;
+	CHECK_OK(cj_get_type_counts(db, NULL, "t", &before));
+	put_finished_count(db, "t", 0, 1);
+	put_finished_count(db, "u", 1, 3);
+	set_format(db, 5);
+	CHECK_PROBLEMS(db, 3, "a count of finished entries, which format 6 does not keep");
+	cj_close(db);
+
+	db = open_nomon();
+	CHECK_INT(raw_format(db), CJ_FORMAT_VERSION);
+	CHECK_PROBLEMS(db, 0, NULL);
+	CHECK_OK(cj_get_type_counts(db, NULL, "t", &after));
+	CHECK(memcmp(&before, &after, sizeof before) == 0);
+	/* beyond none: the finished job goes, the others stay */
+	cj_retention r = CJ_RETENTION_INIT;
+	r.keep_max = 0;
+	uint64_t removed = 9;
+	CHECK_OK(cj_prune(db, "t", &r, &removed));
+	CHECK_INT(removed, 1);
+	CHECK_OK(cj_get_type_counts(db, NULL, "t", &after));
+	CHECK_INT(after.finished, 0);
+	CHECK_INT(after.running, before.running);
+	CHECK_PROBLEMS(db, 0, NULL);
+	cj_close(db);
+}
+
 TEST_MAIN(ENTRY(verify_healthy_store), ENTRY(verify_report_stops), ENTRY(verify_bad_keys),
           ENTRY(verify_bad_schedules),
           ENTRY(verify_bad_values), ENTRY(verify_pending_index),
           ENTRY(verify_activity_index), ENTRY(verify_cli_check), ENTRY(verify_finished_index),
           ENTRY(format1_store_converts), ENTRY(format2_store_converts),
           ENTRY(verify_counters), ENTRY(counters_nested_transactions), ENTRY(format3_store_converts),
-          ENTRY(format4_store_converts))
+          ENTRY(format4_store_converts), ENTRY(format5_store_converts))

@@ -72,8 +72,7 @@
  *    follows answers from them, unless the transaction wrote the key (a
  *    key in the bounds) since. Up to PGE_PF_MAX of them are kept, so that
  *    every read a call announces goes in one round trip with its first
- *    read (cj_finish: the job, the type's count of finished jobs and its
- *    retention).
+ *    read (cj_finish: the job and its type's retention).
  * Waits that close a cycle end in a deadlock error (40P01), which is
  * CJ_CONFLICT: the core runs the transaction again.
  * BEGIN, put(), del_blind() and the advisory locks are queued (pg_pipe.c):

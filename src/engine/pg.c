@@ -20,7 +20,7 @@ static void pge_close(cj_edb *db) {
 	cj_free(db->sql_listen);
 	pthread_mutex_destroy(&db->mu);
 	pthread_mutex_destroy(&db->wmu);
-	pthread_cond_destroy(&db->wcond);
+	pthread_condattr_destroy(&db->wattr);
 	cj_free(db);
 }
 
@@ -34,14 +34,11 @@ static int pge_open(const char *url, const cj_options *o, cj_edb **out) {
 	}
 	atomic_init(&db->stop, 0);
 	db->stopfd[0] = db->stopfd[1] = -1;
-	pthread_condattr_t ca;
 	int ok = pthread_mutex_init(&db->wmu, NULL) == 0;
-	if (ok && !(ok = pthread_condattr_init(&ca) == 0)) pthread_mutex_destroy(&db->wmu);
-	if (ok) {
-		ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
-		     pthread_cond_init(&db->wcond, &ca) == 0;
-		pthread_condattr_destroy(&ca);
-		if (!ok) pthread_mutex_destroy(&db->wmu);
+	if (ok && !(ok = pthread_condattr_init(&db->wattr) == 0)) pthread_mutex_destroy(&db->wmu);
+	if (ok && !(ok = pthread_condattr_setclock(&db->wattr, CLOCK_MONOTONIC) == 0)) {
+		pthread_condattr_destroy(&db->wattr);
+		pthread_mutex_destroy(&db->wmu);
 	}
 	if (!ok) {
 		pthread_mutex_destroy(&db->mu);

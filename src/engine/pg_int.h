@@ -105,8 +105,10 @@
  * handle runs one listener thread (started by the first watch()) with its
  * own connection doing LISTEN "cj_<schema>"; it sleeps in poll() on the
  * connection and a stop pipe, and bumps the in-process counter of each word
- * it receives. Waiters sleep on a condition variable while their word's
- * counter holds their token. When the listener's connection is lost it
+ * it receives. Each waiter sleeps on a condition variable of its own while
+ * its words' counters hold its tokens, and a bump signals only the waiters
+ * whose words it moved: a commit does not wake the threads that wait for
+ * something else (the activity monitor, acceptors of other types). When the listener's connection is lost it
  * reconnects with backoff (PGE_BACKOFF_MIN to PGE_BACKOFF_MAX ms) and, once
  * it listens again, bumps every word, since notifications may have been
  * missed meanwhile: waiters then look at the store again. The first LISTEN
@@ -178,7 +180,8 @@ struct cj_edb {
 	size_t nidle;
 
 	pthread_mutex_t wmu; /* guards what follows */
-	pthread_cond_t wcond;
+	pthread_condattr_t wattr; /* the waiters' conditions: on the monotonic clock */
+	struct pge_waiter *waiters; /* threads in wait_any (pg_listen.c) */
 	uint64_t words[PGE_WORDS];
 	int listener_started;
 	int listener_failed;

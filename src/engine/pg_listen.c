@@ -2,19 +2,47 @@
  * notifications into wake words; waiters sleep on a condition variable. */
 #include "engine/pg_int.h"
 
+/* A thread in wait_any: sleeps on cond while every word ws[i] holds
+ * tokens[i]. Linked in db->waiters (wmu held). */
+struct pge_waiter {
+	pthread_cond_t cond;
+	const unsigned *ws;
+	const uint64_t *tokens;
+	size_t n;
+	int signalled;
+	struct pge_waiter *next, **pprev;
+};
+
+/* 1 while every word ws[i] still holds tokens[i] (wmu held). */
+static int pge_unchanged(const cj_edb *db, const unsigned *ws, const uint64_t *tokens,
+                         size_t n) {
+	for (size_t i = 0; i < n; i++)
+		if (db->words[ws[i]] != tokens[i]) return 0;
+	return 1;
+}
+
+/* Signals the waiters whose words moved (wmu held). */
+static void pge_signal(cj_edb *db) {
+	for (struct pge_waiter *w = db->waiters; w; w = w->next)
+		if (!w->signalled && !pge_unchanged(db, w->ws, w->tokens, w->n)) {
+			w->signalled = 1;
+			pthread_cond_signal(&w->cond);
+		}
+}
+
 static void pge_bump_locked(void *db, unsigned w) { ((cj_edb *)db)->words[w]++; }
 
 void cj__pg_bump_words(cj_edb *db, const cj_wordset *s) {
 	pthread_mutex_lock(&db->wmu);
 	cj__wordset_each(s, pge_bump_locked, db);
-	pthread_cond_broadcast(&db->wcond);
+	pge_signal(db);
 	pthread_mutex_unlock(&db->wmu);
 }
 
 void cj__pg_bump(cj_edb *db, unsigned w) {
 	pthread_mutex_lock(&db->wmu);
 	db->words[w % PGE_WORDS]++;
-	pthread_cond_broadcast(&db->wcond);
+	pge_signal(db);
 	pthread_mutex_unlock(&db->wmu);
 }
 
@@ -108,7 +136,7 @@ static void pge_listen_loop(cj_edb *db, PGconn *pg) {
 			PQfreemem(n);
 			got = 1;
 		}
-		if (got) pthread_cond_broadcast(&db->wcond);
+		if (got) pge_signal(db);
 		pthread_mutex_unlock(&db->wmu);
 		if (pge_poll(db, PQsocket(pg), POLLIN, -1) != 1) return;
 		if (!PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK) return;
@@ -124,7 +152,7 @@ static void *pge_listener_main(void *arg) {
 			/* notifications may have been missed until now */
 			pthread_mutex_lock(&db->wmu);
 			for (unsigned i = 0; i < PGE_WORDS; i++) db->words[i]++;
-			pthread_cond_broadcast(&db->wcond);
+			pge_signal(db);
 			pthread_mutex_unlock(&db->wmu);
 			delay = PGE_BACKOFF_MIN;
 			pge_listen_loop(db, pg);
@@ -184,14 +212,6 @@ uint64_t cj__pg_watch(cj_edb *db, const char *chan) {
 	return v;
 }
 
-/* 1 while every word ws[i] still holds tokens[i] (wmu held). */
-static int pge_unchanged(const cj_edb *db, const unsigned *ws, const uint64_t *tokens,
-                         size_t n) {
-	for (size_t i = 0; i < n; i++)
-		if (db->words[ws[i]] != tokens[i]) return 0;
-	return 1;
-}
-
 int cj__pg_wait_any(cj_edb *db, const char *const *chans, const uint64_t *tokens, size_t n,
                     int64_t deadline_ms) {
 	unsigned ws[CJ_WAIT_ANY_MAX];
@@ -206,16 +226,28 @@ int cj__pg_wait_any(cj_edb *db, const char *const *chans, const uint64_t *tokens
 	}
 	/* a deadline past the longest sleep ends in a spurious wake */
 	int64_t until = cj__sleep_until(deadline_ms);
-	while (pge_unchanged(db, ws, tokens, n)) {
-		if (until < 0) {
-			pthread_cond_wait(&db->wcond, &db->wmu);
-			continue;
+	struct pge_waiter me = {.ws = ws, .tokens = tokens, .n = n};
+	if (pge_unchanged(db, ws, tokens, n)) {
+		if (pthread_cond_init(&me.cond, &db->wattr) != 0) {
+			pthread_mutex_unlock(&db->wmu);
+			return CJ_OK; /* a spurious wake, which the caller allows */
 		}
-		struct timespec ts = {(time_t)(until / 1000), (long)(until % 1000) * 1000000L};
-		if (pthread_cond_timedwait(&db->wcond, &db->wmu, &ts) == ETIMEDOUT) {
-			if (pge_unchanged(db, ws, tokens, n) && until == deadline_ms) rc = CJ_TIMEOUT;
-			break;
+		if ((me.next = db->waiters)) me.next->pprev = &me.next;
+		me.pprev = &db->waiters;
+		db->waiters = &me;
+		while (pge_unchanged(db, ws, tokens, n)) {
+			if (until < 0) {
+				pthread_cond_wait(&me.cond, &db->wmu);
+				continue;
+			}
+			struct timespec ts = {(time_t)(until / 1000), (long)(until % 1000) * 1000000L};
+			if (pthread_cond_timedwait(&me.cond, &db->wmu, &ts) == ETIMEDOUT) {
+				if (pge_unchanged(db, ws, tokens, n) && until == deadline_ms) rc = CJ_TIMEOUT;
+				break;
+			}
 		}
+		if ((*me.pprev = me.next)) me.next->pprev = me.pprev;
+		pthread_cond_destroy(&me.cond);
 	}
 	/* nor which jobs they changed: any may have (CJ_WORD_ALL) */
 	if (db->listener_failed) db->words[CJ_WORD_ALL]++;

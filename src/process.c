@@ -71,7 +71,7 @@ static int update_fn(cj_tx *tx, void *arg) {
 	if (a->end != RUN_UPDATE) {
 		/* the job's read, and what ending its run reads, go in one round
 		 * trip where the engine can; the job first, so that its key is
-		 * held before the type's count, as without the announcements */
+		 * held before the type's rows, as without the announcements */
 		cj__key_data(&tx->kbuf, job->type, job->id);
 		if ((rc = cj__prefetch(tx, &tx->kbuf)) ||
 		    (rc = a->end == RUN_FINISH ? cj__finished_prefetch(tx, job->type)

@@ -835,4 +835,5 @@ TEST_MAIN(ENTRY(verify_healthy_store), ENTRY(verify_report_stops), ENTRY(verify_
           ENTRY(verify_activity_index), ENTRY(verify_cli_check), ENTRY(verify_finished_index),
           ENTRY(format1_store_converts), ENTRY(format2_store_converts),
           ENTRY(verify_counters), ENTRY(counters_nested_transactions), ENTRY(format3_store_converts),
-          ENTRY(format4_store_converts), ENTRY(format5_store_converts))
+          ENTRY(format4_store_converts),
+          ENTRY(format5_store_converts))

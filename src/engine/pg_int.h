@@ -108,9 +108,10 @@
  * it receives. Each waiter sleeps on a condition variable of its own while
  * its words' counters hold its tokens, and a bump signals only the waiters
  * whose words it moved: a commit does not wake the threads that wait for
- * something else (the activity monitor, acceptors of other types). When the listener's connection is lost it
- * reconnects with backoff (PGE_BACKOFF_MIN to PGE_BACKOFF_MAX ms) and, once
- * it listens again, bumps every word, since notifications may have been
+ * something else (the activity monitor, acceptors of other types). When
+ * the listener's connection is lost it reconnects with backoff
+ * (PGE_BACKOFF_MIN to PGE_BACKOFF_MAX ms) and, once it listens again,
+ * bumps every word, since notifications may have been
  * missed meanwhile: waiters then look at the store again. The first LISTEN
  * bumps every word too, which covers tokens taken before it. A commit also
  * bumps its words in this process at once.

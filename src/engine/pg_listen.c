@@ -1,5 +1,6 @@
 /* The PostgreSQL engine's wakeups: a listener thread per store turns
- * notifications into wake words; waiters sleep on a condition variable. */
+ * notifications into wake words; waiters sleep each on a condition
+ * variable of its own, signalled when one of its words moves. */
 #include "engine/pg_int.h"
 
 /* A thread in wait_any: sleeps on cond while every word ws[i] holds

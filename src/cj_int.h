@@ -380,7 +380,6 @@ int cj__key_pending_parse(const uint8_t *k, size_t kl, int64_t *sched, char **id
 int cj__key_timeout_parse(const uint8_t *k, size_t kl, char **type);
 int cj__key_activity_parse(const uint8_t *k, size_t kl, uint8_t seq[CJ_VS_LEN]);
 int cj__key_finished_parse(const uint8_t *k, size_t kl, int64_t *finished_ms, char **id);
-int cj__key_count_parse(const uint8_t *k, size_t kl, char **type, int *dead);
 int cj__key_retention_parse(const uint8_t *k, size_t kl, char **type);
 
 /* A versionstamp: commit number (big-endian), order within the commit. */

@@ -487,17 +487,6 @@ int cj__key_finished_parse(const uint8_t *k, size_t kl, int64_t *finished_ms, ch
 	return item_string(&it[3], "finished key", CJ_MAX_ID, id);
 }
 
-int cj__key_count_parse(const uint8_t *k, size_t kl, char **type, int *dead) {
-	cj_tup_item it[2];
-	*type = NULL;
-	int rc = key_parse(k, kl, "finished_count", "finished_count", it, 2);
-	if (rc) return rc;
-	if (it[1].kind != CJ_TUP_INT || (it[1].i != 0 && it[1].i != 1))
-		return cj__fail(CJ_STORE, "corrupt finished_count key");
-	*dead = (int)it[1].i;
-	return item_string(&it[0], "finished_count key", CJ_MAX_TYPE, type);
-}
-
 int cj__key_retention_parse(const uint8_t *k, size_t kl, char **type) {
 	cj_tup_item it;
 	*type = NULL;

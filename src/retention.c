@@ -174,6 +174,24 @@ struct prune_arg {
 	int64_t oldest;  /* finish time of the oldest kept, -1 none (when !more) */
 };
 
+/* The scan of prune_fn by age alone: collects entries into the batch up
+ * to the first that the age limit keeps (it is the oldest kept, and every
+ * later one is kept too). */
+struct age_scan {
+	cj_batch *c;
+	int64_t cutoff;
+};
+
+static int age_add(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg) {
+	struct age_scan *s = arg;
+	int64_t ms;
+	char *id;
+	int rc = cj__batch_add(k, kl, v, vl, s->c);
+	if (rc || (rc = cj__key_finished_parse(k, kl, &ms, &id))) return rc;
+	cj_free(id);
+	return ms > s->cutoff;
+}
+
 /* One transaction: removes up to CJ_PRUNE_BATCH of the oldest entries of
  * (type, dead) that the limits reject. The scan held nothing: each job's
  * value, read after it, decides. The count is read after the scan, and
@@ -201,7 +219,10 @@ static int prune_fn(cj_tx *tx, void *arg) {
 	cj__key_finished_prefix(&lo, a->type, a->dead);
 	cj__key_finished_prefix(&hi, a->type, a->dead);
 	cj__tup_range_end(&hi);
-	if ((rc = cj__scan(tx, &lo, &hi, cj__batch_add, &c)) < 0) goto out;
+	struct age_scan age = {&c, a->cutoff};
+	rc = a->keep == CJ_KEEP_ALL ? cj__scan(tx, &lo, &hi, age_add, &age)
+	                            : cj__scan(tx, &lo, &hi, cj__batch_add, &c);
+	if (rc < 0) goto out;
 	a->more = rc == 1;
 	rc = a->keep != CJ_KEEP_ALL ? count_read(tx, a->type, a->dead, &n) : CJ_OK;
 	if (rc) goto out;

@@ -18,10 +18,11 @@
  * time limit of a case. CJ_FAULT_SCENARIO=NAME runs one scenario only. By
  * default I/O errors from N on are left out, and on PostgreSQL, where each
  * run costs connections, everything but single allocation faults;
- * CJ_FAULT_FULL=1 sweeps every mode (a few minutes). The group scenario
- * (threads whose calls are combined into one commit, through nested
- * transactions) flushes every commit: by default it sweeps single
- * allocation faults and lost connections only. On the embedded engine the
+ * CJ_FAULT_FULL=1 sweeps every mode (a few minutes). On a server, four
+ * processes share each sweep, each on a schema of its own
+ * (SERVER_WORKERS). The group scenario (threads whose calls are combined
+ * into one commit, through nested transactions) flushes every commit: by
+ * default it sweeps single allocation faults and lost connections only. On the embedded engine the
  * faulty store shares the real one's combine file, so calls of a handle
  * with sync=full are combined as on the real store (combine.c): the xclaim
  * scenario's claim of two jobs is run by a leader whose arrays grow with
@@ -32,6 +33,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <unistd.h>
 
 /* ---- the documented codes, from the header ----------------------------------- */
 
@@ -735,67 +737,164 @@ static int run_once(const struct scenario *s, struct run *r, int *seq, int *read
 	return hits > 0;
 }
 
-static void run_all(const char *url, const struct scenario *list, size_t nlist) {
+/* What a sweep found: per scenario and mode, the last fault number that
+ * met a fault (the number of fault points); its runs; its time. */
+#define MAX_SCENARIOS 8
+#define NMODES 6
+struct sweep {
+	long points[MAX_SCENARIOS][NMODES];
+	int64_t ms[MAX_SCENARIOS];
+	long runs;
+	uint64_t combined;
+};
+
+/* level: 0 swept by default everywhere, 1 by default on the embedded
+ * engine, 2 with CJ_FAULT_FULL only. A run on a server costs connections:
+ * by default it sweeps only what reaches its engine's own code,
+ * allocations (engine faults are made at the engine's boundary, so they
+ * test the core, as on the embedded engine). I/O errors from N on add
+ * little to single ones and a persistent allocation failure. */
+static const struct {
+	enum mode mode;
+	int persistent;
+	int level;
+} modes[NMODES] = {{ALLOC, 0, 0}, {ALLOC, 1, 1}, {IO, 0, 1},
+                   {IO, 1, 2},    {LOST, 0, 1},  {CONFLICT, 0, 1}};
+
+static int mode_swept(const struct scenario *s, size_t m) {
+	const char *full = getenv("CJ_FAULT_FULL");
+	int level = full && *full && strcmp(full, "0") != 0 ? 2 : t_is_lmdb() ? 1 : 0;
+	if (modes[m].level > level) return 0;
+	/* each run of group flushes its commits: by default it sweeps single
+	 * allocation faults and lost connections only */
+	if (s->run == group_run && level < 2 &&
+	    (modes[m].persistent || (modes[m].mode != ALLOC && modes[m].mode != LOST)))
+		return 0;
+	return 1;
+}
+
+static int scenario_swept(const struct scenario *s) {
+	const char *only = getenv("CJ_FAULT_SCENARIO");
+	return !(only && *only && strcmp(only, s->name) != 0);
+}
+
+/* Runs the scenarios on url with the faults first, first + step, ... of
+ * each mode, each until a run meets no fault; then checks the whole store. */
+static void sweep(const char *url, const struct scenario *list, size_t nlist, long first,
+                  long step, int seq, struct sweep *out) {
 	struct run r;
 	memset(&r, 0, sizeof r);
+	memset(out, 0, sizeof *out);
 	r.url = url;
 	snprintf(r.furl, sizeof r.furl, "faulty:%s", url);
 	r.opts = (cj_options)CJ_OPTIONS_INIT;
 	r.opts.no_monitor = 1;
 	r.opts.sync = CJ_SYNC_RELAXED;
-	/* level: 0 swept by default everywhere, 1 by default on the embedded
-	 * engine, 2 with CJ_FAULT_FULL only. A run on a server costs connections:
-	 * by default it sweeps only what reaches its engine's own code,
-	 * allocations (engine faults are made at the engine's boundary, so they
-	 * test the core, as on the embedded engine). I/O errors from N on add
-	 * little to single ones and a persistent allocation failure. */
-	static const struct {
-		enum mode mode;
-		int persistent;
-		int level;
-	} modes[] = {{ALLOC, 0, 0}, {ALLOC, 1, 1}, {IO, 0, 1},
-	             {IO, 1, 2},    {LOST, 0, 1},  {CONFLICT, 0, 1}};
-	const char *full = getenv("CJ_FAULT_FULL");
-	int level = full && *full && strcmp(full, "0") != 0 ? 2 : t_is_lmdb() ? 1 : 0;
-	int seq = 0;
-	long runs = 0;
-	const char *only = getenv("CJ_FAULT_SCENARIO");
+	CHECK(nlist <= MAX_SCENARIOS);
 	for (size_t i = 0; i < nlist; i++) {
 		const struct scenario *s = &list[i];
-		if (only && *only && strcmp(only, s->name) != 0) continue;
-		char line[512];
+		if (!scenario_swept(s)) continue;
 		int64_t t0 = t_now_ms();
-		int len = snprintf(line, sizeof line, "  %-10s", s->name);
-		for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
-			if (modes[m].level > level) continue;
-			/* each run of group flushes its commits: by default it sweeps
-			 * single allocation faults and lost connections only */
-			if (s->run == group_run && level < 2 && modes[m].persistent) continue;
-			if (s->run == group_run && level < 2 && modes[m].mode != ALLOC &&
-			    modes[m].mode != LOST)
-				continue;
+		for (size_t m = 0; m < NMODES; m++) {
+			if (!mode_swept(s, m)) continue;
 			r.mode = modes[m].mode;
 			r.persistent = modes[m].persistent;
 			int ready = 0;
-			for (r.n = 1;; r.n++) {
-				runs++;
+			for (r.n = first;; r.n += step) {
+				out->runs++;
 				if (!run_once(s, &r, &seq, &ready)) break;
 			}
-			len += snprintf(line + len, sizeof line - (size_t)len, " %s%s %ld",
-			                mode_names[r.mode], r.persistent ? " (on)" : "", r.n - 1);
+			out->points[i][m] = r.n - step;
 		}
-		if (s->run == group_run)
-			len += snprintf(line + len, sizeof line - (size_t)len, "; %llu calls combined",
-			                (unsigned long long)group_combined);
-		note("%s (%lld ms)\n", line, (long long)(t_now_ms() - t0));
+		out->ms[i] = t_now_ms() - t0;
 	}
-	note("  %ld runs; every failing call returned its fault's code, and the store "
-	     "stayed consistent\n", runs);
+	out->combined = group_combined;
 	/* the whole store, once more */
 	cj_db *db = open_real(&r);
 	check_store(db, NULL, NULL);
 	cj_close(db);
-	r.real = NULL;
+}
+
+/* On a server, where a run mostly waits for the server's answers, the
+ * sweep is shared by this many processes, each with its own schema (so
+ * that no other's notifications reach its faulty handle): the one of
+ * worker k takes the fault numbers k + 1, k + 1 + SERVER_WORKERS, ... On
+ * the embedded engine, where a run is bound by the CPU, and the faulty
+ * handles of processes on one store would combine each other's calls
+ * (combine.c), one process sweeps. */
+#define SERVER_WORKERS 4
+
+struct worker {
+	char url[8400];
+	const struct scenario *list;
+	size_t nlist;
+	long k;
+	int fd[2]; /* its sweep, written back */
+};
+
+static int worker_main(void *p) {
+	struct worker *w = p;
+	close(w->fd[0]);
+	struct sweep out;
+	sweep(w->url, w->list, w->nlist, w->k + 1, SERVER_WORKERS, (int)w->k * 100000, &out);
+	CHECK(write(w->fd[1], &out, sizeof out) == (ssize_t)sizeof out);
+	close(w->fd[1]);
+	return 0;
+}
+
+static void run_all(const char *url, const struct scenario *list, size_t nlist) {
+	struct sweep all;
+	int64_t t0 = t_now_ms();
+	if (t_is_lmdb()) {
+		sweep(url, list, nlist, 1, 1, 0, &all);
+	} else {
+		static struct worker w[SERVER_WORKERS];
+		int pid[SERVER_WORKERS];
+		memset(&all, 0, sizeof all);
+		for (int k = 0; k < SERVER_WORKERS; k++) {
+			/* t_url()'s schema is its last parameter: a schema of its own */
+			snprintf(w[k].url, sizeof w[k].url, "%sw%d", url, k);
+			w[k].list = list;
+			w[k].nlist = nlist;
+			w[k].k = k;
+			CHECK(pipe(w[k].fd) == 0);
+			pid[k] = t_spawn(worker_main, &w[k]);
+			close(w[k].fd[1]);
+		}
+		for (int k = 0; k < SERVER_WORKERS; k++) {
+			struct sweep one;
+			ssize_t got = read(w[k].fd[0], &one, sizeof one);
+			close(w[k].fd[0]);
+			CHECK_INT(t_join(pid[k], 3600 * 1000), 0);
+			CHECK_INT(got, (long long)sizeof one);
+			for (size_t i = 0; i < nlist; i++) {
+				for (size_t m = 0; m < NMODES; m++)
+					if (one.points[i][m] > all.points[i][m])
+						all.points[i][m] = one.points[i][m];
+				if (one.ms[i] > all.ms[i]) all.ms[i] = one.ms[i];
+			}
+			all.runs += one.runs;
+			all.combined += one.combined;
+		}
+	}
+	for (size_t i = 0; i < nlist; i++) {
+		const struct scenario *s = &list[i];
+		if (!scenario_swept(s)) continue;
+		char line[512];
+		int len = snprintf(line, sizeof line, "  %-10s", s->name);
+		for (size_t m = 0; m < NMODES; m++)
+			if (mode_swept(s, m))
+				len += snprintf(line + len, sizeof line - (size_t)len, " %s%s %ld",
+				                mode_names[modes[m].mode], modes[m].persistent ? " (on)" : "",
+				                all.points[i][m]);
+		if (s->run == group_run)
+			len += snprintf(line + len, sizeof line - (size_t)len, "; %llu calls combined",
+			                (unsigned long long)all.combined);
+		note("%s (%lld ms)\n", line, (long long)all.ms[i]);
+	}
+	note("  %ld runs by %d process(es) in %lld ms; every failing call returned its fault's "
+	     "code, and the store stayed consistent\n", all.runs, t_is_lmdb() ? 1 : SERVER_WORKERS,
+	     (long long)(t_now_ms() - t0));
 }
 
 /* the scenarios in two cases, each with the time limit of a case */

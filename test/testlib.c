@@ -327,15 +327,32 @@ int t_main(int argc, char **argv, const struct t_entry *e, size_t n) {
 	}
 	if (argc == 2 && (strcmp(argv[1], "--list") == 0 || strcmp(argv[1], "--help") == 0)) {
 		if (strcmp(argv[1], "--help") == 0)
-			printf("usage: %s [--list | CASE...]: runs every case, or the cases "
-			       "named; --list prints their names\n", argv[0]);
+			printf("usage: %s [--list | --part K/N | CASE...]: runs every case, the "
+			       "cases K, K + N, ... or the cases named; --list prints their "
+			       "names\n", argv[0]);
 		else
 			for (size_t i = 0; i < n; i++) printf("%s\n", e[i].name);
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* --part K/N: the cases K, K + N, K + 2N, ... (counting from 1), so that
+	 * a long program can be a few tests, each with its own time limit */
+	size_t part = 0, parts = 1;
+	if (argc == 3 && strcmp(argv[1], "--part") == 0) {
+		char *end = NULL;
+		unsigned long k = strtoul(argv[2], &end, 10);
+		unsigned long of = end && *end == '/' ? strtoul(end + 1, &end, 10) : 0;
+		if (!end || *end || k < 1 || k > of || of > n) {
+			fprintf(stderr, "--part %s: want K/N, 1 <= K <= N <= %zu\n", argv[2], n);
+			return 2;
+		}
+		part = k - 1;
+		parts = of;
+		argc = 1;
+	}
 	size_t failed = 0, ran = 0;
 	for (size_t i = 0; i < n; i++) {
+		if (i % parts != part) continue;
 		if (argc > 1) {
 			int want = 0;
 			for (int a = 1; a < argc; a++)

@@ -1,7 +1,8 @@
 /*
  * A small test framework: each test_*.c file is one executable holding
- * several cases; ctest runs every executable. Run one case with
- * `./test_x CASE`; `./test_x --list` prints the names of its cases.
+ * several cases; ctest runs every executable (a long one in parts:
+ * `./test_x --part K/N` runs the cases K, K + N, K + 2N, ...). Run one case
+ * with `./test_x CASE`; `./test_x --list` prints the names of its cases.
  *
  *   TEST(name) { ... CHECK_RC(cj_add(...), CJ_OK); ... }
  *   TEST_MAIN(ENTRY(name), ENTRY(other))

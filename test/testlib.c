@@ -256,6 +256,12 @@ void t_verify_store(const char *file, int line) {
 		       cj_err_name(rc), (unsigned long long)n, rc ? cj_last_error() : "");
 }
 
+int64_t t_bound_ms(int64_t ms) {
+	const char *m = getenv("CJ_TEST_TIMEOUT_MULTIPLIER");
+	double mult = m && *m ? atof(m) : 1;
+	return mult > 0 ? (int64_t)((double)ms * mult) : ms;
+}
+
 static int t_run_case(const struct t_entry *e) {
 	char tmpl[PATH_MAX];
 	const char *base = getenv("CJ_TEST_TMPDIR");
@@ -278,11 +284,8 @@ static int t_run_case(const struct t_entry *e) {
 		fflush(NULL);
 		exit(0);
 	}
-	double mult = 1;
-	const char *m = getenv("CJ_TEST_TIMEOUT_MULTIPLIER");
-	if (m && *m) mult = atof(m);
 	const char *ts = getenv("CJ_TEST_TIMEOUT");
-	int64_t limit = (int64_t)((ts && *ts ? atof(ts) : 120) * 1000 * mult);
+	int64_t limit = t_bound_ms((int64_t)((ts && *ts ? atof(ts) : 120) * 1000));
 	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
 	struct pollfd p = {fd, POLLIN, 0};
 	int timed_out = 0;

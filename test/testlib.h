@@ -110,6 +110,10 @@ cj_db *t_open_opts(const cj_options *o);
 /* The case's scratch directory (absolute). */
 const char *t_dir(void);
 
+/* A bound of ms milliseconds on a wait, times CJ_TEST_TIMEOUT_MULTIPLIER
+ * (a slow or loaded machine sets it). */
+int64_t t_bound_ms(int64_t ms);
+
 /* Monotonic milliseconds. */
 int64_t t_now_ms(void);
 /* Seconds since the epoch. */

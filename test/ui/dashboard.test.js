@@ -225,6 +225,31 @@ async function main() {
         }
       }
     };
+    /* forgets the token: the dialog closes, seen by its close event (the
+     * schedules' poll, refused from then on, may open it again at once) */
+    const forgetToken = async () => {
+      await page.evaluate(() => {
+        window.__tokenClosed = false;
+        document.getElementById('token-dialog').addEventListener('close',
+          () => { window.__tokenClosed = true; }, { once: true });
+      });
+      await click('#token-forget');
+      await page.waitForFunction(() => window.__tokenClosed);
+    };
+    /* runs act, which ends refused for want of the token. The schedules'
+     * poll (every 5 s) may be refused first and open the dialog on its own,
+     * over the page: then act misses. Close it and act again; once a request
+     * was refused the poll waits for a token, so the next try's refusal is
+     * act's */
+    const refusedWithoutToken = async (act) => {
+      for (let attempt = 1; ; attempt++) {
+        if (await act({ timeout: ms(5) }).then(() => true, (e) => { if (attempt >= 3) throw e; return false; })) return;
+        if (await page.evaluate(() => document.getElementById('token-dialog').open)) {
+          await page.keyboard.press('Escape');
+          await page.waitForFunction(() => !document.getElementById('token-dialog').open);
+        }
+      }
+    };
     const countOf = (type, state) => page.$eval('#types-body tr[data-type="' + type + '"] td.c-' + state + ' .count',
       (c) => Number(c.textContent));
 
@@ -345,28 +370,15 @@ async function main() {
       document.querySelector('#detail-actions button.danger'));
     await click('#token-btn');
     await page.waitForSelector('#token-dialog[open]');
-    await click('#token-forget');
-    await page.waitForFunction(() => !document.getElementById('token-dialog').open);
-    check(await page.evaluate(() => sessionStorage.getItem('couchjobs.token') === null), 'token forgotten');
     expect401 = true;
-    /* the schedules' poll (every 5 s) may be refused first and open the
-     * dialog on its own, over the buttons: then the clicks miss. Close it
-     * and act again; once a request was refused the poll waits for a token,
-     * so the next try's refusal is the removal's */
-    for (let attempt = 1; ; attempt++) {
-      const removal = async () => {
-        const wait = { timeout: ms(5) };
-        await (await page.waitForSelector('#detail-actions button.danger', wait)).click();
-        await (await page.waitForSelector('#detail-actions button.danger.confirm', wait)).click();
-        await page.waitForSelector('#token-dialog[open]', wait);
-        await page.waitForFunction(() => /refused/.test(document.getElementById('toast').textContent), wait);
-      };
-      if (await removal().then(() => true, (e) => { if (attempt >= 3) throw e; return false; })) break;
-      if (await page.evaluate(() => document.getElementById('token-dialog').open)) {
-        await page.keyboard.press('Escape');
-        await page.waitForFunction(() => !document.getElementById('token-dialog').open);
-      }
-    }
+    await forgetToken();
+    check(await page.evaluate(() => sessionStorage.getItem('couchjobs.token') === null), 'token forgotten');
+    await refusedWithoutToken(async (wait) => {
+      await (await page.waitForSelector('#detail-actions button.danger', wait)).click();
+      await (await page.waitForSelector('#detail-actions button.danger.confirm', wait)).click();
+      await page.waitForSelector('#token-dialog[open]', wait);
+      await page.waitForFunction(() => /refused/.test(document.getElementById('toast').textContent), wait);
+    });
     check((await api('GET', '/v1/jobs/email/welcome-6')).status === 200, 'welcome-6 is still there');
     await page.keyboard.press('Escape');
     await page.waitForFunction(() => !document.getElementById('token-dialog').open);
@@ -436,13 +448,14 @@ async function main() {
     const deadReports = async () => JSON.parse((await api('GET', '/v1/jobs?type=report&state=dead')).body).jobs.length;
     await click('#token-btn');
     await page.waitForSelector('#token-dialog[open]');
-    await click('#token-forget');
-    await page.waitForFunction(() => !document.getElementById('token-dialog').open);
     expect401 = true;
-    await page.focus(retryAll);
-    await page.keyboard.press('Enter');
-    await page.waitForSelector('#token-dialog[open]');
-    await page.waitForFunction(() => /Retry all dead refused/.test(document.getElementById('toast').textContent));
+    await forgetToken();
+    await refusedWithoutToken(async (wait) => {
+      await page.focus(retryAll);
+      await page.keyboard.press('Enter');
+      await page.waitForSelector('#token-dialog[open]', wait);
+      await page.waitForFunction(() => /Retry all dead refused/.test(document.getElementById('toast').textContent), wait);
+    });
     check(await deadReports() === 2, 'refused without the token: still dead');
     await page.type('#token-input', TOKEN);
     await page.keyboard.press('Enter');

@@ -833,6 +833,10 @@ int cj__count_move(cj_tx *tx, const char *type, const char *id, const cj_jv *fro
 /* Adds 1 to n[kind] for each kind a job of value jv is counted in; returns
  * those kinds as bits. */
 int cj__count_job(const cj_jv *jv, int64_t n[CJ_COUNT_KINDS]);
+/* Reads the number of type's jobs of one kind into *n: the sum of the
+ * shards of its counter, as committed and as tx changed it (a read that
+ * holds nothing). */
+int cj__count_read(cj_tx *tx, const char *type, int kind, int64_t *n);
 
 /* ---- process.c ---------------------------------------------------------- */
 

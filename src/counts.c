@@ -60,6 +60,29 @@ int cj__count_job(const cj_jv *jv, int64_t n[CJ_COUNT_KINDS]) {
 
 /* ---- reading ----------------------------------------------------------------- */
 
+/* Adds a counter to the sum at arg. */
+static int count_sum(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg) {
+	(void)k, (void)kl;
+	int64_t n;
+	int rc = cj__counter_decode(v, vl, &n);
+	if (rc == CJ_OK) *(int64_t *)arg += n;
+	return rc;
+}
+
+int cj__count_read(cj_tx *tx, const char *type, int kind, int64_t *n) {
+	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
+	*n = 0;
+	cj__key_counter(&lo, type, kind, 0);
+	cj__key_counter(&hi, type, kind, CJ_COUNT_SHARDS);
+	int rc = cj__add_flush(tx); /* this transaction's own changes */
+	if (rc == CJ_OK) rc = cj__scan(tx, &lo, &hi, count_sum, n);
+	if (rc == CJ_OK && *n < 0)
+		rc = cj__fail(CJ_STORE, "corrupt counter: %lld jobs", (long long)*n);
+	cj__buf_free(&lo);
+	cj__buf_free(&hi);
+	return rc;
+}
+
 /* The sums of the counters of the types met by a scan, in key order. */
 struct sums {
 	cj_buf names; /* NUL-terminated types one after another */

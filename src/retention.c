@@ -26,32 +26,6 @@
 
 /* ---- the index --------------------------------------------------------------- */
 
-/* Adds a counter to the sum at arg. */
-static int count_sum(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg) {
-	(void)k, (void)kl;
-	int64_t n;
-	int rc = cj__counter_decode(v, vl, &n);
-	if (rc == CJ_OK) *(int64_t *)arg += n;
-	return rc;
-}
-
-/* Reads the number of (type, dead)'s jobs into *n: the sum of the shards
- * of its counter, as committed (a read that holds nothing). */
-static int count_read(cj_tx *tx, const char *type, int dead, int64_t *n) {
-	cj_buf lo = CJ_BUF_INIT, hi = CJ_BUF_INIT;
-	int kind = dead ? CJ_COUNT_DEAD : CJ_COUNT_FINISHED;
-	*n = 0;
-	cj__key_counter(&lo, type, kind, 0);
-	cj__key_counter(&hi, type, kind, CJ_COUNT_SHARDS);
-	int rc = cj__add_flush(tx); /* this transaction's own changes */
-	if (rc == CJ_OK) rc = cj__scan(tx, &lo, &hi, count_sum, n);
-	if (rc == CJ_OK && *n < 0)
-		rc = cj__fail(CJ_STORE, "corrupt counter: %lld jobs", (long long)*n);
-	cj__buf_free(&lo);
-	cj__buf_free(&hi);
-	return rc;
-}
-
 static int retention_value(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
                            void *arg) {
 	(void)k, (void)kl;
@@ -210,10 +184,10 @@ static int prune_fn(cj_tx *tx, void *arg) {
 	a->count = 0;
 	a->more = 0;
 	a->oldest = -1;
-	int rc = CJ_OK;
+	int rc = CJ_OK, kind = a->dead ? CJ_COUNT_DEAD : CJ_COUNT_FINISHED;
 	if (a->keep != CJ_KEEP_ALL && a->cutoff < 0) {
 		/* by count alone: read just what is over */
-		if ((rc = count_read(tx, a->type, a->dead, &n)) || n <= a->keep) goto out;
+		if ((rc = cj__count_read(tx, a->type, kind, &n)) || n <= a->keep) goto out;
 		if (n - a->keep < c.max) c.max = (int)(n - a->keep);
 	}
 	cj__key_finished_prefix(&lo, a->type, a->dead);
@@ -224,7 +198,7 @@ static int prune_fn(cj_tx *tx, void *arg) {
 	                            : cj__scan(tx, &lo, &hi, cj__batch_add, &c);
 	if (rc < 0) goto out;
 	a->more = rc == 1;
-	rc = a->keep != CJ_KEEP_ALL ? count_read(tx, a->type, a->dead, &n) : CJ_OK;
+	rc = a->keep != CJ_KEEP_ALL ? cj__count_read(tx, a->type, kind, &n) : CJ_OK;
 	if (rc) goto out;
 	size_t off = 0, kl, vl;
 	const uint8_t *k, *v;

@@ -885,7 +885,9 @@ int cj__limits_prefetch(cj_tx *tx, const char *type);
 /* Records that n jobs were taken under look (their tokens). */
 int cj__limits_take(cj_tx *tx, const char *type, cj_lim_look *look, int64_t n);
 /* Every transaction that ends a run of type (deletes a running job's
- * activity entry) calls this: acceptors waiting for a slot wake. */
+ * activity entry) calls this: acceptors waiting for a slot wake (where
+ * writers take turns, only while the type limits its running jobs: it
+ * reads the limits). CJ_OK or a code. */
 int cj__run_ended(cj_tx *tx, const char *type);
 
 /* ---- monitor.c ---------------------------------------------------------- */

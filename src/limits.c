@@ -148,8 +148,23 @@ int cj__limits_take(cj_tx *tx, const char *type, cj_lim_look *look, int64_t n) {
 	return lim_write(tx, type, &look->v);
 }
 
+/* Only an acceptor that found the type's limit on running jobs reached
+ * waits for a run to end (accept.c), and setting or clearing the limits
+ * wakes every such waiter (limits_changed). Where write transactions take
+ * turns, a run that ends while the type has no such limit therefore has
+ * nobody to wake: a waiter saw the limit before this transaction, so a
+ * change since then notified the channel after it took its token. Left
+ * out, the notification costs one read here instead of a wake-up system
+ * call on every commit that ends a run. Elsewhere a limit may be set
+ * beside this transaction unseen: it always notifies. */
 int cj__run_ended(cj_tx *tx, const char *type) {
 	char chan[CJ_CHAN_MAX];
+	if (tx->db->eng->supports & CJ_ENGINE_WRITERS_TAKE_TURNS) {
+		cj_lim v;
+		int rc = lim_read(tx, type, 1, &v);
+		if (rc < 0) return rc;
+		if (rc == 0 || v.l.max_running <= 0) return CJ_OK;
+	}
 	cj__chan_running(chan, sizeof chan, type);
 	return cj__notify(tx, chan);
 }
@@ -168,7 +183,10 @@ static int limits_changed(cj_tx *tx, const char *type) {
 	char chan[CJ_CHAN_MAX];
 	cj__chan_pending(chan, sizeof chan, type);
 	int rc = cj__notify(tx, chan);
-	return rc ? rc : cj__run_ended(tx, type);
+	/* whatever the limits are now (cleared, or with no limit on running
+	 * jobs: cj__run_ended would leave this out) */
+	cj__chan_running(chan, sizeof chan, type);
+	return rc ? rc : cj__notify(tx, chan);
 }
 
 static int set_fn(cj_tx *tx, void *arg) {

@@ -3,8 +3,9 @@
  * concurrency and rate limits"): validation, the concurrency limit never
  * exceeded by eight processors in eight processes (proved from their log),
  * acceptors blocked on a full type woken by every way a run ends, the
- * rate within its bound over every window, and cj_accept_types() skipping
- * a limited type.
+ * rate within its bound over every window, cj_accept_types() skipping
+ * a limited type, and the end of a run waking acceptors (the wake file's
+ * word) only where a limit on running jobs can have left one waiting.
  *
  * Every child opens its own cj_db after the fork; the parent never holds an
  * open handle while it forks. Public API only; the store comes from
@@ -501,6 +502,70 @@ TEST(rate_waits_for_next_token) {
 	cj_close(db);
 }
 
+/* ---- who a run's end wakes ----------------------------------------------------- */
+
+/* The wake file's word of a channel (doc/format.md, "The wake file"):
+ * FNV-1a of its name modulo 1023, plus 1; 32 bits in the machine's order. */
+static unsigned chan_word(const char *name) {
+	uint32_t h = 2166136261u;
+	for (const char *p = name; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+	return 1 + h % 1023;
+}
+
+static uint32_t wake_word(const char *name) {
+	char path[4096];
+	uint32_t v;
+	snprintf(path, sizeof path, "%s/store/wake", t_dir());
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	CHECK(fd >= 0);
+	CHECK(pread(fd, &v, sizeof v, (off_t)chan_word(name) * 4) == (ssize_t)sizeof v);
+	close(fd);
+	return v;
+}
+
+/* Takes the job type/id and ends its run by end (finish or fail): how far
+ * the type's run-ended word ("r:" + type) moved meanwhile. */
+static uint32_t run_end_moves(cj_db *db, const char *type, const char *id, enum run_end end) {
+	char name[64];
+	snprintf(name, sizeof name, "r:%s", type);
+	cj_job *job = take_id(db, type, id);
+	uint32_t before = wake_word(name);
+	if (end == END_FINISH) CHECK_OK(cj_finish(db, NULL, job, NULL));
+	else CHECK_OK(cj_fail(db, NULL, job, NULL));
+	cj_job_free(job);
+	return wake_word(name) - before;
+}
+
+/* Only an acceptor that found the type's limit on running jobs reached
+ * waits for a run to end, and setting or clearing limits wakes those (the
+ * cases above): where writers take turns, a run of a type without such a
+ * limit ends without a wake-up (a system call on every finish that woke
+ * nobody); one of a type with the limit still bumps its word. */
+TEST(run_end_wakes_only_where_a_running_limit_is) {
+	SKIP_UNLESS_LMDB();
+	static const char *const types[] = {"rfree", "rrate", "rcap"};
+	for (size_t i = 0; i < 3; i++) {
+		char run[64], pend[64];
+		snprintf(run, sizeof run, "r:%s", types[i]);
+		snprintf(pend, sizeof pend, "p:%s", types[i]);
+		/* no other channel these commits notify shares the word */
+		CHECK(chan_word(run) != chan_word(pend));
+		CHECK(chan_word(run) != chan_word("activity"));
+		CHECK(chan_word(run) != chan_word("types"));
+		setup_type(types[i], 60);
+		add_jobs(types[i], 2);
+	}
+	set_limits("rrate", 0, 1000, 1000); /* a rate alone fills no slots */
+	set_limits("rcap", 5, 0, 0);
+	cj_db *db = open_nomon();
+	CHECK_INT(run_end_moves(db, "rfree", "j000", END_FINISH), 0);
+	CHECK_INT(run_end_moves(db, "rfree", "j001", END_FAIL), 0);
+	CHECK_INT(run_end_moves(db, "rrate", "j000", END_FINISH), 0);
+	CHECK_INT(run_end_moves(db, "rcap", "j000", END_FINISH), 1);
+	CHECK_INT(run_end_moves(db, "rcap", "j001", END_FAIL), 1);
+	cj_close(db);
+}
+
 TEST_MAIN_VERIFIED(ENTRY(limits_bad_arguments),
                    ENTRY(concurrency_never_exceeded_across_processes),
                    ENTRY(blocked_acceptor_woken_by_finish),
@@ -511,4 +576,5 @@ TEST_MAIN_VERIFIED(ENTRY(limits_bad_arguments),
                    ENTRY(blocked_acceptor_woken_by_cleared_limits),
                    ENTRY(full_type_timeout_honoured), ENTRY(accept_types_skips_limited_type),
                    ENTRY(rate_within_bound_over_every_window),
-                   ENTRY(rate_waits_for_next_token))
+                   ENTRY(rate_waits_for_next_token),
+                   ENTRY(run_end_wakes_only_where_a_running_limit_is))

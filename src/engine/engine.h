@@ -126,6 +126,12 @@ typedef int (*cj_scan_fn)(const uint8_t *k, size_t kl, const uint8_t *v,
  * while jobs are there to take), and looks only when the claim found
  * nothing. */
 #define CJ_ENGINE_CLAIM_AT_ONCE 0x4u
+/* The engine's write transactions take turns: each one reads what every
+ * write transaction before it committed, and none commits between its
+ * reads and its own commit. The core may then leave out a notification
+ * that a read in the same transaction shows nobody can be waiting for
+ * (cj__run_ended, limits.c). */
+#define CJ_ENGINE_WRITERS_TAKE_TURNS 0x8u
 
 struct cj_engine {
 	const char *name;

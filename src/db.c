@@ -337,6 +337,7 @@ int cj_db_stats(const cj_db *db, cj_stats *stats) {
 	stats->acceptor_wakes = atomic_load_explicit(&db->acceptor_wakes, memory_order_relaxed);
 	stats->notifier_lock_ns = atomic_load_explicit(&db->notifier_lock_ns, memory_order_relaxed);
 	stats->round_trips = db->eng->round_trips ? db->eng->round_trips(db->edb) : 0;
+	stats->statements = db->eng->statements ? db->eng->statements(db->edb) : 0;
 	stats->shared_flushes = db->eng->shared_flushes ? db->eng->shared_flushes(db->edb) : 0;
 	stats->combined_processes =
 	    atomic_load_explicit(&db->group.xcombined, memory_order_relaxed);

@@ -319,6 +319,116 @@ TEST(round_trips_per_call) {
 	cj_close(db);
 }
 
+/* The handle's statements (cj_stats.statements). */
+static uint64_t statements(cj_db *db) {
+	cj_stats st;
+	CHECK_OK(cj_db_stats(db, &st));
+	return st.statements;
+}
+
+/* What a job's calls send the server. Each is BEGIN, the commit number,
+ * its reads, its writes, COMMIT and the notification: cj_add reads the job
+ * (two statements: the lock on its absence and the read) and the type,
+ * cj_accept claims after a look at the type, cj_finish reads as cj_add
+ * does; each writes two keys (one statement: the put held back for the
+ * next one, pg_pipe.c) and its counters, and the accept and the finish
+ * delete one key. Two puts sent alone would make it 10, 10 and 11. */
+TEST(statements_per_call) {
+	enum { N = 20, SLACK = 4 };
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1; /* its passes would be counted */
+	cj_db *db = t_open_opts(&o);
+	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	CHECK_INT(statements(db) > 0, 1);
+
+	uint64_t before = statements(db);
+	for (int i = 0; i < N; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "j%02d", i);
+		CHECK_OK(cj_add(db, NULL, "t", id, "{\"n\":1}", 0));
+	}
+	uint64_t adds = statements(db) - before;
+	cj_job *jobs[N];
+	cj_accept_opts ao = CJ_ACCEPT_OPTS_INIT;
+	ao.timeout_ms = 0;
+	before = statements(db);
+	for (int i = 0; i < N; i++) CHECK_OK(cj_accept(db, "t", &ao, &jobs[i], NULL));
+	uint64_t accepts = statements(db) - before;
+	before = statements(db);
+	for (int i = 0; i < N; i++) CHECK_OK(cj_finish(db, NULL, jobs[i], NULL));
+	uint64_t finishes = statements(db) - before;
+	note("  statements per call: cj_add %.2f, cj_accept %.2f, cj_finish %.2f\n",
+	     (double)adds / N, (double)accepts / N, (double)finishes / N);
+	CHECK(adds >= 9 * N && adds <= 9 * N + SLACK);
+	CHECK(accepts >= 9 * N && accepts <= 9 * N + SLACK);
+	CHECK(finishes >= 10 * N && finishes <= 10 * N + SLACK);
+	for (int i = 0; i < N; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "j%02d", i);
+		CHECK_INT(state_of(db, "t", id), CJ_FINISHED);
+		cj_job_free(jobs[i]);
+	}
+	cj_close(db);
+}
+
+/* Two puts of one key in a row, the second held back with the first: the
+ * later value is what lands. */
+TEST(puts_of_one_key_keep_the_last) {
+	cj_db *db = t_open();
+	cj_tx *tx = NULL;
+	CHECK_OK(cj_tx_begin(db, &tx));
+	CHECK_OK(cj_tx_put(tx, "k", 1, "first", 5));
+	CHECK_OK(cj_tx_put(tx, "k", 1, "second", 6));
+	CHECK_OK(cj_tx_put(tx, "l", 1, "", 0)); /* goes with the held one: empty, not NULL */
+	CHECK_OK(cj_tx_put(tx, "m", 1, "third", 5)); /* held until the commit */
+	CHECK_OK(cj_tx_commit(tx));
+	CHECK_OK(cj_tx_begin(db, &tx));
+	void *v = NULL;
+	size_t vl = 0;
+	CHECK_OK(cj_tx_get(tx, "k", 1, &v, &vl));
+	CHECK_INT((int)vl, 6);
+	CHECK(memcmp(v, "second", 6) == 0);
+	cj_free(v);
+	CHECK_OK(cj_tx_get(tx, "l", 1, &v, &vl));
+	CHECK_INT((int)vl, 0);
+	cj_free(v);
+	CHECK_OK(cj_tx_get(tx, "m", 1, &v, &vl));
+	CHECK_INT((int)vl, 5);
+	CHECK(memcmp(v, "third", 5) == 0);
+	cj_free(v);
+	cj_tx_abort(tx);
+	/* a put held when the transaction is abandoned is never sent */
+	CHECK_OK(cj_tx_begin(db, &tx));
+	CHECK_OK(cj_tx_put(tx, "n", 1, "x", 1));
+	cj_tx_abort(tx);
+	CHECK_OK(cj_tx_begin(db, &tx));
+	v = NULL;
+	CHECK_RC(cj_tx_get(tx, "n", 1, &v, &vl), CJ_NOT_FOUND);
+	cj_free(v);
+	cj_tx_abort(tx);
+	cj_close(db);
+}
+
+/* A write transaction is READ COMMITTED (pg_int.h) whatever the session's
+ * default says (its BEGIN, prepared once per connection, names the level). */
+TEST(write_transactions_read_committed) {
+	size_t n = strlen(t_url()) + 96;
+	char *u = malloc(n);
+	CHECK(u != NULL);
+	snprintf(u, n, "%s&options=-c%%20default_transaction_isolation%%3Dserializable", t_url());
+	cj_db *db = NULL;
+	CHECK_OK(cj_open(u, NULL, &db));
+	cj_tx *tx = NULL;
+	CHECK_OK(cj_tx_begin(db, &tx));
+	PGresult *r = PQexec(cj_tx_native(tx), "SHOW transaction_isolation");
+	CHECK_INT(PQresultStatus(r), PGRES_TUPLES_OK);
+	CHECK_STR(PQgetvalue(r, 0, 0), "read committed");
+	PQclear(r);
+	CHECK_OK(cj_tx_commit(tx));
+	cj_close(db);
+	free(u);
+}
+
 /* ---- commits that notify share the disk's flushes ------------------------------ */
 
 struct slow_adder {
@@ -1148,6 +1258,8 @@ int main(int argc, char **argv) {
 	static const struct t_entry entries[] = {
 		ENTRY(native_sql_commits_with_finish), ENTRY(reads_leave_no_open_transaction),
 		ENTRY(schema_version_checked),         ENTRY(round_trips_per_call),
+		ENTRY(statements_per_call),            ENTRY(puts_of_one_key_keep_the_last),
+		ENTRY(write_transactions_read_committed),
 		ENTRY(notify_waits_for_no_flush),     ENTRY(accept_leaves_a_held_job),
 		ENTRY(two_schemas_are_two_stores),     ENTRY(unreachable_server_fails_fast),
 		ENTRY(server_restart),                 ENTRY(tx_after_restart),

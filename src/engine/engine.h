@@ -70,11 +70,11 @@
 
 #include "couchjobs.h"
 
-#define CJ_ENGINE_VERSION 13 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse;
+#define CJ_ENGINE_VERSION 14 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse;
                               7: prefetch, round_trips; 8: shared_flushes;
                               9: prefetch_scan; 10: shared, receipt_put, receipt_get,
                               sync (combining across processes); 11: add;
-                              12: count_shards; 13: claim_pair */
+                              12: count_shards; 13: claim_pair; 14: statements */
 #define CJ_ENGINE_MAX_KEY 4096
 
 typedef struct cj_edb cj_edb; /* an engine's open store */
@@ -314,6 +314,9 @@ struct cj_engine {
 	int (*claim_pair)(cj_etx *tx, int space, const void *lo, size_t ll, const void *hi,
 	                  size_t hl, const cj_ederive *d, struct cj_buf *key_out,
 	                  struct cj_buf *second_out);
+	/* Optional (NULL: 0). How many statements the engine sent to a
+	 * server since open (cj_stats.statements). */
+	uint64_t (*statements)(cj_edb *edb);
 };
 /* The length of a counter value (add). */
 #define CJ_COUNTER_LEN 8

@@ -14,8 +14,6 @@ static void pge_close(cj_edb *db) {
 	cj_free(db->schema);
 	cj_free(db->qschema);
 	cj_free(db->chan);
-	cj_free(db->sql_begin_w);
-	cj_free(db->sql_begin_r);
 	cj_free(db->sql_prepare);
 	cj_free(db->sql_listen);
 	pthread_mutex_destroy(&db->mu);
@@ -189,6 +187,8 @@ static void pge_end(cj_etx *tx) {
 		cj__buf_free(&tx->pf[i].key);
 		cj__buf_free(&tx->pf[i].hi);
 	}
+	cj__buf_free(&tx->held.k);
+	cj__buf_free(&tx->held.v);
 	cj__pg_give(tx->db, tx->c);
 	cj_free(tx);
 }
@@ -265,15 +265,15 @@ static int pge_commit(cj_etx *tx) {
 			return cj__fail(CJ_NOMEM, "out of memory");
 		}
 		const char *vals[2] = {db->chan, (const char *)words.p};
-		if (!(rc = cj__pg_queue_into(tx, NULL, "COMMIT", 0, NULL, NULL, NULL, &r)))
-			rc = cj__pg_run(tx, NULL, "SELECT pg_notify($1, $2)", 2, vals, NULL, NULL, 0, &n);
+		if (!(rc = cj__pg_queue_into(tx, "cj_commit", NULL, 0, NULL, NULL, NULL, &r)))
+			rc = cj__pg_run(tx, "cj_notify", NULL, 2, vals, NULL, NULL, 0, &n);
 		/* the commit stands whatever the notification's answer: the server
 		 * refuses one only when its queue of undelivered notifications is
 		 * full (a listener that stopped reading); waiters in this process
 		 * are woken below all the same */
 		PQclear(n);
 	} else {
-		rc = cj__pg_run(tx, NULL, "COMMIT", 0, NULL, NULL, NULL, 0, &r);
+		rc = cj__pg_run(tx, "cj_commit", NULL, 0, NULL, NULL, NULL, 0, &r);
 	}
 	cj__buf_free(&words);
 	if (rc) {
@@ -434,6 +434,10 @@ static uint64_t pge_round_trips(cj_edb *db) {
 	return atomic_load_explicit(&db->round_trips, memory_order_relaxed);
 }
 
+static uint64_t pge_statements(cj_edb *db) {
+	return atomic_load_explicit(&db->statements, memory_order_relaxed);
+}
+
 /* Takes an entry for an announced read of k (scan: of [k, hi)). NULL
  * with CJ_OK when there is nothing to do: the read is announced already,
  * or every entry is in use (the read then goes alone). */
@@ -486,11 +490,8 @@ static int pge_put(cj_etx *tx, int space, const void *k, size_t kl, const void *
 	if (vl > INT32_MAX) return cj__fail(CJ_TOO_LARGE, "value of %zu bytes", vl);
 	pge_unclaim(tx, space, k, kl);
 	pge_unprefetch(tx, space, k, kl);
-	/* a NULL parameter is SQL NULL: an empty value needs a pointer */
-	const char *vals[3] = {pge_space[space], k, v ? (const char *)v : ""};
-	int lens[3] = {0, (int)kl, (int)vl}, fmts[3] = {0, 1, 1};
 	/* answered with the next statement that needs an answer (pg_pipe.c) */
-	int rc = cj__pg_queue(tx, "cj_put", NULL, 3, vals, lens, fmts);
+	int rc = cj__pg_put(tx, space, k, kl, v, vl);
 	if (rc == CJ_OK) tx->dirty = 1;
 	return rc;
 }
@@ -739,4 +740,5 @@ const struct cj_engine cj__engine_pg = {
 	.prefetch_scan = pge_prefetch_scan,
 	.add = pge_add,
 	.claim_pair = pge_claim_pair,
+	.statements = pge_statements,
 };

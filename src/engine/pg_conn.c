@@ -163,6 +163,7 @@ PGresult *cj__pg_call(cj_edb *db, struct pge_conn *c, const char *name, const ch
                       int rfmt) {
 	PGconn *pg = c->pg;
 	atomic_fetch_add_explicit(&db->round_trips, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&db->statements, 1, memory_order_relaxed);
 	int ok = name     ? PQsendQueryPrepared(pg, name, n, vals, lens, fmts, rfmt)
 	         : n >= 0 ? PQsendQueryParams(pg, sql, n, NULL, vals, lens, fmts, rfmt)
 	                  : PQsendQuery(pg, sql);
@@ -216,10 +217,76 @@ int cj__pg_connect(cj_edb *db, struct pge_conn **out) {
 	return CJ_OK;
 }
 
+/* The statements of every transaction (BEGIN, COMMIT, ROLLBACK, the
+ * commit's notification), prepared by the protocol: SQL's PREPARE takes
+ * no transaction control. A named statement is parsed and planned once,
+ * where one sent as text is parsed (and pg_notify planned) at every
+ * transaction, on the server's CPU. */
+static const struct {
+	const char *name, *sql;
+	int n;
+} pge_tx_stmts[] = {
+	{"cj_begin_w", "BEGIN ISOLATION LEVEL READ COMMITTED", 0},
+	{"cj_begin_r", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0},
+	{"cj_commit", "COMMIT", 0},
+	{"cj_rollback", "ROLLBACK", 0},
+	{"cj_notify", "SELECT pg_notify($1, $2)", 2},
+};
+#define PGE_TX_STMTS (sizeof pge_tx_stmts / sizeof pge_tx_stmts[0])
+
+/* Reads the answers of n statements sent (and, piped, the sync's): CJ_OK
+ * or the code of the first that failed. */
+static int pge_prepared(cj_edb *db, struct pge_conn *c, size_t n, int piped) {
+	int rc = CJ_OK;
+	size_t ends = 0;
+	for (;;) {
+		if (cj__pg_await(db, c) != 0) return cj__pg_fail(db, c, NULL, "prepare");
+		PGresult *r = PQgetResult(c->pg);
+		if (!r) {
+			if (PQstatus(c->pg) != CONNECTION_OK) return cj__pg_fail(db, c, NULL, "prepare");
+			if (!piped && ++ends == n) return rc;
+			if (ends > n + 1) return rc ? rc : cj__pg_fail(db, c, NULL, "prepare");
+			continue;
+		}
+		ExecStatusType st = PQresultStatus(r);
+#ifdef LIBPQ_HAS_PIPELINING
+		if (st == PGRES_PIPELINE_SYNC) {
+			PQclear(r);
+			return rc;
+		}
+#endif
+		if (st != PGRES_COMMAND_OK && rc == CJ_OK) rc = cj__pg_fail(db, c, r, "prepare");
+		PQclear(r);
+	}
+}
+
 /* Prepares the statements of the ops (and the session settings) on a
  * connection of a store whose schema exists. */
 int cj__pg_prepare(cj_edb *db, struct pge_conn *c) {
-	return cj__pg_exec(db, c, db->sql_prepare, PGRES_COMMAND_OK, "prepare", NULL);
+	int rc = cj__pg_exec(db, c, db->sql_prepare, PGRES_COMMAND_OK, "prepare", NULL);
+	if (rc) return rc;
+	PGconn *pg = c->pg;
+#ifdef LIBPQ_HAS_PIPELINING
+	/* all in one round trip */
+	if (!PQenterPipelineMode(pg)) return cj__pg_fail(db, c, NULL, "prepare");
+	atomic_fetch_add_explicit(&db->round_trips, 1, memory_order_relaxed);
+	for (size_t i = 0; i < PGE_TX_STMTS; i++)
+		if (!PQsendPrepare(pg, pge_tx_stmts[i].name, pge_tx_stmts[i].sql, pge_tx_stmts[i].n,
+		                   NULL))
+			return cj__pg_fail(db, c, NULL, "prepare");
+	if (!PQpipelineSync(pg)) return cj__pg_fail(db, c, NULL, "prepare");
+	if ((rc = pge_prepared(db, c, PGE_TX_STMTS, 1))) return rc;
+	if (!PQexitPipelineMode(pg)) return cj__pg_fail(db, c, NULL, "prepare");
+#else
+	for (size_t i = 0; i < PGE_TX_STMTS && rc == CJ_OK; i++) {
+		atomic_fetch_add_explicit(&db->round_trips, 1, memory_order_relaxed);
+		if (!PQsendPrepare(pg, pge_tx_stmts[i].name, pge_tx_stmts[i].sql, pge_tx_stmts[i].n,
+		                   NULL))
+			return cj__pg_fail(db, c, NULL, "prepare");
+		rc = pge_prepared(db, c, 1, 0);
+	}
+#endif
+	return rc;
 }
 
 /* An idle connection still fine as far as a look without waiting tells:

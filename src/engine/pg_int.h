@@ -77,7 +77,9 @@
  * CJ_CONFLICT: the core runs the transaction again.
  * BEGIN, put(), del_blind() and the advisory locks are queued (pg_pipe.c):
  * sent without waiting, answered with the next statement that needs an
- * answer, in the same round trip. A transaction that ends without a
+ * answer, in the same round trip. A put is held back until the next
+ * statement, so that two puts in a row (every job call writes two keys)
+ * go as one statement (cj_put2). A transaction that ends without a
  * commit sends ROLLBACK without waiting for it.
  * The commit number is nextval('commit_seq'), queued with BEGIN: numbers
  * increase in the order transactions ask for them, not in commit order
@@ -93,7 +95,10 @@
  * Connections: a pool per store (a free list under a mutex), grown on
  * demand. A connection found broken is closed, and so are the idle ones
  * (a server restart breaks them all); the next call connects anew. Every
- * connection prepares the statements of the ops once.
+ * connection prepares the statements of the ops once, BEGIN, COMMIT,
+ * ROLLBACK and the notification included (by the protocol, pg_conn.c):
+ * the server parses none of a transaction's statements again.
+ * cj_stats.statements counts the statements sent.
  *
  * Wakeups: a channel is hashed to a wake word, and a job has words of its
  * own (cj_int.h, as on the embedded engine). A commit that marked words
@@ -173,7 +178,7 @@ struct cj_edb {
 	char *chan;    /* cj_<schema> */
 	int relaxed;
 
-	char *sql_begin_w, *sql_begin_r, *sql_prepare, *sql_listen;
+	char *sql_prepare, *sql_listen;
 	uint32_t key_hash; /* seed of absent-key lock hashes: the schema's */
 
 	pthread_mutex_t mu; /* guards the pool */
@@ -194,6 +199,7 @@ struct cj_edb {
 	atomic_int stop;
 	/* waits for the server's answers (cj__pg_call, a pipeline's) */
 	atomic_uint_fast64_t round_trips;
+	atomic_uint_fast64_t statements; /* sent (cj_stats.statements) */
 };
 
 struct cj_etx {
@@ -233,6 +239,12 @@ struct cj_etx {
 	} keep[PGE_KEEP_MAX];
 	int nkeep;
 	PGresult *vres; /* the answer of a write transaction's nextval */
+	/* a put not sent yet: it goes with the next statement, or with the
+	 * next put as one statement (cj__pg_put) */
+	struct {
+		int on, space;
+		cj_buf k, v;
+	} held;
 };
 
 /* pg_conn.c */
@@ -276,6 +288,10 @@ int cj__pg_queue_into(cj_etx *tx, const char *name, const char *sql, int n,
 int cj__pg_run(cj_etx *tx, const char *name, const char *sql, int n,
                const char *const *vals, const int *lens, const int *fmts, int rfmt,
                PGresult **res);
+/* Queues a put (the engine's put) of k and v in space 0 or 1: held back
+ * until the transaction's next statement, so that two puts in a row go
+ * as one statement; CJ_OK, or as cj__pg_queue. */
+int cj__pg_put(cj_etx *tx, int space, const void *k, size_t kl, const void *v, size_t vl);
 /* Reads the answers of the queued writes: CJ_OK or the first failure. */
 int cj__pg_flush(cj_etx *tx);
 /* Ends a transaction that sent anything with ROLLBACK, without waiting for

@@ -21,6 +21,13 @@
  * trip carried the COMMIT (pg.c's commit takes a round trip of its own
  * first in that case).
  *
+ * A put is held back until the transaction's next statement (cj__pg_put):
+ * when that is a put too, both go as one statement (cj_put2), which the
+ * server runs for less than two (every job call writes two keys in a
+ * row). Nothing is sent between them, so the server sees the writes in
+ * the order they were made; two puts of one key keep the later value, as
+ * two upserts in a row would.
+ *
  * A transaction that ends without a commit sends its ROLLBACK without
  * waiting (cj__pg_rollback); the answer is read by the connection's next
  * user (cj__pg_settle, from the pool), long since there.
@@ -49,6 +56,8 @@ static int pge_answered(cj_etx *tx, int rc) {
 	return rc;
 }
 
+static int pge_send_held(cj_etx *tx);
+
 #ifdef LIBPQ_HAS_PIPELINING
 
 /* Sends one statement into the pipeline: a prepared one by name, or sql
@@ -58,6 +67,7 @@ static int pge_send(cj_etx *tx, const char *name, const char *sql, int n,
 	PGconn *pg = tx->c->pg;
 	if (PQpipelineStatus(pg) == PQ_PIPELINE_OFF && !PQenterPipelineMode(pg))
 		return cj__pg_fail(tx->db, tx->c, NULL, "pipeline");
+	atomic_fetch_add_explicit(&tx->db->statements, 1, memory_order_relaxed);
 	int ok = name ? PQsendQueryPrepared(pg, name, n, vals, lens, fmts, rfmt)
 	              : PQsendQueryParams(pg, sql, n, NULL, vals, lens, fmts, rfmt);
 	return ok ? CJ_OK : cj__pg_fail(tx->db, tx->c, NULL, "send");
@@ -153,9 +163,8 @@ static int pge_queue(cj_etx *tx, const char *name, const char *sql, int n,
 static int pge_start(cj_etx *tx) {
 	if (tx->started) return CJ_OK;
 	tx->started = 1;
-	cj_edb *db = tx->db;
-	int rc = pge_queue(tx, NULL, tx->write ? db->sql_begin_w : db->sql_begin_r, 0, NULL,
-	                   NULL, NULL, 1, NULL);
+	int rc = pge_queue(tx, tx->write ? "cj_begin_w" : "cj_begin_r", NULL, 0, NULL, NULL,
+	                   NULL, 1, NULL);
 	if (rc == CJ_OK && tx->write) /* the number as text */
 		rc = pge_queue(tx, "cj_nextval", NULL, 0, NULL, NULL, NULL, 0, &tx->vres);
 	return rc;
@@ -165,6 +174,7 @@ int cj__pg_queue_into(cj_etx *tx, const char *name, const char *sql, int n,
                       const char *const *vals, const int *lens, const int *fmts,
                       PGresult **dest) {
 	int rc = pge_start(tx);
+	if (rc == CJ_OK) rc = pge_send_held(tx);
 	return rc ? rc : pge_queue(tx, name, sql, n, vals, lens, fmts, 1, dest);
 }
 
@@ -173,6 +183,7 @@ int cj__pg_run(cj_etx *tx, const char *name, const char *sql, int n,
                PGresult **res) {
 	*res = NULL;
 	int rc = pge_start(tx);
+	if (rc == CJ_OK) rc = pge_send_held(tx);
 	if (rc) return rc;
 	if (tx->queued) {
 		if ((rc = pge_send(tx, name, sql, n, vals, lens, fmts, rfmt))) {
@@ -188,6 +199,7 @@ int cj__pg_run(cj_etx *tx, const char *name, const char *sql, int n,
 
 int cj__pg_flush(cj_etx *tx) {
 	int rc = pge_start(tx);
+	if (rc == CJ_OK) rc = pge_send_held(tx);
 	if (rc) return rc;
 	return tx->queued ? pge_collect(tx, NULL) : CJ_OK;
 }
@@ -195,6 +207,7 @@ int cj__pg_flush(cj_etx *tx) {
 void cj__pg_rollback(cj_etx *tx) {
 	struct pge_conn *c = tx->c;
 	PGconn *pg = c->pg;
+	tx->held.on = 0; /* rolled back unsent */
 	if (!tx->started) return;
 	if (PQstatus(pg) != CONNECTION_OK || c->expired) return; /* closed when given back */
 	if (!tx->queued && PQtransactionStatus(pg) == PQTRANS_IDLE) return; /* it ended */
@@ -202,7 +215,7 @@ void cj__pg_rollback(cj_etx *tx) {
 	/* a sync after the queued writes first: a failed one makes the server
 	 * skip the rest of its segment, which must not hold the ROLLBACK */
 	int ok = (!tx->queued || PQpipelineSync(pg)) &&
-	         PQsendQueryParams(pg, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0) &&
+	         PQsendQueryPrepared(pg, "cj_rollback", 0, NULL, NULL, NULL, 0) &&
 	         PQpipelineSync(pg);
 	/* the queued answers no longer matter; they are read with it */
 	for (int i = 0; i < tx->nkeep; i++) *tx->keep[i].dest = NULL;
@@ -237,8 +250,8 @@ static int pge_start(cj_etx *tx) {
 	if (tx->started) return CJ_OK;
 	tx->started = 1;
 	cj_edb *db = tx->db;
-	PGresult *r = pge_exec_now(tx, NULL, tx->write ? db->sql_begin_w : db->sql_begin_r, -1,
-	                           NULL, NULL, NULL, 0);
+	PGresult *r = pge_exec_now(tx, tx->write ? "cj_begin_w" : "cj_begin_r", NULL, 0, NULL,
+	                           NULL, NULL, 0);
 	int rc = r && PQresultStatus(r) == PGRES_COMMAND_OK ? CJ_OK
 	                                                    : cj__pg_fail(db, tx->c, r, "begin");
 	PQclear(r);
@@ -257,6 +270,7 @@ int cj__pg_queue_into(cj_etx *tx, const char *name, const char *sql, int n,
                       const char *const *vals, const int *lens, const int *fmts,
                       PGresult **dest) {
 	int rc = pge_start(tx);
+	if (rc == CJ_OK) rc = pge_send_held(tx);
 	if (rc) return rc;
 	PGresult *r = pge_exec_now(tx, name, sql, n, vals, lens, fmts, 1);
 	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
@@ -273,18 +287,21 @@ int cj__pg_run(cj_etx *tx, const char *name, const char *sql, int n,
                PGresult **res) {
 	*res = NULL;
 	int rc = pge_start(tx);
+	if (rc == CJ_OK) rc = pge_send_held(tx);
 	if (rc) return rc;
 	*res = pge_exec_now(tx, name, sql, n, vals, lens, fmts, rfmt);
 	return CJ_OK;
 }
 
 int cj__pg_flush(cj_etx *tx) {
-	return pge_start(tx);
+	int rc = pge_start(tx);
+	return rc ? rc : pge_send_held(tx);
 }
 
 void cj__pg_rollback(cj_etx *tx) {
+	tx->held.on = 0; /* rolled back unsent */
 	if (!tx->started || PQtransactionStatus(tx->c->pg) == PQTRANS_IDLE) return;
-	PQclear(pge_exec_now(tx, NULL, "ROLLBACK", -1, NULL, NULL, NULL, 0));
+	PQclear(pge_exec_now(tx, "cj_rollback", NULL, 0, NULL, NULL, NULL, 0));
 }
 
 int cj__pg_settle(cj_edb *db, struct pge_conn *c) {
@@ -297,4 +314,46 @@ int cj__pg_settle(cj_edb *db, struct pge_conn *c) {
 int cj__pg_queue(cj_etx *tx, const char *name, const char *sql, int n,
                  const char *const *vals, const int *lens, const int *fmts) {
 	return cj__pg_queue_into(tx, name, sql, n, vals, lens, fmts, NULL);
+}
+
+/* ---- held puts (see the top) --------------------------------------------------- */
+
+static const char *const pge_spaces[2] = {"0", "1"};
+
+/* Sends the held put, if any: CJ_OK, or as cj__pg_queue. */
+static int pge_send_held(cj_etx *tx) {
+	if (!tx->held.on) return CJ_OK;
+	tx->held.on = 0;
+	/* a NULL parameter is SQL NULL: an empty value needs a pointer */
+	const char *vals[3] = {pge_spaces[tx->held.space], (const char *)tx->held.k.p,
+	                       tx->held.v.p ? (const char *)tx->held.v.p : ""};
+	int lens[3] = {0, (int)tx->held.k.len, (int)tx->held.v.len}, fmts[3] = {0, 1, 1};
+	return cj__pg_queue(tx, "cj_put", NULL, 3, vals, lens, fmts);
+}
+
+int cj__pg_put(cj_etx *tx, int space, const void *k, size_t kl, const void *v, size_t vl) {
+	if (tx->held.on && tx->held.space == space && tx->held.k.len == kl &&
+	    memcmp(tx->held.k.p, k, kl) == 0) {
+		/* one key again: the later value is what two upserts would leave */
+		cj__buf_reset(&tx->held.v);
+		cj__buf_add(&tx->held.v, v, vl);
+		return tx->held.v.oom ? cj__fail(CJ_NOMEM, "out of memory") : CJ_OK;
+	}
+	if (tx->held.on) {
+		tx->held.on = 0;
+		const char *vals[6] = {pge_spaces[tx->held.space], (const char *)tx->held.k.p,
+		                       tx->held.v.p ? (const char *)tx->held.v.p : "",
+		                       pge_spaces[space], k, v ? (const char *)v : ""};
+		int lens[6] = {0, (int)tx->held.k.len, (int)tx->held.v.len, 0, (int)kl, (int)vl};
+		int fmts[6] = {0, 1, 1, 0, 1, 1};
+		return cj__pg_queue(tx, "cj_put2", NULL, 6, vals, lens, fmts);
+	}
+	cj__buf_reset(&tx->held.k);
+	cj__buf_add(&tx->held.k, k, kl);
+	cj__buf_reset(&tx->held.v);
+	cj__buf_add(&tx->held.v, v, vl);
+	if (tx->held.k.oom || tx->held.v.oom) return cj__fail(CJ_NOMEM, "out of memory");
+	tx->held.space = space;
+	tx->held.on = 1;
+	return CJ_OK;
 }

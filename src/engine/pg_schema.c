@@ -17,8 +17,6 @@ static const char *const pge_migrations[PGE_SCHEMA_VERSION] = {
 
 int cj__pg_build_sql(cj_edb *db) {
 	const char *s = db->qschema;
-	db->sql_begin_w = cj__pg_printf("BEGIN ISOLATION LEVEL READ COMMITTED");
-	db->sql_begin_r = cj__pg_printf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 	db->sql_prepare = cj__pg_printf(
 		"%s"
 		"PREPARE cj_get (smallint, bytea) AS "
@@ -50,6 +48,10 @@ int cj__pg_build_sql(cj_edb *db) {
 		"PREPARE cj_put (smallint, bytea, bytea) AS "
 		"INSERT INTO %s.kv (space, k, v) VALUES ($1, $2, $3) "
 		"ON CONFLICT (space, k) DO UPDATE SET v = EXCLUDED.v; "
+		/* two puts of different keys (pg_pipe.c) */
+		"PREPARE cj_put2 (smallint, bytea, bytea, smallint, bytea, bytea) AS "
+		"INSERT INTO %s.kv (space, k, v) VALUES ($1, $2, $3), ($4, $5, $6) "
+		"ON CONFLICT (space, k) DO UPDATE SET v = EXCLUDED.v; "
 		/* counters (engine.h's add): 8 bytes, big-endian */
 		"PREPARE cj_add (smallint, bytea[], bigint[]) AS "
 		"INSERT INTO %s.kv AS t (space, k, v) "
@@ -66,9 +68,9 @@ int cj__pg_build_sql(cj_edb *db) {
 		"SELECT k, v FROM %s.kv WHERE space = $1 AND k > $2 AND k < $3 "
 		"ORDER BY k LIMIT $4",
 		db->relaxed ? "SET synchronous_commit TO off; " : "", s, s, PGE_KEY_LOCK_CLASS,
-		PGE_KEY_LOCK_CLASS, s, s, s, s, s, s, s, s, s, s, s);
+		PGE_KEY_LOCK_CLASS, s, s, s, s, s, s, s, s, s, s, s, s);
 	db->sql_listen = cj__pg_printf("LISTEN \"%s\"", db->chan);
-	if (!db->sql_begin_w || !db->sql_begin_r || !db->sql_prepare || !db->sql_listen)
+	if (!db->sql_prepare || !db->sql_listen)
 		return cj__fail(CJ_NOMEM, "out of memory");
 	return CJ_OK;
 }

@@ -1,0 +1,573 @@
+/*
+ * Power loss of the embedded engine: the disk images a power loss could
+ * leave, built from a trace of every write and flush the workload's
+ * processes made to the store's files (test/powerloss.h: the recorder,
+ * linked into this program), each opened with the library and checked:
+ * it opens, cj_verify() finds it sound, and every call acknowledged (CJ_OK)
+ * before the crash point is in it, in at least the state acknowledged;
+ * a caller's transaction is in it whole or not at all.
+ *
+ * The model of the disk. A crash point is a prefix of the trace. The
+ * image of a prefix is the store as it was before the trace (base: made,
+ * closed, copied), with data.mdb's writes of the prefix applied in order:
+ *  - a write recorded before the start of a flush of data.mdb (fdatasync,
+ *    fsync: whichever process made it) that ended within the prefix is on
+ *    disk: applied;
+ *  - any other write may be on disk, or not, or in part: per 4 KiB page
+ *    dropped (3 in 8), applied (4 in 8) or torn (1 in 8: each 512-byte
+ *    sector applied or not), whatever the order of the writes; the later of
+ *    two writes of a byte wins when both are applied (the disk holds the
+ *    last one written back or an older one).
+ *  - data.mdb's length is its base length, grown to the end of each write
+ *    applied (a hole reads as zeros, as a sparse file's, or as blocks
+ *    allocated but never written); LMDB never shrinks it in this engine's
+ *    modes (no MDB_WRITEMAP), and a truncation, if one is recorded, is
+ *    applied as a write is.
+ * A write still under way at the crash point has no record yet: dropped,
+ * which is one of its possible outcomes (an acknowledgement never depends
+ * on it: it follows the flushes that cover what it depends on, and the
+ * records of one thread are in its order).
+ *
+ * The mapped files (lock.mdb, wake, flush, combine) are shared memory,
+ * written through their mappings at any time, and written back by the
+ * kernel when it likes: each 4 KiB page is taken from base or from end (the
+ * store after the workload) at random, its length one of theirs, and a
+ * file only one of them has is there or not. Why that covers what matters:
+ * lock.mdb is re-initialised by LMDB at the first open after the crash;
+ * the wake words only wake (a stale one makes a sleeper look once more);
+ * the flush words only grow, so end holds the most they ever claimed and
+ * base the least, and lme_flush_check() sets any word ahead of the
+ * store's last commit to 0 at open (under the writer lock), so a word from
+ * end that vouches for commits the image lost is caught there; the
+ * combine file's slots and owner locks belong to processes that are all
+ * gone after the crash, as after kill -9 (test_xcombine.c). The reserve
+ * file's bytes are never read: only its length matters, taken likewise.
+ *
+ * Crash points: right after each flush's end and each acknowledgement (a
+ * marker record), plus random ones and the whole trace; several draws of
+ * the random parts each. The seed (CJ_TEST_POWERLOSS_SEED replays it) is
+ * printed; a failing image is kept in the case's scratch directory with
+ * the trace and base it came from (the trace itself depends on timing: the
+ * seed replays the draws on that trace, with powerloss_replay below).
+ *
+ * What this proves: under the model, on every image tried, nothing
+ * acknowledged is lost and nothing is corrupt, for the workloads here. What
+ * it does not: it models the disk, it does not cut power to a real one
+ * (a disk that lies about its flushes, or a file system that loses a
+ * flushed write, is out of it); the directory's own entries are taken as
+ * durable (the files exist before the trace); mapped files are taken page
+ * by page from two moments only; and only the traces this run happened to
+ * produce are tried.
+ *
+ * It can fail: in fault-injection builds CJ_TEST_SKIP_META_FLUSH=1 makes
+ * the engine acknowledge a commit after its data flush alone (no flush after
+ * its meta page), and CJ_TEST_DATA_NOSYNC=1 opens LMDB without its data
+ * flush before the meta page (MDB_NOSYNC, the flush after it kept). With
+ * CJ_TEST_POWERLOSS_SYNC=relaxed the workloads run in CJ_SYNC_RELAXED and
+ * the case reports what the images show instead of failing (no promise of
+ * the header covers a machine crash there beyond losing recent commits).
+ */
+#include "powerloss.h"
+#include "testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define WAIT_MS 120000 /* a workload's processes: generous under load */
+#define TYPE "pl"
+#define MAX_POINTS 70 /* crash points per case */
+#define DRAWS 3       /* images per crash point */
+#define MAX_JOBS 256
+
+static int relaxed(void) {
+	const char *s = getenv("CJ_TEST_POWERLOSS_SYNC");
+	return s && strcmp(s, "relaxed") == 0;
+}
+
+static cj_db *open_mode(void) {
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	o.sync = relaxed() ? CJ_SYNC_RELAXED : CJ_SYNC_FULL;
+	return t_open_opts(&o);
+}
+
+static void path_in(char *out, size_t cap, const char *name) {
+	snprintf(out, cap, "%s/%s", t_dir(), name);
+}
+
+/* Copies the regular files of directory from into a new directory to. */
+static void copy_dir(const char *from, const char *to) {
+	CHECK(mkdir(to, 0700) == 0);
+	DIR *d = opendir(from);
+	CHECK(d != NULL);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.') continue;
+		char a[4096], b[4096];
+		snprintf(a, sizeof a, "%s/%s", from, de->d_name);
+		snprintf(b, sizeof b, "%s/%s", to, de->d_name);
+		int in = open(a, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		int out = open(b, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		CHECK(in >= 0 && out >= 0);
+		char buf[65536];
+		ssize_t n;
+		while ((n = read(in, buf, sizeof buf)) > 0) CHECK(write(out, buf, (size_t)n) == n);
+		CHECK(n == 0);
+		close(in);
+		close(out);
+	}
+	closedir(d);
+}
+
+static void empty_dir(const char *dir) {
+	DIR *d = opendir(dir);
+	if (!d) return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.') continue;
+		char p[4096];
+		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+		unlink(p);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+/* ---- checking one image --------------------------------------------------------- */
+
+struct check {
+	const struct pl_trace *t;
+	size_t k;
+	char dir[4096];
+	char why[512]; /* the first problem (in the checking child) */
+};
+
+static int report_problem(const char *problem, void *arg) {
+	(void)arg;
+	fprintf(stderr, "    problem: %s\n", problem);
+	return 0;
+}
+
+/* The job's state (0: missing) and data. */
+static cj_state job_state(cj_db *db, const char *id, char **data) {
+	cj_state s = 0;
+	*data = NULL;
+	int rc = cj_get_job_state(db, NULL, TYPE, id, &s);
+	if (rc == CJ_NOT_FOUND) return 0;
+	CHECK_OK(rc);
+	CHECK_OK(cj_get_job_data(db, NULL, TYPE, id, data));
+	return s;
+}
+
+/* An acknowledged call op on job id is in the image, in at least the state
+ * it acknowledged: NULL, or what is wrong. */
+static const char *ack_holds(cj_db *db, char op, const char *id, char *why, size_t cap) {
+	char *data, want[128];
+	cj_state s = job_state(db, id, &data);
+	int ok = 1;
+	switch (op) {
+	case 'A': ok = s != 0; break;                    /* added */
+	case 'R': ok = s == CJ_RUNNING || s == CJ_FINISHED || s == CJ_DEAD; break;
+	case 'U':                                          /* updated */
+		snprintf(want, sizeof want, "{\"u\":\"%s\"}", id);
+		ok = s == CJ_FINISHED || (s == CJ_RUNNING && json_same(data, want));
+		break;
+	case 'F':                                          /* finished */
+		snprintf(want, sizeof want, "{\"done\":\"%s\"}", id);
+		ok = s == CJ_FINISHED && json_same(data, want);
+		break;
+	case 'X': ok = s == CJ_DEAD; break;              /* failed, for good */
+	default: ok = 0;
+	}
+	if (!ok)
+		snprintf(why, cap, "acknowledged '%c' of job %s, but it is %s (data %s)", op, id,
+		         s ? cj_state_name(s) : "missing", data ? data : "-");
+	cj_free(data);
+	return ok ? NULL : why;
+}
+
+/* A transaction declared by "G <n> <id> <id> ... <key>" is in the image
+ * whole or not at all, and whole if acknowledged ("C <n>"). */
+static const char *tx_holds(cj_db *db, const char *decl, int acked, char *why, size_t cap) {
+	char buf[256], *save = NULL;
+	snprintf(buf, sizeof buf, "%s", decl);
+	char *tok = strtok_r(buf, " ", &save); /* G */
+	tok = strtok_r(NULL, " ", &save);      /* n */
+	int have = 0, total = 0;
+	for (tok = strtok_r(NULL, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		total++;
+		if (tok[0] == 'k') {
+			cj_tx *tx;
+			void *v = NULL;
+			size_t vl = 0;
+			CHECK_OK(cj_tx_begin(db, &tx));
+			int rc = cj_tx_get(tx, tok, strlen(tok), &v, &vl);
+			CHECK(rc == CJ_OK || rc == CJ_NOT_FOUND);
+			have += rc == CJ_OK;
+			cj_free(v);
+			cj_tx_abort(tx);
+		} else {
+			char *data;
+			have += job_state(db, tok, &data) != 0;
+			cj_free(data);
+		}
+	}
+	if ((have == 0 && !acked) || have == total) return NULL;
+	snprintf(why, cap, "transaction \"%s\"%s: %d of its %d writes are there", decl,
+	         acked ? " (acknowledged)" : "", have, total);
+	return why;
+}
+
+/* Opens the image and checks it: 0 when sound, else 1 (it does not open),
+ * 2 (cj_verify finds it unsound), 3 (an acknowledged call is lost). */
+static int check_image(void *p) {
+	struct check *c = p;
+	char url[4200], why[512];
+	snprintf(url, sizeof url, "lmdb:%s", c->dir);
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	cj_db *db = NULL;
+	int rc = cj_open(url, &o, &db);
+	if (rc != CJ_OK) {
+		fprintf(stderr, "    the image does not open: %s (%s)\n", cj_err_name(rc),
+		        cj_last_error());
+		return 1;
+	}
+	uint64_t n = 0;
+	rc = cj_verify(db, report_problem, NULL, &n);
+	if (rc != CJ_OK || n) {
+		fprintf(stderr, "    cj_verify = %s, %llu problems\n", cj_err_name(rc),
+		        (unsigned long long)n);
+		cj_close(db);
+		return 2;
+	}
+	int bad = 0;
+	for (size_t i = 0; i < c->t->n && !bad; i++) {
+		const struct pl_rec *r = &c->t->r[i];
+		if (r->kind != PL_MARK) continue;
+		const char *w = NULL;
+		if (r->file[0] == 'G') {
+			/* acknowledged when its "C <n>" is in the prefix */
+			int num = atoi(r->file + 2), acked = 0;
+			for (size_t j = i + 1; j < c->k && j < c->t->n; j++)
+				if (c->t->r[j].kind == PL_MARK && c->t->r[j].file[0] == 'C' &&
+				    atoi(c->t->r[j].file + 2) == num)
+					acked = 1;
+			w = tx_holds(db, r->file, acked, why, sizeof why);
+		} else if (i < c->k && r->file[0] != 'C' && strlen(r->file) > 2) {
+			/* the last acknowledgement of each job is the one to hold */
+			const char *id = r->file + 2;
+			int later = 0;
+			for (size_t j = i + 1; j < c->k && j < c->t->n && !later; j++)
+				later = c->t->r[j].kind == PL_MARK && c->t->r[j].file[0] != 'G' &&
+				        strcmp(c->t->r[j].file + 2, id) == 0;
+			if (!later) w = ack_holds(db, r->file[0], id, why, sizeof why);
+		}
+		if (w) {
+			fprintf(stderr, "    %s\n", w);
+			bad = 3;
+		}
+	}
+	cj_close(db);
+	return bad;
+}
+
+/* ---- the images of a trace --------------------------------------------------------- */
+
+static uint64_t seed_of(void) {
+	const char *s = getenv("CJ_TEST_POWERLOSS_SEED");
+	if (s && *s) return strtoull(s, NULL, 0);
+	return (uint64_t)t_now_ms() * 6364136223846793005ull ^ (uint64_t)getpid();
+}
+
+static int cmp_size(const void *a, const void *b) {
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Crash points of t: after each flush's end and each acknowledgement, the
+ * whole trace, random ones; at most MAX_POINTS, sampled. */
+static size_t crash_points(const struct pl_trace *t, pl_rng *g, size_t *pt) {
+	size_t n = 0, cap = t->n + 1 + 16;
+	size_t *all = calloc(cap, sizeof *all);
+	CHECK(all != NULL);
+	for (size_t i = 0; i < t->n; i++)
+		if (t->r[i].kind == PL_SYNC_END || (t->r[i].kind == PL_MARK && t->r[i].file[0] != 'G'))
+			all[n++] = i + 1;
+	all[n++] = t->n;
+	for (int i = 0; i < 16; i++) all[n++] = (size_t)(pl_rand(g) % (t->n + 1));
+	/* sample down, keeping the order */
+	while (n > MAX_POINTS) {
+		size_t drop = (size_t)(pl_rand(g) % n);
+		all[drop] = all[--n];
+	}
+	qsort(all, n, sizeof *all, cmp_size);
+	size_t u = 0;
+	for (size_t i = 0; i < n; i++)
+		if (u == 0 || all[i] != pt[u - 1]) pt[u++] = all[i];
+	free(all);
+	return u;
+}
+
+/* Builds and checks the images of the case's trace; fails the case if one
+ * is unsound (or, relaxed, reports what they show). */
+static void check_images(void) {
+	char trace[4096], base[4096], store[4096], img[4096], err[256];
+	path_in(trace, sizeof trace, "trace");
+	path_in(base, sizeof base, "base");
+	path_in(store, sizeof store, "store");
+	struct pl_trace t;
+	if (pl_trace_read(trace, &t, err, sizeof err) != 0) t_fail(__FILE__, __LINE__, "%s", err);
+	uint64_t seed = seed_of();
+	pl_rng g = {seed};
+	size_t pts[MAX_POINTS], writes = 0, syncs = 0, marks = 0;
+	for (size_t i = 0; i < t.n; i++) {
+		writes += t.r[i].kind == PL_WRITE && strcmp(t.r[i].file, "data.mdb") == 0;
+		syncs += t.r[i].kind == PL_SYNC_END;
+		marks += t.r[i].kind == PL_MARK;
+	}
+	CHECK(marks > 0);
+	CHECK(relaxed() || syncs > 0);
+	struct pl_dir bd, ed;
+	if (pl_dir_load(base, &bd) != 0 || pl_dir_load(store, &ed) != 0)
+		t_fail(__FILE__, __LINE__, "reading %s and %s: %s", base, store, strerror(errno));
+	size_t np = crash_points(&t, &g, pts);
+	note("  seed %llu: %zu records (%zu data writes, %zu flushes, %zu marks), "
+	     "%zu crash points x %d draws\n", (unsigned long long)seed, t.n, writes, syncs, marks,
+	     np, DRAWS);
+	/* relaxed, an image may crash LMDB (CJ_TEST_POWERLOSS_FORK=1 also) */
+	const char *fk = getenv("CJ_TEST_POWERLOSS_FORK");
+	int forked = relaxed() || (fk && strcmp(fk, "1") == 0);
+	int64_t t0 = t_now_ms(), build_ms = 0;
+	int failed = 0, by_kind[4] = {0};
+	for (size_t p = 0; p < np; p++) {
+		for (int d = 0; d < DRAWS; d++) {
+			snprintf(img, sizeof img, "%s/img-%zu-%d", t_dir(), pts[p], d);
+			CHECK(mkdir(img, 0700) == 0);
+			int64_t b0 = t_now_ms();
+			if (pl_image(&t, pts[p], &bd, &ed, img, &g) != 0)
+				t_fail(__FILE__, __LINE__, "image at %zu: %s", pts[p], strerror(errno));
+			build_ms += t_now_ms() - b0;
+			struct check c = {&t, pts[p], "", ""};
+			snprintf(c.dir, sizeof c.dir, "%s", img);
+			/* in this process, so that its leaks are checked at the end of the
+			 * case and images stay cheap; a crash on one leaves it in the
+			 * scratch directory (each one that passes is removed) */
+			int rc = forked ? t_join(t_spawn(check_image, &c), WAIT_MS) : check_image(&c);
+			if (rc == 0) {
+				empty_dir(img);
+				continue;
+			}
+			by_kind[rc >= 1 && rc <= 3 ? rc : 0]++;
+			if (failed++ < 3)
+				fprintf(stderr, "  image %s (crash point %zu of %zu, draw %d, seed %llu): "
+				        "check exit %d\n", img, pts[p], t.n, d, (unsigned long long)seed, rc);
+			else
+				empty_dir(img);
+		}
+	}
+	note("  %zu images in %lld ms (%lld building them): %d unsound (%d not opening, %d not verified, %d losing "
+	     "an acknowledged call, %d crashed)\n", np * DRAWS, (long long)(t_now_ms() - t0),
+	     (long long)build_ms,
+	     failed, by_kind[1], by_kind[2], by_kind[3], by_kind[0]);
+	pl_trace_free(&t);
+	pl_dir_free(&bd);
+	pl_dir_free(&ed);
+	if (failed && !relaxed())
+		t_fail(__FILE__, __LINE__, "%d of %zu power-loss images unsound (seed %llu)", failed,
+		       np * DRAWS, (unsigned long long)seed);
+}
+
+/* ---- running a workload under the recorder -------------------------------------- */
+
+/* Makes the store, copies it as base, and starts recording into trace. */
+static void record_begin(void) {
+	char base[4096], store[4096], trace[4096];
+	cj_db *db = open_mode();
+	CHECK_OK(cj_set_type_timeout(db, TYPE, 3600));
+	/* a failed job is dead at once: its acknowledged state is exact */
+	cj_retry_policy pol = CJ_RETRY_POLICY_INIT;
+	pol.max_attempts = 1;
+	CHECK_OK(cj_set_type_policy(db, TYPE, &pol));
+	cj_close(db);
+	path_in(store, sizeof store, "store");
+	path_in(base, sizeof base, "base");
+	path_in(trace, sizeof trace, "trace");
+	copy_dir(store, base);
+	setenv(PL_ENV_DIR, store, 1);
+	setenv(PL_ENV_TRACE, trace, 1);
+}
+
+static void record_end(void) {
+	unsetenv(PL_ENV_DIR);
+	unsetenv(PL_ENV_TRACE);
+	pl_rec_reload();
+}
+
+/* ---- (a) processes adding durable jobs one call at a time ------------------------- */
+
+#define ADD_PROCS 3
+#define ADD_JOBS 12
+
+struct adder {
+	t_gate go;
+	int proc;
+};
+
+static int adder(void *p) {
+	struct adder *a = p;
+	cj_db *db = open_mode();
+	if (t_gate_wait(&a->go, WAIT_MS) != 0) return 98;
+	for (int i = 0; i < ADD_JOBS; i++) {
+		char id[32];
+		snprintf(id, sizeof id, "a%d-%02d", a->proc, i);
+		CHECK_OK(cj_add(db, NULL, TYPE, id, NULL, 0));
+		pl_mark("A %s", id);
+	}
+	cj_close(db);
+	return 0;
+}
+
+TEST(adders) {
+	SKIP_UNLESS_LMDB();
+	record_begin();
+	struct adder a[ADD_PROCS];
+	int pid[ADD_PROCS];
+	t_gate go;
+	t_gate_init(&go);
+	for (int i = 0; i < ADD_PROCS; i++) {
+		a[i].go = go;
+		a[i].proc = i;
+		pid[i] = t_spawn(adder, &a[i]);
+	}
+	for (int i = 0; i < ADD_PROCS; i++) t_gate_open(&go);
+	for (int i = 0; i < ADD_PROCS; i++) check_exit(pid[i], WAIT_MS, 0);
+	t_gate_close(&go);
+	record_end();
+	check_images();
+}
+
+/* ---- (b) processors accepting, finishing, failing, updating, beside a producer ------ */
+
+#define PROC_JOBS 18
+#define PROCESSORS 2
+
+struct proc_arg {
+	t_gate done; /* the producer has added every job */
+};
+
+static int producer(void *p) {
+	(void)p;
+	cj_db *db = open_mode();
+	for (int i = 0; i < PROC_JOBS; i++) {
+		char id[32];
+		snprintf(id, sizeof id, "b%02d", i);
+		CHECK_OK(cj_add(db, NULL, TYPE, id, NULL, 0));
+		pl_mark("A %s", id);
+	}
+	cj_close(db);
+	return 0;
+}
+
+/* Job b<i>'s fate by i: every fifth is failed, every fifth (another) is
+ * updated before it is finished, the rest are finished. */
+static int processor(void *p) {
+	struct proc_arg *a = p;
+	cj_db *db = open_mode();
+	cj_accept_opts ao = CJ_ACCEPT_OPTS_INIT;
+	ao.timeout_ms = 100;
+	int64_t end = t_now_ms() + WAIT_MS;
+	for (;;) {
+		cj_job *job = NULL;
+		int rc = cj_accept(db, TYPE, &ao, &job, NULL);
+		if (rc == CJ_NOT_FOUND) {
+			/* nothing left once the producer is done */
+			if (t_gate_wait(&a->done, 0) == 0 || t_now_ms() > end) break;
+			continue;
+		}
+		CHECK_OK(rc);
+		const char *id = cj_job_id(job);
+		char data[64];
+		pl_mark("R %s", id);
+		int i = atoi(id + 1);
+		if (i % 5 == 4) {
+			CHECK_OK(cj_fail(db, NULL, job, "{\"e\":1}"));
+			pl_mark("X %s", id);
+		} else {
+			if (i % 5 == 2) {
+				snprintf(data, sizeof data, "{\"u\":\"%s\"}", id);
+				CHECK_OK(cj_update(db, NULL, job, data));
+				pl_mark("U %s", id);
+			}
+			snprintf(data, sizeof data, "{\"done\":\"%s\"}", id);
+			CHECK_OK(cj_finish(db, NULL, job, data));
+			pl_mark("F %s", id);
+		}
+		cj_job_free(job);
+	}
+	cj_close(db);
+	return 0;
+}
+
+TEST(processors) {
+	SKIP_UNLESS_LMDB();
+	record_begin();
+	struct proc_arg a;
+	t_gate_init(&a.done);
+	int pp[PROCESSORS];
+	for (int i = 0; i < PROCESSORS; i++) pp[i] = t_spawn(processor, &a);
+	int prod = t_spawn(producer, NULL);
+	check_exit(prod, WAIT_MS, 0);
+	for (int i = 0; i < PROCESSORS; i++) t_gate_open(&a.done);
+	for (int i = 0; i < PROCESSORS; i++) check_exit(pp[i], WAIT_MS, 0);
+	t_gate_close(&a.done);
+	record_end();
+	check_images();
+}
+
+/* ---- (c) a caller's own transactions of several calls ----------------------------- */
+
+#define TXS 5
+#define TX_JOBS 3
+
+static int transactor(void *p) {
+	(void)p;
+	cj_db *db = open_mode();
+	for (int n = 0; n < TXS; n++) {
+		char decl[200], id[32], key[16];
+		int at = snprintf(decl, sizeof decl, "G %d", n);
+		for (int j = 0; j < TX_JOBS; j++)
+			at += snprintf(decl + at, sizeof decl - (size_t)at, " t%d-%d", n, j);
+		snprintf(key, sizeof key, "k%d", n);
+		snprintf(decl + at, sizeof decl - (size_t)at, " %s", key);
+		pl_mark("%s", decl);
+		cj_tx *tx;
+		CHECK_OK(cj_tx_begin(db, &tx));
+		for (int j = 0; j < TX_JOBS; j++) {
+			snprintf(id, sizeof id, "t%d-%d", n, j);
+			CHECK_OK(cj_add(db, tx, TYPE, id, "{\"tx\":1}", 0));
+		}
+		CHECK_OK(cj_tx_put(tx, key, strlen(key), "v", 1));
+		CHECK_OK(cj_tx_commit(tx));
+		pl_mark("C %d", n);
+		/* and one call of its own between them */
+		snprintf(id, sizeof id, "s%d", n);
+		CHECK_OK(cj_add(db, NULL, TYPE, id, NULL, 0));
+		pl_mark("A %s", id);
+	}
+	cj_close(db);
+	return 0;
+}
+
+TEST(transactions) {
+	SKIP_UNLESS_LMDB();
+	record_begin();
+	check_exit(t_spawn(transactor, NULL), WAIT_MS, 0);
+	record_end();
+	check_images();
+}
+
+TEST_MAIN(ENTRY(adders), ENTRY(processors), ENTRY(transactions))

@@ -1,13 +1,13 @@
 /*
  * The write/flush recorder of powerloss.h, linked into the test program.
  *
- * Which calls: strace -f of the workloads shows LMDB writing data.mdb with
- * pwrite() (its meta pages, single pages) and lseek() + writev() (runs of
- * pages), flushing it with fdatasync() (fsync() on a file system where
- * LMDB distrusts fdatasync), and the engine writing its mapped files
- * (lock.mdb, wake, flush, combine) through their mappings, after sizing
- * them with ftruncate()/posix_fallocate() (src/os/linux.c), and the
- * reserve with posix_fallocate(). write(), pwrite64(), pwritev() and
+ * Which calls: strace -f -y of the workloads (LMDB 0.9.24) shows LMDB
+ * writing data.mdb with pwrite64 (its meta pages, single pages) and
+ * lseek + writev (runs of pages), flushing it with fdatasync (LMDB calls
+ * fsync instead where it distrusts fdatasync), mapping it read-only (no
+ * MDB_WRITEMAP), and the engine sizing its mapped files (lock.mdb, wake,
+ * flush, combine) and the reserve with fallocate (posix_fallocate in
+ * src/os/linux.c) and writing the mapped ones through their mappings only. write(), pwrite64(), pwritev() and
  * ftruncate() are recorded too, so that a later change of LMDB or of the
  * engine that uses them is still seen. msync() (LMDB calls it only with
  * MDB_WRITEMAP, which the engine never sets) is marked as such, and the

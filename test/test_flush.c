@@ -9,7 +9,8 @@
  * commit is in the store afterwards, and that the store stays sound. It
  * cannot tell a commit on disk from one in the page cache (a power loss
  * cannot be simulated here): that a skipped flush is safe rests on the
- * argument at the top of lmdb.c.
+ * argument at the top of lmdb.c, which test_powerloss.c checks on a model
+ * of the disk.
  *
  * White-box: a process is stopped at a point of the flush path with the
  * library's hold points (src/fault.c, CJ_FAULTS builds only).

@@ -106,7 +106,7 @@ static void copy_dir(const char *from, const char *to) {
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.') continue;
-		char a[4096], b[4096];
+		char a[8192], b[8192];
 		snprintf(a, sizeof a, "%s/%s", from, de->d_name);
 		snprintf(b, sizeof b, "%s/%s", to, de->d_name);
 		int in = open(a, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -128,7 +128,7 @@ static void empty_dir(const char *dir) {
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.') continue;
-		char p[4096];
+		char p[8192];
 		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
 		unlink(p);
 	}
@@ -221,8 +221,11 @@ static const char *tx_holds(cj_db *db, const char *decl, int acked, char *why, s
 	return why;
 }
 
-/* Opens the image and checks it: 0 when sound, else 1 (it does not open),
- * 2 (cj_verify finds it unsound), 3 (an acknowledged call is lost). */
+/* What is wrong with an image (exit codes of a checking child: apart from
+ * the sanitizers' 1 and a failed CHECK's 99). */
+enum { CK_OPEN = 11, CK_VERIFY = 12, CK_LOST = 13 };
+
+/* Opens the image and checks it: 0 when sound, else a CK_* code. */
 static int check_image(void *p) {
 	struct check *c = p;
 	char url[4200], why[512];
@@ -234,7 +237,7 @@ static int check_image(void *p) {
 	if (rc != CJ_OK) {
 		fprintf(stderr, "    the image does not open: %s (%s)\n", cj_err_name(rc),
 		        cj_last_error());
-		return 1;
+		return CK_OPEN;
 	}
 	uint64_t n = 0;
 	rc = cj_verify(db, report_problem, NULL, &n);
@@ -242,7 +245,7 @@ static int check_image(void *p) {
 		fprintf(stderr, "    cj_verify = %s, %llu problems\n", cj_err_name(rc),
 		        (unsigned long long)n);
 		cj_close(db);
-		return 2;
+		return CK_VERIFY;
 	}
 	int bad = 0;
 	for (size_t i = 0; i < c->t->n && !bad; i++) {
@@ -268,7 +271,7 @@ static int check_image(void *p) {
 		}
 		if (w) {
 			fprintf(stderr, "    %s\n", w);
-			bad = 3;
+			bad = CK_LOST;
 		}
 	}
 	cj_close(db);
@@ -361,7 +364,7 @@ static void check_images(void) {
 				empty_dir(img);
 				continue;
 			}
-			by_kind[rc >= 1 && rc <= 3 ? rc : 0]++;
+			by_kind[rc >= CK_OPEN && rc <= CK_LOST ? rc - CK_OPEN + 1 : 0]++;
 			if (failed++ < 3)
 				fprintf(stderr, "  image %s (crash point %zu of %zu, draw %d, seed %llu): "
 				        "check exit %d\n", img, pts[p], t.n, d, (unsigned long long)seed, rc);
@@ -370,7 +373,7 @@ static void check_images(void) {
 		}
 	}
 	note("  %zu images in %lld ms (%lld building them): %d unsound (%d not opening, %d not verified, %d losing "
-	     "an acknowledged call, %d crashed)\n", np * DRAWS, (long long)(t_now_ms() - t0),
+	     "an acknowledged call, %d crashing the check)\n", np * DRAWS, (long long)(t_now_ms() - t0),
 	     (long long)build_ms,
 	     failed, by_kind[1], by_kind[2], by_kind[3], by_kind[0]);
 	pl_trace_free(&t);

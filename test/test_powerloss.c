@@ -48,7 +48,7 @@
  * the random parts each. The seed (CJ_TEST_POWERLOSS_SEED replays it) is
  * printed; a failing image is kept in the case's scratch directory with
  * the trace and base it came from (the trace itself depends on timing: the
- * seed replays the draws on that trace, with powerloss_replay below).
+ * seed replays the draws on that trace: see the case replay, below).
  *
  * What this proves: under the model, on every image tried, nothing
  * acknowledged is lost and nothing is corrupt, for the workloads here. What
@@ -315,13 +315,14 @@ static size_t crash_points(const struct pl_trace *t, pl_rng *g, size_t *pt) {
 	return u;
 }
 
-/* Builds and checks the images of the case's trace; fails the case if one
- * is unsound (or, relaxed, reports what they show). */
-static void check_images(void) {
-	char trace[4096], base[4096], store[4096], img[4096], err[256];
-	path_in(trace, sizeof trace, "trace");
-	path_in(base, sizeof base, "base");
-	path_in(store, sizeof store, "store");
+/* Builds and checks the images of the trace in directory from (its trace,
+ * base and store), in the case's scratch directory; fails the case if one is
+ * unsound (or, relaxed, reports what they show). */
+static void check_images(const char *from) {
+	char trace[4200], base[4200], store[4200], img[4096], err[256];
+	snprintf(trace, sizeof trace, "%s/trace", from);
+	snprintf(base, sizeof base, "%s/base", from);
+	snprintf(store, sizeof store, "%s/store", from);
 	struct pl_trace t;
 	if (pl_trace_read(trace, &t, err, sizeof err) != 0) t_fail(__FILE__, __LINE__, "%s", err);
 	uint64_t seed = seed_of();
@@ -450,7 +451,7 @@ TEST(adders) {
 	for (int i = 0; i < ADD_PROCS; i++) check_exit(pid[i], WAIT_MS, 0);
 	t_gate_close(&go);
 	record_end();
-	check_images();
+	check_images(t_dir());
 }
 
 /* ---- (b) processors accepting, finishing, failing, updating, beside a producer ------ */
@@ -528,7 +529,7 @@ TEST(processors) {
 	for (int i = 0; i < PROCESSORS; i++) check_exit(pp[i], WAIT_MS, 0);
 	t_gate_close(&a.done);
 	record_end();
-	check_images();
+	check_images(t_dir());
 }
 
 /* ---- (c) a caller's own transactions of several calls ----------------------------- */
@@ -570,7 +571,23 @@ TEST(transactions) {
 	record_begin();
 	check_exit(t_spawn(transactor, NULL), WAIT_MS, 0);
 	record_end();
-	check_images();
+	check_images(t_dir());
 }
 
-TEST_MAIN(ENTRY(adders), ENTRY(processors), ENTRY(transactions))
+/* ---- replaying a failure ---------------------------------------------------------- */
+
+/* CJ_TEST_POWERLOSS_REPLAY names the scratch directory a failing case kept
+ * (its trace, base and store); with the seed it printed in
+ * CJ_TEST_POWERLOSS_SEED, this case builds and checks the same images again
+ * (the same CJ_TEST_* fault variables are not needed: the trace holds what
+ * the engine did). Without it, the case has nothing to do. */
+TEST(replay) {
+	const char *from = getenv("CJ_TEST_POWERLOSS_REPLAY");
+	if (!from || !*from) {
+		note("  skipped: CJ_TEST_POWERLOSS_REPLAY names no kept scratch directory\n");
+		return;
+	}
+	check_images(from);
+}
+
+TEST_MAIN(ENTRY(adders), ENTRY(processors), ENTRY(transactions), ENTRY(replay))

@@ -431,6 +431,12 @@ static int adder(void *p) {
 		CHECK_OK(cj_add(db, NULL, TYPE, id, NULL, 0));
 		pl_mark("A %s", id);
 	}
+	/* what the trace exercised: flushes left to others, calls combined */
+	cj_stats st;
+	CHECK_OK(cj_db_stats(db, &st));
+	note("  adder %d: %llu shared flushes, %llu calls of other processes combined\n",
+	     a->proc, (unsigned long long)st.shared_flushes,
+	     (unsigned long long)st.combined_processes);
 	cj_close(db);
 	return 0;
 }

@@ -43,8 +43,8 @@
  * gone after the crash, as after kill -9 (test_xcombine.c). The reserve
  * file's bytes are never read: only its length matters, taken likewise.
  *
- * Crash points: right after each flush's end and each acknowledgement (a
- * marker record), plus random ones and the whole trace (at most MAX_POINTS,
+ * Crash points: right before each flush's start and after its end, right
+ * after each acknowledgement (a marker record), plus random ones and the whole trace (at most MAX_POINTS,
  * sampled); DRAWS draws of the random parts each, within a time bound
  * (BUDGET_MS). The seed (CJ_TEST_POWERLOSS_SEED replays it) is printed; a
  * failing image is kept in the case's scratch directory with the trace and
@@ -298,14 +298,18 @@ static int cmp_size(const void *a, const void *b) {
 	return x < y ? -1 : x > y;
 }
 
-/* Crash points of t: after each flush's end and each acknowledgement, the
- * whole trace, random ones; at most MAX_POINTS, sampled. */
+/* Crash points of t: before each flush's start, after its end and after
+ * each acknowledgement, the whole trace, random ones; at most MAX_POINTS,
+ * sampled. */
 static size_t crash_points(const struct pl_trace *t, pl_rng *g, size_t *pt) {
 	size_t n = 0, cap = t->n + 1 + 16;
 	size_t *all = calloc(cap, sizeof *all);
 	CHECK(all != NULL);
 	for (size_t i = 0; i < t->n; i++)
-		if (t->r[i].kind == PL_SYNC_END || (t->r[i].kind == PL_MARK && t->r[i].file[0] != 'G'))
+		if (t->r[i].kind == PL_SYNC_START)
+			all[n++] = i; /* every write before it made, none flushed yet */
+		else if (t->r[i].kind == PL_SYNC_END ||
+		         (t->r[i].kind == PL_MARK && t->r[i].file[0] != 'G'))
 			all[n++] = i + 1;
 	all[n++] = t->n;
 	for (int i = 0; i < 16; i++) all[n++] = (size_t)(pl_rand(g) % (t->n + 1));

@@ -38,15 +38,16 @@
  * the flush words only grow, so end holds the most they ever claimed and
  * base the least, and lme_flush_check() sets any word ahead of the
  * store's last commit to 0 at open (under the writer lock), so a word from
- * end that vouches for commits the image lost is caught there; the
+ * end that vouches for commits the image lost is set right there (before
+ * any commit could trust it: the images here are only read); the
  * combine file's slots and owner locks belong to processes that are all
  * gone after the crash, as after kill -9 (test_xcombine.c). The reserve
  * file's bytes are never read: only its length matters, taken likewise.
  *
  * Crash points: right before each flush's start and after its end, right
- * after each acknowledgement (a marker record), plus random ones and the whole trace (at most MAX_POINTS,
- * sampled); DRAWS draws of the random parts each, within a time bound
- * (BUDGET_MS). The seed (CJ_TEST_POWERLOSS_SEED replays it) is printed; a
+ * after each acknowledgement (a marker record), plus random ones and the
+ * whole trace (at most MAX_POINTS, sampled); DRAWS draws of the random
+ * parts each, within a time bound (BUDGET_MS). The seed (CJ_TEST_POWERLOSS_SEED replays it) is printed; a
  * failing image is kept in the case's scratch directory with the trace and
  * base it came from (the trace itself depends on timing: the seed replays
  * the draws on that trace: see the case replay, below). Images are checked
@@ -69,8 +70,10 @@
  * its meta page), and CJ_TEST_DATA_NOSYNC=1 opens LMDB without its data
  * flush before the meta page (MDB_NOSYNC, the flush after it kept). With
  * CJ_TEST_POWERLOSS_SYNC=relaxed the workloads run in CJ_SYNC_RELAXED and
- * the case reports what the images show instead of failing (no promise of
- * the header covers a machine crash there beyond losing recent commits).
+ * the case reports what the images show instead of failing: there, LMDB's
+ * MDB_NOSYNC lets a meta page reach the disk before the pages it points
+ * to, and images lose acknowledged calls, fail to open, fail cj_verify()
+ * or crash the opening process inside LMDB (README: "Crash").
  */
 #include "powerloss.h"
 #include "testutil.h"

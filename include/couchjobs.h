@@ -229,9 +229,16 @@ typedef enum cj_sync_mode {
 	 * different processes, and a claim whose jobs with their data exceed
 	 * about 8 KiB, commit separately. */
 	CJ_SYNC_FULL = 0,
-	/** Commits are flushed by the operating system when it chooses: they
-	 * survive a crash of the process, but the last few seconds of commits
-	 * may be lost if the machine crashes. Much faster. */
+	/** Commits are flushed by the operating system when it chooses. Much
+	 * faster. They survive a crash of the process. A crash of the machine
+	 * (or a power loss) may lose the last seconds of commits, and:
+	 *  - on the embedded engine it may also leave the store damaged: LMDB
+	 *    (MDB_NOSYNC) lets the disk write a commit's pages in any order, so
+	 *    the store may then fail to open, fail cj_verify(), or crash the
+	 *    process that opens it (test/test_powerloss.c shows each). Keep
+	 *    this mode for data that can be rebuilt, or take copies;
+	 *  - on PostgreSQL (synchronous_commit off) the store stays consistent:
+	 *    only the last moments of commits can be lost. */
 	CJ_SYNC_RELAXED = 1
 } cj_sync_mode;
 

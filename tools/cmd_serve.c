@@ -6,7 +6,7 @@
 const struct cli_opt cli_serve_opts[] = {
 	{"--listen", NULL, "ADDR:PORT", "where to listen (default 127.0.0.1:8075; port 0: any)"},
 	{"--token-file", NULL, "FILE", "require 'Authorization: Bearer TOKEN', TOKEN from FILE"},
-	{"--relaxed", NULL, NULL, "commit with CJ_SYNC_RELAXED (a machine crash may lose recent commits)"},
+	{"--relaxed", NULL, NULL, "commit with CJ_SYNC_RELAXED (a machine crash may lose recent commits and damage an embedded store)"},
 	{NULL, NULL, NULL, NULL},
 };
 

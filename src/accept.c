@@ -382,7 +382,9 @@ static int notified(cj_db *db, const char *const *chans, const uint64_t *tokens,
 /* Hands on a wake-up this acceptor took and will not turn into a job: a
  * commit that made a job pending woke one acceptor, perhaps this one for
  * another type sharing its wake word, or for a job another acceptor took
- * first. Every acceptor that has not looked since then wakes and looks. */
+ * first. Every acceptor that has not looked since then wakes and looks.
+ * chans are the channels it slept on: a full type's run-ended channel may
+ * share its word with another type's pending one, whose wake-up it took. */
 static void pass_on(cj_db *db, const char *const *chans, size_t n) {
 	for (size_t i = 0; i < n; i++) cj__rouse(db, chans[i]);
 }
@@ -487,16 +489,17 @@ static int accept_loop(cj_db *db, const cj_accept_opts *opts, cj_claim *a,
 				              "types available", a->types[0], a->ntypes - 1);
 			break;
 		}
+		/* on the words the wake-up came by (the last sleep's) */
+		if (owed) pass_on(db, wait_chans, a->ntypes);
 		for (size_t i = 0; i < a->ntypes; i++) {
 			/* a full type's new jobs cannot be taken: wait for a slot */
 			wait_chans[i] = a->full[i] ? run_chans[i] : chans[i];
 			wait_tokens[i] = a->full[i] ? run_tokens[i] : tokens[i];
 		}
-		if (owed) pass_on(db, chans, a->ntypes);
 		owed = sleep_until_notified(db, opts, wait_chans, wait_tokens, a->ntypes, wake_at);
 		eager = owed;
 	}
-	if (owed) pass_on(db, chans, a->ntypes);
+	if (owed) pass_on(db, wait_chans, a->ntypes);
 	return rc;
 }
 

@@ -696,6 +696,11 @@ int cj_transact(cj_db *db, int (*fn)(cj_tx *tx, void *arg), void *arg);
  * (use it with read calls only), a @c PGconn* on PostgreSQL (the connection
  * is inside the transaction; run statements on it, never COMMIT or
  * ROLLBACK). Valid until @p tx ends. NULL if @p tx is NULL.
+ * On PostgreSQL the library's writes in @p tx are pipelined: call this
+ * again after any library call on @p tx, before statements of your own
+ * (it sends what the library queued and reads the answers). A statement
+ * run on the connection while an answer is due fails; it never runs
+ * before a write the library made ahead of it.
  */
 void *cj_tx_native(cj_tx *tx);
 

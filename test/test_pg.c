@@ -104,6 +104,42 @@ static long long sql_int(PGconn *pg, const char *sql) {
 
 /* ---- the caller's SQL in the library's transaction -------------------------- */
 
+/* A statement of the caller's on the native handle never runs before a
+ * write the library made ahead of it in the transaction: it fails while
+ * the write's answer is due, and runs after it once cj_tx_native() was
+ * called again (the write's key is the caller's own, read here in the
+ * engine's table: space 1). */
+TEST(native_sql_follows_the_library_writes) {
+	cj_db *db = t_open();
+	char sql[512];
+	snprintf(sql, sizeof sql,
+	         "UPDATE \"%s\".kv SET v = 'caller'::bytea WHERE space = 1 AND k = 'k'::bytea",
+	         case_schema());
+	cj_tx *tx = NULL;
+	CHECK_OK(cj_tx_begin(db, &tx));
+	PGconn *native = cj_tx_native(tx);
+	CHECK(native != NULL);
+	CHECK_OK(cj_tx_put(tx, "k", 1, "lib", 3));
+	PGresult *r = PQexec(native, sql);
+	if (PQresultStatus(r) == PGRES_COMMAND_OK) /* then it saw the put */
+		CHECK_STR(PQcmdTuples(r), "1");
+	PQclear(r);
+	r = PQexec(cj_tx_native(tx), sql);
+	CHECK_INT(PQresultStatus(r), PGRES_COMMAND_OK);
+	CHECK_STR(PQcmdTuples(r), "1");
+	PQclear(r);
+	CHECK_OK(cj_tx_commit(tx));
+	CHECK_OK(cj_tx_begin(db, &tx));
+	void *v = NULL;
+	size_t vl = 0;
+	CHECK_OK(cj_tx_get(tx, "k", 1, &v, &vl));
+	CHECK_INT(vl, 6);
+	CHECK(memcmp(v, "caller", 6) == 0);
+	cj_free(v);
+	cj_tx_abort(tx);
+	cj_close(db);
+}
+
 TEST(native_sql_commits_with_finish) {
 	cj_db *db = t_open();
 	CHECK_STR(cj_db_engine(db), "postgresql");
@@ -1256,7 +1292,7 @@ int main(int argc, char **argv) {
 		return 0;
 	}
 	static const struct t_entry entries[] = {
-		ENTRY(native_sql_commits_with_finish), ENTRY(reads_leave_no_open_transaction),
+		ENTRY(native_sql_commits_with_finish), ENTRY(native_sql_follows_the_library_writes), ENTRY(reads_leave_no_open_transaction),
 		ENTRY(schema_version_checked),         ENTRY(round_trips_per_call),
 		ENTRY(statements_per_call),            ENTRY(puts_of_one_key_keep_the_last),
 		ENTRY(write_transactions_read_committed),

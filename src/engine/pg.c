@@ -329,6 +329,7 @@ static void *pge_native(cj_etx *tx) {
 	pge_unclaim(tx, 0, NULL, 0); /* the caller may write anything */
 	pge_unprefetch(tx, 0, NULL, 0);
 	tx->dirty = 1; /* the caller's statements are committed too */
+	tx->native_out = 1;
 	/* the caller runs statements of its own: no answer may be pending */
 	int rc = cj__pg_flush(tx);
 	if (rc && !tx->failed) tx->failed = rc;

@@ -245,6 +245,9 @@ struct cj_etx {
 		int on, space;
 		cj_buf k, v;
 	} held;
+	/* cj_tx_native() handed the connection out: the caller may run its
+	 * own statements at any time, so no put is held back from then on */
+	int native_out;
 };
 
 /* pg_conn.c */

@@ -26,7 +26,9 @@
  * server runs for less than two (every job call writes two keys in a
  * row). Nothing is sent between them, so the server sees the writes in
  * the order they were made; two puts of one key keep the later value, as
- * two upserts in a row would.
+ * two upserts in a row would. Once cj_tx_native() has handed the
+ * connection out, puts are sent at once: a statement of the caller's own
+ * must never run before a put made ahead of it.
  *
  * A transaction that ends without a commit sends its ROLLBACK without
  * waiting (cj__pg_rollback); the answer is read by the connection's next
@@ -355,5 +357,8 @@ int cj__pg_put(cj_etx *tx, int space, const void *k, size_t kl, const void *v, s
 	if (tx->held.k.oom || tx->held.v.oom) return cj__fail(CJ_NOMEM, "out of memory");
 	tx->held.space = space;
 	tx->held.on = 1;
-	return CJ_OK;
+	/* a statement of the caller's on the native handle must not run
+	 * before this put (it fails instead while the put's answer is due:
+	 * cj_tx_native() again reads it) */
+	return tx->native_out ? pge_send_held(tx) : CJ_OK;
 }

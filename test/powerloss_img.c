@@ -68,7 +68,7 @@ static int spill(const char *path, const uint8_t *buf, size_t len) {
 	return close(fd) | rc;
 }
 
-int pl_trace_read(const char *path, struct pl_trace *t, char *err, size_t errlen) {
+static int trace_parse(const char *path, struct pl_trace *t, char *err, size_t errlen) {
 	size_t len, cap = 0;
 	memset(t, 0, sizeof *t);
 	if (slurp(path, &t->buf, &len) != 0) {
@@ -153,6 +153,12 @@ void pl_trace_free(struct pl_trace *t) {
 	free(t->buf);
 	free(t->r);
 	memset(t, 0, sizeof *t);
+}
+
+int pl_trace_read(const char *path, struct pl_trace *t, char *err, size_t errlen) {
+	int rc = trace_parse(path, t, err, errlen);
+	if (rc) pl_trace_free(t); /* nothing of a trace that cannot be read */
+	return rc;
 }
 
 /* ---- images ---------------------------------------------------------------- */
@@ -288,14 +294,15 @@ int pl_dir_load(const char *path, struct pl_dir *d) {
 	int rc = 0;
 	while (rc == 0 && (de = readdir(dp))) {
 		if (de->d_name[0] == '.') continue;
-		if (d->n == PL_DIR_FILES || strlen(de->d_name) >= sizeof d->name[0]) {
+		size_t nl = strlen(de->d_name);
+		if (d->n == PL_DIR_FILES || nl >= sizeof d->name[0]) {
 			errno = E2BIG;
 			rc = -1;
 			break;
 		}
 		char p[4096];
 		snprintf(p, sizeof p, "%s/%s", path, de->d_name);
-		snprintf(d->name[d->n], sizeof d->name[0], "%s", de->d_name);
+		memcpy(d->name[d->n], de->d_name, nl + 1); /* fits: checked above */
 		rc = slurp(p, &d->data[d->n], &d->len[d->n]);
 		if (rc == 0) d->n++;
 	}
@@ -314,6 +321,7 @@ int pl_dir_load(const char *path, struct pl_dir *d) {
 			d->len[j] = d->len[j - 1];
 			d->len[j - 1] = l;
 		}
+	if (rc) pl_dir_free(d); /* nothing of a directory that cannot be read */
 	return rc;
 }
 

@@ -224,6 +224,8 @@ int fdatasync(int fd) { return rec_flush(fd, SYS_fdatasync); }
 
 int msync(void *addr, size_t len, int flags) {
 	long r = syscall(SYS_msync, addr, len, flags);
+	int e = errno;
 	pl_mark("msync");
+	errno = e;
 	return (int)r;
 }

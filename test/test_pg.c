@@ -283,7 +283,7 @@ TEST(reads_leave_no_open_transaction) {
 	free(u);
 }
 
-/* ---- round trips ---------------------------------------------------------------- */
+/* ---- round trips and statements per call ---------------------------------------- */
 
 /* The handle's round trips (cj_stats.round_trips). */
 static uint64_t round_trips(cj_db *db) {
@@ -292,62 +292,53 @@ static uint64_t round_trips(cj_db *db) {
 	return st.round_trips;
 }
 
-/* A job's life in round trips to the server: cj_add of a new job 2 (its
- * reads in one, the commit), cj_accept 2 (the type's limits with the
- * claim of the pending entry and of the job's row in one statement, the
- * commit), cj_finish 2 (the job and its type's retention in one; the
- * commit), cj_fail of a job without a retry policy 2 (the job, the type's
- * policy and retention; the commit). A little slack for the listener's
- * own, which the handle counts too. */
-TEST(round_trips_per_call) {
-	enum { N = 20, SLACK = 4 };
+/* The handle's statements (cj_stats.statements). */
+static uint64_t statements(cj_db *db) {
+	cj_stats st;
+	CHECK_OK(cj_db_stats(db, &st));
+	return st.statements;
+}
+
+enum { PER_CALL_N = 20, PER_CALL_SLACK = 4 };
+
+/* What each call of a job's life adds to count, in PER_CALL_N calls of
+ * each, with no monitor (its passes would be counted): n[0] cj_add of new
+ * jobs, n[1] cj_accept, n[2] cj_finish, n[3] cj_fail of a job without a
+ * retry policy (the same jobs, added again). Checks that every call did
+ * what it does. */
+static void per_call(uint64_t (*count)(cj_db *), uint64_t n[4]) {
+	enum { N = PER_CALL_N };
 	cj_options o = CJ_OPTIONS_INIT;
-	o.no_monitor = 1; /* its passes would be counted */
+	o.no_monitor = 1;
 	cj_db *db = t_open_opts(&o);
 	CHECK_OK(cj_set_type_timeout(db, "t", 60));
-	CHECK_INT(round_trips(db) > 0, 1);
-
-	uint64_t before = round_trips(db);
-	for (int i = 0; i < N; i++) {
-		char id[16];
-		snprintf(id, sizeof id, "j%02d", i);
-		CHECK_OK(cj_add(db, NULL, "t", id, "{\"n\":1}", 0));
-	}
-	uint64_t adds = round_trips(db) - before;
-
+	CHECK_INT(count(db) > 0, 1);
+	char id[16];
 	cj_job *jobs[N];
 	cj_accept_opts ao = CJ_ACCEPT_OPTS_INIT;
 	ao.timeout_ms = 0;
-	before = round_trips(db);
+	uint64_t before = count(db);
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof id, "j%02d", i);
+		CHECK_OK(cj_add(db, NULL, "t", id, "{\"n\":1}", 0));
+	}
+	n[0] = count(db) - before;
+	before = count(db);
 	for (int i = 0; i < N; i++) CHECK_OK(cj_accept(db, "t", &ao, &jobs[i], NULL));
-	uint64_t accepts = round_trips(db) - before;
-
-	before = round_trips(db);
+	n[1] = count(db) - before;
+	before = count(db);
 	for (int i = 0; i < N; i++) CHECK_OK(cj_finish(db, NULL, jobs[i], NULL));
-	uint64_t finishes = round_trips(db) - before;
-
-	/* the same jobs again, failed this time */
+	n[2] = count(db) - before;
 	for (int i = 0; i < N; i++) {
 		cj_job_free(jobs[i]);
-		char id[16];
 		snprintf(id, sizeof id, "j%02d", i);
 		CHECK_OK(cj_add(db, NULL, "t", id, "{\"n\":2}", 0));
 		CHECK_OK(cj_accept(db, "t", &ao, &jobs[i], NULL));
 	}
-	before = round_trips(db);
+	before = count(db);
 	for (int i = 0; i < N; i++) CHECK_OK(cj_fail(db, NULL, jobs[i], "{\"e\":1}"));
-	uint64_t fails = round_trips(db) - before;
-	note("  round trips per call: cj_add %.2f, cj_accept %.2f, cj_finish %.2f, "
-	     "cj_fail %.2f\n", (double)adds / N, (double)accepts / N, (double)finishes / N,
-	     (double)fails / N);
-	CHECK(adds >= 2 * N && adds <= 2 * N + SLACK);
-	CHECK(accepts >= 2 * N && accepts <= 2 * N + SLACK);
-	CHECK(finishes >= 2 * N && finishes <= 2 * N + SLACK);
-	CHECK(fails >= 2 * N && fails <= 2 * N + SLACK);
-
-	/* and every call did what it does */
+	n[3] = count(db) - before;
 	for (int i = 0; i < N; i++) {
-		char id[16];
 		snprintf(id, sizeof id, "j%02d", i);
 		CHECK_INT(state_of(db, "t", id), CJ_DEAD);
 		cj_job_free(jobs[i]);
@@ -355,11 +346,25 @@ TEST(round_trips_per_call) {
 	cj_close(db);
 }
 
-/* The handle's statements (cj_stats.statements). */
-static uint64_t statements(cj_db *db) {
-	cj_stats st;
-	CHECK_OK(cj_db_stats(db, &st));
-	return st.statements;
+/* Whether count n of PER_CALL_N calls is per per call (a little slack for
+ * the listener's own, which the handle counts too). */
+static int per_call_is(uint64_t n, uint64_t per) {
+	return n >= per * PER_CALL_N && n <= per * PER_CALL_N + PER_CALL_SLACK;
+}
+
+/* A job's life in round trips to the server: cj_add of a new job 2 (its
+ * reads in one, the commit), cj_accept 2 (the type's limits with the
+ * claim of the pending entry and of the job's row in one statement, the
+ * commit), cj_finish 2 (the job and its type's retention in one; the
+ * commit), cj_fail of a job without a retry policy 2 (the job, the type's
+ * policy and retention; the commit). */
+TEST(round_trips_per_call) {
+	uint64_t n[4];
+	per_call(round_trips, n);
+	note("  round trips per call: cj_add %.2f, cj_accept %.2f, cj_finish %.2f, "
+	     "cj_fail %.2f\n", (double)n[0] / PER_CALL_N, (double)n[1] / PER_CALL_N,
+	     (double)n[2] / PER_CALL_N, (double)n[3] / PER_CALL_N);
+	for (int k = 0; k < 4; k++) CHECK(per_call_is(n[k], 2));
 }
 
 /* What a job's calls send the server. Each is BEGIN, the commit number,
@@ -370,41 +375,14 @@ static uint64_t statements(cj_db *db) {
  * next one, pg_pipe.c) and its counters, and the accept and the finish
  * delete one key. Two puts sent alone would make it 10, 10 and 11. */
 TEST(statements_per_call) {
-	enum { N = 20, SLACK = 4 };
-	cj_options o = CJ_OPTIONS_INIT;
-	o.no_monitor = 1; /* its passes would be counted */
-	cj_db *db = t_open_opts(&o);
-	CHECK_OK(cj_set_type_timeout(db, "t", 60));
-	CHECK_INT(statements(db) > 0, 1);
-
-	uint64_t before = statements(db);
-	for (int i = 0; i < N; i++) {
-		char id[16];
-		snprintf(id, sizeof id, "j%02d", i);
-		CHECK_OK(cj_add(db, NULL, "t", id, "{\"n\":1}", 0));
-	}
-	uint64_t adds = statements(db) - before;
-	cj_job *jobs[N];
-	cj_accept_opts ao = CJ_ACCEPT_OPTS_INIT;
-	ao.timeout_ms = 0;
-	before = statements(db);
-	for (int i = 0; i < N; i++) CHECK_OK(cj_accept(db, "t", &ao, &jobs[i], NULL));
-	uint64_t accepts = statements(db) - before;
-	before = statements(db);
-	for (int i = 0; i < N; i++) CHECK_OK(cj_finish(db, NULL, jobs[i], NULL));
-	uint64_t finishes = statements(db) - before;
-	note("  statements per call: cj_add %.2f, cj_accept %.2f, cj_finish %.2f\n",
-	     (double)adds / N, (double)accepts / N, (double)finishes / N);
-	CHECK(adds >= 9 * N && adds <= 9 * N + SLACK);
-	CHECK(accepts >= 9 * N && accepts <= 9 * N + SLACK);
-	CHECK(finishes >= 10 * N && finishes <= 10 * N + SLACK);
-	for (int i = 0; i < N; i++) {
-		char id[16];
-		snprintf(id, sizeof id, "j%02d", i);
-		CHECK_INT(state_of(db, "t", id), CJ_FINISHED);
-		cj_job_free(jobs[i]);
-	}
-	cj_close(db);
+	uint64_t n[4];
+	per_call(statements, n);
+	note("  statements per call: cj_add %.2f, cj_accept %.2f, cj_finish %.2f, "
+	     "cj_fail %.2f\n", (double)n[0] / PER_CALL_N, (double)n[1] / PER_CALL_N,
+	     (double)n[2] / PER_CALL_N, (double)n[3] / PER_CALL_N);
+	CHECK(per_call_is(n[0], 9));
+	CHECK(per_call_is(n[1], 9));
+	CHECK(per_call_is(n[2], 10));
 }
 
 /* Two puts of one key in a row, the second held back with the first: the

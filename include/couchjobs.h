@@ -407,9 +407,11 @@ typedef struct cj_stats {
 	 *  their commit (and its durable flush) with calls of other processes
 	 *  (see #CJ_SYNC_FULL; counted in combined_calls too). */
 	uint64_t combined_processes;
-	/** Statements sent to the database server (the PostgreSQL engine:
-	 *  each one of a pipeline counts, the transaction's BEGIN and COMMIT
-	 *  included; the embedded engine has none: 0). */
+	/** Statements the handle's transactions sent to the database server
+	 *  (the PostgreSQL engine: each one of a pipeline counts, the
+	 *  transaction's BEGIN and COMMIT included; not counted: a ROLLBACK
+	 *  sent without waiting for its answer, and what each new connection
+	 *  prepares once; the embedded engine has none: 0). */
 	uint64_t statements;
 } cj_stats;
 

@@ -92,7 +92,8 @@ out_close:
 	return rc;
 }
 
-static const char *const pge_space[CJ_SPACE_COUNT] = {"0", "1"};
+/* a space as a statement's text parameter (pg_int.h) */
+const char *const cj__pg_space[CJ_SPACE_COUNT] = {"0", "1"};
 
 /* ---- transactions ----------------------------------------------------------- */
 
@@ -350,7 +351,7 @@ static void pge_key_hash(cj_etx *tx, int space, const void *k, size_t kl, char n
  * their answers to go into *locked and *row. */
 static int pge_queue_get(cj_etx *tx, int space, const void *k, size_t kl,
                          PGresult **locked, PGresult **row) {
-	const char *vals[3] = {pge_space[space], k, NULL};
+	const char *vals[3] = {cj__pg_space[space], k, NULL};
 	int lens[3] = {0, (int)kl, 0}, fmts[3] = {0, 1, 0};
 	char num[16];
 	pge_key_hash(tx, space, k, kl, num);
@@ -370,7 +371,7 @@ static int pge_queue_get(cj_etx *tx, int space, const void *k, size_t kl,
 static int pge_get(cj_etx *tx, int space, const void *k, size_t kl,
                    const uint8_t **v, size_t *vl) {
 	pge_clear(tx);
-	const char *vals[3] = {pge_space[space], k, NULL};
+	const char *vals[3] = {cj__pg_space[space], k, NULL};
 	int lens[3] = {0, (int)kl, 0}, fmts[3] = {0, 1, 0};
 	char num[16];
 	PGresult *r = NULL, *locked = NULL;
@@ -477,7 +478,7 @@ static int pge_prefetch_scan(cj_etx *tx, int space, const void *lo, size_t ll,
 	struct pge_pf *p;
 	int rc = pge_pf_take(tx, 1, space, lo ? lo : "", ll, hi ? hi : "", hl, &p);
 	if (rc || !p) return rc;
-	const char *vals[4] = {pge_space[space], lo ? lo : "", hi ? hi : "", "1"};
+	const char *vals[4] = {cj__pg_space[space], lo ? lo : "", hi ? hi : "", "1"};
 	int lens[4] = {0, (int)ll, (int)hl, 0}, fmts[4] = {0, 1, 1, 0};
 	if ((rc = cj__pg_queue_into(tx, "cj_scan", NULL, 4, vals, lens, fmts, &p->row)))
 		return rc;
@@ -522,7 +523,7 @@ static int pge_add(cj_etx *tx, int space, const cj_eadd *a, size_t n) {
 	cj__buf_add(&deltas, "}", 2);
 	int rc = keys.oom || deltas.oom ? cj__fail(CJ_NOMEM, "out of memory") : CJ_OK;
 	if (rc == CJ_OK) {
-		const char *vals[3] = {pge_space[space], (const char *)keys.p,
+		const char *vals[3] = {cj__pg_space[space], (const char *)keys.p,
 		                       (const char *)deltas.p};
 		int lens[3] = {0, 0, 0}, fmts[3] = {0, 0, 0};
 		rc = cj__pg_queue(tx, "cj_add", NULL, 3, vals, lens, fmts);
@@ -537,7 +538,7 @@ static int pge_del(cj_etx *tx, int space, const void *k, size_t kl) {
 	pge_clear(tx);
 	pge_unclaim(tx, space, k, kl);
 	pge_unprefetch(tx, space, k, kl);
-	const char *vals[2] = {pge_space[space], k};
+	const char *vals[2] = {cj__pg_space[space], k};
 	int lens[2] = {0, (int)kl}, fmts[2] = {0, 1};
 	PGresult *r = NULL;
 	int rc = cj__pg_run(tx, "cj_del", NULL, 2, vals, lens, fmts, 1, &r);
@@ -558,7 +559,7 @@ static int pge_del_blind(cj_etx *tx, int space, const void *k, size_t kl) {
 	pge_clear(tx);
 	pge_unclaim(tx, space, k, kl);
 	pge_unprefetch(tx, space, k, kl);
-	const char *vals[2] = {pge_space[space], k};
+	const char *vals[2] = {cj__pg_space[space], k};
 	int lens[2] = {0, (int)kl}, fmts[2] = {0, 1};
 	int rc = cj__pg_queue(tx, "cj_del", NULL, 2, vals, lens, fmts);
 	if (rc == CJ_OK) tx->dirty = 1;
@@ -600,7 +601,7 @@ static int pge_claim_run(cj_etx *tx, int space, const char *name, int n,
 
 static int pge_claim_first(cj_etx *tx, int space, const void *lo, size_t ll,
                            const void *hi, size_t hl, cj_buf *key_out) {
-	const char *vals[3] = {pge_space[space], lo ? lo : "", hi ? hi : ""};
+	const char *vals[3] = {cj__pg_space[space], lo ? lo : "", hi ? hi : ""};
 	int lens[3] = {0, (int)ll, (int)hl}, fmts[3] = {0, 1, 1};
 	return pge_claim_run(tx, space, "cj_claim", 3, vals, lens, fmts, 0, key_out, NULL);
 }
@@ -617,7 +618,7 @@ static int pge_claim_pair(cj_etx *tx, int space, const void *lo, size_t ll, cons
 	char at[24], base[8];
 	snprintf(at, sizeof at, "%zu", d->at);
 	snprintf(base, sizeof base, "%u", (unsigned)d->base);
-	const char *vals[6] = {pge_space[space], lo ? lo : "", hi ? hi : "",
+	const char *vals[6] = {cj__pg_space[space], lo ? lo : "", hi ? hi : "",
 	                       d->p ? (const char *)d->p : "", at, base};
 	int lens[6] = {0, (int)ll, (int)hl, (int)d->pl, 0, 0}, fmts[6] = {0, 1, 1, 1, 0, 0};
 	return pge_claim_run(tx, space, "cj_claim_pair", 6, vals, lens, fmts, 2, key_out,
@@ -639,7 +640,7 @@ static int pge_scan(cj_etx *tx, int space, const void *lo, size_t ll, const void
 		char lim[24];
 		snprintf(lim, sizeof lim, "%ld", limit);
 		const char *from = after ? (const char *)last.p : lo;
-		const char *vals[4] = {pge_space[space], from ? from : "", hi ? hi : "", lim};
+		const char *vals[4] = {cj__pg_space[space], from ? from : "", hi ? hi : "", lim};
 		int lens[4] = {0, after ? (int)last.len : (int)ll, (int)hl, 0};
 		int fmts[4] = {0, 1, 1, 0};
 		if (after && last.oom) {

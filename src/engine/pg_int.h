@@ -250,6 +250,10 @@ struct cj_etx {
 	int native_out;
 };
 
+/* pg.c: a space (0 jobs, 1 the caller's keys) as a statement's text
+ * parameter */
+extern const char *const cj__pg_space[CJ_SPACE_COUNT];
+
 /* pg_conn.c */
 /* Runs a statement (a prepared one by name, sql with n parameters, or,
  * with n < 0, sql in the simple protocol, which may hold several) and

@@ -320,17 +320,21 @@ int cj__pg_queue(cj_etx *tx, const char *name, const char *sql, int n,
 
 /* ---- held puts (see the top) --------------------------------------------------- */
 
-static const char *const pge_spaces[2] = {"0", "1"};
+/* Queues one put of k and v: CJ_OK, or as cj__pg_queue. */
+static int pge_queue_put(cj_etx *tx, int space, const void *k, size_t kl, const void *v,
+                         size_t vl) {
+	/* a NULL parameter is SQL NULL: an empty value needs a pointer */
+	const char *vals[3] = {cj__pg_space[space], k, v ? (const char *)v : ""};
+	int lens[3] = {0, (int)kl, (int)vl}, fmts[3] = {0, 1, 1};
+	return cj__pg_queue(tx, "cj_put", NULL, 3, vals, lens, fmts);
+}
 
 /* Sends the held put, if any: CJ_OK, or as cj__pg_queue. */
 static int pge_send_held(cj_etx *tx) {
 	if (!tx->held.on) return CJ_OK;
 	tx->held.on = 0;
-	/* a NULL parameter is SQL NULL: an empty value needs a pointer */
-	const char *vals[3] = {pge_spaces[tx->held.space], (const char *)tx->held.k.p,
-	                       tx->held.v.p ? (const char *)tx->held.v.p : ""};
-	int lens[3] = {0, (int)tx->held.k.len, (int)tx->held.v.len}, fmts[3] = {0, 1, 1};
-	return cj__pg_queue(tx, "cj_put", NULL, 3, vals, lens, fmts);
+	return pge_queue_put(tx, tx->held.space, tx->held.k.p, tx->held.k.len, tx->held.v.p,
+	                     tx->held.v.len);
 }
 
 int cj__pg_put(cj_etx *tx, int space, const void *k, size_t kl, const void *v, size_t vl) {
@@ -343,13 +347,17 @@ int cj__pg_put(cj_etx *tx, int space, const void *k, size_t kl, const void *v, s
 	}
 	if (tx->held.on) {
 		tx->held.on = 0;
-		const char *vals[6] = {pge_spaces[tx->held.space], (const char *)tx->held.k.p,
+		const char *vals[6] = {cj__pg_space[tx->held.space], (const char *)tx->held.k.p,
 		                       tx->held.v.p ? (const char *)tx->held.v.p : "",
-		                       pge_spaces[space], k, v ? (const char *)v : ""};
+		                       cj__pg_space[space], k, v ? (const char *)v : ""};
 		int lens[6] = {0, (int)tx->held.k.len, (int)tx->held.v.len, 0, (int)kl, (int)vl};
 		int fmts[6] = {0, 1, 1, 0, 1, 1};
 		return cj__pg_queue(tx, "cj_put2", NULL, 6, vals, lens, fmts);
 	}
+	/* a statement of the caller's on the native handle must not run
+	 * before this put (it fails instead while the put's answer is due:
+	 * cj_tx_native() again reads it) */
+	if (tx->native_out) return pge_queue_put(tx, space, k, kl, v, vl);
 	cj__buf_reset(&tx->held.k);
 	cj__buf_add(&tx->held.k, k, kl);
 	cj__buf_reset(&tx->held.v);
@@ -357,8 +365,5 @@ int cj__pg_put(cj_etx *tx, int space, const void *k, size_t kl, const void *v, s
 	if (tx->held.k.oom || tx->held.v.oom) return cj__fail(CJ_NOMEM, "out of memory");
 	tx->held.space = space;
 	tx->held.on = 1;
-	/* a statement of the caller's on the native handle must not run
-	 * before this put (it fails instead while the put's answer is due:
-	 * cj_tx_native() again reads it) */
-	return tx->native_out ? pge_send_held(tx) : CJ_OK;
+	return CJ_OK;
 }

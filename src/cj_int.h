@@ -113,6 +113,16 @@ enum cj_hold_point {
 	                        claims the flush */
 	CJ_HOLD_FLUSH_WAIT,  /* lmdb.c: before it waits for another's flush */
 	CJ_HOLD_FLUSH_SYNC,  /* lmdb.c: the flush leader, before it flushes */
+	CJ_HOLD_COMBINE_POSTED, /* combine.c: a call posted for another leader */
+	CJ_HOLD_COMBINE_LEAD,   /* combine.c: a leader, before it opens its
+	                           transaction and takes the calls posted */
+	CJ_HOLD_COMBINE_RAN,    /* combine.c: a leader ran its batch, before it
+	                           hands the lead on */
+	CJ_HOLD_COMBINE_HAND_ON, /* combine.c: a leader handing the lead on, its
+	                            lock held, between the slot's and the
+	                            leader's words */
+	CJ_HOLD_COMBINE_CHECK,  /* combine.c: a poster whose leader died, before
+	                           it reads its receipt */
 	CJ_HOLDS
 };
 void cj__fault_hold(int point, int notify_fd, int gate_fd);

@@ -233,7 +233,13 @@ static int slot_take(const cj_db *db, int32_t me) {
 }
 
 /* Hands the lead to the oldest call posted by a live process, or to
- * nobody. Lock held. */
+ * nobody. Lock held. The slot is marked before the leader's word names its
+ * process: killed between the two, this process leaves the word as it
+ * was, naming the process leading (itself, dead now: a poster takes the
+ * lead over, or another leader's batch takes its call). The other way
+ * round, the word would name a live process whose call waits as posted,
+ * and every poster (that one too: it trusts a word naming its own
+ * process) would wait for a leader that never comes. */
 static void hand_on(const cj_db *db) {
 	struct cj_xarea *x = db->group.xarea;
 	struct xc_slot *next = NULL;
@@ -243,8 +249,9 @@ static void hand_on(const cj_db *db) {
 		    alive(db, s->pid))
 			next = s;
 	}
-	atomic_store(&x->leader, next ? next->pid : 0);
 	if (next) set_state(next, XS_LEAD);
+	cj__fault_hold_here(CJ_HOLD_COMBINE_HAND_ON);
+	atomic_store(&x->leader, next ? next->pid : 0);
 }
 
 /* ---- the leader ---------------------------------------------------------- */
@@ -439,6 +446,7 @@ static void lead(cj_db *db, struct cj_xarea *x, int own) {
 	int32_t me = self(db);
 	int batch[CJ_XC_SLOTS], alone[CJ_XC_SLOTS] = {0}, n = 0, ran, mixed = 0;
 	cj_tx *tx;
+	cj__fault_hold_here(CJ_HOLD_COMBINE_LEAD);
 	cj__clear_error();
 	int rc = cj__tx_new(db, 1, &tx);
 	mu_lock(db);
@@ -466,6 +474,7 @@ static void lead(cj_db *db, struct cj_xarea *x, int own) {
 	for (int i = 1; i < n; i++) mixed |= x->slot[batch[i]].pid != x->slot[own].pid;
 	for (ran = 0; ran < n; ran++)
 		if (store_failure(run_slot(tx, x, batch[ran], &alone[ran]))) break;
+	cj__fault_hold_here(CJ_HOLD_COMBINE_RAN);
 	mu_lock(db);
 	hand_on(db);
 	mu_unlock(x);
@@ -508,6 +517,7 @@ static void look(cj_db *db, struct cj_xarea *x, int i, uint32_t st) {
 	mu_unlock(x);
 	if (atomic_load(&s->state) != XS_CHECK) return;
 	/* the leader died: did its commit land, with this call? */
+	cj__fault_hold_here(CJ_HOLD_COMBINE_CHECK);
 	uint64_t tag;
 	int rc = db->eng->receipt_get(db->edb, (unsigned)i, &tag);
 	if (rc == CJ_OK && tag != s->tag) {
@@ -593,6 +603,7 @@ int cj__combine_run(cj_db *db, cj_op_call *c, int *rc) {
 		atomic_store(&s->state, XS_POSTED);
 	}
 	mu_unlock(x);
+	if (atomic_load(&s->state) != XS_LEAD) cj__fault_hold_here(CJ_HOLD_COMBINE_POSTED);
 	uint32_t st;
 	for (;;) {
 		st = atomic_load(&s->state);

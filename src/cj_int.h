@@ -469,6 +469,7 @@ typedef struct cj_group {
 	 * calls committed in a batch holding calls of other processes */
 	struct cj_xarea *xarea;
 	const struct cj_os_owner *xowner; /* this process's claim in it */
+	int xafter; /* it follows layout 1's area: its receipts too (combine.c) */
 	_Atomic uint64_t xcombined;
 } cj_group;
 

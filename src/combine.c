@@ -81,7 +81,13 @@
 /* Layout 1 (before claims were combined) held the first 563,224 bytes of
  * the file: where its processes hold the start, this layout's area
  * follows them (to a page), so that processes of both combine, each with
- * its own kind, while a store's programs are upgraded. */
+ * its own kind, while a store's programs are upgraded. Their leaders
+ * write the receipts of their slots 0 .. 63 in the same store: a receipt
+ * of this area's slot i is then written as number CJ_XC_SLOTS + i too,
+ * which only this area's leaders write (a dead leader's commit read
+ * through number i alone could be taken for another's, and its calls
+ * run twice). Number i is still written and read, for the processes of
+ * this layout that know no other. */
 #define CJ_XC_MAGIC_1 0x636a7801u
 #define CJ_XC_AFTER_1 565248
 #define CJ_XC_CHECK_MS 100  /* a poster looks at its leader this often */
@@ -153,6 +159,7 @@ static int alive(const cj_db *db, int32_t id) {
 void cj__combine_start(cj_db *db) {
 	void *p;
 	db->group.xarea = NULL;
+	db->group.xafter = 0;
 	const struct cj_engine *e = db->eng;
 	if (!db->group.on || !e->shared || !e->receipt_put || !e->receipt_get || !e->sync)
 		return;
@@ -169,6 +176,7 @@ void cj__combine_start(cj_db *db) {
 		m = 0;
 		if (!atomic_compare_exchange_strong(&x->magic, &m, CJ_XC_MAGIC) && m != CJ_XC_MAGIC)
 			return;
+		db->group.xafter = 1;
 	}
 	db->group.xarea = x;
 	db->group.xowner = cj__os_owner_of(x);
@@ -399,7 +407,7 @@ static int slot_call(struct xc_slot *s, cj_op_call *c, cj_claim *cl,
  * its result, in the slot unless it is a failure of the store (then
  * nothing of it is in tx). A claim whose jobs do not fit the slot is
  * undone, *alone set: its poster runs it alone. */
-static int run_slot(cj_tx *tx, struct cj_xarea *x, int i, int *alone) {
+static int run_slot(cj_db *db, cj_tx *tx, struct cj_xarea *x, int i, int *alone) {
 	struct xc_slot *s = &x->slot[i];
 	const char *types[CJ_ACCEPT_TYPES_MAX];
 	cj_op_call c;
@@ -417,6 +425,8 @@ static int run_slot(cj_tx *tx, struct cj_xarea *x, int i, int *alone) {
 	default: rc = cj__job_op(sub, &c); break;
 	}
 	if (rc == CJ_OK) rc = cj__tx_receipt(sub, (unsigned)i, s->tag);
+	if (rc == CJ_OK && db->group.xafter)
+		rc = cj__tx_receipt(sub, CJ_XC_SLOTS + (unsigned)i, s->tag);
 	if (rc == CJ_OK && c.claim && claim_put(s, &cl)) {
 		*alone = 1; /* its jobs do not fit: as if it had not run */
 		cj__tx_nest_abort(sub);
@@ -473,7 +483,7 @@ static void lead(cj_db *db, struct cj_xarea *x, int own) {
 	mu_unlock(x);
 	for (int i = 1; i < n; i++) mixed |= x->slot[batch[i]].pid != x->slot[own].pid;
 	for (ran = 0; ran < n; ran++)
-		if (store_failure(run_slot(tx, x, batch[ran], &alone[ran]))) break;
+		if (store_failure(run_slot(db, tx, x, batch[ran], &alone[ran]))) break;
 	cj__fault_hold_here(CJ_HOLD_COMBINE_RAN);
 	mu_lock(db);
 	hand_on(db);
@@ -518,8 +528,10 @@ static void look(cj_db *db, struct cj_xarea *x, int i, uint32_t st) {
 	if (atomic_load(&s->state) != XS_CHECK) return;
 	/* the leader died: did its commit land, with this call? */
 	cj__fault_hold_here(CJ_HOLD_COMBINE_CHECK);
-	uint64_t tag;
-	int rc = db->eng->receipt_get(db->edb, (unsigned)i, &tag);
+	uint64_t tag = 0;
+	int rc = CJ_OK;
+	if (db->group.xafter) rc = db->eng->receipt_get(db->edb, CJ_XC_SLOTS + (unsigned)i, &tag);
+	if (rc == CJ_OK && tag != s->tag) rc = db->eng->receipt_get(db->edb, (unsigned)i, &tag);
 	if (rc == CJ_OK && tag != s->tag) {
 		atomic_store(&s->state, XS_ALONE); /* it did not: run it again */
 		return;

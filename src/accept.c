@@ -389,6 +389,22 @@ static void pass_on(cj_db *db, const char *const *chans, size_t n) {
 	for (size_t i = 0; i < n; i++) cj__rouse(db, chans[i]);
 }
 
+/* Hands on the wake-ups an acceptor that took jobs may hold beside the
+ * one it used: a sleep on the words of several types is woken by one, and
+ * until it has run the kernel counts it as woken by the others too (their
+ * wake of one sleeper each goes to it, and none to another acceptor). So
+ * the words of the types it took no job of that moved since it slept
+ * (chans, tokens) are roused; an acceptor that has looked since sleeps on. */
+static void pass_on_untaken(cj_db *db, const cj_claim *a, const char *const *chans,
+                            const uint64_t *tokens) {
+	for (size_t i = 0; i < a->ntypes; i++) {
+		int took = 0;
+		for (size_t k = 0; k < a->n && !took; k++)
+			took = strcmp(a->jobs[k]->type, a->types[i]) == 0;
+		if (!took && cj__watch(db, chans[i]) != tokens[i]) cj__rouse(db, chans[i]);
+	}
+}
+
 /* Sleeps until a notification on chans, wake_at, or a fired cancel: 1
  * when notified, else 0. On an engine that rouses (engine.h) it goes back
  * to sleep after a wake-up that brought none (a rouse, a spurious one);
@@ -414,7 +430,8 @@ static int sleep_until_notified(cj_db *db, const cj_accept_opts *opts,
  * type whose limits leave no free slot waits on the latter instead. An
  * acceptor woken by a notification owes it (one job made pending wakes one
  * acceptor): until it takes a job, it hands the wake-up on before it
- * sleeps again or returns. */
+ * sleeps again or returns; having taken jobs, it hands on those of the
+ * other types it slept on (pass_on_untaken). */
 static int accept_loop(cj_db *db, const cj_accept_opts *opts, cj_claim *a,
                        const char *const *chans, const char *const *run_chans) {
 	int64_t deadline = cj__deadline_ms(opts->timeout_ms);
@@ -457,7 +474,11 @@ static int accept_loop(cj_db *db, const cj_accept_opts *opts, cj_claim *a,
 		eager = rc == CJ_OK;
 		if (atomic_load_explicit(&db->claim_took, memory_order_relaxed) != eager)
 			atomic_store_explicit(&db->claim_took, eager, memory_order_relaxed);
-		if (rc == CJ_OK) return CJ_OK;
+		if (rc == CJ_OK) {
+			if (owed && a->ntypes > 1 && db->eng->rouse)
+				pass_on_untaken(db, a, wait_chans, wait_tokens);
+			return CJ_OK;
+		}
 		cj__claim_undo(a); /* taken, but the commit failed: nothing was taken */
 		if (rc != CJ_NOT_FOUND) break;
 		int64_t wake_at = deadline;

@@ -63,6 +63,9 @@ struct acc {
 	int no_schedule;  /* accept only jobs added without a scheduled time */
 	int64_t max_sched;
 	chan *out;        /* per job taken: its number; at the end: -1 - wakes */
+	const char *first; /* not NULL: accepts jobs of this type first, then of
+	                      type (cj_accept_types) */
+	int once;          /* ends after its first job */
 };
 
 /* Takes jobs "j<k>" (reporting k) until it takes "stop". */
@@ -75,7 +78,9 @@ static int acceptor(void *arg) {
 		o.no_schedule = a->no_schedule;
 		o.max_sched_time = a->max_sched;
 		cj_job *job;
-		CHECK_OK(cj_accept(db, a->type, &o, &job, NULL));
+		const char *types[2] = {a->first, a->type};
+		if (a->first) CHECK_OK(cj_accept_types(db, types, 2, &o, &job, NULL));
+		else CHECK_OK(cj_accept(db, a->type, &o, &job, NULL));
 		const char *id = cj_job_id(job);
 		int stop = strcmp(id, "stop") == 0;
 		int64_t k = stop ? -1 : strtoll(id + 1, NULL, 10);
@@ -83,6 +88,7 @@ static int acceptor(void *arg) {
 		cj_job_free(job);
 		if (stop) break;
 		chan_put(a->out, k);
+		if (a->once) break;
 	}
 	cj_stats st;
 	CHECK_OK(cj_db_stats(db, &st));
@@ -229,6 +235,45 @@ TEST(passes_on_another_types_job) {
 	cj_close(db);
 }
 
+/* An acceptor of two types sleeps first, one of the second type next;
+ * one commit makes a job of each type pending. The first acceptor is woken
+ * by the first type's word, and (until it has run) counts as woken by the
+ * second's too: the kernel wakes one sleeper per job, and takes it for the
+ * second. It takes the first type's job, and hands the other wake-up on to
+ * the acceptor of the second type. */
+TEST(passes_on_a_wake_up_taken_with_another) {
+	SKIP_UNLESS_LMDB(); /* the PostgreSQL engine wakes every acceptor */
+	setup_type("wx", 60);
+	setup_type("wy", 60);
+	chan out_a, out_b;
+	chan_init(&out_a);
+	chan_init(&out_b);
+	struct acc a = {"wy", 0, CJ_SCHED_NOW, &out_a, "wx", 1}; /* else it may take both */
+	struct acc b = {"wy", 0, CJ_SCHED_NOW, &out_b, NULL};
+	int pa = t_spawn(acceptor, &a);
+	check_asleep(pa);
+	int pb = t_spawn(acceptor, &b);
+	check_asleep(pb);
+	cj_db *db = t_open_opts(&(cj_options){.no_monitor = 1});
+	cj_tx *tx;
+	CHECK_OK(cj_tx_begin(db, &tx));
+	CHECK_OK(cj_add(db, tx, "wx", "j1", NULL, 0));
+	CHECK_OK(cj_add(db, tx, "wy", "j2", NULL, 0));
+	CHECK_OK(cj_tx_commit(tx));
+	CHECK_INT(chan_get(&out_a, TAKEN_MS), 1);
+	CHECK_INT(chan_get(&out_b, TAKEN_MS), 2);
+	int64_t wa = chan_get(&out_a, TAKEN_MS);
+	CHECK(wa < 0);
+	wa = -1 - wa;
+	check_exit(pa, TAKEN_MS, 0);
+	int64_t wb = stop_acceptor(db, "wy", 0, &out_b, pb);
+	note("  wakes: %lld of the acceptor of both types, %lld of the other\n",
+	     (long long)wa, (long long)wb);
+	chan_close(&out_a);
+	chan_close(&out_b);
+	cj_close(db);
+}
+
 /* A sleeper on a channel's word that takes a wake-up and never looks nor
  * hands it on: what an acceptor killed right after its wake-up leaves (or
  * one of a build that does not hand wake-ups on). It waits on the word as
@@ -277,4 +322,6 @@ TEST(monitor_rescues_a_lost_wake_up) {
 }
 
 TEST_MAIN_VERIFIED(ENTRY(one_wakes_per_job), ENTRY(passes_on_a_job_it_cannot_take),
-                   ENTRY(passes_on_another_types_job), ENTRY(monitor_rescues_a_lost_wake_up))
+                   ENTRY(passes_on_another_types_job),
+                   ENTRY(passes_on_a_wake_up_taken_with_another),
+                   ENTRY(monitor_rescues_a_lost_wake_up))

@@ -7,21 +7,28 @@
  * defines write(), pwrite(), writev(), fdatasync(), ... itself, which wins
  * over the C library's and over the sanitizers' interceptors (weak), and
  * makes each real call with syscall(). When the environment names a store
- * directory (PL_ENV_DIR) and a trace file (PL_ENV_TRACE), every write to a
- * file of that directory is appended to the trace after the call returned,
- * and every flush of such a file before it starts and after it ended; in
- * every process, each record with one write() to the trace opened with
- * O_APPEND, which Linux makes atomic and ordered on a regular file, so the
- * trace is one order of all the processes' events. A write whose record
- * precedes the start of a flush of the same file returned before that flush
- * began, and the flush covers it.
+ * directory (PL_ENV_DIR) and a trace file (PL_ENV_TRACE) at program start
+ * or at pl_rec_reload(), every write to a file of that directory is
+ * appended to the trace when it starts and again, with its bytes, after
+ * the call returned, and every flush of such a file before it starts and
+ * after it ended; in every process, each record with one system call to
+ * the trace opened with O_APPEND, which Linux makes atomic and ordered on a
+ * regular file, so the trace is one order of all the processes' events. A
+ * write whose record precedes the start of a flush of the same file
+ * returned before that flush began, and the flush covers it; a write whose
+ * start is in a prefix of the trace and its end is not was in flight at
+ * that point.
  *
  * Records: a text line, then for a write its bytes:
- *   W <pid> <file> <offset> <length>\n<bytes>
+ *   B <pid> <file> <offset> <length> <seq>\n  a write starts
+ *   W <pid> <file> <offset> <length> <seq>\n<bytes>  it returned (length:
+ *                                       what it wrote; none if it failed)
  *   T <pid> <file> <length>\n           ftruncate
  *   S <pid> <file> <seq>\n              a flush starts (fsync, fdatasync)
  *   E <pid> <file> <seq>\n              that flush ended (successfully)
  *   M <pid> <text>\n                    a marker of the test (pl_mark)
+ * <seq> numbers a process's writes and flushes: it pairs an end with its
+ * start.
  */
 #ifndef CJ_TEST_POWERLOSS_H
 #define CJ_TEST_POWERLOSS_H
@@ -35,21 +42,23 @@
 /* Appends a marker record (a line of text, no newline) to the trace, when
  * this process records. */
 void pl_mark(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Reads the environment again (after setenv/unsetenv in this process). */
+/* Reads the environment again (after setenv/unsetenv in this process),
+ * while no other thread of it records: children forked later record as it
+ * does. */
 void pl_rec_reload(void);
 
 /* ---- the trace, read back (powerloss_img.c) ---------------------------------- */
 
-enum pl_kind { PL_WRITE, PL_TRUNC, PL_SYNC_START, PL_SYNC_END, PL_MARK };
+enum pl_kind { PL_WRITE_START, PL_WRITE, PL_TRUNC, PL_SYNC_START, PL_SYNC_END, PL_MARK };
 
 struct pl_rec {
 	enum pl_kind kind;
 	int pid;
 	char file[64]; /* the file's name in the store directory; a mark's text */
 	uint64_t off, len; /* a write's offset and length; a truncation's length */
-	uint64_t seq;      /* a flush's number in its process */
+	uint64_t seq;      /* a flush's or a write's number in its process */
 	const uint8_t *bytes; /* a write's, inside the trace's buffer */
-	size_t end;           /* for PL_SYNC_START: index of its end (or 0: none) */
+	size_t end; /* for PL_SYNC_START, PL_WRITE_START: index of its end (0: none) */
 };
 
 struct pl_trace {
@@ -84,7 +93,8 @@ void pl_dir_free(struct pl_dir *d);
  * before the trace), and data.mdb's writes of the prefix applied in order:
  * each write covered by a flush of data.mdb that ended within the prefix
  * always, every other one per 4 KiB page at random (sometimes torn per
- * 512-byte sector). The mapped files are taken from base or from end (the
+ * 512-byte sector), and last, likewise at random, each write in flight
+ * (started within the prefix, returned after it). The mapped files are taken from base or from end (the
  * store after the trace) at random, per 4 KiB page: see test_powerloss.c.
  * Returns 0, or -1 with errno. */
 int pl_image(const struct pl_trace *t, size_t k, const struct pl_dir *base,

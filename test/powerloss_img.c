@@ -98,14 +98,20 @@ static int trace_parse(const char *path, struct pl_trace *t, char *err, size_t e
 		struct pl_rec *r = &t->r[t->n];
 		memset(r, 0, sizeof *r);
 		char kind = line[0];
-		unsigned long long a = 0, b = 0;
+		unsigned long long a = 0, b = 0, c = 0;
 		int ok, used = 0;
 		switch (kind) {
+		case 'B':
 		case 'W':
-			r->kind = PL_WRITE;
-			ok = sscanf(line, "W %d %63s %llu %llu", &r->pid, r->file, &a, &b) == 4;
+			r->kind = kind == 'B' ? PL_WRITE_START : PL_WRITE;
+			/* a W without its number (and its B) is a recorder's before the
+			 * B records: read, never in flight */
+			used = sscanf(line + 1, " %d %63s %llu %llu %llu", &r->pid, r->file, &a, &b, &c);
+			ok = used == 5 || (kind == 'W' && used == 4);
 			r->off = a;
 			r->len = b;
+			r->seq = c;
+			if (kind == 'B') break;
 			if (ok && r->len > len - at) ok = 0;
 			r->bytes = t->buf + at;
 			if (ok) at += r->len;
@@ -132,12 +138,13 @@ static int trace_parse(const char *path, struct pl_trace *t, char *err, size_t e
 			snprintf(err, errlen, "record %zu malformed: %.80s", t->n, line);
 			return -1;
 		}
-		if (r->kind == PL_SYNC_END) {
+		if (r->kind == PL_SYNC_END || r->kind == PL_WRITE) {
 			/* pair it with its start: same process, file and number */
+			enum pl_kind start = r->kind == PL_WRITE ? PL_WRITE_START : PL_SYNC_START;
 			size_t i = t->n;
 			while (i-- > 0) {
 				struct pl_rec *s = &t->r[i];
-				if (s->kind == PL_SYNC_START && s->pid == r->pid && s->seq == r->seq &&
+				if (s->kind == start && s->pid == r->pid && s->seq == r->seq &&
 				    strcmp(s->file, r->file) == 0) {
 					s->end = t->n;
 					break;
@@ -251,6 +258,15 @@ static int img_data(const struct pl_trace *t, size_t k, const struct pl_dir *bas
 			if (rc == 0 && r->len < f.len) memset(f.p + r->len, 0, f.len - r->len);
 			f.len = (size_t)r->len;
 		}
+	}
+	/* the writes in flight at the crash point: none is covered by a flush
+	 * (one covers only writes that returned before it started); each may
+	 * have reached the disk in part, and last, over what the writes before
+	 * it left (it was the last the disk was given) */
+	for (size_t i = 0; i < k && rc == 0; i++) {
+		const struct pl_rec *r = &t->r[i];
+		if (r->kind == PL_WRITE_START && r->end >= k && strcmp(r->file, "data.mdb") == 0)
+			rc = img_maybe(&f, &t->r[r->end], g);
 	}
 	snprintf(path, sizeof path, "%s/data.mdb", dir);
 	if (rc == 0) rc = spill(path, f.p, f.len);

@@ -23,10 +23,19 @@
  *    allocated but never written); LMDB never shrinks it in this engine's
  *    modes (no MDB_WRITEMAP), and a truncation, if one is recorded, is
  *    applied as a write is.
- * A write still under way at the crash point has no record yet: dropped,
- * which is one of its possible outcomes (an acknowledgement never depends
- * on it: it follows the flushes that cover what it depends on, and the
- * records of one thread are in its order).
+ *  - a write in flight at the crash point (its start recorded within the
+ *    prefix, its return after it) is torn like any write not flushed: per
+ *    4 KiB page dropped, applied or torn per sector, over what the writes
+ *    of the prefix left (the last the disk was given). No flush covers it
+ *    (a flush covers what returned before it started), and no
+ *    acknowledgement in the prefix depends on it (the records of one
+ *    thread are in its order), but it can damage what is there: a page
+ *    LMDB writes again in place (a meta page, a page it reuses) is half
+ *    old, half new. This needs its own state in the trace (the recorder's
+ *    B record): a write is recorded with its bytes after it returns, so
+ *    without a record of its start a write that returns after the crash
+ *    point could not be told from one that had not begun, which must not
+ *    be applied at all.
  *
  * The mapped files (lock.mdb, wake, flush, combine) are shared memory,
  * written through their mappings at any time, and written back by the
@@ -45,8 +54,9 @@
  * file's bytes are never read: only its length matters, taken likewise.
  *
  * Crash points: right before each flush's start and after its end, right
- * after each acknowledgement (a marker record), plus random ones and the
- * whole trace (at most MAX_POINTS, sampled); DRAWS draws of the random
+ * after each acknowledgement (a marker record) and after each start of a
+ * write of data.mdb (in flight), plus random ones and the whole trace (at
+ * most MAX_POINTS, sampled); DRAWS draws of the random
  * parts each, within a time bound (BUDGET_MS). The seed (CJ_TEST_POWERLOSS_SEED replays it) is printed; a
  * failing image is kept in the case's scratch directory with the trace and
  * base it came from (the trace itself depends on timing: the seed replays
@@ -301,9 +311,9 @@ static int cmp_size(const void *a, const void *b) {
 	return x < y ? -1 : x > y;
 }
 
-/* Crash points of t: before each flush's start, after its end and after
- * each acknowledgement, the whole trace, random ones; at most MAX_POINTS,
- * sampled. */
+/* Crash points of t: before each flush's start, after its end, after
+ * each acknowledgement and after each start of a write of data.mdb (in
+ * flight), the whole trace, random ones; at most MAX_POINTS, sampled. */
 static size_t crash_points(const struct pl_trace *t, pl_rng *g, size_t *pt) {
 	size_t n = 0, cap = t->n + 1 + 16;
 	size_t *all = calloc(cap, sizeof *all);
@@ -312,8 +322,10 @@ static size_t crash_points(const struct pl_trace *t, pl_rng *g, size_t *pt) {
 		if (t->r[i].kind == PL_SYNC_START)
 			all[n++] = i; /* every write before it made, none flushed yet */
 		else if (t->r[i].kind == PL_SYNC_END ||
-		         (t->r[i].kind == PL_MARK && t->r[i].file[0] != 'G'))
-			all[n++] = i + 1;
+		         (t->r[i].kind == PL_MARK && t->r[i].file[0] != 'G') ||
+		         (t->r[i].kind == PL_WRITE_START && t->r[i].end &&
+		          strcmp(t->r[i].file, "data.mdb") == 0))
+			all[n++] = i + 1; /* a write of data.mdb in flight: torn, maybe */
 	all[n++] = t->n;
 	for (int i = 0; i < 16; i++) all[n++] = (size_t)(pl_rand(g) % (t->n + 1));
 	/* sample down, keeping the order */
@@ -432,6 +444,7 @@ static void record_begin(void) {
 	copy_dir(store, base);
 	setenv(PL_ENV_DIR, store, 1);
 	setenv(PL_ENV_TRACE, trace, 1);
+	pl_rec_reload(); /* the processes forked from now on record */
 }
 
 static void record_end(void) {

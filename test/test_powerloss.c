@@ -48,10 +48,29 @@
  * base the least, and lme_flush_check() sets any word ahead of the
  * store's last commit to 0 at open (under the writer lock), so a word from
  * end that vouches for commits the image lost is set right there (before
- * any commit could trust it: the images here are only read); the
+ * any commit could trust it, at every open: a recovery's too); the
  * combine file's slots and owner locks belong to processes that are all
  * gone after the crash, as after kill -9 (test_xcombine.c). The reserve
  * file's bytes are never read: only its length matters, taken likewise.
+ *
+ * A second power loss, during or after the recovery. The first open of a
+ * crashed store writes: LMDB resets lock.mdb, the engine sets flush words
+ * ahead of the store's last commit to 0, makes the reserve file, converts
+ * an old layout, and then come the first commits. So the first images of
+ * the first SECOND_IMAGES crash points tried (when sound) are copied before
+ * their check opens them, and recovered: opened by this process with the
+ * recorder on (a second trace, whose base is the image), which notes what
+ * the image holds of every job and key the first trace's markers name
+ * (acknowledged or not), then commits two calls and a transaction,
+ * acknowledged by markers; then SECOND_POINTS crash points of that trace x
+ * SECOND_DRAWS images are built by the same rules and checked as the first
+ * ones are, and also to hold exactly what their first image held (nothing
+ * the first image kept, acknowledged or not, may be lost or changed by
+ * its recovery and a crash after it). Not modelled: a third loss; a
+ * recovery by several processes at once; recoveries are of a few sound
+ * first images only (those of the points tried first); and the layout
+ * conversion is not exercised (the workloads' stores are of the current
+ * layout).
  *
  * Crash points: right before each flush's start and after its end, right
  * after each acknowledgement (a marker record) and after each start of a
@@ -60,7 +79,9 @@
  * parts each, within a time bound (BUDGET_MS). The seed (CJ_TEST_POWERLOSS_SEED replays it) is printed; a
  * failing image is kept in the case's scratch directory with the trace and
  * base it came from (the trace itself depends on timing: the seed replays
- * the draws on that trace: see the case replay, below). Images are checked
+ * the draws on that trace: see the case replay, below); a failing second
+ * generation keeps its recovery's directory (gen2-<point>: its trace, base,
+ * store and kept) and says its own seed, and replays likewise. Images are checked
  * in this process (CJ_TEST_POWERLOSS_FORK=1: each in a child of its own,
  * for images that may crash LMDB). The workloads' processes are forked
  * from this program, so the recorder is in each of them.
@@ -71,14 +92,18 @@
  * (a disk that lies about its flushes, or a file system that loses a
  * flushed write, is out of it); the directory's own entries are taken as
  * durable (the files exist before the trace); mapped files are taken page
- * by page from two moments only, and an image is only opened and read (a
- * second crash after its recovery is not modelled); and only the traces
- * this run happened to produce are tried.
+ * by page from two moments only; and only the traces this run happened to
+ * produce are tried.
  *
  * It can fail: in fault-injection builds CJ_TEST_SKIP_META_FLUSH=1 makes
  * the engine acknowledge a commit after its data flush alone (no flush after
  * its meta page), and CJ_TEST_DATA_NOSYNC=1 opens LMDB without its data
- * flush before the meta page (MDB_NOSYNC, the flush after it kept). With
+ * flush before the meta page (MDB_NOSYNC, the flush after it kept); and
+ * CJ_TEST_POWERLOSS_OPEN_FAULT=rewrite makes the recoveries' opens rewrite
+ * data.mdb in place, unflushed until the end (CJ_TEST_OPEN_REWRITE in
+ * src/engine/lmdb.c), which the first images cannot show and the second
+ * ones do (its images are checked in children: a truncated data.mdb can
+ * crash LMDB). With
  * CJ_TEST_POWERLOSS_SYNC=relaxed the workloads run in CJ_SYNC_RELAXED and
  * the case reports what the images show instead of failing: there, LMDB's
  * MDB_NOSYNC lets a meta page reach the disk before the pages it points
@@ -98,9 +123,18 @@
 #define TYPE "pl"
 #define MAX_POINTS 70 /* crash points per case */
 #define DRAWS 3       /* images per crash point */
-/* the images' time per case, at most (times CJ_TEST_TIMEOUT_MULTIPLIER;
- * CJ_TEST_POWERLOSS_BUDGET_MS sets it): about 10 s are needed unloaded */
+/* the images' time per case, both generations', at most (times
+ * CJ_TEST_TIMEOUT_MULTIPLIER; CJ_TEST_POWERLOSS_BUDGET_MS sets it): about
+ * 25 s are needed at a load of 8 on 2 cores */
 #define BUDGET_MS 60000
+/* second power losses: the first SECOND_IMAGES crash points' first images
+ * (when sound) are recovered, and SECOND_POINTS crash points of each
+ * recovery's trace x SECOND_DRAWS images checked, within 1/SECOND_SHARE of
+ * the time bound each */
+#define SECOND_IMAGES 3
+#define SECOND_POINTS 14
+#define SECOND_DRAWS 2
+#define SECOND_SHARE 8
 
 static int relaxed(void) {
 	const char *s = getenv("CJ_TEST_POWERLOSS_SYNC");
@@ -162,7 +196,7 @@ struct check {
 	const struct pl_trace *t;
 	size_t k;
 	char dir[4096];
-	char why[512]; /* the first problem (in the checking child) */
+	const char *kept; /* second generation: what the first image held (kept_text) */
 };
 
 static int report_problem(const char *problem, void *arg) {
@@ -180,6 +214,19 @@ static cj_state job_state(cj_db *db, const char *id, char **data) {
 	CHECK_OK(rc);
 	CHECK_OK(cj_get_job_data(db, NULL, TYPE, id, data));
 	return s;
+}
+
+/* 1 if the caller's key is in db. */
+static int key_there(cj_db *db, const char *key) {
+	cj_tx *tx;
+	void *v = NULL;
+	size_t vl = 0;
+	CHECK_OK(cj_tx_begin(db, &tx));
+	int rc = cj_tx_get(tx, key, strlen(key), &v, &vl);
+	CHECK(rc == CJ_OK || rc == CJ_NOT_FOUND);
+	cj_free(v);
+	cj_tx_abort(tx);
+	return rc == CJ_OK;
 }
 
 /* An acknowledged call op on job id is in the image, in at least the state
@@ -220,15 +267,7 @@ static const char *tx_holds(cj_db *db, const char *decl, int acked, char *why, s
 	for (tok = strtok_r(NULL, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
 		total++;
 		if (tok[0] == 'k') {
-			cj_tx *tx;
-			void *v = NULL;
-			size_t vl = 0;
-			CHECK_OK(cj_tx_begin(db, &tx));
-			int rc = cj_tx_get(tx, tok, strlen(tok), &v, &vl);
-			CHECK(rc == CJ_OK || rc == CJ_NOT_FOUND);
-			have += rc == CJ_OK;
-			cj_free(v);
-			cj_tx_abort(tx);
+			have += key_there(db, tok);
 		} else {
 			char *data;
 			have += job_state(db, tok, &data) != 0;
@@ -241,9 +280,74 @@ static const char *tx_holds(cj_db *db, const char *decl, int acked, char *why, s
 	return why;
 }
 
+/* One line of kept_text(): what db holds of name (a job, or a caller's key
+ * when it starts with k). */
+static void kept_line(cj_db *db, const char *name, char *out, size_t cap) {
+	if (name[0] == 'k') {
+		snprintf(out, cap, "%s %s\n", name, key_there(db, name) ? "there" : "missing");
+		return;
+	}
+	char *data;
+	cj_state s = job_state(db, name, &data);
+	snprintf(out, cap, "%s %s %s\n", name, s ? cj_state_name(s) : "missing",
+	         data ? data : "-");
+	cj_free(data);
+}
+
+/* What db holds of every job and key the marks of t name, acknowledged or
+ * not: a line each (malloc'd text). */
+static char *kept_text(cj_db *db, const struct pl_trace *t) {
+	size_t cap = 4096, len = 0;
+	char *out = malloc(cap);
+	CHECK(out != NULL);
+	out[0] = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		const struct pl_rec *r = &t->r[i];
+		if (r->kind != PL_MARK || r->file[0] == 'C' || strlen(r->file) <= 2) continue;
+		char buf[256], *save = NULL;
+		snprintf(buf, sizeof buf, "%s", r->file + 2);
+		char *tok = strtok_r(buf, " ", &save);
+		if (r->file[0] == 'G') tok = strtok_r(NULL, " ", &save); /* its n */
+		for (; tok; tok = strtok_r(NULL, " ", &save)) {
+			char line[512];
+			kept_line(db, tok, line, sizeof line);
+			size_t l = strlen(line);
+			if (len + l + 1 > cap) {
+				cap = (len + l + 1) * 2;
+				out = realloc(out, cap);
+				CHECK(out != NULL);
+			}
+			memcpy(out + len, line, l + 1);
+			len += l;
+		}
+	}
+	return out;
+}
+
+/* Each line of kept holds in db: NULL, or what is wrong. */
+static const char *kept_holds(cj_db *db, const char *kept, char *why, size_t cap) {
+	for (const char *at = kept; *at;) {
+		const char *nl = strchr(at, '\n'), *sp = strchr(at, ' ');
+		if (!nl || !sp || sp > nl) break;
+		char name[128], line[512];
+		snprintf(name, sizeof name, "%.*s", (int)(sp - at), at);
+		kept_line(db, name, line, sizeof line);
+		if (strncmp(line, at, (size_t)(nl - at) + 1) != 0) {
+			snprintf(why, cap, "the first image held \"%.*s\", the second holds \"%.*s\"",
+			         (int)(nl - at), at, (int)strcspn(line, "\n"), line);
+			return why;
+		}
+		at = nl + 1;
+	}
+	return NULL;
+}
+
 /* What is wrong with an image (exit codes of a checking child: apart from
- * the sanitizers' 1 and a failed CHECK's 99). */
-enum { CK_OPEN = 11, CK_VERIFY = 12, CK_LOST = 13 };
+ * the sanitizers' 1 and a failed CHECK's 99). CK_KEPT: a second-generation
+ * image lost what its first-generation image held; CK_RECOVER: the recovery
+ * (an open of a first-generation image and commits after it) failed. */
+enum { CK_OPEN = 11, CK_VERIFY = 12, CK_LOST = 13, CK_KEPT = 14, CK_RECOVER = 15 };
+#define CK_KINDS 6 /* by_kind[]: 0 = anything else (a crash) */
 
 /* Opens the image and checks it: 0 when sound, else a CK_* code. */
 static int check_image(void *p) {
@@ -294,6 +398,11 @@ static int check_image(void *p) {
 			bad = CK_LOST;
 		}
 	}
+	const char *w = bad || !c->kept ? NULL : kept_holds(db, c->kept, why, sizeof why);
+	if (w) {
+		fprintf(stderr, "    %s\n", w);
+		bad = CK_KEPT;
+	}
 	cj_close(db);
 	return bad;
 }
@@ -313,8 +422,8 @@ static int cmp_size(const void *a, const void *b) {
 
 /* Crash points of t: before each flush's start, after its end, after
  * each acknowledgement and after each start of a write of data.mdb (in
- * flight), the whole trace, random ones; at most MAX_POINTS, sampled. */
-static size_t crash_points(const struct pl_trace *t, pl_rng *g, size_t *pt) {
+ * flight), the whole trace, random ones; at most max, sampled. */
+static size_t crash_points(const struct pl_trace *t, pl_rng *g, size_t *pt, size_t max) {
 	size_t n = 0, cap = t->n + 1 + 16;
 	size_t *all = calloc(cap, sizeof *all);
 	CHECK(all != NULL);
@@ -329,7 +438,7 @@ static size_t crash_points(const struct pl_trace *t, pl_rng *g, size_t *pt) {
 	all[n++] = t->n;
 	for (int i = 0; i < 16; i++) all[n++] = (size_t)(pl_rand(g) % (t->n + 1));
 	/* sample down, keeping the order */
-	while (n > MAX_POINTS) {
+	while (n > max) {
 		size_t drop = (size_t)(pl_rand(g) % n);
 		all[drop] = all[--n];
 	}
@@ -341,18 +450,196 @@ static size_t crash_points(const struct pl_trace *t, pl_rng *g, size_t *pt) {
 	return u;
 }
 
+/* What the images of a run showed. */
+struct tally {
+	size_t tried;
+	int failed;
+	int by_kind[CK_KINDS]; /* by CK_* - CK_OPEN + 1; 0: a crash */
+	int recoveries;        /* second generation: recoveries run */
+};
+
+static void tally_add(struct tally *to, const struct tally *from) {
+	to->tried += from->tried;
+	to->failed += from->failed;
+	for (int i = 0; i < CK_KINDS; i++) to->by_kind[i] += from->by_kind[i];
+	to->recoveries += from->recoveries;
+}
+
+static void tally_note(const char *what, const struct tally *ty) {
+	note("  %s: %zu images, %d unsound (%d not opening, %d not verified, %d losing an "
+	     "acknowledged call, %d losing what the first image held, %d failing the "
+	     "recovery, %d crashing the check)\n", what, ty->tried, ty->failed, ty->by_kind[1],
+	     ty->by_kind[2], ty->by_kind[3], ty->by_kind[4], ty->by_kind[5], ty->by_kind[0]);
+}
+
+static void tally_one(struct tally *ty, int rc) {
+	ty->by_kind[rc >= CK_OPEN && rc <= CK_RECOVER ? rc - CK_OPEN + 1 : 0]++;
+	ty->failed++;
+}
+
+/* Removes a directory and what is in it (two levels: a recovery's). */
+static void rm_tree(const char *dir) {
+	DIR *d = opendir(dir);
+	if (!d) return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.') continue;
+		char p[8192];
+		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+		struct stat st;
+		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) empty_dir(p);
+		else unlink(p);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static int forked_checks(void) {
+	/* relaxed, or after an unsafe recovery, an image may crash LMDB
+	 * (CJ_TEST_POWERLOSS_FORK=1 also) */
+	const char *fk = getenv("CJ_TEST_POWERLOSS_FORK"), *f = getenv("CJ_TEST_POWERLOSS_OPEN_FAULT");
+	return relaxed() || (fk && strcmp(fk, "1") == 0) || (f && *f);
+}
+
+static void check_trace(const char *from, int level, uint64_t seed, int64_t budget,
+                        struct tally *ty, struct tally *second);
+static void record_end(void);
+
+/* ---- a second power loss: during and after the recovery of an image ---------------- */
+
+/* The recovery: the first open of a first-generation image, in dir/store,
+ * recorded (as the workloads are), which writes what an open writes after a
+ * crash; what the image holds of the first trace's jobs and keys, into
+ * dir/kept; then commits of its own, acknowledged by markers as the
+ * workloads' are. CJ_TEST_POWERLOSS_OPEN_FAULT=rewrite (fault-injection
+ * builds) makes this open rewrite data.mdb unsafely (lmdb.c,
+ * CJ_TEST_OPEN_REWRITE): only here, not in the workloads, whose processes
+ * would rewrite it under each other's commits. */
+struct recovery {
+	const struct pl_trace *t; /* the first trace */
+	char dir[4200];
+};
+
+static int recover(void *p) {
+	struct recovery *r = p;
+	char url[4300], path[4300];
+	snprintf(url, sizeof url, "lmdb:%s/store", r->dir);
+	const char *f = getenv("CJ_TEST_POWERLOSS_OPEN_FAULT");
+	if (f && strcmp(f, "rewrite") == 0) setenv("CJ_TEST_OPEN_REWRITE", "1", 1);
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	o.sync = relaxed() ? CJ_SYNC_RELAXED : CJ_SYNC_FULL;
+	cj_db *db = NULL;
+	int rc = cj_open(url, &o, &db);
+	unsetenv("CJ_TEST_OPEN_REWRITE");
+	if (rc != CJ_OK) {
+		fprintf(stderr, "    the recovery's open fails: %s (%s)\n", cj_err_name(rc),
+		        cj_last_error());
+		return CK_RECOVER;
+	}
+	char *kept = kept_text(db, r->t);
+	snprintf(path, sizeof path, "%s/kept", r->dir);
+	FILE *kf = fopen(path, "wx");
+	CHECK(kf != NULL);
+	CHECK(fputs(kept, kf) >= 0);
+	CHECK(fclose(kf) == 0);
+	free(kept);
+	/* two calls, and a transaction of several between them */
+	const char *ids[2] = {"r0", "r1"};
+	for (int i = 0; i < 2 && rc == CJ_OK; i++) {
+		if (i == 1) {
+			cj_tx *tx;
+			pl_mark("G 90 y0 y1 k90");
+			CHECK_OK(cj_tx_begin(db, &tx));
+			CHECK_OK(cj_add(db, tx, TYPE, "y0", "{\"tx\":1}", 0));
+			CHECK_OK(cj_add(db, tx, TYPE, "y1", "{\"tx\":1}", 0));
+			CHECK_OK(cj_tx_put(tx, "k90", 3, "v", 1));
+			if ((rc = cj_tx_commit(tx)) == CJ_OK) pl_mark("C 90");
+		}
+		if (rc == CJ_OK && (rc = cj_add(db, NULL, TYPE, ids[i], NULL, 0)) == CJ_OK)
+			pl_mark("A %s", ids[i]);
+	}
+	if (rc != CJ_OK)
+		fprintf(stderr, "    a commit after the recovery fails: %s (%s)\n", cj_err_name(rc),
+		        cj_last_error());
+	cj_close(db);
+	return rc == CJ_OK ? 0 : CK_RECOVER;
+}
+
+/* Recovers the first-generation image copied into dir (base and store:
+ * two copies of it), recording, then builds and checks the images of that
+ * second trace (check_trace(), level 2) into ty; dir is removed when they
+ * are all sound. */
+static void second_loss(const struct pl_trace *t, const char *dir, uint64_t seed,
+                        int64_t budget, struct tally *ty) {
+	struct recovery r = {t, ""};
+	char store[4300], trace[4300];
+	snprintf(r.dir, sizeof r.dir, "%s", dir);
+	snprintf(store, sizeof store, "%s/store", dir);
+	snprintf(trace, sizeof trace, "%s/trace", dir);
+	setenv(PL_ENV_DIR, store, 1);
+	setenv(PL_ENV_TRACE, trace, 1);
+	pl_rec_reload();
+	int rc = forked_checks() ? t_join(t_spawn(recover, &r), WAIT_MS) : recover(&r);
+	record_end();
+	ty->recoveries++;
+	struct tally mine = {0};
+	if (rc != 0) {
+		tally_one(&mine, rc);
+		fprintf(stderr, "  recovery in %s: exit %d\n", dir, rc);
+	} else {
+		check_trace(dir, 2, seed, budget, &mine, NULL);
+	}
+	if (mine.failed == 0) rm_tree(dir);
+	else
+		fprintf(stderr, "  kept %s: CJ_TEST_POWERLOSS_REPLAY=%s CJ_TEST_POWERLOSS_SEED=%llu "
+		        "replays its images\n", dir, dir, (unsigned long long)seed);
+	tally_add(ty, &mine);
+}
+
+/* ---- the images of a trace ----------------------------------------------------------- */
+
 /* Builds and checks the images of the trace in directory from (its trace,
- * base and store), in the case's scratch directory; fails the case if one is
- * unsound (or, relaxed, reports what they show). */
-static void check_images(const char *from) {
-	char trace[4200], base[4200], store[4200], img[4096], err[256];
+ * base and store; a recovery's also its kept), in the case's scratch
+ * directory, into ty. Level 1: the first generation; the first
+ * SECOND_IMAGES points' first draws, when sound, are recovered and lose
+ * power again (second_loss(), into second). */
+static void check_trace(const char *from, int level, uint64_t seed, int64_t budget,
+                        struct tally *ty, struct tally *second) {
+	char trace[4200], base[4200], store[4200], kept[4200], img[4096], err[256];
 	snprintf(trace, sizeof trace, "%s/trace", from);
 	snprintf(base, sizeof base, "%s/base", from);
 	snprintf(store, sizeof store, "%s/store", from);
+	snprintf(kept, sizeof kept, "%s/kept", from);
 	struct pl_trace t;
 	if (pl_trace_read(trace, &t, err, sizeof err) != 0) t_fail(__FILE__, __LINE__, "%s", err);
-	uint64_t seed = seed_of();
+	char *kept_txt = NULL;
+	size_t kept_len = 0;
+	int kfd = open(kept, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (kfd >= 0) { /* a recovery's: its images are of the second generation */
+		char buf[65536];
+		ssize_t n;
+		while ((n = read(kfd, buf, sizeof buf)) > 0) {
+			kept_txt = realloc(kept_txt, kept_len + (size_t)n + 1);
+			CHECK(kept_txt != NULL);
+			memcpy(kept_txt + kept_len, buf, (size_t)n);
+			kept_len += (size_t)n;
+			kept_txt[kept_len] = 0;
+		}
+		close(kfd);
+		CHECK(kept_txt != NULL);
+		level = 2;
+	}
+	const char *prefix = "";
+	char pfx[64];
+	if (level == 2 && second == NULL && strcmp(from, t_dir()) != 0) {
+		/* a recovery's images beside the first generation's */
+		const char *b = strrchr(from, '/');
+		snprintf(pfx, sizeof pfx, "%s-", b ? b + 1 : from);
+		prefix = pfx;
+	}
 	pl_rng g = {seed};
+	size_t max = level == 1 ? MAX_POINTS : SECOND_POINTS;
 	size_t pts[MAX_POINTS], writes = 0, syncs = 0, marks = 0;
 	for (size_t i = 0; i < t.n; i++) {
 		writes += t.r[i].kind == PL_WRITE && strcmp(t.r[i].file, "data.mdb") == 0;
@@ -364,7 +651,7 @@ static void check_images(const char *from) {
 	struct pl_dir bd, ed;
 	if (pl_dir_load(base, &bd) != 0 || pl_dir_load(store, &ed) != 0)
 		t_fail(__FILE__, __LINE__, "reading %s and %s: %s", base, store, strerror(errno));
-	size_t np = crash_points(&t, &g, pts);
+	size_t np = crash_points(&t, &g, pts, max);
 	/* tried in a random order: a run whose time bound is spent has still
 	 * tried points from the whole trace, not only from its start */
 	for (size_t i = np; i > 1; i--) {
@@ -372,58 +659,93 @@ static void check_images(const char *from) {
 		pts[i - 1] = pts[j];
 		pts[j] = v;
 	}
-	note("  seed %llu: %zu records (%zu data writes, %zu flushes, %zu marks), "
-	     "%zu crash points x %d draws\n", (unsigned long long)seed, t.n, writes, syncs, marks,
-	     np, DRAWS);
-	/* relaxed, an image may crash LMDB (CJ_TEST_POWERLOSS_FORK=1 also) */
-	const char *fk = getenv("CJ_TEST_POWERLOSS_FORK");
-	int forked = relaxed() || (fk && strcmp(fk, "1") == 0);
+	int draws = level == 1 ? DRAWS : SECOND_DRAWS;
+	if (level == 1 || second == NULL)
+		note("  seed %llu: %zu records (%zu data writes, %zu flushes, %zu marks), "
+		     "%zu crash points x %d draws%s\n", (unsigned long long)seed, t.n, writes, syncs,
+		     marks, np, draws, level == 2 ? " (second generation)" : "");
+	int forked = forked_checks();
 	int64_t t0 = t_now_ms(), build_ms = 0;
-	int failed = 0, by_kind[4] = {0};
-	/* a bound on the case's time, whatever the machine's load: the points
-	 * left when it is spent are said, not tried */
-	const char *bs = getenv("CJ_TEST_POWERLOSS_BUDGET_MS");
-	int64_t budget = t_bound_ms(bs && *bs ? atoll(bs) : BUDGET_MS);
 	size_t tried = 0;
+	/* a bound on the time, whatever the machine's load: the points left when
+	 * it is spent are said, not tried */
 	for (size_t p = 0; p < np && t_now_ms() - t0 < budget; p++) {
-		for (int d = 0; d < DRAWS; d++, tried++) {
-			snprintf(img, sizeof img, "%s/img-%zu-%d", t_dir(), pts[p], d);
+		for (int d = 0; d < draws; d++, tried++) {
+			snprintf(img, sizeof img, "%s/%simg-%zu-%d", t_dir(), prefix, pts[p], d);
 			CHECK(mkdir(img, 0700) == 0);
 			int64_t b0 = t_now_ms();
 			if (pl_image(&t, pts[p], &bd, &ed, img, &g) != 0)
 				t_fail(__FILE__, __LINE__, "image at %zu: %s", pts[p], strerror(errno));
 			build_ms += t_now_ms() - b0;
-			struct check c = {&t, pts[p], "", ""};
+			/* the recovery's copies, before the check's open recovers it */
+			char rdir[4200];
+			int again = level == 1 && second && p < SECOND_IMAGES && d == 0;
+			if (again) {
+				char cb[4300], cs[4300];
+				snprintf(rdir, sizeof rdir, "%s/gen2-%zu", t_dir(), pts[p]);
+				snprintf(cb, sizeof cb, "%s/base", rdir);
+				snprintf(cs, sizeof cs, "%s/store", rdir);
+				CHECK(mkdir(rdir, 0700) == 0);
+				copy_dir(img, cb);
+				copy_dir(img, cs);
+			}
+			struct check c = {&t, pts[p], "", kept_txt};
 			snprintf(c.dir, sizeof c.dir, "%s", img);
 			/* in this process, so that its leaks are checked at the end of the
 			 * case and images stay cheap; a crash on one leaves it in the
 			 * scratch directory (each one that passes is removed) */
 			int rc = forked ? t_join(t_spawn(check_image, &c), WAIT_MS) : check_image(&c);
+			uint64_t seed2 = again ? pl_rand(&g) : 0;
 			if (rc == 0) {
 				empty_dir(img);
+				if (again) second_loss(&t, rdir, seed2, budget / SECOND_SHARE, second);
 				continue;
 			}
-			by_kind[rc >= CK_OPEN && rc <= CK_LOST ? rc - CK_OPEN + 1 : 0]++;
-			if (failed++ < 3)
+			if (again) rm_tree(rdir);
+			tally_one(ty, rc);
+			if (ty->failed <= 3)
 				fprintf(stderr, "  image %s (crash point %zu of %zu, draw %d, seed %llu): "
 				        "check exit %d\n", img, pts[p], t.n, d, (unsigned long long)seed, rc);
 			else
 				empty_dir(img);
 		}
 	}
-	if (tried < np * DRAWS)
-		note("  the time bound (%lld ms) was spent: %zu of %zu images tried\n",
-		     (long long)budget, tried, np * DRAWS);
-	note("  %zu images in %lld ms (%lld building them): %d unsound (%d not opening, %d not verified, %d losing "
-	     "an acknowledged call, %d crashing the check)\n", tried, (long long)(t_now_ms() - t0),
-	     (long long)build_ms,
-	     failed, by_kind[1], by_kind[2], by_kind[3], by_kind[0]);
+	ty->tried += tried;
+	if (tried < np * (size_t)draws)
+		note("  %sthe time bound (%lld ms) was spent: %zu of %zu images tried\n",
+		     level == 2 ? "second generation: " : "", (long long)budget, tried,
+		     np * (size_t)draws);
+	if (level == 1)
+		note("  %zu images in %lld ms (%lld building them)\n", tried,
+		     (long long)(t_now_ms() - t0), (long long)build_ms);
+	free(kept_txt);
 	pl_trace_free(&t);
 	pl_dir_free(&bd);
 	pl_dir_free(&ed);
+}
+
+/* Builds and checks the images of the trace in directory from, and of the
+ * second power losses of some; fails the case if one is unsound (or,
+ * relaxed, reports what they show). */
+static void check_images(const char *from) {
+	const char *bs = getenv("CJ_TEST_POWERLOSS_BUDGET_MS");
+	int64_t budget = t_bound_ms(bs && *bs ? atoll(bs) : BUDGET_MS);
+	uint64_t seed = seed_of();
+	struct tally first = {0}, second = {0};
+	char kept[4200];
+	snprintf(kept, sizeof kept, "%s/kept", from);
+	int replayed = access(kept, F_OK) == 0; /* a recovery's, kept */
+	check_trace(from, 1, seed, budget, &first, &second);
+	tally_note(replayed ? "second power loss (a recovery's trace, again)" : "first power loss",
+	           &first);
+	if (second.recoveries) {
+		note("  %d recoveries of images, each losing power again\n", second.recoveries);
+		tally_note("second power loss (of recovered images)", &second);
+	}
+	int failed = first.failed + second.failed;
 	if (failed && !relaxed())
 		t_fail(__FILE__, __LINE__, "%d of %zu power-loss images unsound (seed %llu)", failed,
-		       tried, (unsigned long long)seed);
+		       first.tried + second.tried, (unsigned long long)seed);
 }
 
 /* ---- running a workload under the recorder -------------------------------------- */

@@ -334,6 +334,35 @@ static void lme_fault_flags(cj_edb *db, unsigned *flags) {
 #endif
 }
 
+/* Fault-injection builds only: CJ_TEST_OPEN_REWRITE=1 makes an open
+ * rewrite data.mdb in place before LMDB opens it (truncated, then written
+ * back a page at a time, then flushed), as a careless conversion of a
+ * layout at open would: a power loss during it loses the store. The
+ * power-loss test (test/test_powerloss.c) sets it for its recovery opens
+ * alone, to show that its second crash catches an unsafe open. */
+static void lme_fault_rewrite(cj_edb *db) {
+#ifdef CJ_FAULT_INJECTION
+	const char *e = getenv("CJ_TEST_OPEN_REWRITE");
+	if (db->readonly || !e || strcmp(e, "1") != 0) return;
+	int fd = openat(db->dirfd, "data.mdb", O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0) return;
+	uint8_t *p = NULL;
+	if (fstat(fd, &st) == 0 && st.st_size > 0 && (p = cj__malloc((size_t)st.st_size)) &&
+	    pread(fd, p, (size_t)st.st_size, 0) == st.st_size && ftruncate(fd, 0) == 0) {
+		for (off_t at = 0; at < st.st_size; at += 4096) {
+			size_t n = st.st_size - at < 4096 ? (size_t)(st.st_size - at) : 4096;
+			if (pwrite(fd, p + at, n, at) != (ssize_t)n) break;
+		}
+		(void)fdatasync(fd);
+	}
+	cj_free(p);
+	close(fd);
+#else
+	(void)db;
+#endif
+}
+
 /* Maps the flush file, for a process that flushes (a relaxed or read-only
  * one leaves it alone), checked as every store file is; one that can only
  * be read leaves each commit to flush alone. */
@@ -784,6 +813,7 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 		db->sync_after = 1;
 	}
 	lme_fault_flags(db, &flags);
+	lme_fault_rewrite(db);
 	if ((rc = mdb_env_set_maxdbs(db->env, 4)) ||
 	    (rc = mdb_env_set_maxreaders(db->env, LME_MAX_READERS)) ||
 	    (rc = mdb_env_set_mapsize(db->env, o->map_size ? o->map_size : LME_DEFAULT_MAP))) {

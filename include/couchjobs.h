@@ -413,6 +413,16 @@ typedef struct cj_stats {
 	 *  sent without waiting for its answer, and what each new connection
 	 *  prepares once; the embedded engine has none: 0). */
 	uint64_t statements;
+	/** Commits of the handle whose notification went to other processes
+	 *  through the database server (the PostgreSQL engine sends one only
+	 *  when some process waits for something the commit changed, or did
+	 *  within the last second; the embedded engine: 0). */
+	uint64_t notifications_sent;
+	/** Notifications the handle received from the database server (the
+	 *  PostgreSQL engine: only while something of the handle waits, or
+	 *  did within the last second, for a kind of change another process
+	 *  committed; the embedded engine: 0). */
+	uint64_t notifications_received;
 } cj_stats;
 
 /**

@@ -338,6 +338,9 @@ int cj_db_stats(const cj_db *db, cj_stats *stats) {
 	stats->notifier_lock_ns = atomic_load_explicit(&db->notifier_lock_ns, memory_order_relaxed);
 	stats->round_trips = db->eng->round_trips ? db->eng->round_trips(db->edb) : 0;
 	stats->statements = db->eng->statements ? db->eng->statements(db->edb) : 0;
+	stats->notifications_sent = db->eng->notes_sent ? db->eng->notes_sent(db->edb) : 0;
+	stats->notifications_received =
+	    db->eng->notes_received ? db->eng->notes_received(db->edb) : 0;
 	stats->shared_flushes = db->eng->shared_flushes ? db->eng->shared_flushes(db->edb) : 0;
 	stats->combined_processes =
 	    atomic_load_explicit(&db->group.xcombined, memory_order_relaxed);

@@ -70,11 +70,12 @@
 
 #include "couchjobs.h"
 
-#define CJ_ENGINE_VERSION 14 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse;
+#define CJ_ENGINE_VERSION 15 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse;
                               7: prefetch, round_trips; 8: shared_flushes;
                               9: prefetch_scan; 10: shared, receipt_put, receipt_get,
                               sync (combining across processes); 11: add;
-                              12: count_shards; 13: claim_pair; 14: statements */
+                              12: count_shards; 13: claim_pair; 14: statements;
+                              15: notes_sent, notes_received */
 #define CJ_ENGINE_MAX_KEY 4096
 
 typedef struct cj_edb cj_edb; /* an engine's open store */
@@ -317,6 +318,12 @@ struct cj_engine {
 	/* Optional (NULL: 0). How many statements the engine sent to a
 	 * server since open (cj_stats.statements). */
 	uint64_t (*statements)(cj_edb *edb);
+	/* Optional (NULL: 0). Commits since open whose notification the
+	 * engine sent to other processes (cj_stats.notifications_sent), and
+	 * notifications this process received from the server
+	 * (cj_stats.notifications_received). */
+	uint64_t (*notes_sent)(cj_edb *edb);
+	uint64_t (*notes_received)(cj_edb *edb);
 };
 /* The length of a counter value (add). */
 #define CJ_COUNTER_LEN 8

@@ -265,13 +265,36 @@ static int pge_commit(cj_etx *tx) {
 			pge_abort(tx);
 			return cj__fail(CJ_NOMEM, "out of memory");
 		}
-		const char *vals[2] = {db->chan, (const char *)words.p};
+		/* the locks of its channel words (pg_listen.c): the notification
+		 * is sent only if some listener holds one. Every commit that marks
+		 * job words marks "activity" too */
+		char cls[16];
+		snprintf(cls, sizeof cls, "%d", PGE_WAKE_LOCK_CLASS);
+		cj_buf keys = CJ_BUF_INIT;
+		cj__buf_add(&keys, "{", 1);
+		for (unsigned i = 0; i < tx->notify.n; i++) {
+			char num[16];
+			int len = snprintf(num, sizeof num, "%s%" PRId32, i ? "," : "",
+			                   cj__pg_wake_key(db, tx->notify.list[i]));
+			cj__buf_add(&keys, num, (size_t)len);
+		}
+		cj__buf_add(&keys, "}", 2);
+		if (keys.oom) {
+			cj__buf_free(&keys);
+			cj__buf_free(&words);
+			pge_abort(tx);
+			return cj__fail(CJ_NOMEM, "out of memory");
+		}
+		const char *vals[4] = {db->chan, (const char *)words.p, cls, (const char *)keys.p};
 		if (!(rc = cj__pg_queue_into(tx, "cj_commit", NULL, 0, NULL, NULL, NULL, &r)))
-			rc = cj__pg_run(tx, "cj_notify", NULL, 2, vals, NULL, NULL, 0, &n);
+			rc = cj__pg_run(tx, "cj_notify_if", NULL, 4, vals, NULL, NULL, 0, &n);
+		cj__buf_free(&keys);
 		/* the commit stands whatever the notification's answer: the server
 		 * refuses one only when its queue of undelivered notifications is
 		 * full (a listener that stopped reading); waiters in this process
 		 * are woken below all the same */
+		if (n && PQresultStatus(n) == PGRES_TUPLES_OK && PQntuples(n) > 0)
+			atomic_fetch_add_explicit(&db->notes_sent, 1, memory_order_relaxed);
 		PQclear(n);
 	} else {
 		rc = cj__pg_run(tx, "cj_commit", NULL, 0, NULL, NULL, NULL, 0, &r);
@@ -706,9 +729,14 @@ static int pge_notify_job(cj_etx *tx, unsigned job) {
 	return CJ_OK;
 }
 
-/* Sleeps until fd is ready for events, the deadline (monotonic ms, -1:
- * none) passes, or the listener is told to stop: 1 ready, 0 timed out,
- * -1 stop or error. */
+static uint64_t pge_notes_sent(cj_edb *db) {
+	return atomic_load_explicit(&db->notes_sent, memory_order_relaxed);
+}
+
+static uint64_t pge_notes_received(cj_edb *db) {
+	return atomic_load_explicit(&db->notes_received, memory_order_relaxed);
+}
+
 static const char *const pge_schemes[] = {"postgresql://", "postgres://", NULL};
 
 const struct cj_engine cj__engine_pg = {
@@ -743,4 +771,6 @@ const struct cj_engine cj__engine_pg = {
 	.add = pge_add,
 	.claim_pair = pge_claim_pair,
 	.statements = pge_statements,
+	.notes_sent = pge_notes_sent,
+	.notes_received = pge_notes_received,
 };

@@ -230,7 +230,13 @@ static const struct {
 	{"cj_begin_r", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0},
 	{"cj_commit", "COMMIT", 0},
 	{"cj_rollback", "ROLLBACK", 0},
-	{"cj_notify", "SELECT pg_notify($1, $2)", 2},
+	/* sent only when some listener holds the lock of a word of the
+	 * commit (pg_listen.c): an exclusive lock on each that none holds is
+	 * had at once, and kept until the statement's own commit */
+	{"cj_notify_if",
+	 "SELECT pg_notify($1, $2) WHERE NOT coalesce((SELECT bool_and("
+	 "pg_try_advisory_xact_lock($3, k)) FROM unnest($4::int4[]) k), false)",
+	 4},
 };
 #define PGE_TX_STMTS (sizeof pge_tx_stmts / sizeof pge_tx_stmts[0])
 

@@ -101,25 +101,64 @@
  * cj_stats.statements counts the statements sent.
  *
  * Wakeups: a channel is hashed to a wake word, and a job has words of its
- * own (cj_int.h, as on the embedded engine). A commit that marked words
- * sends, right after COMMIT in the same round trip (pg.c's commit says why),
- *   SELECT pg_notify('cj_<schema>', '<word>,<word>,...')
- * (a listener of the first build, which knew the channel words alone,
- * skips the words past them),
- * which the server skips when the COMMIT fails. Each store
- * handle runs one listener thread (started by the first watch()) with its
- * own connection doing LISTEN "cj_<schema>"; it sleeps in poll() on the
- * connection and a stop pipe, and bumps the in-process counter of each word
- * it receives. Each waiter sleeps on a condition variable of its own while
+ * own (cj_int.h, as on the embedded engine). Each store handle runs one
+ * listener thread (started by the first watch() or wait) with its own
+ * connection; it sleeps in poll() on the connection and a pipe (stop, and
+ * the kicks below), and bumps the in-process counter of each word it
+ * receives. Each waiter sleeps on a condition variable of its own while
  * its words' counters hold its tokens, and a bump signals only the waiters
  * whose words it moved: a commit does not wake the threads that wait for
- * something else (the activity monitor, acceptors of other types). When
- * the listener's connection is lost it reconnects with backoff
- * (PGE_BACKOFF_MIN to PGE_BACKOFF_MAX ms) and, once it listens again,
- * bumps every word, since notifications may have been
- * missed meanwhile: waiters then look at the store again. The first LISTEN
- * bumps every word too, which covers tokens taken before it. A commit also
- * bumps its words in this process at once.
+ * something else (the activity monitor, acceptors of other types). A
+ * commit also bumps its words in this process at once.
+ *
+ * Notifications go only where something waits. PostgreSQL (15) signals
+ * every backend that LISTENs on any channel of the database at every
+ * notifying commit, and each then reads the queue and sends on to its
+ * client: where nothing waits (a queue drained by busy processors) that
+ * was most of the engine's cost besides the data. So:
+ *  - the listener LISTENs "cj_<schema>" only while it holds at least one
+ *    channel word, and it holds word w (a session-level shared advisory
+ *    lock (PGE_WAKE_LOCK_CLASS, cj__pg_wake_key(w)) on its connection)
+ *    while a thread of the handle waits in wait_any() on w, and for
+ *    PGE_LINGER_MS to PGE_LINGER_MS * 2 after the last one left (a
+ *    processor between two jobs keeps it). A wait on a word not held kicks
+ *    the listener, which takes the locks and LISTENs in one statement and,
+ *    once it is acknowledged, marks the words held and bumps every word;
+ *  - a commit that marked words sends, right after COMMIT in the same
+ *    round trip (pg.c's commit says why), as a transaction of its own,
+ *      SELECT pg_notify('cj_<schema>', '<word>,<word>,...')
+ *      WHERE NOT <an exclusive pg_try_advisory_xact_lock of the lock of
+ *                 each channel word of the commit succeeded>
+ *    (a listener of the first build, which knew the channel words alone,
+ *    skips the words past them; job words come with "activity", whose lock
+ *    stands for them), which the server skips when the COMMIT fails. Only
+ *    when some listener holds one of its words is it sent (or when two
+ *    commits try a lock at once: one more notification, harmless).
+ * Why no wake-up is lost. A waiter takes its tokens (watch(), word()),
+ * looks at the store, and sleeps on the tokens. Take a commit C, in any
+ * process, that marked word w after the waiter's look missed it: C's data
+ * committed after the look, and its notification statement N ran after
+ * that. (a) If the listener held w from before the tokens were taken until
+ * the sleep, its lock was held and its LISTEN in effect (both acknowledged)
+ * before N ran: N's try of w's lock failed, the notification was sent and
+ * committed after the LISTEN, so the listener receives it and bumps w, and
+ * the waiter wakes. (b) Otherwise w was not held at some moment between
+ * the tokens and the sleep (a word is marked not held before its lock is
+ * given up, and held only after its lock and LISTEN were acknowledged),
+ * and the wait itself finds it held or kicks: either way an acknowledged
+ * take of w's lock came after the tokens, and it bumped every word: the
+ * tokens are stale when the waiter sleeps, and it looks again. Its next
+ * tokens are taken while w is held: (a). (The take's bump is what covers a
+ * commit that ran while nothing listened; the test
+ * first_wait_sees_a_commit_made_before_it_listened holds an acceptor
+ * there.) Words read without a wait (the subscription notifier's job words)
+ * are covered the same way: every bump of a job word comes with
+ * "activity", which the notifier waits on, and a take bumps them all.
+ * When the listener's connection is lost (its locks and LISTEN go with it)
+ * it marks every word not held, reconnects with backoff (PGE_BACKOFF_MIN
+ * to PGE_BACKOFF_MAX ms) and takes again what waits want: case (b).
+ * Notifications of this process's own commits still come back to it while
+ * it listens (its words were bumped at commit already).
  *
  * Schema bump procedure: raise PGE_SCHEMA_VERSION, add the SQL that turns
  * the previous version into the new one to pge_migrations, and describe it
@@ -142,7 +181,7 @@
 
 #include "cj_int.h"
 
-#define PGE_SCHEMA_VERSION 2
+#define PGE_SCHEMA_VERSION 3
 #define PGE_DEFAULT_SCHEMA "couch_jobs"
 #define PGE_MAX_SCHEMA 59 /* "cj_" + schema is a channel name: 63 bytes */
 #define PGE_WORDS CJ_WORDS
@@ -157,6 +196,8 @@
 #define PGE_SCAN_BATCH_BYTES ((size_t)4 << 20)
 #define PGE_LOCK_CLASS 0x636a /* advisory lock class of schema creation */
 #define PGE_KEY_LOCK_CLASS 0x636b /* advisory lock class of absent keys */
+#define PGE_WAKE_LOCK_CLASS 0x636c /* advisory lock class of wake words */
+#define PGE_LINGER_MS 1000 /* a word nobody waited on this long is given up */
 #define PGE_DEADLINE_MS 30000 /* default of deadline_ms= */
 #define PGE_DEADLINE_MAX_MS ((int64_t)24 * 3600 * 1000)
 
@@ -191,6 +232,16 @@ struct cj_edb {
 	uint64_t words[PGE_WORDS];
 	int listener_started;
 	int listener_failed;
+	/* what the listener subscribes to (pg_listen.c): per channel word,
+	 * the waiters in wait_any on it, when the last one left, and whether
+	 * the listener holds its shared lock and LISTENs (acknowledged) */
+	uint32_t want[CJ_CHAN_WORDS];
+	int64_t idle_since[CJ_CHAN_WORDS];
+	uint8_t held[CJ_CHAN_WORDS / 8];
+	unsigned nheld;
+	int listening; /* LISTEN was acknowledged, UNLISTEN not sent since */
+	int kicked;    /* a wait found a word not held: the listener was told */
+	atomic_uint_fast64_t notes_sent, notes_received; /* cj_stats */
 	pthread_t listener;
 	/* the listener's connection, kept here too so that a forked child's
 	 * leak check finds it reachable */
@@ -315,6 +366,12 @@ int cj__pg_build_sql(cj_edb *db);
 int cj__pg_init(cj_edb *db, struct pge_conn *c);
 
 /* pg_listen.c */
+/* The second key of the advisory lock of channel word w (with class
+ * PGE_WAKE_LOCK_CLASS): the schema's hash and w, so that stores sharing a
+ * database rarely share one (and only notify more when they do). */
+static inline int32_t cj__pg_wake_key(const cj_edb *db, unsigned w) {
+	return (int32_t)(db->key_hash * (uint32_t)CJ_CHAN_WORDS + w);
+}
 void cj__pg_bump_words(cj_edb *db, const cj_wordset *s);
 void cj__pg_bump(cj_edb *db, unsigned w);
 uint64_t cj__pg_word(cj_edb *db, unsigned w);

@@ -12,6 +12,10 @@ static const char *const pge_migrations[PGE_SCHEMA_VERSION] = {
 	"SELECT setval('%1$s.commit_seq', value + 1, false) FROM %1$s.meta "
 	"WHERE name = 'commit'; "
 	"DELETE FROM %1$s.meta WHERE name = 'commit'",
+	/* 3: notifications only to listeners that hold the advisory lock of a
+	 * word they wait for (pg_int.h): the tables stay, the version keeps
+	 * libraries that take no such lock from opening the store */
+	NULL,
 };
 
 

@@ -517,6 +517,7 @@ static int accept_loop(cj_db *db, const cj_accept_opts *opts, cj_claim *a,
 			wait_chans[i] = a->full[i] ? run_chans[i] : chans[i];
 			wait_tokens[i] = a->full[i] ? run_tokens[i] : tokens[i];
 		}
+		cj__fault_hold_here(CJ_HOLD_ACCEPT_SLEEP);
 		owed = sleep_until_notified(db, opts, wait_chans, wait_tokens, a->ntypes, wake_at);
 		eager = owed;
 	}

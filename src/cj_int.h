@@ -123,6 +123,8 @@ enum cj_hold_point {
 	                            leader's words */
 	CJ_HOLD_COMBINE_CHECK,  /* combine.c: a poster whose leader died, before
 	                           it reads its receipt */
+	CJ_HOLD_ACCEPT_SLEEP, /* accept.c: its look found nothing, before it
+	                         sleeps on the tokens it took before the look */
 	CJ_HOLDS
 };
 void cj__fault_hold(int point, int notify_fd, int gate_fd);

@@ -9,6 +9,7 @@
  * scripts/pg.sh (found next to this file, or at CJ_PG_SH), so it never
  * disturbs the server other tests use.
  */
+#include "cj_int.h"
 #include "testutil.h"
 
 #include <fcntl.h>
@@ -215,10 +216,11 @@ static char *settled_backends(PGconn *pg, const char *app) {
 	int64_t give_up = t_now_ms() + 10000;
 	while ((open_tx = sql_int(pg, sql)) != 0 && t_now_ms() < give_up) usleep(10000);
 	CHECK_INT(open_tx, 0);
-	/* the listener connects on its own thread: wait until it has */
+	/* the listener connects on its own thread: wait until it has (it
+	 * runs no statement while nothing waits) */
 	snprintf(sql, sizeof sql,
 	         "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s' "
-	         "AND query LIKE 'LISTEN%%'",
+	         "AND query = ''",
 	         app);
 	long long listeners;
 	give_up = t_now_ms() + 30000;
@@ -281,6 +283,156 @@ TEST(reads_leave_no_open_transaction) {
 	PQfinish(pg);
 	cj_close(db);
 	free(u);
+}
+
+/* ---- notifications only where something waits ------------------------------ */
+
+/* The handle's cj_stats. */
+static cj_stats stats_of(cj_db *db) {
+	cj_stats st;
+	CHECK_OK(cj_db_stats(db, &st));
+	return st;
+}
+
+/* Adds 10 jobs of type "u", which nothing waits for, in a process of its
+ * own, once the gate arg opens: 0 when its handle sent no notification.
+ * (Forked before the case's handle exists: a child forked after its
+ * listener thread connected would inherit that thread's allocations, out
+ * of reach.) */
+static int add_unawaited(void *arg) {
+	if (t_gate_wait(arg, t_bound_ms(60000)) != 0) return 90;
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	cj_db *db = t_open_opts(&o);
+	for (int i = 0; i < 10; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "u%d", i);
+		CHECK_OK(cj_add(db, NULL, "u", id, NULL, 0));
+	}
+	uint64_t sent = stats_of(db).notifications_sent;
+	cj_close(db);
+	return sent == 0 ? 0 : 1;
+}
+
+/* Adds job ("v", "x") once the listener of application arg took the locks
+ * of what it waits for (its statement ended): 0 when its handle sent the
+ * notification. */
+static int add_awaited(void *arg) {
+	const char *app = arg;
+	PGconn *pg = sql_connect();
+	char sql[512];
+	snprintf(sql, sizeof sql,
+	         "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s' "
+	         "AND query LIKE '%%pg_advisory_lock_shared%%' AND state = 'idle'",
+	         app);
+	int64_t give_up = t_now_ms() + t_bound_ms(30000);
+	while (sql_int(pg, sql) != 1 && t_now_ms() < give_up) usleep(10000);
+	CHECK_INT(sql_int(pg, sql), 1);
+	PQfinish(pg);
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	cj_db *db = t_open_opts(&o);
+	CHECK_OK(cj_add(db, NULL, "v", "x", NULL, 0));
+	uint64_t sent = stats_of(db).notifications_sent;
+	cj_close(db);
+	return sent == 1 ? 0 : 1;
+}
+
+/* A process whose handle waits for nothing receives no notification, and
+ * the commits of others send none: the listener LISTENs, and holds the
+ * lock of a wake word, only while a wait wants it. Once the handle waits
+ * for a job, another process's cj_add of it notifies, and wakes it. (The
+ * handle's accept that finds nothing started its listener.) */
+TEST(notifications_only_where_something_waits) {
+	char app[64];
+	snprintf(app, sizeof app, "cjt_nw_%d", (int)getpid());
+	size_t n = strlen(t_url()) + sizeof app + 32;
+	char *u = malloc(n);
+	CHECK(u != NULL);
+	snprintf(u, n, "%s&application_name=%s", t_url(), app);
+	t_gate go;
+	t_gate_init(&go);
+	int pid1 = t_spawn(add_unawaited, &go), pid2 = t_spawn(add_awaited, app);
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	cj_db *db = NULL;
+	CHECK_OK(cj_open(u, &o, &db));
+	CHECK_OK(cj_set_type_timeout(db, "u", 60));
+	CHECK_OK(cj_set_type_timeout(db, "v", 60));
+	cj_accept_opts ao = CJ_ACCEPT_OPTS_INIT;
+	ao.timeout_ms = 0;
+	cj_job *job = NULL;
+	CHECK_RC(cj_accept(db, "v", &ao, &job, NULL), CJ_NOT_FOUND);
+	t_gate_open(&go);
+	CHECK_INT(t_join(pid1, t_bound_ms(60000)), 0);
+	/* woken by the notification of "v", which came after those of "u"
+	 * had they been sent: all would have been received by then */
+	ao.timeout_ms = t_bound_ms(60000);
+	CHECK_OK(cj_accept(db, "v", &ao, &job, NULL));
+	CHECK_STR(cj_job_id(job), "x");
+	CHECK_INT(t_join(pid2, t_bound_ms(60000)), 0);
+	cj_stats st = stats_of(db);
+	CHECK(st.notifications_received < 10);
+	CHECK_OK(cj_finish(db, NULL, job, NULL));
+	cj_job_free(job);
+	cj_close(db);
+	free(u);
+	t_gate_close(&go);
+}
+
+#ifdef CJ_TEST_FAULTS
+struct late_waiter {
+	t_gate held, go;
+};
+
+/* Adds job ("w", "x") while the acceptor is held after its look found
+ * nothing and before it sleeps: nothing listens for it, so no notification
+ * is sent (checked: 0 then); then lets the acceptor go on. */
+static int add_before_sleep(void *arg) {
+	struct late_waiter *l = arg;
+	if (t_gate_wait(&l->held, t_bound_ms(30000)) != 0) return 90;
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	cj_db *db = t_open_opts(&o);
+	CHECK_OK(cj_add(db, NULL, "w", "x", NULL, 0));
+	uint64_t sent = stats_of(db).notifications_sent;
+	cj_close(db);
+	t_gate_open(&l->go);
+	return sent == 0 ? 0 : 1;
+}
+#endif
+
+/* The first wait of a handle: another process commits the job between the
+ * acceptor's look and its sleep, while nothing listens (no notification
+ * is sent). The acceptor wakes all the same, at once: its listener bumps
+ * every word once it holds the words waited for, which makes the token
+ * taken before the look stale. */
+TEST(first_wait_sees_a_commit_made_before_it_listened) {
+#ifndef CJ_TEST_FAULTS
+	note("  skipped: not a fault-injection build\n");
+#else
+	struct late_waiter l;
+	t_gate_init(&l.held);
+	t_gate_init(&l.go);
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	cj_db *db = t_open_opts(&o);
+	CHECK_OK(cj_set_type_timeout(db, "w", 60));
+	cj__fault_hold(CJ_HOLD_ACCEPT_SLEEP, l.held.fd[1], l.go.fd[0]);
+	int pid = t_spawn(add_before_sleep, &l);
+	cj_accept_opts ao = CJ_ACCEPT_OPTS_INIT;
+	ao.timeout_ms = t_bound_ms(60000); /* far longer than the wake-up takes */
+	cj_job *job = NULL;
+	int64_t t0 = t_now_ms();
+	CHECK_OK(cj_accept(db, "w", &ao, &job, NULL));
+	CHECK(t_now_ms() - t0 < t_bound_ms(30000));
+	CHECK_INT(t_join(pid, t_bound_ms(60000)), 0);
+	CHECK_OK(cj_finish(db, NULL, job, NULL));
+	cj_job_free(job);
+	cj_close(db);
+	t_gate_close(&l.held);
+	t_gate_close(&l.go);
+#endif
 }
 
 /* ---- round trips and statements per call ---------------------------------------- */
@@ -1280,6 +1432,8 @@ int main(int argc, char **argv) {
 		ENTRY(server_restart_mid_run),
 		ENTRY(killed_writer_releases_its_turn),
 		ENTRY(processes_drain_exactly_once),   ENTRY(work_rides_out_restarts),
+		ENTRY(notifications_only_where_something_waits),
+		ENTRY(first_wait_sees_a_commit_made_before_it_listened),
 	};
 	return t_main(argc, argv, entries, sizeof entries / sizeof entries[0]);
 }

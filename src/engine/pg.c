@@ -32,6 +32,7 @@ static int pge_open(const char *url, const cj_options *o, cj_edb **out) {
 	}
 	atomic_init(&db->stop, 0);
 	db->stopfd[0] = db->stopfd[1] = -1;
+	db->linger_at = -1;
 	int ok = pthread_mutex_init(&db->wmu, NULL) == 0;
 	if (ok && !(ok = pthread_condattr_init(&db->wattr) == 0)) pthread_mutex_destroy(&db->wmu);
 	if (ok && !(ok = pthread_condattr_setclock(&db->wattr, CLOCK_MONOTONIC) == 0)) {

@@ -120,9 +120,10 @@
  *    channel word, and it holds word w (a session-level shared advisory
  *    lock (PGE_WAKE_LOCK_CLASS, cj__pg_wake_key(w)) on its connection)
  *    while a thread of the handle waits in wait_any() on w, and for
- *    PGE_LINGER_MS to PGE_LINGER_MS * 2 after the last one left (a
- *    processor between two jobs keeps it). A wait on a word not held kicks
- *    the listener, which takes the locks and LISTENs in one statement and,
+ *    PGE_LINGER_MS after the last one left (a processor between two jobs
+ *    keeps it; the listener sleeps with a timer only while a word
+ *    lingers so: a process whose waiters stay, the activity monitor's,
+ *    makes no wake-up). A wait on a word not held kicks the listener, which takes the locks and LISTENs in one statement and,
  *    once it is acknowledged, marks the words held and bumps every word;
  *  - a commit that marked words sends, right after COMMIT in the same
  *    round trip (pg.c's commit says why), as a transaction of its own,
@@ -241,6 +242,7 @@ struct cj_edb {
 	unsigned nheld;
 	int listening; /* LISTEN was acknowledged, UNLISTEN not sent since */
 	int kicked;    /* a wait found a word not held: the listener was told */
+	int64_t linger_at; /* when the listener gives up the next word; -1: none */
 	atomic_uint_fast64_t notes_sent, notes_received; /* cj_stats */
 	pthread_t listener;
 	/* the listener's connection, kept here too so that a forked child's

@@ -214,7 +214,15 @@ static int pge_reconcile(cj_edb *db, PGconn *pg, int64_t *wake) {
 		}
 		int listen = nadd && !db->listening;
 		int unlisten = !nadd && ndrop && db->nheld == 0 && db->listening;
-		*wake = db->nheld ? cj__add_sat(now, PGE_LINGER_MS) : -1;
+		/* the next word to give up; none: no timer, and a wait that
+		 * leaves a held word nobody waits on kicks (cj__pg_wait_any) */
+		int64_t at = -1;
+		for (unsigned w = 1; w < CJ_CHAN_WORDS && db->nheld; w++)
+			if (!db->want[w] && pge_is_held(db, w)) {
+				int64_t due = cj__add_sat(db->idle_since[w], PGE_LINGER_MS);
+				if (at < 0 || due < at) at = due;
+			}
+		db->linger_at = *wake = at;
 		pthread_mutex_unlock(&db->wmu);
 		if (!nadd && !ndrop) return 0;
 		cj_buf sql = CJ_BUF_INIT;
@@ -246,6 +254,10 @@ static int pge_reconcile(cj_edb *db, PGconn *pg, int64_t *wake) {
  * the connection fails or stop. */
 static void pge_listen_loop(cj_edb *db, PGconn *pg) {
 	for (;;) {
+		/* first: what a reconcile's statement read in with its answer is
+		 * then delivered before the sleep */
+		int64_t wake;
+		if (pge_reconcile(db, pg, &wake)) return;
 		PGnotify *n;
 		uint64_t got = 0;
 		pthread_mutex_lock(&db->wmu);
@@ -257,8 +269,6 @@ static void pge_listen_loop(cj_edb *db, PGconn *pg) {
 		if (got) pge_signal(db);
 		pthread_mutex_unlock(&db->wmu);
 		if (got) atomic_fetch_add_explicit(&db->notes_received, got, memory_order_relaxed);
-		int64_t wake;
-		if (pge_reconcile(db, pg, &wake)) return;
 		int r = pge_poll(db, PQsocket(pg), POLLIN, wake);
 		if (r < 0) return;
 		if (r == 1 && (!PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK)) return;
@@ -277,6 +287,7 @@ static void *pge_listener_main(void *arg) {
 			 * words are taken again, and bumped, by the next one */
 			pthread_mutex_lock(&db->wmu);
 			db->lconn = NULL;
+			db->linger_at = -1;
 			memset(db->held, 0, sizeof db->held);
 			db->nheld = 0;
 			db->listening = 0;
@@ -384,7 +395,12 @@ int cj__pg_wait_any(cj_edb *db, const char *const *chans, const uint64_t *tokens
 out_left:;
 	int64_t now = cj__mono_ms();
 	for (size_t i = 0; i < n; i++)
-		if (--db->want[ws[i]] == 0) db->idle_since[ws[i]] = now;
+		if (--db->want[ws[i]] == 0) {
+			db->idle_since[ws[i]] = now;
+			/* the listener sleeps without a timer: it must know that a
+			 * word is to be given up (once: the timer is set then) */
+			if (pge_is_held(db, ws[i]) && db->linger_at < 0) pge_kick(db);
+		}
 	/* nor which jobs they changed: any may have (CJ_WORD_ALL) */
 	if (db->listener_failed) db->words[CJ_WORD_ALL]++;
 	pthread_mutex_unlock(&db->wmu);

@@ -1,6 +1,8 @@
 /* The PostgreSQL engine's wakeups: a listener thread per store turns
- * notifications into wake words; waiters sleep each on a condition
- * variable of its own, signalled when one of its words moves. */
+ * notifications into wake words, and holds the locks of (and LISTENs for)
+ * only the words that its handle's threads wait on (pge_reconcile; the
+ * design and why no wake-up is lost: pg_int.h); waiters sleep each on a
+ * condition variable of its own, signalled when one of its words moves. */
 #include "engine/pg_int.h"
 
 /* A thread in wait_any: sleeps on cond while every word ws[i] holds

@@ -2,7 +2,8 @@
  * The PostgreSQL engine's own behaviour, beyond the conformance suite:
  * the caller's SQL in the library's transactions (cj_tx_native), the
  * rollbacks it does not wait for, schema versions, several stores in one database, a server restart under a
- * blocked cj_accept, and several processor processes draining a queue.
+ * blocked cj_accept, several processor processes draining a queue, and
+ * notifications sent and received only where something waits.
  *
  * Runs when CJ_TEST_URL is a PostgreSQL URL (see scripts/pg.sh); skips
  * otherwise. The restart case starts a private server of its own with

@@ -11,16 +11,39 @@
  * land between two scans coalesce, as the per-job stream's do: every job's
  * latest state is delivered, intermediate ones may not be.
  *
+ * Why a scan and not the store's per-job change words (cj_int.h): those
+ * say which job numbers changed, a hash of type and id that cannot be
+ * turned back into an id, so a job added under a number the snapshot does
+ * not hold could only be found by listing the type anyway; the store keeps
+ * no index of jobs by the time they changed. The scan is therefore made
+ * cheap to bear at any size instead:
+ *
+ *  - it reads the type in pages of FEED_PAGE jobs (cj_list_jobs_from), each
+ *    page its own short read: no snapshot of the store is held for the
+ *    whole scan (a long read keeps the embedded engine from reusing pages,
+ *    and the PostgreSQL one from vacuuming), and a stop is seen between
+ *    pages. Pages of different moments are fine: a job's record is read
+ *    once per scan, and any commit after the scan's token (taken before its
+ *    first page) makes another scan, so every job's latest state is
+ *    journaled;
+ *  - scans are spaced by at least FEED_SCAN_SPACING times the last one's
+ *    duration (and FEED_MIN_SCAN_MS), so that a feed spends at most about
+ *    a fifth of one thread on its type however big it is: a big type's
+ *    changes arrive later, but they arrive. The wait between scans ends
+ *    when the server stops.
+ * There is no bound on the type's jobs (an earlier one, 200,000, ended the
+ * streams of bigger types).
+ *
  * Costs: one scan of the type's jobs (O(jobs of the type), no per-client
- * work) per batch of commits, at most one per FEED_MIN_SCAN_MS, however
- * many clients stream the type; memory O(jobs of the type) for the
- * snapshot. A feed with no clients stops scanning and keeps its snapshot
- * and ring: the next client's arrival scans once, so the changes made
- * meanwhile (coalesced) are journaled before it reads. The journal is the
- * server's: event ids ("EPOCH-SEQ") carry a number drawn when the feed was
- * made, and an id of another feed (a restarted server) or one older than
- * the ring cannot be resumed from: the client gets a "reset" event and
- * lists the jobs again.
+ * work) per batch of commits, spaced as above, however many clients stream
+ * the type; memory O(jobs of the type) for the snapshot (twice that while
+ * a scan compares). A feed with no clients stops scanning and keeps its
+ * snapshot and ring: the next client's arrival scans once, so the changes
+ * made meanwhile (coalesced) are journaled before it reads. The journal is
+ * the server's: event ids ("EPOCH-SEQ") carry a number drawn when the feed
+ * was made, and an id of another feed (a restarted server) or one older
+ * than the ring cannot be resumed from: the client gets a "reset" event
+ * and lists the jobs again.
  */
 #include "server.h"
 
@@ -35,6 +58,9 @@
 
 #define FEED_RING 4096      /* events kept for clients that resume */
 #define FEED_MIN_SCAN_MS 100 /* the shortest time between two scans */
+#define FEED_SCAN_SPACING 5  /* from one scan's start to the next's, at least
+                                this many times its duration */
+#define FEED_PAGE 4096       /* jobs read per page of a scan */
 
 struct snap {
 	char *id;
@@ -53,7 +79,6 @@ struct srv_feed {
 	pthread_cond_t cond; /* an event, a scan, a client, a poke, stop */
 	int clients;
 	int live;     /* the thread watches: the snapshot is current */
-	int overflow; /* the type has more jobs than a feed takes */
 	uint64_t epoch;
 	uint64_t next_seq; /* of the next event; the first is 1 */
 	char *ring[FEED_RING]; /* event JSON text by seq % FEED_RING */
@@ -87,15 +112,14 @@ static void snap_free(struct snap *s, size_t n) {
 struct scan {
 	struct snap *s;
 	size_t n, cap;
-	int too_many;
+	size_t page; /* jobs read in this page */
 };
+
+#define PAGE_FULL 1 /* scan_cb's return that ends a page */
 
 static int scan_cb(const cj_job_info *info, void *arg) {
 	struct scan *sc = arg;
-	if (sc->n == SRV_FEED_MAX_JOBS) {
-		sc->too_many = 1;
-		return 1;
-	}
+	if (sc->page == FEED_PAGE) return PAGE_FULL;
 	if (sc->n == sc->cap) {
 		size_t cap = sc->cap ? sc->cap * 2 : 256;
 		struct snap *p = realloc(sc->s, cap * sizeof *p);
@@ -113,7 +137,25 @@ static int scan_cb(const cj_job_info *info, void *arg) {
 	h = fnv64(h, &e->sched, sizeof e->sched);
 	e->sig = fnv64(h, &e->resubmit, sizeof e->resubmit);
 	sc->n++;
+	sc->page++;
 	return 0;
+}
+
+/* Lists the type's jobs into sc, a page at a time; a CJ_* code (CJ_CANCELED
+ * when the server stops meanwhile). */
+static int scan_pages(struct srv_feed *f, struct scan *sc) {
+	for (;;) {
+		if (cj_cancel_fired(f->stop)) return CJ_CANCELED;
+		/* after the last job read: a copy, as the next read may move it */
+		char *after = sc->n ? strdup(sc->s[sc->n - 1].id) : NULL;
+		if (sc->n && !after) return CJ_NOMEM;
+		sc->page = 0;
+		int rc = cj_list_jobs_from(f->srv->db, NULL, f->type, after ? f->type : NULL, after,
+		                           scan_cb, sc);
+		free(after);
+		if (rc == CJ_OK) return CJ_OK; /* the last page */
+		if (rc != PAGE_FULL) return rc;
+	}
 }
 
 /* What a change from `was` (0: none) to `now` (0: gone) is called. */
@@ -146,16 +188,14 @@ static void journal(struct srv_feed *f, const struct snap *was, const struct sna
  * first scan only takes the snapshot). A CJ_* code. */
 static int scan_diff(struct srv_feed *f, int first) {
 	struct scan sc = {0};
-	int rc = cj_list_jobs(f->srv->db, NULL, f->type, scan_cb, &sc);
-	if (rc < 0) {
+	int rc = scan_pages(f, &sc);
+	if (rc != CJ_OK) {
 		snap_free(sc.s, sc.n);
 		return rc;
 	}
 	qsort(sc.s, sc.n, sizeof *sc.s, snap_cmp); /* engines may order long ids apart */
 	pthread_mutex_lock(&f->mu);
-	if (sc.too_many) {
-		f->overflow = 1;
-	} else if (!first) {
+	if (!first) {
 		size_t i = 0, k = 0;
 		while (i < f->nsnap || k < sc.n) {
 			int c = i == f->nsnap ? 1 : k == sc.n ? -1 : strcmp(f->snap[i].id, sc.s[k].id);
@@ -179,15 +219,21 @@ static int scan_diff(struct srv_feed *f, int first) {
 	return CJ_OK;
 }
 
-static void sleep_ms(int64_t ms) {
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+/* Waits ms, or until the server stops. */
+static void pause_ms(struct srv_feed *f, int64_t ms) {
+	struct timespec until;
+	cli_deadline(&until, CLOCK_REALTIME, ms);
+	pthread_mutex_lock(&f->mu);
+	while (!cj_cancel_fired(f->stop) &&
+	       pthread_cond_timedwait(&f->cond, &f->mu, &until) != ETIMEDOUT) {}
+	pthread_mutex_unlock(&f->mu);
 }
 
 static void *feed_main(void *arg) {
 	struct srv_feed *f = arg;
 	int first = 1;
-	int64_t last_scan = 0;
+	int64_t last_scan = 0, gap = 0; /* the last scan's start; the least time
+	                                   from it to the next */
 	for (;;) {
 		pthread_mutex_lock(&f->mu);
 		if (f->clients == 0 && !first) {
@@ -200,20 +246,22 @@ static void *feed_main(void *arg) {
 		pthread_mutex_unlock(&f->mu);
 		if (cj_cancel_fired(f->stop)) break;
 		int64_t since = cli_now_ms() - last_scan;
-		if (since < FEED_MIN_SCAN_MS) sleep_ms(FEED_MIN_SCAN_MS - since);
+		if (since < gap) pause_ms(f, gap - since);
 		uint64_t tok;
 		cj_changes_token(f->srv->db, &tok);
 		last_scan = cli_now_ms();
 		int rc = scan_diff(f, first);
+		if (rc == CJ_CANCELED) break;
+		int64_t took = cli_now_ms() - last_scan;
+		gap = took > INT64_MAX / FEED_SCAN_SPACING ? INT64_MAX : took * FEED_SCAN_SPACING;
+		if (gap < FEED_MIN_SCAN_MS) gap = FEED_MIN_SCAN_MS;
 		if (rc == CJ_OK) first = 0;
 		pthread_mutex_lock(&f->mu);
 		if (rc == CJ_OK && !f->live) {
 			f->live = 1;
 			pthread_cond_broadcast(&f->cond);
 		}
-		int over = f->overflow;
 		pthread_mutex_unlock(&f->mu);
-		if (over) break;
 		/* a store that fails is looked at again a second later */
 		if (cj_changes_wait(f->srv->db, tok, rc == CJ_OK ? -1 : 1000, f->stop) ==
 		    CJ_CANCELED)
@@ -329,9 +377,9 @@ void srv_feed_poke(void *feed) {
  * wait's cancellation is fired, or the server stops; f->mu held. 0 once
  * it watches. */
 static int wait_live(struct srv_feed *f, cj_cancel *c) {
-	while (!f->live && !f->overflow && !cj_cancel_fired(c) && !cj_cancel_fired(f->stop))
+	while (!f->live && !cj_cancel_fired(c) && !cj_cancel_fired(f->stop))
 		pthread_cond_wait(&f->cond, &f->mu);
-	return f->live && !f->overflow ? 0 : -1;
+	return f->live ? 0 : -1;
 }
 
 void srv_feed_id(const struct srv_feed *f, uint64_t seq, char out[SRV_FEED_ID_LEN]) {
@@ -342,7 +390,7 @@ int srv_feed_start(struct srv_feed *f, const char *last, cj_cancel *c, uint64_t 
 	pthread_mutex_lock(&f->mu);
 	int rc = wait_live(f, c);
 	if (rc != 0) {
-		rc = f->overflow ? SRV_FEED_OVERFLOW : SRV_FEED_ENDED;
+		rc = SRV_FEED_ENDED;
 		goto out;
 	}
 	*cursor = f->next_seq;
@@ -369,10 +417,6 @@ int srv_feed_next(struct srv_feed *f, uint64_t *cursor, int64_t timeout_ms, cj_c
 	int rc = 0;
 	pthread_mutex_lock(&f->mu);
 	for (;;) {
-		if (f->overflow) {
-			rc = SRV_FEED_OVERFLOW;
-			break;
-		}
 		if (cj_cancel_fired(c) || cj_cancel_fired(f->stop)) {
 			rc = SRV_FEED_ENDED;
 			break;

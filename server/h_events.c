@@ -78,7 +78,6 @@ static int sse_mark(struct sse *e, const char *event, const char *reason) {
 
 #define RESET_BEHIND "changes were missed (the reconnect came too late, or from another " \
                      "run of the server): list the jobs again"
-#define RESET_OVERFLOW "the type has too many jobs for a stream of its changes"
 
 /* The stream's source (srv_sse.next): waits up to `ms` for the next event
  * of the job or the type and queues it. */
@@ -99,11 +98,6 @@ static int sse_next(struct srv_sse *out, int64_t ms) {
 		if (rc == SRV_FEED_RESET) {
 			e->cursor = srv_feed_resume_point(e->feed);
 			return sse_mark(e, "reset", RESET_BEHIND) == 0 ? SRV_SSE_QUEUED : SRV_SSE_ERROR;
-		}
-		if (rc == SRV_FEED_OVERFLOW) {
-			e->done = 1;
-			return sse_mark(e, "reset", RESET_OVERFLOW) == 0 ? SRV_SSE_QUEUED
-			                                                  : SRV_SSE_ERROR;
 		}
 	} else {
 		cj_event ev = {0};
@@ -212,9 +206,6 @@ void srv_h_type_events(struct srv_req *r) {
 	} else if (rc == SRV_FEED_RESET) {
 		e->cursor = srv_feed_resume_point(f);
 		rc = sse_mark(e, "reset", RESET_BEHIND);
-	} else if (rc == SRV_FEED_OVERFLOW) {
-		e->done = 1;
-		rc = sse_mark(e, "reset", RESET_OVERFLOW);
 	} else { /* the server stops, or the client left */
 		e->done = 1;
 		rc = 0;

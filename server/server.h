@@ -56,9 +56,8 @@
 #define SRV_MAX_POLL_MS 60000
 #define SRV_DEFAULT_POLL_MS 30000
 /* Types whose changes are streamed (each has a feed: a thread, a snapshot
- * of its jobs and a journal), and the most jobs a streamed type may have. */
+ * of its jobs and a journal). */
 #define SRV_MAX_FEEDS 64
-#define SRV_FEED_MAX_JOBS 200000
 /* Jobs in one page of a listing: default and most. */
 #define SRV_PAGE_DEFAULT 100
 #define SRV_PAGE_MAX 1000
@@ -385,7 +384,6 @@ void srv_feed_poke(void *feed);
 /* Results of srv_feed_start() and srv_feed_next() besides 0 and 1. */
 #define SRV_FEED_ENDED (-1)    /* cancelled or the server stops */
 #define SRV_FEED_RESET (-2)    /* changes were missed: list again */
-#define SRV_FEED_OVERFLOW (-3) /* the type has over SRV_FEED_MAX_JOBS jobs */
 
 /* An event id: "EPOCH-SEQ", EPOCH naming this feed of this server run. */
 #define SRV_FEED_ID_LEN 40
@@ -395,14 +393,14 @@ void srv_feed_id(const struct srv_feed *f, uint64_t seq, char out[SRV_FEED_ID_LE
  * or, NULL, from the changes journaled after the feed caught up with the
  * store (it waits for that, up to `c` being fired). 0 with *cursor;
  * SRV_FEED_RESET (`last` cannot be resumed from: *cursor is from now on);
- * SRV_FEED_OVERFLOW; SRV_FEED_ENDED. */
+ * SRV_FEED_ENDED. */
 int srv_feed_start(struct srv_feed *f, const char *last, cj_cancel *c, uint64_t *cursor);
 /* The journal number of the next change. */
 uint64_t srv_feed_resume_point(struct srv_feed *f);
 /* The change at *cursor (JSON text, malloc'd, in *text), waiting up to
  * timeout_ms for it, or until `c` is fired: 1 (and *cursor advances);
  * 0 nothing in time; SRV_FEED_RESET (the reader fell more than the ring
- * behind); SRV_FEED_OVERFLOW; SRV_FEED_ENDED. */
+ * behind); SRV_FEED_ENDED. */
 int srv_feed_next(struct srv_feed *f, uint64_t *cursor, int64_t timeout_ms, cj_cancel *c,
                   char **text);
 

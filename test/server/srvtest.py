@@ -50,9 +50,9 @@ def store_url(scratch):
 class Server:
     """`cjobs serve` on port 0 of 127.0.0.1; the bound port is read back."""
 
-    def __init__(self, cjobs, db, token_file=None, listen="127.0.0.1:0"):
+    def __init__(self, cjobs, db, token_file=None, listen="127.0.0.1:0", extra=()):
         self.cjobs, self.db = cjobs, db
-        args = [cjobs, "--db", db, "serve", "--listen", listen]
+        args = [cjobs, "--db", db, "serve", "--listen", listen] + list(extra)
         if token_file:
             args += ["--token-file", token_file]
         self.err = tempfile.TemporaryFile()

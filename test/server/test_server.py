@@ -865,6 +865,47 @@ def case_type_events(cjobs, scratch):
     s.stop()
 
 
+def fill(s, type_, n, prefix, threads=4):
+    """Adds n jobs of type_ over keep-alive connections, several at once."""
+    def part(k):
+        c = s.conn()
+        h = {"Content-Type": "application/json"}
+        for i in range(k, n, threads):
+            c.request("PUT", "/v1/jobs/%s/%s%07d" % (type_, prefix, i), body="{}", headers=h)
+            r = c.getresponse()
+            r.read()
+            eq(r.status, 200, "add %d" % i)
+        c.close()
+    ts = [threading.Thread(target=part, args=(k,)) for k in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+
+
+def case_type_events_big(cjobs, scratch):
+    """A type with more jobs than any fixed bound (200,000 was one) still
+    streams its changes: the stream opens, and changes made by another
+    process reach it."""
+    s = fresh(cjobs, scratch, extra=["--relaxed"])  # the fill need not be flushed
+    s.ok("PUT", "/v1/types/t", {"timeout": 30})
+    n = 200001
+    t0 = time.monotonic()
+    fill(s, "t", n, "j")
+    print("  %d jobs added in %.1f s" % (n, time.monotonic() - t0))
+    ev = Events(s, "/v1/types/t/events")
+    eid, d = ev.next()
+    eq((ev.event, d), ("open", {"type": "t"}), "the stream of a big type opens")
+    s.cli("add", "t", "new")
+    eid, d = ev.next()
+    eq((ev.event, d["id"], d["change"]), ("job", "new", "added"), "an add reaches it")
+    s.cli("rm", "t", "j0000007")
+    eid, d = ev.next()
+    eq((ev.event, d["id"], d["change"]), ("job", "j0000007", "removed"), "a removal too")
+    ev.close()
+    s.stop()
+
+
 # ---- graceful stop -----------------------------------------------------------
 
 def case_stop(cjobs, scratch):

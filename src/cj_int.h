@@ -125,6 +125,8 @@ enum cj_hold_point {
 	                           it reads its receipt */
 	CJ_HOLD_ACCEPT_SLEEP, /* accept.c: its look found nothing, before it
 	                         sleeps on the tokens it took before the look */
+	CJ_HOLD_PRUNE_COUNT, /* retention.c: a prune batch scanned the oldest
+	                        entries, before it reads the count */
 	CJ_HOLDS
 };
 void cj__fault_hold(int point, int notify_fd, int gate_fd);

@@ -170,11 +170,22 @@ static int age_add(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, voi
  * (type, dead) that the limits reject. The scan held nothing: each job's
  * value, read after it, decides. The count is read after the scan, and
  * neither holds anything, so that finishers of the type go on meanwhile:
- * what the count has and the scan has not finished later and is newer,
- * and a pass beside this one removes the same oldest jobs, which this one
- * then finds gone (it stops there). So a pass never removes a job the
- * limit keeps; what finished after its scan is left to the next pass,
- * which the finish woke. */
+ * what the count has and the scan has not finished later and is newer.
+ * So a pass never removes a job the limit keeps; what finished after its
+ * scan is left to the next pass, which the finish woke.
+ *
+ * Where reads are not of one snapshot (PostgreSQL's write transactions
+ * read what committed before each statement), a job of the scan may be
+ * gone when its turn comes: removed (cj_remove, a pass beside this one),
+ * or moved on (re-enqueued), after the scan. Its entry went with it, in
+ * the same commit, and so did its place in the count, which the count
+ * read may or may not have seen: the count is read again, and the batch
+ * goes on with the next entry. Stopping there instead left the type over
+ * its limit when the commit landed between the scan and the count (the
+ * count had lost the job, the batch its turn), and no finish woke another
+ * pass. An entry still there without its job is a damaged store
+ * (cj_verify says so): the batch stops there, so as not to go round it
+ * for ever. */
 static int prune_fn(cj_tx *tx, void *arg) {
 	struct prune_arg *a = arg;
 	cj_batch c = {CJ_BUF_INIT, 0, CJ_PRUNE_BATCH};
@@ -198,15 +209,17 @@ static int prune_fn(cj_tx *tx, void *arg) {
 	                            : cj__scan(tx, &lo, &hi, cj__batch_add, &c);
 	if (rc < 0) goto out;
 	a->more = rc == 1;
+	cj__fault_hold_here(CJ_HOLD_PRUNE_COUNT);
 	rc = a->keep != CJ_KEEP_ALL ? cj__count_read(tx, a->type, kind, &n) : CJ_OK;
 	if (rc) goto out;
+	uint64_t before = 0; /* this batch's removals the count n has */
 	size_t off = 0, kl, vl;
 	const uint8_t *k, *v;
 	while (cj__batch_next(&c, &off, &k, &kl, &v, &vl)) {
 		int64_t ms;
 		cj_free(id);
 		if ((rc = cj__key_finished_parse(k, kl, &ms, &id))) goto out;
-		int over = a->keep != CJ_KEEP_ALL && n - (int64_t)a->count > a->keep;
+		int over = a->keep != CJ_KEEP_ALL && n - (int64_t)(a->count - before) > a->keep;
 		cj_jv jv;
 		if (!over && !(a->cutoff >= 0 && ms <= a->cutoff)) {
 			a->oldest = ms; /* kept, and so is every later one */
@@ -217,10 +230,27 @@ static int prune_fn(cj_tx *tx, void *arg) {
 		if (rc == CJ_OK && (jv.has_lock || jv.finished_ms != ms || jv.dead != a->dead))
 			rc = CJ_NOT_FOUND;
 		if (rc == CJ_NOT_FOUND) {
+			const uint8_t *ev;
+			size_t evl;
+			cj__buf_reset(&lo);
+			cj__buf_add(&lo, k, kl);
+			if (lo.oom) {
+				rc = cj__fail(CJ_NOMEM, "out of memory");
+				goto out;
+			}
+			rc = cj__get(tx, &lo, &ev, &evl);
+			if (rc == CJ_NOT_FOUND) {
+				/* gone since the scan, with its entry: see above */
+				rc = a->keep != CJ_KEEP_ALL ? cj__count_read(tx, a->type, kind, &n)
+				                            : CJ_OK;
+				if (rc) goto out;
+				before = a->count; /* the read flushed them in */
+				continue;
+			}
+			if (rc) goto out;
 			/* an entry without its job: cj_verify reports it; look again later */
 			a->oldest = ms;
 			a->more = 0;
-			rc = CJ_OK;
 			break;
 		}
 		if (rc || (rc = cj__job_delete(tx, a->type, id, &jv))) goto out;

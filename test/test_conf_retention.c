@@ -5,7 +5,9 @@
  * processors in other processes accept and finish jobs.
  *
  * Waits for the monitors are event-driven (cj_changes_wait) with generous
- * bounds. Public API only; the store comes from t_open() / t_url().
+ * bounds. Public API only; the store comes from t_open() / t_url(). A
+ * prune's race with a removal, which needs a hold point, is in
+ * test_prune_race.c.
  */
 #include "testutil.h"
 

@@ -1736,8 +1736,9 @@ int cj_changes_token(cj_db *db, uint64_t *token);
 
 /**
  * @brief Waits until a commit that changed any job of the store (added,
- * accepted, updated, finished, resubmitted, removed, taken back; in any
- * process) lands after @p token was taken with cj_changes_token(), or
+ * accepted, updated, finished, resubmitted, removed, taken back), or set or
+ * removed a schedule, in any process, lands after @p token was taken with
+ * cj_changes_token(), or
  * @p timeout_ms passes, or @p cancel is fired. Tells nothing of which jobs
  * changed; it does not poll: an idle store wakes it for nothing.
  *

@@ -36,12 +36,22 @@ static int list_one(const cj_schedule_info *info, void *arg) {
 	return 0;
 }
 
-/* {"schedules":[...]}, in name (byte) order. */
-void srv_h_schedules_list(struct srv_req *r) {
+int srv_list_schedules(struct srv *s, json_t **out) {
 	json_t *arr = json_array();
-	int rc = arr ? cj_schedule_list(r->srv->db, NULL, list_one, arr) : CJ_NOMEM;
+	int rc = arr ? cj_schedule_list(s->db, NULL, list_one, arr) : CJ_NOMEM;
 	if (rc != CJ_OK) {
 		json_decref(arr);
+		arr = NULL;
+	}
+	*out = arr;
+	return rc;
+}
+
+/* {"schedules":[...]}, in name (byte) order. */
+void srv_h_schedules_list(struct srv_req *r) {
+	json_t *arr;
+	int rc = srv_list_schedules(r->srv, &arr);
+	if (rc != CJ_OK) {
 		srv_reply_cj(r, rc);
 		return;
 	}

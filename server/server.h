@@ -294,6 +294,9 @@ int srv_policy_parse(struct srv_req *r, json_t *o, const char *what, cj_retry_po
  * "finished"},"oldest_due","oldest_pending_age" (or null),
  * "pending_untimed"}. One scan of the jobs. A CJ_* code. */
 int srv_count_types(struct srv *s, json_t **out);
+/* The schedules as GET /v1/schedules lists them (a JSON array, in *out):
+ * a CJ_* code. */
+int srv_list_schedules(struct srv *s, json_t **out);
 
 /* ---- waiting requests (waiters.c) ------------------------------------- */
 

@@ -1,8 +1,11 @@
 /*
  * GET /ui/events: the dashboard's overview as Server-Sent Events. A "types"
  * event carries what GET /v1/types answers, plus "time" (the server's
- * clock, seconds since the epoch), and a new one is sent whenever any job
- * or type timeout changed, in any process using the store.
+ * clock, seconds since the epoch) and "schedules" (what GET /v1/schedules
+ * lists), and a new one is sent whenever any job, type timeout or schedule
+ * changed, in any process using the store: the dashboard polls nothing
+ * (schedule changes wake cj_changes_wait() as job changes do, see
+ * schedule.c; their firing adds jobs).
  *
  * The stream waits in the library for a commit that changed any job
  * (cj_changes_wait(), cancelled when the client hangs up or the server
@@ -53,14 +56,30 @@ static uint64_t fnv_str(uint64_t h, const char *s) {
 }
 
 /* The hash of the overview (every type's timeout and counts, without the
- * ages, which move with the clock) and of the change token taken before it
- * was read: a commit that changed any job, even one the counts do not
- * show (new data), makes a new overview, so that the dashboard reloads
- * its list of jobs. A CJ_* code; *types is the overview (json_decref). */
-static int look(struct srv *s, uint64_t token, uint64_t *out, json_t **types) {
+ * ages, which move with the clock; the schedules) and of the change token
+ * taken before it was read: a commit that changed any job, even one the
+ * counts do not show (new data), makes a new overview, so that the
+ * dashboard reloads its list of jobs. A CJ_* code; *types is the overview
+ * and *scheds the schedules (json_decref both). */
+static int look(struct srv *s, uint64_t token, uint64_t *out, json_t **types,
+                json_t **scheds) {
 	uint64_t h = fnv(1469598103934665603ULL, &token, sizeof token);
 	int rc = srv_count_types(s, types);
 	if (rc != CJ_OK) return rc;
+	if ((rc = srv_list_schedules(s, scheds)) != CJ_OK) {
+		json_decref(*types);
+		*types = NULL;
+		return rc;
+	}
+	char *st = json_dumps(*scheds, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!st) {
+		json_decref(*types);
+		json_decref(*scheds);
+		*types = *scheds = NULL;
+		return CJ_NOMEM;
+	}
+	h = fnv_str(h, st);
+	free(st);
 	const char *k;
 	json_t *v;
 	json_object_foreach(*types, k, v) {
@@ -70,7 +89,8 @@ static int look(struct srv *s, uint64_t token, uint64_t *out, json_t **types) {
 		if (!e || !(text = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS))) {
 			json_decref(e);
 			json_decref(*types);
-			*types = NULL;
+			json_decref(*scheds);
+			*types = *scheds = NULL;
 			return CJ_NOMEM;
 		}
 		h = fnv_str(h, text);
@@ -82,13 +102,15 @@ static int look(struct srv *s, uint64_t token, uint64_t *out, json_t **types) {
 }
 
 /* Queues the "types" event of the store as it is now. 0, or -1. */
-static int queue_overview(struct overview *o, json_t *types, uint64_t hash, int64_t now) {
+static int queue_overview(struct overview *o, json_t *types, json_t *scheds, uint64_t hash,
+                          int64_t now) {
 	json_t *arr = json_array();
 	const char *k;
 	json_t *v;
 	json_object_foreach(types, k, v) json_array_append(arr, v);
 	json_decref(types);
-	json_t *body = json_pack("{s:o,s:I}", "types", arr, "time", (json_int_t)now);
+	json_t *body = json_pack("{s:o,s:I,s:o}", "types", arr, "time", (json_int_t)now,
+	                         "schedules", scheds);
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
 	if (!text) return -1;
@@ -108,14 +130,15 @@ static int look_now(struct overview *o) {
 	int64_t t = cli_now_ms(), now = (int64_t)time(NULL);
 	uint64_t h;
 	int queued = 0;
-	json_t *types = NULL;
+	json_t *types = NULL, *scheds = NULL;
 	if (cj_changes_token(o->srv->db, &o->token) != CJ_OK) return -1;
-	if (look(o->srv, o->token, &h, &types) != CJ_OK) return -1;
+	if (look(o->srv, o->token, &h, &types, &scheds) != CJ_OK) return -1;
 	if (!o->sent || h != o->hash) {
-		if (queue_overview(o, types, h, now) != 0) return -1;
+		if (queue_overview(o, types, scheds, h, now) != 0) return -1;
 		queued = 1;
 	} else {
 		json_decref(types);
+		json_decref(scheds);
 	}
 	int64_t cost = cli_now_ms() - t, wait = cost * LOOK_COST_FACTOR;
 	wait = wait < LOOK_MIN_MS ? LOOK_MIN_MS : wait > LOOK_MAX_MS ? LOOK_MAX_MS : wait;

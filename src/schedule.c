@@ -194,6 +194,20 @@ static int read_one(cj_tx *tx, const char *name, cj_schedule_info *old) {
 	return rc ? rc : cj__schedule_decode(v, vl, old);
 }
 
+/* Marks a schedule's change: its channel, for the schedulers, and the
+ * "activity" channel, so that observers of cj_changes_wait() (the
+ * dashboard's overview, which shows the schedules) wake for it as for a
+ * job's change. It is marked as the job of no type ("" is no job's type)
+ * named like the schedule, with its job word, as a job's commit marks it
+ * (a mark of "activity" alone would read as a commit of the first build,
+ * and make every notifier read all of its subscriptions again): the word
+ * may be a real job's too, whose subscribers then look again for
+ * nothing. */
+static int schedule_changed(cj_tx *tx, const char *name) {
+	int rc = cj__notify(tx, CJ_CHAN_SCHEDULES);
+	return rc ? rc : cj__notify_job(tx, "", name);
+}
+
 static int set_fn(cj_tx *tx, void *arg) {
 	struct one_arg *a = arg;
 	cj_schedule_info old = {0};
@@ -218,7 +232,7 @@ static int set_fn(cj_tx *tx, void *arg) {
 	int64_t served = exists && old.served > a->now ? old.served : a->now;
 	cj__schedule_encode(&v, a->set, a->set->data, served, exists ? old.fired : 0);
 	cj__key_schedule(&tx->kbuf, a->name);
-	if (!(rc = cj__put(tx, &tx->kbuf, &v))) rc = cj__notify(tx, CJ_CHAN_SCHEDULES);
+	if (!(rc = cj__put(tx, &tx->kbuf, &v))) rc = schedule_changed(tx, a->name);
 out:
 	cj_schedule_info_clear(&old);
 	cj__buf_free(&v);
@@ -268,7 +282,7 @@ static int remove_fn(cj_tx *tx, void *arg) {
 	int rc = cj__del(tx, &tx->kbuf);
 	if (rc == CJ_NOT_FOUND)
 		return cj__fail(CJ_NOT_FOUND, "no schedule \"%.60s\"", a->name);
-	return rc ? rc : cj__notify(tx, CJ_CHAN_SCHEDULES);
+	return rc ? rc : schedule_changed(tx, a->name);
 }
 
 int cj_schedule_remove(cj_db *db, cj_tx *tx, const char *name) {

@@ -6,10 +6,10 @@
  *
  * Live updates come as Server-Sent Events read with fetch() (EventSource
  * cannot send the Authorization header): /ui/events for the types and the
- * job list, /v1/jobs/{type}/{id}/events for the open job. The schedules
- * and the open type's settings are read again on each overview, and the
- * schedules every SCHED_POLL ms while the page is visible (a schedule
- * changed elsewhere moves no count).
+ * job list, /v1/jobs/{type}/{id}/events for the open job. The overview
+ * carries the schedules too (a schedule changed elsewhere sends a new
+ * one), so nothing is polled: an idle dashboard makes no request. The open
+ * type's settings are read again on each overview.
  */
 'use strict';
 
@@ -18,7 +18,6 @@
   const TOKEN_KEY = 'couchjobs.token';
   const BASE_STATES = ['pending', 'scheduled', 'running', 'finished'];
   const RATE_WINDOW = 300; /* seconds of finished counts behind the throughput */
-  const SCHED_POLL = 5000;
 
   const $ = (id) => document.getElementById(id);
 
@@ -310,7 +309,10 @@
     renderFilters();
     loadJobs();
     rewatchEnded();
-    loadSchedules();
+    if (Array.isArray(o.schedules)) {
+      schedules = o.schedules;
+      renderSchedules();
+    }
     if (settingsOf !== null) loadSettings(settingsOf);
   }
 
@@ -934,7 +936,6 @@
 
     /* ages and rates move on without events */
     setInterval(() => { if (types.length && !editing) renderTypes(); }, 5000);
-    setInterval(() => { if (document.visibilityState === 'visible' && !needToken) loadSchedules(); }, SCHED_POLL);
     stream('/ui/events', {
       event: (name, data) => { if (name === 'types') onOverview(data); },
       status: (s) => {

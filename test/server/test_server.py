@@ -1036,6 +1036,30 @@ def voluntary_switches(pid):
     return d
 
 
+def case_ui_schedules(cjobs, scratch):
+    """The dashboard's overview stream carries the schedules: one set or
+    removed by another process (the CLI) sends a new overview at once,
+    without a poll (a schedule's change wakes the stream as a job's
+    does)."""
+    s = fresh(cjobs, scratch)
+    s.ok("PUT", "/v1/types/t", {"timeout": 30})
+    ev = Events(s, "/ui/events")
+    _, d = ev.next()
+    eq((ev.event, d.get("schedules")), ("types", []), "the overview, no schedule yet")
+    t0 = time.monotonic()
+    s.cli("schedule", "add", "tick", "--every", "1h", "--type", "t")
+    _, d = ev.next()
+    eq([x["name"] for x in d["schedules"]], ["tick"], "the schedule added by the CLI")
+    eq(d["schedules"][0], s.ok("GET", "/v1/schedules/tick"), "as GET /v1/schedules/tick has it")
+    s.cli("schedule", "rm", "tick")
+    _, d = ev.next()
+    eq(d["schedules"], [], "removed by the CLI")
+    # sooner than the stream's look without commits (30 s)
+    check(time.monotonic() - t0 < bound(20), "the changes came late: %.1f s", time.monotonic() - t0)
+    ev.close()
+    s.stop()
+
+
 def case_ui_busy(cjobs, scratch):
     """The dashboard's overview stream on a busy store: a change that comes
     before its next look may run (a second after the last) waits for that

@@ -8,7 +8,8 @@
  * refused without it, and renders a job whose id and data hold markup as
  * text, running nothing; shows a type's settings (limits and retention set
  * by the CLI); lists the schedules, one made by the CLI whose name holds
- * markup (as text), and creates and removes one with the token.
+ * markup (as text), and creates and removes one with the token; idle, it
+ * makes no request, and a schedule added by the CLI reaches it.
  *
  *   node test/ui/dashboard.test.js path/to/cjobs
  *
@@ -225,8 +226,9 @@ async function main() {
         }
       }
     };
-    /* forgets the token: the dialog closes, seen by its close event (the
-     * schedules' poll, refused from then on, may open it again at once) */
+    /* forgets the token: the dialog closes, seen by its close event (a
+     * request of the page's, refused from then on, may open it again at
+     * once) */
     const forgetToken = async () => {
       await page.evaluate(() => {
         window.__tokenClosed = false;
@@ -236,11 +238,10 @@ async function main() {
       await click('#token-forget');
       await page.waitForFunction(() => window.__tokenClosed);
     };
-    /* runs act, which ends refused for want of the token. The schedules'
-     * poll (every 5 s) may be refused first and open the dialog on its own,
-     * over the page: then act misses. Close it and act again; once a request
-     * was refused the poll waits for a token, so the next try's refusal is
-     * act's */
+    /* runs act, which ends refused for want of the token. A request the
+     * page makes on its own (a reload on an overview) may be refused first
+     * and open the dialog, over the page: then act misses. Close it and act
+     * again; the next try's refusal is act's */
     const refusedWithoutToken = async (act) => {
       for (let attempt = 1; ; attempt++) {
         if (await act({ timeout: ms(5) }).then(() => true, (e) => { if (attempt >= 3) throw e; return false; })) return;
@@ -544,6 +545,33 @@ async function main() {
     check(await page.evaluate(() => window.__pwned === undefined &&
       document.scripts.length === 1 && ![...document.querySelectorAll('*')].some((e) =>
         [...e.attributes].some((a) => a.name.startsWith('on')))), 'nothing of the schedules ran');
+
+    /* 13. an idle dashboard asks nothing (it polled the schedules every
+     * 5 s): once 1.5 s passed without a request (what the removal above
+     * set off is done), none comes for 6.5 s; then a schedule added by
+     * another process (the CLI) reaches the page over the overview's
+     * stream, with no request for the schedules */
+    const asked = [];
+    const onRequest = (r) => asked.push({ t: Date.now(), what: r.method() + ' ' + r.url() });
+    page.on('request', onRequest);
+    const pause = (n) => new Promise((r) => setTimeout(r, n));
+    const quietFrom = Date.now();
+    for (;;) {
+      await pause(250);
+      const last = asked.length ? asked[asked.length - 1].t : quietFrom;
+      if (Date.now() - last >= 1500) break;
+      check(Date.now() - quietFrom < ms(60), 'the page never went quiet: ' + JSON.stringify(asked));
+    }
+    const idleFrom = asked.length;
+    await pause(6500);
+    const idle = asked.slice(idleFrom).map((a) => a.what);
+    check(idle.length === 0, 'an idle dashboard asked ' + JSON.stringify(idle));
+    cli('schedule', 'add', 'pushed', '--every', '1h', '--type', 'report');
+    await page.waitForFunction(() => [...document.querySelectorAll('#sched-body tr')]
+      .some((tr) => tr.dataset.schedule === 'pushed'));
+    const polled = asked.slice(idleFrom).map((a) => a.what).filter((w) => w.includes('/v1/schedules'));
+    check(polled.length === 0, 'the schedules were asked for: ' + JSON.stringify(polled));
+    page.off('request', onRequest);
 
     const csps = await page.evaluate(() => window.__csp);
     check(csps.length === 0, 'CSP violations: ' + JSON.stringify(csps));

@@ -115,6 +115,7 @@ struct run {
 	int rc;
 	int line;
 	unsigned acked;     /* steps that returned CJ_OK (bits, per scenario) */
+	uint64_t removed;   /* what the prune scenario's cj_prune said it removed */
 };
 
 /* The code a fault of this run's mode stands for. */
@@ -541,8 +542,59 @@ static void fail_post(struct run *r, cj_db *db) {
 	CHECK_INT(state_of(db, r->type, "b"), CJ_PENDING);
 }
 
+/* two finished and two dead jobs, ended in that order */
+static void setup_prune(struct run *r, cj_db *db) {
+	setup_timeout(r, db);
+	cj_accept_opts o = CJ_ACCEPT_OPTS_INIT;
+	o.timeout_ms = 0;
+	static const char *const ids[] = {"f0", "f1", "d0", "d1"};
+	for (int i = 0; i < 4; i++) {
+		cj_job *job;
+		CHECK_OK(cj_add(db, NULL, r->type, ids[i], NULL, 0));
+		CHECK_OK(cj_accept(db, r->type, &o, &job, NULL));
+		CHECK_OK(i < 2 ? cj_finish(db, NULL, job, NULL) : cj_fail(db, NULL, job, NULL));
+		cj_job_free(job);
+	}
+}
+
+/* a prune of every finished and dead job: one batch for the finished, one
+ * for the dead, so a fault in the second stops it part way */
+static void prune_run(struct run *r) {
+	cj_db *db = NULL;
+	cj_retention lim = {CJ_KEEP_ALL, 0, CJ_KEEP_ALL, 0};
+	r->removed = UINT64_MAX;
+	STEP(r, cj_open(r->furl, &r->opts, &db));
+	ACK(r, 0, cj_prune(db, r->type, &lim, &r->removed));
+out:
+	cj_close(db);
+}
+
+/* What cj_prune said it removed was removed, the batches before its
+ * failure included; only a lost connection may have landed one more batch
+ * (its commit's outcome is unknown). */
+static void prune_post(struct run *r, cj_db *db) {
+	static const char *const ids[] = {"f0", "f1", "d0", "d1"};
+	uint64_t gone = 0, finished_gone = 0;
+	for (int i = 0; i < 4; i++)
+		if (state_or_missing(db, r->type, ids[i]) == CJ_REMOVED) {
+			gone++;
+			finished_gone += i < 2;
+		}
+	if (r->removed == UINT64_MAX) { /* the open failed */
+		CHECK_INT(gone, 0);
+		return;
+	}
+	CHECK(finished_gone == 2 || gone == finished_gone); /* the finished went first */
+	if (ACKED(r, 0)) CHECK_INT(r->removed, 4);
+	if (r->mode == LOST && !ACKED(r, 0))
+		CHECK(gone == r->removed || gone == r->removed + 2);
+	else
+		CHECK_INT(gone, r->removed);
+}
+
 static const struct scenario fail_scenarios[] = {
 	{"fail", setup_fail, fail_run, fail_post},
+	{"prune", setup_prune, prune_run, prune_post},
 };
 
 /* group commit: threads of one handle (sync=full, where calls are
@@ -906,7 +958,9 @@ TEST(faults_more) {
 	        sizeof scenarios / sizeof scenarios[0] - FAULTS_FIRST);
 }
 
-/* a case of its own, with a time limit of its own */
+/* a case of its own, with a time limit of its own: failures and redrives,
+ * and a prune stopped part way (the count it gives of what it removed
+ * before the fault) */
 TEST(faults_fail) {
 	run_all(t_url(), fail_scenarios, sizeof fail_scenarios / sizeof fail_scenarios[0]);
 }

@@ -747,6 +747,24 @@ static int lme_open_again(cj_edb *db, const cj_options *o, int dirfd) {
 	return CJ_OK;
 }
 
+/* A data.mdb shorter than its last commit's pages (a copy cut short, a
+ * truncated file) would make LMDB read past the end of its map (SIGBUS) at
+ * the first look at a page: refused before any. */
+static int lme_length_check(cj_edb *db) {
+	MDB_envinfo info;
+	MDB_stat st;
+	struct stat fs;
+	int fd;
+	if (mdb_env_info(db->env, &info) || mdb_env_stat(db->env, &st) ||
+	    mdb_env_get_fd(db->env, &fd) || fstat(fd, &fs) != 0)
+		return cj__fail(CJ_STORE, "%s: cannot read data.mdb's length", db->path);
+	uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	if ((uint64_t)fs.st_size >= need) return CJ_OK;
+	return cj__fail(CJ_STORE, "%s: damaged store: data.mdb is shorter (%llu bytes) than "
+	                "its last commit's pages (%llu bytes)", db->path,
+	                (unsigned long long)fs.st_size, (unsigned long long)need);
+}
+
 static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 	*out = NULL;
 	const char *path = strncmp(url, "lmdb:", 5) == 0 ? url + 5 : url;
@@ -828,6 +846,7 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 			rc = cj__fail(CJ_STORE, "%s: %s", path, mdb_strerror(rc));
 		goto out_close;
 	}
+	if ((rc = lme_length_check(db))) goto out_close;
 	struct stat lock;
 	if (db->readonly != 2 && fstatat(dirfd, "lock.mdb", &lock, AT_SYMLINK_NOFOLLOW) == 0) {
 		db->lock_dev = lock.st_dev;

@@ -183,7 +183,7 @@ static void empty_dir(const char *dir) {
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.') continue;
 		char p[8192];
-		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+		if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= (int)sizeof p) continue;
 		unlink(p);
 	}
 	closedir(d);
@@ -485,7 +485,7 @@ static void rm_tree(const char *dir) {
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.') continue;
 		char p[8192];
-		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+		if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= (int)sizeof p) continue;
 		struct stat st;
 		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) empty_dir(p);
 		else unlink(p);

@@ -522,64 +522,39 @@ static int pge_put(cj_etx *tx, int space, const void *k, size_t kl, const void *
 	return rc;
 }
 
-/* Appends key k to the text-form array being built in b ("{" first). */
-static void add_key(cj_buf *b, const uint8_t *k, size_t kl) {
-	static const char hex[] = "0123456789abcdef";
-	int first = b->len == 1;
-	cj__buf_add(b, first ? "\"\\\\x" : ",\"\\\\x", first ? 4 : 5);
-	for (size_t j = 0; j < kl; j++) {
-		char h[2] = {hex[k[j] >> 4], hex[k[j] & 15]};
-		cj__buf_add(b, h, 2);
-	}
-	cj__buf_add(b, "\"", 1);
-}
-
 /* One upsert of every counter, queued: the keys and deltas go as two
- * arrays in text form ({"\\x0102",...} and {1,-1,...}). Then, when a
- * delta is negative, the delete of those of its counters that it brought
- * to 0 (cj_add_zero): a count of 0 is what an absent counter holds, and a
- * type whose jobs are all gone leaves no rows behind (cj_verify and the
- * listings of counters read every row, for ever). The upsert took the
- * rows in key order and holds them, so the delete waits for no one and
- * changes no writer's order of locks; a writer waiting on a row it deletes
- * inserts it again once this commits (the upsert's conflict is
- * re-checked). One more statement, in the same round trip, for a call that
- * lowers a count. */
+ * arrays in text form ({"\\x0102",...} and {1,-1,...}). */
 static int pge_add(cj_etx *tx, int space, const cj_eadd *a, size_t n) {
-	cj_buf keys = CJ_BUF_INIT, deltas = CJ_BUF_INIT, zero = CJ_BUF_INIT;
+	static const char hex[] = "0123456789abcdef";
+	cj_buf keys = CJ_BUF_INIT, deltas = CJ_BUF_INIT;
 	pge_clear(tx);
 	cj__buf_add(&keys, "{", 1);
 	cj__buf_add(&deltas, "{", 1);
-	cj__buf_add(&zero, "{", 1);
 	for (size_t i = 0; i < n; i++) {
 		char d[24];
 		pge_unclaim(tx, space, a[i].k, a[i].kl);
 		pge_unprefetch(tx, space, a[i].k, a[i].kl);
-		add_key(&keys, a[i].k, a[i].kl);
-		if (a[i].delta < 0) add_key(&zero, a[i].k, a[i].kl);
+		cj__buf_add(&keys, i ? ",\"\\\\x" : "\"\\\\x", i ? 5 : 4);
+		for (size_t j = 0; j < a[i].kl; j++) {
+			char h[2] = {hex[a[i].k[j] >> 4], hex[a[i].k[j] & 15]};
+			cj__buf_add(&keys, h, 2);
+		}
+		cj__buf_add(&keys, "\"", 1);
 		int dl = snprintf(d, sizeof d, "%s%lld", i ? "," : "", (long long)a[i].delta);
 		cj__buf_add(&deltas, d, (size_t)dl);
 	}
-	int lower = zero.len > 1;
 	cj__buf_add(&keys, "}", 2); /* with its NUL */
 	cj__buf_add(&deltas, "}", 2);
-	cj__buf_add(&zero, "}", 2);
-	int rc = keys.oom || deltas.oom || zero.oom ? cj__fail(CJ_NOMEM, "out of memory") : CJ_OK;
+	int rc = keys.oom || deltas.oom ? cj__fail(CJ_NOMEM, "out of memory") : CJ_OK;
 	if (rc == CJ_OK) {
 		const char *vals[3] = {cj__pg_space[space], (const char *)keys.p,
 		                       (const char *)deltas.p};
 		int lens[3] = {0, 0, 0}, fmts[3] = {0, 0, 0};
 		rc = cj__pg_queue(tx, "cj_add", NULL, 3, vals, lens, fmts);
 	}
-	if (rc == CJ_OK && lower) {
-		const char *vals[2] = {cj__pg_space[space], (const char *)zero.p};
-		int lens[2] = {0, 0}, fmts[2] = {0, 0};
-		rc = cj__pg_queue(tx, "cj_add_zero", NULL, 2, vals, lens, fmts);
-	}
 	if (rc == CJ_OK) tx->dirty = 1;
 	cj__buf_free(&keys);
 	cj__buf_free(&deltas);
-	cj__buf_free(&zero);
 	return rc;
 }
 

@@ -63,11 +63,6 @@ int cj__pg_build_sql(cj_edb *db) {
 		"ORDER BY u.i ON CONFLICT (space, k) DO UPDATE SET "
 		"v = int8send(('x' || encode(t.v, 'hex'))::bit(64)::bigint + "
 		"('x' || encode(EXCLUDED.v, 'hex'))::bit(64)::bigint); "
-		/* counters that an add with a negative delta brought to 0 (pg.c's
-		 * pge_add): rows the transaction holds already */
-		"PREPARE cj_add_zero (smallint, bytea[]) AS "
-		"DELETE FROM %s.kv WHERE space = $1 AND k = ANY($2) "
-		"AND v = '\\x0000000000000000'::bytea; "
 		"PREPARE cj_del (smallint, bytea) AS "
 		"DELETE FROM %s.kv WHERE space = $1 AND k = $2; "
 		"PREPARE cj_scan (smallint, bytea, bytea, bigint) AS "
@@ -77,7 +72,7 @@ int cj__pg_build_sql(cj_edb *db) {
 		"SELECT k, v FROM %s.kv WHERE space = $1 AND k > $2 AND k < $3 "
 		"ORDER BY k LIMIT $4",
 		db->relaxed ? "SET synchronous_commit TO off; " : "", s, s, PGE_KEY_LOCK_CLASS,
-		PGE_KEY_LOCK_CLASS, s, s, s, s, s, s, s, s, s, s, s, s, s);
+		PGE_KEY_LOCK_CLASS, s, s, s, s, s, s, s, s, s, s, s, s);
 	db->sql_listen = cj__pg_printf("LISTEN \"%s\"", db->chan);
 	if (!db->sql_prepare || !db->sql_listen)
 		return cj__fail(CJ_NOMEM, "out of memory");

@@ -226,31 +226,36 @@ static int dir_find(const struct pl_dir *d, const char *name) {
 	return -1;
 }
 
-static int img_data(const struct pl_trace *t, size_t k, const struct pl_dir *base,
-                    const char *dir, pl_rng *g) {
+/* A file written with write() and flushed (data.mdb, the log): from base
+ * (empty if not there, unless required), then the prefix's writes. */
+static int img_data(const char *name, int required, const struct pl_trace *t, size_t k,
+                    const struct pl_dir *base, const char *dir, pl_rng *g) {
 	char path[4096];
 	struct file_img f = {0};
-	int b = dir_find(base, "data.mdb");
-	if (b < 0) {
+	int b = dir_find(base, name);
+	if (b < 0 && required) {
 		errno = ENOENT;
 		return -1;
 	}
-	if (img_reserve(&f, base->len[b]) != 0) return -1;
-	memcpy(f.p, base->data[b], base->len[b]);
-	f.len = base->len[b];
-	/* the last start of a flush of data.mdb that ended within the prefix:
+	if (b >= 0) {
+		if (img_reserve(&f, base->len[b]) != 0) return -1;
+		memcpy(f.p, base->data[b], base->len[b]);
+		f.len = base->len[b];
+	}
+	/* the last start of a flush of the file that ended within the prefix:
 	 * every write recorded before it is on disk */
-	size_t covered = 0;
+	size_t covered = 0, seen = b >= 0;
 	for (size_t i = 0; i < k; i++) {
 		const struct pl_rec *r = &t->r[i];
-		if (r->kind == PL_SYNC_START && r->end && r->end < k &&
-		    strcmp(r->file, "data.mdb") == 0)
+		if (strcmp(r->file, name) == 0) seen = 1;
+		if (r->kind == PL_SYNC_START && r->end && r->end < k && strcmp(r->file, name) == 0)
 			covered = i;
 	}
+	if (!seen) return 0;
 	int rc = 0;
 	for (size_t i = 0; i < k && rc == 0; i++) {
 		const struct pl_rec *r = &t->r[i];
-		if (strcmp(r->file, "data.mdb") != 0) continue;
+		if (strcmp(r->file, name) != 0) continue;
 		if (r->kind == PL_WRITE)
 			rc = i < covered ? img_put(&f, r, 0, r->len) : img_maybe(&f, r, g);
 		else if (r->kind == PL_TRUNC && (i < covered || pl_rand(g) & 1)) {
@@ -265,10 +270,14 @@ static int img_data(const struct pl_trace *t, size_t k, const struct pl_dir *bas
 	 * it left (it was the last the disk was given) */
 	for (size_t i = 0; i < k && rc == 0; i++) {
 		const struct pl_rec *r = &t->r[i];
-		if (r->kind == PL_WRITE_START && r->end >= k && strcmp(r->file, "data.mdb") == 0)
+		if (r->kind == PL_WRITE_START && r->end >= k && strcmp(r->file, name) == 0)
 			rc = img_maybe(&f, &t->r[r->end], g);
 	}
-	snprintf(path, sizeof path, "%s/data.mdb", dir);
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	/* a power loss reboots the machine: the log's boot id (bytes 8 to 27 of
+	 * its header, with their CRC: src/engine/lmdb_log.h) is not the
+	 * machine's when the image is opened */
+	if (rc == 0 && strcmp(name, "log") == 0 && f.len >= 28) memset(f.p + 8, 0, 20);
 	if (rc == 0) rc = spill(path, f.p, f.len);
 	free(f.p);
 	return rc;
@@ -353,13 +362,16 @@ int pl_image(const struct pl_trace *t, size_t k, const struct pl_dir *base,
 			errno = ENOTSUP; /* the model has no place for it */
 			return -1;
 		}
-	if (img_data(t, k > t->n ? t->n : k, base, dir, g) != 0) return -1;
+	if (img_data("data.mdb", 1, t, k > t->n ? t->n : k, base, dir, g) != 0 ||
+	    img_data("log", 0, t, k > t->n ? t->n : k, base, dir, g) != 0)
+		return -1;
 	/* every other file of either directory, in order of name */
 	const struct pl_dir *ds[2] = {base, end};
 	for (int d = 0; d < 2; d++)
 		for (size_t i = 0; i < ds[d]->n; i++) {
 			const char *name = ds[d]->name[i];
-			if (strcmp(name, "data.mdb") == 0 || (d == 1 && dir_find(base, name) >= 0))
+			if (strcmp(name, "data.mdb") == 0 || strcmp(name, "log") == 0 ||
+			    (d == 1 && dir_find(base, name) >= 0))
 				continue;
 			if (img_mapped(name, base, end, dir, g) != 0) return -1;
 		}

@@ -152,8 +152,10 @@
  * refuse the older layout, and note it in doc/format.md.
  */
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,6 +165,7 @@
 #include <unistd.h>
 
 #include "cj_int.h"
+#include "engine/lmdb_log.h"
 #include "os/os.h"
 
 #define LME_LAYOUT 2
@@ -176,12 +179,25 @@
 #define LME_RESERVE ((size_t)1 << 20)
 #define LME_RESERVE_RETRY_MS 10000
 /* the flush file's 64-bit words (top of this file) */
-#define LME_FLUSH_WORDS 16 /* u32: room for 8 */
+#define LME_FLUSH_WORDS 32 /* u32: room for 16 (the first build's file: 8) */
 #define LME_FLUSH_DURABLE 0 /* durable through this commit */
 #define LME_FLUSH_LAST 1    /* the last commit acknowledged as written */
 #define LME_FLUSH_FLUSHING 2 /* the last value of LAST a flush started at */
 #define LME_FLUSH_BEGUN 3    /* the last write transaction begun, by number */
 #define LME_FLUSH_ABANDONED 4 /* the last one that ended without a commit */
+/* the log's words (doc/engine-log.md), changed only under the gate */
+#define LME_LOG_END 5   /* bytes of records written, ever (only grows) */
+#define LME_LOG_GEN 6   /* the generation of the newest checkpoint */
+#define LME_LOG_START 7 /* LOG_END when it was made: its records start there */
+#define LME_PIN_OWNER 8 /* the owner id of the process pinning it; 0: none */
+#define LME_LOG_DIRTY 9 /* 1 while the words above are being changed */
+#define LME_LOG_PAGES 10 /* data.mdb's last page at the last checkpoint */
+#define LME_LOG_SALT 11  /* the last checkpoint's salt (lmdb_log.h) */
+/* A checkpoint is made once this many bytes of records follow the last,
+ * or data.mdb has grown by this many pages since (while a checkpoint is
+ * pinned, LMDB reuses no page freed after it: this bounds the growth) */
+#define LME_CKPT_BYTES ((uint64_t)1 << 20)
+#define LME_CKPT_PAGES 2048
 /* how long a commit waits for another process's flush before it flushes
  * itself (that process may have been killed); for a later writer's commit,
  * at most this many of its own last flush's time, plus 1 ms */
@@ -198,6 +214,8 @@ struct cj_edb {
 	atomic_int grow_err;     /* the last growth failed with this (0: none) */
 	int sync_after;          /* CJ_SYNC_FULL: flush after each commit */
 	int skip_durable;        /* fault builds: acknowledge without it */
+	int fault_nopin;         /* fault builds: checkpoints keep no pin */
+	int fault_noreplay;      /* fault builds: recovery replays nothing */
 	cj_wakemap *wake;
 	cj_wakemap *flush; /* the flush file's words (NULL: flush alone) */
 	_Atomic uint64_t shared; /* flushes left to other commits */
@@ -223,6 +241,21 @@ struct cj_edb {
 	ino_t lock_ino;
 	int refs;   /* opens not closed yet */
 	int forked; /* in a child after fork: not to be handed out */
+	/* the log (doc/engine-log.md): every writable open keeps one */
+	int logging;
+	lml log;
+	const cj_os_owner *owner; /* this process's id among the log's users */
+	pthread_mutex_t gate_mu;  /* the gate, within the process */
+	pthread_mutex_t pin_mu;   /* guards pin, pin_gen */
+	MDB_txn *pin;             /* a read transaction on a checkpoint */
+	uint64_t pin_gen;         /* its generation */
+	pthread_t pin_thread;     /* lets go of pins of past generations */
+	int has_pin_thread;
+	atomic_int stop;
+	uint64_t ckpt_bytes; /* a checkpoint once this many bytes of records */
+	uint64_t ckpt_pages; /* or once data.mdb grew by this many pages */
+	lml_ckpt *ck;      /* room for a checkpoint (under the gate) */
+	cj_buf rd;         /* a record read back (under the gate) */
 };
 
 struct cj_etx {
@@ -238,6 +271,7 @@ struct cj_etx {
 	cj_wordset notify; /* words marked by notify() */
 	cj_buf kb; /* physical key */
 	cj_buf vb; /* physical value of a long key */
+	cj_buf rec; /* its changes, as a log record (lmdb_log.h) */
 };
 
 static int lme_err(int rc, const char *what) {
@@ -254,6 +288,7 @@ static int lme_err(int rc, const char *what) {
  * syncing is relaxed. */
 static int lme_flush(cj_edb *db) {
 	if (!db->sync_after) return CJ_OK;
+	if (db->logging) return cj__lml_flush(&db->log);
 	int rc = mdb_env_sync(db->env, 1);
 	return rc ? lme_err(rc, "sync") : CJ_OK;
 }
@@ -268,8 +303,9 @@ static int lme_durable(cj_edb *db, uint64_t n) {
 	if (db->skip_durable) return CJ_OK; /* lme_fault_flags() */
 #endif
 	if (!m) return lme_flush(db);
-	/* this commit's data flush covered every earlier commit */
-	if (cj__os_word64_raise(m, LME_FLUSH_DURABLE, n - 1))
+	/* this commit's data flush covered every earlier commit (LMDB's
+	 * flushes; with the log, commits make none) */
+	if (!db->logging && cj__os_word64_raise(m, LME_FLUSH_DURABLE, n - 1))
 		cj__os_word64_wake(m, LME_FLUSH_DURABLE);
 	cj__os_word64_raise(m, LME_FLUSH_LAST, n);
 	int64_t until = -1;
@@ -285,7 +321,7 @@ static int lme_durable(cj_edb *db, uint64_t n) {
 		/* a flush that started after this commit is under way, or a write
 		 * transaction that began after it, whose commit flushes it */
 		int flushing = f > d && f >= n;
-		int writing = b > n && cj__os_word64_load(m, LME_FLUSH_ABANDONED) < b;
+		int writing = !db->logging && b > n && cj__os_word64_load(m, LME_FLUSH_ABANDONED) < b;
 		int64_t now = cj__mono_ms();
 		if ((flushing || writing) && (until < 0 || now < until)) {
 			if (until < 0) {
@@ -326,6 +362,14 @@ static void lme_fault_flags(cj_edb *db, unsigned *flags) {
 #ifdef CJ_FAULT_INJECTION
 	const char *e = getenv("CJ_TEST_SKIP_META_FLUSH");
 	db->skip_durable = db->sync_after && e && strcmp(e, "1") == 0;
+	e = getenv("CJ_TEST_CKPT_BYTES"); /* checkpoints this often (test_powerloss) */
+	if (e && atoll(e) > 0) db->ckpt_bytes = (uint64_t)atoll(e);
+	e = getenv("CJ_TEST_LOG_NOPIN");
+	db->fault_nopin = e && strcmp(e, "1") == 0;
+	e = getenv("CJ_TEST_LOG_NOREPLAY");
+	db->fault_noreplay = e && strcmp(e, "1") == 0;
+	e = getenv("CJ_TEST_CKPT_PAGES");
+	if (e && atoll(e) > 0) db->ckpt_pages = (uint64_t)atoll(e);
 	e = getenv("CJ_TEST_DATA_NOSYNC");
 	if (db->sync_after && e && strcmp(e, "1") == 0) *flags |= MDB_NOSYNC;
 #else
@@ -368,7 +412,7 @@ static void lme_fault_rewrite(cj_edb *db) {
  * be read leaves each commit to flush alone. */
 static int lme_flush_open(cj_edb *db) {
 	int ro, fd;
-	if (!db->sync_after || db->readonly) return CJ_OK;
+	if (db->readonly) return CJ_OK;
 	int rc = cj__os_store_file(db->dirfd, db->path, "flush", db->mode,
 	                           LME_FLUSH_WORDS * sizeof(uint32_t), &ro, &fd);
 	if (rc) return rc;
@@ -474,6 +518,8 @@ static int lme_convert_1(cj_edb *db, MDB_txn *txn) {
 	return mdb_put(txn, db->meta, &lk, &lv, 0);
 }
 
+static void lme_unpin(cj_edb *db);
+
 /* Begins an LMDB transaction holding db->resize shared: 0 (lock held) or
  * an LMDB code (lock released). A map another process grew is adopted, a
  * bounded number of times. */
@@ -487,10 +533,433 @@ static int lme_txn_begin(cj_edb *db, unsigned flags, MDB_txn **txn) {
 		/* another process grew the map: adopt its size */
 		pthread_rwlock_wrlock(&db->resize);
 		atomic_store(&db->map_end, 0); /* it moves: lme_in_file() */
+		lme_unpin(db); /* no transaction of the process may be active */
 		rc = mdb_env_set_mapsize(db->env, 0);
 		pthread_rwlock_unlock(&db->resize);
 		if (rc) return rc;
 	}
+}
+
+/* ---- the log ---------------------------------------------------------------
+ *
+ * doc/engine-log.md gives the design; lmdb_log.h the file. Every writable
+ * open keeps the log: LMDB runs with MDB_NOSYNC, each commit writes its
+ * changes as one record before mdb_txn_commit, and a durable commit is on
+ * disk once a flush of the log that began after its record was written has
+ * ended (lme_durable). A checkpoint flushes data.mdb, pins its last commit
+ * C with a read transaction (LMDB reuses no page C uses while a reader is
+ * on it), and copies data.mdb's two meta pages into the log; after a power
+ * loss, the first open writes them back and replays the records after C.
+ *
+ * The gate (an OFD lock of the log's second byte, and gate_mu within the
+ * process) is held by a writer from before its record is written to after
+ * its commit, and by a process dropping its pin; the log's words change
+ * only under it. So no writer is ever between its check of the pin and
+ * its commit while the pin goes, and the words and the records agree
+ * whenever the gate is free, but for a holder killed inside it: then
+ * LOG_DIRTY is 1 (its words are read again from the log) or the record at
+ * the end is one it wrote (counted if its commit happened, overwritten if
+ * not: the store's commit number says which). */
+
+#define LME_REC_META 2 /* record spaces past the core's: "cj_engine" */
+#define LME_REC_BOOK 3 /* the main database ("commit", receipts) */
+
+static int lme_gate(cj_edb *db, int on) {
+	if (on) pthread_mutex_lock(&db->gate_mu);
+	struct flock f;
+	memset(&f, 0, sizeof f);
+	f.l_type = on ? F_WRLCK : F_UNLCK;
+	f.l_whence = SEEK_SET;
+	f.l_start = 1;
+	f.l_len = 1;
+	int rc = CJ_OK;
+	while (fcntl(db->log.fd, F_OFD_SETLKW, &f) != 0)
+		if (errno != EINTR) {
+			rc = cj__fail(CJ_STORE, "%s: the store's log: cannot lock: %s", db->path,
+			              cj__os_strerror(errno));
+			break;
+		}
+	if (!on || rc) pthread_mutex_unlock(&db->gate_mu);
+	return rc;
+}
+
+/* Adds a change to tx's record. */
+static void lme_rec(cj_etx *tx, int op, int space, const MDB_val *k, const MDB_val *v) {
+	if (!tx->db->logging) return;
+	cj__lml_rec_change(&tx->rec, op, space, k->mv_data, k->mv_size, v ? v->mv_data : NULL,
+	                   v ? v->mv_size : 0);
+}
+
+static uint64_t lme_w(cj_edb *db, unsigned w) { return cj__os_word64_load(db->flush, w); }
+static void lme_wset(cj_edb *db, unsigned w, uint64_t v) { cj__os_word64_set(db->flush, w, v); }
+
+/* Replaces this process's pin with pin (NULL: none) of generation gen. */
+static void lme_pin_set(cj_edb *db, MDB_txn *pin, uint64_t gen) {
+	pthread_mutex_lock(&db->pin_mu);
+	MDB_txn *old = db->pin;
+	db->pin = pin;
+	db->pin_gen = gen;
+	pthread_mutex_unlock(&db->pin_mu);
+	if (old) mdb_txn_abort(old);
+}
+
+/* Makes a checkpoint (gate held; in a write transaction of this process or
+ * alone): flushes data.mdb, pins its last commit, and writes the
+ * checkpoint of generation gen (the words' next, or given) into the log. */
+static int lme_checkpoint(cj_edb *db, uint64_t gen) {
+	if (!gen) gen = lme_w(db, LME_LOG_GEN) + 1;
+	int rc = mdb_env_sync(db->env, 1), fd;
+	if (rc) return lme_err(rc, "sync");
+	MDB_txn *pin;
+	if ((rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &pin))) return lme_err(rc, "begin");
+	MDB_val k = {6, "commit"}, v;
+	MDB_stat st;
+	if ((rc = mdb_get(pin, db->book, &k, &v)) || v.mv_size != 8 ||
+	    (rc = mdb_env_stat(db->env, &st)) || (rc = mdb_env_get_fd(db->env, &fd))) {
+		mdb_txn_abort(pin);
+		return rc ? lme_err(rc, "checkpoint") : cj__fail(CJ_STORE, "corrupt store: no "
+		                                                    "commit counter");
+	}
+	lml_ckpt *c = db->ck;
+	c->gen = gen;
+	c->commit = rd64(v.mv_data);
+	c->psize = st.ms_psize;
+	c->slot = (int)(gen & 1);
+	if ((rc = cj__random(&c->salt, sizeof c->salt))) {
+		mdb_txn_abort(pin);
+		return rc;
+	}
+	size_t n = 2 * (size_t)st.ms_psize;
+	ssize_t got = st.ms_psize <= LML_PAGE_MAX ? pread(fd, c->meta, n, 0) : -1;
+	if (got != (ssize_t)n) {
+		mdb_txn_abort(pin);
+		return cj__fail(CJ_STORE, "%s: cannot read data.mdb's meta pages", db->path);
+	}
+	lme_wset(db, LME_LOG_DIRTY, 1);
+	if ((rc = cj__lml_ckpt_write(&db->log, c))) {
+		mdb_txn_abort(pin);
+		return rc; /* still dirty: the next writer reads the words again */
+	}
+	lme_wset(db, LME_LOG_GEN, gen);
+	lme_wset(db, LME_LOG_SALT, c->salt);
+	lme_wset(db, LME_LOG_START, lme_w(db, LME_LOG_END));
+	lme_wset(db, LME_PIN_OWNER, cj__os_owner(db->owner));
+	MDB_envinfo info;
+	if (mdb_env_info(db->env, &info) == 0) lme_wset(db, LME_LOG_PAGES, info.me_last_pgno);
+	lme_wset(db, LME_LOG_DIRTY, 0);
+#ifdef CJ_FAULT_INJECTION
+	if (db->fault_nopin) { /* lme_fault_flags() */
+		mdb_txn_abort(pin);
+		pin = NULL;
+	}
+#endif
+	lme_pin_set(db, pin, gen);
+	cj__os_word64_wake(db->flush, LME_LOG_GEN); /* older pins may go */
+	return CJ_OK;
+}
+
+/* The words again, from the log (gate held, after a holder of the gate
+ * was killed while changing them): the newest checkpoint's generation and
+ * its records up to commit last; unpinned, so the caller checkpoints. */
+static int lme_log_repair(cj_edb *db, uint64_t last) {
+	int rc = cj__lml_ckpt_read(&db->log, db->ck);
+	if (rc && rc != CJ_NOT_FOUND) return rc;
+	uint64_t gen = rc ? lme_w(db, LME_LOG_GEN) : db->ck->gen, pos = LML_AREA;
+	uint64_t salt = rc ? 0 : db->ck->salt;
+	for (;;) {
+		lml_rec r;
+		int got = cj__lml_read(&db->log, pos, gen, salt, &db->rd, &r);
+		if (got < 0) return got;
+		if (!got || r.commit > last) break;
+		pos += r.len;
+	}
+	lme_wset(db, LME_LOG_GEN, gen);
+	lme_wset(db, LME_LOG_SALT, salt);
+	lme_wset(db, LME_LOG_START, 0);
+	lme_wset(db, LME_LOG_END, pos - LML_AREA);
+	lme_wset(db, LME_PIN_OWNER, 0);
+	lme_wset(db, LME_LOG_DIRTY, 0);
+	return CJ_OK;
+}
+
+/* Whether the current generation is pinned by a live process. */
+static int lme_pinned(cj_edb *db) {
+	uint32_t owner = (uint32_t)lme_w(db, LME_PIN_OWNER);
+	if (!owner) return 0;
+	if (owner != cj__os_owner(db->owner)) return cj__os_owner_alive(db->owner, owner);
+	pthread_mutex_lock(&db->pin_mu);
+	int mine = (db->pin || db->fault_nopin) && db->pin_gen == lme_w(db, LME_LOG_GEN);
+	pthread_mutex_unlock(&db->pin_mu);
+	return mine;
+}
+
+/* Whether enough has been written since the last checkpoint to make one. */
+static int lme_ckpt_due(cj_edb *db) {
+	if (lme_w(db, LME_LOG_END) - lme_w(db, LME_LOG_START) >= db->ckpt_bytes) return 1;
+	MDB_envinfo info;
+	return mdb_env_info(db->env, &info) == 0 &&
+	       (uint64_t)info.me_last_pgno >= lme_w(db, LME_LOG_PAGES) + db->ckpt_pages;
+}
+
+/* Before tx's mdb_txn_commit: takes the gate, makes sure the checkpoint is
+ * pinned (or makes one), and writes tx's record; *end is LOG_END once the
+ * commit is done. On failure the gate is free again. */
+static int lme_log_write(cj_etx *tx, uint64_t *pos, uint64_t *end) {
+	cj_edb *db = tx->db;
+	int rc = lme_gate(db, 1);
+	if (rc) return rc;
+	if (lme_w(db, LME_LOG_DIRTY) && (rc = lme_log_repair(db, tx->version - 1))) goto fail;
+	if (!lme_pinned(db) || lme_ckpt_due(db))
+		if ((rc = lme_checkpoint(db, 0))) goto fail;
+	uint64_t gen = lme_w(db, LME_LOG_GEN), e = lme_w(db, LME_LOG_END);
+	uint64_t salt = lme_w(db, LME_LOG_SALT);
+	uint64_t p = LML_AREA + (e - lme_w(db, LME_LOG_START));
+	/* a record counted by nobody: its writer was killed after its commit */
+	lml_rec r;
+	int got = cj__lml_read(&db->log, p, gen, salt, &db->rd, &r);
+	if (got < 0) {
+		rc = got;
+		goto fail;
+	}
+	if (got && r.commit + 1 == tx->version) {
+		e += r.len;
+		p += r.len;
+		lme_wset(db, LME_LOG_END, e);
+	}
+	if ((rc = cj__lml_rec_seal(&tx->rec, gen, tx->version, salt))) goto fail;
+	if (p + tx->rec.len > db->log.size) {
+		/* the area is full: a new generation starts it over */
+		if ((rc = lme_checkpoint(db, 0))) goto fail;
+		if (LML_AREA + tx->rec.len > db->log.size &&
+		    (rc = cj__lml_grow(&db->log, 2 * (LML_AREA + (uint64_t)tx->rec.len))))
+			goto fail;
+		gen = lme_w(db, LME_LOG_GEN);
+		salt = lme_w(db, LME_LOG_SALT);
+		e = lme_w(db, LME_LOG_END);
+		p = LML_AREA;
+		tx->rec.len -= 4; /* sealed again: the CRC goes */
+		if ((rc = cj__lml_rec_seal(&tx->rec, gen, tx->version, salt))) goto fail;
+	}
+	if ((rc = cj__lml_write(&db->log, p, &tx->rec))) goto fail;
+	*pos = p;
+	*end = e + tx->rec.len;
+	return CJ_OK;
+fail:
+	lme_gate(db, 0);
+	return rc;
+}
+
+/* After tx's mdb_txn_commit (committed or not): counts its record, or
+ * spoils it (a failed commit's record must never be replayed), and frees
+ * the gate. */
+static void lme_log_done(cj_edb *db, int committed, uint64_t pos, uint64_t end) {
+	if (committed) {
+		lme_wset(db, LME_LOG_END, end);
+	} else {
+		static const uint8_t zero[4];
+		if (pwrite(db->log.fd, zero, sizeof zero, (off_t)pos) != (ssize_t)sizeof zero ||
+		    cj__lml_flush(&db->log) != CJ_OK)
+			lme_wset(db, LME_LOG_DIRTY, 1); /* the next writer looks again */
+	}
+	lme_gate(db, 0);
+}
+
+/* Lets go of this process's pin (to close, or to resize the map, which
+ * LMDB allows only with no transaction of the process active): the next
+ * writer pins a checkpoint of its own before it commits. */
+static void lme_unpin(cj_edb *db) {
+	if (!db->logging) return;
+	pthread_mutex_lock(&db->pin_mu);
+	int held = db->pin != NULL;
+	pthread_mutex_unlock(&db->pin_mu);
+	if (!held || lme_gate(db, 1)) return;
+	if ((uint32_t)lme_w(db, LME_PIN_OWNER) == cj__os_owner(db->owner))
+		lme_wset(db, LME_PIN_OWNER, 0);
+	lme_pin_set(db, NULL, 0);
+	lme_gate(db, 0);
+}
+
+/* A thread of each process that keeps the log: lets go of a pin once a
+ * newer checkpoint is made (its generation word moves), so that LMDB may
+ * reuse the pages freed since, however idle the process is. */
+static void *lme_pin_main(void *arg) {
+	cj_edb *db = arg;
+	while (!atomic_load(&db->stop)) {
+		uint64_t g = lme_w(db, LME_LOG_GEN);
+		pthread_mutex_lock(&db->pin_mu);
+		MDB_txn *old = db->pin && db->pin_gen < g ? db->pin : NULL;
+		if (old) db->pin = NULL;
+		pthread_mutex_unlock(&db->pin_mu);
+		if (old) mdb_txn_abort(old);
+		cj__os_word64_wait(db->flush, LME_LOG_GEN, g, -1);
+	}
+	return NULL;
+}
+
+/* Applies one change of a record (replay). */
+static int lme_replay_change(void *arg, int op, int space, const uint8_t *k, size_t kl,
+                             const uint8_t *v, size_t vl) {
+	void **a = arg;
+	cj_edb *db = a[0];
+	MDB_txn *txn = a[1];
+	MDB_dbi dbi = space < CJ_SPACE_COUNT ? db->dbi[space]
+	              : space == LME_REC_META ? db->meta : db->book;
+	if (space < 0 || space > LME_REC_BOOK || kl == 0 || kl > 511)
+		return cj__fail(CJ_STORE, "the store's log: a malformed record");
+	MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
+	int rc = op == LML_PUT ? mdb_put(txn, dbi, &key, &val, 0) : mdb_del(txn, dbi, &key, NULL);
+	return rc == 0 || (op == LML_DEL && rc == MDB_NOTFOUND) ? CJ_OK : lme_err(rc, "replay");
+}
+
+/* Alone, after a power loss, with data.mdb back at checkpoint c: applies
+ * the records of its generation after its commit, in order; of two
+ * records of one commit number the later counts (the first one's writer
+ * was killed before its commit). Stops at the first that is not there. */
+static int lme_replay(cj_edb *db, const lml_ckpt *c, long *applied) {
+	*applied = 0;
+	MDB_txn *txn;
+	int rc = lme_txn_begin(db, 0, &txn);
+	if (rc) return lme_err(rc, "begin");
+	pthread_rwlock_unlock(&db->resize); /* alone */
+	MDB_val k = {6, "commit"}, v;
+	if ((rc = mdb_get(txn, db->book, &k, &v)) || v.mv_size != 8 || rd64(v.mv_data) != c->commit) {
+		mdb_txn_abort(txn);
+		return cj__fail(CJ_STORE, "%s: data.mdb is not at the log's checkpoint (commit %llu)",
+		                db->path, (unsigned long long)c->commit);
+	}
+	uint64_t last = c->commit, pos = LML_AREA;
+	cj_buf next = CJ_BUF_INIT;
+	lml_rec r, n;
+	int got = cj__lml_read(&db->log, pos, c->gen, c->salt, &db->rd, &r);
+	while (got == 1 && rc == CJ_OK) {
+		int more = cj__lml_read(&db->log, pos + r.len, c->gen, c->salt, &next, &n);
+		if (more < 0) {
+			rc = more;
+			break;
+		}
+		if (r.commit == last + 1 && !(more == 1 && n.commit == r.commit)) {
+			void *a[2] = {db, txn};
+			if ((rc = cj__lml_changes(&r, lme_replay_change, a))) break;
+			last = r.commit;
+			++*applied;
+		} else if (r.commit > last + 1) {
+			break; /* a gap: nothing after it can count */
+		}
+		pos += r.len;
+		if (more != 1) break;
+		cj_buf t = db->rd;
+		db->rd = next;
+		next = t;
+		r = n;
+		r.changes = db->rd.p + LML_REC_HEAD;
+	}
+	cj__buf_free(&next);
+	if (got < 0) rc = got;
+	if (rc == CJ_OK && (rc = mdb_txn_commit(txn))) return lme_err(rc, "replay");
+	if (rc) mdb_txn_abort(txn);
+	return rc;
+}
+
+
+/* Opens the log and takes this process's share of it (a shared lock while
+ * the store is open); *alone: no other process has the store open, and
+ * the log is this process's to make or recover. */
+static int lme_log_open(cj_edb *db, int *alone) {
+	*alone = 0;
+	int rc = cj__lml_open(db->dirfd, db->path, db->mode, &db->log);
+	if (rc) return rc;
+	char p[4096];
+	snprintf(p, sizeof p, "%s/log", db->path);
+	if ((rc = cj__os_owner_claim(db->log.fd, p, &db->log, sizeof db->log))) return rc;
+	db->owner = cj__os_owner_of(&db->log);
+	if (!(db->ck = cj__calloc(1, sizeof *db->ck))) return cj__fail(CJ_NOMEM, "out of memory");
+	for (int tries = 0;; tries++) {
+		int got = cj__lml_lock(&db->log, 1);
+		if (got < 0) return got;
+		if (got) break;
+		if ((got = cj__lml_lock(&db->log, 0)) < 0) return got;
+		int h = cj__lml_head(&db->log, db->path);
+		if (h) return h < 0 ? h : CJ_OK;
+		/* its maker was killed before it was made: make it ourselves */
+		if ((rc = cj__lml_lock(&db->log, 2)) < 0) return rc;
+		if (tries == 1000)
+			return cj__fail(CJ_STORE, "%s: the store's log is never made", db->path);
+		sched_yield();
+	}
+	*alone = 1;
+	int h = cj__lml_head(&db->log, db->path);
+	if (h < 0) return h;
+	return h ? CJ_OK : cj__lml_make(&db->log);
+}
+
+/* Alone, before LMDB opens data.mdb: after a reboot (the log's boot id is
+ * not the machine's), writes the newest checkpoint's meta pages back into
+ * data.mdb, so that LMDB opens at its commit, whose pages its pin kept
+ * (*recover: the records after it are to be replayed). */
+static int lme_log_restore(cj_edb *db, int *recover) {
+	uint8_t was[LML_BOOT_LEN], now[LML_BOOT_LEN];
+	*recover = 0;
+	int rc;
+	if ((rc = cj__lml_boot(&db->log, was)) || (rc = cj__lml_machine_boot(now))) return rc;
+	if (memcmp(was, now, sizeof now) == 0) return CJ_OK; /* the page cache is whole */
+	rc = cj__lml_ckpt_read(&db->log, db->ck);
+	if (rc == CJ_NOT_FOUND) return CJ_OK; /* nothing logged yet */
+	if (rc) return rc;
+	int fd = openat(db->dirfd, "data.mdb", O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	size_t n = 2 * (size_t)db->ck->psize;
+	if (fd < 0) return cj__fail(CJ_STORE, "%s: data.mdb: %s", db->path, cj__os_strerror(errno));
+	if (pwrite(fd, db->ck->meta, n, 0) != (ssize_t)n || fdatasync(fd) != 0) {
+		rc = cj__fail(CJ_STORE, "%s: cannot restore data.mdb's checkpoint: %s", db->path,
+		              cj__os_strerror(errno));
+	}
+	close(fd);
+	*recover = rc == CJ_OK;
+	return rc;
+}
+
+/* Alone, once LMDB has the store open. After a power loss: replays the
+ * records, then makes a checkpoint of a new generation (pinned by this
+ * process: the replay's own commit has no record). Otherwise the page
+ * cache held every write and data.mdb is whole at its last commit: the
+ * words are read again from the log (lme_log_repair: shared memory may be
+ * a former boot's or say anything), unpinned, so that the first commit
+ * makes a checkpoint (LMDB cleared every reader, the pin with them; until
+ * a commit, nothing can reuse a page of the last checkpoint). Then notes
+ * the machine's boot id and shares the log. */
+static int lme_log_start(cj_edb *db, int recover) {
+	int rc = CJ_OK;
+	long applied = 0;
+#ifdef CJ_FAULT_INJECTION
+	if (db->fault_noreplay) recover = 0; /* lme_fault_flags() */
+#endif
+	if (recover && (rc = lme_replay(db, db->ck, &applied))) return rc;
+	if ((rc = lme_gate(db, 1))) return rc;
+	if (recover) {
+		uint64_t gen = lme_w(db, LME_LOG_GEN);
+		rc = lme_checkpoint(db, (gen > db->ck->gen ? gen : db->ck->gen) + 1);
+	} else {
+		MDB_txn *txn;
+		MDB_val k = {6, "commit"}, v;
+		if ((rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn))) {
+			rc = lme_err(rc, "begin");
+		} else {
+			rc = mdb_get(txn, db->book, &k, &v) == 0 && v.mv_size == 8
+			         ? lme_log_repair(db, rd64(v.mv_data))
+			         : cj__fail(CJ_STORE, "corrupt store: no commit counter");
+			mdb_txn_abort(txn);
+		}
+		/* a new log (a new store, or one of an earlier layout): data.mdb
+		 * is flushed once before anything relies on the log */
+		if (rc == CJ_OK && (rc = cj__lml_ckpt_read(&db->log, db->ck)) == CJ_NOT_FOUND)
+			rc = lme_checkpoint(db, lme_w(db, LME_LOG_GEN) + 1);
+	}
+	lme_gate(db, 0);
+	uint8_t was[LML_BOOT_LEN], now[LML_BOOT_LEN];
+	if (rc || (rc = cj__lml_boot(&db->log, was)) || (rc = cj__lml_machine_boot(now)) ||
+	    (memcmp(was, now, sizeof now) != 0 && (rc = cj__lml_set_boot(&db->log, now))))
+		return rc;
+	rc = cj__lml_lock(&db->log, 0);
+	return rc < 0 ? rc : CJ_OK;
 }
 
 /* ---- open / close ------------------------------------------------------- */
@@ -712,7 +1181,21 @@ static int lme_reg_find(const struct stat *st, const char *path, cj_edb **out) {
 }
 
 static void lme_destroy(cj_edb *db) {
+	if (db->has_pin_thread) {
+		atomic_store(&db->stop, 1);
+		cj__os_word64_wake(db->flush, LME_LOG_GEN);
+		pthread_join(db->pin_thread, NULL);
+	}
+	if (db->env && db->logging) lme_unpin(db);
 	if (db->env) mdb_env_close(db->env);
+	if (db->log.fd >= 0) {
+		cj__os_owner_release(&db->log);
+		cj__lml_close(&db->log);
+	}
+	cj_free(db->ck);
+	cj__buf_free(&db->rd);
+	pthread_mutex_destroy(&db->gate_mu);
+	pthread_mutex_destroy(&db->pin_mu);
 	if (db->dirfd >= 0) close(db->dirfd);
 	cj__os_wakemap_close(db->wake);
 	cj__os_wakemap_close(db->flush);
@@ -808,6 +1291,11 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 	atomic_init(&db->grow_err, 0);
 	atomic_init(&db->flush_ms, 5); /* until this process has flushed */
 	pthread_mutex_init(&db->combine_mu, NULL);
+	pthread_mutex_init(&db->gate_mu, NULL);
+	pthread_mutex_init(&db->pin_mu, NULL);
+	db->log.fd = -1;
+	db->ckpt_bytes = LME_CKPT_BYTES;
+	db->ckpt_pages = LME_CKPT_PAGES;
 	if (!db->has_resize) {
 		rc = cj__fail(CJ_NOMEM, "cannot create the store's resize lock");
 		goto out_close;
@@ -822,13 +1310,16 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 		goto out_close;
 	}
 	unsigned flags = MDB_NOTLS;
+	int alone = 0, recover = 0;
 	if (db->readonly) {
 		flags |= MDB_RDONLY | (db->readonly == 2 ? MDB_NOLOCK : 0);
-	} else if (o->sync == CJ_SYNC_RELAXED) {
-		flags |= MDB_NOSYNC;
 	} else {
-		flags |= MDB_NOMETASYNC;
-		db->sync_after = 1;
+		/* the log makes commits durable: LMDB flushes nothing itself */
+		flags |= MDB_NOSYNC;
+		db->sync_after = o->sync != CJ_SYNC_RELAXED;
+		if ((rc = lme_log_open(db, &alone)) || (alone && (rc = lme_log_restore(db, &recover))))
+			goto out_close;
+		db->logging = 1;
 	}
 	lme_fault_flags(db, &flags);
 	lme_fault_rewrite(db);
@@ -853,8 +1344,20 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 		db->lock_ino = lock.st_ino;
 	}
 	int dead;
-	mdb_reader_check(db->env, &dead); /* free slots of killed readers */
-	if ((rc = lme_flush_open(db)) || (rc = lme_init(db))) goto out_close;
+	if ((rc = lme_flush_open(db))) goto out_close;
+	/* free slots of killed readers; one may be a pin: under the gate, so
+	 * that no writer is between its look at the pin and its commit */
+	if (db->logging && (rc = lme_gate(db, 1))) goto out_close;
+	mdb_reader_check(db->env, &dead);
+	if (db->logging) lme_gate(db, 0);
+	if ((rc = lme_init(db)) || (alone && (rc = lme_log_start(db, recover)))) goto out_close;
+	if (db->logging) {
+		if (pthread_create(&db->pin_thread, NULL, lme_pin_main, db) != 0) {
+			rc = cj__fail(CJ_NOMEM, "cannot start a thread");
+			goto out_close;
+		}
+		db->has_pin_thread = 1;
+	}
 	char wpath[4096];
 	snprintf(wpath, sizeof wpath, "%s/wake", path);
 	if ((rc = cj__os_wakemap_open(wfd, wpath, db->readonly != 0, &db->wake))) goto out_close;
@@ -920,6 +1423,7 @@ static void lme_grow(cj_edb *db) {
 	MDB_envinfo info;
 	pthread_rwlock_wrlock(&db->resize);
 	atomic_store(&db->map_end, 0); /* it moves: lme_in_file() */
+	lme_unpin(db); /* no transaction of the process may be active */
 	int rc = mdb_env_info(db->env, &info);
 	if (rc == 0)
 		rc = info.me_mapsize > SIZE_MAX / 2 ? ENOMEM
@@ -931,7 +1435,7 @@ static void lme_grow(cj_edb *db) {
 static void lme_end(cj_etx *tx) {
 	cj_edb *db = tx->db;
 	int grow = tx->grow;
-	if (tx->write && !tx->landed && tx->version && db->flush) {
+	if (tx->write && !tx->landed && tx->version && db->flush && db->sync_after) {
 		/* a commit waiting for this one's flush waits no more (one before
 		 * this one may be waiting while it is not durable) */
 		cj__os_word64_raise(db->flush, LME_FLUSH_ABANDONED, tx->version);
@@ -941,6 +1445,7 @@ static void lme_end(cj_etx *tx) {
 	pthread_rwlock_unlock(&db->resize);
 	cj__buf_free(&tx->kb);
 	cj__buf_free(&tx->vb);
+	cj__buf_free(&tx->rec);
 	cj_free(tx);
 	if (grow) lme_grow(db);
 }
@@ -976,7 +1481,8 @@ static int lme_begin(cj_edb *db, int write, cj_etx **out) {
 	/* nothing is copied yet: v is in the map */
 	if (!atomic_load_explicit(&db->map_end, memory_order_relaxed)) lme_locate(db, v.mv_data);
 	tx->version = rd64(v.mv_data) + (write ? 1 : 0);
-	if (write && db->flush) cj__os_word64_raise(db->flush, LME_FLUSH_BEGUN, tx->version);
+	if (write && db->flush && db->sync_after)
+		cj__os_word64_raise(db->flush, LME_FLUSH_BEGUN, tx->version);
 	*out = tx;
 	return CJ_OK;
 }
@@ -1009,7 +1515,18 @@ static int lme_commit(cj_etx *tx) {
 	be64(num, tx->version);
 	MDB_val k = {6, "commit"}, v = {8, num};
 	int rc = mdb_put(tx->txn, tx->db->book, &k, &v, 0);
-	if (rc == 0) {
+	uint64_t pos = 0, end = 0;
+	if (rc == 0 && tx->db->logging) {
+		lme_rec(tx, LML_PUT, LME_REC_BOOK, &k, &v);
+		int lrc = lme_log_write(tx, &pos, &end);
+		if (lrc) {
+			mdb_txn_abort(tx->txn);
+			lme_end(tx);
+			return lrc;
+		}
+		rc = mdb_txn_commit(tx->txn);
+		lme_log_done(tx->db, rc == 0, pos, end);
+	} else if (rc == 0) {
 		rc = mdb_txn_commit(tx->txn);
 	} else {
 		mdb_txn_abort(tx->txn);
@@ -1053,6 +1570,7 @@ static void lme_nested_free(cj_etx *tx) {
 	if (tx->grow) tx->parent->grow = 1;
 	cj__buf_free(&tx->kb);
 	cj__buf_free(&tx->vb);
+	cj__buf_free(&tx->rec);
 	cj_free(tx);
 }
 
@@ -1087,6 +1605,7 @@ static int lme_commit_nested(cj_etx *tx) {
 		return rc;
 	}
 	p->dirty |= tx->dirty;
+	cj__lml_rec_join(&p->rec, &tx->rec);
 	p->puts += tx->puts;
 	p->dels += tx->dels;
 	cj__wordset_merge(&p->notify, &tx->notify);
@@ -1163,6 +1682,7 @@ static int lme_put(cj_etx *tx, int space, const void *k, size_t kl, const void *
 	}
 	int rc = mdb_put(tx->txn, tx->db->dbi[space], &key, &val, 0);
 	if (rc) return lme_write_err(tx, rc, "put");
+	lme_rec(tx, LML_PUT, space, &key, &val);
 	tx->dirty = 1;
 	tx->puts++;
 	return CJ_OK;
@@ -1178,6 +1698,7 @@ static int lme_del(cj_etx *tx, int space, const void *k, size_t kl) {
 	MDB_val key = lme_key(tx, k, kl);
 	int rc = mdb_del(tx->txn, tx->db->dbi[space], &key, NULL);
 	if (rc) return rc == MDB_NOTFOUND ? CJ_NOT_FOUND : lme_write_err(tx, rc, "del");
+	lme_rec(tx, LML_DEL, space, &key, NULL);
 	tx->dirty = 1;
 	tx->dels++;
 	return CJ_OK;
@@ -1339,6 +1860,7 @@ static int lme_receipt_put(cj_etx *tx, unsigned slot, uint64_t tag) {
 	MDB_val k = {3, key}, v = {8, val};
 	int rc = mdb_put(tx->txn, tx->db->book, &k, &v, 0);
 	if (rc) return lme_write_err(tx, rc, "put");
+	lme_rec(tx, LML_PUT, LME_REC_BOOK, &k, &v);
 	tx->dirty = 1;
 	tx->puts++;
 	return CJ_OK;

@@ -162,6 +162,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cj_int.h"
@@ -193,6 +194,7 @@
 #define LME_LOG_DIRTY 9 /* 1 while the words above are being changed */
 #define LME_LOG_PAGES 10 /* data.mdb's last page at the last checkpoint */
 #define LME_LOG_SALT 11  /* the last checkpoint's salt (lmdb_log.h) */
+#define LME_LOG_FORCE 12 /* 1: the next commit makes a checkpoint first */
 /* A checkpoint is made once this many bytes of records follow the last,
  * or data.mdb has grown by this many pages since (while a checkpoint is
  * pinned, LMDB reuses no page freed after it: this bounds the growth) */
@@ -643,6 +645,7 @@ static int lme_checkpoint(cj_edb *db, uint64_t gen) {
 	lme_wset(db, LME_LOG_GEN, gen);
 	lme_wset(db, LME_LOG_SALT, c->salt);
 	lme_wset(db, LME_LOG_START, lme_w(db, LME_LOG_END));
+	lme_wset(db, LME_LOG_FORCE, 0);
 	lme_wset(db, LME_PIN_OWNER, cj__os_owner(db->owner));
 	MDB_envinfo info;
 	if (mdb_env_info(db->env, &info) == 0) lme_wset(db, LME_LOG_PAGES, info.me_last_pgno);
@@ -695,7 +698,9 @@ static int lme_pinned(cj_edb *db) {
 
 /* Whether enough has been written since the last checkpoint to make one. */
 static int lme_ckpt_due(cj_edb *db) {
-	if (lme_w(db, LME_LOG_END) - lme_w(db, LME_LOG_START) >= db->ckpt_bytes) return 1;
+	if (lme_w(db, LME_LOG_FORCE) ||
+	    lme_w(db, LME_LOG_END) - lme_w(db, LME_LOG_START) >= db->ckpt_bytes)
+		return 1;
 	MDB_envinfo info;
 	return mdb_env_info(db->env, &info) == 0 &&
 	       (uint64_t)info.me_last_pgno >= lme_w(db, LME_LOG_PAGES) + db->ckpt_pages;
@@ -1182,9 +1187,17 @@ static int lme_reg_find(const struct stat *st, const char *path, cj_edb **out) {
 
 static void lme_destroy(cj_edb *db) {
 	if (db->has_pin_thread) {
+		/* it may be between its look at stop and its sleep: woken until
+		 * it ends */
 		atomic_store(&db->stop, 1);
-		cj__os_word64_wake(db->flush, LME_LOG_GEN);
-		pthread_join(db->pin_thread, NULL);
+		for (;;) {
+			cj__os_word64_wake(db->flush, LME_LOG_GEN);
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 10000000;
+			if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+			if (pthread_timedjoin_np(db->pin_thread, NULL, &ts) == 0) break;
+		}
 	}
 	if (db->env && db->logging) lme_unpin(db);
 	if (db->env) mdb_env_close(db->env);
@@ -1481,6 +1494,19 @@ static int lme_begin(cj_edb *db, int write, cj_etx **out) {
 	/* nothing is copied yet: v is in the map */
 	if (!atomic_load_explicit(&db->map_end, memory_order_relaxed)) lme_locate(db, v.mv_data);
 	tx->version = rd64(v.mv_data) + (write ? 1 : 0);
+	if (write && db->logging && lme_w(db, LME_LOG_FORCE)) {
+		/* the disk was full: a checkpoint before this transaction writes,
+		 * so that it may use the pages freed since the last one */
+		if ((rc = lme_gate(db, 1)) == CJ_OK) {
+			if (lme_w(db, LME_LOG_FORCE)) rc = lme_checkpoint(db, 0);
+			lme_gate(db, 0);
+		}
+		if (rc) {
+			mdb_txn_abort(tx->txn);
+			lme_end(tx);
+			return rc;
+		}
+	}
 	if (write && db->flush && db->sync_after)
 		cj__os_word64_raise(db->flush, LME_FLUSH_BEGUN, tx->version);
 	*out = tx;
@@ -1537,6 +1563,15 @@ static int lme_commit(cj_etx *tx) {
 		return cj__fail(CJ_CONFLICT, "the store was full and grows: run again");
 	}
 	rc = lme_space_err(tx->db, rc);
+	if (rc == ENOSPC && tx->db->logging &&
+	    lme_w(tx->db, LME_LOG_END) != lme_w(tx->db, LME_LOG_START)) {
+		/* the pages freed since the last checkpoint are pinned: a new one
+		 * lets LMDB use them again */
+		lme_wset(tx->db, LME_LOG_FORCE, 1);
+		lme_end(tx);
+		return cj__fail(CJ_CONFLICT, "the disk is full: the pages freed since the last "
+		                "checkpoint are made free; run again");
+	}
 	if (rc == ENOSPC && tx->dels > tx->puts && lme_reserve_release(tx->db)) {
 		lme_end(tx);
 		return cj__fail(CJ_CONFLICT, "the disk is full: the store's reserve was "

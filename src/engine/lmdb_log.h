@@ -37,7 +37,7 @@
 #define LML_PAGE_MAX 65536 /* LMDB's largest page */
 #define LML_SLOT (4096 + 2 * LML_PAGE_MAX)
 #define LML_AREA (LML_HEAD + 2 * LML_SLOT)
-#define LML_DEFAULT_SIZE ((uint64_t)1 << 20) /* a new log's size */
+#define LML_DEFAULT_SIZE ((uint64_t)512 << 10) /* a new log's size */
 #define LML_REC_HEAD 32 /* magic, length, gen, commit, salt */
 #define LML_CHANGE_HEAD 12                  /* op, space, 0, klen, vlen */
 #define LML_BOOT_LEN 16

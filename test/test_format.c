@@ -425,11 +425,12 @@ static uint64_t get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, size_t len)
 	return n;
 }
 
-/* A store of layout 1 kept its commit number in "cj_engine"; opened, it
- * moves to the main database (which every commit writes anyway), and
- * fences go on growing from it. */
-TEST(layout_1_converted) {
-	SKIP_UNLESS_LMDB();
+/* A store of layout 1 kept its commit number ("commit") in "cj_engine",
+ * layout 2 in the main database; layout 3 (the log: doc/engine-log.md)
+ * renames it "number", so that a process of a build without the log fails
+ * its next transaction rather than commit without a record. Opened, an
+ * older store is converted, and fences go on growing from its number. */
+static void layout_converted(int from) {
 	cj_db *db = t_open();
 	CHECK_OK(cj_set_type_timeout(db, "t", 30));
 	CHECK_OK(cj_add(db, NULL, "t", "a", "{}", 0));
@@ -441,21 +442,21 @@ TEST(layout_1_converted) {
 	uint64_t fence = cj_job_fence(a);
 	cj_job_free(a);
 	cj_close(db);
-	/* back to layout 1: "commit" (a number ahead of every fence, as
-	 * after many commits) and a receipt in "cj_engine" */
+	/* back to layout 1 or 2: "commit" (a number ahead of every fence, as
+	 * after many commits) and, for 1, a receipt in "cj_engine" */
 	MDB_txn *txn;
 	MDB_dbi main, meta;
 	MDB_env *env = env_open(NULL, &txn, &main);
 	CHECK(mdb_dbi_open(txn, "cj_engine", 0, &meta) == 0);
-	uint64_t commit = get_u64(txn, main, "commit", 6);
+	uint64_t commit = get_u64(txn, main, "number", 6);
 	CHECK(commit >= fence);
-	MDB_val ck = {6, "commit"}, rk = {3, "r\0\7"}, lk = {6, "layout"};
-	uint8_t num[8], one[4] = {0, 0, 0, 1};
+	MDB_val nk = {6, "number"}, ck = {6, "commit"}, rk = {3, "r\0\7"}, lk = {6, "layout"};
+	uint8_t num[8], lay[4] = {0, 0, 0, (uint8_t)from};
 	for (int i = 0; i < 8; i++) num[i] = (uint8_t)((commit + 1000) >> (56 - 8 * i));
-	MDB_val nv = {8, num}, lv = {4, one};
-	CHECK(mdb_del(txn, main, &ck, NULL) == 0);
-	CHECK(mdb_put(txn, meta, &ck, &nv, 0) == 0);
-	CHECK(mdb_put(txn, meta, &rk, &nv, 0) == 0);
+	MDB_val nv = {8, num}, lv = {4, lay};
+	CHECK(mdb_del(txn, main, &nk, NULL) == 0);
+	CHECK(mdb_put(txn, from == 1 ? meta : main, &ck, &nv, 0) == 0);
+	if (from == 1) CHECK(mdb_put(txn, meta, &rk, &nv, 0) == 0);
 	CHECK(mdb_put(txn, meta, &lk, &lv, 0) == 0);
 	env_close(env, txn);
 
@@ -467,17 +468,31 @@ TEST(layout_1_converted) {
 	cj_close(db);
 	env = env_open(NULL, &txn, &main);
 	CHECK(mdb_dbi_open(txn, "cj_engine", 0, &meta) == 0);
-	CHECK(get_u64(txn, main, "commit", 6) > commit + 1000);
-	CHECK(get_u64(txn, main, "r\0\7", 3) == commit + 1000);
+	CHECK(get_u64(txn, main, "number", 6) > commit + 1000);
+	CHECK(get_u64(txn, main, "commit", 6) == 0);
 	CHECK(get_u64(txn, meta, "commit", 6) == 0);
 	MDB_val v;
-	CHECK(mdb_get(txn, meta, &rk, &v) == MDB_NOTFOUND);
+	if (from == 1) {
+		CHECK(get_u64(txn, main, "r\0\7", 3) == commit + 1000);
+		CHECK(mdb_get(txn, meta, &rk, &v) == MDB_NOTFOUND);
+	}
 	CHECK(mdb_get(txn, meta, &lk, &v) == 0 && v.mv_size == 4);
-	CHECK(((const uint8_t *)v.mv_data)[3] == 2);
+	CHECK(((const uint8_t *)v.mv_data)[3] == 3);
 	env_close(env, txn);
+}
+
+TEST(layout_1_converted) {
+	SKIP_UNLESS_LMDB();
+	layout_converted(1);
+}
+
+TEST(layout_2_converted) {
+	SKIP_UNLESS_LMDB();
+	layout_converted(2);
 }
 
 TEST_MAIN(ENTRY(rfc_key_layout), ENTRY(unknown_layout_version),
           ENTRY(unknown_format_version), ENTRY(foreign_lmdb_environment),
           ENTRY(long_ids), ENTRY(corrupt_keys), ENTRY(wake_file_grows_in_place),
-          ENTRY(wake_legacy_commit), ENTRY(layout_1_converted))
+          ENTRY(wake_legacy_commit), ENTRY(layout_1_converted),
+          ENTRY(layout_2_converted))

@@ -169,7 +169,8 @@
 #include "engine/lmdb_log.h"
 #include "os/os.h"
 
-#define LME_LAYOUT 2
+#define LME_LAYOUT 3
+#define LME_NUMBER "number" /* layout 3's commit counter (before: "commit") */
 #define LME_SHORT 500
 #define LME_LONG (LME_SHORT + 8)
 #define LME_DEFAULT_MAP ((size_t)1 << 30)
@@ -211,6 +212,7 @@ struct cj_edb {
 	MDB_dbi dbi[CJ_SPACE_COUNT];
 	MDB_dbi meta;
 	MDB_dbi book; /* holds "commit" and the receipts: main (layout 1: meta) */
+	const char *number; /* the commit counter's key: LME_NUMBER (as read only: "commit") */
 	pthread_rwlock_t resize; /* shared by transactions, exclusive to grow */
 	int has_resize;          /* resize was initialised */
 	atomic_int grow_err;     /* the last growth failed with this (0: none) */
@@ -515,8 +517,27 @@ static int lme_convert_1(cj_edb *db, MDB_txn *txn) {
 	}
 	mdb_cursor_close(c);
 	if (rc != MDB_NOTFOUND) return rc;
-	uint8_t layout[4] = {0, 0, 0, LME_LAYOUT};
+	uint8_t layout[4] = {0, 0, 0, 2};
 	MDB_val lk = {6, "layout"}, lv = {4, layout};
+	return mdb_put(txn, db->meta, &lk, &lv, 0);
+}
+
+/* Layout 2 to 3 (the log): the commit counter is renamed, so that a
+ * process of a build before the log, which would commit without a record,
+ * fails its next transaction instead ("no commit counter"). In txn (the
+ * open's, alone: lme_log_start then makes the first checkpoint). */
+static int lme_convert_2(cj_edb *db, MDB_txn *txn) {
+	MDB_val ok = {6, "commit"}, v;
+	int rc = mdb_get(txn, db->book, &ok, &v);
+	if (rc) return rc;
+	uint8_t num[8];
+	if (v.mv_size != 8) return MDB_CORRUPTED;
+	memcpy(num, v.mv_data, 8);
+	MDB_val nk = {strlen(LME_NUMBER), LME_NUMBER}, nv = {8, num};
+	uint8_t layout[4] = {0, 0, 0, 3};
+	MDB_val lk = {6, "layout"}, lv = {4, layout};
+	if ((rc = mdb_put(txn, db->book, &nk, &nv, 0)) || (rc = mdb_del(txn, db->book, &ok, NULL)))
+		return rc;
 	return mdb_put(txn, db->meta, &lk, &lv, 0);
 }
 
@@ -614,7 +635,7 @@ static int lme_checkpoint(cj_edb *db, uint64_t gen) {
 	if (rc) return lme_err(rc, "sync");
 	MDB_txn *pin;
 	if ((rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &pin))) return lme_err(rc, "begin");
-	MDB_val k = {6, "commit"}, v;
+	MDB_val k = {strlen(db->number), (void *)db->number}, v;
 	MDB_stat st;
 	if ((rc = mdb_get(pin, db->book, &k, &v)) || v.mv_size != 8 ||
 	    (rc = mdb_env_stat(db->env, &st)) || (rc = mdb_env_get_fd(db->env, &fd))) {
@@ -826,7 +847,7 @@ static int lme_replay(cj_edb *db, const lml_ckpt *c, long *applied) {
 	int rc = lme_txn_begin(db, 0, &txn);
 	if (rc) return lme_err(rc, "begin");
 	pthread_rwlock_unlock(&db->resize); /* alone */
-	MDB_val k = {6, "commit"}, v;
+	MDB_val k = {strlen(db->number), (void *)db->number}, v;
 	if ((rc = mdb_get(txn, db->book, &k, &v)) || v.mv_size != 8 || rd64(v.mv_data) != c->commit) {
 		mdb_txn_abort(txn);
 		return cj__fail(CJ_STORE, "%s: data.mdb is not at the log's checkpoint (commit %llu)",
@@ -897,6 +918,34 @@ static int lme_log_open(cj_edb *db, int *alone) {
 	return h ? CJ_OK : cj__lml_make(&db->log);
 }
 
+/* A store open read-only is read as data.mdb is; after a power loss that
+ * may be a damaged state (commits since the last checkpoint are only in
+ * the log), so such an open fails until a writable open has recovered it. */
+static int lme_log_readonly_check(cj_edb *db) {
+	lml l = {openat(db->dirfd, "log", O_RDONLY | O_NOFOLLOW | O_CLOEXEC), 0};
+	if (l.fd < 0) return CJ_OK; /* no log: a store of an earlier layout */
+	struct stat st;
+	uint8_t was[LML_BOOT_LEN], now[LML_BOOT_LEN];
+	int rc = fstat(l.fd, &st) != 0
+	             ? cj__fail(CJ_STORE, "%s: log: %s", db->path, cj__os_strerror(errno))
+	             : CJ_OK;
+	l.size = rc ? 0 : (uint64_t)st.st_size;
+	if (rc == CJ_OK && (rc = cj__lml_boot(&l, was)) == CJ_OK &&
+	    (rc = cj__lml_machine_boot(now)) == CJ_OK && memcmp(was, now, sizeof now) != 0) {
+		lml_ckpt *c = cj__calloc(1, sizeof *c);
+		rc = !c ? cj__fail(CJ_NOMEM, "out of memory") : cj__lml_ckpt_read(&l, c);
+		if (rc == CJ_OK)
+			rc = cj__fail(CJ_STORE, "%s: the store has not been opened since the machine "
+			              "restarted: it can only be read once a process that may write "
+			              "it has opened it (and recovered its last commits)", db->path);
+		else if (rc == CJ_NOT_FOUND)
+			rc = CJ_OK;
+		cj_free(c);
+	}
+	cj__lml_close(&l);
+	return rc;
+}
+
 /* Alone, before LMDB opens data.mdb: after a reboot (the log's boot id is
  * not the machine's), writes the newest checkpoint's meta pages back into
  * data.mdb, so that LMDB opens at its commit, whose pages its pin kept
@@ -944,7 +993,7 @@ static int lme_log_start(cj_edb *db, int recover) {
 		rc = lme_checkpoint(db, (gen > db->ck->gen ? gen : db->ck->gen) + 1);
 	} else {
 		MDB_txn *txn;
-		MDB_val k = {6, "commit"}, v;
+		MDB_val k = {strlen(db->number), (void *)db->number}, v;
 		if ((rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn))) {
 			rc = lme_err(rc, "begin");
 		} else {
@@ -1017,7 +1066,7 @@ static int lme_init(cj_edb *db) {
 		}
 		uint8_t layout[4] = {0, 0, 0, LME_LAYOUT}, zero[8] = {0};
 		MDB_val lk = {6, "layout"}, lv = {4, layout};
-		MDB_val ck = {6, "commit"}, cv = {8, zero};
+		MDB_val ck = {strlen(LME_NUMBER), LME_NUMBER}, cv = {8, zero};
 		if ((rc = mdb_dbi_open(txn, "cj_engine", MDB_CREATE, &db->meta)) ||
 		    (rc = mdb_put(txn, db->meta, &lk, &lv, 0)) ||
 		    (rc = mdb_put(txn, db->book, &ck, &cv, 0)))
@@ -1030,17 +1079,20 @@ static int lme_init(cj_edb *db) {
 		rc = lme_meta_get(txn, db->meta, "layout", &v);
 		const uint8_t *p = v.mv_data;
 		unsigned layout = rc || v.mv_size != 4 || p[0] || p[1] || p[2] ? 0u : p[3];
-		if (layout != 1 && layout != LME_LAYOUT) {
+		if (layout < 1 || layout > LME_LAYOUT) {
 			mdb_txn_abort(txn);
 			return cj__fail(CJ_STORE, "%s: unknown store layout version %u (this "
 			                "library knows %d)", db->path, layout, LME_LAYOUT);
 		}
 		if ((rc = mdb_dbi_open(txn, NULL, 0, &db->book))) goto out_lmdb;
-		if (layout == 1 && db->readonly)
-			db->book = db->meta; /* read where it is */
-		else if (layout == 1 && (rc = lme_convert_1(db, txn)))
+		if (layout < 3 && db->readonly) {
+			db->number = "commit"; /* read where it is */
+			if (layout == 1) db->book = db->meta;
+		} else if ((layout == 1 && (rc = lme_convert_1(db, txn))) ||
+		           (layout < 3 && (rc = lme_convert_2(db, txn)))) {
 			goto out_lmdb;
-		if (lme_meta_get(txn, db->book, "commit", &v) == 0 && v.mv_size == 8)
+		}
+		if (lme_meta_get(txn, db->book, db->number, &v) == 0 && v.mv_size == 8)
 			lme_flush_check(db, rd64(v.mv_data));
 	}
 	for (int i = 0; i < CJ_SPACE_COUNT; i++)
@@ -1308,6 +1360,7 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 	pthread_mutex_init(&db->pin_mu, NULL);
 	db->log.fd = -1;
 	db->ckpt_bytes = LME_CKPT_BYTES;
+	db->number = LME_NUMBER;
 	db->ckpt_pages = LME_CKPT_PAGES;
 	if (!db->has_resize) {
 		rc = cj__fail(CJ_NOMEM, "cannot create the store's resize lock");
@@ -1326,6 +1379,7 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 	int alone = 0, recover = 0;
 	if (db->readonly) {
 		flags |= MDB_RDONLY | (db->readonly == 2 ? MDB_NOLOCK : 0);
+		if ((rc = lme_log_readonly_check(db))) goto out_close;
 	} else {
 		/* the log makes commits durable: LMDB flushes nothing itself */
 		flags |= MDB_NOSYNC;
@@ -1485,7 +1539,7 @@ static int lme_begin(cj_edb *db, int write, cj_etx **out) {
 		return lme_err(rc, "begin");
 	}
 	MDB_val v;
-	rc = lme_meta_get(tx->txn, db->book, "commit", &v);
+	rc = lme_meta_get(tx->txn, db->book, db->number, &v);
 	if (rc || v.mv_size != 8) {
 		mdb_txn_abort(tx->txn);
 		lme_end(tx);
@@ -1539,7 +1593,7 @@ static int lme_commit(cj_etx *tx) {
 	}
 	uint8_t num[8];
 	be64(num, tx->version);
-	MDB_val k = {6, "commit"}, v = {8, num};
+	MDB_val k = {strlen(tx->db->number), (void *)tx->db->number}, v = {8, num};
 	int rc = mdb_put(tx->txn, tx->db->book, &k, &v, 0);
 	uint64_t pos = 0, end = 0;
 	if (rc == 0 && tx->db->logging) {

@@ -433,8 +433,8 @@ static size_t crash_points(const struct pl_trace *t, pl_rng *g, size_t *pt, size
 		else if (t->r[i].kind == PL_SYNC_END ||
 		         (t->r[i].kind == PL_MARK && t->r[i].file[0] != 'G') ||
 		         (t->r[i].kind == PL_WRITE_START && t->r[i].end &&
-		          strcmp(t->r[i].file, "data.mdb") == 0))
-			all[n++] = i + 1; /* a write of data.mdb in flight: torn, maybe */
+		          (strcmp(t->r[i].file, "data.mdb") == 0 || strcmp(t->r[i].file, "log") == 0)))
+			all[n++] = i + 1; /* a write of data.mdb or the log in flight: torn, maybe */
 	all[n++] = t->n;
 	for (int i = 0; i < 16; i++) all[n++] = (size_t)(pl_rand(g) % (t->n + 1));
 	/* sample down, keeping the order */
@@ -642,7 +642,8 @@ static void check_trace(const char *from, int level, uint64_t seed, int64_t budg
 	size_t max = level == 1 ? MAX_POINTS : SECOND_POINTS;
 	size_t pts[MAX_POINTS], writes = 0, syncs = 0, marks = 0;
 	for (size_t i = 0; i < t.n; i++) {
-		writes += t.r[i].kind == PL_WRITE && strcmp(t.r[i].file, "data.mdb") == 0;
+		writes += t.r[i].kind == PL_WRITE &&
+		          (strcmp(t.r[i].file, "data.mdb") == 0 || strcmp(t.r[i].file, "log") == 0);
 		syncs += t.r[i].kind == PL_SYNC_END;
 		marks += t.r[i].kind == PL_MARK;
 	}

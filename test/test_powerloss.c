@@ -116,6 +116,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -825,6 +826,51 @@ TEST(adders) {
 	check_images(t_dir());
 }
 
+/* ---- (a2) the process pinning the log's checkpoint killed ---------------------------
+ *
+ * The first commit after record_begin() makes a checkpoint and pins it
+ * (src/engine/lmdb.c, "the log"): that process is killed (-9) while it has
+ * the store open, and new processes, whose opens clear its reader slot
+ * (mdb_reader_check), add jobs. Each must find the pin's holder dead and
+ * make a checkpoint of its own before it commits; else LMDB may reuse the
+ * pages of the checkpoint a recovery would restore. */
+
+static int pin_holder(void *p) {
+	t_gate *held = p;
+	cj_db *db = open_mode();
+	CHECK_OK(cj_add(db, NULL, TYPE, "h0", NULL, 0));
+	pl_mark("A h0");
+	t_gate_open(held);
+	for (;;) pause(); /* killed here, the store open */
+	return 0;
+}
+
+TEST(pin_holder_killed) {
+	SKIP_UNLESS_LMDB();
+	record_begin();
+	t_gate held;
+	t_gate_init(&held);
+	int hp = t_spawn(pin_holder, &held);
+	CHECK(t_gate_wait(&held, WAIT_MS) == 0);
+	CHECK(kill(hp, SIGKILL) == 0);
+	CHECK(t_join(hp, WAIT_MS) == 128 + SIGKILL);
+	t_gate_close(&held);
+	struct adder a[ADD_PROCS - 1];
+	int pid[ADD_PROCS - 1];
+	t_gate go;
+	t_gate_init(&go);
+	for (int i = 0; i < ADD_PROCS - 1; i++) {
+		a[i].go = go;
+		a[i].proc = i;
+		pid[i] = t_spawn(adder, &a[i]);
+	}
+	for (int i = 0; i < ADD_PROCS - 1; i++) t_gate_open(&go);
+	for (int i = 0; i < ADD_PROCS - 1; i++) check_exit(pid[i], WAIT_MS, 0);
+	t_gate_close(&go);
+	record_end();
+	check_images(t_dir());
+}
+
 /* ---- (b) processors accepting, finishing, failing, updating, beside a producer ------ */
 
 #define PROC_JOBS 18
@@ -961,4 +1007,5 @@ TEST(replay) {
 	check_images(from);
 }
 
-TEST_MAIN(ENTRY(adders), ENTRY(processors), ENTRY(transactions), ENTRY(replay))
+TEST_MAIN(ENTRY(adders), ENTRY(pin_holder_killed), ENTRY(processors), ENTRY(transactions),
+          ENTRY(replay))

@@ -220,6 +220,7 @@ struct cj_edb {
 	int skip_durable;        /* fault builds: acknowledge without it */
 	int fault_nopin;         /* fault builds: checkpoints keep no pin */
 	int fault_noreplay;      /* fault builds: recovery replays nothing */
+	int fault_trustpin;      /* fault builds: a pin's holder is never dead */
 	cj_wakemap *wake;
 	cj_wakemap *flush; /* the flush file's words (NULL: flush alone) */
 	_Atomic uint64_t shared; /* flushes left to other commits */
@@ -361,7 +362,9 @@ static int lme_durable(cj_edb *db, uint64_t n) {
  * CJ_TEST_SKIP_META_FLUSH=1 (a commit acknowledged before a flush of the
  * log covered its record), CJ_TEST_LOG_NOPIN=1 (checkpoints keep no pin:
  * LMDB may reuse the pages a recovery restores) and CJ_TEST_LOG_NOREPLAY=1
- * (a recovery restores the checkpoint and replays nothing); and it makes
+ * (a recovery restores the checkpoint and replays nothing),
+ * CJ_TEST_LOG_TRUST_PIN=1 (a commit takes a dead process for the pin's
+ * live holder); and it makes
  * checkpoints as often as it likes with CJ_TEST_CKPT_BYTES (bytes of
  * records) and CJ_TEST_CKPT_PAGES (pages data.mdb grew). */
 static void lme_fault_flags(cj_edb *db, unsigned *flags) {
@@ -372,6 +375,8 @@ static void lme_fault_flags(cj_edb *db, unsigned *flags) {
 	if (e && atoll(e) > 0) db->ckpt_bytes = (uint64_t)atoll(e);
 	e = getenv("CJ_TEST_LOG_NOPIN");
 	db->fault_nopin = e && strcmp(e, "1") == 0;
+	e = getenv("CJ_TEST_LOG_TRUST_PIN");
+	db->fault_trustpin = e && strcmp(e, "1") == 0;
 	e = getenv("CJ_TEST_LOG_NOREPLAY");
 	db->fault_noreplay = e && strcmp(e, "1") == 0;
 	e = getenv("CJ_TEST_CKPT_PAGES");
@@ -711,6 +716,9 @@ static int lme_log_repair(cj_edb *db, uint64_t last) {
 static int lme_pinned(cj_edb *db) {
 	uint32_t owner = (uint32_t)lme_w(db, LME_PIN_OWNER);
 	if (!owner) return 0;
+#ifdef CJ_FAULT_INJECTION
+	if (db->fault_trustpin && owner != cj__os_owner(db->owner)) return 1; /* lme_fault_flags() */
+#endif
 	if (owner != cj__os_owner(db->owner)) return cj__os_owner_alive(db->owner, owner);
 	pthread_mutex_lock(&db->pin_mu);
 	int mine = (db->pin || db->fault_nopin) && db->pin_gen == lme_w(db, LME_LOG_GEN);

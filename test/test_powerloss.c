@@ -875,6 +875,100 @@ TEST(pin_holder_killed) {
 	check_images(t_dir());
 }
 
+/* ---- (a3) a writer killed holding LMDB's writer lock, after the pin's holder ---------
+ *
+ * The pin's holder is killed (-9) with the store open, and then a writer
+ * inside its own transaction (cj_tx_begin() holds LMDB's writer lock), with
+ * every other process already open: no open clears the dead holder's reader
+ * slot. LMDB's robust writer mutex does, in the next writer's
+ * mdb_txn_begin: it gets EOWNERDEAD and runs its own reader-table repair
+ * (mdb_mutex_failed, then mdb_reader_check0) before the engine's code runs.
+ * That writer must still find the pin's holder dead and make a checkpoint
+ * of its own before its commit writes a page (with the fault hook
+ * CJ_TEST_LOG_TRUST_PIN=1, which takes the dead holder for a live one,
+ * images do not open: the repair freed the checkpoint's pages). */
+
+struct ready_adder {
+	struct adder a;
+	t_gate ready; /* opened once the store is open */
+};
+
+static int ready_adder(void *p) {
+	struct ready_adder *r = p;
+	cj_db *db = open_mode();
+	t_gate_open(&r->ready);
+	if (t_gate_wait(&r->a.go, WAIT_MS) != 0) return 98;
+	for (int i = 0; i < ADD_JOBS; i++) {
+		char id[32];
+		snprintf(id, sizeof id, "a%d-%02d", r->a.proc, i);
+		CHECK_OK(cj_add(db, NULL, TYPE, id, NULL, 0));
+		pl_mark("A %s", id);
+	}
+	cj_close(db);
+	return 0;
+}
+
+struct tx_holder {
+	t_gate ready, start, inside;
+};
+
+static int tx_holder(void *p) {
+	struct tx_holder *h = p;
+	cj_db *db = open_mode();
+	t_gate_open(&h->ready);
+	if (t_gate_wait(&h->start, WAIT_MS) != 0) return 98;
+	cj_tx *tx;
+	CHECK_OK(cj_tx_begin(db, &tx));
+	CHECK_OK(cj_add(db, tx, TYPE, "w0", NULL, 0)); /* never acknowledged */
+	t_gate_open(&h->inside);
+	for (;;) pause(); /* killed here, holding the writer lock */
+	return 0;
+}
+
+TEST(writer_killed_after_pin_holder) {
+	SKIP_UNLESS_LMDB();
+	record_begin();
+	/* every process opens before the kills (an open clears stale readers) */
+	struct ready_adder a[ADD_PROCS - 1];
+	int pid[ADD_PROCS - 1];
+	t_gate go;
+	t_gate_init(&go);
+	for (int i = 0; i < ADD_PROCS - 1; i++) {
+		a[i].a.go = go;
+		a[i].a.proc = i;
+		t_gate_init(&a[i].ready);
+		pid[i] = t_spawn(ready_adder, &a[i]);
+		CHECK(t_gate_wait(&a[i].ready, WAIT_MS) == 0);
+	}
+	struct tx_holder w;
+	t_gate_init(&w.ready);
+	t_gate_init(&w.start);
+	t_gate_init(&w.inside);
+	int wp = t_spawn(tx_holder, &w);
+	CHECK(t_gate_wait(&w.ready, WAIT_MS) == 0);
+	t_gate held;
+	t_gate_init(&held);
+	int hp = t_spawn(pin_holder, &held); /* its commit is the first: it pins */
+	CHECK(t_gate_wait(&held, WAIT_MS) == 0);
+	CHECK(kill(hp, SIGKILL) == 0);
+	CHECK(t_join(hp, WAIT_MS) == 128 + SIGKILL);
+	t_gate_open(&w.start);
+	CHECK(t_gate_wait(&w.inside, WAIT_MS) == 0);
+	CHECK(kill(wp, SIGKILL) == 0);
+	CHECK(t_join(wp, WAIT_MS) == 128 + SIGKILL);
+	/* the first adder's begin finds the writer lock's owner dead */
+	for (int i = 0; i < ADD_PROCS - 1; i++) t_gate_open(&go);
+	for (int i = 0; i < ADD_PROCS - 1; i++) check_exit(pid[i], WAIT_MS, 0);
+	t_gate_close(&go);
+	for (int i = 0; i < ADD_PROCS - 1; i++) t_gate_close(&a[i].ready);
+	t_gate_close(&held);
+	t_gate_close(&w.ready);
+	t_gate_close(&w.start);
+	t_gate_close(&w.inside);
+	record_end();
+	check_images(t_dir());
+}
+
 /* ---- (b) processors accepting, finishing, failing, updating, beside a producer ------ */
 
 #define PROC_JOBS 18
@@ -1011,5 +1105,6 @@ TEST(replay) {
 	check_images(from);
 }
 
-TEST_MAIN(ENTRY(adders), ENTRY(pin_holder_killed), ENTRY(processors), ENTRY(transactions),
+TEST_MAIN(ENTRY(adders), ENTRY(pin_holder_killed), ENTRY(writer_killed_after_pin_holder),
+          ENTRY(processors), ENTRY(transactions),
           ENTRY(replay))

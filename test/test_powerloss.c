@@ -290,8 +290,16 @@ static void kept_line(cj_db *db, const char *name, char *out, size_t cap) {
 	}
 	char *data;
 	cj_state s = job_state(db, name, &data);
-	snprintf(out, cap, "%s %s %s\n", name, s ? cj_state_name(s) : "missing",
-	         data ? data : "-");
+	size_t n = data ? strlen(data) : 0;
+	if (n <= 100) {
+		snprintf(out, cap, "%s %s %s\n", name, s ? cj_state_name(s) : "missing",
+		         data ? data : "-");
+	} else { /* a line holds any data: its length and an FNV-1a hash */
+		uint64_t h = 14695981039346656037u;
+		for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)data[i]) * 1099511628211u;
+		snprintf(out, cap, "%s %s (%zu bytes, hash %016llx)\n", name,
+		         s ? cj_state_name(s) : "missing", n, (unsigned long long)h);
+	}
 	cj_free(data);
 }
 
@@ -969,6 +977,152 @@ TEST(writer_killed_after_pin_holder) {
 	check_images(t_dir());
 }
 
+/* ---- (a4) the map grown while a checkpoint is pinned --------------------------------
+ *
+ * Processes open the store with the smallest map (LMDB rounds it up to the
+ * file's length) and add jobs with data, so that each grows the map
+ * (MDB_MAP_FULL) or adopts another's size (MDB_MAP_RESIZED), while it or
+ * another process holds the checkpoint's pin. LMDB allows a resize only
+ * with no transaction of the process active, so a holder drops its pin to
+ * grow and marks the checkpoint unpinned under the gate; the next writer
+ * makes a checkpoint of its own before it commits. A holder in another
+ * process keeps its pin across the growth: its reader slot is in lock.mdb.
+ * (Here the grower's own retry mostly pins again at once: the case below
+ * leaves the checkpoint unpinned while others commit.) */
+
+#define GROW_PROCS 3
+#define GROW_JOBS 10
+#define GROW_DATA 3000 /* bytes of a job's data: most of a page */
+
+/* Adds n jobs of GROW_DATA bytes of data, named prefix-00 ... */
+static void add_big(cj_db *db, const char *prefix, int n) {
+	static char data[GROW_DATA + 16];
+	memset(data, 'x', sizeof data);
+	memcpy(data, "{\"d\":\"", 6);
+	memcpy(data + GROW_DATA - 2, "\"}", 3);
+	for (int i = 0; i < n; i++) {
+		char id[32];
+		snprintf(id, sizeof id, "%s-%02d", prefix, i);
+		CHECK_OK(cj_add(db, NULL, TYPE, id, data, 0));
+		pl_mark("A %s", id);
+	}
+}
+
+static int growing_adder(void *p) {
+	struct adder *a = p;
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	o.sync = relaxed() ? CJ_SYNC_RELAXED : CJ_SYNC_FULL;
+	o.map_size = 1;
+	cj_db *db = t_open_opts(&o);
+	if (t_gate_wait(&a->go, WAIT_MS) != 0) return 98;
+	char prefix[16];
+	snprintf(prefix, sizeof prefix, "g%d", a->proc);
+	add_big(db, prefix, GROW_JOBS);
+	cj_close(db);
+	return 0;
+}
+
+static long data_len(const char *name) {
+	char path[4200];
+	struct stat st;
+	path_in(path, sizeof path, name);
+	size_t n = strlen(path);
+	snprintf(path + n, sizeof path - n, "/data.mdb");
+	return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+TEST(map_growth) {
+	SKIP_UNLESS_LMDB();
+	record_begin();
+	struct adder a[GROW_PROCS];
+	int pid[GROW_PROCS];
+	t_gate go;
+	t_gate_init(&go);
+	for (int i = 0; i < GROW_PROCS; i++) {
+		a[i].go = go;
+		a[i].proc = i;
+		pid[i] = t_spawn(growing_adder, &a[i]);
+	}
+	for (int i = 0; i < GROW_PROCS; i++) t_gate_open(&go);
+	for (int i = 0; i < GROW_PROCS; i++) check_exit(pid[i], WAIT_MS, 0);
+	t_gate_close(&go);
+	record_end();
+	/* the map began at the file's length: it grew (doubling) */
+	long base = data_len("base"), end = data_len("store");
+	note("  data.mdb: %ld bytes before, %ld after\n", base, end);
+	CHECK(base > 0 && end >= 4 * base);
+	check_images(t_dir());
+}
+
+/* ---- (a5) the pin's holder adopts a grown map, and others commit -----------------
+ *
+ * The holder opened with the smallest map; another process (with a large
+ * one) adds jobs until data.mdb is past the holder's map; the holder's next
+ * transaction, a read, finds the map resized (MDB_MAP_RESIZED), lets go of
+ * its pin and adopts the size, and then only waits while the other adds
+ * more. Those commits must find the checkpoint unpinned and make one of
+ * their own first (with CJ_TEST_LOG_UNPIN_KEEP=1, which leaves the let-go
+ * pin marked as held, they reuse the checkpoint's pages: images do not
+ * open). */
+
+struct adopter {
+	t_gate pinned; /* the holder made the first commit (and pinned it) */
+	t_gate grown;  /* the other process grew data.mdb past its map */
+	t_gate read;   /* the holder read (and adopted the size) */
+	t_gate done;   /* the other process added its last job */
+};
+
+static int map_adopter(void *p) {
+	struct adopter *a = p;
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	o.sync = relaxed() ? CJ_SYNC_RELAXED : CJ_SYNC_FULL;
+	o.map_size = 1; /* the file's length */
+	cj_db *db = t_open_opts(&o);
+	CHECK_OK(cj_add(db, NULL, TYPE, "h0", NULL, 0));
+	pl_mark("A h0");
+	t_gate_open(&a->pinned);
+	if (t_gate_wait(&a->grown, WAIT_MS) != 0) return 98;
+	char *data;
+	CHECK(job_state(db, "h0", &data) == CJ_PENDING);
+	cj_free(data);
+	t_gate_open(&a->read);
+	if (t_gate_wait(&a->done, WAIT_MS) != 0) return 98; /* holds the store open */
+	cj_close(db);
+	return 0;
+}
+
+TEST(pin_holder_adopts_grown_map) {
+	SKIP_UNLESS_LMDB();
+	record_begin();
+	struct adopter a;
+	t_gate_init(&a.pinned);
+	t_gate_init(&a.grown);
+	t_gate_init(&a.read);
+	t_gate_init(&a.done);
+	int hp = t_spawn(map_adopter, &a);
+	CHECK(t_gate_wait(&a.pinned, WAIT_MS) == 0);
+	cj_db *db = open_mode(); /* after the holder's open: it is not alone */
+	long at = data_len("store");
+	add_big(db, "b", 2 * GROW_JOBS); /* past twice the holder's map */
+	note("  data.mdb: %ld bytes when pinned, %ld after the first adds\n", at,
+	     data_len("store"));
+	CHECK(data_len("store") >= 4 * at);
+	t_gate_open(&a.grown);
+	CHECK(t_gate_wait(&a.read, WAIT_MS) == 0);
+	add_big(db, "c", GROW_JOBS);
+	t_gate_open(&a.done);
+	check_exit(hp, WAIT_MS, 0);
+	cj_close(db);
+	t_gate_close(&a.pinned);
+	t_gate_close(&a.grown);
+	t_gate_close(&a.read);
+	t_gate_close(&a.done);
+	record_end();
+	check_images(t_dir());
+}
+
 /* ---- (b) processors accepting, finishing, failing, updating, beside a producer ------ */
 
 #define PROC_JOBS 18
@@ -1106,5 +1260,6 @@ TEST(replay) {
 }
 
 TEST_MAIN(ENTRY(adders), ENTRY(pin_holder_killed), ENTRY(writer_killed_after_pin_holder),
-          ENTRY(processors), ENTRY(transactions),
+          ENTRY(map_growth),
+          ENTRY(pin_holder_adopts_grown_map), ENTRY(processors), ENTRY(transactions),
           ENTRY(replay))

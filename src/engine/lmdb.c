@@ -221,6 +221,7 @@ struct cj_edb {
 	int fault_nopin;         /* fault builds: checkpoints keep no pin */
 	int fault_noreplay;      /* fault builds: recovery replays nothing */
 	int fault_trustpin;      /* fault builds: a pin's holder is never dead */
+	int fault_unpinkeep;     /* fault builds: a pin let go stays marked held */
 	cj_wakemap *wake;
 	cj_wakemap *flush; /* the flush file's words (NULL: flush alone) */
 	_Atomic uint64_t shared; /* flushes left to other commits */
@@ -364,7 +365,8 @@ static int lme_durable(cj_edb *db, uint64_t n) {
  * LMDB may reuse the pages a recovery restores) and CJ_TEST_LOG_NOREPLAY=1
  * (a recovery restores the checkpoint and replays nothing),
  * CJ_TEST_LOG_TRUST_PIN=1 (a commit takes a dead process for the pin's
- * live holder); and it makes
+ * live holder), CJ_TEST_LOG_UNPIN_KEEP=1 (a process that lets go of its
+ * pin to resize the map or close leaves it marked as held); and it makes
  * checkpoints as often as it likes with CJ_TEST_CKPT_BYTES (bytes of
  * records) and CJ_TEST_CKPT_PAGES (pages data.mdb grew). */
 static void lme_fault_flags(cj_edb *db, unsigned *flags) {
@@ -377,6 +379,8 @@ static void lme_fault_flags(cj_edb *db, unsigned *flags) {
 	db->fault_nopin = e && strcmp(e, "1") == 0;
 	e = getenv("CJ_TEST_LOG_TRUST_PIN");
 	db->fault_trustpin = e && strcmp(e, "1") == 0;
+	e = getenv("CJ_TEST_LOG_UNPIN_KEEP");
+	db->fault_unpinkeep = e && strcmp(e, "1") == 0;
 	e = getenv("CJ_TEST_LOG_NOREPLAY");
 	db->fault_noreplay = e && strcmp(e, "1") == 0;
 	e = getenv("CJ_TEST_CKPT_PAGES");
@@ -808,7 +812,7 @@ static void lme_unpin(cj_edb *db) {
 	int held = db->pin != NULL;
 	pthread_mutex_unlock(&db->pin_mu);
 	if (!held || lme_gate(db, 1)) return;
-	if ((uint32_t)lme_w(db, LME_PIN_OWNER) == cj__os_owner(db->owner))
+	if ((uint32_t)lme_w(db, LME_PIN_OWNER) == cj__os_owner(db->owner) && !db->fault_unpinkeep)
 		lme_wset(db, LME_PIN_OWNER, 0);
 	lme_pin_set(db, NULL, 0);
 	lme_gate(db, 0);

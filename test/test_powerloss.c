@@ -110,6 +110,7 @@
  * to, and images lose acknowledged calls, fail to open, fail cj_verify()
  * or crash the opening process inside LMDB (README: "Crash").
  */
+#include "cj_int.h" /* the hold points (fault-injection builds) */
 #include "powerloss.h"
 #include "testutil.h"
 
@@ -1123,6 +1124,90 @@ TEST(pin_holder_adopts_grown_map) {
 	check_images(t_dir());
 }
 
+/* ---- (a6) a combining leader killed between its commit and its flush ----------------
+ *
+ * Fault-injection builds (the library's hold points, src/fault.c): a
+ * process leads a batch holding another process's call, commits it, and is
+ * killed (-9) before its flush of the log (CJ_HOLD_FLUSH_CHECK). The other
+ * finds its leader dead, reads its receipt, and must make sure the log
+ * holding that commit's record is flushed before it answers CJ_OK (with
+ * CJ_TEST_COMBINE_NOSYNC=1, which answers from the receipt alone, images
+ * lose its call). */
+
+#ifdef CJ_TEST_FAULTS
+struct xheld {
+	const char *id;
+	int points[2]; /* cj_hold_point, or -1 */
+	t_gate at[2], go[2];
+	t_gate ready, start;
+};
+
+static int xheld_adder(void *p) {
+	struct xheld *h = p;
+	cj_db *db = open_mode();
+	t_gate_open(&h->ready);
+	if (t_gate_wait(&h->start, WAIT_MS) != 0) return 98;
+	for (int i = 0; i < 2; i++)
+		if (h->points[i] >= 0) cj__fault_hold(h->points[i], h->at[i].fd[1], h->go[i].fd[0]);
+	CHECK_OK(cj_add(db, NULL, TYPE, h->id, NULL, 0));
+	pl_mark("A %s", h->id);
+	cj_close(db);
+	return 0;
+}
+
+static int xheld_spawn(struct xheld *h, const char *id, int p0, int p1) {
+	memset(h, 0, sizeof *h);
+	h->id = id;
+	h->points[0] = p0;
+	h->points[1] = p1;
+	for (int i = 0; i < 2; i++) {
+		t_gate_init(&h->at[i]);
+		t_gate_init(&h->go[i]);
+	}
+	t_gate_init(&h->ready);
+	t_gate_init(&h->start);
+	int pid = t_spawn(xheld_adder, h);
+	CHECK(t_gate_wait(&h->ready, WAIT_MS) == 0);
+	return pid;
+}
+
+static void xheld_close(struct xheld *h) {
+	for (int i = 0; i < 2; i++) {
+		t_gate_close(&h->at[i]);
+		t_gate_close(&h->go[i]);
+	}
+	t_gate_close(&h->ready);
+	t_gate_close(&h->start);
+}
+#endif
+
+TEST(leader_killed_before_flush) {
+	SKIP_UNLESS_LMDB();
+#ifndef CJ_TEST_FAULTS
+	note("  skipped: needs a fault-injection build (hold points)\n");
+#else
+	record_begin();
+	struct xheld l, p;
+	/* L stops before it takes the calls posted, and after its commit */
+	int lpid = xheld_spawn(&l, "l", CJ_HOLD_COMBINE_LEAD, CJ_HOLD_FLUSH_CHECK);
+	int ppid = xheld_spawn(&p, "p", CJ_HOLD_COMBINE_POSTED, -1);
+	t_gate_open(&l.start);
+	CHECK(t_gate_wait(&l.at[0], WAIT_MS) == 0);
+	t_gate_open(&p.start);
+	CHECK(t_gate_wait(&p.at[0], WAIT_MS) == 0);
+	t_gate_open(&p.go[0]);
+	t_gate_open(&l.go[0]); /* L takes P's call and commits both */
+	CHECK(t_gate_wait(&l.at[1], WAIT_MS) == 0);
+	CHECK(kill(lpid, SIGKILL) == 0);
+	CHECK(t_join(lpid, WAIT_MS) == 128 + SIGKILL);
+	check_exit(ppid, WAIT_MS, 0); /* P answered from L's receipt */
+	xheld_close(&l);
+	xheld_close(&p);
+	record_end();
+	check_images(t_dir());
+#endif
+}
+
 /* ---- (b) processors accepting, finishing, failing, updating, beside a producer ------ */
 
 #define PROC_JOBS 18
@@ -1261,5 +1346,6 @@ TEST(replay) {
 
 TEST_MAIN(ENTRY(adders), ENTRY(pin_holder_killed), ENTRY(writer_killed_after_pin_holder),
           ENTRY(map_growth),
-          ENTRY(pin_holder_adopts_grown_map), ENTRY(processors), ENTRY(transactions),
+          ENTRY(pin_holder_adopts_grown_map),
+          ENTRY(leader_killed_before_flush), ENTRY(processors), ENTRY(transactions),
           ENTRY(replay))

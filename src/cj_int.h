@@ -127,6 +127,8 @@ enum cj_hold_point {
 	                         sleeps on the tokens it took before the look */
 	CJ_HOLD_PRUNE_COUNT, /* retention.c: a prune batch scanned the oldest
 	                        entries, before it reads the count */
+	CJ_HOLD_LOG_WRITTEN, /* lmdb.c: a commit's log record written, the log's
+	                        gate held, before mdb_txn_commit */
 	CJ_HOLDS
 };
 void cj__fault_hold(int point, int notify_fd, int gate_fd);

@@ -780,6 +780,7 @@ static int lme_log_write(cj_etx *tx, uint64_t *pos, uint64_t *end) {
 		if ((rc = cj__lml_rec_seal(&tx->rec, gen, tx->version, salt))) goto fail;
 	}
 	if ((rc = cj__lml_write(&db->log, p, &tx->rec))) goto fail;
+	cj__fault_hold_here(CJ_HOLD_LOG_WRITTEN);
 	*pos = p;
 	*end = e + tx->rec.len;
 	return CJ_OK;
@@ -1197,7 +1198,8 @@ static int lme_files(cj_edb *db, int *wfd) {
  * fork(): the child must not use its parent's environment (nor its
  * handles: couchjobs.h), so every entry is marked forked in the child
  * (pthread_atfork) and is never handed out there; an open in the child
- * opens the store afresh.
+ * opens the store afresh. The child closes its copy of the log's
+ * descriptor at once (lme_reg_child).
  *
  * A store made again while open: an entry is handed out only while its
  * data file is still the directory's data.mdb. One whose files were
@@ -1216,8 +1218,16 @@ static cj_edb *lme_reg; /* the environments open, by next */
 static void lme_reg_prepare(void) { pthread_mutex_lock(&lme_reg_mu); }
 static void lme_reg_parent(void) { pthread_mutex_unlock(&lme_reg_mu); }
 
+/* The child also closes its copy of each log's descriptor: the log's locks
+ * (the gate, the share of an open store) belong to the open file
+ * description, which the copy shares, so a copy kept by a child that lives
+ * on would keep a killed parent's gate held for as long as it lives, and
+ * every commit of every process would wait for it. */
 static void lme_reg_child(void) {
-	for (cj_edb *db = lme_reg; db; db = db->next) db->forked = 1;
+	for (cj_edb *db = lme_reg; db; db = db->next) {
+		db->forked = 1;
+		cj__lml_close(&db->log);
+	}
 	pthread_mutex_unlock(&lme_reg_mu);
 }
 

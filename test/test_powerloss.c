@@ -69,8 +69,8 @@
  * its recovery and a crash after it). Not modelled: a third loss; a
  * recovery by several processes at once; recoveries are of a few sound
  * first images only (those of the points tried first); and the layout
- * conversion is not exercised (the workloads' stores are of the current
- * layout).
+ * conversion is exercised from layout 2 only (case layout_2_converted;
+ * the other workloads' stores are of the current layout).
  *
  * Crash points: right before each flush's start and after its end, right
  * after each acknowledgement (a marker record) and after each start of a
@@ -113,6 +113,8 @@
 #include "cj_int.h" /* the hold points (fault-injection builds) */
 #include "powerloss.h"
 #include "testutil.h"
+
+#include <lmdb.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -1328,6 +1330,87 @@ TEST(transactions) {
 	check_images(t_dir());
 }
 
+/* ---- (d) a store of layout 2 converted by its first open ------------------------
+ *
+ * A store of the build before the log (layout 2: the commit counter is
+ * "commit", and there is no log file) holding acknowledged jobs is opened
+ * by a process of this build, which converts it (src/engine/lmdb.c,
+ * lme_convert_2) in a commit of its own before the log has any checkpoint
+ * to restore, then adds jobs. Every image must open, whole, with the jobs
+ * of before the conversion. */
+
+#define OLD_JOBS 24
+
+/* Takes the store (closed) back to layout 2, as a build before the log
+ * left it. */
+static void to_layout_2(const char *store) {
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi main, meta;
+	CHECK(mdb_env_create(&env) == 0);
+	CHECK(mdb_env_set_maxdbs(env, 8) == 0);
+	CHECK(mdb_env_set_mapsize(env, (size_t)1 << 30) == 0);
+	CHECK(mdb_env_open(env, store, MDB_NOTLS, 0600) == 0);
+	CHECK(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+	CHECK(mdb_dbi_open(txn, NULL, 0, &main) == 0);
+	CHECK(mdb_dbi_open(txn, "cj_engine", 0, &meta) == 0);
+	MDB_val nk = {6, "number"}, ck = {6, "commit"}, lk = {6, "layout"}, v;
+	CHECK(mdb_get(txn, main, &nk, &v) == 0 && v.mv_size == 8);
+	uint8_t num[8], lay[4] = {0, 0, 0, 2};
+	memcpy(num, v.mv_data, 8);
+	MDB_val nv = {8, num}, lv = {4, lay};
+	CHECK(mdb_del(txn, main, &nk, NULL) == 0);
+	CHECK(mdb_put(txn, main, &ck, &nv, 0) == 0);
+	CHECK(mdb_put(txn, meta, &lk, &lv, 0) == 0);
+	CHECK(mdb_txn_commit(txn) == 0);
+	mdb_env_close(env);
+	char log[4200];
+	snprintf(log, sizeof log, "%s/log", store);
+	CHECK(unlink(log) == 0);
+}
+
+static int converter(void *p) {
+	(void)p;
+	cj_db *db = open_mode();
+	for (int i = 0; i < 6; i++) {
+		char id[32];
+		snprintf(id, sizeof id, "n%d", i);
+		CHECK_OK(cj_add(db, NULL, TYPE, id, NULL, 0));
+		pl_mark("A %s", id);
+	}
+	cj_close(db);
+	return 0;
+}
+
+TEST(layout_2_converted) {
+	SKIP_UNLESS_LMDB();
+	char base[4096], store[4096], trace[4096];
+	cj_db *db = open_mode();
+	CHECK_OK(cj_set_type_timeout(db, TYPE, 3600));
+	cj_retry_policy pol = CJ_RETRY_POLICY_INIT;
+	pol.max_attempts = 1;
+	CHECK_OK(cj_set_type_policy(db, TYPE, &pol));
+	for (int i = 0; i < OLD_JOBS; i++) {
+		char id[32];
+		snprintf(id, sizeof id, "o%02d", i);
+		CHECK_OK(cj_add(db, NULL, TYPE, id, NULL, 0));
+	}
+	cj_close(db);
+	path_in(store, sizeof store, "store");
+	path_in(base, sizeof base, "base");
+	path_in(trace, sizeof trace, "trace");
+	to_layout_2(store);
+	copy_dir(store, base);
+	setenv(PL_ENV_DIR, store, 1);
+	setenv(PL_ENV_TRACE, trace, 1);
+	pl_rec_reload();
+	/* the jobs of the old store were acknowledged before the trace */
+	for (int i = 0; i < OLD_JOBS; i++) pl_mark("A o%02d", i);
+	check_exit(t_spawn(converter, NULL), WAIT_MS, 0);
+	record_end();
+	check_images(t_dir());
+}
+
 /* ---- replaying a failure ---------------------------------------------------------- */
 
 /* CJ_TEST_POWERLOSS_REPLAY names the scratch directory a failing case kept
@@ -1348,4 +1431,4 @@ TEST_MAIN(ENTRY(adders), ENTRY(pin_holder_killed), ENTRY(writer_killed_after_pin
           ENTRY(map_growth),
           ENTRY(pin_holder_adopts_grown_map),
           ENTRY(leader_killed_before_flush), ENTRY(processors), ENTRY(transactions),
-          ENTRY(replay))
+          ENTRY(layout_2_converted), ENTRY(replay))

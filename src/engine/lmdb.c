@@ -1408,8 +1408,8 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 		flags |= MDB_RDONLY | (db->readonly == 2 ? MDB_NOLOCK : 0);
 		if ((rc = lme_log_readonly_check(db))) goto out_close;
 	} else {
-		/* the log makes commits durable: LMDB flushes nothing itself */
-		flags |= MDB_NOSYNC;
+		/* the log makes commits durable: LMDB flushes nothing itself,
+		 * once lme_init's commit is made (MDB_NOSYNC is set after it) */
 		db->sync_after = o->sync != CJ_SYNC_RELAXED;
 		if ((rc = lme_log_open(db, &alone)) || (alone && (rc = lme_log_restore(db, &recover))))
 			goto out_close;
@@ -1444,7 +1444,17 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 	if (db->logging && (rc = lme_gate(db, 1))) goto out_close;
 	mdb_reader_check(db->env, &dead);
 	if (db->logging) lme_gate(db, 0);
-	if ((rc = lme_init(db)) || (alone && (rc = lme_log_start(db, recover)))) goto out_close;
+	/* lme_init's commit (a new store's databases, an older layout's
+	 * conversion) has no record in the log, which has no checkpoint of it
+	 * yet: it is LMDB's own ordered commit (its pages flushed before its
+	 * meta page is written), since after an MDB_NOSYNC one a power loss
+	 * may leave the meta page on disk without the pages it points to */
+	if ((rc = lme_init(db))) goto out_close;
+	if (db->logging && (rc = mdb_env_set_flags(db->env, MDB_NOSYNC, 1))) {
+		rc = lme_err(rc, "setup");
+		goto out_close;
+	}
+	if (alone && (rc = lme_log_start(db, recover))) goto out_close;
 	if (db->logging) {
 		if (pthread_create(&db->pin_thread, NULL, lme_pin_main, db) != 0) {
 			rc = cj__fail(CJ_NOMEM, "cannot start a thread");

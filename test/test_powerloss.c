@@ -140,6 +140,10 @@
 #define SECOND_DRAWS 2
 #define SECOND_SHARE 8
 
+/* The map size every open of the case asks for (0: the default): the
+ * images are opened as the workload's processes opened the store. */
+static size_t map_size;
+
 static int relaxed(void) {
 	const char *s = getenv("CJ_TEST_POWERLOSS_SYNC");
 	return s && strcmp(s, "relaxed") == 0;
@@ -149,6 +153,7 @@ static cj_db *open_mode(void) {
 	cj_options o = CJ_OPTIONS_INIT;
 	o.no_monitor = 1;
 	o.sync = relaxed() ? CJ_SYNC_RELAXED : CJ_SYNC_FULL;
+	o.map_size = map_size;
 	return t_open_opts(&o);
 }
 
@@ -368,6 +373,7 @@ static int check_image(void *p) {
 	snprintf(url, sizeof url, "lmdb:%s", c->dir);
 	cj_options o = CJ_OPTIONS_INIT;
 	o.no_monitor = 1;
+	o.map_size = map_size;
 	cj_db *db = NULL;
 	int rc = cj_open(url, &o, &db);
 	if (rc != CJ_OK) {
@@ -541,6 +547,7 @@ static int recover(void *p) {
 	cj_options o = CJ_OPTIONS_INIT;
 	o.no_monitor = 1;
 	o.sync = relaxed() ? CJ_SYNC_RELAXED : CJ_SYNC_FULL;
+	o.map_size = map_size;
 	cj_db *db = NULL;
 	int rc = cj_open(url, &o, &db);
 	unsetenv("CJ_TEST_OPEN_REWRITE");
@@ -560,13 +567,20 @@ static int recover(void *p) {
 	const char *ids[2] = {"r0", "r1"};
 	for (int i = 0; i < 2 && rc == CJ_OK; i++) {
 		if (i == 1) {
-			cj_tx *tx;
 			pl_mark("G 90 y0 y1 k90");
-			CHECK_OK(cj_tx_begin(db, &tx));
-			CHECK_OK(cj_add(db, tx, TYPE, "y0", "{\"tx\":1}", 0));
-			CHECK_OK(cj_add(db, tx, TYPE, "y1", "{\"tx\":1}", 0));
-			CHECK_OK(cj_tx_put(tx, "k90", 3, "v", 1));
-			if ((rc = cj_tx_commit(tx)) == CJ_OK) pl_mark("C 90");
+			/* run again while the map grows (a small map: CJ_CONFLICT) */
+			for (int tries = 0; tries < 20; tries++) {
+				cj_tx *tx;
+				CHECK_OK(cj_tx_begin(db, &tx));
+				if ((rc = cj_add(db, tx, TYPE, "y0", "{\"tx\":1}", 0)) == CJ_OK &&
+				    (rc = cj_add(db, tx, TYPE, "y1", "{\"tx\":1}", 0)) == CJ_OK &&
+				    (rc = cj_tx_put(tx, "k90", 3, "v", 1)) == CJ_OK)
+					rc = cj_tx_commit(tx);
+				else
+					cj_tx_abort(tx);
+				if (rc != CJ_CONFLICT) break;
+			}
+			if (rc == CJ_OK) pl_mark("C 90");
 		}
 		if (rc == CJ_OK && (rc = cj_add(db, NULL, TYPE, ids[i], NULL, 0)) == CJ_OK)
 			pl_mark("A %s", ids[i]);
@@ -1411,6 +1425,58 @@ TEST(layout_2_converted) {
 	check_images(t_dir());
 }
 
+/* ---- (e) a small map, grown after the last checkpoint -----------------------------
+ *
+ * Every open asks for a small map (cj_options.map_size), which grows as
+ * commits need it (src/engine/lmdb.c: "The map grows"). The checkpoint a
+ * recovery restores holds the map size and the pages of its moment; the
+ * records after it need more pages, so the replay must grow the map as a
+ * commit would, or the image does not open. */
+
+#define SMALL_MAP ((size_t)64 << 10)
+#define BIG_TXS 24
+#define BIG_VALUE 3000 /* bytes: each a page of its own (overflow pages) */
+
+/* Transactions of a job and a key of the caller's holding BIG_VALUE bytes
+ * (kept_line() says of a key only whether it is there). */
+static int big_adder(void *p) {
+	(void)p;
+	cj_db *db = open_mode();
+	static char value[BIG_VALUE];
+	memset(value, 'x', sizeof value);
+	for (int i = 0; i < BIG_TXS; i++) {
+		char id[32], key[32];
+		snprintf(id, sizeof id, "g%02d", i);
+		snprintf(key, sizeof key, "kg%02d", i);
+		pl_mark("G %d %s %s", 100 + i, id, key);
+		int rc = CJ_CONFLICT;
+		/* run again while the map grows (CJ_CONFLICT: couchjobs.h) */
+		for (int tries = 0; rc == CJ_CONFLICT && tries < 20; tries++) {
+			cj_tx *tx;
+			CHECK_OK(cj_tx_begin(db, &tx));
+			if ((rc = cj_add(db, tx, TYPE, id, NULL, 0)) == CJ_OK &&
+			    (rc = cj_tx_put(tx, key, strlen(key), value, sizeof value)) == CJ_OK)
+				rc = cj_tx_commit(tx);
+			else
+				cj_tx_abort(tx);
+		}
+		CHECK_OK(rc);
+		pl_mark("C %d", 100 + i);
+	}
+	cj_close(db);
+	return 0;
+}
+
+TEST(small_map_grown) {
+	SKIP_UNLESS_LMDB();
+	map_size = SMALL_MAP;
+	record_begin();
+	check_exit(t_spawn(big_adder, NULL), WAIT_MS, 0);
+	record_end();
+	check_images(t_dir());
+	map_size = 0;
+}
+
 /* ---- replaying a failure ---------------------------------------------------------- */
 
 /* CJ_TEST_POWERLOSS_REPLAY names the scratch directory a failing case kept
@@ -1431,4 +1497,4 @@ TEST_MAIN(ENTRY(adders), ENTRY(pin_holder_killed), ENTRY(writer_killed_after_pin
           ENTRY(map_growth),
           ENTRY(pin_holder_adopts_grown_map),
           ENTRY(leader_killed_before_flush), ENTRY(processors), ENTRY(transactions),
-          ENTRY(layout_2_converted), ENTRY(replay))
+          ENTRY(layout_2_converted), ENTRY(small_map_grown), ENTRY(replay))

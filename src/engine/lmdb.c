@@ -848,6 +848,7 @@ static int lme_replay_change(void *arg, int op, int space, const uint8_t *k, siz
 		return cj__fail(CJ_STORE, "the store's log: a malformed record");
 	MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
 	int rc = op == LML_PUT ? mdb_put(txn, dbi, &key, &val, 0) : mdb_del(txn, dbi, &key, NULL);
+	if (rc == MDB_MAP_FULL) *(int *)a[2] = 1; /* lme_replay grows the map */
 	return rc == 0 || (op == LML_DEL && rc == MDB_NOTFOUND) ? CJ_OK : lme_err(rc, "replay");
 }
 
@@ -855,7 +856,7 @@ static int lme_replay_change(void *arg, int op, int space, const uint8_t *k, siz
  * the records of its generation after its commit, in order; of two
  * records of one commit number the later counts (the first one's writer
  * was killed before its commit). Stops at the first that is not there. */
-static int lme_replay(cj_edb *db, const lml_ckpt *c, long *applied) {
+static int lme_replay_once(cj_edb *db, const lml_ckpt *c, long *applied, int *full) {
 	*applied = 0;
 	MDB_txn *txn;
 	int rc = lme_txn_begin(db, 0, &txn);
@@ -878,7 +879,7 @@ static int lme_replay(cj_edb *db, const lml_ckpt *c, long *applied) {
 			break;
 		}
 		if (r.commit == last + 1 && !(more == 1 && n.commit == r.commit)) {
-			void *a[2] = {db, txn};
+			void *a[3] = {db, txn, full};
 			if ((rc = cj__lml_changes(&r, lme_replay_change, a))) break;
 			last = r.commit;
 			++*applied;
@@ -895,9 +896,30 @@ static int lme_replay(cj_edb *db, const lml_ckpt *c, long *applied) {
 	}
 	cj__buf_free(&next);
 	if (got < 0) rc = got;
-	if (rc == CJ_OK && (rc = mdb_txn_commit(txn))) return lme_err(rc, "replay");
+	if (rc == CJ_OK && (rc = mdb_txn_commit(txn))) {
+		*full = rc == MDB_MAP_FULL;
+		return lme_err(rc, "replay");
+	}
 	if (rc) mdb_txn_abort(txn);
 	return rc;
+}
+
+/* The replay, in a map grown as a commit would grow it (lme_grow): the
+ * restored checkpoint holds the map size of its moment, and the commits
+ * after it may have needed more (a small cj_options.map_size). Alone: no
+ * other transaction of the process is active. */
+static int lme_replay(cj_edb *db, const lml_ckpt *c, long *applied) {
+	for (;;) {
+		int full = 0, rc = lme_replay_once(db, c, applied, &full);
+		if (!full) return rc;
+		MDB_envinfo info;
+		atomic_store(&db->map_end, 0); /* it moves: lme_in_file() */
+		if ((rc = mdb_env_info(db->env, &info)) == 0)
+			rc = info.me_mapsize > SIZE_MAX / 2
+			         ? ENOMEM
+			         : mdb_env_set_mapsize(db->env, info.me_mapsize * 2);
+		if (rc) return lme_err(rc, "replay: growing the map");
+	}
 }
 
 

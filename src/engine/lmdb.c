@@ -196,6 +196,8 @@
 #define LME_LOG_PAGES 10 /* data.mdb's last page at the last checkpoint */
 #define LME_LOG_SALT 11  /* the last checkpoint's salt (lmdb_log.h) */
 #define LME_LOG_FORCE 12 /* 1: the next commit makes a checkpoint first */
+#define LME_LOG_KICK 13  /* the generation and step of the last writeback
+                            started ahead of a checkpoint (lme_log_kick) */
 /* A checkpoint is made once this many bytes of records follow the last,
  * or data.mdb has grown by this many pages since (while a checkpoint is
  * pinned, LMDB reuses no page freed after it: this bounds the growth) */
@@ -738,6 +740,52 @@ static int lme_ckpt_due(cj_edb *db) {
 	MDB_envinfo info;
 	return mdb_env_info(db->env, &info) == 0 &&
 	       (uint64_t)info.me_last_pgno >= lme_w(db, LME_LOG_PAGES) + db->ckpt_pages;
+}
+
+/* Ahead of a checkpoint, after a commit (outside LMDB's writer lock and
+ * the gate): starts the writeback of data.mdb's dirty pages, once each
+ * time the way to the next checkpoint passes one of LME_KICK_STEPS steps
+ * (of the record area, of the record bytes or of the pages data.mdb may
+ * grow by, whichever is furthest), by whichever commit first sees the
+ * step (a swap of LOG_KICK: generation * LME_KICK_STEPS + step). It does
+ * not wait for the writes. The checkpoint's own flush (lme_checkpoint,
+ * under the writer lock) then finds most of the pages written or being
+ * written, and holds up every writer for little more than the pages of
+ * the last step and the file's metadata, instead of everything written
+ * since the last checkpoint.
+ *
+ * Nothing relies on it: the checkpoint still flushes data.mdb under the
+ * lock before it writes its slot, and the writes started here are only
+ * writes the kernel may make at any moment anyway (of pages LMDB has
+ * written; the meta pages included, which a recovery writes back from the
+ * checkpoint). So the correctness argument of the checkpoint
+ * (doc/engine-log.md) is untouched; LOG_KICK is a hint, read and swapped
+ * outside the gate, and a wrong value (a killed process, a recovery that
+ * repeats a generation) only skips or repeats a writeback. */
+#define LME_KICK_STEPS 8
+
+static void lme_log_kick(cj_edb *db) {
+	uint64_t gen = lme_w(db, LME_LOG_GEN), used = lme_w(db, LME_LOG_END) - lme_w(db, LME_LOG_START);
+	uint64_t area = db->log.size > LML_AREA ? db->log.size - LML_AREA : 1;
+	uint64_t bytes = area < db->ckpt_bytes ? area : db->ckpt_bytes;
+	uint64_t step = used >= bytes ? LME_KICK_STEPS - 1 : used * LME_KICK_STEPS / bytes;
+	MDB_envinfo info;
+	if (mdb_env_info(db->env, &info) == 0 && db->ckpt_pages) {
+		uint64_t base = lme_w(db, LME_LOG_PAGES), last = info.me_last_pgno;
+		uint64_t grown = last > base ? last - base : 0;
+		uint64_t ps = grown >= db->ckpt_pages ? LME_KICK_STEPS - 1
+		                                      : grown * LME_KICK_STEPS / db->ckpt_pages;
+		if (ps > step) step = ps;
+	}
+	if (!step) return;
+	uint64_t want = gen * LME_KICK_STEPS + step; /* wraps harmlessly */
+	uint64_t was = lme_w(db, LME_LOG_KICK);
+	int fd;
+	if (was == want || !cj__os_word64_swap(db->flush, LME_LOG_KICK, was, want) ||
+	    mdb_env_get_fd(db->env, &fd))
+		return;
+	/* errors are the checkpoint's flush's to report */
+	(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
 /* Before tx's mdb_txn_commit: takes the gate, makes sure the checkpoint is
@@ -1700,6 +1748,7 @@ static int lme_commit(cj_etx *tx) {
 	/* wake the waiters first: what they do next does not wait for the flush */
 	cj__wordset_each_n(&tx->notify, lme_bump_word, tx->db);
 	rc = lme_durable(tx->db, tx->version);
+	if (tx->db->logging) lme_log_kick(tx->db);
 	lme_end(tx);
 	return rc;
 }

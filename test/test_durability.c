@@ -10,8 +10,10 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- kill9_keeps_acknowledged ---------------------------------------------- */
@@ -426,6 +428,63 @@ TEST(relaxed_sync_works) {
 	cj_close(db);
 }
 
+/* ---- relaxed_reuses_pages ------------------------------------------------------
+ *
+ * A relaxed process's commits leave the log of the embedded engine
+ * (src/engine/lmdb.c, lme_log_void) rather than keep its checkpoints
+ * pinned: LMDB then reuses the pages each commit frees, as without the
+ * log, and data.mdb stays the size of what it holds. With the pinned
+ * checkpoints every commit's pages were new ones, to be flushed at the
+ * next checkpoint, and the file grew by up to a checkpoint's worth of
+ * pages (LME_CKPT_PAGES: 8 MiB of 4 KiB pages). */
+
+#define REUSE_COMMITS 3000
+#define REUSE_MAX_BYTES ((off_t)2 << 20)
+
+static off_t data_size(void) {
+	char file[PATH_MAX + 64];
+	snprintf(file, sizeof file, "%s/store/data.mdb", t_dir());
+	struct stat st;
+	CHECK(stat(file, &st) == 0);
+	return st.st_size;
+}
+
+static int relaxed_rewriter(void *p) {
+	(void)p;
+	cj_options o = CJ_OPTIONS_INIT;
+	o.sync = CJ_SYNC_RELAXED;
+	o.no_monitor = 1;
+	cj_db *db = t_open_opts(&o);
+	/* one pending job replaced again and again: the same few keys */
+	for (int i = 0; i < REUSE_COMMITS; i++) {
+		char data[32];
+		snprintf(data, sizeof data, "{\"i\":%d}", i);
+		CHECK_OK(cj_add(db, NULL, "rx", "again", data, 0));
+	}
+	cj_close(db);
+	return 0;
+}
+
+TEST(relaxed_reuses_pages) {
+	SKIP_UNLESS_LMDB();
+	/* a durable process has the store open throughout: the relaxed one
+	 * is not alone */
+	cj_db *db = open_nomon();
+	CHECK_OK(cj_set_type_timeout(db, "rx", 60));
+	int pid = t_spawn(relaxed_rewriter, NULL);
+	check_exit(pid, 120000, 0);
+	off_t size = data_size();
+	note("  data.mdb after %d relaxed commits: %lld bytes\n", REUSE_COMMITS, (long long)size);
+	CHECK(size <= REUSE_MAX_BYTES);
+	/* a durable commit after them: the log holds a checkpoint again */
+	CHECK_OK(cj_add(db, NULL, "rx", "after", NULL, 0));
+	char *data = NULL;
+	CHECK_OK(cj_get_job_data(db, NULL, "rx", "again", &data));
+	CHECK(data && strstr(data, "2999") != NULL);
+	cj_free(data);
+	cj_close(db);
+}
+
 TEST_MAIN_VERIFIED(ENTRY(kill9_keeps_acknowledged), ENTRY(kill9_keeps_acknowledged_relaxed),
           ENTRY(kill9_in_open_tx), ENTRY(reopen_after_kill_of_processor),
-          ENTRY(relaxed_sync_works))
+          ENTRY(relaxed_sync_works), ENTRY(relaxed_reuses_pages))

@@ -198,6 +198,7 @@
 #define LME_LOG_FORCE 12 /* 1: the next commit makes a checkpoint first */
 #define LME_LOG_KICK 13  /* the generation and step of the last writeback
                             started ahead of a checkpoint (lme_log_kick) */
+#define LME_LOG_VOID 14  /* 1: the log holds no checkpoint (lme_log_void) */
 /* A checkpoint is made once this many bytes of records follow the last,
  * or data.mdb has grown by this many pages since (while a checkpoint is
  * pinned, LMDB reuses no page freed after it: this bounds the growth) */
@@ -679,6 +680,7 @@ static int lme_checkpoint(cj_edb *db, uint64_t gen) {
 	lme_wset(db, LME_LOG_SALT, c->salt);
 	lme_wset(db, LME_LOG_START, lme_w(db, LME_LOG_END));
 	lme_wset(db, LME_LOG_FORCE, 0);
+	lme_wset(db, LME_LOG_VOID, 0);
 	lme_wset(db, LME_PIN_OWNER, cj__os_owner(db->owner));
 	MDB_envinfo info;
 	if (mdb_env_info(db->env, &info) == 0) lme_wset(db, LME_LOG_PAGES, info.me_last_pgno);
@@ -714,6 +716,8 @@ static int lme_log_repair(cj_edb *db, uint64_t last) {
 	lme_wset(db, LME_LOG_START, 0);
 	lme_wset(db, LME_LOG_END, pos - LML_AREA);
 	lme_wset(db, LME_PIN_OWNER, 0);
+	/* the log may hold a checkpoint again: a relaxed writer voids it anew */
+	lme_wset(db, LME_LOG_VOID, 0);
 	lme_wset(db, LME_LOG_DIRTY, 0);
 	return CJ_OK;
 }
@@ -742,6 +746,45 @@ static int lme_ckpt_due(cj_edb *db) {
 	       (uint64_t)info.me_last_pgno >= lme_w(db, LME_LOG_PAGES) + db->ckpt_pages;
 }
 
+/* The relaxed mode's way out of the log (gate held, in a write
+ * transaction of this process, before its commit). A checkpoint flushes
+ * every page written since the last one, and while it is pinned LMDB
+ * reuses none of them, so each commit's pages are new ones that the next
+ * checkpoint must write: about four pages a commit, all flushed. A
+ * durable commit pays that and gains a flush of its own; a relaxed one,
+ * which flushes nothing on the engine without the log, would pay it for
+ * nothing but a store that a power loss cannot damage (the relaxed mode
+ * does not promise that: couchjobs.h). So where a relaxed commit would
+ * have to make a checkpoint (the last is due, unpinned, or its record
+ * area full), and sooner (lme_relaxed_leaves), it voids the log instead:
+ *   1. flushes data.mdb: every commit so far is in it, durable ones
+ *      included (they relied on the log and its checkpoint, which go);
+ *   2. spoils both checkpoint slots and flushes the log: a recovery then
+ *      restores nothing and opens data.mdb as it is (as without the log);
+ *      only then may a page of the last checkpoint be reused;
+ *   3. marks the log void, unpinned, and moves the generation (every
+ *      process's pin thread lets go of its pin).
+ * While the log is void, relaxed commits write no record and take no gate
+ * (lme_commit looks at VOID under LMDB's writer lock; only a checkpoint
+ * clears it, and checkpoints are made in write transactions or by an open
+ * that is alone). A durable commit finds the log unpinned and makes a
+ * checkpoint before it writes its record, as after a lost pin, so that
+ * every record after a checkpoint is there again. */
+static int lme_log_void(cj_edb *db) {
+	int rc = mdb_env_sync(db->env, 1);
+	if (rc) return lme_err(rc, "sync");
+	lme_wset(db, LME_LOG_DIRTY, 1);
+	if ((rc = cj__lml_ckpt_void(&db->log))) return rc; /* still dirty: looked at again */
+	lme_wset(db, LME_PIN_OWNER, 0);
+	lme_wset(db, LME_LOG_GEN, lme_w(db, LME_LOG_GEN) + 1);
+	lme_wset(db, LME_LOG_START, lme_w(db, LME_LOG_END));
+	lme_wset(db, LME_LOG_VOID, 1);
+	lme_wset(db, LME_LOG_DIRTY, 0);
+	lme_pin_set(db, NULL, 0);
+	cj__os_word64_wake(db->flush, LME_LOG_GEN); /* older pins may go */
+	return CJ_OK;
+}
+
 /* Ahead of a checkpoint, after a commit (outside LMDB's writer lock and
  * the gate): starts the writeback of data.mdb's dirty pages, once each
  * time the way to the next checkpoint passes one of LME_KICK_STEPS steps
@@ -765,6 +808,7 @@ static int lme_ckpt_due(cj_edb *db) {
 #define LME_KICK_STEPS 8
 
 static void lme_log_kick(cj_edb *db) {
+	if (lme_w(db, LME_LOG_VOID)) return; /* no checkpoint to come */
 	uint64_t gen = lme_w(db, LME_LOG_GEN), used = lme_w(db, LME_LOG_END) - lme_w(db, LME_LOG_START);
 	uint64_t area = db->log.size > LML_AREA ? db->log.size - LML_AREA : 1;
 	uint64_t bytes = area < db->ckpt_bytes ? area : db->ckpt_bytes;
@@ -788,14 +832,34 @@ static void lme_log_kick(cj_edb *db) {
 	(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
+/* Whether a relaxed commit voids the log rather than write its record
+ * (lme_log_void): where a checkpoint would be made, and much sooner, after
+ * 1/LME_RELAXED_SHARE of a checkpoint's worth of records or growth, so
+ * that a relaxed process grows data.mdb by little before its commits reuse
+ * pages again. */
+#define LME_RELAXED_SHARE 16
+
+static int lme_relaxed_leaves(cj_edb *db) {
+	if (lme_w(db, LME_LOG_VOID) || !lme_pinned(db) || lme_ckpt_due(db)) return 1;
+	if (lme_w(db, LME_LOG_END) - lme_w(db, LME_LOG_START) >= db->ckpt_bytes / LME_RELAXED_SHARE)
+		return 1;
+	MDB_envinfo info;
+	return mdb_env_info(db->env, &info) != 0 ||
+	       (uint64_t)info.me_last_pgno >=
+	           lme_w(db, LME_LOG_PAGES) + db->ckpt_pages / LME_RELAXED_SHARE;
+}
+
 /* Before tx's mdb_txn_commit: takes the gate, makes sure the checkpoint is
  * pinned (or makes one), and writes tx's record; *end is LOG_END once the
- * commit is done. On failure the gate is free again. */
+ * commit is done. On failure the gate is free again. 1: a relaxed commit
+ * that found the log void, or voided it (lme_log_void), commits without
+ * a record, and the gate is free again. */
 static int lme_log_write(cj_etx *tx, uint64_t *pos, uint64_t *end) {
 	cj_edb *db = tx->db;
 	int rc = lme_gate(db, 1);
 	if (rc) return rc;
 	if (lme_w(db, LME_LOG_DIRTY) && (rc = lme_log_repair(db, tx->version - 1))) goto fail;
+	if (!db->sync_after && lme_relaxed_leaves(db)) goto bare;
 	if (!lme_pinned(db) || lme_ckpt_due(db))
 		if ((rc = lme_checkpoint(db, 0))) goto fail;
 	uint64_t gen = lme_w(db, LME_LOG_GEN), e = lme_w(db, LME_LOG_END);
@@ -815,6 +879,7 @@ static int lme_log_write(cj_etx *tx, uint64_t *pos, uint64_t *end) {
 	}
 	if ((rc = cj__lml_rec_seal(&tx->rec, gen, tx->version, salt))) goto fail;
 	if (p + tx->rec.len > db->log.size) {
+		if (!db->sync_after) goto bare;
 		/* the area is full: a new generation starts it over */
 		if ((rc = lme_checkpoint(db, 0))) goto fail;
 		if (LML_AREA + tx->rec.len > db->log.size &&
@@ -832,6 +897,10 @@ static int lme_log_write(cj_etx *tx, uint64_t *pos, uint64_t *end) {
 	*pos = p;
 	*end = e + tx->rec.len;
 	return CJ_OK;
+bare:
+	if (!lme_w(db, LME_LOG_VOID) && (rc = lme_log_void(db))) goto fail;
+	lme_gate(db, 0);
+	return 1;
 fail:
 	lme_gate(db, 0);
 	return rc;
@@ -1703,16 +1772,21 @@ static int lme_commit(cj_etx *tx) {
 	MDB_val k = {strlen(tx->db->number), (void *)tx->db->number}, v = {8, num};
 	int rc = mdb_put(tx->txn, tx->db->book, &k, &v, 0);
 	uint64_t pos = 0, end = 0;
-	if (rc == 0 && tx->db->logging) {
+	cj_edb *db = tx->db;
+	/* a relaxed commit while the log is void (lme_log_void): read under
+	 * LMDB's writer lock, which every change of VOID also holds */
+	int bare = db->logging && !db->sync_after && lme_w(db, LME_LOG_VOID) &&
+	           !lme_w(db, LME_LOG_DIRTY);
+	if (rc == 0 && db->logging && !bare) {
 		lme_rec(tx, LML_PUT, LME_REC_BOOK, &k, &v);
 		int lrc = lme_log_write(tx, &pos, &end);
-		if (lrc) {
+		if (lrc < 0) {
 			mdb_txn_abort(tx->txn);
 			lme_end(tx);
 			return lrc;
 		}
 		rc = mdb_txn_commit(tx->txn);
-		lme_log_done(tx->db, rc == 0, pos, end);
+		if (lrc == 0) lme_log_done(db, rc == 0, pos, end);
 	} else if (rc == 0) {
 		rc = mdb_txn_commit(tx->txn);
 	} else {

@@ -275,6 +275,13 @@ int cj__lml_ckpt_write(lml *l, const lml_ckpt *c) {
 	return rc ? rc : cj__lml_flush(l);
 }
 
+int cj__lml_ckpt_void(lml *l) {
+	static const uint8_t zero[4];
+	int rc = lml_pwrite(l, zero, sizeof zero, slot_off(0));
+	if (rc == CJ_OK) rc = lml_pwrite(l, zero, sizeof zero, slot_off(1));
+	return rc ? rc : cj__lml_flush(l);
+}
+
 /* ---- records ---------------------------------------------------------------------- */
 
 void cj__lml_rec_start(cj_buf *r) {

@@ -1051,6 +1051,10 @@ static long data_len(const char *name) {
 
 TEST(map_growth) {
 	SKIP_UNLESS_LMDB();
+	if (relaxed()) { /* relaxed commits let the pin go (lme_log_void) */
+		note("  skipped: in the relaxed mode no checkpoint stays pinned while the map grows\n");
+		return;
+	}
 	record_begin();
 	struct adder a[GROW_PROCS];
 	int pid[GROW_PROCS];
@@ -1112,6 +1116,10 @@ static int map_adopter(void *p) {
 
 TEST(pin_holder_adopts_grown_map) {
 	SKIP_UNLESS_LMDB();
+	if (relaxed()) { /* relaxed commits let the pin go (lme_log_void) */
+		note("  skipped: in the relaxed mode no checkpoint stays pinned while the map grows\n");
+		return;
+	}
 	record_begin();
 	struct adopter a;
 	t_gate_init(&a.pinned);

@@ -15,6 +15,9 @@
  *                       (src/combine.c; engine.h's shared), made at the
  *                       first combined call, and the byte locks of the
  *                       processes' owner ids (src/os/owner.c)
+ *   log                 a checkpoint of data.mdb's meta pages and a record
+ *                       of each commit's key changes since (lmdb_log.h;
+ *                       "the log" below)
  *
  * Files: LMDB opens data.mdb and lock.mdb by path itself, following
  * symlinks; so lme_open() first checks the directory (os.h: nobody else
@@ -38,83 +41,79 @@
  *   "user"       the caller's own keys
  *   "cj_engine"  this engine's bookkeeping: "layout" = u32 BE, LME_LAYOUT
  * and, in the main database beside the named ones' records:
- *   "commit"     u64 BE, the number of the last write commit
+ *   "number"     u64 BE, the number of the last write commit (layout 3;
+ *                layouts 1 and 2 called it "commit")
  *   "r" + u16 BE slot = u64 BE, the receipt of the last call of that
  *                combining slot that committed (engine.h's receipt_put:
  *                src/combine.c)
- * Every commit writes "commit", and every commit rewrites the main
+ * Every commit writes the number, and every commit rewrites the main
  * database's page anyway (the record of "jobs" or "user", whose root
  * moved), so the number costs no page of its own; in "cj_engine" it cost
- * one more page, in another place on disk, per commit (layout 1, which
- * kept "commit" and the receipts there, is converted at open: "commit" is
- * removed from "cj_engine", so that a process of a build before the
- * conversion fails its next transaction instead of numbering commits
- * apart). A store opened read-only keeps its layout and is read as it is.
+ * one more page, in another place on disk, per commit. Layout 1 kept
+ * "commit" and the receipts in "cj_engine"; layout 2 moved them to the
+ * main database; layout 3 renamed "commit" to "number" when the log came
+ * (every commit writes a record). Older layouts are converted at open, and
+ * the key a build before the conversion reads is removed, so that such a
+ * process, still running, fails its next transaction instead of numbering
+ * commits apart or committing without a record. A store opened read-only
+ * keeps its layout and is read as it is.
  *
  * LMDB allows one writer at a time across processes, so transactions never
- * conflict; commit numbers are the "commit" counter plus one, written in the
- * commit itself, so they grow with commit order.
+ * conflict; commit numbers are the counter plus one, written in the commit
+ * itself, so they grow with commit order.
  *
- * Durability (CJ_SYNC_FULL): the environment is opened with MDB_NOMETASYNC,
- * so a commit flushes its data pages once under LMDB's writer lock
- * (fdatasync of data.mdb, after taking the lock and before writing its own
- * meta page) and writes its meta page without a flush; lme_commit() then
- * makes sure the file was flushed after that meta page was written
- * (lme_durable, below) before it returns. A commit is therefore on disk
- * when it is acknowledged, as with LMDB's default of two flushes in the
- * lock, but the second flush no longer holds up the next writer.
- * Integrity never depended on the second flush: LMDB only ever writes a
- * meta page after the pages it points to were flushed, so a crash loses at
- * most the commits whose meta pages were not yet on disk, and the store
- * opens at the last one that was.
+ * Durability: a writable open keeps the log (doc/engine-log.md; "the log"
+ * below). LMDB runs with MDB_NOSYNC and flushes nothing in its commits:
+ * each commit first writes one record of its key changes into the log,
+ * and a durable commit (CJ_SYNC_FULL) is acknowledged once a flush of the
+ * log that began after its record was written has ended (lme_durable). So
+ * a durable commit costs one flush, of the log, where LMDB's own way costs
+ * two (its data pages, then its meta page). data.mdb is flushed by
+ * checkpoints alone; after a power loss the first open writes the last
+ * checkpoint's meta pages back into it and replays the records after it.
+ * A relaxed commit (CJ_SYNC_RELAXED) writes its record without a flush: a
+ * power loss may lose the last such commits, never damage the store.
  *
- * Shared flushes: the second flush of commit N is needed only until some
- * flush of data.mdb starts after N's meta page was written (fdatasync
- * covers every write to the file before it, whichever process made it).
- * Any later commit M > N of a process that syncs makes one inside its
- * mdb_txn_commit, under the lock N released after writing its meta page;
- * so when M's commit returns, every commit up to M - 1 is on disk. The
- * flush file's words, shared by the processes that sync, say so:
+ * Shared flushes: the flush that makes commit N durable is needed only
+ * until some flush of the log starts after N's record was written
+ * (fdatasync covers every write to the file before it, whichever process
+ * made it). The flush file's words, shared by the processes that open the
+ * store for writing, say so:
  *   DURABLE    every commit up to this number is on disk
- *   LAST       commits up to this number have written their meta page (a
- *              committer raises it after its mdb_txn_commit returns)
+ *   LAST       commits up to this number have written their record and
+ *              committed (a committer raises it after mdb_txn_commit)
  *   FLUSHING   the LAST a flush started at (one is under way while it is
  *              after DURABLE)
  *   BEGUN      the number of the last write transaction begun (raised
  *              under the writer lock)
  *   ABANDONED  the last such number that ended without a commit
- * (u64 each, in the machine's byte order; they only grow.) After commit
- * N, lme_durable raises DURABLE to N - 1 and LAST to N. If DURABLE has
- * reached N, the commit is on disk and needs no flush
- * (cj_stats.shared_flushes). Else it waits on DURABLE (a futex) while a
- * flush started at FLUSHING >= N is under way (for at most
- * LME_FLUSH_WAIT_MS), or while a later write transaction (BEGUN > N, not
- * ABANDONED) will commit, which flushes N (for at most a couple of this
- * process's own flush times: a long transaction must not hold it up).
- * Else, or past the wait (the other process may have been killed, or its
- * transaction may abort), it reads LAST as L, claims FLUSHING = L,
- * flushes, raises DURABLE to L and wakes the waiters: every commit up to L
- * had written its meta page before that flush began. A transaction that
- * ends without committing raises ABANDONED and wakes the waiters too. The
- * words only ever claim less than is true, so a process killed anywhere
- * leaves them true, and a waiter's bound keeps anyone from hanging (no
- * word names a process: nothing here depends on process ids, nor on PID
- * namespaces). A
- * process in CJ_SYNC_RELAXED (MDB_NOSYNC) makes no flush in its commit, so
- * it must never raise DURABLE or BEGUN: it does not map the file (its
- * commits get flushed by the next syncing commit, unasked). A process of
- * an earlier build flushes each commit itself, as before. The words are
- * checked against the store's commit number at every open, under the
- * writer lock: ahead of it, they belong to a data.mdb that was replaced,
- * and are set to 0 (lme_flush_check). This only runs while a commit is
- * acknowledged: nothing polls.
+ * (u64 each, in the machine's byte order; they only grow; the log's own
+ * words follow them: "the log" below.) After commit N, lme_durable raises
+ * LAST to N. If DURABLE has reached N, the commit is on disk and needs no
+ * flush (cj_stats.shared_flushes). Else it waits on DURABLE (a futex) while
+ * a flush started at FLUSHING >= N is under way (for at most
+ * LME_FLUSH_WAIT_MS). Else, or past the wait (the other process may have
+ * been killed), it reads LAST as L, claims FLUSHING = L, flushes the log,
+ * raises DURABLE to L and wakes the waiters: every commit up to L had
+ * written its record before that flush began. The words only ever claim
+ * less than is true, so a process killed anywhere leaves them true, and a
+ * waiter's bound keeps anyone from hanging (no word names a process:
+ * nothing here depends on process ids, nor on PID namespaces). Relaxed
+ * commits never raise DURABLE; their records are flushed by the next
+ * durable commit's flush, unasked. BEGUN and ABANDONED date from the
+ * layout before the log, whose commits each flushed data.mdb and so
+ * covered every earlier commit (a waiter then also waited for a later
+ * writer); they are still kept. The words are checked against the
+ * store's commit number at every open, under the writer lock: ahead of
+ * it, they belong to a data.mdb that was replaced, and are set to 0
+ * (lme_flush_check). This only runs while a commit is acknowledged:
+ * nothing polls.
  *
  * Group commit: the core combines the own transactions of several threads
  * of a handle into one (src/group.c), each call in a nested transaction
- * (LMDB's child transactions, begin_nested below), so that they share the
- * two steps above: one data flush under the lock, one flush after it. A
- * killed process leaves nothing of its open transaction, nested ones and
- * all; its callers were not answered. Calls of several processes are
+ * (LMDB's child transactions, begin_nested below), so that they share one
+ * record and one flush of the log. A killed process leaves nothing of its
+ * open transaction, nested ones and all; its callers were not answered. Calls of several processes are
  * combined the same way (src/combine.c), through the combine file
  * (shared below) and a receipt per call in "cj_engine".
  *
@@ -424,9 +423,8 @@ static void lme_fault_rewrite(cj_edb *db) {
 #endif
 }
 
-/* Maps the flush file, for a process that flushes (a relaxed or read-only
- * one leaves it alone), checked as every store file is; one that can only
- * be read leaves each commit to flush alone. */
+/* Maps the flush file (the shared-flush words and the log's words), checked
+ * as every store file is; a read-only open leaves it alone. */
 static int lme_flush_open(cj_edb *db) {
 	int ro, fd;
 	if (db->readonly) return CJ_OK;

@@ -71,8 +71,9 @@
  * two (its data pages, then its meta page). data.mdb is flushed by
  * checkpoints alone; after a power loss the first open writes the last
  * checkpoint's meta pages back into it and replays the records after it.
- * A relaxed commit (CJ_SYNC_RELAXED) writes its record without a flush: a
- * power loss may lose the last such commits, never damage the store.
+ * A relaxed commit (CJ_SYNC_RELAXED) flushes nothing, and soon voids the
+ * log (lme_log_void): a relaxed store is as a power loss leaves LMDB with
+ * MDB_NOSYNC, as couchjobs.h says.
  *
  * Shared flushes: the flush that makes commit N durable is needed only
  * until some flush of the log starts after N's record was written

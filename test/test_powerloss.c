@@ -832,21 +832,28 @@ static int adder(void *p) {
 	return 0;
 }
 
+/* Starts n processes running fn (each given its struct adder), lets them
+ * go at once, and waits for each to end well. */
+static void run_adders(int n, int (*fn)(void *)) {
+	struct adder a[8];
+	int pid[8];
+	CHECK(n <= 8);
+	t_gate go;
+	t_gate_init(&go);
+	for (int i = 0; i < n; i++) {
+		a[i].go = go;
+		a[i].proc = i;
+		pid[i] = t_spawn(fn, &a[i]);
+	}
+	for (int i = 0; i < n; i++) t_gate_open(&go);
+	for (int i = 0; i < n; i++) check_exit(pid[i], WAIT_MS, 0);
+	t_gate_close(&go);
+}
+
 TEST(adders) {
 	SKIP_UNLESS_LMDB();
 	record_begin();
-	struct adder a[ADD_PROCS];
-	int pid[ADD_PROCS];
-	t_gate go;
-	t_gate_init(&go);
-	for (int i = 0; i < ADD_PROCS; i++) {
-		a[i].go = go;
-		a[i].proc = i;
-		pid[i] = t_spawn(adder, &a[i]);
-	}
-	for (int i = 0; i < ADD_PROCS; i++) t_gate_open(&go);
-	for (int i = 0; i < ADD_PROCS; i++) check_exit(pid[i], WAIT_MS, 0);
-	t_gate_close(&go);
+	run_adders(ADD_PROCS, adder);
 	record_end();
 	check_images(t_dir());
 }
@@ -883,18 +890,7 @@ TEST(pin_holder_killed) {
 	CHECK(kill(hp, SIGKILL) == 0);
 	CHECK(t_join(hp, WAIT_MS) == 128 + SIGKILL);
 	t_gate_close(&held);
-	struct adder a[ADD_PROCS - 1];
-	int pid[ADD_PROCS - 1];
-	t_gate go;
-	t_gate_init(&go);
-	for (int i = 0; i < ADD_PROCS - 1; i++) {
-		a[i].go = go;
-		a[i].proc = i;
-		pid[i] = t_spawn(adder, &a[i]);
-	}
-	for (int i = 0; i < ADD_PROCS - 1; i++) t_gate_open(&go);
-	for (int i = 0; i < ADD_PROCS - 1; i++) check_exit(pid[i], WAIT_MS, 0);
-	t_gate_close(&go);
+	run_adders(ADD_PROCS - 1, adder);
 	cj_close(db);
 	record_end();
 	check_images(t_dir());
@@ -1056,18 +1052,7 @@ TEST(map_growth) {
 		return;
 	}
 	record_begin();
-	struct adder a[GROW_PROCS];
-	int pid[GROW_PROCS];
-	t_gate go;
-	t_gate_init(&go);
-	for (int i = 0; i < GROW_PROCS; i++) {
-		a[i].go = go;
-		a[i].proc = i;
-		pid[i] = t_spawn(growing_adder, &a[i]);
-	}
-	for (int i = 0; i < GROW_PROCS; i++) t_gate_open(&go);
-	for (int i = 0; i < GROW_PROCS; i++) check_exit(pid[i], WAIT_MS, 0);
-	t_gate_close(&go);
+	run_adders(GROW_PROCS, growing_adder);
 	record_end();
 	/* the map began at the file's length: it grew (doubling) */
 	long base = data_len("base"), end = data_len("store");

@@ -298,7 +298,10 @@ typedef struct cj_options {
  * store opens read-only: every read works, every write (cj_tx_begin(),
  * cj_add(), cj_accept(), ...) fails with #CJ_STORE saying why, no activity
  * monitor runs, and waits (cj_wait()) see other processes' changes within
- * about a second. A new store cannot be created read-only.
+ * about a second. A new store cannot be created read-only. After the
+ * machine restarted (or lost power), a read-only open fails with #CJ_STORE
+ * until a process that may write the store has opened it: that first open
+ * recovers the last commits from the store's log (doc/engine-log.md).
  *
  * Embedded engine, full disk: a write that finds the disk full fails with
  * #CJ_STORE ("no space left on device") and changes nothing; commits made

@@ -735,14 +735,17 @@ static int lme_pinned(cj_edb *db) {
 	return mine;
 }
 
-/* Whether enough has been written since the last checkpoint to make one. */
-static int lme_ckpt_due(cj_edb *db) {
+/* Whether enough has been written since the last checkpoint to make one:
+ * 1/share of the bytes of records or of the pages of growth that make one
+ * due (share 1: a checkpoint is due); if_unknown when the growth cannot be
+ * read. */
+static int lme_ckpt_due(cj_edb *db, uint64_t share, int if_unknown) {
 	if (lme_w(db, LME_LOG_FORCE) ||
-	    lme_w(db, LME_LOG_END) - lme_w(db, LME_LOG_START) >= db->ckpt_bytes)
+	    lme_w(db, LME_LOG_END) - lme_w(db, LME_LOG_START) >= db->ckpt_bytes / share)
 		return 1;
 	MDB_envinfo info;
-	return mdb_env_info(db->env, &info) == 0 &&
-	       (uint64_t)info.me_last_pgno >= lme_w(db, LME_LOG_PAGES) + db->ckpt_pages;
+	if (mdb_env_info(db->env, &info) != 0) return if_unknown;
+	return (uint64_t)info.me_last_pgno >= lme_w(db, LME_LOG_PAGES) + db->ckpt_pages / share;
 }
 
 /* The relaxed mode's way out of the log (gate held, in a write
@@ -839,13 +842,9 @@ static void lme_log_kick(cj_edb *db) {
 #define LME_RELAXED_SHARE 16
 
 static int lme_relaxed_leaves(cj_edb *db) {
-	if (lme_w(db, LME_LOG_VOID) || !lme_pinned(db) || lme_ckpt_due(db)) return 1;
-	if (lme_w(db, LME_LOG_END) - lme_w(db, LME_LOG_START) >= db->ckpt_bytes / LME_RELAXED_SHARE)
-		return 1;
-	MDB_envinfo info;
-	return mdb_env_info(db->env, &info) != 0 ||
-	       (uint64_t)info.me_last_pgno >=
-	           lme_w(db, LME_LOG_PAGES) + db->ckpt_pages / LME_RELAXED_SHARE;
+	/* a checkpoint due at its full share is due at this one too */
+	return lme_w(db, LME_LOG_VOID) || !lme_pinned(db) ||
+	       lme_ckpt_due(db, LME_RELAXED_SHARE, 1);
 }
 
 /* Before tx's mdb_txn_commit: takes the gate, makes sure the checkpoint is
@@ -859,7 +858,7 @@ static int lme_log_write(cj_etx *tx, uint64_t *pos, uint64_t *end) {
 	if (rc) return rc;
 	if (lme_w(db, LME_LOG_DIRTY) && (rc = lme_log_repair(db, tx->version - 1))) goto fail;
 	if (!db->sync_after && lme_relaxed_leaves(db)) goto bare;
-	if (!lme_pinned(db) || lme_ckpt_due(db))
+	if (!lme_pinned(db) || lme_ckpt_due(db, 1, 0))
 		if ((rc = lme_checkpoint(db, 0))) goto fail;
 	uint64_t gen = lme_w(db, LME_LOG_GEN), e = lme_w(db, LME_LOG_END);
 	uint64_t salt = lme_w(db, LME_LOG_SALT);

@@ -265,18 +265,15 @@ TEST(long_writer_holds_up_nobody) {
 	int xpid = held_start(&x, "x", CJ_HOLD_FLUSH_CHECK, 1, CJ_HOLD_FLUSH_CLAIM, 0);
 	AT(&x, 0); /* X committed and has not looked yet */
 	struct long_tx_arg w;
-	t_gate_init(&w.holding);
-	t_gate_init(&w.go);
-	int wpid = t_spawn(long_tx, &w);
-	CHECK(t_gate_wait(&w.holding, WAIT_MS) == 0);
+	gates_init(&w.holding, &w.go);
+	int wpid = spawn_ready(long_tx, &w, &w.holding, WAIT_MS);
 	t_gate_open(&x.go[0]);
 	AT(&x, 1); /* X leads a flush of its own, the writer still open */
 	CHECK(t_gate_wait(&x.acked, WAIT_MS) == 0);
 	check_exit(xpid, WAIT_MS, 0);
 	t_gate_open(&w.go);
 	check_exit(wpid, WAIT_MS, 0);
-	t_gate_close(&w.holding);
-	t_gate_close(&w.go);
+	gates_close(&w.holding, &w.go);
 	held_close(&x);
 
 	cj_db *db = open_nomon();

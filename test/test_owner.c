@@ -75,17 +75,13 @@ static int poster(void *v) {
 /* Starts p in a process of its own, its store open, waiting for go. */
 static int start_poster(struct poster *p, const char *id) {
 	p->id = id;
-	t_gate_init(&p->ready);
-	t_gate_init(&p->go);
+	gates_init(&p->ready, &p->go);
 	chan_init(&p->done);
-	int pid = t_spawn(poster, p);
-	CHECK(t_gate_wait(&p->ready, WAIT_MS) == 0);
-	return pid;
+	return spawn_ready(poster, p, &p->ready, WAIT_MS);
 }
 
 static void poster_done(struct poster *p) {
-	t_gate_close(&p->ready);
-	t_gate_close(&p->go);
+	gates_close(&p->ready, &p->go);
 	chan_close(&p->done);
 }
 
@@ -206,10 +202,7 @@ static void ns_leader(int want) {
 	setup_type("ow", 3600);
 	static struct leader l;
 	l.want = want;
-	t_gate_init(&l.ready);
-	t_gate_init(&l.go);
-	t_gate_init(&l.held);
-	t_gate_init(&l.never);
+	gates_init(&l.ready, &l.go, &l.held, &l.never);
 	chan_init(&l.pid);
 	int np = t_spawn(namespace, &l);
 	int lp = (int)chan_get(&l.pid, WAIT_MS);
@@ -220,9 +213,7 @@ static void ns_leader(int want) {
 	}
 	CHECK(t_gate_wait(&l.ready, WAIT_MS) == 0);
 	static struct holder h;
-	t_gate_init(&h.begin);
-	t_gate_init(&h.ready);
-	t_gate_init(&h.release);
+	gates_init(&h.begin, &h.ready, &h.release);
 	int hp = t_spawn(holder, &h);
 	static struct poster p[POSTERS];
 	int pp[POSTERS];
@@ -260,13 +251,8 @@ static void ns_leader(int want) {
 	for (int i = 0; i < POSTERS; i++) check_job_is(db, "ow", p[i].id, CJ_PENDING, "{}");
 	check_store(db, NULL, NULL);
 	cj_close(db);
-	t_gate_close(&h.begin);
-	t_gate_close(&h.ready);
-	t_gate_close(&h.release);
-	t_gate_close(&l.ready);
-	t_gate_close(&l.go);
-	t_gate_close(&l.held);
-	t_gate_close(&l.never);
+	gates_close(&h.begin, &h.ready, &h.release);
+	gates_close(&l.ready, &l.go, &l.held, &l.never);
 	chan_close(&l.pid);
 }
 #endif

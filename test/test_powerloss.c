@@ -885,8 +885,7 @@ TEST(pin_holder_killed) {
 	cj_db *db = open_mode();
 	t_gate held;
 	t_gate_init(&held);
-	int hp = t_spawn(pin_holder, &held);
-	CHECK(t_gate_wait(&held, WAIT_MS) == 0);
+	int hp = spawn_ready(pin_holder, &held, &held, WAIT_MS);
 	CHECK(kill(hp, SIGKILL) == 0);
 	CHECK(t_join(hp, WAIT_MS) == 128 + SIGKILL);
 	t_gate_close(&held);
@@ -958,19 +957,15 @@ TEST(writer_killed_after_pin_holder) {
 		a[i].a.go = go;
 		a[i].a.proc = i;
 		t_gate_init(&a[i].ready);
-		pid[i] = t_spawn(ready_adder, &a[i]);
-		CHECK(t_gate_wait(&a[i].ready, WAIT_MS) == 0);
+		pid[i] = spawn_ready(ready_adder, &a[i], &a[i].ready, WAIT_MS);
 	}
 	struct tx_holder w;
-	t_gate_init(&w.ready);
-	t_gate_init(&w.start);
-	t_gate_init(&w.inside);
-	int wp = t_spawn(tx_holder, &w);
-	CHECK(t_gate_wait(&w.ready, WAIT_MS) == 0);
+	gates_init(&w.ready, &w.start, &w.inside);
+	int wp = spawn_ready(tx_holder, &w, &w.ready, WAIT_MS);
 	t_gate held;
 	t_gate_init(&held);
-	int hp = t_spawn(pin_holder, &held); /* its commit is the first: it pins */
-	CHECK(t_gate_wait(&held, WAIT_MS) == 0);
+	/* its commit is the first: it pins */
+	int hp = spawn_ready(pin_holder, &held, &held, WAIT_MS);
 	CHECK(kill(hp, SIGKILL) == 0);
 	CHECK(t_join(hp, WAIT_MS) == 128 + SIGKILL);
 	t_gate_open(&w.start);
@@ -983,9 +978,7 @@ TEST(writer_killed_after_pin_holder) {
 	t_gate_close(&go);
 	for (int i = 0; i < ADD_PROCS - 1; i++) t_gate_close(&a[i].ready);
 	t_gate_close(&held);
-	t_gate_close(&w.ready);
-	t_gate_close(&w.start);
-	t_gate_close(&w.inside);
+	gates_close(&w.ready, &w.start, &w.inside);
 	record_end();
 	check_images(t_dir());
 }
@@ -1107,12 +1100,8 @@ TEST(pin_holder_adopts_grown_map) {
 	}
 	record_begin();
 	struct adopter a;
-	t_gate_init(&a.pinned);
-	t_gate_init(&a.grown);
-	t_gate_init(&a.read);
-	t_gate_init(&a.done);
-	int hp = t_spawn(map_adopter, &a);
-	CHECK(t_gate_wait(&a.pinned, WAIT_MS) == 0);
+	gates_init(&a.pinned, &a.grown, &a.read, &a.done);
+	int hp = spawn_ready(map_adopter, &a, &a.pinned, WAIT_MS);
 	cj_db *db = open_mode(); /* after the holder's open: it is not alone */
 	long at = data_len("store");
 	add_big(db, "b", 2 * GROW_JOBS); /* past twice the holder's map */
@@ -1125,10 +1114,7 @@ TEST(pin_holder_adopts_grown_map) {
 	t_gate_open(&a.done);
 	check_exit(hp, WAIT_MS, 0);
 	cj_close(db);
-	t_gate_close(&a.pinned);
-	t_gate_close(&a.grown);
-	t_gate_close(&a.read);
-	t_gate_close(&a.done);
+	gates_close(&a.pinned, &a.grown, &a.read, &a.done);
 	record_end();
 	check_images(t_dir());
 }
@@ -1169,24 +1155,12 @@ static int xheld_spawn(struct xheld *h, const char *id, int p0, int p1) {
 	h->id = id;
 	h->points[0] = p0;
 	h->points[1] = p1;
-	for (int i = 0; i < 2; i++) {
-		t_gate_init(&h->at[i]);
-		t_gate_init(&h->go[i]);
-	}
-	t_gate_init(&h->ready);
-	t_gate_init(&h->start);
-	int pid = t_spawn(xheld_adder, h);
-	CHECK(t_gate_wait(&h->ready, WAIT_MS) == 0);
-	return pid;
+	gates_init(&h->at[0], &h->at[1], &h->go[0], &h->go[1], &h->ready, &h->start);
+	return spawn_ready(xheld_adder, h, &h->ready, WAIT_MS);
 }
 
 static void xheld_close(struct xheld *h) {
-	for (int i = 0; i < 2; i++) {
-		t_gate_close(&h->at[i]);
-		t_gate_close(&h->go[i]);
-	}
-	t_gate_close(&h->ready);
-	t_gate_close(&h->start);
+	gates_close(&h->at[0], &h->at[1], &h->go[0], &h->go[1], &h->ready, &h->start);
 }
 #endif
 

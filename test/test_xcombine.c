@@ -391,25 +391,19 @@ static int caller(void *v) {
 
 /* Starts c in a process of its own, its store open, waiting for go. */
 static int start_caller(struct caller_arg *c) {
-	t_gate_init(&c->ready);
-	t_gate_init(&c->go);
+	gates_init(&c->ready, &c->go);
 	chan_init(&c->stats);
-	int pid = t_spawn(caller, c);
-	CHECK(t_gate_wait(&c->ready, 60000) == 0);
-	return pid;
+	return spawn_ready(caller, c, &c->ready, 60000);
 }
 
 static void caller_done(struct caller_arg *c) {
-	t_gate_close(&c->ready);
-	t_gate_close(&c->go);
+	gates_close(&c->ready, &c->go);
 	chan_close(&c->stats);
 }
 
 /* Starts the holder; it holds the writer on return. */
 static int start_holder(struct holder_arg *h) {
-	t_gate_init(&h->begin);
-	t_gate_init(&h->ready);
-	t_gate_init(&h->release);
+	gates_init(&h->begin, &h->ready, &h->release);
 	return t_spawn(holder, h);
 }
 
@@ -419,9 +413,7 @@ static void holder_begin(struct holder_arg *h) {
 }
 
 static void holder_done(struct holder_arg *h) {
-	t_gate_close(&h->begin);
-	t_gate_close(&h->ready);
-	t_gate_close(&h->release);
+	gates_close(&h->begin, &h->ready, &h->release);
 }
 
 #define WAITERS 5

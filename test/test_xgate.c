@@ -55,12 +55,8 @@ TEST(gate_freed_beside_forked_child) {
 	SKIP_UNLESS_LMDB();
 	setup_type("xg", 3600);
 	struct holder h;
-	t_gate_init(&h.at);
-	t_gate_init(&h.go);
-	t_gate_init(&h.child_done);
-	t_gate_init(&h.added);
-	int hp = t_spawn(holder, &h);
-	CHECK(t_gate_wait(&h.at, WAIT_MS) == 0);
+	gates_init(&h.at, &h.go, &h.child_done, &h.added);
+	int hp = spawn_ready(holder, &h, &h.at, WAIT_MS);
 	CHECK(kill(hp, SIGKILL) == 0);
 	CHECK(t_join(hp, WAIT_MS) == 128 + SIGKILL);
 	/* the holder is dead, its child alive: another process commits */
@@ -74,10 +70,7 @@ TEST(gate_freed_beside_forked_child) {
 	cj_state st;
 	CHECK(cj_get_job_state(db, NULL, "xg", "held", &st) == CJ_NOT_FOUND);
 	cj_close(db);
-	t_gate_close(&h.at);
-	t_gate_close(&h.go);
-	t_gate_close(&h.child_done);
-	t_gate_close(&h.added);
+	gates_close(&h.at, &h.go, &h.child_done, &h.added);
 }
 
 TEST_MAIN_VERIFIED(ENTRY(gate_freed_beside_forked_child))

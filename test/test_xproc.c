@@ -169,8 +169,7 @@ static void run_victim(const char *type, char lock[37]) {
 	struct victim_arg a = {.type = type};
 	t_gate_init(&a.accepted);
 	chan_init(&a.lock);
-	int pid = t_spawn(victim, &a);
-	CHECK_INT(t_gate_wait(&a.accepted, 20000), 0);
+	int pid = spawn_ready(victim, &a, &a.accepted, 20000);
 	chan_recv(&a.lock, lock, 37, 5000);
 	CHECK(kill(pid, SIGKILL) == 0);
 	check_exit(pid, 10000, 128 + SIGKILL);
@@ -338,9 +337,7 @@ TEST(stale_processor_halt_in_transact) {
 	setup_type("stale", 1);
 	add_job("stale", "j1", "{\"v\":0}");
 	struct stale_arg a;
-	t_gate_init(&a.p1_accepted);
-	t_gate_init(&a.p2_running);
-	t_gate_init(&a.p1_done);
+	gates_init(&a.p1_accepted, &a.p2_running, &a.p1_done);
 	int p1 = t_spawn(stale_p1, &a);
 	int p2 = t_spawn(stale_p2, &a);
 	check_exit(p1, 60000, 0);
@@ -354,9 +351,7 @@ TEST(stale_processor_halt_in_transact) {
 	check_kv(db, "p2-final", "p2");
 	check_job_is(db, "stale", "j1", CJ_FINISHED, "{\"by\":\"p2\"}");
 	cj_close(db);
-	t_gate_close(&a.p1_accepted);
-	t_gate_close(&a.p2_running);
-	t_gate_close(&a.p1_done);
+	gates_close(&a.p1_accepted, &a.p2_running, &a.p1_done);
 }
 
 /* ---- events_across_processes ---------------------------------------------- */
@@ -461,18 +456,12 @@ TEST(events_across_processes) {
 	add_job("ev", "j1", "{\"step\":0}");
 	add_job("ev2", "j2", NULL);
 	struct ev_arg a;
-	t_gate_init(&a.subscribed);
-	t_gate_init(&a.saw_step1);
-	t_gate_init(&a.saw_step2);
-	t_gate_init(&a.saw_finished);
+	gates_init(&a.subscribed, &a.saw_step1, &a.saw_step2, &a.saw_finished);
 	int s = t_spawn(ev_subscriber, &a);
 	int w = t_spawn(ev_worker, &a);
 	check_exit(s, 90000, 0);
 	check_exit(w, 90000, 0);
-	t_gate_close(&a.subscribed);
-	t_gate_close(&a.saw_step1);
-	t_gate_close(&a.saw_step2);
-	t_gate_close(&a.saw_finished);
+	gates_close(&a.subscribed, &a.saw_step1, &a.saw_step2, &a.saw_finished);
 }
 
 /* ---- scheduled_job_wakes_waiter ------------------------------------------- */
@@ -559,8 +548,7 @@ TEST(poison_job_ends_dead) {
 		struct poison_arg a;
 		t_gate_init(&a.accepted);
 		chan_init(&a.fence);
-		int pid = t_spawn(poison_victim, &a);
-		CHECK_INT(t_gate_wait(&a.accepted, 20000), 0);
+		int pid = spawn_ready(poison_victim, &a, &a.accepted, 20000);
 		int64_t f = chan_get(&a.fence, 5000);
 		if (f <= last)
 			t_fail(__FILE__, __LINE__, "process %d got fence %lld after %lld", i,

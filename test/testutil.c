@@ -299,6 +299,22 @@ void tu_check_each_once(const char *file, int line, int fd, int n) {
 	free(buf);
 }
 
+void tu_gates_init(t_gate *const *g, size_t n) {
+	for (size_t i = 0; i < n; i++) t_gate_init(g[i]);
+}
+
+void tu_gates_close(t_gate *const *g, size_t n) {
+	for (size_t i = 0; i < n; i++) t_gate_close(g[i]);
+}
+
+int tu_spawn_ready(const char *file, int line, int (*fn)(void *), void *arg, t_gate *ready,
+                   int64_t timeout_ms) {
+	int pid = t_spawn(fn, arg);
+	if (t_gate_wait(ready, timeout_ms) != 0)
+		t_fail(file, line, "process %d not ready within %lld ms", pid, (long long)timeout_ms);
+	return pid;
+}
+
 _Noreturn void stall_forever(void) {
 	for (int i = 0; i < 600; i++) sleep_ms(100);
 	fprintf(stderr, "stalled process was never killed\n");

@@ -2,7 +2,7 @@
  * Helpers shared by the test programs, on top of testlib.h (which this
  * header includes): JSON comparison, opening stores, reading, accepting and
  * subscribing to jobs, the caller's keys, and the plumbing of cases that
- * fork (sleeps, CPU time, exit codes, pipes).
+ * fork (sleeps, CPU time, exit codes, gates, pipes).
  *
  * A helper that can fail the case is a macro passing the caller's
  * __FILE__ and __LINE__ to a tu_* function, so that the failure names the
@@ -173,6 +173,25 @@ void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define check_exit(pid, timeout_ms, want)                                   \
 	tu_check_exit(__FILE__, __LINE__, (pid), (timeout_ms), (want))
 void tu_check_exit(const char *file, int line, int pid, int64_t timeout_ms, int want);
+
+/* t_gate_init() (t_gate_close()) of each gate named, as in
+ * gates_init(&a.ready, &a.go): the gates a case makes before it forks, and
+ * closes at its end. */
+#define gates_init(...) tu_gates_init(TU_GATES(__VA_ARGS__))
+#define gates_close(...) tu_gates_close(TU_GATES(__VA_ARGS__))
+#define TU_GATES(...)                                                       \
+	(t_gate *const[]){__VA_ARGS__},                                         \
+	    sizeof((t_gate *const[]){__VA_ARGS__}) / sizeof(t_gate *)
+void tu_gates_init(t_gate *const *g, size_t n);
+void tu_gates_close(t_gate *const *g, size_t n);
+
+/* t_spawn(fn, arg), then waits up to timeout_ms for the child to open the
+ * gate ready (its store open, or a point of its run reached): fails the
+ * case if it does not. Returns the child's pid. */
+#define spawn_ready(fn, arg, ready, timeout_ms)                             \
+	tu_spawn_ready(__FILE__, __LINE__, (fn), (arg), (ready), (timeout_ms))
+int tu_spawn_ready(const char *file, int line, int (*fn)(void *), void *arg, t_gate *ready,
+                   int64_t timeout_ms);
 
 /* Reads "j<k>" lines up to end of file from fd (then closes it): each k of
  * 0..n-1 must appear exactly once. */

@@ -13,10 +13,10 @@
  * of the disk.
  *
  * White-box: a process is stopped at a point of the flush path with the
- * library's hold points (src/fault.c, CJ_FAULTS builds only).
+ * library's hold points (src/fault.c, CJ_FAULTS builds only; test/held.h).
  */
 #include "cj_int.h"
-#include "testutil.h"
+#include "held.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -109,68 +109,20 @@ TEST(parallel_commits_share_flushes) {
 
 /* ---- kill -9 of a flush leader and of a waiter ------------------------------- */
 
-/* A process that adds one job, stopped at hold points on the way. */
-struct held {
-	const char *id;
-	int points[2]; /* cj_hold_point, or -1 */
-	t_gate at[2];  /* opened by the child at the point */
-	t_gate go[2];  /* opened by the parent to let it go on */
-	int hold[2];   /* 0: the point only notifies */
-	t_gate acked;  /* opened by the child once cj_add returned CJ_OK */
-};
-
-static int held_adder(void *p) {
-	struct held *h = p;
-	cj_db *db = open_nomon();
-	for (int i = 0; i < 2; i++)
-		if (h->points[i] >= 0)
-			cj__fault_hold(h->points[i], h->at[i].fd[1], h->hold[i] ? h->go[i].fd[0] : -1);
-	CHECK_OK(cj_add(db, NULL, "fl", h->id, NULL, 0));
-	t_gate_open(&h->acked);
-	cj_close(db);
-	return 0;
-}
-
-static int held_start(struct held *h, const char *id, int p0, int hold0, int p1, int hold1) {
-	memset(h, 0, sizeof *h);
-	h->id = id;
-	h->points[0] = p0;
-	h->points[1] = p1;
-	h->hold[0] = hold0;
-	h->hold[1] = hold1;
-	for (int i = 0; i < 2; i++) {
-		t_gate_init(&h->at[i]);
-		t_gate_init(&h->go[i]);
-	}
-	t_gate_init(&h->acked);
-	return t_spawn(held_adder, h);
-}
-
-static void held_close(struct held *h) {
-	for (int i = 0; i < 2; i++) {
-		t_gate_close(&h->at[i]);
-		t_gate_close(&h->go[i]);
-	}
-	t_gate_close(&h->acked);
-}
-
-#define AT(h, i) CHECK(t_gate_wait(&(h)->at[i], WAIT_MS) == 0)
-
 /* X commits first and stops before it claims the flush; Y commits next and
  * stops before it looks; X claims the flush (which covers Y's commit too)
  * and stops inside it; Y finds that flush under way and is about to wait for
  * it. Returns with both stopped there. */
 static void leader_and_waiter(struct held *x, int *xpid, struct held *y, int *ypid,
                               int y_holds_in_wait) {
-	*xpid = held_start(x, "x", CJ_HOLD_FLUSH_CLAIM, 1, CJ_HOLD_FLUSH_SYNC, 1);
-	AT(x, 0);
-	*ypid = held_start(y, "y", CJ_HOLD_FLUSH_CHECK, 1, CJ_HOLD_FLUSH_WAIT,
-	                   y_holds_in_wait);
-	AT(y, 0);
+	*xpid = held_run(x, "fl", "x", CJ_HOLD_FLUSH_CLAIM, 1, CJ_HOLD_FLUSH_SYNC, 1);
+	held_at(x, 0);
+	*ypid = held_run(y, "fl", "y", CJ_HOLD_FLUSH_CHECK, 1, CJ_HOLD_FLUSH_WAIT, y_holds_in_wait);
+	held_at(y, 0);
 	t_gate_open(&x->go[0]);
-	AT(x, 1); /* X leads a flush, and stays in it */
+	held_at(x, 1); /* X leads a flush, and stays in it */
 	t_gate_open(&y->go[0]);
-	AT(y, 1); /* Y waits for X's flush */
+	held_at(y, 1); /* Y waits for X's flush */
 }
 
 TEST(kill9_flush_leader) {
@@ -193,8 +145,8 @@ TEST(kill9_flush_leader) {
 
 	/* a leader stopped in its flush holds up no later commit either */
 	struct held z;
-	int zpid = held_start(&z, "z", CJ_HOLD_FLUSH_SYNC, 1, -1, 0);
-	AT(&z, 0);
+	int zpid = held_run(&z, "fl", "z", CJ_HOLD_FLUSH_SYNC, 1, -1, 0);
+	held_at(&z, 0);
 	add_job("fl", "after-z", NULL);
 	kill(zpid, SIGKILL);
 	check_exit(zpid, WAIT_MS, 128 + SIGKILL);
@@ -262,13 +214,13 @@ TEST(long_writer_holds_up_nobody) {
 	SKIP_UNLESS_LMDB();
 	setup_type("fl", 60);
 	struct held x;
-	int xpid = held_start(&x, "x", CJ_HOLD_FLUSH_CHECK, 1, CJ_HOLD_FLUSH_CLAIM, 0);
-	AT(&x, 0); /* X committed and has not looked yet */
+	int xpid = held_run(&x, "fl", "x", CJ_HOLD_FLUSH_CHECK, 1, CJ_HOLD_FLUSH_CLAIM, 0);
+	held_at(&x, 0); /* X committed and has not looked yet */
 	struct long_tx_arg w;
 	gates_init(&w.holding, &w.go);
 	int wpid = spawn_ready(long_tx, &w, &w.holding, WAIT_MS);
 	t_gate_open(&x.go[0]);
-	AT(&x, 1); /* X leads a flush of its own, the writer still open */
+	held_at(&x, 1); /* X leads a flush of its own, the writer still open */
 	CHECK(t_gate_wait(&x.acked, WAIT_MS) == 0);
 	check_exit(xpid, WAIT_MS, 0);
 	t_gate_open(&w.go);

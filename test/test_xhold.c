@@ -14,111 +14,31 @@
  *    it would give CJ_HALT).
  *
  * White-box: processes are stopped with the library's hold points
- * (src/fault.c, CJ_FAULTS builds only).
+ * (src/fault.c, CJ_FAULTS builds only; test/held.h).
  */
 #include "cj_int.h"
-#include "testutil.h"
+#include "held.h"
 
 #include <signal.h>
 #include <unistd.h>
 
 #define WAIT_MS 30000 /* generous: the machine may be loaded */
 
-/* A process that adds one job (or finishes job "fin" with lock),
- * stopped at up to two hold points. */
-struct held {
-	const char *id;
-	const char *lock;    /* not NULL: finishes "fin" with it instead */
-	const char *kill_at; /* CJ_TEST_COMBINE_KILL, or NULL */
-	int points[2]; /* cj_hold_point, or -1 */
-	t_gate at[2];  /* opened by the child at the point */
-	t_gate go[2];  /* opened by the parent to let it go on */
-	int hold[2];   /* 0: the point only notifies */
-	t_gate ready;  /* opened by the child once its store is open */
-	t_gate start;  /* opened by the parent: make the call */
-	t_gate acked;  /* opened by the child once its call returned CJ_OK */
-};
-
-static int held_adder(void *p) {
-	struct held *h = p;
-	if (h->kill_at) setenv("CJ_TEST_COMBINE_KILL", h->kill_at, 1);
-	cj_db *db = open_nomon();
-	t_gate_open(&h->ready);
-	if (t_gate_wait(&h->start, WAIT_MS) != 0) return 90;
-	for (int i = 0; i < 2; i++)
-		if (h->points[i] >= 0)
-			cj__fault_hold(h->points[i], h->at[i].fd[1], h->hold[i] ? h->go[i].fd[0] : -1);
-	if (h->lock) {
-		cj_job *job;
-		CHECK_OK(cj_job_resume("xh", "fin", h->lock, &job));
-		CHECK_OK(cj_finish(db, NULL, job, "{\"f\":1}"));
-		cj_job_free(job);
-	} else {
-		CHECK_OK(cj_add(db, NULL, "xh", h->id, NULL, 0));
-	}
-	t_gate_open(&h->acked);
-	cj_close(db);
-	return 0;
-}
-
-static void held_init(struct held *h, const char *id, int p0, int hold0, int p1, int hold1) {
-	memset(h, 0, sizeof *h);
-	h->id = id;
-	h->points[0] = p0;
-	h->points[1] = p1;
-	h->hold[0] = hold0;
-	h->hold[1] = hold1;
-	for (int i = 0; i < 2; i++) {
-		t_gate_init(&h->at[i]);
-		t_gate_init(&h->go[i]);
-	}
-	t_gate_init(&h->ready);
-	t_gate_init(&h->start);
-	t_gate_init(&h->acked);
-}
-
-/* Starts h's process, its store open: the call waits for held_go(). (A
- * process opening the store takes the writer: each opens first.) */
-static int held_spawn(struct held *h) {
-	int pid = t_spawn(held_adder, h);
-	CHECK(t_gate_wait(&h->ready, WAIT_MS) == 0);
-	return pid;
-}
-
-static void held_go(struct held *h) { t_gate_open(&h->start); }
-
-static int held_start(struct held *h, const char *id, int p0, int hold0, int p1, int hold1) {
-	held_init(h, id, p0, hold0, p1, hold1);
-	return held_spawn(h);
-}
-
-static void held_close(struct held *h) {
-	for (int i = 0; i < 2; i++) {
-		t_gate_close(&h->at[i]);
-		t_gate_close(&h->go[i]);
-	}
-	t_gate_close(&h->ready);
-	t_gate_close(&h->start);
-	t_gate_close(&h->acked);
-}
-
-#define AT(h, i) CHECK(t_gate_wait(&(h)->at[i], WAIT_MS) == 0)
-
 TEST(kill9_leader_handing_on) {
 	SKIP_UNLESS_LMDB();
 	setup_type("xh", 3600);
 	struct held l, p;
 	/* L leads a batch of its own call and stops once it ran it */
-	int lpid = held_start(&l, "l", CJ_HOLD_COMBINE_RAN, 1, CJ_HOLD_COMBINE_HAND_ON, 1);
-	int ppid = held_start(&p, "p", CJ_HOLD_COMBINE_POSTED, 0, -1, 0);
+	int lpid = held_start(&l, "xh", "l", CJ_HOLD_COMBINE_RAN, 1, CJ_HOLD_COMBINE_HAND_ON, 1);
+	int ppid = held_start(&p, "xh", "p", CJ_HOLD_COMBINE_POSTED, 0, -1, 0);
 	held_go(&l);
-	AT(&l, 0);
+	held_at(&l, 0);
 	/* P's call is posted for L */
 	held_go(&p);
-	AT(&p, 0);
+	held_at(&p, 0);
 	/* L hands the lead to P's call, and is killed while it does */
 	t_gate_open(&l.go[0]);
-	AT(&l, 1);
+	held_at(&l, 1);
 	kill(lpid, SIGKILL);
 	check_exit(lpid, WAIT_MS, 128 + SIGKILL);
 	CHECK(t_gate_wait(&p.acked, WAIT_MS) == 0);
@@ -172,21 +92,21 @@ TEST(kill9_leader_after_commit_beside_layout_1) {
 	}
 	struct held l, p;
 	/* L leads, and stops before it takes the calls posted */
-	held_init(&l, "l", CJ_HOLD_COMBINE_LEAD, 1, -1, 0);
+	held_init(&l, "xh", "l", CJ_HOLD_COMBINE_LEAD, 1, -1, 0);
 	l.kill_at = "publish";
 	int lpid = held_spawn(&l);
 	/* P's finish is posted for L; P stops once it found L dead */
-	held_init(&p, "p", CJ_HOLD_COMBINE_POSTED, 0, CJ_HOLD_COMBINE_CHECK, 1);
+	held_init(&p, "xh", "fin", CJ_HOLD_COMBINE_POSTED, 0, CJ_HOLD_COMBINE_CHECK, 1);
 	p.lock = lock;
 	int ppid = held_spawn(&p);
 	held_go(&l);
-	AT(&l, 0);
+	held_at(&l, 0);
 	held_go(&p);
-	AT(&p, 0);
+	held_at(&p, 0);
 	/* L runs P's finish with its own add, commits, and is killed */
 	t_gate_open(&l.go[0]);
 	check_exit(lpid, WAIT_MS, 128 + SIGKILL);
-	AT(&p, 1);
+	held_at(&p, 1);
 	layout_1_leader_commits();
 	t_gate_open(&p.go[1]);
 	CHECK(t_gate_wait(&p.acked, WAIT_MS) == 0);

@@ -248,15 +248,7 @@ static void drain_claims(int layout_1) {
 		CHECK_OK(cj_tx_commit(tx));
 		cj_close(db);
 	}
-	if (layout_1) {
-		char path[4096];
-		uint32_t magic = 0x636a7801u;
-		snprintf(path, sizeof path, "%s/store/combine", t_dir());
-		FILE *f = fopen(path, "r+b");
-		CHECK(f != NULL);
-		CHECK(fwrite(&magic, sizeof magic, 1, f) == 1);
-		CHECK(fclose(f) == 0);
-	}
+	if (layout_1) combine_mark_layout_1();
 	memset(taken, 0, sizeof taken);
 	for (int p = 0; p < DRAINERS; p++) {
 		a[p].p = p;

@@ -81,15 +81,7 @@ TEST(kill9_leader_after_commit_beside_layout_1) {
 		cj_job_free(job);
 		cj_close(db);
 	}
-	{ /* processes of the first layout hold the file's start */
-		char path[4096];
-		uint32_t magic = 0x636a7801u;
-		snprintf(path, sizeof path, "%s/store/combine", t_dir());
-		FILE *f = fopen(path, "r+b");
-		CHECK(f != NULL);
-		CHECK(fwrite(&magic, sizeof magic, 1, f) == 1);
-		CHECK(fclose(f) == 0);
-	}
+	combine_mark_layout_1(); /* processes of the first layout hold the file's start */
 	struct held l, p;
 	/* L leads, and stops before it takes the calls posted */
 	held_init(&l, "xh", "l", CJ_HOLD_COMBINE_LEAD, 1, -1, 0);

@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -362,6 +363,19 @@ int64_t tu_chan_get(const char *file, int line, chan *c, int64_t timeout_ms) {
 	int64_t v;
 	tu_chan_recv(file, line, c, &v, sizeof v, timeout_ms);
 	return v;
+}
+
+/* ---- the combine file ------------------------------------------------------------ */
+
+void tu_combine_mark_layout_1(const char *file, int line) {
+	char path[4096];
+	snprintf(path, sizeof path, "%s/store/combine", t_dir());
+	int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) t_fail(file, line, "open %s: %s", path, strerror(errno));
+	uint32_t magic = 0x636a7801u; /* in the machine's byte order */
+	if (pwrite(fd, &magic, sizeof magic, 0) != (ssize_t)sizeof magic)
+		t_fail(file, line, "write %s: %s", path, strerror(errno));
+	if (close(fd) != 0) t_fail(file, line, "close %s: %s", path, strerror(errno));
 }
 
 /* ---- a private PostgreSQL server ------------------------------------------------- */

@@ -1,8 +1,9 @@
 /*
  * Helpers shared by the test programs, on top of testlib.h (which this
  * header includes): JSON comparison, opening stores, reading, accepting and
- * subscribing to jobs, the caller's keys, and the plumbing of cases that
- * fork (sleeps, CPU time, exit codes, gates, pipes).
+ * subscribing to jobs, the caller's keys, the plumbing of cases that fork
+ * (sleeps, CPU time, exit codes, gates, pipes), and the combine file's
+ * first layout.
  *
  * A helper that can fail the case is a macro passing the caller's
  * __FILE__ and __LINE__ to a tu_* function, so that the failure names the
@@ -241,6 +242,16 @@ void tu_chan_recv(const char *file, int line, chan *c, void *buf, size_t len,
                   int64_t timeout_ms);
 void tu_chan_put(const char *file, int line, chan *c, int64_t v);
 int64_t tu_chan_get(const char *file, int line, chan *c, int64_t timeout_ms);
+
+/* ---- the combine file ------------------------------------------------------------ */
+
+/* Makes the embedded store's combine file (doc/format.md) look held by
+ * processes of its first layout: writes layout 1's magic (0x636a7801) at
+ * its start, as such a process does when it maps the file first. The calls
+ * of this build then combine in the area after layout 1's. The file must
+ * exist (a process opened the store). */
+#define combine_mark_layout_1() tu_combine_mark_layout_1(__FILE__, __LINE__)
+void tu_combine_mark_layout_1(const char *file, int line);
 
 /* ---- the store's invariants ------------------------------------------------------- */
 

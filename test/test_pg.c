@@ -205,6 +205,22 @@ TEST(native_sql_commits_with_finish) {
 
 /* ---- transactions that end without a commit ----------------------------------- */
 
+/* Opens the store under test without a monitor, its connections named app
+ * (application_name in the URL), so that pg_stat_activity tells them from
+ * the others'. */
+static cj_db *open_as_app(const char *app) {
+	size_t n = strlen(t_url()) + strlen(app) + 32;
+	char *u = malloc(n);
+	CHECK(u != NULL);
+	snprintf(u, n, "%s&application_name=%s", t_url(), app);
+	cj_options o = CJ_OPTIONS_INIT;
+	o.no_monitor = 1;
+	cj_db *db = NULL;
+	CHECK_OK(cj_open(u, &o, &db));
+	free(u);
+	return db;
+}
+
 /* Waits until no connection of application app is inside a transaction
  * (generous bound), then returns their backends' pids, "p,p,..." (free). */
 static char *settled_backends(PGconn *pg, const char *app) {
@@ -257,14 +273,7 @@ static void read_calls(cj_db *db) {
 TEST(reads_leave_no_open_transaction) {
 	char app[64];
 	snprintf(app, sizeof app, "cjt_ro_%d", (int)getpid());
-	size_t n = strlen(t_url()) + sizeof app + 32;
-	char *u = malloc(n);
-	CHECK(u != NULL);
-	snprintf(u, n, "%s&application_name=%s", t_url(), app);
-	cj_options o = CJ_OPTIONS_INIT;
-	o.no_monitor = 1; /* its reads would come and go */
-	cj_db *db = NULL;
-	CHECK_OK(cj_open(u, &o, &db));
+	cj_db *db = open_as_app(app); /* no monitor: its reads would come and go */
 	CHECK_OK(cj_set_type_timeout(db, "t", 60));
 	CHECK_OK(cj_add(db, NULL, "t", "a", NULL, 0));
 	PGconn *pg = sql_connect();
@@ -283,7 +292,6 @@ TEST(reads_leave_no_open_transaction) {
 	free(after);
 	PQfinish(pg);
 	cj_close(db);
-	free(u);
 }
 
 /* ---- notifications only where something waits ------------------------------ */
@@ -347,17 +355,10 @@ static int add_awaited(void *arg) {
 TEST(notifications_only_where_something_waits) {
 	char app[64];
 	snprintf(app, sizeof app, "cjt_nw_%d", (int)getpid());
-	size_t n = strlen(t_url()) + sizeof app + 32;
-	char *u = malloc(n);
-	CHECK(u != NULL);
-	snprintf(u, n, "%s&application_name=%s", t_url(), app);
 	t_gate go;
 	t_gate_init(&go);
 	int pid1 = t_spawn(add_unawaited, &go), pid2 = t_spawn(add_awaited, app);
-	cj_options o = CJ_OPTIONS_INIT;
-	o.no_monitor = 1;
-	cj_db *db = NULL;
-	CHECK_OK(cj_open(u, &o, &db));
+	cj_db *db = open_as_app(app);
 	CHECK_OK(cj_set_type_timeout(db, "u", 60));
 	CHECK_OK(cj_set_type_timeout(db, "v", 60));
 	cj_accept_opts ao = CJ_ACCEPT_OPTS_INIT;
@@ -377,7 +378,6 @@ TEST(notifications_only_where_something_waits) {
 	CHECK_OK(cj_finish(db, NULL, job, NULL));
 	cj_job_free(job);
 	cj_close(db);
-	free(u);
 	t_gate_close(&go);
 }
 

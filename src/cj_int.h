@@ -129,9 +129,15 @@ enum cj_hold_point {
 	                        entries, before it reads the count */
 	CJ_HOLD_LOG_WRITTEN, /* lmdb.c: a commit's log record written, the log's
 	                        gate held, before mdb_txn_commit */
+	CJ_HOLD_SPILL_GUARDED, /* lmdb.c: a large transaction's spill guard
+	                          holds the log's gate, the pin checked, before
+	                          the change that may spill */
 	CJ_HOLDS
 };
 void cj__fault_hold(int point, int notify_fd, int gate_fd);
+/* The embedded engine's spill guard (lmdb.c) in this process: its runs,
+ * and the checkpoints it made (the pin was not live). */
+void cj__lme_spill_counts(long *guards, long *ckpts);
 #ifdef CJ_FAULT_INJECTION
 void cj__fault_hold_here(int point);
 #else

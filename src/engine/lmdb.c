@@ -265,6 +265,8 @@ struct cj_edb {
 	uint64_t ckpt_pages; /* or once data.mdb grew by this many pages */
 	lml_ckpt *ck;      /* room for a checkpoint (under the gate) */
 	cj_buf rd;         /* a record read back (under the gate) */
+	uint64_t spill_at; /* the spill guard's threshold ("the spill guard") */
+	uint32_t psize;    /* LMDB's page size */
 };
 
 struct cj_etx {
@@ -281,6 +283,9 @@ struct cj_etx {
 	cj_buf kb; /* physical key */
 	cj_buf vb; /* physical value of a long key */
 	cj_buf rec; /* its changes, as a log record (lmdb_log.h) */
+	uint64_t dirty_max; /* at most this many dirty pages: "the spill guard" */
+	int guarded; /* the spill guard ran (a transaction, not a nested one) */
+	int gated;   /* it holds the gate, to its commit or abort */
 };
 
 static int lme_err(int rc, const char *what) {
@@ -371,7 +376,12 @@ static int lme_durable(cj_edb *db, uint64_t n) {
  * live holder), CJ_TEST_LOG_UNPIN_KEEP=1 (a process that lets go of its
  * pin to resize the map or close leaves it marked as held); and it makes
  * checkpoints as often as it likes with CJ_TEST_CKPT_BYTES (bytes of
- * records) and CJ_TEST_CKPT_PAGES (pages data.mdb grew). */
+ * records) and CJ_TEST_CKPT_PAGES (pages data.mdb grew). The spill guard
+ * runs once a transaction's bound of dirty pages reaches
+ * CJ_TEST_SPILL_PAGES instead of LME_SPILL_AT (so that small
+ * transactions take its path), and never with CJ_TEST_SPILL_UNGUARDED=1
+ * (a real spill may then overwrite a page of a checkpoint whose pin was
+ * lost). */
 static void lme_fault_flags(cj_edb *db, unsigned *flags) {
 #ifdef CJ_FAULT_INJECTION
 	const char *e = getenv("CJ_TEST_SKIP_META_FLUSH");
@@ -388,6 +398,10 @@ static void lme_fault_flags(cj_edb *db, unsigned *flags) {
 	db->fault_noreplay = e && strcmp(e, "1") == 0;
 	e = getenv("CJ_TEST_CKPT_PAGES");
 	if (e && atoll(e) > 0) db->ckpt_pages = (uint64_t)atoll(e);
+	e = getenv("CJ_TEST_SPILL_PAGES"); /* the spill guard runs this soon */
+	if (e && atoll(e) > 0) db->spill_at = (uint64_t)atoll(e);
+	e = getenv("CJ_TEST_SPILL_UNGUARDED"); /* never: test_powerloss shows it fail */
+	if (e && strcmp(e, "1") == 0) db->spill_at = UINT64_MAX;
 	(void)flags;
 #else
 	(void)db;
@@ -847,15 +861,19 @@ static int lme_relaxed_leaves(cj_edb *db) {
 	       lme_ckpt_due(db, LME_RELAXED_SHARE, 1);
 }
 
-/* Before tx's mdb_txn_commit: takes the gate, makes sure the checkpoint is
+/* Before tx's mdb_txn_commit: takes the gate (unless the spill guard holds
+ * it for tx), makes sure the checkpoint is
  * pinned (or makes one), and writes tx's record; *end is LOG_END once the
  * commit is done. On failure the gate is free again. 1: a relaxed commit
  * that found the log void, or voided it (lme_log_void), commits without
  * a record, and the gate is free again. */
 static int lme_log_write(cj_etx *tx, uint64_t *pos, uint64_t *end) {
 	cj_edb *db = tx->db;
-	int rc = lme_gate(db, 1);
-	if (rc) return rc;
+	int rc = CJ_OK;
+	/* the spill guard took it already (lme_spill_guard): it is this
+	 * function's from here, freed as it frees its own */
+	if (tx->gated) tx->gated = 0;
+	else if ((rc = lme_gate(db, 1))) return rc;
 	if (lme_w(db, LME_LOG_DIRTY) && (rc = lme_log_repair(db, tx->version - 1))) goto fail;
 	if (!db->sync_after && lme_relaxed_leaves(db)) goto bare;
 	if (!lme_pinned(db) || lme_ckpt_due(db, 1, 0))
@@ -917,6 +935,128 @@ static void lme_log_done(cj_edb *db, int committed, uint64_t pos, uint64_t end) 
 			lme_wset(db, LME_LOG_DIRTY, 1); /* the next writer looks again */
 	}
 	lme_gate(db, 0);
+}
+
+/* ---- the spill guard -------------------------------------------------------
+ *
+ * Everything above rests on a write transaction's pages staying in memory
+ * until mdb_txn_commit, after lme_log_write's look at the pin: a write
+ * transaction numbered N never reuses a page of snapshot N - 1 (LMDB 0.9's
+ * mdb_find_oldest starts from N - 1), so a checkpoint of N - 1 made at the
+ * commit covers whatever it allocated before, even pages of an older
+ * checkpoint whose pin was lost. LMDB breaks that for a large transaction:
+ * mdb_page_spill, run before every put and delete (mdb_cursor_put,
+ * mdb_cursor_del), writes dirty pages to data.mdb (at least 1/8 of
+ * MDB_IDL_UM_MAX of them) when the transaction's room for dirty pages
+ * (mt_dirty_room: MDB_IDL_UM_MAX = 2^17 - 1 entries at begin, one taken by
+ * each page allocated or touched, a run of overflow pages taking one) is
+ * no more than its estimate of the change, 2 x (the tree's depth + the
+ * main database's depth + (node size + page size) / page size). A nested
+ * transaction starts with its parent's room and hands its own back at its
+ * commit; a copy of a page its parent dirtied takes none. With the pin
+ * lost (its holder killed, the store opened alone), a spilled page may sit
+ * where a page of the last checkpoint was, and a power loss before the
+ * next checkpoint would restore a damaged tree.
+ *
+ * So each transaction keeps dirty_max, an upper bound of the dirty pages
+ * it (and, for a nested one, its parent) took, raised by each change by
+ *   4 x (depth + 1) + main depth + pages of the node (size / page + 1):
+ * the path to the leaf touched (depth), the main database's path to the
+ * tree's record (main depth, the first change of a tree), a split per
+ * level and a new root (depth + 1), a branch's separator moved by a split
+ * or a merge splitting it again (depth + 1), a delete's rebalancing touching
+ * a neighbour per level (depth + 1), and the node's overflow pages (counted
+ * as pages though LMDB takes one entry for them); the depths are the
+ * trees' before the change (mdb_stat: two words copied), a change adding at
+ * most one level. Before a change, when dirty_max plus the spill's own
+ * estimate of it (with 16 bytes of node header for LMDB's 8) reaches
+ * spill_at (LME_SPILL_AT, half of MDB_IDL_UM_MAX: the room then left is
+ * at least as much again), the transaction runs lme_spill_guard once: it
+ * takes the gate, repairs the words as lme_log_write does, makes a
+ * checkpoint of N - 1 if the current one is not pinned by a live process
+ * (the design page's "A checkpoint needs no abort"), and holds the gate to
+ * its commit (lme_log_write then takes it as its own) or its end
+ * (lme_end), so that no pin goes while a spill may write. A process killed
+ * with it frees it (an OFD lock; a forked child closes its copy: "the
+ * registry" below). A relaxed transaction that finds the log void (or
+ * voids it, where lme_log_write would: lme_relaxed_leaves) holds nothing:
+ * no recovery restores a checkpoint, and data.mdb was flushed at the void
+ * (a relaxed store promises nothing against a power loss beyond that:
+ * couchjobs.h). A recovery's replay needs no guard: it is transaction
+ * C + 1 of the checkpoint C it restored, which it cannot reuse a page of.
+ *
+ * Ordinary transactions (a few changes of a few levels: tens of pages)
+ * never come near it: they pay an add and a compare a change. */
+#define LME_IDL_UM_MAX ((1u << 17) - 1) /* LMDB 0.9's midl.h (not public) */
+#define LME_SPILL_AT ((uint64_t)LME_IDL_UM_MAX / 2)
+
+#ifdef CJ_FAULT_INJECTION
+static atomic_long lme_guards, lme_guard_ckpts;
+
+void cj__lme_spill_counts(long *guards, long *ckpts) {
+	*guards = atomic_load(&lme_guards);
+	*ckpts = atomic_load(&lme_guard_ckpts);
+}
+#endif
+
+/* The spill guard's run (above): CJ_OK, or the gate could not be taken or
+ * the checkpoint made (the change must not be made: the next one tries
+ * again). */
+static int lme_spill_guard(cj_etx *tx) {
+	cj_edb *db = tx->db;
+	if (!db->logging) return CJ_OK;
+#ifdef CJ_FAULT_INJECTION
+	atomic_fetch_add(&lme_guards, 1);
+#endif
+	/* VOID changes under LMDB's writer lock, which tx holds (lme_commit) */
+	if (!db->sync_after && lme_w(db, LME_LOG_VOID) && !lme_w(db, LME_LOG_DIRTY)) {
+		tx->guarded = 1;
+		return CJ_OK;
+	}
+	int rc = lme_gate(db, 1);
+	if (rc) return rc;
+	if (lme_w(db, LME_LOG_DIRTY) && (rc = lme_log_repair(db, tx->version - 1))) goto fail;
+	if (!db->sync_after && lme_relaxed_leaves(db)) {
+		if (!lme_w(db, LME_LOG_VOID) && (rc = lme_log_void(db))) goto fail;
+		lme_gate(db, 0);
+		tx->guarded = 1;
+		return CJ_OK;
+	}
+	if (!lme_pinned(db)) {
+		if ((rc = lme_checkpoint(db, 0))) goto fail;
+#ifdef CJ_FAULT_INJECTION
+		atomic_fetch_add(&lme_guard_ckpts, 1);
+#endif
+	}
+	cj__fault_hold_here(CJ_HOLD_SPILL_GUARDED);
+	tx->guarded = 1;
+	tx->gated = 1;
+	return CJ_OK;
+fail:
+	lme_gate(db, 0);
+	return rc;
+}
+
+/* The depth of database dbi in tx's transaction (0 if unknown: then
+ * LMDB's limit, CURSOR_STACK). */
+static uint64_t lme_depth(cj_etx *tx, MDB_dbi dbi) {
+	MDB_stat st;
+	return mdb_stat(tx->txn, dbi, &st) == 0 ? st.ms_depth : 32;
+}
+
+/* Before a change (a put of kl + vl bytes, or a delete: vl 0) of database
+ * dbi in tx: runs the guard when the bound comes near spill_at (CJ_OK, or
+ * its failure); *add is what the change adds to the bound once made. */
+static int lme_spill_check(cj_etx *tx, MDB_dbi dbi, size_t kl, size_t vl, uint64_t *add) {
+	cj_edb *db = tx->db;
+	cj_etx *top = tx->parent ? tx->parent : tx;
+	uint64_t d = lme_depth(tx, dbi), dm = dbi == db->book ? 0 : lme_depth(tx, db->book);
+	uint64_t pages = ((uint64_t)kl + vl) / db->psize + 1;
+	*add = 4 * (d + 1) + dm + pages;
+	if (top->guarded) return CJ_OK;
+	uint64_t now = top->dirty_max + (tx->parent ? tx->dirty_max : 0);
+	uint64_t spill = 2 * (d + dm + ((uint64_t)kl + vl + 16 + db->psize) / db->psize);
+	return now + spill >= db->spill_at ? lme_spill_guard(top) : CJ_OK;
 }
 
 /* Lets go of this process's pin (to close, or to resize the map, which
@@ -1526,6 +1666,7 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 	db->ckpt_bytes = LME_CKPT_BYTES;
 	db->number = LME_NUMBER;
 	db->ckpt_pages = LME_CKPT_PAGES;
+	db->spill_at = LME_SPILL_AT;
 	if (!db->has_resize) {
 		rc = cj__fail(CJ_NOMEM, "cannot create the store's resize lock");
 		goto out_close;
@@ -1569,6 +1710,12 @@ static int lme_open(const char *url, const cj_options *o, cj_edb **out) {
 		goto out_close;
 	}
 	if ((rc = lme_length_check(db))) goto out_close;
+	MDB_stat est;
+	if ((rc = mdb_env_stat(db->env, &est))) {
+		rc = lme_err(rc, "stat");
+		goto out_close;
+	}
+	db->psize = est.ms_psize;
 	struct stat lock;
 	if (db->readonly != 2 && fstatat(dirfd, "lock.mdb", &lock, AT_SYMLINK_NOFOLLOW) == 0) {
 		db->lock_dev = lock.st_dev;
@@ -1683,6 +1830,9 @@ static void lme_end(cj_etx *tx) {
 		if (cj__os_word64_load(db->flush, LME_FLUSH_DURABLE) + 1 < tx->version)
 			cj__os_word64_wake(db->flush, LME_FLUSH_DURABLE);
 	}
+	/* the spill guard's gate (its commit, if any, is over): before the
+	 * growth, which takes it to let go of the pin */
+	if (tx->gated) lme_gate(db, 0);
 	pthread_rwlock_unlock(&db->resize);
 	cj__buf_free(&tx->kb);
 	cj__buf_free(&tx->vb);
@@ -1768,8 +1918,14 @@ static int lme_commit(cj_etx *tx) {
 	uint8_t num[8];
 	be64(num, tx->version);
 	MDB_val k = {strlen(tx->db->number), (void *)tx->db->number}, v = {8, num};
-	int rc = mdb_put(tx->txn, tx->db->book, &k, &v, 0);
-	uint64_t pos = 0, end = 0;
+	uint64_t pos = 0, end = 0, add;
+	int rc = lme_spill_check(tx, tx->db->book, k.mv_size, v.mv_size, &add);
+	if (rc) {
+		mdb_txn_abort(tx->txn);
+		lme_end(tx);
+		return rc;
+	}
+	rc = mdb_put(tx->txn, tx->db->book, &k, &v, 0);
 	cj_edb *db = tx->db;
 	/* a relaxed commit while the log is void (lme_log_void): read under
 	 * LMDB's writer lock, which every change of VOID also holds */
@@ -1875,6 +2031,7 @@ static int lme_commit_nested(cj_etx *tx) {
 	}
 	p->dirty |= tx->dirty;
 	cj__lml_rec_join(&p->rec, &tx->rec);
+	p->dirty_max += tx->dirty_max; /* its dirty pages are the parent's now */
 	p->puts += tx->puts;
 	p->dels += tx->dels;
 	cj__wordset_merge(&p->notify, &tx->notify);
@@ -1949,8 +2106,12 @@ static int lme_put(cj_etx *tx, int space, const void *k, size_t kl, const void *
 		val.mv_size = tx->vb.len;
 		val.mv_data = tx->vb.p;
 	}
-	int rc = mdb_put(tx->txn, tx->db->dbi[space], &key, &val, 0);
+	uint64_t add;
+	int rc = lme_spill_check(tx, tx->db->dbi[space], key.mv_size, val.mv_size, &add);
+	if (rc) return rc;
+	rc = mdb_put(tx->txn, tx->db->dbi[space], &key, &val, 0);
 	if (rc) return lme_write_err(tx, rc, "put");
+	tx->dirty_max += add;
 	lme_rec(tx, LML_PUT, space, &key, &val);
 	tx->dirty = 1;
 	tx->puts++;
@@ -1965,8 +2126,12 @@ static int lme_del(cj_etx *tx, int space, const void *k, size_t kl) {
 		if (rc) return rc;
 	}
 	MDB_val key = lme_key(tx, k, kl);
-	int rc = mdb_del(tx->txn, tx->db->dbi[space], &key, NULL);
+	uint64_t add;
+	int rc = lme_spill_check(tx, tx->db->dbi[space], key.mv_size, 0, &add);
+	if (rc) return rc;
+	rc = mdb_del(tx->txn, tx->db->dbi[space], &key, NULL);
 	if (rc) return rc == MDB_NOTFOUND ? CJ_NOT_FOUND : lme_write_err(tx, rc, "del");
+	tx->dirty_max += add;
 	lme_rec(tx, LML_DEL, space, &key, NULL);
 	tx->dirty = 1;
 	tx->dels++;
@@ -2127,8 +2292,12 @@ static int lme_receipt_put(cj_etx *tx, unsigned slot, uint64_t tag) {
 	uint8_t key[3] = {'r', (uint8_t)(slot >> 8), (uint8_t)slot}, val[8];
 	be64(val, tag);
 	MDB_val k = {3, key}, v = {8, val};
-	int rc = mdb_put(tx->txn, tx->db->book, &k, &v, 0);
+	uint64_t add;
+	int rc = lme_spill_check(tx, tx->db->book, k.mv_size, v.mv_size, &add);
+	if (rc) return rc;
+	rc = mdb_put(tx->txn, tx->db->book, &k, &v, 0);
 	if (rc) return lme_write_err(tx, rc, "put");
+	tx->dirty_max += add;
 	lme_rec(tx, LML_PUT, LME_REC_BOOK, &k, &v);
 	tx->dirty = 1;
 	tx->puts++;

@@ -1544,22 +1544,39 @@ TEST(spill_guard_pin_lost) {
  * children: a damaged tree may crash LMDB). About 1 GiB of memory in the
  * spilling process. */
 
-#define REAL_JOBS 120
+#define REAL_JOBS 240
 #define REAL_TX_JOBS 40
 
-static int real_holder(void *p) {
-	t_gate *held = p;
-	cj_db *db = open_mode();
+/* Adds REAL_JOBS jobs named prefix + number (every step-th), each with
+ * 300 bytes of data. */
+static void real_add(cj_db *db, const char *fmt, int step) {
 	char data[300];
 	memset(data, 'h', sizeof data);
 	memcpy(data, "{\"d\":\"", 6);
 	memcpy(data + sizeof data - 3, "\"}", 3);
-	for (int i = 0; i < REAL_JOBS; i++) {
+	for (int i = 0; i < REAL_JOBS; i += step) {
 		char id[16];
-		snprintf(id, sizeof id, "h%03d", i);
+		snprintf(id, sizeof id, fmt, i);
 		CHECK_OK(cj_add(db, NULL, TYPE, id, data, 0));
 		pl_mark("A %s", id);
 	}
+}
+
+/* The jobs of the checkpoint to come, whose pages the holder's commits
+ * free: closed, its checkpoint is unpinned, and the holder's first commit
+ * makes one of the same commit. */
+static int real_filler(void *p) {
+	(void)p;
+	cj_db *db = open_mode();
+	real_add(db, "h%03d", 1);
+	cj_close(db);
+	return 0;
+}
+
+static int real_holder(void *p) {
+	t_gate *held = p;
+	cj_db *db = open_mode();
+	real_add(db, "h%03d-a", 3);
 	t_gate_open(held);
 	for (;;) pause(); /* killed here, the store open, the pin held */
 	return 0;
@@ -1603,6 +1620,7 @@ TEST(spill_real) {
 	const char *off = getenv("CJ_TEST_SPILL_UNGUARDED");
 	if (off && strcmp(off, "1") == 0) CHECK(setenv("CJ_TEST_POWERLOSS_FORK", "1", 1) == 0);
 	record_begin();
+	check_exit(t_spawn(real_filler, NULL), WAIT_MS, 0);
 	t_gate held;
 	t_gate_init(&held);
 	int hp = t_spawn(real_holder, &held);

@@ -73,7 +73,10 @@
  * checkpoint's meta pages back into it and replays the records after it.
  * A relaxed commit (CJ_SYNC_RELAXED) flushes nothing, and soon voids the
  * log (lme_log_void): a relaxed store is as a power loss leaves LMDB with
- * MDB_NOSYNC, as couchjobs.h says.
+ * MDB_NOSYNC, as couchjobs.h says. A transaction large enough that LMDB
+ * could write some of its pages before its commit (a spill) makes sure of
+ * the checkpoint's pin first, and holds the log's gate to its end ("the
+ * spill guard" below).
  *
  * Shared flushes: the flush that makes commit N durable is needed only
  * until some flush of the log starts after N's record was written

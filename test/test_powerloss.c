@@ -1465,6 +1465,16 @@ TEST(small_map_grown) {
 
 static chan spill_counts; /* each spill_adder: guard runs << 32 | checkpoints */
 
+/* The spill guard's runs and checkpoints in this process (fault-injection
+ * builds; else -1 each: the hooks are not there either). */
+static void spill_guard_counts(long *g, long *c) {
+#ifdef CJ_TEST_FAULTS
+	cj__lme_spill_counts(g, c);
+#else
+	*g = *c = -1;
+#endif
+}
+
 static int spill_adder(void *p) {
 	struct adder *a = p;
 	cj_db *db = open_mode();
@@ -1489,8 +1499,8 @@ static int spill_adder(void *p) {
 		pl_mark("C %d", n);
 	}
 	long g, c;
-	cj__lme_spill_counts(&g, &c);
-	chan_put(&spill_counts, (int64_t)g << 32 | c);
+	spill_guard_counts(&g, &c);
+	chan_put(&spill_counts, g < 0 ? -1 : (int64_t)g << 32 | c);
 	cj_close(db);
 	return 0;
 }
@@ -1513,19 +1523,22 @@ TEST(spill_guard_pin_lost) {
 	cj_close(db);
 	record_end();
 	long guards = 0, ckpts = 0;
+	int known = 1;
 	for (int i = 0; i < SPILL_PROCS; i++) {
 		int64_t v = chan_get(&spill_counts, WAIT_MS);
+		known = known && v >= 0;
 		guards += (long)(v >> 32);
 		ckpts += (long)(v & 0xffffffff);
 	}
 	chan_close(&spill_counts);
-	note("  spill guard: %ld runs, %ld checkpoints made by it (threshold %s)\n", guards, ckpts,
-	     hook ? getenv("CJ_TEST_SPILL_PAGES") : "LMDB's");
+	if (!known) hook = 0; /* not a fault-injection build: no hook, no count */
+	else note("  spill guard: %ld runs, %ld checkpoints made by it (threshold %s)\n", guards,
+	          ckpts, hook ? getenv("CJ_TEST_SPILL_PAGES") : "the default");
 	if (hook && !relaxed()) {
 		CHECK(guards == SPILL_PROCS * SPILL_TXS); /* every transaction, once */
 		CHECK(ckpts >= 1);                        /* the first found the pin lost */
 	}
-	if (!hook) CHECK(guards == 0);
+	if (known && !hook) CHECK(guards == 0);
 	check_images(t_dir());
 }
 
@@ -1620,11 +1633,11 @@ static int real_spiller(void *p) {
 	int64_t t0 = t_now_ms();
 	CHECK_OK(cj_tx_put(tx, "kbig", 4, big, n));
 	long g, c;
-	cj__lme_spill_counts(&g, &c);
+	spill_guard_counts(&g, &c);
 	note("  the spilling put: %lld ms; spill guard: %ld runs, %ld checkpoints\n",
 	     (long long)(t_now_ms() - t0), g, c);
 	const char *off = getenv("CJ_TEST_SPILL_UNGUARDED");
-	if (!(off && strcmp(off, "1") == 0)) CHECK(g == 1 && c == 1);
+	if (g >= 0 && !(off && strcmp(off, "1") == 0)) CHECK(g == 1 && c == 1);
 	raise(SIGKILL); /* before the commit */
 	return 97;
 }

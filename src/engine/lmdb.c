@@ -969,12 +969,15 @@ static void lme_log_done(cj_edb *db, int committed, uint64_t pos, uint64_t end) 
  * level and a new root (depth + 1), a branch's separator moved by a split
  * or a merge splitting it again (depth + 1), a delete's rebalancing touching
  * a neighbour per level (depth + 1), and the node's overflow pages (counted
- * as pages though LMDB takes one entry for them); the depths are the
- * trees' before the change (mdb_stat: two words copied), a change adding at
- * most one level. Before a change, when dirty_max plus the spill's own
- * estimate of it (with 16 bytes of node header for LMDB's 8) reaches
- * spill_at (LME_SPILL_AT, half of MDB_IDL_UM_MAX: the room then left is
- * at least as much again), the transaction runs lme_spill_guard once: it
+ * as pages though LMDB takes one entry for them). The depths are taken as
+ * LMDB's limit, 32 (CURSOR_STACK; a real tree here has 2 to 5 levels): so
+ * 164 pages and the node's a change, and no call into LMDB to read a
+ * depth (a first version read both depths with mdb_stat at each change).
+ * Before a change, when dirty_max plus the spill's own estimate of it
+ * (with 16 bytes of node header for LMDB's 8) reaches spill_at
+ * (LME_SPILL_AT, half of MDB_IDL_UM_MAX: the room then left is at least as
+ * much again), the transaction runs lme_spill_guard once (so after about
+ * 400 changes, or at a put of about 128 MiB): it
  * takes the gate, repairs the words as lme_log_write does, makes a
  * checkpoint of N - 1 if the current one is not pinned by a live process
  * (the design page's "A checkpoint needs no abort"), and holds the gate to
@@ -988,10 +991,14 @@ static void lme_log_done(cj_edb *db, int committed, uint64_t pos, uint64_t end) 
  * couchjobs.h). A recovery's replay needs no guard: it is transaction
  * C + 1 of the checkpoint C it restored, which it cannot reuse a page of.
  *
- * Ordinary transactions (a few changes of a few levels: tens of pages)
+ * That runs it far sooner than LMDB could spill, which costs little: a
+ * durable commit takes the gate and checks the pin anyway (lme_log_write),
+ * the guard only does it earlier in the transaction; a relaxed one on a
+ * void log takes nothing. Ordinary transactions (a call's few changes)
  * never come near it: they pay an add and a compare a change. */
 #define LME_IDL_UM_MAX ((1u << 17) - 1) /* LMDB 0.9's midl.h (not public) */
 #define LME_SPILL_AT ((uint64_t)LME_IDL_UM_MAX / 2)
+#define LME_DEPTH_MAX 32 /* LMDB 0.9's CURSOR_STACK: no tree is deeper */
 
 #ifdef CJ_FAULT_INJECTION
 static atomic_long lme_guards, lme_guard_ckpts;
@@ -1040,25 +1047,17 @@ fail:
 	return rc;
 }
 
-/* The depth of database dbi in tx's transaction (0 if unknown: then
- * LMDB's limit, CURSOR_STACK). */
-static uint64_t lme_depth(cj_etx *tx, MDB_dbi dbi) {
-	MDB_stat st;
-	return mdb_stat(tx->txn, dbi, &st) == 0 ? st.ms_depth : 32;
-}
-
-/* Before a change (a put of kl + vl bytes, or a delete: vl 0) of database
- * dbi in tx: runs the guard when the bound comes near spill_at (CJ_OK, or
- * its failure); *add is what the change adds to the bound once made. */
-static int lme_spill_check(cj_etx *tx, MDB_dbi dbi, size_t kl, size_t vl, uint64_t *add) {
+/* Before a change (a put of kl + vl bytes, or a delete: vl 0) in tx:
+ * runs the guard when the bound comes near spill_at (CJ_OK, or its
+ * failure); *add is what the change adds to the bound once made. */
+static int lme_spill_check(cj_etx *tx, size_t kl, size_t vl, uint64_t *add) {
 	cj_edb *db = tx->db;
 	cj_etx *top = tx->parent ? tx->parent : tx;
-	uint64_t d = lme_depth(tx, dbi), dm = dbi == db->book ? 0 : lme_depth(tx, db->book);
-	uint64_t pages = ((uint64_t)kl + vl) / db->psize + 1;
-	*add = 4 * (d + 1) + dm + pages;
+	uint64_t d = LME_DEPTH_MAX, pages = ((uint64_t)kl + vl) / db->psize + 1;
+	*add = 4 * (d + 1) + d + pages;
 	if (top->guarded) return CJ_OK;
 	uint64_t now = top->dirty_max + (tx->parent ? tx->dirty_max : 0);
-	uint64_t spill = 2 * (d + dm + ((uint64_t)kl + vl + 16 + db->psize) / db->psize);
+	uint64_t spill = 2 * (2 * d + ((uint64_t)kl + vl + 16 + db->psize) / db->psize);
 	return now + spill >= db->spill_at ? lme_spill_guard(top) : CJ_OK;
 }
 
@@ -1922,7 +1921,7 @@ static int lme_commit(cj_etx *tx) {
 	be64(num, tx->version);
 	MDB_val k = {strlen(tx->db->number), (void *)tx->db->number}, v = {8, num};
 	uint64_t pos = 0, end = 0, add;
-	int rc = lme_spill_check(tx, tx->db->book, k.mv_size, v.mv_size, &add);
+	int rc = lme_spill_check(tx, k.mv_size, v.mv_size, &add);
 	if (rc) {
 		mdb_txn_abort(tx->txn);
 		lme_end(tx);
@@ -2110,7 +2109,7 @@ static int lme_put(cj_etx *tx, int space, const void *k, size_t kl, const void *
 		val.mv_data = tx->vb.p;
 	}
 	uint64_t add;
-	int rc = lme_spill_check(tx, tx->db->dbi[space], key.mv_size, val.mv_size, &add);
+	int rc = lme_spill_check(tx, key.mv_size, val.mv_size, &add);
 	if (rc) return rc;
 	rc = mdb_put(tx->txn, tx->db->dbi[space], &key, &val, 0);
 	if (rc) return lme_write_err(tx, rc, "put");
@@ -2130,7 +2129,7 @@ static int lme_del(cj_etx *tx, int space, const void *k, size_t kl) {
 	}
 	MDB_val key = lme_key(tx, k, kl);
 	uint64_t add;
-	int rc = lme_spill_check(tx, tx->db->dbi[space], key.mv_size, 0, &add);
+	int rc = lme_spill_check(tx, key.mv_size, 0, &add);
 	if (rc) return rc;
 	rc = mdb_del(tx->txn, tx->db->dbi[space], &key, NULL);
 	if (rc) return rc == MDB_NOTFOUND ? CJ_NOT_FOUND : lme_write_err(tx, rc, "del");
@@ -2296,7 +2295,7 @@ static int lme_receipt_put(cj_etx *tx, unsigned slot, uint64_t tag) {
 	be64(val, tag);
 	MDB_val k = {3, key}, v = {8, val};
 	uint64_t add;
-	int rc = lme_spill_check(tx, tx->db->book, k.mv_size, v.mv_size, &add);
+	int rc = lme_spill_check(tx, k.mv_size, v.mv_size, &add);
 	if (rc) return rc;
 	rc = mdb_put(tx->txn, tx->db->book, &k, &v, 0);
 	if (rc) return lme_write_err(tx, rc, "put");

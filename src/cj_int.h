@@ -132,6 +132,8 @@ enum cj_hold_point {
 	CJ_HOLD_SPILL_GUARDED, /* lmdb.c: a large transaction's spill guard
 	                          holds the log's gate, the pin checked, before
 	                          the change that may spill */
+	CJ_HOLD_LOG_COMMITTED, /* lmdb.c: that commit done, the gate still held,
+	                          before its record is counted (LOG_END) */
 	CJ_HOLDS
 };
 void cj__fault_hold(int point, int notify_fd, int gate_fd);

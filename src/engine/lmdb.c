@@ -202,6 +202,8 @@
 #define LME_LOG_KICK 13  /* the generation and step of the last writeback
                             started ahead of a checkpoint (lme_log_kick) */
 #define LME_LOG_VOID 14  /* 1: the log holds no checkpoint (lme_log_void) */
+#define LME_LOG_PENDING 15 /* 1: a record at the end may be written and not
+                              counted (lme_log_write) */
 /* A checkpoint is made once this many bytes of records follow the last,
  * or data.mdb has grown by this many pages since (while a checkpoint is
  * pinned, LMDB reuses no page freed after it: this bounds the growth) */
@@ -228,6 +230,7 @@ struct cj_edb {
 	int fault_noreplay;      /* fault builds: recovery replays nothing */
 	int fault_trustpin;      /* fault builds: a pin's holder is never dead */
 	int fault_unpinkeep;     /* fault builds: a pin let go stays marked held */
+	int fault_nopending;     /* fault builds: LOG_PENDING is never set */
 	cj_wakemap *wake;
 	cj_wakemap *flush; /* the flush file's words (NULL: flush alone) */
 	_Atomic uint64_t shared; /* flushes left to other commits */
@@ -377,7 +380,9 @@ static int lme_durable(cj_edb *db, uint64_t n) {
  * (a recovery restores the checkpoint and replays nothing),
  * CJ_TEST_LOG_TRUST_PIN=1 (a commit takes a dead process for the pin's
  * live holder), CJ_TEST_LOG_UNPIN_KEEP=1 (a process that lets go of its
- * pin to resize the map or close leaves it marked as held); and it makes
+ * pin to resize the map or close leaves it marked as held),
+ * CJ_TEST_LOG_NOPENDING=1 (LOG_PENDING is never set: a record whose writer
+ * was killed after its commit is overwritten); and it makes
  * checkpoints as often as it likes with CJ_TEST_CKPT_BYTES (bytes of
  * records) and CJ_TEST_CKPT_PAGES (pages data.mdb grew). The spill guard
  * runs once a transaction's bound of dirty pages reaches
@@ -397,6 +402,8 @@ static void lme_fault_flags(cj_edb *db, unsigned *flags) {
 	db->fault_trustpin = e && strcmp(e, "1") == 0;
 	e = getenv("CJ_TEST_LOG_UNPIN_KEEP");
 	db->fault_unpinkeep = e && strcmp(e, "1") == 0;
+	e = getenv("CJ_TEST_LOG_NOPENDING");
+	db->fault_nopending = e && strcmp(e, "1") == 0;
 	e = getenv("CJ_TEST_LOG_NOREPLAY");
 	db->fault_noreplay = e && strcmp(e, "1") == 0;
 	e = getenv("CJ_TEST_CKPT_PAGES");
@@ -610,8 +617,8 @@ static int lme_txn_begin(cj_edb *db, unsigned flags, MDB_txn **txn) {
  * its commit while the pin goes, and the words and the records agree
  * whenever the gate is free, but for a holder killed inside it: then
  * LOG_DIRTY is 1 (its words are read again from the log) or the record at
- * the end is one it wrote (counted if its commit happened, overwritten if
- * not: the store's commit number says which). */
+ * the end is one it wrote, and LOG_PENDING is 1 (counted if its commit
+ * happened, overwritten if not: the store's commit number says which). */
 
 #define LME_REC_META 2 /* record spaces past the core's: "cj_engine" */
 #define LME_REC_BOOK 3 /* the main database ("commit", receipts) */
@@ -716,7 +723,8 @@ static int lme_checkpoint(cj_edb *db, uint64_t gen) {
  * was killed while changing them): the newest checkpoint's generation and
  * its records up to commit last; unpinned, so the caller checkpoints. */
 static int lme_log_repair(cj_edb *db, uint64_t last) {
-	int rc = cj__lml_ckpt_read(&db->log, db->ck);
+	int rc = cj__lml_size(&db->log); /* another process may have grown it */
+	if (rc == CJ_OK) rc = cj__lml_ckpt_read(&db->log, db->ck);
 	if (rc && rc != CJ_NOT_FOUND) return rc;
 	uint64_t gen = rc ? lme_w(db, LME_LOG_GEN) : db->ck->gen, pos = LML_AREA;
 	uint64_t salt = rc ? 0 : db->ck->salt;
@@ -884,19 +892,30 @@ static int lme_log_write(cj_etx *tx, uint64_t *pos, uint64_t *end) {
 	uint64_t gen = lme_w(db, LME_LOG_GEN), e = lme_w(db, LME_LOG_END);
 	uint64_t salt = lme_w(db, LME_LOG_SALT);
 	uint64_t p = LML_AREA + (e - lme_w(db, LME_LOG_START));
-	/* a record counted by nobody: its writer was killed after its commit */
-	lml_rec r;
-	int got = cj__lml_read(&db->log, p, gen, salt, &db->rd, &r);
-	if (got < 0) {
-		rc = got;
-		goto fail;
-	}
-	if (got && r.commit + 1 == tx->version) {
-		e += r.len;
-		p += r.len;
-		lme_wset(db, LME_LOG_END, e);
+	/* a record counted by nobody: its writer was killed after its commit.
+	 * PENDING is set before a record is written and cleared once it is
+	 * counted or spoiled (lme_log_done), so only a gate taken after a
+	 * holder died between the two finds it set: the record is read then
+	 * alone, not at every commit (the file may have grown since this
+	 * process last looked: cj__lml_size) */
+	if (lme_w(db, LME_LOG_PENDING)) {
+		lml_rec r;
+		int got = cj__lml_size(&db->log);
+		if (got == CJ_OK) got = cj__lml_read(&db->log, p, gen, salt, &db->rd, &r);
+		if (got < 0) {
+			rc = got;
+			goto fail;
+		}
+		if (got && r.commit + 1 == tx->version) {
+			e += r.len;
+			p += r.len;
+			lme_wset(db, LME_LOG_END, e);
+		}
 	}
 	if ((rc = cj__lml_rec_seal(&tx->rec, gen, tx->version, salt))) goto fail;
+	/* another process may have grown the file: its size is looked at again
+	 * only when the record does not fit in the size this process knows */
+	if (p + tx->rec.len > db->log.size && (rc = cj__lml_size(&db->log))) goto fail;
 	if (p + tx->rec.len > db->log.size) {
 		if (!db->sync_after) goto bare;
 		/* the area is full: a new generation starts it over */
@@ -911,6 +930,7 @@ static int lme_log_write(cj_etx *tx, uint64_t *pos, uint64_t *end) {
 		tx->rec.len -= 4; /* sealed again: the CRC goes */
 		if ((rc = cj__lml_rec_seal(&tx->rec, gen, tx->version, salt))) goto fail;
 	}
+	if (!db->fault_nopending) lme_wset(db, LME_LOG_PENDING, 1); /* lme_fault_flags() */
 	if ((rc = cj__lml_write(&db->log, p, &tx->rec))) goto fail;
 	cj__fault_hold_here(CJ_HOLD_LOG_WRITTEN);
 	*pos = p;
@@ -937,6 +957,7 @@ static void lme_log_done(cj_edb *db, int committed, uint64_t pos, uint64_t end) 
 		    cj__lml_flush(&db->log) != CJ_OK)
 			lme_wset(db, LME_LOG_DIRTY, 1); /* the next writer looks again */
 	}
+	lme_wset(db, LME_LOG_PENDING, 0); /* after LOG_END: nothing left to find */
 	lme_gate(db, 0);
 }
 
@@ -1942,6 +1963,7 @@ static int lme_commit(cj_etx *tx) {
 			return lrc;
 		}
 		rc = mdb_txn_commit(tx->txn);
+		if (lrc == 0 && rc == 0) cj__fault_hold_here(CJ_HOLD_LOG_COMMITTED);
 		if (lrc == 0) lme_log_done(db, rc == 0, pos, end);
 	} else if (rc == 0) {
 		rc = mdb_txn_commit(tx->txn);

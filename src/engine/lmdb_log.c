@@ -353,6 +353,13 @@ int cj__lml_write(lml *l, uint64_t pos, const cj_buf *r) {
 	return lml_pwrite(l, r->p, r->len, pos);
 }
 
+int cj__lml_size(lml *l) {
+	struct stat st;
+	if (fstat(l->fd, &st) != 0) return lml_io("stat", errno);
+	if ((uint64_t)st.st_size > l->size) l->size = (uint64_t)st.st_size; /* it never shrinks */
+	return CJ_OK;
+}
+
 int cj__lml_grow(lml *l, uint64_t size) {
 	if (size <= l->size) return CJ_OK;
 	return lml_fill(l, l->size, size);

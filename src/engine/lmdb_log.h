@@ -46,7 +46,7 @@ enum { LML_PUT = 1, LML_DEL = 2 };
 
 typedef struct lml {
 	int fd;
-	uint64_t size; /* of the file */
+	uint64_t size; /* of the file, as last learnt (open, growth, cj__lml_size) */
 } lml;
 
 /* A checkpoint as read or to be written. meta: 2 * psize bytes. */
@@ -110,6 +110,9 @@ int cj__lml_rec_seal(cj_buf *r, uint64_t gen, uint64_t commit, uint64_t salt);
 /* Writes the sealed record r at pos (not flushed): CJ_OK, CJ_TOO_LARGE
  * (it does not fit before the end of the file), CJ_STORE. */
 int cj__lml_write(lml *l, uint64_t pos, const cj_buf *r);
+/* Learns the file's size again (another process may have grown it):
+ * CJ_OK or CJ_STORE. */
+int cj__lml_size(lml *l);
 /* Grows the file to at least size bytes (zero-filled, flushed). */
 int cj__lml_grow(lml *l, uint64_t size);
 int cj__lml_flush(lml *l);

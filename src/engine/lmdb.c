@@ -292,6 +292,7 @@ struct cj_etx {
 	uint64_t dirty_max; /* at most this many dirty pages: "the spill guard" */
 	int guarded; /* the spill guard ran (a transaction, not a nested one) */
 	int gated;   /* it holds the gate, to its commit or abort */
+	int norec;  /* a relaxed one begun on a void log: builds no record */
 };
 
 static int lme_err(int rc, const char *what) {
@@ -644,7 +645,7 @@ static int lme_gate(cj_edb *db, int on) {
 
 /* Adds a change to tx's record. */
 static void lme_rec(cj_etx *tx, int op, int space, const MDB_val *k, const MDB_val *v) {
-	if (!tx->db->logging) return;
+	if (!tx->db->logging || tx->norec) return;
 	cj__lml_rec_change(&tx->rec, op, space, k->mv_data, k->mv_size, v ? v->mv_data : NULL,
 	                   v ? v->mv_size : 0);
 }
@@ -791,10 +792,11 @@ static int lme_ckpt_due(cj_edb *db, uint64_t share, int if_unknown) {
  *      only then may a page of the last checkpoint be reused;
  *   3. marks the log void, unpinned, and moves the generation (every
  *      process's pin thread lets go of its pin).
- * While the log is void, relaxed commits write no record and take no gate
- * (lme_commit looks at VOID under LMDB's writer lock; only a checkpoint
- * clears it, and checkpoints are made in write transactions or by an open
- * that is alone). A durable commit finds the log unpinned and makes a
+ * While the log is void, relaxed commits write no record and take no gate,
+ * and their transactions build none (lme_begin looks at VOID under LMDB's
+ * writer lock, held until the commit; only a checkpoint or a repair clears
+ * it, and both are made in write transactions or by an open that is
+ * alone). A durable commit finds the log unpinned and makes a
  * checkpoint before it writes its record, as after a lost pin, so that
  * every record after a checkpoint is there again. */
 static int lme_log_void(cj_edb *db) {
@@ -1908,6 +1910,14 @@ static int lme_begin(cj_edb *db, int write, cj_etx **out) {
 			return rc;
 		}
 	}
+	/* a relaxed commit on a void log writes no record (lme_commit), so its
+	 * transaction builds none (a copy of every key and value written).
+	 * Decided here, under LMDB's writer lock, which this transaction holds
+	 * until its commit: VOID and DIRTY change only under it (a checkpoint,
+	 * a void, a repair: in a write transaction, or at an open alone, which
+	 * this process's open excludes), so lme_commit finds them as here */
+	if (write && db->logging && !db->sync_after)
+		tx->norec = lme_w(db, LME_LOG_VOID) && !lme_w(db, LME_LOG_DIRTY);
 	if (write && db->flush && db->sync_after)
 		cj__os_word64_raise(db->flush, LME_FLUSH_BEGUN, tx->version);
 	*out = tx;
@@ -1954,6 +1964,14 @@ static int lme_commit(cj_etx *tx) {
 	 * LMDB's writer lock, which every change of VOID also holds */
 	int bare = db->logging && !db->sync_after && lme_w(db, LME_LOG_VOID) &&
 	           !lme_w(db, LME_LOG_DIRTY);
+	if (rc == 0 && tx->norec && !bare) {
+		/* cannot happen (lme_begin): its record was not built, and a
+		 * commit without one that a replay would need must not land */
+		mdb_txn_abort(tx->txn);
+		lme_end(tx);
+		return cj__fail(CJ_CONFLICT, "the store's log changed under a transaction; run "
+		                "again");
+	}
 	if (rc == 0 && db->logging && !bare) {
 		lme_rec(tx, LML_PUT, LME_REC_BOOK, &k, &v);
 		int lrc = lme_log_write(tx, &pos, &end);
@@ -2035,6 +2053,7 @@ static int lme_begin_nested(cj_etx *parent, cj_etx **out) {
 	tx->parent = parent;
 	tx->write = 1;
 	tx->version = parent->version;
+	tx->norec = parent->norec;
 	int rc = mdb_txn_begin(parent->db->env, parent->txn, 0, &tx->txn);
 	if (rc) {
 		rc = lme_write_err(tx, rc, "begin nested");

@@ -231,6 +231,7 @@ struct cj_edb {
 	int fault_trustpin;      /* fault builds: a pin's holder is never dead */
 	int fault_unpinkeep;     /* fault builds: a pin let go stays marked held */
 	int fault_nopending;     /* fault builds: LOG_PENDING is never set */
+	int fault_voidearly;     /* fault builds: a void spoils the slots first */
 	cj_wakemap *wake;
 	cj_wakemap *flush; /* the flush file's words (NULL: flush alone) */
 	_Atomic uint64_t shared; /* flushes left to other commits */
@@ -383,7 +384,9 @@ static int lme_durable(cj_edb *db, uint64_t n) {
  * live holder), CJ_TEST_LOG_UNPIN_KEEP=1 (a process that lets go of its
  * pin to resize the map or close leaves it marked as held),
  * CJ_TEST_LOG_NOPENDING=1 (LOG_PENDING is never set: a record whose writer
- * was killed after its commit is overwritten); and it makes
+ * was killed after its commit is overwritten), CJ_TEST_LOG_VOID_EARLY=1
+ * (a void spoils the checkpoint slots before it flushes data.mdb); and it
+ * makes
  * checkpoints as often as it likes with CJ_TEST_CKPT_BYTES (bytes of
  * records) and CJ_TEST_CKPT_PAGES (pages data.mdb grew). The spill guard
  * runs once a transaction's bound of dirty pages reaches
@@ -405,6 +408,8 @@ static void lme_fault_flags(cj_edb *db, unsigned *flags) {
 	db->fault_unpinkeep = e && strcmp(e, "1") == 0;
 	e = getenv("CJ_TEST_LOG_NOPENDING");
 	db->fault_nopending = e && strcmp(e, "1") == 0;
+	e = getenv("CJ_TEST_LOG_VOID_EARLY");
+	db->fault_voidearly = e && strcmp(e, "1") == 0;
 	e = getenv("CJ_TEST_LOG_NOREPLAY");
 	db->fault_noreplay = e && strcmp(e, "1") == 0;
 	e = getenv("CJ_TEST_CKPT_PAGES");
@@ -800,6 +805,10 @@ static int lme_ckpt_due(cj_edb *db, uint64_t share, int if_unknown) {
  * checkpoint before it writes its record, as after a lost pin, so that
  * every record after a checkpoint is there again. */
 static int lme_log_void(cj_edb *db) {
+#ifdef CJ_FAULT_INJECTION
+	int early = db->fault_voidearly ? cj__lml_ckpt_void(&db->log) : CJ_OK; /* lme_fault_flags() */
+	if (early) return early;
+#endif
 	int rc = mdb_env_sync(db->env, 1);
 	if (rc) return lme_err(rc, "sync");
 	lme_wset(db, LME_LOG_DIRTY, 1);

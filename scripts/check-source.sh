@@ -26,17 +26,18 @@ if [ -n "$macros" ]; then
 	fail=1
 fi
 
-# white-box tests, which may: the tuple codec's, the store format's, the
+# white-box tests, which may: the tuple codec's, the embedded log file's
+# (test_log: its CRC), the store format's, the
 # fault-injection tests (they arm the library's internal switches and hold
 # points: test_fault, test_flush and test_xhold with their held.c,
 # test_owner, test_xgate, test_xspill, test_prune_race, test_powerloss's
 # leader killed before its flush and its spill guard's counts, and
 # test_pg's first wait of a handle) and the checker's (it damages stores
 # with raw engine writes to see each kind of damage found)
-whitebox="test/test_tuple.c test/test_format.c test/test_fault.c test/test_flush.c test/test_owner.c test/test_xhold.c test/test_xgate.c test/test_xspill.c test/held.c test/test_prune_race.c test/test_pg.c test/test_verify.c test/test_powerloss.c"
+whitebox="test/test_tuple.c test/test_log.c test/test_format.c test/test_fault.c test/test_flush.c test/test_owner.c test/test_xhold.c test/test_xgate.c test/test_xspill.c test/held.c test/test_prune_race.c test/test_pg.c test/test_verify.c test/test_powerloss.c"
 private=$(for f in tools/*.c tools/*.h server/*.c server/*.h bench/*.c bench/compare/*.c test/*.c test/*.h; do
 	case " $whitebox " in *" $f "*) continue ;; esac
-	grep -ln '"cj_int.h"\|engine/engine.h\|"tuple.h"' "$f" 2>/dev/null || true
+	grep -ln '"cj_int.h"\|engine/engine.h\|"engine/lmdb_log.h"\|"tuple.h"' "$f" 2>/dev/null || true
 done)
 if [ -n "$private" ]; then
 	echo "check-source: front ends or tests including private headers:" $private

@@ -968,7 +968,7 @@ static void lme_log_done(cj_edb *db, int committed, uint64_t pos, uint64_t end) 
 		    cj__lml_flush(&db->log) != CJ_OK)
 			lme_wset(db, LME_LOG_DIRTY, 1); /* the next writer looks again */
 	}
-	lme_wset(db, LME_LOG_PENDING, 0); /* after LOG_END: nothing left to find */
+	lme_wset(db, LME_LOG_PENDING, 0); /* counted or spoiled: nothing left to find */
 	lme_gate(db, 0);
 }
 

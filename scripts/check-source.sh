@@ -31,7 +31,8 @@ fi
 # fault-injection tests (they arm the library's internal switches and hold
 # points: test_fault, test_flush and test_xhold with their held.c,
 # test_owner, test_xgate, test_xspill, test_prune_race, test_powerloss's
-# leader killed before its flush and its spill guard's counts, and
+# leader killed before its flush, writer killed after its commit and spill
+# guard's counts, and
 # test_pg's first wait of a handle) and the checker's (it damages stores
 # with raw engine writes to see each kind of damage found)
 whitebox="test/test_tuple.c test/test_log.c test/test_format.c test/test_fault.c test/test_flush.c test/test_owner.c test/test_xhold.c test/test_xgate.c test/test_xspill.c test/held.c test/test_prune_race.c test/test_pg.c test/test_verify.c test/test_powerloss.c"

@@ -1272,10 +1272,9 @@ TEST(leader_killed_before_flush) {
  * (CJ_HOLD_LOG_COMMITTED). Its commit is in data.mdb, so the next writer must
  * count that record and write its own after it: overwritten, it would leave
  * a gap that a replay stops at, losing every acknowledged commit after it.
- * The next writer reads the record at the log's end only when the word set
- * before a record is written (LOG_PENDING, src/engine/lmdb.c) says a
- * holder died there; with the fault hook CJ_TEST_LOG_NOPENDING=1, which
- * never sets it, images lose the adders' jobs. The test process commits
+ * The next writer reads the record at the log's end; with the fault hook
+ * CJ_TEST_LOG_NOENDREAD=1, which never reads it, images lose the adders'
+ * jobs. The test process commits
  * first and stays open: it holds the checkpoint's pin, so the killed
  * writer's death makes no checkpoint that would cover its commit. */
 

@@ -202,8 +202,6 @@
 #define LME_LOG_KICK 13  /* the generation and step of the last writeback
                             started ahead of a checkpoint (lme_log_kick) */
 #define LME_LOG_VOID 14  /* 1: the log holds no checkpoint (lme_log_void) */
-#define LME_LOG_PENDING 15 /* 1: a record at the end may be written and not
-                              counted (lme_log_write) */
 /* A checkpoint is made once this many bytes of records follow the last,
  * or data.mdb has grown by this many pages since (while a checkpoint is
  * pinned, LMDB reuses no page freed after it: this bounds the growth) */
@@ -230,7 +228,8 @@ struct cj_edb {
 	int fault_noreplay;      /* fault builds: recovery replays nothing */
 	int fault_trustpin;      /* fault builds: a pin's holder is never dead */
 	int fault_unpinkeep;     /* fault builds: a pin let go stays marked held */
-	int fault_nopending;     /* fault builds: LOG_PENDING is never set */
+	int fault_noendread;     /* fault builds: the record at the log's end is
+	                            never read */
 	int fault_voidearly;     /* fault builds: a void spoils the slots first */
 	cj_wakemap *wake;
 	cj_wakemap *flush; /* the flush file's words (NULL: flush alone) */
@@ -383,8 +382,8 @@ static int lme_durable(cj_edb *db, uint64_t n) {
  * CJ_TEST_LOG_TRUST_PIN=1 (a commit takes a dead process for the pin's
  * live holder), CJ_TEST_LOG_UNPIN_KEEP=1 (a process that lets go of its
  * pin to resize the map or close leaves it marked as held),
- * CJ_TEST_LOG_NOPENDING=1 (LOG_PENDING is never set: a record whose writer
- * was killed after its commit is overwritten), CJ_TEST_LOG_VOID_EARLY=1
+ * CJ_TEST_LOG_NOENDREAD=1 (the record at the log's end is never read: a
+ * record whose writer was killed after its commit is overwritten), CJ_TEST_LOG_VOID_EARLY=1
  * (a void spoils the checkpoint slots before it flushes data.mdb); and it
  * makes
  * checkpoints as often as it likes with CJ_TEST_CKPT_BYTES (bytes of
@@ -406,8 +405,8 @@ static void lme_fault_flags(cj_edb *db, unsigned *flags) {
 	db->fault_trustpin = e && strcmp(e, "1") == 0;
 	e = getenv("CJ_TEST_LOG_UNPIN_KEEP");
 	db->fault_unpinkeep = e && strcmp(e, "1") == 0;
-	e = getenv("CJ_TEST_LOG_NOPENDING");
-	db->fault_nopending = e && strcmp(e, "1") == 0;
+	e = getenv("CJ_TEST_LOG_NOENDREAD");
+	db->fault_noendread = e && strcmp(e, "1") == 0;
 	e = getenv("CJ_TEST_LOG_VOID_EARLY");
 	db->fault_voidearly = e && strcmp(e, "1") == 0;
 	e = getenv("CJ_TEST_LOG_NOREPLAY");
@@ -623,7 +622,7 @@ static int lme_txn_begin(cj_edb *db, unsigned flags, MDB_txn **txn) {
  * its commit while the pin goes, and the words and the records agree
  * whenever the gate is free, but for a holder killed inside it: then
  * LOG_DIRTY is 1 (its words are read again from the log) or the record at
- * the end is one it wrote, and LOG_PENDING is 1 (counted if its commit
+ * the end is one it wrote (counted if its commit
  * happened, overwritten if not: the store's commit number says which). */
 
 #define LME_REC_META 2 /* record spaces past the core's: "cj_engine" */
@@ -904,24 +903,22 @@ static int lme_log_write(cj_etx *tx, uint64_t *pos, uint64_t *end) {
 	uint64_t salt = lme_w(db, LME_LOG_SALT);
 	uint64_t p = LML_AREA + (e - lme_w(db, LME_LOG_START));
 	/* a record counted by nobody: its writer was killed after its commit.
-	 * PENDING is set before a record is written and cleared once it is
-	 * counted or spoiled (lme_log_done), so only a gate taken after a
-	 * holder died between the two finds it set: the record is read then
-	 * alone, not at every commit (the file may have grown since this
-	 * process last looked: cj__lml_size) */
-	if (lme_w(db, LME_LOG_PENDING)) {
-		lml_rec r;
-		int got = cj__lml_size(&db->log);
-		if (got == CJ_OK) got = cj__lml_read(&db->log, p, gen, salt, &db->rd, &r);
-		if (got < 0) {
-			rc = got;
-			goto fail;
-		}
-		if (got && r.commit + 1 == tx->version) {
-			e += r.len;
-			p += r.len;
-			lme_wset(db, LME_LOG_END, e);
-		}
+	 * It is looked for at every commit (one read of the page at the log's
+	 * end, in the page cache): a shared word saying when to look would not
+	 * be set by a process of an older build of layout 3 on the same store,
+	 * and its record would then be overwritten. cj__lml_read looks at the
+	 * file's size again if the record would lie past the size this process
+	 * knows (another process grew the file) */
+	lml_rec r;
+	int got = db->fault_noendread ? 0 : cj__lml_read(&db->log, p, gen, salt, &db->rd, &r);
+	if (got < 0) {
+		rc = got;
+		goto fail;
+	}
+	if (got && r.commit + 1 == tx->version) {
+		e += r.len;
+		p += r.len;
+		lme_wset(db, LME_LOG_END, e);
 	}
 	if ((rc = cj__lml_rec_seal(&tx->rec, gen, tx->version, salt))) goto fail;
 	/* another process may have grown the file: its size is looked at again
@@ -941,7 +938,6 @@ static int lme_log_write(cj_etx *tx, uint64_t *pos, uint64_t *end) {
 		tx->rec.len -= 4; /* sealed again: the CRC goes */
 		if ((rc = cj__lml_rec_seal(&tx->rec, gen, tx->version, salt))) goto fail;
 	}
-	if (!db->fault_nopending) lme_wset(db, LME_LOG_PENDING, 1); /* lme_fault_flags() */
 	if ((rc = cj__lml_write(&db->log, p, &tx->rec))) goto fail;
 	cj__fault_hold_here(CJ_HOLD_LOG_WRITTEN);
 	*pos = p;
@@ -968,7 +964,6 @@ static void lme_log_done(cj_edb *db, int committed, uint64_t pos, uint64_t end) 
 		    cj__lml_flush(&db->log) != CJ_OK)
 			lme_wset(db, LME_LOG_DIRTY, 1); /* the next writer looks again */
 	}
-	lme_wset(db, LME_LOG_PENDING, 0); /* counted or spoiled: nothing left to find */
 	lme_gate(db, 0);
 }
 

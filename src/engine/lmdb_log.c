@@ -368,14 +368,19 @@ int cj__lml_grow(lml *l, uint64_t size) {
 int cj__lml_read(lml *l, uint64_t pos, uint64_t gen, uint64_t salt, cj_buf *buf,
                  lml_rec *r) {
 	uint8_t h[LML_REC_HEAD];
-	if (pos < LML_AREA || pos > l->size || l->size - pos < LML_REC_HEAD + 4) return 0;
-	int rc = lml_pread(l, h, sizeof h, pos);
-	if (rc) return rc;
+	int rc;
+	if (pos < LML_AREA) return 0;
+	/* past the size this process knows, another may have grown the file */
+	if ((pos > l->size || l->size - pos < LML_REC_HEAD + 4) && (rc = cj__lml_size(l)))
+		return rc;
+	if (pos > l->size || l->size - pos < LML_REC_HEAD + 4) return 0;
+	if ((rc = lml_pread(l, h, sizeof h, pos))) return rc;
 	uint64_t len = get32(h + 4);
 	if (get32(h) != LML_REC_MAGIC || get64(h + 8) != gen || get64(h + 24) != salt ||
-	    len < LML_REC_HEAD + 4 ||
-	    len % 8 || len > l->size - pos)
+	    len < LML_REC_HEAD + 4 || len % 8)
 		return 0;
+	if (len > l->size - pos && (rc = cj__lml_size(l))) return rc;
+	if (len > l->size - pos) return 0;
 	cj__buf_reset(buf);
 	if (buf->cap < len) {
 		uint8_t *p = cj__realloc(buf->p, (size_t)len);

@@ -127,7 +127,8 @@ typedef struct lml_rec {
 /* Reads the valid record of generation gen (and salt) at pos into *r (its bytes in
  * *buf, which it grows): 1 read, 0 none there (end of the records: a
  * record of another generation, torn, never written), CJ_STORE, CJ_NOMEM
- * (negative). */
+ * (negative). A record that would lie past the file's size as this process
+ * knows it makes it look at the size again (cj__lml_size). */
 int cj__lml_read(lml *l, uint64_t pos, uint64_t gen, uint64_t salt, cj_buf *buf,
                  lml_rec *r);
 

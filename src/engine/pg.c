@@ -189,8 +189,7 @@ static void pge_end(cj_etx *tx) {
 		cj__buf_free(&tx->pf[i].key);
 		cj__buf_free(&tx->pf[i].hi);
 	}
-	cj__buf_free(&tx->held.k);
-	cj__buf_free(&tx->held.v);
+	cj__pg_free_held(tx);
 	cj__pg_give(tx->db, tx->c);
 	cj_free(tx);
 }
@@ -214,8 +213,6 @@ static int pge_begin(cj_edb *db, int write, cj_etx **out) {
 static void pge_abort(cj_etx *tx) {
 	if (!tx) return;
 	pge_clear(tx);
-	PQclear(tx->vres);
-	tx->vres = NULL;
 	cj__pg_rollback(tx); /* what the queued writes say no longer matters */
 	pge_end(tx);
 }
@@ -231,6 +228,8 @@ static void pge_payload_word(void *arg, unsigned w) {
 static int pge_commit(cj_etx *tx) {
 	cj_edb *db = tx->db;
 	pge_clear(tx);
+	/* nobody asks for the number from now on: none is taken */
+	if (tx->vwant == PGE_V_WANT) tx->vwant = PGE_V_NONE;
 	if (tx->failed) {
 		int rc = tx->failed;
 		pge_abort(tx);
@@ -317,11 +316,11 @@ static int pge_commit(cj_etx *tx) {
 }
 
 /* The number of a write transaction's commit: nextval of the sequence,
- * which no transaction holds, sent with its BEGIN (pg_pipe.c): numbers are
- * unique and increase in the order they were taken. That of a read
- * transaction: the sequence's last value, read at the first call (>= every
- * number handed out before the transaction began). A failure fails the
- * commit too. */
+ * which no transaction holds, taken with its first statement that needs an
+ * answer (pg_pipe.c): numbers are unique and increase in the order they
+ * were taken. That of a read transaction: the sequence's last value, read
+ * at the first call (>= every number handed out before the transaction
+ * began). A failure fails the commit too. */
 static int pge_version(cj_etx *tx, uint64_t *out) {
 	*out = tx->version;
 	if (tx->failed || tx->version) return tx->failed;
@@ -329,13 +328,16 @@ static int pge_version(cj_etx *tx, uint64_t *out) {
 	PGresult *r = NULL;
 	int rc;
 	if (tx->write) {
-		/* the answer of the nextval sent with BEGIN, unless it is here */
-		rc = tx->vres ? CJ_OK : cj__pg_flush(tx);
-		r = tx->vres;
-		tx->vres = NULL;
-	} else {
-		rc = cj__pg_run(tx, "cj_last_version", NULL, 0, NULL, NULL, NULL, 0, &r);
+		/* asked already (its answer read, or to come with this flush), or
+		 * now */
+		if ((rc = cj__pg_number(tx)))
+			tx->failed = rc;
+		else if (!tx->version && !tx->failed)
+			tx->failed = cj__fail(CJ_STORE, "postgresql commit number: no answer");
+		*out = tx->version;
+		return tx->failed;
 	}
+	rc = cj__pg_run(tx, "cj_last_version", NULL, 0, NULL, NULL, NULL, 0, &r);
 	if (rc)
 		tx->failed = rc;
 	else if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
@@ -429,7 +431,8 @@ static int pge_get(cj_etx *tx, int space, const void *k, size_t kl,
 			PQclear(r);
 			return rc;
 		}
-		int held = locked && PQntuples(locked) == 1;
+		/* a row (a value in cj_lock_absent_n's first column) if it was taken */
+		int held = locked && PQntuples(locked) == 1 && !PQgetisnull(locked, 0, 0);
 		PQclear(locked);
 		if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0 && !held) {
 			PQclear(r);
@@ -522,39 +525,15 @@ static int pge_put(cj_etx *tx, int space, const void *k, size_t kl, const void *
 	return rc;
 }
 
-/* One upsert of every counter, queued: the keys and deltas go as two
- * arrays in text form ({"\\x0102",...} and {1,-1,...}). */
+/* Held (pg_held.c): one upsert of every counter. */
 static int pge_add(cj_etx *tx, int space, const cj_eadd *a, size_t n) {
-	static const char hex[] = "0123456789abcdef";
-	cj_buf keys = CJ_BUF_INIT, deltas = CJ_BUF_INIT;
 	pge_clear(tx);
-	cj__buf_add(&keys, "{", 1);
-	cj__buf_add(&deltas, "{", 1);
 	for (size_t i = 0; i < n; i++) {
-		char d[24];
 		pge_unclaim(tx, space, a[i].k, a[i].kl);
 		pge_unprefetch(tx, space, a[i].k, a[i].kl);
-		cj__buf_add(&keys, i ? ",\"\\\\x" : "\"\\\\x", i ? 5 : 4);
-		for (size_t j = 0; j < a[i].kl; j++) {
-			char h[2] = {hex[a[i].k[j] >> 4], hex[a[i].k[j] & 15]};
-			cj__buf_add(&keys, h, 2);
-		}
-		cj__buf_add(&keys, "\"", 1);
-		int dl = snprintf(d, sizeof d, "%s%lld", i ? "," : "", (long long)a[i].delta);
-		cj__buf_add(&deltas, d, (size_t)dl);
 	}
-	cj__buf_add(&keys, "}", 2); /* with its NUL */
-	cj__buf_add(&deltas, "}", 2);
-	int rc = keys.oom || deltas.oom ? cj__fail(CJ_NOMEM, "out of memory") : CJ_OK;
-	if (rc == CJ_OK) {
-		const char *vals[3] = {cj__pg_space[space], (const char *)keys.p,
-		                       (const char *)deltas.p};
-		int lens[3] = {0, 0, 0}, fmts[3] = {0, 0, 0};
-		rc = cj__pg_queue(tx, "cj_add", NULL, 3, vals, lens, fmts);
-	}
+	int rc = cj__pg_add(tx, space, a, n);
 	if (rc == CJ_OK) tx->dirty = 1;
-	cj__buf_free(&keys);
-	cj__buf_free(&deltas);
 	return rc;
 }
 
@@ -578,14 +557,12 @@ static int pge_del(cj_etx *tx, int space, const void *k, size_t kl) {
 	return rc;
 }
 
-/* Queued (pg_pipe.c): nobody waits for its row count. */
+/* Held (pg_held.c): nobody waits for its row count. */
 static int pge_del_blind(cj_etx *tx, int space, const void *k, size_t kl) {
 	pge_clear(tx);
 	pge_unclaim(tx, space, k, kl);
 	pge_unprefetch(tx, space, k, kl);
-	const char *vals[2] = {cj__pg_space[space], k};
-	int lens[2] = {0, (int)kl}, fmts[2] = {0, 1};
-	int rc = cj__pg_queue(tx, "cj_del", NULL, 2, vals, lens, fmts);
+	int rc = cj__pg_del_blind(tx, space, k, kl);
 	if (rc == CJ_OK) tx->dirty = 1;
 	return rc;
 }
@@ -607,7 +584,9 @@ static int pge_claim_run(cj_etx *tx, int space, const char *name, int n,
 		/* a queued write failed */
 	} else if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
 		rc = cj__pg_fail(tx->db, tx->c, r, "claim");
-	} else if (PQntuples(r) == 1) {
+	} else if (PQntuples(r) == 1 && !PQgetisnull(r, 0, key_col)) {
+		/* (a form that also took the commit number has a row with no key
+		 * when it took none: pg_pipe.c) */
 		cj__buf_add(key_out, PQgetvalue(r, 0, key_col), (size_t)PQgetlength(r, 0, key_col));
 		rc = 1;
 		if (!PQgetisnull(r, 0, 0)) {
@@ -693,6 +672,7 @@ static int pge_scan(cj_etx *tx, int space, const void *lo, size_t ll, const void
 			break;
 		}
 		int n = PQntuples(r);
+		if (n == 1 && PQgetisnull(r, 0, 0)) n = 0; /* cj_scan_n found none */
 		size_t bytes = 0;
 		for (int i = 0; i < n && rc == CJ_OK; i++) {
 			const uint8_t *k = (const uint8_t *)PQgetvalue(r, i, 0);

@@ -291,17 +291,27 @@ struct cj_etx {
 		PGresult **dest; /* where its answer goes */
 	} keep[PGE_KEEP_MAX];
 	int nkeep;
-	PGresult *vres; /* the answer of a write transaction's nextval */
-	/* a put not sent yet: it goes with the next statement, or with the
-	 * next put as one statement (cj__pg_put) */
-	struct {
-		int on, space;
-		cj_buf k, v;
+	/* a write transaction's commit number (pg_pipe.c): PGE_V_* */
+	int vwant;
+	int vidx; /* PGE_V_ASKED: the queued statement whose last column it is */
+	/* writes not sent yet (pg_held.c): they go as one statement with the
+	 * next statement */
+	struct pge_held {
+		int nput, del, add; /* puts (0 to 2), a delete, an add */
+		int put_space[2], del_space, add_space;
+		cj_buf put_k[2], put_v[2], del_k;
+		cj_buf add_keys, add_deltas; /* the add's arrays, in text form */
+		cj_buf add_raw; /* the add's keys: each its length (size_t), its bytes */
 	} held;
 	/* cj_tx_native() handed the connection out: the caller may run its
-	 * own statements at any time, so no put is held back from then on */
+	 * own statements at any time, so no write is held back from then on */
 	int native_out;
 };
+
+/* A write transaction's commit number (cj_etx.vwant): taken (version),
+ * or none of a read transaction; wanted, not asked yet; to be asked by the
+ * next statement sent; asked by the statement queued at vidx. */
+enum { PGE_V_NONE, PGE_V_WANT, PGE_V_NEXT, PGE_V_ASKED };
 
 /* pg.c: a space (0 jobs, 1 the caller's keys) as a statement's text
  * parameter */
@@ -348,10 +358,21 @@ int cj__pg_queue_into(cj_etx *tx, const char *name, const char *sql, int n,
 int cj__pg_run(cj_etx *tx, const char *name, const char *sql, int n,
                const char *const *vals, const int *lens, const int *fmts, int rfmt,
                PGresult **res);
-/* Queues a put (the engine's put) of k and v in space 0 or 1: held back
- * until the transaction's next statement, so that two puts in a row go
- * as one statement; CJ_OK, or as cj__pg_queue. */
+/* Takes the commit number of a write transaction (into tx->version), in
+ * the round trip of the queued writes: CJ_OK or a code. */
+int cj__pg_number(cj_etx *tx);
+
+/* pg_held.c (writes held back: they go as one statement with the next) */
+/* The engine's put, del_blind and add, held: CJ_OK, or as cj__pg_queue. */
 int cj__pg_put(cj_etx *tx, int space, const void *k, size_t kl, const void *v, size_t vl);
+int cj__pg_del_blind(cj_etx *tx, int space, const void *k, size_t kl);
+int cj__pg_add(cj_etx *tx, int space, const cj_eadd *a, size_t n);
+/* Queues the held writes, if any, as one statement: CJ_OK, or as
+ * cj__pg_queue. */
+int cj__pg_send_held(cj_etx *tx);
+/* Forgets the held writes (the transaction ends without them). */
+void cj__pg_drop_held(cj_etx *tx);
+void cj__pg_free_held(cj_etx *tx);
 /* Reads the answers of the queued writes: CJ_OK or the first failure. */
 int cj__pg_flush(cj_etx *tx);
 /* Ends a transaction that sent anything with ROLLBACK, without waiting for

@@ -12,23 +12,24 @@
  * statement (the server skips what follows an error until the sync).
  *
  * A transaction's BEGIN is queued the same way, by its first statement
- * (pge_start), and so is a write transaction's commit number (nextval),
- * whose answer is kept for commit_version(): a call that reads once and
- * commits costs two round trips. Since BEGIN no longer travels alone, a
+ * (pge_start): a call that reads once and commits costs two round trips.
+ * A write transaction's commit number (nextval) rides on its first
+ * statement that needs an answer: the claims, a get's lock on the key's
+ * absence and a scan have a form that also returns it (the same query in
+ * a lateral join on the one row of nextval, so that it comes even with no
+ * row: cj_claim_n, cj_claim_pair_n, cj_lock_absent_n, cj_scan_n, the
+ * number in the last column), read when the answer comes and kept for
+ * commit_version(); before any other statement nextval goes as a statement
+ * of its own, in the same round trip. A transaction that commits without
+ * having asked for it takes none. Since BEGIN no longer travels alone, a
  * pooled connection that a server restart broke shows at the first round
  * trip instead: nothing was done then, so that failure is CJ_CONFLICT (the
  * core runs the transaction again, on a new connection), unless the round
  * trip carried the COMMIT (pg.c's commit takes a round trip of its own
  * first in that case).
  *
- * A put is held back until the transaction's next statement (cj__pg_put):
- * when that is a put too, both go as one statement (cj_put2), which the
- * server runs for less than two (every job call writes two keys in a
- * row). Nothing is sent between them, so the server sees the writes in
- * the order they were made; two puts of one key keep the later value, as
- * two upserts in a row would. Once cj_tx_native() has handed the
- * connection out, puts are sent at once: a statement of the caller's own
- * must never run before a put made ahead of it.
+ * Writes that need no answer are held back until the next statement, and
+ * go before it as one (pg_held.c).
  *
  * A transaction that ends without a commit sends its ROLLBACK without
  * waiting (cj__pg_rollback); the answer is read by the connection's next
@@ -58,7 +59,30 @@ static int pge_answered(cj_etx *tx, int rc) {
 	return rc;
 }
 
-static int pge_send_held(cj_etx *tx);
+
+/* The commit number in the last column of r's one row (text or binary),
+ * into tx->version. A failed statement's answer leaves it wanted (the
+ * statement's own check reports the failure). */
+static void pge_number_from(cj_etx *tx, const PGresult *r) {
+	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+		tx->vwant = PGE_V_WANT;
+		return;
+	}
+	tx->vwant = PGE_V_NONE;
+	int col = PQnfields(r) - 1;
+	uint64_t v = 0;
+	if (PQntuples(r) == 1 && col >= 0 && !PQgetisnull(r, 0, col)) {
+		const char *p = PQgetvalue(r, 0, col);
+		if (PQfformat(r, col) == 1 && PQgetlength(r, 0, col) == 8)
+			for (int i = 0; i < 8; i++) v = v << 8 | (uint8_t)p[i];
+		else if (PQfformat(r, col) == 0)
+			v = strtoull(p, NULL, 10);
+	}
+	if (v) tx->version = v;
+	else if (!tx->failed)
+		tx->failed = cj__fail(CJ_STORE, "schema %s: corrupt store: no commit number",
+		                      tx->db->schema);
+}
 
 #ifdef LIBPQ_HAS_PIPELINING
 
@@ -72,6 +96,11 @@ static int pge_send(cj_etx *tx, const char *name, const char *sql, int n,
 	atomic_fetch_add_explicit(&tx->db->statements, 1, memory_order_relaxed);
 	int ok = name ? PQsendQueryPrepared(pg, name, n, vals, lens, fmts, rfmt)
 	              : PQsendQueryParams(pg, sql, n, NULL, vals, lens, fmts, rfmt);
+	if (tx->vwant == PGE_V_NEXT) {
+		/* this one asks for the commit number (pge_ask) */
+		tx->vwant = ok ? PGE_V_ASKED : PGE_V_WANT;
+		tx->vidx = tx->queued;
+	}
 	return ok ? CJ_OK : cj__pg_fail(tx->db, tx->c, NULL, "send");
 }
 
@@ -111,6 +140,7 @@ static int pge_collect(cj_etx *tx, PGresult **res) {
 			PQclear(r);
 			break;
 		}
+		if (tx->vwant == PGE_V_ASKED && idx == tx->vidx) pge_number_from(tx, r);
 		PGresult **dest = idx < tx->queued ? pge_dest(tx, idx) : NULL;
 		if (idx < tx->queued) {
 			if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && rc == CJ_OK)
@@ -131,6 +161,7 @@ static int pge_collect(cj_etx *tx, PGresult **res) {
 	}
 	tx->queued = 0;
 	tx->nkeep = 0;
+	if (tx->vwant == PGE_V_ASKED) tx->vwant = PGE_V_WANT; /* its answer never came */
 	if (PQpipelineStatus(pg) != PQ_PIPELINE_OFF && !PQexitPipelineMode(pg) && rc == CJ_OK)
 		rc = cj__pg_fail(tx->db, tx->c, NULL, "pipeline");
 	if (rc && res) {
@@ -160,23 +191,44 @@ static int pge_queue(cj_etx *tx, const char *name, const char *sql, int n,
 	return CJ_OK;
 }
 
-/* The first statement of a transaction: BEGIN goes first, with the commit
- * number of a write transaction (its answer into tx->vres). */
+/* The first statement of a transaction: BEGIN goes first; a write
+ * transaction's commit number is wanted from then on (pge_ask). */
 static int pge_start(cj_etx *tx) {
 	if (tx->started) return CJ_OK;
 	tx->started = 1;
 	int rc = pge_queue(tx, tx->write ? "cj_begin_w" : "cj_begin_r", NULL, 0, NULL, NULL,
 	                   NULL, 1, NULL);
-	if (rc == CJ_OK && tx->write) /* the number as text */
-		rc = pge_queue(tx, "cj_nextval", NULL, 0, NULL, NULL, NULL, 0, &tx->vres);
+	if (rc == CJ_OK && tx->write) tx->vwant = PGE_V_WANT;
 	return rc;
+}
+
+/* Before a statement that needs an answer (name; NULL: sql): while the
+ * commit number is wanted, the statement's form that asks for it too goes
+ * instead (*name changed), or nextval goes before it. */
+static int pge_ask(cj_etx *tx, const char **name) {
+	static const char *const with[][2] = {
+		{"cj_lock_absent", "cj_lock_absent_n"},
+		{"cj_scan", "cj_scan_n"},
+		{"cj_claim", "cj_claim_n"},
+		{"cj_claim_pair", "cj_claim_pair_n"},
+	};
+	if (tx->vwant != PGE_V_WANT) return CJ_OK;
+	tx->vwant = PGE_V_NEXT; /* the next statement sent asks (pge_send) */
+	for (size_t i = 0; *name && i < sizeof with / sizeof with[0]; i++) {
+		if (strcmp(*name, with[i][0]) == 0) {
+			*name = with[i][1];
+			return CJ_OK;
+		}
+	}
+	return pge_queue(tx, "cj_nextval", NULL, 0, NULL, NULL, NULL, 1, NULL);
 }
 
 int cj__pg_queue_into(cj_etx *tx, const char *name, const char *sql, int n,
                       const char *const *vals, const int *lens, const int *fmts,
                       PGresult **dest) {
 	int rc = pge_start(tx);
-	if (rc == CJ_OK) rc = pge_send_held(tx);
+	if (rc == CJ_OK) rc = cj__pg_send_held(tx);
+	if (rc == CJ_OK && dest) rc = pge_ask(tx, &name);
 	return rc ? rc : pge_queue(tx, name, sql, n, vals, lens, fmts, 1, dest);
 }
 
@@ -185,7 +237,8 @@ int cj__pg_run(cj_etx *tx, const char *name, const char *sql, int n,
                PGresult **res) {
 	*res = NULL;
 	int rc = pge_start(tx);
-	if (rc == CJ_OK) rc = pge_send_held(tx);
+	if (rc == CJ_OK) rc = cj__pg_send_held(tx);
+	if (rc == CJ_OK) rc = pge_ask(tx, &name);
 	if (rc) return rc;
 	if (tx->queued) {
 		if ((rc = pge_send(tx, name, sql, n, vals, lens, fmts, rfmt))) {
@@ -195,13 +248,24 @@ int cj__pg_run(cj_etx *tx, const char *name, const char *sql, int n,
 		return pge_collect(tx, res);
 	}
 	*res = pge_exec_now(tx, name, sql, n, vals, lens, fmts, rfmt);
+	if (tx->vwant == PGE_V_NEXT) pge_number_from(tx, *res);
 	tx->answered = 1;
 	return CJ_OK;
 }
 
+int cj__pg_number(cj_etx *tx) {
+	int rc = pge_start(tx);
+	if (rc == CJ_OK) rc = cj__pg_send_held(tx);
+	if (rc == CJ_OK && tx->vwant == PGE_V_WANT) {
+		tx->vwant = PGE_V_NEXT;
+		rc = pge_queue(tx, "cj_nextval", NULL, 0, NULL, NULL, NULL, 1, NULL);
+	}
+	return rc ? rc : cj__pg_flush(tx);
+}
+
 int cj__pg_flush(cj_etx *tx) {
 	int rc = pge_start(tx);
-	if (rc == CJ_OK) rc = pge_send_held(tx);
+	if (rc == CJ_OK) rc = cj__pg_send_held(tx);
 	if (rc) return rc;
 	return tx->queued ? pge_collect(tx, NULL) : CJ_OK;
 }
@@ -209,7 +273,7 @@ int cj__pg_flush(cj_etx *tx) {
 void cj__pg_rollback(cj_etx *tx) {
 	struct pge_conn *c = tx->c;
 	PGconn *pg = c->pg;
-	tx->held.on = 0; /* rolled back unsent */
+	cj__pg_drop_held(tx); /* rolled back unsent */
 	if (!tx->started) return;
 	if (PQstatus(pg) != CONNECTION_OK || c->expired) return; /* closed when given back */
 	if (!tx->queued && PQtransactionStatus(pg) == PQTRANS_IDLE) return; /* it ended */
@@ -258,12 +322,10 @@ static int pge_start(cj_etx *tx) {
 	                                                    : cj__pg_fail(db, tx->c, r, "begin");
 	PQclear(r);
 	if (rc == CJ_OK && tx->write) {
-		tx->vres = pge_exec_now(tx, "cj_nextval", NULL, 0, NULL, NULL, NULL, 0);
-		if (!tx->vres || PQresultStatus(tx->vres) != PGRES_TUPLES_OK) {
-			rc = cj__pg_fail(db, tx->c, tx->vres, "commit number");
-			PQclear(tx->vres);
-			tx->vres = NULL;
-		}
+		r = pge_exec_now(tx, "cj_nextval", NULL, 0, NULL, NULL, NULL, 0);
+		if (r && PQresultStatus(r) == PGRES_TUPLES_OK) pge_number_from(tx, r);
+		else rc = cj__pg_fail(db, tx->c, r, "commit number");
+		PQclear(r);
 	}
 	return pge_answered(tx, rc);
 }
@@ -272,7 +334,7 @@ int cj__pg_queue_into(cj_etx *tx, const char *name, const char *sql, int n,
                       const char *const *vals, const int *lens, const int *fmts,
                       PGresult **dest) {
 	int rc = pge_start(tx);
-	if (rc == CJ_OK) rc = pge_send_held(tx);
+	if (rc == CJ_OK) rc = cj__pg_send_held(tx);
 	if (rc) return rc;
 	PGresult *r = pge_exec_now(tx, name, sql, n, vals, lens, fmts, 1);
 	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
@@ -289,7 +351,7 @@ int cj__pg_run(cj_etx *tx, const char *name, const char *sql, int n,
                PGresult **res) {
 	*res = NULL;
 	int rc = pge_start(tx);
-	if (rc == CJ_OK) rc = pge_send_held(tx);
+	if (rc == CJ_OK) rc = cj__pg_send_held(tx);
 	if (rc) return rc;
 	*res = pge_exec_now(tx, name, sql, n, vals, lens, fmts, rfmt);
 	return CJ_OK;
@@ -297,11 +359,11 @@ int cj__pg_run(cj_etx *tx, const char *name, const char *sql, int n,
 
 int cj__pg_flush(cj_etx *tx) {
 	int rc = pge_start(tx);
-	return rc ? rc : pge_send_held(tx);
+	return rc ? rc : cj__pg_send_held(tx);
 }
 
 void cj__pg_rollback(cj_etx *tx) {
-	tx->held.on = 0; /* rolled back unsent */
+	cj__pg_drop_held(tx); /* rolled back unsent */
 	if (!tx->started || PQtransactionStatus(tx->c->pg) == PQTRANS_IDLE) return;
 	PQclear(pge_exec_now(tx, "cj_rollback", NULL, 0, NULL, NULL, NULL, 0));
 }
@@ -311,59 +373,14 @@ int cj__pg_settle(cj_edb *db, struct pge_conn *c) {
 	return 0;
 }
 
+int cj__pg_number(cj_etx *tx) {
+	int rc = pge_start(tx); /* takes it */
+	return rc ? rc : tx->failed;
+}
+
 #endif
 
 int cj__pg_queue(cj_etx *tx, const char *name, const char *sql, int n,
                  const char *const *vals, const int *lens, const int *fmts) {
 	return cj__pg_queue_into(tx, name, sql, n, vals, lens, fmts, NULL);
-}
-
-/* ---- held puts (see the top) --------------------------------------------------- */
-
-/* Queues one put of k and v: CJ_OK, or as cj__pg_queue. */
-static int pge_queue_put(cj_etx *tx, int space, const void *k, size_t kl, const void *v,
-                         size_t vl) {
-	/* a NULL parameter is SQL NULL: an empty value needs a pointer */
-	const char *vals[3] = {cj__pg_space[space], k, v ? (const char *)v : ""};
-	int lens[3] = {0, (int)kl, (int)vl}, fmts[3] = {0, 1, 1};
-	return cj__pg_queue(tx, "cj_put", NULL, 3, vals, lens, fmts);
-}
-
-/* Sends the held put, if any: CJ_OK, or as cj__pg_queue. */
-static int pge_send_held(cj_etx *tx) {
-	if (!tx->held.on) return CJ_OK;
-	tx->held.on = 0;
-	return pge_queue_put(tx, tx->held.space, tx->held.k.p, tx->held.k.len, tx->held.v.p,
-	                     tx->held.v.len);
-}
-
-int cj__pg_put(cj_etx *tx, int space, const void *k, size_t kl, const void *v, size_t vl) {
-	if (tx->held.on && tx->held.space == space && tx->held.k.len == kl &&
-	    memcmp(tx->held.k.p, k, kl) == 0) {
-		/* one key again: the later value is what two upserts would leave */
-		cj__buf_reset(&tx->held.v);
-		cj__buf_add(&tx->held.v, v, vl);
-		return tx->held.v.oom ? cj__fail(CJ_NOMEM, "out of memory") : CJ_OK;
-	}
-	if (tx->held.on) {
-		tx->held.on = 0;
-		const char *vals[6] = {cj__pg_space[tx->held.space], (const char *)tx->held.k.p,
-		                       tx->held.v.p ? (const char *)tx->held.v.p : "",
-		                       cj__pg_space[space], k, v ? (const char *)v : ""};
-		int lens[6] = {0, (int)tx->held.k.len, (int)tx->held.v.len, 0, (int)kl, (int)vl};
-		int fmts[6] = {0, 1, 1, 0, 1, 1};
-		return cj__pg_queue(tx, "cj_put2", NULL, 6, vals, lens, fmts);
-	}
-	/* a statement of the caller's on the native handle must not run
-	 * before this put (it fails instead while the put's answer is due:
-	 * cj_tx_native() again reads it) */
-	if (tx->native_out) return pge_queue_put(tx, space, k, kl, v, vl);
-	cj__buf_reset(&tx->held.k);
-	cj__buf_add(&tx->held.k, k, kl);
-	cj__buf_reset(&tx->held.v);
-	cj__buf_add(&tx->held.v, v, vl);
-	if (tx->held.k.oom || tx->held.v.oom) return cj__fail(CJ_NOMEM, "out of memory");
-	tx->held.space = space;
-	tx->held.on = 1;
-	return CJ_OK;
 }

@@ -45,6 +45,30 @@ int cj__pg_build_sql(cj_edb *db) {
 		"$4 || substr(p.k, $5 + 2 + abs(get_byte(p.k, $5) - $6)) END "
 		"FOR UPDATE SKIP LOCKED) d ON true; "
 		"PREPARE cj_nextval AS SELECT nextval('%s.commit_seq'); "
+		/* the statements that may be a write transaction's first to need
+		 * an answer, in a form that takes its commit number too
+		 * (pg_pipe.c): the same query in a lateral join on the one row of
+		 * nextval, the number in the last column, a row with NULLs when
+		 * the query has none */
+		"PREPARE cj_lock_absent_n (smallint, bytea, integer) AS "
+		"SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM %s.kv WHERE space = $1 AND k = $2) "
+		"THEN pg_advisory_xact_lock(%d, $3)::text END, nextval('%s.commit_seq'); "
+		"PREPARE cj_scan_n (smallint, bytea, bytea, bigint) AS "
+		"SELECT s.k, s.v, n.v FROM (SELECT nextval('%s.commit_seq') AS v) n "
+		"LEFT JOIN LATERAL (SELECT k, v FROM %s.kv WHERE space = $1 AND k >= $2 AND k < $3 "
+		"ORDER BY k LIMIT $4) s ON true ORDER BY s.k; "
+		"PREPARE cj_claim_n (smallint, bytea, bytea) AS "
+		"SELECT c.k, c.v, n.v FROM (SELECT nextval('%s.commit_seq') AS v) n "
+		"LEFT JOIN LATERAL (SELECT k, v FROM %s.kv WHERE space = $1 AND k >= $2 AND k < $3 "
+		"ORDER BY k LIMIT 1 FOR UPDATE SKIP LOCKED) c ON true; "
+		"PREPARE cj_claim_pair_n (smallint, bytea, bytea, bytea, integer, integer) AS "
+		"SELECT q.dk, q.dv, q.pk, n.v FROM (SELECT nextval('%s.commit_seq') AS v) n "
+		"LEFT JOIN LATERAL (WITH p AS (SELECT k FROM %s.kv WHERE space = $1 AND k >= $2 "
+		"AND k < $3 ORDER BY k LIMIT 1 FOR UPDATE SKIP LOCKED) "
+		"SELECT d.k AS dk, d.v AS dv, p.k AS pk FROM p LEFT JOIN LATERAL (SELECT k, v "
+		"FROM %s.kv WHERE space = $1 AND k = CASE WHEN length(p.k) > $5 THEN "
+		"$4 || substr(p.k, $5 + 2 + abs(get_byte(p.k, $5) - $6)) END "
+		"FOR UPDATE SKIP LOCKED) d ON true) q ON true; "
 		/* before the first nextval, last_value is the start and not handed out */
 		"PREPARE cj_last_version AS "
 		"SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END "
@@ -63,6 +87,19 @@ int cj__pg_build_sql(cj_edb *db) {
 		"ORDER BY u.i ON CONFLICT (space, k) DO UPDATE SET "
 		"v = int8send(('x' || encode(t.v, 'hex'))::bit(64)::bigint + "
 		"('x' || encode(EXCLUDED.v, 'hex'))::bit(64)::bigint); "
+		/* held writes (pg_held.c): a delete, two puts and an add of
+		 * distinct keys, each left out when its key is NULL */
+		"PREPARE cj_write (smallint, bytea, smallint, bytea, bytea, smallint, bytea, bytea, "
+		"smallint, bytea[], bigint[]) AS "
+		"WITH d AS (DELETE FROM %s.kv WHERE space = $1 AND k = $2), "
+		"a AS (INSERT INTO %s.kv AS t (space, k, v) "
+		"SELECT $9, u.k, int8send(u.d) FROM unnest($10, $11) WITH ORDINALITY AS u(k, d, i) "
+		"ORDER BY u.i ON CONFLICT (space, k) DO UPDATE SET "
+		"v = int8send(('x' || encode(t.v, 'hex'))::bit(64)::bigint + "
+		"('x' || encode(EXCLUDED.v, 'hex'))::bit(64)::bigint)) "
+		"INSERT INTO %s.kv (space, k, v) SELECT p.s, p.k, p.v FROM "
+		"(VALUES ($3, $4, $5), ($6, $7, $8)) AS p(s, k, v) WHERE p.k IS NOT NULL "
+		"ON CONFLICT (space, k) DO UPDATE SET v = EXCLUDED.v; "
 		"PREPARE cj_del (smallint, bytea) AS "
 		"DELETE FROM %s.kv WHERE space = $1 AND k = $2; "
 		"PREPARE cj_scan (smallint, bytea, bytea, bigint) AS "
@@ -72,7 +109,12 @@ int cj__pg_build_sql(cj_edb *db) {
 		"SELECT k, v FROM %s.kv WHERE space = $1 AND k > $2 AND k < $3 "
 		"ORDER BY k LIMIT $4",
 		db->relaxed ? "SET synchronous_commit TO off; " : "", s, s, PGE_KEY_LOCK_CLASS,
-		PGE_KEY_LOCK_CLASS, s, s, s, s, s, s, s, s, s, s, s, s);
+		PGE_KEY_LOCK_CLASS, s, s, s, s, s, /* cj_nextval */
+		s, PGE_KEY_LOCK_CLASS, s, s, s, s, s, s, s, s, /* the forms with it */
+		s, s, /* cj_last_version, cj_put */
+		s, s, /* cj_put2, cj_add */
+		s, s, s, /* cj_write */
+		s, s, s); /* cj_del, cj_scan, cj_scan_after */
 	db->sql_listen = cj__pg_printf("LISTEN \"%s\"", db->chan);
 	if (!db->sql_prepare || !db->sql_listen)
 		return cj__fail(CJ_NOMEM, "out of memory");

@@ -9,6 +9,7 @@
  *   pg_pipe.c    round trips: statements sent without waiting, answered
  *                with the next statement that needs an answer (libpq
  *                pipeline mode), BEGIN with the first, ROLLBACK unanswered
+ *   pg_held.c    writes held back until the next statement, sent as one
  *
  * The design, in full:
  *
@@ -75,13 +76,15 @@
  *    read (cj_finish: the job and its type's retention).
  * Waits that close a cycle end in a deadlock error (40P01), which is
  * CJ_CONFLICT: the core runs the transaction again.
- * BEGIN, put(), del_blind() and the advisory locks are queued (pg_pipe.c):
- * sent without waiting, answered with the next statement that needs an
- * answer, in the same round trip. A put is held back until the next
- * statement, so that two puts in a row (every job call writes two keys)
- * go as one statement (cj_put2). A transaction that ends without a
- * commit sends ROLLBACK without waiting for it.
- * The commit number is nextval('commit_seq'), queued with BEGIN: numbers
+ * BEGIN, put(), del_blind(), add() and the advisory locks are queued
+ * (pg_pipe.c): sent without waiting, answered with the next statement that
+ * needs an answer, in the same round trip. put(), del_blind() and add()
+ * are held back until the next statement and go before it as one
+ * statement (pg_held.c: every job call writes two keys, deletes one and
+ * updates its counters). A transaction that ends without a commit sends
+ * ROLLBACK without waiting for it.
+ * The commit number is nextval('commit_seq'), taken by the write
+ * transaction's first statement that needs an answer (pg_pipe.c): numbers
  * increase in the order transactions ask for them, not in commit order
  * (engine.h allows it; monitor.c says why the activity monitor stays
  * right). A write transaction that wrote nothing rolls back. A read

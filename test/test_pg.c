@@ -1347,9 +1347,11 @@ static int work_restart_body(void *p) {
 	cj_options o = CJ_OPTIONS_INIT;
 	o.no_monitor = 1;
 	cj_db *db = NULL;
-	/* a heartbeat every 3 s: outages of a second or two never take a job
-	 * back from a live worker */
-	fill_queue(c->url, "w", 10, WORK_JOBS);
+	/* a heartbeat every 10 s (a third of the timeout): an outage never
+	 * takes a job back from a live worker, even on a loaded machine, where
+	 * a restart of the server took up to 6 s and a timeout of 10 s once
+	 * let a job be taken back (and run again) during two of them */
+	fill_queue(c->url, "w", 30, WORK_JOBS);
 
 	struct work_proc procs[WORK_PROCS];
 	int pids[WORK_PROCS];

@@ -791,7 +791,9 @@ static int lme_ckpt_due(cj_edb *db, uint64_t share, int if_unknown) {
  * area full), and sooner (lme_relaxed_leaves), it voids the log instead:
  *   1. flushes data.mdb: every commit so far is in it, durable ones
  *      included (they relied on the log and its checkpoint, which go);
- *   2. spoils both checkpoint slots and flushes the log: a recovery then
+ *   2. spoils both checkpoint slots (the older first, flushed: else a
+ *      power loss could leave the older whole, and restore it over pages
+ *      reused since) and flushes the log: a recovery then
  *      restores nothing and opens data.mdb as it is (as without the log);
  *      only then may a page of the last checkpoint be reused;
  *   3. marks the log void, unpinned, and moves the generation (every

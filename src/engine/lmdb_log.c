@@ -296,10 +296,31 @@ int cj__lml_ckpt_write(lml *l, const lml_ckpt *c) {
 	return rc ? rc : cj__lml_flush(l);
 }
 
+/* Slot i's generation, if it holds a checkpoint's magic (0: none; a
+ * checkpoint's generation is never 0, so an empty slot counts as older). */
+static int slot_gen(lml *l, int slot, uint64_t *gen) {
+	uint8_t h[16];
+	int rc = lml_pread(l, h, sizeof h, slot_off(slot));
+	*gen = rc == CJ_OK && get32(h) == LML_SLOT_MAGIC ? get64(h + 8) : 0;
+	return rc;
+}
+
+/* The older checkpoint first, flushed, then the newer: the older one's
+ * pages may have been reused since the newer was made, so a power loss
+ * between the two must never leave it the newest checkpoint still whole
+ * (the recovery would restore it over pages written since). Spoilt in one
+ * flush, the disk could keep the newer's spoiling and not the older's. */
 int cj__lml_ckpt_void(lml *l) {
 	static const uint8_t zero[4];
-	int rc = lml_pwrite(l, zero, sizeof zero, slot_off(0));
-	if (rc == CJ_OK) rc = lml_pwrite(l, zero, sizeof zero, slot_off(1));
+	uint64_t g[2];
+	int rc = slot_gen(l, 0, &g[0]);
+	if (rc == CJ_OK) rc = slot_gen(l, 1, &g[1]);
+	int older = g[1] < g[0];
+	/* both written and flushed even where spoilt already (or never used):
+	 * a void whose flush failed runs again */
+	if (rc == CJ_OK && (rc = lml_pwrite(l, zero, sizeof zero, slot_off(older))) == CJ_OK)
+		rc = cj__lml_flush(l);
+	if (rc == CJ_OK) rc = lml_pwrite(l, zero, sizeof zero, slot_off(!older));
 	return rc ? rc : cj__lml_flush(l);
 }
 

@@ -91,9 +91,9 @@ int cj__lml_machine_boot(uint8_t id[LML_BOOT_LEN]);
 int cj__lml_ckpt_read(lml *l, lml_ckpt *c);
 /* Writes c into slot c->slot and flushes the log. */
 int cj__lml_ckpt_write(lml *l, const lml_ckpt *c);
-/* Spoils both checkpoint slots (their magic zeroed) and flushes the log:
- * from then on the log holds no checkpoint, and a recovery restores
- * nothing. */
+/* Spoils both checkpoint slots (their magic zeroed), the older first and
+ * flushed, then the newer, and flushes the log: from then on the log holds
+ * no checkpoint, and a recovery restores nothing. */
 int cj__lml_ckpt_void(lml *l);
 
 /* A record under construction: changes appended, then sealed. */

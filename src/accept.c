@@ -274,7 +274,11 @@ static int accept_type(cj_tx *tx, cj_claim *a) {
 		claimed = NULL;
 		if (rc) break;
 	}
-	if (a->n > first) {
+	/* only a batch that is kept touches the type: after any other failure
+	 * the transaction is abandoned, and the engine may refuse every
+	 * further op on it (LMDB after a full map), which would turn a failure
+	 * that running again cures into one it does not */
+	if (a->n > first && (rc == CJ_OK || rc == CJ_NOT_FOUND || (rc == CJ_CONFLICT && a->busy))) {
 		int t = cj__touch_activity(tx, a->type, vs);
 		if (!t) t = cj__limits_take(tx, a->type, &look, (int64_t)(a->n - first));
 		if (t) rc = t;

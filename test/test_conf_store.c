@@ -320,6 +320,45 @@ TEST(lmdb_map_grows) {
 	cj_close(db);
 }
 
+/* A batch of cj_accept_many that runs out of map part-way (after it has
+ * taken some jobs) is run again in a grown map, as a single call is: it
+ * returns its jobs, not CJ_STORE. Each round adds 64 jobs of 3 KiB to a
+ * store opened with a 64 KiB map and takes them in one batch, so that over
+ * the rounds the map fills in every place of a batch. */
+TEST(lmdb_map_grows_in_a_batch) {
+	SKIP_UNLESS_LMDB();
+	cj_options o = CJ_OPTIONS_INIT;
+	o.map_size = 64 * 1024;
+	o.sync = CJ_SYNC_RELAXED;
+	o.no_monitor = 1;
+	cj_db *db = t_open_opts(&o);
+	CHECK_OK(cj_set_type_timeout(db, "t", 60));
+	char *d = big_object(3 * 1024, 7);
+	for (int round = 0; round < 40; round++) {
+		for (int i = 0; i < 64; i++) {
+			char id[32];
+			snprintf(id, sizeof id, "r%d-%d", round, i);
+			CHECK_OK(cj_add(db, NULL, "t", id, d, 0));
+		}
+		size_t got = 0;
+		while (got < 64) {
+			cj_job *jobs[64];
+			size_t n = 0;
+			cj_accept_opts ao = CJ_ACCEPT_OPTS_INIT;
+			ao.timeout_ms = 0;
+			CHECK_OK(cj_accept_many(db, "t", &ao, 64 - got, jobs, NULL, &n));
+			CHECK(n > 0);
+			for (size_t j = 0; j < n; j++) {
+				CHECK_OK(cj_finish(db, NULL, jobs[j], NULL));
+				cj_job_free(jobs[j]);
+			}
+			got += n;
+		}
+	}
+	free(d);
+	cj_close(db);
+}
+
 /* ---- lmdb_open_while_map_grows -------------------------------------------- */
 
 #define GROW_ADDERS 4
@@ -392,5 +431,5 @@ TEST(lmdb_open_while_map_grows) {
 TEST_MAIN(ENTRY(store_reopen_persists), ENTRY(store_two_handles), ENTRY(store_other_process),
           ENTRY(store_survives_process_kill),
           ENTRY(lmdb_missing_parent), ENTRY(lmdb_url_forms), ENTRY(lmdb_garbage_store),
-          ENTRY(lmdb_path_is_a_file), ENTRY(lmdb_file_modes), ENTRY(lmdb_map_grows),
+          ENTRY(lmdb_path_is_a_file), ENTRY(lmdb_file_modes), ENTRY(lmdb_map_grows), ENTRY(lmdb_map_grows_in_a_batch),
           ENTRY(lmdb_open_while_map_grows))

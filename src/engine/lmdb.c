@@ -2103,7 +2103,9 @@ static void *lme_native(cj_etx *tx) { return tx->txn; }
 /* ---- data ---------------------------------------------------------------- */
 
 static int lme_write_err(cj_etx *tx, int rc, const char *what) {
-	if (rc == MDB_MAP_FULL) {
+	/* LMDB refuses every op of a transaction after its map filled
+	 * (MDB_BAD_TXN): that transaction is still one to run again */
+	if (rc == MDB_MAP_FULL || (rc == MDB_BAD_TXN && tx->grow)) {
 		tx->grow = 1;
 		return cj__fail(CJ_CONFLICT, "the store was full and grows: run again");
 	}
@@ -2116,7 +2118,8 @@ static int lme_get(cj_etx *tx, int space, const void *k, size_t kl,
                    const uint8_t **v, size_t *vl) {
 	MDB_val key = lme_key(tx, k, kl), val;
 	int rc = mdb_get(tx->txn, tx->db->dbi[space], &key, &val);
-	if (rc) return lme_err(rc, "get");
+	if (rc) return rc == MDB_BAD_TXN && tx->grow ? lme_write_err(tx, rc, "get")
+	                                             : lme_err(rc, "get");
 	if ((rc = lme_in_file(tx->db, val.mv_data, val.mv_size))) return rc;
 	if (kl > LME_SHORT) {
 		const uint8_t *sk;

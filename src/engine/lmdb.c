@@ -1090,6 +1090,19 @@ static int lme_spill_check(cj_etx *tx, size_t kl, size_t vl, uint64_t *add) {
 	return now + spill >= db->spill_at ? lme_spill_guard(top) : CJ_OK;
 }
 
+/* One change of tx, in dbi: a put of k and v, or a delete of k when v is
+ * NULL, with the guard before it and its pages added to the bound after
+ * it. The guard's failure, or CJ_OK with LMDB's answer to the change in
+ * *mrc (0, or an error for the caller to turn into one of ours). */
+static int lme_change(cj_etx *tx, MDB_dbi dbi, MDB_val *k, MDB_val *v, int *mrc) {
+	uint64_t add;
+	int rc = lme_spill_check(tx, k->mv_size, v ? v->mv_size : 0, &add);
+	if (rc) return rc;
+	*mrc = v ? mdb_put(tx->txn, dbi, k, v, 0) : mdb_del(tx->txn, dbi, k, NULL);
+	if (*mrc == 0) tx->dirty_max += add;
+	return CJ_OK;
+}
+
 /* Lets go of this process's pin (to close, or to resize the map, which
  * LMDB allows only with no transaction of the process active): the next
  * writer pins a checkpoint of its own before it commits. */
@@ -1957,14 +1970,13 @@ static int lme_commit(cj_etx *tx) {
 	uint8_t num[8];
 	be64(num, tx->version);
 	MDB_val k = {strlen(tx->db->number), (void *)tx->db->number}, v = {8, num};
-	uint64_t pos = 0, end = 0, add;
-	int rc = lme_spill_check(tx, k.mv_size, v.mv_size, &add);
-	if (rc) {
+	uint64_t pos = 0, end = 0;
+	int rc = 0, grc = lme_change(tx, tx->db->book, &k, &v, &rc);
+	if (grc) {
 		mdb_txn_abort(tx->txn);
 		lme_end(tx);
-		return rc;
+		return grc;
 	}
-	rc = mdb_put(tx->txn, tx->db->book, &k, &v, 0);
 	cj_edb *db = tx->db;
 	/* a relaxed commit while the log is void (lme_log_void): read under
 	 * LMDB's writer lock, which every change of VOID also holds */
@@ -2158,12 +2170,9 @@ static int lme_put(cj_etx *tx, int space, const void *k, size_t kl, const void *
 		val.mv_size = tx->vb.len;
 		val.mv_data = tx->vb.p;
 	}
-	uint64_t add;
-	int rc = lme_spill_check(tx, key.mv_size, val.mv_size, &add);
+	int m, rc = lme_change(tx, tx->db->dbi[space], &key, &val, &m);
 	if (rc) return rc;
-	rc = mdb_put(tx->txn, tx->db->dbi[space], &key, &val, 0);
-	if (rc) return lme_write_err(tx, rc, "put");
-	tx->dirty_max += add;
+	if (m) return lme_write_err(tx, m, "put");
 	lme_rec(tx, LML_PUT, space, &key, &val);
 	tx->dirty = 1;
 	tx->puts++;
@@ -2178,12 +2187,9 @@ static int lme_del(cj_etx *tx, int space, const void *k, size_t kl) {
 		if (rc) return rc;
 	}
 	MDB_val key = lme_key(tx, k, kl);
-	uint64_t add;
-	int rc = lme_spill_check(tx, key.mv_size, 0, &add);
+	int m, rc = lme_change(tx, tx->db->dbi[space], &key, NULL, &m);
 	if (rc) return rc;
-	rc = mdb_del(tx->txn, tx->db->dbi[space], &key, NULL);
-	if (rc) return rc == MDB_NOTFOUND ? CJ_NOT_FOUND : lme_write_err(tx, rc, "del");
-	tx->dirty_max += add;
+	if (m) return m == MDB_NOTFOUND ? CJ_NOT_FOUND : lme_write_err(tx, m, "del");
 	lme_rec(tx, LML_DEL, space, &key, NULL);
 	tx->dirty = 1;
 	tx->dels++;
@@ -2344,12 +2350,9 @@ static int lme_receipt_put(cj_etx *tx, unsigned slot, uint64_t tag) {
 	uint8_t key[3] = {'r', (uint8_t)(slot >> 8), (uint8_t)slot}, val[8];
 	be64(val, tag);
 	MDB_val k = {3, key}, v = {8, val};
-	uint64_t add;
-	int rc = lme_spill_check(tx, k.mv_size, v.mv_size, &add);
+	int m, rc = lme_change(tx, tx->db->book, &k, &v, &m);
 	if (rc) return rc;
-	rc = mdb_put(tx->txn, tx->db->book, &k, &v, 0);
-	if (rc) return lme_write_err(tx, rc, "put");
-	tx->dirty_max += add;
+	if (m) return lme_write_err(tx, m, "put");
 	lme_rec(tx, LML_PUT, LME_REC_BOOK, &k, &v);
 	tx->dirty = 1;
 	tx->puts++;

@@ -787,6 +787,11 @@ int cj__notify_job(cj_tx *tx, const char *type, const char *id);
 int cj__touch_activity(cj_tx *tx, const char *type, const uint8_t vs[CJ_VS_LEN]);
 /* Marks new pending work of type: bumps watches_pending, notifies. */
 int cj__touch_pending(cj_tx *tx, const char *type, const uint8_t vs[CJ_VS_LEN]);
+/* The versionstamp to touch the watch keys with (cj__tx_vs), taken only
+ * when the engine keeps them (zeros otherwise): a commit number may cost
+ * the engine a round trip before the commit, which a call whose writes
+ * need none (cj_finish, cj_fail) is then spared. */
+int cj__watch_vs(cj_tx *tx, uint8_t out[CJ_VS_LEN]);
 
 /* Entries a scan copies for its transaction to act on after the scan
  * (which holds the engine's cursor): cj__batch_add is the scan's callback,

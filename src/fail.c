@@ -15,7 +15,7 @@ static int make_dead(cj_tx *tx, const char *type, const char *id, cj_jv *jv) {
 	jv->dead = 1;
 	jv->finished_ms = cj__job_end_ms();
 	int rc;
-	if ((rc = cj__tx_vs(tx, vs)) || (rc = cj__job_write(tx, type, id, &old, jv, NULL, 0)) ||
+	if ((rc = cj__watch_vs(tx, vs)) || (rc = cj__job_write(tx, type, id, &old, jv, NULL, 0)) ||
 	    (rc = cj__finished_put(tx, type, id, jv)))
 		return rc;
 	return cj__touch_activity(tx, type, vs);

@@ -52,7 +52,7 @@ int cj__job_enqueue(cj_tx *tx, const char *type, const char *id, int64_t sched,
 	jv.finished_ms = 0;
 	uint8_t vs[CJ_VS_LEN];
 	int rc;
-	if ((rc = cj__tx_vs(tx, vs)) || (rc = cj__job_write(tx, type, id, old, &jv, data, dlen)))
+	if ((rc = cj__watch_vs(tx, vs)) || (rc = cj__job_write(tx, type, id, old, &jv, data, dlen)))
 		return rc;
 	cj_buf empty = CJ_BUF_INIT;
 	cj__key_pending(&tx->kbuf, type, sched, id);
@@ -94,7 +94,7 @@ int cj__job_delete(cj_tx *tx, const char *type, const char *id, const cj_jv *jv)
 	cj__key_data(&tx->kbuf, type, id);
 	if ((rc = cj__del(tx, &tx->kbuf)) || (rc = cj__count_move(tx, type, id, jv, NULL)) ||
 	    (rc = cj__notify_job(tx, type, id)) ||
-	    (rc = cj__tx_vs(tx, vs)))
+	    (rc = cj__watch_vs(tx, vs)))
 		return rc;
 	return cj__touch_activity(tx, type, vs);
 }

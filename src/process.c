@@ -87,7 +87,8 @@ static int update_fn(cj_tx *tx, void *arg) {
 		rc = cj__attempt_end(tx, job->type, job->id, &jv, a->data, a->dlen);
 		goto out;
 	}
-	if ((rc = cj__tx_vs(tx, vs))) goto out;
+	/* an update writes its number; a finish only touches the watch keys */
+	if ((rc = a->end == RUN_UPDATE ? cj__tx_vs(tx, vs) : cj__watch_vs(tx, vs))) goto out;
 	if (a->end == RUN_FINISH) {
 		if (jv.resubmit) {
 			rc = cj__job_enqueue(tx, job->type, job->id, jv.sched, &jv, a->data, a->dlen, 1);

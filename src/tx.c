@@ -162,14 +162,29 @@ static void backoff(int attempt) {
 	nanosleep(&ts, NULL);
 }
 
-static int run_own(cj_db *db, int write, int (*fn)(cj_tx *, void *), void *arg) {
+/* spec: the engine may answer reads from what it knows, checked at the
+ * commit (engine.h's speculate): only for the library's own calls, whose
+ * results nobody sees before this returns. A failure of fn is returned
+ * only once the engine says the answers it acted on held (settle); one
+ * that did not makes it run again, as a conflict at the commit does. Not
+ * for cj_transact(): its fn sees each call's result and may act on it
+ * (outside the store too) before the commit. */
+static int run_own(cj_db *db, int write, int spec, int (*fn)(cj_tx *, void *), void *arg) {
+	const struct cj_engine *e = db->eng;
+	spec = spec && write && e->speculate && e->settle;
 	for (int attempt = 0;; attempt++) {
 		cj_tx *tx;
 		int rc = cj__tx_new(db, write, &tx);
 		if (rc) return rc;
+		if (spec) e->speculate(tx->etx);
 		rc = fn(tx, arg);
-		if (rc == CJ_OK) rc = cj__tx_commit(tx);
-		else cj__tx_abort(tx);
+		if (rc == CJ_OK) {
+			rc = cj__tx_commit(tx);
+		} else {
+			int held = spec && rc != CJ_CONFLICT ? e->settle(tx->etx) : CJ_OK;
+			if (held != CJ_OK) rc = held;
+			cj__tx_abort(tx);
+		}
 		if (rc != CJ_CONFLICT || attempt >= CJ_MAX_RETRIES) return rc;
 		backoff(attempt);
 	}
@@ -177,7 +192,7 @@ static int run_own(cj_db *db, int write, int (*fn)(cj_tx *, void *), void *arg) 
 
 int cj_transact(cj_db *db, int (*fn)(cj_tx *tx, void *arg), void *arg) {
 	if (!db || !fn) return cj__fail(CJ_INVALID, "NULL argument");
-	return run_own(db, 1, fn, arg);
+	return run_own(db, 1, 0, fn, arg);
 }
 
 int cj__run(cj_db *db, cj_tx *tx, int write, int (*fn)(cj_tx *tx, void *arg),
@@ -185,7 +200,7 @@ int cj__run(cj_db *db, cj_tx *tx, int write, int (*fn)(cj_tx *tx, void *arg),
 	if (!tx) {
 		int rc;
 		if (write && cj__group_run(db, fn, arg, &rc)) return rc;
-		return run_own(db, write, fn, arg);
+		return run_own(db, write, 1, fn, arg);
 	}
 	if (tx->db != db) return cj__fail(CJ_INVALID, "tx belongs to another store");
 	int rc = fn(tx, arg);
@@ -446,6 +461,12 @@ static int put_vs(cj_tx *tx, cj_buf *k, const uint8_t vs[CJ_VS_LEN]) {
 /* The watch keys, unless the engine asks to leave them out (engine.h). */
 static int watch_keys(const cj_tx *tx) {
 	return !(tx->db->eng->supports & CJ_ENGINE_NO_WATCH_KEYS);
+}
+
+int cj__watch_vs(cj_tx *tx, uint8_t out[CJ_VS_LEN]) {
+	if (watch_keys(tx)) return cj__tx_vs(tx, out);
+	memset(out, 0, CJ_VS_LEN);
+	return CJ_OK;
 }
 
 int cj__touch_activity(cj_tx *tx, const char *type, const uint8_t vs[CJ_VS_LEN]) {

@@ -70,12 +70,12 @@
 
 #include "couchjobs.h"
 
-#define CJ_ENGINE_VERSION 15 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse;
+#define CJ_ENGINE_VERSION 16 /* 4: nested transactions; 5: wait_any; 6: notify_one, rouse;
                               7: prefetch, round_trips; 8: shared_flushes;
                               9: prefetch_scan; 10: shared, receipt_put, receipt_get,
                               sync (combining across processes); 11: add;
                               12: count_shards; 13: claim_pair; 14: statements;
-                              15: notes_sent, notes_received */
+                              15: notes_sent, notes_received; 16: speculate, settle */
 #define CJ_ENGINE_MAX_KEY 4096
 
 typedef struct cj_edb cj_edb; /* an engine's open store */
@@ -324,6 +324,24 @@ struct cj_engine {
 	 * (cj_stats.notifications_received). */
 	uint64_t (*notes_sent)(cj_edb *edb);
 	uint64_t (*notes_received)(cj_edb *edb);
+
+	/* Optional, both or neither (NULL: every read asks the store).
+	 * speculate(): called on a write transaction just begun, before any
+	 * other op, by a caller that runs the transaction again from the
+	 * start when its commit returns CJ_CONFLICT, and that calls settle()
+	 * before it acts on a failure of its own work in it (a code that work
+	 * returned, the transaction then abandoned). The engine may then
+	 * answer get(), and scan() of a range that holds one key k ([k, k
+	 * followed by a 0 byte)), from what it knows without asking the store
+	 * (prefetch() and prefetch_scan() likewise), provided that the commit
+	 * writes nothing and returns CJ_CONFLICT unless the store, at that
+	 * point of the transaction, holds what was answered (and grants the
+	 * locks the read takes): each answer is then what the read would have
+	 * returned there. settle(): CJ_OK when every answer so far held,
+	 * CJ_CONFLICT when one did not (the caller runs the transaction
+	 * again), or a code (the store could not tell); then abort(). */
+	void (*speculate)(cj_etx *tx);
+	int (*settle)(cj_etx *tx);
 };
 /* The length of a counter value (add). */
 #define CJ_COUNTER_LEN 8

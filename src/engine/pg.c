@@ -10,6 +10,7 @@ static void pge_close(cj_edb *db) {
 	if (!db) return;
 	cj__pg_listener_stop(db);
 	cj__pg_pool_flush(db);
+	cj__pg_cache_free(&db->cache);
 	cj_free(db->uri);
 	cj_free(db->schema);
 	cj_free(db->qschema);
@@ -48,7 +49,8 @@ static int pge_open(const char *url, const cj_options *o, cj_edb **out) {
 	db->relaxed = o->sync == CJ_SYNC_RELAXED;
 
 	struct pge_conn *c = NULL;
-	int rc = cj__pg_parse_url(db, url, o);
+	int rc = cj__pg_cache_init(&db->cache);
+	if (rc == CJ_OK) rc = cj__pg_parse_url(db, url, o);
 	if (rc) goto out_close;
 	db->qschema = cj__pg_printf("\"%s\"", db->schema);
 	db->chan = cj__pg_printf("cj_%s", db->schema);
@@ -148,6 +150,7 @@ static int pge_pf_queued(const cj_etx *tx, const struct pge_pf *p) {
  * or when p is taken again). */
 static void pge_pf_drop(cj_etx *tx, struct pge_pf *p) {
 	p->on = 0;
+	p->spec = 0;
 	if (pge_pf_queued(tx, p)) return;
 	PQclear(p->lock);
 	PQclear(p->row);
@@ -188,7 +191,11 @@ static void pge_end(cj_etx *tx) {
 		PQclear(tx->pf[i].row);
 		cj__buf_free(&tx->pf[i].key);
 		cj__buf_free(&tx->pf[i].hi);
+		cj__buf_free(&tx->pf[i].val);
 	}
+	cj__buf_free(&tx->log);
+	cj__buf_free(&tx->spec_keys);
+	cj__buf_free(&tx->specv);
 	cj__pg_free_held(tx);
 	cj__pg_give(tx->db, tx->c);
 	cj_free(tx);
@@ -230,22 +237,28 @@ static int pge_commit(cj_etx *tx) {
 	pge_clear(tx);
 	/* nobody asks for the number from now on: none is taken */
 	if (tx->vwant == PGE_V_WANT) tx->vwant = PGE_V_NONE;
-	if (tx->failed) {
-		int rc = tx->failed;
+	if (tx->failed || tx->mismatch) {
+		int rc = tx->failed ? tx->failed : cj__pg_spec_settle(tx);
 		pge_abort(tx);
 		return rc;
 	}
+	int rc = CJ_OK;
 	if (!tx->write || !tx->dirty) {
+		/* what it read stands once the answers of the cache are checked */
+		if ((rc = cj__pg_spec_settle(tx)) == CJ_OK) cj__pg_cache_learn(tx, 1);
 		pge_abort(tx);
-		return CJ_OK;
+		return rc;
 	}
 	/* a pooled connection that is found lost in the round trip that
-	 * carries COMMIT leaves the outcome unknown: it must not be the first */
-	int rc = CJ_OK;
-	if (!tx->answered && !tx->fresh && (rc = cj__pg_flush(tx))) {
+	 * carries COMMIT leaves the outcome unknown: it must not be the first
+	 * (unless it answered a moment ago, for a speculating transaction:
+	 * pg_spec.c) */
+	if (!tx->answered && !tx->fresh && !cj__pg_spec_commit_first(tx) &&
+	    (rc = cj__pg_flush(tx))) {
 		pge_abort(tx);
 		return rc;
 	}
+	tx->committing = 1;
 	/* the queued writes, COMMIT and the notification: one round trip. The
 	 * notification follows the COMMIT as a transaction of its own: a
 	 * NOTIFY takes a lock that every notifying commit of the database
@@ -311,6 +324,8 @@ static int pge_commit(cj_etx *tx) {
 	}
 	PQclear(r);
 	if (rc == CJ_OK && notify) cj__pg_bump_words(db, &tx->notify);
+	/* what a failed commit wrote may or may not be there */
+	cj__pg_cache_learn(tx, rc == CJ_OK);
 	pge_abort(tx); /* rolls back what a failed commit left open; frees tx */
 	return rc;
 }
@@ -356,6 +371,7 @@ static void *pge_native(cj_etx *tx) {
 	pge_unclaim(tx, 0, NULL, 0); /* the caller may write anything */
 	pge_unprefetch(tx, 0, NULL, 0);
 	tx->dirty = 1; /* the caller's statements are committed too */
+	cj__pg_log(tx, PGE_LOG_ALL_UNKNOWN, 0, NULL, 0, NULL, 0); /* they may write any key */
 	tx->native_out = 1;
 	/* the caller runs statements of its own: no answer may be pending */
 	int rc = cj__pg_flush(tx);
@@ -366,7 +382,7 @@ static void *pge_native(cj_etx *tx) {
 /* ---- data -------------------------------------------------------------------- */
 
 /* A hash of a key, for the advisory lock on its absence (as a parameter). */
-static void pge_key_hash(cj_etx *tx, int space, const void *k, size_t kl, char num[16]) {
+void cj__pg_key_hash(cj_etx *tx, int space, const void *k, size_t kl, char num[16]) {
 	uint32_t h = tx->db->key_hash;
 	h = (h ^ (uint32_t)space) * 16777619u;
 	for (size_t i = 0; i < kl; i++) h = (h ^ ((const uint8_t *)k)[i]) * 16777619u;
@@ -380,10 +396,26 @@ static int pge_queue_get(cj_etx *tx, int space, const void *k, size_t kl,
 	const char *vals[3] = {cj__pg_space[space], k, NULL};
 	int lens[3] = {0, (int)kl, 0}, fmts[3] = {0, 1, 0};
 	char num[16];
-	pge_key_hash(tx, space, k, kl, num);
+	cj__pg_key_hash(tx, space, k, kl, num);
 	vals[2] = num;
 	int rc = cj__pg_queue_into(tx, "cj_lock_absent", NULL, 3, vals, lens, fmts, locked);
 	return rc ? rc : cj__pg_queue_into(tx, "cj_get_w", NULL, 2, vals, lens, fmts, row);
+}
+
+/* The answer of a read from the cache: the one p announced, or (p NULL)
+ * the one in tx->specv, known as cj__pg_spec_read says (2: absent). */
+static int pge_spec_answer(cj_etx *tx, struct pge_pf *p, int known, const uint8_t **v,
+                           size_t *vl) {
+	if (p) {
+		cj_buf t = tx->specv; /* p's value becomes the one returned */
+		tx->specv = p->val;
+		p->val = t;
+		known = p->absent ? 2 : 1;
+		p->on = p->spec = 0;
+	}
+	*v = tx->specv.p ? tx->specv.p : (const uint8_t *)"";
+	*vl = tx->specv.len;
+	return known == 2 ? CJ_NOT_FOUND : CJ_OK;
 }
 
 /* In a write transaction, a read that finds a key absent holds its absence
@@ -411,10 +443,14 @@ static int pge_get(cj_etx *tx, int space, const void *k, size_t kl,
 	if (!tx->write) {
 		rc = cj__pg_run(tx, "cj_get", NULL, 2, vals, lens, fmts, 1, &r);
 	} else {
+		/* answered from the cache, with an expectation (pg_spec.c) */
+		struct pge_pf *pre = pge_pf_find(tx, 0, space, k, kl, NULL, 0);
+		if (pre && pre->spec) return pge_spec_answer(tx, pre, 0, v, vl);
+		if (!pre && (rc = cj__pg_spec_read(tx, space, k, kl, 1, &tx->specv)) != 0)
+			return rc < 0 ? rc : pge_spec_answer(tx, NULL, rc, v, vl);
 		/* sent now, or by prefetch(); answered with this flush (none
 		 * when the prefetch's answers are here already: the writes
 		 * queued since wait for the next round trip) */
-		struct pge_pf *pre = pge_pf_find(tx, 0, space, k, kl, NULL, 0);
 		rc = pre ? CJ_OK : pge_queue_get(tx, space, k, kl, &locked, &r);
 		if (!pre || pge_pf_queued(tx, pre)) {
 			int flushed = cj__pg_flush(tx); /* also empties keep[] on a failure */
@@ -436,7 +472,7 @@ static int pge_get(cj_etx *tx, int space, const void *k, size_t kl,
 		PQclear(locked);
 		if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0 && !held) {
 			PQclear(r);
-			pge_key_hash(tx, space, k, kl, num);
+			cj__pg_key_hash(tx, space, k, kl, num);
 			vals[2] = num;
 			if ((rc = cj__pg_queue(tx, "cj_lock_key", NULL, 1, vals + 2, NULL, NULL)) ||
 			    (rc = cj__pg_run(tx, "cj_get_w", NULL, 2, vals, lens, fmts, 1, &r)))
@@ -451,11 +487,13 @@ static int pge_get(cj_etx *tx, int space, const void *k, size_t kl,
 	}
 	if (PQntuples(r) == 0) {
 		PQclear(r);
+		cj__pg_log(tx, PGE_LOG_ABSENT, space, k, kl, NULL, 0);
 		return CJ_NOT_FOUND;
 	}
 	tx->res = r;
 	*v = (const uint8_t *)PQgetvalue(r, 0, 0);
 	*vl = (size_t)PQgetlength(r, 0, 0);
+	cj__pg_log(tx, PGE_LOG_VALUE, space, k, kl, *v, *vl); /* held until the end */
 	return CJ_OK;
 }
 
@@ -493,7 +531,10 @@ static int pge_prefetch(cj_etx *tx, int space, const void *k, size_t kl) {
 	struct pge_pf *p;
 	int rc = pge_pf_take(tx, 0, space, k, kl, NULL, 0, &p);
 	if (rc || !p) return rc;
-	if ((rc = pge_queue_get(tx, space, k, kl, &p->lock, &p->row))) return rc;
+	if ((rc = cj__pg_spec_read(tx, space, k, kl, 1, &p->val)) < 0) return rc;
+	p->spec = rc != 0; /* the cache answers, with an expectation (pg_spec.c) */
+	p->absent = rc == 2;
+	if (!p->spec && (rc = pge_queue_get(tx, space, k, kl, &p->lock, &p->row))) return rc;
 	p->on = 1;
 	return CJ_OK;
 }
@@ -505,6 +546,14 @@ static int pge_prefetch_scan(cj_etx *tx, int space, const void *lo, size_t ll,
 	struct pge_pf *p;
 	int rc = pge_pf_take(tx, 1, space, lo ? lo : "", ll, hi ? hi : "", hl, &p);
 	if (rc || !p) return rc;
+	/* a scan of one key (a type's setting) the cache may answer */
+	if (cj__pg_one_key(lo, ll, hi, hl) &&
+	    (rc = cj__pg_spec_read(tx, space, lo, ll, 0, &p->val)) != 0) {
+		if (rc < 0) return rc;
+		p->spec = p->on = 1;
+		p->absent = rc == 2;
+		return CJ_OK;
+	}
 	const char *vals[4] = {cj__pg_space[space], lo ? lo : "", hi ? hi : "", "1"};
 	int lens[4] = {0, (int)ll, (int)hl, 0}, fmts[4] = {0, 1, 1, 0};
 	if ((rc = cj__pg_queue_into(tx, "cj_scan", NULL, 4, vals, lens, fmts, &p->row)))
@@ -522,6 +571,7 @@ static int pge_put(cj_etx *tx, int space, const void *k, size_t kl, const void *
 	/* answered with the next statement that needs an answer (pg_pipe.c) */
 	int rc = cj__pg_put(tx, space, k, kl, v, vl);
 	if (rc == CJ_OK) tx->dirty = 1;
+	cj__pg_log(tx, PGE_LOG_VALUE, space, k, kl, v, vl);
 	return rc;
 }
 
@@ -531,6 +581,7 @@ static int pge_add(cj_etx *tx, int space, const cj_eadd *a, size_t n) {
 	for (size_t i = 0; i < n; i++) {
 		pge_unclaim(tx, space, a[i].k, a[i].kl);
 		pge_unprefetch(tx, space, a[i].k, a[i].kl);
+		cj__pg_log(tx, PGE_LOG_UNKNOWN, space, a[i].k, a[i].kl, NULL, 0);
 	}
 	int rc = cj__pg_add(tx, space, a, n);
 	if (rc == CJ_OK) tx->dirty = 1;
@@ -541,6 +592,7 @@ static int pge_del(cj_etx *tx, int space, const void *k, size_t kl) {
 	pge_clear(tx);
 	pge_unclaim(tx, space, k, kl);
 	pge_unprefetch(tx, space, k, kl);
+	cj__pg_log(tx, PGE_LOG_UNKNOWN, space, k, kl, NULL, 0);
 	const char *vals[2] = {cj__pg_space[space], k};
 	int lens[2] = {0, (int)kl}, fmts[2] = {0, 1};
 	PGresult *r = NULL;
@@ -562,6 +614,7 @@ static int pge_del_blind(cj_etx *tx, int space, const void *k, size_t kl) {
 	pge_clear(tx);
 	pge_unclaim(tx, space, k, kl);
 	pge_unprefetch(tx, space, k, kl);
+	cj__pg_log(tx, PGE_LOG_UNKNOWN, space, k, kl, NULL, 0);
 	int rc = cj__pg_del_blind(tx, space, k, kl);
 	if (rc == CJ_OK) tx->dirty = 1;
 	return rc;
@@ -590,6 +643,9 @@ static int pge_claim_run(cj_etx *tx, int space, const char *name, int n,
 		cj__buf_add(key_out, PQgetvalue(r, 0, key_col), (size_t)PQgetlength(r, 0, key_col));
 		rc = 1;
 		if (!PQgetisnull(r, 0, 0)) {
+			cj__pg_log(tx, PGE_LOG_VALUE, space, PQgetvalue(r, 0, 0),
+			           (size_t)PQgetlength(r, 0, 0), PQgetvalue(r, 0, 1),
+			           (size_t)PQgetlength(r, 0, 1));
 			if (held_out)
 				cj__buf_add(held_out, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
 			pge_unclaim(tx, 0, NULL, 0);
@@ -639,6 +695,18 @@ static int pge_scan(cj_etx *tx, int space, const void *lo, size_t ll, const void
 	int rc = CJ_OK, after = 0;
 	/* the first batch, announced by prefetch_scan() */
 	struct pge_pf *pre = pge_pf_find(tx, 1, space, lo ? lo : "", ll, hi ? hi : "", hl);
+	/* a scan of one key answered from the cache (pg_spec.c) */
+	int one = cj__pg_one_key(lo, ll, hi, hl), known = 0;
+	if (pre && pre->spec) {
+		const uint8_t *v;
+		size_t vl;
+		known = pge_spec_answer(tx, pre, 0, &v, &vl) == CJ_OK ? 1 : 2;
+	} else if (!pre && one && (known = cj__pg_spec_read(tx, space, lo, ll, 0, &tx->specv)) < 0) {
+		return known;
+	}
+	if (known)
+		return known == 2 ? 0 : fn(lo, ll, tx->specv.p ? tx->specv.p : (const uint8_t *)"",
+		                           tx->specv.len, arg);
 	for (;;) {
 		char lim[24];
 		snprintf(lim, sizeof lim, "%ld", limit);
@@ -673,6 +741,9 @@ static int pge_scan(cj_etx *tx, int space, const void *lo, size_t ll, const void
 		}
 		int n = PQntuples(r);
 		if (n == 1 && PQgetisnull(r, 0, 0)) n = 0; /* cj_scan_n found none */
+		if (one && !after) /* what the cache learns of the key at the commit */
+			cj__pg_log(tx, n ? PGE_LOG_VALUE : PGE_LOG_ABSENT, space, lo, ll,
+			           n ? PQgetvalue(r, 0, 1) : NULL, n ? (size_t)PQgetlength(r, 0, 1) : 0);
 		size_t bytes = 0;
 		for (int i = 0; i < n && rc == CJ_OK; i++) {
 			const uint8_t *k = (const uint8_t *)PQgetvalue(r, i, 0);
@@ -754,4 +825,6 @@ const struct cj_engine cj__engine_pg = {
 	.statements = pge_statements,
 	.notes_sent = pge_notes_sent,
 	.notes_received = pge_notes_received,
+	.speculate = cj__pg_spec_begin,
+	.settle = cj__pg_spec_settle,
 };

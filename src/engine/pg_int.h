@@ -10,6 +10,9 @@
  *                with the next statement that needs an answer (libpq
  *                pipeline mode), BEGIN with the first, ROLLBACK unanswered
  *   pg_held.c    writes held back until the next statement, sent as one
+ *   pg_cache.c   what this process knows of keys from its own commits
+ *   pg_spec.c    reads answered from that, checked by the store with the
+ *                commit (speculation)
  *
  * The design, in full:
  *
@@ -204,12 +207,35 @@
 #define PGE_LINGER_MS 1000 /* a word nobody waited on this long is given up */
 #define PGE_DEADLINE_MS 30000 /* default of deadline_ms= */
 #define PGE_DEADLINE_MAX_MS ((int64_t)24 * 3600 * 1000)
+#define PGE_CACHE_ENTRIES 4096 /* keys the cache knows at most (pg_cache.c) */
+#define PGE_CACHE_BYTES ((size_t)16 << 20) /* and their bytes */
+#define PGE_CACHE_VALUE_MAX ((size_t)64 << 10) /* a longer value is not kept */
+#define PGE_CACHE_BUCKETS 4096
+#define PGE_EXPECT_MAX 16 /* expectations in one round trip (pg_spec.c) */
+/* a transaction that logged more than this speculates no more (pg_spec.c) */
+#define PGE_SPEC_LOG_MAX ((size_t)64 << 10)
+/* A speculating transaction's commit may be its first round trip on a
+ * pooled connection that answered this recently (pg_spec.c) */
+#define PGE_FRESH_MS 2000
+/* What a transaction's log says of a key (pg_cache.c) */
+enum { PGE_LOG_VALUE, PGE_LOG_ABSENT, PGE_LOG_UNKNOWN, PGE_LOG_ALL_UNKNOWN };
+
+/* pg_cache.c */
+struct pge_centry;
+struct pge_cache {
+	pthread_mutex_t mu;
+	int ready;
+	struct pge_centry **buckets; /* PGE_CACHE_BUCKETS chains */
+	struct pge_centry *head, *tail; /* in order of use, the latest first */
+	size_t n, bytes;
+};
 
 struct pge_conn {
 	PGconn *pg;
 	struct pge_conn *next; /* in the idle list */
 	int expired; /* a call found no answer in time: the socket was shut */
 	int owed; /* syncs whose answers are still to read (cj__pg_rollback) */
+	int64_t answered_ms; /* when a round trip on it last succeeded (monotonic) */
 };
 
 struct cj_edb {
@@ -256,6 +282,7 @@ struct cj_edb {
 	/* waits for the server's answers (cj__pg_call, a pipeline's) */
 	atomic_uint_fast64_t round_trips;
 	atomic_uint_fast64_t statements; /* sent (cj_stats.statements) */
+	struct pge_cache cache; /* pg_cache.c */
 };
 
 struct cj_etx {
@@ -282,6 +309,9 @@ struct cj_etx {
 		int space;
 		cj_buf key, hi;
 		PGresult *lock, *row;
+		/* answered from the cache (pg_spec.c): val, or the key's absence */
+		int spec, absent;
+		cj_buf val;
 	} pf[PGE_PF_MAX];
 	cj_wordset notify; /* words marked by notify() */
 	/* pg_pipe.c */
@@ -309,6 +339,16 @@ struct cj_etx {
 	/* cj_tx_native() handed the connection out: the caller may run its
 	 * own statements at any time, so no write is held back from then on */
 	int native_out;
+	/* pg_spec.c and pg_cache.c */
+	int spec;         /* speculate(): reads may be answered from the cache */
+	cj_buf log;       /* what the commit teaches the cache (cj__pg_log) */
+	cj_buf spec_keys; /* the keys answered from the cache (log records) */
+	cj_buf specv;     /* the value a get answered from the cache last */
+	int xidx[PGE_EXPECT_MAX]; /* queued statements that are expectations */
+	int nx;
+	int expecting; /* the statement being queued is an expectation */
+	int mismatch;  /* an expectation did not hold: the commit fails */
+	int committing; /* the round trip carries the COMMIT (pg_pipe.c) */
 };
 
 /* A write transaction's commit number (cj_etx.vwant): taken (version),
@@ -319,6 +359,9 @@ enum { PGE_V_NONE, PGE_V_WANT, PGE_V_NEXT, PGE_V_ASKED };
 /* pg.c: a space (0 jobs, 1 the caller's keys) as a statement's text
  * parameter */
 extern const char *const cj__pg_space[CJ_SPACE_COUNT];
+/* pg.c: the hash of k for the advisory lock of its absence, as a
+ * statement's text parameter */
+void cj__pg_key_hash(cj_etx *tx, int space, const void *k, size_t kl, char num[16]);
 
 /* pg_conn.c */
 /* Runs a statement (a prepared one by name, sql with n parameters, or,
@@ -361,6 +404,9 @@ int cj__pg_queue_into(cj_etx *tx, const char *name, const char *sql, int n,
 int cj__pg_run(cj_etx *tx, const char *name, const char *sql, int n,
                const char *const *vals, const int *lens, const int *fmts, int rfmt,
                PGresult **res);
+/* cj__pg_queue of an expectation (pg_spec.c): its failure is told apart. */
+int cj__pg_queue_expect(cj_etx *tx, const char *name, int n, const char *const *vals,
+                        const int *lens, const int *fmts);
 /* Takes the commit number of a write transaction (into tx->version), in
  * the round trip of the queued writes: CJ_OK or a code. */
 int cj__pg_number(cj_etx *tx);
@@ -383,6 +429,43 @@ int cj__pg_flush(cj_etx *tx);
 void cj__pg_rollback(cj_etx *tx);
 /* Reads what c owes, waiting within the deadline: 0, or -1 if c failed. */
 int cj__pg_settle(cj_edb *db, struct pge_conn *c);
+
+/* pg_cache.c */
+int cj__pg_cache_init(struct pge_cache *c);
+void cj__pg_cache_free(struct pge_cache *c);
+/* What the cache knows of k: 1 its value (copied into out), 2 its
+ * absence, 0 nothing. */
+int cj__pg_cache_get(struct pge_cache *c, int space, const void *k, size_t kl, cj_buf *out);
+/* Appends a record (PGE_LOG_*) to a log b. */
+void cj__pg_log_to(cj_buf *b, int op, int space, const void *k, size_t kl, const void *v,
+                   size_t vl);
+/* 1 if log names k (or every key, or is incomplete). */
+int cj__pg_log_names(const cj_buf *log, int space, const void *k, size_t kl);
+/* Logs, in a write transaction, what its commit would teach of k. */
+void cj__pg_log(cj_etx *tx, int op, int space, const void *k, size_t kl, const void *v,
+                size_t vl);
+/* After tx's commit (committed 1), learns its log; when the outcome is not
+ * known (committed 0), forgets every key it names instead. */
+void cj__pg_cache_learn(cj_etx *tx, int committed);
+/* Forgets every key the records of keys name. */
+void cj__pg_cache_forget(struct pge_cache *c, const cj_buf *keys);
+
+/* pg_spec.c */
+void cj__pg_spec_begin(cj_etx *tx);
+int cj__pg_spec_settle(cj_etx *tx);
+/* In a speculating write transaction, a read of k answered from the cache
+ * (locking: as get() holds, else as a scan of the one key): 1 with its
+ * value in val, 2 absent, the expectation queued; 0 when the cache does
+ * not know k (or tx does not speculate); or a code. */
+int cj__pg_spec_read(cj_etx *tx, int space, const void *k, size_t kl, int locking, cj_buf *val);
+/* Whether queued statement idx, which failed with r, was an expectation
+ * that did not hold: then CJ_CONFLICT (the keys answered from the cache
+ * are forgotten), else 0. */
+int cj__pg_spec_failed(cj_etx *tx, int idx, const PGresult *r);
+/* 1 when tx may commit in its first round trip. */
+int cj__pg_spec_commit_first(const cj_etx *tx);
+/* 1 if [lo, hi) holds key lo alone (hi is lo and a 0 byte). */
+int cj__pg_one_key(const void *lo, size_t ll, const void *hi, size_t hl);
 
 /* pg_url.c */
 int cj__pg_parse_url(cj_edb *db, const char *url, const cj_options *o);

@@ -53,7 +53,10 @@ static PGresult *pge_exec_now(cj_etx *tx, const char *name, const char *sql, int
 static int pge_answered(cj_etx *tx, int rc) {
 	int first = !tx->answered;
 	tx->answered = 1;
-	if (rc && first && !tx->fresh && !tx->c->expired && PQstatus(tx->c->pg) != CONNECTION_OK)
+	if (rc == CJ_OK) tx->c->answered_ms = cj__mono_ms();
+	/* (one that carried the COMMIT may have committed: pg_spec.c) */
+	if (rc && first && !tx->fresh && !tx->committing && !tx->c->expired &&
+	    PQstatus(tx->c->pg) != CONNECTION_OK)
 		return cj__fail(CJ_CONFLICT, "postgresql: a pooled connection was found lost (a "
 		                "server restart?) before the transaction did anything: run it again");
 	return rc;
@@ -143,7 +146,9 @@ static int pge_collect(cj_etx *tx, PGresult **res) {
 		if (tx->vwant == PGE_V_ASKED && idx == tx->vidx) pge_number_from(tx, r);
 		PGresult **dest = idx < tx->queued ? pge_dest(tx, idx) : NULL;
 		if (idx < tx->queued) {
-			if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && rc == CJ_OK)
+			/* an expectation that did not hold is a conflict (pg_spec.c) */
+			if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && rc == CJ_OK &&
+			    !(rc = cj__pg_spec_failed(tx, idx, r)))
 				rc = cj__pg_fail(tx->db, tx->c, r, "write");
 			if (dest && !*dest) *dest = r;
 			else PQclear(r);
@@ -161,6 +166,7 @@ static int pge_collect(cj_etx *tx, PGresult **res) {
 	}
 	tx->queued = 0;
 	tx->nkeep = 0;
+	tx->nx = 0;
 	if (tx->vwant == PGE_V_ASKED) tx->vwant = PGE_V_WANT; /* its answer never came */
 	if (PQpipelineStatus(pg) != PQ_PIPELINE_OFF && !PQexitPipelineMode(pg) && rc == CJ_OK)
 		rc = cj__pg_fail(tx->db, tx->c, NULL, "pipeline");
@@ -176,7 +182,8 @@ static int pge_queue(cj_etx *tx, const char *name, const char *sql, int n,
                      PGresult **dest) {
 	/* bounded, so that the server never blocks writing results nobody
 	 * reads while this process blocks sending it more */
-	if (tx->queued >= PGE_QUEUE_MAX || (dest && tx->nkeep == PGE_KEEP_MAX)) {
+	if (tx->queued >= PGE_QUEUE_MAX || (dest && tx->nkeep == PGE_KEEP_MAX) ||
+	    (tx->expecting && tx->nx == PGE_EXPECT_MAX)) {
 		int rc = pge_collect(tx, NULL);
 		if (rc) return rc;
 	}
@@ -187,6 +194,7 @@ static int pge_queue(cj_etx *tx, const char *name, const char *sql, int n,
 		tx->keep[tx->nkeep].idx = tx->queued;
 		tx->keep[tx->nkeep++].dest = dest;
 	}
+	if (tx->expecting) tx->xidx[tx->nx++] = tx->queued;
 	tx->queued++;
 	return CJ_OK;
 }
@@ -232,6 +240,17 @@ int cj__pg_queue_into(cj_etx *tx, const char *name, const char *sql, int n,
 	return rc ? rc : pge_queue(tx, name, sql, n, vals, lens, fmts, 1, dest);
 }
 
+int cj__pg_queue_expect(cj_etx *tx, const char *name, int n, const char *const *vals,
+                        const int *lens, const int *fmts) {
+	int rc = pge_start(tx);
+	if (rc == CJ_OK) rc = cj__pg_send_held(tx);
+	if (rc) return rc;
+	tx->expecting = 1;
+	rc = pge_queue(tx, name, NULL, n, vals, lens, fmts, 1, NULL);
+	tx->expecting = 0;
+	return rc;
+}
+
 int cj__pg_run(cj_etx *tx, const char *name, const char *sql, int n,
                const char *const *vals, const int *lens, const int *fmts, int rfmt,
                PGresult **res) {
@@ -250,17 +269,21 @@ int cj__pg_run(cj_etx *tx, const char *name, const char *sql, int n,
 	*res = pge_exec_now(tx, name, sql, n, vals, lens, fmts, rfmt);
 	if (tx->vwant == PGE_V_NEXT) pge_number_from(tx, *res);
 	tx->answered = 1;
+	if (*res && PQstatus(tx->c->pg) == CONNECTION_OK) tx->c->answered_ms = cj__mono_ms();
 	return CJ_OK;
 }
 
 int cj__pg_number(cj_etx *tx) {
+	/* the held writes stay held: the number needs none of them, and they
+	 * go as one statement with the next (cj_update's delete, taken before
+	 * its number, with its puts) */
 	int rc = pge_start(tx);
-	if (rc == CJ_OK) rc = cj__pg_send_held(tx);
 	if (rc == CJ_OK && tx->vwant == PGE_V_WANT) {
 		tx->vwant = PGE_V_NEXT;
 		rc = pge_queue(tx, "cj_nextval", NULL, 0, NULL, NULL, NULL, 1, NULL);
 	}
-	return rc ? rc : cj__pg_flush(tx);
+	if (rc) return rc;
+	return tx->queued ? pge_collect(tx, NULL) : CJ_OK;
 }
 
 int cj__pg_flush(cj_etx *tx) {
@@ -360,6 +383,11 @@ int cj__pg_run(cj_etx *tx, const char *name, const char *sql, int n,
 int cj__pg_flush(cj_etx *tx) {
 	int rc = pge_start(tx);
 	return rc ? rc : cj__pg_send_held(tx);
+}
+
+int cj__pg_queue_expect(cj_etx *tx, const char *name, int n, const char *const *vals,
+                        const int *lens, const int *fmts) {
+	return cj__pg_queue(tx, name, NULL, n, vals, lens, fmts); /* never speculates */
 }
 
 void cj__pg_rollback(cj_etx *tx) {

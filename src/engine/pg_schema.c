@@ -100,6 +100,15 @@ int cj__pg_build_sql(cj_edb *db) {
 		"INSERT INTO %s.kv (space, k, v) SELECT p.s, p.k, p.v FROM "
 		"(VALUES ($3, $4, $5), ($6, $7, $8)) AS p(s, k, v) WHERE p.k IS NOT NULL "
 		"ON CONFLICT (space, k) DO UPDATE SET v = EXCLUDED.v; "
+		/* expectations (pg_spec.c): division_by_zero unless the row is as
+		 * expected; cj_expect_w locks it as cj_get_w */
+		"PREPARE cj_expect_w (smallint, bytea, bytea) AS "
+		"SELECT 1 / count(*)::int FROM (SELECT 1 FROM %s.kv WHERE space = $1 AND k = $2 "
+		"AND v = $3 FOR UPDATE) x; "
+		"PREPARE cj_expect (smallint, bytea, bytea) AS "
+		"SELECT 1 / count(*)::int FROM %s.kv WHERE space = $1 AND k = $2 AND v = $3; "
+		"PREPARE cj_expect_none (smallint, bytea) AS "
+		"SELECT 1 / (1 - count(*))::int FROM %s.kv WHERE space = $1 AND k = $2; "
 		"PREPARE cj_del (smallint, bytea) AS "
 		"DELETE FROM %s.kv WHERE space = $1 AND k = $2; "
 		"PREPARE cj_scan (smallint, bytea, bytea, bigint) AS "
@@ -114,6 +123,7 @@ int cj__pg_build_sql(cj_edb *db) {
 		s, s, /* cj_last_version, cj_put */
 		s, s, /* cj_put2, cj_add */
 		s, s, s, /* cj_write */
+		s, s, s, /* the expectations */
 		s, s, s); /* cj_del, cj_scan, cj_scan_after */
 	db->sql_listen = cj__pg_printf("LISTEN \"%s\"", db->chan);
 	if (!db->sql_prepare || !db->sql_listen)

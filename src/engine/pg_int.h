@@ -77,6 +77,12 @@
  *    key in the bounds) since. Up to PGE_PF_MAX of them are kept, so that
  *    every read a call announces goes in one round trip with its first
  *    read (cj_finish: the job and its type's retention).
+ *  - In the library's own transactions (speculate()), a get(), a scan of
+ *    one key and their announcements of a key this process knows from its
+ *    own commits (pg_cache.c) are answered from that, and the server checks
+ *    the answer where the read would have run, under the same lock, in the
+ *    round trip of the commit (pg_spec.c): cj_finish and cj_fail of a job
+ *    this process accepted cost one round trip.
  * Waits that close a cycle end in a deadlock error (40P01), which is
  * CJ_CONFLICT: the core runs the transaction again.
  * BEGIN, put(), del_blind(), add() and the advisory locks are queued

@@ -324,8 +324,9 @@ static int pge_commit(cj_etx *tx) {
 	}
 	PQclear(r);
 	if (rc == CJ_OK && notify) cj__pg_bump_words(db, &tx->notify);
-	/* what a failed commit wrote may or may not be there */
-	cj__pg_cache_learn(tx, rc == CJ_OK);
+	/* what a failed commit wrote may or may not be there (one whose
+	 * expectation failed wrote nothing: pg_spec.c) */
+	if (!tx->mismatch) cj__pg_cache_learn(tx, rc == CJ_OK);
 	pge_abort(tx); /* rolls back what a failed commit left open; frees tx */
 	return rc;
 }

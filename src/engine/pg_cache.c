@@ -6,14 +6,16 @@
  * that then committed: the values it wrote, and what it read under a lock
  * (a get, a claim) or in a scan of that one key. Nothing a transaction
  * did is learnt before its commit succeeded; a delete, a counter add and a
- * commit whose outcome is unknown make the key unknown instead.
+ * commit whose outcome is unknown make the key unknown instead. A key
+ * whose cached answer proved wrong turns cold: it answers nothing, and
+ * stays so (whatever is learnt of it) until it ages out or is deleted.
  *
  * The cache is a guess, never the truth: a speculating transaction
  * (pg_spec.c) acts on it only together with an expectation that the store
  * checks before the commit, and a wrong guess costs a rollback and a run
  * of the call again, never a wrong result. So entries need not follow
  * other processes' commits: they are replaced when this process learns
- * better, and dropped when a guess made from them proved wrong.
+ * better, and turn cold when a guess made from them proved wrong.
  *
  * Bounds: at most PGE_CACHE_ENTRIES entries and PGE_CACHE_BYTES bytes of
  * keys and values (a value over PGE_CACHE_VALUE_MAX is not kept); the
@@ -30,6 +32,7 @@ struct pge_centry {
 	uint32_t hash;
 	int space;
 	int absent;
+	int cold; /* a guess from it proved wrong: it answers nothing */
 	size_t kl, vl;
 	uint8_t data[]; /* the key, then the value */
 };
@@ -103,10 +106,12 @@ static void pge_cremove(struct pge_cache *c, struct pge_centry *e, struct pge_ce
 	cj_free(e);
 }
 
-static void pge_cdrop(struct pge_cache *c, int space, const void *k, size_t kl) {
+/* Drops k (keep_cold: unless it is cold, which answers nothing already). */
+static void pge_cdrop(struct pge_cache *c, int space, const void *k, size_t kl,
+                      int keep_cold) {
 	struct pge_centry **link;
 	struct pge_centry *e = pge_cfind(c, pge_chash(space, k, kl), space, k, kl, &link);
-	if (e) pge_cremove(c, e, link);
+	if (e && !(keep_cold && e->cold)) pge_cremove(c, e, link);
 }
 
 static void pge_cclear(struct pge_cache *c) {
@@ -123,25 +128,32 @@ static void pge_cclear(struct pge_cache *c) {
 	c->n = c->bytes = 0;
 }
 
-/* Sets k to v (absent: to its absence), the oldest entries making room. */
+/* Sets k to v (absent: to its absence), the oldest entries making room;
+ * cold: to a key that answers nothing, and that nothing learnt warms (a
+ * key other processes change, as a rate-limited type's bucket that every
+ * accept writes: guessing it would fail each time). */
 static void pge_cset(struct pge_cache *c, int space, const void *k, size_t kl, const void *v,
-                     size_t vl, int absent) {
-	if (absent) vl = 0;
-	pge_cdrop(c, space, k, kl);
+                     size_t vl, int absent, int cold) {
+	if (absent || cold) vl = 0;
+	struct pge_centry **link;
+	struct pge_centry *old = pge_cfind(c, pge_chash(space, k, kl), space, k, kl, &link);
+	if (old && old->cold && !cold) return; /* stays cold until it ages out */
+	if (old) pge_cremove(c, old, link);
 	if (vl > PGE_CACHE_VALUE_MAX || kl > CJ_ENGINE_MAX_KEY) return;
 	struct pge_centry *e = cj__malloc(sizeof *e + kl + vl);
 	if (!e) return; /* unknown is always right */
 	e->hash = pge_chash(space, k, kl);
 	e->space = space;
 	e->absent = absent;
+	e->cold = cold;
 	e->kl = kl;
 	e->vl = vl;
 	memcpy(e->data, k, kl);
 	if (vl) memcpy(e->data + kl, v, vl);
 	while (c->tail && (c->n >= PGE_CACHE_ENTRIES || c->bytes + pge_csize(e) > PGE_CACHE_BYTES)) {
-		struct pge_centry *old = c->tail, **link;
-		pge_cfind(c, old->hash, old->space, old->data, old->kl, &link);
-		pge_cremove(c, old, link);
+		struct pge_centry *last = c->tail, **at;
+		pge_cfind(c, last->hash, last->space, last->data, last->kl, &at);
+		pge_cremove(c, last, at);
 	}
 	struct pge_centry **b = &c->buckets[e->hash % PGE_CACHE_BUCKETS];
 	e->hnext = *b;
@@ -166,7 +178,7 @@ int cj__pg_cache_get(struct pge_cache *c, int space, const void *k, size_t kl, c
 	if (e) {
 		cj__buf_reset(out);
 		cj__buf_add(out, e->data + e->kl, e->vl);
-		rc = out->oom ? 0 : e->absent ? 2 : 1;
+		rc = out->oom || e->cold ? 0 : e->absent ? 2 : 1;
 		pge_cunlink(c, e);
 		pge_cfront(c, e);
 	}
@@ -204,8 +216,8 @@ int cj__pg_log_names(const cj_buf *log, int space, const void *k, size_t kl) {
 	return 0;
 }
 
-/* Walks tx's log: forget 1 drops every key it names (the outcome of the
- * commit is unknown), else each record is learnt. */
+/* Walks a log: forget 1 drops every key it names (the outcome of the
+ * commit is unknown), 2 makes each cold, else each record is learnt. */
 static void pge_apply(struct pge_cache *c, const cj_buf *log, int forget) {
 	for (size_t at = 0; at + sizeof(struct pge_logrec) <= log->len;) {
 		struct pge_logrec r;
@@ -213,8 +225,9 @@ static void pge_apply(struct pge_cache *c, const cj_buf *log, int forget) {
 		const uint8_t *k = log->p + at + sizeof r;
 		at += sizeof r + r.kl + r.vl;
 		if (r.op == PGE_LOG_ALL_UNKNOWN) pge_cclear(c);
-		else if (forget || r.op == PGE_LOG_UNKNOWN) pge_cdrop(c, r.space, k, r.kl);
-		else pge_cset(c, r.space, k, r.kl, k + r.kl, r.vl, r.op == PGE_LOG_ABSENT);
+		else if (forget == 2) pge_cset(c, r.space, k, r.kl, NULL, 0, 0, 1);
+		else if (forget || r.op == PGE_LOG_UNKNOWN) pge_cdrop(c, r.space, k, r.kl, forget);
+		else pge_cset(c, r.space, k, r.kl, k + r.kl, r.vl, r.op == PGE_LOG_ABSENT, 0);
 	}
 }
 
@@ -228,9 +241,9 @@ void cj__pg_cache_learn(cj_etx *tx, int committed) {
 	cj__buf_reset(&tx->log);
 }
 
-void cj__pg_cache_forget(struct pge_cache *c, const cj_buf *keys) {
+void cj__pg_cache_chill(struct pge_cache *c, const cj_buf *keys) {
 	pthread_mutex_lock(&c->mu);
 	if (keys->oom) pge_cclear(c);
-	else pge_apply(c, keys, 1);
+	else pge_apply(c, keys, 2);
 	pthread_mutex_unlock(&c->mu);
 }

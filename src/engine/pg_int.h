@@ -351,8 +351,10 @@ struct cj_etx {
 	cj_buf spec_keys; /* the keys answered from the cache (log records) */
 	cj_buf specv;     /* the value a get answered from the cache last */
 	int xidx[PGE_EXPECT_MAX]; /* queued statements that are expectations */
+	size_t xkey[PGE_EXPECT_MAX][2]; /* and their keys' records in spec_keys */
 	int nx;
 	int expecting; /* the statement being queued is an expectation */
+	size_t expect_key[2]; /* the record of its key (offset, length) */
 	int mismatch;  /* an expectation did not hold: the commit fails */
 	int committing; /* the round trip carries the COMMIT (pg_pipe.c) */
 };
@@ -453,8 +455,8 @@ void cj__pg_log(cj_etx *tx, int op, int space, const void *k, size_t kl, const v
 /* After tx's commit (committed 1), learns its log; when the outcome is not
  * known (committed 0), forgets every key it names instead. */
 void cj__pg_cache_learn(cj_etx *tx, int committed);
-/* Forgets every key the records of keys name. */
-void cj__pg_cache_forget(struct pge_cache *c, const cj_buf *keys);
+/* Makes every key the records of keys name cold (pg_cache.c). */
+void cj__pg_cache_chill(struct pge_cache *c, const cj_buf *keys);
 
 /* pg_spec.c */
 void cj__pg_spec_begin(cj_etx *tx);

@@ -194,7 +194,11 @@ static int pge_queue(cj_etx *tx, const char *name, const char *sql, int n,
 		tx->keep[tx->nkeep].idx = tx->queued;
 		tx->keep[tx->nkeep++].dest = dest;
 	}
-	if (tx->expecting) tx->xidx[tx->nx++] = tx->queued;
+	if (tx->expecting) {
+		tx->xkey[tx->nx][0] = tx->expect_key[0];
+		tx->xkey[tx->nx][1] = tx->expect_key[1];
+		tx->xidx[tx->nx++] = tx->queued;
+	}
 	tx->queued++;
 	return CJ_OK;
 }

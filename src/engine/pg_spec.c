@@ -27,7 +27,8 @@
  * division_by_zero (22012), which no other statement of the engine can
  * raise, and only a statement queued as an expectation is taken for one:
  * the server skips the rest (COMMIT included) and the transaction rolls
- * back; the keys answered from the cache are forgotten, and the commit
+ * back; the key that was not as cached turns cold (is answered by the
+ * server from then on, pg_cache.c), and the commit
  * returns CJ_CONFLICT, so the core runs the call again and reads the
  * usual way. A real failure of an expectation (a deadlock, a lost
  * connection) has its own code and is reported as such.
@@ -87,24 +88,35 @@ int cj__pg_spec_read(cj_etx *tx, int space, const void *k, size_t kl, int lockin
 		const char *lv[1] = {num};
 		rc = cj__pg_queue(tx, "cj_lock_key", NULL, 1, lv, NULL, NULL);
 	}
+	size_t at = tx->spec_keys.len;
+	cj__pg_log_to(&tx->spec_keys, PGE_LOG_UNKNOWN, space, k, kl, NULL, 0);
+	tx->expect_key[0] = at;
+	tx->expect_key[1] = tx->spec_keys.len - at;
 	if (rc == CJ_OK)
 		rc = cj__pg_queue_expect(tx, known == 2 ? "cj_expect_none"
 		                         : locking      ? "cj_expect_w"
 		                                        : "cj_expect",
 		                         known == 2 ? 2 : 3, vals, lens, fmts);
-	if (rc) return rc;
-	cj__pg_log_to(&tx->spec_keys, PGE_LOG_UNKNOWN, space, k, kl, NULL, 0);
-	return known;
+	return rc ? rc : known;
 }
 
 int cj__pg_spec_failed(cj_etx *tx, int idx, const PGresult *r) {
-	int expectation = 0;
+	int x = -1;
 	for (int i = 0; i < tx->nx; i++)
-		if (tx->xidx[i] == idx) expectation = 1;
+		if (tx->xidx[i] == idx) x = i;
 	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-	if (!expectation || !st || strcmp(st, "22012") != 0) return 0;
+	if (x < 0 || !st || strcmp(st, "22012") != 0) return 0;
 	tx->mismatch = 1;
-	cj__pg_cache_forget(&tx->db->cache, &tx->spec_keys);
+	/* the key that was not as known; the others held (they ran before
+	 * it) or were not looked at */
+	cj_buf key = CJ_BUF_INIT;
+	if (tx->spec_keys.oom) {
+		key.oom = 1;
+	} else {
+		key.p = tx->spec_keys.p + tx->xkey[x][0];
+		key.len = tx->xkey[x][1];
+	}
+	cj__pg_cache_chill(&tx->db->cache, &key);
 	return cj__fail(CJ_CONFLICT, "postgresql: a row was not as this process last knew it "
 	                "(a read answered from that): run the transaction again");
 }

@@ -16,6 +16,13 @@
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
+# each stage's heading says when it started (UTC) and how long into the run,
+# so that a log shows where the time goes
+start=$(date +%s)
+stage() {
+	echo "== $* ($(date -u +%T), +$(($(date +%s) - start)) s)"
+}
+stage "dependencies (scripts/deps.sh --test, npm ci)"
 sh scripts/deps.sh --test
 
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -37,29 +44,29 @@ if [ "$mode" = "--quick" ]; then
 	exit $?
 fi
 
-echo "== clang, -Werror, ASan + UBSan: build (the tests run below)"
+stage "clang, -Werror, ASan + UBSan: build (the tests run below)"
 CC=clang cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DCJ_SANITIZE=ON -DCJ_WERROR=ON >/dev/null
 cmake --build build-test -j"$jobs"
 
-echo "== gcc, -Werror, optimised: build everything"
+stage "gcc, -Werror, optimised: build everything"
 CC=gcc cmake -S . -B build-gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCJ_WERROR=ON >/dev/null
 cmake --build build-gcc -j"$jobs"
 
-echo "== every build type (Debug, Release, RelWithDebInfo, MinSizeRel) with gcc and clang, -Werror"
+stage "every build type (Debug, Release, RelWithDebInfo, MinSizeRel) with gcc and clang, -Werror"
 # (gcc RelWithDebInfo with -Werror is build-gcc, just built)
 CJ_MATRIX_SKIP=gcc-RelWithDebInfo sh scripts/build-matrix.sh build-matrix
 
-echo "== house rules"
+stage "house rules"
 sh scripts/check-source.sh build-gcc
 
-echo "== the README's library example compiles warning-free"
+stage "the README's library example compiles warning-free"
 cc -std=c11 -Wall -Wextra -Werror -Iinclude examples/quickstart.c \
 	build-gcc/libcouchjobs.a -llmdb -ljansson -lpq -lpthread -o build-gcc/quickstart
 
-echo "== the README's quick starts run as shown (scripts/readme-check.sh)"
+stage "the README's quick starts run as shown (scripts/readme-check.sh)"
 sh scripts/readme-check.sh build-gcc
 
-echo "== the README's demo runs and ends well"
+stage "the README's demo runs and ends well"
 sh scripts/demo.sh >build-gcc/demo.log 2>&1 || {
 	tail -n 30 build-gcc/demo.log
 	echo "test.sh: scripts/demo.sh failed (log: build-gcc/demo.log)" >&2
@@ -71,14 +78,14 @@ grep -q "demo         0         0       301       301" build-gcc/demo.log || {
 	exit 1
 }
 
-echo "== tests on the embedded engine (ASan + UBSan)"
+stage "tests on the embedded engine (ASan + UBSan)"
 # leaks fail the run; a slow machine gets more time
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 export CJ_TEST_TIMEOUT_MULTIPLIER="${CJ_TEST_TIMEOUT_MULTIPLIER:-2}"
 (cd build-test && ctest --output-on-failure -j2)
 
-echo "== the same tests on PostgreSQL (ASan + UBSan), on a private server over TCP"
+stage "the same tests on PostgreSQL (ASan + UBSan), on a private server over TCP"
 pgdir=$(mktemp -d "${TMPDIR:-/tmp}/cjpg.XXXXXX")
 chmod 755 "$pgdir"
 trap 'sh "$root/scripts/pg.sh" stop "$pgdir" >/dev/null 2>&1 || true; rm -rf "$pgdir"' EXIT INT TERM
@@ -87,14 +94,14 @@ CJ_TEST_URL=$(sh scripts/pg.sh url "$pgdir")
 export CJ_TEST_URL
 (cd build-test && ctest --output-on-failure -j2)
 
-echo "== fuzzing: a short run of each libFuzzer harness (scripts/fuzz.sh)"
+stage "fuzzing: a short run of each libFuzzer harness (scripts/fuzz.sh)"
 sh scripts/fuzz.sh
 
-echo "== smoke run of the speed comparison (a few hundred jobs per system; not a measurement)"
+stage "smoke run of the speed comparison (a few hundred jobs per system; not a measurement)"
 smoke_log=build-gcc/compare-smoke.log
 if ! sh bench/compare.sh --smoke --prog build-gcc/cj_compare 2>"$smoke_log"; then
 	tail -n 40 "$smoke_log"
 	echo "test.sh: the comparison's smoke run failed (log: $smoke_log)" >&2
 	exit 1
 fi
-echo "== all tests passed"
+stage "all tests passed"

@@ -2,8 +2,10 @@
 # Installs what is needed, builds, and runs every test.
 #
 #   scripts/test.sh            everything: clang with ASan+UBSan (all tests),
-#                              a gcc -O2 -Werror build of everything, every
-#                              build type with gcc and clang
+#                              a gcc -O2 -Werror build of everything, the
+#                              library and cjobs in every build type with
+#                              gcc and clang, tests and benchmarks too where
+#                              the warnings may differ
 #                              (scripts/build-matrix.sh), and a
 #                              smoke run of the speed comparison
 #                              (bench/compare.sh --smoke: installs beanstalkd

@@ -50,6 +50,9 @@ def store_url(scratch):
 class Server:
     """`cjobs serve` on port 0 of 127.0.0.1; the bound port is read back."""
 
+    # started and not stopped: run() ends those a failed case leaves behind
+    live = []
+
     def __init__(self, cjobs, db, token_file=None, listen="127.0.0.1:0", extra=()):
         self.cjobs, self.db = cjobs, db
         args = [cjobs, "--db", db, "serve", "--listen", listen] + list(extra)
@@ -69,6 +72,7 @@ class Server:
         self.host = self.host.strip("[]")
         self.port = int(port)
         self.token = None
+        Server.live.append(self)
 
     def stderr(self):
         self.err.seek(0)
@@ -110,6 +114,8 @@ class Server:
 
     def stop(self, want_rc=0):
         """SIGTERM, then waits for a graceful exit (ASan checks leaks there)."""
+        if self in Server.live:
+            Server.live.remove(self)
         if self.p.poll() is None:
             self.p.send_signal(signal.SIGTERM)
         try:
@@ -161,4 +167,10 @@ def run(cases):
             import traceback
             traceback.print_exc()
             print("FAIL %s: %s (scratch kept: %s)" % (name, e, scratch))
+        # a case that failed before its stop() leaves its servers running
+        for s in Server.live:
+            if s.p.poll() is None:
+                s.p.kill()
+                s.p.wait()
+        Server.live.clear()
     return 1 if failed else 0

@@ -54,9 +54,7 @@ static int pge_open(const char *url, const cj_options *o, cj_edb **out) {
 	if (rc) goto out_close;
 	db->qschema = cj__pg_printf("\"%s\"", db->schema);
 	db->chan = cj__pg_printf("cj_%s", db->schema);
-	db->key_hash = 2166136261u;
-	for (const char *p = db->schema; *p; p++)
-		db->key_hash = (db->key_hash ^ (uint8_t)*p) * 16777619u;
+	db->key_hash = cj__fnv(CJ_FNV_SEED, db->schema, strlen(db->schema));
 	if (!db->qschema || !db->chan) {
 		rc = cj__fail(CJ_NOMEM, "out of memory");
 		goto out_close;
@@ -385,8 +383,7 @@ static void *pge_native(cj_etx *tx) {
 /* A hash of a key, for the advisory lock on its absence (as a parameter). */
 void cj__pg_key_hash(cj_etx *tx, int space, const void *k, size_t kl, char num[16]) {
 	uint32_t h = tx->db->key_hash;
-	h = (h ^ (uint32_t)space) * 16777619u;
-	for (size_t i = 0; i < kl; i++) h = (h ^ ((const uint8_t *)k)[i]) * 16777619u;
+	h = cj__fnv((h ^ (uint32_t)space) * 16777619u, k, kl);
 	snprintf(num, 16, "%" PRId32, (int32_t)h);
 }
 

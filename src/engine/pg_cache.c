@@ -44,9 +44,7 @@ struct pge_logrec {
 };
 
 static uint32_t pge_chash(int space, const void *k, size_t kl) {
-	uint32_t h = 2166136261u ^ (uint32_t)space;
-	for (size_t i = 0; i < kl; i++) h = (h ^ ((const uint8_t *)k)[i]) * 16777619u;
-	return h;
+	return cj__fnv(CJ_FNV_SEED ^ (uint32_t)space, k, kl);
 }
 
 static size_t pge_csize(const struct pge_centry *e) {
@@ -135,14 +133,15 @@ static void pge_cclear(struct pge_cache *c) {
 static void pge_cset(struct pge_cache *c, int space, const void *k, size_t kl, const void *v,
                      size_t vl, int absent, int cold) {
 	if (absent || cold) vl = 0;
+	uint32_t h = pge_chash(space, k, kl);
 	struct pge_centry **link;
-	struct pge_centry *old = pge_cfind(c, pge_chash(space, k, kl), space, k, kl, &link);
+	struct pge_centry *old = pge_cfind(c, h, space, k, kl, &link);
 	if (old && old->cold && !cold) return; /* stays cold until it ages out */
 	if (old) pge_cremove(c, old, link);
 	if (vl > PGE_CACHE_VALUE_MAX || kl > CJ_ENGINE_MAX_KEY) return;
 	struct pge_centry *e = cj__malloc(sizeof *e + kl + vl);
 	if (!e) return; /* unknown is always right */
-	e->hash = pge_chash(space, k, kl);
+	e->hash = h;
 	e->space = space;
 	e->absent = absent;
 	e->cold = cold;
@@ -202,13 +201,22 @@ void cj__pg_log(cj_etx *tx, int op, int space, const void *k, size_t kl, const v
 	if (tx->write) cj__pg_log_to(&tx->log, op, space, k, kl, v, vl);
 }
 
+/* The log's record at *at, its key in *k (the value follows the key):
+ * 1, *at moved past it; 0 at the end. */
+static int pge_log_next(const cj_buf *log, size_t *at, struct pge_logrec *r,
+                        const uint8_t **k) {
+	if (*at + sizeof *r > log->len) return 0;
+	memcpy(r, log->p + *at, sizeof *r);
+	*k = log->p + *at + sizeof *r;
+	*at += sizeof *r + r->kl + r->vl;
+	return 1;
+}
+
 int cj__pg_log_names(const cj_buf *log, int space, const void *k, size_t kl) {
 	if (log->oom) return 1;
-	for (size_t at = 0; at + sizeof(struct pge_logrec) <= log->len;) {
-		struct pge_logrec r;
-		memcpy(&r, log->p + at, sizeof r);
-		const uint8_t *rk = log->p + at + sizeof r;
-		at += sizeof r + r.kl + r.vl;
+	struct pge_logrec r;
+	const uint8_t *rk;
+	for (size_t at = 0; pge_log_next(log, &at, &r, &rk);) {
 		if (r.op == PGE_LOG_ALL_UNKNOWN ||
 		    (r.space == space && r.kl == kl && memcmp(rk, k, kl) == 0))
 			return 1;
@@ -219,11 +227,9 @@ int cj__pg_log_names(const cj_buf *log, int space, const void *k, size_t kl) {
 /* Walks a log: forget 1 drops every key it names (the outcome of the
  * commit is unknown), 2 makes each cold, else each record is learnt. */
 static void pge_apply(struct pge_cache *c, const cj_buf *log, int forget) {
-	for (size_t at = 0; at + sizeof(struct pge_logrec) <= log->len;) {
-		struct pge_logrec r;
-		memcpy(&r, log->p + at, sizeof r);
-		const uint8_t *k = log->p + at + sizeof r;
-		at += sizeof r + r.kl + r.vl;
+	struct pge_logrec r;
+	const uint8_t *k;
+	for (size_t at = 0; pge_log_next(log, &at, &r, &k);) {
 		if (r.op == PGE_LOG_ALL_UNKNOWN) pge_cclear(c);
 		else if (forget == 2) pge_cset(c, r.space, k, r.kl, NULL, 0, 0, 1);
 		else if (forget || r.op == PGE_LOG_UNKNOWN) pge_cdrop(c, r.space, k, r.kl, forget);
